@@ -1,0 +1,30 @@
+// Error messages of transport failures (the texts of the official SDK where it has one)
+// and the error raised for a connection attempt that failed.
+
+export const CLOSED_BY_CLIENT = "WebSocket connection closed.";
+export const LOST_BEFORE_RESPONSE = "WebSocket connection closed before response was received.";
+export const RECONNECT_EXHAUSTED = "WebSocket reconnect attempts exhausted.";
+
+export function failedBeforeSending(cause: Error): string {
+    return `Failed to connect before sending: ${cause.message}`;
+}
+
+export function requestTimedOut(id: string, timeoutMs: number): string {
+    return `Request ${id} timed out after ${timeoutMs}ms.`;
+}
+
+/** A failed connection attempt. `retryable` is false when retrying cannot help (refused key, bad URL, client closed). */
+export class ConnectError extends Error {
+    readonly retryable: boolean;
+
+    constructor(message: string, retryable: boolean, options?: { cause?: unknown }) {
+        super(message, options);
+        this.name = "Error";
+        this.retryable = retryable;
+    }
+}
+
+/** Close codes after which a new attempt with the same key cannot succeed. */
+export function isRefusal(code: number): boolean {
+    return code === 1008;
+}

@@ -1,0 +1,33 @@
+// Package entry: the client class and the public types (SDKS.md §2.2).
+
+export { FluxionDBClient } from "./client.js";
+export type { FluxionDBClientOptions } from "./options.js";
+export type { WebSocketConstructorLike, WebSocketLike } from "./websocket.js";
+export type {
+    AddApiKeyParams,
+    ApiKeyEntry,
+    ApiKeyScope,
+    CollectionParam,
+    CollectionsResponse,
+    ConnectionInfo,
+    ConnectionsResponse,
+    DeleteCollectionParams,
+    DeleteDocumentParams,
+    DeleteRecord,
+    DeleteRecordsRange,
+    DeleteValueParams,
+    FetchLatestRecordsParams,
+    FetchRecordsParams,
+    GetValueParams,
+    GetValuesParams,
+    InsertMessageRequest,
+    InsertMessageResponse,
+    KeyValueAllKeysResponse,
+    KeyValueAllValuesResponse,
+    KeyValueResponse,
+    ManageApiKeyResponse,
+    QueryCollectionResponse,
+    QueryResponse,
+    RemoveApiKeyParams,
+    SetValueParams,
+} from "./types.js";

@@ -1,0 +1,57 @@
+// Constructor options (SDKS.md §2.3) and their defaults.
+
+import type { WebSocketConstructorLike } from "./websocket.js";
+
+export interface FluxionDBClientOptions {
+    /** Server URL, e.g. `ws://localhost:8080`. */
+    url: string;
+    /** API key, sent as the `api-key` query parameter. Never logged. */
+    apiKey: string;
+    /** Log connection progress to the console. Default `false`. */
+    showLogs?: boolean;
+    /** Label shown by `getConnections()`, sent as `name` when non-empty. */
+    connectionName?: string;
+    /** Retries after a failed connection attempt or a lost connection. Default `5`. */
+    maxReconnectAttempts?: number;
+    /** Base retry delay in ms; the n-th retry waits `n × reconnectInterval`. Default `5000`. */
+    reconnectInterval?: number;
+    /** How long one connection attempt may wait for the server's `ready` frame, in ms. Default `10000`. */
+    connectTimeout?: number;
+    /** Per-request timeout in ms; `0` (the default) means none. */
+    requestTimeout?: number;
+    /**
+     * WebSocket constructor to use instead of the runtime's global `WebSocket`
+     * (for runtimes without one, e.g. Node.js < 22: `webSocketImpl: WebSocket` from the `ws` package).
+     */
+    webSocketImpl?: WebSocketConstructorLike;
+}
+
+export interface ResolvedOptions {
+    url: string;
+    apiKey: string;
+    showLogs: boolean;
+    connectionName: string;
+    maxReconnectAttempts: number;
+    reconnectInterval: number;
+    connectTimeout: number;
+    requestTimeout: number;
+    webSocketImpl: WebSocketConstructorLike | undefined;
+}
+
+function nonNegative(value: number | undefined, fallback: number): number {
+    return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : fallback;
+}
+
+export function resolveOptions(options: FluxionDBClientOptions): ResolvedOptions {
+    return {
+        url: options.url,
+        apiKey: options.apiKey,
+        showLogs: options.showLogs === true,
+        connectionName: options.connectionName ?? "",
+        maxReconnectAttempts: Math.floor(nonNegative(options.maxReconnectAttempts, 5)),
+        reconnectInterval: nonNegative(options.reconnectInterval, 5000),
+        connectTimeout: nonNegative(options.connectTimeout, 10000),
+        requestTimeout: nonNegative(options.requestTimeout, 0),
+        webSocketImpl: options.webSocketImpl,
+    };
+}

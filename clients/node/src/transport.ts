@@ -1,0 +1,254 @@
+// Connection management: one socket at a time, a queue of requests, matching of answers
+// to requests by id, reconnection with linear back-off, and settling of every request
+// when its connection is lost or the client is closed.
+
+import { startAttempt, type Attempt } from "./attempt.js";
+import {
+    CLOSED_BY_CLIENT,
+    ConnectError,
+    LOST_BEFORE_RESPONSE,
+    RECONNECT_EXHAUSTED,
+    failedBeforeSending,
+    requestTimedOut,
+} from "./errors.js";
+import { newRequestId } from "./ids.js";
+import type { Logger } from "./logger.js";
+import type { ResolvedOptions } from "./options.js";
+import { PendingRequests, type PendingRequest, type ServerResponse } from "./pending.js";
+import { buildConnectUrl, describeUrl } from "./url.js";
+import { globalWebSocket, type WebSocketLike } from "./websocket.js";
+
+export class Transport {
+    private readonly requests = new PendingRequests();
+    private socket: WebSocketLike | null = null;
+    private connecting: Promise<void> | null = null;
+    /** Cancels the running attempt or back-off wait, if any. */
+    private cancelStep: ((error: ConnectError) => void) | null = null;
+    /** Retries made since the last successful `ready` (shared by connect and reconnect). */
+    private retries = 0;
+    /** Bumped by close(): anything started before belongs to an old generation. */
+    private generation = 0;
+
+    constructor(
+        private readonly options: ResolvedOptions,
+        private readonly log: Logger,
+    ) {}
+
+    get isOpen(): boolean {
+        return this.socket !== null;
+    }
+
+    connect(): Promise<void> {
+        if (this.socket !== null) return Promise.resolve();
+        if (this.connecting !== null) return this.connecting;
+        return this.startConnecting(false);
+    }
+
+    /** Sends one request (queued until the connection is ready) and resolves with the answer. */
+    request(type: string, payload: unknown): Promise<ServerResponse> {
+        let frame: string;
+        const id = newRequestId();
+        try {
+            frame = JSON.stringify({ id, type, data: JSON.stringify(payload) });
+        } catch (error) {
+            return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+        return new Promise<ServerResponse>((resolve, reject) => {
+            const request: PendingRequest = { id, frame, sent: false, timer: undefined, resolve, reject };
+            const timeout = this.options.requestTimeout;
+            if (timeout > 0) {
+                request.timer = setTimeout(() => {
+                    if (this.requests.take(id) !== undefined) reject(new Error(requestTimedOut(id, timeout)));
+                }, timeout);
+            }
+            this.requests.add(request);
+            if (this.socket !== null) {
+                this.send(this.socket, request);
+            } else {
+                // A failed connection rejects the queued requests itself.
+                this.connect().catch(() => {});
+            }
+        });
+    }
+
+    /** Closes the connection, stops reconnecting and rejects everything pending. Synchronous. */
+    close(): void {
+        this.generation++;
+        const cancel = this.cancelStep;
+        this.cancelStep = null;
+        this.connecting = null;
+        this.retries = 0;
+        const socket = this.socket;
+        this.socket = null;
+        if (socket !== null) {
+            try {
+                socket.close(1000);
+            } catch {
+                // Already closing.
+            }
+        }
+        if (cancel !== null) cancel(new ConnectError(CLOSED_BY_CLIENT, false));
+        this.requests.rejectAll(CLOSED_BY_CLIENT);
+    }
+
+    private startConnecting(afterDrop: boolean): Promise<void> {
+        const run = this.runConnectLoop(afterDrop, this.generation);
+        const tracked = run.finally(() => {
+            if (this.connecting === tracked) this.connecting = null;
+        });
+        this.connecting = tracked;
+        // The loop settles its queued requests itself; this handle must never be an unhandled rejection.
+        tracked.catch(() => {});
+        return tracked;
+    }
+
+    private async runConnectLoop(afterDrop: boolean, generation: number): Promise<void> {
+        const { maxReconnectAttempts, reconnectInterval } = this.options;
+        let lastError: ConnectError | undefined;
+        let mustWait = afterDrop;
+        for (;;) {
+            if (mustWait) {
+                if (this.retries >= maxReconnectAttempts) {
+                    const error = afterDrop
+                        ? new ConnectError(RECONNECT_EXHAUSTED, false, { cause: lastError })
+                        : (lastError ?? new ConnectError(RECONNECT_EXHAUSTED, false));
+                    this.failQueued(error, afterDrop, generation);
+                    throw error;
+                }
+                this.retries++;
+                const delay = reconnectInterval * this.retries;
+                this.log.info(`Reconnecting in ${delay}ms (attempt ${this.retries} of ${maxReconnectAttempts}).`);
+                await this.wait(delay, generation);
+            }
+            try {
+                const socket = await this.attemptOnce(generation);
+                if (this.socket === socket) return; // installed by onReady and still open
+                throw new ConnectError("WebSocket closed right after ready.", true);
+            } catch (error) {
+                const failure =
+                    error instanceof ConnectError ? error : new ConnectError(String(error), true, { cause: error });
+                if (generation !== this.generation) throw failure; // close() already settled everything
+                this.log.warn(`Connection attempt failed: ${failure.message}`);
+                if (!failure.retryable) {
+                    this.failQueued(failure, false, generation);
+                    throw failure;
+                }
+                lastError = failure;
+                mustWait = true;
+            }
+        }
+    }
+
+    private failQueued(error: Error, exhausted: boolean, generation: number): void {
+        if (generation !== this.generation) return;
+        if (exhausted) this.requests.rejectAll(error.message, error.cause);
+        else this.requests.rejectAll(failedBeforeSending(error), error);
+    }
+
+    private wait(delay: number, generation: number): Promise<void> {
+        if (generation !== this.generation) return Promise.reject(new ConnectError(CLOSED_BY_CLIENT, false));
+        return new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(() => {
+                this.cancelStep = null;
+                resolve();
+            }, delay);
+            this.cancelStep = (error) => {
+                clearTimeout(timer);
+                reject(error);
+            };
+        });
+    }
+
+    private attemptOnce(generation: number): Promise<WebSocketLike> {
+        if (generation !== this.generation) return Promise.reject(new ConnectError(CLOSED_BY_CLIENT, false));
+        const WebSocketImpl = this.options.webSocketImpl ?? globalWebSocket();
+        if (WebSocketImpl === undefined) {
+            return Promise.reject(
+                new ConnectError(
+                    "No WebSocket implementation: this runtime has no global WebSocket; pass the webSocketImpl option.",
+                    false,
+                ),
+            );
+        }
+        let url: string;
+        try {
+            url = buildConnectUrl(this.options.url, this.options.apiKey, this.options.connectionName);
+        } catch (error) {
+            return Promise.reject(new ConnectError(`Invalid URL: ${this.options.url}`, false, { cause: error }));
+        }
+        this.log.info(`Connecting to ${describeUrl(this.options.url)}`);
+        let socket: WebSocketLike | undefined;
+        const attempt: Attempt = startAttempt(WebSocketImpl, url, this.options.connectTimeout, {
+            onReady: (ready) => {
+                if (generation !== this.generation) return;
+                socket = ready;
+                this.cancelStep = null;
+                this.retries = 0;
+                this.socket = ready;
+                this.log.info("Connected.");
+                this.flushQueue(ready);
+            },
+            onText: (text) => {
+                if (socket !== undefined && this.socket === socket) this.handleText(text);
+            },
+            onClose: (code, reason) => {
+                if (socket !== undefined && this.socket === socket) this.handleDrop(code, reason);
+            },
+        });
+        this.cancelStep = attempt.cancel;
+        return attempt.ready.catch((error: unknown) => {
+            if (generation === this.generation) this.cancelStep = null;
+            throw error;
+        });
+    }
+
+    private flushQueue(socket: WebSocketLike): void {
+        for (const request of this.requests.unsent()) {
+            if (this.socket !== socket) return;
+            this.send(socket, request);
+        }
+    }
+
+    private send(socket: WebSocketLike, request: PendingRequest): void {
+        request.sent = true;
+        try {
+            socket.send(request.frame);
+        } catch (error) {
+            if (this.requests.take(request.id) !== undefined) {
+                request.reject(new Error(LOST_BEFORE_RESPONSE, { cause: error }));
+            }
+        }
+    }
+
+    private handleText(text: string): void {
+        let frame: unknown;
+        try {
+            frame = JSON.parse(text);
+        } catch {
+            this.log.warn("Ignoring a frame that is not JSON.");
+            return;
+        }
+        if (typeof frame !== "object" || frame === null || Array.isArray(frame)) {
+            this.log.warn("Ignoring a frame that is not a JSON object.");
+            return;
+        }
+        const response = frame as ServerResponse;
+        if (typeof response.id !== "string") {
+            this.log.warn(`Server message without id: ${text}`);
+            return;
+        }
+        const request = this.requests.take(response.id);
+        if (request === undefined) {
+            this.log.warn(`Unexpected response for request ${response.id} (timed out or unknown).`);
+            return;
+        }
+        request.resolve(response);
+    }
+
+    private handleDrop(code: number, reason: string): void {
+        this.socket = null;
+        this.log.warn(`Connection lost (code ${code}${reason !== "" ? `, ${reason}` : ""}).`);
+        this.requests.rejectWhere((request) => request.sent, LOST_BEFORE_RESPONSE);
+        if (this.connecting === null) this.startConnecting(true);
+    }
+}
