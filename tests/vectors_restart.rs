@@ -1,0 +1,18 @@
+//! Replays the `restart_cases` of shared/vectors/protocol.json (PROTOCOL.md §12.15): servers
+//! started with `--data DIR --fsync always`, killed (SIGKILL) or stopped (SIGTERM) and restarted on
+//! the same folder.
+
+mod common;
+#[path = "common/matcher.rs"]
+mod matcher;
+#[path = "common/runner.rs"]
+mod runner;
+
+#[test]
+#[ignore = "persistence lands with issue 3"]
+fn persistence_vectors() {
+    let vectors = runner::load_vectors();
+    let master = vectors["master_key"].as_str().expect("master_key").to_string();
+    let cases = runner::cases(&vectors, "restart_cases");
+    runner::run_all(cases, 2, &master);
+}
