@@ -1,0 +1,117 @@
+// An in-process stand-in for a server, plugged into the client through the `webSocketImpl`
+// option. Used for behaviour that a real server cannot be made to show on demand
+// (a missing answer, a lost `ready`, exact payload shapes).
+
+import type { WebSocketConstructorLike, WebSocketLike } from "../../dist/index.js";
+
+export interface SentFrame {
+    id: string;
+    type: string;
+    data: string;
+    payload: unknown;
+}
+
+type Listener = (event: any) => void;
+
+export class FakeSocket implements WebSocketLike {
+    readyState = 0;
+    readonly sent: SentFrame[] = [];
+    private readonly listeners = new Map<string, Listener[]>();
+
+    constructor(
+        readonly url: string,
+        private readonly server: FakeServer,
+    ) {}
+
+    addEventListener(type: string, listener: Listener): void {
+        this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
+    }
+
+    private emit(type: string, event: unknown): void {
+        for (const listener of this.listeners.get(type) ?? []) listener(event);
+    }
+
+    send(data: string): void {
+        if (this.readyState !== 1) throw new Error("InvalidStateError: socket not open");
+        const frame = JSON.parse(data) as SentFrame;
+        frame.payload = JSON.parse(frame.data);
+        this.sent.push(frame);
+        this.server.frames.push(frame);
+        this.server.onFrame(this, frame);
+    }
+
+    close(code = 1000, reason = ""): void {
+        if (this.readyState >= 2) return;
+        this.readyState = 2;
+        setTimeout(() => this.finish(code, reason), 0);
+    }
+
+    // Server side --------------------------------------------------------------------------
+
+    open(): void {
+        this.readyState = 1;
+        this.emit("open", {});
+    }
+
+    deliver(message: unknown): void {
+        if (this.readyState !== 1) return;
+        const text = typeof message === "string" ? message : JSON.stringify(message);
+        setTimeout(() => this.emit("message", { data: text }), 0);
+    }
+
+    /** The server closes the connection (or the network drops it, with 1006). */
+    serverClose(code: number, reason = ""): void {
+        if (this.readyState === 3) return;
+        if (code === 1006) this.emit("error", { message: "connection reset" });
+        this.finish(code, reason);
+    }
+
+    private finish(code: number, reason: string): void {
+        if (this.readyState === 3) return;
+        this.readyState = 3;
+        this.emit("close", { code, reason });
+    }
+}
+
+export type ConnectBehaviour = "ready" | "silent" | { close: number; reason?: string };
+
+export class FakeServer {
+    readonly sockets: FakeSocket[] = [];
+    readonly frames: SentFrame[] = [];
+    /** What each new connection does; the default is to send `ready`. */
+    nextConnections: ConnectBehaviour[] = [];
+    defaultConnection: ConnectBehaviour = "ready";
+    /** Answers a request; the default echoes `{id}`. Override per test. */
+    respond: (frame: SentFrame) => unknown = (frame) => ({ id: frame.id });
+
+    onFrame(socket: FakeSocket, frame: SentFrame): void {
+        const answer = this.respond(frame);
+        if (answer !== undefined) socket.deliver(answer);
+    }
+
+    get constructorFn(): WebSocketConstructorLike {
+        const server = this;
+        return class {
+            constructor(url: string) {
+                const socket = new FakeSocket(url, server);
+                server.sockets.push(socket);
+                const behaviour = server.nextConnections.shift() ?? server.defaultConnection;
+                setTimeout(() => {
+                    if (socket.readyState !== 0) return;
+                    if (behaviour === "ready") {
+                        socket.open();
+                        socket.deliver({ type: "ready", message: "Authentication successful" });
+                    } else if (behaviour !== "silent") {
+                        socket.open();
+                        socket.serverClose(behaviour.close, behaviour.reason ?? "");
+                    }
+                }, 0);
+                return socket;
+            }
+        } as unknown as WebSocketConstructorLike;
+    }
+
+    get last(): FakeSocket {
+        return this.sockets[this.sockets.length - 1]!;
+    }
+}
