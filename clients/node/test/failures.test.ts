@@ -1,0 +1,170 @@
+// Failure paths against the real server: invalid payloads, refused keys, a server killed
+// mid-request, reconnection when it comes back on the same port, timeouts and close().
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { FluxionDBClient } from "../dist/index.js";
+import { forbidUnhandledRejections, useServer } from "./support/fixture.js";
+import { startServer } from "./support/server.js";
+import { settle, waitFor, within } from "./support/wait.js";
+
+const fixture = useServer();
+forbidUnhandledRejections();
+
+const LOST = "WebSocket connection closed before response was received.";
+
+describe("server errors", () => {
+    it("rejects invalid payloads with the server's text and keeps the connection", async () => {
+        const client = fixture.client();
+        await assert.rejects(client.insertSingleRecord({ ts: 0, doc: "d", data: "x", col: "f1.c" }), {
+            message: "invalid payload: [0].ts must be a positive integer",
+        });
+        await assert.rejects(client.insertMultipleRecords([{ ts: 1, doc: "d", data: "x", col: "f1.c" }, { ts: 1, doc: "", data: "x", col: "f1.c" }]), {
+            message: "invalid payload: [1].doc must be a non-empty string",
+        });
+        await assert.rejects(client.setValue({ col: "f1.c", key: "k", value: "" }), {
+            message: "invalid payload: value must be a non-empty string",
+        });
+        await assert.rejects(client.fetchDocument({ col: "f1.c", doc: "d", from: 10, to: 5 }), {
+            message: "invalid payload: from must not be greater than to",
+        });
+        await assert.rejects(client.deleteRecordsRange({ col: "f1.c", doc: "d", fromTs: 10, toTs: 5 }), {
+            message: "invalid payload: fromTs must not be greater than toTs",
+        });
+        await assert.rejects(client.fetchLatestRecords({ col: "", ts: 1 }), { message: "invalid payload: col must be a non-empty string" });
+        await assert.rejects(client.getValue({ col: "f1.c", key: 7 as never }), { message: "invalid payload: key must be a non-empty string" });
+        // Nothing of the rejected batch was applied, and the connection still works.
+        assert.ok(!(await client.fetchCollections()).includes("f1.c"));
+    });
+});
+
+describe("refused keys", () => {
+    it("fails at once with the close reason instead of retrying", async () => {
+        const client = fixture.client({ apiKey: "f2.unknown", reconnectInterval: 60_000, maxReconnectAttempts: 5 });
+        await assert.rejects(within(client.connect(), 3000, "connect with an unknown key"), {
+            message: "Authentication failed: Unknown API key",
+        });
+        await assert.rejects(within(client.fetchCollections(), 3000, "request with an unknown key"), {
+            message: "Failed to connect before sending: Authentication failed: Unknown API key",
+        });
+        const missing = fixture.client({ apiKey: "", reconnectInterval: 60_000 });
+        await assert.rejects(within(missing.connect(), 3000, "connect without a key"), {
+            message: "Authentication failed: Missing API key parameter",
+        });
+    });
+});
+
+describe("lost connections", () => {
+    it("rejects pending requests when the server is killed, and reconnects when it is back on the same port", async () => {
+        let server = await startServer();
+        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 25, maxReconnectAttempts: 12, connectionName: "f3" });
+        try {
+            await client.setValue({ col: "f3.c", key: "k", value: "before" });
+            server.signal("SIGSTOP"); // requests are sent but cannot be answered
+            const pending = [settle(client.fetchCollections()), settle(client.getValue({ col: "f3.c", key: "k" }))];
+            const port = server.port;
+            await server.stop("SIGKILL");
+            for (const result of await within(Promise.all(pending), 3000, "pending requests")) {
+                assert.equal(result.ok, false);
+                assert.equal((result as { error: Error }).error.message, LOST);
+            }
+            server = await startServer({ port });
+            // Requests made meanwhile are queued until the reconnect succeeds.
+            assert.equal(await within(client.getValue({ col: "f3.c", key: "k" }), 8000, "request after restart"), "");
+            const connections = await client.getConnections();
+            assert.deepEqual(connections.map((c) => [c.name, c.self]), [["f3", true]]);
+        } finally {
+            client.close();
+            await server.stop("SIGKILL");
+        }
+    });
+
+    it("rejects pending requests on a graceful shutdown and gives up after maxReconnectAttempts", async () => {
+        const server = await startServer();
+        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 10, maxReconnectAttempts: 2 });
+        try {
+            await client.connect();
+            const stopped = server.stop("SIGTERM");
+            const exit = await within(stopped, 6000, "graceful shutdown");
+            assert.equal(exit.signal, null, "the server exits by itself on SIGTERM");
+            const result = await within(settle(client.fetchCollections()), 3000, "request while the server is gone");
+            assert.equal(result.ok, false);
+            assert.match(
+                (result as { error: Error }).error.message,
+                /^(WebSocket reconnect attempts exhausted\.|Failed to connect before sending: .*)$/,
+            );
+        } finally {
+            client.close();
+            await server.stop("SIGKILL");
+        }
+    });
+
+    it("rejects requests queued during reconnection with 'reconnect attempts exhausted'", async () => {
+        const server = await startServer();
+        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 20, maxReconnectAttempts: 2 });
+        try {
+            await client.connect();
+            server.signal("SIGSTOP");
+            const inFlight = client.fetchCollections();
+            const stop = server.stop("SIGKILL");
+            // Once the drop is noticed, the reconnect loop runs and new requests queue behind it.
+            const queued = inFlight.then(
+                () => assert.fail("the request cannot succeed"),
+                (error: Error) => {
+                    assert.equal(error.message, LOST);
+                    return settle(client.fetchCollections());
+                },
+            );
+            await stop;
+            const result = await within(queued, 3000, "queued request");
+            assert.equal(result.ok, false, "the queued request cannot succeed");
+            assert.equal((result as { error: Error }).error.message, "WebSocket reconnect attempts exhausted.");
+        } finally {
+            client.close();
+            await server.stop("SIGKILL");
+        }
+    });
+});
+
+describe("timeouts and close()", () => {
+    it("times out a request the server does not answer, and ignores the late answer", async () => {
+        const server = await startServer();
+        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, requestTimeout: 150 });
+        try {
+            await client.connect();
+            server.signal("SIGSTOP");
+            await assert.rejects(client.fetchCollections(), /^Error: Request [a-z0-9]{16,} timed out after 150ms\.$/);
+            server.signal("SIGCONT");
+            assert.ok(Array.isArray(await client.fetchCollections()));
+        } finally {
+            client.close();
+            await server.stop("SIGKILL");
+        }
+    });
+
+    it("close() rejects pending requests; the client reconnects on the next call", async () => {
+        const server = await startServer();
+        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, connectionName: "f7" });
+        const observer = new FluxionDBClient({ url: server.url, apiKey: server.key, connectionName: "f7-observer" });
+        try {
+            await client.connect();
+            server.signal("SIGSTOP");
+            const pending = settle(client.fetchCollections());
+            client.close();
+            const result = await pending;
+            assert.equal(result.ok, false);
+            assert.equal((result as { error: Error }).error.message, "WebSocket connection closed.");
+            server.signal("SIGCONT");
+            await waitFor(
+                async () => !(await observer.getConnections()).some((c) => c.name === "f7"),
+                "the closed connection to disappear",
+            );
+            assert.deepEqual(await client.fetchCollections(), []);
+            assert.ok((await observer.getConnections()).some((c) => c.name === "f7"));
+        } finally {
+            client.close();
+            observer.close();
+            await server.stop("SIGKILL");
+        }
+    });
+});
