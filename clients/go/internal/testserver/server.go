@@ -1,0 +1,245 @@
+// Package testserver starts the real FluxionDB server binary for tests.
+//
+// The binary is taken from the FLUXIONDB_BIN environment variable, or else
+// from target/debug/fluxiondb at the repository root (clients/go/../..). It is
+// never built here: run `cargo build` first. A missing binary fails the test.
+package testserver
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// MasterKey is the secret key the servers are started with.
+const MasterKey = "master-key"
+
+const startTimeout = 15 * time.Second
+
+// Server is one running server process.
+type Server struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	Port int
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	stderr *syncBuffer
+}
+
+// BinaryPath returns the server binary to use and whether it exists.
+func BinaryPath() (string, bool) {
+	bin := os.Getenv("FLUXIONDB_BIN")
+	if bin == "" {
+		_, file, _, _ := runtime.Caller(0)
+		// file = <repo>/clients/go/internal/testserver/server.go
+		root := filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
+		bin = filepath.Join(root, "target", "debug", "fluxiondb")
+	}
+	bin, _ = filepath.Abs(bin)
+	info, err := os.Stat(bin)
+	return bin, err == nil && !info.IsDir()
+}
+
+// Require fails the test when the server binary is missing.
+func Require(t testing.TB) string {
+	t.Helper()
+	bin, ok := BinaryPath()
+	if !ok {
+		t.Fatalf("FluxionDB server binary not found at %s: run `cargo build` in the repository root "+
+			"(or set FLUXIONDB_BIN to the binary) before `go test`", bin)
+	}
+	return bin
+}
+
+// Start starts a server on an ephemeral port of 127.0.0.1 and stops it when
+// the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Require(t), dir: t.TempDir()}
+	if err := s.start(0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL is the base WebSocket URL of the server, without query.
+func (s *Server) URL() string { return fmt.Sprintf("ws://127.0.0.1:%d", s.Port) }
+
+// start launches the binary and waits for its "listening" line.
+func (s *Server) start(port int) error {
+	cmd := exec.Command(s.bin, "--secret-key", MasterKey, "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
+	cmd.Dir = s.dir
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("cannot start %s: %v", s.bin, err)
+	}
+	exited := make(chan struct{})
+	portCh := make(chan int, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		found := false
+		for sc.Scan() {
+			line := sc.Text()
+			if !found && strings.HasPrefix(line, "fluxiondb listening on ") {
+				if p, err := strconv.Atoi(line[strings.LastIndex(line, ":")+1:]); err == nil {
+					found = true
+					portCh <- p
+				}
+			}
+		}
+	}()
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+
+	select {
+	case p := <-portCh:
+		s.mu.Lock()
+		s.cmd, s.exited, s.stderr, s.Port = cmd, exited, stderr, p
+		s.mu.Unlock()
+		return nil
+	case <-exited:
+		return fmt.Errorf("server exited before listening (%v); stderr:\n%s", cmd.ProcessState, stderr.String())
+	case <-time.After(startTimeout):
+		cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("server printed no listening line within %v; stderr:\n%s", startTimeout, stderr.String())
+	}
+}
+
+// Signal sends sig to the running server process.
+func (s *Server) Signal(sig syscall.Signal) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Signal(sig)
+	}
+}
+
+// Kill kills the server with SIGKILL and waits until it is gone.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
+	cmd.Process.Kill()
+	<-exited
+}
+
+// Terminate sends SIGTERM and waits for the exit (SIGKILL after 10 s). It
+// returns the exit code, or -1 when the process had to be killed.
+func (s *Server) Terminate() int {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return -1
+	}
+	cmd.Process.Signal(syscall.SIGCONT)
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		return -1
+	}
+}
+
+// Restart starts the server again on the port it had. The previous process
+// must have been stopped.
+func (s *Server) Restart() {
+	s.t.Helper()
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = s.start(s.Port); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // the port may linger briefly
+	}
+	s.t.Fatalf("restart on port %d failed: %v", s.Port, err)
+}
+
+// Stop terminates the server (if running); used as the test cleanup. The
+// server's stderr is logged when the test failed.
+func (s *Server) Stop() {
+	s.Terminate()
+	s.mu.Lock()
+	stderr := s.stderr
+	s.mu.Unlock()
+	if s.t.Failed() && stderr != nil && stderr.Len() > 0 {
+		s.t.Logf("server stderr (last 4 KiB):\n%s", stderr.Tail(4096))
+	}
+}
+
+// syncBuffer is a bounded bytes.Buffer safe for a writer and concurrent
+// readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// maxLog bounds the stderr kept per server (only the tail is useful).
+const maxLog = 256 << 10
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len()+len(p) > maxLog {
+		keep := b.buf.Bytes()[b.buf.Len()/2:]
+		rest := append([]byte(nil), keep...)
+		b.buf.Reset()
+		b.buf.Write(rest)
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+// Tail returns the last n bytes written.
+func (b *syncBuffer) Tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	data := b.buf.Bytes()
+	if len(data) > n {
+		data = data[len(data)-n:]
+	}
+	return string(data)
+}

@@ -1,0 +1,102 @@
+package fluxiondb
+
+import (
+	"log"
+	"time"
+)
+
+// Default settings of a client created by NewClient or NewClientWithName.
+const (
+	DefaultRequestTimeout    = 30 * time.Second
+	DefaultHandshakeTimeout  = 10 * time.Second
+	DefaultReadyTimeout      = 5 * time.Second
+	DefaultReconnectAttempts = 8
+	DefaultReconnectMinDelay = 200 * time.Millisecond
+	DefaultReconnectMaxDelay = 5 * time.Second
+)
+
+// Options tunes a client created with NewClientWithOptions. The zero value
+// of every field selects the default; see each field.
+//
+// The official SDK has no options; NewClient and NewClientWithName use the
+// defaults.
+type Options struct {
+	// ConnectionName is the label sent as the "name" query parameter and
+	// shown by GetConnections. Empty means none.
+	ConnectionName string
+
+	// RequestTimeout bounds how long a request waits for its answer.
+	// 0 selects DefaultRequestTimeout (30 s); a negative value disables the
+	// timeout (only the context given to a ...Context method bounds the wait).
+	RequestTimeout time.Duration
+
+	// HandshakeTimeout bounds the TCP connection plus WebSocket upgrade of
+	// one connection attempt. 0 selects DefaultHandshakeTimeout (10 s).
+	HandshakeTimeout time.Duration
+
+	// ReadyTimeout bounds the wait for the server's "ready" frame after the
+	// upgrade. 0 selects DefaultReadyTimeout (5 s).
+	ReadyTimeout time.Duration
+
+	// ReconnectAttempts is how many times the client tries, in the
+	// background, to restore a connection that dropped. 0 selects
+	// DefaultReconnectAttempts (8); a negative value disables background
+	// reconnection. Whatever this setting, the next method call reconnects
+	// by itself when there is no connection.
+	ReconnectAttempts int
+
+	// ReconnectMinDelay is the wait before the first background attempt; it
+	// doubles after each failed attempt, up to ReconnectMaxDelay.
+	// 0 selects DefaultReconnectMinDelay (200 ms).
+	ReconnectMinDelay time.Duration
+
+	// ReconnectMaxDelay caps the wait between background attempts.
+	// 0 selects DefaultReconnectMaxDelay (5 s).
+	ReconnectMaxDelay time.Duration
+
+	// Logger receives connection events (connected, dropped, reconnecting).
+	// nil means no logging. The API key is never logged.
+	Logger *log.Logger
+}
+
+// withDefaults returns o with every zero field replaced by its default.
+func (o Options) withDefaults() Options {
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = DefaultReadyTimeout
+	}
+	if o.ReconnectAttempts == 0 {
+		o.ReconnectAttempts = DefaultReconnectAttempts
+	}
+	if o.ReconnectMinDelay <= 0 {
+		o.ReconnectMinDelay = DefaultReconnectMinDelay
+	}
+	if o.ReconnectMaxDelay <= 0 {
+		o.ReconnectMaxDelay = DefaultReconnectMaxDelay
+	}
+	if o.ReconnectMaxDelay < o.ReconnectMinDelay {
+		o.ReconnectMaxDelay = o.ReconnectMinDelay
+	}
+	return o
+}
+
+// backoffDelay returns the wait before background attempt n (1-based):
+// min * 2^(n-1), capped at max.
+func backoffDelay(n int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < n; i++ {
+		if d >= max/2 {
+			return max
+		}
+		d *= 2
+	}
+	if d > max {
+		return max
+	}
+	return d
+}

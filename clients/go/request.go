@@ -1,0 +1,74 @@
+package fluxiondb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// emptyPayload is the data sent with requests whose payload the server
+// ignores (cols, conn), as every official SDK does.
+const emptyPayload = "{}"
+
+// do sends a request of type typ with the given payload and decodes the
+// answer into out (when out is not nil). payload is JSON-encoded, except a
+// string, which is sent as the payload text itself.
+//
+// A server error answer is returned as a *ServerError; out is still decoded,
+// so that callers that return the whole response (AddAPIKey, RemoveAPIKey)
+// can include its Error member.
+func (c *Client) do(ctx context.Context, typ string, payload any, out any) error {
+	data, ok := payload.(string)
+	if !ok {
+		raw, err := json.Marshal(payload)
+		if err != nil {
+			return fmt.Errorf("fluxiondb: cannot encode %s payload: %w", typ, err)
+		}
+		data = string(raw)
+	}
+
+	ctx, cancel := c.requestContext(ctx)
+	defer cancel()
+
+	s, err := c.session(ctx)
+	if err != nil {
+		return err
+	}
+	id := newRequestID()
+	frame, err := json.Marshal(WebSocketMessage{ID: id, Type: typ, Data: data})
+	if err != nil {
+		return fmt.Errorf("fluxiondb: cannot encode request: %w", err)
+	}
+	answer, err := s.roundTrip(ctx, id, frame)
+	if err != nil {
+		return err
+	}
+
+	var head struct {
+		Error *string `json:"error"`
+	}
+	if err := json.Unmarshal(answer, &head); err != nil {
+		return fmt.Errorf("fluxiondb: invalid %s response: %w", typ, err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(answer, out); err != nil {
+			return fmt.Errorf("fluxiondb: invalid %s response: %w", typ, err)
+		}
+	}
+	if head.Error != nil {
+		return &ServerError{ID: id, Type: typ, Message: *head.Error}
+	}
+	return nil
+}
+
+// requestContext bounds ctx by the client's request timeout, if any. When
+// that timeout fires, context.Cause reports ErrRequestTimeout.
+func (c *Client) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if c.opts.RequestTimeout < 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, c.opts.RequestTimeout, ErrRequestTimeout)
+}

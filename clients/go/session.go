@@ -1,0 +1,162 @@
+package fluxiondb
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// session is one authenticated WebSocket connection. Any number of
+// goroutines may send requests on it at once: frames are written one at a
+// time under writeMu, and a single reader goroutine routes each answer to the
+// request with the same id.
+type session struct {
+	ws *websocket.Conn
+
+	writeMu sync.Mutex // serialises data frames (gorilla allows one writer)
+
+	mu      sync.Mutex
+	pending map[string]chan []byte // request id -> answer
+	ended   bool
+	err     error         // why the session ended; set before done closes
+	done    chan struct{} // closed when the session has ended
+}
+
+func newSession(ws *websocket.Conn) *session {
+	return &session{ws: ws, pending: make(map[string]chan []byte), done: make(chan struct{})}
+}
+
+// readLoop reads frames until the connection fails, delivering answers to
+// their requests, then ends the session with the read error and calls
+// onEnd. Frames without a known id (late answers, id-less errors) are
+// dropped.
+func (s *session) readLoop(onEnd func(*session, error), logf func(string, ...any)) {
+	for {
+		kind, msg, err := s.ws.ReadMessage()
+		if err != nil {
+			onEnd(s, s.end(err))
+			return
+		}
+		if kind != websocket.TextMessage {
+			continue
+		}
+		var head struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(msg, &head) != nil || head.ID == "" {
+			logf("fluxiondb: ignoring a frame without a request id: %.200s", msg)
+			continue
+		}
+		s.mu.Lock()
+		ch, ok := s.pending[head.ID]
+		delete(s.pending, head.ID)
+		s.mu.Unlock()
+		if ok {
+			ch <- msg // buffered, never blocks
+		}
+	}
+}
+
+// end marks the session as ended because of cause (the first cause wins),
+// closes the socket and returns the effective cause. Every request waiting on
+// the session returns.
+func (s *session) end(cause error) error {
+	s.mu.Lock()
+	if s.ended {
+		cause = s.err
+	} else {
+		s.ended = true
+		s.err = cause
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.ws.Close()
+	return cause
+}
+
+// shutdown ends the session on behalf of Client.Close: pending requests get
+// ErrClosed, the server gets a normal close frame, and the socket is closed
+// once the server answered the close (or after a short grace period).
+func (s *session) shutdown() {
+	s.mu.Lock()
+	already := s.ended
+	if !already {
+		s.ended = true
+		s.err = ErrClosed
+		close(s.done)
+	}
+	s.mu.Unlock()
+	if !already {
+		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		if s.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)) == nil {
+			// The reader returns when the server echoes the close.
+			s.ws.SetReadDeadline(time.Now().Add(time.Second))
+			return
+		}
+	}
+	s.ws.Close()
+}
+
+// roundTrip sends frame as request id and waits for its answer, the end of
+// the session, or the end of ctx, whichever comes first.
+func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byte, error) {
+	ch := make(chan []byte, 1)
+	s.mu.Lock()
+	if s.ended {
+		err := s.err
+		s.mu.Unlock()
+		return nil, lostError(err)
+	}
+	s.pending[id] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+	}()
+
+	if err := s.write(ctx, frame); err != nil {
+		if ctx.Err() != nil {
+			s.end(err)
+			return nil, context.Cause(ctx)
+		}
+		return nil, lostError(s.end(err))
+	}
+
+	select {
+	case msg := <-ch:
+		return msg, nil
+	case <-s.done:
+		select {
+		case msg := <-ch: // the answer arrived just before the drop
+			return msg, nil
+		default:
+		}
+		return nil, lostError(s.err)
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// write sends one text frame, bounded by ctx's deadline when it has one.
+func (s *session) write(ctx context.Context, frame []byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	deadline, _ := ctx.Deadline() // zero time = no deadline
+	if err := s.ws.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	return s.ws.WriteMessage(websocket.TextMessage, frame)
+}
+
+// lostError turns the cause of a session's end into the error returned to a
+// request that was waiting on it.
+func lostError(cause error) error {
+	if cause == ErrClosed {
+		return ErrClosed
+	}
+	return &connLostError{cause: cause}
+}
