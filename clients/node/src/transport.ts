@@ -112,6 +112,7 @@ export class Transport {
                     const error = afterDrop
                         ? new ConnectError(RECONNECT_EXHAUSTED, false, { cause: lastError })
                         : (lastError ?? new ConnectError(RECONNECT_EXHAUSTED, false));
+                    this.retries = 0; // a later call starts a fresh series of attempts
                     this.failQueued(error, afterDrop, generation);
                     throw error;
                 }
@@ -130,6 +131,7 @@ export class Transport {
                 if (generation !== this.generation) throw failure; // close() already settled everything
                 this.log.warn(`Connection attempt failed: ${failure.message}`);
                 if (!failure.retryable) {
+                    this.retries = 0;
                     this.failQueued(failure, false, generation);
                     throw failure;
                 }

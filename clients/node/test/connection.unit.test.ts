@@ -50,6 +50,19 @@ describe("connecting", () => {
         assert.equal(server.sockets.length, 3);
     });
 
+    it("starts a full series of attempts again on the next call after giving up", async () => {
+        const server = new FakeServer();
+        server.defaultConnection = { close: 1006 };
+        const c = client(server, { maxReconnectAttempts: 1 });
+        await assert.rejects(c.connect());
+        assert.equal(server.sockets.length, 2);
+        await assert.rejects(c.connect());
+        assert.equal(server.sockets.length, 4);
+        server.defaultConnection = "ready";
+        await c.connect();
+        c.close();
+    });
+
     it("fails at once, without retrying, when the server refuses the key", async () => {
         const server = new FakeServer();
         server.defaultConnection = { close: 1008, reason: "Unknown API key" };
