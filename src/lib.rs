@@ -1,14 +1,12 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! FluxionDB: an in-memory time-series database served over WebSockets.
+//!
+//! Data flows in one direction through five layers, each in its own module:
+//! [`server`] (sockets, threads) → [`protocol`] (decode / encode) → [`auth`] (scope check) →
+//! [`ops`] (one function per message) → [`store`] (collections, series, key/value).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod auth;
+pub mod config;
+pub mod ops;
+pub mod protocol;
+pub mod server;
+pub mod store;

@@ -1,1 +1,46 @@
-fn main() {}
+use clap::Parser;
+use fluxiondb::config::{Args, Config};
+use fluxiondb::server::{signals, Server};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let config = match Config::from_args(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fluxiondb: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_config = simplelog::ConfigBuilder::new()
+        .set_thread_level(log::LevelFilter::Off)
+        .build();
+    let _ = simplelog::WriteLogger::init(config.log_level, log_config, std::io::stderr());
+    if config.data_dir.is_some() {
+        eprintln!(
+            "fluxiondb: --data is not yet supported: persistence is not implemented in this build"
+        );
+        return ExitCode::from(2);
+    }
+    if let Err(e) = signals::block() {
+        eprintln!("fluxiondb: cannot set up signal handling: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut server = match Server::start(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fluxiondb: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("fluxiondb listening on {}", server.local_addr());
+    let _ = std::io::stdout().flush();
+    log::info!("listening on {}", server.local_addr());
+    match signals::wait() {
+        Ok(sig) => log::info!("signal {sig} received: shutting down"),
+        Err(e) => log::error!("waiting for signals failed: {e}; shutting down"),
+    }
+    server.shutdown();
+    log::info!("stopped");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,178 @@
+//! Command-line flags (each with an environment fallback), validated once. The rest of the
+//! program receives a plain, already-valid [`Config`].
+
+use clap::{ArgAction, Parser};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const MIB: usize = 1024 * 1024;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "fluxiondb",
+    version,
+    about = "FluxionDB: an in-memory time-series database served over WebSockets",
+    disable_version_flag = true
+)]
+pub struct Args {
+    /// Master API key (full access, never stored on disk). Prefer the environment variable: a
+    /// key on the command line is visible in `ps`.
+    #[arg(
+        short = 's',
+        long = "secret-key",
+        env = "SECRET_KEY",
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+
+    /// Data folder: enables persistence (created if missing). Without it the server is purely
+    /// in memory.
+    #[arg(short = 'd', long = "data", env = "DATA_DIR", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Seconds between background snapshots of changed collections (at least 1).
+    #[arg(short = 'f', long = "flush-interval", env = "FLUSH_INTERVAL", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), value_name = "SECONDS")]
+    pub flush_interval: u64,
+
+    /// TCP port to listen on (0 picks a free port; the chosen address is printed on stdout).
+    #[arg(short = 'p', long = "port", env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to bind.
+    #[arg(long = "bind", env = "BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long = "log-level", env = "LOG_LEVEL", default_value = "info",
+          value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+
+    /// Most simultaneous connections (handshakes included); more are refused with close 1013.
+    #[arg(long = "max-connections", env = "MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Largest incoming message in MiB; a larger one closes the connection with 1009.
+    #[arg(long = "max-message-mib", env = "MAX_MESSAGE_MIB", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_message_mib: u32,
+
+    /// Largest response body in MiB (0 = no limit); a larger one is answered `response too large`.
+    #[arg(
+        long = "max-response-mib",
+        env = "MAX_RESPONSE_MIB",
+        default_value_t = 256
+    )]
+    pub max_response_mib: u32,
+
+    /// MiB of responses a client may leave unread before it is closed with 1008.
+    #[arg(long = "send-buffer-mib", env = "SEND_BUFFER_MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub send_buffer_mib: u32,
+
+    /// Seconds a client may send nothing before it is closed (1001 `idle timeout`); a ping is
+    /// sent after a quarter of it.
+    #[arg(long = "idle-timeout", env = "IDLE_TIMEOUT", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), value_name = "SECONDS")]
+    pub idle_timeout: u64,
+
+    /// Seconds a client may take to complete the WebSocket handshake.
+    #[arg(long = "handshake-timeout", env = "HANDSHAKE_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECONDS")]
+    pub handshake_timeout: u64,
+
+    /// Print version.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    version: Option<bool>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub secret_key: String,
+    pub data_dir: Option<PathBuf>,
+    pub flush_interval: Duration,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub log_level: log::LevelFilter,
+    pub max_connections: usize,
+    pub max_message_bytes: usize,
+    pub max_response_bytes: usize,
+    pub send_buffer_bytes: usize,
+    pub idle_timeout: Duration,
+    pub ping_interval: Duration,
+    pub handshake_timeout: Duration,
+}
+
+impl Config {
+    /// Validates parsed flags.
+    pub fn from_args(args: Args) -> Result<Config, String> {
+        let secret_key = args.secret_key.filter(|k| !k.is_empty()).ok_or_else(|| {
+            "secret-key is not set: pass --secret-key KEY or set SECRET_KEY".to_string()
+        })?;
+        let log_level = args
+            .log_level
+            .parse()
+            .map_err(|_| format!("invalid log level {}", args.log_level))?;
+        let idle_timeout = Duration::from_secs(args.idle_timeout);
+        Ok(Config {
+            secret_key,
+            data_dir: args.data,
+            flush_interval: Duration::from_secs(args.flush_interval),
+            bind: args.bind,
+            port: args.port,
+            log_level,
+            max_connections: args.max_connections as usize,
+            max_message_bytes: args.max_message_mib as usize * MIB,
+            max_response_bytes: args.max_response_mib as usize * MIB,
+            send_buffer_bytes: args.send_buffer_mib as usize * MIB,
+            idle_timeout,
+            ping_interval: (idle_timeout / 4).max(Duration::from_secs(1)),
+            handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        })
+    }
+
+    /// A configuration for an in-process server (tests, benchmarks).
+    pub fn for_tests(secret_key: &str) -> Config {
+        Config::from_args(Args::parse_from([
+            "fluxiondb",
+            "--secret-key",
+            secret_key,
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ]))
+        .unwrap_or_else(|e| panic!("test config: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let args = Args::try_parse_from(std::iter::once("fluxiondb").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::from_args(args)
+    }
+
+    #[test]
+    fn defaults_and_forms() {
+        let c = parse(&["--secret-key=k", "-p", "9000", "--flush-interval", "3"]).unwrap();
+        assert_eq!(
+            (c.port, c.flush_interval.as_secs(), c.max_message_bytes),
+            (9000, 3, 16 * MIB)
+        );
+        assert_eq!(c.ping_interval.as_secs(), 30);
+        assert!(
+            parse(&["-s", "k", "--date=/x"]).is_err(),
+            "unknown flags are errors"
+        );
+        assert!(parse(&["-s", "k", "-p", "70000"]).is_err());
+        assert!(parse(&["-s", "k", "-f", "0"]).is_err());
+        assert!(parse(&["-s", "k", "-f", "20s"]).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! One small function per message type, grouped by family. This is the one place that knows
+//! what a message means: each takes the store and a typed request and writes its response.
+
+mod admin;
+mod deletes;
+mod kv;
+mod records;
+
+use crate::auth::{KeyEntry, KeyRing};
+use crate::protocol::encode;
+use crate::protocol::Request;
+use crate::store::Store;
+use std::fmt;
+
+/// One open connection as `conn` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnInfo {
+    pub ip: String,
+    pub since_ms: i64,
+    pub name: Option<String>,
+    pub is_self: bool,
+}
+
+/// What the operations need from the connection layer.
+pub trait Sessions: Send + Sync {
+    /// Every open, authenticated connection, oldest first; `me` marks the caller's own entry.
+    fn list(&self, me: u64) -> Vec<ConnInfo>;
+    /// Closes every connection that authenticated with `key` (1008 `API key revoked`) and
+    /// returns once they are closed (or a short grace period has passed).
+    fn revoke(&self, key: &KeyEntry);
+}
+
+/// Everything an operation may touch.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub keys: &'a KeyRing,
+    pub sessions: &'a dyn Sessions,
+    /// The calling connection.
+    pub session: u64,
+    /// Largest response body; 0 means no limit.
+    pub max_response: usize,
+}
+
+/// A request that was valid but could not be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpError {
+    ResponseTooLarge,
+    DocumentTooLarge,
+    /// A `keys` error with upstream's text.
+    Keys(&'static str),
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OpError::ResponseTooLarge => "response too large",
+            OpError::DocumentTooLarge => "document too large: at most 4 GiB of data per document",
+            OpError::Keys(text) => text,
+        })
+    }
+}
+
+/// Guards the optional response limit while a response is being written.
+pub(crate) struct Budget {
+    start: usize,
+    max: usize,
+}
+
+impl Budget {
+    fn new(out: &[u8], max: usize) -> Self {
+        Budget {
+            start: out.len(),
+            max,
+        }
+    }
+
+    fn check(&self, out: &[u8]) -> Result<(), OpError> {
+        if self.max > 0 && out.len() - self.start > self.max {
+            Err(OpError::ResponseTooLarge)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Executes a decoded request and appends its whole success response to `out`. On error,
+/// `out` may hold a partial response that the caller discards.
+pub fn execute(
+    ctx: &Ctx<'_>,
+    id: &str,
+    req: Request<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(), OpError> {
+    let budget = Budget::new(out, ctx.max_response);
+    encode::begin(out, id);
+    match req {
+        Request::Ins(records) => records::insert(ctx, &records)?,
+        Request::Qry(q) => records::latest(ctx, &q, out, &budget)?,
+        Request::Cols => records::collections(ctx, out),
+        Request::Qdoc(q) => records::document(ctx, &q, out, &budget)?,
+        Request::Ddoc { doc, col } => deletes::document(ctx, &doc, col.as_deref()),
+        Request::Dcol { col } => deletes::collection(ctx, &col),
+        Request::Drec(r) => deletes::records(ctx, std::slice::from_ref(&r)),
+        Request::Dmrec(rs) => deletes::records(ctx, &rs),
+        Request::Drrng(r) => deletes::range(ctx, &r),
+        Request::Sval { col, key, value } => kv::set(ctx, &col, &key, &value),
+        Request::Gval { col, key } => kv::get(ctx, &col, &key, out),
+        Request::Gvalues { col, key } => kv::values(ctx, &col, Some(&key), out, &budget)?,
+        Request::Gvals { col } => kv::values(ctx, &col, None, out, &budget)?,
+        Request::Rval { col, key } => kv::remove(ctx, &col, &key),
+        Request::Gkeys { col } => kv::keys(ctx, &col, out, &budget)?,
+        Request::Keys(k) => admin::keys(ctx, &k, out)?,
+        Request::Conn => admin::connections(ctx, out),
+    }
+    encode::end(out);
+    budget.check(out)
+}
+
+/// Groups batch items by collection, keeping their order inside each collection.
+fn by_collection<'r, T>(
+    items: &'r [T],
+    col: impl Fn(&'r T) -> &'r str,
+) -> Vec<(&'r str, Vec<&'r T>)> {
+    let mut groups: Vec<(&'r str, Vec<&'r T>)> = Vec::new();
+    let mut index: std::collections::HashMap<&'r str, usize> = std::collections::HashMap::new();
+    for item in items {
+        let name = col(item);
+        let slot = match groups.last() {
+            Some((last, _)) if *last == name => groups.len() - 1,
+            _ => *index.entry(name).or_insert_with(|| {
+                groups.push((name, Vec::new()));
+                groups.len() - 1
+            }),
+        };
+        groups[slot].1.push(item);
+    }
+    groups
+}

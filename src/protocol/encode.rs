@@ -1,0 +1,168 @@
+//! Response encoding written straight into a byte buffer (PROTOCOL.md §2.2, §2.5): compact
+//! JSON, `id` first, non-ASCII raw, `"` `\` and control characters escaped.
+
+/// The frame sent once, right after the upgrade.
+pub const READY: &str = r#"{"type":"ready","message":"Authentication successful"}"#;
+
+/// Appends `s` as a JSON string literal.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0xf) as usize]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Appends a signed integer.
+pub fn integer(out: &mut Vec<u8>, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Starts a response object: `{"id":"…"`.
+pub fn begin(out: &mut Vec<u8>, id: &str) {
+    out.extend_from_slice(b"{\"id\":");
+    string(out, id);
+}
+
+/// Appends `,"name":` (after `begin`).
+pub fn member(out: &mut Vec<u8>, name: &str) {
+    out.push(b',');
+    string(out, name);
+    out.push(b':');
+}
+
+/// Closes the response object.
+pub fn end(out: &mut Vec<u8>) {
+    out.push(b'}');
+}
+
+/// Appends one `{"ts":…,"data":…}` record.
+pub fn record(out: &mut Vec<u8>, ts: i64, data: &str) {
+    out.extend_from_slice(b"{\"ts\":");
+    integer(out, ts);
+    out.extend_from_slice(b",\"data\":");
+    string(out, data);
+    out.push(b'}');
+}
+
+/// Appends an array of strings.
+pub fn string_array<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, s) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, s);
+    }
+    out.push(b']');
+}
+
+/// Appends an object mapping strings to strings.
+pub fn string_map<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = (&'s str, &'s str)>) {
+    out.push(b'{');
+    for (i, (k, v)) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, k);
+        out.push(b':');
+        string(out, v);
+    }
+    out.push(b'}');
+}
+
+/// A whole error response; without an id for envelopes that had none.
+pub fn error(out: &mut Vec<u8>, id: Option<&str>, message: &str) {
+    match id {
+        Some(id) => {
+            begin(out, id);
+            member(out, "error");
+        }
+        None => out.extend_from_slice(b"{\"error\":"),
+    }
+    string(out, message);
+    end(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> String {
+        let mut out = Vec::new();
+        string(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_for_every_control_character() {
+        for c in (0u8..0x80).map(char::from).chain("é€😀\u{7f}".chars()) {
+            let text = format!("a{c}b\"\\");
+            assert_eq!(
+                s(&text),
+                serde_json::to_string(&text).unwrap(),
+                "char {:?}",
+                c
+            );
+        }
+    }
+
+    #[test]
+    fn integers() {
+        for v in [0, 1, -1, 42, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            integer(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
+    }
+
+    #[test]
+    fn error_shapes() {
+        let mut out = Vec::new();
+        error(&mut out, Some("x\"1"), "permission denied");
+        assert_eq!(out, br#"{"id":"x\"1","error":"permission denied"}"#);
+        out.clear();
+        error(&mut out, None, "invalid message: expected a JSON object");
+        assert_eq!(
+            out,
+            br#"{"error":"invalid message: expected a JSON object"}"#
+        );
+    }
+}

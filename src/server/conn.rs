@@ -1,0 +1,188 @@
+//! One client socket, non-blocking, with an output queue that this crate owns. tungstenite
+//! reads frames from it and writes its automatic replies (pong, close) into the same queue, so
+//! frames never interleave; the session decides when the queue goes to the socket.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+pub struct Conn {
+    sock: TcpStream,
+    out: Vec<u8>,
+    sent: usize,
+}
+
+/// What `wait` saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+}
+
+impl Conn {
+    pub fn new(sock: TcpStream) -> Self {
+        Conn {
+            sock,
+            out: Vec::with_capacity(4096),
+            sent: 0,
+        }
+    }
+
+    pub fn socket(&self) -> &TcpStream {
+        &self.sock
+    }
+
+    /// Bytes queued and not yet written to the socket.
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.sent
+    }
+
+    fn push_header(&mut self, opcode: u8, len: usize) {
+        self.out.push(0x80 | opcode);
+        if len < 126 {
+            self.out.push(len as u8);
+        } else if len <= u16::MAX as usize {
+            self.out.push(126);
+            self.out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            self.out.push(127);
+            self.out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+
+    /// Queues one text frame.
+    pub fn push_text(&mut self, payload: &[u8]) {
+        self.push_header(0x1, payload.len());
+        self.out.extend_from_slice(payload);
+    }
+
+    /// Queues a close frame; the reason is cut to the 123 bytes a close frame allows.
+    pub fn push_close(&mut self, code: u16, reason: &str) {
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.push_header(0x8, 2 + end);
+        self.out.extend_from_slice(&code.to_be_bytes());
+        self.out.extend_from_slice(&reason.as_bytes()[..end]);
+    }
+
+    pub fn push_ping(&mut self) {
+        self.push_header(0x9, 0);
+    }
+
+    /// Writes as much of the queue as the socket takes now; true when the queue is empty.
+    pub fn write_some(&mut self) -> io::Result<bool> {
+        while self.sent < self.out.len() {
+            match self.sock.write(&self.out[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+            if self.out.capacity() > 1 << 20 {
+                self.out.shrink_to(64 * 1024);
+            }
+            Ok(true)
+        } else {
+            if self.sent > self.out.len() / 2 {
+                self.out.drain(..self.sent);
+                self.sent = 0;
+            }
+            Ok(false)
+        }
+    }
+
+    /// Waits until the socket is readable (or, with `want_write`, writable) or `timeout`.
+    pub fn wait(&self, want_write: bool, timeout: Duration) -> io::Result<Ready> {
+        let mut events = libc::POLLIN;
+        if want_write {
+            events |= libc::POLLOUT;
+        }
+        let mut fd = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `fd` is a valid pollfd for the duration of the call, and the count is 1.
+        let n = unsafe { libc::poll(&mut fd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(Ready {
+                    readable: false,
+                    writable: false,
+                });
+            }
+            return Err(e);
+        }
+        let hup = fd.revents & (libc::POLLERR | libc::POLLHUP) != 0;
+        Ok(Ready {
+            readable: fd.revents & libc::POLLIN != 0 || hup,
+            writable: fd.revents & libc::POLLOUT != 0 || hup,
+        })
+    }
+
+    /// Flushes the queue, waiting at most `timeout` for the peer to take it.
+    pub fn flush_within(&mut self, timeout: Duration) -> io::Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.write_some()? {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.wait(true, left)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a connection the server closes: the queue (with its close frame) goes out, the
+    /// write side is shut, and unread input is drained for a moment so the peer is not reset
+    /// before it has read the close frame.
+    pub fn finish(&mut self, linger: Duration) {
+        let _ = self.flush_within(linger);
+        let _ = self.sock.shutdown(Shutdown::Write);
+        let deadline = std::time::Instant::now() + linger;
+        let mut sink = [0u8; 16 * 1024];
+        let mut drained = 0usize;
+        while drained < 64 << 20 {
+            match self.sock.read(&mut sink) {
+                Ok(0) => break,
+                Ok(n) => drained += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() || self.wait(false, left).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Conn {
+    /// Everything written by tungstenite (handshake response, pongs, close replies) is queued.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! The WebSocket upgrade: reads `api-key` and `name` from the request URI (form-decoded, first
+//! occurrence wins; an `X-Api-Key` header is used when the query has no key), within a deadline.
+
+use super::conn::Conn;
+use std::time::{Duration, Instant};
+use tungstenite::handshake::server::{Request, Response};
+use tungstenite::handshake::HandshakeError;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::WebSocket;
+
+/// What the client asked for in its upgrade request.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Credentials {
+    pub api_key: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Why an upgrade did not complete.
+#[derive(Debug)]
+pub enum HandshakeFailure {
+    TimedOut,
+    Failed(String),
+}
+
+impl std::fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeFailure::TimedOut => f.write_str("timed out"),
+            HandshakeFailure::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte;
+/// a malformed escape is kept as it is.
+pub fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The first value of each wanted parameter; empty values count as absent.
+pub fn parse_query(query: Option<&str>) -> Credentials {
+    let mut creds = Credentials::default();
+    let mut seen_key = false;
+    let mut seen_name = false;
+    for pair in query.unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match form_decode(k).as_str() {
+            "api-key" if !seen_key => {
+                seen_key = true;
+                creds.api_key = Some(form_decode(v)).filter(|s| !s.is_empty());
+            }
+            "name" if !seen_name => {
+                seen_name = true;
+                creds.name = Some(form_decode(v)).filter(|s| !s.is_empty());
+            }
+            _ => {}
+        }
+    }
+    creds
+}
+
+/// Runs the upgrade on a blocking socket, giving up after `timeout` in total.
+pub fn accept(
+    conn: Conn,
+    config: WebSocketConfig,
+    timeout: Duration,
+) -> Result<(WebSocket<Conn>, Credentials), HandshakeFailure> {
+    let deadline = Instant::now() + timeout;
+    let mut creds = Credentials::default();
+    #[allow(clippy::result_large_err)] // the error type is tungstenite's
+    let callback = |req: &Request, resp: Response| {
+        creds = parse_query(req.uri().query());
+        if creds.api_key.is_none() {
+            creds.api_key = req
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .filter(|s| !s.is_empty());
+        }
+        Ok(resp)
+    };
+    let set_timeout = |conn: &Conn| -> Result<(), HandshakeFailure> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HandshakeFailure::TimedOut);
+        }
+        conn.socket()
+            .set_read_timeout(Some(left))
+            .map_err(|e| HandshakeFailure::Failed(e.to_string()))
+    };
+    set_timeout(&conn)?;
+    let mut attempt = tungstenite::accept_hdr_with_config(conn, callback, Some(config));
+    loop {
+        match attempt {
+            Ok(ws) => return Ok((ws, creds)),
+            Err(HandshakeError::Interrupted(mid)) => {
+                set_timeout(mid.get_ref().get_ref())?;
+                attempt = mid.handshake();
+            }
+            Err(HandshakeError::Failure(e)) => return Err(HandshakeFailure::Failed(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(form_decode("my+app"), "my app");
+        assert_eq!(form_decode("a%2Bb+c"), "a+b c");
+        assert_eq!(form_decode("100%"), "100%");
+        assert_eq!(form_decode("%zz%4"), "%zz%4");
+        assert_eq!(form_decode("%C3%A9"), "é");
+    }
+
+    #[test]
+    fn query_rules() {
+        let c = parse_query(Some("api-key=master-key&api-key=nope&name=ops&x=1"));
+        assert_eq!(c.api_key.as_deref(), Some("master-key"));
+        assert_eq!(c.name.as_deref(), Some("ops"));
+        assert_eq!(parse_query(Some("api-key=&name=")), Credentials::default());
+        assert_eq!(parse_query(None), Credentials::default());
+    }
+}

@@ -1,0 +1,165 @@
+//! Accepts TCP connections and gives each its own named thread, up to the connection cap.
+
+use super::conn::Conn;
+use super::{handshake, session, Shared};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tungstenite::protocol::WebSocketConfig;
+
+/// Stack of a connection thread: nothing recurses deeply (JSON nesting is capped at 128).
+const STACK_SIZE: usize = if cfg!(debug_assertions) {
+    2 << 20
+} else {
+    256 << 10
+};
+/// Refusals (close 1013) handled at once; past this, surplus connections are just dropped.
+const MAX_REFUSALS: usize = 64;
+
+pub fn run(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping.load(Ordering::Acquire) {
+            break;
+        }
+        match accepted {
+            Ok((sock, peer)) => admit(&shared, sock, peer),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                log::error!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    log::info!("listener stopped");
+}
+
+fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
+    let accepted = Instant::now();
+    let refuse = shared.threads.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections;
+    if refuse && shared.refusals.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSALS {
+        shared.refusals.fetch_sub(1, Ordering::AcqRel);
+        shared.threads.fetch_sub(1, Ordering::AcqRel);
+        log::warn!(
+            "connection from {} dropped: connection limit reached",
+            peer.ip()
+        );
+        return;
+    }
+    let id = shared.registry.next_id();
+    let worker = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("conn-{id}"))
+        .stack_size(STACK_SIZE)
+        .spawn(move || {
+            if refuse {
+                refuse_connection(&worker, sock, peer);
+                worker.refusals.fetch_sub(1, Ordering::AcqRel);
+            } else {
+                serve(&worker, sock, peer, id, accepted);
+            }
+            worker.threads.fetch_sub(1, Ordering::AcqRel);
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start a connection thread: {e}");
+        if refuse {
+            shared.refusals.fetch_sub(1, Ordering::AcqRel);
+        }
+        shared.threads.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn ws_config(shared: &Shared) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(shared.config.max_message_bytes))
+        .max_frame_size(Some(shared.config.max_message_bytes))
+}
+
+fn upgrade(
+    shared: &Shared,
+    sock: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<(tungstenite::WebSocket<Conn>, handshake::Credentials)> {
+    let _ = sock.set_nodelay(true);
+    match handshake::accept(Conn::new(sock), ws_config(shared), timeout) {
+        Ok(done) => Some(done),
+        Err(e) => {
+            log::debug!("handshake with {} failed: {e}", peer.ip());
+            None
+        }
+    }
+}
+
+fn refuse_connection(shared: &Shared, sock: TcpStream, peer: SocketAddr) {
+    log::warn!(
+        "connection from {} refused: connection limit reached",
+        peer.ip()
+    );
+    if let Some((mut ws, _)) = upgrade(shared, sock, peer, Duration::from_secs(2)) {
+        let conn = ws.get_mut();
+        conn.push_close(1013, "connection limit reached");
+        conn.finish(Duration::from_secs(1));
+    }
+}
+
+fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: Instant) {
+    let Some((mut ws, creds)) = upgrade(shared, sock, peer, shared.config.handshake_timeout) else {
+        return;
+    };
+    let conn = ws.get_mut();
+    if conn.socket().set_nonblocking(true).is_err() || conn.socket().set_read_timeout(None).is_err()
+    {
+        return;
+    }
+    let entry = creds.api_key.as_deref().map(|k| shared.keys.lookup(k));
+    let key = match entry {
+        None => Err("Missing API key parameter"),
+        Some(None) => Err("Unknown API key"),
+        Some(Some(key)) if shared.stopping.load(Ordering::Acquire) => {
+            drop(key);
+            Err("server shutting down")
+        }
+        Some(Some(key)) => Ok(key),
+    };
+    let key = match key {
+        Ok(key) => key,
+        Err(reason) => {
+            log::warn!("connection from {} refused: {reason}", peer.ip());
+            let code = if reason == "server shutting down" {
+                1001
+            } else {
+                1008
+            };
+            conn.push_close(code, reason);
+            conn.finish(Duration::from_secs(1));
+            return;
+        }
+    };
+    let Ok(sock_clone) = conn.socket().try_clone() else {
+        return;
+    };
+    let scope = key.scope();
+    let handle =
+        shared
+            .registry
+            .register(id, peer.ip(), creds.name.clone(), key, sock_clone, accepted);
+    log::info!(
+        "connection {id} opened: ip={} name={:?} scope={}",
+        handle.ip,
+        handle.name.as_deref().unwrap_or(""),
+        scope.name()
+    );
+    session::run(shared, &handle, ws);
+    shared.registry.unregister(&handle);
+    log::info!(
+        "connection {id} closed: ip={} name={:?}",
+        handle.ip,
+        handle.name.as_deref().unwrap_or("")
+    );
+}

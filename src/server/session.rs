@@ -1,0 +1,254 @@
+//! One connection's loop: read frame → decode → authorize → execute → encode → queue; the
+//! queue is flushed only when no further input is already buffered, so pipelined requests cost
+//! one write per batch.
+
+use super::conn::Conn;
+use super::registry::SessionHandle;
+use super::Shared;
+use crate::auth::authorize;
+use crate::ops::{self, Ctx};
+use crate::protocol::{encode, envelope, request, MsgType};
+use std::io;
+use std::time::{Duration, Instant};
+use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tungstenite::{Message, WebSocket};
+
+/// How long a client may leave more than the send-buffer limit unread.
+const SEND_STALL: Duration = Duration::from_secs(5);
+/// How long the server waits for its close frame to leave, and for the peer to hang up.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Consecutive id-less invalid frames tolerated before the connection is closed.
+const MAX_BAD_STREAK: u32 = 100;
+/// Invalid requests logged at warning level per connection; later ones go to debug.
+const LOGGED_BAD_REQUESTS: u32 = 20;
+
+const AUTH_TEXT: &str = "auth messages are not supported; use the api-key query parameter";
+
+/// What the loop does after a frame.
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+    /// The peer is gone or the connection is finished.
+    End,
+}
+
+struct Session<'s> {
+    shared: &'s Shared,
+    handle: &'s SessionHandle,
+    scratch: Vec<u8>,
+    bad_streak: u32,
+    bad_total: u32,
+}
+
+/// Serves an authenticated connection until it ends.
+pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
+    let mut s = Session {
+        shared,
+        handle,
+        scratch: Vec::with_capacity(512),
+        bad_streak: 0,
+        bad_total: 0,
+    };
+    ws.get_mut().push_text(encode::READY.as_bytes());
+    let flow = s.serve(&mut ws);
+    let conn = ws.get_mut();
+    match flow {
+        Flow::Close(code, reason) => {
+            conn.push_close(code, reason);
+            let _ = conn.flush_within(CLOSE_LINGER);
+            handle.mark_closed();
+            conn.finish(CLOSE_LINGER);
+        }
+        Flow::Continue | Flow::End => {
+            let _ = conn.flush_within(CLOSE_LINGER);
+        }
+    }
+}
+
+impl Session<'_> {
+    fn serve(&mut self, ws: &mut WebSocket<Conn>) -> Flow {
+        let cfg = &self.shared.config;
+        let mut last_rx = Instant::now();
+        let mut pinged = false;
+        loop {
+            if let Some((code, reason)) = self.handle.close_request() {
+                return Flow::Close(code, reason);
+            }
+            if ws.get_ref().pending() > cfg.send_buffer_bytes {
+                if let Err(flow) = self.drain_backlog(ws.get_mut()) {
+                    return flow;
+                }
+            }
+            let flow = match ws.read() {
+                Ok(Message::Text(text)) => {
+                    last_rx = Instant::now();
+                    pinged = false;
+                    self.handle_text(text.as_str(), ws.get_mut())
+                }
+                Ok(Message::Binary(_)) => Flow::Close(1003, "text frames only"),
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {
+                    last_rx = Instant::now();
+                    pinged = false;
+                    Flow::Continue
+                }
+                Ok(Message::Close(_)) => {
+                    // tungstenite has queued its reply; it goes out when the loop ends.
+                    let _ = ws.flush();
+                    Flow::End
+                }
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.idle(ws.get_mut(), last_rx, &mut pinged) {
+                        Ok(()) => Flow::Continue,
+                        Err(flow) => flow,
+                    }
+                }
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Flow::Continue,
+                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+                    Flow::Close(1009, "message too big")
+                }
+                Err(WsError::Utf8(_)) => Flow::Close(1007, "invalid UTF-8 in text frame"),
+                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                    match self.handle.close_request() {
+                        Some((code, reason)) => Flow::Close(code, reason),
+                        None => Flow::End,
+                    }
+                }
+                Err(WsError::Protocol(e)) => {
+                    log::debug!("connection {}: protocol error: {e}", self.handle.id);
+                    Flow::Close(1002, "protocol error")
+                }
+                Err(_) => Flow::End,
+            };
+            match flow {
+                Flow::Continue => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Nothing more is buffered: flush, then sleep until input, writability or a timer.
+    fn idle(&self, conn: &mut Conn, last_rx: Instant, pinged: &mut bool) -> Result<(), Flow> {
+        let cfg = &self.shared.config;
+        conn.write_some().map_err(|_| Flow::End)?;
+        let now = Instant::now();
+        let quiet = now.saturating_duration_since(last_rx);
+        if quiet >= cfg.idle_timeout {
+            return Err(Flow::Close(1001, "idle timeout"));
+        }
+        if !*pinged && quiet >= cfg.ping_interval {
+            conn.push_ping();
+            *pinged = true;
+            return Ok(());
+        }
+        let next = if *pinged {
+            cfg.idle_timeout
+        } else {
+            cfg.ping_interval
+        };
+        conn.wait(conn.pending() > 0, next - quiet)
+            .map_err(|_| Flow::End)?;
+        Ok(())
+    }
+
+    /// More than the send-buffer limit is queued: stop reading until the client catches up.
+    fn drain_backlog(&self, conn: &mut Conn) -> Result<(), Flow> {
+        let limit = self.shared.config.send_buffer_bytes;
+        let deadline = Instant::now() + SEND_STALL;
+        while conn.pending() > limit {
+            conn.write_some().map_err(|_| Flow::End)?;
+            if conn.pending() <= limit {
+                break;
+            }
+            if self.handle.close_request().is_some() {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!(
+                    "connection {}: client stopped reading; closing",
+                    self.handle.id
+                );
+                return Err(Flow::Close(1008, "send buffer limit exceeded"));
+            }
+            conn.wait(true, left).map_err(|_| Flow::End)?;
+        }
+        Ok(())
+    }
+
+    fn handle_text(&mut self, text: &str, conn: &mut Conn) -> Flow {
+        self.scratch.clear();
+        let mut out = std::mem::take(&mut self.scratch);
+        let flow = self.respond(text, &mut out);
+        conn.push_text(&out);
+        self.scratch = out;
+        if conn.pending() > 256 * 1024 && conn.write_some().is_err() {
+            return Flow::End;
+        }
+        flow
+    }
+
+    /// Writes the response to one request into `out`.
+    fn respond(&mut self, text: &str, out: &mut Vec<u8>) -> Flow {
+        let env = match envelope::parse(text) {
+            Ok(env) => env,
+            Err(e) => {
+                self.refuse(out, e.id.as_deref(), e.message);
+                if e.id.is_none() {
+                    self.bad_streak += 1;
+                    if self.bad_streak > MAX_BAD_STREAK {
+                        return Flow::Close(1008, "too many invalid frames");
+                    }
+                }
+                return Flow::Continue;
+            }
+        };
+        self.bad_streak = 0;
+        let id = &*env.id;
+        let Some(kind) = MsgType::parse(&env.kind) else {
+            self.refuse(out, Some(id), "Unknown message type");
+            return Flow::Continue;
+        };
+        if kind == MsgType::Auth {
+            self.refuse(out, Some(id), AUTH_TEXT);
+            return Flow::Continue;
+        }
+        let key = &self.handle.key;
+        if key.is_revoked() {
+            return Flow::Close(1008, "API key revoked");
+        }
+        if let Err(text) = authorize(key, kind.permission()) {
+            self.refuse(out, Some(id), text);
+            return Flow::Continue;
+        }
+        let req = match request::decode(kind, &env.data) {
+            Ok(req) => req,
+            Err(e) => {
+                self.refuse(out, Some(id), &e.to_string());
+                return Flow::Continue;
+            }
+        };
+        let shared = self.shared;
+        let ctx = Ctx {
+            store: &shared.store,
+            keys: &shared.keys,
+            sessions: &shared.registry,
+            session: self.handle.id,
+            max_response: shared.config.max_response_bytes,
+        };
+        if let Err(e) = ops::execute(&ctx, id, req, out) {
+            out.clear();
+            self.refuse(out, Some(id), &e.to_string());
+        }
+        Flow::Continue
+    }
+
+    fn refuse(&mut self, out: &mut Vec<u8>, id: Option<&str>, message: &str) {
+        self.bad_total = self.bad_total.saturating_add(1);
+        if self.bad_total <= LOGGED_BAD_REQUESTS {
+            log::warn!("connection {}: bad request: {message}", self.handle.id);
+        } else {
+            log::debug!("connection {}: bad request: {message}", self.handle.id);
+        }
+        encode::error(out, id, message);
+    }
+}

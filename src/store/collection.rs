@@ -1,0 +1,120 @@
+//! A collection: its documents (time series) and its key/value map.
+
+use super::series::{Series, SeriesError};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default)]
+pub struct Collection {
+    pub docs: BTreeMap<String, Series>,
+    pub kv: BTreeMap<String, String>,
+    /// Set (under this collection's write lock) when the collection leaves the store: a writer
+    /// that still holds the handle must look the name up again.
+    pub(super) removed: bool,
+    /// Changed since the last snapshot.
+    pub dirty: bool,
+    /// Arena bytes of all documents (live data and garbage), to bound a batch cheaply.
+    arena_bytes: usize,
+}
+
+impl Collection {
+    /// A collection exists exactly while it has a document or a key/value entry.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty() && self.kv.is_empty()
+    }
+
+    /// Inserts (or replaces) one record.
+    pub fn insert(&mut self, doc: &str, ts: i64, data: &str) -> Result<(), SeriesError> {
+        self.dirty = true;
+        let series = match self.docs.get_mut(doc) {
+            Some(series) => series,
+            None => self.docs.entry(doc.to_owned()).or_default(),
+        };
+        let before = series.arena_len();
+        let result = series.insert(ts, data);
+        let after = series.arena_len();
+        if series.is_empty() {
+            self.docs.remove(doc);
+        }
+        self.arena_bytes = self.arena_bytes + after - before;
+        result
+    }
+
+    /// Whether inserting `records` `(doc, data)` cannot fail: checked before a batch is applied
+    /// so that a batch is all-or-nothing. Cheap unless the collection holds gigabytes.
+    pub fn can_insert<'r>(
+        &self,
+        records: impl Iterator<Item = (&'r str, &'r str)> + Clone,
+    ) -> bool {
+        let limit = u32::MAX as usize;
+        let incoming: usize = records.clone().map(|(_, d)| d.len()).sum();
+        if self.arena_bytes + incoming <= limit {
+            return true;
+        }
+        let mut per_doc: BTreeMap<&str, usize> = BTreeMap::new();
+        for (doc, data) in records {
+            *per_doc.entry(doc).or_default() += data.len();
+        }
+        per_doc
+            .into_iter()
+            .all(|(doc, add)| self.docs.get(doc).map_or(0, Series::data_bytes) + add <= limit)
+    }
+
+    /// Applies `f` to a document, dropping the document if it ends up empty.
+    fn edit_doc<R: Default>(&mut self, doc: &str, f: impl FnOnce(&mut Series) -> R) -> R {
+        let Some(series) = self.docs.get_mut(doc) else {
+            return R::default();
+        };
+        let before = series.arena_len();
+        let r = f(series);
+        let after = series.arena_len();
+        if series.is_empty() {
+            self.docs.remove(doc);
+        }
+        self.arena_bytes = self.arena_bytes + after - before;
+        self.dirty = true;
+        r
+    }
+
+    pub fn remove_record(&mut self, doc: &str, ts: i64) -> bool {
+        self.edit_doc(doc, |s| s.remove(ts))
+    }
+
+    pub fn remove_range(&mut self, doc: &str, from: i64, to: i64) -> usize {
+        self.edit_doc(doc, |s| s.remove_range(from, to))
+    }
+
+    pub fn remove_doc(&mut self, doc: &str) -> bool {
+        match self.docs.remove(doc) {
+            Some(series) => {
+                self.arena_bytes -= series.arena_len();
+                self.dirty = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn set_value(&mut self, key: &str, value: &str) {
+        self.dirty = true;
+        match self.kv.get_mut(key) {
+            Some(v) => {
+                v.clear();
+                v.push_str(value);
+            }
+            None => {
+                self.kv.insert(key.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    pub fn remove_value(&mut self, key: &str) -> bool {
+        let removed = self.kv.remove(key).is_some();
+        self.dirty |= removed;
+        removed
+    }
+
+    /// Records and data bytes held (for start-up reports and metrics).
+    pub fn record_count(&self) -> usize {
+        self.docs.values().map(Series::len).sum()
+    }
+}

@@ -1,0 +1,253 @@
+//! One document's records, sorted by timestamp, stored compactly: the timestamps in one
+//! contiguous `Vec<i64>`, the data in one string arena addressed by `(start, len)` spans.
+//! Appends in time order are O(1); replaced and deleted data becomes garbage in the arena
+//! and is compacted away once it is more than half of it.
+
+use std::ops::Range;
+
+/// Why a record could not be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeriesError {
+    /// One document's live data would pass 4 GiB (the arena is addressed with 32 bits).
+    DocumentTooLarge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Series {
+    ts: Vec<i64>,
+    spans: Vec<Span>,
+    arena: String,
+    garbage: usize,
+}
+
+impl Series {
+    pub fn new() -> Self {
+        Series::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// The record at position `i` (oldest first).
+    pub fn get(&self, i: usize) -> (i64, &str) {
+        let s = self.spans[i];
+        let start = s.start as usize;
+        (self.ts[i], &self.arena[start..start + s.len as usize])
+    }
+
+    /// Bytes held by the data arena, garbage included.
+    pub fn arena_len(&self) -> usize {
+        self.arena.len()
+    }
+
+    /// Bytes of live data.
+    pub fn data_bytes(&self) -> usize {
+        self.arena.len() - self.garbage
+    }
+
+    fn push_data(&mut self, data: &str) -> Result<Span, SeriesError> {
+        let limit = u32::MAX as usize;
+        if self.arena.len() + data.len() > limit && self.garbage > 0 {
+            self.compact();
+        }
+        if self.arena.len() + data.len() > limit {
+            return Err(SeriesError::DocumentTooLarge);
+        }
+        let span = Span {
+            start: self.arena.len() as u32,
+            len: data.len() as u32,
+        };
+        self.arena.push_str(data);
+        Ok(span)
+    }
+
+    /// Inserts a record, replacing the data of an existing record with the same timestamp.
+    pub fn insert(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
+        match self.ts.last() {
+            Some(&last) if last < ts => {
+                let span = self.push_data(data)?;
+                self.ts.push(ts);
+                self.spans.push(span);
+            }
+            None => {
+                let span = self.push_data(data)?;
+                self.ts.push(ts);
+                self.spans.push(span);
+            }
+            Some(_) => match self.ts.binary_search(&ts) {
+                Ok(i) => {
+                    let old_len = self.spans[i].len as usize;
+                    let span = self.push_data(data)?;
+                    self.garbage += old_len;
+                    self.spans[i] = span;
+                    self.maybe_compact();
+                }
+                Err(i) => {
+                    let span = self.push_data(data)?;
+                    self.ts.insert(i, ts);
+                    self.spans.insert(i, span);
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Positions of the records with `from <= ts <= to`.
+    pub fn range(&self, from: i64, to: i64) -> Range<usize> {
+        if from > to {
+            return 0..0;
+        }
+        let lo = self.ts.partition_point(|&t| t < from);
+        let hi = self.ts.partition_point(|&t| t <= to);
+        lo..hi.max(lo)
+    }
+
+    /// Position of the newest record with `ts <= at`.
+    pub fn latest_at(&self, at: i64) -> Option<usize> {
+        self.ts.partition_point(|&t| t <= at).checked_sub(1)
+    }
+
+    /// Removes the record at exactly `ts`; true when one existed.
+    pub fn remove(&mut self, ts: i64) -> bool {
+        match self.ts.binary_search(&ts) {
+            Ok(i) => {
+                self.remove_positions(i..i + 1);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Removes every record with `from <= ts <= to`; returns how many went.
+    pub fn remove_range(&mut self, from: i64, to: i64) -> usize {
+        let r = self.range(from, to);
+        let n = r.len();
+        if n > 0 {
+            self.remove_positions(r);
+        }
+        n
+    }
+
+    fn remove_positions(&mut self, r: Range<usize>) {
+        self.garbage += self.spans[r.clone()]
+            .iter()
+            .map(|s| s.len as usize)
+            .sum::<usize>();
+        self.ts.drain(r.clone());
+        self.spans.drain(r);
+        if self.ts.is_empty() {
+            *self = Series::default();
+        } else {
+            self.maybe_compact();
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.garbage > 4096 && self.garbage * 2 > self.arena.len() {
+            self.compact();
+        }
+    }
+
+    /// Rewrites the arena with live data only, in record order.
+    fn compact(&mut self) {
+        let mut arena = String::with_capacity(self.arena.len() - self.garbage);
+        for span in &mut self.spans {
+            let start = span.start as usize;
+            let new_start = arena.len() as u32;
+            arena.push_str(&self.arena[start..start + span.len as usize]);
+            span.start = new_start;
+        }
+        self.arena = arena;
+        self.garbage = 0;
+        self.ts.shrink_to(self.ts.len() * 2);
+        self.spans.shrink_to(self.spans.len() * 2);
+    }
+
+    /// Iterates over every record, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (i64, &str)> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(s: &Series) -> Vec<(i64, String)> {
+        s.iter().map(|(t, d)| (t, d.to_string())).collect()
+    }
+
+    #[test]
+    fn keeps_order_and_replaces() {
+        let mut s = Series::new();
+        for (ts, d) in [(100, "a"), (300, "c"), (200, "b"), (50, "z"), (200, "B")] {
+            s.insert(ts, d).unwrap();
+        }
+        assert_eq!(
+            all(&s),
+            vec![
+                (50, "z".into()),
+                (100, "a".into()),
+                (200, "B".into()),
+                (300, "c".into())
+            ]
+        );
+        assert_eq!(s.latest_at(250), Some(2));
+        assert_eq!(s.latest_at(49), None);
+        assert_eq!(s.latest_at(i64::MAX), Some(3));
+        assert_eq!(s.range(100, 200), 1..3);
+        assert_eq!(s.range(101, 199), 2..2);
+        assert_eq!(s.range(i64::MIN, i64::MAX), 0..4);
+    }
+
+    #[test]
+    fn removals() {
+        let mut s = Series::new();
+        for ts in 1..=10 {
+            s.insert(ts, &ts.to_string()).unwrap();
+        }
+        assert!(s.remove(5));
+        assert!(!s.remove(5));
+        assert_eq!(s.remove_range(7, 9), 3);
+        assert_eq!(
+            s.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 6, 10]
+        );
+        assert_eq!(s.remove_range(i64::MIN, i64::MAX), 6);
+        assert!(s.is_empty());
+        assert_eq!(s.data_bytes(), 0);
+    }
+
+    #[test]
+    fn compaction_keeps_data_and_frees_garbage() {
+        let mut s = Series::new();
+        let big = "x".repeat(1000);
+        for round in 0..20 {
+            for ts in 0..10 {
+                s.insert(ts, &format!("{round}{big}")).unwrap();
+            }
+        }
+        assert!(s.arena.len() <= 2 * s.data_bytes() + 4096 + 1010);
+        assert!(s.iter().all(|(_, d)| d.starts_with("19x")));
+        assert_eq!(s.len(), 10);
+    }
+
+    #[test]
+    fn multibyte_data_round_trips() {
+        let mut s = Series::new();
+        s.insert(2, "é€😀").unwrap();
+        s.insert(1, "\u{0}nul").unwrap();
+        assert_eq!(all(&s), vec![(1, "\u{0}nul".into()), (2, "é€😀".into())]);
+    }
+}
