@@ -1,0 +1,59 @@
+# FluxionDB — build, run and test.
+#   make run    in-memory server on :8080 with a development key
+#   make test   every test: the server's, the Node SDK's and the Go SDK's
+
+SECRET_KEY ?= dev-secret
+PORT ?= 8080
+IMAGE ?= fluxiondb
+BIN := $(CURDIR)/target/debug/fluxiondb
+export FLUXIONDB_BIN := $(BIN)
+
+.PHONY: all build release run test test-server test-node test-go lint fmt bench docker-build docker-run clean
+
+all: build
+
+build:
+	cargo build
+
+release:
+	cargo build --release
+
+run: release
+	@echo "FluxionDB in memory on ws://localhost:$(PORT) — API key: $(SECRET_KEY)"
+	SECRET_KEY=$(SECRET_KEY) ./target/release/fluxiondb --port $(PORT)
+
+test: build test-server test-node test-go
+
+test-server:
+	cargo test
+
+test-node: build
+	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test
+
+test-go: build
+	cd clients/go && go vet ./... && go test -race ./...
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt
+
+# Throughput, latency and memory figures (never asserted by tests); results go to benches/results/.
+bench:
+	cargo build --release --bins
+	./target/release/fluxiondb-bench standard --server ./target/release/fluxiondb --out benches/results
+
+docker-build:
+	docker build -t $(IMAGE) .
+
+docker-run:
+	@test -n "$(SECRET_KEY)" || { echo "set SECRET_KEY"; exit 2; }
+	mkdir -p tmp_data
+	docker run --init --rm -it -p $(PORT):8080 -e SECRET_KEY=$(SECRET_KEY) \
+		-v $(CURDIR)/tmp_data:/app/data $(IMAGE) --data /app/data
+
+clean:
+	cargo clean
+	rm -rf clients/node/node_modules clients/node/dist
