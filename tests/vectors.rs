@@ -11,13 +11,19 @@ mod matcher;
 mod runner;
 
 fn threads() -> usize {
-    std::env::var("FLUXIONDB_VECTOR_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(4)
+    std::env::var("FLUXIONDB_VECTOR_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4)
 }
 
 #[test]
 fn protocol_vectors() {
     let vectors = runner::load_vectors();
-    let master = vectors["master_key"].as_str().expect("master_key").to_string();
+    let master = vectors["master_key"]
+        .as_str()
+        .expect("master_key")
+        .to_string();
     let cases = runner::cases(&vectors, "cases");
     runner::run_all(cases, threads(), &master);
 }
@@ -35,6 +41,9 @@ fn vectors_file_is_complete() {
     for c in cases.iter().chain(restart) {
         let name = c["name"].as_str().expect("case name");
         assert!(names.insert(name), "duplicate case name {name}");
-        assert!(!c["steps"].as_array().expect("steps").is_empty(), "{name} has no steps");
+        assert!(
+            !c["steps"].as_array().expect("steps").is_empty(),
+            "{name} has no steps"
+        );
     }
 }

@@ -12,7 +12,10 @@ mod runner;
 #[ignore = "persistence lands with issue 3"]
 fn persistence_vectors() {
     let vectors = runner::load_vectors();
-    let master = vectors["master_key"].as_str().expect("master_key").to_string();
+    let master = vectors["master_key"]
+        .as_str()
+        .expect("master_key")
+        .to_string();
     let cases = runner::cases(&vectors, "restart_cases");
     runner::run_all(cases, 2, &master);
 }

@@ -54,7 +54,9 @@ fn is_integer(n: &Number) -> bool {
 }
 
 fn as_i128(n: &Number) -> Option<i128> {
-    n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from))
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
 }
 
 fn push_key(path: &mut String, key: &str) {
@@ -104,7 +106,10 @@ fn m(expected: &Value, actual: &Value, path: &mut String) -> Result<(), String> 
             assert_eq!(ph.len(), 1, "$contains must stand alone: {expected}");
             let patterns = patterns.as_array().expect("$contains takes an array");
             let Some(items) = actual.as_array() else {
-                return Err(format!("{path}: expected an array (for $contains), got {}", show(actual)));
+                return Err(format!(
+                    "{path}: expected an array (for $contains), got {}",
+                    show(actual)
+                ));
             };
             let mut used = vec![false; items.len()];
             if !assign(patterns, 0, items, &mut used) {
@@ -141,13 +146,25 @@ fn m(expected: &Value, actual: &Value, path: &mut String) -> Result<(), String> 
             other => panic!("unknown $any type {other:?}"),
         };
         if !ok {
-            return Err(format!("{path}: expected any {ty}, got {} {}", kind(actual), show(actual)));
+            return Err(format!(
+                "{path}: expected any {ty}, got {} {}",
+                kind(actual),
+                show(actual)
+            ));
         }
-        for (bound, want) in [("$min", std::cmp::Ordering::Less), ("$max", std::cmp::Ordering::Greater)] {
+        for (bound, want) in [
+            ("$min", std::cmp::Ordering::Less),
+            ("$max", std::cmp::Ordering::Greater),
+        ] {
             if let Some(b) = ph.get(bound) {
-                let b = b.as_number().unwrap_or_else(|| panic!("{bound} must be a number: {expected}"));
+                let b = b
+                    .as_number()
+                    .unwrap_or_else(|| panic!("{bound} must be a number: {expected}"));
                 let Some(a) = actual.as_number() else {
-                    return Err(format!("{path}: {bound} needs a number, got {}", show(actual)));
+                    return Err(format!(
+                        "{path}: {bound} needs a number, got {}",
+                        show(actual)
+                    ));
                 };
                 if num_cmp(a, b) == want {
                     return Err(format!("{path}: {} violates {bound} {b}", show(actual)));
@@ -178,7 +195,11 @@ fn m(expected: &Value, actual: &Value, path: &mut String) -> Result<(), String> 
             if equal {
                 Ok(())
             } else {
-                Err(format!("{path}: expected {}, got {}", show(expected), show(actual)))
+                Err(format!(
+                    "{path}: expected {}, got {}",
+                    show(expected),
+                    show(actual)
+                ))
             }
         }
         (Value::Array(e), Value::Array(a)) => {
@@ -190,7 +211,11 @@ fn m(expected: &Value, actual: &Value, path: &mut String) -> Result<(), String> 
                 path.truncate(len);
                 r.map_err(|msg| {
                     if e.len() != a.len() {
-                        format!("{msg} (array {path} has {} elements, expected {})", a.len(), e.len())
+                        format!(
+                            "{msg} (array {path} has {} elements, expected {})",
+                            a.len(),
+                            e.len()
+                        )
                     } else {
                         msg
                     }
@@ -228,9 +253,11 @@ fn m(expected: &Value, actual: &Value, path: &mut String) -> Result<(), String> 
             }
             Ok(())
         }
-        _ if kind(expected) == kind(actual) => {
-            Err(format!("{path}: expected {}, got {}", show(expected), show(actual)))
-        }
+        _ if kind(expected) == kind(actual) => Err(format!(
+            "{path}: expected {}, got {}",
+            show(expected),
+            show(actual)
+        )),
         _ => Err(format!(
             "{path}: expected {} {}, got {} {}",
             kind(expected),
@@ -303,11 +330,17 @@ mod tests {
 
     #[test]
     fn arrays_compare_in_order() {
-        assert_eq!(match_json(&parse(r#"["a","b"]"#), &parse(r#"["a","b"]"#)), Ok(()));
+        assert_eq!(
+            match_json(&parse(r#"["a","b"]"#), &parse(r#"["a","b"]"#)),
+            Ok(())
+        );
         let err = match_json(&parse(r#"["a","b"]"#), &parse(r#"["b","a"]"#)).unwrap_err();
         assert!(err.starts_with("$[0]:"), "{err}");
         let err = match_json(&parse(r#"["a","b"]"#), &parse(r#"["a","b","c"]"#)).unwrap_err();
-        assert!(err.starts_with("$: expected an array of 2 elements, got 3"), "{err}");
+        assert!(
+            err.starts_with("$: expected an array of 2 elements, got 3"),
+            "{err}"
+        );
         assert!(match_json(&parse("[]"), &parse("{}")).is_err());
     }
 
@@ -318,7 +351,10 @@ mod tests {
         let err = match_json(&e, &a).unwrap_err();
         assert_eq!(err, r#"$.records["dev-1"].ts: expected 300, got 301"#);
         let a = parse(r#"{"records":{"dev-1":{"ts":300,"data":"x"}},"list":[{"a":2}]}"#);
-        assert_eq!(match_json(&e, &a).unwrap_err(), "$.list[0].a: expected 1, got 2");
+        assert_eq!(
+            match_json(&e, &a).unwrap_err(),
+            "$.list[0].a: expected 1, got 2"
+        );
     }
 
     #[test]
@@ -347,8 +383,12 @@ mod tests {
         assert_eq!(match_json(&json!({"$any": "any"}), &json!(null)), Ok(()));
         // Inside structures.
         let e = json!({"connections": [{"since": {"$any": "integer", "$min": 0}, "self": true}]});
-        assert_eq!(match_json(&e, &json!({"connections": [{"since": 7, "self": true}]})), Ok(()));
-        let err = match_json(&e, &json!({"connections": [{"since": -7, "self": true}]})).unwrap_err();
+        assert_eq!(
+            match_json(&e, &json!({"connections": [{"since": 7, "self": true}]})),
+            Ok(())
+        );
+        let err =
+            match_json(&e, &json!({"connections": [{"since": -7, "self": true}]})).unwrap_err();
         assert!(err.starts_with("$.connections[0].since:"), "{err}");
     }
 

@@ -34,9 +34,15 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
 /// A unique, not yet existing path under the system temp folder.
 pub fn unique_temp_path(tag: &str) -> PathBuf {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("fluxiondb-test-{tag}-{}-{n}-{nanos}", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "fluxiondb-test-{tag}-{}-{n}-{nanos}",
+        std::process::id()
+    ))
 }
 
 /// A temporary folder `<tmp>/fluxiondb-test-…/` holding the data folder `data/`. The parent is
@@ -120,7 +126,14 @@ impl Server {
         }
         cmd.args(args);
         // Environment fallbacks of the server's flags must not leak in from the test runner.
-        for var in ["SECRET_KEY", "DATA_DIR", "PORT", "BIND", "FLUSH_INTERVAL", "LOG_LEVEL"] {
+        for var in [
+            "SECRET_KEY",
+            "DATA_DIR",
+            "PORT",
+            "BIND",
+            "FLUSH_INTERVAL",
+            "LOG_LEVEL",
+        ] {
             cmd.env_remove(var);
         }
         cmd
@@ -129,10 +142,12 @@ impl Server {
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "server already running");
         let mut cmd = Server::command(&self.secret, &self.args, self.dir.as_ref());
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_fluxiondb"))
-        });
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", env!("CARGO_BIN_EXE_fluxiondb")));
 
         // Drain stderr for the whole life of the process (keep the tail for diagnostics).
         let mut err = child.stderr.take().unwrap();
@@ -161,7 +176,8 @@ impl Server {
                 if !sent {
                     if let Some(rest) = line.trim_end().strip_prefix(LISTEN_PREFIX) {
                         let port = rest.rsplit(':').next().unwrap_or("").parse::<u16>();
-                        let _ = tx.send(port.map_err(|e| format!("bad listening line {line:?}: {e}")));
+                        let _ =
+                            tx.send(port.map_err(|e| format!("bad listening line {line:?}: {e}")));
                         sent = true;
                     }
                 }
@@ -179,7 +195,9 @@ impl Server {
                 // stdout closed without the line: the process probably exited; give it a moment
                 // to be reaped so the exit status can be shown.
                 let status = self.wait_exit(deadline.saturating_duration_since(Instant::now()));
-                self.fail_start(&format!("stdout closed before the listening line (exit: {status:?})"))
+                self.fail_start(&format!(
+                    "stdout closed before the listening line (exit: {status:?})"
+                ))
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 self.fail_start(&format!("no listening line within {START_TIMEOUT:?}"))
@@ -189,7 +207,10 @@ impl Server {
 
     fn fail_start(&mut self, why: &str) -> ! {
         self.kill9();
-        panic!("fluxiondb did not start: {why}\n--- server stderr (tail) ---\n{}", self.stderr_tail());
+        panic!(
+            "fluxiondb did not start: {why}\n--- server stderr (tail) ---\n{}",
+            self.stderr_tail()
+        );
     }
 
     /// The last bytes the server wrote on stderr.
@@ -262,7 +283,10 @@ impl Server {
             Some(s) => s,
             None => {
                 self.kill9();
-                panic!("server did not exit within 10 s of SIGTERM\n{}", self.stderr_tail())
+                panic!(
+                    "server did not exit within 10 s of SIGTERM\n{}",
+                    self.stderr_tail()
+                )
             }
         }
     }
@@ -313,7 +337,9 @@ pub fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -368,17 +394,32 @@ pub struct Client {
 impl Client {
     /// TCP connect to 127.0.0.1:port and perform the WebSocket handshake. Does not read any frame.
     pub fn connect(port: u16, path_and_query: &str) -> Result<Client, String> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("tcp connect: {e}"))?;
+        let stream =
+            TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("tcp connect: {e}"))?;
         stream.set_nodelay(true).ok();
-        stream.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| e.to_string())?;
-        stream.set_write_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
         let url = format!("ws://127.0.0.1:{port}{path_and_query}");
-        match tungstenite::client(url.as_str(), stream) {
-            Ok((ws, _response)) => Ok(Client { ws, next_id: 0, closed: false }),
+        // The client must never be the limiting side: no frame or message size limits.
+        let config = tungstenite::protocol::WebSocketConfig::default()
+            .max_frame_size(None)
+            .max_message_size(None);
+        match tungstenite::client::client_with_config(url.as_str(), stream, Some(config)) {
+            Ok((ws, _response)) => Ok(Client {
+                ws,
+                next_id: 0,
+                closed: false,
+            }),
             Err(tungstenite::HandshakeError::Interrupted(_)) => {
                 Err(format!("handshake to {url} timed out"))
             }
-            Err(tungstenite::HandshakeError::Failure(e)) => Err(format!("handshake to {url} failed: {e}")),
+            Err(tungstenite::HandshakeError::Failure(e)) => {
+                Err(format!("handshake to {url} failed: {e}"))
+            }
         }
     }
 
@@ -431,11 +472,15 @@ impl Client {
     }
 
     pub fn try_send_text(&mut self, text: &str) -> Result<(), String> {
-        self.ws.send(Message::text(text.to_string())).map_err(|e| e.to_string())
+        self.ws
+            .send(Message::text(text.to_string()))
+            .map_err(|e| e.to_string())
     }
 
     pub fn send_message(&mut self, m: Message) {
-        self.ws.send(m).unwrap_or_else(|e| panic!("send failed: {e}"));
+        self.ws
+            .send(m)
+            .unwrap_or_else(|e| panic!("send failed: {e}"));
     }
 
     /// Writes one raw frame (client-masked with a zero key, so the payload is unchanged) straight
@@ -472,6 +517,11 @@ impl Client {
         })
     }
 
+    /// The next message exactly as tungstenite returns it (pings and pongs included).
+    pub fn read_raw(&mut self) -> tungstenite::Result<Message> {
+        self.ws.read()
+    }
+
     /// Reads the next data or close frame (pings and pongs are skipped; pings are answered by
     /// tungstenite).
     pub fn next_frame(&mut self) -> Frame {
@@ -506,8 +556,9 @@ impl Client {
     /// Reads the next frame, which must be a text frame holding JSON.
     pub fn recv_json(&mut self) -> Value {
         match self.next_frame() {
-            Frame::Text(t) => serde_json::from_str(&t)
-                .unwrap_or_else(|e| panic!("server sent a text frame that is not JSON ({e}): {t:?}")),
+            Frame::Text(t) => serde_json::from_str(&t).unwrap_or_else(|e| {
+                panic!("server sent a text frame that is not JSON ({e}): {t:?}")
+            }),
             other => panic!("expected a JSON text frame, got {}", other.describe()),
         }
     }
@@ -526,7 +577,11 @@ impl Client {
         let frame = json!({"id": id, "type": ty, "data": data}).to_string();
         self.send_text(&frame);
         let v = self.recv_json();
-        assert_eq!(v.get("id"), Some(&json!(id)), "response does not echo id {id:?}: {v} (request {frame})");
+        assert_eq!(
+            v.get("id"),
+            Some(&json!(id)),
+            "response does not echo id {id:?}: {v} (request {frame})"
+        );
         v
     }
 
@@ -569,7 +624,10 @@ impl Client {
         if self.closed {
             return Frame::Dropped("connection already closed".into());
         }
-        let _ = self.ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }));
+        let _ = self.ws.close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        }));
         let _ = self.ws.flush();
         loop {
             match self.ws.read() {
@@ -649,7 +707,11 @@ pub fn fixture(c: &mut Client) {
 
 /// Adds the three scoped keys of fixture F (`ro-key`, `rw-key`, `rwd-key`).
 pub fn fixture_keys(c: &mut Client) {
-    for (k, s) in [("ro-key", "readonly"), ("rw-key", "read_write"), ("rwd-key", "read_write_delete")] {
+    for (k, s) in [
+        ("ro-key", "readonly"),
+        ("rw-key", "read_write"),
+        ("rwd-key", "read_write_delete"),
+    ] {
         let v = c.ok("keys", json!({"action": "add", "key": k, "scope": s}));
         assert_eq!(v, json!({"status": "ok", "scope": s}));
     }
@@ -666,9 +728,16 @@ pub fn fixture_q1() -> Value {
 
 /// Asserts that fixture F is intact (records and key/values).
 pub fn assert_fixture_intact(c: &mut Client) {
-    assert_eq!(c.ok("qry", json!({"col": "sensors", "ts": 1000})), fixture_q1(), "fixture records changed");
     assert_eq!(
-        c.ok("qdoc", json!({"col": "sensors", "doc": "dev-1", "to": 1000})),
+        c.ok("qry", json!({"col": "sensors", "ts": 1000})),
+        fixture_q1(),
+        "fixture records changed"
+    );
+    assert_eq!(
+        c.ok(
+            "qdoc",
+            json!({"col": "sensors", "doc": "dev-1", "to": 1000})
+        ),
         json!({"records": [
             {"ts": 100, "data": "temp:20 state:flying"},
             {"ts": 200, "data": "temp:21 state:landed"},
@@ -686,6 +755,10 @@ pub fn assert_fixture_intact(c: &mut Client) {
 /// `cols` answer as a list of strings.
 pub fn cols(c: &mut Client) -> Vec<String> {
     let v = c.ok("cols", json!({}));
-    let list = v["collections"].as_array().unwrap_or_else(|| panic!("cols: no collections array: {v}"));
-    list.iter().map(|x| x.as_str().expect("collection name").to_string()).collect()
+    let list = v["collections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("cols: no collections array: {v}"));
+    list.iter()
+        .map(|x| x.as_str().expect("collection name").to_string())
+        .collect()
 }

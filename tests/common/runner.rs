@@ -18,7 +18,10 @@ use crate::matcher::match_json;
 pub fn vectors_path() -> PathBuf {
     match std::env::var_os("FLUXIONDB_VECTORS") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/protocol.json")),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/protocol.json"
+        )),
     }
 }
 
@@ -33,7 +36,12 @@ pub fn load_vectors() -> Value {
     });
     let v: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()));
-    assert_eq!(v["format"], "fluxiondb-protocol-vectors", "{} has an unexpected format", path.display());
+    assert_eq!(
+        v["format"],
+        "fluxiondb-protocol-vectors",
+        "{} has an unexpected format",
+        path.display()
+    );
     v
 }
 
@@ -44,9 +52,15 @@ pub fn cases(vectors: &Value, member: &str) -> Vec<Value> {
         .as_array()
         .unwrap_or_else(|| panic!("vectors file has no {member:?} array"))
         .clone();
-    assert!(!all.is_empty(), "vectors file has an empty {member:?} array");
+    assert!(
+        !all.is_empty(),
+        "vectors file has an empty {member:?} array"
+    );
     match std::env::var("FLUXIONDB_VECTOR_FILTER") {
-        Ok(f) if !f.is_empty() => all.into_iter().filter(|c| c["name"].as_str().unwrap_or("").contains(&f)).collect(),
+        Ok(f) if !f.is_empty() => all
+            .into_iter()
+            .filter(|c| c["name"].as_str().unwrap_or("").contains(&f))
+            .collect(),
         _ => all,
     }
 }
@@ -64,9 +78,13 @@ pub fn run_all(cases: Vec<Value>, threads: usize, master_key: &str) {
         let failures = Arc::clone(&failures);
         let master_key = master_key.to_string();
         workers.push(thread::spawn(move || loop {
-            let Some((idx, case)) = queue.lock().unwrap().pop_front() else { break };
+            let Some((idx, case)) = queue.lock().unwrap().pop_front() else {
+                break;
+            };
             let name = case["name"].as_str().unwrap_or("?").to_string();
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(&case, &master_key)));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_case(&case, &master_key)
+            }));
             let failure = match outcome {
                 Ok(Ok(())) => None,
                 Ok(Err(msg)) => Some(msg),
@@ -79,7 +97,10 @@ pub fn run_all(cases: Vec<Value>, threads: usize, master_key: &str) {
                 )),
             };
             if let Some(msg) = failure {
-                failures.lock().unwrap().insert(idx, format!("{name}: {msg}"));
+                failures
+                    .lock()
+                    .unwrap()
+                    .insert(idx, format!("{name}: {msg}"));
             }
         }));
     }
@@ -87,17 +108,31 @@ pub fn run_all(cases: Vec<Value>, threads: usize, master_key: &str) {
         w.join().expect("vector worker thread");
     }
     let failures = failures.lock().unwrap();
-    eprintln!("protocol vectors: {} of {total} cases passed", total - failures.len());
+    eprintln!(
+        "protocol vectors: {} of {total} cases passed",
+        total - failures.len()
+    );
     if !failures.is_empty() {
         let list: Vec<&str> = failures.values().map(|s| s.as_str()).collect();
-        panic!("{} of {total} vector cases failed:\n\n{}\n", failures.len(), list.join("\n\n"));
+        panic!(
+            "{} of {total} vector cases failed:\n\n{}\n",
+            failures.len(),
+            list.join("\n\n")
+        );
     }
 }
 
 fn step_summary(step: &Value) -> String {
     let mut s = step.clone();
     if let Some(o) = s.as_object_mut() {
-        for k in ["upstream_expect", "upstream_stop", "note", "compare", "shared", "fixture"] {
+        for k in [
+            "upstream_expect",
+            "upstream_stop",
+            "note",
+            "compare",
+            "shared",
+            "fixture",
+        ] {
             o.remove(k);
         }
         // Keep huge raw frames short.
@@ -114,29 +149,46 @@ fn step_summary(step: &Value) -> String {
 /// Matches one received frame against a step's `expect`.
 pub fn check_expect(expect: &Value, got: &Frame) -> Result<(), String> {
     if let Some(close) = expect.get("$close") {
-        assert_eq!(expect.as_object().unwrap().len(), 1, "$close must stand alone: {expect}");
+        assert_eq!(
+            expect.as_object().unwrap().len(),
+            1,
+            "$close must stand alone: {expect}"
+        );
         let want_code = close["code"].as_u64().expect("$close.code") as u16;
         let want_reason = close.get("reason").and_then(Value::as_str);
         return match got {
             Frame::Close(Some((code, reason))) => {
                 if *code != want_code {
-                    Err(format!("expected close {want_code}, got close {code} {reason:?}"))
+                    Err(format!(
+                        "expected close {want_code}, got close {code} {reason:?}"
+                    ))
                 } else if want_reason.is_some_and(|r| r != reason) {
-                    Err(format!("expected close reason {:?}, got {reason:?}", want_reason.unwrap()))
+                    Err(format!(
+                        "expected close reason {:?}, got {reason:?}",
+                        want_reason.unwrap()
+                    ))
                 } else {
                     Ok(())
                 }
             }
-            other => Err(format!("expected close {want_code} {want_reason:?}, got {}", other.describe())),
+            other => Err(format!(
+                "expected close {want_code} {want_reason:?}, got {}",
+                other.describe()
+            )),
         };
     }
     match got {
         Frame::Text(t) => {
             let actual: Value = serde_json::from_str(t)
                 .map_err(|e| format!("text frame is not JSON ({e}): {}", truncate(t, 300)))?;
-            match_json(expect, &actual).map_err(|e| format!("{e}\n      actual frame: {}", truncate(t, 600)))
+            match_json(expect, &actual)
+                .map_err(|e| format!("{e}\n      actual frame: {}", truncate(t, 600)))
         }
-        other => Err(format!("expected a text frame {}, got {}", truncate(&expect.to_string(), 300), other.describe())),
+        other => Err(format!(
+            "expected a text frame {}, got {}",
+            truncate(&expect.to_string(), 300),
+            other.describe()
+        )),
     }
 }
 
@@ -148,30 +200,45 @@ fn send_frame(client: &mut Client, f: &Value) -> Result<Option<thread::JoinHandl
     };
     if let Some(hex) = f.get("hex").and_then(Value::as_str) {
         let bytes = decode_hex(hex);
-        client.send_raw_frame(opcode, true, &bytes).map_err(|e| format!("raw frame write failed: {e}"))?;
+        client
+            .send_raw_frame(opcode, true, &bytes)
+            .map_err(|e| format!("raw frame write failed: {e}"))?;
         return Ok(None);
     }
-    if let (Some(fill), Some(len)) = (f.get("fill").and_then(Value::as_str), f.get("length").and_then(Value::as_u64)) {
+    if let (Some(fill), Some(len)) = (
+        f.get("fill").and_then(Value::as_str),
+        f.get("length").and_then(Value::as_u64),
+    ) {
         assert_eq!(opcode, 1, "fill frames are text frames");
         assert_eq!(fill.len(), 1, "fill must be one byte");
-        return Ok(Some(client.send_big_text_frame(fill.as_bytes()[0], len as usize)));
+        return Ok(Some(
+            client.send_big_text_frame(fill.as_bytes()[0], len as usize),
+        ));
     }
     panic!("unsupported send_frame {f}");
 }
 
 pub fn decode_hex(hex: &str) -> Vec<u8> {
     assert!(hex.len() % 2 == 0, "odd hex length");
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect()
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 fn conn<'a>(conns: &'a mut BTreeMap<String, Client>, name: &str) -> Result<&'a mut Client, String> {
-    conns.get_mut(name).ok_or_else(|| format!("connection {name} is not open"))
+    conns
+        .get_mut(name)
+        .ok_or_else(|| format!("connection {name} is not open"))
 }
 
 /// Runs one case on a fresh server. Returns `Err("step N …: what differed")` at the first failure.
 pub fn run_case(case: &Value, master_key: &str) -> Result<(), String> {
     let server_opts = case.get("server").cloned().unwrap_or(Value::Null);
-    let with_data = server_opts.get("data_dir").and_then(Value::as_bool).unwrap_or(false);
+    let with_data = server_opts
+        .get("data_dir")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let mut args: Vec<String> = Vec::new();
     if let Some(f) = server_opts.get("fsync").and_then(Value::as_str) {
         args.push("--fsync".into());
@@ -195,7 +262,15 @@ pub fn run_case(case: &Value, master_key: &str) -> Result<(), String> {
         Ok(()) => Ok(()),
         Err(e) => {
             let tail = server.stderr_tail();
-            let tail: String = tail.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n        ");
+            let tail: String = tail
+                .lines()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n        ");
             if tail.is_empty() {
                 Err(e)
             } else {
@@ -212,7 +287,9 @@ fn run_step(
     conns: &mut BTreeMap<String, Client>,
 ) -> Result<(), String> {
     if let Some(name) = step.get("open").and_then(Value::as_str) {
-        let spec = connections.get(name).ok_or_else(|| format!("case has no connection {name}"))?;
+        let spec = connections
+            .get(name)
+            .ok_or_else(|| format!("case has no connection {name}"))?;
         let path = spec["path"].as_str().unwrap_or("/");
         let pq = match spec.get("query").and_then(Value::as_str) {
             Some(q) => format!("{path}?{q}"),
@@ -225,10 +302,15 @@ fn run_step(
         return r;
     }
     if let Some(name) = step.get("close").and_then(Value::as_str) {
-        let mut client = conns.remove(name).ok_or_else(|| format!("connection {name} is not open"))?;
+        let mut client = conns
+            .remove(name)
+            .ok_or_else(|| format!("connection {name} is not open"))?;
         return match client.close() {
             Frame::Close(_) => Ok(()),
-            other => Err(format!("closing {name}: expected the server's close frame, got {}", other.describe())),
+            other => Err(format!(
+                "closing {name}: expected the server's close frame, got {}",
+                other.describe()
+            )),
         };
     }
     if let Some(r) = step.get("restart") {
@@ -241,7 +323,9 @@ fn run_step(
         let client = conn(conns, name)?;
         let mut writer = None;
         if let Some(text) = step.get("send").and_then(Value::as_str) {
-            client.try_send_text(text).map_err(|e| format!("send on {name} failed: {e}"))?;
+            client
+                .try_send_text(text)
+                .map_err(|e| format!("send on {name} failed: {e}"))?;
         } else if let Some(f) = step.get("send_frame") {
             writer = send_frame(client, f)?;
         }
@@ -263,7 +347,11 @@ fn run_step(
     panic!("unsupported step {step}");
 }
 
-fn restart(r: &Value, server: &mut Server, conns: &mut BTreeMap<String, Client>) -> Result<(), String> {
+fn restart(
+    r: &Value,
+    server: &mut Server,
+    conns: &mut BTreeMap<String, Client>,
+) -> Result<(), String> {
     let signal = r["signal"].as_str().expect("restart.signal");
     match signal {
         "SIGKILL" => server.kill9(),
@@ -282,7 +370,9 @@ fn restart(r: &Value, server: &mut Server, conns: &mut BTreeMap<String, Client>)
                 .ok_or_else(|| "server did not exit within 10 s of SIGTERM".to_string())?;
             if let Some(code) = r.get("expect_exit_code").and_then(Value::as_i64) {
                 if status.code() != Some(code as i32) {
-                    return Err(format!("exit status after SIGTERM: expected {code}, got {status:?}"));
+                    return Err(format!(
+                        "exit status after SIGTERM: expected {code}, got {status:?}"
+                    ));
                 }
             }
         }
@@ -310,7 +400,9 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn check_data_dir(c: &Value, server: &Server) -> Result<(), String> {
-    let dir = server.data_dir().ok_or("check_data_dir on a server without a data folder")?;
+    let dir = server
+        .data_dir()
+        .ok_or("check_data_dir on a server without a data folder")?;
     if let Some(needle) = c.get("no_file_contains").and_then(Value::as_str) {
         let mut files = Vec::new();
         walk_files(dir, &mut files);
@@ -330,7 +422,9 @@ fn check_data_dir(c: &Value, server: &Server) -> Result<(), String> {
             .collect();
         entries.sort();
         if entries != ["data"] {
-            return Err(format!("the data folder's parent holds {entries:?}, expected only [\"data\"]"));
+            return Err(format!(
+                "the data folder's parent holds {entries:?}, expected only [\"data\"]"
+            ));
         }
     }
     Ok(())

@@ -1,0 +1,229 @@
+//! `conn` (PROTOCOL.md §4.17, §12.13) and connection life cycle.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fixture_keys, Client, Server};
+use serde_json::{json, Value};
+
+fn entries(c: &mut Client) -> Vec<Value> {
+    let v = c.ok("conn", json!({}));
+    assert_eq!(
+        v.as_object().unwrap().len(),
+        1,
+        "conn response has extra members: {v}"
+    );
+    v["connections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no connections array: {v}"))
+        .clone()
+}
+
+fn check_shape(list: &[Value]) {
+    for e in list {
+        let o = e
+            .as_object()
+            .unwrap_or_else(|| panic!("entry is not an object: {e}"));
+        let mut keys: Vec<&str> = o.keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["ip", "name", "self", "since"], "entry members: {e}");
+        assert_eq!(e["ip"], "127.0.0.1", "{e}");
+        assert!(
+            e["since"].is_u64() || e["since"].as_i64().is_some_and(|x| x >= 0),
+            "since must be an integer >= 0: {e}"
+        );
+        assert!(e["name"].is_string() || e["name"].is_null(), "{e}");
+        assert!(e["self"].is_boolean(), "{e}");
+    }
+    // Oldest first: `since` (elapsed time) never increases along the list.
+    for w in list.windows(2) {
+        assert!(
+            w[0]["since"].as_i64().unwrap() >= w[1]["since"].as_i64().unwrap(),
+            "connections not oldest first: {list:?}"
+        );
+    }
+}
+
+fn names(list: &[Value]) -> Vec<Value> {
+    list.iter().map(|e| e["name"].clone()).collect()
+}
+
+fn selfs(list: &[Value]) -> Vec<bool> {
+    list.iter().map(|e| e["self"].as_bool().unwrap()).collect()
+}
+
+#[test]
+fn order_self_name_ip_since() {
+    let s = Server::start(&[]);
+    let mut a = s.master();
+    fixture_keys(&mut a);
+    let mut b = s.open("ro-key", None);
+    let mut c = s.open("rw-key", Some(""));
+    let mut d = s.open("rwd-key", Some("déjà vu"));
+    let want_names = vec![json!("ops"), Value::Null, Value::Null, json!("déjà vu")];
+    for (i, conn) in [&mut a, &mut b, &mut c, &mut d].into_iter().enumerate() {
+        let list = entries(conn);
+        check_shape(&list);
+        assert_eq!(names(&list), want_names, "order on connection {i}");
+        let mut want_self = vec![false; 4];
+        want_self[i] = true;
+        assert_eq!(selfs(&list), want_self, "self flags on connection {i}");
+    }
+    // `since` keeps growing (monotonic clock), per connection.
+    let first = entries(&mut a);
+    // Let at least a few milliseconds pass, measured by our own clock.
+    std::thread::sleep(Duration::from_millis(30));
+    let second = entries(&mut a);
+    for (x, y) in first.iter().zip(&second) {
+        let (x, y) = (x["since"].as_i64().unwrap(), y["since"].as_i64().unwrap());
+        assert!(y >= x + 20, "since did not advance with time: {x} then {y}");
+    }
+}
+
+#[test]
+fn closed_connections_vanish() {
+    let s = Server::start(&[]);
+    let mut a = s.master();
+    fixture_keys(&mut a);
+    let mut b = s.open("ro-key", Some("b"));
+    let _c = s.open("rw-key", Some("c"));
+    assert_eq!(
+        names(&entries(&mut a)),
+        vec![json!("ops"), json!("b"), json!("c")]
+    );
+    // Clean close: gone as soon as the server has answered the close handshake.
+    match b.close() {
+        common::Frame::Close(_) => {}
+        other => panic!("close handshake: {}", other.describe()),
+    }
+    assert_eq!(names(&entries(&mut a)), vec![json!("ops"), json!("c")]);
+    // Abrupt close (TCP dropped, no close frame): gone once the server notices; bounded wait.
+    let d = s.open("rwd-key", Some("d"));
+    assert_eq!(
+        names(&entries(&mut a)),
+        vec![json!("ops"), json!("c"), json!("d")]
+    );
+    d.stream().shutdown(std::net::Shutdown::Both).unwrap();
+    drop(d);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list = entries(&mut a);
+        if names(&list) == vec![json!("ops"), json!("c")] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dropped connection still listed after 5 s: {list:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A new connection goes to the end of the list.
+    let _e = s.open("ro-key", Some("e"));
+    assert_eq!(
+        names(&entries(&mut a)),
+        vec![json!("ops"), json!("c"), json!("e")]
+    );
+}
+
+#[test]
+fn refused_handshakes_are_not_listed() {
+    let s = Server::start(&[]);
+    let mut a = s.master();
+    for q in ["/", "/?api-key=", "/?api-key=wrong&name=intruder"] {
+        let (code, _) = Client::open_expect_close(s.port, q);
+        assert_eq!(code, 1008);
+    }
+    let list = entries(&mut a);
+    check_shape(&list);
+    assert_eq!(names(&list), vec![json!("ops")]);
+    assert_eq!(selfs(&list), vec![true]);
+}
+
+#[test]
+fn many_connections_listed_in_order() {
+    let s = Server::start(&[]);
+    let mut first = s.master();
+    let mut others: Vec<Client> = (0..20)
+        .map(|i| s.open(common::MASTER, Some(&format!("n{i:02}"))))
+        .collect();
+    let list = entries(&mut first);
+    check_shape(&list);
+    let mut want = vec![json!("ops")];
+    want.extend((0..20).map(|i| json!(format!("n{i:02}"))));
+    assert_eq!(names(&list), want);
+    // From the last one, only the last is self.
+    let list = entries(others.last_mut().unwrap());
+    let mut want_self = vec![false; 21];
+    want_self[20] = true;
+    assert_eq!(selfs(&list), want_self);
+    // Close every other connection.
+    for (i, c) in others.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            assert!(matches!(c.close(), common::Frame::Close(_)));
+        }
+    }
+    let list = entries(&mut first);
+    let mut want = vec![json!("ops")];
+    want.extend(
+        (0..20)
+            .filter(|i| i % 2 == 1)
+            .map(|i| json!(format!("n{i:02}"))),
+    );
+    assert_eq!(names(&list), want);
+}
+
+#[test]
+fn sigterm_closes_connections_with_1001_and_exits_0() {
+    let mut s = Server::start(&[]);
+    let mut a = s.master();
+    let mut b = s.master();
+    a.ok(
+        "ins",
+        json!([{"col": "c", "doc": "d", "ts": 1, "data": "x"}]),
+    );
+    s.send_sigterm();
+    assert_eq!(a.recv_close(), (1001, "server shutting down".to_string()));
+    assert_eq!(b.recv_close(), (1001, "server shutting down".to_string()));
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("server exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+}
+
+#[test]
+fn ping_is_answered_and_pipelined_requests_stay_in_order() {
+    let s = Server::start(&[]);
+    let mut a = s.master();
+    a.send_message(tungstenite::Message::Ping(b"hello"[..].into()));
+    match a.read_raw() {
+        Ok(tungstenite::Message::Pong(p)) => assert_eq!(&p[..], b"hello"),
+        other => panic!("expected a pong, got {other:?}"),
+    }
+    a.send_text(&json!({"id": "after-ping", "type": "cols", "data": "{}"}).to_string());
+    assert_eq!(
+        a.recv_json(),
+        json!({"id": "after-ping", "collections": []})
+    );
+    // 200 pipelined requests on one connection: answered in order, each seeing the previous.
+    for i in 0..200 {
+        let f = if i % 2 == 0 {
+            json!({"id": format!("p{i}"), "type": "ins", "data": json!([{"col": "pipe", "doc": "d", "ts": i + 1, "data": format!("v{i}")}]).to_string()})
+        } else {
+            json!({"id": format!("p{i}"), "type": "qry", "data": json!({"col": "pipe", "ts": 1000}).to_string()})
+        };
+        a.send_text(&f.to_string());
+    }
+    for i in 0..200 {
+        let v = a.recv_json();
+        if i % 2 == 0 {
+            assert_eq!(v, json!({"id": format!("p{i}")}));
+        } else {
+            assert_eq!(
+                v,
+                json!({"id": format!("p{i}"), "records": {"d": {"ts": i, "data": format!("v{}", i - 1)}}}),
+                "response {i} must see the insert just before it"
+            );
+        }
+    }
+}
