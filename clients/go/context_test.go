@@ -3,7 +3,6 @@ package fluxiondb_test
 import (
 	"context"
 	"errors"
-	"syscall"
 	"testing"
 	"time"
 
@@ -78,7 +77,7 @@ func TestContextVariantsAndTimeouts(t *testing.T) {
 
 	// With the server paused: the caller's deadline, then the client's
 	// request timeout.
-	srv.Signal(syscall.SIGSTOP)
+	srv.Pause()
 	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancelShort()
 	_, err = c.FetchCollectionsContext(short)
@@ -93,7 +92,7 @@ func TestContextVariantsAndTimeouts(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond || d > 3*time.Second {
 		t.Fatalf("request timeout after %v, want about 400ms", d)
 	}
-	srv.Signal(syscall.SIGCONT)
+	srv.Resume()
 
 	// The late answers are discarded; the connection still matches answers
 	// to the right requests.

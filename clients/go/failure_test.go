@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,7 +56,7 @@ func TestServerKilledMidRequestAndReconnect(t *testing.T) {
 	must(t, "insert", c.InsertSingleDocumentRecord(fluxiondb.InsertMessageRequest{TS: 1, Doc: "d", Data: "x", Col: "c"}))
 
 	// Pause the server so the requests stay unanswered, then kill it.
-	srv.Signal(syscall.SIGSTOP)
+	srv.Pause()
 	const inFlight = 8
 	errs := make(chan error, inFlight)
 	for i := 0; i < inFlight; i++ {
@@ -145,8 +144,8 @@ func TestCloseIsTerminal(t *testing.T) {
 	srv := testserver.Start(t)
 	c := masterClient(t, srv)
 
-	srv.Signal(syscall.SIGSTOP)
-	t.Cleanup(func() { srv.Signal(syscall.SIGCONT) })
+	srv.Pause()
+	t.Cleanup(func() { srv.Resume() })
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -170,7 +169,7 @@ func TestCloseIsTerminal(t *testing.T) {
 			t.Fatalf("in-flight request after Close: %v", err)
 		}
 	}
-	srv.Signal(syscall.SIGCONT)
+	srv.Resume()
 
 	if err := c.Connect(); !errors.Is(err, fluxiondb.ErrClosed) {
 		t.Fatalf("Connect after Close: %v", err)

@@ -83,6 +83,7 @@ func (s *Server) URL() string { return fmt.Sprintf("ws://127.0.0.1:%d", s.Port) 
 func (s *Server) start(port int) error {
 	cmd := exec.Command(s.bin, "--secret-key", MasterKey, "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
 	cmd.Dir = s.dir
+	cmd.Env = serverEnv()
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
@@ -127,6 +128,23 @@ func (s *Server) start(port int) error {
 	}
 }
 
+// serverEnv is the test process's environment without the variables the
+// server reads as fallbacks for its flags (a stray DATA_DIR would turn on
+// persistence, for instance).
+func serverEnv() []string {
+	drop := map[string]bool{"SECRET_KEY": true, "DATA_DIR": true, "FLUSH_INTERVAL": true, "PORT": true,
+		"BIND": true, "LOG_LEVEL": true, "MAX_CONNECTIONS": true, "MAX_MESSAGE_MIB": true,
+		"MAX_RESPONSE_MIB": true, "SEND_BUFFER_MIB": true, "IDLE_TIMEOUT": true, "HANDSHAKE_TIMEOUT": true,
+		"FSYNC": true}
+	var env []string
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); !drop[name] {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // Signal sends sig to the running server process.
 func (s *Server) Signal(sig syscall.Signal) {
 	s.mu.Lock()
@@ -135,6 +153,50 @@ func (s *Server) Signal(sig syscall.Signal) {
 	if cmd != nil {
 		cmd.Process.Signal(sig)
 	}
+}
+
+// Pause stops the server process with SIGSTOP and waits until every one of
+// its threads is stopped, so that it answers nothing until Resume.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatal("Pause: server not running")
+	}
+	cmd.Process.Signal(syscall.SIGSTOP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !allThreadsStopped(cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			s.t.Fatal("Pause: the server did not stop within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Resume continues a paused server.
+func (s *Server) Resume() { s.Signal(syscall.SIGCONT) }
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped), according to /proc.
+func allThreadsStopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(task)
+		if err != nil {
+			return false
+		}
+		// The state follows the parenthesised command name.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 || i+2 >= len(stat) || (stat[i+2] != 'T' && stat[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // Kill kills the server with SIGKILL and waits until it is gone.
@@ -146,8 +208,7 @@ func (s *Server) Kill() {
 	if cmd == nil {
 		return
 	}
-	cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
-	cmd.Process.Kill()
+	cmd.Process.Kill() // also kills a paused process, without letting it run first
 	<-exited
 }
 
