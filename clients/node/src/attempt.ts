@@ -95,11 +95,15 @@ export function startAttempt(
         // Other JSON frames before `ready` cannot answer anything yet: ignored.
     });
 
-    // An `error` event is always followed by `close`, which may carry the server's reason
-    // (a refused key): remember the error and decide on `close`.
+    // An `error` event is normally followed by `close`, which may carry the server's reason;
+    // but some implementations (Node.js 20's) never fire `close` for a refused TCP connection.
+    // So the error fails the attempt one task later unless a `close` has decided it by then.
     let errorText: string | undefined;
     ws.addEventListener("error", (event) => {
-        if (!isReady && errorText === undefined) errorText = describeErrorEvent(event);
+        if (isReady || settled || errorText !== undefined) return;
+        const text = describeErrorEvent(event);
+        errorText = text;
+        setTimeout(() => fail(new ConnectError(text, true)), 0);
     });
 
     ws.addEventListener("close", (event) => {

@@ -50,6 +50,19 @@ describe("connecting", () => {
         assert.equal(server.sockets.length, 3);
     });
 
+    it("retries at once when a failed connection fires only an error event", async () => {
+        const server = new FakeServer();
+        server.nextConnections = ["error-only", "error-only"];
+        const c = client(server, { maxReconnectAttempts: 2, connectTimeout: 60_000 });
+        const started = Date.now();
+        await c.connect();
+        assert.ok(Date.now() - started < 5_000);
+        assert.equal(server.sockets.length, 3);
+        server.defaultConnection = "error-only";
+        c.close();
+        await assert.rejects(c.connect(), { message: "WebSocket error: Received network error or non-101 status code." });
+    });
+
     it("starts a full series of attempts again on the next call after giving up", async () => {
         const server = new FakeServer();
         server.defaultConnection = { close: 1006 };

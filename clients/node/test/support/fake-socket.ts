@@ -66,6 +66,10 @@ export class FakeSocket implements WebSocketLike {
         this.finish(code, reason);
     }
 
+    failWithoutClose(): void {
+        this.emit("error", { message: "Received network error or non-101 status code." });
+    }
+
     private finish(code: number, reason: string): void {
         if (this.readyState === 3) return;
         this.readyState = 3;
@@ -73,7 +77,11 @@ export class FakeSocket implements WebSocketLike {
     }
 }
 
-export type ConnectBehaviour = "ready" | "silent" | { close: number; reason?: string };
+/**
+ * "ready": sends `ready`; "silent": never answers; "error-only": an error event and no close
+ * (as Node.js 20's WebSocket does for a refused TCP connection); or a close before `ready`.
+ */
+export type ConnectBehaviour = "ready" | "silent" | "error-only" | { close: number; reason?: string };
 
 export class FakeServer {
     readonly sockets: FakeSocket[] = [];
@@ -101,6 +109,8 @@ export class FakeServer {
                     if (behaviour === "ready") {
                         socket.open();
                         socket.deliver({ type: "ready", message: "Authentication successful" });
+                    } else if (behaviour === "error-only") {
+                        socket.failWithoutClose();
                     } else if (behaviour !== "silent") {
                         socket.open();
                         socket.serverClose(behaviour.close, behaviour.reason ?? "");
