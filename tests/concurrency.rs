@@ -47,7 +47,9 @@ fn batch(w: usize, b: i64) -> Value {
 /// Checks one `qry` answer on a collection: for every writer present, all N of its documents
 /// carry the same batch (ts and marker agree). Returns writer → batch seen (0 if absent).
 fn check_snapshot(col: &str, writers: &[usize], v: &Value) -> Result<BTreeMap<usize, i64>, String> {
-    let recs = v["records"].as_object().ok_or_else(|| format!("{col}: no records object: {v}"))?;
+    let recs = v["records"]
+        .as_object()
+        .ok_or_else(|| format!("{col}: no records object: {v}"))?;
     let mut seen = BTreeMap::new();
     for &w in writers {
         let mut batches = Vec::new();
@@ -57,20 +59,29 @@ fn check_snapshot(col: &str, writers: &[usize], v: &Value) -> Result<BTreeMap<us
                 Some(r) => {
                     let ts = r["ts"].as_i64().ok_or_else(|| format!("bad record {r}"))?;
                     if r["data"] != json!(format!("w{w}:b{ts}")) {
-                        return Err(format!("{col}: {}: data {} does not match ts {ts}", doc(w, i), r["data"]));
+                        return Err(format!(
+                            "{col}: {}: data {} does not match ts {ts}",
+                            doc(w, i),
+                            r["data"]
+                        ));
                     }
                     batches.push(ts);
                 }
             }
         }
         if batches.iter().any(|b| *b != batches[0]) {
-            return Err(format!("{col}: half-applied batch of writer {w}: documents show batches {batches:?}"));
+            return Err(format!(
+                "{col}: half-applied batch of writer {w}: documents show batches {batches:?}"
+            ));
         }
         seen.insert(w, batches[0]);
     }
     let expected_docs = seen.values().filter(|b| **b > 0).count() * N;
     if recs.len() != expected_docs {
-        return Err(format!("{col}: {} documents, expected {expected_docs}", recs.len()));
+        return Err(format!(
+            "{col}: {} documents, expected {expected_docs}",
+            recs.len()
+        ));
     }
     Ok(seen)
 }
@@ -84,8 +95,12 @@ fn writers_and_readers() {
     let start = Arc::new(Barrier::new(WRITERS + READERS));
 
     // Open every connection first (from the test thread) so they all exist at once.
-    let writer_conns: Vec<Client> = (0..WRITERS).map(|w| Client::open(port, MASTER, Some(&format!("writer{w}")))).collect();
-    let reader_conns: Vec<Client> = (0..READERS).map(|r| Client::open(port, MASTER, Some(&format!("reader{r}")))).collect();
+    let writer_conns: Vec<Client> = (0..WRITERS)
+        .map(|w| Client::open(port, MASTER, Some(&format!("writer{w}"))))
+        .collect();
+    let reader_conns: Vec<Client> = (0..READERS)
+        .map(|r| Client::open(port, MASTER, Some(&format!("reader{r}"))))
+        .collect();
 
     let mut writers = Vec::new();
     for (w, mut c) in writer_conns.into_iter().enumerate() {
@@ -177,17 +192,32 @@ fn writers_and_readers() {
             Err(_) => failures.push(format!("reader {r} panicked")),
         }
     }
-    assert!(failures.is_empty(), "concurrency failures:\n{}", failures.join("\n"));
-    assert!(total_queries >= READERS, "readers made only {total_queries} queries");
-    assert!(batches.iter().all(|b| *b > 0), "some writer acknowledged nothing: {batches:?}");
+    assert!(
+        failures.is_empty(),
+        "concurrency failures:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        total_queries >= READERS,
+        "readers made only {total_queries} queries"
+    );
+    assert!(
+        batches.iter().all(|b| *b > 0),
+        "some writer acknowledged nothing: {batches:?}"
+    );
 
     // Every acknowledged record is present, exactly once per (doc, ts), with its data.
     let mut m = s.master();
-    for w in 0..WRITERS {
+    for (w, &last) in batches.iter().enumerate() {
         for col in ["shared".to_string(), group_col(w)] {
             for i in 0..N {
-                let v = m.ok("qdoc", json!({"col": col, "doc": doc(w, i), "to": i64::MAX}));
-                let want: Vec<Value> = (1..=batches[w]).map(|b| json!({"ts": b, "data": format!("w{w}:b{b}")})).collect();
+                let v = m.ok(
+                    "qdoc",
+                    json!({"col": col, "doc": doc(w, i), "to": i64::MAX}),
+                );
+                let want: Vec<Value> = (1..=last)
+                    .map(|b| json!({"ts": b, "data": format!("w{w}:b{b}")}))
+                    .collect();
                 assert_eq!(v, json!({"records": want}), "{col}/{}", doc(w, i));
             }
         }
@@ -217,7 +247,10 @@ fn concurrent_deletes_and_inserts_keep_the_collection_invariant() {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
-                c.ok("ins", json!([{"col": "hot", "doc": "tmp", "ts": 1, "data": "x"}]));
+                c.ok(
+                    "ins",
+                    json!([{"col": "hot", "doc": "tmp", "ts": 1, "data": "x"}]),
+                );
                 c.ok("drec", json!({"col": "hot", "doc": "tmp", "ts": 1}));
             }
             n
@@ -231,7 +264,10 @@ fn concurrent_deletes_and_inserts_keep_the_collection_invariant() {
             let mut b = 0i64;
             while t0.elapsed() < Duration::from_millis(1500) && b < 2000 {
                 b += 1;
-                c.ok("ins", json!([{"col": "hot", "doc": format!("keep{w}"), "ts": b, "data": "k"}]));
+                c.ok(
+                    "ins",
+                    json!([{"col": "hot", "doc": format!("keep{w}"), "ts": b, "data": "k"}]),
+                );
             }
             b
         }));
@@ -242,9 +278,53 @@ fn concurrent_deletes_and_inserts_keep_the_collection_invariant() {
     assert!(cycles > 0);
     let mut m = s.master();
     for (w, n) in counts.iter().enumerate() {
-        let v = m.ok("qdoc", json!({"col": "hot", "doc": format!("keep{w}"), "to": i64::MAX}));
-        assert_eq!(v["records"].as_array().unwrap().len() as i64, *n, "keep{w}: acknowledged inserts lost");
+        let v = m.ok(
+            "qdoc",
+            json!({"col": "hot", "doc": format!("keep{w}"), "to": i64::MAX}),
+        );
+        assert_eq!(
+            v["records"].as_array().unwrap().len() as i64,
+            *n,
+            "keep{w}: acknowledged inserts lost"
+        );
     }
     assert_eq!(common::cols(&mut m), vec!["hot"]);
-    assert_eq!(m.ok("qdoc", json!({"col": "hot", "doc": "tmp", "to": 10})), json!({"records": []}));
+    assert_eq!(
+        m.ok("qdoc", json!({"col": "hot", "doc": "tmp", "to": 10})),
+        json!({"records": []})
+    );
+}
+
+#[test]
+fn snapshot_check_detects_torn_batches() {
+    // The checker itself must be able to fail.
+    let rec = |w: usize, b: i64| json!({"ts": b, "data": format!("w{w}:b{b}")});
+    let mut full = serde_json::Map::new();
+    for w in [0, 1] {
+        for i in 0..N {
+            full.insert(doc(w, i), rec(w, 3));
+        }
+    }
+    let ok = json!({ "records": Value::Object(full.clone()) });
+    assert_eq!(
+        check_snapshot("c", &[0, 1, 2], &ok).unwrap(),
+        BTreeMap::from([(0, 3), (1, 3), (2, 0)])
+    );
+    // One document of writer 1 still at the previous batch.
+    let mut torn = full.clone();
+    torn.insert(doc(1, N - 1), rec(1, 2));
+    let err = check_snapshot("c", &[0, 1], &json!({ "records": Value::Object(torn) })).unwrap_err();
+    assert!(err.contains("half-applied batch of writer 1"), "{err}");
+    // One document missing.
+    let mut missing = full.clone();
+    missing.remove(&doc(0, 0));
+    assert!(check_snapshot("c", &[0, 1], &json!({ "records": Value::Object(missing) })).is_err());
+    // Data that does not belong to its timestamp.
+    let mut wrong = full.clone();
+    wrong.insert(doc(0, 1), json!({"ts": 3, "data": "w0:b2"}));
+    assert!(check_snapshot("c", &[0, 1], &json!({ "records": Value::Object(wrong) })).is_err());
+    // A document nobody should have written.
+    let mut extra = full;
+    extra.insert("intruder".into(), rec(9, 1));
+    assert!(check_snapshot("c", &[0, 1], &json!({ "records": Value::Object(extra) })).is_err());
 }
