@@ -79,14 +79,20 @@ describe("lost connections", () => {
         }
     });
 
-    it("rejects pending requests on a graceful shutdown and gives up after maxReconnectAttempts", async () => {
+    it("sees the graceful shutdown (1001) and gives up after maxReconnectAttempts", async () => {
         const server = await startServer();
-        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 10, maxReconnectAttempts: 2 });
+        const warnings: string[] = [];
+        const savedWarn = console.warn;
+        console.warn = (...args: unknown[]) => void warnings.push(args.join(" "));
+        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 10, maxReconnectAttempts: 2, showLogs: true });
         try {
             await client.connect();
-            const stopped = server.stop("SIGTERM");
-            const exit = await within(stopped, 6000, "graceful shutdown");
+            const exit = await within(server.stop("SIGTERM"), 6000, "graceful shutdown");
             assert.equal(exit.signal, null, "the server exits by itself on SIGTERM");
+            await waitFor(
+                () => warnings.some((line) => line.includes("Connection lost (code 1001, server shutting down)")),
+                "the client to see the shutdown close",
+            );
             const result = await within(settle(client.fetchCollections()), 3000, "request while the server is gone");
             assert.equal(result.ok, false);
             assert.match(
@@ -94,6 +100,7 @@ describe("lost connections", () => {
                 /^(WebSocket reconnect attempts exhausted\.|Failed to connect before sending: .*)$/,
             );
         } finally {
+            console.warn = savedWarn;
             client.close();
             await server.stop("SIGKILL");
         }
