@@ -60,7 +60,7 @@ describe("lost connections", () => {
         const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 25, maxReconnectAttempts: 12, connectionName: "f3" });
         try {
             await client.setValue({ col: "f3.c", key: "k", value: "before" });
-            server.signal("SIGSTOP"); // requests are sent but cannot be answered
+            await server.pause(); // requests are sent but cannot be answered
             const pending = [settle(client.fetchCollections()), settle(client.getValue({ col: "f3.c", key: "k" }))];
             const port = server.port;
             await server.stop("SIGKILL");
@@ -111,7 +111,7 @@ describe("lost connections", () => {
         const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 20, maxReconnectAttempts: 2 });
         try {
             await client.connect();
-            server.signal("SIGSTOP");
+            await server.pause();
             const inFlight = client.fetchCollections();
             const stop = server.stop("SIGKILL");
             // Once the drop is noticed, the reconnect loop runs and new requests queue behind it.
@@ -139,9 +139,9 @@ describe("timeouts and close()", () => {
         const client = new FluxionDBClient({ url: server.url, apiKey: server.key, requestTimeout: 150 });
         try {
             await client.connect();
-            server.signal("SIGSTOP");
+            await server.pause();
             await assert.rejects(client.fetchCollections(), /^Error: Request [a-z0-9]{16,} timed out after 150ms\.$/);
-            server.signal("SIGCONT");
+            server.resume();
             assert.ok(Array.isArray(await client.fetchCollections()));
         } finally {
             client.close();
@@ -155,13 +155,13 @@ describe("timeouts and close()", () => {
         const observer = new FluxionDBClient({ url: server.url, apiKey: server.key, connectionName: "f7-observer" });
         try {
             await client.connect();
-            server.signal("SIGSTOP");
+            await server.pause();
             const pending = settle(client.fetchCollections());
             client.close();
             const result = await pending;
             assert.equal(result.ok, false);
             assert.equal((result as { error: Error }).error.message, "WebSocket connection closed.");
-            server.signal("SIGCONT");
+            server.resume();
             await waitFor(
                 async () => !(await observer.getConnections()).some((c) => c.name === "f7"),
                 "the closed connection to disappear",

@@ -2,11 +2,12 @@
 // The binary comes from $FLUXIONDB_BIN, else <repo>/target/debug/fluxiondb (built by cargo).
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { waitFor } from "./wait.js";
 
 export const MASTER_KEY = "master-key";
 const STARTUP_TIMEOUT_MS = 10_000;
@@ -32,8 +33,10 @@ export interface RunningServer {
     readonly exited: Promise<Exit>;
     /** Sends `signal` and waits for the process to end (SIGKILL after a bounded wait). */
     stop(signal?: NodeJS.Signals): Promise<Exit>;
-    /** Pauses (SIGSTOP) or resumes (SIGCONT) the process. */
-    signal(signal: NodeJS.Signals): void;
+    /** Stops the process (SIGSTOP) and waits until every one of its threads is stopped. */
+    pause(): Promise<void>;
+    /** Resumes a paused process (SIGCONT). */
+    resume(): void;
     /** The last part of what the server wrote to stderr, for failure messages. */
     logs(): string;
 }
@@ -42,6 +45,20 @@ const running = new Set<ChildProcess>();
 process.on("exit", () => {
     for (const child of running) child.kill("SIGKILL");
 });
+
+function allThreadsStopped(pid: number): boolean {
+    const tasks = `/proc/${pid}/task`;
+    if (!existsSync(tasks)) return true; // not Linux: best effort
+    try {
+        return readdirSync(tasks).every((tid) => {
+            const stat = readFileSync(`${tasks}/${tid}/stat`, "utf8");
+            const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+            return state === "T" || state === "t";
+        });
+    } catch {
+        return false;
+    }
+}
 
 export interface StartOptions {
     key?: string;
@@ -111,8 +128,14 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
             }
             return exited;
         },
-        signal(signal: NodeJS.Signals) {
-            child.kill(signal);
+        async pause() {
+            child.kill("SIGSTOP");
+            // A stop signal reaches the threads one after another; until all are stopped, one
+            // may still answer a request. Linux shows each thread's state under /proc.
+            await waitFor(() => allThreadsStopped(child.pid!), "the server to stop");
+        },
+        resume() {
+            child.kill("SIGCONT");
         },
         logs() {
             return stderr;
