@@ -34,10 +34,6 @@ export class Transport {
         private readonly log: Logger,
     ) {}
 
-    get isOpen(): boolean {
-        return this.socket !== null;
-    }
-
     connect(): Promise<void> {
         if (this.socket !== null) return Promise.resolve();
         if (this.connecting !== null) return this.connecting;
@@ -143,6 +139,9 @@ export class Transport {
 
     private failQueued(error: Error, exhausted: boolean, generation: number): void {
         if (generation !== this.generation) return;
+        // This series is over: a request made from a rejection handler must start a new one,
+        // not join the failed one.
+        this.connecting = null;
         if (exhausted) this.requests.rejectAll(error.message, error.cause);
         else this.requests.rejectAll(failedBeforeSending(error), error);
     }

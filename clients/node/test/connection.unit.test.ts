@@ -76,6 +76,22 @@ describe("connecting", () => {
         c.close();
     });
 
+    it("a request made from the rejection handler of a failed one starts a new attempt", async () => {
+        const server = new FakeServer();
+        server.defaultConnection = { close: 1006 };
+        const c = client(server, { maxReconnectAttempts: 0 });
+        const retried = await c.fetchCollections().then(
+            () => assert.fail("cannot succeed"),
+            () => {
+                server.defaultConnection = "ready";
+                server.respond = (frame) => ({ id: frame.id, collections: ["ok"] });
+                return c.fetchCollections();
+            },
+        );
+        assert.deepEqual(retried, ["ok"]);
+        c.close();
+    });
+
     it("fails at once, without retrying, when the server refuses the key", async () => {
         const server = new FakeServer();
         server.defaultConnection = { close: 1008, reason: "Unknown API key" };
