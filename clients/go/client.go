@@ -123,6 +123,9 @@ func (c *Client) session(ctx context.Context) (*session, error) {
 			c.mu.Unlock()
 			return nil, ErrClosed
 		}
+		if c.sess != nil && c.sess.isEnded() {
+			c.sess = nil // its reader has not reported yet; do not reuse it
+		}
 		if c.sess != nil {
 			s := c.sess
 			c.mu.Unlock()

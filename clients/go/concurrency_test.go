@@ -1,9 +1,12 @@
 package fluxiondb_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	fluxiondb "github.com/fluxiondb/fluxiondb/clients/go"
 	"github.com/fluxiondb/fluxiondb/clients/go/internal/testserver"
@@ -77,4 +80,59 @@ func worker(c *fluxiondb.Client, w, rounds int) error {
 		}
 	}
 	return nil
+}
+
+// Goroutines keep calling while the server is killed and restarted: no call
+// hangs, failures are transport errors only, and everything works again
+// once the client has reconnected.
+func TestConcurrentUseAcrossRestart(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	c := connectedClient(t, srv, testserver.MasterKey, quickOptions("restart"))
+
+	const workers = 16
+	var successes atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	failures := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 1; i <= 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := c.InsertSingleDocumentRecord(fluxiondb.InsertMessageRequest{TS: int64(i), Doc: fmt.Sprintf("w%d", w), Data: "x", Col: "c"})
+				var se *fluxiondb.ServerError
+				if errors.As(err, &se) || errors.Is(err, fluxiondb.ErrClosed) || errors.Is(err, fluxiondb.ErrRequestTimeout) {
+					failures <- fmt.Errorf("worker %d: unexpected error %v", w, err)
+					return
+				}
+				if err != nil {
+					time.Sleep(10 * time.Millisecond) // the server is down; do not spin
+				} else {
+					successes.Add(1)
+				}
+			}
+		}(w)
+	}
+
+	eventually(t, 5*time.Second, "the workers to run against the live server", func() bool {
+		return successes.Load() >= 4*workers
+	})
+	srv.Kill()
+	srv.Restart()
+	eventually(t, 10*time.Second, "the reconnect", func() bool { return fluxiondb.IsConnected(c) })
+	close(stop)
+	wg.Wait()
+	close(failures)
+	for err := range failures {
+		t.Error(err)
+	}
+	for w := 0; w < workers; w++ {
+		must(t, "insert after restart", c.InsertSingleDocumentRecord(fluxiondb.InsertMessageRequest{TS: 1, Doc: fmt.Sprintf("w%d", w), Data: "y", Col: "c"}))
+	}
 }

@@ -20,6 +20,7 @@ type ServerError struct {
 	Message string
 }
 
+// Error returns the server's error text unchanged.
 func (e *ServerError) Error() string { return e.Message }
 
 // AuthError is returned when the server refused the connection's API key:
@@ -37,6 +38,7 @@ type AuthError struct {
 	Reason string
 }
 
+// Error returns "authentication failed: <reason> (close <code>)".
 func (e *AuthError) Error() string {
 	reason := e.Reason
 	if reason == "" {

@@ -7,11 +7,22 @@ import (
 
 // Default settings of a client created by NewClient or NewClientWithName.
 const (
-	DefaultRequestTimeout    = 30 * time.Second
-	DefaultHandshakeTimeout  = 10 * time.Second
-	DefaultReadyTimeout      = 5 * time.Second
+	// DefaultRequestTimeout bounds the wait for an answer (as in the
+	// official SDK).
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultHandshakeTimeout bounds the TCP connection and WebSocket upgrade.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultReadyTimeout bounds the wait for the "ready" frame (as in the
+	// official SDK).
+	DefaultReadyTimeout = 5 * time.Second
+	// DefaultReconnectAttempts is the number of background reconnect
+	// attempts after a connection drops.
 	DefaultReconnectAttempts = 8
+	// DefaultReconnectMinDelay is the wait before the first background
+	// reconnect attempt.
 	DefaultReconnectMinDelay = 200 * time.Millisecond
+	// DefaultReconnectMaxDelay caps the wait between background reconnect
+	// attempts.
 	DefaultReconnectMaxDelay = 5 * time.Second
 )
 

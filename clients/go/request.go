@@ -3,8 +3,13 @@ package fluxiondb
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
+
+// maxSendAttempts bounds how often a request that never left the client
+// (its connection had just dropped) is tried on a new connection.
+const maxSendAttempts = 3
 
 // emptyPayload is the data sent with requests whose payload the server
 // ignores (cols, conn), as every official SDK does.
@@ -30,18 +35,31 @@ func (c *Client) do(ctx context.Context, typ string, payload any, out any) error
 	ctx, cancel := c.requestContext(ctx)
 	defer cancel()
 
-	s, err := c.session(ctx)
-	if err != nil {
-		return err
-	}
 	id := newRequestID()
 	frame, err := json.Marshal(WebSocketMessage{ID: id, Type: typ, Data: data})
 	if err != nil {
 		return fmt.Errorf("fluxiondb: cannot encode request: %w", err)
 	}
-	answer, err := s.roundTrip(ctx, id, frame)
-	if err != nil {
-		return err
+	var answer []byte
+	for attempt := 1; ; attempt++ {
+		s, err := c.session(ctx)
+		if err != nil {
+			return err
+		}
+		answer, err = s.roundTrip(ctx, id, frame)
+		var notSent *notSentError
+		if errors.As(err, &notSent) {
+			// The connection was already gone and the frame never left:
+			// sending it on a new connection cannot duplicate it.
+			if attempt < maxSendAttempts {
+				continue
+			}
+			err = notSent.err
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 
 	var head struct {

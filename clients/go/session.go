@@ -11,12 +11,12 @@ import (
 
 // session is one authenticated WebSocket connection. Any number of
 // goroutines may send requests on it at once: frames are written one at a
-// time under writeMu, and a single reader goroutine routes each answer to the
+// time (writeSem), and a single reader goroutine routes each answer to the
 // request with the same id.
 type session struct {
 	ws *websocket.Conn
 
-	writeMu sync.Mutex // serialises data frames (gorilla allows one writer)
+	writeSem chan struct{} // one data-frame writer at a time (gorilla allows one)
 
 	mu      sync.Mutex
 	pending map[string]chan []byte // request id -> answer
@@ -26,7 +26,12 @@ type session struct {
 }
 
 func newSession(ws *websocket.Conn) *session {
-	return &session{ws: ws, pending: make(map[string]chan []byte), done: make(chan struct{})}
+	return &session{
+		ws:       ws,
+		writeSem: make(chan struct{}, 1),
+		pending:  make(map[string]chan []byte),
+		done:     make(chan struct{}),
+	}
 }
 
 // readLoop reads frames until the connection fails, delivering answers to
@@ -101,14 +106,16 @@ func (s *session) shutdown() {
 }
 
 // roundTrip sends frame as request id and waits for its answer, the end of
-// the session, or the end of ctx, whichever comes first.
+// the session, or the end of ctx, whichever comes first. When the session
+// had ended before the frame was written, the error is a *notSentError, and
+// the request can safely be sent on another connection.
 func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	s.mu.Lock()
 	if s.ended {
 		err := s.err
 		s.mu.Unlock()
-		return nil, lostError(err)
+		return nil, &notSentError{lostError(err)}
 	}
 	s.pending[id] = ch
 	s.mu.Unlock()
@@ -119,11 +126,7 @@ func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byt
 	}()
 
 	if err := s.write(ctx, frame); err != nil {
-		if ctx.Err() != nil {
-			s.end(err)
-			return nil, context.Cause(ctx)
-		}
-		return nil, lostError(s.end(err))
+		return nil, err
 	}
 
 	select {
@@ -142,15 +145,45 @@ func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byt
 }
 
 // write sends one text frame, bounded by ctx's deadline when it has one.
+// Waiting for another goroutine's write ends with ctx. A failed write ends
+// the session (the stream may hold half a frame).
 func (s *session) write(ctx context.Context, frame []byte) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	deadline, _ := ctx.Deadline() // zero time = no deadline
-	if err := s.ws.SetWriteDeadline(deadline); err != nil {
-		return err
+	select {
+	case s.writeSem <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-s.done:
+		return &notSentError{lostError(s.err)}
 	}
-	return s.ws.WriteMessage(websocket.TextMessage, frame)
+	defer func() { <-s.writeSem }()
+	deadline, _ := ctx.Deadline() // zero time = no deadline
+	err := s.ws.SetWriteDeadline(deadline)
+	if err == nil {
+		err = s.ws.WriteMessage(websocket.TextMessage, frame)
+	}
+	if err == nil {
+		return nil
+	}
+	cause := s.end(err)
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return lostError(cause)
 }
+
+// isEnded reports whether the session has ended.
+func (s *session) isEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
+
+// notSentError marks a request that never left the client because its
+// session had already ended.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
 
 // lostError turns the cause of a session's end into the error returned to a
 // request that was waiting on it.
