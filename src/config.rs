@@ -1,6 +1,7 @@
 //! Command-line flags (each with an environment fallback), validated once. The rest of the
 //! program receives a plain, already-valid [`Config`].
 
+use crate::persist::FsyncPolicy;
 use clap::{ArgAction, Parser};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -83,6 +84,17 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=3_600), value_name = "SECONDS")]
     pub handshake_timeout: u64,
 
+    /// When the write-ahead log is fsynced: `always` (before every acknowledgement),
+    /// `everysec` (at least once a second) or `never` (left to the OS). A killed process loses
+    /// nothing under any of them; see the README for power failures.
+    #[arg(long = "fsync", env = "FSYNC", default_value = "everysec", value_parser = ["always", "everysec", "never"])]
+    pub fsync: String,
+
+    /// Start even if data files are damaged: load everything intact and move damaged files
+    /// aside (`*.corrupt`). Without it, damaged data stops start-up.
+    #[arg(long = "repair")]
+    pub repair: bool,
+
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -93,6 +105,8 @@ pub struct Args {
 pub struct Config {
     pub secret_key: String,
     pub data_dir: Option<PathBuf>,
+    pub fsync: FsyncPolicy,
+    pub repair: bool,
     pub flush_interval: Duration,
     pub bind: IpAddr,
     pub port: u16,
@@ -120,6 +134,8 @@ impl Config {
         Ok(Config {
             secret_key,
             data_dir: args.data,
+            fsync: args.fsync.parse()?,
+            repair: args.repair,
             flush_interval: Duration::from_secs(args.flush_interval),
             bind: args.bind,
             port: args.port,

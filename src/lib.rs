@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod ops;
+pub mod persist;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -1,6 +1,7 @@
 use clap::Parser;
 use fluxiondb::config::{Args, Config};
-use fluxiondb::server::{signals, Server};
+use fluxiondb::persist;
+use fluxiondb::server::{signals, Boot, Server};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -16,17 +17,41 @@ fn main() -> ExitCode {
         .set_thread_level(log::LevelFilter::Off)
         .build();
     let _ = simplelog::WriteLogger::init(config.log_level, log_config, std::io::stderr());
-    if config.data_dir.is_some() {
-        eprintln!(
-            "fluxiondb: --data is not yet supported: persistence is not implemented in this build"
-        );
-        return ExitCode::from(2);
-    }
     if let Err(e) = signals::block() {
         eprintln!("fluxiondb: cannot set up signal handling: {e}");
         return ExitCode::FAILURE;
     }
-    let mut server = match Server::start(config) {
+    let boot = match &config.data_dir {
+        None => Boot::default(),
+        Some(dir) => match persist::open(dir, config.fsync, config.repair) {
+            Ok(r) => {
+                let rep = &r.report;
+                let secs = rep.elapsed.as_secs_f64().max(1e-9);
+                log::info!(
+                    "recovered {} collections, {} records, {} API keys, {} log entries from {} in {:.2} s ({:.0} records/s, {:.1} MB/s)",
+                    rep.collections,
+                    rep.records,
+                    rep.keys,
+                    rep.log_entries,
+                    dir.display(),
+                    secs,
+                    rep.records as f64 / secs,
+                    rep.bytes_read as f64 / secs / 1e6
+                );
+                Boot {
+                    store: r.store,
+                    keys: r.keys,
+                    journal: Some(r.journal),
+                }
+            }
+            Err(e) => {
+                log::error!("cannot open the data folder: {e}");
+                eprintln!("fluxiondb: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut server = match Server::start(config, boot) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("fluxiondb: {e}");

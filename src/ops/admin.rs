@@ -26,6 +26,7 @@ pub fn keys(ctx: &Ctx<'_>, k: &Keys<'_>, out: &mut Vec<u8>) -> Result<(), OpErro
                 ));
             }
             let effective = ctx.keys.add(key, scope);
+            ctx.save_keys()?;
             status_ok(out);
             encode::member(out, "scope");
             encode::string(out, effective.name());
@@ -36,6 +37,7 @@ pub fn keys(ctx: &Ctx<'_>, k: &Keys<'_>, out: &mut Vec<u8>) -> Result<(), OpErro
                 RemoveError::NotFound => OpError::Keys("api key not found"),
                 RemoveError::NotRemovable => OpError::Keys("api key cannot be removed"),
             })?;
+            ctx.save_keys()?;
             ctx.sessions.revoke(&entry);
             status_ok(out);
         }

@@ -1,38 +1,66 @@
 //! `ddoc`, `dcol`, `drec`, `dmrec` and `drrng`. Deleting what does not exist is a no-op.
 
-use super::{by_collection, Ctx};
+use super::{by_collection, Ctx, OpError};
+use crate::persist::WalOp;
 use crate::protocol::request::{Drrng, RecordRef};
 
 /// `ddoc`: from one collection, or from every collection when `col` is absent or empty.
-pub fn document(ctx: &Ctx<'_>, doc: &str, col: Option<&str>) {
-    match col {
-        Some(col) => {
-            ctx.store.write_existing(col, |c| c.remove_doc(doc));
-        }
-        None => {
-            for (name, _) in ctx.store.all() {
-                ctx.store.write_existing(&name, |c| c.remove_doc(doc));
-            }
-        }
+pub fn document(ctx: &Ctx<'_>, doc: &str, col: Option<&str>) -> Result<(), OpError> {
+    let names = match col {
+        Some(col) => vec![col.to_owned()],
+        None => ctx.store.names(),
+    };
+    for col in &names {
+        ctx.store
+            .write_existing(col, |c| {
+                if c.docs.contains_key(doc) {
+                    ctx.log(|| WalOp::DeleteDoc { col, doc })?;
+                    c.remove_doc(doc);
+                }
+                Ok(())
+            })
+            .unwrap_or(Ok(()))?;
     }
+    Ok(())
 }
 
-pub fn collection(ctx: &Ctx<'_>, col: &str) {
-    ctx.store.drop_collection(col);
+pub fn collection(ctx: &Ctx<'_>, col: &str) -> Result<(), OpError> {
+    let mut logged = Ok(());
+    ctx.store
+        .drop_collection(col, || logged = ctx.log(|| WalOp::DropCollection { col }));
+    logged
 }
 
 /// `drec` and `dmrec`: atomic per collection.
-pub fn records(ctx: &Ctx<'_>, refs: &[RecordRef<'_>]) {
+pub fn records(ctx: &Ctx<'_>, refs: &[RecordRef<'_>]) -> Result<(), OpError> {
     for (col, group) in by_collection(refs, |r| &r.col) {
-        ctx.store.write_existing(col, |c| {
-            for r in group {
-                c.remove_record(&r.doc, r.ts);
-            }
-        });
+        ctx.store
+            .write_existing(col, |c| {
+                ctx.log(|| WalOp::DeleteRecords {
+                    col,
+                    records: group.iter().map(|r| (&*r.doc, r.ts)).collect(),
+                })?;
+                for r in &group {
+                    c.remove_record(&r.doc, r.ts);
+                }
+                Ok(())
+            })
+            .unwrap_or(Ok(()))?;
     }
+    Ok(())
 }
 
-pub fn range(ctx: &Ctx<'_>, r: &Drrng<'_>) {
+pub fn range(ctx: &Ctx<'_>, r: &Drrng<'_>) -> Result<(), OpError> {
     ctx.store
-        .write_existing(&r.col, |c| c.remove_range(&r.doc, r.from_ts, r.to_ts));
+        .write_existing(&r.col, |c| {
+            ctx.log(|| WalOp::DeleteRange {
+                col: &r.col,
+                doc: &r.doc,
+                from: r.from_ts,
+                to: r.to_ts,
+            })?;
+            c.remove_range(&r.doc, r.from_ts, r.to_ts);
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
 }

@@ -1,15 +1,28 @@
 //! The per-collection key/value store: `sval`, `gval`, `gvalues`, `gvals`, `rval`, `gkeys`.
 
 use super::{Budget, Ctx, OpError};
+use crate::persist::WalOp;
 use crate::protocol::encode;
 use crate::protocol::pattern::Selector;
 
-pub fn set(ctx: &Ctx<'_>, col: &str, key: &str, value: &str) {
-    ctx.store.write_or_create(col, |c| c.set_value(key, value));
+pub fn set(ctx: &Ctx<'_>, col: &str, key: &str, value: &str) -> Result<(), OpError> {
+    ctx.store.write_or_create(col, |c| {
+        ctx.log(|| WalOp::SetValue { col, key, value })?;
+        c.set_value(key, value);
+        Ok(())
+    })
 }
 
-pub fn remove(ctx: &Ctx<'_>, col: &str, key: &str) {
-    ctx.store.write_existing(col, |c| c.remove_value(key));
+pub fn remove(ctx: &Ctx<'_>, col: &str, key: &str) -> Result<(), OpError> {
+    ctx.store
+        .write_existing(col, |c| {
+            if c.kv.contains_key(key) {
+                ctx.log(|| WalOp::DeleteValue { col, key })?;
+                c.remove_value(key);
+            }
+            Ok(())
+        })
+        .unwrap_or(Ok(()))
 }
 
 /// `gval`: the value, or `""` when absent.

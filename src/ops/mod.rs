@@ -7,9 +7,11 @@ mod kv;
 mod records;
 
 use crate::auth::{KeyEntry, KeyRing};
+use crate::persist::{Journal, Lsn, WalOp};
 use crate::protocol::encode;
 use crate::protocol::Request;
 use crate::store::Store;
+use std::cell::Cell;
 use std::fmt;
 
 /// One open connection as `conn` reports it.
@@ -39,6 +41,33 @@ pub struct Ctx<'a> {
     pub session: u64,
     /// Largest response body; 0 means no limit.
     pub max_response: usize,
+    /// The data folder's log, when persistence is on.
+    pub journal: Option<&'a Journal>,
+    /// The log position this request's acknowledgement must wait for.
+    pub lsn: Cell<Lsn>,
+}
+
+impl Ctx<'_> {
+    /// Logs a mutation (built only when persistence is on). Call under the lock of the
+    /// collection it changes, before changing it.
+    fn log<'o>(&self, op: impl FnOnce() -> WalOp<'o>) -> Result<(), OpError> {
+        if let Some(journal) = self.journal {
+            let lsn = journal.log(&op()).map_err(|e| OpError::Storage(e.0))?;
+            self.lsn.set(self.lsn.get().max(lsn));
+        }
+        Ok(())
+    }
+
+    /// Persists the API keys after a change.
+    fn save_keys(&self) -> Result<(), OpError> {
+        match self.journal {
+            Some(journal) => journal.save_keys(self.keys).map_err(|e| {
+                log::error!("saving API keys failed: {e}");
+                OpError::Storage(format!("saving API keys failed: {e}"))
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A request that was valid but could not be served.
@@ -48,6 +77,8 @@ pub enum OpError {
     DocumentTooLarge,
     /// A `keys` error with upstream's text.
     Keys(&'static str),
+    /// The data folder cannot take writes.
+    Storage(String),
 }
 
 impl fmt::Display for OpError {
@@ -56,6 +87,7 @@ impl fmt::Display for OpError {
             OpError::ResponseTooLarge => "response too large",
             OpError::DocumentTooLarge => "document too large: at most 4 GiB of data per document",
             OpError::Keys(text) => text,
+            OpError::Storage(_) => "storage unavailable: the server cannot persist writes",
         })
     }
 }
@@ -98,16 +130,16 @@ pub fn execute(
         Request::Qry(q) => records::latest(ctx, &q, out, &budget)?,
         Request::Cols => records::collections(ctx, out),
         Request::Qdoc(q) => records::document(ctx, &q, out, &budget)?,
-        Request::Ddoc { doc, col } => deletes::document(ctx, &doc, col.as_deref()),
-        Request::Dcol { col } => deletes::collection(ctx, &col),
-        Request::Drec(r) => deletes::records(ctx, std::slice::from_ref(&r)),
-        Request::Dmrec(rs) => deletes::records(ctx, &rs),
-        Request::Drrng(r) => deletes::range(ctx, &r),
-        Request::Sval { col, key, value } => kv::set(ctx, &col, &key, &value),
+        Request::Ddoc { doc, col } => deletes::document(ctx, &doc, col.as_deref())?,
+        Request::Dcol { col } => deletes::collection(ctx, &col)?,
+        Request::Drec(r) => deletes::records(ctx, std::slice::from_ref(&r))?,
+        Request::Dmrec(rs) => deletes::records(ctx, &rs)?,
+        Request::Drrng(r) => deletes::range(ctx, &r)?,
+        Request::Sval { col, key, value } => kv::set(ctx, &col, &key, &value)?,
         Request::Gval { col, key } => kv::get(ctx, &col, &key, out),
         Request::Gvalues { col, key } => kv::values(ctx, &col, Some(&key), out, &budget)?,
         Request::Gvals { col } => kv::values(ctx, &col, None, out, &budget)?,
-        Request::Rval { col, key } => kv::remove(ctx, &col, &key),
+        Request::Rval { col, key } => kv::remove(ctx, &col, &key)?,
         Request::Gkeys { col } => kv::keys(ctx, &col, out, &budget)?,
         Request::Keys(k) => admin::keys(ctx, &k, out)?,
         Request::Conn => admin::connections(ctx, out),

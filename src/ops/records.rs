@@ -1,6 +1,7 @@
 //! `ins`, `qry`, `qdoc` and `cols`.
 
 use super::{by_collection, Budget, Ctx, OpError};
+use crate::persist::WalOp;
 use crate::protocol::encode;
 use crate::protocol::pattern::{Predicate, Selector};
 use crate::protocol::request::{NewRecord, Qdoc, Qry};
@@ -12,6 +13,10 @@ pub fn insert(ctx: &Ctx<'_>, records: &[NewRecord<'_>]) -> Result<(), OpError> {
             if !c.can_insert(group.iter().map(|r| (&*r.doc, &*r.data))) {
                 return Err(OpError::DocumentTooLarge);
             }
+            ctx.log(|| WalOp::Insert {
+                col,
+                records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
+            })?;
             for r in &group {
                 c.insert(&r.doc, r.ts, &r.data)
                     .map_err(|_| OpError::DocumentTooLarge)?;

@@ -10,9 +10,11 @@ pub mod signals;
 
 pub use handshake::{form_decode, parse_query};
 
-use crate::auth::KeyRing;
+use crate::auth::{KeyRing, Scope};
 use crate::config::Config;
+use crate::persist::{FsyncPolicy, Journal};
 use crate::store::Store;
+use parking_lot::{Condvar, Mutex};
 use registry::Registry;
 use std::fmt;
 use std::io;
@@ -21,17 +23,51 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// State shared by every thread.
 pub struct Shared {
     pub config: Config,
     pub store: Store,
     pub keys: KeyRing,
+    pub journal: Option<Journal>,
     registry: Registry,
     stopping: AtomicBool,
     /// Connection threads alive (handshakes included), for the connection cap.
     threads: AtomicUsize,
     refusals: AtomicUsize,
+    stop: Stopper,
+}
+
+/// Lets background threads sleep until their next round or the shutdown, whichever is first.
+#[derive(Default)]
+struct Stopper {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Stopper {
+    /// Sleeps up to `d`; true when the server is stopping.
+    fn sleep(&self, d: Duration) -> bool {
+        let mut stopped = self.stopped.lock();
+        if !*stopped {
+            self.cv.wait_for(&mut stopped, d);
+        }
+        *stopped
+    }
+
+    fn stop(&self) {
+        *self.stopped.lock() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// What the server starts with: recovered (or empty) data and the log, if persistent.
+#[derive(Default)]
+pub struct Boot {
+    pub store: Store,
+    pub keys: Vec<(String, Scope)>,
+    pub journal: Option<Journal>,
 }
 
 /// Why the server could not start.
@@ -58,34 +94,53 @@ pub struct Server {
     addr: SocketAddr,
     listener_fd: i32,
     listener: Option<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Binds and starts accepting in a background thread.
-    pub fn start(config: Config) -> Result<Server, StartError> {
+    /// Binds and starts accepting in a background thread (plus, with persistence, the
+    /// snapshot thread and the once-a-second fsync).
+    pub fn start(config: Config, boot: Boot) -> Result<Server, StartError> {
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?;
         let addr = listener.local_addr().map_err(StartError::Io)?;
+        let keys = KeyRing::new(&config.secret_key);
+        for (key, scope) in &boot.keys {
+            keys.add(key, *scope);
+        }
         let shared = Arc::new(Shared {
-            keys: KeyRing::new(&config.secret_key),
+            keys,
             config,
-            store: Store::new(),
+            store: boot.store,
+            journal: boot.journal,
             registry: Registry::default(),
             stopping: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             refusals: AtomicUsize::new(0),
+            stop: Stopper::default(),
         });
+        let mut background = Vec::new();
+        if let Some(journal) = &shared.journal {
+            let worker = shared.clone();
+            background.push(spawn("snapshots", move || snapshot_loop(&worker))?);
+            if journal.wal().policy() == FsyncPolicy::EverySec {
+                let worker = shared.clone();
+                background.push(spawn("fsync", move || {
+                    if let Some(j) = &worker.journal {
+                        j.wal().sync_every_second(|d| worker.stop.sleep(d));
+                    }
+                })?);
+            }
+        }
         let listener_fd = listener.as_raw_fd();
         let worker = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name("listener".into())
-            .spawn(move || listener::run(worker, listener))
-            .map_err(StartError::Io)?;
+        let handle = spawn("listener", move || listener::run(worker, listener))?;
         Ok(Server {
             shared,
             addr,
             listener_fd,
             listener: Some(handle),
+            background,
         })
     }
 
@@ -110,6 +165,40 @@ impl Server {
             let _ = h.join();
         }
         self.shared.registry.close_all();
+        self.shared.stop.stop();
+        for h in self.background.drain(..) {
+            let _ = h.join();
+        }
+        if let Some(journal) = &self.shared.journal {
+            match journal.checkpoint(&self.shared.store) {
+                Ok(_) => log::info!("final snapshot written"),
+                Err(e) => {
+                    log::error!("final snapshot failed: {e}; the log still holds every change")
+                }
+            }
+            if let Err(e) = journal.wal().sync_all() {
+                log::error!("final log sync failed: {}", e.0);
+            }
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(StartError::Io)
+}
+
+/// Every flush interval, snapshot the changed collections.
+fn snapshot_loop(shared: &Shared) {
+    let Some(journal) = &shared.journal else {
+        return;
+    };
+    while !shared.stop.sleep(shared.config.flush_interval) {
+        if let Err(e) = journal.checkpoint(&shared.store) {
+            log::error!("checkpoint failed: {e}; will retry at the next interval");
+        }
     }
 }
 

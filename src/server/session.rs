@@ -8,6 +8,7 @@ use super::Shared;
 use crate::auth::authorize;
 use crate::ops::{self, Ctx};
 use crate::protocol::{encode, envelope, request, MsgType};
+use std::cell::Cell;
 use std::io;
 use std::time::{Duration, Instant};
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -30,6 +31,8 @@ enum Flow {
     Close(u16, &'static str),
     /// The peer is gone or the connection is finished.
     End,
+    /// Queued acknowledgements cannot be made durable: hang up without sending them.
+    Drop,
 }
 
 struct Session<'s> {
@@ -38,6 +41,8 @@ struct Session<'s> {
     scratch: Vec<u8>,
     bad_streak: u32,
     bad_total: u32,
+    /// Queued acknowledgements may leave only once the log is durable up to here.
+    durable_upto: u64,
 }
 
 /// Serves an authenticated connection until it ends.
@@ -48,10 +53,17 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
         scratch: Vec::with_capacity(512),
         bad_streak: 0,
         bad_total: 0,
+        durable_upto: 0,
     };
     ws.get_mut().push_text(encode::READY.as_bytes());
     let flow = s.serve(&mut ws);
     let conn = ws.get_mut();
+    if s.durable().is_err() {
+        // Queued acknowledgements must not leave: drop the connection without them.
+        let _ = conn.socket().shutdown(std::net::Shutdown::Both);
+        handle.mark_closed();
+        return;
+    }
     match flow {
         Flow::Close(code, reason) => {
             conn.push_close(code, reason);
@@ -61,6 +73,9 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
         }
         Flow::Continue | Flow::End => {
             let _ = conn.flush_within(CLOSE_LINGER);
+        }
+        Flow::Drop => {
+            let _ = conn.socket().shutdown(std::net::Shutdown::Both);
         }
     }
 }
@@ -127,9 +142,9 @@ impl Session<'_> {
     }
 
     /// Nothing more is buffered: flush, then sleep until input, writability or a timer.
-    fn idle(&self, conn: &mut Conn, last_rx: Instant, pinged: &mut bool) -> Result<(), Flow> {
+    fn idle(&mut self, conn: &mut Conn, last_rx: Instant, pinged: &mut bool) -> Result<(), Flow> {
         let cfg = &self.shared.config;
-        conn.write_some().map_err(|_| Flow::End)?;
+        self.send(conn)?;
         let now = Instant::now();
         let quiet = now.saturating_duration_since(last_rx);
         if quiet >= cfg.idle_timeout {
@@ -151,11 +166,11 @@ impl Session<'_> {
     }
 
     /// More than the send-buffer limit is queued: stop reading until the client catches up.
-    fn drain_backlog(&self, conn: &mut Conn) -> Result<(), Flow> {
+    fn drain_backlog(&mut self, conn: &mut Conn) -> Result<(), Flow> {
         let limit = self.shared.config.send_buffer_bytes;
         let deadline = Instant::now() + SEND_STALL;
         while conn.pending() > limit {
-            conn.write_some().map_err(|_| Flow::End)?;
+            self.send(conn)?;
             if conn.pending() <= limit {
                 break;
             }
@@ -181,10 +196,38 @@ impl Session<'_> {
         let flow = self.respond(text, &mut out);
         conn.push_text(&out);
         self.scratch = out;
-        if conn.pending() > 256 * 1024 && conn.write_some().is_err() {
-            return Flow::End;
+        if conn.pending() > 256 * 1024 {
+            if let Err(flow) = self.send(conn) {
+                return flow;
+            }
         }
         flow
+    }
+
+    /// Waits until every queued acknowledgement is durable.
+    fn durable(&mut self) -> Result<(), Flow> {
+        if self.durable_upto == 0 {
+            return Ok(());
+        }
+        let Some(journal) = self.shared.journal.as_ref() else {
+            return Ok(());
+        };
+        journal.wait(self.durable_upto).map_err(|e| {
+            log::error!(
+                "connection {}: {}; dropping the connection unacknowledged",
+                self.handle.id,
+                e.0
+            );
+            Flow::Drop
+        })?;
+        self.durable_upto = 0;
+        Ok(())
+    }
+
+    /// Makes queued acknowledgements durable, then writes what the socket takes now.
+    fn send(&mut self, conn: &mut Conn) -> Result<(), Flow> {
+        self.durable()?;
+        conn.write_some().map(|_| ()).map_err(|_| Flow::End)
     }
 
     /// Writes the response to one request into `out`.
@@ -234,8 +277,15 @@ impl Session<'_> {
             sessions: &shared.registry,
             session: self.handle.id,
             max_response: shared.config.max_response_bytes,
+            journal: shared.journal.as_ref(),
+            lsn: Cell::new(0),
         };
-        if let Err(e) = ops::execute(&ctx, id, req, out) {
+        let result = ops::execute(&ctx, id, req, out);
+        self.durable_upto = self.durable_upto.max(ctx.lsn.get());
+        if let Err(e) = result {
+            if let ops::OpError::Storage(detail) = &e {
+                log::error!("connection {}: {detail}", self.handle.id);
+            }
             out.clear();
             self.refuse(out, Some(id), &e.to_string());
         }

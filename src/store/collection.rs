@@ -2,6 +2,7 @@
 
 use super::series::{Series, SeriesError};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Default)]
 pub struct Collection {
@@ -10,13 +11,27 @@ pub struct Collection {
     /// Set (under this collection's write lock) when the collection leaves the store: a writer
     /// that still holds the handle must look the name up again.
     pub(super) removed: bool,
-    /// Changed since the last snapshot.
-    pub dirty: bool,
+    /// Changed since the last snapshot (cleared by the snapshotter under the read lock).
+    dirty: AtomicBool,
     /// Arena bytes of all documents (live data and garbage), to bound a batch cheaply.
     arena_bytes: usize,
 }
 
 impl Collection {
+    fn mark_dirty(&mut self) {
+        *self.dirty.get_mut() = true;
+    }
+
+    /// Whether the collection changed since the last snapshot.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
+    /// Sets or clears the changed mark; callable under a read lock.
+    pub fn set_dirty(&self, dirty: bool) {
+        self.dirty.store(dirty, Ordering::Release);
+    }
+
     /// A collection exists exactly while it has a document or a key/value entry.
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty() && self.kv.is_empty()
@@ -24,7 +39,7 @@ impl Collection {
 
     /// Inserts (or replaces) one record.
     pub fn insert(&mut self, doc: &str, ts: i64, data: &str) -> Result<(), SeriesError> {
-        self.dirty = true;
+        self.mark_dirty();
         let series = match self.docs.get_mut(doc) {
             Some(series) => series,
             None => self.docs.entry(doc.to_owned()).or_default(),
@@ -71,7 +86,7 @@ impl Collection {
             self.docs.remove(doc);
         }
         self.arena_bytes = self.arena_bytes + after - before;
-        self.dirty = true;
+        self.mark_dirty();
         r
     }
 
@@ -87,7 +102,7 @@ impl Collection {
         match self.docs.remove(doc) {
             Some(series) => {
                 self.arena_bytes -= series.arena_len();
-                self.dirty = true;
+                self.mark_dirty();
                 true
             }
             None => false,
@@ -95,7 +110,7 @@ impl Collection {
     }
 
     pub fn set_value(&mut self, key: &str, value: &str) {
-        self.dirty = true;
+        self.mark_dirty();
         match self.kv.get_mut(key) {
             Some(v) => {
                 v.clear();
@@ -109,8 +124,15 @@ impl Collection {
 
     pub fn remove_value(&mut self, key: &str) -> bool {
         let removed = self.kv.remove(key).is_some();
-        self.dirty |= removed;
+        if removed {
+            self.mark_dirty();
+        }
         removed
+    }
+
+    /// Recomputes derived counters after documents were inserted directly (loading).
+    pub fn recount(&mut self) {
+        self.arena_bytes = self.docs.values().map(Series::arena_len).sum();
     }
 
     /// Records and data bytes held (for start-up reports and metrics).

@@ -107,12 +107,14 @@ impl Store {
         }
     }
 
-    /// Removes a collection with everything in it; true when it existed.
-    pub fn drop_collection(&self, name: &str) -> bool {
+    /// Removes a collection with everything in it; true when it existed. `on_drop` runs while
+    /// the collection is locked, before it goes (the place to log the deletion).
+    pub fn drop_collection(&self, name: &str, on_drop: impl FnOnce()) -> bool {
         let mut map = self.collections.write();
         match map.remove(name) {
             Some(handle) => {
                 let mut guard = handle.write();
+                on_drop();
                 guard.removed = true;
                 guard.docs = Default::default();
                 guard.kv = Default::default();

@@ -174,6 +174,53 @@ impl Series {
         self.spans.shrink_to(self.spans.len() * 2);
     }
 
+    /// The series as columns: timestamps, data lengths and the data concatenated in order.
+    pub fn to_parts(&self) -> (Vec<i64>, Vec<u32>, String) {
+        let mut data = String::with_capacity(self.data_bytes());
+        let mut lens = Vec::with_capacity(self.len());
+        for span in &self.spans {
+            let start = span.start as usize;
+            data.push_str(&self.arena[start..start + span.len as usize]);
+            lens.push(span.len);
+        }
+        (self.ts.clone(), lens, data)
+    }
+
+    /// Rebuilds a series from [`Series::to_parts`] output, checking that it is consistent.
+    pub fn from_parts(ts: Vec<i64>, lens: Vec<u32>, data: String) -> Result<Series, String> {
+        if ts.len() != lens.len() {
+            return Err("timestamp and length columns differ in size".into());
+        }
+        if ts.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("timestamps are not strictly increasing".into());
+        }
+        if data.len() > u32::MAX as usize {
+            return Err("document data exceeds 4 GiB".into());
+        }
+        let mut spans = Vec::with_capacity(lens.len());
+        let mut start = 0usize;
+        for len in lens {
+            let end = start + len as usize;
+            if end > data.len() || !data.is_char_boundary(end) {
+                return Err("data lengths do not match the data".into());
+            }
+            spans.push(Span {
+                start: start as u32,
+                len,
+            });
+            start = end;
+        }
+        if start != data.len() {
+            return Err("data lengths do not match the data".into());
+        }
+        Ok(Series {
+            ts,
+            spans,
+            arena: data,
+            garbage: 0,
+        })
+    }
+
     /// Iterates over every record, oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (i64, &str)> + '_ {
         (0..self.len()).map(move |i| self.get(i))
@@ -241,6 +288,24 @@ mod tests {
         assert!(s.arena.len() <= 2 * s.data_bytes() + 4096 + 1010);
         assert!(s.iter().all(|(_, d)| d.starts_with("19x")));
         assert_eq!(s.len(), 10);
+    }
+
+    #[test]
+    fn parts_round_trip_and_validation() {
+        let mut s = Series::new();
+        for (ts, d) in [(3, "c"), (1, "é"), (2, ""), (1, "a")] {
+            s.insert(ts, d).unwrap();
+        }
+        let (ts, lens, data) = s.to_parts();
+        assert_eq!(data, "ac");
+        let back = Series::from_parts(ts.clone(), lens.clone(), data.clone()).unwrap();
+        assert_eq!(all(&back), all(&s));
+        assert!(Series::from_parts(vec![2, 1], vec![0, 0], String::new()).is_err());
+        assert!(Series::from_parts(ts.clone(), vec![1, 0, 5], data.clone()).is_err());
+        assert!(
+            Series::from_parts(vec![1], vec![1], "é".into()).is_err(),
+            "not a char boundary"
+        );
     }
 
     #[test]

@@ -1,0 +1,86 @@
+//! Whole-file records (snapshots, the key file): `[magic 8][len u64][crc32 u32][payload]`,
+//! written atomically. The magic names the kind of file and its format version.
+
+use super::codec::crc32;
+use super::fsutil;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"FLXSNAP1";
+pub const KEYS_MAGIC: &[u8; 8] = b"FLXKEYS1";
+
+const HEADER: usize = 20;
+
+/// Writes `payload` to `dir/name` atomically, framed and checksummed.
+pub fn write(dir: &Path, name: &str, magic: &[u8; 8], payload: &[u8]) -> io::Result<()> {
+    let mut header = [0u8; HEADER];
+    header[..8].copy_from_slice(magic);
+    header[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[16..20].copy_from_slice(&crc32(payload).to_le_bytes());
+    fsutil::write_atomic(dir, name, &[&header, payload])
+}
+
+/// Why a framed file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    /// The file is damaged: wrong magic or version, wrong length, checksum mismatch.
+    Corrupt(String),
+}
+
+/// Reads and verifies a framed file; returns its payload.
+pub fn read(path: &Path, magic: &[u8; 8]) -> Result<Vec<u8>, ReadError> {
+    let bytes = fs::read(path).map_err(ReadError::Io)?;
+    if bytes.len() < HEADER {
+        return Err(ReadError::Corrupt("file too short".into()));
+    }
+    if &bytes[..8] != magic {
+        return Err(ReadError::Corrupt("unknown format or version".into()));
+    }
+    let len = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0xff; 8]));
+    let crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap_or([0; 4]));
+    if len != (bytes.len() - HEADER) as u64 {
+        return Err(ReadError::Corrupt(format!(
+            "length {len} does not match the file size"
+        )));
+    }
+    let mut bytes = bytes;
+    let payload = bytes.split_off(HEADER);
+    if crc32(&payload) != crc {
+        return Err(ReadError::Corrupt("checksum mismatch".into()));
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let dir = std::env::temp_dir().join(format!("fluxiondb-framed-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        write(&dir, "f.bin", KEYS_MAGIC, b"hello").unwrap();
+        let path = dir.join("f.bin");
+        assert_eq!(read(&path, KEYS_MAGIC).unwrap(), b"hello");
+        assert!(matches!(
+            read(&path, SNAPSHOT_MAGIC),
+            Err(ReadError::Corrupt(_))
+        ));
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            read(&path, KEYS_MAGIC),
+            Err(ReadError::Corrupt(_))
+        ));
+        fs::write(&path, &bytes[..10]).unwrap();
+        assert!(matches!(
+            read(&path, KEYS_MAGIC),
+            Err(ReadError::Corrupt(_))
+        ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,21 @@
+//! Everything that touches the data folder: the write-ahead log, snapshots (bincode behind the
+//! `codec` module, framed with a versioned header and a checksum), the key file, and start-up
+//! recovery. The store never calls in here; operations log through the [`Journal`].
+//!
+//! Folder layout (no file name comes from a client string):
+//! `LOCK` (held while the server runs), `keys.bin` (scoped API keys), `snap-<n>.bin` (one per
+//! collection, its name inside), `wal-<n>.log` (log segments not yet covered by snapshots).
+
+mod codec;
+mod framed;
+mod fsutil;
+mod image;
+mod journal;
+mod recovery;
+mod replay;
+mod wal;
+
+pub use codec::WalOp;
+pub use journal::{CheckpointReport, Journal};
+pub use recovery::{open, Recovered, RecoveryError, RecoveryReport};
+pub use wal::{FsyncPolicy, Lsn, WalFailed};
