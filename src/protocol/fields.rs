@@ -181,10 +181,11 @@ pub fn to_integer(value: &Scalar<'_>) -> Option<i64> {
 }
 
 fn float_to_i64(f: f64) -> Option<i64> {
-    // 2^63 is exactly representable; the range is [-2^63, 2^63).
+    // The range is (-2^63, 2^63): an integer literal just below i64::MIN reaches us as the
+    // float -2^63 (the parser only keeps integers that fit), and must be refused.
     const LIMIT: f64 = 9_223_372_036_854_775_808.0;
     let t = f.trunc();
-    (t.is_finite() && (-LIMIT..LIMIT).contains(&t)).then_some(t as i64)
+    (t.is_finite() && t > -LIMIT && t < LIMIT).then_some(t as i64)
 }
 
 fn parse_digits(s: &str) -> Option<i64> {
@@ -206,6 +207,7 @@ mod tests {
         assert_eq!(to_integer(&Scalar::Float(600.9)), Some(600));
         assert_eq!(to_integer(&Scalar::Float(-1.9)), Some(-1));
         assert_eq!(to_integer(&Scalar::Float(9.3e18)), None);
+        assert_eq!(to_integer(&Scalar::Float(-9_223_372_036_854_775_808.0)), None);
         assert_eq!(to_integer(&Scalar::Float(f64::NAN)), None);
         assert_eq!(to_integer(&Scalar::Str(" +700 ".into())), Some(700));
         assert_eq!(to_integer(&Scalar::Str("-7".into())), Some(-7));
