@@ -57,8 +57,10 @@ var ErrClosed error = closedError{}
 
 type closedError struct{}
 
+// Error describes the closed client.
 func (closedError) Error() string { return "fluxiondb: client is closed" }
 
+// Is makes ErrClosed match context.Canceled.
 func (closedError) Is(target error) bool { return target == context.Canceled }
 
 // ErrConnectionLost is returned (wrapped, with the cause) by a request whose
@@ -73,8 +75,10 @@ var ErrRequestTimeout error = timeoutError{}
 
 type timeoutError struct{}
 
+// Error describes the timeout.
 func (timeoutError) Error() string { return "fluxiondb: request timeout" }
 
+// Is makes ErrRequestTimeout match context.DeadlineExceeded.
 func (timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // Timeout reports true, as net.Error timeouts do.
@@ -83,6 +87,7 @@ func (timeoutError) Timeout() bool { return true }
 // connLostError wraps ErrConnectionLost with the reason of the drop.
 type connLostError struct{ cause error }
 
+// Error names the lost connection and its cause.
 func (e *connLostError) Error() string {
 	if e.cause == nil {
 		return ErrConnectionLost.Error()
@@ -90,6 +95,7 @@ func (e *connLostError) Error() string {
 	return ErrConnectionLost.Error() + ": " + e.cause.Error()
 }
 
+// Unwrap gives ErrConnectionLost and the cause.
 func (e *connLostError) Unwrap() []error {
 	if e.cause == nil {
 		return []error{ErrConnectionLost}

@@ -182,7 +182,10 @@ func (s *session) isEnded() bool {
 // session had already ended.
 type notSentError struct{ err error }
 
+// Error returns the wrapped error's text.
 func (e *notSentError) Error() string { return e.err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e *notSentError) Unwrap() error { return e.err }
 
 // lostError turns the cause of a session's end into the error returned to a

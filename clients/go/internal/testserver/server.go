@@ -270,6 +270,7 @@ type syncBuffer struct {
 // maxLog bounds the stderr kept per server (only the tail is useful).
 const maxLog = 256 << 10
 
+// Write appends p, dropping the older half of the buffer when it is full.
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -282,12 +283,14 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// String returns the buffered text.
 func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
+// Len returns the number of buffered bytes.
 func (b *syncBuffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -19,6 +19,7 @@ type Frame struct {
 	Err    error  // reading failed without a close frame
 }
 
+// String describes the frame for failure messages.
 func (f Frame) String() string {
 	switch {
 	case f.Closed:
