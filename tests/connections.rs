@@ -174,24 +174,6 @@ fn many_connections_listed_in_order() {
 }
 
 #[test]
-fn sigterm_closes_connections_with_1001_and_exits_0() {
-    let mut s = Server::start(&[]);
-    let mut a = s.master();
-    let mut b = s.master();
-    a.ok(
-        "ins",
-        json!([{"col": "c", "doc": "d", "ts": 1, "data": "x"}]),
-    );
-    s.send_sigterm();
-    assert_eq!(a.recv_close(), (1001, "server shutting down".to_string()));
-    assert_eq!(b.recv_close(), (1001, "server shutting down".to_string()));
-    let status = s
-        .wait_exit(Duration::from_secs(10))
-        .expect("server exits after SIGTERM");
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
-}
-
-#[test]
 fn ping_is_answered_and_pipelined_requests_stay_in_order() {
     let s = Server::start(&[]);
     let mut a = s.master();

@@ -75,6 +75,60 @@ impl Drop for TempDir {
     }
 }
 
+/// `fluxiondb` with a clean environment (so no `SECRET_KEY`, `DATA_DIR`, `PORT`, … fallback
+/// leaks in from the test runner); only `RUST_BACKTRACE` and `RUST_LOG` are passed through.
+pub fn bare_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fluxiondb"));
+    cmd.env_clear();
+    for var in ["RUST_BACKTRACE", "RUST_LOG"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd
+}
+
+/// Runs the binary with `args` to completion (bounded by `timeout`, then killed); returns the
+/// exit status (None on timeout), stdout and stderr.
+pub fn run_binary(args: &[&str], timeout: Duration) -> (Option<ExitStatus>, String, String) {
+    let mut child = bare_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn fluxiondb");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    (
+        status,
+        t_out.join().unwrap_or_default(),
+        t_err.join().unwrap_or_default(),
+    )
+}
+
 /// A running `fluxiondb` process. Killed (SIGKILL) on drop.
 pub struct Server {
     child: Option<Child>,
@@ -84,6 +138,10 @@ pub struct Server {
     args: Vec<String>,
     dir: Option<TempDir>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
+    /// Set by `start_exact`: spawn with exactly `args` and this environment.
+    exact_env: Option<Vec<(String, String)>>,
+    /// The `fluxiondb listening on …` line of the current process.
+    pub listen_line: String,
 }
 
 impl Server {
@@ -111,37 +169,59 @@ impl Server {
             args: args.iter().map(|s| s.to_string()).collect(),
             dir: if data_dir { Some(TempDir::new()) } else { None },
             stderr: Arc::new(Mutex::new(VecDeque::new())),
+            exact_env: None,
+            listen_line: String::new(),
         };
         server.spawn();
         server
     }
 
-    /// The command line of the binary for this server (without spawning it).
+    /// Starts the binary with exactly `args` (no default arguments) and extra environment
+    /// variables, e.g. to test option spellings or environment fallbacks. The arguments must make
+    /// the server listen on 127.0.0.1 with an ephemeral port.
+    pub fn start_exact(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut server = Server {
+            child: None,
+            port: 0,
+            secret: String::new(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            dir: None,
+            stderr: Arc::new(Mutex::new(VecDeque::new())),
+            exact_env: None,
+            listen_line: String::new(),
+        };
+        server.exact_env = Some(
+            env.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        server.spawn();
+        server
+    }
+
+    /// The command line of the binary: `--secret-key SECRET --port 0 --bind 127.0.0.1
+    /// [--data DIR] ARGS`, run in the data folder's parent (if any), with a clean environment.
     pub fn command(secret: &str, args: &[String], dir: Option<&TempDir>) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fluxiondb"));
+        let mut cmd = bare_command();
         cmd.args(["--secret-key", secret, "--port", "0", "--bind", "127.0.0.1"]);
         if let Some(dir) = dir {
             cmd.arg("--data").arg(dir.data());
             cmd.current_dir(dir.parent());
         }
         cmd.args(args);
-        // Environment fallbacks of the server's flags must not leak in from the test runner.
-        for var in [
-            "SECRET_KEY",
-            "DATA_DIR",
-            "PORT",
-            "BIND",
-            "FLUSH_INTERVAL",
-            "LOG_LEVEL",
-        ] {
-            cmd.env_remove(var);
-        }
         cmd
     }
 
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "server already running");
-        let mut cmd = Server::command(&self.secret, &self.args, self.dir.as_ref());
+        let mut cmd = match &self.exact_env {
+            Some(env) => {
+                let mut cmd = bare_command();
+                cmd.args(&self.args).envs(env.iter().map(|(k, v)| (k, v)));
+                cmd
+            }
+            None => Server::command(&self.secret, &self.args, self.dir.as_ref()),
+        };
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -168,7 +248,7 @@ impl Server {
 
         // Read stdout until the listening line; keep draining afterwards.
         let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<Result<u16, String>>();
+        let (tx, rx) = mpsc::channel::<Result<(u16, String), String>>();
         thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(out).lines() {
@@ -176,8 +256,10 @@ impl Server {
                 if !sent {
                     if let Some(rest) = line.trim_end().strip_prefix(LISTEN_PREFIX) {
                         let port = rest.rsplit(':').next().unwrap_or("").parse::<u16>();
-                        let _ =
-                            tx.send(port.map_err(|e| format!("bad listening line {line:?}: {e}")));
+                        let msg = port
+                            .map(|p| (p, line.trim_end().to_string()))
+                            .map_err(|e| format!("bad listening line {line:?}: {e}"));
+                        let _ = tx.send(msg);
                         sent = true;
                     }
                 }
@@ -188,7 +270,10 @@ impl Server {
         let result = rx.recv_timeout(START_TIMEOUT);
         self.child = Some(child);
         match result {
-            Ok(Ok(port)) if port != 0 => self.port = port,
+            Ok(Ok((port, line))) if port != 0 => {
+                self.port = port;
+                self.listen_line = line;
+            }
             Ok(Ok(_)) => self.fail_start("listening line announced port 0"),
             Ok(Err(e)) => self.fail_start(&e),
             Err(mpsc::RecvTimeoutError::Disconnected) => {

@@ -1,0 +1,235 @@
+//! Resource limits (PROTOCOL.md §1.3, §2.3): message size, unread responses, idle connections,
+//! response size, streaks of invalid frames. The limits are lowered with the server's options
+//! (`--max-message-mib`, `--send-buffer-mib`, `--idle-timeout`, `--max-response-mib`) so that
+//! the tests stay fast; the defaults are covered by errors.rs and the vectors (16 MiB).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Frame, Server};
+use serde_json::{json, Value};
+
+#[test]
+fn configured_message_limit() {
+    let s = Server::start(&["--max-message-mib", "1"]);
+    let mut a = s.master();
+    // Exactly 1 MiB is accepted.
+    let limit = 1024 * 1024;
+    let head = "{\"id\":\"m\",\"type\":\"cols\",\"data\":\"{}\",\"pad\":\"";
+    let tail = "\"}";
+    let frame = format!(
+        "{head}{}{tail}",
+        "p".repeat(limit - head.len() - tail.len())
+    );
+    assert_eq!(frame.len(), limit);
+    a.send_text(&frame);
+    assert_eq!(a.recv_json(), json!({"id": "m", "collections": []}));
+    // One byte more closes with 1009.
+    let mut b = s.master();
+    let writer = b.send_big_text_frame(b'x', limit + 1);
+    let got = b.next_frame();
+    let _ = b.stream().shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    assert_eq!(
+        got,
+        Frame::Close(Some((1009, "message too big".to_string()))),
+        "{}",
+        got.describe()
+    );
+    // The limit applies to the reassembled message, not to each fragment.
+    let mut c = s.master();
+    let half = vec![b'y'; limit / 2 + 1];
+    c.send_raw_frame(1, false, &half).unwrap();
+    c.send_raw_frame(0, true, &half).unwrap();
+    let got = c.next_frame();
+    assert_eq!(
+        got,
+        Frame::Close(Some((1009, "message too big".to_string()))),
+        "{}",
+        got.describe()
+    );
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+}
+
+#[test]
+fn client_that_stops_reading_is_closed_without_losing_responses() {
+    // The server may apply back-pressure (stop reading requests) for a while; a client that
+    // leaves more than the limit unread for long (the server's grace period is a few seconds) is
+    // closed. Every response that does arrive is complete and in order.
+    let s = Server::start(&["--send-buffer-mib", "1"]);
+    let mut a = s.master();
+    let big = "b".repeat(256 * 1024);
+    a.ok(
+        "ins",
+        json!([{"col": "c", "doc": "d", "ts": 1, "data": big}]),
+    );
+    // 400 requests with ~256 KiB answers each (100 MiB), then stop reading for a while.
+    let req = json!({"col": "c", "doc": "d", "to": 1}).to_string();
+    for i in 0..400 {
+        let frame = json!({"id": format!("q{i}"), "type": "qdoc", "data": req}).to_string();
+        if a.try_send_text(&frame).is_err() {
+            break; // the server may already have closed
+        }
+    }
+    std::thread::sleep(Duration::from_millis(7500));
+    let mut next = 0;
+    let end = loop {
+        match a.next_frame() {
+            Frame::Text(t) => {
+                let v: Value = serde_json::from_str(&t).expect("complete JSON response");
+                assert_eq!(
+                    v["id"],
+                    json!(format!("q{next}")),
+                    "responses out of order or dropped"
+                );
+                assert_eq!(
+                    v["records"][0]["data"].as_str().map(str::len),
+                    Some(big.len())
+                );
+                next += 1;
+            }
+            other => break other,
+        }
+    };
+    eprintln!("send buffer: {next} responses, then {}", end.describe());
+    match &end {
+        Frame::Close(Some((1008, reason))) if reason == "send buffer limit exceeded" => {}
+        // The close frame cannot always be delivered to a client that does not read.
+        Frame::Dropped(_) => {}
+        other => panic!(
+            "after {next} responses: expected close 1008, got {}",
+            other.describe()
+        ),
+    }
+    assert!(
+        next < 400,
+        "the server never gave up on a client that did not read"
+    );
+    // The server itself is fine.
+    let mut b = s.master();
+    assert_eq!(b.ok("cols", json!({})), json!({"collections": ["c"]}));
+}
+
+// With `--idle-timeout 2` the server pings after 1 s of silence and closes after 2 s.
+
+#[test]
+fn reading_client_is_kept_alive_by_pings() {
+    let s = Server::start(&["--idle-timeout", "2"]);
+    let mut a = s.master();
+    // Read (and so answer pings) for 1.5 idle periods without sending any request.
+    let start = Instant::now();
+    let end = start + Duration::from_millis(3000);
+    let mut pings = 0;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        a.set_read_timeout(left);
+        match a.read_raw() {
+            Ok(tungstenite::Message::Ping(_)) => pings += 1,
+            Ok(other) => panic!(
+                "after {pings} pings, at {:?}: unexpected {other:?}",
+                start.elapsed()
+            ),
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("connection ended although pongs were sent: {e}"),
+        }
+    }
+    assert!(
+        pings >= 2,
+        "expected a ping per second of silence, got {pings}"
+    );
+    a.set_read_timeout(common::READ_TIMEOUT);
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+}
+
+#[test]
+fn silent_client_is_closed_1001_idle_timeout() {
+    let s = Server::start(&["--idle-timeout", "2"]);
+    let mut b = s.master();
+    // b sends nothing and does not read (so it does not answer pings).
+    std::thread::sleep(Duration::from_millis(2500));
+    let got = b.next_frame();
+    assert_eq!(
+        got,
+        Frame::Close(Some((1001, "idle timeout".to_string()))),
+        "{}",
+        got.describe()
+    );
+    // The server is fine.
+    let mut a = s.master();
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+}
+
+#[test]
+fn response_size_limit() {
+    let s = Server::start(&["--max-response-mib", "1"]);
+    let mut a = s.master();
+    let big = "r".repeat(600 * 1024);
+    a.ok("ins", json!([{"col": "c", "doc": "d", "ts": 1, "data": big}, {"col": "c", "doc": "d", "ts": 2, "data": big}]));
+    assert_eq!(
+        a.call("qdoc", json!({"col": "c", "doc": "d", "to": 10})),
+        json!({"error": "response too large"})
+    );
+    // A smaller answer from the same data is fine, and the connection still works.
+    let v = a.ok(
+        "qdoc",
+        json!({"col": "c", "doc": "d", "to": 10, "limit": 1}),
+    );
+    assert_eq!(
+        v["records"][0]["data"].as_str().map(str::len),
+        Some(big.len())
+    );
+    assert_eq!(
+        a.call("qry", json!({"col": "c", "ts": 10, "doc": "d"}))["records"]["d"]["ts"],
+        2
+    );
+}
+
+#[test]
+fn streak_of_invalid_frames_closes_1008() {
+    let s = Server::start(&[]);
+    let mut a = s.master();
+    // 100 in a row are answered; a valid request resets the streak.
+    for round in 0..2 {
+        for i in 0..100 {
+            a.send_text("nope");
+            assert_eq!(
+                a.recv_json(),
+                json!({"error": "invalid message: expected a JSON object"}),
+                "round {round} frame {i}"
+            );
+        }
+        assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+    }
+    // Errors that carry an id do not count.
+    for _ in 0..150 {
+        assert_eq!(a.err("nope-type", json!({})), "Unknown message type");
+    }
+    // The 101st consecutive id-less invalid frame closes the connection (SHOULD, §2.3).
+    for _ in 0..100 {
+        a.send_text("[]");
+        assert_eq!(
+            a.recv_json(),
+            json!({"error": "invalid message: expected a JSON object"})
+        );
+    }
+    a.send_text("[]");
+    loop {
+        match a.next_frame() {
+            Frame::Text(t) => assert_eq!(
+                t.parse::<Value>().ok(),
+                Some(json!({"error": "invalid message: expected a JSON object"}))
+            ),
+            Frame::Close(Some((code, reason))) => {
+                assert_eq!((code, reason.as_str()), (1008, "too many invalid frames"));
+                break;
+            }
+            other => panic!("expected close 1008, got {}", other.describe()),
+        }
+    }
+}
