@@ -208,7 +208,8 @@ fn help_and_version_exit_0() {
 
 #[test]
 fn option_spellings_and_environment_fallback() {
-    let forms: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Form<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let forms: Vec<Form> = vec![
         (
             vec!["--secret-key=eq-key", "--port=0", "--bind=127.0.0.1"],
             vec![],
@@ -253,15 +254,15 @@ fn connection_cap() {
     let mut a = s.master();
     let _b = s.master();
     // The third connection is not admitted: it never sees `ready`.
-    match Client::connect(s.port, "/?api-key=master-key") {
-        Ok(mut c) => match c.next_frame() {
+    // (A handshake refused outright is fine too.)
+    if let Ok(mut c) = Client::connect(s.port, "/?api-key=master-key") {
+        match c.next_frame() {
             Frame::Close(_) | Frame::Dropped(_) => {}
             other => panic!(
                 "third connection over a cap of 2: expected a refusal, got {}",
                 other.describe()
             ),
-        },
-        Err(_) => {} // refused during the handshake
+        }
     }
     // The admitted ones keep working; once one leaves, a new one is admitted (bounded wait:
     // the server releases the slot when the closed connection's thread ends).
