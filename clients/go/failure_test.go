@@ -1,8 +1,11 @@
 package fluxiondb_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,7 +115,10 @@ func TestServerKilledMidRequestAndReconnect(t *testing.T) {
 func TestReconnectAfterGracefulRestart(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t)
-	auto := connectedClient(t, srv, testserver.MasterKey, quickOptions("auto"))
+	var logs lockedBuffer
+	autoOpts := quickOptions("auto")
+	autoOpts.Logger = log.New(&logs, "", 0)
+	auto := connectedClient(t, srv, testserver.MasterKey, autoOpts)
 	opts := quickOptions("lazy")
 	opts.ReconnectAttempts = -1
 	lazy := connectedClient(t, srv, testserver.MasterKey, opts)
@@ -135,6 +141,34 @@ func TestReconnectAfterGracefulRestart(t *testing.T) {
 	if len(conns) != 2 {
 		t.Fatalf("GetConnections = %+v", conns)
 	}
+
+	text := logs.String()
+	for _, want := range []string{"connected to", "connection lost", "server shutting down", "reconnecting"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("log lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, testserver.MasterKey) {
+		t.Errorf("the API key was logged:\n%s", text)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Close is terminal: requests in flight and later calls return ErrClosed,
