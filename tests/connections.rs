@@ -209,3 +209,69 @@ fn ping_is_answered_and_pipelined_requests_stay_in_order() {
         }
     }
 }
+
+#[test]
+fn requests_sent_before_ready_are_answered_after_it() {
+    let s = Server::start(&[]);
+    let mut c = Client::connect(s.port, "/?api-key=master-key").unwrap();
+    // Send before reading anything: `ready` still comes first, then the answers in order.
+    c.send_text(&json!({"id": "early1", "type": "sval", "data": "{\"col\":\"c\",\"key\":\"k\",\"value\":\"v\"}"}).to_string());
+    c.send_text(&json!({"id": "early2", "type": "gvals", "data": "{\"col\":\"c\"}"}).to_string());
+    c.expect_ready();
+    assert_eq!(c.recv_json(), json!({"id": "early1"}));
+    assert_eq!(c.recv_json(), json!({"id": "early2", "values": {"k": "v"}}));
+}
+
+/// Opens a master connection to `host` (an IP literal) and returns the `ip` of its own entry.
+fn own_ip(host: &str, port: u16) -> Value {
+    let addr: std::net::IpAddr = host.parse().unwrap();
+    let stream = std::net::TcpStream::connect((addr, port)).unwrap();
+    stream.set_read_timeout(Some(common::READ_TIMEOUT)).unwrap();
+    let url = match addr {
+        std::net::IpAddr::V4(_) => format!("ws://{host}:{port}/?api-key=master-key"),
+        std::net::IpAddr::V6(_) => format!("ws://[{host}]:{port}/?api-key=master-key"),
+    };
+    let (mut ws, _) = tungstenite::client(url.as_str(), stream).unwrap();
+    fn next(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> Value {
+        loop {
+            match ws.read().unwrap() {
+                tungstenite::Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+                tungstenite::Message::Close(c) => panic!("closed: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(next(&mut ws)["type"], "ready");
+    let req = json!({"id": "n", "type": "conn", "data": "{}"}).to_string();
+    ws.send(tungstenite::Message::text(req)).unwrap();
+    let v = next(&mut ws);
+    let list = v["connections"].as_array().unwrap_or_else(|| panic!("{v}"));
+    list.iter()
+        .find(|e| e["self"] == json!(true))
+        .expect("own entry")["ip"]
+        .clone()
+}
+
+#[test]
+fn ip_text_forms_on_a_dual_stack_listener() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback: skipped");
+        return;
+    }
+    // Listening on `::` (dual stack), an IPv4 peer is seen as an IPv4-mapped address, which must
+    // be shown unmapped (§4.17); an IPv6 peer in RFC 5952 form.
+    let s = Server::start_exact(
+        &[
+            "--secret-key",
+            common::MASTER,
+            "--port",
+            "0",
+            "--bind",
+            "::",
+        ],
+        &[],
+    );
+    assert_eq!(own_ip("127.0.0.1", s.port), json!("127.0.0.1"));
+    assert_eq!(own_ip("::1", s.port), json!("::1"));
+    assert_eq!(own_ip("::ffff:127.0.0.1", s.port), json!("127.0.0.1"));
+}

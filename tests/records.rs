@@ -781,3 +781,52 @@ fn data_is_opaque_and_byte_exact() {
         json!({"records": want})
     );
 }
+
+#[test]
+fn wire_format_is_compact_with_id_first_and_raw_utf8() {
+    let s = Server::start(&[]);
+    let mut c = s.master();
+    let data = "é 名 🚀 \u{1} \u{1f} \u{7f} \n \r \t \u{8} \u{c} \" \\ / <>&";
+    c.ok(
+        "ins",
+        json!([{"col": "c", "doc": "d", "ts": 1, "data": data}]),
+    );
+    c.send_text(
+        &json!({"id": "w", "type": "qdoc", "data": "{\"col\":\"c\",\"doc\":\"d\",\"to\":1}"})
+            .to_string(),
+    );
+    let raw = match c.next_frame() {
+        common::Frame::Text(t) => t,
+        other => panic!("{}", other.describe()),
+    };
+    assert!(
+        raw.starts_with("{\"id\":\"w\","),
+        "id must be the first member: {raw}"
+    );
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(v, json!({"id": "w", "records": [{"ts": 1, "data": data}]}));
+    // serde_json's compact form escapes exactly as §2.5 requires (", \\, control characters
+    // as \b \f \n \r \t or \u00XX, everything else raw); same length = same escaping, no spaces.
+    let compact = serde_json::to_string(&v).unwrap();
+    assert_eq!(
+        raw.len(),
+        compact.len(),
+        "not compact or escaped differently:\n{raw}\n{compact}"
+    );
+    for needle in [
+        "é 名 🚀",
+        "\\n \\r \\t \\b \\f",
+        "\\\" \\\\ / <>&",
+        "\u{7f}",
+    ] {
+        assert!(
+            raw.contains(needle),
+            "{needle:?} not written raw/short-escaped in {raw}"
+        );
+    }
+    let lower = raw.to_lowercase();
+    assert!(
+        lower.contains("\\u0001 \\u001f"),
+        "control characters must be \\u00XX: {raw}"
+    );
+}
