@@ -275,3 +275,48 @@ fn ip_text_forms_on_a_dual_stack_listener() {
     assert_eq!(own_ip("::1", s.port), json!("::1"));
     assert_eq!(own_ip("::ffff:127.0.0.1", s.port), json!("127.0.0.1"));
 }
+
+#[test]
+fn no_subprotocol_is_selected() {
+    // §1.1: ours never selects a WebSocket subprotocol, even when the client offers some.
+    use std::io::{BufRead, BufReader, Write};
+    let s = Server::start(&[]);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    tcp.set_read_timeout(Some(common::READ_TIMEOUT)).unwrap();
+    write!(
+        tcp,
+        "GET /?api-key=master-key HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, fluxiondb\r\n\r\n",
+        s.port
+    )
+    .unwrap();
+    let mut reader = BufReader::new(tcp);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(
+        status.starts_with("HTTP/1.1 101"),
+        "status line: {status:?}"
+    );
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        headers.push(line.trim_end().to_ascii_lowercase());
+    }
+    assert!(
+        headers
+            .iter()
+            .any(|h| h == "sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "RFC 6455 accept key: {headers:?}"
+    );
+    assert!(
+        !headers
+            .iter()
+            .any(|h| h.starts_with("sec-websocket-protocol")),
+        "a subprotocol was selected: {headers:?}"
+    );
+}
