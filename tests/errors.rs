@@ -671,6 +671,14 @@ fn payload_errors_exact_text_and_no_effect() {
             }
             other => panic!("{ty} data={data}: connection broke: {}", other.describe()),
         }
+        // The same connection still works and the data is intact after every rejection.
+        let q = c.ok("qry", json!({"col": "sensors", "ts": 1000}));
+        if q != common::fixture_q1() {
+            failures.push(format!(
+                "after {ty} data={}: sensors changed to {q}",
+                common::truncate(data, 200)
+            ));
+        }
     }
     assert!(
         failures.is_empty(),
