@@ -9,7 +9,6 @@ mod matcher;
 mod runner;
 
 #[test]
-#[ignore = "persistence lands with issue 3"]
 fn persistence_vectors() {
     let vectors = runner::load_vectors();
     let master = vectors["master_key"]

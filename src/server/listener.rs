@@ -156,7 +156,6 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
         scope.name()
     );
     session::run(shared, &handle, ws);
-    shared.registry.unregister(&handle);
     log::info!(
         "connection {id} closed: ip={} name={:?}",
         handle.ip,

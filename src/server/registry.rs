@@ -113,9 +113,10 @@ impl Registry {
         handle
     }
 
+    /// Takes a session off the list (`conn` no longer shows it). The session marks itself
+    /// closed once its close frame is out.
     pub fn unregister(&self, handle: &SessionHandle) {
         self.sessions.lock().remove(&handle.id);
-        handle.mark_closed();
     }
 
     fn close_matching(

@@ -57,13 +57,11 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
     };
     ws.get_mut().push_text(encode::READY.as_bytes());
     let flow = s.serve(&mut ws);
+    // Off the list before anything else goes out: once a client has seen its close handshake
+    // complete, `conn` on another connection must not show it.
+    shared.registry.unregister(handle);
     let conn = ws.get_mut();
-    if s.durable().is_err() {
-        // Queued acknowledgements must not leave: drop the connection without them.
-        let _ = conn.socket().shutdown(std::net::Shutdown::Both);
-        handle.mark_closed();
-        return;
-    }
+    let flow = if s.durable().is_err() { Flow::Drop } else { flow };
     match flow {
         Flow::Close(code, reason) => {
             conn.push_close(code, reason);
@@ -75,9 +73,11 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
             let _ = conn.flush_within(CLOSE_LINGER);
         }
         Flow::Drop => {
+            // Queued acknowledgements must not leave: hang up without them.
             let _ = conn.socket().shutdown(std::net::Shutdown::Both);
         }
     }
+    handle.mark_closed();
 }
 
 impl Session<'_> {

@@ -395,6 +395,13 @@ impl Server {
         self.spawn();
     }
 
+    /// Starts the process again after it stopped, with extra arguments from now on (e.g.
+    /// `--repair`).
+    pub fn start_again_with(&mut self, extra: &[&str]) {
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.start_again();
+    }
+
     /// `ws://127.0.0.1:PORT` + `path_and_query`.
     pub fn url(&self, path_and_query: &str) -> String {
         format!("ws://127.0.0.1:{}{}", self.port, path_and_query)
