@@ -8,7 +8,7 @@ IMAGE ?= fluxiondb
 BIN := $(CURDIR)/target/debug/fluxiondb
 export FLUXIONDB_BIN := $(BIN)
 
-.PHONY: all build release run test test-server test-node test-go lint fmt bench docker-build docker-run clean
+.PHONY: all build release run test test-server test-node test-go lint fmt bench soak fuzz docker-build docker-run clean
 
 all: build
 
@@ -39,6 +39,16 @@ lint:
 
 fmt:
 	cargo fmt
+
+# Model-based soak: the random-operation model test for SOAK_SECONDS (default 600).
+SOAK_SECONDS ?= 600
+soak: build
+	FLUXIONDB_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --test model -- --ignored --nocapture soak
+
+# Decoder fuzzing for FUZZ_SECONDS (default 300); see fuzz/README.md.
+FUZZ_SECONDS ?= 300
+fuzz:
+	cargo run --release --manifest-path fuzz/Cargo.toml -- $(FUZZ_SECONDS)
 
 # Throughput, latency and memory figures (never asserted by tests); results go to benches/results/.
 bench:
