@@ -12,6 +12,7 @@ use crate::protocol::encode;
 use crate::protocol::Request;
 use crate::store::Store;
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 
 /// One open connection as `conn` reports it.
@@ -148,23 +149,53 @@ pub fn execute(
     budget.check(out)
 }
 
-/// Groups batch items by collection, keeping their order inside each collection.
+/// Groups batch items by collection, keeping their order inside each collection. Batches name
+/// one or a few collections, so groups are found by a short scan (a map only past 8 groups).
 fn by_collection<'r, T>(
     items: &'r [T],
     col: impl Fn(&'r T) -> &'r str,
 ) -> Vec<(&'r str, Vec<&'r T>)> {
     let mut groups: Vec<(&'r str, Vec<&'r T>)> = Vec::new();
-    let mut index: std::collections::HashMap<&'r str, usize> = std::collections::HashMap::new();
+    let mut index: HashMap<&'r str, usize> = HashMap::new();
     for item in items {
         let name = col(item);
-        let slot = match groups.last() {
-            Some((last, _)) if *last == name => groups.len() - 1,
-            _ => *index.entry(name).or_insert_with(|| {
-                groups.push((name, Vec::new()));
-                groups.len() - 1
-            }),
+        let slot = if groups.len() <= 8 {
+            groups.iter().position(|(n, _)| *n == name)
+        } else {
+            if index.is_empty() {
+                index.extend(groups.iter().enumerate().map(|(i, (n, _))| (*n, i)));
+            }
+            index.get(name).copied()
         };
-        groups[slot].1.push(item);
+        match slot {
+            Some(i) => groups[i].1.push(item),
+            None => {
+                if !index.is_empty() {
+                    index.insert(name, groups.len());
+                }
+                groups.push((name, vec![item]));
+            }
+        }
     }
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::by_collection;
+
+    #[test]
+    fn grouping_keeps_order_with_few_and_many_collections() {
+        let few = ["a", "b", "a", "c", "b"];
+        let g = by_collection(&few, |s| s);
+        let shape: Vec<(&str, usize)> = g.iter().map(|(n, v)| (*n, v.len())).collect();
+        assert_eq!(shape, vec![("a", 2), ("b", 2), ("c", 1)]);
+        let names: Vec<String> = (0..40).map(|i| format!("c{}", i % 20)).collect();
+        let g = by_collection(&names, |s| s.as_str());
+        assert_eq!(g.len(), 20);
+        assert!(g
+            .iter()
+            .enumerate()
+            .all(|(i, (n, v))| *n == format!("c{i}") && v.len() == 2));
+    }
 }

@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(to_integer(&Scalar::Float(600.9)), Some(600));
         assert_eq!(to_integer(&Scalar::Float(-1.9)), Some(-1));
         assert_eq!(to_integer(&Scalar::Float(9.3e18)), None);
-        assert_eq!(to_integer(&Scalar::Float(-9_223_372_036_854_775_808.0)), None);
+        assert_eq!(
+            to_integer(&Scalar::Float(-9_223_372_036_854_775_808.0)),
+            None
+        );
         assert_eq!(to_integer(&Scalar::Float(f64::NAN)), None);
         assert_eq!(to_integer(&Scalar::Str(" +700 ".into())), Some(700));
         assert_eq!(to_integer(&Scalar::Str("-7".into())), Some(-7));

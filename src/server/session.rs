@@ -61,7 +61,11 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
     // complete, `conn` on another connection must not show it.
     shared.registry.unregister(handle);
     let conn = ws.get_mut();
-    let flow = if s.durable().is_err() { Flow::Drop } else { flow };
+    let flow = if s.durable().is_err() {
+        Flow::Drop
+    } else {
+        flow
+    };
     match flow {
         Flow::Close(code, reason) => {
             conn.push_close(code, reason);
