@@ -125,7 +125,7 @@ pub fn open(dir: &Path, policy: FsyncPolicy, repair: bool) -> Result<Recovered, 
             Err(ReadError::Io(e)) => return Err(RecoveryError::Io(path.clone(), e)),
             Err(ReadError::Corrupt(why)) => damaged(path, why, repair, &mut report)?,
         }
-        progress.tick("snapshots", report.records, report.bytes_read);
+        progress.tick("records from snapshots", report.records, report.bytes_read);
     }
 
     let segments = wal::list_segments(dir).map_err(io_err(dir))?;
@@ -137,7 +137,7 @@ pub fn open(dir: &Path, policy: FsyncPolicy, repair: bool) -> Result<Recovered, 
             report.log_entries += 1;
             report.bytes_read += payload.len() as u64;
             replay::apply(&store, &op)?;
-            progress.tick("log", report.log_entries, report.bytes_read);
+            progress.tick("log entries", report.log_entries, report.bytes_read);
             Ok(())
         })
         .map_err(io_err(path))?;

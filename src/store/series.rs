@@ -12,6 +12,12 @@ pub enum SeriesError {
     DocumentTooLarge,
 }
 
+/// How much to add to a column of capacity `cap` that needs `need` more: a quarter of it (an
+/// amortised O(1) append with little slack), at least `min`.
+fn growth(cap: usize, need: usize, min: usize) -> usize {
+    (cap / 4).max(need).max(min)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Span {
     start: u32,
@@ -58,6 +64,11 @@ impl Series {
 
     fn push_data(&mut self, data: &str) -> Result<Span, SeriesError> {
         let limit = u32::MAX as usize;
+        let free = self.arena.capacity() - self.arena.len();
+        if free < data.len() {
+            self.arena
+                .reserve_exact(growth(self.arena.capacity(), data.len() - free, 64));
+        }
         if self.arena.len() + data.len() > limit && self.garbage > 0 {
             self.compact();
         }
@@ -77,13 +88,11 @@ impl Series {
         match self.ts.last() {
             Some(&last) if last < ts => {
                 let span = self.push_data(data)?;
-                self.ts.push(ts);
-                self.spans.push(span);
+                self.push_record(self.ts.len(), ts, span);
             }
             None => {
                 let span = self.push_data(data)?;
-                self.ts.push(ts);
-                self.spans.push(span);
+                self.push_record(0, ts, span);
             }
             Some(_) => match self.ts.binary_search(&ts) {
                 Ok(i) => {
@@ -95,12 +104,23 @@ impl Series {
                 }
                 Err(i) => {
                     let span = self.push_data(data)?;
-                    self.ts.insert(i, ts);
-                    self.spans.insert(i, span);
+                    self.push_record(i, ts, span);
                 }
             },
         }
         Ok(())
+    }
+
+    /// Inserts a record's columns at position `i`, growing them by a quarter at a time: the
+    /// columns of a large document stay within ~25 % of their length instead of up to 100 %.
+    fn push_record(&mut self, i: usize, ts: i64, span: Span) {
+        if self.ts.len() == self.ts.capacity() {
+            let add = growth(self.ts.capacity(), 1, 4);
+            self.ts.reserve_exact(add);
+            self.spans.reserve_exact(add);
+        }
+        self.ts.insert(i, ts);
+        self.spans.insert(i, span);
     }
 
     /// Positions of the records with `from <= ts <= to`.
