@@ -59,9 +59,24 @@ pub fn read_array_of_objects<'a, const N: usize>(
     text: &'a str,
     names: &'static [&'static str; N],
 ) -> Result<Vec<Option<[Scalar<'a>; N]>>, ShapeError> {
+    let mut items = Vec::new();
+    for_each_object_in_array(text, names, |_, item| items.push(item))?;
+    Ok(items)
+}
+
+/// Reads a JSON array whose elements should be objects, handing each element (its index, and
+/// `None` when it is not an object) to `each` as soon as it is read, so that nothing per
+/// element has to be kept: a payload of millions of tiny elements costs no memory beyond what
+/// `each` keeps. The whole text is still read, so a syntax error anywhere is reported as
+/// [`ShapeError::NotJson`] (which takes precedence over element errors).
+pub fn for_each_object_in_array<'a, const N: usize>(
+    text: &'a str,
+    names: &'static [&'static str; N],
+    each: impl FnMut(usize, Option<[Scalar<'a>; N]>),
+) -> Result<(), ShapeError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let shape = de
-        .deserialize_any(ArrayOfObjects { names })
+        .deserialize_any(ArrayOfObjects { names, each })
         .map_err(|_| ShapeError::NotJson)?;
     de.end().map_err(|_| ShapeError::NotJson)?;
     shape.ok_or(ShapeError::WrongKind)
@@ -201,23 +216,28 @@ impl<'de, const N: usize> Visitor<'de> for ObjectSlots<N> {
     }
 }
 
-/// An array whose elements are read as [`ObjectSlots`]; `None` for any non-array value.
-struct ArrayOfObjects<const N: usize> {
+/// An array whose elements are read as [`ObjectSlots`] and handed to `each` one by one;
+/// `None` for any non-array value.
+struct ArrayOfObjects<const N: usize, F> {
     names: &'static [&'static str; N],
+    each: F,
 }
 
-impl<'de, const N: usize> Visitor<'de> for ArrayOfObjects<N> {
-    type Value = Option<Vec<Option<[Scalar<'de>; N]>>>;
+impl<'de, const N: usize, F: FnMut(usize, Option<[Scalar<'de>; N]>)> Visitor<'de>
+    for ArrayOfObjects<N, F>
+{
+    type Value = Option<()>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON array")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut i = 0;
         while let Some(item) = seq.next_element_seed(ObjectSlots { names: self.names })? {
-            items.push(item);
+            (self.each)(i, item);
+            i += 1;
         }
-        Ok(Some(items))
+        Ok(Some(()))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}

@@ -2,7 +2,7 @@
 //! in the order of the payload tables of PROTOCOL.md §4.
 
 use super::fields::{FieldError, Fields};
-use super::json::{read_array_of_objects, read_object, Scalar, ShapeError};
+use super::json::{for_each_object_in_array, read_object, Scalar, ShapeError};
 use super::message::MsgType;
 use std::borrow::Cow;
 use std::fmt;
@@ -155,16 +155,31 @@ fn array<'a, const N: usize, T>(
     names: &'static [&'static str; N],
     mut each: impl FnMut(&mut Fields<'_, 'a>) -> Result<T, FieldError>,
 ) -> Result<Vec<T>, PayloadError> {
-    let items = read_array_of_objects(data, names).map_err(|e| match e {
+    // Elements are validated as they are read and only valid ones are kept: after the first
+    // invalid element the rest is only parsed (a syntax error further on still wins), so a
+    // huge array of bad elements costs no memory per element.
+    let mut out = Vec::new();
+    let mut first_error = None;
+    for_each_object_in_array(data, names, |i, item| {
+        if first_error.is_some() {
+            return;
+        }
+        match item {
+            None => first_error = Some(PayloadError::ElementNotObject(i)),
+            Some(mut slots) => match each(&mut Fields::new(&mut slots, Some(i))) {
+                Ok(t) => out.push(t),
+                Err(e) => first_error = Some(e.into()),
+            },
+        }
+    })
+    .map_err(|e| match e {
         ShapeError::NotJson => PayloadError::NotJson,
         ShapeError::WrongKind => PayloadError::ExpectedArray,
     })?;
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let mut slots = item.ok_or(PayloadError::ElementNotObject(i))?;
-        out.push(each(&mut Fields::new(&mut slots, Some(i)))?);
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(out),
     }
-    Ok(out)
 }
 
 /// Decodes the payload of a message type whose permission was already granted.
