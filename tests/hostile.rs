@@ -4,11 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
-use common::{proc_status_kib, Client, Frame, Server};
+use common::{proc_status_kib, Server};
 use serde_json::{json, Value};
 
 fn kib(s: &Server, field: &str) -> u64 {

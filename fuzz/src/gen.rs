@@ -1,0 +1,1146 @@
+//! Input generation and checking for the request decoder, shared by the fuzz binary
+//! (`fuzz/src/main.rs`, `make fuzz`) and the fast run inside the test suite
+//! (`tests/decoder_fuzz.rs`). Only `std` and `fluxiondb` are used.
+//!
+//! Two kinds of input:
+//! * **structured**: a frame built from a random message type and random field values, together
+//!   with the outcome PROTOCOL.md §2.3–§2.4 and §4 prescribe for it (an independent oracle);
+//! * **mutated**: bytes of a corpus entry or of a structured frame, flipped, cut, spliced and
+//!   repeated, checked only against invariants (no panic, a documented error text, a valid
+//!   request satisfies every field rule, bounded allocation — the caller measures that).
+#![allow(dead_code)]
+
+use fluxiondb::protocol::envelope::{self, BAD_DATA, BAD_ID, BAD_TYPE, NOT_AN_OBJECT};
+use fluxiondb::protocol::pattern;
+use fluxiondb::protocol::request::{self, Drrng, Keys, NewRecord, Qdoc, Qry, RecordRef, Request};
+use fluxiondb::protocol::MsgType;
+use std::borrow::Cow;
+
+/// splitmix64: small, fast, good enough for input generation, reproducible from a seed.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    /// True with probability `num / den`.
+    pub fn chance(&mut self, num: usize, den: usize) -> bool {
+        self.below(den) < num
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON text helpers
+
+/// JSON string literal of `s`; with `fancy`, some characters are written as `\u` escapes
+/// (surrogate pairs included) so the decoder's unescaping path is exercised too.
+pub fn json_str(s: &str, fancy: bool, rng: &mut Rng) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if fancy && rng.chance(1, 4) => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{:04X}", unit));
+                }
+            }
+            '/' if fancy && rng.chance(1, 2) => out.push_str("\\/"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field values and the rules of §2.4 (the oracle)
+
+/// One JSON value given for a field, as the oracle sees it.
+#[derive(Clone, Debug)]
+pub enum Val {
+    Absent,
+    Null,
+    Str(String),
+    Int(i64),
+    /// A number written with a fraction or exponent: its text and its f64 value.
+    Float(String, f64),
+    /// An integer literal above i64::MAX (kept as u64 by the parser).
+    Big(u64),
+    Bool(bool),
+    /// An object or array (its JSON text).
+    Compound(String),
+}
+
+impl Val {
+    fn json(&self, rng: &mut Rng) -> Option<String> {
+        Some(match self {
+            Val::Absent => return None,
+            Val::Null => "null".into(),
+            Val::Str(s) => {
+                let fancy = rng.chance(1, 5);
+                json_str(s, fancy, rng)
+            }
+            Val::Int(i) => i.to_string(),
+            Val::Float(t, _) => t.clone(),
+            Val::Big(u) => u.to_string(),
+            Val::Bool(b) => b.to_string(),
+            Val::Compound(t) => t.clone(),
+        })
+    }
+
+    fn missing(&self) -> bool {
+        matches!(self, Val::Absent | Val::Null)
+    }
+
+    /// The integer coercion of §2.4.
+    fn integer(&self) -> Option<i64> {
+        match self {
+            Val::Int(i) => Some(*i),
+            Val::Float(_, f) => {
+                let t = f.trunc();
+                let limit = 9_223_372_036_854_775_808.0;
+                (t.is_finite() && t > -limit && t < limit).then_some(t as i64)
+            }
+            Val::Str(s) => {
+                let t = s.trim_matches(|c: char| c.is_ascii_whitespace());
+                let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                t.parse().ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A broken rule: the text after `invalid payload: `.
+type Broken = String;
+
+fn rule(index: Option<usize>, field: &str, text: &str) -> Broken {
+    match index {
+        Some(i) => format!("[{i}].{field} {text}"),
+        None => format!("{field} {text}"),
+    }
+}
+
+const NON_EMPTY: &str = "must be a non-empty string";
+const STRING: &str = "must be a string";
+const POSITIVE: &str = "must be a positive integer";
+const INTEGER: &str = "must be an integer";
+const BOOLEAN: &str = "must be a boolean";
+const AT_MOST: &str = "must be at most 4096 bytes";
+
+fn o_name(v: &Val, ix: Option<usize>, f: &str) -> Result<Cow<'static, str>, Broken> {
+    match v {
+        Val::Str(s) if s.is_empty() => Err(rule(ix, f, NON_EMPTY)),
+        Val::Str(s) if s.len() > 4096 => Err(rule(ix, f, AT_MOST)),
+        Val::Str(s) => Ok(Cow::Owned(s.clone())),
+        _ => Err(rule(ix, f, NON_EMPTY)),
+    }
+}
+fn o_non_empty(v: &Val, f: &str) -> Result<Cow<'static, str>, Broken> {
+    match v {
+        Val::Str(s) if !s.is_empty() => Ok(Cow::Owned(s.clone())),
+        _ => Err(rule(None, f, NON_EMPTY)),
+    }
+}
+fn o_string(v: &Val, ix: Option<usize>, f: &str) -> Result<Cow<'static, str>, Broken> {
+    match v {
+        Val::Str(s) => Ok(Cow::Owned(s.clone())),
+        _ => Err(rule(ix, f, STRING)),
+    }
+}
+fn o_opt_string(v: &Val, f: &str) -> Result<Option<Cow<'static, str>>, Broken> {
+    match v {
+        Val::Absent | Val::Null => Ok(None),
+        Val::Str(s) if s.is_empty() => Ok(None),
+        Val::Str(s) => Ok(Some(Cow::Owned(s.clone()))),
+        _ => Err(rule(None, f, STRING)),
+    }
+}
+fn o_opt_name(v: &Val, f: &str) -> Result<Option<Cow<'static, str>>, Broken> {
+    match o_opt_string(v, f)? {
+        Some(s) if s.len() > 4096 => Err(rule(None, f, AT_MOST)),
+        other => Ok(other),
+    }
+}
+fn o_positive(v: &Val, ix: Option<usize>, f: &str) -> Result<i64, Broken> {
+    match v.integer() {
+        Some(i) if i > 0 => Ok(i),
+        _ => Err(rule(ix, f, POSITIVE)),
+    }
+}
+fn o_opt_integer(v: &Val, f: &str) -> Result<i64, Broken> {
+    if v.missing() {
+        return Ok(0);
+    }
+    v.integer().ok_or_else(|| rule(None, f, INTEGER))
+}
+fn o_opt_bool(v: &Val, f: &str) -> Result<bool, Broken> {
+    match v {
+        Val::Absent | Val::Null => Ok(false),
+        Val::Bool(b) => Ok(*b),
+        Val::Int(i) => Ok(*i != 0),
+        Val::Big(_) => Ok(true),
+        _ => Err(rule(None, f, BOOLEAN)),
+    }
+}
+fn o_raw(v: &Val) -> Option<Cow<'static, str>> {
+    match v {
+        Val::Str(s) => Some(Cow::Owned(s.clone())),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random values
+
+/// Interesting text: names, pattern-shaped strings, escapes, non-ASCII, long strings.
+pub fn text(rng: &mut Rng) -> String {
+    match rng.below(16) {
+        0 => String::new(),
+        1 => "x".repeat(4096),
+        2 => "y".repeat(4097),
+        3 => "é".repeat(2048 + rng.below(2)), // 4096 or 4098 bytes
+        4 => pattern_text(rng),
+        5 => "\u{0}nul\u{1f}\u{7f}".into(),
+        6 => "../etc/passwd".into(),
+        7 => " +42 ".into(),
+        8 => "-7".into(),
+        9 => "12abc".into(),
+        10 => "99999999999999999999".into(),
+        11 => "日本語😀\u{2028}".into(),
+        12 => "\"quoted\" \\back\\ /slash/".into(),
+        _ => {
+            let len = 1 + rng.below(12);
+            (0..len)
+                .map(|_| *rng.pick(&['a', 'b', 'd', 'e', 'v', '-', '1', '2', 'Z', '.', ' ']))
+                .collect()
+        }
+    }
+}
+
+/// A `/pattern/flags` string from a small grammar, including nesting, huge repetitions,
+/// invalid sources and unknown flags.
+pub fn pattern_text(rng: &mut Rng) -> String {
+    let flags = *rng.pick(&["", "", "i", "m", "s", "ims", "g", "ii", "x"]);
+    let source = match rng.below(10) {
+        0 => {
+            let depth = *rng.pick(&[10usize, 100, 200, 249, 250, 251, 400, 2000]);
+            let open = *rng.pick(&["(", "(?:", "(?i:", "[", "(a|"]);
+            let close = if open == "[" { "]" } else { ")" };
+            format!("{}a{}", open.repeat(depth), close.repeat(depth))
+        }
+        1 => format!("a{}", "{2}".repeat(1 + rng.below(40))),
+        2 => format!(
+            "(?:\\w{{{}}}){{{}}}",
+            1 + rng.below(200),
+            1 + rng.below(200)
+        ),
+        3 => "[".repeat(1 + rng.below(50)),
+        4 => "a*".repeat(1 + rng.below(500)),
+        5 => "\\".into(),
+        6 => "(a)\\1".into(),
+        7 => "(?=a)".into(),
+        8 => format!("x{}", "|x".repeat(rng.below(2000))),
+        _ => gen_regex(rng, 4),
+    };
+    format!("/{source}/{flags}")
+}
+
+fn gen_regex(rng: &mut Rng, depth: usize) -> String {
+    if depth == 0 {
+        return rng
+            .pick(&[
+                "a", ".", "\\d", "\\w", "[a-z]", "[^x]", "\\p{L}", "^", "$", "\\/", "é",
+            ])
+            .to_string();
+    }
+    match rng.below(6) {
+        0 => format!("{}{}", gen_regex(rng, depth - 1), gen_regex(rng, depth - 1)),
+        1 => format!(
+            "({}|{})",
+            gen_regex(rng, depth - 1),
+            gen_regex(rng, depth - 1)
+        ),
+        2 => format!("(?:{})*", gen_regex(rng, depth - 1)),
+        3 => format!(
+            "{}{{{},{}}}",
+            gen_regex(rng, depth - 1),
+            rng.below(3),
+            3 + rng.below(300)
+        ),
+        4 => format!("(?i){}", gen_regex(rng, depth - 1)),
+        _ => gen_regex(rng, depth - 1),
+    }
+}
+
+fn compound(rng: &mut Rng) -> String {
+    match rng.below(6) {
+        0 => "{}".into(),
+        1 => "[]".into(),
+        2 => "{\"a\":[1,{\"b\":null}]}".into(),
+        3 => {
+            let d = 1 + rng.below(3000);
+            format!("{}{}", "[".repeat(d), "]".repeat(d))
+        }
+        4 => "[\"x\",1.5,true]".into(),
+        _ => "{\"col\":\"c\"}".into(),
+    }
+}
+
+/// A value for a field whose valid kind is `want`; valid most of the time.
+fn val(rng: &mut Rng, want: Want) -> Val {
+    if rng.chance(7, 10) {
+        return match want {
+            Want::Name => Val::Str(name(rng)),
+            Want::Text => Val::Str(if rng.chance(1, 3) {
+                pattern_text(rng)
+            } else {
+                name(rng)
+            }),
+            Want::Int => match rng.below(4) {
+                0 => Val::Int(1 + rng.below(1000) as i64),
+                1 => Val::Int(rng.next_u64() as i64),
+                2 => Val::Str(format!(" {} ", 1 + rng.below(1000))),
+                _ => {
+                    let v = rng.below(100_000) as f64 / 7.0;
+                    Val::Float(format!("{v:?}"), v)
+                }
+            },
+            Want::Bool => Val::Bool(rng.chance(1, 2)),
+        };
+    }
+    match rng.below(12) {
+        0 => Val::Absent,
+        1 => Val::Null,
+        2 => Val::Str(text(rng)),
+        3 => Val::Int(*rng.pick(&[0, -1, 1, i64::MAX, i64::MIN, 100])),
+        4 => {
+            let (t, v) = *rng.pick(&[
+                ("1e3", 1000.0),
+                ("-0.5", -0.5),
+                ("0.9", 0.9),
+                ("9.3e18", 9.3e18),
+                ("-9223372036854775809", -9_223_372_036_854_775_809.0),
+                ("600.9", 600.9),
+                ("-1.5e-300", -1.5e-300),
+            ]);
+            Val::Float(t.into(), v)
+        }
+        5 => Val::Big(*rng.pick(&[9_223_372_036_854_775_808u64, u64::MAX])),
+        6 => Val::Bool(rng.chance(1, 2)),
+        7 => Val::Compound(compound(rng)),
+        8 => Val::Str(String::new()),
+        9 => Val::Str(format!("{}", rng.below(5))),
+        _ => Val::Str(name(rng)),
+    }
+}
+
+/// A short name from a small alphabet (so that pattern and literal selections overlap).
+pub fn name(rng: &mut Rng) -> String {
+    if rng.chance(1, 8) {
+        return text(rng);
+    }
+    let stems = ["c", "d", "dev-1", "dev-2", "k", "é", "a/b", "..", "x y"];
+    rng.pick(&stems).to_string()
+}
+
+#[derive(Clone, Copy)]
+enum Want {
+    Name,
+    Text,
+    Int,
+    Bool,
+}
+
+/// One payload object: members in a random order, unknown members, repeated members (the last
+/// occurrence wins, so the oracle is given the last one).
+fn object(rng: &mut Rng, fields: &[(&str, Want)]) -> (String, Vec<Val>) {
+    let mut members: Vec<(String, String)> = Vec::new();
+    let mut vals = Vec::new();
+    for (f, w) in fields {
+        let v = val(rng, *w);
+        if !matches!(v, Val::Absent) && rng.chance(1, 12) {
+            // An earlier occurrence that the later one overrides.
+            let early = val(rng, *w);
+            if let Some(j) = early.json(rng) {
+                members.push((f.to_string(), j));
+            }
+        }
+        if let Some(j) = v.json(rng) {
+            members.push((f.to_string(), j));
+        }
+        vals.push(v);
+    }
+    if rng.chance(1, 4) {
+        members.push(("extra".into(), compound(rng)));
+    }
+    if rng.chance(1, 8) {
+        // Case matters: `COL` is not `col`.
+        members.push(("COL".into(), "\"c\"".into()));
+    }
+    // Shuffle, but keep the relative order of repeated members so "last wins" stays true.
+    let mut keyed: Vec<(usize, usize, (String, String))> = Vec::new();
+    for (i, m) in members.into_iter().enumerate() {
+        keyed.push((0, i, m));
+    }
+    let mut slots: Vec<(String, usize)> = Vec::new();
+    for k in &mut keyed {
+        let name = k.2 .0.clone();
+        let bucket = match slots.iter().find(|(n, _)| *n == name) {
+            Some((_, b)) => *b,
+            None => {
+                let b = rng.below(1000);
+                slots.push((name, b));
+                b
+            }
+        };
+        k.0 = bucket;
+    }
+    keyed.sort_by_key(|k| (k.0, k.1));
+    let ws = if rng.chance(1, 6) { " \n\t" } else { "" };
+    let body: Vec<String> = keyed
+        .into_iter()
+        .map(|(_, _, (k, v))| format!("{ws}\"{k}\"{ws}:{ws}{v}{ws}"))
+        .collect();
+    (format!("{{{}}}", body.join(",")), vals)
+}
+
+/// A structured frame and the exact outcome the protocol prescribes for it.
+pub struct Case {
+    pub frame: String,
+    pub expect: Expect,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Expect {
+    /// The envelope is refused: id (if readable) and message.
+    Envelope(Option<String>, &'static str),
+    /// `type` names no message type.
+    UnknownType,
+    /// The payload decodes to exactly this request.
+    Ok(Request<'static>),
+    /// The payload is refused with exactly this text.
+    Payload(String),
+}
+
+const ALL_KINDS: [&str; 18] = [
+    "ins", "qry", "cols", "qdoc", "ddoc", "dcol", "drec", "dmrec", "drrng", "sval", "gval",
+    "gvalues", "rval", "gvals", "gkeys", "keys", "conn", "auth",
+];
+
+/// Builds a payload for `kind` with its prescribed decoding.
+fn payload(rng: &mut Rng, kind: MsgType) -> (String, Result<Request<'static>, String>) {
+    use Want::*;
+    let wrong_kind = rng.chance(1, 30);
+    match kind {
+        MsgType::Ins | MsgType::Dmrec => {
+            if wrong_kind {
+                let (t, _) = object(rng, &[("col", Name)]);
+                return (t, Err("expected a JSON array".into()));
+            }
+            let n = rng.below(5);
+            let mut items = Vec::new();
+            let mut first_err: Option<String> = None;
+            let mut recs = Vec::new();
+            let mut refs = Vec::new();
+            for i in 0..n {
+                let ix = Some(i);
+                if rng.chance(1, 25) {
+                    items.push(rng.pick(&["1", "null", "\"x\"", "[]"]).to_string());
+                    first_err.get_or_insert_with(|| format!("[{i}] must be a JSON object"));
+                    continue;
+                }
+                if kind == MsgType::Ins {
+                    let (t, v) = object(
+                        rng,
+                        &[("col", Name), ("doc", Name), ("ts", Int), ("data", Name)],
+                    );
+                    items.push(t);
+                    let r = (|| {
+                        Ok::<_, Broken>(NewRecord {
+                            col: o_name(&v[0], ix, "col")?,
+                            doc: o_name(&v[1], ix, "doc")?,
+                            ts: o_positive(&v[2], ix, "ts")?,
+                            data: o_string(&v[3], ix, "data")?,
+                        })
+                    })();
+                    match r {
+                        Ok(r) => recs.push(r),
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                } else {
+                    let (t, v) = object(rng, &[("col", Name), ("doc", Name), ("ts", Int)]);
+                    items.push(t);
+                    let r = (|| {
+                        Ok::<_, Broken>(RecordRef {
+                            col: o_name(&v[0], ix, "col")?,
+                            doc: o_name(&v[1], ix, "doc")?,
+                            ts: o_positive(&v[2], ix, "ts")?,
+                        })
+                    })();
+                    match r {
+                        Ok(r) => refs.push(r),
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            let text = format!("[{}]", items.join(","));
+            let expect = match first_err {
+                Some(e) => Err(e),
+                None if kind == MsgType::Ins => Ok(Request::Ins(recs)),
+                None => Ok(Request::Dmrec(refs)),
+            };
+            (text, expect)
+        }
+        MsgType::Cols => ("{}".into(), Ok(Request::Cols)),
+        MsgType::Conn | MsgType::Auth => (
+            rng.pick(&["{}", "x", "[1", "null"]).to_string(),
+            Ok(Request::Conn),
+        ),
+        _ => {
+            if wrong_kind {
+                return (
+                    rng.pick(&["[]", "1", "\"s\"", "null", "true"]).to_string(),
+                    Err("expected a JSON object".into()),
+                );
+            }
+            let fields: &[(&str, Want)] = match kind {
+                MsgType::Qry => &[
+                    ("col", Name),
+                    ("ts", Int),
+                    ("doc", Text),
+                    ("from", Int),
+                    ("where", Text),
+                    ("filter", Text),
+                ],
+                MsgType::Qdoc => &[
+                    ("col", Name),
+                    ("doc", Name),
+                    ("from", Int),
+                    ("to", Int),
+                    ("limit", Int),
+                    ("reverse", Bool),
+                    ("where", Text),
+                    ("filter", Text),
+                ],
+                MsgType::Ddoc => &[("doc", Name), ("col", Name)],
+                MsgType::Drec => &[("col", Name), ("doc", Name), ("ts", Int)],
+                MsgType::Drrng => &[("col", Name), ("doc", Name), ("fromTs", Int), ("toTs", Int)],
+                MsgType::Sval => &[("col", Name), ("key", Name), ("value", Text)],
+                MsgType::Gval | MsgType::Gvalues | MsgType::Rval => &[("col", Name), ("key", Text)],
+                MsgType::Keys => &[("action", Name), ("key", Name), ("scope", Name)],
+                _ => &[("col", Name)],
+            };
+            let (t, v) = object(rng, fields);
+            (t, oracle_object(kind, &v))
+        }
+    }
+}
+
+fn oracle_object(kind: MsgType, v: &[Val]) -> Result<Request<'static>, String> {
+    Ok(match kind {
+        MsgType::Qry => Request::Qry(Qry {
+            col: o_name(&v[0], None, "col")?,
+            ts: o_positive(&v[1], None, "ts")?,
+            doc: o_opt_name(&v[2], "doc")?,
+            from: o_opt_integer(&v[3], "from")?,
+            where_: o_opt_string(&v[4], "where")?,
+            filter: o_opt_string(&v[5], "filter")?,
+        }),
+        MsgType::Qdoc => {
+            let q = Qdoc {
+                col: o_name(&v[0], None, "col")?,
+                doc: o_name(&v[1], None, "doc")?,
+                from: o_opt_integer(&v[2], "from")?,
+                to: o_positive(&v[3], None, "to")?,
+                limit: o_opt_integer(&v[4], "limit")?,
+                reverse: o_opt_bool(&v[5], "reverse")?,
+                where_: o_opt_string(&v[6], "where")?,
+                filter: o_opt_string(&v[7], "filter")?,
+            };
+            if q.from > q.to {
+                return Err("from must not be greater than to".into());
+            }
+            Request::Qdoc(q)
+        }
+        MsgType::Ddoc => Request::Ddoc {
+            doc: o_name(&v[0], None, "doc")?,
+            col: o_opt_name(&v[1], "col")?,
+        },
+        MsgType::Drec => Request::Drec(RecordRef {
+            col: o_name(&v[0], None, "col")?,
+            doc: o_name(&v[1], None, "doc")?,
+            ts: o_positive(&v[2], None, "ts")?,
+        }),
+        MsgType::Drrng => {
+            let r = Drrng {
+                col: o_name(&v[0], None, "col")?,
+                doc: o_name(&v[1], None, "doc")?,
+                from_ts: o_positive(&v[2], None, "fromTs")?,
+                to_ts: o_positive(&v[3], None, "toTs")?,
+            };
+            if r.from_ts > r.to_ts {
+                return Err("fromTs must not be greater than toTs".into());
+            }
+            Request::Drrng(r)
+        }
+        MsgType::Sval => Request::Sval {
+            col: o_name(&v[0], None, "col")?,
+            key: o_name(&v[1], None, "key")?,
+            value: o_non_empty(&v[2], "value")?,
+        },
+        MsgType::Gval | MsgType::Gvalues | MsgType::Rval => {
+            let col = o_name(&v[0], None, "col")?;
+            let key = o_name(&v[1], None, "key")?;
+            match kind {
+                MsgType::Gval => Request::Gval { col, key },
+                MsgType::Gvalues => Request::Gvalues { col, key },
+                _ => Request::Rval { col, key },
+            }
+        }
+        MsgType::Keys => Request::Keys(Keys {
+            action: o_raw(&v[0]),
+            key: o_raw(&v[1]),
+            scope: o_raw(&v[2]),
+        }),
+        MsgType::Dcol => Request::Dcol {
+            col: o_name(&v[0], None, "col")?,
+        },
+        MsgType::Gvals => Request::Gvals {
+            col: o_name(&v[0], None, "col")?,
+        },
+        MsgType::Gkeys => Request::Gkeys {
+            col: o_name(&v[0], None, "col")?,
+        },
+        _ => unreachable!("array and data-less types are handled by the caller"),
+    })
+}
+
+/// A whole frame from the structure of §2.1 and §4, with its prescribed outcome.
+pub fn structured(rng: &mut Rng) -> Case {
+    let kind_name: String = if rng.chance(1, 20) {
+        rng.pick(&["INS", "nope", "", "qry ", "auth"]).to_string()
+    } else {
+        rng.pick(&ALL_KINDS).to_string()
+    };
+    let kind = MsgType::parse(&kind_name);
+    let (data, decoded) = match kind {
+        Some(k) => payload(rng, k),
+        None => ("{}".into(), Ok(Request::Cols)),
+    };
+    // Envelope members, each sometimes broken.
+    let id = if rng.chance(1, 15) {
+        rng.pick(&[
+            Val::Absent,
+            Val::Str(String::new()),
+            Val::Int(7),
+            Val::Null,
+            Val::Compound("{}".into()),
+        ])
+        .clone()
+    } else {
+        Val::Str(
+            rng.pick(&["1", "q-1", "é", "\"", "x".repeat(300).as_str()])
+                .to_string(),
+        )
+    };
+    let ty = if rng.chance(1, 20) {
+        rng.pick(&[Val::Absent, Val::Int(1), Val::Null]).clone()
+    } else {
+        Val::Str(kind_name.clone())
+    };
+    let data_val = if rng.chance(1, 20) {
+        rng.pick(&[
+            Val::Absent,
+            Val::Str(String::new()),
+            Val::Compound("{\"col\":\"c\"}".into()),
+            Val::Int(1),
+        ])
+        .clone()
+    } else {
+        Val::Str(data)
+    };
+    let mut members = Vec::new();
+    for (k, v) in [("id", &id), ("type", &ty), ("data", &data_val)] {
+        if let Some(j) = v.json(rng) {
+            members.push(format!("\"{k}\":{j}"));
+        }
+    }
+    if rng.chance(1, 5) {
+        members.push("\"extra\":{\"id\":1}".into());
+    }
+    for i in (1..members.len()).rev() {
+        members.swap(i, rng.below(i + 1));
+    }
+    let frame = format!("{{{}}}", members.join(","));
+    let nonempty = |v: &Val| match v {
+        Val::Str(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let expect = match (nonempty(&id), nonempty(&ty), nonempty(&data_val)) {
+        (None, _, _) => Expect::Envelope(None, BAD_ID),
+        (Some(id), None, _) => Expect::Envelope(Some(id), BAD_TYPE),
+        (Some(id), Some(_), None) => Expect::Envelope(Some(id), BAD_DATA),
+        _ if kind.is_none() => Expect::UnknownType,
+        _ => match decoded {
+            Ok(r) => Expect::Ok(r),
+            Err(e) => Expect::Payload(format!("invalid payload: {e}")),
+        },
+    };
+    Case { frame, expect }
+}
+
+/// Checks a structured case against its oracle; `Err` describes a mismatch.
+pub fn check_case(case: &Case) -> Result<(), String> {
+    let got = match envelope::parse(&case.frame) {
+        Err(e) => Expect::Envelope(e.id.map(|s| s.into_owned()), e.message),
+        Ok(env) => match MsgType::parse(&env.kind) {
+            None => Expect::UnknownType,
+            Some(kind) => match request::decode(kind, &env.data) {
+                Ok(r) => Expect::Ok(owned(r)),
+                Err(e) => Expect::Payload(e.to_string()),
+            },
+        },
+    };
+    if got == case.expect {
+        Ok(())
+    } else {
+        Err(format!(
+            "frame {}\n  expected {:?}\n  got      {:?}",
+            shorten(&case.frame),
+            case.expect,
+            got
+        ))
+    }
+}
+
+fn own(c: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(c.into_owned())
+}
+fn own_opt(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    c.map(own)
+}
+
+/// A decoded request with owned strings (to compare with the oracle's).
+pub fn owned(r: Request<'_>) -> Request<'static> {
+    match r {
+        Request::Ins(v) => Request::Ins(
+            v.into_iter()
+                .map(|r| NewRecord {
+                    col: own(r.col),
+                    doc: own(r.doc),
+                    ts: r.ts,
+                    data: own(r.data),
+                })
+                .collect(),
+        ),
+        Request::Dmrec(v) => Request::Dmrec(v.into_iter().map(own_ref).collect()),
+        Request::Drec(r) => Request::Drec(own_ref(r)),
+        Request::Qry(q) => Request::Qry(Qry {
+            col: own(q.col),
+            ts: q.ts,
+            doc: own_opt(q.doc),
+            from: q.from,
+            where_: own_opt(q.where_),
+            filter: own_opt(q.filter),
+        }),
+        Request::Qdoc(q) => Request::Qdoc(Qdoc {
+            col: own(q.col),
+            doc: own(q.doc),
+            from: q.from,
+            to: q.to,
+            limit: q.limit,
+            reverse: q.reverse,
+            where_: own_opt(q.where_),
+            filter: own_opt(q.filter),
+        }),
+        Request::Cols => Request::Cols,
+        Request::Conn => Request::Conn,
+        Request::Ddoc { doc, col } => Request::Ddoc {
+            doc: own(doc),
+            col: own_opt(col),
+        },
+        Request::Dcol { col } => Request::Dcol { col: own(col) },
+        Request::Drrng(r) => Request::Drrng(Drrng {
+            col: own(r.col),
+            doc: own(r.doc),
+            from_ts: r.from_ts,
+            to_ts: r.to_ts,
+        }),
+        Request::Sval { col, key, value } => Request::Sval {
+            col: own(col),
+            key: own(key),
+            value: own(value),
+        },
+        Request::Gval { col, key } => Request::Gval {
+            col: own(col),
+            key: own(key),
+        },
+        Request::Gvalues { col, key } => Request::Gvalues {
+            col: own(col),
+            key: own(key),
+        },
+        Request::Rval { col, key } => Request::Rval {
+            col: own(col),
+            key: own(key),
+        },
+        Request::Gvals { col } => Request::Gvals { col: own(col) },
+        Request::Gkeys { col } => Request::Gkeys { col: own(col) },
+        Request::Keys(k) => Request::Keys(Keys {
+            action: own_opt(k.action),
+            key: own_opt(k.key),
+            scope: own_opt(k.scope),
+        }),
+    }
+}
+
+fn own_ref(r: RecordRef<'_>) -> RecordRef<'static> {
+    RecordRef {
+        col: own(r.col),
+        doc: own(r.doc),
+        ts: r.ts,
+    }
+}
+
+pub fn shorten(s: &str) -> String {
+    if s.len() <= 300 {
+        return format!("{s:?}");
+    }
+    let mut end = 300;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &s[..end], s.len())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutation
+
+const TOKENS: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"",
+    "\\",
+    "\\u",
+    "\\ud800",
+    "\\udc00",
+    "\\uD83D\\uDE00",
+    "null",
+    "true",
+    "-",
+    "0",
+    "1e999",
+    "-0",
+    "9223372036854775808",
+    "\"id\":\"1\"",
+    "\"type\":\"ins\"",
+    "\"data\":\"",
+    "\\\"",
+    "/",
+    "/(",
+    "){99999}",
+    "é",
+    "\u{0}",
+    " ",
+    "\"col\"",
+    "\"ts\"",
+    "{}",
+    "[{},{}]",
+];
+
+/// Mutates `input` a few times; sometimes repeats a slice many times (to measure allocation
+/// against input size on large inputs).
+pub fn mutate(rng: &mut Rng, input: &[u8], max_len: usize) -> Vec<u8> {
+    let mut b = input.to_vec();
+    let rounds = 1 + rng.below(4);
+    for _ in 0..rounds {
+        let len = b.len();
+        match rng.below(9) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                b[i] ^= 1 << rng.below(8);
+            }
+            1 if len > 0 => {
+                let i = rng.below(len);
+                b[i] = *rng.pick(b"{}[]\",:\\/0-9a ");
+            }
+            2 if len > 0 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(16));
+                b.drain(i..i + n);
+            }
+            3 => {
+                let i = rng.below(len + 1);
+                let t = rng.pick(TOKENS).as_bytes();
+                b.splice(i..i, t.iter().copied());
+            }
+            4 if len > 1 => {
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(64));
+                let chunk = b[i..i + n].to_vec();
+                let j = rng.below(len + 1);
+                b.splice(j..j, chunk);
+            }
+            5 if len > 1 => {
+                // Repeat a slice many times (large inputs: allocation per input byte).
+                let i = rng.below(len);
+                let n = 1 + rng.below((len - i).min(32));
+                let chunk = b[i..i + n].to_vec();
+                let times = 1 + rng.below(max_len / 2 / n.max(1)).min(50_000);
+                let mut rep = Vec::with_capacity(chunk.len() * times);
+                for _ in 0..times {
+                    rep.extend_from_slice(&chunk);
+                }
+                b.splice(i..i, rep);
+            }
+            6 if len > 0 => b.truncate(rng.below(len)),
+            7 => {
+                let i = rng.below(len + 1);
+                let t = pattern_text(rng);
+                b.splice(i..i, t.into_bytes());
+            }
+            _ => {
+                // Wrap the current bytes as the (escaped) data of an envelope.
+                let inner = String::from_utf8_lossy(&b).into_owned();
+                let kind = *rng.pick(&ALL_KINDS);
+                b = format!(
+                    "{{\"id\":\"m\",\"type\":\"{kind}\",\"data\":{}}}",
+                    json_str(&inner, false, rng)
+                )
+                .into_bytes();
+            }
+        }
+        b.truncate(max_len);
+    }
+    b
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariants on any input
+
+const ENVELOPE_ERRORS: [&str; 4] = [NOT_AN_OBJECT, BAD_ID, BAD_TYPE, BAD_DATA];
+const FIELDS: &[&str] = &[
+    "col", "doc", "ts", "data", "from", "to", "limit", "reverse", "where", "filter", "fromTs",
+    "toTs", "key", "value",
+];
+const RULES: &[&str] = &[NON_EMPTY, STRING, POSITIVE, INTEGER, BOOLEAN, AT_MOST];
+
+/// Whether `e` is one of the payload error texts of §2.3.
+fn documented_payload_error(e: &str) -> bool {
+    let Some(rest) = e.strip_prefix("invalid payload: ") else {
+        return false;
+    };
+    if matches!(
+        rest,
+        "data is not valid JSON"
+            | "expected a JSON object"
+            | "expected a JSON array"
+            | "from must not be greater than to"
+            | "fromTs must not be greater than toTs"
+    ) {
+        return true;
+    }
+    let (path, rule) = match rest.split_once(' ') {
+        Some(p) => p,
+        None => return false,
+    };
+    if rule == "must be a JSON object" {
+        return index_ok(path.strip_prefix('[').and_then(|p| p.strip_suffix(']')));
+    }
+    let field = match path.strip_prefix('[') {
+        Some(p) => match p.split_once("].") {
+            Some((i, f)) if index_ok(Some(i)) => f,
+            _ => return false,
+        },
+        None => path,
+    };
+    FIELDS.contains(&field) && RULES.contains(&rule)
+}
+
+fn index_ok(i: Option<&str>) -> bool {
+    i.is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 4096
+}
+
+/// Exercises a pattern-capable string the way the server does: compile once, then match.
+fn try_pattern(text: &str) {
+    if let Some(re) = pattern::compile(text) {
+        let _ = re.is_match("dev-1 temp:22 state:flying é 😀\nline2 /a/b");
+    }
+}
+
+/// Checks one decoded request against the field rules; exercises its patterns.
+fn check_request(kind: MsgType, r: &Request<'_>) -> Result<(), String> {
+    let bad = |what: &str| Err(format!("{kind:?}: decoded request breaks a rule: {what}"));
+    match r {
+        Request::Ins(v) => {
+            if kind != MsgType::Ins {
+                return bad("wrong variant");
+            }
+            for x in v {
+                if !name_ok(&x.col) || !name_ok(&x.doc) || x.ts <= 0 {
+                    return bad("ins record");
+                }
+            }
+        }
+        Request::Dmrec(v) => {
+            for x in v {
+                if !name_ok(&x.col) || !name_ok(&x.doc) || x.ts <= 0 {
+                    return bad("dmrec record");
+                }
+            }
+        }
+        Request::Drec(x) => {
+            if !name_ok(&x.col) || !name_ok(&x.doc) || x.ts <= 0 {
+                return bad("drec");
+            }
+        }
+        Request::Qry(q) => {
+            if !name_ok(&q.col) || q.ts <= 0 || q.doc.as_deref().is_some_and(|d| !name_ok(d)) {
+                return bad("qry");
+            }
+            for t in [&q.doc, &q.where_, &q.filter].into_iter().flatten() {
+                try_pattern(t);
+            }
+        }
+        Request::Qdoc(q) => {
+            if !name_ok(&q.col) || !name_ok(&q.doc) || q.to <= 0 || q.from > q.to {
+                return bad("qdoc");
+            }
+            for t in [&q.where_, &q.filter].into_iter().flatten() {
+                try_pattern(t);
+            }
+        }
+        Request::Ddoc { doc, col } => {
+            if !name_ok(doc) || col.as_deref().is_some_and(|c| !name_ok(c)) {
+                return bad("ddoc");
+            }
+        }
+        Request::Drrng(x) => {
+            if !name_ok(&x.col) || !name_ok(&x.doc) || x.from_ts <= 0 || x.from_ts > x.to_ts {
+                return bad("drrng");
+            }
+        }
+        Request::Sval { col, key, value } => {
+            if !name_ok(col) || !name_ok(key) || value.is_empty() {
+                return bad("sval");
+            }
+        }
+        Request::Gvalues { col, key } => {
+            if !name_ok(col) || !name_ok(key) {
+                return bad("gvalues");
+            }
+            try_pattern(key);
+        }
+        Request::Gval { col, key } | Request::Rval { col, key } => {
+            if !name_ok(col) || !name_ok(key) {
+                return bad("gval/rval");
+            }
+        }
+        Request::Dcol { col } | Request::Gvals { col } | Request::Gkeys { col } => {
+            if !name_ok(col) {
+                return bad("col");
+            }
+        }
+        Request::Keys(_) | Request::Cols | Request::Conn => {}
+    }
+    Ok(())
+}
+
+/// Runs the server's decoding path on raw frame bytes and checks the invariants. Invalid UTF-8
+/// never reaches the decoder (the connection is closed with 1007), so it is decoded lossily.
+pub fn check_bytes(bytes: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(bytes);
+    match envelope::parse(&text) {
+        Err(e) => {
+            if !ENVELOPE_ERRORS.contains(&e.message) {
+                return Err(format!("undocumented envelope error {:?}", e.message));
+            }
+            let id_expected = e.message == BAD_TYPE || e.message == BAD_DATA;
+            if e.id.is_some() != id_expected {
+                return Err(format!("id presence wrong for {:?}", e.message));
+            }
+            if e.id.as_deref().is_some_and(str::is_empty) {
+                return Err("empty id echoed".into());
+            }
+        }
+        Ok(env) => {
+            if env.id.is_empty() || env.kind.is_empty() || env.data.is_empty() {
+                return Err("envelope accepted with an empty member".into());
+            }
+            // Decode the payload as every message type, not just the named one.
+            for kind in MsgType::ALL {
+                match request::decode(kind, &env.data) {
+                    Ok(r) => check_request(kind, &r)?,
+                    Err(e) => {
+                        let e = e.to_string();
+                        if !documented_payload_error(&e) {
+                            return Err(format!("{kind:?}: undocumented error {e:?}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Pattern-shaped text is also compiled directly.
+    if text.starts_with('/') && text.len() < 64 * 1024 {
+        try_pattern(&text);
+    }
+    Ok(())
+}
+
+/// The seed corpus built into the generator (the files in fuzz/corpus/ are added to it).
+pub fn builtin_corpus() -> Vec<Vec<u8>> {
+    let frames = [
+        r#"{"id":"i1","type":"ins","data":"[{\"ts\":100,\"doc\":\"dev-1\",\"data\":\"temp:20\",\"col\":\"sensors\"}]"}"#,
+        r#"{"id":"q1","type":"qry","data":"{\"col\":\"sensors\",\"ts\":1000,\"doc\":\"/^dev-/\"}"}"#,
+        r#"{"id":"d1","type":"qdoc","data":"{\"col\":\"sensors\",\"doc\":\"dev-1\",\"from\":0,\"to\":1000,\"reverse\":true,\"limit\":2,\"where\":\"/state:(flying|landed)/i\"}"}"#,
+        r#"{"id":"c1","type":"cols","data":"{}"}"#,
+        r#"{"id":"x1","type":"ddoc","data":"{\"col\":\"sensors\",\"doc\":\"probe-9\"}"}"#,
+        r#"{"id":"r1","type":"drrng","data":"{\"col\":\"s\",\"doc\":\"d\",\"fromTs\":1,\"toTs\":9}"}"#,
+        r#"{"id":"m1","type":"dmrec","data":"[{\"col\":\"s\",\"doc\":\"d\",\"ts\":1},{\"col\":\"s\",\"doc\":\"d\",\"ts\":\"2\"}]"}"#,
+        r#"{"id":"v1","type":"sval","data":"{\"col\":\"config\",\"key\":\"region\",\"value\":\"eu\"}"}"#,
+        r#"{"id":"gv1","type":"gvalues","data":"{\"col\":\"config\",\"key\":\"/^env[.]/\"}"}"#,
+        r#"{"id":"k1","type":"keys","data":"{\"action\":\"add\",\"key\":\"ro-key\",\"scope\":\"Read-Only\"}"}"#,
+        r#"{"id":"n1","type":"conn","data":"{}"}"#,
+        r#"{"id":"a1","type":"auth","data":"x"}"#,
+        r#"{"id":"e1","type":"qry","data":{"col":"s"}}"#,
+        "[{},{},{},{},{},{},{},{}]",
+        "/(?:a|b)*c{2,5}/ims",
+    ];
+    frames.iter().map(|f| f.as_bytes().to_vec()).collect()
+}

@@ -1,0 +1,163 @@
+//! The decoder fuzzer of `make fuzz` (fuzz/), run briefly inside the test suite: the same
+//! generator and checks (fuzz/src/gen.rs), a fixed seed, ~20k inputs. Structured inputs are
+//! compared with the protocol's prescribed outcome; mutated ones must not panic, must produce a
+//! documented error or a request that satisfies every field rule, and must not allocate more
+//! than a small multiple of their size.
+
+#[path = "../fuzz/src/gen.rs"]
+mod gen;
+
+use gen::{Case, Expect, Rng};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+struct Counting;
+
+thread_local! {
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+    static PEAK: Cell<usize> = const { Cell::new(0) };
+}
+
+fn grow(n: usize) {
+    let _ = CURRENT.try_with(|c| {
+        let v = c.get() + n;
+        c.set(v);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+    });
+}
+
+fn shrink(n: usize) {
+    let _ = CURRENT.try_with(|c| c.set(c.get().saturating_sub(n)));
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only sizes are counted.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = System.alloc(l);
+        if !p.is_null() {
+            grow(l.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l);
+        shrink(l.size());
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = System.realloc(p, l, new);
+        if !q.is_null() {
+            if new > l.size() {
+                grow(new - l.size());
+            } else {
+                shrink(l.size() - new);
+            }
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Peak extra heap bytes `f` used on this thread.
+fn measured<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let base = CURRENT.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let r = f();
+    (r, PEAK.with(Cell::get).saturating_sub(base))
+}
+
+/// Same bound as the fuzz binary: a small multiple of the input plus one pattern compile.
+fn alloc_bound(len: usize) -> usize {
+    8 * len + (16 << 20)
+}
+
+/// Runs `f` on a thread with the debug server's connection stack (2 MiB).
+fn on_server_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+}
+
+#[test]
+fn structured_frames_decode_as_the_protocol_prescribes() {
+    on_server_stack(|| {
+        let mut rng = Rng::new(7);
+        let (mut ok, mut payload_err, mut envelope_err) = (0, 0, 0);
+        for i in 0..12_000 {
+            let case = gen::structured(&mut rng);
+            match &case.expect {
+                Expect::Ok(_) => ok += 1,
+                Expect::Payload(_) => payload_err += 1,
+                _ => envelope_err += 1,
+            }
+            if let Err(e) = gen::check_case(&case) {
+                panic!("structured case {i}: {e}");
+            }
+        }
+        // The generator must cover every outcome, or the comparison proves little.
+        assert!(
+            ok > 2500 && payload_err > 2500 && envelope_err > 300,
+            "outcomes: ok {ok}, payload errors {payload_err}, envelope errors {envelope_err}"
+        );
+    });
+}
+
+#[test]
+fn oracle_mismatch_is_reported() {
+    // The comparison can fail: a case with a wrong expectation is caught.
+    let case = Case {
+        frame:
+            r#"{"id":"1","type":"qdoc","data":"{\"col\":\"c\",\"doc\":\"d\",\"from\":5,\"to\":4}"}"#
+                .into(),
+        expect: Expect::Payload("invalid payload: to must be a positive integer".into()),
+    };
+    let e = gen::check_case(&case).unwrap_err();
+    assert!(e.contains("from must not be greater than to"), "{e}");
+    let case = Case {
+        frame: r#"{"type":"cols","data":"{}"}"#.into(),
+        expect: Expect::UnknownType,
+    };
+    assert!(gen::check_case(&case).is_err());
+}
+
+#[test]
+fn mutated_frames_never_panic_and_allocate_in_proportion() {
+    on_server_stack(|| {
+        let mut rng = Rng::new(11);
+        let corpus = gen::builtin_corpus();
+        let mut largest = 0;
+        for i in 0..8000 {
+            let base = if rng.chance(1, 3) {
+                gen::structured(&mut rng).frame.into_bytes()
+            } else {
+                rng.pick(&corpus).clone()
+            };
+            let input = gen::mutate(&mut rng, &base, 128 * 1024);
+            largest = largest.max(input.len());
+            let (result, peak) = measured(|| gen::check_bytes(&input));
+            let shown = gen::shorten(&String::from_utf8_lossy(&input));
+            if let Err(e) = result {
+                panic!("mutated input {i}: {e}\n  input {shown}");
+            }
+            assert!(
+                peak <= alloc_bound(input.len()),
+                "mutated input {i}: {peak} bytes allocated for {} input bytes\n  input {shown}",
+                input.len()
+            );
+        }
+        assert!(largest > 32 * 1024, "no large input was generated");
+    });
+}
+
+#[test]
+fn invariant_checks_can_fail() {
+    // A known-bad allocation pattern is measured as such (the counter works in this binary).
+    let (_, peak) = measured(|| vec![0u8; 1 << 20]);
+    assert!(peak >= 1 << 20);
+    // Every documented error passes; an undocumented text would not.
+    assert!(gen::check_bytes(b"{\"id\":\"1\",\"type\":\"ins\",\"data\":\"[1]\"}").is_ok());
+}
