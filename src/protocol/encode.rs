@@ -4,31 +4,72 @@
 /// The frame sent once, right after the upgrade.
 pub const READY: &str = r#"{"type":"ready","message":"Authentication successful"}"#;
 
-/// Appends `s` as a JSON string literal.
+/// Bytes that must be escaped inside a JSON string: control characters, `"` and `\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Position of the first byte that needs escaping. Eight bytes at a time: a word has such a
+/// byte when one of its bytes is below 0x20, or equal to `"` or `\` (exact tests, see "Bit
+/// Twiddling Hacks", valid for thresholds up to 128).
+fn first_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for c in &mut chunks {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        if below_space | zero_byte(x ^ (ONES * b'"' as u64)) | zero_byte(x ^ (ONES * b'\\' as u64))
+            != 0
+        {
+            return c
+                .iter()
+                .position(|&b| NEEDS_ESCAPE[b as usize])
+                .map(|p| offset + p);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[b as usize])
+        .map(|p| offset + p)
+}
+
+/// Appends `s` as a JSON string literal; runs that need no escaping are copied whole.
 pub fn string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+    while let Some(offset) = first_escape(&bytes[start..]) {
+        let i = start + offset;
         out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.extend_from_slice(escape);
+        let b = bytes[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
         }
         start = i + 1;
     }
@@ -142,6 +183,25 @@ mod tests {
                 c
             );
         }
+    }
+
+    #[test]
+    fn escape_scan_finds_the_first_escape_at_every_position() {
+        for special in [0u8, 0x1f, b'"', b'\\'] {
+            for len in 0..20 {
+                for at in 0..len {
+                    let mut v = vec![b'a'; len];
+                    v[at] = special;
+                    assert_eq!(
+                        first_escape(&v),
+                        Some(at),
+                        "byte {special} at {at} of {len}"
+                    );
+                }
+                assert_eq!(first_escape(&vec![b'~'; len]), None);
+            }
+        }
+        assert_eq!(first_escape("é€😀 !#[]".as_bytes()), None);
     }
 
     #[test]

@@ -51,6 +51,42 @@ impl Conn {
         }
     }
 
+    /// Starts a text frame whose payload is then appended to [`Conn::queue`] in place; returns
+    /// the position to hand to [`Conn::end_text`]. Four bytes are held for the header.
+    pub fn begin_text(&mut self) -> usize {
+        let start = self.out.len();
+        self.out.extend_from_slice(&[0; 4]);
+        start
+    }
+
+    /// The output queue, for writing a payload in place between `begin_text` and `end_text`.
+    pub fn queue(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Writes the header of the frame begun at `start`, moving the payload only when the header
+    /// is not four bytes long (payloads under 126 bytes or over 64 KiB).
+    pub fn end_text(&mut self, start: usize) {
+        let body = start + 4;
+        let len = self.out.len() - body;
+        if len < 126 {
+            self.out[start] = 0x81;
+            self.out[start + 1] = len as u8;
+            self.out.copy_within(body.., start + 2);
+            self.out.truncate(self.out.len() - 2);
+        } else if len <= u16::MAX as usize {
+            self.out[start] = 0x81;
+            self.out[start + 1] = 126;
+            self.out[start + 2..body].copy_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            let mut header = [0u8; 10];
+            header[0] = 0x81;
+            header[1] = 127;
+            header[2..].copy_from_slice(&(len as u64).to_be_bytes());
+            self.out.splice(start..body, header);
+        }
+    }
+
     /// Queues one text frame.
     pub fn push_text(&mut self, payload: &[u8]) {
         self.push_header(0x1, payload.len());
@@ -165,6 +201,34 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_place_frames_match_copied_frames() {
+        let (a, _b) = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            (a, l.accept().unwrap().0)
+        };
+        let mut conn = Conn::new(a);
+        for len in [0, 1, 125, 126, 127, 65535, 65536, 70000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            conn.out.clear();
+            conn.push_text(&payload);
+            let copied = conn.out.clone();
+            conn.out.clear();
+            conn.out.extend_from_slice(b"xyz");
+            let start = conn.begin_text();
+            conn.queue().extend_from_slice(&payload);
+            conn.end_text(start);
+            assert_eq!(&conn.out[..3], b"xyz");
+            assert_eq!(&conn.out[3..], &copied[..], "payload of {len} bytes");
         }
     }
 }

@@ -38,7 +38,6 @@ enum Flow {
 struct Session<'s> {
     shared: &'s Shared,
     handle: &'s SessionHandle,
-    scratch: Vec<u8>,
     bad_streak: u32,
     bad_total: u32,
     /// Queued acknowledgements may leave only once the log is durable up to here.
@@ -50,7 +49,6 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
     let mut s = Session {
         shared,
         handle,
-        scratch: Vec::with_capacity(512),
         bad_streak: 0,
         bad_total: 0,
         durable_upto: 0,
@@ -195,11 +193,9 @@ impl Session<'_> {
     }
 
     fn handle_text(&mut self, text: &str, conn: &mut Conn) -> Flow {
-        self.scratch.clear();
-        let mut out = std::mem::take(&mut self.scratch);
-        let flow = self.respond(text, &mut out);
-        conn.push_text(&out);
-        self.scratch = out;
+        let start = conn.begin_text();
+        let flow = self.respond(text, conn.queue());
+        conn.end_text(start);
         if conn.pending() > 256 * 1024 {
             if let Err(flow) = self.send(conn) {
                 return flow;
@@ -234,8 +230,9 @@ impl Session<'_> {
         conn.write_some().map(|_| ()).map_err(|_| Flow::End)
     }
 
-    /// Writes the response to one request into `out`.
+    /// Appends the response to one request to `out`.
     fn respond(&mut self, text: &str, out: &mut Vec<u8>) -> Flow {
+        let base = out.len();
         let env = match envelope::parse(text) {
             Ok(env) => env,
             Err(e) => {
@@ -290,7 +287,7 @@ impl Session<'_> {
             if let ops::OpError::Storage(detail) = &e {
                 log::error!("connection {}: {detail}", self.handle.id);
             }
-            out.clear();
+            out.truncate(base);
             self.refuse(out, Some(id), &e.to_string());
         }
         Flow::Continue

@@ -133,9 +133,13 @@ impl Series {
         lo..hi.max(lo)
     }
 
-    /// Position of the newest record with `ts <= at`.
+    /// Position of the newest record with `ts <= at`. Asking for "now" (at or after the last
+    /// record) is the common case and touches one cache line.
     pub fn latest_at(&self, at: i64) -> Option<usize> {
-        self.ts.partition_point(|&t| t <= at).checked_sub(1)
+        match self.ts.last() {
+            Some(&last) if last <= at => Some(self.ts.len() - 1),
+            _ => self.ts.partition_point(|&t| t <= at).checked_sub(1),
+        }
     }
 
     /// Removes the record at exactly `ts`; true when one existed.
