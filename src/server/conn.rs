@@ -205,6 +205,24 @@ impl Conn {
     }
 }
 
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Conn {
+    /// Everything written by tungstenite (handshake response, pongs, close replies) is queued.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,23 +248,5 @@ mod tests {
             assert_eq!(&conn.out[..3], b"xyz");
             assert_eq!(&conn.out[3..], &copied[..], "payload of {len} bytes");
         }
-    }
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.read(buf)
-    }
-}
-
-impl Write for Conn {
-    /// Everything written by tungstenite (handshake response, pongs, close replies) is queued.
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
