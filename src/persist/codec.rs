@@ -24,6 +24,19 @@ pub fn encode_into<T: Encode>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecE
         .map_err(|e| CodecError(e.to_string()))
 }
 
+/// Encodes straight into a writer (snapshots are streamed to their file, not built in memory).
+pub fn encode_to_writer<T: Encode>(
+    value: &T,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    bincode::encode_into_std_write(value, out, CONFIG)
+        .map(|_| ())
+        .map_err(|e| match e {
+            bincode::error::EncodeError::Io { inner, .. } => inner,
+            other => std::io::Error::other(other.to_string()),
+        })
+}
+
 pub fn decode<T: Decode<()>>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, used) =
         bincode::decode_from_slice(bytes, CONFIG).map_err(|e| CodecError(e.to_string()))?;
@@ -44,6 +57,11 @@ pub fn borrow_decode<'a, T: BorrowDecode<'a, ()>>(bytes: &'a [u8]) -> Result<T, 
 
 /// CRC-32 (IEEE 802.3, reflected), table driven.
 pub fn crc32(bytes: &[u8]) -> u32 {
+    !crc32_update(!0, bytes)
+}
+
+/// Continues a CRC-32 over more bytes; start from `!0` and invert the final value.
+pub fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
         let mut table = [0u32; 256];
         let mut i = 0;
@@ -63,11 +81,10 @@ pub fn crc32(bytes: &[u8]) -> u32 {
         }
         table
     };
-    let mut crc = !0u32;
     for &b in bytes {
         crc = TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
     }
-    !crc
+    crc
 }
 
 /// One logged mutation of one collection. Every variant assigns points (a record, a value, an
@@ -137,6 +154,10 @@ mod tests {
     fn crc_known_value() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+        assert_eq!(
+            !crc32_update(crc32_update(!0, b"1234"), b"56789"),
+            0xCBF4_3926
+        );
     }
 
     #[test]

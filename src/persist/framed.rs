@@ -1,10 +1,10 @@
 //! Whole-file records (snapshots, the key file): `[magic 8][len u64][crc32 u32][payload]`,
 //! written atomically. The magic names the kind of file and its format version.
 
-use super::codec::crc32;
+use super::codec::{crc32, crc32_update};
 use super::fsutil;
 use std::fs;
-use std::io;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"FLXSNAP1";
@@ -14,11 +14,54 @@ const HEADER: usize = 20;
 
 /// Writes `payload` to `dir/name` atomically, framed and checksummed.
 pub fn write(dir: &Path, name: &str, magic: &[u8; 8], payload: &[u8]) -> io::Result<()> {
-    let mut header = [0u8; HEADER];
-    header[..8].copy_from_slice(magic);
-    header[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    header[16..20].copy_from_slice(&crc32(payload).to_le_bytes());
-    fsutil::write_atomic(dir, name, &[&header, payload])
+    write_streamed(dir, name, magic, |w| w.write_all(payload))
+}
+
+/// Counts and checksums what passes through to the file.
+struct Tally<W> {
+    inner: W,
+    len: u64,
+    crc: u32,
+}
+
+impl<W: Write> Write for Tally<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.len += n as u64;
+        self.crc = crc32_update(self.crc, &buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Like [`write`], with the payload produced by `fill` straight into the file (a large
+/// snapshot is never held in memory twice); the header is written last.
+pub fn write_streamed(
+    dir: &Path,
+    name: &str,
+    magic: &[u8; 8],
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    fsutil::write_atomic(dir, name, |file| {
+        file.write_all(&[0; HEADER])?;
+        let mut tally = Tally {
+            inner: BufWriter::with_capacity(1 << 20, &mut *file),
+            len: 0,
+            crc: !0,
+        };
+        fill(&mut tally)?;
+        tally.flush()?;
+        let (len, crc) = (tally.len, !tally.crc);
+        drop(tally);
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(magic);
+        header[8..16].copy_from_slice(&len.to_le_bytes());
+        header[16..20].copy_from_slice(&crc.to_le_bytes());
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&header)
+    })
 }
 
 /// Why a framed file could not be read.

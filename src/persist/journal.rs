@@ -17,6 +17,18 @@ use std::time::Instant;
 
 pub const KEYS_FILE: &str = "keys.bin";
 
+/// `encode_to_writer` wants a sized writer.
+struct BufferedWrite<'w>(&'w mut dyn std::io::Write);
+
+impl std::io::Write for BufferedWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 pub fn snapshot_name(id: u64) -> String {
     format!("snap-{id:016x}.bin")
 }
@@ -102,7 +114,6 @@ impl Journal {
         let first_kept_segment = self.wal.rotate()?;
         let mut report = CheckpointReport::default();
         let mut present = Vec::new();
-        let mut payload = Vec::new();
         for (name, handle) in store.all() {
             let image = {
                 let c = handle.read();
@@ -114,17 +125,13 @@ impl Journal {
                 image::collection_image(&name, &c)
             };
             let id = self.file_id(&name);
-            payload.clear();
-            let written = codec::encode_into(&image, &mut payload)
-                .map_err(|e| io::Error::other(e.to_string()))
-                .and_then(|()| {
-                    framed::write(
-                        &self.dir,
-                        &snapshot_name(id),
-                        framed::SNAPSHOT_MAGIC,
-                        &payload,
-                    )
-                });
+            let written = framed::write_streamed(
+                &self.dir,
+                &snapshot_name(id),
+                framed::SNAPSHOT_MAGIC,
+                |w| codec::encode_to_writer(&image, &mut BufferedWrite(w)),
+            );
+            drop(image);
             match written {
                 Ok(()) => report.written += 1,
                 Err(e) => {
