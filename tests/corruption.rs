@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::{run_binary, Server};
+use common::{refused_start, Server};
 use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
@@ -21,28 +20,6 @@ fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-/// Starts the binary on `dir` expecting it to refuse; returns its stderr.
-fn refused_start(dir: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "--secret-key",
-        "master-key",
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--data",
-        dir.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let (status, _out, err) = run_binary(&args, Duration::from_secs(10));
-    let status = status.expect("the server should exit by itself");
-    assert!(
-        !status.success(),
-        "the server started on damaged data: {err}"
-    );
-    err
 }
 
 fn flip_byte(path: &Path, at_from_end: usize) {

@@ -877,3 +877,26 @@ pub fn proc_cpu_time(pid: u32) -> Option<Duration> {
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(Duration::from_millis((utime + stime) * 1000 / tick))
 }
+
+/// Starts the binary on the data folder `dir` (plus `extra` arguments) expecting it to refuse
+/// to start; returns its stderr.
+pub fn refused_start(dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "--secret-key",
+        "master-key",
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--data",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (status, _out, err) = run_binary(&args, Duration::from_secs(10));
+    let status = status.expect("the server should exit by itself");
+    assert!(
+        !status.success(),
+        "the server started although it should refuse: {err}"
+    );
+    err
+}
