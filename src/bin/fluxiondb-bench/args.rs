@@ -1,0 +1,207 @@
+//! Command-line flags.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fluxiondb-bench",
+    about = "Load generator for FluxionDB: throughput, latency, server CPU and memory",
+    long_about = "Load generator for FluxionDB. Drives a server over WebSocket with C connections, \
+                  D requests in flight per connection and B records per `ins`; prints one JSON \
+                  line per run and a table. `standard` runs the whole reference set against a \
+                  server binary it starts itself and writes the results to a folder."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Timed `ins` load (B records per request).
+    Insert(LoadArgs),
+    /// Bulk load of a fixed number of records (`--records`), then RSS growth per record.
+    Fill(FillArgs),
+    /// Timed `qry` load (latest record of every document of the collection).
+    Qry(QueryArgs),
+    /// Timed `qdoc` load (`--limit` records of one document).
+    Qdoc(QueryArgs),
+    /// Writers (`ins`) and readers (`qry` or `qdoc`) at the same time.
+    Mixed(MixedArgs),
+    /// The `insert` shape against the built-in echo server: the transport ceiling.
+    Echo(LoadArgs),
+    /// The standard set against a server binary started here; writes a results file.
+    Standard(StandardArgs),
+    /// Run the built-in echo server in the foreground (prints `echo listening on ADDR`).
+    #[command(hide = true)]
+    EchoServer(EchoServerArgs),
+}
+
+/// Where the server is: an address to connect to, or a binary to start.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// Server to drive, e.g. ws://127.0.0.1:8080 (the API key is appended as `api-key`).
+    #[arg(long, conflicts_with = "server")]
+    pub url: Option<String>,
+    /// Server binary to start for this run (`--port 0 --bind 127.0.0.1`), stopped afterwards.
+    #[arg(long)]
+    pub server: Option<PathBuf>,
+    /// API key (with `--server`, also the master key given to the started server).
+    #[arg(long, default_value = "bench-secret", env = "BENCH_API_KEY")]
+    pub key: String,
+    /// PID of an external server, to report its CPU time and RSS from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+/// The shape of a load: connections, depth, batch, duration, record contents.
+#[derive(Args, Debug, Clone)]
+pub struct Shape {
+    /// Connections.
+    #[arg(short = 'c', long = "connections", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub conns: u32,
+    /// Requests in flight per connection.
+    #[arg(short = 'd', long = "depth", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub depth: u32,
+    /// Records per `ins`.
+    #[arg(short = 'b', long = "batch", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch: u32,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Documents the records are spread over.
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub docs: u64,
+    /// Bytes of `data` per record.
+    #[arg(long = "data-size", default_value_t = 32)]
+    pub data_size: usize,
+    /// Collection name (letters, digits, `_`, `-`).
+    #[arg(long, default_value = "bench", value_parser = plain_name)]
+    pub col: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub shape: Shape,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FillArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub shape: Shape,
+    /// Records to insert.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub shape: Shape,
+    /// Records per document inserted before the timed run (0: use what the server holds).
+    #[arg(long, default_value_t = 1000)]
+    pub prefill: u64,
+    /// `qdoc` limit.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReadKind {
+    Qry,
+    Qdoc,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MixedArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Writer connections, depth, batch, and the shared settings.
+    #[command(flatten)]
+    pub shape: Shape,
+    /// Reader connections.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub readers: u32,
+    /// Requests in flight per reader connection.
+    #[arg(long = "reader-depth", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub reader_depth: u32,
+    /// What the readers send.
+    #[arg(long = "read", value_enum, default_value_t = ReadKind::Qry)]
+    pub read: ReadKind,
+    /// Records per document inserted before the timed run.
+    #[arg(long, default_value_t = 100)]
+    pub prefill: u64,
+    /// `qdoc` limit.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StandardArgs {
+    /// Server binary (started afresh for each shape).
+    #[arg(long, default_value = "./target/release/fluxiondb")]
+    pub server: PathBuf,
+    /// Folder for the results (`<date>-<host>.json` and `.md`).
+    #[arg(long, default_value = "benches/results")]
+    pub out: PathBuf,
+    /// Measured seconds per timed shape.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Warm-up seconds per timed shape.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Records of the bulk-load / memory shape.
+    #[arg(long = "fill-records", default_value_t = 10_000_000)]
+    pub fill_records: u64,
+    /// Run only the shapes whose name contains one of these (comma-separated); no results file.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EchoServerArgs {
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+}
+
+fn plain_name(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(s.to_string())
+    } else {
+        Err("use 1 to 64 letters, digits, `_` or `-`".into())
+    }
+}
+
+impl Shape {
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.duration > 0.0 && self.duration.is_finite()) {
+            return Err("--duration must be a positive number of seconds".into());
+        }
+        if !(self.warmup >= 0.0 && self.warmup.is_finite()) {
+            return Err("--warmup must be zero or more seconds".into());
+        }
+        Ok(())
+    }
+}

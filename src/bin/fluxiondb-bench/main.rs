@@ -1,0 +1,44 @@
+//! `fluxiondb-bench`: a load generator for FluxionDB. See `benches/README.md`.
+//!
+//! One file per concern: `args` (flags), `wire` (WebSocket framing), `client` (one pipelined
+//! connection), `requests` (request templates), `load` (threads, timing, /proc around a run),
+//! `scenarios` (what each subcommand and the standard set run), `echo` (the echo server),
+//! `stats` (histogram, counters), `procfs` (/proc and the machine), `spawn` (child
+//! processes), `report` (JSON lines, tables, results files).
+
+mod args;
+mod client;
+mod echo;
+mod load;
+mod procfs;
+mod report;
+mod requests;
+mod scenarios;
+mod spawn;
+mod stats;
+mod wire;
+
+use args::{Cli, Command, ReadKind};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Insert(a) => scenarios::cmd_insert(a),
+        Command::Fill(a) => scenarios::cmd_fill(a),
+        Command::Qry(a) => scenarios::cmd_query(a, ReadKind::Qry),
+        Command::Qdoc(a) => scenarios::cmd_query(a, ReadKind::Qdoc),
+        Command::Mixed(a) => scenarios::cmd_mixed(a),
+        Command::Echo(a) => scenarios::cmd_echo(a),
+        Command::Standard(a) => scenarios::standard(a),
+        Command::EchoServer(a) => echo::serve(&a.bind, a.port),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fluxiondb-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

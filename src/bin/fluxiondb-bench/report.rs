@@ -1,0 +1,355 @@
+//! Turning runs into rows: one JSON line each, a readable table, and the results files of
+//! `standard`.
+
+use crate::load::RunResult;
+use crate::procfs::Machine;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// RSS growth of the server over a bulk load.
+#[derive(Clone, Debug, Serialize)]
+pub struct Memory {
+    pub records: u64,
+    pub rss_before_mib: f64,
+    pub rss_after_mib: f64,
+    pub bytes_per_record: f64,
+    /// `data` bytes per record, plus 8 for the timestamp.
+    pub payload_bytes_per_record: f64,
+}
+
+/// One role of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub label: String,
+    pub scenario: String,
+    pub target: String,
+    pub role: String,
+    pub conns: u32,
+    pub depth: u32,
+    pub batch: u32,
+    pub seconds: f64,
+    pub requests: u64,
+    pub req_per_s: f64,
+    pub rec_per_s: f64,
+    pub records_per_response: Option<u64>,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub mean_us: f64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub server_cpu_s: Option<f64>,
+    pub server_cpu_pct: Option<f64>,
+    pub server_rss_mib: Option<f64>,
+    pub server_peak_rss_mib: Option<f64>,
+    pub client_cpu_s: f64,
+    pub client_cpu_pct: f64,
+    /// Context switches per response (all roles of the run), a measure of wake-ups.
+    pub server_ctx_switches_per_req: Option<f64>,
+    pub client_ctx_switches_per_req: Option<f64>,
+    pub mib_out_per_s: f64,
+    pub mib_in_per_s: f64,
+    pub memory: Option<Memory>,
+}
+
+fn us(ns: u64) -> f64 {
+    (ns as f64 / 100.0).round() / 10.0
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Rows of a run; server figures are those of the whole process during the measured window.
+pub fn rows(
+    label: &str,
+    scenario: &str,
+    target: &str,
+    run: &RunResult,
+    memory: Option<Memory>,
+) -> Vec<Row> {
+    let secs = run.seconds.max(1e-9);
+    let responses = run
+        .roles
+        .iter()
+        .map(|r| r.counters.responses)
+        .sum::<u64>()
+        .max(1) as f64;
+    let per_req = |n: Option<u64>| n.map(|n| (n as f64 / responses * 1000.0).round() / 1000.0);
+    run.roles
+        .iter()
+        .map(|r| {
+            let c = &r.counters;
+            let server_cpu = run.server.map(|s| s[2].cpu_s - s[1].cpu_s);
+            Row {
+                label: label.to_string(),
+                scenario: scenario.to_string(),
+                target: target.to_string(),
+                role: r.name.clone(),
+                conns: r.conns,
+                depth: r.depth,
+                batch: r.batch,
+                seconds: (r.seconds * 1000.0).round() / 1000.0,
+                requests: c.responses,
+                req_per_s: (c.responses as f64 / secs).round(),
+                rec_per_s: (c.records as f64 / secs).round(),
+                records_per_response: c.sample_records,
+                p50_us: us(c.latency.quantile(0.50)),
+                p99_us: us(c.latency.quantile(0.99)),
+                p999_us: us(c.latency.quantile(0.999)),
+                max_us: us(c.latency.max()),
+                mean_us: us(c.latency.mean() as u64),
+                errors: c.errors,
+                first_error: c.first_error.clone(),
+                server_cpu_s: server_cpu.map(|x| (x * 100.0).round() / 100.0),
+                server_cpu_pct: server_cpu.map(|x| round1(x / secs * 100.0)),
+                server_rss_mib: run.server.map(|s| round1(s[2].rss_bytes as f64 / MIB)),
+                server_peak_rss_mib: run.server.map(|s| round1(s[2].hwm_bytes as f64 / MIB)),
+                client_cpu_s: (run.client_cpu_s * 100.0).round() / 100.0,
+                client_cpu_pct: round1(run.client_cpu_s / secs * 100.0),
+                server_ctx_switches_per_req: per_req(run.server_ctx_switches),
+                client_ctx_switches_per_req: per_req(Some(run.client_ctx_switches)),
+                mib_out_per_s: round1(c.bytes_out as f64 / MIB / secs),
+                mib_in_per_s: round1(c.bytes_in as f64 / MIB / secs),
+                memory: memory.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Prints each row as one JSON line on stdout, and any errors loudly on stderr.
+pub fn print_json(rows: &[Row]) {
+    for r in rows {
+        match serde_json::to_string(r) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("fluxiondb-bench: cannot encode a result: {e}"),
+        }
+        if r.errors > 0 {
+            eprintln!(
+                "\n!!! {} / {}: {} ERROR RESPONSES — these figures are not valid. First: {}\n",
+                r.label,
+                r.role,
+                r.errors,
+                r.first_error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+}
+
+fn si(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e4 {
+        format!("{:.1}k", x / 1e3)
+    } else if x >= 1e3 {
+        format!("{:.2}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn lat(x: f64) -> String {
+    if x >= 10_000.0 {
+        format!("{:.1}ms", x / 1000.0)
+    } else {
+        format!("{x:.0}µs")
+    }
+}
+
+fn opt(x: Option<f64>, unit: &str) -> String {
+    x.map(|v| format!("{v:.0}{unit}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The readable table (Markdown, so it can go into the results file unchanged).
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    s.push_str("| shape | target | role | conns×depth | batch | req/s | rec/s | p50 | p99 | max | server CPU | client CPU | server RSS | errors |\n");
+    s.push_str("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let batch = if r.batch == 0 {
+            r.records_per_response
+                .map(|n| format!("→{n}"))
+                .unwrap_or_else(|| "-".into())
+        } else {
+            r.batch.to_string()
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {}×{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.label,
+            r.target,
+            r.role,
+            r.conns,
+            r.depth,
+            batch,
+            si(r.req_per_s),
+            si(r.rec_per_s),
+            lat(r.p50_us),
+            lat(r.p99_us),
+            lat(r.max_us),
+            opt(r.server_cpu_pct, "%"),
+            format_args!("{:.0}%", r.client_cpu_pct),
+            opt(r.server_rss_mib, " MiB"),
+            if r.errors > 0 {
+                format!("**{}**", r.errors)
+            } else {
+                "0".into()
+            }
+        );
+    }
+    s
+}
+
+/// One line of the summary: a target figure, the echo ceiling, and upstream's figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub unit: String,
+    pub ours: Option<f64>,
+    pub echo_ceiling: Option<f64>,
+    pub ratio_vs_echo: Option<f64>,
+    pub upstream_qt: Option<f64>,
+    pub upstream_uws: Option<f64>,
+}
+
+pub fn targets_table(targets: &[Target]) -> String {
+    let mut s = String::new();
+    s.push_str("| target | ours | echo ceiling | ours / echo | upstream Qt (seed) | upstream uWS (HEAD) |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|\n");
+    let f = |x: Option<f64>, unit: &str| match x {
+        None => "-".to_string(),
+        Some(v) if unit == "µs" || unit == "B" => format!("{v:.0} {unit}"),
+        Some(v) => format!("{} {unit}", si(v)),
+    };
+    for t in targets {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            t.name,
+            f(t.ours, &t.unit),
+            f(t.echo_ceiling, &t.unit),
+            t.ratio_vs_echo
+                .map(|r| format!("{:.0}%", r * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            f(t.upstream_qt, &t.unit),
+            f(t.upstream_uws, &t.unit),
+        );
+    }
+    s
+}
+
+/// `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ` for now (UTC).
+pub fn now_utc() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let date = format!("{y:04}-{m:02}-{d:02}");
+    let stamp = format!(
+        "{date}T{:02}:{:02}:{:02}Z",
+        tod / 3600,
+        tod / 60 % 60,
+        tod % 60
+    );
+    (date, stamp)
+}
+
+/// Everything `standard` writes.
+#[derive(Serialize)]
+pub struct Results<'a> {
+    pub started: String,
+    pub wall_seconds: f64,
+    pub machine: &'a Machine,
+    pub server_binary: String,
+    pub settings: serde_json::Value,
+    pub targets: &'a [Target],
+    pub rows: &'a [Row],
+    /// Shapes that could not be measured, with the reason.
+    pub failures: &'a [String],
+}
+
+/// Writes `<date>-<host>.json` and `.md` into `dir`; returns their paths.
+pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let host: String = res
+        .machine
+        .host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let date = res.started.get(..10).unwrap_or("undated");
+    let base = dir.join(format!("{date}-{host}"));
+    let json_path = base.with_extension("json");
+    let md_path = base.with_extension("md");
+    let mut json =
+        serde_json::to_string_pretty(res).map_err(|e| format!("encoding the results: {e}"))?;
+    json.push('\n');
+    std::fs::write(&json_path, json)
+        .map_err(|e| format!("writing {}: {e}", json_path.display()))?;
+    let m = res.machine;
+    let mut md = format!(
+        "# FluxionDB benchmark — {}\n\n\
+         Machine: {} × {} ({} MiB RAM), kernel {}, {}; commit {}; load average at start {}.\n\
+         Client and server share the machine (loopback TCP). Whole set: {:.0} s wall time.\n\n\
+         ## Targets\n\n",
+        res.started,
+        m.nproc,
+        m.cpu_model,
+        m.mem_total_mib,
+        m.kernel,
+        m.rustc,
+        m.git_commit,
+        m.loadavg_at_start,
+        res.wall_seconds
+    );
+    md.push_str(&targets_table(res.targets));
+    if !res.failures.is_empty() {
+        md.push_str("\n**Failed shapes:**\n\n");
+        for f in res.failures {
+            let _ = writeln!(md, "* {f}");
+        }
+    }
+    md.push_str("\n## All runs\n\n");
+    md.push_str(&table(res.rows));
+    md.push_str(
+        "\nrec/s for queries counts the records in the responses (→N: records per response). \
+         CPU is the share of one core during the measured window (200% = both cores). \
+         The echo server parses nothing but the id, so for bulk frames its ceiling is the \
+         transport alone.\n",
+    );
+    std::fs::write(&md_path, md).map_err(|e| format!("writing {}: {e}", md_path.display()))?;
+    Ok((json_path, md_path))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        let (d, s) = super::now_utc();
+        assert_eq!(d.len(), 10);
+        assert!(s.starts_with(&d) && s.ends_with('Z'));
+    }
+}

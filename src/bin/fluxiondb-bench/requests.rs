@@ -1,0 +1,234 @@
+//! Request payloads built from pre-formatted byte templates: only ids, timestamps and document
+//! numbers are formatted per request (no serde on the hot path).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The decimal form of `n`, in `buf`.
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Appends the decimal form of `n`.
+#[inline]
+pub fn push_u64(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(decimal(n, &mut buf));
+}
+
+/// Where an insert generator takes its batch numbers from.
+#[derive(Clone)]
+pub enum Batches {
+    /// Its own counter; documents are private to the connection (`d<conn>_<n>`).
+    Local { conn: u32 },
+    /// A counter shared by all connections, up to `total` batches; documents `d<n>`.
+    Shared { next: Arc<AtomicU64>, total: u64 },
+}
+
+/// What one connection sends.
+pub enum Generator {
+    Insert(InsertGen),
+    /// A constant request except for its id.
+    Fixed {
+        head: Vec<u8>,
+        tail: Vec<u8>,
+    },
+    Qdoc(QdocGen),
+}
+
+pub struct InsertGen {
+    batches: Batches,
+    local_next: u64,
+    batch: u64,
+    docs: u64,
+    /// `\",\"data\":\"<data>\",\"col\":\"<col>\"}`
+    rec_tail: Vec<u8>,
+    doc_prefix: Vec<u8>,
+}
+
+pub struct QdocGen {
+    head: Vec<u8>,
+    mid: Vec<u8>,
+    tail: Vec<u8>,
+    docs: u64,
+}
+
+const ID_HEAD: &[u8] = b"{\"id\":\"";
+
+impl Generator {
+    pub fn insert(col: &str, docs: u64, batch: u32, data_size: usize, batches: Batches) -> Self {
+        let mut rec_tail = b"\\\",\\\"data\\\":\\\"".to_vec();
+        rec_tail.extend(std::iter::repeat_n(b'x', data_size));
+        rec_tail.extend_from_slice(b"\\\",\\\"col\\\":\\\"");
+        rec_tail.extend_from_slice(col.as_bytes());
+        rec_tail.extend_from_slice(b"\\\"}");
+        let doc_prefix = match &batches {
+            Batches::Local { conn } => format!("d{conn}_").into_bytes(),
+            Batches::Shared { .. } => b"d".to_vec(),
+        };
+        Generator::Insert(InsertGen {
+            batches,
+            local_next: 0,
+            batch: batch as u64,
+            docs,
+            rec_tail,
+            doc_prefix,
+        })
+    }
+
+    /// `qry` for the latest record of every document.
+    pub fn qry(col: &str) -> Self {
+        let mut tail = b"\",\"type\":\"qry\",\"data\":\"{\\\"col\\\":\\\"".to_vec();
+        tail.extend_from_slice(col.as_bytes());
+        tail.extend_from_slice(b"\\\",\\\"ts\\\":9223372036854775807}\"}");
+        Generator::Fixed {
+            head: ID_HEAD.to_vec(),
+            tail,
+        }
+    }
+
+    /// `qdoc` over the whole time range of document `d<n>` (n cycling over `docs`).
+    pub fn qdoc(col: &str, docs: u64, limit: u64) -> Self {
+        let mut mid = b"\",\"type\":\"qdoc\",\"data\":\"{\\\"col\\\":\\\"".to_vec();
+        mid.extend_from_slice(col.as_bytes());
+        mid.extend_from_slice(b"\\\",\\\"doc\\\":\\\"d");
+        let mut tail =
+            b"\\\",\\\"from\\\":0,\\\"to\\\":9223372036854775807,\\\"limit\\\":".to_vec();
+        push_u64(&mut tail, limit);
+        tail.extend_from_slice(b"}\"}");
+        Generator::Qdoc(QdocGen {
+            head: ID_HEAD.to_vec(),
+            mid,
+            tail,
+            docs,
+        })
+    }
+
+    /// Writes request `seq` into `out`; returns the records it inserts, or None when a shared
+    /// batch counter is exhausted.
+    pub fn write(&mut self, seq: u64, out: &mut Vec<u8>) -> Option<u64> {
+        match self {
+            Generator::Insert(g) => g.write(seq, out),
+            Generator::Fixed { head, tail } => {
+                out.extend_from_slice(head);
+                push_u64(out, seq);
+                out.extend_from_slice(tail);
+                Some(0)
+            }
+            Generator::Qdoc(g) => {
+                out.extend_from_slice(&g.head);
+                push_u64(out, seq);
+                out.extend_from_slice(&g.mid);
+                push_u64(out, seq % g.docs);
+                out.extend_from_slice(&g.tail);
+                Some(0)
+            }
+        }
+    }
+}
+
+impl InsertGen {
+    fn write(&mut self, seq: u64, out: &mut Vec<u8>) -> Option<u64> {
+        let b = match &self.batches {
+            Batches::Local { .. } => {
+                self.local_next += 1;
+                self.local_next - 1
+            }
+            Batches::Shared { next, total } => {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= *total {
+                    return None;
+                }
+                b
+            }
+        };
+        out.extend_from_slice(ID_HEAD);
+        push_u64(out, seq);
+        out.extend_from_slice(b"\",\"type\":\"ins\",\"data\":\"[");
+        // Record g of the load goes to document g % docs at ts g / docs + 1: (doc, ts) pairs
+        // never repeat, and each document's timestamps grow with g.
+        let first = b * self.batch;
+        for g in first..first + self.batch {
+            if g > first {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\\\"ts\\\":");
+            push_u64(out, g / self.docs + 1);
+            out.extend_from_slice(b",\\\"doc\\\":\\\"");
+            out.extend_from_slice(&self.doc_prefix);
+            push_u64(out, g % self.docs);
+            out.extend_from_slice(&self.rec_tail);
+        }
+        out.extend_from_slice(b"]\"}");
+        Some(self.batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(g: &mut Generator, seq: u64) -> String {
+        let mut out = Vec::new();
+        g.write(seq, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The envelope and its `data` payload are valid JSON of the documented shapes.
+    #[test]
+    fn requests_are_valid_json() {
+        let mut g = Generator::insert("bench", 10, 3, 4, Batches::Local { conn: 7 });
+        let env: serde_json::Value = serde_json::from_str(&text(&mut g, 42)).unwrap();
+        assert_eq!(env["id"], "42");
+        assert_eq!(env["type"], "ins");
+        let recs: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            recs,
+            serde_json::json!([
+                {"ts":1,"doc":"d7_0","data":"xxxx","col":"bench"},
+                {"ts":1,"doc":"d7_1","data":"xxxx","col":"bench"},
+                {"ts":1,"doc":"d7_2","data":"xxxx","col":"bench"}
+            ])
+        );
+        let mut q = Generator::qry("c1");
+        let env: serde_json::Value = serde_json::from_str(&text(&mut q, 5)).unwrap();
+        let p: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
+        assert_eq!(p, serde_json::json!({"col":"c1","ts":i64::MAX}));
+        let mut q = Generator::qdoc("c1", 100, 100);
+        let env: serde_json::Value = serde_json::from_str(&text(&mut q, 105)).unwrap();
+        assert_eq!(env["type"], "qdoc");
+        let p: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!({"col":"c1","doc":"d5","from":0,"to":i64::MAX,"limit":100})
+        );
+    }
+
+    #[test]
+    fn shared_batches_stop_at_the_total() {
+        let next = Arc::new(AtomicU64::new(0));
+        let mut g = Generator::insert(
+            "c",
+            2,
+            1,
+            1,
+            Batches::Shared {
+                next: next.clone(),
+                total: 2,
+            },
+        );
+        let mut out = Vec::new();
+        assert_eq!(g.write(0, &mut out), Some(1));
+        assert_eq!(g.write(1, &mut out), Some(1));
+        assert_eq!(g.write(2, &mut out), None);
+    }
+}
