@@ -81,7 +81,9 @@ pub fn parse_query(query: Option<&str>) -> Credentials {
     creds
 }
 
-/// Runs the upgrade on a blocking socket, giving up after `timeout` in total.
+/// Runs the upgrade, giving up after `timeout` in total. The socket is made non-blocking so
+/// that the deadline is checked after every read: with a blocking read timeout, a client
+/// trickling one byte at a time never timed out (slowloris).
 pub fn accept(
     conn: Conn,
     config: WebSocketConfig,
@@ -102,22 +104,22 @@ pub fn accept(
         }
         Ok(resp)
     };
-    let set_timeout = |conn: &Conn| -> Result<(), HandshakeFailure> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(HandshakeFailure::TimedOut);
-        }
-        conn.socket()
-            .set_read_timeout(Some(left))
-            .map_err(|e| HandshakeFailure::Failed(e.to_string()))
-    };
-    set_timeout(&conn)?;
+    conn.socket()
+        .set_nonblocking(true)
+        .map_err(|e| HandshakeFailure::Failed(e.to_string()))?;
     let mut attempt = tungstenite::accept_hdr_with_config(conn, callback, Some(config));
     loop {
         match attempt {
             Ok(ws) => return Ok((ws, creds)),
             Err(HandshakeError::Interrupted(mid)) => {
-                set_timeout(mid.get_ref().get_ref())?;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(HandshakeFailure::TimedOut);
+                }
+                mid.get_ref()
+                    .get_ref()
+                    .wait(false, left)
+                    .map_err(|e| HandshakeFailure::Failed(e.to_string()))?;
                 attempt = mid.handshake();
             }
             Err(HandshakeError::Failure(e)) => return Err(HandshakeFailure::Failed(e.to_string())),
