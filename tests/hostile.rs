@@ -4,7 +4,11 @@
 
 mod common;
 
-use common::{proc_status_kib, Server};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{proc_status_kib, raw_frame_header, Client, Frame, Server, MASTER};
 use serde_json::{json, Value};
 
 fn kib(s: &Server, field: &str) -> u64 {
@@ -54,4 +58,366 @@ fn array_of_empty_objects_is_not_amplified_in_memory() {
         "peak RSS grew by {grown_mib} MiB for a 7.5 MB request"
     );
     assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal raw WebSocket client: cheap enough to hold thousands of connections from one test.
+
+/// Connects, upgrades with the master key and reads the `ready` frame.
+fn raw_connect(port: u16) -> std::io::Result<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.set_nodelay(true)?;
+    s.write_all(
+        format!(
+            "GET /?api-key={MASTER} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )?;
+    // The 101 response, byte by byte up to the blank line (the ready frame follows it).
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(b[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        return Err(std::io::Error::other(
+            String::from_utf8_lossy(&head).into_owned(),
+        ));
+    }
+    let ready = raw_read(&mut s)?;
+    if ready != RawFrame::Text(r#"{"type":"ready","message":"Authentication successful"}"#.into()) {
+        return Err(std::io::Error::other(format!("first frame {ready:?}")));
+    }
+    Ok(s)
+}
+
+#[derive(Debug, PartialEq)]
+enum RawFrame {
+    Text(String),
+    Close(u16, String),
+    Other(u8),
+}
+
+/// Reads one (unfragmented, unmasked) server frame.
+fn raw_read(s: &mut TcpStream) -> std::io::Result<RawFrame> {
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h)?;
+    let mut len = (h[1] & 0x7f) as u64;
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b)?;
+        len = u16::from_be_bytes(b) as u64;
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b)?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload)?;
+    Ok(match h[0] & 0x0f {
+        1 => RawFrame::Text(String::from_utf8(payload).map_err(std::io::Error::other)?),
+        8 if payload.len() >= 2 => RawFrame::Close(
+            u16::from_be_bytes([payload[0], payload[1]]),
+            String::from_utf8_lossy(&payload[2..]).into_owned(),
+        ),
+        op => RawFrame::Other(op),
+    })
+}
+
+/// Appends one client text frame (zero masking key) to `buf`.
+fn raw_frame(buf: &mut Vec<u8>, text: &str) {
+    buf.extend_from_slice(&raw_frame_header(1, true, text.len() as u64));
+    buf.extend_from_slice(text.as_bytes());
+}
+
+fn request(id: &str, ty: &str, data: &Value) -> String {
+    let data = match data {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    json!({"id": id, "type": ty, "data": data}).to_string()
+}
+
+fn raw_json(s: &mut TcpStream) -> Value {
+    match raw_read(s) {
+        Ok(RawFrame::Text(t)) => serde_json::from_str(&t).expect("JSON response"),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many connections
+
+/// 1,000 simultaneous connections, each doing a few requests, all answered correctly; the idle
+/// RSS per connection is measured on the way.
+#[test]
+fn thousand_simultaneous_connections() {
+    const N: usize = 1000;
+    const THREADS: usize = 4;
+    let s = Server::start(&[]);
+    let mut a = s.master();
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+    let rss_before = kib(&s, "VmRSS");
+    let port = s.port;
+    // Open every connection first (all of them are open at once).
+    let groups: Vec<Vec<TcpStream>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|_| {
+                sc.spawn(move || {
+                    (0..N / THREADS)
+                        .map(|_| raw_connect(port).expect("connect"))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let rss_idle = kib(&s, "VmRSS");
+    let per_conn = (rss_idle.saturating_sub(rss_before)) as f64 / N as f64;
+    eprintln!(
+        "{N} idle connections: RSS {rss_before} KiB -> {rss_idle} KiB, {per_conn:.1} KiB per \
+         connection (threads: {:?})",
+        proc_status_kib(s.pid().unwrap(), "Threads")
+    );
+    assert!(
+        per_conn < 256.0,
+        "{per_conn:.1} KiB of RSS per idle connection"
+    );
+    // Every connection is listed.
+    let listed = a.ok("conn", json!({}))["connections"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(listed, Some(N + 1));
+    // Each connection: insert its own record, read it back two ways, list collections.
+    std::thread::scope(|sc| {
+        for (g, mut conns) in groups.into_iter().enumerate() {
+            sc.spawn(move || {
+                let name = |i: usize| format!("conn-{g}-{i}");
+                let mut buf = Vec::new();
+                for (i, c) in conns.iter_mut().enumerate() {
+                    buf.clear();
+                    let doc = name(i);
+                    let rec = json!([{"col": "many", "doc": doc, "ts": i + 1, "data": doc}]);
+                    raw_frame(&mut buf, &request("w", "ins", &rec));
+                    let q = json!({"col": "many", "doc": doc, "to": 1_000_000});
+                    raw_frame(&mut buf, &request("r", "qdoc", &q));
+                    let g = json!({"col": "many", "ts": 1_000_000, "doc": doc});
+                    raw_frame(&mut buf, &request("q", "qry", &g));
+                    c.write_all(&buf).unwrap();
+                }
+                for (i, c) in conns.iter_mut().enumerate() {
+                    let doc = name(i);
+                    assert_eq!(raw_json(c), json!({"id": "w"}));
+                    assert_eq!(
+                        raw_json(c),
+                        json!({"id": "r", "records": [{"ts": i + 1, "data": doc}]})
+                    );
+                    assert_eq!(
+                        raw_json(c),
+                        json!({"id": "q", "records": {doc.clone(): {"ts": i + 1, "data": doc}}})
+                    );
+                }
+                conns
+            });
+        }
+    });
+    let all = a.ok("qry", json!({"col": "many", "ts": 1_000_000}));
+    assert_eq!(all["records"].as_object().map(|o| o.len()), Some(N));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshakes and the connection cap
+
+/// Reads until EOF or error; returns how long the server took to hang up (None: still open
+/// after `max`).
+fn time_to_hangup(s: &mut TcpStream, max: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < max {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+fn check_dropped_within_the_handshake_timeout(
+    s: &Server,
+    clients: Vec<(&str, std::thread::JoinHandle<Option<Duration>>)>,
+) {
+    for (what, h) in clients {
+        let t = h.join().unwrap();
+        let t = t.unwrap_or_else(|| panic!("{what} client not dropped"));
+        assert!(
+            t >= Duration::from_millis(800) && t < Duration::from_secs(4),
+            "{what} client dropped after {t:?} with --handshake-timeout 1"
+        );
+    }
+    // The server is fine.
+    let mut a = s.master();
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+}
+
+#[test]
+fn handshake_timeout_drops_silent_and_partial_clients() {
+    let s = Server::start(&["--handshake-timeout", "1"]);
+    let port = s.port;
+    let silent = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        time_to_hangup(&mut c, Duration::from_secs(5))
+    });
+    let partial = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"GET /?api-key=master-key HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+            .unwrap();
+        time_to_hangup(&mut c, Duration::from_secs(5))
+    });
+    check_dropped_within_the_handshake_timeout(&s, vec![("silent", silent), ("partial", partial)]);
+}
+
+/// Found by these tests (slowloris): the handshake deadline was only checked when a read timed
+/// out, so a client sending a byte now and then held its handshake (and its thread) open far
+/// past `--handshake-timeout`, as long as each byte came before the timeout.
+#[test]
+fn trickling_handshake_is_dropped_at_the_deadline() {
+    let s = Server::start(&["--handshake-timeout", "1"]);
+    let port = s.port;
+    // Slowloris: one byte every 100 ms, forever; the deadline is for the whole upgrade.
+    let trickle = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let start = Instant::now();
+        let head = b"GET /?api-key=master-key HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ";
+        let mut buf = [0u8; 64];
+        let mut i = 0;
+        while start.elapsed() < Duration::from_secs(8) {
+            let b = head.get(i).copied().unwrap_or(b'a');
+            i += 1;
+            if c.write_all(&[b]).is_err() {
+                return Some(start.elapsed());
+            }
+            match c.read(&mut buf) {
+                Ok(0) => return Some(start.elapsed()),
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return Some(start.elapsed()),
+            }
+        }
+        None
+    });
+    check_dropped_within_the_handshake_timeout(&s, vec![("trickling", trickle)]);
+}
+
+/// 200 connections that never complete a handshake do not stop a real client.
+#[test]
+fn stalled_handshakes_do_not_block_a_real_client() {
+    let s = Server::start(&[]);
+    let mut stalled = Vec::new();
+    for i in 0..200 {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        if i % 2 == 1 {
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+        }
+        stalled.push(c);
+    }
+    let start = Instant::now();
+    let mut a = s.master();
+    a.ok(
+        "ins",
+        json!([{"col": "c", "doc": "d", "ts": 1, "data": "x"}]),
+    );
+    assert_eq!(
+        a.ok("qdoc", json!({"col": "c", "doc": "d", "to": 5})),
+        json!({"records": [{"ts": 1, "data": "x"}]})
+    );
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(3), "real client took {took:?}");
+    // The stalled ones are still pending (default timeout 10 s), not served.
+    let threads = proc_status_kib(s.pid().unwrap(), "Threads").unwrap();
+    assert!(
+        threads >= 200,
+        "only {threads} threads: stalled handshakes were dropped early"
+    );
+    drop(stalled);
+}
+
+/// Pending handshakes count toward `--max-connections`; a refused client reads close 1013
+/// `connection limit reached`; slots come back when the handshake timeout drops the stalled ones.
+#[test]
+fn stalled_handshakes_count_toward_the_cap_until_they_time_out() {
+    let s = Server::start(&["--max-connections", "20", "--handshake-timeout", "1"]);
+    let stalled: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap())
+        .collect();
+    // Give the listener a moment to admit them (each is accepted before ours is).
+    let mut refused = Client::connect(s.port, "/?api-key=master-key").expect("upgrade");
+    assert_eq!(
+        refused.next_frame(),
+        Frame::Close(Some((1013, "connection limit reached".into())))
+    );
+    // Within about the handshake timeout, the stalled ones are gone and a client gets in.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = Client::connect(s.port, "/?api-key=master-key").expect("upgrade");
+        match c.next_frame() {
+            Frame::Text(t) => {
+                assert!(t.contains("\"ready\""), "{t}");
+                assert_eq!(c.ok("cols", json!({})), json!({"collections": []}));
+                break;
+            }
+            Frame::Close(Some((1013, _))) => {}
+            other => panic!("unexpected {}", other.describe()),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stalled handshakes kept their slots"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stalled);
+}
+
+#[test]
+fn connections_over_the_cap_are_refused_with_1013() {
+    let s = Server::start(&["--max-connections", "5"]);
+    let mut admitted: Vec<Client> = (0..5).map(|_| s.master()).collect();
+    // Ten refusals at once: each reads the documented close.
+    let port = s.port;
+    let refused: Vec<_> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port, "/?api-key=master-key").expect("upgrade");
+                c.next_frame()
+            })
+        })
+        .collect();
+    for h in refused {
+        assert_eq!(
+            h.join().unwrap(),
+            Frame::Close(Some((1013, "connection limit reached".into())))
+        );
+    }
+    for c in &mut admitted {
+        assert_eq!(c.ok("cols", json!({})), json!({"collections": []}));
+    }
+    let listed = admitted[0].ok("conn", json!({}))["connections"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(listed, Some(5));
 }
