@@ -166,6 +166,26 @@ impl Conn {
         })
     }
 
+    /// Waits until the socket is writable (or failed) or `timeout`, ignoring unread input: for
+    /// when the server deliberately does not read (input would make `wait` return at once, and
+    /// the caller spin).
+    pub fn wait_writable(&self, timeout: Duration) -> io::Result<()> {
+        let mut fd = libc::pollfd {
+            fd: self.sock.as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `fd` is a valid pollfd for the duration of the call, and the count is 1.
+        if unsafe { libc::poll(&mut fd, 1, ms) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Flushes the queue, waiting at most `timeout` for the peer to take it.
     pub fn flush_within(&mut self, timeout: Duration) -> io::Result<()> {
         let deadline = std::time::Instant::now() + timeout;
@@ -174,7 +194,7 @@ impl Conn {
             if left.is_zero() {
                 return Err(io::ErrorKind::TimedOut.into());
             }
-            self.wait(true, left)?;
+            self.wait_writable(left)?;
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ use tungstenite::{Message, WebSocket};
 
 /// How long a client may leave more than the send-buffer limit unread.
 const SEND_STALL: Duration = Duration::from_secs(5);
+/// How often a connection stalled on a client that does not read checks for close requests.
+const CLOSE_CHECK: Duration = Duration::from_millis(100);
 /// How long the server waits for its close frame to leave, and for the peer to hang up.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Consecutive id-less invalid frames tolerated before the connection is closed.
@@ -187,7 +189,11 @@ impl Session<'_> {
                 );
                 return Err(Flow::Close(1008, "send buffer limit exceeded"));
             }
-            conn.wait(true, left).map_err(|_| Flow::End)?;
+            // Writable only: the client's unread requests keep the socket readable, which would
+            // make this loop spin. Wake up now and then for close requests (they shut the read
+            // side, which only a readable wait would notice).
+            conn.wait_writable(left.min(CLOSE_CHECK))
+                .map_err(|_| Flow::End)?;
         }
         Ok(())
     }
