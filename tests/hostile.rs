@@ -421,3 +421,88 @@ fn connections_over_the_cap_are_refused_with_1013() {
         .map(Vec::len);
     assert_eq!(listed, Some(5));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slow clients
+
+/// A client that stops reading: the server stops reading from it once more than
+/// `--send-buffer-mib` is queued, closes it with 1008 `send buffer limit exceeded` about 5 s
+/// later, and meanwhile neither grows its memory nor burns CPU.
+///
+/// Found by this test: while waiting for the client to catch up, the server polled for
+/// readable *or* writable, and the client's unread requests kept the socket readable, so the
+/// connection thread spun at 100 % CPU for the whole 5 s.
+#[test]
+fn stalled_reader_is_closed_without_memory_growth_or_spinning() {
+    let s = Server::start(&["--send-buffer-mib", "1"]);
+    let pid = s.pid().unwrap();
+    let mut a = s.master();
+    let big = "b".repeat(256 * 1024);
+    a.ok(
+        "ins",
+        json!([{"col": "c", "doc": "d", "ts": 1, "data": big}]),
+    );
+    let hwm_before = kib(&s, "VmHWM");
+    // 400 requests answered with ~256 KiB each (100 MiB), written raw and never read.
+    let mut c = raw_connect(s.port).unwrap();
+    let mut buf = Vec::new();
+    for i in 0..400 {
+        raw_frame(
+            &mut buf,
+            &request(
+                &format!("q{i}"),
+                "qdoc",
+                &json!({"col": "c", "doc": "d", "to": 1}),
+            ),
+        );
+    }
+    c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(&buf).unwrap();
+    // Wait until the server has stopped reading (its queue is over the limit), then measure
+    // the CPU it uses while it waits for the client.
+    std::thread::sleep(Duration::from_millis(1000));
+    let cpu0 = common::proc_cpu_time(pid).unwrap();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_millis(2000));
+    let cpu = common::proc_cpu_time(pid).unwrap().saturating_sub(cpu0);
+    let wall = t0.elapsed();
+    assert!(
+        cpu < wall / 4,
+        "the server used {cpu:?} of CPU in {wall:?} while a client was not reading"
+    );
+    // Other clients are served meanwhile; the stalled one leaves the connection list when the
+    // server gives up on it (about 5 s after it stopped reading).
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": ["c"]}));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a.ok("conn", json!({}))["connections"].as_array().map(Vec::len) != Some(1) {
+        assert!(Instant::now() < deadline, "the stalled client was never closed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The stalled client: complete responses in order, then the documented close.
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut next = 0;
+    let end = loop {
+        match raw_read(&mut c) {
+            Ok(RawFrame::Text(t)) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                assert_eq!(v["id"], json!(format!("q{next}")));
+                next += 1;
+            }
+            other => break other,
+        }
+    };
+    assert!(
+        next < 400,
+        "the server never gave up on a client that did not read"
+    );
+    match end {
+        Ok(RawFrame::Close(1008, reason)) => assert_eq!(reason, "send buffer limit exceeded"),
+        other => panic!("after {next} responses: expected close 1008, got {other:?}"),
+    }
+    let grown_mib = kib(&s, "VmHWM").saturating_sub(hwm_before) / 1024;
+    assert!(
+        grown_mib < 32,
+        "peak RSS grew by {grown_mib} MiB for a client that did not read"
+    );
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": ["c"]}));
+}

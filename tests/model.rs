@@ -688,7 +688,8 @@ impl Run {
             ),
             json!({"status": "ok", "scope": "readonly"})
         );
-        drop(master);
+        // A clean close: the server lists a connection until it has seen it go.
+        assert!(matches!(master.close(), common::Frame::Close(_)));
         let (master, ro) = open_pair(&server);
         Run {
             server,
