@@ -474,8 +474,15 @@ fn stalled_reader_is_closed_without_memory_growth_or_spinning() {
     // server gives up on it (about 5 s after it stopped reading).
     assert_eq!(a.ok("cols", json!({})), json!({"collections": ["c"]}));
     let deadline = Instant::now() + Duration::from_secs(15);
-    while a.ok("conn", json!({}))["connections"].as_array().map(Vec::len) != Some(1) {
-        assert!(Instant::now() < deadline, "the stalled client was never closed");
+    while a.ok("conn", json!({}))["connections"]
+        .as_array()
+        .map(Vec::len)
+        != Some(1)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled client was never closed"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The stalled client: complete responses in order, then the documented close.
@@ -505,4 +512,295 @@ fn stalled_reader_is_closed_without_memory_growth_or_spinning() {
         "peak RSS grew by {grown_mib} MiB for a client that did not read"
     );
     assert_eq!(a.ok("cols", json!({})), json!({"collections": ["c"]}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input
+
+/// Deterministic pseudo-random bytes.
+fn garbage(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes `bytes` from a helper thread (errors ignored: the server may close first).
+fn write_in_background(s: &TcpStream, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+    let mut w = s.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = w.write_all(&bytes);
+    })
+}
+
+fn assert_healthy(s: &Server) {
+    let mut a = s.master();
+    a.ok(
+        "ins",
+        json!([{"col": "h", "doc": "d", "ts": 1, "data": "ok"}]),
+    );
+    assert_eq!(
+        a.ok("qdoc", json!({"col": "h", "doc": "d", "to": 1})),
+        json!({"records": [{"ts": 1, "data": "ok"}]})
+    );
+    a.ok("dcol", json!({"col": "h"}));
+}
+
+#[test]
+fn five_megabytes_of_garbage_get_the_documented_answers() {
+    let s = Server::start(&[]);
+    let five = 5 * 1000 * 1000;
+    // 1. Garbage instead of an HTTP upgrade: refused, the connection is closed.
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let w = write_in_background(&c, garbage(five, 1));
+    let t = time_to_hangup(&mut c, Duration::from_secs(10));
+    assert!(t.is_some(), "garbage upgrade request not refused");
+    let _ = c.shutdown(std::net::Shutdown::Both);
+    w.join().unwrap();
+    // 2. Garbage bytes after a valid upgrade (not WebSocket frames): close 1002.
+    let mut c = raw_connect(s.port).unwrap();
+    let mut bytes = garbage(five, 2);
+    bytes[0] = 0xf1; // reserved bits set: not a valid frame
+    let w = write_in_background(&c, bytes);
+    let got = raw_read(&mut c);
+    let _ = c.shutdown(std::net::Shutdown::Both);
+    w.join().unwrap();
+    assert_eq!(got.unwrap(), RawFrame::Close(1002, "protocol error".into()));
+    // 3. A 5 MB text frame of valid UTF-8 that is not JSON: an id-less error, the connection
+    //    stays open.
+    let mut a = s.master();
+    let text: String = garbage(five, 3)
+        .into_iter()
+        .map(|b| (b'!' + b % 90) as char)
+        .collect();
+    a.send_text(&text);
+    assert_eq!(
+        a.recv_json(),
+        json!({"error": "invalid message: expected a JSON object"})
+    );
+    // … and as the `data` of a valid envelope: a payload error with the id.
+    assert_eq!(
+        a.call("ins", Value::String(text)),
+        json!({"error": "invalid payload: data is not valid JSON"})
+    );
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+    // 4. 5 MB of invalid UTF-8 in a text frame: close 1007.
+    let mut b = s.master();
+    let mut bad = garbage(five, 4);
+    bad[0] = 0xff;
+    let w = {
+        let mut w = b.stream().try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&raw_frame_header(1, true, bad.len() as u64));
+            let _ = w.write_all(&bad);
+        })
+    };
+    let got = b.next_frame();
+    w.join().unwrap();
+    assert_eq!(
+        got,
+        Frame::Close(Some((1007, "invalid UTF-8 in text frame".into()))),
+        "{}",
+        got.describe()
+    );
+    assert_healthy(&s);
+}
+
+#[test]
+fn frame_of_16_mib_plus_one_closes_1009_and_16_mib_is_served() {
+    let s = Server::start(&[]);
+    let limit = 16 * 1024 * 1024;
+    // Exactly 16 MiB (the default limit) is a request like any other.
+    let mut a = s.master();
+    let head = "{\"id\":\"big\",\"type\":\"cols\",\"data\":\"{}\",\"pad\":\"";
+    let tail = "\"}";
+    let frame = format!(
+        "{head}{}{tail}",
+        "p".repeat(limit - head.len() - tail.len())
+    );
+    assert_eq!(frame.len(), limit);
+    a.send_text(&frame);
+    assert_eq!(a.recv_json(), json!({"id": "big", "collections": []}));
+    drop(frame);
+    // One byte more: close 1009 `message too big`, without the server buffering it all.
+    let mut b = s.master();
+    let writer = b.send_big_text_frame(b'x', limit + 1);
+    let got = b.next_frame();
+    let _ = b.stream().shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    assert_eq!(
+        got,
+        Frame::Close(Some((1009, "message too big".to_string()))),
+        "{}",
+        got.describe()
+    );
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+    assert_healthy(&s);
+}
+
+/// A pattern built to be slow (a large lazy-DFA-hostile automaton over long data) is answered
+/// correctly within a bounded time, and other clients are served meanwhile; patterns over the
+/// size limits, nested 1000 deep, or not compiling at all are taken literally.
+#[test]
+fn slow_and_pathological_patterns_are_answered() {
+    let s = Server::start(&[]);
+    let mut a = s.master();
+    // 4 documents of 32 KiB of letters, digits, spaces and newlines.
+    let docs: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            let data: String = garbage(32 * 1024, 5 + i)
+                .into_iter()
+                .map(|b| b"abcdefghijklmnopqrstuvwxyz0123456789 \n"[(b % 38) as usize] as char)
+                .collect();
+            (format!("doc{i}"), data)
+        })
+        .collect();
+    for (doc, data) in &docs {
+        a.ok(
+            "ins",
+            json!([{"col": "p", "doc": doc, "ts": 1, "data": data}]),
+        );
+    }
+    // A letter, 300 of [a-z0-9 ], then "0": the lazy DFA gives up on it (too many states) and
+    // the slower linear-time engine scans every byte. The expected answer, by hand:
+    let matches = |d: &str| {
+        let b = d.as_bytes();
+        let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b' ';
+        (0..b.len().saturating_sub(301)).any(|i| {
+            b[i].is_ascii_lowercase()
+                && b[i + 1..i + 301].iter().all(|&c| ok(c))
+                && b[i + 301] == b'0'
+        })
+    };
+    let mut want = serde_json::Map::new();
+    for (doc, data) in &docs {
+        if !matches(data) {
+            want.insert(doc.clone(), json!({"ts": 1, "data": data}));
+        }
+    }
+    let port = s.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let bystander = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut b = Client::open(port, MASTER, None);
+            let mut worst = Duration::ZERO;
+            let mut n = 0;
+            ready_tx.send(()).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || n == 0 {
+                let t = Instant::now();
+                b.ok(
+                    "sval",
+                    json!({"col": "other", "key": "k", "value": format!("{n}")}),
+                );
+                assert_eq!(
+                    b.ok("gval", json!({"col": "other", "key": "k"})),
+                    json!({"value": format!("{n}")})
+                );
+                worst = worst.max(t.elapsed());
+                n += 1;
+            }
+            (n, worst)
+        })
+    };
+    ready_rx.recv().unwrap();
+    let slow = "/(?i)[a-z][a-z0-9 ]{300}0/";
+    let start = Instant::now();
+    // `filter` drops the matching documents: the answer is every document that does not match.
+    let v = a.ok("qry", json!({"col": "p", "ts": 10, "filter": slow}));
+    let took = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (n, worst) = bystander.join().unwrap();
+    assert_eq!(v, json!({ "records": want }));
+    eprintln!(
+        "slow pattern over 128 KiB: {took:?} ({} of 4 documents match); meanwhile {n} \
+         requests on another connection, slowest {worst:?}",
+        4 - want.len()
+    );
+    assert!(took < Duration::from_secs(20), "slow pattern took {took:?}");
+    assert!(
+        worst < Duration::from_secs(2),
+        "a bystander waited {worst:?}"
+    );
+    // Over the compiled-size limit, over 4096 bytes, or 1000 groups deep: literal text, which
+    // no data contains — answered at once. Nested 200 deep: a real pattern.
+    let huge = "/(?:\\w{1000}){1000}/".to_string();
+    let long = format!("/{}/", "a".repeat(5000));
+    let deep = |d: usize| format!("/{}a{}/", "(".repeat(d), ")".repeat(d));
+    for (p, want) in [(huge, 0), (long, 0), (deep(200), 4), (deep(1000), 0)] {
+        let t = Instant::now();
+        let v = a.ok("qry", json!({"col": "p", "ts": 10, "where": p}));
+        assert_eq!(
+            v["records"].as_object().map(|o| o.len()),
+            Some(want),
+            "{}",
+            &p[..20]
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let v = a.call("qry", json!({"col": "p", "ts": 10, "doc": p}));
+        if p.len() > 4096 {
+            assert_eq!(
+                v,
+                json!({"error": "invalid payload: doc must be at most 4096 bytes"})
+            );
+        } else {
+            // Document names contain no "a": the deep pattern selects nothing either.
+            assert_eq!(v, json!({"records": {}}), "{}", &p[..20]);
+        }
+    }
+    assert_healthy(&s);
+}
+
+/// 100,000 tiny requests back to back on one connection: every one answered, in order.
+#[test]
+fn hundred_thousand_tiny_requests_back_to_back() {
+    const N: usize = 100_000;
+    let s = Server::start(&[]);
+    let mut a = s.master();
+    a.ok("sval", json!({"col": "t", "key": "k", "value": "v"}));
+    let mut c = raw_connect(s.port).unwrap();
+    let writer = {
+        let mut w = c.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = Vec::with_capacity(4 << 20);
+            for i in 0..N {
+                raw_frame(
+                    &mut buf,
+                    &format!(
+                        r#"{{"id":"{i}","type":"gval","data":"{{\"col\":\"t\",\"key\":\"k\"}}"}}"#
+                    ),
+                );
+                if buf.len() > 1 << 20 {
+                    w.write_all(&buf).unwrap();
+                    buf.clear();
+                }
+            }
+            w.write_all(&buf).unwrap();
+        })
+    };
+    let start = Instant::now();
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, c.try_clone().unwrap());
+    for i in 0..N {
+        let mut h = [0u8; 2];
+        reader.read_exact(&mut h).unwrap();
+        assert_eq!(h[0], 0x81, "response {i}: not a final text frame");
+        let mut body = vec![0u8; (h[1] & 0x7f) as usize];
+        reader.read_exact(&mut body).unwrap();
+        let want = format!(r#"{{"id":"{i}","value":"v"}}"#);
+        assert_eq!(std::str::from_utf8(&body).unwrap(), want, "response {i}");
+    }
+    writer.join().unwrap();
+    eprintln!("{N} tiny requests answered in {:?}", start.elapsed());
+    // The connection and the server are still fine.
+    let mut buf = Vec::new();
+    raw_frame(&mut buf, &request("end", "cols", &json!("{}")));
+    c.write_all(&buf).unwrap();
+    assert_eq!(raw_json(&mut c), json!({"id": "end", "collections": ["t"]}));
+    assert_healthy(&s);
 }
