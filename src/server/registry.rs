@@ -4,7 +4,8 @@ use crate::auth::KeyEntry;
 use crate::ops::{ConnInfo, Sessions};
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Shutdown, TcpStream};
+use std::net::IpAddr;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +20,12 @@ pub struct SessionHandle {
     pub name: Option<String>,
     pub since: Instant,
     pub key: Arc<KeyEntry>,
-    sock: TcpStream,
+    /// The session's socket, shut (read side) to wake the session for a close request. Not a
+    /// duplicate (that would cost a second file descriptor per connection): `fd_open` says
+    /// whether it still belongs to the session, which clears it in `mark_closed` before the
+    /// socket is closed; `request_close` shuts it only under that lock.
+    fd: RawFd,
+    fd_open: Mutex<bool>,
     close_flag: AtomicBool,
     close_reason: Mutex<Option<(u16, &'static str)>>,
     closed: Mutex<bool>,
@@ -45,11 +51,20 @@ impl SessionHandle {
             }
         }
         self.close_flag.store(true, Ordering::Release);
-        let _ = self.sock.shutdown(Shutdown::Read);
+        let open = self.fd_open.lock();
+        if *open {
+            // SAFETY: the descriptor is the session's live socket: the session closes it only
+            // after `mark_closed`, which waits for this lock.
+            unsafe {
+                libc::shutdown(self.fd, libc::SHUT_RD);
+            }
+        }
     }
 
-    /// Called by the session once its close frame is out (or it is gone).
+    /// Called by the session once its close frame is out (or it is gone), and always before
+    /// its socket is closed.
     pub fn mark_closed(&self) {
+        *self.fd_open.lock() = false;
         *self.closed.lock() = true;
         self.closed_cv.notify_all();
     }
@@ -94,7 +109,7 @@ impl Registry {
         ip: IpAddr,
         name: Option<String>,
         key: Arc<KeyEntry>,
-        sock: TcpStream,
+        fd: RawFd,
         since: Instant,
     ) -> Arc<SessionHandle> {
         let handle = Arc::new(SessionHandle {
@@ -103,7 +118,8 @@ impl Registry {
             name,
             since,
             key,
-            sock,
+            fd,
+            fd_open: Mutex::new(true),
             close_flag: AtomicBool::new(false),
             close_reason: Mutex::new(None),
             closed: Mutex::new(false),
