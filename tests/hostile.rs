@@ -231,6 +231,43 @@ fn thousand_simultaneous_connections() {
     assert_eq!(all["records"].as_object().map(|o| o.len()), Some(N));
 }
 
+/// Found while measuring the most connections this machine holds: every connection used two
+/// file descriptors (the registry kept a duplicate of the socket to wake the session), so the
+/// server ran out of descriptors (`accept failed: Too many open files`) at half of `ulimit -n`.
+#[test]
+fn each_connection_uses_one_file_descriptor() {
+    let s = Server::start(&[]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", s.pid().unwrap()))
+            .unwrap()
+            .count()
+    };
+    let mut a = s.master();
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+    let before = fds();
+    let conns: Vec<TcpStream> = (0..200).map(|_| raw_connect(s.port).unwrap()).collect();
+    let per_conn = (fds() - before) as f64 / conns.len() as f64;
+    assert!(
+        per_conn < 1.1,
+        "{per_conn:.2} file descriptors per connection"
+    );
+    // Closing still works: a revoked key's connections are closed at once.
+    a.ok(
+        "keys",
+        json!({"action": "add", "key": "temp", "scope": "readonly"}),
+    );
+    let mut t = s.open("temp", None);
+    assert_eq!(
+        a.ok("keys", json!({"action": "remove", "key": "temp"})),
+        json!({"status": "ok"})
+    );
+    assert_eq!(
+        t.next_frame(),
+        Frame::Close(Some((1008, "API key revoked".into())))
+    );
+    drop(conns);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Handshakes and the connection cap
 
@@ -803,4 +840,86 @@ fn hundred_thousand_tiny_requests_back_to_back() {
     c.write_all(&buf).unwrap();
     assert_eq!(raw_json(&mut c), json!({"id": "end", "collections": ["t"]}));
     assert_healthy(&s);
+}
+
+/// Not part of `make test`: how many concurrent connections this machine holds, and the idle
+/// RSS per connection, e.g. against the release binary:
+/// `FLUXIONDB_HOLD_CONNECTIONS=19000 cargo test --release --test hostile -- --ignored --nocapture hold_many_connections`
+/// (both processes need a file descriptor per connection: `ulimit -n` bounds the number).
+#[test]
+#[ignore]
+fn hold_many_connections() {
+    let want: usize = std::env::var("FLUXIONDB_HOLD_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    const THREADS: usize = 8;
+    let cap = (want + 100).to_string();
+    let s = Server::start(&["--max-connections", &cap, "--log-level", "error"]);
+    let mut a = s.master();
+    assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
+    let rss_before = kib(&s, "VmRSS");
+    let port = s.port;
+    let start = Instant::now();
+    let groups: Vec<(Vec<TcpStream>, Option<String>)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|_| {
+                sc.spawn(move || {
+                    let mut v = Vec::new();
+                    for _ in 0..want / THREADS {
+                        match raw_connect(port) {
+                            Ok(c) => v.push(c),
+                            Err(e) => return (v, Some(e.to_string())),
+                        }
+                    }
+                    (v, None)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let held: usize = groups.iter().map(|g| g.0.len()).sum();
+    let errors: Vec<&String> = groups.iter().filter_map(|g| g.1.as_ref()).collect();
+    let rss = kib(&s, "VmRSS");
+    if !errors.is_empty() {
+        let tail = s.stderr_tail();
+        eprintln!(
+            "server stderr (tail): {}",
+            &tail[tail.len().saturating_sub(600)..]
+        );
+    }
+    eprintln!(
+        "held {held} connections (asked {want}) in {:?}; first errors: {:?}",
+        start.elapsed(),
+        errors.iter().take(2).collect::<Vec<_>>()
+    );
+    eprintln!(
+        "server RSS {rss_before} KiB -> {rss} KiB: {:.1} KiB per idle connection; threads {:?}",
+        (rss - rss_before) as f64 / held.max(1) as f64,
+        proc_status_kib(s.pid().unwrap(), "Threads")
+    );
+    if let Some(secs) = std::env::var("FLUXIONDB_HOLD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        eprintln!("holding for {secs} s (server pid {})", s.pid().unwrap());
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+    // Every connection still works: one request on each.
+    let mut answered = 0;
+    for (conns, _) in groups {
+        for mut c in conns {
+            let mut buf = Vec::new();
+            raw_frame(&mut buf, &request("x", "cols", &json!("{}")));
+            c.write_all(&buf).unwrap();
+            assert_eq!(raw_json(&mut c), json!({"id": "x", "collections": []}));
+            answered += 1;
+        }
+    }
+    eprintln!("all {answered} answered");
+    assert_eq!(
+        held,
+        want - want % THREADS,
+        "not every connection was admitted"
+    );
 }
