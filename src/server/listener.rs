@@ -20,14 +20,50 @@ const STACK_SIZE: usize = if cfg!(debug_assertions) {
 /// Refusals (close 1013) handled at once; past this, surplus connections are just dropped.
 const MAX_REFUSALS: usize = 64;
 
+/// Connections this process can hold whatever `--max-connections` says: each takes a file
+/// descriptor and a thread, whose stack and signal stack are four memory mappings. Past
+/// `ulimit -n`, accept fails and clients hang in the handshake; past `vm.max_map_count`, a new
+/// thread cannot allocate its signal stack and the runtime aborts the process. Some
+/// descriptors and mappings are left for the rest of the server and for refusals.
+fn capacity() -> Option<usize> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let fds = (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0
+        && lim.rlim_cur != libc::RLIM_INFINITY)
+        .then(|| (lim.rlim_cur as usize).saturating_sub(64));
+    let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .map(|m| (m / 4).saturating_sub(1024));
+    let room = match (fds, maps) {
+        (Some(f), Some(m)) => f.min(m),
+        (f, m) => f.or(m)?,
+    };
+    Some(room.saturating_sub(MAX_REFUSALS).max(1))
+}
+
 pub fn run(shared: Arc<Shared>, listener: TcpListener) {
+    let configured = shared.config.max_connections;
+    let cap = match capacity() {
+        Some(room) if room < configured => {
+            log::warn!(
+                "--max-connections {configured} is more than this process can hold \
+                 (ulimit -n, vm.max_map_count); using {room}"
+            );
+            room
+        }
+        _ => configured,
+    };
     loop {
         let accepted = listener.accept();
         if shared.stopping.load(Ordering::Acquire) {
             break;
         }
         match accepted {
-            Ok((sock, peer)) => admit(&shared, sock, peer),
+            Ok((sock, peer)) => admit(&shared, sock, peer, cap),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 // Typically out of file descriptors: back off instead of spinning.
@@ -39,9 +75,9 @@ pub fn run(shared: Arc<Shared>, listener: TcpListener) {
     log::info!("listener stopped");
 }
 
-fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr) {
+fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr, cap: usize) {
     let accepted = Instant::now();
-    let refuse = shared.threads.fetch_add(1, Ordering::AcqRel) >= shared.config.max_connections;
+    let refuse = shared.threads.fetch_add(1, Ordering::AcqRel) >= cap;
     if refuse && shared.refusals.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSALS {
         shared.refusals.fetch_sub(1, Ordering::AcqRel);
         shared.threads.fetch_sub(1, Ordering::AcqRel);
