@@ -430,6 +430,90 @@ fn stalled_handshakes_count_toward_the_cap_until_they_time_out() {
     drop(stalled);
 }
 
+/// Found while measuring the most connections this machine holds: with `--max-connections`
+/// above what the process can hold, the server either stopped accepting (out of file
+/// descriptors: clients hung in the handshake) or aborted (at ~16,000 threads the memory-map
+/// limit made a new thread's signal stack allocation fail, and the runtime aborted the whole
+/// process). The cap is now lowered to what `ulimit -n` and `vm.max_map_count` allow, so the
+/// surplus gets the documented 1013.
+#[test]
+fn cap_above_the_file_descriptor_limit_refuses_with_1013() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let args = vec!["--max-connections".to_string(), "100000".to_string()];
+    let mut cmd = Server::command(MASTER, &args, None);
+    // SAFETY: only async-signal-safe setrlimit runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut child = Kill(child);
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..300 {
+        match raw_connect(port) {
+            Ok(c) => held.push(c),
+            Err(e) => {
+                // The refusal is an upgrade followed by close 1013 (raw_connect reports the
+                // first frame it read).
+                assert!(
+                    e.to_string()
+                        .contains("Close(1013, \"connection limit reached\")"),
+                    "after {} connections: {e}",
+                    held.len()
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        (100..=192).contains(&held.len()) && refused == 300 - held.len(),
+        "held {}, refused {refused}",
+        held.len()
+    );
+    assert!(matches!(child.0.try_wait(), Ok(None)), "server died");
+    // Every admitted connection works; a slot freed is a slot reused.
+    for c in &mut held {
+        let mut buf = Vec::new();
+        raw_frame(&mut buf, &request("x", "cols", &json!("{}")));
+        c.write_all(&buf).unwrap();
+        assert_eq!(raw_json(c), json!({"id": "x", "collections": []}));
+    }
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while raw_connect(port).is_err() {
+        assert!(Instant::now() < deadline, "a freed slot was not reused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn connections_over_the_cap_are_refused_with_1013() {
     let s = Server::start(&["--max-connections", "5"]);
@@ -861,35 +945,41 @@ fn hold_many_connections() {
     let rss_before = kib(&s, "VmRSS");
     let port = s.port;
     let start = Instant::now();
-    let groups: Vec<(Vec<TcpStream>, Option<String>)> = std::thread::scope(|sc| {
+    #[allow(clippy::type_complexity)]
+    let groups: Vec<(Vec<TcpStream>, usize, Option<String>)> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..THREADS)
             .map(|_| {
                 sc.spawn(move || {
                     let mut v = Vec::new();
+                    let mut refused = 0;
                     for _ in 0..want / THREADS {
                         match raw_connect(port) {
                             Ok(c) => v.push(c),
-                            Err(e) => return (v, Some(e.to_string())),
+                            // Over what the process can hold: the documented refusal.
+                            Err(e) if e.to_string().contains("Close(1013") => refused += 1,
+                            Err(e) => return (v, refused, Some(e.to_string())),
                         }
                     }
-                    (v, None)
+                    (v, refused, None)
                 })
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let held: usize = groups.iter().map(|g| g.0.len()).sum();
-    let errors: Vec<&String> = groups.iter().filter_map(|g| g.1.as_ref()).collect();
-    let rss = kib(&s, "VmRSS");
+    let refused: usize = groups.iter().map(|g| g.1).sum();
+    let errors: Vec<String> = groups.iter().filter_map(|g| g.2.clone()).collect();
     if !errors.is_empty() {
         let tail = s.stderr_tail();
         eprintln!(
             "server stderr (tail): {}",
-            &tail[tail.len().saturating_sub(600)..]
+            &tail[tail.len().saturating_sub(1500)..]
         );
     }
+    let rss = kib(&s, "VmRSS");
     eprintln!(
-        "held {held} connections (asked {want}) in {:?}; first errors: {:?}",
+        "held {held} connections (asked {want}, {refused} refused with 1013) in {:?}; first \
+         errors: {:?}",
         start.elapsed(),
         errors.iter().take(2).collect::<Vec<_>>()
     );
@@ -907,7 +997,7 @@ fn hold_many_connections() {
     }
     // Every connection still works: one request on each.
     let mut answered = 0;
-    for (conns, _) in groups {
+    for (conns, _, _) in groups {
         for mut c in conns {
             let mut buf = Vec::new();
             raw_frame(&mut buf, &request("x", "cols", &json!("{}")));
@@ -917,9 +1007,9 @@ fn hold_many_connections() {
         }
     }
     eprintln!("all {answered} answered");
-    assert_eq!(
-        held,
-        want - want % THREADS,
-        "not every connection was admitted"
+    assert!(
+        errors.is_empty(),
+        "connections failed other than by a refusal"
     );
+    assert_eq!(held + refused, want - want % THREADS);
 }
