@@ -11,6 +11,8 @@ pub struct Conn {
     sock: TcpStream,
     out: Vec<u8>,
     sent: usize,
+    /// Bytes read from the socket so far (handshake included).
+    received: u64,
 }
 
 /// What `wait` saw.
@@ -26,7 +28,13 @@ impl Conn {
             sock,
             out: Vec::with_capacity(4096),
             sent: 0,
+            received: 0,
         }
+    }
+
+    /// Bytes read from the socket so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     pub fn socket(&self) -> &TcpStream {
@@ -227,7 +235,9 @@ impl Conn {
 
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.sock.read(buf)
+        let n = self.sock.read(buf)?;
+        self.received += n as u64;
+        Ok(n)
     }
 }
 

@@ -12,6 +12,7 @@ use std::cell::Cell;
 use std::io;
 use std::time::{Duration, Instant};
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
 /// How long a client may leave more than the send-buffer limit unread.
@@ -35,6 +36,25 @@ enum Flow {
     End,
     /// Queued acknowledgements cannot be made durable: hang up without sending them.
     Drop,
+    /// Nothing is buffered and the read buffer grew for a large message: start a fresh
+    /// `WebSocket` on the same connection so that the buffer is freed.
+    Rebuild,
+}
+
+/// A message at least this large makes the read buffer worth freeing once the client is idle
+/// (tungstenite keeps its read buffer at the largest frame's size for the connection's life).
+const REBUILD_AFTER: usize = 64 * 1024;
+
+/// Bytes of a masked client frame with a payload of `len` and the shortest length encoding.
+fn client_frame_len(len: usize) -> u64 {
+    let ext = if len < 126 {
+        0
+    } else if len <= u16::MAX as usize {
+        2
+    } else {
+        8
+    };
+    (2 + ext + 4 + len) as u64
 }
 
 struct Session<'s> {
@@ -44,6 +64,12 @@ struct Session<'s> {
     bad_total: u32,
     /// Queued acknowledgements may leave only once the log is durable up to here.
     durable_upto: u64,
+    /// Bytes of the frames read so far, counted as single frames with the shortest header:
+    /// when it equals the bytes read from the socket, tungstenite holds no unread input (a
+    /// fragmented message or a longer header only makes it smaller, never equal).
+    consumed: u64,
+    /// A message over `REBUILD_AFTER` was read since the `WebSocket` was made.
+    grown: bool,
 }
 
 /// Serves an authenticated connection until it ends.
@@ -54,9 +80,20 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
         bad_streak: 0,
         bad_total: 0,
         durable_upto: 0,
+        consumed: ws.get_ref().received(),
+        grown: false,
     };
     ws.get_mut().push_text(encode::READY.as_bytes());
-    let flow = s.serve(&mut ws);
+    let flow = loop {
+        match s.serve(&mut ws) {
+            Flow::Rebuild => {
+                let config = *ws.get_config();
+                ws = WebSocket::from_raw_socket(ws.into_inner(), Role::Server, Some(config));
+                s.grown = false;
+            }
+            flow => break flow,
+        }
+    };
     // Off the list before anything else goes out: once a client has seen its close handshake
     // complete, `conn` on another connection must not show it.
     shared.registry.unregister(handle);
@@ -73,7 +110,7 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
             handle.mark_closed();
             conn.finish(CLOSE_LINGER);
         }
-        Flow::Continue | Flow::End => {
+        Flow::Continue | Flow::End | Flow::Rebuild => {
             let _ = conn.flush_within(CLOSE_LINGER);
         }
         Flow::Drop => {
@@ -102,10 +139,18 @@ impl Session<'_> {
                 Ok(Message::Text(text)) => {
                     last_rx = Instant::now();
                     pinged = false;
+                    self.consumed += client_frame_len(text.len());
+                    self.grown |= text.len() >= REBUILD_AFTER;
                     self.handle_text(text.as_str(), ws.get_mut())
                 }
                 Ok(Message::Binary(_)) => Flow::Close(1003, "text frames only"),
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {
+                Ok(Message::Ping(p) | Message::Pong(p)) => {
+                    last_rx = Instant::now();
+                    pinged = false;
+                    self.consumed += client_frame_len(p.len());
+                    Flow::Continue
+                }
+                Ok(Message::Frame(_)) => {
                     last_rx = Instant::now();
                     pinged = false;
                     Flow::Continue
@@ -116,6 +161,9 @@ impl Session<'_> {
                     Flow::End
                 }
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.grown && ws.get_ref().received() == self.consumed {
+                        return Flow::Rebuild;
+                    }
                     match self.idle(ws.get_mut(), last_rx, &mut pinged) {
                         Ok(()) => Flow::Continue,
                         Err(flow) => flow,
