@@ -15,13 +15,6 @@ pub struct Conn {
     received: u64,
 }
 
-/// What `wait` saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ready {
-    pub readable: bool,
-    pub writable: bool,
-}
-
 impl Conn {
     pub fn new(sock: TcpStream) -> Self {
         Conn {
@@ -143,44 +136,28 @@ impl Conn {
         }
     }
 
-    /// Waits until the socket is readable (or, with `want_write`, writable) or `timeout`.
-    pub fn wait(&self, want_write: bool, timeout: Duration) -> io::Result<Ready> {
-        let mut events = libc::POLLIN;
-        if want_write {
-            events |= libc::POLLOUT;
-        }
-        let mut fd = libc::pollfd {
-            fd: self.sock.as_raw_fd(),
-            events,
-            revents: 0,
+    /// Waits until the socket is readable (or, with `want_write`, writable), fails, or
+    /// `timeout` passes.
+    pub fn wait(&self, want_write: bool, timeout: Duration) -> io::Result<()> {
+        let events = if want_write {
+            libc::POLLIN | libc::POLLOUT
+        } else {
+            libc::POLLIN
         };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `fd` is a valid pollfd for the duration of the call, and the count is 1.
-        let n = unsafe { libc::poll(&mut fd, 1, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(Ready {
-                    readable: false,
-                    writable: false,
-                });
-            }
-            return Err(e);
-        }
-        let hup = fd.revents & (libc::POLLERR | libc::POLLHUP) != 0;
-        Ok(Ready {
-            readable: fd.revents & libc::POLLIN != 0 || hup,
-            writable: fd.revents & libc::POLLOUT != 0 || hup,
-        })
+        self.poll(events, timeout)
     }
 
     /// Waits until the socket is writable (or failed) or `timeout`, ignoring unread input: for
     /// when the server deliberately does not read (input would make `wait` return at once, and
     /// the caller spin).
     pub fn wait_writable(&self, timeout: Duration) -> io::Result<()> {
+        self.poll(libc::POLLOUT, timeout)
+    }
+
+    fn poll(&self, events: libc::c_short, timeout: Duration) -> io::Result<()> {
         let mut fd = libc::pollfd {
             fd: self.sock.as_raw_fd(),
-            events: libc::POLLOUT,
+            events,
             revents: 0,
         };
         let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;

@@ -74,6 +74,9 @@ struct Session<'s> {
 
 /// Serves an authenticated connection until it ends.
 pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
+    // Dropped before `ws` (a parameter), even when unwinding: the registry must stop touching
+    // the socket's descriptor before the socket is closed.
+    let _closed = MarkClosed(handle);
     let mut s = Session {
         shared,
         handle,
@@ -119,6 +122,15 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
         }
     }
     handle.mark_closed();
+}
+
+/// Marks a session closed when dropped.
+struct MarkClosed<'h>(&'h SessionHandle);
+
+impl Drop for MarkClosed<'_> {
+    fn drop(&mut self) {
+        self.0.mark_closed();
+    }
 }
 
 impl Session<'_> {
