@@ -20,7 +20,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
 /// Position of the first byte that needs escaping. Eight bytes at a time: a word has such a
 /// byte when one of its bytes is below 0x20, or equal to `"` or `\` (exact tests, see "Bit
 /// Twiddling Hacks", valid for thresholds up to 128).
-fn first_escape(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn first_escape(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;

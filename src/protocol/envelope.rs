@@ -32,6 +32,14 @@ fn non_empty(s: Scalar<'_>) -> Option<Cow<'_, str>> {
 
 /// Reads the envelope of one text frame.
 pub fn parse(frame: &str) -> Result<Envelope<'_>, EnvelopeError<'_>> {
+    match fast::parse(frame) {
+        Some(env) => Ok(env),
+        None => parse_general(frame),
+    }
+}
+
+/// The general reader: every shape, every error stage.
+fn parse_general(frame: &str) -> Result<Envelope<'_>, EnvelopeError<'_>> {
     let [id, kind, data] =
         read_object(frame, &["id", "type", "data"]).map_err(|_| EnvelopeError {
             id: None,
@@ -56,9 +64,163 @@ pub fn parse(frame: &str) -> Result<Envelope<'_>, EnvelopeError<'_>> {
     Ok(Envelope { id, kind, data })
 }
 
+/// The envelope every SDK sends — an object of the three string members, in any order — read
+/// in one pass without a general JSON parser. Anything else (another member, another value
+/// type, an odd escape, an error) returns `None` and is left to the general reader, so both
+/// always agree.
+mod fast {
+    use super::Envelope;
+    use crate::protocol::encode::first_escape;
+    use std::borrow::Cow;
+
+    fn skip_ws(b: &[u8], mut i: usize) -> usize {
+        while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    }
+
+    fn hex4(b: &[u8], i: usize) -> Option<u32> {
+        let digits = b.get(i..i + 4)?;
+        let mut v = 0;
+        for &d in digits {
+            v = v * 16 + (d as char).to_digit(16)?;
+        }
+        Some(v)
+    }
+
+    /// The JSON string starting at `i` (its opening quote) and the position after it.
+    fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
+        let b = s.as_bytes();
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let start = i + 1;
+        let mut j = start + first_escape(&b[start..])?;
+        if b[j] == b'"' {
+            return Some((Cow::Borrowed(&s[start..j]), j + 1));
+        }
+        let mut out = String::with_capacity(b.len() - start);
+        out.push_str(&s[start..j]);
+        loop {
+            match b[j] {
+                b'"' => return Some((Cow::Owned(out), j + 1)),
+                b'\\' => {
+                    let (c, used) = match *b.get(j + 1)? {
+                        b'"' => ('"', 2),
+                        b'\\' => ('\\', 2),
+                        b'/' => ('/', 2),
+                        b'b' => ('\u{8}', 2),
+                        b'f' => ('\u{c}', 2),
+                        b'n' => ('\n', 2),
+                        b'r' => ('\r', 2),
+                        b't' => ('\t', 2),
+                        b'u' => {
+                            let hi = hex4(b, j + 2)?;
+                            if (0xD800..0xDC00).contains(&hi) {
+                                if b.get(j + 6..j + 8)? != b"\\u" {
+                                    return None;
+                                }
+                                let lo = hex4(b, j + 8)?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return None;
+                                }
+                                (
+                                    char::from_u32(
+                                        0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                                    )?,
+                                    12,
+                                )
+                            } else {
+                                (char::from_u32(hi)?, 6)
+                            }
+                        }
+                        _ => return None,
+                    };
+                    out.push(c);
+                    j += used;
+                }
+                _ => return None, // a control character: not JSON
+            }
+            let run = j;
+            j += first_escape(b.get(j..)?)?;
+            out.push_str(&s[run..j]);
+        }
+    }
+
+    pub fn parse(frame: &str) -> Option<Envelope<'_>> {
+        let b = frame.as_bytes();
+        let mut i = skip_ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        let (mut id, mut kind, mut data) = (None, None, None);
+        i += 1;
+        loop {
+            let (key, next) = string(frame, skip_ws(b, i))?;
+            i = skip_ws(b, next);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            let (value, next) = string(frame, skip_ws(b, i + 1))?;
+            match &*key {
+                "id" => id = Some(value),
+                "type" => kind = Some(value),
+                "data" => data = Some(value),
+                _ => return None,
+            }
+            i = skip_ws(b, next);
+            match b.get(i) {
+                Some(b',') => i += 1,
+                Some(b'}') => break,
+                _ => return None,
+            }
+        }
+        if skip_ws(b, i + 1) != b.len() {
+            return None;
+        }
+        let (id, kind, data) = (id?, kind?, data?);
+        if id.is_empty() || kind.is_empty() || data.is_empty() {
+            return None;
+        }
+        Some(Envelope { id, kind, data })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_path_agrees_with_the_general_reader() {
+        let frames = [
+            r#"{"id":"a","type":"ins","data":"[{\"ts\":1,\"doc\":\"d\",\"data\":\"x\",\"col\":\"c\"}]"}"#,
+            r#" { "data" : "{}" , "type":"cols", "id":"z" } "#,
+            r#"{"id":"\u00e9\ud83d\ude00\/\b\f\n\r\t","type":"t","data":"é😀"}"#,
+            r#"{"id":"a","type":"cols","data":"x","id":"b"}"#,
+        ];
+        for f in frames {
+            let fast = fast::parse(f).unwrap_or_else(|| panic!("fast path declined {f}"));
+            assert_eq!(fast, parse_general(f).unwrap(), "{f}");
+        }
+        let declined = [
+            r#"{"id":"a","type":"cols","data":"{}","extra":true}"#,
+            r#"{"id":7,"type":"cols","data":"{}"}"#,
+            r#"{"id":"a","type":"cols","data":"{}"} x"#,
+            r#"{"id":"a","type":"cols","data":"\ud800"}"#,
+            r#"{"id":"a","type":"cols","data":"\x"}"#,
+            "{\"id\":\"a\u{1}\",\"type\":\"cols\",\"data\":\"{}\"}",
+            r#"{"id":"","type":"cols","data":"{}"}"#,
+            r#"{"id":"a","type":"cols"}"#,
+            r#"{"id":"a","type":"cols","data":"{}""#,
+            r#"{"id":"a","type":"cols","data":"{}",}"#,
+            r#"{}"#,
+            r#"[]"#,
+        ];
+        for f in declined {
+            assert!(fast::parse(f).is_none(), "fast path accepted {f}");
+        }
+    }
 
     fn msg(frame: &str) -> (Option<String>, &'static str) {
         let e = parse(frame).unwrap_err();
