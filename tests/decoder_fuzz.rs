@@ -4,73 +4,13 @@
 //! documented error or a request that satisfies every field rule, and must not allocate more
 //! than a small multiple of their size.
 
+#[path = "../fuzz/src/counting.rs"]
+mod counting;
 #[path = "../fuzz/src/gen.rs"]
 mod gen;
 
+use counting::{alloc_bound, measured};
 use gen::{Case, Expect, Rng};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-struct Counting;
-
-thread_local! {
-    static CURRENT: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn grow(n: usize) {
-    let _ = CURRENT.try_with(|c| {
-        let v = c.get() + n;
-        c.set(v);
-        let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
-    });
-}
-
-fn shrink(n: usize) {
-    let _ = CURRENT.try_with(|c| c.set(c.get().saturating_sub(n)));
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; only sizes are counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc(l);
-        if !p.is_null() {
-            grow(l.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l);
-        shrink(l.size());
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let q = System.realloc(p, l, new);
-        if !q.is_null() {
-            if new > l.size() {
-                grow(new - l.size());
-            } else {
-                shrink(l.size() - new);
-            }
-        }
-        q
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// Peak extra heap bytes `f` used on this thread.
-fn measured<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let base = CURRENT.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let r = f();
-    (r, PEAK.with(Cell::get).saturating_sub(base))
-}
-
-/// Same bound as the fuzz binary: a small multiple of the input plus one pattern compile.
-fn alloc_bound(len: usize) -> usize {
-    8 * len + (16 << 20)
-}
 
 /// Runs `f` on a thread with the debug server's connection stack (2 MiB).
 fn on_server_stack(f: impl FnOnce() + Send + 'static) {

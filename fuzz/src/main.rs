@@ -7,11 +7,11 @@
 //! allocator. A panic, an oracle mismatch, an invariant failure or an allocation over the
 //! bound is written to `fuzz/crashes/` and makes the run exit 1.
 
+mod counting;
 mod gen;
 
+use counting::{alloc_bound, measured};
 use gen::Rng;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,81 +22,6 @@ use std::time::{Duration, Instant};
 const STACK_SIZE: usize = 256 << 10;
 /// Largest generated input.
 const MAX_LEN: usize = 1 << 20;
-
-// ---------------------------------------------------------------------------------------------
-// Per-thread heap accounting
-
-struct Counting;
-
-thread_local! {
-    static CURRENT: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn grow(n: usize) {
-    let _ = CURRENT.try_with(|c| {
-        let v = c.get() + n;
-        c.set(v);
-        let _ = PEAK.try_with(|p| {
-            if v > p.get() {
-                p.set(v)
-            }
-        });
-    });
-}
-
-fn shrink(n: usize) {
-    let _ = CURRENT.try_with(|c| c.set(c.get().saturating_sub(n)));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc(l);
-        if !p.is_null() {
-            grow(l.size());
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(l);
-        if !p.is_null() {
-            grow(l.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l);
-        shrink(l.size());
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let q = System.realloc(p, l, new);
-        if !q.is_null() {
-            if new > l.size() {
-                grow(new - l.size());
-            } else {
-                shrink(l.size() - new);
-            }
-        }
-        q
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-/// Runs `f` and returns its result with the peak extra heap it used on this thread.
-fn measured<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let base = CURRENT.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let r = f();
-    (r, PEAK.with(Cell::get).saturating_sub(base))
-}
-
-/// The allocation bound per input: a small multiple of its size plus what one pattern compile
-/// may use (compiled-size limit 1 MiB, plus the lazy DFA cache and parsing).
-pub fn alloc_bound(len: usize) -> usize {
-    8 * len + (16 << 20)
-}
 
 // ---------------------------------------------------------------------------------------------
 
