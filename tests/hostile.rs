@@ -750,10 +750,7 @@ fn frame_of_16_mib_plus_one_closes_1009_and_16_mib_is_served() {
     drop(frame);
     // One byte more: close 1009 `message too big`, without the server buffering it all.
     let mut b = s.master();
-    let writer = b.send_big_text_frame(b'x', limit + 1);
-    let got = b.next_frame();
-    let _ = b.stream().shutdown(std::net::Shutdown::Both);
-    let _ = writer.join();
+    let got = b.send_oversize(limit + 1);
     assert_eq!(
         got,
         Frame::Close(Some((1009, "message too big".to_string()))),

@@ -27,10 +27,7 @@ fn configured_message_limit() {
     assert_eq!(a.recv_json(), json!({"id": "m", "collections": []}));
     // One byte more closes with 1009.
     let mut b = s.master();
-    let writer = b.send_big_text_frame(b'x', limit + 1);
-    let got = b.next_frame();
-    let _ = b.stream().shutdown(std::net::Shutdown::Both);
-    let _ = writer.join();
+    let got = b.send_oversize(limit + 1);
     assert_eq!(
         got,
         Frame::Close(Some((1009, "message too big".to_string()))),

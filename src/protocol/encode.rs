@@ -79,8 +79,14 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
 
 /// Appends a signed integer.
 pub fn integer(out: &mut Vec<u8>, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut n = v.unsigned_abs();
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(decimal(v.unsigned_abs(), &mut [0u8; 20]));
+}
+
+/// The decimal digits of `n`, written at the end of `buf`.
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -90,10 +96,7 @@ pub fn integer(out: &mut Vec<u8>, v: i64) {
             break;
         }
     }
-    if v < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&buf[i..]);
+    &buf[i..]
 }
 
 /// Starts a response object: `{"id":"…"`.

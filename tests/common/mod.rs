@@ -609,6 +609,17 @@ impl Client {
         })
     }
 
+    /// Sends one text frame of `length` bytes and returns the server's reaction (the next
+    /// frame), then hangs up: for messages over the size limit, which the server refuses
+    /// (close 1009) without reading them whole.
+    pub fn send_oversize(&mut self, length: usize) -> Frame {
+        let writer = self.send_big_text_frame(b'x', length);
+        let got = self.next_frame();
+        let _ = self.stream().shutdown(std::net::Shutdown::Both);
+        let _ = writer.join();
+        got
+    }
+
     /// The next message exactly as tungstenite returns it (pings and pongs included).
     pub fn read_raw(&mut self) -> tungstenite::Result<Message> {
         self.ws.read()
