@@ -114,6 +114,7 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
             conn.finish(CLOSE_LINGER);
         }
         Flow::Continue | Flow::End | Flow::Rebuild => {
+            // (Rebuild never ends the loop; listed for completeness.)
             let _ = conn.flush_within(CLOSE_LINGER);
         }
         Flow::Drop => {
@@ -121,7 +122,6 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
             let _ = conn.socket().shutdown(std::net::Shutdown::Both);
         }
     }
-    handle.mark_closed();
 }
 
 /// Marks a session closed when dropped.
