@@ -31,7 +31,7 @@ test-node: build
 	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test
 
 test-go: build
-	cd clients/go && go vet ./... && go test -race ./...
+	cd clients/go && go vet ./... && go test -race -count=1 ./...
 
 lint:
 	cargo fmt --check
