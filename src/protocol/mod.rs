@@ -8,6 +8,7 @@ pub mod json;
 pub mod message;
 pub mod pattern;
 pub mod request;
+pub mod scan;
 
 pub use message::{MsgType, Permission};
 pub use request::{PayloadError, Request};
