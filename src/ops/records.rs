@@ -60,7 +60,7 @@ pub fn latest(
             }
             encode::string(out, name);
             out.push(b':');
-            encode::record(out, ts, data);
+            write_record(out, series, ts, data);
             budget.check(out)
         };
         match &selector {
@@ -121,7 +121,7 @@ pub fn document(
                 if kept > 0 {
                     out.push(b',');
                 }
-                encode::record(out, ts, data);
+                write_record(out, series, ts, data);
                 kept += 1;
                 if kept % 256 == 0 {
                     budget.check(out)?;
@@ -131,4 +131,14 @@ pub fn document(
     }
     out.push(b']');
     Ok(())
+}
+
+/// One `{ts, data}` record of `series`, copying the data verbatim when the series knows it
+/// needs no escaping.
+fn write_record(out: &mut Vec<u8>, series: &Series, ts: i64, data: &str) {
+    if series.data_is_plain() {
+        encode::plain_record(out, ts, data);
+    } else {
+        encode::record(out, ts, data);
+    }
 }

@@ -126,6 +126,16 @@ pub fn record(out: &mut Vec<u8>, ts: i64, data: &str) {
     out.push(b'}');
 }
 
+/// Appends a record whose data is known to need no escaping (see `Series::data_is_plain`).
+pub fn plain_record(out: &mut Vec<u8>, ts: i64, data: &str) {
+    debug_assert!(first_escape(data.as_bytes()).is_none());
+    out.extend_from_slice(b"{\"ts\":");
+    integer(out, ts);
+    out.extend_from_slice(b",\"data\":\"");
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
 /// Appends an array of strings.
 pub fn string_array<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'s str>) {
     out.push(b'[');

@@ -30,6 +30,15 @@ pub struct Series {
     spans: Vec<Span>,
     arena: String,
     garbage: usize,
+    /// Some record's data may hold a control character, `"` or `\\` (bytes that text formats
+    /// escape). Set on insert, cleared only when the series empties; lets readers copy data
+    /// verbatim when it is clear.
+    special: bool,
+}
+
+/// Whether `data` holds a byte below 0x20, `"` or `\\`.
+fn has_special_bytes(data: &str) -> bool {
+    data.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 impl Series {
@@ -57,6 +66,12 @@ impl Series {
         self.arena.len()
     }
 
+    /// True when no record's data holds a control character, `"` or `\\`, so that it can be
+    /// written into text formats without escaping.
+    pub fn data_is_plain(&self) -> bool {
+        !self.special
+    }
+
     /// Bytes of live data.
     pub fn data_bytes(&self) -> usize {
         self.arena.len() - self.garbage
@@ -80,6 +95,7 @@ impl Series {
             len: data.len() as u32,
         };
         self.arena.push_str(data);
+        self.special = self.special || has_special_bytes(data);
         Ok(span)
     }
 
@@ -240,6 +256,7 @@ impl Series {
         Ok(Series {
             ts,
             spans,
+            special: has_special_bytes(&data),
             arena: data,
             garbage: 0,
         })
@@ -330,6 +347,20 @@ mod tests {
             Series::from_parts(vec![1], vec![1], "é".into()).is_err(),
             "not a char boundary"
         );
+    }
+
+    #[test]
+    fn plain_data_is_tracked() {
+        let mut s = Series::new();
+        s.insert(1, "abc é").unwrap();
+        assert!(s.data_is_plain());
+        s.insert(2, "a\"b").unwrap();
+        assert!(!s.data_is_plain());
+        s.remove_range(i64::MIN, i64::MAX);
+        assert!(s.data_is_plain(), "an emptied series starts over");
+        s.insert(3, "tab\t").unwrap();
+        let (ts, lens, data) = s.to_parts();
+        assert!(!Series::from_parts(ts, lens, data).unwrap().data_is_plain());
     }
 
     #[test]
