@@ -149,20 +149,6 @@ impl Config {
             handshake_timeout: Duration::from_secs(args.handshake_timeout),
         })
     }
-
-    /// A configuration for an in-process server (tests, benchmarks).
-    pub fn for_tests(secret_key: &str) -> Config {
-        Config::from_args(Args::parse_from([
-            "fluxiondb",
-            "--secret-key",
-            secret_key,
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-        ]))
-        .unwrap_or_else(|e| panic!("test config: {e}"))
-    }
 }
 
 #[cfg(test)]
