@@ -4,6 +4,7 @@
 pub mod encode;
 pub mod envelope;
 pub mod fields;
+mod insert_scan;
 pub mod json;
 pub mod message;
 pub mod pattern;

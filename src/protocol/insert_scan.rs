@@ -1,0 +1,68 @@
+//! The one-pass reader of the `ins` batches the SDKs send (see [`super::scan`]).
+
+use super::fields::MAX_NAME_BYTES;
+use super::request::NewRecord;
+use super::scan::{integer, skip_ws, string};
+
+/// The `ins` batches the SDKs send — an array of objects with exactly `col`, `doc`, `ts` (a JSON
+/// integer) and `data` as strings, every rule satisfied — read in one pass. `None` for anything
+/// else: the general reader then decides, with its exact errors.
+pub(crate) fn fast_insert(data: &str) -> Option<Vec<NewRecord<'_>>> {
+    let b = data.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut out = Vec::new();
+    i = skip_ws(b, i + 1);
+    if b.get(i) != Some(&b']') {
+        loop {
+            if b.get(i) != Some(&b'{') {
+                return None;
+            }
+            let (mut col, mut doc, mut ts, mut value) = (None, None, None, None);
+            i += 1;
+            loop {
+                let (key, next) = string(data, skip_ws(b, i))?;
+                i = skip_ws(b, next);
+                if b.get(i) != Some(&b':') {
+                    return None;
+                }
+                i = skip_ws(b, i + 1);
+                if &*key == "ts" {
+                    let (v, next) = integer(b, i)?;
+                    ts = Some(v);
+                    i = next;
+                } else {
+                    let (v, next) = string(data, i)?;
+                    match &*key {
+                        "col" => col = Some(v),
+                        "doc" => doc = Some(v),
+                        "data" => value = Some(v),
+                        _ => return None,
+                    }
+                    i = next;
+                }
+                i = skip_ws(b, i);
+                match b.get(i) {
+                    Some(b',') => i += 1,
+                    Some(b'}') => break,
+                    _ => return None,
+                }
+            }
+            let (col, doc, ts, data) = (col?, doc?, ts?, value?);
+            let name_ok = |s: &str| !s.is_empty() && s.len() <= MAX_NAME_BYTES;
+            if !name_ok(&col) || !name_ok(&doc) || ts <= 0 {
+                return None;
+            }
+            out.push(NewRecord { col, doc, ts, data });
+            i = skip_ws(b, i + 1);
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b']') => break,
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(b, i + 1) == b.len()).then_some(out)
+}
