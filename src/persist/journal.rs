@@ -17,18 +17,6 @@ use std::time::Instant;
 
 pub const KEYS_FILE: &str = "keys.bin";
 
-/// `encode_to_writer` wants a sized writer.
-struct BufferedWrite<'w>(&'w mut dyn std::io::Write);
-
-impl std::io::Write for BufferedWrite<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
 pub fn snapshot_name(id: u64) -> String {
     format!("snap-{id:016x}.bin")
 }
@@ -129,7 +117,7 @@ impl Journal {
                 &self.dir,
                 &snapshot_name(id),
                 framed::SNAPSHOT_MAGIC,
-                |w| codec::encode_to_writer(&image, &mut BufferedWrite(w)),
+                |mut w| codec::encode_to_writer(&image, &mut w),
             );
             drop(image);
             match written {

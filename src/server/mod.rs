@@ -8,8 +8,6 @@ mod registry;
 mod session;
 pub mod signals;
 
-pub use handshake::{form_decode, parse_query};
-
 use crate::auth::{KeyRing, Scope};
 use crate::config::Config;
 use crate::persist::{FsyncPolicy, Journal};
