@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{proc_status_kib, raw_frame_header, Client, Frame, Server, MASTER};
+use common::{padded_cols_frame, proc_status_kib, raw_frame_header, Client, Frame, Server, MASTER};
 use serde_json::{json, Value};
 
 fn kib(s: &Server, field: &str) -> u64 {
@@ -738,13 +738,7 @@ fn frame_of_16_mib_plus_one_closes_1009_and_16_mib_is_served() {
     let limit = 16 * 1024 * 1024;
     // Exactly 16 MiB (the default limit) is a request like any other.
     let mut a = s.master();
-    let head = "{\"id\":\"big\",\"type\":\"cols\",\"data\":\"{}\",\"pad\":\"";
-    let tail = "\"}";
-    let frame = format!(
-        "{head}{}{tail}",
-        "p".repeat(limit - head.len() - tail.len())
-    );
-    assert_eq!(frame.len(), limit);
+    let frame = padded_cols_frame("big", limit);
     a.send_text(&frame);
     assert_eq!(a.recv_json(), json!({"id": "big", "collections": []}));
     drop(frame);
@@ -1031,8 +1025,7 @@ fn large_request_memory_is_not_kept_by_an_idle_connection() {
     assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
     let before = kib(&s, "VmRSS");
     let size = 8 * 1024 * 1024;
-    let head = "{\"id\":\"big\",\"type\":\"cols\",\"data\":\"{}\",\"pad\":\"";
-    let frame = format!("{head}{}\"}}", "p".repeat(size));
+    let frame = padded_cols_frame("big", size);
     let mut conns = Vec::new();
     for _ in 0..6 {
         let mut c = s.master();

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Frame, Server};
+use common::{padded_cols_frame, Frame, Server};
 use serde_json::{json, Value};
 
 #[test]
@@ -16,13 +16,7 @@ fn configured_message_limit() {
     let mut a = s.master();
     // Exactly 1 MiB is accepted.
     let limit = 1024 * 1024;
-    let head = "{\"id\":\"m\",\"type\":\"cols\",\"data\":\"{}\",\"pad\":\"";
-    let tail = "\"}";
-    let frame = format!(
-        "{head}{}{tail}",
-        "p".repeat(limit - head.len() - tail.len())
-    );
-    assert_eq!(frame.len(), limit);
+    let frame = padded_cols_frame("m", limit);
     a.send_text(&frame);
     assert_eq!(a.recv_json(), json!({"id": "m", "collections": []}));
     // One byte more closes with 1009.

@@ -86,3 +86,13 @@ pub fn cols(c: &mut Client) -> Vec<String> {
         .map(|x| x.as_str().expect("collection name").to_string())
         .collect()
 }
+
+/// A `cols` request frame with id `id`, padded (with an ignored `pad` member) to exactly `len`
+/// bytes: for testing message size limits.
+pub fn padded_cols_frame(id: &str, len: usize) -> String {
+    let head = format!("{{\"id\":\"{id}\",\"type\":\"cols\",\"data\":\"{{}}\",\"pad\":\"");
+    let tail = "\"}";
+    let frame = format!("{head}{}{tail}", "p".repeat(len - head.len() - tail.len()));
+    assert_eq!(frame.len(), len);
+    frame
+}
