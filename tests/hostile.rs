@@ -151,6 +151,60 @@ fn raw_json(s: &mut TcpStream) -> Value {
     }
 }
 
+/// Frames sent in the same packet as the upgrade request (a client that does not wait for the
+/// 101) are all answered: the handshake reads stop at the end of the request head, so none of
+/// the bytes behind it are lost. Both line-ending styles a request head may use.
+#[test]
+fn frames_behind_the_upgrade_request_are_answered() {
+    let s = Server::start(&[]);
+    for eol in ["\r\n", "\n"] {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = [
+            format!("GET /?api-key={MASTER} HTTP/1.1"),
+            format!("Host: 127.0.0.1:{}", s.port),
+            "Upgrade: websocket".into(),
+            "Connection: Upgrade".into(),
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==".into(),
+            "Sec-WebSocket-Version: 13".into(),
+            String::new(),
+            String::new(),
+        ]
+        .join(eol);
+        let mut packet = head.into_bytes();
+        let recs = json!([{"col": "early", "doc": "d", "ts": 1, "data": eol}]);
+        raw_frame(&mut packet, &request("e1", "ins", &recs));
+        raw_frame(
+            &mut packet,
+            &request("e2", "qdoc", &json!({"col": "early", "doc": "d", "to": 9})),
+        );
+        c.write_all(&packet).unwrap();
+        let mut response = Vec::new();
+        let mut b = [0u8; 1];
+        while !response.ends_with(b"\r\n\r\n") {
+            assert_eq!(c.read(&mut b).unwrap(), 1, "the server hung up");
+            response.push(b[0]);
+        }
+        assert!(response.starts_with(b"HTTP/1.1 101"), "{eol:?}");
+        assert!(matches!(raw_read(&mut c), Ok(RawFrame::Text(t)) if t.contains("ready")));
+        assert_eq!(raw_json(&mut c), json!({"id": "e1"}));
+        assert_eq!(
+            raw_json(&mut c),
+            json!({"id": "e2", "records": [{"ts": 1, "data": eol}]})
+        );
+        c.write_all(&{
+            let mut p = Vec::new();
+            raw_frame(
+                &mut p,
+                &request("e3", "ddoc", &json!({"col": "early", "doc": "d"})),
+            );
+            p
+        })
+        .unwrap();
+        assert_eq!(raw_json(&mut c), json!({"id": "e3"}));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Many connections
 

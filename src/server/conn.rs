@@ -1,6 +1,7 @@
-//! One client socket, non-blocking, with an output queue that this crate owns. tungstenite
-//! reads frames from it and writes its automatic replies (pong, close) into the same queue, so
-//! frames never interleave; the session decides when the queue goes to the socket.
+//! One client socket with an output queue that this crate owns: every frame (responses,
+//! pongs, close frames, and tungstenite's handshake response) goes through the queue, so frames
+//! never interleave, and the session decides when the queue goes to the socket. Writes never
+//! block; a read blocks only when the session asks it to.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -11,8 +12,8 @@ pub struct Conn {
     sock: TcpStream,
     out: Vec<u8>,
     sent: usize,
-    /// Bytes read from the socket so far (handshake included).
-    received: u64,
+    /// The last four bytes handed to the handshake, to find the end of the request head.
+    head_tail: u32,
 }
 
 impl Conn {
@@ -21,13 +22,8 @@ impl Conn {
             sock,
             out: Vec::with_capacity(4096),
             sent: 0,
-            received: 0,
+            head_tail: 0,
         }
-    }
-
-    /// Bytes read from the socket so far.
-    pub fn received(&self) -> u64 {
-        self.received
     }
 
     pub fn socket(&self) -> &TcpStream {
@@ -109,10 +105,57 @@ impl Conn {
         self.push_header(0x9, 0);
     }
 
+    /// Queues a control frame (pong, or a close frame echoing the peer's) with `payload`.
+    pub fn push_control(&mut self, opcode: u8, payload: &[u8]) {
+        self.push_header(opcode, payload.len());
+        self.out.extend_from_slice(payload);
+    }
+
+    /// One `recv` into `buf`: blocking (up to the socket's read timeout) when `block`, else
+    /// returning `WouldBlock` at once when nothing is waiting. `Ok(0)` is the end of input.
+    pub fn recv(&self, buf: &mut [u8], block: bool) -> io::Result<usize> {
+        self.recv_flags(buf, if block { 0 } else { libc::MSG_DONTWAIT })
+    }
+
+    fn recv_flags(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
+        let n = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                flags,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// One non-blocking `send` of `buf`.
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call.
+        let n = unsafe {
+            libc::send(
+                self.sock.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     /// Writes as much of the queue as the socket takes now; true when the queue is empty.
     pub fn write_some(&mut self) -> io::Result<bool> {
         while self.sent < self.out.len() {
-            match self.sock.write(&self.out[self.sent..]) {
+            match self.send(&self.out[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -194,7 +237,7 @@ impl Conn {
         let mut sink = [0u8; 16 * 1024];
         let mut drained = 0usize;
         while drained < 64 << 20 {
-            match self.sock.read(&mut sink) {
+            match self.recv(&mut sink, false) {
                 Ok(0) => break,
                 Ok(n) => drained += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -210,11 +253,25 @@ impl Conn {
     }
 }
 
+/// For the handshake only: hands over bytes up to the end of the request head and never past
+/// it (the rest is only peeked at), so that frames a client sends right behind its upgrade
+/// request stay in the socket for the session's frame reader.
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.sock.read(buf)?;
-        self.received += n as u64;
-        Ok(n)
+        let seen = self.recv_flags(buf, libc::MSG_PEEK | libc::MSG_DONTWAIT)?;
+        let mut take = seen;
+        for (i, &b) in buf[..seen].iter().enumerate() {
+            self.head_tail = (self.head_tail << 8) | b as u32;
+            // A blank line ends the head: "\n\r\n" or "\n\n".
+            if self.head_tail & 0xFF_FFFF == 0x0A_0D0A || self.head_tail & 0xFFFF == 0x0A0A {
+                take = i + 1;
+                break;
+            }
+        }
+        if take == 0 {
+            return Ok(0);
+        }
+        self.recv_flags(&mut buf[..take], libc::MSG_DONTWAIT)
     }
 }
 

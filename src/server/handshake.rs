@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::WebSocket;
 
 /// What the client asked for in its upgrade request.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -88,7 +87,7 @@ pub fn accept(
     conn: Conn,
     config: WebSocketConfig,
     timeout: Duration,
-) -> Result<(WebSocket<Conn>, Credentials), HandshakeFailure> {
+) -> Result<(Conn, Credentials), HandshakeFailure> {
     let deadline = Instant::now() + timeout;
     let mut creds = Credentials::default();
     #[allow(clippy::result_large_err)] // the error type is tungstenite's
@@ -110,7 +109,9 @@ pub fn accept(
     let mut attempt = tungstenite::accept_hdr_with_config(conn, callback, Some(config));
     loop {
         match attempt {
-            Ok(ws) => return Ok((ws, creds)),
+            // The connection's reads stop at the end of the request head, so tungstenite
+            // holds no frame bytes: the socket alone carries on.
+            Ok(ws) => return Ok((ws.into_inner(), creds)),
             Err(HandshakeError::Interrupted(mid)) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {

@@ -123,7 +123,7 @@ fn upgrade(
     sock: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-) -> Option<(tungstenite::WebSocket<Conn>, handshake::Credentials)> {
+) -> Option<(Conn, handshake::Credentials)> {
     let _ = sock.set_nodelay(true);
     match handshake::accept(Conn::new(sock), ws_config(shared), timeout) {
         Ok(done) => Some(done),
@@ -139,22 +139,17 @@ fn refuse_connection(shared: &Shared, sock: TcpStream, peer: SocketAddr) {
         "connection from {} refused: connection limit reached",
         peer.ip()
     );
-    if let Some((mut ws, _)) = upgrade(shared, sock, peer, Duration::from_secs(2)) {
-        let conn = ws.get_mut();
+    if let Some((mut conn, _)) = upgrade(shared, sock, peer, Duration::from_secs(2)) {
         conn.push_close(1013, "connection limit reached");
         conn.finish(Duration::from_secs(1));
     }
 }
 
 fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: Instant) {
-    let Some((mut ws, creds)) = upgrade(shared, sock, peer, shared.config.handshake_timeout) else {
+    let Some((mut conn, creds)) = upgrade(shared, sock, peer, shared.config.handshake_timeout)
+    else {
         return;
     };
-    let conn = ws.get_mut();
-    if conn.socket().set_nonblocking(true).is_err() || conn.socket().set_read_timeout(None).is_err()
-    {
-        return;
-    }
     let entry = creds.api_key.as_deref().map(|k| shared.keys.lookup(k));
     let key = match entry {
         None => Err("Missing API key parameter"),
@@ -192,7 +187,7 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
     );
     // Should the session panic, it still leaves the list and stops being a close target.
     let guard = Unregister(shared, &handle);
-    session::run(shared, &handle, ws);
+    session::run(shared, &handle, conn);
     drop(guard);
     log::info!(
         "connection {id} closed: ip={} name={:?}",

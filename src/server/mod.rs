@@ -2,6 +2,7 @@
 //! registry of live sessions, and an orderly shutdown.
 
 mod conn;
+mod frames;
 mod handshake;
 mod listener;
 mod registry;

@@ -3,6 +3,7 @@
 //! one write per batch.
 
 use super::conn::Conn;
+use super::frames::{Event, FrameError, FrameReader};
 use super::registry::SessionHandle;
 use super::Shared;
 use crate::auth::authorize;
@@ -11,9 +12,6 @@ use crate::protocol::{encode, envelope, request, MsgType};
 use std::cell::Cell;
 use std::io;
 use std::time::{Duration, Instant};
-use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
-use tungstenite::protocol::Role;
-use tungstenite::{Message, WebSocket};
 
 /// How long a client may leave more than the send-buffer limit unread.
 const SEND_STALL: Duration = Duration::from_secs(5);
@@ -26,6 +24,9 @@ const MAX_BAD_STREAK: u32 = 100;
 /// Invalid requests logged at warning level per connection; later ones go to debug.
 const LOGGED_BAD_REQUESTS: u32 = 20;
 
+const OP_CLOSE: u8 = 0x8;
+const OP_PONG: u8 = 0xA;
+
 const AUTH_TEXT: &str = "auth messages are not supported; use the api-key query parameter";
 
 /// What the loop does after a frame.
@@ -36,25 +37,6 @@ enum Flow {
     End,
     /// Queued acknowledgements cannot be made durable: hang up without sending them.
     Drop,
-    /// Nothing is buffered and the read buffer grew for a large message: start a fresh
-    /// `WebSocket` on the same connection so that the buffer is freed.
-    Rebuild,
-}
-
-/// A message at least this large makes the read buffer worth freeing once the client is idle
-/// (tungstenite keeps its read buffer at the largest frame's size for the connection's life).
-const REBUILD_AFTER: usize = 64 * 1024;
-
-/// Bytes of a masked client frame with a payload of `len` and the shortest length encoding.
-fn client_frame_len(len: usize) -> u64 {
-    let ext = if len < 126 {
-        0
-    } else if len <= u16::MAX as usize {
-        2
-    } else {
-        8
-    };
-    (2 + ext + 4 + len) as u64
 }
 
 struct Session<'s> {
@@ -64,18 +46,12 @@ struct Session<'s> {
     bad_total: u32,
     /// Queued acknowledgements may leave only once the log is durable up to here.
     durable_upto: u64,
-    /// Bytes of the frames read so far, counted as single frames with the shortest header:
-    /// when it equals the bytes read from the socket, tungstenite holds no unread input (a
-    /// fragmented message or a longer header only makes it smaller, never equal).
-    consumed: u64,
-    /// A message over `REBUILD_AFTER` was read since the `WebSocket` was made.
-    grown: bool,
 }
 
 /// Serves an authenticated connection until it ends.
-pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
-    // Dropped before `ws` (a parameter), even when unwinding: the registry must stop touching
-    // the socket's descriptor before the socket is closed.
+pub fn run(shared: &Shared, handle: &SessionHandle, mut conn: Conn) {
+    // Dropped before `conn` (a parameter), even when unwinding: the registry must stop
+    // touching the socket's descriptor before the socket is closed.
     let _closed = MarkClosed(handle);
     let mut s = Session {
         shared,
@@ -83,24 +59,12 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
         bad_streak: 0,
         bad_total: 0,
         durable_upto: 0,
-        consumed: ws.get_ref().received(),
-        grown: false,
     };
-    ws.get_mut().push_text(encode::READY.as_bytes());
-    let flow = loop {
-        match s.serve(&mut ws) {
-            Flow::Rebuild => {
-                let config = *ws.get_config();
-                ws = WebSocket::from_raw_socket(ws.into_inner(), Role::Server, Some(config));
-                s.grown = false;
-            }
-            flow => break flow,
-        }
-    };
+    conn.push_text(encode::READY.as_bytes());
+    let flow = s.serve(&mut conn);
     // Off the list before anything else goes out: once a client has seen its close handshake
     // complete, `conn` on another connection must not show it.
     shared.registry.unregister(handle);
-    let conn = ws.get_mut();
     let flow = if s.durable().is_err() {
         Flow::Drop
     } else {
@@ -113,8 +77,7 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut ws: WebSocket<Conn>) {
             handle.mark_closed();
             conn.finish(CLOSE_LINGER);
         }
-        Flow::Continue | Flow::End | Flow::Rebuild => {
-            // (Rebuild never ends the loop; listed for completeness.)
+        Flow::Continue | Flow::End => {
             let _ = conn.flush_within(CLOSE_LINGER);
         }
         Flow::Drop => {
@@ -133,99 +96,133 @@ impl Drop for MarkClosed<'_> {
     }
 }
 
+/// How often a blocked read wakes up to check the idle timers: a quarter of the ping interval.
+fn tick(ping_interval: Duration) -> Duration {
+    (ping_interval / 4).max(Duration::from_millis(10))
+}
+
 impl Session<'_> {
-    fn serve(&mut self, ws: &mut WebSocket<Conn>) -> Flow {
+    /// The loop: serve every complete frame buffered, flush the responses in one write, then
+    /// block in `recv` (two system calls per batch of pipelined requests). A read that filled
+    /// the buffer may have left more input in the socket: that is read before flushing.
+    fn serve(&mut self, conn: &mut Conn) -> Flow {
         let cfg = &self.shared.config;
+        let tick = tick(cfg.ping_interval);
+        if conn.socket().set_nonblocking(false).is_err()
+            || conn.socket().set_read_timeout(Some(tick)).is_err()
+        {
+            return Flow::End;
+        }
+        let mut frames = FrameReader::new(cfg.max_message_bytes);
         let mut last_rx = Instant::now();
         let mut pinged = false;
+        let mut more_waiting = false;
         loop {
             if let Some((code, reason)) = self.handle.close_request() {
                 return Flow::Close(code, reason);
             }
-            if ws.get_ref().pending() > cfg.send_buffer_bytes {
-                if let Err(flow) = self.drain_backlog(ws.get_mut()) {
+            if conn.pending() > cfg.send_buffer_bytes {
+                if let Err(flow) = self.drain_backlog(conn) {
                     return flow;
                 }
             }
-            let flow = match ws.read() {
-                Ok(Message::Text(text)) => {
-                    last_rx = Instant::now();
-                    pinged = false;
-                    self.consumed += client_frame_len(text.len());
-                    self.grown |= text.len() >= REBUILD_AFTER;
-                    self.handle_text(text.as_str(), ws.get_mut())
+            if let Err(flow) = self.serve_buffered(&mut frames, conn) {
+                return flow;
+            }
+            if conn.pending() > cfg.send_buffer_bytes {
+                // Requests are left unserved until the client has read enough.
+                continue;
+            }
+            if !more_waiting {
+                if let Err(flow) = self.send(conn) {
+                    return flow;
                 }
-                Ok(Message::Binary(_)) => Flow::Close(1003, "text frames only"),
-                Ok(Message::Ping(p) | Message::Pong(p)) => {
-                    last_rx = Instant::now();
-                    pinged = false;
-                    self.consumed += client_frame_len(p.len());
-                    Flow::Continue
-                }
-                Ok(Message::Frame(_)) => {
-                    last_rx = Instant::now();
-                    pinged = false;
-                    Flow::Continue
-                }
-                Ok(Message::Close(_)) => {
-                    // tungstenite has queued its reply; it goes out when the loop ends.
-                    let _ = ws.flush();
-                    Flow::End
-                }
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.grown && ws.get_ref().received() == self.consumed {
-                        return Flow::Rebuild;
-                    }
-                    match self.idle(ws.get_mut(), last_rx, &mut pinged) {
-                        Ok(()) => Flow::Continue,
-                        Err(flow) => flow,
+                frames.shrink_if_idle();
+                if conn.pending() > 0 {
+                    // The client is slow to read: wait for either direction.
+                    if conn.wait(true, tick).is_err() {
+                        return Flow::End;
                     }
                 }
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Flow::Continue,
-                Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
-                    Flow::Close(1009, "message too big")
-                }
-                Err(WsError::Utf8(_)) => Flow::Close(1007, "invalid UTF-8 in text frame"),
-                Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                    match self.handle.close_request() {
+            }
+            let block = !more_waiting && conn.pending() == 0;
+            let spare = frames.spare();
+            let room = spare.len();
+            match conn.recv(spare, block) {
+                Ok(0) => {
+                    return match self.handle.close_request() {
                         Some((code, reason)) => Flow::Close(code, reason),
                         None => Flow::End,
                     }
                 }
-                Err(WsError::Protocol(e)) => {
-                    log::debug!("connection {}: protocol error: {e}", self.handle.id);
-                    Flow::Close(1002, "protocol error")
+                Ok(n) => {
+                    frames.filled(n);
+                    more_waiting = n == room;
+                    last_rx = Instant::now();
+                    pinged = false;
                 }
-                Err(_) => Flow::End,
-            };
-            match flow {
-                Flow::Continue => {}
-                other => return other,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !more_waiting {
+                        if let Err(flow) = self.idle(conn, last_rx, &mut pinged) {
+                            return flow;
+                        }
+                    }
+                    more_waiting = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Flow::End,
             }
         }
     }
 
-    /// Nothing more is buffered: flush, then sleep until input, writability or a timer.
+    /// Serves the complete frames in `frames`, stopping early when more than the send-buffer
+    /// limit is queued.
+    fn serve_buffered(&mut self, frames: &mut FrameReader, conn: &mut Conn) -> Result<(), Flow> {
+        let limit = self.shared.config.send_buffer_bytes;
+        while conn.pending() <= limit {
+            let flow = match frames.next() {
+                Ok(None) => return Ok(()),
+                Ok(Some(Event::Text(text))) => self.handle_text(text, conn),
+                Ok(Some(Event::Ping(payload))) => {
+                    conn.push_control(OP_PONG, payload);
+                    Flow::Continue
+                }
+                Ok(Some(Event::Pong)) => Flow::Continue,
+                Ok(Some(Event::Close(echo))) => {
+                    // The close handshake: answer with the peer's code and reason.
+                    match echo {
+                        Some((code, reason)) => conn.push_close(code, reason),
+                        None => conn.push_control(OP_CLOSE, &[]),
+                    }
+                    Flow::End
+                }
+                Err(e) => {
+                    let (code, reason) = e.close();
+                    if e == FrameError::Protocol {
+                        log::debug!("connection {}: protocol error", self.handle.id);
+                    }
+                    Flow::Close(code, reason)
+                }
+            };
+            match flow {
+                Flow::Continue => {}
+                other => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
+    /// No input came within a tick: ping a quiet client, close one silent for too long.
     fn idle(&mut self, conn: &mut Conn, last_rx: Instant, pinged: &mut bool) -> Result<(), Flow> {
         let cfg = &self.shared.config;
-        self.send(conn)?;
-        let now = Instant::now();
-        let quiet = now.saturating_duration_since(last_rx);
+        let quiet = last_rx.elapsed();
         if quiet >= cfg.idle_timeout {
             return Err(Flow::Close(1001, "idle timeout"));
         }
         if !*pinged && quiet >= cfg.ping_interval {
             conn.push_ping();
             *pinged = true;
-            return Ok(());
         }
-        let next = if *pinged {
-            cfg.idle_timeout
-        } else {
-            cfg.ping_interval
-        };
-        conn.wait(conn.pending() > 0, next - quiet)
-            .map_err(|_| Flow::End)?;
         Ok(())
     }
 

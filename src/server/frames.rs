@@ -1,0 +1,408 @@
+//! Client frames (RFC 6455 §5) taken in place from one read buffer: a text message arrives as
+//! a `&str` into the buffer, unmasked and UTF-8 checked, with no allocation per message. The
+//! server negotiates no extension, so every frame must be masked and have its RSV bits clear.
+
+/// Bytes the buffer starts with and shrinks back to once idle.
+const INITIAL: usize = 16 * 1024;
+/// The least free space offered to a read.
+const MIN_READ: usize = 4 * 1024;
+/// A buffer larger than this is given back once everything in it has been served.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+/// What a complete frame (or, for text, a complete message) asks of the server.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    Text(&'a str),
+    Ping(&'a [u8]),
+    Pong,
+    /// The peer's close frame: its code and reason, if it carried any.
+    Close(Option<(u16, &'a str)>),
+}
+
+/// A violation that ends the connection with the close code of [`FrameError::close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    Protocol,
+    Binary,
+    BadUtf8,
+    TooBig,
+}
+
+impl FrameError {
+    pub fn close(self) -> (u16, &'static str) {
+        match self {
+            FrameError::Protocol => (1002, "protocol error"),
+            FrameError::Binary => (1003, "text frames only"),
+            FrameError::BadUtf8 => (1007, "invalid UTF-8 in text frame"),
+            FrameError::TooBig => (1009, "message too big"),
+        }
+    }
+}
+
+/// Close codes a peer may send (RFC 6455 §7.4 and the IANA registry).
+fn close_code_allowed(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// XORs `buf` with the 4-byte masking key, starting at key position 0.
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        c.copy_from_slice(&(u64::from_ne_bytes(w) ^ wide).to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
+}
+
+/// A frame header: FIN, opcode, payload length and masking key, `len` bytes long.
+struct Header {
+    fin: bool,
+    opcode: u8,
+    payload: usize,
+    mask: [u8; 4],
+    len: usize,
+}
+
+/// Parses the header at the start of `b`; `Ok(None)` when more bytes are needed.
+fn header(b: &[u8]) -> Result<Option<Header>, FrameError> {
+    if b.len() < 2 {
+        return Ok(None);
+    }
+    if b[0] & 0x70 != 0 || b[1] & 0x80 == 0 {
+        // RSV bits without an extension, or an unmasked client frame.
+        return Err(FrameError::Protocol);
+    }
+    let (payload, at) = match b[1] & 0x7F {
+        126 => match b.get(2..4) {
+            Some(x) => (u16::from_be_bytes([x[0], x[1]]) as u64, 4),
+            None => return Ok(None),
+        },
+        127 => match b.get(2..10) {
+            // The most significant bit of a 64-bit length must be 0.
+            Some(x) if x[0] & 0x80 != 0 => return Err(FrameError::Protocol),
+            Some(x) => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(x);
+                (u64::from_be_bytes(w), 10)
+            }
+            None => return Ok(None),
+        },
+        n => (n as u64, 2),
+    };
+    let Some(m) = b.get(at..at + 4) else {
+        return Ok(None);
+    };
+    Ok(Some(Header {
+        fin: b[0] & 0x80 != 0,
+        opcode: b[0] & 0x0F,
+        // Lengths past the address space only fail the size check below.
+        payload: usize::try_from(payload).unwrap_or(usize::MAX),
+        mask: [m[0], m[1], m[2], m[3]],
+        len: at + 4,
+    }))
+}
+
+pub struct FrameReader {
+    buf: Vec<u8>,
+    /// First byte not yet taken as a frame.
+    start: usize,
+    /// End of the bytes read.
+    end: usize,
+    /// Bytes the frame at `start` needs in all, once its header says so.
+    want: usize,
+    max_message: usize,
+    /// The text of a fragmented message read so far.
+    partial: Vec<u8>,
+    fragmented: bool,
+    /// `partial` held the previous event's text: clear it before reading on.
+    partial_served: bool,
+}
+
+impl FrameReader {
+    pub fn new(max_message: usize) -> Self {
+        FrameReader {
+            buf: vec![0; INITIAL],
+            start: 0,
+            end: 0,
+            want: 0,
+            max_message,
+            partial: Vec::new(),
+            fragmented: false,
+            partial_served: false,
+        }
+    }
+
+    /// Free space to read into, made large enough for the frame being read.
+    pub fn spare(&mut self) -> &mut [u8] {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        let need = self.want.max(self.end - self.start + MIN_READ);
+        if self.buf.len() - self.start < need {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.buf.len() < need {
+                self.buf.resize(need.next_power_of_two().max(need), 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that `n` bytes were read into [`FrameReader::spare`].
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Gives a large buffer back once everything in it has been served.
+    pub fn shrink_if_idle(&mut self) {
+        if self.start == self.end && self.buf.len() > SHRINK_ABOVE {
+            self.buf = vec![0; INITIAL];
+            self.start = 0;
+            self.end = 0;
+        }
+        if !self.fragmented && self.partial.capacity() > SHRINK_ABOVE {
+            self.partial = Vec::new();
+        }
+    }
+
+    /// The next complete event; `Ok(None)` when the buffer holds no complete frame.
+    pub fn next(&mut self) -> Result<Option<Event<'_>>, FrameError> {
+        if self.partial_served {
+            self.partial.clear();
+            self.partial_served = false;
+        }
+        // Frames are taken by position first (a fragment only extends `partial`), so that
+        // the event borrows the buffer once, at the end.
+        let (opcode, at, end) = loop {
+            let Some(h) = header(&self.buf[self.start..self.end])? else {
+                return Ok(None);
+            };
+            self.check(&h)?;
+            let total = h.len + h.payload;
+            if self.end - self.start < total {
+                self.want = total;
+                return Ok(None);
+            }
+            self.want = 0;
+            let at = self.start + h.len;
+            let end = at + h.payload;
+            self.start += total;
+            apply_mask(&mut self.buf[at..end], h.mask);
+            match h.opcode {
+                OP_TEXT if h.fin => break (OP_TEXT, at, end),
+                OP_TEXT | OP_CONTINUATION => {
+                    self.partial.extend_from_slice(&self.buf[at..end]);
+                    self.fragmented = !h.fin;
+                    if h.fin {
+                        self.partial_served = true;
+                        break (OP_CONTINUATION, 0, 0);
+                    }
+                }
+                op => break (op, at, end),
+            }
+        };
+        let payload = &self.buf[at..end];
+        Ok(Some(match opcode {
+            OP_TEXT => Event::Text(std::str::from_utf8(payload).map_err(|_| FrameError::BadUtf8)?),
+            OP_CONTINUATION => {
+                Event::Text(std::str::from_utf8(&self.partial).map_err(|_| FrameError::BadUtf8)?)
+            }
+            OP_PING => Event::Ping(payload),
+            OP_PONG => Event::Pong,
+            // `check` lets no other opcode through.
+            _ => close_event(payload)?,
+        }))
+    }
+
+    /// Refuses a frame by its header alone, before its payload is buffered.
+    fn check(&self, h: &Header) -> Result<(), FrameError> {
+        match h.opcode {
+            OP_CLOSE | OP_PING | OP_PONG => {
+                if !h.fin || h.payload > 125 {
+                    return Err(FrameError::Protocol);
+                }
+            }
+            OP_TEXT | OP_BINARY if self.fragmented => return Err(FrameError::Protocol),
+            OP_CONTINUATION if !self.fragmented => return Err(FrameError::Protocol),
+            OP_BINARY => return Err(FrameError::Binary),
+            OP_TEXT | OP_CONTINUATION => {
+                if h.payload > self.max_message.saturating_sub(self.partial.len()) {
+                    return Err(FrameError::TooBig);
+                }
+            }
+            _ => return Err(FrameError::Protocol),
+        }
+        Ok(())
+    }
+}
+
+fn close_event(payload: &[u8]) -> Result<Event<'_>, FrameError> {
+    match payload {
+        [] => Ok(Event::Close(None)),
+        [_] => Err(FrameError::Protocol),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !close_code_allowed(code) {
+                return Err(FrameError::Protocol);
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| FrameError::BadUtf8)?;
+            Ok(Event::Close(Some((code, reason))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        let len = payload.len();
+        if len < 126 {
+            out.push(0x80 | len as u8);
+        } else if len <= 0xFFFF {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        out.extend_from_slice(&KEY);
+        let at = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[at..], KEY);
+        out
+    }
+
+    fn feed(r: &mut FrameReader, bytes: &[u8]) {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let spare = r.spare();
+            let n = spare.len().min(rest.len());
+            spare[..n].copy_from_slice(&rest[..n]);
+            r.filled(n);
+            rest = &rest[n..];
+        }
+    }
+
+    fn events(bytes: &[u8]) -> Result<Vec<String>, FrameError> {
+        let mut r = FrameReader::new(1 << 20);
+        feed(&mut r, bytes);
+        let mut out = Vec::new();
+        while let Some(e) = r.next()? {
+            out.push(format!("{e:?}"));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn texts_pings_and_close_in_order() {
+        let mut b = frame(0x81, b"hello");
+        b.extend(frame(0x89, b"p"));
+        b.extend(frame(0x8A, b""));
+        b.extend(frame(0x81, "é".repeat(100).as_bytes()));
+        b.extend(frame(0x88, b"\x03\xe8bye"));
+        let got = events(&b).unwrap();
+        assert_eq!(got[0], r#"Text("hello")"#);
+        assert_eq!(got[1], "Ping([112])");
+        assert_eq!(got[2], "Pong");
+        assert!(got[3].starts_with("Text(\"éé"));
+        assert_eq!(got[4], r#"Close(Some((1000, "bye")))"#);
+    }
+
+    #[test]
+    fn fragments_join_around_control_frames() {
+        let mut b = frame(0x01, b"hel");
+        b.extend(frame(0x89, b""));
+        b.extend(frame(0x00, b"lo "));
+        b.extend(frame(0x80, b"world"));
+        b.extend(frame(0x81, b"next"));
+        assert_eq!(
+            events(&b).unwrap(),
+            [r#"Ping([])"#, r#"Text("hello world")"#, r#"Text("next")"#]
+        );
+    }
+
+    #[test]
+    fn byte_at_a_time_arrival() {
+        let big = "x".repeat(70_000);
+        let mut b = frame(0x81, big.as_bytes());
+        b.extend(frame(0x81, b"tail"));
+        let mut r = FrameReader::new(1 << 20);
+        let mut seen = Vec::new();
+        for byte in b {
+            feed(&mut r, &[byte]);
+            while let Some(e) = r.next().unwrap() {
+                seen.push(match e {
+                    Event::Text(t) => t.len(),
+                    other => panic!("{other:?}"),
+                });
+            }
+        }
+        assert_eq!(seen, [70_000, 4]);
+        assert_eq!(r.start, r.end);
+        r.shrink_if_idle();
+        assert_eq!(r.buf.len(), INITIAL);
+    }
+
+    #[test]
+    fn violations_map_to_close_codes() {
+        let cases: Vec<(Vec<u8>, FrameError)> = vec![
+            (vec![0x81, 0x02, b'h', b'i'], FrameError::Protocol), // unmasked
+            (frame(0xC1, b"x"), FrameError::Protocol),            // RSV1
+            (frame(0x83, b"x"), FrameError::Protocol),            // reserved opcode
+            (frame(0x80, b"x"), FrameError::Protocol),            // continuation first
+            (frame(0x09, b"x"), FrameError::Protocol),            // fragmented ping
+            (frame(0x89, &[0; 126]), FrameError::Protocol),       // long ping
+            (frame(0x88, b"\x03"), FrameError::Protocol),         // 1-byte close
+            (frame(0x88, b"\x03\xed"), FrameError::Protocol),     // close 1005
+            (frame(0x88, b"\x03\xe8\xff"), FrameError::BadUtf8),  // close reason
+            (frame(0x82, b"x"), FrameError::Binary),
+            (frame(0x81, b"\xc3\x28"), FrameError::BadUtf8),
+            (
+                [frame(0x01, b"a"), frame(0x81, b"b")].concat(),
+                FrameError::Protocol,
+            ),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(events(&bytes), Err(want), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn too_big_is_refused_from_the_header() {
+        let mut r = FrameReader::new(100);
+        feed(&mut r, &frame(0x81, &[b'a'; 100]));
+        assert!(matches!(r.next(), Ok(Some(Event::Text(_)))));
+        // Only the header of the oversize frame is present.
+        feed(&mut r, &[0x81, 0x80 | 101, 1, 2, 3, 4]);
+        assert_eq!(r.next(), Err(FrameError::TooBig));
+        let mut r = FrameReader::new(100);
+        feed(&mut r, &frame(0x01, &[b'a'; 60]));
+        feed(&mut r, &frame(0x80, &[b'a'; 41]));
+        assert_eq!(r.next(), Err(FrameError::TooBig));
+        let mut r = FrameReader::new(100);
+        feed(&mut r, &[0x81, 0xFF, 0x7F, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(r.next(), Err(FrameError::TooBig));
+        let mut r = FrameReader::new(100);
+        feed(&mut r, &[0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(r.next(), Err(FrameError::Protocol));
+    }
+}
