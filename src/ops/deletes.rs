@@ -33,21 +33,24 @@ pub fn collection(ctx: &Ctx<'_>, col: &str) -> Result<(), OpError> {
 
 /// `drec` and `dmrec`: atomic per collection.
 pub fn records(ctx: &Ctx<'_>, refs: &[RecordRef<'_>]) -> Result<(), OpError> {
-    for (col, group) in by_collection(refs, |r| &r.col) {
-        ctx.store
-            .write_existing(col, |c| {
-                ctx.log(|| WalOp::DeleteRecords {
-                    col,
-                    records: group.iter().map(|r| (&*r.doc, r.ts)).collect(),
-                })?;
-                for r in &group {
-                    c.remove_record(&r.doc, r.ts);
-                }
-                Ok(())
-            })
-            .unwrap_or(Ok(()))?;
-    }
-    Ok(())
+    by_collection(
+        refs,
+        |r| &r.col,
+        |col, group| {
+            ctx.store
+                .write_existing(col, |c| {
+                    ctx.log(|| WalOp::DeleteRecords {
+                        col,
+                        records: group.iter().map(|r| (&*r.doc, r.ts)).collect(),
+                    })?;
+                    for r in group.iter() {
+                        c.remove_record(&r.doc, r.ts);
+                    }
+                    Ok(())
+                })
+                .unwrap_or(Ok(()))
+        },
+    )
 }
 
 pub fn range(ctx: &Ctx<'_>, r: &Drrng<'_>) -> Result<(), OpError> {

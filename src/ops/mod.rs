@@ -149,12 +149,55 @@ pub fn execute(
     budget.check(out)
 }
 
-/// Groups batch items by collection, keeping their order inside each collection. Batches name
-/// one or a few collections, so groups are found by a short scan (a map only past 8 groups).
-fn by_collection<'r, T>(
+/// The items of one collection in a batch: the whole batch (the usual case, which then costs
+/// no grouping at all) or those picked out of it, in batch order.
+enum Group<'g, 'r, T> {
+    Whole(&'r [T]),
+    Picked(&'g [&'r T]),
+}
+
+// Not derived: the derive would ask for `T: Copy`.
+impl<T> Clone for Group<'_, '_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Group<'_, '_, T> {}
+
+impl<'g, 'r: 'g, T> Group<'g, 'r, T> {
+    fn iter(self) -> impl Iterator<Item = &'r T> + Clone + 'g {
+        let (whole, picked): (&'r [T], &'g [&'r T]) = match self {
+            Group::Whole(w) => (w, &[]),
+            Group::Picked(p) => (&[], p),
+        };
+        whole.iter().chain(picked.iter().copied())
+    }
+}
+
+/// Calls `each` once per collection named in a batch, in order of first appearance, with its
+/// items in batch order.
+fn by_collection<'r, T, E>(
     items: &'r [T],
     col: impl Fn(&'r T) -> &'r str,
-) -> Vec<(&'r str, Vec<&'r T>)> {
+    mut each: impl FnMut(&'r str, Group<'_, 'r, T>) -> Result<(), E>,
+) -> Result<(), E> {
+    let Some(first) = items.first() else {
+        return Ok(());
+    };
+    let name = col(first);
+    if items.iter().all(|item| col(item) == name) {
+        return each(name, Group::Whole(items));
+    }
+    for (name, group) in groups(items, col) {
+        each(name, Group::Picked(&group))?;
+    }
+    Ok(())
+}
+
+/// Groups batch items by collection, keeping their order inside each collection. Batches name
+/// a few collections, so groups are found by a short scan (a map only past 8 groups).
+fn groups<'r, T>(items: &'r [T], col: impl Fn(&'r T) -> &'r str) -> Vec<(&'r str, Vec<&'r T>)> {
     let mut groups: Vec<(&'r str, Vec<&'r T>)> = Vec::new();
     let mut index: HashMap<&'r str, usize> = HashMap::new();
     for item in items {
@@ -184,18 +227,43 @@ fn by_collection<'r, T>(
 mod tests {
     use super::by_collection;
 
+    fn shape<'a>(items: &'a [&'a str]) -> Vec<(&'a str, Vec<&'a str>)> {
+        let mut seen = Vec::new();
+        by_collection(
+            items,
+            |s| &s[..1],
+            |name, group| {
+                seen.push((name, group.iter().copied().collect()));
+                Ok::<(), ()>(())
+            },
+        )
+        .unwrap();
+        seen
+    }
+
     #[test]
-    fn grouping_keeps_order_with_few_and_many_collections() {
-        let few = ["a", "b", "a", "c", "b"];
-        let g = by_collection(&few, |s| s);
-        let shape: Vec<(&str, usize)> = g.iter().map(|(n, v)| (*n, v.len())).collect();
-        assert_eq!(shape, vec![("a", 2), ("b", 2), ("c", 1)]);
-        let names: Vec<String> = (0..40).map(|i| format!("c{}", i % 20)).collect();
-        let g = by_collection(&names, |s| s.as_str());
+    fn grouping_keeps_order_with_one_few_and_many_collections() {
+        assert_eq!(shape(&["a1", "a2"]), vec![("a", vec!["a1", "a2"])]);
+        assert_eq!(shape(&[]), vec![]);
+        assert_eq!(
+            shape(&["a1", "b1", "a2", "c1", "b2"]),
+            vec![
+                ("a", vec!["a1", "a2"]),
+                ("b", vec!["b1", "b2"]),
+                ("c", vec!["c1"])
+            ]
+        );
+        let names: Vec<String> = (0..40)
+            .map(|i| format!("{}{i}", (b'A' + i % 20) as char))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let g = shape(&refs);
         assert_eq!(g.len(), 20);
         assert!(g
             .iter()
             .enumerate()
-            .all(|(i, (n, v))| *n == format!("c{i}") && v.len() == 2));
+            .all(|(i, (n, v))| n.as_bytes()[0] == b'A' + i as u8
+                && v.len() == 2
+                && v[1] == format!("{n}{}", i + 20)));
     }
 }

@@ -8,23 +8,26 @@ use crate::protocol::request::{NewRecord, Qdoc, Qry};
 use crate::store::Series;
 
 pub fn insert(ctx: &Ctx<'_>, records: &[NewRecord<'_>]) -> Result<(), OpError> {
-    for (col, group) in by_collection(records, |r| &r.col) {
-        ctx.store.write_or_create(col, |c| {
-            if !c.can_insert(group.iter().map(|r| (&*r.doc, &*r.data))) {
-                return Err(OpError::DocumentTooLarge);
-            }
-            ctx.log(|| WalOp::Insert {
-                col,
-                records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
-            })?;
-            for r in &group {
-                c.insert(&r.doc, r.ts, &r.data)
-                    .map_err(|_| OpError::DocumentTooLarge)?;
-            }
-            Ok(())
-        })?;
-    }
-    Ok(())
+    by_collection(
+        records,
+        |r| &r.col,
+        |col, group| {
+            ctx.store.write_or_create(col, |c| {
+                if !c.can_insert(group.iter().map(|r| (&*r.doc, &*r.data))) {
+                    return Err(OpError::DocumentTooLarge);
+                }
+                ctx.log(|| WalOp::Insert {
+                    col,
+                    records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
+                })?;
+                for r in group.iter() {
+                    c.insert(&r.doc, r.ts, &r.data)
+                        .map_err(|_| OpError::DocumentTooLarge)?;
+                }
+                Ok(())
+            })
+        },
+    )
 }
 
 pub fn collections(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
