@@ -26,6 +26,8 @@ pub struct Row {
     pub label: String,
     pub scenario: String,
     pub target: String,
+    /// Which round of `standard` the run belongs to (1 outside `standard`).
+    pub round: u32,
     pub role: String,
     pub conns: u32,
     pub depth: u32,
@@ -89,6 +91,7 @@ pub fn rows(
                 label: label.to_string(),
                 scenario: scenario.to_string(),
                 target: target.to_string(),
+                round: 1,
                 role: r.name.clone(),
                 conns: r.conns,
                 depth: r.depth,
@@ -168,8 +171,8 @@ fn opt(x: Option<f64>, unit: &str) -> String {
 /// The readable table (Markdown, so it can go into the results file unchanged).
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| shape | target | role | conns×depth | batch | req/s | rec/s | p50 | p99 | max | server CPU | client CPU | server RSS | errors |\n");
-    s.push_str("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| shape | round | target | role | conns×depth | batch | req/s | rec/s | p50 | p99 | max | server CPU | client CPU | server RSS | errors |\n");
+    s.push_str("|---|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let batch = if r.batch == 0 {
             r.records_per_response
@@ -180,8 +183,9 @@ pub fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {}×{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {}×{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
+            r.round,
             r.target,
             r.role,
             r.conns,
@@ -324,6 +328,11 @@ pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf)
         m.git_commit,
         m.loadavg_at_start,
         res.wall_seconds
+    );
+    md.push_str(
+        "Each timed figure is the median of the rounds, and each ratio the median of the \
+         per-round ratios (the echo ceiling runs right before the server in every round). \
+         The bulk load runs once.\n\n",
     );
     md.push_str(&targets_table(res.targets));
     if !res.failures.is_empty() {

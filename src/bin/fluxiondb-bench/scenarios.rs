@@ -333,62 +333,56 @@ pub fn standard(a: &StandardArgs) -> Result<(), String> {
     let srv = || Live::server(&a.server, key);
 
     let mut failures: Vec<String> = Vec::new();
-    let mut record = |label: &str, target: &str, r: Result<Vec<Row>, String>| match r {
-        Ok(new) => {
+    let mut record = |label: &str, target: &str, round: u32, r: Result<Vec<Row>, String>| match r {
+        Ok(mut new) => {
+            new.iter_mut().for_each(|row| row.round = round);
             report::print_json(&new);
             rows.extend(new);
         }
         Err(e) => {
-            eprintln!("\n!!! {label} ({target}) FAILED: {e}\n");
-            failures.push(format!("{label} ({target}): {e}"));
+            eprintln!("\n!!! {label} ({target}, round {round}) FAILED: {e}\n");
+            failures.push(format!("{label} ({target}, round {round}): {e}"));
         }
     };
 
-    // Single-record inserts: the server and the echo ceiling, same client, same shape.
-    for (c, d) in [(1, 32), (16, 4), (1, 1)] {
-        let s = shape(c, d, 1);
-        let l = format!("ins-{c}x{d}");
-        if wanted(&l) {
-            record(
-                &l,
-                "echo",
-                Live::echo().and_then(|mut e| insert(&mut e, &s, &l)),
-            );
-            record(
-                &l,
-                "fluxiondb",
-                srv().and_then(|mut v| insert(&mut v, &s, &l)),
-            );
+    for round in 1..=a.rounds {
+        // Single-record inserts: the echo ceiling, then the server, same client, same shape.
+        for (c, d) in [(1, 32), (16, 4), (1, 1)] {
+            let s = shape(c, d, 1);
+            let l = format!("ins-{c}x{d}");
+            if wanted(&l) {
+                let echo = Live::echo().and_then(|mut e| insert(&mut e, &s, &l));
+                record(&l, "echo", round, echo);
+                let ours = srv().and_then(|mut v| insert(&mut v, &s, &l));
+                record(&l, "fluxiondb", round, ours);
+            }
         }
-    }
-    // Queries answering 100 records (100 documents of 1000 records).
-    for (l, kind) in [("qry-100", ReadKind::Qry), ("qdoc-100", ReadKind::Qdoc)] {
-        if wanted(l) {
-            let s = shape(1, 32, 1);
-            let r = srv().and_then(|mut v| query(&mut v, &s, kind, 1000, 100, l));
-            record(l, "fluxiondb", r);
+        // Queries answering 100 records (100 documents of 1000 records).
+        for (l, kind) in [("qry-100", ReadKind::Qry), ("qdoc-100", ReadKind::Qdoc)] {
+            if wanted(l) {
+                let s = shape(1, 32, 1);
+                let r = srv().and_then(|mut v| query(&mut v, &s, kind, 1000, 100, l));
+                record(l, "fluxiondb", round, r);
+            }
         }
-    }
-    if wanted("mixed") {
-        let m = MixedArgs {
-            target: Target {
-                url: None,
-                server: None,
-                key: key.into(),
-                server_pid: None,
-            },
-            shape: shape(2, 8, 1),
-            readers: 2,
-            reader_depth: 8,
-            read: ReadKind::Qry,
-            prefill: 100,
-            limit: 100,
-        };
-        record(
-            "mixed",
-            "fluxiondb",
-            srv().and_then(|mut v| mixed(&mut v, &m, "mixed")),
-        );
+        if wanted("mixed") {
+            let m = MixedArgs {
+                target: Target {
+                    url: None,
+                    server: None,
+                    key: key.into(),
+                    server_pid: None,
+                },
+                shape: shape(2, 8, 1),
+                readers: 2,
+                reader_depth: 8,
+                read: ReadKind::Qry,
+                prefill: 100,
+                limit: 100,
+            };
+            let r = srv().and_then(|mut v| mixed(&mut v, &m, "mixed"));
+            record("mixed", "fluxiondb", round, r);
+        }
     }
     // Bulk load: 1000 records per ins, 2 connections × 4 in flight, 1000 documents, into a
     // fresh server whose RSS growth gives the memory per record.
@@ -398,13 +392,10 @@ pub fn standard(a: &StandardArgs) -> Result<(), String> {
             ..shape(2, 4, 1000)
         };
         let l = "bulk-2x4-b1000";
-        record(
-            l,
-            "echo",
-            Live::echo().and_then(|mut e| insert(&mut e, &s, l)),
-        );
+        let echo = Live::echo().and_then(|mut e| insert(&mut e, &s, l));
+        record(l, "echo", 1, echo);
         let r = srv().and_then(|mut v| fill(&mut v, &s, a.fill_records, l));
-        record(l, "fluxiondb", r);
+        record(l, "fluxiondb", 1, r);
     }
     let targets = targets(&rows);
     let wall = began.elapsed().as_secs_f64();
@@ -416,6 +407,7 @@ pub fn standard(a: &StandardArgs) -> Result<(), String> {
             "duration_s": a.duration,
             "warmup_s": a.warmup,
             "fill_records": a.fill_records,
+            "rounds": a.rounds,
             "data_bytes": 32,
             "docs": {"inserts": 100, "queries": 100, "bulk": 1000},
         });
@@ -441,84 +433,109 @@ pub fn standard(a: &StandardArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The median of `xs` (the mean of the middle two for an even count).
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(xs[n / 2]),
+        _ => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
+    }
+}
+
+/// The summary: each figure is the median over the rounds, and each ratio to echo the median
+/// of the per-round ratios (echo and server measured back to back).
 fn targets(rows: &[Row]) -> Vec<report::Target> {
-    let find =
-        |label: &str, target: &str| rows.iter().find(|r| r.label == label && r.target == target);
+    let runs = |label: &str, target: &str| -> Vec<&Row> {
+        rows.iter()
+            .filter(|r| r.label == label && r.target == target)
+            .collect()
+    };
+    let find = |label: &str, target: &str| runs(label, target).first().copied();
     let mut out = Vec::new();
-    let mut push =
-        |name: &str, unit: &str, ours: Option<f64>, echo: Option<f64>, qt: f64, uws: f64| {
-            out.push(report::Target {
-                name: name.into(),
-                unit: unit.into(),
-                ours,
-                echo_ceiling: echo,
-                ratio_vs_echo: match (ours, echo) {
-                    (Some(o), Some(e)) if e > 0.0 => Some((o / e * 1000.0).round() / 1000.0),
-                    _ => None,
-                },
-                upstream_qt: (qt > 0.0).then_some(qt),
-                upstream_uws: (uws > 0.0).then_some(uws),
-            });
-        };
-    let rec = |l: &str, t: &str| find(l, t).map(|r| r.rec_per_s);
-    let req = |l: &str, t: &str| find(l, t).map(|r| r.req_per_s);
+    // (label, figure of a row) → (ours, echo, ratio), medians over the rounds.
+    let paired = |label: &str, figure: &dyn Fn(&Row) -> f64| {
+        let ours = runs(label, "fluxiondb");
+        let echo = runs(label, "echo");
+        let ratios = ours
+            .iter()
+            .filter_map(|o| {
+                let e = echo.iter().find(|e| e.round == o.round)?;
+                let e = figure(e);
+                (e > 0.0).then(|| figure(o) / e)
+            })
+            .collect();
+        (
+            median(ours.iter().map(|r| figure(r)).collect()),
+            median(echo.iter().map(|r| figure(r)).collect()),
+            median(ratios).map(|r| (r * 1000.0).round() / 1000.0),
+        )
+    };
+    let mut push = |name: &str,
+                    unit: &str,
+                    figures: (Option<f64>, Option<f64>, Option<f64>),
+                    qt: f64,
+                    uws: f64| {
+        let (ours, echo, ratio) = figures;
+        out.push(report::Target {
+            name: name.into(),
+            unit: unit.into(),
+            ours,
+            echo_ceiling: echo,
+            ratio_vs_echo: ratio,
+            upstream_qt: (qt > 0.0).then_some(qt),
+            upstream_uws: (uws > 0.0).then_some(uws),
+        });
+    };
+    let rec = |l: &str| paired(l, &|r: &Row| r.rec_per_s);
+    let req = |l: &str| paired(l, &|r: &Row| r.req_per_s);
     push(
         "bulk load, 1000 rec/ins, 2 conns × 4",
         "rec/s",
-        rec("bulk-2x4-b1000", "fluxiondb"),
-        rec("bulk-2x4-b1000", "echo"),
+        rec("bulk-2x4-b1000"),
         120e3,
         251e3,
     );
     push(
         "1-rec ins, 1 conn × 32",
         "req/s",
-        req("ins-1x32", "fluxiondb"),
-        req("ins-1x32", "echo"),
+        req("ins-1x32"),
         51e3,
         91e3,
     );
     push(
         "1-rec ins, 16 conns × 4",
         "req/s",
-        req("ins-16x4", "fluxiondb"),
-        req("ins-16x4", "echo"),
+        req("ins-16x4"),
         60e3,
         78e3,
     );
     push(
         "qry → 100 records, 1 conn × 32",
         "req/s",
-        req("qry-100", "fluxiondb"),
-        None,
+        req("qry-100"),
         2.3e3,
         20e3,
     );
     push(
         "qdoc → 100 records, 1 conn × 32",
         "req/s",
-        req("qdoc-100", "fluxiondb"),
-        None,
+        req("qdoc-100"),
         4.0e3,
         36e3,
     );
     let mem = find("bulk-2x4-b1000", "fluxiondb").and_then(|r| r.memory.clone());
-    push(
-        &format!(
-            "RSS per record after {} records (1000 docs, 32-byte data; payload 40 B)",
-            mem.as_ref().map(|m| m.records).unwrap_or(0)
-        ),
-        "B",
-        mem.map(|m| m.bytes_per_record),
-        None,
-        131.0,
-        107.0,
+    let name = format!(
+        "RSS per record after {} records (1000 docs, 32-byte data; payload 40 B)",
+        mem.as_ref().map(|m| m.records).unwrap_or(0)
     );
+    let per_record = mem.map(|m| m.bytes_per_record);
+    push(&name, "B", (per_record, None, None), 131.0, 107.0);
     push(
         "p99 latency, 1-rec ins, 1 conn × 1",
         "µs",
-        find("ins-1x1", "fluxiondb").map(|r| r.p99_us),
-        find("ins-1x1", "echo").map(|r| r.p99_us),
+        paired("ins-1x1", &|r: &Row| r.p99_us),
         0.0,
         0.0,
     );
