@@ -11,15 +11,14 @@ pub fn document(ctx: &Ctx<'_>, doc: &str, col: Option<&str>) -> Result<(), OpErr
         None => ctx.store.names(),
     };
     for col in &names {
-        ctx.store
-            .write_existing(col, |c| {
-                if c.docs.contains_key(doc) {
-                    ctx.log(|| WalOp::DeleteDoc { col, doc })?;
-                    c.remove_doc(doc);
-                }
-                Ok(())
-            })
-            .unwrap_or(Ok(()))?;
+        ctx.write_existing(col, |c| {
+            if c.docs.contains_key(doc) {
+                ctx.log(|| WalOp::DeleteDoc { col, doc })?;
+                c.remove_doc(doc);
+            }
+            Ok(())
+        })
+        .unwrap_or(Ok(()))?;
     }
     Ok(())
 }
@@ -37,33 +36,31 @@ pub fn records(ctx: &Ctx<'_>, refs: &[RecordRef<'_>]) -> Result<(), OpError> {
         refs,
         |r| &r.col,
         |col, group| {
-            ctx.store
-                .write_existing(col, |c| {
-                    ctx.log(|| WalOp::DeleteRecords {
-                        col,
-                        records: group.iter().map(|r| (&*r.doc, r.ts)).collect(),
-                    })?;
-                    for r in group.iter() {
-                        c.remove_record(&r.doc, r.ts);
-                    }
-                    Ok(())
-                })
-                .unwrap_or(Ok(()))
+            ctx.write_existing(col, |c| {
+                ctx.log(|| WalOp::DeleteRecords {
+                    col,
+                    records: group.iter().map(|r| (&*r.doc, r.ts)).collect(),
+                })?;
+                for r in group.iter() {
+                    c.remove_record(&r.doc, r.ts);
+                }
+                Ok(())
+            })
+            .unwrap_or(Ok(()))
         },
     )
 }
 
 pub fn range(ctx: &Ctx<'_>, r: &Drrng<'_>) -> Result<(), OpError> {
-    ctx.store
-        .write_existing(&r.col, |c| {
-            ctx.log(|| WalOp::DeleteRange {
-                col: &r.col,
-                doc: &r.doc,
-                from: r.from_ts,
-                to: r.to_ts,
-            })?;
-            c.remove_range(&r.doc, r.from_ts, r.to_ts);
-            Ok(())
-        })
-        .unwrap_or(Ok(()))
+    ctx.write_existing(&r.col, |c| {
+        ctx.log(|| WalOp::DeleteRange {
+            col: &r.col,
+            doc: &r.doc,
+            from: r.from_ts,
+            to: r.to_ts,
+        })?;
+        c.remove_range(&r.doc, r.from_ts, r.to_ts);
+        Ok(())
+    })
+    .unwrap_or(Ok(()))
 }

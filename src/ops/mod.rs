@@ -10,8 +10,8 @@ use crate::auth::{KeyEntry, KeyRing};
 use crate::persist::{Journal, Lsn, WalOp};
 use crate::protocol::encode;
 use crate::protocol::Request;
-use crate::store::Store;
-use std::cell::Cell;
+use crate::store::{Collection, Handles, Store};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -36,6 +36,8 @@ pub trait Sessions: Send + Sync {
 /// Everything an operation may touch.
 pub struct Ctx<'a> {
     pub store: &'a Store,
+    /// The calling connection's recently used collection handles.
+    pub handles: &'a RefCell<Handles>,
     pub keys: &'a KeyRing,
     pub sessions: &'a dyn Sessions,
     /// The calling connection.
@@ -49,6 +51,23 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// [`Store::write_or_create`] through the connection's handles.
+    fn write_or_create<R>(&self, col: &str, f: impl FnOnce(&mut Collection) -> R) -> R {
+        self.store
+            .write_or_create(&mut self.handles.borrow_mut(), col, f)
+    }
+
+    /// [`Store::write_existing`] through the connection's handles.
+    fn write_existing<R>(&self, col: &str, f: impl FnOnce(&mut Collection) -> R) -> Option<R> {
+        self.store
+            .write_existing(&mut self.handles.borrow_mut(), col, f)
+    }
+
+    /// [`Store::read`] through the connection's handles.
+    fn read<R>(&self, col: &str, f: impl FnOnce(&Collection) -> R) -> Option<R> {
+        self.store.read(&mut self.handles.borrow_mut(), col, f)
+    }
+
     /// Logs a mutation (built only when persistence is on). Call under the lock of the
     /// collection it changes, before changing it.
     fn log<'o>(&self, op: impl FnOnce() -> WalOp<'o>) -> Result<(), OpError> {

@@ -12,7 +12,7 @@ pub fn insert(ctx: &Ctx<'_>, records: &[NewRecord<'_>]) -> Result<(), OpError> {
         records,
         |r| &r.col,
         |col, group| {
-            ctx.store.write_or_create(col, |c| {
+            ctx.write_or_create(col, |c| {
                 if !c.can_insert(group.iter().map(|r| (&*r.doc, &*r.data))) {
                     return Err(OpError::DocumentTooLarge);
                 }
@@ -47,8 +47,7 @@ pub fn latest(
     let predicate = Predicate::new(q.where_.as_deref(), q.filter.as_deref());
     encode::member(out, "records");
     out.push(b'{');
-    if let Some(handle) = ctx.store.get(&q.col) {
-        let c = handle.read();
+    ctx.read(&q.col, |c| {
         let mut first = true;
         let mut emit = |name: &str, series: &Series, out: &mut Vec<u8>| -> Result<(), OpError> {
             let Some(i) = series.latest_at(q.ts) else {
@@ -83,7 +82,9 @@ pub fn latest(
                 }
             }
         }
-    }
+        Ok(())
+    })
+    .unwrap_or(Ok(()))?;
     out.push(b'}');
     Ok(())
 }
@@ -103,8 +104,7 @@ pub fn document(
     };
     encode::member(out, "records");
     out.push(b'[');
-    if let Some(handle) = ctx.store.get(&q.col) {
-        let c = handle.read();
+    ctx.read(&q.col, |c| {
         if let Some(series) = c.docs.get(&*q.doc) {
             let range = series.range(q.from, q.to);
             let positions: Box<dyn Iterator<Item = usize>> = if q.reverse {
@@ -131,7 +131,9 @@ pub fn document(
                 }
             }
         }
-    }
+        Ok(())
+    })
+    .unwrap_or(Ok(()))?;
     out.push(b']');
     Ok(())
 }

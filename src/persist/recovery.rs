@@ -10,7 +10,7 @@ use super::journal::{snapshot_id, Journal, SnapshotFiles, KEYS_FILE};
 use super::replay;
 use super::wal::{self, FsyncPolicy, SegmentEnd, Wal};
 use crate::auth::Scope;
-use crate::store::Store;
+use crate::store::{Handles, Store};
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -130,13 +130,14 @@ pub fn open(dir: &Path, policy: FsyncPolicy, repair: bool) -> Result<Recovered, 
 
     let segments = wal::list_segments(dir).map_err(io_err(dir))?;
     let last_seq = segments.last().map_or(0, |s| s.0);
+    let mut handles = Handles::default();
     for (i, (_, path)) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
         let end = wal::read_segment(path, |payload| {
             let op: WalOp = codec::borrow_decode(payload).map_err(|e| e.to_string())?;
             report.log_entries += 1;
             report.bytes_read += payload.len() as u64;
-            replay::apply(&store, &op)?;
+            replay::apply(&store, &mut handles, &op)?;
             progress.tick("log entries", report.log_entries, report.bytes_read);
             Ok(())
         })

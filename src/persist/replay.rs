@@ -1,37 +1,37 @@
 //! Applies logged mutations to the store during recovery (no logging of its own).
 
 use super::codec::WalOp;
-use crate::store::Store;
+use crate::store::{Handles, Store};
 
 /// Applies one log entry; an entry that cannot be applied means damaged data.
-pub fn apply(store: &Store, op: &WalOp<'_>) -> Result<(), String> {
+pub fn apply(store: &Store, handles: &mut Handles, op: &WalOp<'_>) -> Result<(), String> {
     match op {
-        WalOp::Insert { col, records } => store.write_or_create(col, |c| {
+        WalOp::Insert { col, records } => store.write_or_create(handles, col, |c| {
             records.iter().try_for_each(|(doc, ts, data)| {
                 c.insert(doc, *ts, data).map_err(|e| format!("{e:?}"))
             })
         })?,
         WalOp::DeleteRecords { col, records } => {
-            store.write_existing(col, |c| {
+            store.write_existing(handles, col, |c| {
                 for (doc, ts) in records {
                     c.remove_record(doc, *ts);
                 }
             });
         }
         WalOp::DeleteRange { col, doc, from, to } => {
-            store.write_existing(col, |c| c.remove_range(doc, *from, *to));
+            store.write_existing(handles, col, |c| c.remove_range(doc, *from, *to));
         }
         WalOp::DeleteDoc { col, doc } => {
-            store.write_existing(col, |c| c.remove_doc(doc));
+            store.write_existing(handles, col, |c| c.remove_doc(doc));
         }
         WalOp::DropCollection { col } => {
             store.drop_collection(col, || ());
         }
         WalOp::SetValue { col, key, value } => {
-            store.write_or_create(col, |c| c.set_value(key, value))
+            store.write_or_create(handles, col, |c| c.set_value(key, value))
         }
         WalOp::DeleteValue { col, key } => {
-            store.write_existing(col, |c| c.remove_value(key));
+            store.write_existing(handles, col, |c| c.remove_value(key));
         }
     }
     Ok(())

@@ -9,7 +9,8 @@ use super::Shared;
 use crate::auth::authorize;
 use crate::ops::{self, Ctx};
 use crate::protocol::{encode, envelope, request, MsgType};
-use std::cell::Cell;
+use crate::store::Handles;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,7 @@ struct Session<'s> {
     bad_total: u32,
     /// Queued acknowledgements may leave only once the log is durable up to here.
     durable_upto: u64,
+    handles: RefCell<Handles>,
 }
 
 /// Serves an authenticated connection until it ends.
@@ -59,6 +61,7 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut conn: Conn) {
         bad_streak: 0,
         bad_total: 0,
         durable_upto: 0,
+        handles: RefCell::default(),
     };
     conn.push_text(encode::READY.as_bytes());
     let flow = s.serve(&mut conn);
@@ -337,6 +340,7 @@ impl Session<'_> {
         let shared = self.shared;
         let ctx = Ctx {
             store: &shared.store,
+            handles: &self.handles,
             keys: &shared.keys,
             sessions: &shared.registry,
             session: self.handle.id,

@@ -14,6 +14,39 @@ use std::sync::Arc;
 
 pub type CollectionRef = Arc<RwLock<Collection>>;
 
+/// How many collection handles a [`Handles`] keeps.
+const RECENT: usize = 4;
+
+/// Handles of the collections one connection used last, so that its next requests on them skip
+/// the store's map: the map's lock and each handle's reference count are written by every
+/// connection, and on a busy server those shared cache lines cost more than the work itself.
+/// A cached handle whose collection has left the store holds an empty collection (removal
+/// empties it) and is dropped at its next use, under the collection's lock.
+#[derive(Default)]
+pub struct Handles {
+    recent: Vec<(String, CollectionRef)>,
+}
+
+impl Handles {
+    /// The handle of `name`, from the cache or else from the store (then cached).
+    fn find(&mut self, store: &Store, name: &str) -> Option<&CollectionRef> {
+        let i = match self.recent.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                let handle = store.get(name)?;
+                self.recent.truncate(RECENT - 1);
+                self.recent.insert(0, (name.to_owned(), handle));
+                0
+            }
+        };
+        Some(&self.recent[i].1)
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.recent.retain(|(n, _)| n != name);
+    }
+}
+
 #[derive(Default)]
 pub struct Store {
     collections: RwLock<BTreeMap<String, CollectionRef>>,
@@ -43,22 +76,24 @@ impl Store {
             .collect()
     }
 
-    /// Runs `f` on the named collection under its write lock, creating it if needed. When `f`
-    /// leaves the collection empty it is removed (§3 invariant).
-    pub fn write_or_create<R>(&self, name: &str, f: impl FnOnce(&mut Collection) -> R) -> R {
+    /// Runs `f` on the collection of that name under its write lock, creating it if needed.
+    /// A collection left empty afterwards is removed.
+    pub fn write_or_create<R>(
+        &self,
+        handles: &mut Handles,
+        name: &str,
+        f: impl FnOnce(&mut Collection) -> R,
+    ) -> R {
         let mut f = Some(f);
         loop {
-            let handle = match self.get(name) {
-                Some(h) => h,
-                None => self
-                    .collections
-                    .write()
-                    .entry(name.to_owned())
-                    .or_default()
-                    .clone(),
+            let Some(handle) = handles.find(self, name) else {
+                self.collections.write().entry(name.to_owned()).or_default();
+                continue;
             };
             let mut guard = handle.write();
             if guard.removed {
+                drop(guard);
+                handles.forget(name);
                 continue;
             }
             let Some(f) = f.take() else {
@@ -68,7 +103,7 @@ impl Store {
             let empty = guard.is_empty();
             drop(guard);
             if empty {
-                self.remove_if_empty(name, &handle);
+                self.remove_if_empty(name, handle);
             }
             return result;
         }
@@ -76,20 +111,48 @@ impl Store {
 
     /// Runs `f` on an existing collection under its write lock (no creation); `None` when there
     /// is no such collection. An emptied collection is removed.
-    pub fn write_existing<R>(&self, name: &str, f: impl FnOnce(&mut Collection) -> R) -> Option<R> {
-        let handle = self.get(name)?;
-        let mut guard = handle.write();
-        if guard.removed {
-            // Removed meanwhile: it was empty, so there is nothing to change.
-            return None;
+    pub fn write_existing<R>(
+        &self,
+        handles: &mut Handles,
+        name: &str,
+        f: impl FnOnce(&mut Collection) -> R,
+    ) -> Option<R> {
+        loop {
+            let handle = handles.find(self, name)?;
+            let mut guard = handle.write();
+            if guard.removed {
+                drop(guard);
+                handles.forget(name);
+                continue;
+            }
+            let result = f(&mut guard);
+            let empty = guard.is_empty();
+            drop(guard);
+            if empty {
+                self.remove_if_empty(name, handle);
+            }
+            return Some(result);
         }
-        let result = f(&mut guard);
-        let empty = guard.is_empty();
-        drop(guard);
-        if empty {
-            self.remove_if_empty(name, &handle);
+    }
+
+    /// Runs `f` on an existing collection under its read lock; `None` when there is no such
+    /// collection.
+    pub fn read<R>(
+        &self,
+        handles: &mut Handles,
+        name: &str,
+        f: impl FnOnce(&Collection) -> R,
+    ) -> Option<R> {
+        loop {
+            let handle = handles.find(self, name)?;
+            let guard = handle.read();
+            if guard.removed {
+                drop(guard);
+                handles.forget(name);
+                continue;
+            }
+            return Some(f(&guard));
         }
-        Some(result)
     }
 
     /// Removes `handle` from the map if it is still the collection of that name and still
@@ -141,17 +204,18 @@ mod tests {
     #[test]
     fn collections_exist_while_not_empty() {
         let store = Store::new();
+        let h = &mut Handles::default();
         store
-            .write_or_create("c", |c| c.insert("d", 1, "x"))
+            .write_or_create(h, "c", |c| c.insert("d", 1, "x"))
             .unwrap();
-        store.write_or_create("c", |c| c.set_value("k", "v"));
+        store.write_or_create(h, "c", |c| c.set_value("k", "v"));
         assert_eq!(store.names(), vec!["c"]);
-        store.write_existing("c", |c| c.remove_record("d", 1));
+        store.write_existing(h, "c", |c| c.remove_record("d", 1));
         assert_eq!(store.names(), vec!["c"], "kv entry keeps it");
-        store.write_existing("c", |c| c.remove_value("k"));
+        store.write_existing(h, "c", |c| c.remove_value("k"));
         assert!(store.names().is_empty());
-        assert!(store.write_existing("c", |_| ()).is_none());
-        store.write_or_create("e", |_| ());
+        assert!(store.write_existing(h, "c", |_| ()).is_none());
+        store.write_or_create(h, "e", |_| ());
         assert!(
             store.names().is_empty(),
             "a write that adds nothing creates nothing"
@@ -168,16 +232,15 @@ mod tests {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     let doc = format!("w{w}");
+                    let h = &mut Handles::default();
                     for ts in 1..=2000 {
                         store
-                            .write_or_create("c", |c| c.insert(&doc, ts, "x"))
+                            .write_or_create(h, "c", |c| c.insert(&doc, ts, "x"))
                             .unwrap();
-                        let seen = store
-                            .get("c")
-                            .map(|c| c.read().docs.get(&doc).map(Series::len));
+                        let seen = store.read(h, "c", |c| c.docs.get(&doc).map(Series::len));
                         assert_eq!(seen, Some(Some(1)), "insert {ts} of {doc} was lost");
                         if ts < 2000 {
-                            store.write_existing("c", |c| c.remove_record(&doc, ts));
+                            store.write_existing(h, "c", |c| c.remove_record(&doc, ts));
                         }
                     }
                 })
@@ -188,5 +251,44 @@ mod tests {
         }
         let c = store.get("c").unwrap();
         assert_eq!(c.read().record_count(), 4);
+    }
+
+    #[test]
+    fn cached_handles_follow_a_dropped_and_recreated_collection() {
+        let store = Store::new();
+        let (a, b) = (&mut Handles::default(), &mut Handles::default());
+        store
+            .write_or_create(a, "c", |c| c.insert("d", 1, "old"))
+            .unwrap();
+        assert_eq!(store.read(a, "c", |c| c.record_count()), Some(1));
+        // Another connection drops the collection and creates it anew.
+        assert!(store.drop_collection("c", || ()));
+        assert_eq!(store.read(a, "c", |c| c.record_count()), None);
+        store
+            .write_or_create(b, "c", |c| c.insert("e", 2, "new"))
+            .unwrap();
+        // `a` caches the new collection; it is dropped and re-created behind its back.
+        assert_eq!(
+            store.read(a, "c", |c| c.docs.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["e".to_string()])
+        );
+        store.drop_collection("c", || ());
+        store
+            .write_or_create(b, "c", |c| c.insert("f", 3, "newer"))
+            .unwrap();
+        let names = |c: &Collection| c.docs.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(store.read(a, "c", names), Some(vec!["f".to_string()]));
+        assert_eq!(
+            store.write_existing(a, "c", |c| c.remove_doc("f")),
+            Some(true)
+        );
+        assert!(store.names().is_empty());
+        store
+            .write_or_create(b, "c", |c| c.insert("g", 4, "last"))
+            .unwrap();
+        store
+            .write_or_create(a, "c", |c| c.insert("h", 5, "mine"))
+            .unwrap();
+        assert_eq!(store.read(b, "c", |c| c.record_count()), Some(2));
     }
 }
