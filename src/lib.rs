@@ -11,3 +11,4 @@ pub mod persist;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod text;

@@ -2,7 +2,7 @@
 //! unusual, and the caller falls back to the general reader (serde_json), which decides what the
 //! input means and produces the exact error; the scanners never have to report one.
 
-use crate::protocol::encode::first_escape;
+use crate::text::first_escape;
 use std::borrow::Cow;
 
 /// The position of the first byte at or after `i` that is not JSON white space.

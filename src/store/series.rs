@@ -1,5 +1,6 @@
-//! One document's records, sorted by timestamp, stored compactly: the timestamps in one
-//! contiguous `Vec<i64>`, the data in one string arena addressed by `(start, len)` spans.
+//! One document's records, sorted by timestamp, stored compactly: one contiguous column of
+//! 16-byte entries (timestamp and the `(start, len)` span of its data), and the data in one
+//! string arena. An append touches the end of two buffers.
 //! Appends in time order are O(1); replaced and deleted data becomes garbage in the arena
 //! and is compacted away once it is more than half of it.
 
@@ -18,16 +19,17 @@ fn growth(cap: usize, need: usize, min: usize) -> usize {
     (cap / 4).max(need).max(min)
 }
 
+/// One record: its timestamp and where its data sits in the arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
+struct Entry {
+    ts: i64,
     start: u32,
     len: u32,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Series {
-    ts: Vec<i64>,
-    spans: Vec<Span>,
+    entries: Vec<Entry>,
     arena: String,
     garbage: usize,
     /// Some record's data may hold a control character, `"` or `\\` (bytes that text formats
@@ -38,7 +40,7 @@ pub struct Series {
 
 /// Whether `data` holds a byte below 0x20, `"` or `\\`.
 fn has_special_bytes(data: &str) -> bool {
-    data.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+    crate::text::first_escape(data.as_bytes()).is_some()
 }
 
 impl Series {
@@ -47,18 +49,22 @@ impl Series {
     }
 
     pub fn len(&self) -> usize {
-        self.ts.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
+        self.entries.is_empty()
     }
 
     /// The record at position `i` (oldest first).
     pub fn get(&self, i: usize) -> (i64, &str) {
-        let s = self.spans[i];
-        let start = s.start as usize;
-        (self.ts[i], &self.arena[start..start + s.len as usize])
+        let e = self.entries[i];
+        (e.ts, self.data(e))
+    }
+
+    fn data(&self, e: Entry) -> &str {
+        let start = e.start as usize;
+        &self.arena[start..start + e.len as usize]
     }
 
     /// Bytes held by the data arena, garbage included.
@@ -77,7 +83,8 @@ impl Series {
         self.arena.len() - self.garbage
     }
 
-    fn push_data(&mut self, data: &str) -> Result<Span, SeriesError> {
+    /// Appends `data` to the arena; the entry for it, with `ts`.
+    fn push_data(&mut self, ts: i64, data: &str) -> Result<Entry, SeriesError> {
         let limit = u32::MAX as usize;
         let free = self.arena.capacity() - self.arena.len();
         if free < data.len() {
@@ -90,53 +97,49 @@ impl Series {
         if self.arena.len() + data.len() > limit {
             return Err(SeriesError::DocumentTooLarge);
         }
-        let span = Span {
+        let entry = Entry {
+            ts,
             start: self.arena.len() as u32,
             len: data.len() as u32,
         };
         self.arena.push_str(data);
         self.special = self.special || has_special_bytes(data);
-        Ok(span)
+        Ok(entry)
     }
 
     /// Inserts a record, replacing the data of an existing record with the same timestamp.
     pub fn insert(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
-        match self.ts.last() {
-            Some(&last) if last < ts => {
-                let span = self.push_data(data)?;
-                self.push_record(self.ts.len(), ts, span);
-            }
-            None => {
-                let span = self.push_data(data)?;
-                self.push_record(0, ts, span);
-            }
-            Some(_) => match self.ts.binary_search(&ts) {
+        let at = match self.entries.last() {
+            Some(last) if last.ts < ts => self.entries.len(),
+            None => 0,
+            Some(_) => match self.entries.binary_search_by_key(&ts, |e| e.ts) {
                 Ok(i) => {
-                    let old_len = self.spans[i].len as usize;
-                    let span = self.push_data(data)?;
+                    let old_len = self.entries[i].len as usize;
+                    self.entries[i] = self.push_data(ts, data)?;
                     self.garbage += old_len;
-                    self.spans[i] = span;
                     self.maybe_compact();
+                    return Ok(());
                 }
-                Err(i) => {
-                    let span = self.push_data(data)?;
-                    self.push_record(i, ts, span);
-                }
+                Err(i) => i,
             },
-        }
+        };
+        let entry = self.push_data(ts, data)?;
+        self.push_entry(at, entry);
         Ok(())
     }
 
-    /// Inserts a record's columns at position `i`, growing them by a quarter at a time: the
-    /// columns of a large document stay within ~25 % of their length instead of up to 100 %.
-    fn push_record(&mut self, i: usize, ts: i64, span: Span) {
-        if self.ts.len() == self.ts.capacity() {
-            let add = growth(self.ts.capacity(), 1, 4);
-            self.ts.reserve_exact(add);
-            self.spans.reserve_exact(add);
+    /// Inserts an entry at position `i`, growing the column by a quarter at a time: the
+    /// column of a large document stays within ~25 % of its length instead of up to 100 %.
+    fn push_entry(&mut self, i: usize, entry: Entry) {
+        if self.entries.len() == self.entries.capacity() {
+            let add = growth(self.entries.capacity(), 1, 4);
+            self.entries.reserve_exact(add);
         }
-        self.ts.insert(i, ts);
-        self.spans.insert(i, span);
+        if i == self.entries.len() {
+            self.entries.push(entry);
+        } else {
+            self.entries.insert(i, entry);
+        }
     }
 
     /// Positions of the records with `from <= ts <= to`.
@@ -144,23 +147,23 @@ impl Series {
         if from > to {
             return 0..0;
         }
-        let lo = self.ts.partition_point(|&t| t < from);
-        let hi = self.ts.partition_point(|&t| t <= to);
+        let lo = self.entries.partition_point(|e| e.ts < from);
+        let hi = self.entries.partition_point(|e| e.ts <= to);
         lo..hi.max(lo)
     }
 
     /// Position of the newest record with `ts <= at`. Asking for "now" (at or after the last
     /// record) is the common case and touches one cache line.
     pub fn latest_at(&self, at: i64) -> Option<usize> {
-        match self.ts.last() {
-            Some(&last) if last <= at => Some(self.ts.len() - 1),
-            _ => self.ts.partition_point(|&t| t <= at).checked_sub(1),
+        match self.entries.last() {
+            Some(last) if last.ts <= at => Some(self.entries.len() - 1),
+            _ => self.entries.partition_point(|e| e.ts <= at).checked_sub(1),
         }
     }
 
     /// Removes the record at exactly `ts`; true when one existed.
     pub fn remove(&mut self, ts: i64) -> bool {
-        match self.ts.binary_search(&ts) {
+        match self.entries.binary_search_by_key(&ts, |e| e.ts) {
             Ok(i) => {
                 self.remove_positions(i..i + 1);
                 true
@@ -180,13 +183,12 @@ impl Series {
     }
 
     fn remove_positions(&mut self, r: Range<usize>) {
-        self.garbage += self.spans[r.clone()]
+        self.garbage += self.entries[r.clone()]
             .iter()
-            .map(|s| s.len as usize)
+            .map(|e| e.len as usize)
             .sum::<usize>();
-        self.ts.drain(r.clone());
-        self.spans.drain(r);
-        if self.ts.is_empty() {
+        self.entries.drain(r);
+        if self.entries.is_empty() {
             *self = Series::default();
         } else {
             self.maybe_compact();
@@ -202,28 +204,28 @@ impl Series {
     /// Rewrites the arena with live data only, in record order.
     fn compact(&mut self) {
         let mut arena = String::with_capacity(self.arena.len() - self.garbage);
-        for span in &mut self.spans {
-            let start = span.start as usize;
+        for e in &mut self.entries {
+            let start = e.start as usize;
             let new_start = arena.len() as u32;
-            arena.push_str(&self.arena[start..start + span.len as usize]);
-            span.start = new_start;
+            arena.push_str(&self.arena[start..start + e.len as usize]);
+            e.start = new_start;
         }
         self.arena = arena;
         self.garbage = 0;
-        self.ts.shrink_to(self.ts.len() * 2);
-        self.spans.shrink_to(self.spans.len() * 2);
+        self.entries.shrink_to(self.entries.len() * 2);
     }
 
     /// The series as columns: timestamps, data lengths and the data concatenated in order.
     pub fn to_parts(&self) -> (Vec<i64>, Vec<u32>, String) {
         let mut data = String::with_capacity(self.data_bytes());
+        let mut ts = Vec::with_capacity(self.len());
         let mut lens = Vec::with_capacity(self.len());
-        for span in &self.spans {
-            let start = span.start as usize;
-            data.push_str(&self.arena[start..start + span.len as usize]);
-            lens.push(span.len);
+        for &e in &self.entries {
+            data.push_str(self.data(e));
+            ts.push(e.ts);
+            lens.push(e.len);
         }
-        (self.ts.clone(), lens, data)
+        (ts, lens, data)
     }
 
     /// Rebuilds a series from [`Series::to_parts`] output, checking that it is consistent.
@@ -237,14 +239,15 @@ impl Series {
         if data.len() > u32::MAX as usize {
             return Err("document data exceeds 4 GiB".into());
         }
-        let mut spans = Vec::with_capacity(lens.len());
+        let mut entries = Vec::with_capacity(lens.len());
         let mut start = 0usize;
-        for len in lens {
+        for (ts, len) in ts.into_iter().zip(lens) {
             let end = start + len as usize;
             if end > data.len() || !data.is_char_boundary(end) {
                 return Err("data lengths do not match the data".into());
             }
-            spans.push(Span {
+            entries.push(Entry {
+                ts,
                 start: start as u32,
                 len,
             });
@@ -254,8 +257,7 @@ impl Series {
             return Err("data lengths do not match the data".into());
         }
         Ok(Series {
-            ts,
-            spans,
+            entries,
             special: has_special_bytes(&data),
             arena: data,
             garbage: 0,
