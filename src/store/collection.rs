@@ -4,7 +4,14 @@ use super::series::{Series, SeriesError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A document whose arena passes this many bytes is "large": while none is, a batch of up to
+/// this many bytes cannot take any document past the 4 GiB a document may hold.
+const LARGE: usize = (1 << 31) - 1;
+
+/// Aligned to a cache line so that the lock word in front of it (written by every writer)
+/// does not share a line with the fields every lookup reads.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct Collection {
     pub docs: BTreeMap<String, Series>,
     pub kv: BTreeMap<String, String>,
@@ -13,13 +20,27 @@ pub struct Collection {
     pub(super) removed: bool,
     /// Changed since the last snapshot (cleared by the snapshotter under the read lock).
     dirty: AtomicBool,
-    /// Arena bytes of all documents (live data and garbage), to bound a batch cheaply.
-    arena_bytes: usize,
+    /// Documents whose arena (live data and garbage) is larger than [`LARGE`]. Written only
+    /// when a document crosses that size, so that an insert writes nothing shared but the
+    /// lock and its own series.
+    large_docs: usize,
 }
 
 impl Collection {
     fn mark_dirty(&mut self) {
-        *self.dirty.get_mut() = true;
+        let dirty = self.dirty.get_mut();
+        if !*dirty {
+            *dirty = true;
+        }
+    }
+
+    /// Keeps `large_docs` right after a document's arena went from `before` to `after` bytes.
+    fn track_size(&mut self, before: usize, after: usize) {
+        match (before > LARGE, after > LARGE) {
+            (false, true) => self.large_docs += 1,
+            (true, false) => self.large_docs -= 1,
+            _ => {}
+        }
     }
 
     /// Whether the collection changed since the last snapshot.
@@ -50,19 +71,19 @@ impl Collection {
         if series.is_empty() {
             self.docs.remove(doc);
         }
-        self.arena_bytes = self.arena_bytes + after - before;
+        self.track_size(before, after);
         result
     }
 
     /// Whether inserting `records` `(doc, data)` cannot fail: checked before a batch is applied
-    /// so that a batch is all-or-nothing. Cheap unless the collection holds gigabytes.
+    /// so that a batch is all-or-nothing. Cheap unless a document or the batch holds over 2 GiB.
     pub fn can_insert<'r>(
         &self,
         records: impl Iterator<Item = (&'r str, &'r str)> + Clone,
     ) -> bool {
         let limit = u32::MAX as usize;
         let incoming: usize = records.clone().map(|(_, d)| d.len()).sum();
-        if self.arena_bytes + incoming <= limit {
+        if self.large_docs == 0 && incoming <= LARGE {
             return true;
         }
         let mut per_doc: BTreeMap<&str, usize> = BTreeMap::new();
@@ -85,7 +106,7 @@ impl Collection {
         if series.is_empty() {
             self.docs.remove(doc);
         }
-        self.arena_bytes = self.arena_bytes + after - before;
+        self.track_size(before, after);
         self.mark_dirty();
         r
     }
@@ -101,7 +122,7 @@ impl Collection {
     pub fn remove_doc(&mut self, doc: &str) -> bool {
         match self.docs.remove(doc) {
             Some(series) => {
-                self.arena_bytes -= series.arena_len();
+                self.track_size(series.arena_len(), 0);
                 self.mark_dirty();
                 true
             }
@@ -132,7 +153,7 @@ impl Collection {
 
     /// Recomputes derived counters after documents were inserted directly (loading).
     pub fn recount(&mut self) {
-        self.arena_bytes = self.docs.values().map(Series::arena_len).sum();
+        self.large_docs = self.docs.values().filter(|s| s.arena_len() > LARGE).count();
     }
 
     /// Records and data bytes held (for start-up reports and metrics).

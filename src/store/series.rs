@@ -30,6 +30,10 @@ struct Entry {
 #[derive(Debug, Default, Clone)]
 pub struct Series {
     entries: Vec<Entry>,
+    /// The newest timestamp (meaningless while empty), kept beside the column's pointer so
+    /// that an append decides where the record goes without reading the column: the column's
+    /// end is then only written, and a write that misses the cache does not stall.
+    last_ts: i64,
     arena: String,
     garbage: usize,
     /// Some record's data may hold a control character, `"` or `\\` (bytes that text formats
@@ -109,10 +113,10 @@ impl Series {
 
     /// Inserts a record, replacing the data of an existing record with the same timestamp.
     pub fn insert(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
-        let at = match self.entries.last() {
-            Some(last) if last.ts < ts => self.entries.len(),
-            None => 0,
-            Some(_) => match self.find(ts) {
+        let at = if self.entries.is_empty() || self.last_ts < ts {
+            self.entries.len()
+        } else {
+            match self.find(ts) {
                 Ok(i) => {
                     let old_len = self.entries[i].len as usize;
                     self.entries[i] = self.push_data(ts, data)?;
@@ -121,7 +125,7 @@ impl Series {
                     return Ok(());
                 }
                 Err(i) => i,
-            },
+            }
         };
         let entry = self.push_data(ts, data)?;
         self.push_entry(at, entry);
@@ -162,6 +166,7 @@ impl Series {
             self.entries.reserve_exact(add);
         }
         if i == self.entries.len() {
+            self.last_ts = entry.ts;
             self.entries.push(entry);
         } else {
             self.entries.insert(i, entry);
@@ -214,10 +219,12 @@ impl Series {
             .map(|e| e.len as usize)
             .sum::<usize>();
         self.entries.drain(r);
-        if self.entries.is_empty() {
-            *self = Series::default();
-        } else {
-            self.maybe_compact();
+        match self.entries.last() {
+            None => *self = Series::default(),
+            Some(last) => {
+                self.last_ts = last.ts;
+                self.maybe_compact();
+            }
         }
     }
 
@@ -283,6 +290,7 @@ impl Series {
             return Err("data lengths do not match the data".into());
         }
         Ok(Series {
+            last_ts: entries.last().map_or(0, |e| e.ts),
             entries,
             special: has_special_bytes(&data),
             arena: data,
@@ -341,6 +349,31 @@ mod tests {
             );
         }
         assert_eq!(Series::new().find(5), Err(0));
+    }
+
+    #[test]
+    fn appends_follow_the_newest_record_after_removals() {
+        let mut s = Series::new();
+        for ts in [10, 20, 30] {
+            s.insert(ts, "x").unwrap();
+        }
+        assert!(s.remove(30));
+        s.insert(25, "y").unwrap();
+        assert_eq!(s.remove_range(20, 30), 2);
+        s.insert(15, "z").unwrap();
+        s.insert(12, "w").unwrap();
+        assert_eq!(
+            s.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+            vec![10, 12, 15]
+        );
+        let (ts, lens, data) = s.to_parts();
+        let mut back = Series::from_parts(ts, lens, data).unwrap();
+        back.insert(14, "v").unwrap();
+        back.insert(16, "u").unwrap();
+        assert_eq!(
+            back.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+            vec![10, 12, 14, 15, 16]
+        );
     }
 
     #[test]
