@@ -799,3 +799,39 @@ fn form_decoding_of_key_and_name() {
         .clone();
     assert_eq!(own["name"], "first");
 }
+
+/// Key guessing is slowed down (PROTOCOL.md X-6): after five unknown keys from one address,
+/// each further refusal waits longer (250 ms, then 500 ms, …) before it is sent, while a
+/// connection with a valid key from the same address is served at once.
+#[test]
+fn repeated_unknown_keys_are_refused_ever_more_slowly() {
+    let s = Server::start(&[]);
+    let refuse = |port: u16| {
+        let t0 = std::time::Instant::now();
+        let close = Client::open_expect_close(port, "/?api-key=guess");
+        assert_eq!(close, (1008, "Unknown API key".to_string()));
+        t0.elapsed()
+    };
+    for _ in 0..5 {
+        refuse(s.port);
+    }
+    let sixth = refuse(s.port);
+    assert!(
+        sixth >= std::time::Duration::from_millis(200),
+        "the sixth unknown key was refused after {sixth:?}"
+    );
+    // The seventh waits 500 ms; a valid key meanwhile is answered before that refusal.
+    let (done, refused) = std::sync::mpsc::channel();
+    let port = s.port;
+    let guesser = std::thread::spawn(move || {
+        refuse(port);
+        done.send(()).unwrap();
+    });
+    let mut m = s.master();
+    assert_eq!(m.ok("cols", json!({})), json!({"collections": []}));
+    assert!(
+        refused.try_recv().is_err(),
+        "the valid key waited for the throttled refusal"
+    );
+    guesser.join().unwrap();
+}

@@ -17,6 +17,8 @@ const STACK_SIZE: usize = if cfg!(debug_assertions) {
 } else {
     256 << 10
 };
+const UNKNOWN_KEY: &str = "Unknown API key";
+
 /// Refusals (close 1013) handled at once; past this, surplus connections are just dropped.
 const MAX_REFUSALS: usize = 64;
 
@@ -153,7 +155,7 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
     let entry = creds.api_key.as_deref().map(|k| shared.keys.lookup(k));
     let key = match entry {
         None => Err("Missing API key parameter"),
-        Some(None) => Err("Unknown API key"),
+        Some(None) => Err(UNKNOWN_KEY),
         Some(Some(key)) if shared.stopping.load(Ordering::Acquire) => {
             drop(key);
             Err("server shutting down")
@@ -164,6 +166,13 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
         Ok(key) => key,
         Err(reason) => {
             log::warn!("connection from {} refused: {reason}", peer.ip());
+            if reason == UNKNOWN_KEY {
+                let wait = shared.throttle.failed(peer.ip(), Instant::now());
+                if !wait.is_zero() {
+                    // Returns at once when the server stops.
+                    shared.stop.sleep(wait);
+                }
+            }
             let code = if reason == "server shutting down" {
                 1001
             } else {

@@ -8,6 +8,7 @@ mod listener;
 mod registry;
 mod session;
 pub mod signals;
+mod throttle;
 
 use crate::auth::{KeyRing, Scope};
 use crate::config::Config;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub keys: KeyRing,
     pub journal: Option<Journal>,
     registry: Registry,
+    /// Slows down refusals of unknown API keys from addresses that keep presenting them.
+    throttle: throttle::Throttle,
     stopping: AtomicBool,
     /// Connection threads alive (handshakes included), for the connection cap.
     threads: AtomicUsize,
@@ -113,6 +116,7 @@ impl Server {
             store: boot.store,
             journal: boot.journal,
             registry: Registry::default(),
+            throttle: throttle::Throttle::default(),
             stopping: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             refusals: AtomicUsize::new(0),
