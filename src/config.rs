@@ -95,6 +95,11 @@ pub struct Args {
     #[arg(long = "repair")]
     pub repair: bool,
 
+    /// A seed (Qt) server's data folder to import once into an empty `--data` folder; a
+    /// restart with the flag still given imports nothing again.
+    #[arg(long = "import-seed", env = "IMPORT_SEED", value_name = "DIR")]
+    pub import_seed: Option<PathBuf>,
+
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -107,6 +112,7 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub fsync: FsyncPolicy,
     pub repair: bool,
+    pub import_seed: Option<PathBuf>,
     pub flush_interval: Duration,
     pub bind: IpAddr,
     pub port: u16,
@@ -131,11 +137,15 @@ impl Config {
             .parse()
             .map_err(|_| format!("invalid log level {}", args.log_level))?;
         let idle_timeout = Duration::from_secs(args.idle_timeout);
+        if args.import_seed.is_some() && args.data.is_none() {
+            return Err("--import-seed needs --data: the folder to import into".into());
+        }
         Ok(Config {
             secret_key,
             data_dir: args.data,
             fsync: args.fsync.parse()?,
             repair: args.repair,
+            import_seed: args.import_seed,
             flush_interval: Duration::from_secs(args.flush_interval),
             bind: args.bind,
             port: args.port,

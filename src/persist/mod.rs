@@ -4,7 +4,8 @@
 //!
 //! Folder layout (no file name comes from a client string):
 //! `LOCK` (held while the server runs), `keys.bin` (scoped API keys), `snap-<n>.bin` (one per
-//! collection, its name inside), `wal-<n>.log` (log segments not yet covered by snapshots).
+//! collection, its name inside), `wal-<n>.log` (log segments not yet covered by snapshots),
+//! `imported-seed` (present once `--import-seed` has imported a seed folder).
 
 mod codec;
 mod framed;
@@ -13,9 +14,11 @@ mod image;
 mod journal;
 mod recovery;
 mod replay;
+mod seed;
 mod wal;
 
 pub use codec::WalOp;
 pub use journal::{CheckpointReport, Journal};
 pub use recovery::{open, Recovered, RecoveryError, RecoveryReport};
+pub use seed::{import as import_seed, ImportError, SeedReport};
 pub use wal::{FsyncPolicy, Lsn, WalFailed};

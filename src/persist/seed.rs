@@ -1,0 +1,299 @@
+//! One-time import of a seed (Qt) server's data folder (PROTOCOL.md §8.1, §8.3, D-13) into an
+//! empty data folder. The whole folder is read and checked in memory first; only then is
+//! anything written (snapshots, the key file, and last a marker naming the source), so a
+//! damaged seed folder leaves the data folder untouched, and a restart with the same flag
+//! finds the marker and imports nothing twice.
+//!
+//! Seed layout: `<seed>/<collection>/<document>/<flush-time-ms>.json` (a JSON array of
+//! `{"ts", "data"}` records, or one such object), `<seed>/<collection>/key_value.json` (an
+//! object of string values), `<seed>/config/api_keys.json` (key → `{"scope", "deletable"}`).
+//! A document's files are applied in the order of the flush time in their names, so a later
+//! file replaces records with the same timestamp (the seed used modification times, which a
+//! copy of the folder loses). Other files are ignored, as the seed did.
+
+use super::fsutil;
+use super::journal::Journal;
+use crate::auth::{KeyRing, Scope};
+use crate::protocol::fields::MAX_NAME_BYTES;
+use crate::store::{Handles, Store};
+use serde_json::Value;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Written into the data folder once an import is durable.
+pub const MARKER: &str = "imported-seed";
+
+const KEY_VALUE_FILE: &str = "key_value.json";
+const KEYS_FOLDER: &str = "config";
+const KEYS_FILE: &str = "api_keys.json";
+
+#[derive(Debug)]
+pub enum ImportError {
+    Io(PathBuf, io::Error),
+    Bad(PathBuf, String),
+    NotEmpty(PathBuf),
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::Io(p, e) => write!(f, "importing {}: {e}", p.display()),
+            ImportError::Bad(p, why) => write!(
+                f,
+                "cannot import {}: {why}; nothing was imported",
+                p.display()
+            ),
+            ImportError::NotEmpty(dir) => write!(
+                f,
+                "--import-seed imports only into an empty data folder, and {} already holds \
+                 data; start without --import-seed, or with an empty --data folder",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+/// What an import brought in.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SeedReport {
+    pub collections: usize,
+    pub documents: usize,
+    pub records: usize,
+    pub values: usize,
+    pub keys: usize,
+    /// Records skipped because their timestamp was not positive (the seed stored a missing
+    /// `ts` as 0; this server's records have positive timestamps).
+    pub skipped: usize,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImportError + '_ {
+    move |e| ImportError::Io(path.to_owned(), e)
+}
+
+fn bad(path: &Path, why: impl Into<String>) -> ImportError {
+    ImportError::Bad(path.to_owned(), why.into())
+}
+
+/// Imports `seed` unless this data folder already did. `store` and `keys` are what recovery
+/// found; they must be empty. Returns `None` when the marker says the import already happened.
+pub fn import(
+    journal: &Journal,
+    store: &Store,
+    keys: &mut Vec<(String, Scope)>,
+    master: &str,
+    seed: &Path,
+) -> Result<Option<SeedReport>, ImportError> {
+    let marker = journal.dir().join(MARKER);
+    if marker.exists() {
+        return Ok(None);
+    }
+    if !store.names().is_empty() || !keys.is_empty() {
+        return Err(ImportError::NotEmpty(journal.dir().to_owned()));
+    }
+    let mut report = SeedReport::default();
+    let mut found_keys = Vec::new();
+    read_folder(seed, store, &mut found_keys, &mut report)?;
+    if !found_keys.is_empty() {
+        let ring = KeyRing::new(master);
+        for (key, scope) in &found_keys {
+            ring.add(key, *scope);
+        }
+        journal.save_keys(&ring).map_err(io_err(journal.dir()))?;
+        *keys = ring.scoped();
+    }
+    journal.checkpoint(store).map_err(io_err(journal.dir()))?;
+    let note = format!(
+        "seed folder {} imported: {} collections, {} records, {} values, {} keys\n",
+        seed.display(),
+        report.collections,
+        report.records,
+        report.values,
+        report.keys
+    );
+    fsutil::write_atomic(journal.dir(), MARKER, |f| {
+        io::Write::write_all(f, note.as_bytes())
+    })
+    .map_err(io_err(journal.dir()))?;
+    Ok(Some(report))
+}
+
+/// The entries of a folder, sorted by name, with their names as text.
+fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, fs::FileType)>, ImportError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(io_err(&path))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            return Err(bad(&path, "the name is not UTF-8"));
+        };
+        out.push((name, path, kind));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+fn check_name(path: &Path, name: &str) -> Result<(), ImportError> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(bad(path, "the name is longer than 4096 bytes"));
+    }
+    Ok(())
+}
+
+fn read_json(path: &Path) -> Result<Value, ImportError> {
+    let text = fs::read(path).map_err(io_err(path))?;
+    serde_json::from_slice(&text).map_err(|e| bad(path, format!("not valid JSON ({e})")))
+}
+
+fn read_folder(
+    seed: &Path,
+    store: &Store,
+    keys: &mut Vec<(String, Scope)>,
+    report: &mut SeedReport,
+) -> Result<(), ImportError> {
+    let handles = &mut Handles::default();
+    for (col, path, kind) in entries(seed)? {
+        if !kind.is_dir() {
+            continue;
+        }
+        check_name(&path, &col)?;
+        let mut has_content = false;
+        for (name, item, kind) in entries(&path)? {
+            if kind.is_dir() {
+                check_name(&item, &name)?;
+                let records = read_document(&item, report)?;
+                if !records.is_empty() {
+                    has_content = true;
+                    report.documents += 1;
+                    report.records += records.len();
+                    store.write_or_create(handles, &col, |c| {
+                        for (ts, data) in &records {
+                            c.insert(&name, *ts, data)
+                                .map_err(|_| bad(&item, "a document holds more than 4 GiB"))?;
+                        }
+                        Ok(())
+                    })?;
+                }
+            } else if name == KEY_VALUE_FILE {
+                let values = string_map(&item, read_json(&item)?)?;
+                report.values += values.len();
+                has_content |= !values.is_empty();
+                store.write_or_create(handles, &col, |c| {
+                    for (k, v) in &values {
+                        c.set_value(k, v);
+                    }
+                });
+            } else if col == KEYS_FOLDER && name == KEYS_FILE {
+                let found = read_keys(&item)?;
+                report.keys += found.len();
+                keys.extend(found);
+            }
+        }
+        report.collections += usize::from(has_content);
+    }
+    Ok(())
+}
+
+/// A document's records, later files replacing earlier ones at equal timestamps.
+fn read_document(dir: &Path, report: &mut SeedReport) -> Result<Vec<(i64, String)>, ImportError> {
+    let mut files: Vec<(u64, String, PathBuf)> = entries(dir)?
+        .into_iter()
+        .filter(|(name, _, kind)| kind.is_file() && name.ends_with(".json"))
+        .map(|(name, path, _)| {
+            let flushed = name
+                .strip_suffix(".json")
+                .and_then(|stem| stem.parse().ok())
+                .unwrap_or(u64::MAX);
+            (flushed, name, path)
+        })
+        .collect();
+    files.sort();
+    let mut by_ts = std::collections::BTreeMap::new();
+    for (_, _, path) in files {
+        let records = match read_json(&path)? {
+            Value::Array(items) => items,
+            one @ Value::Object(_) => vec![one],
+            _ => return Err(bad(&path, "expected an array of records")),
+        };
+        for r in records {
+            let ts = r.get("ts").and_then(timestamp);
+            let data = r.get("data").and_then(Value::as_str);
+            let (Some(ts), Some(data)) = (ts, data) else {
+                return Err(bad(
+                    &path,
+                    "a record lacks an integer `ts` or a string `data`",
+                ));
+            };
+            if ts <= 0 {
+                report.skipped += 1;
+                continue;
+            }
+            by_ts.insert(ts, data.to_owned());
+        }
+    }
+    Ok(by_ts.into_iter().collect())
+}
+
+/// A timestamp as the seed wrote it: a JSON integer, or an integral number in exponent form.
+fn timestamp(v: &Value) -> Option<i64> {
+    if let Some(i) = v.as_i64() {
+        return Some(i);
+    }
+    let f = v.as_f64()?;
+    // ±2^63 are exact as f64; 2^63 itself does not fit.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(f as i64)
+}
+
+fn string_map(path: &Path, v: Value) -> Result<Vec<(String, String)>, ImportError> {
+    let Value::Object(map) = v else {
+        return Err(bad(path, "expected an object of string values"));
+    };
+    map.into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) if !k.is_empty() && k.len() <= MAX_NAME_BYTES => Ok((k, s)),
+            _ => Err(bad(path, "expected an object of string values")),
+        })
+        .collect()
+}
+
+fn read_keys(path: &Path) -> Result<Vec<(String, Scope)>, ImportError> {
+    let Value::Object(map) = read_json(path)? else {
+        return Err(bad(path, "expected an object of keys"));
+    };
+    map.into_iter()
+        .map(|(key, entry)| {
+            let scope = entry
+                .get("scope")
+                .and_then(Value::as_str)
+                .and_then(Scope::parse);
+            match scope {
+                Some(scope) if !key.is_empty() && key.len() <= MAX_NAME_BYTES => Ok((key, scope)),
+                _ => Err(bad(path, "a key lacks a valid `scope`")),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn timestamps_as_the_seed_wrote_them() {
+        assert_eq!(
+            timestamp(&json!(1_700_000_000_000i64)),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(timestamp(&json!(1.7e12)), Some(1_700_000_000_000));
+        assert_eq!(timestamp(&json!(-5)), Some(-5));
+        assert_eq!(timestamp(&json!(1.5)), None);
+        assert_eq!(timestamp(&json!(1e19)), None);
+        assert_eq!(timestamp(&json!("12")), None);
+    }
+}
