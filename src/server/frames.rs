@@ -386,6 +386,110 @@ mod tests {
         }
     }
 
+    /// xorshift64: deterministic pseudo-random numbers for the tests below.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> usize {
+            (self.next() % n) as usize
+        }
+    }
+
+    /// Random messages, randomly fragmented and interleaved with pings, arriving in random
+    /// pieces: the same events come out whatever the split.
+    #[test]
+    fn any_split_of_valid_input_gives_the_same_events() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        for _ in 0..300 {
+            let mut bytes = Vec::new();
+            let mut want = Vec::new();
+            for m in 0..rng.below(6) {
+                let text: String = (0..rng.below(300))
+                    .map(|i| ['a', 'é', '"', '😀', '\n'][(i + m) % 5])
+                    .collect();
+                let b = text.as_bytes();
+                // Cut at byte positions (UTF-8 may be split across fragments).
+                let mut cuts: Vec<usize> = (0..rng.below(4))
+                    .map(|_| rng.below(b.len() as u64 + 1))
+                    .collect();
+                cuts.sort_unstable();
+                let mut start = 0;
+                let pieces: Vec<&[u8]> = cuts
+                    .iter()
+                    .chain(std::iter::once(&b.len()))
+                    .map(|&end| {
+                        let p = &b[start..end.max(start)];
+                        start = end.max(start);
+                        p
+                    })
+                    .collect();
+                for (i, p) in pieces.iter().enumerate() {
+                    let last = i + 1 == pieces.len();
+                    let op = if i == 0 { OP_TEXT } else { OP_CONTINUATION };
+                    bytes.extend(frame(if last { 0x80 | op } else { op }, p));
+                    if last {
+                        want.push(format!("Text({text:?})"));
+                    }
+                    if rng.below(3) == 0 {
+                        bytes.extend(frame(0x89, b"hb"));
+                        want.push("Ping([104, 98])".to_string());
+                    }
+                }
+            }
+            let mut r = FrameReader::new(1 << 20);
+            let mut got = Vec::new();
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let n = (1 + rng.below(40)).min(rest.len());
+                feed(&mut r, &rest[..n]);
+                rest = &rest[n..];
+                while let Some(e) = r.next().unwrap() {
+                    got.push(format!("{e:?}"));
+                }
+            }
+            assert_eq!(got, want);
+        }
+    }
+
+    /// Random bytes — half of them behind a plausible header claiming a random length — never
+    /// panic, and the buffer never grows past what one message of the limit needs.
+    #[test]
+    fn random_bytes_end_in_an_error_or_wait_for_more() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for round in 0..2000 {
+            let mut r = FrameReader::new(4096);
+            let mut bytes: Vec<u8> = Vec::new();
+            if round % 2 == 0 {
+                let claimed = rng.below(6000) as u16;
+                bytes.extend([0x81, 0x80 | 126]);
+                bytes.extend(claimed.to_be_bytes());
+                bytes.extend(KEY);
+            }
+            let len = rng.below(20_000);
+            bytes.extend((0..len).map(|_| rng.next() as u8));
+            let mut rest = &bytes[..];
+            'feed: while !rest.is_empty() {
+                let n = (1 + rng.below(3000)).min(rest.len());
+                feed(&mut r, &rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match r.next() {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+                assert!(r.buf.len() <= INITIAL, "buffer grew to {}", r.buf.len());
+            }
+        }
+    }
+
     #[test]
     fn too_big_is_refused_from_the_header() {
         let mut r = FrameReader::new(100);
