@@ -3,6 +3,7 @@
 
 mod conn;
 mod frames;
+pub use frames::apply_mask;
 mod handshake;
 mod listener;
 mod registry;
