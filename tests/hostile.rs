@@ -600,6 +600,36 @@ fn connections_over_the_cap_are_refused_with_1013() {
 // ---------------------------------------------------------------------------------------------
 // Slow clients
 
+/// A client that trickles the bytes of a frame it never finishes is as idle as a silent one:
+/// only complete frames count as activity, so it is closed with 1001 `idle timeout` as well.
+#[test]
+fn trickling_an_unfinished_frame_is_idle() {
+    let s = Server::start(&["--idle-timeout", "2"]);
+    let mut c = raw_connect(s.port).unwrap();
+    // The header of a 1000-byte text frame, then one payload byte every 100 ms.
+    c.write_all(&raw_frame_header(1, true, 1000)).unwrap();
+    let mut raw = c.try_clone().unwrap();
+    let t0 = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..50 {
+            if raw.write_all(b"x").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let end = loop {
+        match raw_read(&mut c) {
+            Ok(RawFrame::Other(0x9)) => continue,
+            other => break other,
+        }
+    };
+    let waited = t0.elapsed();
+    assert_eq!(end.unwrap(), RawFrame::Close(1001, "idle timeout".into()));
+    assert!(waited < Duration::from_secs(4), "closed after {waited:?}");
+    trickle.join().unwrap();
+}
+
 /// A client that stops reading: the server stops reading from it once more than
 /// `--send-buffer-mib` is queued, closes it with 1008 `send buffer limit exceeded` about 5 s
 /// later, and meanwhile neither grows its memory nor burns CPU.

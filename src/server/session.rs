@@ -129,8 +129,15 @@ impl Session<'_> {
                     return flow;
                 }
             }
-            if let Err(flow) = self.serve_buffered(&mut frames, conn) {
-                return flow;
+            match self.serve_buffered(&mut frames, conn) {
+                // Only complete frames count as activity: a client trickling bytes of a frame
+                // it never finishes is as idle as a silent one.
+                Ok(0) => {}
+                Ok(_) => {
+                    last_rx = Instant::now();
+                    pinged = false;
+                }
+                Err(flow) => return flow,
             }
             if conn.pending() > cfg.send_buffer_bytes {
                 // Requests are left unserved until the client has read enough.
@@ -161,30 +168,27 @@ impl Session<'_> {
                 Ok(n) => {
                     frames.filled(n);
                     more_waiting = n == room;
-                    last_rx = Instant::now();
-                    pinged = false;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !more_waiting {
-                        if let Err(flow) = self.idle(conn, last_rx, &mut pinged) {
-                            return flow;
-                        }
-                    }
-                    more_waiting = false;
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => more_waiting = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Flow::End,
+            }
+            if last_rx.elapsed() >= tick {
+                if let Err(flow) = self.idle(conn, last_rx, &mut pinged) {
+                    return flow;
+                }
             }
         }
     }
 
     /// Serves the complete frames in `frames`, stopping early when more than the send-buffer
-    /// limit is queued.
-    fn serve_buffered(&mut self, frames: &mut FrameReader, conn: &mut Conn) -> Result<(), Flow> {
+    /// limit is queued; returns how many it served.
+    fn serve_buffered(&mut self, frames: &mut FrameReader, conn: &mut Conn) -> Result<usize, Flow> {
         let limit = self.shared.config.send_buffer_bytes;
+        let mut served = 0;
         while conn.pending() <= limit {
             let flow = match frames.next() {
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(served),
                 Ok(Some(Event::Text(text))) => self.handle_text(text, conn),
                 Ok(Some(Event::Ping(payload))) => {
                     conn.push_control(OP_PONG, payload);
@@ -207,15 +211,17 @@ impl Session<'_> {
                     Flow::Close(code, reason)
                 }
             };
+            served += 1;
             match flow {
                 Flow::Continue => {}
                 other => return Err(other),
             }
         }
-        Ok(())
+        Ok(served)
     }
 
-    /// No input came within a tick: ping a quiet client, close one silent for too long.
+    /// No complete frame came for a tick or more: ping a quiet client, close one silent for
+    /// too long.
     fn idle(&mut self, conn: &mut Conn, last_rx: Instant, pinged: &mut bool) -> Result<(), Flow> {
         let cfg = &self.shared.config;
         let quiet = last_rx.elapsed();
