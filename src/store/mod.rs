@@ -3,6 +3,7 @@
 //! find, create or remove a collection.
 
 mod collection;
+mod lock;
 mod series;
 
 pub use collection::Collection;
@@ -90,7 +91,7 @@ impl Store {
                 self.collections.write().entry(name.to_owned()).or_default();
                 continue;
             };
-            let mut guard = handle.write();
+            let mut guard = lock::write(handle);
             if guard.removed {
                 drop(guard);
                 handles.forget(name);
@@ -119,7 +120,7 @@ impl Store {
     ) -> Option<R> {
         loop {
             let handle = handles.find(self, name)?;
-            let mut guard = handle.write();
+            let mut guard = lock::write(handle);
             if guard.removed {
                 drop(guard);
                 handles.forget(name);
