@@ -146,7 +146,7 @@ impl Store {
     ) -> Option<R> {
         loop {
             let handle = handles.find(self, name)?;
-            let guard = handle.read();
+            let guard = lock::read(handle);
             if guard.removed {
                 drop(guard);
                 handles.forget(name);
