@@ -276,7 +276,7 @@ impl Read for Conn {
 }
 
 impl Write for Conn {
-    /// Everything written by tungstenite (handshake response, pongs, close replies) is queued.
+    /// tungstenite's handshake response is queued like every other output.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.out.extend_from_slice(buf);
         Ok(buf.len())

@@ -96,7 +96,7 @@ fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr, cap: usize) {
         .stack_size(STACK_SIZE)
         .spawn(move || {
             if refuse {
-                refuse_connection(&worker, sock, peer);
+                refuse_connection(sock, peer);
                 worker.refusals.fetch_sub(1, Ordering::AcqRel);
             } else {
                 serve(&worker, sock, peer, id, accepted);
@@ -112,22 +112,21 @@ fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr, cap: usize) {
     }
 }
 
-fn ws_config(shared: &Shared) -> WebSocketConfig {
+/// tungstenite only runs the upgrade (frames are read by `frames.rs`): a small read buffer,
+/// writes straight into the connection's queue.
+fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .max_message_size(Some(shared.config.max_message_bytes))
-        .max_frame_size(Some(shared.config.max_message_bytes))
 }
 
 fn upgrade(
-    shared: &Shared,
     sock: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
 ) -> Option<(Conn, handshake::Credentials)> {
     let _ = sock.set_nodelay(true);
-    match handshake::accept(Conn::new(sock), ws_config(shared), timeout) {
+    match handshake::accept(Conn::new(sock), ws_config(), timeout) {
         Ok(done) => Some(done),
         Err(e) => {
             log::debug!("handshake with {} failed: {e}", peer.ip());
@@ -136,20 +135,19 @@ fn upgrade(
     }
 }
 
-fn refuse_connection(shared: &Shared, sock: TcpStream, peer: SocketAddr) {
+fn refuse_connection(sock: TcpStream, peer: SocketAddr) {
     log::warn!(
         "connection from {} refused: connection limit reached",
         peer.ip()
     );
-    if let Some((mut conn, _)) = upgrade(shared, sock, peer, Duration::from_secs(2)) {
+    if let Some((mut conn, _)) = upgrade(sock, peer, Duration::from_secs(2)) {
         conn.push_close(1013, "connection limit reached");
         conn.finish(Duration::from_secs(1));
     }
 }
 
 fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: Instant) {
-    let Some((mut conn, creds)) = upgrade(shared, sock, peer, shared.config.handshake_timeout)
-    else {
+    let Some((mut conn, creds)) = upgrade(sock, peer, shared.config.handshake_timeout) else {
         return;
     };
     let entry = creds.api_key.as_deref().map(|k| shared.keys.lookup(k));
