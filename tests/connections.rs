@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fixture_keys, Client, Server};
+use common::{fixture_keys, Client, Server, MASTER};
 use serde_json::{json, Value};
 
 fn entries(c: &mut Client) -> Vec<Value> {
@@ -319,4 +319,17 @@ fn no_subprotocol_is_selected() {
             .any(|h| h.starts_with("sec-websocket-protocol")),
         "a subprotocol was selected: {headers:?}"
     );
+}
+
+/// An upgrade request longer than the handshake's 4 KiB read chunk (a 6,000-byte `name`) is
+/// read whole, and the connection then works.
+#[test]
+fn a_long_upgrade_request_is_read_whole() {
+    let s = Server::start(&[]);
+    let name = "n".repeat(6000);
+    let mut c = s.open(MASTER, Some(&name));
+    let list = entries(&mut c);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["name"], json!(name));
+    assert_eq!(c.ok("cols", json!({})), json!({"collections": []}));
 }
