@@ -3,6 +3,7 @@
 //! never interleave, and the session decides when the queue goes to the socket. Writes never
 //! block; a read blocks only when the session asks it to.
 
+use super::frames::{OP_CLOSE, OP_TEXT};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
@@ -67,26 +68,26 @@ impl Conn {
         let body = start + 4;
         let len = self.out.len() - body;
         if len < 126 {
-            self.out[start] = 0x81;
+            self.out[start] = 0x80 | OP_TEXT;
             self.out[start + 1] = len as u8;
             self.out.copy_within(body.., start + 2);
             self.out.truncate(self.out.len() - 2);
         } else if len <= u16::MAX as usize {
-            self.out[start] = 0x81;
+            self.out[start] = 0x80 | OP_TEXT;
             self.out[start + 1] = 126;
             self.out[start + 2..body].copy_from_slice(&(len as u16).to_be_bytes());
         } else {
             let mut header = [0u8; 10];
-            header[0] = 0x81;
+            header[0] = 0x80 | OP_TEXT;
             header[1] = 127;
             header[2..].copy_from_slice(&(len as u64).to_be_bytes());
             self.out.splice(start..body, header);
         }
     }
 
-    /// Queues one text frame.
-    pub fn push_text(&mut self, payload: &[u8]) {
-        self.push_header(0x1, payload.len());
+    /// Queues one frame.
+    pub fn push_frame(&mut self, opcode: u8, payload: &[u8]) {
+        self.push_header(opcode, payload.len());
         self.out.extend_from_slice(payload);
     }
 
@@ -96,19 +97,9 @@ impl Conn {
         while !reason.is_char_boundary(end) {
             end -= 1;
         }
-        self.push_header(0x8, 2 + end);
+        self.push_header(OP_CLOSE, 2 + end);
         self.out.extend_from_slice(&code.to_be_bytes());
         self.out.extend_from_slice(&reason.as_bytes()[..end]);
-    }
-
-    pub fn push_ping(&mut self) {
-        self.push_header(0x9, 0);
-    }
-
-    /// Queues a control frame (pong, or a close frame echoing the peer's) with `payload`.
-    pub fn push_control(&mut self, opcode: u8, payload: &[u8]) {
-        self.push_header(opcode, payload.len());
-        self.out.extend_from_slice(payload);
     }
 
     /// One `recv` into `buf`: blocking (up to the socket's read timeout) when `block`, else
@@ -302,7 +293,7 @@ mod tests {
         for len in [0, 1, 125, 126, 127, 65535, 65536, 70000] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             conn.out.clear();
-            conn.push_text(&payload);
+            conn.push_frame(OP_TEXT, &payload);
             let copied = conn.out.clone();
             conn.out.clear();
             conn.out.extend_from_slice(b"xyz");

@@ -10,11 +10,11 @@ const MIN_READ: usize = 4 * 1024;
 const SHRINK_ABOVE: usize = 64 * 1024;
 
 const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
+pub(super) const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
+pub(super) const OP_CLOSE: u8 = 0x8;
+pub(super) const OP_PING: u8 = 0x9;
+pub(super) const OP_PONG: u8 = 0xA;
 
 /// What a complete frame (or, for text, a complete message) asks of the server.
 #[derive(Debug, PartialEq, Eq)]
@@ -157,7 +157,8 @@ impl FrameReader {
             self.end -= self.start;
             self.start = 0;
             if self.buf.len() < need {
-                self.buf.resize(need.next_power_of_two().max(need), 0);
+                // The exact size: one frame at a time lives here (fragments go to `partial`).
+                self.buf.resize(need, 0);
             }
         }
         &mut self.buf[self.end..]

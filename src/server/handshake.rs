@@ -80,9 +80,9 @@ pub fn parse_query(query: Option<&str>) -> Credentials {
     creds
 }
 
-/// Runs the upgrade, giving up after `timeout` in total. The socket is made non-blocking so
-/// that the deadline is checked after every read: with a blocking read timeout, a client
-/// trickling one byte at a time never timed out (slowloris).
+/// Runs the upgrade, giving up after `timeout` in total. The connection's reads never block
+/// (`MSG_DONTWAIT`), so the deadline is checked after every read: with a blocking read
+/// timeout, a client trickling one byte at a time never timed out (slowloris).
 pub fn accept(
     conn: Conn,
     config: WebSocketConfig,
@@ -103,9 +103,6 @@ pub fn accept(
         }
         Ok(resp)
     };
-    conn.socket()
-        .set_nonblocking(true)
-        .map_err(|e| HandshakeFailure::Failed(e.to_string()))?;
     let mut attempt = tungstenite::accept_hdr_with_config(conn, callback, Some(config));
     loop {
         match attempt {

@@ -3,7 +3,7 @@
 //! one write per batch.
 
 use super::conn::Conn;
-use super::frames::{Event, FrameError, FrameReader};
+use super::frames::{Event, FrameError, FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use super::registry::SessionHandle;
 use super::Shared;
 use crate::auth::authorize;
@@ -24,9 +24,6 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 const MAX_BAD_STREAK: u32 = 100;
 /// Invalid requests logged at warning level per connection; later ones go to debug.
 const LOGGED_BAD_REQUESTS: u32 = 20;
-
-const OP_CLOSE: u8 = 0x8;
-const OP_PONG: u8 = 0xA;
 
 const AUTH_TEXT: &str = "auth messages are not supported; use the api-key query parameter";
 
@@ -63,7 +60,7 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut conn: Conn) {
         durable_upto: 0,
         handles: RefCell::default(),
     };
-    conn.push_text(encode::READY.as_bytes());
+    conn.push_frame(OP_TEXT, encode::READY.as_bytes());
     let flow = s.serve(&mut conn);
     // Off the list before anything else goes out: once a client has seen its close handshake
     // complete, `conn` on another connection must not show it.
@@ -111,9 +108,7 @@ impl Session<'_> {
     fn serve(&mut self, conn: &mut Conn) -> Flow {
         let cfg = &self.shared.config;
         let tick = tick(cfg.ping_interval);
-        if conn.socket().set_nonblocking(false).is_err()
-            || conn.socket().set_read_timeout(Some(tick)).is_err()
-        {
+        if conn.socket().set_read_timeout(Some(tick)).is_err() {
             return Flow::End;
         }
         let mut frames = FrameReader::new(cfg.max_message_bytes);
@@ -191,7 +186,7 @@ impl Session<'_> {
                 Ok(None) => return Ok(served),
                 Ok(Some(Event::Text(text))) => self.handle_text(text, conn),
                 Ok(Some(Event::Ping(payload))) => {
-                    conn.push_control(OP_PONG, payload);
+                    conn.push_frame(OP_PONG, payload);
                     Flow::Continue
                 }
                 Ok(Some(Event::Pong)) => Flow::Continue,
@@ -199,7 +194,7 @@ impl Session<'_> {
                     // The close handshake: answer with the peer's code and reason.
                     match echo {
                         Some((code, reason)) => conn.push_close(code, reason),
-                        None => conn.push_control(OP_CLOSE, &[]),
+                        None => conn.push_frame(OP_CLOSE, &[]),
                     }
                     Flow::End
                 }
@@ -229,7 +224,7 @@ impl Session<'_> {
             return Err(Flow::Close(1001, "idle timeout"));
         }
         if !*pinged && quiet >= cfg.ping_interval {
-            conn.push_ping();
+            conn.push_frame(OP_PING, &[]);
             *pinged = true;
         }
         Ok(())
