@@ -24,10 +24,9 @@ pub fn document(ctx: &Ctx<'_>, doc: &str, col: Option<&str>) -> Result<(), OpErr
 }
 
 pub fn collection(ctx: &Ctx<'_>, col: &str) -> Result<(), OpError> {
-    let mut logged = Ok(());
     ctx.store
-        .drop_collection(col, || logged = ctx.log(|| WalOp::DropCollection { col }));
-    logged
+        .drop_collection(col, || ctx.log(|| WalOp::DropCollection { col }))
+        .map(|_| ())
 }
 
 /// `drec` and `dmrec`: atomic per collection.

@@ -25,7 +25,7 @@ pub fn apply(store: &Store, handles: &mut Handles, op: &WalOp<'_>) -> Result<(),
             store.write_existing(handles, col, |c| c.remove_doc(doc));
         }
         WalOp::DropCollection { col } => {
-            store.drop_collection(col, || ());
+            store.drop_collection(col, || Ok::<(), String>(()))?;
         }
         WalOp::SetValue { col, key, value } => {
             store.write_or_create(handles, col, |c| c.set_value(key, value))

@@ -76,6 +76,14 @@ pub struct Wal {
     cv: Condvar,
 }
 
+/// Marks the log failed (it refuses every later write and wait) and returns the message.
+fn fail(st: &mut State, what: &str, e: &io::Error) -> String {
+    let msg = format!("write-ahead log {what} failed: {e}");
+    log::error!("{msg}; refusing further writes");
+    st.failed = Some(msg.clone());
+    msg
+}
+
 /// The log refuses further writes after a write or fsync failed.
 #[derive(Debug, Clone)]
 pub struct WalFailed(pub String);
@@ -176,8 +184,7 @@ impl Wal {
                     }
                 }
                 Err(e) => {
-                    log::error!("write-ahead log write failed: {e}; refusing further writes");
-                    st.failed = Some(format!("write-ahead log failed: {e}"));
+                    fail(&mut st, "write", &e);
                 }
             }
             self.cv.notify_all();
@@ -198,12 +205,7 @@ impl Wal {
                 st.synced = st.synced.max(written);
                 Ok(())
             }
-            Err(e) => {
-                let msg = format!("write-ahead log fsync failed: {e}");
-                log::error!("{msg}; refusing further writes");
-                self.state.lock().failed = Some(msg.clone());
-                Err(WalFailed(msg))
-            }
+            Err(e) => Err(WalFailed(fail(&mut self.state.lock(), "fsync", &e))),
         }
     }
 
@@ -217,17 +219,27 @@ impl Wal {
         if let Some(e) = &st.failed {
             return Err(io::Error::other(e.clone()));
         }
+        // What the buffer holds was appended, maybe acknowledged to nobody yet but waited for:
+        // if it cannot be written, the log fails like any other write (it is not retried, and
+        // later waits do not pass over it).
         let data = std::mem::take(&mut st.buf);
-        (&*st.file).write_all(&data)?;
-        st.file.sync_data()?;
+        let end = st.appended;
+        if let Err(e) = (&*st.file)
+            .write_all(&data)
+            .and_then(|()| st.file.sync_data())
+        {
+            let msg = fail(&mut st, "write", &e);
+            self.cv.notify_all();
+            return Err(io::Error::other(msg));
+        }
+        st.written = end;
+        st.synced = end;
+        self.cv.notify_all();
         let next = st.segment + 1;
         let file = fsutil::open_append(&self.dir.join(segment_name(next)))?;
         fsutil::sync_dir(&self.dir)?;
         st.file = Arc::new(file);
         st.segment = next;
-        st.written = st.appended;
-        st.synced = st.appended;
-        self.cv.notify_all();
         Ok(next)
     }
 
@@ -250,8 +262,9 @@ impl Wal {
             };
             if written > synced {
                 if let Err(e) = file.sync_data() {
-                    log::error!("write-ahead log fsync failed: {e}");
-                    continue;
+                    fail(&mut self.state.lock(), "fsync", &e);
+                    self.cv.notify_all();
+                    return;
                 }
                 let mut st = self.state.lock();
                 st.synced = st.synced.max(written);

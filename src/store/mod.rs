@@ -171,21 +171,25 @@ impl Store {
         }
     }
 
-    /// Removes a collection with everything in it; true when it existed. `on_drop` runs while
-    /// the collection is locked, before it goes (the place to log the deletion).
-    pub fn drop_collection(&self, name: &str, on_drop: impl FnOnce()) -> bool {
+    /// Removes a collection with everything in it; `Ok(true)` when it existed. `on_drop` runs
+    /// while the collection is locked, before it goes (the place to log the deletion); if it
+    /// fails, nothing changes.
+    pub fn drop_collection<E>(
+        &self,
+        name: &str,
+        on_drop: impl FnOnce() -> Result<(), E>,
+    ) -> Result<bool, E> {
         let mut map = self.collections.write();
-        match map.remove(name) {
-            Some(handle) => {
-                let mut guard = handle.write();
-                on_drop();
-                guard.removed = true;
-                guard.docs = Default::default();
-                guard.kv = Default::default();
-                true
-            }
-            None => false,
-        }
+        let Some(handle) = map.get(name).cloned() else {
+            return Ok(false);
+        };
+        let mut guard = handle.write();
+        on_drop()?;
+        map.remove(name);
+        guard.removed = true;
+        guard.docs = Default::default();
+        guard.kv = Default::default();
+        Ok(true)
     }
 
     /// Installs a collection loaded from disk (start-up only).
@@ -255,6 +259,21 @@ mod tests {
     }
 
     #[test]
+    fn a_drop_whose_log_write_fails_changes_nothing() {
+        let store = Store::new();
+        let h = &mut Handles::default();
+        store
+            .write_or_create(h, "c", |c| c.insert("d", 1, "x"))
+            .unwrap();
+        assert_eq!(
+            store.drop_collection("c", || Err("disk full")),
+            Err("disk full")
+        );
+        assert_eq!(store.names(), vec!["c"]);
+        assert_eq!(store.read(h, "c", |c| c.record_count()), Some(1));
+    }
+
+    #[test]
     fn cached_handles_follow_a_dropped_and_recreated_collection() {
         let store = Store::new();
         let (a, b) = (&mut Handles::default(), &mut Handles::default());
@@ -263,7 +282,7 @@ mod tests {
             .unwrap();
         assert_eq!(store.read(a, "c", |c| c.record_count()), Some(1));
         // Another connection drops the collection and creates it anew.
-        assert!(store.drop_collection("c", || ()));
+        assert_eq!(store.drop_collection("c", || Ok::<(), ()>(())), Ok(true));
         assert_eq!(store.read(a, "c", |c| c.record_count()), None);
         store
             .write_or_create(b, "c", |c| c.insert("e", 2, "new"))
@@ -273,7 +292,7 @@ mod tests {
             store.read(a, "c", |c| c.docs.keys().cloned().collect::<Vec<_>>()),
             Some(vec!["e".to_string()])
         );
-        store.drop_collection("c", || ());
+        assert_eq!(store.drop_collection("c", || Ok::<(), ()>(())), Ok(true));
         store
             .write_or_create(b, "c", |c| c.insert("f", 3, "newer"))
             .unwrap();
