@@ -82,10 +82,6 @@ impl KeyEntry {
         }
     }
 
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     pub fn scope(&self) -> Scope {
         Scope::from_u8(self.scope.load(Ordering::Acquire))
     }

@@ -53,7 +53,9 @@ pub fn read_object<'a, const N: usize>(
 }
 
 /// Reads a JSON array whose elements should be objects; an element that is not an object is
-/// `None`, so the caller can report its index in validation order.
+/// `None`, so the caller can report its index in validation order. Only the tests use it: the
+/// request readers walk arrays with `for_each_object_in_array`.
+#[cfg(test)]
 #[allow(clippy::type_complexity)]
 pub fn read_array_of_objects<'a, const N: usize>(
     text: &'a str,

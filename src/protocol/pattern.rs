@@ -105,6 +105,7 @@ impl<'a> Predicate<'a> {
         }
     }
 
+    #[cfg(test)]
     pub fn is_trivial(&self) -> bool {
         self.keep.is_none() && self.drop.is_none()
     }

@@ -17,8 +17,6 @@ const STACK_SIZE: usize = if cfg!(debug_assertions) {
 } else {
     256 << 10
 };
-const UNKNOWN_KEY: &str = "Unknown API key";
-
 /// Refusals (close 1013) handled at once; past this, surplus connections are just dropped.
 const MAX_REFUSALS: usize = 64;
 
@@ -150,32 +148,27 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
     let Some((mut conn, creds)) = upgrade(sock, peer, shared.config.handshake_timeout) else {
         return;
     };
+    // A refusal: its close code and reason, and whether it counts as a guessed key.
     let entry = creds.api_key.as_deref().map(|k| shared.keys.lookup(k));
     let key = match entry {
-        None => Err("Missing API key parameter"),
-        Some(None) => Err(UNKNOWN_KEY),
-        Some(Some(key)) if shared.stopping.load(Ordering::Acquire) => {
-            drop(key);
-            Err("server shutting down")
+        None => Err((1008, "Missing API key parameter", false)),
+        Some(None) => Err((1008, "Unknown API key", true)),
+        Some(Some(_)) if shared.stopping.load(Ordering::Acquire) => {
+            Err((1001, "server shutting down", false))
         }
         Some(Some(key)) => Ok(key),
     };
     let key = match key {
         Ok(key) => key,
-        Err(reason) => {
+        Err((code, reason, guessed)) => {
             log::warn!("connection from {} refused: {reason}", peer.ip());
-            if reason == UNKNOWN_KEY {
+            if guessed {
                 let wait = shared.throttle.failed(peer.ip(), Instant::now());
                 if !wait.is_zero() {
                     // Returns at once when the server stops.
                     shared.stop.sleep(wait);
                 }
             }
-            let code = if reason == "server shutting down" {
-                1001
-            } else {
-                1008
-            };
             conn.push_close(code, reason);
             conn.finish(Duration::from_secs(1));
             return;
@@ -185,7 +178,7 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
     let scope = key.scope();
     let handle = shared
         .registry
-        .register(id, peer.ip(), creds.name.clone(), key, fd, accepted);
+        .register(id, peer.ip(), creds.name, key, fd, accepted);
     log::info!(
         "connection {id} opened: ip={} name={:?} scope={}",
         handle.ip,

@@ -152,10 +152,6 @@ impl Server {
         self.addr
     }
 
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
     /// Stops accepting, closes every session with 1001 `server shutting down`, and waits for
     /// the listener thread.
     pub fn shutdown(&mut self) {

@@ -102,7 +102,6 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn register(
         &self,
         id: u64,

@@ -156,7 +156,7 @@ impl Collection {
         self.large_docs = self.docs.values().filter(|s| s.arena_len() > LARGE).count();
     }
 
-    /// Records and data bytes held (for start-up reports and metrics).
+    /// Records held (for start-up reports).
     pub fn record_count(&self) -> usize {
         self.docs.values().map(Series::len).sum()
     }

@@ -85,28 +85,9 @@ impl Store {
         name: &str,
         f: impl FnOnce(&mut Collection) -> R,
     ) -> R {
-        let mut f = Some(f);
-        loop {
-            let Some(handle) = handles.find(self, name) else {
-                self.collections.write().entry(name.to_owned()).or_default();
-                continue;
-            };
-            let mut guard = lock::write(handle);
-            if guard.removed {
-                drop(guard);
-                handles.forget(name);
-                continue;
-            }
-            let Some(f) = f.take() else {
-                unreachable!("f runs once")
-            };
-            let result = f(&mut guard);
-            let empty = guard.is_empty();
-            drop(guard);
-            if empty {
-                self.remove_if_empty(name, handle);
-            }
-            return result;
+        match self.write_with(handles, name, true, f) {
+            Some(result) => result,
+            None => unreachable!("a created collection is always found"),
         }
     }
 
@@ -118,8 +99,24 @@ impl Store {
         name: &str,
         f: impl FnOnce(&mut Collection) -> R,
     ) -> Option<R> {
+        self.write_with(handles, name, false, f)
+    }
+
+    fn write_with<R>(
+        &self,
+        handles: &mut Handles,
+        name: &str,
+        create: bool,
+        f: impl FnOnce(&mut Collection) -> R,
+    ) -> Option<R> {
         loop {
-            let handle = handles.find(self, name)?;
+            let Some(handle) = handles.find(self, name) else {
+                if !create {
+                    return None;
+                }
+                self.collections.write().entry(name.to_owned()).or_default();
+                continue;
+            };
             let mut guard = lock::write(handle);
             if guard.removed {
                 drop(guard);

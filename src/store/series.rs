@@ -48,6 +48,7 @@ fn has_special_bytes(data: &str) -> bool {
 }
 
 impl Series {
+    #[cfg(test)]
     pub fn new() -> Self {
         Series::default()
     }
