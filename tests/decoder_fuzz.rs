@@ -100,4 +100,11 @@ fn invariant_checks_can_fail() {
     assert!(peak >= 1 << 20);
     // Every documented error passes; an undocumented text would not.
     assert!(gen::check_bytes(b"{\"id\":\"1\",\"type\":\"ins\",\"data\":\"[1]\"}").is_ok());
+    assert!(gen::documented_payload_error(
+        "invalid payload: ts must be a positive integer"
+    ));
+    assert!(!gen::documented_payload_error("invalid payload: made up"));
+    assert!(!gen::documented_payload_error(
+        "ts must be a positive integer"
+    ));
 }

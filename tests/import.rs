@@ -4,19 +4,10 @@
 
 mod common;
 
-use common::{refused_start, unique_temp_path, Client, Server, TempDir, MASTER};
+use common::{refused_start, Client, Server, TempDir, MASTER};
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
-
-/// A seed folder, removed on drop.
-struct Seed(PathBuf);
-
-impl Drop for Seed {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use std::path::Path;
 
 fn write(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -25,9 +16,9 @@ fn write(path: &Path, text: &str) {
 
 /// The seed layout: collections → documents → `<flush-ms>.json`, `key_value.json`, and
 /// `config/api_keys.json`, with names a file system allows but a naive server would mangle.
-fn seed_folder() -> Seed {
-    let root = unique_temp_path("seed");
-    let s = Seed(root.clone());
+fn seed_folder() -> TempDir {
+    let s = TempDir::new();
+    let root = s.data().to_owned();
     let dev1 = root.join("sensors").join("dev-1");
     // Written out of order on purpose: the flush time in the name decides, not the write time.
     write(
@@ -77,8 +68,8 @@ fn check_imported(m: &mut Client) {
     );
 }
 
-fn seed_arg(seed: &Seed) -> String {
-    seed.0.to_str().unwrap().to_string()
+fn seed_arg(seed: &TempDir) -> String {
+    seed.data().to_str().unwrap().to_string()
 }
 
 #[test]
@@ -127,7 +118,7 @@ fn a_seed_folder_is_imported_once_and_persists() {
     );
     // The seed folder itself was only read.
     assert!(seed
-        .0
+        .data()
         .join("sensors")
         .join("dev-1")
         .join("1000.json")
@@ -157,11 +148,10 @@ fn importing_into_a_folder_that_holds_data_is_refused() {
 #[test]
 fn a_damaged_seed_file_imports_nothing_and_names_the_file() {
     let seed = seed_folder();
-    let broken = seed.0.join("sensors").join("dev-1").join("3000.json");
+    let broken = seed.data().join("sensors").join("dev-1").join("3000.json");
     write(&broken, r#"[{"ts":400,"data":"d"}"#);
     let dir = TempDir::new();
-    let data = dir.data().to_str().unwrap();
-    let err = refused_start(Path::new(data), &["--import-seed", &seed_arg(&seed)]);
+    let err = refused_start(dir.data(), &["--import-seed", &seed_arg(&seed)]);
     assert!(
         err.contains("3000.json") && err.contains("not valid JSON"),
         "{err}"
@@ -177,7 +167,7 @@ fn a_damaged_seed_file_imports_nothing_and_names_the_file() {
     );
     // Records of the wrong shape are refused the same way.
     write(&broken, r#"[{"ts":400,"data":7}]"#);
-    let err = refused_start(Path::new(data), &["--import-seed", &seed_arg(&seed)]);
+    let err = refused_start(dir.data(), &["--import-seed", &seed_arg(&seed)]);
     assert!(err.contains("a string `data`"), "{err}");
     // Once repaired, the import goes through.
     write(&broken, r#"[{"ts":400,"data":"d"}]"#);

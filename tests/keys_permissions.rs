@@ -820,13 +820,18 @@ fn repeated_unknown_keys_are_refused_ever_more_slowly() {
         sixth >= std::time::Duration::from_millis(200),
         "the sixth unknown key was refused after {sixth:?}"
     );
-    // The seventh waits 500 ms; a valid key meanwhile is answered before that refusal.
+    // The seventh waits 500 ms once upgraded; a valid key connecting meanwhile is answered
+    // before that refusal.
+    let (upgraded_tx, upgraded) = std::sync::mpsc::channel();
     let (done, refused) = std::sync::mpsc::channel();
     let port = s.port;
     let guesser = std::thread::spawn(move || {
-        refuse(port);
+        let mut c = Client::connect(port, "/?api-key=guess").unwrap();
+        upgraded_tx.send(()).unwrap();
+        assert_eq!(c.recv_close(), (1008, "Unknown API key".to_string()));
         done.send(()).unwrap();
     });
+    upgraded.recv().unwrap();
     let mut m = s.master();
     assert_eq!(m.ok("cols", json!({})), json!({"collections": []}));
     assert!(

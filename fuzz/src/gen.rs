@@ -957,7 +957,7 @@ const FIELDS: &[&str] = &[
 const RULES: &[&str] = &[NON_EMPTY, STRING, POSITIVE, INTEGER, BOOLEAN, AT_MOST];
 
 /// Whether `e` is one of the payload error texts of §2.3.
-fn documented_payload_error(e: &str) -> bool {
+pub fn documented_payload_error(e: &str) -> bool {
     let Some(rest) = e.strip_prefix("invalid payload: ") else {
         return false;
     };

@@ -165,7 +165,9 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
             if guessed {
                 let wait = shared.throttle.failed(peer.ip(), Instant::now());
                 if !wait.is_zero() {
-                    // Returns at once when the server stops.
+                    // The upgrade goes out now; only the close frame waits (the sleep returns
+                    // at once when the server stops).
+                    let _ = conn.flush_within(Duration::from_secs(1));
                     shared.stop.sleep(wait);
                 }
             }
