@@ -36,6 +36,10 @@ pub fn records(ctx: &Ctx<'_>, refs: &[RecordRef<'_>]) -> Result<(), OpError> {
         |r| &r.col,
         |col, group| {
             ctx.write_existing(col, |c| {
+                // Deleting what does not exist changes nothing: no log entry, no wait for it.
+                if !group.iter().any(|r| c.has_record(&r.doc, r.ts)) {
+                    return Ok(());
+                }
                 ctx.log(|| WalOp::DeleteRecords {
                     col,
                     records: group.iter().map(|r| (&*r.doc, r.ts)).collect(),
@@ -52,6 +56,9 @@ pub fn records(ctx: &Ctx<'_>, refs: &[RecordRef<'_>]) -> Result<(), OpError> {
 
 pub fn range(ctx: &Ctx<'_>, r: &Drrng<'_>) -> Result<(), OpError> {
     ctx.write_existing(&r.col, |c| {
+        if !c.has_range(&r.doc, r.from_ts, r.to_ts) {
+            return Ok(());
+        }
         ctx.log(|| WalOp::DeleteRange {
             col: &r.col,
             doc: &r.doc,

@@ -95,20 +95,35 @@ impl Collection {
             .all(|(doc, add)| self.docs.get(doc).map_or(0, Series::data_bytes) + add <= limit)
     }
 
-    /// Applies `f` to a document, dropping the document if it ends up empty.
+    /// Applies a removal `f` to a document, dropping the document if it ends up empty; the
+    /// collection counts as changed only if records went.
     fn edit_doc<R: Default>(&mut self, doc: &str, f: impl FnOnce(&mut Series) -> R) -> R {
         let Some(series) = self.docs.get_mut(doc) else {
             return R::default();
         };
-        let before = series.arena_len();
+        let (before, count) = (series.arena_len(), series.len());
         let r = f(series);
-        let after = series.arena_len();
+        let (after, changed) = (series.arena_len(), series.len() != count);
         if series.is_empty() {
             self.docs.remove(doc);
         }
         self.track_size(before, after);
-        self.mark_dirty();
+        if changed {
+            self.mark_dirty();
+        }
         r
+    }
+
+    /// Whether `doc` holds a record at `ts`.
+    pub fn has_record(&self, doc: &str, ts: i64) -> bool {
+        self.docs.get(doc).is_some_and(|s| s.find(ts).is_ok())
+    }
+
+    /// Whether `doc` holds a record with `from <= ts <= to`.
+    pub fn has_range(&self, doc: &str, from: i64, to: i64) -> bool {
+        self.docs
+            .get(doc)
+            .is_some_and(|s| !s.range(from, to).is_empty())
     }
 
     pub fn remove_record(&mut self, doc: &str, ts: i64) -> bool {
@@ -159,5 +174,27 @@ impl Collection {
     /// Records held (for start-up reports).
     pub fn record_count(&self) -> usize {
         self.docs.values().map(Series::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removing_nothing_leaves_the_collection_clean() {
+        let mut c = Collection::default();
+        c.insert("d", 5, "x").unwrap();
+        c.set_dirty(false);
+        assert!(!c.has_record("d", 6) && !c.has_range("d", 6, 9) && !c.has_record("e", 5));
+        assert!(!c.remove_record("d", 6));
+        assert_eq!(c.remove_range("d", 6, 9), 0);
+        assert!(
+            !c.is_dirty(),
+            "a removal that removed nothing marked the collection changed"
+        );
+        assert!(c.has_record("d", 5) && c.has_range("d", 1, 5));
+        assert!(c.remove_record("d", 5));
+        assert!(c.is_dirty());
     }
 }

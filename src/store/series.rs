@@ -137,7 +137,7 @@ impl Series {
     /// galloping back from the newest record first: late records land near the end (several
     /// writers, a client catching up), and finding their place then costs a few probes in
     /// cache lines the last append touched instead of a search of the whole column.
-    fn find(&self, ts: i64) -> Result<usize, usize> {
+    pub fn find(&self, ts: i64) -> Result<usize, usize> {
         let e = &self.entries;
         // Every entry at or after `hi` is newer than `ts`.
         let mut hi = e.len();
