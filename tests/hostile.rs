@@ -463,24 +463,19 @@ fn stalled_handshakes_count_toward_the_cap_until_they_time_out() {
         Frame::Close(Some((1013, "connection limit reached".into())))
     );
     // Within about the handshake timeout, the stalled ones are gone and a client gets in.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let admitted = common::wait_until(Duration::from_secs(5), || {
         let mut c = Client::connect(s.port, "/?api-key=master-key").expect("upgrade");
         match c.next_frame() {
             Frame::Text(t) => {
                 assert!(t.contains("\"ready\""), "{t}");
                 assert_eq!(c.ok("cols", json!({})), json!({"collections": []}));
-                break;
+                true
             }
-            Frame::Close(Some((1013, _))) => {}
+            Frame::Close(Some((1013, _))) => false,
             other => panic!("unexpected {}", other.describe()),
         }
-        assert!(
-            Instant::now() < deadline,
-            "stalled handshakes kept their slots"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    assert!(admitted, "stalled handshakes kept their slots");
     drop(stalled);
 }
 
@@ -561,11 +556,10 @@ fn cap_above_the_file_descriptor_limit_refuses_with_1013() {
         assert_eq!(raw_json(c), json!({"id": "x", "collections": []}));
     }
     drop(held.pop());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while raw_connect(port).is_err() {
-        assert!(Instant::now() < deadline, "a freed slot was not reused");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        common::wait_until(Duration::from_secs(5), || raw_connect(port).is_ok()),
+        "a freed slot was not reused"
+    );
 }
 
 #[test]
@@ -678,18 +672,13 @@ fn stalled_reader_is_closed_without_memory_growth_or_spinning() {
     // Other clients are served meanwhile; the stalled one leaves the connection list when the
     // server gives up on it (about 5 s after it stopped reading).
     assert_eq!(a.ok("cols", json!({})), json!({"collections": ["c"]}));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while a.ok("conn", json!({}))["connections"]
-        .as_array()
-        .map(Vec::len)
-        != Some(1)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the stalled client was never closed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let closed = common::wait_until(Duration::from_secs(15), || {
+        a.ok("conn", json!({}))["connections"]
+            .as_array()
+            .map(Vec::len)
+            == Some(1)
+    });
+    assert!(closed, "the stalled client was never closed");
     // The stalled client: complete responses in order, then the documented close.
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut next = 0;

@@ -7,7 +7,7 @@ mod common;
 use common::{Client, Server, MASTER};
 use serde_json::{json, Value};
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Every mutation type, applied on a fresh persistent server.
 fn mutate_everything(c: &mut Client) {
@@ -101,15 +101,10 @@ fn files(server: &Server) -> Vec<String> {
 
 /// Waits (bounded) until the folder holds a snapshot and no log entry older than it.
 fn wait_for_snapshot(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !files(server).iter().any(|f| f.starts_with("snap-")) {
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot after 10 s: {:?}",
-            files(server)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let written = common::wait_until(Duration::from_secs(10), || {
+        files(server).iter().any(|f| f.starts_with("snap-"))
+    });
+    assert!(written, "no snapshot after 10 s: {:?}", files(server));
 }
 
 #[test]
@@ -187,20 +182,14 @@ fn emptied_and_dropped_collections_do_not_come_back() {
         json!({"records":{"new":{"ts":2,"data":"y"}}})
     );
     // After a checkpoint the stale snapshot files are gone too.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while files(&server)
-        .iter()
-        .filter(|f| f.starts_with("snap-"))
-        .count()
-        != 1
-    {
-        assert!(
-            Instant::now() < deadline,
-            "stale snapshots remain: {:?}",
-            files(&server)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let cleaned = common::wait_until(Duration::from_secs(10), || {
+        files(&server)
+            .iter()
+            .filter(|f| f.starts_with("snap-"))
+            .count()
+            == 1
+    });
+    assert!(cleaned, "stale snapshots remain: {:?}", files(&server));
     server.restart();
     assert_eq!(
         server.master().ok("cols", json!({})),

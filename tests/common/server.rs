@@ -8,6 +8,20 @@ const STDERR_KEEP: usize = 64 * 1024;
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
+/// Polls `cond` every 20 ms until it holds (true) or `timeout` has passed (false).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A unique, not yet existing path under the system temp folder.
 pub fn unique_temp_path(tag: &str) -> PathBuf {
     let nanos = SystemTime::now()
