@@ -43,7 +43,7 @@ fmt:
 # Model-based soak: the random-operation model test for SOAK_SECONDS (default 600).
 SOAK_SECONDS ?= 600
 soak: build
-	FLUXIONDB_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --test model -- --ignored --nocapture soak
+	FLUXIONDB_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --test it -- --ignored --nocapture model::soak
 
 # Decoder fuzzing for FUZZ_SECONDS (default 300); see fuzz/README.md.
 FUZZ_SECONDS ?= 300

@@ -4,9 +4,9 @@
 //! documented error or a request that satisfies every field rule, and must not allocate more
 //! than a small multiple of their size.
 
-#[path = "../fuzz/src/counting.rs"]
+#[path = "../../fuzz/src/counting.rs"]
 mod counting;
-#[path = "../fuzz/src/gen.rs"]
+#[path = "../../fuzz/src/gen.rs"]
 mod gen;
 
 use counting::{alloc_bound, measured};

@@ -4,11 +4,7 @@
 //! Environment: `FLUXIONDB_VECTORS` (path of the vectors file), `FLUXIONDB_VECTOR_FILTER`
 //! (only cases whose name contains this text), `FLUXIONDB_VECTOR_THREADS` (default 4).
 
-mod common;
-#[path = "common/matcher.rs"]
-mod matcher;
-#[path = "common/runner.rs"]
-mod runner;
+use crate::common::runner;
 
 fn threads() -> usize {
     std::env::var("FLUXIONDB_VECTOR_THREADS")

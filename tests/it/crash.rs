@@ -6,9 +6,7 @@
 //! the expected value is the one its last acknowledged request left, or — when the request in
 //! flight at the kill touched it — possibly that request's.
 
-mod common;
-
-use common::{Client, Frame, Server};
+use crate::common::{Client, Frame, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

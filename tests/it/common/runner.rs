@@ -10,17 +10,17 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::matcher::match_json;
 use crate::common::{truncate, Client, Frame, Server};
-use crate::matcher::match_json;
 
-/// Path of the vectors file: `$FLUXIONDB_VECTORS`, else `../shared/vectors/protocol.json` next to
+/// Path of the vectors file: `$FLUXIONDB_VECTORS`, else `tests/vectors/protocol.json` in
 /// the crate.
 pub fn vectors_path() -> PathBuf {
     match std::env::var_os("FLUXIONDB_VECTORS") {
         Some(p) => PathBuf::from(p),
         None => PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/protocol.json"
+            "/tests/vectors/protocol.json"
         )),
     }
 }

@@ -2,13 +2,13 @@
 //! floods of tiny requests, memory amplification, and the regression tests of what the decoder
 //! fuzzer and these tests found. Every test starts its own server.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{padded_cols_frame, proc_status_kib, raw_frame_header, Client, Frame, Server, MASTER};
+use crate::common::{
+    padded_cols_frame, proc_status_kib, raw_frame_header, Client, Frame, Server, MASTER,
+};
 use serde_json::{json, Value};
 
 fn kib(s: &Server, field: &str) -> u64 {
@@ -463,7 +463,7 @@ fn stalled_handshakes_count_toward_the_cap_until_they_time_out() {
         Frame::Close(Some((1013, "connection limit reached".into())))
     );
     // Within about the handshake timeout, the stalled ones are gone and a client gets in.
-    let admitted = common::wait_until(Duration::from_secs(5), || {
+    let admitted = crate::common::wait_until(Duration::from_secs(5), || {
         let mut c = Client::connect(s.port, "/?api-key=master-key").expect("upgrade");
         match c.next_frame() {
             Frame::Text(t) => {
@@ -557,7 +557,7 @@ fn cap_above_the_file_descriptor_limit_refuses_with_1013() {
     }
     drop(held.pop());
     assert!(
-        common::wait_until(Duration::from_secs(5), || raw_connect(port).is_ok()),
+        crate::common::wait_until(Duration::from_secs(5), || raw_connect(port).is_ok()),
         "a freed slot was not reused"
     );
 }
@@ -660,10 +660,12 @@ fn stalled_reader_is_closed_without_memory_growth_or_spinning() {
     // Wait until the server has stopped reading (its queue is over the limit), then measure
     // the CPU it uses while it waits for the client.
     std::thread::sleep(Duration::from_millis(1000));
-    let cpu0 = common::proc_cpu_time(pid).unwrap();
+    let cpu0 = crate::common::proc_cpu_time(pid).unwrap();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_millis(2000));
-    let cpu = common::proc_cpu_time(pid).unwrap().saturating_sub(cpu0);
+    let cpu = crate::common::proc_cpu_time(pid)
+        .unwrap()
+        .saturating_sub(cpu0);
     let wall = t0.elapsed();
     assert!(
         cpu < wall / 4,
@@ -672,7 +674,7 @@ fn stalled_reader_is_closed_without_memory_growth_or_spinning() {
     // Other clients are served meanwhile; the stalled one leaves the connection list when the
     // server gives up on it (about 5 s after it stopped reading).
     assert_eq!(a.ok("cols", json!({})), json!({"collections": ["c"]}));
-    let closed = common::wait_until(Duration::from_secs(15), || {
+    let closed = crate::common::wait_until(Duration::from_secs(15), || {
         a.ok("conn", json!({}))["connections"]
             .as_array()
             .map(Vec::len)

@@ -1,9 +1,7 @@
 //! Deletes: `ddoc`, `dcol`, `drec`, `dmrec`, `drrng` and the collection-removal invariant of
 //! PROTOCOL.md §3: a collection exists exactly when it has at least one document or one KV entry.
 
-mod common;
-
-use common::{cols, fixture, recs, Client, Server};
+use crate::common::{cols, fixture, recs, Client, Server};
 use serde_json::{json, Value};
 
 fn records(list: &[(i64, &str)]) -> Value {
@@ -489,6 +487,6 @@ fn delete_validation_errors_change_nothing() {
         let shown = payload.to_string();
         assert_eq!(c.err(ty, payload), want, "{ty} {shown}");
     }
-    common::assert_fixture_intact(&mut c);
+    crate::common::assert_fixture_intact(&mut c);
     assert_eq!(cols(&mut c), vec!["config", "sensors"]);
 }

@@ -2,9 +2,7 @@
 //! key file or log entry stops start-up naming the file; `--repair` loads what is intact and moves
 //! the damaged file aside.
 
-mod common;
-
-use common::{refused_start, Server};
+use crate::common::{refused_start, Server};
 use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,12 +2,10 @@
 //! harness): the listening line, graceful shutdown on SIGTERM/SIGINT, option errors, option
 //! spellings, environment fallback, connection cap.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{run_binary, Client, Frame, Server, MASTER};
+use crate::common::{run_binary, Client, Frame, Server, MASTER};
 use serde_json::json;
 
 #[test]
@@ -268,7 +266,7 @@ fn connection_cap() {
     // the server releases the slot when the closed connection's thread ends).
     assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
     assert!(matches!(a.close(), Frame::Close(_)));
-    let admitted = common::wait_until(Duration::from_secs(5), || {
+    let admitted = crate::common::wait_until(Duration::from_secs(5), || {
         let Ok(mut c) = Client::connect(s.port, "/?api-key=master-key") else {
             return false;
         };

@@ -1,8 +1,6 @@
 //! Records: `ins`, `qry`, `qdoc` (PROTOCOL.md §3, §4.1, §4.2, §4.4, §5, §6, §2.4).
 
-mod common;
-
-use common::{fixture, fixture_q1, recs, Server};
+use crate::common::{fixture, fixture_q1, recs, Server};
 use serde_json::{json, Value};
 
 fn records(list: &[(i64, &str)]) -> Value {
@@ -253,7 +251,7 @@ fn batch_mixing_collections_and_documents() {
             ("b", "z", 3, "b-z-3"),
         ]),
     );
-    assert_eq!(common::cols(&mut c), vec!["a", "b"]);
+    assert_eq!(crate::common::cols(&mut c), vec!["a", "b"]);
     assert_eq!(
         c.ok("qry", json!({"col": "a", "ts": 10})),
         json!({"records": {"x": {"ts": 1, "data": "a-x-1"}, "y": {"ts": 2, "data": "a-y-2"}}})
@@ -264,7 +262,7 @@ fn batch_mixing_collections_and_documents() {
     );
     // An empty batch is a no-op and creates nothing.
     assert_eq!(c.call("ins", json!([])), json!({}));
-    assert_eq!(common::cols(&mut c), vec!["a", "b"]);
+    assert_eq!(crate::common::cols(&mut c), vec!["a", "b"]);
 }
 
 #[test]
@@ -280,7 +278,7 @@ fn invalid_batch_inserts_nothing() {
         c.err("ins", bad),
         "invalid payload: [2].ts must be a positive integer"
     );
-    assert_eq!(common::cols(&mut c), Vec::<String>::new());
+    assert_eq!(crate::common::cols(&mut c), Vec::<String>::new());
     assert_eq!(
         c.ok("qry", json!({"col": "c", "ts": 10})),
         json!({"records": {}})
@@ -295,7 +293,7 @@ fn patterns_on_document_names() {
     let dev1 = json!({"ts": 300, "data": "temp:22 state:flying quality:bad"});
     let dev2 = json!({"ts": 150, "data": "temp:30 state:flying"});
     let probe = json!({"ts": 50, "data": "temp:5 state:parked"});
-    let q = |c: &mut common::Client, doc: &str| {
+    let q = |c: &mut crate::common::Client, doc: &str| {
         c.ok("qry", json!({"col": "sensors", "ts": 1000, "doc": doc}))
     };
     assert_eq!(
@@ -360,7 +358,7 @@ fn patterns_on_document_names() {
     );
     // `m` and `s` flags.
     c.ok("ins", recs(&[("pat", "ml", 1, "line1\nstate:flying")]));
-    let w = |c: &mut common::Client, wh: &str| {
+    let w = |c: &mut crate::common::Client, wh: &str| {
         c.ok("qry", json!({"col": "pat", "ts": 10, "where": wh}))
     };
     let ml = json!({"records": {"ml": {"ts": 1, "data": "line1\nstate:flying"}}});
@@ -385,7 +383,7 @@ fn where_and_filter_predicates() {
     let dev1 = json!({"ts": 300, "data": "temp:22 state:flying quality:bad"});
     let dev2 = json!({"ts": 150, "data": "temp:30 state:flying"});
     let probe = json!({"ts": 50, "data": "temp:5 state:parked"});
-    let q = |c: &mut common::Client, extra: Value| {
+    let q = |c: &mut crate::common::Client, extra: Value| {
         let mut p = json!({"col": "sensors", "ts": 1000});
         p.as_object_mut()
             .unwrap()
@@ -504,7 +502,7 @@ fn limit_and_reverse() {
         .map(|(a, b, t, d)| (*a, *b, *t, d.as_str()))
         .collect();
     c.ok("ins", recs(&items_ref));
-    let q = |c: &mut common::Client, extra: Value| {
+    let q = |c: &mut crate::common::Client, extra: Value| {
         let mut p = json!({"col": "c", "doc": "d", "from": 20, "to": 50});
         p.as_object_mut()
             .unwrap()
@@ -669,7 +667,7 @@ fn hostile_names_round_trip() {
     }
     let mut want: Vec<&str> = names.to_vec();
     want.sort(); // byte order of UTF-8 == order of Rust str
-    assert_eq!(common::cols(&mut c), want);
+    assert_eq!(crate::common::cols(&mut c), want);
     for (i, n) in names.iter().enumerate() {
         let ts = i as i64 + 1;
         let mut recs_map = serde_json::Map::new();
@@ -715,7 +713,7 @@ fn name_length_limits() {
         c.ok("qdoc", json!({"col": n4096, "doc": a4096, "to": 1})),
         json!({"records": [{"ts": 1, "data": "ok"}]})
     );
-    assert_eq!(common::cols(&mut c), vec![n4096.clone()]);
+    assert_eq!(crate::common::cols(&mut c), vec![n4096.clone()]);
     assert_eq!(
         c.err(
             "ins",
@@ -735,7 +733,7 @@ fn name_length_limits() {
         "invalid payload: [1].col must be at most 4096 bytes"
     );
     assert_eq!(
-        common::cols(&mut c),
+        crate::common::cols(&mut c),
         vec![n4096.clone()],
         "rejected batches created nothing"
     );
@@ -796,7 +794,7 @@ fn wire_format_is_compact_with_id_first_and_raw_utf8() {
             .to_string(),
     );
     let raw = match c.next_frame() {
-        common::Frame::Text(t) => t,
+        crate::common::Frame::Text(t) => t,
         other => panic!("{}", other.describe()),
     };
     assert!(

@@ -2,11 +2,7 @@
 //! started with `--data DIR --fsync always`, killed (SIGKILL) or stopped (SIGTERM) and restarted on
 //! the same folder.
 
-mod common;
-#[path = "common/matcher.rs"]
-mod matcher;
-#[path = "common/runner.rs"]
-mod runner;
+use crate::common::runner;
 
 #[test]
 fn persistence_vectors() {

@@ -2,9 +2,7 @@
 //! error texts, the connection stays usable, nothing changes; frame-level violations close with
 //! the right code.
 
-mod common;
-
-use common::{assert_fixture_intact, fixture, Client, Frame, Server};
+use crate::common::{assert_fixture_intact, fixture, Client, Frame, Server};
 use serde_json::{json, Value};
 
 /// Sends `frame` as text and asserts the response equals `want` exactly; then checks that the
@@ -665,7 +663,7 @@ fn payload_errors_exact_text_and_no_effect() {
                 if got != expected {
                     failures.push(format!(
                         "{ty} data={}\n    expected {expected}\n    got      {got}",
-                        common::truncate(data, 200)
+                        crate::common::truncate(data, 200)
                     ));
                 }
             }
@@ -673,10 +671,10 @@ fn payload_errors_exact_text_and_no_effect() {
         }
         // The same connection still works and the data is intact after every rejection.
         let q = c.ok("qry", json!({"col": "sensors", "ts": 1000}));
-        if q != common::fixture_q1() {
+        if q != crate::common::fixture_q1() {
             failures.push(format!(
                 "after {ty} data={}: sensors changed to {q}",
-                common::truncate(data, 200)
+                crate::common::truncate(data, 200)
             ));
         }
     }
@@ -688,7 +686,7 @@ fn payload_errors_exact_text_and_no_effect() {
         failures.join("\n")
     );
     assert_fixture_intact(&mut c);
-    assert_eq!(common::cols(&mut c), vec!["config", "sensors"]);
+    assert_eq!(crate::common::cols(&mut c), vec!["config", "sensors"]);
 }
 
 #[test]
@@ -698,7 +696,7 @@ fn null_means_absent() {
     fixture(&mut c);
     assert_eq!(
         c.ok("qry", json!({"col": "sensors", "ts": 1000, "doc": null, "from": null, "where": null, "filter": null})),
-        common::fixture_q1()
+        crate::common::fixture_q1()
     );
     assert_eq!(
         c.ok("qdoc", json!({"col": "sensors", "doc": "dev-1", "to": 150, "from": null, "limit": null, "reverse": null, "where": null, "filter": null})),
@@ -710,7 +708,7 @@ fn null_means_absent() {
             "qry",
             json!({"col": "sensors", "ts": 1000, "bogus": [1, 2]})
         ),
-        common::fixture_q1()
+        crate::common::fixture_q1()
     );
     // Integer fields in every accepted form.
     assert_eq!(

@@ -1,10 +1,8 @@
 //! `conn` (PROTOCOL.md §4.17, §12.13) and connection life cycle.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{fixture_keys, Client, Server, MASTER};
+use crate::common::{fixture_keys, Client, Server, MASTER};
 use serde_json::{json, Value};
 
 fn entries(c: &mut Client) -> Vec<Value> {
@@ -94,7 +92,7 @@ fn closed_connections_vanish() {
     );
     // Clean close: gone as soon as the server has answered the close handshake.
     match b.close() {
-        common::Frame::Close(_) => {}
+        crate::common::Frame::Close(_) => {}
         other => panic!("close handshake: {}", other.describe()),
     }
     assert_eq!(names(&entries(&mut a)), vec![json!("ops"), json!("c")]);
@@ -107,7 +105,7 @@ fn closed_connections_vanish() {
     d.stream().shutdown(std::net::Shutdown::Both).unwrap();
     drop(d);
     let mut list = Vec::new();
-    let gone = common::wait_until(Duration::from_secs(5), || {
+    let gone = crate::common::wait_until(Duration::from_secs(5), || {
         list = entries(&mut a);
         names(&list) == vec![json!("ops"), json!("c")]
     });
@@ -139,7 +137,7 @@ fn many_connections_listed_in_order() {
     let s = Server::start(&[]);
     let mut first = s.master();
     let mut others: Vec<Client> = (0..20)
-        .map(|i| s.open(common::MASTER, Some(&format!("n{i:02}"))))
+        .map(|i| s.open(crate::common::MASTER, Some(&format!("n{i:02}"))))
         .collect();
     let list = entries(&mut first);
     check_shape(&list);
@@ -154,7 +152,7 @@ fn many_connections_listed_in_order() {
     // Close every other connection.
     for (i, c) in others.iter_mut().enumerate() {
         if i % 2 == 0 {
-            assert!(matches!(c.close(), common::Frame::Close(_)));
+            assert!(matches!(c.close(), crate::common::Frame::Close(_)));
         }
     }
     let list = entries(&mut first);
@@ -220,7 +218,9 @@ fn requests_sent_before_ready_are_answered_after_it() {
 fn own_ip(host: &str, port: u16) -> Value {
     let addr: std::net::IpAddr = host.parse().unwrap();
     let stream = std::net::TcpStream::connect((addr, port)).unwrap();
-    stream.set_read_timeout(Some(common::READ_TIMEOUT)).unwrap();
+    stream
+        .set_read_timeout(Some(crate::common::READ_TIMEOUT))
+        .unwrap();
     let url = match addr {
         std::net::IpAddr::V4(_) => format!("ws://{host}:{port}/?api-key=master-key"),
         std::net::IpAddr::V6(_) => format!("ws://[{host}]:{port}/?api-key=master-key"),
@@ -257,7 +257,7 @@ fn ip_text_forms_on_a_dual_stack_listener() {
     let s = Server::start_exact(
         &[
             "--secret-key",
-            common::MASTER,
+            crate::common::MASTER,
             "--port",
             "0",
             "--bind",
@@ -276,7 +276,8 @@ fn no_subprotocol_is_selected() {
     use std::io::{BufRead, BufReader, Write};
     let s = Server::start(&[]);
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    tcp.set_read_timeout(Some(common::READ_TIMEOUT)).unwrap();
+    tcp.set_read_timeout(Some(crate::common::READ_TIMEOUT))
+        .unwrap();
     write!(
         tcp,
         "GET /?api-key=master-key HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\n\

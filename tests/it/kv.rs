@@ -1,8 +1,6 @@
 //! Key/value messages: `sval`, `gval`, `gvalues`, `rval`, `gvals`, `gkeys` (PROTOCOL.md §4.10–4.15).
 
-mod common;
-
-use common::{cols, fixture, recs, Server};
+use crate::common::{cols, fixture, recs, Server};
 use serde_json::{json, Value};
 
 #[test]
@@ -84,7 +82,7 @@ fn gvals_and_gkeys_are_sorted_by_bytes() {
     let raw = {
         c.send_text(&json!({"id": "raw", "type": "gvals", "data": "{\"col\":\"kv\"}"}).to_string());
         match c.next_frame() {
-            common::Frame::Text(t) => t,
+            crate::common::Frame::Text(t) => t,
             other => panic!("{}", other.describe()),
         }
     };
@@ -124,8 +122,9 @@ fn gvalues_literal_and_patterns() {
     let s = Server::start(&[]);
     let mut c = s.master();
     fixture(&mut c);
-    let gv =
-        |c: &mut common::Client, key: &str| c.ok("gvalues", json!({"col": "config", "key": key}));
+    let gv = |c: &mut crate::common::Client, key: &str| {
+        c.ok("gvalues", json!({"col": "config", "key": key}))
+    };
     let envs = json!({"values": {"env.prod": "v1", "env.stage": "v2"}});
     assert_eq!(gv(&mut c, "/^env[.]/"), envs);
     assert_eq!(gv(&mut c, "/^ENV/i"), envs);
@@ -372,6 +371,6 @@ fn kv_validation_errors() {
         let shown = payload.to_string();
         assert_eq!(c.err(ty, payload), want, "{ty} {shown}");
     }
-    common::assert_fixture_intact(&mut c);
+    crate::common::assert_fixture_intact(&mut c);
     assert_eq!(cols(&mut c), vec!["config", "sensors"]);
 }

@@ -7,12 +7,10 @@
 //! runs for `FLUXIONDB_SOAK_SECONDS` (`make soak`). A failure prints the seed and the operation
 //! number; `FLUXIONDB_MODEL_SEED=N` replays one seed.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, MASTER};
+use crate::common::{Client, Server, MASTER};
 use serde_json::{json, Map, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -689,7 +687,7 @@ impl Run {
             json!({"status": "ok", "scope": "readonly"})
         );
         // A clean close: the server lists a connection until it has seen it go.
-        assert!(matches!(master.close(), common::Frame::Close(_)));
+        assert!(matches!(master.close(), crate::common::Frame::Close(_)));
         let (master, ro) = open_pair(&server);
         Run {
             server,

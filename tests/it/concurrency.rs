@@ -4,15 +4,13 @@
 //! * an acknowledged write is visible to every request sent after the ack was received;
 //! * what one reader sees never goes backwards.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, MASTER};
+use crate::common::{Client, Server, MASTER};
 use serde_json::{json, Value};
 
 const WRITERS: usize = 32;
@@ -224,7 +222,7 @@ fn writers_and_readers() {
     }
     let mut want_cols: Vec<String> = (0..GROUPS).map(|g| format!("group{g}")).collect();
     want_cols.push("shared".into());
-    assert_eq!(common::cols(&mut m), want_cols);
+    assert_eq!(crate::common::cols(&mut m), want_cols);
     eprintln!(
         "concurrency: {} batches acknowledged ({} records), {total_queries} reader queries",
         batches.iter().sum::<i64>(),
@@ -288,7 +286,7 @@ fn concurrent_deletes_and_inserts_keep_the_collection_invariant() {
             "keep{w}: acknowledged inserts lost"
         );
     }
-    assert_eq!(common::cols(&mut m), vec!["hot"]);
+    assert_eq!(crate::common::cols(&mut m), vec!["hot"]);
     assert_eq!(
         m.ok("qdoc", json!({"col": "hot", "doc": "tmp", "to": 10})),
         json!({"records": []})

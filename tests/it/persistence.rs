@@ -2,9 +2,7 @@
 //! deleted, a clean shutdown snapshots, API keys persist without the master key, the folder is
 //! locked against a second server, and an unusable folder is a clear start-up error.
 
-mod common;
-
-use common::{Client, Server, MASTER};
+use crate::common::{Client, Server, MASTER};
 use serde_json::{json, Value};
 use std::fs;
 use std::time::Duration;
@@ -101,7 +99,7 @@ fn files(server: &Server) -> Vec<String> {
 
 /// Waits (bounded) until the folder holds a snapshot and no log entry older than it.
 fn wait_for_snapshot(server: &Server) {
-    let written = common::wait_until(Duration::from_secs(10), || {
+    let written = crate::common::wait_until(Duration::from_secs(10), || {
         files(server).iter().any(|f| f.starts_with("snap-"))
     });
     assert!(written, "no snapshot after 10 s: {:?}", files(server));
@@ -182,7 +180,7 @@ fn emptied_and_dropped_collections_do_not_come_back() {
         json!({"records":{"new":{"ts":2,"data":"y"}}})
     );
     // After a checkpoint the stale snapshot files are gone too.
-    let cleaned = common::wait_until(Duration::from_secs(10), || {
+    let cleaned = crate::common::wait_until(Duration::from_secs(10), || {
         files(&server)
             .iter()
             .filter(|f| f.starts_with("snap-"))
@@ -253,7 +251,7 @@ fn data_files_are_private() {
 fn a_second_server_on_the_same_folder_is_refused() {
     let server = Server::with_data_dir();
     let dir = server.data_dir().unwrap().to_path_buf();
-    let err = common::refused_start(&dir, &[]);
+    let err = crate::common::refused_start(&dir, &[]);
     assert!(
         err.contains("in use by another fluxiondb process"),
         "stderr: {err}"
@@ -262,10 +260,10 @@ fn a_second_server_on_the_same_folder_is_refused() {
 
 #[test]
 fn an_unusable_data_folder_is_a_clear_startup_error() {
-    let file = common::unique_temp_path("not-a-dir");
+    let file = crate::common::unique_temp_path("not-a-dir");
     fs::write(&file, b"x").unwrap();
     let dir = file.join("data");
-    let err = common::refused_start(&dir, &[]);
+    let err = crate::common::refused_start(&dir, &[]);
     let _ = fs::remove_file(&file);
     assert!(
         err.contains(dir.to_str().unwrap()),

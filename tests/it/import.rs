@@ -2,9 +2,7 @@
 //! §8.3): records, replacements across flush files, key/value maps and API keys arrive; the
 //! import happens once; a damaged or misplaced import changes nothing.
 
-mod common;
-
-use common::{refused_start, Client, Server, TempDir, MASTER};
+use crate::common::{refused_start, Client, Server, TempDir, MASTER};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
@@ -182,7 +180,7 @@ fn a_damaged_seed_file_imports_nothing_and_names_the_file() {
 
 #[test]
 fn import_needs_a_data_folder() {
-    let (status, _, err) = common::run_binary(
+    let (status, _, err) = crate::common::run_binary(
         &["--secret-key", MASTER, "--import-seed", "/nonexistent"],
         std::time::Duration::from_secs(10),
     );

@@ -34,3 +34,5 @@ mod server;
 pub use client::*;
 pub use fixture::*;
 pub use server::*;
+pub mod matcher;
+pub mod runner;

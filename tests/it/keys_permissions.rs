@@ -1,8 +1,6 @@
 //! API keys and permissions (PROTOCOL.md §1.4, §4.16, §7, §12.12, §12.14).
 
-mod common;
-
-use common::{fixture_keys, form_encode, Client, Server, MASTER};
+use crate::common::{fixture_keys, form_encode, Client, Server, MASTER};
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, PartialEq, Debug)]

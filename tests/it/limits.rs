@@ -3,11 +3,9 @@
 //! (`--max-message-mib`, `--send-buffer-mib`, `--idle-timeout`, `--max-response-mib`) so that
 //! the tests stay fast; the defaults are covered by errors.rs and the vectors (16 MiB).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{padded_cols_frame, Frame, Server};
+use crate::common::{padded_cols_frame, Frame, Server};
 use serde_json::{json, Value};
 
 #[test]
@@ -134,7 +132,7 @@ fn reading_client_is_kept_alive_by_pings() {
         pings >= 2,
         "expected a ping per second of silence, got {pings}"
     );
-    a.set_read_timeout(common::READ_TIMEOUT);
+    a.set_read_timeout(crate::common::READ_TIMEOUT);
     assert_eq!(a.ok("cols", json!({})), json!({"collections": []}));
 }
 
