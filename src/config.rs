@@ -100,6 +100,23 @@ pub struct Args {
     #[arg(long = "import-seed", env = "IMPORT_SEED", value_name = "DIR")]
     pub import_seed: Option<PathBuf>,
 
+    /// Serve `GET /metrics` without an API key (by default any valid key is needed).
+    #[arg(long = "metrics-public", env = "METRICS_PUBLIC")]
+    pub metrics_public: bool,
+
+    /// Log every request that takes at least this many milliseconds (0 logs every request).
+    #[arg(long = "slow-ms", env = "SLOW_MS", default_value_t = 250, value_name = "MS")]
+    pub slow_ms: u64,
+
+    /// Log every request whose response is at least this many KiB.
+    #[arg(
+        long = "large-response-kib",
+        env = "LARGE_RESPONSE_KIB",
+        default_value_t = 1024,
+        value_name = "KIB"
+    )]
+    pub large_response_kib: u64,
+
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -124,6 +141,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub ping_interval: Duration,
     pub handshake_timeout: Duration,
+    pub metrics_public: bool,
+    pub slow_request: Duration,
+    pub large_response_bytes: u64,
 }
 
 impl Config {
@@ -157,6 +177,9 @@ impl Config {
             idle_timeout,
             ping_interval: (idle_timeout / 4).max(Duration::from_secs(1)),
             handshake_timeout: Duration::from_secs(args.handshake_timeout),
+            metrics_public: args.metrics_public,
+            slow_request: Duration::from_millis(args.slow_ms),
+            large_response_bytes: args.large_response_kib.saturating_mul(1024),
         })
     }
 }

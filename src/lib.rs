@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod metrics;
 pub mod ops;
 pub mod persist;
 pub mod protocol;

@@ -1,7 +1,7 @@
 use clap::Parser;
 use fluxiondb::config::{Args, Config};
 use fluxiondb::persist;
-use fluxiondb::server::{signals, Boot, Server};
+use fluxiondb::server::{self, signals, Boot, Recovering, Server};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 fn open_data(config: &Config, dir: &Path) -> Result<Boot, Box<dyn std::error::Error>> {
     let mut r = persist::open(dir, config.fsync, config.repair)?;
     let rep = &r.report;
+    fluxiondb::metrics::recovered(rep.elapsed);
     let secs = rep.elapsed.as_secs_f64().max(1e-9);
     log::info!(
         "recovered {} collections, {} records, {} API keys, {} log entries from {} in {:.2} s ({:.0} records/s, {:.1} MB/s)",
@@ -65,18 +66,46 @@ fn main() -> ExitCode {
         eprintln!("fluxiondb: cannot set up signal handling: {e}");
         return ExitCode::FAILURE;
     }
+    fluxiondb::metrics::configure(config.slow_request, config.large_response_bytes);
+    // Bound before recovery: meanwhile /healthz answers, /readyz says `recovering` and
+    // WebSocket upgrades are refused with 1013 `recovering`.
+    let listener = match server::bind(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("fluxiondb: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let boot = match &config.data_dir {
         None => Boot::default(),
-        Some(dir) => match open_data(&config, dir) {
-            Ok(boot) => boot,
-            Err(e) => {
-                log::error!("{e}");
-                eprintln!("fluxiondb: {e}");
-                return ExitCode::FAILURE;
+        Some(dir) => {
+            let early = match Recovering::start(&listener, config.handshake_timeout) {
+                Ok(early) => {
+                    if let Ok(addr) = listener.local_addr() {
+                        log::info!("bound to {addr}; recovering {}", dir.display());
+                    }
+                    Some(early)
+                }
+                Err(e) => {
+                    log::warn!("cannot answer connections during recovery: {e}");
+                    None
+                }
+            };
+            let opened = open_data(&config, dir);
+            if let Some(early) = early {
+                early.stop();
             }
-        },
+            match opened {
+                Ok(boot) => boot,
+                Err(e) => {
+                    log::error!("{e}");
+                    eprintln!("fluxiondb: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
     };
-    let mut server = match Server::start(config, boot) {
+    let mut server = match Server::start(config, boot, listener) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("fluxiondb: {e}");

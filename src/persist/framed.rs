@@ -44,6 +44,7 @@ pub fn write_streamed(
     magic: &[u8; 8],
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
+    let mut total = 0;
     fsutil::write_atomic(dir, name, |file| {
         file.write_all(&[0; HEADER])?;
         let mut tally = Tally {
@@ -54,6 +55,7 @@ pub fn write_streamed(
         fill(&mut tally)?;
         tally.flush()?;
         let (len, crc) = (tally.len, !tally.crc);
+        total = len + HEADER as u64;
         drop(tally);
         let mut header = [0u8; HEADER];
         header[..8].copy_from_slice(magic);
@@ -61,7 +63,11 @@ pub fn write_streamed(
         header[16..20].copy_from_slice(&crc.to_le_bytes());
         file.seek(SeekFrom::Start(0))?;
         file.write_all(&header)
-    })
+    })?;
+    if magic == SNAPSHOT_MAGIC {
+        crate::metrics::snapshot_written(total);
+    }
+    Ok(())
 }
 
 /// Why a framed file could not be read.

@@ -137,6 +137,7 @@ impl Journal {
         if report.failed == 0 {
             self.wal.remove_before(first_kept_segment)?;
         }
+        crate::metrics::checkpoint(started.elapsed());
         if report.written + report.removed > 0 {
             log::info!(
                 "checkpoint: {} collections written, {} removed in {} ms",

@@ -80,6 +80,7 @@ pub struct Wal {
 fn fail(st: &mut State, what: &str, e: &io::Error) -> String {
     let msg = format!("write-ahead log {what} failed: {e}");
     log::error!("{msg}; refusing further writes");
+    crate::metrics::storage_failed();
     st.failed = Some(msg.clone());
     msg
 }
@@ -168,12 +169,13 @@ impl Wal {
             drop(st);
             let mut result = (&*file).write_all(&data);
             if result.is_ok() && self.policy == FsyncPolicy::Always {
-                result = file.sync_data();
+                result = crate::metrics::fsync(|| file.sync_data());
             }
             st = self.state.lock();
             st.writing = false;
             match result {
                 Ok(()) => {
+                    crate::metrics::wal_written(data.len());
                     st.written = end;
                     if self.policy == FsyncPolicy::Always {
                         st.synced = end;
@@ -199,7 +201,7 @@ impl Wal {
             let st = self.state.lock();
             (st.file.clone(), st.written)
         };
-        match file.sync_data() {
+        match crate::metrics::fsync(|| file.sync_data()) {
             Ok(()) => {
                 let mut st = self.state.lock();
                 st.synced = st.synced.max(written);
@@ -226,12 +228,13 @@ impl Wal {
         let end = st.appended;
         if let Err(e) = (&*st.file)
             .write_all(&data)
-            .and_then(|()| st.file.sync_data())
+            .and_then(|()| crate::metrics::fsync(|| st.file.sync_data()))
         {
             let msg = fail(&mut st, "write", &e);
             self.cv.notify_all();
             return Err(io::Error::other(msg));
         }
+        crate::metrics::wal_written(data.len());
         st.written = end;
         st.synced = end;
         self.cv.notify_all();
@@ -261,7 +264,7 @@ impl Wal {
                 (st.file.clone(), st.written, st.synced)
             };
             if written > synced {
-                if let Err(e) = file.sync_data() {
+                if let Err(e) = crate::metrics::fsync(|| file.sync_data()) {
                     fail(&mut self.state.lock(), "fsync", &e);
                     self.cv.notify_all();
                     return;

@@ -1,7 +1,10 @@
-//! The WebSocket upgrade: reads `api-key` and `name` from the request URI (form-decoded, first
-//! occurrence wins; an `X-Api-Key` header is used when the query has no key), within a deadline.
+//! The start of every connection: the request head, read once within a deadline, is either a
+//! WebSocket upgrade (run by tungstenite; `api-key` and `name` come from the request URI,
+//! form-decoded, first occurrence wins; an `X-Api-Key` header is used when the query has no
+//! key) or a plain HTTP request for the router in `http/`.
 
 use super::conn::Conn;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::handshake::HandshakeError;
@@ -80,15 +83,149 @@ pub fn parse_query(query: Option<&str>) -> Credentials {
     creds
 }
 
-/// Runs the upgrade, giving up after `timeout` in total. The connection's reads never block
-/// (`MSG_DONTWAIT`), so the deadline is checked after every read: with a blocking read
-/// timeout, a client trickling one byte at a time never timed out (slowloris).
+/// The largest request head read; a longer one is cut off like a slow one.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Header lines parsed (as many as tungstenite accepts).
+const MAX_HEADERS: usize = 124;
+
+/// What a connection opened with.
+pub enum Opened {
+    /// A completed WebSocket upgrade (the 101 is queued on the connection).
+    WebSocket(Conn, Credentials),
+    /// A plain HTTP request (or a malformed one), to be answered once.
+    Http(Conn, HttpRequest),
+}
+
+/// A plain HTTP request head. `method` is empty when the head could not be parsed.
+#[derive(Debug, Default, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub authorization: Option<String>,
+}
+
+impl HttpRequest {
+    pub fn is_malformed(&self) -> bool {
+        self.method.is_empty()
+    }
+}
+
+/// Reads the request head once (within `timeout`, at most [`MAX_HEAD`] bytes), then either
+/// runs the WebSocket upgrade on it (any path, as before) or hands it back as a plain HTTP
+/// request. The connection's reads never block (`MSG_DONTWAIT`), so the deadline is checked
+/// after every read: with a blocking read timeout, a client trickling one byte at a time never
+/// timed out (slowloris).
 pub fn accept(
-    conn: Conn,
+    mut conn: Conn,
     config: WebSocketConfig,
     timeout: Duration,
-) -> Result<(Conn, Credentials), HandshakeFailure> {
+) -> Result<Opened, HandshakeFailure> {
     let deadline = Instant::now() + timeout;
+    let head = read_head(&mut conn, deadline)?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let parsed = matches!(req.parse(&head), Ok(httparse::Status::Complete(_)));
+    let (Some(method), Some(target), true) = (req.method, req.path, parsed) else {
+        return Ok(Opened::Http(conn, HttpRequest::default()));
+    };
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    let upgrade = header("upgrade").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+    });
+    if upgrade {
+        return upgrade_with(Replay { head, at: 0, conn }, config);
+    }
+    if !target.starts_with('/') {
+        return Ok(Opened::Http(conn, HttpRequest::default()));
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_owned())),
+        None => (target, None),
+    };
+    let request = HttpRequest {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query,
+        authorization: header("authorization").map(str::to_owned),
+    };
+    Ok(Opened::Http(conn, request))
+}
+
+/// Reads up to the blank line that ends the request head, and not a byte further (the
+/// connection's reads stop there), so frames a client sends right behind its upgrade request
+/// stay in the socket for the session's frame reader.
+fn read_head(conn: &mut Conn, deadline: Instant) -> Result<Vec<u8>, HandshakeFailure> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match conn.read(&mut chunk) {
+            Ok(0) => return Err(HandshakeFailure::Failed("closed before the end of the request head".into())),
+            Ok(n) => {
+                head.extend_from_slice(&chunk[..n]);
+                if head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n") {
+                    return Ok(head);
+                }
+                if head.len() > MAX_HEAD {
+                    return Err(HandshakeFailure::Failed(format!(
+                        "request head longer than {MAX_HEAD} bytes"
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(HandshakeFailure::TimedOut);
+                }
+                conn.wait(false, left)
+                    .map_err(|e| HandshakeFailure::Failed(e.to_string()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(HandshakeFailure::Failed(e.to_string())),
+        }
+    }
+}
+
+/// The head already read, replayed to tungstenite; what it writes goes to the connection's
+/// queue.
+struct Replay {
+    head: Vec<u8>,
+    at: usize,
+    conn: Conn,
+}
+
+impl Read for Replay {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.head[self.at..];
+        if rest.is_empty() {
+            // The whole head was handed over: tungstenite never needs more.
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl Write for Replay {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.conn.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.conn.flush()
+    }
+}
+
+/// Runs tungstenite's upgrade on a complete head.
+fn upgrade_with(replay: Replay, config: WebSocketConfig) -> Result<Opened, HandshakeFailure> {
     let mut creds = Credentials::default();
     #[allow(clippy::result_large_err)] // the error type is tungstenite's
     let callback = |req: &Request, resp: Response| {
@@ -103,25 +240,13 @@ pub fn accept(
         }
         Ok(resp)
     };
-    let mut attempt = tungstenite::accept_hdr_with_config(conn, callback, Some(config));
-    loop {
-        match attempt {
-            // The connection's reads stop at the end of the request head, so tungstenite
-            // holds no frame bytes: the socket alone carries on.
-            Ok(ws) => return Ok((ws.into_inner(), creds)),
-            Err(HandshakeError::Interrupted(mid)) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(HandshakeFailure::TimedOut);
-                }
-                mid.get_ref()
-                    .get_ref()
-                    .wait(false, left)
-                    .map_err(|e| HandshakeFailure::Failed(e.to_string()))?;
-                attempt = mid.handshake();
-            }
-            Err(HandshakeError::Failure(e)) => return Err(HandshakeFailure::Failed(e.to_string())),
+    match tungstenite::accept_hdr_with_config(replay, callback, Some(config)) {
+        // The head held no frame bytes: the socket alone carries on.
+        Ok(ws) => Ok(Opened::WebSocket(ws.into_inner().conn, creds)),
+        Err(HandshakeError::Interrupted(_)) => {
+            Err(HandshakeFailure::Failed("incomplete upgrade request".into()))
         }
+        Err(HandshakeError::Failure(e)) => Err(HandshakeFailure::Failed(e.to_string())),
     }
 }
 

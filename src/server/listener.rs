@@ -1,8 +1,11 @@
 //! Accepts TCP connections and gives each its own named thread, up to the connection cap.
 
 use super::conn::Conn;
+use super::handshake::{self, Opened};
+use super::http::{self, Phase};
 use super::registry::SessionHandle;
-use super::{handshake, session, Shared};
+use super::{session, Shared};
+use crate::metrics::{self, Refusal};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -77,7 +80,11 @@ pub fn run(shared: Arc<Shared>, listener: TcpListener) {
 
 fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr, cap: usize) {
     let accepted = Instant::now();
+    metrics::connection_accepted();
     let refuse = shared.threads.fetch_add(1, Ordering::AcqRel) >= cap;
+    if refuse {
+        metrics::connection_refused(Refusal::ConnectionLimit);
+    }
     if refuse && shared.refusals.fetch_add(1, Ordering::AcqRel) >= MAX_REFUSALS {
         shared.refusals.fetch_sub(1, Ordering::AcqRel);
         shared.threads.fetch_sub(1, Ordering::AcqRel);
@@ -112,20 +119,27 @@ fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr, cap: usize) {
 
 /// tungstenite only runs the upgrade (frames are read by `frames.rs`): a small read buffer,
 /// writes straight into the connection's queue.
-fn ws_config() -> WebSocketConfig {
+pub(super) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
 }
 
-fn upgrade(
+/// Reads the request head: a WebSocket upgrade comes back; a plain HTTP request is answered
+/// here (by `answer`) and ends the connection.
+fn open(
     sock: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
+    answer: impl FnOnce(Conn, &handshake::HttpRequest),
 ) -> Option<(Conn, handshake::Credentials)> {
     let _ = sock.set_nodelay(true);
     match handshake::accept(Conn::new(sock), ws_config(), timeout) {
-        Ok(done) => Some(done),
+        Ok(Opened::WebSocket(conn, creds)) => Some((conn, creds)),
+        Ok(Opened::Http(conn, req)) => {
+            answer(conn, &req);
+            None
+        }
         Err(e) => {
             log::debug!("handshake with {} failed: {e}", peer.ip());
             None
@@ -138,31 +152,43 @@ fn refuse_connection(sock: TcpStream, peer: SocketAddr) {
         "connection from {} refused: connection limit reached",
         peer.ip()
     );
-    if let Some((mut conn, _)) = upgrade(sock, peer, Duration::from_secs(2)) {
+    let busy = |mut conn: Conn, _: &handshake::HttpRequest| {
+        conn.queue().extend_from_slice(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+              Content-Length: 25\r\nConnection: close\r\n\r\nconnection limit reached\n",
+        );
+        conn.finish(Duration::from_secs(1));
+    };
+    if let Some((mut conn, _)) = open(sock, peer, Duration::from_secs(2), busy) {
         conn.push_close(1013, "connection limit reached");
         conn.finish(Duration::from_secs(1));
     }
 }
 
 fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: Instant) {
-    let Some((mut conn, creds)) = upgrade(sock, peer, shared.config.handshake_timeout) else {
+    let timeout = shared.config.handshake_timeout;
+    let plain = |conn: Conn, req: &handshake::HttpRequest| {
+        http::answer(conn, Phase::Serving(shared), peer.ip(), req)
+    };
+    let Some((mut conn, creds)) = open(sock, peer, timeout, plain) else {
         return;
     };
     // A refusal: its close code and reason, and whether it counts as a guessed key.
     let entry = creds.api_key.as_deref().map(|k| shared.keys.lookup(k));
     let key = match entry {
-        None => Err((1008, "Missing API key parameter", false)),
-        Some(None) => Err((1008, "Unknown API key", true)),
+        None => Err((1008, "Missing API key parameter", Refusal::MissingKey)),
+        Some(None) => Err((1008, "Unknown API key", Refusal::UnknownKey)),
         Some(Some(_)) if shared.stopping.load(Ordering::Acquire) => {
-            Err((1001, "server shutting down", false))
+            Err((1001, "server shutting down", Refusal::ShuttingDown))
         }
         Some(Some(key)) => Ok(key),
     };
     let key = match key {
         Ok(key) => key,
-        Err((code, reason, guessed)) => {
+        Err((code, reason, why)) => {
+            metrics::connection_refused(why);
             log::warn!("connection from {} refused: {reason}", peer.ip());
-            if guessed {
+            if why == Refusal::UnknownKey {
                 let wait = shared.throttle.failed(peer.ip(), Instant::now());
                 if !wait.is_zero() {
                     // The upgrade goes out now; only the close frame waits (the sleep returns

@@ -5,11 +5,15 @@ mod conn;
 mod frames;
 pub use frames::apply_mask;
 mod handshake;
+mod http;
 mod listener;
+mod recovering;
 mod registry;
 mod session;
 pub mod signals;
 mod throttle;
+
+pub use recovering::Recovering;
 
 use crate::auth::{KeyRing, Scope};
 use crate::config::Config;
@@ -101,11 +105,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds and starts accepting in a background thread (plus, with persistence, the
-    /// snapshot thread and the once-a-second fsync).
-    pub fn start(config: Config, boot: Boot) -> Result<Server, StartError> {
-        let addr = SocketAddr::new(config.bind, config.port);
-        let listener = TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))?;
+    /// Starts accepting on `listener` (from [`bind`]) in a background thread (plus, with
+    /// persistence, the snapshot thread and the once-a-second fsync).
+    pub fn start(config: Config, boot: Boot, listener: TcpListener) -> Result<Server, StartError> {
         let addr = listener.local_addr().map_err(StartError::Io)?;
         let keys = KeyRing::new(&config.secret_key);
         for (key, scope) in &boot.keys {
@@ -181,6 +183,13 @@ impl Server {
             }
         }
     }
+}
+
+/// Binds the listening socket (before recovery, so that health and readiness answer while the
+/// data folder loads; see [`Recovering`]).
+pub fn bind(config: &Config) -> Result<TcpListener, StartError> {
+    let addr = SocketAddr::new(config.bind, config.port);
+    TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StartError> {

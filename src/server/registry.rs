@@ -102,6 +102,11 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Sessions open now.
+    pub fn len(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
     pub fn register(
         &self,
         id: u64,

@@ -7,6 +7,7 @@ use super::frames::{Event, FrameError, FrameReader, OP_CLOSE, OP_PING, OP_PONG, 
 use super::registry::SessionHandle;
 use super::Shared;
 use crate::auth::authorize;
+use crate::metrics;
 use crate::ops::{self, Ctx};
 use crate::protocol::{encode, envelope, request, MsgType};
 use crate::store::Handles;
@@ -45,6 +46,10 @@ struct Session<'s> {
     /// Queued acknowledgements may leave only once the log is durable up to here.
     durable_upto: u64,
     handles: RefCell<Handles>,
+    /// The type of the request being served, once known (for metrics).
+    kind: Option<MsgType>,
+    /// Whether the request being served was answered with an error (for metrics).
+    refused: bool,
 }
 
 /// Serves an authenticated connection until it ends.
@@ -59,6 +64,8 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut conn: Conn) {
         bad_total: 0,
         durable_upto: 0,
         handles: RefCell::default(),
+        kind: None,
+        refused: false,
     };
     conn.push_frame(OP_TEXT, encode::READY.as_bytes());
     let flow = s.serve(&mut conn);
@@ -260,9 +267,22 @@ impl Session<'_> {
     }
 
     fn handle_text(&mut self, text: &str, conn: &mut Conn) -> Flow {
+        let started = Instant::now();
+        (self.kind, self.refused) = (None, false);
         let start = conn.begin_text();
         let flow = self.respond(text, conn.queue());
+        let resp_bytes = conn.queue().len() - start - 4;
         conn.end_text(start);
+        metrics::observe(&metrics::Request {
+            kind: self.kind,
+            ok: !self.refused,
+            elapsed: started.elapsed(),
+            text,
+            resp_bytes,
+            conn: self.handle.id,
+            ip: &self.handle.ip,
+            name: self.handle.name.as_deref(),
+        });
         if conn.pending() > 256 * 1024 {
             if let Err(flow) = self.send(conn) {
                 return flow;
@@ -319,6 +339,7 @@ impl Session<'_> {
             self.refuse(out, Some(id), "Unknown message type");
             return Flow::Continue;
         };
+        self.kind = Some(kind);
         if kind == MsgType::Auth {
             self.refuse(out, Some(id), AUTH_TEXT);
             return Flow::Continue;
@@ -362,6 +383,7 @@ impl Session<'_> {
     }
 
     fn refuse(&mut self, out: &mut Vec<u8>, id: Option<&str>, message: &str) {
+        self.refused = true;
         self.bad_total = self.bad_total.saturating_add(1);
         if self.bad_total <= LOGGED_BAD_REQUESTS {
             log::warn!("connection {}: bad request: {message}", self.handle.id);

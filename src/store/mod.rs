@@ -48,6 +48,17 @@ impl Handles {
     }
 }
 
+/// Sizes of the whole store, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    pub collections: usize,
+    pub documents: usize,
+    pub records: usize,
+    /// Record data (arenas, garbage included), 16 bytes of index per record, document names
+    /// and key/value entries.
+    pub bytes: usize,
+}
+
 #[derive(Default)]
 pub struct Store {
     collections: RwLock<BTreeMap<String, CollectionRef>>,
@@ -75,6 +86,22 @@ impl Store {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// Counts collections, documents, records and bytes, one collection read lock at a time.
+    pub fn stats(&self) -> StoreStats {
+        let mut st = StoreStats::default();
+        for (_, handle) in self.all() {
+            let c = handle.read();
+            st.collections += 1;
+            st.documents += c.docs.len();
+            for (name, s) in &c.docs {
+                st.records += s.len();
+                st.bytes += name.len() + s.arena_len() + 16 * s.len();
+            }
+            st.bytes += c.kv.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        }
+        st
     }
 
     /// Runs `f` on the collection of that name under its write lock, creating it if needed.
