@@ -105,7 +105,12 @@ pub struct Args {
     pub metrics_public: bool,
 
     /// Log every request that takes at least this many milliseconds (0 logs every request).
-    #[arg(long = "slow-ms", env = "SLOW_MS", default_value_t = 250, value_name = "MS")]
+    #[arg(
+        long = "slow-ms",
+        env = "SLOW_MS",
+        default_value_t = 250,
+        value_name = "MS"
+    )]
     pub slow_ms: u64,
 
     /// Log every request whose response is at least this many KiB.

@@ -70,7 +70,13 @@ pub(super) fn render(out: &mut String) {
             "Virtual memory size in bytes.",
             at(23),
         );
-        put(out, "process_threads", "gauge", "Number of OS threads in the process.", at(20));
+        put(
+            out,
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            at(20),
+        );
         if let Some(btime) = boot_time() {
             put(
                 out,
@@ -84,7 +90,13 @@ pub(super) fn render(out: &mut String) {
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
         // The listing itself holds one descriptor while it runs.
         let n = dir.count().saturating_sub(1);
-        put(out, "process_open_fds", "gauge", "Number of open file descriptors.", n as f64);
+        put(
+            out,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            n as f64,
+        );
     }
     if let Some(m) = max_fds() {
         put(

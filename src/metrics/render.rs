@@ -171,9 +171,27 @@ pub fn render(g: &Gauges) -> String {
         HTTP_REQUESTS.load(Relaxed),
     );
 
-    one(&mut out, "fluxiondb_collections", "gauge", "Collections in the store.", g.collections);
-    one(&mut out, "fluxiondb_documents", "gauge", "Documents in the store.", g.documents);
-    one(&mut out, "fluxiondb_records", "gauge", "Records in the store.", g.records);
+    one(
+        &mut out,
+        "fluxiondb_collections",
+        "gauge",
+        "Collections in the store.",
+        g.collections,
+    );
+    one(
+        &mut out,
+        "fluxiondb_documents",
+        "gauge",
+        "Documents in the store.",
+        g.documents,
+    );
+    one(
+        &mut out,
+        "fluxiondb_records",
+        "gauge",
+        "Records in the store.",
+        g.records,
+    );
     one(
         &mut out,
         "fluxiondb_store_bytes",

@@ -166,7 +166,11 @@ fn read_head(conn: &mut Conn, deadline: Instant) -> Result<Vec<u8>, HandshakeFai
     let mut chunk = [0u8; 4096];
     loop {
         match conn.read(&mut chunk) {
-            Ok(0) => return Err(HandshakeFailure::Failed("closed before the end of the request head".into())),
+            Ok(0) => {
+                return Err(HandshakeFailure::Failed(
+                    "closed before the end of the request head".into(),
+                ))
+            }
             Ok(n) => {
                 head.extend_from_slice(&chunk[..n]);
                 if head.ends_with(b"\n\n") || head.ends_with(b"\n\r\n") {
@@ -243,9 +247,9 @@ fn upgrade_with(replay: Replay, config: WebSocketConfig) -> Result<Opened, Hands
     match tungstenite::accept_hdr_with_config(replay, callback, Some(config)) {
         // The head held no frame bytes: the socket alone carries on.
         Ok(ws) => Ok(Opened::WebSocket(ws.into_inner().conn, creds)),
-        Err(HandshakeError::Interrupted(_)) => {
-            Err(HandshakeFailure::Failed("incomplete upgrade request".into()))
-        }
+        Err(HandshakeError::Interrupted(_)) => Err(HandshakeFailure::Failed(
+            "incomplete upgrade request".into(),
+        )),
         Err(HandshakeError::Failure(e)) => Err(HandshakeFailure::Failed(e.to_string())),
     }
 }

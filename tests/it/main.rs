@@ -10,6 +10,7 @@ mod decoder_fuzz;
 mod deletes;
 mod errors;
 mod hostile;
+mod http;
 mod import;
 mod keys_permissions;
 mod kv;
