@@ -7,8 +7,11 @@
 //! own cache lines: a thread only ever adds to its shard, so busy connections do not fight
 //! over the same lines. A scrape adds the shards up.
 
+mod clock;
 mod process;
 mod render;
+
+pub use clock::{now, Stamp};
 
 pub use render::{render, Gauges};
 
@@ -109,6 +112,7 @@ static LARGE_BYTES: AtomicU64 = AtomicU64::new(1 << 20);
 /// Sets the slow-request log thresholds: a request taking at least `slow` or answered with at
 /// least `large` bytes is logged.
 pub fn configure(slow: Duration, large: u64) {
+    clock::calibrate();
     SLOW_NANOS.store(slow.as_nanos().min(u64::MAX as u128) as u64, Relaxed);
     LARGE_BYTES.store(large, Relaxed);
 }

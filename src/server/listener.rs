@@ -152,12 +152,8 @@ fn refuse_connection(sock: TcpStream, peer: SocketAddr) {
         "connection from {} refused: connection limit reached",
         peer.ip()
     );
-    let busy = |mut conn: Conn, _: &handshake::HttpRequest| {
-        conn.queue().extend_from_slice(
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-              Content-Length: 25\r\nConnection: close\r\n\r\nconnection limit reached\n",
-        );
-        conn.finish(Duration::from_secs(1));
+    let busy = |conn: Conn, req: &handshake::HttpRequest| {
+        http::unavailable(conn, peer.ip(), req, "connection limit reached")
     };
     if let Some((mut conn, _)) = open(sock, peer, Duration::from_secs(2), busy) {
         conn.push_close(1013, "connection limit reached");

@@ -188,10 +188,17 @@ impl Session<'_> {
     fn serve_buffered(&mut self, frames: &mut FrameReader, conn: &mut Conn) -> Result<usize, Flow> {
         let limit = self.shared.config.send_buffer_bytes;
         let mut served = 0;
+        // One clock read per request: a request starts when the one before it ended.
+        let mut clock = None;
         while conn.pending() <= limit {
             let flow = match frames.next() {
                 Ok(None) => return Ok(served),
-                Ok(Some(Event::Text(text))) => self.handle_text(text, conn),
+                Ok(Some(Event::Text(text))) => {
+                    let started = *clock.get_or_insert_with(metrics::now);
+                    let (flow, ended) = self.handle_text(text, conn, started);
+                    clock = Some(ended);
+                    flow
+                }
                 Ok(Some(Event::Ping(payload))) => {
                     conn.push_frame(OP_PONG, payload);
                     Flow::Continue
@@ -266,17 +273,24 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn handle_text(&mut self, text: &str, conn: &mut Conn) -> Flow {
-        let started = Instant::now();
+    /// Serves one request that started at `started`; returns when it ended (or, after a
+    /// flush, when the flush ended).
+    fn handle_text(
+        &mut self,
+        text: &str,
+        conn: &mut Conn,
+        started: metrics::Stamp,
+    ) -> (Flow, metrics::Stamp) {
         (self.kind, self.refused) = (None, false);
         let start = conn.begin_text();
         let flow = self.respond(text, conn.queue());
         let resp_bytes = conn.queue().len() - start - 4;
         conn.end_text(start);
+        let ended = metrics::now();
         metrics::observe(&metrics::Request {
             kind: self.kind,
             ok: !self.refused,
-            elapsed: started.elapsed(),
+            elapsed: started.until(ended),
             text,
             resp_bytes,
             conn: self.handle.id,
@@ -285,10 +299,11 @@ impl Session<'_> {
         });
         if conn.pending() > 256 * 1024 {
             if let Err(flow) = self.send(conn) {
-                return flow;
+                return (flow, ended);
             }
+            return (flow, metrics::now());
         }
-        flow
+        (flow, ended)
     }
 
     /// Waits until every queued acknowledgement is durable.

@@ -108,14 +108,23 @@ fn route(ctx: &Ctx<'_>) -> Response {
 }
 
 /// Answers one plain HTTP request and ends the connection.
-pub fn answer(mut conn: Conn, phase: Phase<'_>, peer: IpAddr, request: &HttpRequest) {
-    crate::metrics::http_request();
+pub fn answer(conn: Conn, phase: Phase<'_>, peer: IpAddr, request: &HttpRequest) {
     let ctx = Ctx {
         phase,
         peer,
         request,
     };
     let resp = route(&ctx);
+    send(conn, peer, request, resp);
+}
+
+/// Answers 503 with `reason` whatever was asked (the connection limit is reached).
+pub fn unavailable(conn: Conn, peer: IpAddr, request: &HttpRequest, reason: &str) {
+    send(conn, peer, request, Response::text(503, reason));
+}
+
+fn send(mut conn: Conn, peer: IpAddr, request: &HttpRequest, resp: Response) {
+    crate::metrics::http_request();
     let mut head = String::with_capacity(256);
     let _ = write!(
         head,
