@@ -156,7 +156,7 @@ fn slow(r: &Request<'_>, ns: u64) {
         .map(|e| e.id.into_owned())
         .unwrap_or_default();
     log::warn!(
-        "slow request: conn={} name={:?} ip={} id={:?} type={} request_bytes={} response_bytes={} elapsed_ms={:.1}",
+        "slow request: conn={} name={:?} ip={} id={:?} type={} request_bytes={} response_bytes={} elapsed_ms={:.3}",
         r.conn,
         r.name.unwrap_or(""),
         r.ip,

@@ -557,3 +557,21 @@ fn readiness_when_storage_is_unavailable() {
     let sc = scrape(port, MASTER);
     assert_eq!(value(&sc, "fluxiondb_storage_available", None), 0.0);
 }
+
+/// Plain HTTP requests count toward `--max-connections` like upgrades; past it they are
+/// answered 503.
+#[test]
+fn http_past_the_connection_limit_is_503() {
+    let s = Server::start(&["--max-connections", "1"]);
+    let mut c = s.master();
+    let a = get(s.port, "/healthz");
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (503, "connection limit reached\n")
+    );
+    assert_eq!(a.connection, "close");
+    c.close();
+    drop(c);
+    let healthy = || get(s.port, "/healthz").status == 200;
+    assert!(wait_until(Duration::from_secs(5), healthy));
+}
