@@ -123,8 +123,9 @@ pub struct Request<'a> {
     pub kind: Option<MsgType>,
     pub ok: bool,
     pub elapsed: Duration,
-    /// The request frame's text (its length is counted; the slow log reads its id).
-    pub text: &'a str,
+    /// The request's id (empty when it has none).
+    pub id: &'a str,
+    pub req_bytes: usize,
     pub resp_bytes: usize,
     pub conn: u64,
     pub ip: &'a str,
@@ -142,7 +143,7 @@ pub fn observe(r: &Request<'_>) {
         t.errors.fetch_add(1, Relaxed);
     }
     t.nanos.fetch_add(ns, Relaxed);
-    t.req_bytes.fetch_add(r.text.len() as u64, Relaxed);
+    t.req_bytes.fetch_add(r.req_bytes as u64, Relaxed);
     t.resp_bytes.fetch_add(r.resp_bytes as u64, Relaxed);
     t.buckets[bucket(&REQUEST_BOUNDS, ns)].fetch_add(1, Relaxed);
     if ns >= SLOW_NANOS.load(Relaxed) || r.resp_bytes as u64 >= LARGE_BYTES.load(Relaxed) {
@@ -152,17 +153,14 @@ pub fn observe(r: &Request<'_>) {
 
 #[cold]
 fn slow(r: &Request<'_>, ns: u64) {
-    let id = crate::protocol::envelope::parse(r.text)
-        .map(|e| e.id.into_owned())
-        .unwrap_or_default();
     log::warn!(
         "slow request: conn={} name={:?} ip={} id={:?} type={} request_bytes={} response_bytes={} elapsed_ms={:.3}",
         r.conn,
         r.name.unwrap_or(""),
         r.ip,
-        id,
+        r.id,
         r.kind.map_or("unknown", MsgType::name),
-        r.text.len(),
+        r.req_bytes,
         r.resp_bytes,
         ns as f64 / 1e6
     );

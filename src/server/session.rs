@@ -50,6 +50,8 @@ struct Session<'s> {
     kind: Option<MsgType>,
     /// Whether the request being served was answered with an error (for metrics).
     refused: bool,
+    /// The id of the request being served, once known (for the slow-request log).
+    id: String,
 }
 
 /// Serves an authenticated connection until it ends.
@@ -66,6 +68,7 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut conn: Conn) {
         handles: RefCell::default(),
         kind: None,
         refused: false,
+        id: String::new(),
     };
     conn.push_frame(OP_TEXT, encode::READY.as_bytes());
     let flow = s.serve(&mut conn);
@@ -282,6 +285,11 @@ impl Session<'_> {
         started: metrics::Stamp,
     ) -> (Flow, metrics::Stamp) {
         (self.kind, self.refused) = (None, false);
+        if self.id.capacity() > 256 {
+            self.id = String::new();
+        } else {
+            self.id.clear();
+        }
         let start = conn.begin_text();
         let flow = self.respond(text, conn.queue());
         let resp_bytes = conn.queue().len() - start - 4;
@@ -291,7 +299,8 @@ impl Session<'_> {
             kind: self.kind,
             ok: !self.refused,
             elapsed: started.until(ended),
-            text,
+            id: &self.id,
+            req_bytes: text.len(),
             resp_bytes,
             conn: self.handle.id,
             ip: &self.handle.ip,
@@ -350,6 +359,7 @@ impl Session<'_> {
         };
         self.bad_streak = 0;
         let id = &*env.id;
+        self.id.push_str(id);
         let Some(kind) = MsgType::parse(&env.kind) else {
             self.refuse(out, Some(id), "Unknown message type");
             return Flow::Continue;
