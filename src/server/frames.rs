@@ -52,7 +52,7 @@ fn close_code_allowed(code: u16) -> bool {
 }
 
 /// XORs `buf` with the 4-byte masking key, starting at key position 0.
-pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     let wide = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);

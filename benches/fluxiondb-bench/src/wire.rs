@@ -1,7 +1,6 @@
 //! RFC 6455 framing, written by hand for speed: masked client frames out, frames parsed in
 //! place from a read buffer. Shared by the client and the echo server.
 
-use fluxiondb::server::apply_mask;
 use std::io::{self, Read};
 
 pub const OP_TEXT: u8 = 0x1;
@@ -11,6 +10,22 @@ pub const OP_PONG: u8 = 0xA;
 
 /// The largest frame either side accepts (the server's default message limit is 16 MiB).
 pub const MAX_FRAME: usize = 256 << 20;
+
+/// XORs `buf` with the repeating 4-byte masking `key`, eight bytes at a time.
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        c.copy_from_slice(&(u64::from_ne_bytes(w) ^ wide).to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
+}
 
 /// Appends a frame header; `mask` is given for client frames.
 fn header(out: &mut Vec<u8>, opcode: u8, len: usize, mask: Option<[u8; 4]>) {
