@@ -104,8 +104,7 @@ impl Client {
             .map_err(|e| format!("setting a read timeout: {e}"))?;
         let mut rng = Rng::seeded(salt);
         let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&rng.next_u64().to_ne_bytes());
-        nonce[8..].copy_from_slice(&rng.next_u64().to_ne_bytes());
+        rng.fill(&mut nonce);
         let key = wire::base64(&nonce);
         let req = format!(
             "GET {}&name={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -224,29 +224,25 @@ pub fn base64(bytes: &[u8]) -> String {
     s
 }
 
-/// A small xorshift generator for mask keys and handshake keys (not for security).
-pub struct Rng(u64);
+/// Masking keys and handshake nonces (not for security): fastrand's generator, seeded per
+/// connection from the time and `salt`.
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     pub fn seeded(salt: u64) -> Self {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x9E37_79B9_7F4A_7C15);
-        Rng((t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1)
+            .unwrap_or(0);
+        Rng(fastrand::Rng::with_seed(t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
+    pub fn fill(&mut self, bytes: &mut [u8]) {
+        self.0.fill(bytes)
     }
 
     pub fn mask(&mut self) -> [u8; 4] {
-        (self.next_u64() as u32).to_ne_bytes()
+        self.0.u32(..).to_ne_bytes()
     }
 }
 
