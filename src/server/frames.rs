@@ -403,9 +403,8 @@ mod tests {
                     .collect();
                 let b = text.as_bytes();
                 // Cut at byte positions (UTF-8 may be split across fragments).
-                let mut cuts: Vec<usize> = (0..rng.usize(..4))
-                    .map(|_| rng.usize(..=b.len()))
-                    .collect();
+                let mut cuts: Vec<usize> =
+                    (0..rng.usize(..4)).map(|_| rng.usize(..=b.len())).collect();
                 cuts.sort_unstable();
                 let mut start = 0;
                 let pieces: Vec<&[u8]> = cuts

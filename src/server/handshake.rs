@@ -102,7 +102,11 @@ mod tests {
 
     #[test]
     fn form_decoding() {
-        let name = |q: &str| parse_query(Some(&format!("name={q}"))).name.unwrap_or_default();
+        let name = |q: &str| {
+            parse_query(Some(&format!("name={q}")))
+                .name
+                .unwrap_or_default()
+        };
         assert_eq!(name("my+app"), "my app");
         assert_eq!(name("a%2Bb+c"), "a+b c");
         assert_eq!(name("100%"), "100%");

@@ -234,7 +234,9 @@ impl Rng {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        Rng(fastrand::Rng::with_seed(t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+        Rng(fastrand::Rng::with_seed(
+            t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ))
     }
 
     pub fn fill(&mut self, bytes: &mut [u8]) {
