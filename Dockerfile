@@ -3,6 +3,7 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY benches/fluxiondb-bench ./benches/fluxiondb-bench
 RUN cargo build --release --locked --bin fluxiondb
 
 # Runtime stage: the binary alone, run as an unprivileged user.

@@ -27,25 +27,29 @@ fn shrink(n: usize) {
 // SAFETY: every call is forwarded to the system allocator unchanged; only sizes are counted.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc(l);
+        // SAFETY: the caller upholds `alloc`'s contract (non-zero size), passed on unchanged.
+        let p = unsafe { System.alloc(l) };
         if !p.is_null() {
             grow(l.size());
         }
         p
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(l);
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(l) };
         if !p.is_null() {
             grow(l.size());
         }
         p
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l);
+        // SAFETY: `p` came from this allocator, i.e. from `System`, with layout `l`.
+        unsafe { System.dealloc(p, l) };
         shrink(l.size());
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let q = System.realloc(p, l, new);
+        // SAFETY: `p` came from `System` with layout `l`; the caller upholds `new`'s rules.
+        let q = unsafe { System.realloc(p, l, new) };
         if !q.is_null() {
             if new > l.size() {
                 grow(new - l.size());

@@ -34,15 +34,51 @@ struct Stats {
     max_ratio_len: usize,
 }
 
-fn save(dir: &Path, tag: &str, bytes: &[u8]) -> PathBuf {
-    let _ = std::fs::create_dir_all(dir);
+/// FNV-1a of `bytes`.
+fn hash(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h = (h ^ *b as u64).wrapping_mul(0x100_0000_01b3);
     }
-    let path = dir.join(format!("{tag}-{h:016x}"));
+    h
+}
+
+/// Writes `bytes` to `dir/<name>`, or to `dir/<name>-<hash>` when that name is taken.
+fn save(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let _ = std::fs::create_dir_all(dir);
+    let mut path = dir.join(name);
+    if path.exists() {
+        path = dir.join(format!("{name}-{:016x}", hash(bytes)));
+    }
     let _ = std::fs::write(&path, bytes);
     path
+}
+
+/// The file name of a corpus entry: the outcome it was the first to reach, from its
+/// `signature`, e.g. `qdoc-from-must-not-be-greater-than-to`, `dmrec-item-ts-must-be-a-positive-integer`,
+/// `envelope-type-must-be-a-non-empty-string`, `drec-ok` (decodes), `unknown-type`.
+fn corpus_name(signature: &str) -> String {
+    let s = signature
+        .strip_prefix("env:")
+        .map(|rest| {
+            format!(
+                "envelope:{}",
+                rest.trim_end_matches(":true").trim_end_matches(":false")
+            )
+        })
+        .unwrap_or_else(|| signature.to_string())
+        .replace("invalid payload: ", "")
+        .replace("invalid message: ", "")
+        .replace("[]", "item");
+    let mut name = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c.to_ascii_lowercase());
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    name.trim_matches('-').to_string()
 }
 
 fn load_corpus(dir: &Path) -> Vec<Vec<u8>> {
@@ -158,7 +194,7 @@ fn run(seconds: u64, seed: u64, save_new: bool, root: &Path) -> Result<Stats, St
                 }
             };
             if let Some(p) = problem {
-                let path = save(&crash_dir, "crash", &bytes);
+                let path = save(&crash_dir, &format!("crash-{:016x}", hash(&bytes)), &bytes);
                 failure = Some(format!("{p}\n  input saved to {}", path.display()));
                 break;
             }
@@ -186,7 +222,7 @@ fn run(seconds: u64, seed: u64, save_new: bool, root: &Path) -> Result<Stats, St
     }
     if save_new {
         for b in &corpus[initial..] {
-            save(&corpus_dir, "found", b);
+            save(&corpus_dir, &corpus_name(&signature(b)), b);
         }
     }
     match failure {

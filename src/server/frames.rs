@@ -52,7 +52,7 @@ fn close_code_allowed(code: u16) -> bool {
 }
 
 /// XORs `buf` with the 4-byte masking key, starting at key position 0.
-pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     let wide = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
@@ -387,38 +387,24 @@ mod tests {
         }
     }
 
-    /// xorshift64: deterministic pseudo-random numbers for the tests below.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> usize {
-            (self.next() % n) as usize
-        }
-    }
+    use fastrand::Rng;
 
     /// Random messages, randomly fragmented and interleaved with pings, arriving in random
     /// pieces: the same events come out whatever the split.
     #[test]
     fn any_split_of_valid_input_gives_the_same_events() {
-        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut rng = Rng::with_seed(0x2545_F491_4F6C_DD1D);
         for _ in 0..300 {
             let mut bytes = Vec::new();
             let mut want = Vec::new();
-            for m in 0..rng.below(6) {
-                let text: String = (0..rng.below(300))
+            for m in 0..rng.usize(..6) {
+                let text: String = (0..rng.usize(..300))
                     .map(|i| ['a', 'é', '"', '😀', '\n'][(i + m) % 5])
                     .collect();
                 let b = text.as_bytes();
                 // Cut at byte positions (UTF-8 may be split across fragments).
-                let mut cuts: Vec<usize> = (0..rng.below(4))
-                    .map(|_| rng.below(b.len() as u64 + 1))
-                    .collect();
+                let mut cuts: Vec<usize> =
+                    (0..rng.usize(..4)).map(|_| rng.usize(..=b.len())).collect();
                 cuts.sort_unstable();
                 let mut start = 0;
                 let pieces: Vec<&[u8]> = cuts
@@ -437,7 +423,7 @@ mod tests {
                     if last {
                         want.push(format!("Text({text:?})"));
                     }
-                    if rng.below(3) == 0 {
+                    if rng.usize(..3) == 0 {
                         bytes.extend(frame(0x89, b"hb"));
                         want.push("Ping([104, 98])".to_string());
                     }
@@ -447,7 +433,7 @@ mod tests {
             let mut got = Vec::new();
             let mut rest = &bytes[..];
             while !rest.is_empty() {
-                let n = (1 + rng.below(40)).min(rest.len());
+                let n = (1 + rng.usize(..40)).min(rest.len());
                 feed(&mut r, &rest[..n]);
                 rest = &rest[n..];
                 while let Some(e) = r.next().unwrap() {
@@ -462,21 +448,21 @@ mod tests {
     /// panic, and the buffer never grows past what one message of the limit needs.
     #[test]
     fn random_bytes_end_in_an_error_or_wait_for_more() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::with_seed(0x9E37_79B9_7F4A_7C15);
         for round in 0..2000 {
             let mut r = FrameReader::new(4096);
             let mut bytes: Vec<u8> = Vec::new();
             if round % 2 == 0 {
-                let claimed = rng.below(6000) as u16;
+                let claimed = rng.u16(..6000);
                 bytes.extend([0x81, 0x80 | 126]);
                 bytes.extend(claimed.to_be_bytes());
                 bytes.extend(KEY);
             }
-            let len = rng.below(20_000);
-            bytes.extend((0..len).map(|_| rng.next() as u8));
+            let len = rng.usize(..20_000);
+            bytes.extend((0..len).map(|_| rng.u8(..)));
             let mut rest = &bytes[..];
             'feed: while !rest.is_empty() {
-                let n = (1 + rng.below(3000)).min(rest.len());
+                let n = (1 + rng.usize(..3000)).min(rest.len());
                 feed(&mut r, &rest[..n]);
                 rest = &rest[n..];
                 loop {

@@ -33,49 +33,20 @@ impl std::fmt::Display for HandshakeFailure {
     }
 }
 
-/// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte;
-/// a malformed escape is kept as it is.
-pub fn form_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
-}
-
 /// The first value of each wanted parameter; empty values count as absent.
 pub fn parse_query(query: Option<&str>) -> Credentials {
     let mut creds = Credentials::default();
     let mut seen_key = false;
     let mut seen_name = false;
-    for pair in query.unwrap_or("").split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match form_decode(k).as_str() {
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
             "api-key" if !seen_key => {
                 seen_key = true;
-                creds.api_key = Some(form_decode(v)).filter(|s| !s.is_empty());
+                creds.api_key = Some(v.into_owned()).filter(|s| !s.is_empty());
             }
             "name" if !seen_name => {
                 seen_name = true;
-                creds.name = Some(form_decode(v)).filter(|s| !s.is_empty());
+                creds.name = Some(v.into_owned()).filter(|s| !s.is_empty());
             }
             _ => {}
         }
@@ -260,11 +231,20 @@ mod tests {
 
     #[test]
     fn form_decoding() {
-        assert_eq!(form_decode("my+app"), "my app");
-        assert_eq!(form_decode("a%2Bb+c"), "a+b c");
-        assert_eq!(form_decode("100%"), "100%");
-        assert_eq!(form_decode("%zz%4"), "%zz%4");
-        assert_eq!(form_decode("%C3%A9"), "é");
+        let name = |q: &str| {
+            parse_query(Some(&format!("name={q}")))
+                .name
+                .unwrap_or_default()
+        };
+        assert_eq!(name("my+app"), "my app");
+        assert_eq!(name("a%2Bb+c"), "a+b c");
+        assert_eq!(name("100%"), "100%");
+        assert_eq!(name("%zz%4"), "%zz%4");
+        assert_eq!(name("%C3%A9"), "é");
+        assert_eq!(name("a%3Db%26c"), "a=b&c");
+        let c = parse_query(Some("api%2Dkey=k&&name"));
+        assert_eq!(c.api_key.as_deref(), Some("k"));
+        assert_eq!(c.name, None);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 mod conn;
 mod frames;
-pub use frames::apply_mask;
 mod handshake;
 mod http;
 mod listener;

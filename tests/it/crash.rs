@@ -14,20 +14,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Small deterministic generator (xorshift64*), so a failing trial can be replayed by its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// Seeded, so a failing trial can be replayed by its seed.
+use fastrand::Rng;
 
 /// A point of the data: a record `(doc, ts)` or a key/value key. `None` = absent.
 type Points = BTreeMap<(String, i64), Option<String>>;
@@ -43,7 +31,7 @@ struct Outcome {
 /// One writer: random inserts, record deletes, range deletes, kv sets and removes on its own
 /// documents (`w<n>-<k>`) and keys, until the connection dies.
 fn writer(port: u16, w: usize, trial: usize, seed: u64, stop: Arc<AtomicBool>) -> Outcome {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::with_seed(seed);
     let mut out = Outcome::default();
     let Ok(mut c) = Client::connect(port, "/?api-key=master-key") else {
         return out;
@@ -54,12 +42,12 @@ fn writer(port: u16, w: usize, trial: usize, seed: u64, stop: Arc<AtomicBool>) -
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let doc = format!("w{w}-{}", rng.below(4));
-        let ts = 1 + rng.below(40) as i64;
+        let doc = format!("w{w}-{}", rng.u64(..4));
+        let ts = 1 + rng.u64(..40) as i64;
         let mut effect: Points = BTreeMap::new();
-        let (ty, data) = match rng.below(10) {
+        let (ty, data) = match rng.u64(..10) {
             0..=4 => {
-                let batch = 1 + rng.below(5);
+                let batch = 1 + rng.u64(..5);
                 let recs: Vec<Value> = (0..batch)
                     .map(|i| {
                         let t = ts + i as i64;
@@ -75,7 +63,7 @@ fn writer(port: u16, w: usize, trial: usize, seed: u64, stop: Arc<AtomicBool>) -
                 ("drec", json!({"col":"crash","doc":doc,"ts":ts}))
             }
             6 => {
-                let to = ts + rng.below(6) as i64;
+                let to = ts + rng.u64(..6) as i64;
                 for t in ts..=to {
                     effect.insert((doc.clone(), t), None);
                 }
@@ -85,13 +73,13 @@ fn writer(port: u16, w: usize, trial: usize, seed: u64, stop: Arc<AtomicBool>) -
                 )
             }
             7 | 8 => {
-                let key = format!("kv:w{w}-{}", rng.below(4));
+                let key = format!("kv:w{w}-{}", rng.u64(..4));
                 let v = format!("{trial}:{w}:{n}");
                 effect.insert((key.clone(), 0), Some(v.clone()));
                 ("sval", json!({"col":"crash","key":key,"value":v}))
             }
             _ => {
-                let key = format!("kv:w{w}-{}", rng.below(4));
+                let key = format!("kv:w{w}-{}", rng.u64(..4));
                 effect.insert((key.clone(), 0), None);
                 ("rval", json!({"col":"crash","key":key}))
             }
@@ -170,15 +158,15 @@ fn trial(
     state: &mut Points,
 ) -> (usize, bool) {
     const WRITERS: usize = 3;
-    let mut rng = Rng(seed ^ (trial as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = Rng::with_seed(seed ^ (trial as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let stop = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (port, stop, s) = (server.port, stop.clone(), rng.next());
+            let (port, stop, s) = (server.port, stop.clone(), rng.u64(..));
             thread::spawn(move || writer(port, w, trial, s, stop))
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_millis(100 + rng.below(400));
+    let deadline = Instant::now() + Duration::from_millis(100 + rng.u64(..400));
     let dir = server.data_dir().expect("data dir").to_path_buf();
     let mut hit_snapshot = false;
     loop {

@@ -715,15 +715,9 @@ fn stalled_reader_is_closed_without_memory_growth_or_spinning() {
 
 /// Deterministic pseudo-random bytes.
 fn garbage(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    let mut bytes = vec![0; n];
+    fastrand::Rng::with_seed(seed).fill(&mut bytes);
+    bytes
 }
 
 /// Writes `bytes` from a helper thread (errors ignored: the server may close first).

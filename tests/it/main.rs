@@ -1,6 +1,9 @@
 //! The end-to-end suite: one test binary, one module per family of behaviour. Every test starts
 //! its own server on an ephemeral port (see `common`), so tests run in parallel.
 
+// A failed unwrap is a failed test here; Cargo.toml's [lints] deny both in the server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod concurrency;
 mod connections;

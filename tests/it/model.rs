@@ -16,24 +16,21 @@ use serde_json::{json, Map, Value};
 // ---------------------------------------------------------------------------------------------
 // Random numbers
 
-struct Rng(u64);
+/// fastrand's generator (seeded: a printed seed replays the run) plus two helpers.
+use fastrand::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+trait Pick {
+    /// True with probability `num / den`.
+    fn chance(&mut self, num: usize, den: usize) -> bool;
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T;
+}
+
+impl Pick for Rng {
     fn chance(&mut self, num: usize, den: usize) -> bool {
-        self.below(den) < num
+        self.usize(..den) < num
     }
     fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())].clone()
+        items[self.usize(..items.len())].clone()
     }
 }
 
@@ -168,25 +165,25 @@ const WORDS: &[&str] = &[
 ];
 
 fn data(rng: &mut Rng) -> String {
-    let n = rng.below(3);
+    let n = rng.usize(..3);
     let mut parts: Vec<String> = (0..n).map(|_| rng.pick(WORDS).to_string()).collect();
     if rng.chance(1, 3) {
-        parts.push(format!("n:{}", rng.below(1000)));
+        parts.push(format!("n:{}", rng.usize(..1000)));
     }
     parts.join(" ")
 }
 
 fn ts(rng: &mut Rng) -> i64 {
-    match rng.below(20) {
+    match rng.usize(..20) {
         0 => i64::MAX,
         1 => 1,
-        _ => 1 + rng.below(40) as i64,
+        _ => 1 + rng.usize(..40) as i64,
     }
 }
 
 fn pat(rng: &mut Rng) -> Pat {
     let t = |rng: &mut Rng| rng.pick(TOKENS).to_string();
-    match rng.below(9) {
+    match rng.usize(..9) {
         0 => Pat::All,
         1 => Pat::Contains(t(rng)),
         2 => Pat::ContainsNoCase(t(rng)),
@@ -204,7 +201,7 @@ fn pat(rng: &mut Rng) -> Pat {
 
 /// A selector for document names (`qry` `doc`) or KV keys (`gvalues` `key`).
 fn name_sel(rng: &mut Rng, names: &[&str]) -> Sel {
-    match rng.below(10) {
+    match rng.usize(..10) {
         0..=3 => Sel::Lit(rng.pick(names).to_string()),
         4 => Sel::Lit(rng.pick(&["/[/", "/d/g", "/(a)\\1/", "/d"]).to_string()),
         _ => Sel::Pat(pat(rng)),
@@ -213,7 +210,7 @@ fn name_sel(rng: &mut Rng, names: &[&str]) -> Sel {
 
 /// A `where`/`filter` predicate, or none.
 fn data_sel(rng: &mut Rng) -> Option<Sel> {
-    match rng.below(8) {
+    match rng.usize(..8) {
         0..=3 => None,
         4 => Some(Sel::Lit(
             rng.pick(&["temp:2", "state:flying", "/[/", "\n", "é"])
@@ -250,7 +247,7 @@ fn record(ts: i64, data: &str) -> Value {
 fn step(rng: &mut Rng, m: &mut Model) -> Step {
     let col = |rng: &mut Rng| rng.pick(COLS).to_string();
     let doc = |rng: &mut Rng| rng.pick(DOCS).to_string();
-    let kind = rng.below(100);
+    let kind = rng.usize(..100);
     let mut s = Step {
         ty: "cols",
         payload: json!({}),
@@ -261,10 +258,10 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
         // ins: a batch mixing collections and documents, with repeated timestamps.
         0..=21 => {
             s.ty = "ins";
-            let n = rng.below(7);
+            let n = rng.usize(..7);
             let mut recs = Vec::new();
             let bad = if rng.chance(1, 15) && n > 0 {
-                Some(rng.below(n))
+                Some(rng.usize(..n))
             } else {
                 None
             };
@@ -309,9 +306,9 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
             } else {
                 Some(name_sel(rng, DOCS))
             };
-            let from: Option<i64> = match rng.below(4) {
-                0 => Some(rng.below(40) as i64),
-                1 => Some(-(rng.below(5) as i64)),
+            let from: Option<i64> = match rng.usize(..4) {
+                0 => Some(rng.usize(..40) as i64),
+                1 => Some(-(rng.usize(..5) as i64)),
                 _ => None,
             };
             let (w, f) = (data_sel(rng), data_sel(rng));
@@ -356,21 +353,21 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
             s.readonly = rng.chance(1, 4);
             let (c, d) = (col(rng), doc(rng));
             let to = ts(rng);
-            let from: Option<i64> = match rng.below(5) {
+            let from: Option<i64> = match rng.usize(..5) {
                 0 => None,
-                1 => Some(-(rng.below(3) as i64)),
+                1 => Some(-(rng.usize(..3) as i64)),
                 2 if rng.chance(1, 3) => Some(to.saturating_add(1)), // inverted range
-                _ => Some(1 + rng.below(to.min(40) as usize) as i64),
+                _ => Some(1 + rng.usize(..to.min(40) as usize) as i64),
             };
-            let limit: Option<i64> = match rng.below(4) {
-                0 => Some(1 + rng.below(4) as i64),
-                1 => Some(-(rng.below(2) as i64)),
+            let limit: Option<i64> = match rng.usize(..4) {
+                0 => Some(1 + rng.usize(..4) as i64),
+                1 => Some(-(rng.usize(..2) as i64)),
                 _ => None,
             };
-            let reverse = match rng.below(3) {
+            let reverse = match rng.usize(..3) {
                 0 => None,
                 1 => Some(json!(true)),
-                _ => Some(json!(rng.below(2))),
+                _ => Some(json!(rng.usize(..2))),
             };
             let (w, f) = (data_sel(rng), data_sel(rng));
             let mut p = Map::new();
@@ -425,7 +422,7 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
         49..=51 => {
             s.ty = "ddoc";
             let d = doc(rng);
-            let c = match rng.below(4) {
+            let c = match rng.usize(..4) {
                 0 => None,
                 1 => Some(String::new()),
                 _ => Some(col(rng)),
@@ -449,7 +446,7 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
         // drec / dmrec
         54..=61 => {
             let single = rng.chance(1, 2);
-            let n = if single { 1 } else { rng.below(5) };
+            let n = if single { 1 } else { rng.usize(..5) };
             let mut refs = Vec::new();
             for _ in 0..n {
                 refs.push((col(rng), doc(rng), ts(rng)));
@@ -479,7 +476,7 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
             let b = if rng.chance(1, 10) {
                 a - 1
             } else {
-                a.saturating_add(rng.below(15) as i64)
+                a.saturating_add(rng.usize(..15) as i64)
             };
             s.payload = json!({"col": c, "doc": d, "fromTs": a, "toTs": b});
             if b < 1 {
@@ -500,7 +497,7 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
                 format!(
                     "{}{}",
                     rng.pick(&["v", "é", "x\ny", "\"", "eu"]),
-                    rng.below(50)
+                    rng.usize(..50)
                 )
             };
             s.payload = json!({"col": c, "key": k, "value": v});
@@ -574,7 +571,7 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
         90..=93 => {
             s.ty = "keys";
             let key = rng.pick(&["gk0", "gk1", "gk2", MASTER]).to_string();
-            match rng.below(3) {
+            match rng.usize(..3) {
                 0 => {
                     let (alias, canon) = rng.pick(&[
                         ("Read-Only", Some("readonly")),
@@ -794,7 +791,7 @@ fn run_model_with(
     restart_every: Option<usize>,
     mut sabotage: Option<usize>,
 ) -> Stats {
-    let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x1234_5678);
+    let mut rng = Rng::with_seed(seed);
     let mut run = Run::start(&[], data_dir);
     let mut m = Model::default();
     m.keys.insert("ro-key".into(), "readonly");
@@ -806,7 +803,7 @@ fn run_model_with(
     while done < ops {
         // A window of requests on one connection, sent back to back, then answered in order.
         let readonly_window = rng.chance(1, 5);
-        let n = 1 + rng.below(16);
+        let n = 1 + rng.usize(..16);
         let mut window = Vec::new();
         for _ in 0..n {
             let before = sabotage.map(|_| m.cols.clone());

@@ -260,11 +260,9 @@ fn a_second_server_on_the_same_folder_is_refused() {
 
 #[test]
 fn an_unusable_data_folder_is_a_clear_startup_error() {
-    let file = crate::common::unique_temp_path("not-a-dir");
-    fs::write(&file, b"x").unwrap();
-    let dir = file.join("data");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let dir = file.path().join("data");
     let err = crate::common::refused_start(&dir, &[]);
-    let _ = fs::remove_file(&file);
     assert!(
         err.contains(dir.to_str().unwrap()),
         "stderr should name the folder: {err}"

@@ -6,8 +6,6 @@ use super::*;
 const LISTEN_PREFIX: &str = "fluxiondb listening on ";
 const STDERR_KEEP: usize = 64 * 1024;
 
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` has passed (false).
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -22,46 +20,29 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A unique, not yet existing path under the system temp folder.
-pub fn unique_temp_path(tag: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!(
-        "fluxiondb-test-{tag}-{}-{n}-{nanos}",
-        std::process::id()
-    ))
-}
-
 /// A temporary folder `<tmp>/fluxiondb-test-…/` holding the data folder `data/`. The parent is
 /// empty apart from `data/` and is used as the server's working directory, so a test can verify
 /// that the server never writes outside its data folder. Removed on drop.
 pub struct TempDir {
-    parent: PathBuf,
+    parent: tempfile::TempDir,
     data: PathBuf,
 }
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let parent = unique_temp_path("data");
-        std::fs::create_dir_all(&parent).expect("create temp parent folder");
-        let data = parent.join("data");
+        let parent = tempfile::Builder::new()
+            .prefix("fluxiondb-test-")
+            .tempdir()
+            .expect("create temp parent folder");
+        let data = parent.path().join("data");
         std::fs::create_dir(&data).expect("create temp data folder");
         TempDir { parent, data }
     }
     pub fn parent(&self) -> &Path {
-        &self.parent
+        self.parent.path()
     }
     pub fn data(&self) -> &Path {
         &self.data
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.parent);
     }
 }
 

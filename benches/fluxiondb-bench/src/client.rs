@@ -21,16 +21,9 @@ pub struct Endpoint {
     path: String,
 }
 
+/// `application/x-www-form-urlencoded` encoding of one query value.
 fn form_encode(s: &str) -> String {
-    let mut o = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            o.push(b as char);
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 impl Endpoint {
@@ -111,8 +104,7 @@ impl Client {
             .map_err(|e| format!("setting a read timeout: {e}"))?;
         let mut rng = Rng::seeded(salt);
         let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&rng.next_u64().to_ne_bytes());
-        nonce[8..].copy_from_slice(&rng.next_u64().to_ne_bytes());
+        rng.fill(&mut nonce);
         let key = wire::base64(&nonce);
         let req = format!(
             "GET {}&name={} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -374,7 +366,7 @@ mod tests {
     fn urls() {
         let e = Endpoint::parse("ws://127.0.0.1:9000", "k y").unwrap();
         assert_eq!(e.authority, "127.0.0.1:9000");
-        assert_eq!(e.path, "/?api-key=k%20y");
+        assert_eq!(e.path, "/?api-key=k+y");
         let e = Endpoint::parse("ws://h/ws?x=1", "k").unwrap();
         assert_eq!(e.authority, "h:80");
         assert_eq!(e.path, "/ws?x=1&api-key=k");

@@ -1,7 +1,6 @@
 //! RFC 6455 framing, written by hand for speed: masked client frames out, frames parsed in
 //! place from a read buffer. Shared by the client and the echo server.
 
-use fluxiondb::server::apply_mask;
 use std::io::{self, Read};
 
 pub const OP_TEXT: u8 = 0x1;
@@ -11,6 +10,22 @@ pub const OP_PONG: u8 = 0xA;
 
 /// The largest frame either side accepts (the server's default message limit is 16 MiB).
 pub const MAX_FRAME: usize = 256 << 20;
+
+/// XORs `buf` with the repeating 4-byte masking `key`, eight bytes at a time.
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        c.copy_from_slice(&(u64::from_ne_bytes(w) ^ wide).to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
+}
 
 /// Appends a frame header; `mask` is given for client frames.
 fn header(out: &mut Vec<u8>, opcode: u8, len: usize, mask: Option<[u8; 4]>) {
@@ -209,29 +224,27 @@ pub fn base64(bytes: &[u8]) -> String {
     s
 }
 
-/// A small xorshift generator for mask keys and handshake keys (not for security).
-pub struct Rng(u64);
+/// Masking keys and handshake nonces (not for security): fastrand's generator, seeded per
+/// connection from the time and `salt`.
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     pub fn seeded(salt: u64) -> Self {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x9E37_79B9_7F4A_7C15);
-        Rng((t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1)
+            .unwrap_or(0);
+        Rng(fastrand::Rng::with_seed(
+            t ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
+    pub fn fill(&mut self, bytes: &mut [u8]) {
+        self.0.fill(bytes)
     }
 
     pub fn mask(&mut self) -> [u8; 4] {
-        (self.next_u64() as u32).to_ne_bytes()
+        self.0.u32(..).to_ne_bytes()
     }
 }
 
