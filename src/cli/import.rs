@@ -7,9 +7,9 @@
 //! exists replaces it, so an interrupted import can simply be run again.
 
 use super::archive::{collection_dir, doc_from_file_name, DOC_EXT, KEYS_FILE, KV_FILE};
-use super::conn::Client;
+use super::conn::{escape_token, Client};
 use super::legacy;
-use super::output::{print_json, print_table, push_json_str, Format};
+use super::output::{go_escape, print_json, print_table, push_json_str, Format};
 use super::progress::{Counters, Progress, Unit};
 use super::ImportArgs;
 use serde::{Deserialize, Serialize};
@@ -306,7 +306,7 @@ fn discover(root: &Path, legacy: bool) -> Result<Vec<String>, String> {
 /// Sends `ins` batches, keeping up to `depth` in flight.
 struct Batcher<'a> {
     client: &'a mut Client,
-    col_json: String,
+    col_esc: String,
     payload: String,
     in_batch: usize,
     batch: usize,
@@ -318,18 +318,27 @@ struct Batcher<'a> {
 }
 
 impl Batcher<'_> {
-    fn add(&mut self, doc_json: &str, ts: i64, data_json: &str) -> Result<(), String> {
+    /// Adds one record; `doc_esc` is the document's JSON string escaped once more (as it
+    /// stands inside the envelope) and `data_token` the data's JSON string token.
+    fn add(&mut self, doc_esc: &str, ts: i64, data_token: &str) -> Result<(), String> {
         if ts <= 0 {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        self.payload
-            .push(if self.in_batch == 0 { '[' } else { ',' });
-        let _ = write!(
-            self.payload,
-            "{{\"ts\":{ts},\"doc\":{doc_json},\"data\":{data_json},\"col\":{}}}",
-            self.col_json
-        );
+        let p = &mut self.payload;
+        p.push_str(if self.in_batch == 0 {
+            "[{\\\"ts\\\":"
+        } else {
+            ",{\\\"ts\\\":"
+        });
+        let _ = write!(p, "{ts}");
+        p.push_str(",\\\"doc\\\":");
+        p.push_str(doc_esc);
+        p.push_str(",\\\"data\\\":");
+        escape_token(p, data_token);
+        p.push_str(",\\\"col\\\":");
+        p.push_str(&self.col_esc);
+        p.push('}');
         self.in_batch += 1;
         if self.in_batch >= self.batch || self.payload.len() >= MAX_PAYLOAD {
             self.send()?;
@@ -342,7 +351,7 @@ impl Batcher<'_> {
             return Ok(());
         }
         self.payload.push(']');
-        self.client.send("ins", &self.payload)?;
+        self.client.send_escaped("ins", &self.payload)?;
         self.payload.clear();
         self.pending.push_back(self.in_batch);
         self.sent += self.in_batch as u64;
@@ -381,15 +390,17 @@ fn import_jobs(
     let next = AtomicUsize::new(0);
     let mut col_json = String::new();
     push_json_str(&mut col_json, col);
+    let mut col_esc = String::new();
+    escape_token(&mut col_esc, &col_json);
     let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = workers
             .iter_mut()
             .map(|client| {
-                let (next, col_json) = (&next, &col_json);
+                let (next, col_esc) = (&next, &col_esc);
                 s.spawn(move || {
                     let mut b = Batcher {
                         client,
-                        col_json: col_json.clone(),
+                        col_esc: col_esc.clone(),
                         payload: String::with_capacity(MAX_PAYLOAD / 4),
                         in_batch: 0,
                         batch,
@@ -435,6 +446,10 @@ struct Line<'a> {
 fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
     let mut doc_json = String::new();
     push_json_str(&mut doc_json, &job.doc);
+    let mut doc_esc = String::new();
+    escape_token(&mut doc_esc, &doc_json);
+    let mut go_doc = doc_json.clone().into_bytes();
+    go_escape(&mut go_doc);
     match &job.source {
         Source::Jsonl(path) => {
             let p = path.display();
@@ -456,21 +471,32 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
                 if line.is_empty() {
                     continue;
                 }
+                let mismatch =
+                    |d: &str| format!("document mismatch in {p}: got {d}, expected {}", job.doc);
+                // The shape both CLIs write is read without a full JSON decoder.
+                if let Some((ts, doc_token, data_token)) = fast_line(line) {
+                    if doc_token != doc_json && doc_token.as_bytes() != go_doc.as_slice() {
+                        let d: String = serde_json::from_str(doc_token)
+                            .map_err(|e| format!("decode {p}: line {lineno}: {e}"))?;
+                        if !d.is_empty() && d != job.doc {
+                            return Err(mismatch(&d));
+                        }
+                    }
+                    b.add(&doc_esc, ts, data_token)?;
+                    continue;
+                }
                 let rec: Line = serde_json::from_slice(line)
                     .map_err(|e| format!("decode {p}: line {lineno}: {e}"))?;
                 if let Some(d) = rec.doc.as_deref() {
                     if !d.is_empty() && d != job.doc {
-                        return Err(format!(
-                            "document mismatch in {p}: got {d}, expected {}",
-                            job.doc
-                        ));
+                        return Err(mismatch(d));
                     }
                 }
                 let data = rec.data.map(RawValue::get).unwrap_or("\"\"");
                 if !data.starts_with('"') {
                     return Err(format!("decode {p}: line {lineno}: data must be a string"));
                 }
-                b.add(&doc_json, rec.ts, data)?;
+                b.add(&doc_esc, rec.ts, data)?;
             }
         }
         Source::Legacy(files) => {
@@ -479,7 +505,7 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
                 for (ts, data) in legacy::parse_file(path)? {
                     data_json.clear();
                     push_json_str(&mut data_json, &data);
-                    b.add(&doc_json, ts, &data_json)?;
+                    b.add(&doc_esc, ts, &data_json)?;
                 }
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 b.counters.done.fetch_add(size, Ordering::Relaxed);
@@ -487,6 +513,43 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `{"ts":N,"doc":"…","data":"…"}` exactly (no white space, this member order): the
+/// timestamp and the two string tokens. `None` for anything else, which the caller then
+/// decodes in full (and reports properly if it is invalid).
+fn fast_line(line: &[u8]) -> Option<(i64, &str, &str)> {
+    let s = std::str::from_utf8(line).ok()?;
+    let rest = s.strip_prefix("{\"ts\":")?;
+    let end = rest.find(',')?;
+    let ts = rest[..end].parse().ok()?;
+    let rest = rest[end..].strip_prefix(",\"doc\":")?;
+    let (doc, rest) = string_token(rest)?;
+    let rest = rest.strip_prefix(",\"data\":")?;
+    let (data, rest) = string_token(rest)?;
+    (rest == "}").then_some((ts, doc, data))
+}
+
+/// A valid JSON string token at the start of `s`, and what follows it.
+fn string_token(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'"') {
+        return None;
+    }
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'"' => return Some((&s[..=i], &s[i + 1..])),
+            b'\\' => match b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                _ => return None,
+            },
+            c if c < 0x20 => return None,
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// `key_value.json` (if present) into the collection; returns how many entries were set.
@@ -590,4 +653,21 @@ fn import_keys(client: &mut Client, in_dir: &Path) -> Result<KeysSummary, String
         keys: count,
         input_file: path.display().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_lines() {
+        assert_eq!(
+            fast_line(br#"{"ts":12,"doc":"a\"b","data":"x\u003cy"}"#),
+            Some((12, r#""a\"b""#, r#""x\u003cy""#))
+        );
+        assert_eq!(fast_line(br#"{"ts": 12,"doc":"a","data":"x"}"#), None);
+        assert_eq!(fast_line(br#"{"ts":12,"doc":"a","data":"x\q"}"#), None);
+        assert_eq!(fast_line(br#"{"ts":12,"doc":"a","data":1}"#), None);
+        assert_eq!(fast_line(br#"{"ts":12,"doc":"a","data":"x"} "#), None);
+    }
 }
