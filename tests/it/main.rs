@@ -1,6 +1,7 @@
 //! The end-to-end suite: one test binary, one module per family of behaviour. Every test starts
 //! its own server on an ephemeral port (see `common`), so tests run in parallel.
 
+mod cli;
 mod common;
 mod concurrency;
 mod connections;
