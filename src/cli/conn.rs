@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, WebSocket};
+use tungstenite::{Message, Utf8Bytes, WebSocket};
 
 /// How long connecting, the handshake and the `ready` frame may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,7 +143,7 @@ impl Client {
 
     /// Reads the answer to the oldest request in flight and returns its text. An answer with
     /// an `error` member is returned as that error.
-    pub fn recv(&mut self) -> Result<String, String> {
+    pub fn recv(&mut self) -> Result<Utf8Bytes, String> {
         self.flush()?;
         let want = self
             .pending
@@ -152,7 +152,7 @@ impl Client {
         loop {
             let msg = self.ws.read().map_err(read_error)?;
             let text = match msg {
-                Message::Text(t) => t.as_str().to_string(),
+                Message::Text(t) => t,
                 Message::Close(f) => {
                     return Err(match f {
                         Some(f) => format!(

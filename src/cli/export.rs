@@ -8,11 +8,13 @@ use super::archive::{collection_dir, doc_file_name, KEYS_FILE, KV_FILE};
 use super::conn::{Client, Target};
 use super::output::{go_escape, pretty, print_json, print_table, push_json_str, Format};
 use super::progress::{Counters, Progress, Unit};
+use super::scan::{self, PageRecord};
 use super::ExportArgs;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -289,25 +291,48 @@ fn export_docs(
         };
         let fail = |doc: &str, e: String| format!("export document {doc}: {e}");
         let text = client.recv().map_err(|e| fail(&a.doc, e))?;
-        let answer: Page = serde_json::from_str(&text)
-            .map_err(|e| fail(&a.doc, format!("invalid answer: {e}")))?;
-        let n = answer.records.len();
-        let mut more = n >= page;
-        for r in &answer.records {
-            let raw = r.data.get();
-            if !raw.starts_with('"') {
-                return Err(fail(&a.doc, "a record's data is not a string".into()));
+        let fast = scan::fast_page(&text);
+        let records: Vec<PageRecord> = match fast {
+            Some(r) => r,
+            None => {
+                let answer: Page = serde_json::from_str(&text)
+                    .map_err(|e| fail(&a.doc, format!("invalid answer: {e}")))?;
+                let mut out = Vec::with_capacity(answer.records.len());
+                for r in answer.records {
+                    let data = r.data.get();
+                    if !data.starts_with('"') {
+                        return Err(fail(&a.doc, "a record's data is not a string".into()));
+                    }
+                    out.push(PageRecord {
+                        ts_text: "",
+                        ts: r.ts,
+                        data,
+                        special: true,
+                    });
+                }
+                out
             }
+        };
+        let n = records.len();
+        let mut more = n >= page;
+        let mut ts_buf = String::new();
+        for r in &records {
             line.clear();
             line.extend_from_slice(b"{\"ts\":");
-            line.extend_from_slice(r.ts.to_string().as_bytes());
+            if r.ts_text.is_empty() {
+                ts_buf.clear();
+                let _ = write!(ts_buf, "{}", r.ts);
+                line.extend_from_slice(ts_buf.as_bytes());
+            } else {
+                line.extend_from_slice(r.ts_text.as_bytes());
+            }
             line.extend_from_slice(&a.line_prefix);
-            let start = line.len();
-            line.extend_from_slice(raw.as_bytes());
-            if raw.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2)) {
-                let mut tail = line.split_off(start);
-                go_escape(&mut tail);
-                line.extend_from_slice(&tail);
+            if r.special {
+                let mut data = r.data.as_bytes().to_vec();
+                go_escape(&mut data);
+                line.extend_from_slice(&data);
+            } else {
+                line.extend_from_slice(r.data.as_bytes());
             }
             line.extend_from_slice(b"}\n");
             a.file

@@ -11,6 +11,7 @@ use super::conn::{escape_token, Client};
 use super::legacy;
 use super::output::{go_escape, print_json, print_table, push_json_str, Format};
 use super::progress::{Counters, Progress, Unit};
+use super::scan::fast_line;
 use super::ImportArgs;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -515,43 +516,6 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
     Ok(())
 }
 
-/// `{"ts":N,"doc":"…","data":"…"}` exactly (no white space, this member order): the
-/// timestamp and the two string tokens. `None` for anything else, which the caller then
-/// decodes in full (and reports properly if it is invalid).
-fn fast_line(line: &[u8]) -> Option<(i64, &str, &str)> {
-    let s = std::str::from_utf8(line).ok()?;
-    let rest = s.strip_prefix("{\"ts\":")?;
-    let end = rest.find(',')?;
-    let ts = rest[..end].parse().ok()?;
-    let rest = rest[end..].strip_prefix(",\"doc\":")?;
-    let (doc, rest) = string_token(rest)?;
-    let rest = rest.strip_prefix(",\"data\":")?;
-    let (data, rest) = string_token(rest)?;
-    (rest == "}").then_some((ts, doc, data))
-}
-
-/// A valid JSON string token at the start of `s`, and what follows it.
-fn string_token(s: &str) -> Option<(&str, &str)> {
-    let b = s.as_bytes();
-    if b.first() != Some(&b'"') {
-        return None;
-    }
-    let mut i = 1;
-    while i < b.len() {
-        match b[i] {
-            b'"' => return Some((&s[..=i], &s[i + 1..])),
-            b'\\' => match b.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
-                _ => return None,
-            },
-            c if c < 0x20 => return None,
-            _ => i += 1,
-        }
-    }
-    None
-}
-
 /// `key_value.json` (if present) into the collection; returns how many entries were set.
 fn import_key_values(
     client: &mut Client,
@@ -653,21 +617,4 @@ fn import_keys(client: &mut Client, in_dir: &Path) -> Result<KeysSummary, String
         keys: count,
         input_file: path.display().to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_lines() {
-        assert_eq!(
-            fast_line(br#"{"ts":12,"doc":"a\"b","data":"x\u003cy"}"#),
-            Some((12, r#""a\"b""#, r#""x\u003cy""#))
-        );
-        assert_eq!(fast_line(br#"{"ts": 12,"doc":"a","data":"x"}"#), None);
-        assert_eq!(fast_line(br#"{"ts":12,"doc":"a","data":"x\q"}"#), None);
-        assert_eq!(fast_line(br#"{"ts":12,"doc":"a","data":1}"#), None);
-        assert_eq!(fast_line(br#"{"ts":12,"doc":"a","data":"x"} "#), None);
-    }
 }

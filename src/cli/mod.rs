@@ -14,6 +14,7 @@ mod import;
 mod legacy;
 mod output;
 mod progress;
+mod scan;
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
