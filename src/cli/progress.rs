@@ -67,22 +67,19 @@ fn report(label: &str, unit: Unit, tty: bool, c: &Counters, stop: &AtomicBool) {
     if tty {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         let unit_tpl = match unit {
-            Unit::Documents => "{pos}/{len} documents",
+            Unit::Documents => "{pos}/{len} docs",
             Unit::Bytes => "{bytes}/{total_bytes}",
         };
-        let template = format!(
-            "{label} {{bar:30}} {unit_tpl} · {{msg}} · {{elapsed_precise}} elapsed, ETA {{eta}}"
-        );
-        bar.set_style(
-            ProgressStyle::with_template(&template)
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
+        let template = format!("{label} {{wide_bar}} {unit_tpl} · {{msg}} · ETA {{eta}}");
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
         loop {
             let stopping = stop.load(Ordering::Acquire);
             let records = c.records.load(Ordering::Relaxed);
             bar.set_length(c.total.load(Ordering::Relaxed));
             bar.set_position(c.done.load(Ordering::Relaxed));
-            bar.set_message(format!("{records} records, {:.0} records/s", rate(records)));
+            bar.set_message(format!("{records} records, {:.0}/s", rate(records)));
             if stopping {
                 bar.finish();
                 return;
