@@ -59,6 +59,7 @@ impl Client {
             .set_write_timeout(Some(ANSWER_TIMEOUT))
             .map_err(|e| e.to_string())?;
         let config = WebSocketConfig::default()
+            .read_buffer_size(512 * 1024)
             .max_message_size(Some(MAX_ANSWER))
             .max_frame_size(Some(MAX_ANSWER));
         let (mut ws, _) =

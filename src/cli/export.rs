@@ -317,27 +317,8 @@ fn export_docs(
         let mut more = n >= page;
         let mut ts_buf = String::new();
         for r in &records {
-            line.clear();
-            line.extend_from_slice(b"{\"ts\":");
-            if r.ts_text.is_empty() {
-                ts_buf.clear();
-                let _ = write!(ts_buf, "{}", r.ts);
-                line.extend_from_slice(ts_buf.as_bytes());
-            } else {
-                line.extend_from_slice(r.ts_text.as_bytes());
-            }
-            line.extend_from_slice(&a.line_prefix);
-            if r.special {
-                let mut data = r.data.as_bytes().to_vec();
-                go_escape(&mut data);
-                line.extend_from_slice(&data);
-            } else {
-                line.extend_from_slice(r.data.as_bytes());
-            }
-            line.extend_from_slice(b"}\n");
-            a.file
-                .write_all(&line)
-                .map_err(|e| fail(&a.doc, e.to_string()))?;
+            let written = write_line(&mut a.file, r, &a.line_prefix, &mut ts_buf, &mut line);
+            written.map_err(|e| fail(&a.doc, e.to_string()))?;
             match r.ts.checked_add(1) {
                 Some(f) => a.from = a.from.max(f),
                 None => more = false,
@@ -354,6 +335,35 @@ fn export_docs(
         }
     }
     Ok(total)
+}
+
+/// One archive line, `{"ts":N,"doc":"…","data":"…"}` as Go's encoder writes it; `prefix` is
+/// the `,"doc":"…","data":` part.
+fn write_line(
+    f: &mut BufWriter<File>,
+    r: &PageRecord,
+    prefix: &[u8],
+    ts_buf: &mut String,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    f.write_all(b"{\"ts\":")?;
+    if r.ts_text.is_empty() {
+        ts_buf.clear();
+        let _ = write!(ts_buf, "{}", r.ts);
+        f.write_all(ts_buf.as_bytes())?;
+    } else {
+        f.write_all(r.ts_text.as_bytes())?;
+    }
+    f.write_all(prefix)?;
+    if r.special {
+        scratch.clear();
+        scratch.extend_from_slice(r.data.as_bytes());
+        go_escape(scratch);
+        f.write_all(scratch)?;
+    } else {
+        f.write_all(r.data.as_bytes())?;
+    }
+    f.write_all(b"}\n")
 }
 
 fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, String> {

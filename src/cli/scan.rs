@@ -13,24 +13,49 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
     }
     let mut special = false;
     let mut i = 1;
-    while i < b.len() {
-        match b[i] {
-            b'"' => return Some((&s[..=i], &s[i + 1..], special)),
-            b'\\' => match b.get(i + 1)? {
+    loop {
+        // Skip the bytes that need no attention (nearly all of them) a table look-up each.
+        while i < b.len() && CLASS[b[i] as usize] == PLAIN {
+            i += 1;
+        }
+        match CLASS[*b.get(i)? as usize] {
+            QUOTE => return Some((&s[..=i], &s[i + 1..], special)),
+            ESCAPE => match b.get(i + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
                 b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
                 _ => return None,
             },
-            c if c < 0x20 => return None,
-            b'<' | b'>' | b'&' | 0xE2 => {
+            CONTROL => return None,
+            _ => {
                 special = true;
-                i += 1
+                i += 1;
             }
-            _ => i += 1,
         }
     }
-    None
 }
+
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const ESCAPE: u8 = 2;
+const CONTROL: u8 = 3;
+const GO_SPECIAL: u8 = 4;
+
+/// What a byte inside a JSON string is, for [`string_token`].
+static CLASS: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = CONTROL;
+        c += 1;
+    }
+    t[b'"' as usize] = QUOTE;
+    t[b'\\' as usize] = ESCAPE;
+    t[b'<' as usize] = GO_SPECIAL;
+    t[b'>' as usize] = GO_SPECIAL;
+    t[b'&' as usize] = GO_SPECIAL;
+    t[0xE2] = GO_SPECIAL;
+    t
+};
 
 /// The digits of an integer at the start of `s`, and what follows them.
 fn integer(s: &str) -> Option<(&str, &str)> {
