@@ -8,7 +8,7 @@ IMAGE ?= fluxiondb
 BIN := $(CURDIR)/target/debug/fluxiondb
 export FLUXIONDB_BIN := $(BIN)
 
-.PHONY: all build release run test test-server test-node test-go lint fmt bench soak fuzz docker-build docker-run clean
+.PHONY: all build release run test test-server test-node test-go lint fmt bench bench-cli soak fuzz docker-build docker-run clean
 
 all: build
 
@@ -54,6 +54,12 @@ fuzz:
 bench:
 	cargo build --release --bins
 	./target/release/fluxiondb-bench standard --server ./target/release/fluxiondb --out benches/results
+
+# CLI export/import speed and memory against the server's bulk-load and qdoc rates (same run).
+RECORDS ?= 10000000
+bench-cli:
+	cargo build --release --bins
+	benches/cli_transfer.sh $(RECORDS)
 
 docker-build:
 	docker build -t $(IMAGE) .

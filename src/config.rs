@@ -2,7 +2,7 @@
 //! program receives a plain, already-valid [`Config`].
 
 use crate::persist::FsyncPolicy;
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -125,6 +125,17 @@ pub struct Args {
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
+
+    /// A client command instead of the server (`fluxiondb <command> --help`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands; without one, the binary is the server.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 /// The validated configuration.

@@ -5,6 +5,7 @@
 //! [`ops`] (one function per message) → [`store`] (collections, series, key/value).
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod ops;

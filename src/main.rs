@@ -1,5 +1,5 @@
 use clap::Parser;
-use fluxiondb::config::{Args, Config};
+use fluxiondb::config::{Args, Command, Config};
 use fluxiondb::persist;
 use fluxiondb::server::{self, signals, Boot, Recovering, Server};
 use std::io::Write;
@@ -51,7 +51,12 @@ fn open_data(config: &Config, dir: &Path) -> Result<Boot, Box<dyn std::error::Er
 }
 
 fn main() -> ExitCode {
-    let config = match Config::from_args(Args::parse()) {
+    let mut args = Args::parse();
+    match args.command.take() {
+        Some(Command::Client(cmd)) => return fluxiondb::cli::run(cmd),
+        None => {}
+    }
+    let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("fluxiondb: {e}");

@@ -1,0 +1,378 @@
+//! The client's connection: a blocking WebSocket (tungstenite over a std `TcpStream`) that
+//! authenticates with the `api-key` query parameter, waits for `ready`, and then carries
+//! requests that may be pipelined — several sent before the first answer is read. The server
+//! answers one connection's requests in order, so answers are matched against a FIFO of ids.
+
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, Utf8Bytes, WebSocket};
+
+/// How long connecting, the handshake and the `ready` frame may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for one answer once connected (a guard against a server that went silent).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Largest answer accepted (the server's own default limit is 256 MiB).
+const MAX_ANSWER: usize = 1024 * 1024 * 1024;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub apikey: String,
+    pub name: Option<String>,
+}
+
+pub struct Client {
+    ws: WebSocket<TcpStream>,
+    next_id: u64,
+    pending: VecDeque<u64>,
+    unflushed: bool,
+}
+
+impl Client {
+    pub fn connect(t: &Target) -> Result<Client, String> {
+        let (url, host, port) = request_url(&t.url, &t.apikey, t.name.as_deref())?;
+        let addrs: Vec<_> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .collect();
+        let mut last = format!("cannot resolve {host}");
+        let mut stream = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = format!("cannot connect to {a}: {e}"),
+            }
+        }
+        let stream = stream.ok_or(last)?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(CONNECT_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        stream
+            .set_write_timeout(Some(ANSWER_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(512 * 1024)
+            .max_message_size(Some(MAX_ANSWER))
+            .max_frame_size(Some(MAX_ANSWER));
+        let (mut ws, _) =
+            tungstenite::client::client_with_config(url.as_str(), stream, Some(config)).map_err(
+                |e| match e {
+                    tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
+                        let body = resp
+                            .body()
+                            .as_deref()
+                            .map(|b| String::from_utf8_lossy(b).trim().to_string())
+                            .unwrap_or_default();
+                        format!(
+                            "connection refused by the server: HTTP {} {body}",
+                            resp.status()
+                        )
+                    }
+                    other => format!("WebSocket handshake failed: {other}"),
+                },
+            )?;
+        wait_ready(&mut ws)?;
+        ws.get_ref()
+            .set_read_timeout(Some(ANSWER_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        Ok(Client {
+            ws,
+            next_id: 1,
+            pending: VecDeque::new(),
+            unflushed: false,
+        })
+    }
+
+    /// Requests sent whose answer has not been read yet.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Queues one request (`data` is the payload's JSON text); it leaves with the next
+    /// [`Client::flush`] or [`Client::recv`].
+    pub fn send(&mut self, kind: &str, data: &str) -> Result<(), String> {
+        let mut frame = String::with_capacity(data.len() + data.len() / 8 + 48);
+        frame.push_str("{\"id\":\"");
+        frame.push_str(&self.next_id.to_string());
+        frame.push_str("\",\"type\":\"");
+        frame.push_str(kind);
+        frame.push_str("\",\"data\":");
+        super::output::push_json_str(&mut frame, data);
+        frame.push('}');
+        self.send_frame(frame)
+    }
+
+    /// Like [`Client::send`] with the payload already escaped as the inside of a JSON string
+    /// (see [`escape_token`]), which spares bulk senders a second pass over their payload.
+    pub fn send_escaped(&mut self, kind: &str, escaped: &str) -> Result<(), String> {
+        let mut frame = String::with_capacity(escaped.len() + 48);
+        frame.push_str("{\"id\":\"");
+        frame.push_str(&self.next_id.to_string());
+        frame.push_str("\",\"type\":\"");
+        frame.push_str(kind);
+        frame.push_str("\",\"data\":\"");
+        frame.push_str(escaped);
+        frame.push_str("\"}");
+        self.send_frame(frame)
+    }
+
+    fn send_frame(&mut self, frame: String) -> Result<(), String> {
+        self.ws
+            .write(Message::text(frame))
+            .map_err(|e| format!("send failed: {e}"))?;
+        self.pending.push_back(self.next_id);
+        self.next_id += 1;
+        self.unflushed = true;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<(), String> {
+        if self.unflushed {
+            self.ws.flush().map_err(|e| format!("send failed: {e}"))?;
+            self.unflushed = false;
+        }
+        Ok(())
+    }
+
+    /// Reads the answer to the oldest request in flight and returns its text. An answer with
+    /// an `error` member is returned as that error.
+    pub fn recv(&mut self) -> Result<Utf8Bytes, String> {
+        self.flush()?;
+        let want = self
+            .pending
+            .pop_front()
+            .ok_or_else(|| "no request in flight".to_string())?;
+        loop {
+            let msg = self.ws.read().map_err(read_error)?;
+            let text = match msg {
+                Message::Text(t) => t,
+                Message::Close(f) => {
+                    return Err(match f {
+                        Some(f) => format!(
+                            "the server closed the connection: {} {}",
+                            u16::from(f.code),
+                            f.reason
+                        ),
+                        None => "the server closed the connection".into(),
+                    })
+                }
+                Message::Binary(_) => return Err("unexpected binary frame from the server".into()),
+                _ => continue,
+            };
+            check_answer(&text, want)?;
+            return Ok(text);
+        }
+    }
+
+    /// One request, its answer parsed.
+    pub fn call(&mut self, kind: &str, payload: &Value) -> Result<Value, String> {
+        self.send(kind, &payload.to_string())?;
+        let text = self.recv()?;
+        serde_json::from_str(&text).map_err(|e| format!("invalid answer from the server: {e}"))
+    }
+
+    pub fn close(mut self) {
+        let _ = self.ws.close(None);
+        let _ = self.ws.flush();
+    }
+}
+
+/// Appends valid JSON text `json` escaped as the inside of a JSON string: valid JSON has no raw
+/// control characters, so only `"` and `\\` need escaping.
+pub fn escape_token(out: &mut String, json: &str) {
+    let mut rest = json;
+    while let Some(i) = rest.find(['"', '\\']) {
+        out.push_str(&rest[..i]);
+        out.push('\\');
+        out.push_str(&rest[i..i + 1]);
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+}
+
+fn read_error(e: tungstenite::Error) -> String {
+    match e {
+        tungstenite::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            "timed out waiting for the server's answer".into()
+        }
+        other => format!("connection lost: {other}"),
+    }
+}
+
+/// Checks the id of an answer and turns an `error` member into an error. Only the start of the
+/// answer is looked at for the id (the server writes it first); the error check is a substring
+/// test first so that large answers are not parsed twice.
+fn check_answer(text: &str, want: u64) -> Result<(), String> {
+    let expect = format!("{{\"id\":\"{want}\"");
+    let has_error = text.len() < 64 * 1024 && text.contains("\"error\"");
+    if text.starts_with(&expect) && !has_error {
+        return Ok(());
+    }
+    // The slow path: parse the envelope (small answers, errors, or another member order).
+    #[derive(serde::Deserialize)]
+    struct Env {
+        id: Option<String>,
+        error: Option<String>,
+    }
+    let env: Env =
+        serde_json::from_str(text).map_err(|e| format!("invalid answer from the server: {e}"))?;
+    if let Some(err) = env.error {
+        return Err(err);
+    }
+    match env.id {
+        Some(id) if id == want.to_string() => Ok(()),
+        Some(id) => Err(format!(
+            "answer for request {id} arrived while waiting for {want}"
+        )),
+        None => Err("answer without an id".into()),
+    }
+}
+
+fn wait_ready(ws: &mut WebSocket<TcpStream>) -> Result<(), String> {
+    loop {
+        let msg = ws.read().map_err(|e| match e {
+            tungstenite::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                "timed out waiting for the server's ready message".to_string()
+            }
+            other => format!("connection lost before ready: {other}"),
+        })?;
+        match msg {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str())
+                    .map_err(|_| "the server's first message is not JSON".to_string())?;
+                if v["type"] == "ready" {
+                    return Ok(());
+                }
+                return Err(format!("expected a ready message, got {}", t.as_str()));
+            }
+            Message::Close(Some(f)) => {
+                return Err(format!("authentication failed: {}", f.reason));
+            }
+            Message::Close(None) => return Err("the server closed the connection".into()),
+            _ => continue,
+        }
+    }
+}
+
+/// The URL to request (`api-key` and `name` set in the query, form-encoded) and the host and
+/// port to connect to. `http://` is taken as `ws://`.
+pub fn request_url(
+    raw: &str,
+    apikey: &str,
+    name: Option<&str>,
+) -> Result<(String, String, u16), String> {
+    let (scheme, rest) = raw
+        .split_once("://")
+        .ok_or_else(|| format!("invalid URL {raw:?}: expected ws://host:port"))?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "ws" | "http" => {}
+        "wss" | "https" => {
+            return Err(format!(
+                "invalid URL {raw:?}: this client speaks plain ws:// only (no TLS); connect to the server directly or through a tunnel"
+            ))
+        }
+        _ => return Err(format!("invalid URL {raw:?}: scheme must be ws")),
+    }
+    let (before_frag, _) = rest.split_once('#').unwrap_or((rest, ""));
+    let (hostpath, query) = before_frag.split_once('?').unwrap_or((before_frag, ""));
+    let (authority, path) = match hostpath.find('/') {
+        Some(i) => (&hostpath[..i], &hostpath[i..]),
+        None => (hostpath, "/"),
+    };
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    if authority.is_empty() {
+        return Err(format!("invalid URL {raw:?}: no host"));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("invalid URL {raw:?}"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("invalid port in {raw:?}"))?,
+            None => 80,
+        };
+        (h.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("invalid port in {raw:?}"))?,
+            ),
+            None => (authority.to_string(), 80),
+        }
+    };
+    let mut q: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let k = p.split('=').next().unwrap_or("");
+            k != "api-key" && !(name.is_some() && k == "name")
+        })
+        .map(str::to_string)
+        .collect();
+    q.push(format!("api-key={}", form_encode(apikey)));
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        q.push(format!("name={}", form_encode(n)));
+    }
+    Ok((
+        format!("ws://{authority}{path}?{}", q.join("&")),
+        host,
+        port,
+    ))
+}
+
+/// `application/x-www-form-urlencoded` for one value: a space becomes `+`.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let (u, h, p) = request_url("ws://127.0.0.1:9000", "k y+", Some("ops team")).unwrap();
+        assert_eq!(u, "ws://127.0.0.1:9000/?api-key=k+y%2B&name=ops+team");
+        assert_eq!((h.as_str(), p), ("127.0.0.1", 9000));
+        let (u, h, p) = request_url("http://[::1]/ws?x=1&api-key=old", "k", None).unwrap();
+        assert_eq!(u, "ws://[::1]/ws?x=1&api-key=k");
+        assert_eq!((h.as_str(), p), ("::1", 80));
+        assert!(request_url("wss://h", "k", None).is_err());
+        assert!(request_url("h:1", "k", None).is_err());
+        let mut s = String::new();
+        escape_token(&mut s, r#"{"a":"x\"y\\z"}"#);
+        assert_eq!(s, r#"{\"a\":\"x\\\"y\\\\z\"}"#);
+    }
+}

@@ -1,0 +1,384 @@
+//! `export`: collections to `DIR/<collection>/<document>.jsonl` + `key_value.json`, API keys to
+//! `DIR/apikeys.json`. Documents are read in pages (`qdoc` with `limit`, resuming after the last
+//! timestamp) and written as they arrive, so memory stays bounded whatever the size; each
+//! connection keeps `--depth` documents in flight, and `--parallel` connections share the
+//! documents out.
+
+use super::archive::{collection_dir, doc_file_name, KEYS_FILE, KV_FILE};
+use super::conn::{Client, Target};
+use super::output::{go_escape, pretty, print_json, print_table, push_json_str, Format};
+use super::progress::{Counters, Progress, Unit};
+use super::scan::{self, PageRecord};
+use super::ExportArgs;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const DEFAULT_PAGE: u32 = 10_000;
+
+#[derive(Serialize)]
+pub struct ColSummary {
+    collection: String,
+    documents: usize,
+    records: u64,
+    #[serde(rename = "outputDir")]
+    output_dir: String,
+}
+
+#[derive(Serialize)]
+pub struct KeysSummary {
+    keys: usize,
+    #[serde(rename = "outputFile")]
+    output_file: String,
+}
+
+#[derive(Serialize)]
+pub struct ExportResult {
+    #[serde(rename = "outputDir")]
+    output_dir: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    collections: Vec<ColSummary>,
+    #[serde(rename = "apiKeys", skip_serializing_if = "Option::is_none")]
+    api_keys: Option<KeysSummary>,
+}
+
+/// One API key as `apikeys.json` holds it.
+#[derive(Serialize, Deserialize)]
+pub struct KeyInfo {
+    pub key: String,
+    pub scope: String,
+    pub deletable: bool,
+}
+
+pub fn run(a: &ExportArgs) -> Result<(), String> {
+    if a.out_dir.as_os_str().is_empty() {
+        return Err("missing required --out-dir".into());
+    }
+    let col = a.col.clone().filter(|c| !c.is_empty());
+    if !a.all && col.is_none() && !a.api_keys {
+        return Err("specify at least one of --col, --api-keys, or --all".into());
+    }
+    let target = a.conn.target()?;
+    let mut main = Client::connect(&target)?;
+    let collections = if a.all {
+        let mut cols: Vec<String> =
+            serde_json::from_value(main.call("cols", &json!({}))?["collections"].take())
+                .map_err(|e| format!("fetch collections: invalid answer: {e}"))?;
+        cols.sort();
+        cols
+    } else {
+        col.into_iter().collect()
+    };
+    for c in &collections {
+        collection_dir(&a.out_dir, c)?;
+    }
+    let mut result = ExportResult {
+        output_dir: a.out_dir.display().to_string(),
+        collections: Vec::new(),
+        api_keys: None,
+    };
+    let page = a.transfer.batch.unwrap_or(DEFAULT_PAGE).max(1) as usize;
+    let depth = a.transfer.depth as usize;
+    let progress = Progress::start("export", Unit::Documents, a.transfer.quiet);
+    let mut workers: Vec<Client> = Vec::new();
+    for col in &collections {
+        let summary = export_collection(
+            &target,
+            &mut main,
+            &mut workers,
+            a,
+            col,
+            page,
+            depth,
+            &progress.counters,
+        )
+        .map_err(|e| format!("export collection {col}: {e}"))?;
+        result.collections.push(summary);
+    }
+    if a.api_keys || a.all {
+        result.api_keys = Some(export_keys(&mut main, &a.out_dir)?);
+    }
+    progress.finish();
+    main.close();
+    for w in workers {
+        w.close();
+    }
+    match a.conn.output {
+        Format::Json => print_json(&result),
+        Format::Table => {
+            let mut rows: Vec<Vec<String>> = result
+                .collections
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.collection.clone(),
+                        c.documents.to_string(),
+                        c.records.to_string(),
+                        c.output_dir.clone(),
+                    ]
+                })
+                .collect();
+            if let Some(k) = &result.api_keys {
+                rows.push(vec![
+                    "(API keys)".into(),
+                    String::new(),
+                    k.keys.to_string(),
+                    k.output_file.clone(),
+                ]);
+            }
+            print_table(&["COLLECTION", "DOCUMENTS", "RECORDS", "WRITTEN TO"], &rows)
+        }
+    }
+}
+
+/// Document names of a collection (from the latest record of each, as the upstream does).
+pub fn list_documents(client: &mut Client, col: &str) -> Result<Vec<String>, String> {
+    #[derive(Deserialize)]
+    struct Latest {
+        records: BTreeMap<String, serde::de::IgnoredAny>,
+    }
+    client.send("qry", &json!({"col": col, "ts": i64::MAX}).to_string())?;
+    let text = client.recv()?;
+    let latest: Latest =
+        serde_json::from_str(&text).map_err(|e| format!("invalid answer to qry: {e}"))?;
+    Ok(latest.records.into_keys().collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn export_collection(
+    target: &Target,
+    main: &mut Client,
+    workers: &mut Vec<Client>,
+    a: &ExportArgs,
+    col: &str,
+    page: usize,
+    depth: usize,
+    counters: &Counters,
+) -> Result<ColSummary, String> {
+    let dir = collection_dir(&a.out_dir, col)?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // The upstream skips a document named "" (it cannot be imported back under that name).
+    let docs: Vec<String> = list_documents(main, col)?
+        .into_iter()
+        .filter(|d| !d.is_empty())
+        .collect();
+    counters
+        .total
+        .fetch_add(docs.len() as u64, Ordering::Relaxed);
+    let parallel = (a.transfer.parallel as usize)
+        .min(docs.len().div_ceil(depth))
+        .max(1);
+    while workers.len() < parallel {
+        workers.push(Client::connect(target)?);
+    }
+    let next = AtomicUsize::new(0);
+    let mut col_json = String::new();
+    push_json_str(&mut col_json, col);
+    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = workers
+            .iter_mut()
+            .take(parallel)
+            .map(|client| {
+                let (docs, next, dir, col_json) = (&docs, &next, &dir, &col_json);
+                s.spawn(move || {
+                    export_docs(client, col_json, dir, docs, next, page, depth, counters)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("export worker panicked".into()))
+            })
+            .collect()
+    });
+    let mut records = 0;
+    for r in results {
+        records += r?;
+    }
+    let values: BTreeMap<String, String> =
+        serde_json::from_value(main.call("gvals", &json!({"col": col}))?["values"].take())
+            .map_err(|e| format!("invalid answer to gvals: {e}"))?;
+    let kv_path = dir.join(KV_FILE);
+    std::fs::write(&kv_path, pretty(&values)?)
+        .map_err(|e| format!("cannot write {}: {e}", kv_path.display()))?;
+    Ok(ColSummary {
+        collection: col.to_string(),
+        documents: docs.len(),
+        records,
+        output_dir: dir.display().to_string(),
+    })
+}
+
+/// A document being written: its file and where the next page starts.
+struct Active {
+    doc: String,
+    doc_json: String,
+    line_prefix: Vec<u8>,
+    file: BufWriter<File>,
+    from: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn export_docs(
+    client: &mut Client,
+    col_json: &str,
+    dir: &Path,
+    docs: &[String],
+    next: &AtomicUsize,
+    page: usize,
+    depth: usize,
+    counters: &Counters,
+) -> Result<u64, String> {
+    #[derive(Deserialize)]
+    struct Page<'a> {
+        #[serde(borrow)]
+        records: Vec<Rec<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Rec<'a> {
+        ts: i64,
+        #[serde(borrow)]
+        data: &'a RawValue,
+    }
+    let request = |client: &mut Client, a: &Active| {
+        client.send(
+            "qdoc",
+            &format!(
+                "{{\"col\":{col_json},\"doc\":{},\"from\":{},\"to\":{},\"limit\":{page}}}",
+                a.doc_json,
+                a.from,
+                i64::MAX
+            ),
+        )
+    };
+    let mut active: VecDeque<Active> = VecDeque::new();
+    let mut total = 0u64;
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        while active.len() < depth {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(doc) = docs.get(i) else { break };
+            let path = dir.join(doc_file_name(doc));
+            let file = File::create(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut doc_json = String::new();
+            push_json_str(&mut doc_json, doc);
+            let mut line_prefix = Vec::new();
+            line_prefix.extend_from_slice(b",\"doc\":");
+            line_prefix.extend_from_slice(doc_json.as_bytes());
+            go_escape(&mut line_prefix);
+            line_prefix.extend_from_slice(b",\"data\":");
+            let a = Active {
+                doc: doc.clone(),
+                doc_json,
+                line_prefix,
+                file: BufWriter::with_capacity(256 * 1024, file),
+                from: 0,
+            };
+            request(client, &a)?;
+            active.push_back(a);
+        }
+        let Some(mut a) = active.pop_front() else {
+            break;
+        };
+        let fail = |doc: &str, e: String| format!("export document {doc}: {e}");
+        let text = client.recv().map_err(|e| fail(&a.doc, e))?;
+        let fast = scan::fast_page(&text);
+        let records: Vec<PageRecord> = match fast {
+            Some(r) => r,
+            None => {
+                let answer: Page = serde_json::from_str(&text)
+                    .map_err(|e| fail(&a.doc, format!("invalid answer: {e}")))?;
+                let mut out = Vec::with_capacity(answer.records.len());
+                for r in answer.records {
+                    let data = r.data.get();
+                    if !data.starts_with('"') {
+                        return Err(fail(&a.doc, "a record's data is not a string".into()));
+                    }
+                    out.push(PageRecord {
+                        ts_text: "",
+                        ts: r.ts,
+                        data,
+                        special: true,
+                    });
+                }
+                out
+            }
+        };
+        let n = records.len();
+        let mut more = n >= page;
+        let mut ts_buf = String::new();
+        for r in &records {
+            let written = write_line(&mut a.file, r, &a.line_prefix, &mut ts_buf, &mut line);
+            written.map_err(|e| fail(&a.doc, e.to_string()))?;
+            match r.ts.checked_add(1) {
+                Some(f) => a.from = a.from.max(f),
+                None => more = false,
+            }
+        }
+        total += n as u64;
+        counters.records.fetch_add(n as u64, Ordering::Relaxed);
+        if more {
+            request(client, &a)?;
+            active.push_back(a);
+        } else {
+            a.file.flush().map_err(|e| fail(&a.doc, e.to_string()))?;
+            counters.done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(total)
+}
+
+/// One archive line, `{"ts":N,"doc":"…","data":"…"}` as Go's encoder writes it; `prefix` is
+/// the `,"doc":"…","data":` part.
+fn write_line(
+    f: &mut BufWriter<File>,
+    r: &PageRecord,
+    prefix: &[u8],
+    ts_buf: &mut String,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    f.write_all(b"{\"ts\":")?;
+    if r.ts_text.is_empty() {
+        ts_buf.clear();
+        let _ = write!(ts_buf, "{}", r.ts);
+        f.write_all(ts_buf.as_bytes())?;
+    } else {
+        f.write_all(r.ts_text.as_bytes())?;
+    }
+    f.write_all(prefix)?;
+    if r.special {
+        scratch.clear();
+        scratch.extend_from_slice(r.data.as_bytes());
+        go_escape(scratch);
+        f.write_all(scratch)?;
+    } else {
+        f.write_all(r.data.as_bytes())?;
+    }
+    f.write_all(b"}\n")
+}
+
+fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, String> {
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let mut answer: Value = client.call("keys", &json!({"action": "list"}))?;
+    let keys: Vec<KeyInfo> = match answer["keys"].take() {
+        Value::Null => Vec::new(),
+        v => serde_json::from_value(v).map_err(|e| format!("invalid answer to keys list: {e}"))?,
+    };
+    let path = out_dir.join(KEYS_FILE);
+    std::fs::write(&path, pretty(&keys)?)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(KeysSummary {
+        keys: keys.len(),
+        output_file: path.display().to_string(),
+    })
+}
