@@ -6,9 +6,11 @@
 
 pub mod auth;
 pub mod config;
+pub mod launch;
 pub mod ops;
 pub mod persist;
 pub mod protocol;
 pub mod server;
+pub mod storage;
 pub mod store;
 pub mod text;

@@ -1,6 +1,8 @@
 //! Everything that touches the data folder: the write-ahead log, snapshots (bincode behind the
 //! `codec` module, framed with a versioned header and a checksum), the key file, and start-up
-//! recovery. The store never calls in here; operations log through the [`Journal`].
+//! recovery. The store never calls in here; operations log through the [`Journal`]. Every
+//! file-system operation goes through the [`crate::storage::Backend`] the folder was opened
+//! with (no `std::fs` here), and every failure is a typed [`Error`].
 //!
 //! Folder layout (no file name comes from a client string):
 //! `LOCK` (held while the server runs), `keys.bin` (scoped API keys), `snap-<n>.bin` (one per
@@ -8,6 +10,7 @@
 //! `imported-seed` (present once `--import-seed` has imported a seed folder).
 
 mod codec;
+mod error;
 mod framed;
 mod fsutil;
 mod image;
@@ -17,8 +20,9 @@ mod replay;
 mod seed;
 mod wal;
 
-pub use codec::WalOp;
+pub use codec::{CodecError, WalOp};
+pub use error::{Damage, Error};
 pub use journal::{CheckpointReport, Journal};
-pub use recovery::{open, Recovered, RecoveryError, RecoveryReport};
+pub use recovery::{open, Recovered, RecoveryReport};
 pub use seed::{import as import_seed, ImportError, SeedReport};
-pub use wal::{FsyncPolicy, Lsn, WalFailed};
+pub use wal::{FsyncPolicy, Lsn};
