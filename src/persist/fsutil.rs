@@ -19,8 +19,12 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
-/// Creates `dir` and any missing parents.
-pub fn create_dir_all(fs: &dyn Backend, dir: &Path) -> Result<(), Error> {
+/// Creates `dir` and any missing parents, and makes every name on the way durable: each
+/// folder created is fsynced into its parent, and `dir` itself is fsynced into its parent
+/// when it was already there (whoever made it — an install script, `mkdir` just before — may
+/// not have synced it). Without this a power cut soon after the first start can take the whole
+/// folder, and everything acknowledged in it, away (issue 18).
+pub fn create_dir_durable(fs: &dyn Backend, dir: &Path) -> Result<(), Error> {
     let mut missing = Vec::new();
     let mut at = dir;
     loop {
@@ -39,6 +43,10 @@ pub fn create_dir_all(fs: &dyn Backend, dir: &Path) -> Result<(), Error> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(Op::CreateDir, *created)(e)),
         }
+        sync_dir(fs, parent(created))?;
+    }
+    if missing.is_empty() {
+        sync_dir(fs, parent(dir))?;
     }
     Ok(())
 }

@@ -7,7 +7,12 @@
 //! Folder layout (no file name comes from a client string):
 //! `LOCK` (held while the server runs), `keys.bin` (scoped API keys), `snap-<n>.bin` (one per
 //! collection, its name inside), `wal-<n>.log` (log segments not yet covered by snapshots),
-//! `imported-seed` (present once `--import-seed` has imported a seed folder).
+//! `imported-seed` (present once `--import-seed` has imported a seed folder), `importing-seed`
+//! (present while an import is under way; a restart that finds it imports again).
+//!
+//! Every name is made durable: the data folder (and any parent the server creates) is fsynced
+//! into its parent at start-up, whether created or found; every file the server creates or
+//! renames is followed by an fsync of its folder.
 
 mod codec;
 mod error;

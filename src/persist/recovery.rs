@@ -54,7 +54,7 @@ impl Progress {
     }
 }
 
-/// Opens (creating) the data folder and recovers its content.
+/// Opens (creating) the data folder, makes its name durable, and recovers its content.
 pub fn open(
     fs: Arc<dyn Backend>,
     dir: &Path,
@@ -63,7 +63,7 @@ pub fn open(
 ) -> Result<Recovered, Error> {
     let started = Instant::now();
     let b = &*fs;
-    fsutil::create_dir_all(b, dir)?;
+    fsutil::create_dir_durable(b, dir)?;
     let lock = fsutil::lock(b, dir)?;
     let mut report = RecoveryReport::default();
     let mut progress = Progress {

@@ -24,6 +24,10 @@ use std::path::{Path, PathBuf};
 
 /// Written into the data folder once an import is durable.
 pub const MARKER: &str = "imported-seed";
+/// Written (durably) before an import writes anything, removed once [`MARKER`] is durable: a
+/// restart that finds it knows the folder holds part of this import and nothing else (no
+/// client is served before the import ends), and imports again over it.
+pub const STARTED: &str = "importing-seed";
 
 const KEY_VALUE_FILE: &str = "key_value.json";
 const KEYS_FOLDER: &str = "config";
@@ -95,16 +99,34 @@ pub fn import(
     seed: &Path,
 ) -> Result<Option<SeedReport>, ImportError> {
     let fs = journal.backend();
-    let marker = journal.dir().join(MARKER);
+    let dir = journal.dir();
+    let marker = dir.join(MARKER);
+    let started = dir.join(STARTED);
     if fs.exists(&marker).map_err(io_err(Op::Stat, &marker))? {
+        if fs.exists(&started).map_err(io_err(Op::Stat, &started))? {
+            fs.remove_file(&started)
+                .map_err(io_err(Op::Remove, &started))?;
+            fsutil::sync_dir(fs, dir)?;
+        }
         return Ok(None);
     }
-    if !store.names().is_empty() || !keys.is_empty() {
-        return Err(ImportError::NotEmpty(journal.dir().to_owned()));
+    let resumed = fs.exists(&started).map_err(io_err(Op::Stat, &started))?;
+    if resumed {
+        log::warn!(
+            "an earlier import of a seed folder into {} was interrupted; importing {} again",
+            dir.display(),
+            seed.display()
+        );
+    } else if !store.names().is_empty() || !keys.is_empty() {
+        return Err(ImportError::NotEmpty(dir.to_owned()));
     }
     let mut report = SeedReport::default();
     let mut found_keys = Vec::new();
     read_folder(fs, seed, store, &mut found_keys, &mut report)?;
+    let source = format!("seed folder {}\n", seed.display());
+    if !resumed {
+        fsutil::write_atomic(fs, dir, STARTED, |f| f.write_all(source.as_bytes()))?;
+    }
     if !found_keys.is_empty() {
         let ring = KeyRing::new(master);
         for (key, scope) in &found_keys {
@@ -122,7 +144,10 @@ pub fn import(
         report.values,
         report.keys
     );
-    fsutil::write_atomic(fs, journal.dir(), MARKER, |f| f.write_all(note.as_bytes()))?;
+    fsutil::write_atomic(fs, dir, MARKER, |f| f.write_all(note.as_bytes()))?;
+    fs.remove_file(&started)
+        .map_err(io_err(Op::Remove, &started))?;
+    fsutil::sync_dir(fs, dir)?;
     Ok(Some(report))
 }
 

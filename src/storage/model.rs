@@ -77,6 +77,10 @@ struct Fs {
     cut_report: Vec<String>,
     /// When the last cut fell.
     cut_time: Option<std::time::Instant>,
+    /// When a file was last fsynced or fdatasynced.
+    last_sync: Option<std::time::Instant>,
+    /// Every successful file fsync or fdatasync: when, and which file.
+    syncs: Vec<(std::time::Instant, std::path::PathBuf)>,
 }
 
 /// The model. Cheap to share: clones see the same disk.
@@ -144,8 +148,11 @@ impl Fs {
         self.generation += 1;
         self.locks.clear();
         let mut rng = seed | 1;
+        let since_sync = self.last_sync.map_or("never".into(), |t| {
+            format!("{} ms before", t.elapsed().as_millis())
+        });
         let mut report = vec![format!(
-            "power cut at operation #{} (last operations: {})",
+            "power cut at operation #{}; last file sync {since_sync} (last operations: {})",
             self.ops,
             self.recent.iter().cloned().collect::<Vec<_>>().join("; ")
         )];
@@ -267,6 +274,8 @@ impl PageCache {
                 recent: VecDeque::new(),
                 cut_report: Vec::new(),
                 cut_time: None,
+                last_sync: None,
+                syncs: Vec::new(),
             })),
             cv: Arc::new(Condvar::new()),
         }
@@ -339,6 +348,11 @@ impl PageCache {
         self.fs.lock().cut_time
     }
 
+    /// Every file fsync or fdatasync so far: when, and of which file.
+    pub fn syncs(&self) -> Vec<(std::time::Instant, std::path::PathBuf)> {
+        self.fs.lock().syncs.clone()
+    }
+
     /// Backend operations so far.
     pub fn ops(&self) -> u64 {
         self.fs.lock().ops
@@ -386,6 +400,11 @@ impl ModelFile {
             return Err(eio());
         }
         fs.op(op, &self.path, &self.cv)?;
+        if matches!(op, Op::Fsync | Op::Fdatasync) {
+            let now = std::time::Instant::now();
+            fs.last_sync = Some(now);
+            fs.syncs.push((now, self.path.clone()));
+        }
         let node = fs.nodes.get_mut(&self.ino).ok_or_else(eio)?;
         f(node, &mut self.pos.lock())
     }

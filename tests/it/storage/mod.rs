@@ -8,6 +8,7 @@
 
 mod faults;
 mod old_files;
+mod powercut;
 
 use crate::common::{Client, MASTER};
 use fluxiondb::config::{Args, Config};
