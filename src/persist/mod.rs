@@ -10,9 +10,9 @@
 //! `imported-seed` (present once `--import-seed` has imported a seed folder), `importing-seed`
 //! (present while an import is under way; a restart that finds it imports again).
 //!
-//! Every name is made durable: the data folder (and any parent the server creates) is fsynced
-//! into its parent at start-up, whether created or found; every file the server creates or
-//! renames is followed by an fsync of its folder.
+//! Every name is made durable: at start-up every folder above the data folder is fsynced (up
+//! to the root), whether the server created it or found it; every file the server creates,
+//! renames or removes is followed by an fsync of its folder.
 
 mod codec;
 mod error;
