@@ -8,7 +8,7 @@ IMAGE ?= fluxiondb
 BIN := $(CURDIR)/target/debug/fluxiondb
 export FLUXIONDB_BIN := $(BIN)
 
-.PHONY: all build release run test test-server test-node test-go lint fmt bench bench-cli soak fuzz docker-build docker-run clean
+.PHONY: all build release run test test-server test-node test-go lint fmt bench bench-cli soak fuzz powercut docker-build docker-run clean
 
 all: build
 
@@ -44,6 +44,15 @@ fmt:
 SOAK_SECONDS ?= 600
 soak: build
 	FLUXIONDB_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --test it -- --ignored --nocapture model::soak
+
+# Power-loss trials over the page-cache model: POWERCUT_TRIALS per fsync policy (default 100),
+# the cut at up to POWERCUT_OPS storage operations after start (a few seconds of writes);
+# FLUXIONDB_POWERCUT_SEED=<seed> replays one trial. Prints each policy's figures.
+POWERCUT_TRIALS ?= 100
+POWERCUT_OPS ?= 40000
+powercut:
+	FLUXIONDB_POWERCUT_TRIALS=$(POWERCUT_TRIALS) FLUXIONDB_POWERCUT_OPS=$(POWERCUT_OPS) \
+		cargo test --release --test it -- --nocapture --test-threads 3 storage::powercut
 
 # Decoder fuzzing for FUZZ_SECONDS (default 300); see fuzz/README.md.
 FUZZ_SECONDS ?= 300

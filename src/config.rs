@@ -144,6 +144,8 @@ pub struct Config {
     pub secret_key: String,
     pub data_dir: Option<PathBuf>,
     pub fsync: FsyncPolicy,
+    /// How often `everysec` fsyncs the log (1 s; tests may shorten it).
+    pub fsync_interval: Duration,
     pub repair: bool,
     pub import_seed: Option<PathBuf>,
     pub flush_interval: Duration,
@@ -180,6 +182,7 @@ impl Config {
             secret_key,
             data_dir: args.data,
             fsync: args.fsync.parse()?,
+            fsync_interval: Duration::from_secs(1),
             repair: args.repair,
             import_seed: args.import_seed,
             flush_interval: Duration::from_secs(args.flush_interval),

@@ -7,10 +7,12 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod launch;
 pub mod metrics;
 pub mod ops;
 pub mod persist;
 pub mod protocol;
 pub mod server;
+pub mod storage;
 pub mod store;
 pub mod text;

@@ -1,54 +1,9 @@
 use clap::Parser;
 use fluxiondb::config::{Args, Command, Config};
-use fluxiondb::persist;
-use fluxiondb::server::{self, signals, Boot, Recovering, Server};
+use fluxiondb::server::signals;
+use fluxiondb::{launch, storage};
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
-
-/// Recovers the data folder, then imports a seed folder into it if asked.
-fn open_data(config: &Config, dir: &Path) -> Result<Boot, Box<dyn std::error::Error>> {
-    let mut r = persist::open(dir, config.fsync, config.repair)?;
-    let rep = &r.report;
-    fluxiondb::metrics::recovered(rep.elapsed);
-    let secs = rep.elapsed.as_secs_f64().max(1e-9);
-    log::info!(
-        "recovered {} collections, {} records, {} API keys, {} log entries from {} in {:.2} s ({:.0} records/s, {:.1} MB/s)",
-        rep.collections,
-        rep.records,
-        rep.keys,
-        rep.log_entries,
-        dir.display(),
-        secs,
-        rep.records as f64 / secs,
-        rep.bytes_read as f64 / secs / 1e6
-    );
-    if let Some(seed) = &config.import_seed {
-        let imported =
-            persist::import_seed(&r.journal, &r.store, &mut r.keys, &config.secret_key, seed)?;
-        match imported {
-            Some(s) => log::info!(
-                "imported the seed folder {}: {} collections, {} documents, {} records, {} values, {} API keys ({} records without a positive timestamp skipped)",
-                seed.display(),
-                s.collections,
-                s.documents,
-                s.records,
-                s.values,
-                s.keys,
-                s.skipped
-            ),
-            None => log::info!(
-                "{} was imported into this data folder before; not importing it again",
-                seed.display()
-            ),
-        }
-    }
-    Ok(Boot {
-        store: r.store,
-        keys: r.keys,
-        journal: Some(r.journal),
-    })
-}
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
@@ -72,47 +27,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     fluxiondb::metrics::configure(config.slow_request, config.large_response_bytes);
-    // Bound before recovery: meanwhile /healthz answers, /readyz says `recovering` and
-    // WebSocket upgrades are refused with 1013 `recovering`.
-    let listener = match server::bind(&config) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("fluxiondb: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let boot = match &config.data_dir {
-        None => Boot::default(),
-        Some(dir) => {
-            let early = match Recovering::start(&listener, config.handshake_timeout) {
-                Ok(early) => {
-                    if let Ok(addr) = listener.local_addr() {
-                        log::info!("bound to {addr}; recovering {}", dir.display());
-                    }
-                    Some(early)
-                }
-                Err(e) => {
-                    log::warn!("cannot answer connections during recovery: {e}");
-                    None
-                }
-            };
-            let opened = open_data(&config, dir);
-            if let Some(early) = early {
-                early.stop();
-            }
-            match opened {
-                Ok(boot) => boot,
-                Err(e) => {
-                    log::error!("{e}");
-                    eprintln!("fluxiondb: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    };
-    let mut server = match Server::start(config, boot, listener) {
+    let server = match launch::start(config, storage::real()) {
         Ok(s) => s,
         Err(e) => {
+            log::error!("{e}");
             eprintln!("fluxiondb: {e}");
             return ExitCode::FAILURE;
         }
@@ -125,6 +43,7 @@ fn main() -> ExitCode {
         Err(e) => log::error!("waiting for signals failed: {e}; shutting down"),
     }
     server.shutdown();
+    server.join();
     log::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -72,7 +72,9 @@ impl Ctx<'_> {
     /// collection it changes, before changing it.
     fn log<'o>(&self, op: impl FnOnce() -> WalOp<'o>) -> Result<(), OpError> {
         if let Some(journal) = self.journal {
-            let lsn = journal.log(&op()).map_err(|e| OpError::Storage(e.0))?;
+            let lsn = journal
+                .log(&op())
+                .map_err(|e| OpError::Storage(e.to_string()))?;
             self.lsn.set(self.lsn.get().max(lsn));
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Conversions between in-memory collections / keys and their on-disk images.
 
 use super::codec::{CollectionImage, DocImage, KeysImage};
+use super::error::Damage;
 use crate::auth::Scope;
 use crate::store::{Collection, Series};
 
@@ -26,11 +27,14 @@ pub fn collection_image(name: &str, c: &Collection) -> CollectionImage {
 }
 
 /// Rebuilds a collection from its image.
-pub fn collection_from_image(image: CollectionImage) -> Result<(String, Collection), String> {
+pub fn collection_from_image(image: CollectionImage) -> Result<(String, Collection), Damage> {
     let mut c = Collection::default();
     for doc in image.docs {
-        let series = Series::from_parts(doc.ts, doc.lens, doc.data)
-            .map_err(|e| format!("document {:?}: {e}", doc.name))?;
+        let series =
+            Series::from_parts(doc.ts, doc.lens, doc.data).map_err(|e| Damage::BadDocument {
+                doc: doc.name.clone(),
+                why: e.to_string(),
+            })?;
         if !series.is_empty() {
             c.docs.insert(doc.name, series);
         }
@@ -46,7 +50,7 @@ pub fn keys_image(keys: &[(String, Scope)]) -> KeysImage {
     }
 }
 
-pub fn keys_from_image(image: KeysImage) -> Result<Vec<(String, Scope)>, String> {
+pub fn keys_from_image(image: KeysImage) -> Result<Vec<(String, Scope)>, Damage> {
     image
         .keys
         .into_iter()
@@ -54,7 +58,7 @@ pub fn keys_from_image(image: KeysImage) -> Result<Vec<(String, Scope)>, String>
             0 => Ok((k, Scope::ReadOnly)),
             1 => Ok((k, Scope::ReadWrite)),
             2 => Ok((k, Scope::ReadWriteDelete)),
-            other => Err(format!("unknown scope number {other}")),
+            other => Err(Damage::UnknownScope(other)),
         })
         .collect()
 }

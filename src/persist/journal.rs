@@ -2,17 +2,19 @@
 //! the API keys, and checkpoint (snapshot changed collections, drop covered log segments).
 
 use super::codec::{self, WalOp};
+use super::error::Error;
 use super::framed;
-use super::fsutil::{self, DirLock};
+use super::fsutil;
 use super::image;
-use super::wal::{Lsn, Wal, WalFailed};
+use super::wal::{Lsn, Wal};
 use crate::auth::KeyRing;
+use crate::storage::{Backend, Lock, Op};
 use crate::store::Store;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub const KEYS_FILE: &str = "keys.bin";
@@ -44,17 +46,25 @@ pub struct CheckpointReport {
 }
 
 pub struct Journal {
+    fs: Arc<dyn Backend>,
     dir: PathBuf,
     wal: Wal,
     files: Mutex<SnapshotFiles>,
     keys_lock: Mutex<()>,
     checkpoint_lock: Mutex<()>,
-    _lock: DirLock,
+    _lock: Box<dyn Lock>,
 }
 
 impl Journal {
-    pub(super) fn new(dir: &Path, wal: Wal, files: SnapshotFiles, lock: DirLock) -> Journal {
+    pub(super) fn new(
+        fs: Arc<dyn Backend>,
+        dir: &Path,
+        wal: Wal,
+        files: SnapshotFiles,
+        lock: Box<dyn Lock>,
+    ) -> Journal {
         Journal {
+            fs,
             dir: dir.to_owned(),
             wal,
             files: Mutex::new(files),
@@ -68,17 +78,22 @@ impl Journal {
         &self.dir
     }
 
+    /// The storage backend the data folder lives on.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.fs
+    }
+
     pub fn wal(&self) -> &Wal {
         &self.wal
     }
 
     /// Logs a mutation; call under the lock of the collection it changes, before changing it.
-    pub fn log(&self, op: &WalOp<'_>) -> Result<Lsn, WalFailed> {
+    pub fn log(&self, op: &WalOp<'_>) -> Result<Lsn, Error> {
         self.wal.append(op)
     }
 
     /// Waits until `lsn` is as durable as the fsync policy promises.
-    pub fn wait(&self, lsn: Lsn) -> Result<(), WalFailed> {
+    pub fn wait(&self, lsn: Lsn) -> Result<(), Error> {
         if lsn == 0 {
             return Ok(());
         }
@@ -86,17 +101,23 @@ impl Journal {
     }
 
     /// Writes the scoped API keys (never the master) to disk, durably, mode 0600.
-    pub fn save_keys(&self, keys: &KeyRing) -> io::Result<()> {
+    pub fn save_keys(&self, keys: &KeyRing) -> Result<(), Error> {
         let _guard = self.keys_lock.lock();
         let mut payload = Vec::new();
         codec::encode_into(&image::keys_image(&keys.scoped()), &mut payload)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        framed::write(&self.dir, KEYS_FILE, framed::KEYS_MAGIC, &payload)
+            .map_err(Error::Encode)?;
+        framed::write(
+            &*self.fs,
+            &self.dir,
+            KEYS_FILE,
+            framed::KEYS_MAGIC,
+            &payload,
+        )
     }
 
     /// Snapshots every changed collection and removes what the snapshots now cover: the
     /// files of collections that no longer exist, then the older log segments.
-    pub fn checkpoint(&self, store: &Store) -> io::Result<CheckpointReport> {
+    pub fn checkpoint(&self, store: &Store) -> Result<CheckpointReport, Error> {
         let _guard = self.checkpoint_lock.lock();
         let started = Instant::now();
         let first_kept_segment = self.wal.rotate()?;
@@ -114,6 +135,7 @@ impl Journal {
             };
             let id = self.file_id(&name);
             let written = framed::write_streamed(
+                &*self.fs,
                 &self.dir,
                 &snapshot_name(id),
                 framed::SNAPSHOT_MAGIC,
@@ -161,7 +183,7 @@ impl Journal {
     }
 
     /// Deletes the snapshot files of collections not seen in this checkpoint.
-    fn remove_stale(&self, present: &[String]) -> io::Result<usize> {
+    fn remove_stale(&self, present: &[String]) -> Result<usize, Error> {
         let present: std::collections::HashSet<&str> = present.iter().map(String::as_str).collect();
         let stale: Vec<(String, u64)> = {
             let files = self.files.lock();
@@ -173,15 +195,16 @@ impl Journal {
                 .collect()
         };
         for (name, id) in &stale {
-            match fs::remove_file(self.dir.join(snapshot_name(*id))) {
+            let path = self.dir.join(snapshot_name(*id));
+            match self.fs.remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(Error::io(Op::Remove, path)(e)),
             }
             self.files.lock().by_name.remove(name);
         }
         if !stale.is_empty() {
-            fsutil::sync_dir(&self.dir)?;
+            fsutil::sync_dir(&*self.fs, &self.dir)?;
         }
         Ok(stale.len())
     }

@@ -3,43 +3,19 @@
 //! in which case damaged files are moved aside (`*.corrupt`) and everything intact is loaded.
 
 use super::codec::{self, CollectionImage, KeysImage, WalOp};
-use super::framed::{self, ReadError};
-use super::fsutil::{self, DirLock};
+use super::error::{Damage, Error};
+use super::framed;
+use super::fsutil;
 use super::image;
 use super::journal::{snapshot_id, Journal, SnapshotFiles, KEYS_FILE};
 use super::replay;
 use super::wal::{self, FsyncPolicy, SegmentEnd, Wal};
 use crate::auth::Scope;
+use crate::storage::{Backend, Op, OpenMode};
 use crate::store::{Handles, Store};
-use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Why the data folder could not be opened.
-#[derive(Debug)]
-pub enum RecoveryError {
-    Io(PathBuf, io::Error),
-    Corrupt(PathBuf, String),
-}
-
-impl fmt::Display for RecoveryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecoveryError::Io(p, e) => write!(f, "{}: {e}", p.display()),
-            RecoveryError::Corrupt(p, e) => write!(
-                f,
-                "{} is damaged ({e}); refusing to start so no data is silently lost. \
-                 Restore the file from a backup, or start with --repair to load everything that \
-                 is intact (damaged files are moved aside as *.corrupt)",
-                p.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for RecoveryError {}
 
 /// What start-up found.
 #[derive(Debug, Default, Clone)]
@@ -78,43 +54,53 @@ impl Progress {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RecoveryError + '_ {
-    move |e| RecoveryError::Io(path.to_owned(), e)
-}
-
-/// Opens (creating) the data folder and recovers its content.
-pub fn open(dir: &Path, policy: FsyncPolicy, repair: bool) -> Result<Recovered, RecoveryError> {
+/// Opens (creating) the data folder, makes its name durable, and recovers its content.
+pub fn open(
+    fs: Arc<dyn Backend>,
+    dir: &Path,
+    policy: FsyncPolicy,
+    repair: bool,
+) -> Result<Recovered, Error> {
     let started = Instant::now();
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let lock = DirLock::acquire(dir).map_err(io_err(dir))?;
+    let b = &*fs;
+    fsutil::create_dir_durable(b, dir)?;
+    let lock = fsutil::lock(b, dir)?;
     let mut report = RecoveryReport::default();
     let mut progress = Progress {
         started,
         last: started,
     };
     let mut snapshots = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
+    let mut removed_temp = false;
+    for entry in b.read_dir(dir).map_err(Error::io(Op::ReadDir, dir))? {
+        let name = entry.name.to_string_lossy();
+        let path = dir.join(&entry.name);
         if name.ends_with(".tmp") {
-            fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+            b.remove_file(&path).map_err(Error::io(Op::Remove, &path))?;
+            removed_temp = true;
         } else if let Some(id) = snapshot_id(&name) {
-            snapshots.push((id, entry.path()));
+            snapshots.push((id, path));
         }
+    }
+    if removed_temp {
+        fsutil::sync_dir(b, dir)?;
     }
     snapshots.sort();
 
-    let keys = load_keys(dir, repair, &mut report)?;
+    let keys = load_keys(b, dir, repair, &mut report)?;
     let store = Store::new();
     let mut files = SnapshotFiles::default();
     for (id, path) in &snapshots {
         files.next = files.next.max(id + 1);
-        let loaded = framed::read(path, framed::SNAPSHOT_MAGIC).and_then(|payload| {
+        let loaded = framed::read(b, path, framed::SNAPSHOT_MAGIC).and_then(|payload| {
             report.bytes_read += payload.len() as u64;
             codec::decode::<CollectionImage>(&payload)
-                .map_err(|e| ReadError::Corrupt(e.to_string()))
-                .and_then(|img| image::collection_from_image(img).map_err(ReadError::Corrupt))
+                .map_err(Damage::Undecodable)
+                .and_then(image::collection_from_image)
+                .map_err(|damage| Error::Corrupt {
+                    path: path.clone(),
+                    damage,
+                })
         });
         match loaded {
             Ok((name, collection)) => {
@@ -122,26 +108,25 @@ pub fn open(dir: &Path, policy: FsyncPolicy, repair: bool) -> Result<Recovered, 
                 files.by_name.insert(name.clone(), *id);
                 store.install(name, collection);
             }
-            Err(ReadError::Io(e)) => return Err(RecoveryError::Io(path.clone(), e)),
-            Err(ReadError::Corrupt(why)) => damaged(path, why, repair, &mut report)?,
+            Err(Error::Corrupt { damage, .. }) => damaged(b, path, damage, repair, &mut report)?,
+            Err(e) => return Err(e),
         }
         progress.tick("records from snapshots", report.records, report.bytes_read);
     }
 
-    let segments = wal::list_segments(dir).map_err(io_err(dir))?;
+    let segments = wal::list_segments(b, dir)?;
     let last_seq = segments.last().map_or(0, |s| s.0);
     let mut handles = Handles::default();
     for (i, (_, path)) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        let end = wal::read_segment(path, |payload| {
-            let op: WalOp = codec::borrow_decode(payload).map_err(|e| e.to_string())?;
+        let end = wal::read_segment(b, path, |payload| {
+            let op: WalOp = codec::borrow_decode(payload).map_err(Damage::Undecodable)?;
             report.log_entries += 1;
             report.bytes_read += payload.len() as u64;
             replay::apply(&store, &mut handles, &op)?;
             progress.tick("log entries", report.log_entries, report.bytes_read);
             Ok(())
-        })
-        .map_err(io_err(path))?;
+        })?;
         match end {
             SegmentEnd::Clean => {}
             SegmentEnd::TornTail(offset) if is_last => {
@@ -149,25 +134,21 @@ pub fn open(dir: &Path, policy: FsyncPolicy, repair: bool) -> Result<Recovered, 
                     "{}: dropping an incomplete entry at offset {offset} (a crash during a write)",
                     path.display()
                 );
-                truncate(path, offset)?;
+                truncate(b, path, offset)?;
             }
             SegmentEnd::TornTail(offset) => damaged(
+                b,
                 path,
-                format!("incomplete entry at offset {offset} before the last segment"),
+                Damage::TornBeforeLast { offset },
                 repair,
                 &mut report,
             )?,
-            SegmentEnd::Corrupt(offset, why) => damaged(
-                path,
-                format!("{why} at offset {offset}"),
-                repair,
-                &mut report,
-            )?,
+            SegmentEnd::Corrupt(damage) => damaged(b, path, damage, repair, &mut report)?,
         }
     }
 
-    let wal = Wal::create(dir, last_seq + 1, policy).map_err(io_err(dir))?;
-    let journal = Journal::new(dir, wal, files, lock);
+    let wal = Wal::create(fs.clone(), dir, last_seq + 1, policy)?;
+    let journal = Journal::new(fs, dir, wal, files, lock);
     report.collections = store.names().len();
     report.records = store
         .all()
@@ -178,7 +159,7 @@ pub fn open(dir: &Path, policy: FsyncPolicy, repair: bool) -> Result<Recovered, 
     report.elapsed = started.elapsed();
     if !report.repaired_files.is_empty() {
         // Make the repaired state the durable one at once.
-        journal.checkpoint(&store).map_err(io_err(dir))?;
+        journal.checkpoint(&store)?;
     }
     Ok(Recovered {
         store,
@@ -189,42 +170,51 @@ pub fn open(dir: &Path, policy: FsyncPolicy, repair: bool) -> Result<Recovered, 
 }
 
 fn load_keys(
+    b: &dyn Backend,
     dir: &Path,
     repair: bool,
     report: &mut RecoveryReport,
-) -> Result<Vec<(String, Scope)>, RecoveryError> {
+) -> Result<Vec<(String, Scope)>, Error> {
     let path = dir.join(KEYS_FILE);
-    if !path.exists() {
+    if !b.exists(&path).map_err(Error::io(Op::Stat, &path))? {
         return Ok(Vec::new());
     }
-    let loaded = framed::read(&path, framed::KEYS_MAGIC).and_then(|payload| {
+    let loaded = framed::read(b, &path, framed::KEYS_MAGIC).and_then(|payload| {
         codec::decode::<KeysImage>(&payload)
-            .map_err(|e| ReadError::Corrupt(e.to_string()))
-            .and_then(|img| image::keys_from_image(img).map_err(ReadError::Corrupt))
+            .map_err(Damage::Undecodable)
+            .and_then(image::keys_from_image)
+            .map_err(|damage| Error::Corrupt {
+                path: path.clone(),
+                damage,
+            })
     });
     match loaded {
         Ok(keys) => Ok(keys),
-        Err(ReadError::Io(e)) => Err(RecoveryError::Io(path, e)),
-        Err(ReadError::Corrupt(why)) => {
-            damaged(&path, why, repair, report)?;
+        Err(Error::Corrupt { damage, .. }) => {
+            damaged(b, &path, damage, repair, report)?;
             Ok(Vec::new())
         }
+        Err(e) => Err(e),
     }
 }
 
 /// A damaged file: an error, or (repair) moved aside with a loud warning.
 fn damaged(
+    b: &dyn Backend,
     path: &Path,
-    why: String,
+    damage: Damage,
     repair: bool,
     report: &mut RecoveryReport,
-) -> Result<(), RecoveryError> {
+) -> Result<(), Error> {
     if !repair {
-        return Err(RecoveryError::Corrupt(path.to_owned(), why));
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            damage,
+        });
     }
-    let moved = fsutil::quarantine(path).map_err(io_err(path))?;
+    let moved = fsutil::quarantine(b, path)?;
     log::error!(
-        "repair: {} is damaged ({why}); loaded what was intact and moved it to {}",
+        "repair: {} is damaged ({damage}); loaded what was intact and moved it to {}",
         path.display(),
         moved.display()
     );
@@ -232,11 +222,10 @@ fn damaged(
     Ok(())
 }
 
-fn truncate(path: &Path, len: u64) -> Result<(), RecoveryError> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    f.set_len(len).map_err(io_err(path))?;
-    f.sync_all().map_err(io_err(path))
+fn truncate(b: &dyn Backend, path: &Path, len: u64) -> Result<(), Error> {
+    let f = b
+        .open(path, OpenMode::Write)
+        .map_err(Error::io(Op::Open, path))?;
+    f.set_len(len).map_err(Error::io(Op::Truncate, path))?;
+    f.sync_all().map_err(Error::io(Op::Fsync, path))
 }

@@ -1,14 +1,20 @@
 //! Applies logged mutations to the store during recovery (no logging of its own).
 
 use super::codec::WalOp;
-use crate::store::{Handles, Store};
+use super::error::Damage;
+use crate::store::{Handles, SeriesError, Store};
 
 /// Applies one log entry; an entry that cannot be applied means damaged data.
-pub fn apply(store: &Store, handles: &mut Handles, op: &WalOp<'_>) -> Result<(), String> {
+pub fn apply(store: &Store, handles: &mut Handles, op: &WalOp<'_>) -> Result<(), Damage> {
     match op {
         WalOp::Insert { col, records } => store.write_or_create(handles, col, |c| {
             records.iter().try_for_each(|(doc, ts, data)| {
-                c.insert(doc, *ts, data).map_err(|e| format!("{e:?}"))
+                c.insert(doc, *ts, data).map_err(|e| match e {
+                    SeriesError::DocumentTooLarge => Damage::DocumentTooLarge {
+                        col: col.to_string(),
+                        doc: doc.to_string(),
+                    },
+                })
             })
         })?,
         WalOp::DeleteRecords { col, records } => {
@@ -25,7 +31,7 @@ pub fn apply(store: &Store, handles: &mut Handles, op: &WalOp<'_>) -> Result<(),
             store.write_existing(handles, col, |c| c.remove_doc(doc));
         }
         WalOp::DropCollection { col } => {
-            store.drop_collection(col, || Ok::<(), String>(()))?;
+            store.drop_collection(col, || Ok::<(), Damage>(()))?;
         }
         WalOp::SetValue { col, key, value } => {
             store.write_or_create(handles, col, |c| c.set_value(key, value))

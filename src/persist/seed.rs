@@ -11,19 +11,23 @@
 //! file replaces records with the same timestamp (the seed used modification times, which a
 //! copy of the folder loses). Other files are ignored, as the seed did.
 
+use super::error::Error;
 use super::fsutil;
 use super::journal::Journal;
 use crate::auth::{KeyRing, Scope};
 use crate::protocol::fields::MAX_NAME_BYTES;
+use crate::storage::{Backend, EntryKind, Op};
 use crate::store::{Handles, Store};
 use serde_json::Value;
 use std::fmt;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 /// Written into the data folder once an import is durable.
 pub const MARKER: &str = "imported-seed";
+/// Written (durably) before an import writes anything, removed once [`MARKER`] is durable: a
+/// restart that finds it knows the folder holds part of this import and nothing else (no
+/// client is served before the import ends), and imports again over it.
+pub const STARTED: &str = "importing-seed";
 
 const KEY_VALUE_FILE: &str = "key_value.json";
 const KEYS_FOLDER: &str = "config";
@@ -31,7 +35,8 @@ const KEYS_FILE: &str = "api_keys.json";
 
 #[derive(Debug)]
 pub enum ImportError {
-    Io(PathBuf, io::Error),
+    /// Reading the seed folder or writing the data folder failed.
+    Storage(Error),
     Bad(PathBuf, String),
     NotEmpty(PathBuf),
 }
@@ -39,7 +44,7 @@ pub enum ImportError {
 impl fmt::Display for ImportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ImportError::Io(p, e) => write!(f, "importing {}: {e}", p.display()),
+            ImportError::Storage(e) => write!(f, "importing: {e}"),
             ImportError::Bad(p, why) => write!(
                 f,
                 "cannot import {}: {why}; nothing was imported",
@@ -70,8 +75,14 @@ pub struct SeedReport {
     pub skipped: usize,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImportError + '_ {
-    move |e| ImportError::Io(path.to_owned(), e)
+impl From<Error> for ImportError {
+    fn from(e: Error) -> ImportError {
+        ImportError::Storage(e)
+    }
+}
+
+fn io_err(op: Op, path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
+    move |e| ImportError::Storage(Error::io(op, path)(e))
 }
 
 fn bad(path: &Path, why: impl Into<String>) -> ImportError {
@@ -87,25 +98,44 @@ pub fn import(
     master: &str,
     seed: &Path,
 ) -> Result<Option<SeedReport>, ImportError> {
-    let marker = journal.dir().join(MARKER);
-    if marker.exists() {
+    let fs = journal.backend();
+    let dir = journal.dir();
+    let marker = dir.join(MARKER);
+    let started = dir.join(STARTED);
+    if fs.exists(&marker).map_err(io_err(Op::Stat, &marker))? {
+        if fs.exists(&started).map_err(io_err(Op::Stat, &started))? {
+            fs.remove_file(&started)
+                .map_err(io_err(Op::Remove, &started))?;
+            fsutil::sync_dir(fs, dir)?;
+        }
         return Ok(None);
     }
-    if !store.names().is_empty() || !keys.is_empty() {
-        return Err(ImportError::NotEmpty(journal.dir().to_owned()));
+    let resumed = fs.exists(&started).map_err(io_err(Op::Stat, &started))?;
+    if resumed {
+        log::warn!(
+            "an earlier import of a seed folder into {} was interrupted; importing {} again",
+            dir.display(),
+            seed.display()
+        );
+    } else if !store.names().is_empty() || !keys.is_empty() {
+        return Err(ImportError::NotEmpty(dir.to_owned()));
     }
     let mut report = SeedReport::default();
     let mut found_keys = Vec::new();
-    read_folder(seed, store, &mut found_keys, &mut report)?;
+    read_folder(fs, seed, store, &mut found_keys, &mut report)?;
+    let source = format!("seed folder {}\n", seed.display());
+    if !resumed {
+        fsutil::write_atomic(fs, dir, STARTED, |f| f.write_all(source.as_bytes()))?;
+    }
     if !found_keys.is_empty() {
         let ring = KeyRing::new(master);
         for (key, scope) in &found_keys {
             ring.add(key, *scope);
         }
-        journal.save_keys(&ring).map_err(io_err(journal.dir()))?;
+        journal.save_keys(&ring)?;
         *keys = ring.scoped();
     }
-    journal.checkpoint(store).map_err(io_err(journal.dir()))?;
+    journal.checkpoint(store)?;
     let note = format!(
         "seed folder {} imported: {} collections, {} records, {} values, {} keys\n",
         seed.display(),
@@ -114,24 +144,22 @@ pub fn import(
         report.values,
         report.keys
     );
-    fsutil::write_atomic(journal.dir(), MARKER, |f| {
-        io::Write::write_all(f, note.as_bytes())
-    })
-    .map_err(io_err(journal.dir()))?;
+    fsutil::write_atomic(fs, dir, MARKER, |f| f.write_all(note.as_bytes()))?;
+    fs.remove_file(&started)
+        .map_err(io_err(Op::Remove, &started))?;
+    fsutil::sync_dir(fs, dir)?;
     Ok(Some(report))
 }
 
 /// The entries of a folder, sorted by name, with their names as text.
-fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, fs::FileType)>, ImportError> {
+fn entries(fs: &dyn Backend, dir: &Path) -> Result<Vec<(String, PathBuf, EntryKind)>, ImportError> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(io_err(&path))?;
-        let Ok(name) = entry.file_name().into_string() else {
+    for entry in fs.read_dir(dir).map_err(io_err(Op::ReadDir, dir))? {
+        let path = dir.join(&entry.name);
+        let Ok(name) = entry.name.into_string() else {
             return Err(bad(&path, "the name is not UTF-8"));
         };
-        out.push((name, path, kind));
+        out.push((name, path, entry.kind));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
@@ -144,28 +172,29 @@ fn check_name(path: &Path, name: &str) -> Result<(), ImportError> {
     Ok(())
 }
 
-fn read_json(path: &Path) -> Result<Value, ImportError> {
-    let text = fs::read(path).map_err(io_err(path))?;
+fn read_json(fs: &dyn Backend, path: &Path) -> Result<Value, ImportError> {
+    let text = fs.read(path).map_err(io_err(Op::Read, path))?;
     serde_json::from_slice(&text).map_err(|e| bad(path, format!("not valid JSON ({e})")))
 }
 
 fn read_folder(
+    fs: &dyn Backend,
     seed: &Path,
     store: &Store,
     keys: &mut Vec<(String, Scope)>,
     report: &mut SeedReport,
 ) -> Result<(), ImportError> {
     let handles = &mut Handles::default();
-    for (col, path, kind) in entries(seed)? {
-        if !kind.is_dir() {
+    for (col, path, kind) in entries(fs, seed)? {
+        if kind != EntryKind::Dir {
             continue;
         }
         check_name(&path, &col)?;
         let mut has_content = false;
-        for (name, item, kind) in entries(&path)? {
-            if kind.is_dir() {
+        for (name, item, kind) in entries(fs, &path)? {
+            if kind == EntryKind::Dir {
                 check_name(&item, &name)?;
-                let records = read_document(&item, report)?;
+                let records = read_document(fs, &item, report)?;
                 if !records.is_empty() {
                     has_content = true;
                     report.documents += 1;
@@ -175,11 +204,11 @@ fn read_folder(
                             c.insert(&name, *ts, data)
                                 .map_err(|_| bad(&item, "a document holds more than 4 GiB"))?;
                         }
-                        Ok(())
+                        Ok::<(), ImportError>(())
                     })?;
                 }
             } else if name == KEY_VALUE_FILE {
-                let values = string_map(&item, read_json(&item)?)?;
+                let values = string_map(&item, read_json(fs, &item)?)?;
                 report.values += values.len();
                 has_content |= !values.is_empty();
                 store.write_or_create(handles, &col, |c| {
@@ -188,7 +217,7 @@ fn read_folder(
                     }
                 });
             } else if col == KEYS_FOLDER && name == KEYS_FILE {
-                let found = read_keys(&item)?;
+                let found = read_keys(fs, &item)?;
                 report.keys += found.len();
                 keys.extend(found);
             }
@@ -199,10 +228,14 @@ fn read_folder(
 }
 
 /// A document's records, later files replacing earlier ones at equal timestamps.
-fn read_document(dir: &Path, report: &mut SeedReport) -> Result<Vec<(i64, String)>, ImportError> {
-    let mut files: Vec<(u64, String, PathBuf)> = entries(dir)?
+fn read_document(
+    fs: &dyn Backend,
+    dir: &Path,
+    report: &mut SeedReport,
+) -> Result<Vec<(i64, String)>, ImportError> {
+    let mut files: Vec<(u64, String, PathBuf)> = entries(fs, dir)?
         .into_iter()
-        .filter(|(name, _, kind)| kind.is_file() && name.ends_with(".json"))
+        .filter(|(name, _, kind)| *kind == EntryKind::File && name.ends_with(".json"))
         .map(|(name, path, _)| {
             let flushed = name
                 .strip_suffix(".json")
@@ -214,7 +247,7 @@ fn read_document(dir: &Path, report: &mut SeedReport) -> Result<Vec<(i64, String
     files.sort();
     let mut by_ts = std::collections::BTreeMap::new();
     for (_, _, path) in files {
-        let records = match read_json(&path)? {
+        let records = match read_json(fs, &path)? {
             Value::Array(items) => items,
             one @ Value::Object(_) => vec![one],
             _ => return Err(bad(&path, "expected an array of records")),
@@ -261,8 +294,8 @@ fn string_map(path: &Path, v: Value) -> Result<Vec<(String, String)>, ImportErro
         .collect()
 }
 
-fn read_keys(path: &Path) -> Result<Vec<(String, Scope)>, ImportError> {
-    let Value::Object(map) = read_json(path)? else {
+fn read_keys(fs: &dyn Backend, path: &Path) -> Result<Vec<(String, Scope)>, ImportError> {
+    let Value::Object(map) = read_json(fs, path)? else {
         return Err(bad(path, "expected an object of keys"));
     };
     map.into_iter()

@@ -6,10 +6,11 @@
 //! everyone waiting (group commit), fsyncing first under the `always` policy.
 
 use super::codec::{self, crc32, WalOp};
+use super::error::{Damage, Error};
 use super::fsutil;
+use crate::storage::{Backend, File, Io, Op, OpenMode};
 use parking_lot::{Condvar, Mutex};
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,37 +65,52 @@ struct State {
     written: Lsn,
     synced: Lsn,
     writing: bool,
-    file: Arc<File>,
+    file: Arc<dyn File>,
     segment: u64,
-    failed: Option<String>,
+    /// The first write or fsync failure; the log refuses everything after it.
+    failed: Option<Arc<Error>>,
 }
 
 pub struct Wal {
+    fs: Arc<dyn Backend>,
     dir: PathBuf,
     policy: FsyncPolicy,
     state: Mutex<State>,
     cv: Condvar,
 }
 
-/// Marks the log failed (it refuses every later write and wait) and returns the message.
-fn fail(st: &mut State, what: &str, e: &io::Error) -> String {
-    let msg = format!("write-ahead log {what} failed: {e}");
-    log::error!("{msg}; refusing further writes");
+/// Marks the log failed (it refuses every later write and wait) and returns the error.
+fn fail(st: &mut State, e: Error) -> Error {
+    log::error!("write-ahead log: {e}; refusing further writes");
     crate::metrics::storage_failed();
-    st.failed = Some(msg.clone());
-    msg
+    let first = Arc::new(e);
+    st.failed = Some(first.clone());
+    Error::LogFailed(first)
 }
 
-/// The log refuses further writes after a write or fsync failed.
-#[derive(Debug, Clone)]
-pub struct WalFailed(pub String);
+/// Every write of log bytes.
+fn write_log(file: &dyn File, data: &[u8]) -> io::Result<()> {
+    file.write_all(data)?;
+    crate::metrics::wal_written(data.len());
+    Ok(())
+}
+
+/// Every fdatasync of the log.
+fn sync_log(file: &dyn File) -> io::Result<()> {
+    crate::metrics::fsync(|| file.sync_data())
+}
 
 impl Wal {
     /// Starts a new segment `seq` in `dir`.
-    pub fn create(dir: &Path, seq: u64, policy: FsyncPolicy) -> io::Result<Wal> {
-        let file = fsutil::open_append(&dir.join(segment_name(seq)))?;
-        fsutil::sync_dir(dir)?;
+    pub fn create(
+        fs: Arc<dyn Backend>,
+        dir: &Path,
+        seq: u64,
+        policy: FsyncPolicy,
+    ) -> Result<Wal, Error> {
+        let file = open_segment(&*fs, dir, seq)?;
         Ok(Wal {
+            fs,
             dir: dir.to_owned(),
             policy,
             state: Mutex::new(State {
@@ -103,7 +119,7 @@ impl Wal {
                 written: 0,
                 synced: 0,
                 writing: false,
-                file: Arc::new(file),
+                file,
                 segment: seq,
                 failed: None,
             }),
@@ -116,7 +132,7 @@ impl Wal {
     }
 
     /// Appends one entry; returns the position to wait for before acknowledging it.
-    pub fn append(&self, op: &WalOp<'_>) -> Result<Lsn, WalFailed> {
+    pub fn append(&self, op: &WalOp<'_>) -> Result<Lsn, Error> {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -124,15 +140,15 @@ impl Wal {
             let mut frame = cell.borrow_mut();
             frame.clear();
             frame.extend_from_slice(&[0; HEADER]);
-            codec::encode_into(op, &mut frame).map_err(|e| WalFailed(e.to_string()))?;
+            codec::encode_into(op, &mut frame).map_err(Error::Encode)?;
             let len = ((frame.len() - HEADER) as u32).to_le_bytes();
             let crc = crc32(&frame[HEADER..]);
             frame[..4].copy_from_slice(&len);
             frame[4..8].copy_from_slice(&crc32(&len).to_le_bytes());
             frame[8..12].copy_from_slice(&crc.to_le_bytes());
             let mut st = self.state.lock();
-            if let Some(e) = &st.failed {
-                return Err(WalFailed(e.clone()));
+            if let Some(first) = &st.failed {
+                return Err(Error::LogFailed(first.clone()));
             }
             st.buf.extend_from_slice(&frame);
             st.appended += frame.len() as u64;
@@ -143,12 +159,17 @@ impl Wal {
         })
     }
 
+    /// The path of segment `seq`.
+    fn segment_path(&self, seq: u64) -> PathBuf {
+        self.dir.join(segment_name(seq))
+    }
+
     /// Returns once everything up to `lsn` is in the OS (and on disk under `always`).
-    pub fn wait(&self, lsn: Lsn) -> Result<(), WalFailed> {
+    pub fn wait(&self, lsn: Lsn) -> Result<(), Error> {
         let mut st = self.state.lock();
         loop {
-            if let Some(e) = &st.failed {
-                return Err(WalFailed(e.clone()));
+            if let Some(first) = &st.failed {
+                return Err(Error::LogFailed(first.clone()));
             }
             let done = if self.policy == FsyncPolicy::Always {
                 st.synced
@@ -165,17 +186,16 @@ impl Wal {
             st.writing = true;
             let mut data = std::mem::take(&mut st.buf);
             let end = st.appended;
-            let file = st.file.clone();
+            let (file, segment) = (st.file.clone(), st.segment);
             drop(st);
-            let mut result = (&*file).write_all(&data);
+            let mut result = write_log(&*file, &data).map_err(|e| (Op::Write, e));
             if result.is_ok() && self.policy == FsyncPolicy::Always {
-                result = crate::metrics::fsync(|| file.sync_data());
+                result = sync_log(&*file).map_err(|e| (Op::Fdatasync, e));
             }
             st = self.state.lock();
             st.writing = false;
             match result {
                 Ok(()) => {
-                    crate::metrics::wal_written(data.len());
                     st.written = end;
                     if self.policy == FsyncPolicy::Always {
                         st.synced = end;
@@ -185,104 +205,128 @@ impl Wal {
                         st.buf = data;
                     }
                 }
-                Err(e) => {
-                    fail(&mut st, "write", &e);
+                Err((op, e)) => {
+                    fail(&mut st, Error::io(op, self.segment_path(segment))(e));
                 }
             }
             self.cv.notify_all();
         }
     }
 
-    /// Writes and fsyncs everything appended so far.
-    pub fn sync_all(&self) -> Result<(), WalFailed> {
-        let lsn = self.state.lock().appended;
-        self.wait(lsn)?;
-        let (file, written) = {
+    /// fdatasyncs what was written to the current segment; a failure fails the log.
+    fn sync_written(&self) -> Result<(), Error> {
+        let (file, written, segment) = {
             let st = self.state.lock();
-            (st.file.clone(), st.written)
+            if let Some(first) = &st.failed {
+                return Err(Error::LogFailed(first.clone()));
+            }
+            (st.file.clone(), st.written, st.segment)
         };
-        match crate::metrics::fsync(|| file.sync_data()) {
+        match sync_log(&*file) {
             Ok(()) => {
                 let mut st = self.state.lock();
-                st.synced = st.synced.max(written);
+                if st.segment == segment {
+                    st.synced = st.synced.max(written);
+                }
                 Ok(())
             }
-            Err(e) => Err(WalFailed(fail(&mut self.state.lock(), "fsync", &e))),
+            Err(e) => {
+                let mut st = self.state.lock();
+                let err = fail(
+                    &mut st,
+                    Error::io(Op::Fdatasync, self.segment_path(segment))(e),
+                );
+                self.cv.notify_all();
+                Err(err)
+            }
         }
+    }
+
+    /// Writes and fsyncs everything appended so far.
+    pub fn sync_all(&self) -> Result<(), Error> {
+        let lsn = self.state.lock().appended;
+        self.wait(lsn)?;
+        self.sync_written()
     }
 
     /// Closes the current segment (written and fsynced) and starts the next; returns the new
     /// segment's number. Everything appended before the call is in older segments.
-    pub fn rotate(&self) -> io::Result<u64> {
+    pub fn rotate(&self) -> Result<u64, Error> {
         let mut st = self.state.lock();
         while st.writing {
             self.cv.wait(&mut st);
         }
-        if let Some(e) = &st.failed {
-            return Err(io::Error::other(e.clone()));
+        if let Some(first) = &st.failed {
+            return Err(Error::LogFailed(first.clone()));
         }
         // What the buffer holds was appended, maybe acknowledged to nobody yet but waited for:
         // if it cannot be written, the log fails like any other write (it is not retried, and
         // later waits do not pass over it).
         let data = std::mem::take(&mut st.buf);
         let end = st.appended;
-        if let Err(e) = (&*st.file)
-            .write_all(&data)
-            .and_then(|()| crate::metrics::fsync(|| st.file.sync_data()))
-        {
-            let msg = fail(&mut st, "write", &e);
+        let path = self.segment_path(st.segment);
+        let done = write_log(&*st.file, &data)
+            .map_err(Error::io(Op::Write, &path))
+            .and_then(|()| sync_log(&*st.file).map_err(Error::io(Op::Fdatasync, &path)));
+        if let Err(e) = done {
+            let err = fail(&mut st, e);
             self.cv.notify_all();
-            return Err(io::Error::other(msg));
+            return Err(err);
         }
-        crate::metrics::wal_written(data.len());
         st.written = end;
         st.synced = end;
         self.cv.notify_all();
         let next = st.segment + 1;
-        let file = fsutil::open_append(&self.dir.join(segment_name(next)))?;
-        fsutil::sync_dir(&self.dir)?;
-        st.file = Arc::new(file);
+        // A segment that cannot be started leaves the log on the current one (fsynced, so
+        // nothing is lost); the next checkpoint tries again.
+        st.file = open_segment(&*self.fs, &self.dir, next)?;
         st.segment = next;
         Ok(next)
     }
 
     /// Deletes every segment numbered below `seq`.
-    pub fn remove_before(&self, seq: u64) -> io::Result<()> {
-        for (s, path) in list_segments(&self.dir)? {
+    pub fn remove_before(&self, seq: u64) -> Result<(), Error> {
+        for (s, path) in list_segments(&*self.fs, &self.dir)? {
             if s < seq {
-                fs::remove_file(&path)?;
+                self.fs
+                    .remove_file(&path)
+                    .map_err(Error::io(Op::Remove, &path))?;
             }
         }
-        fsutil::sync_dir(&self.dir)
+        fsutil::sync_dir(&*self.fs, &self.dir)
     }
 
-    /// The `everysec` background fsync: runs until `stop` returns true.
-    pub fn sync_every_second(&self, stop: impl Fn(Duration) -> bool) {
-        while !stop(Duration::from_secs(1)) {
-            let (file, written, synced) = {
+    /// The `everysec` background fsync, once per `interval`: runs until `stop` returns true
+    /// or an fsync fails (which fails the log).
+    pub fn sync_every(&self, interval: Duration, stop: impl Fn(Duration) -> bool) {
+        while !stop(interval) {
+            let (written, synced) = {
                 let st = self.state.lock();
-                (st.file.clone(), st.written, st.synced)
+                (st.written, st.synced)
             };
-            if written > synced {
-                if let Err(e) = crate::metrics::fsync(|| file.sync_data()) {
-                    fail(&mut self.state.lock(), "fsync", &e);
-                    self.cv.notify_all();
-                    return;
-                }
-                let mut st = self.state.lock();
-                st.synced = st.synced.max(written);
+            if written > synced && self.sync_written().is_err() {
+                return;
             }
         }
     }
 }
 
+/// Creates segment `seq` (empty, appending) and makes its name durable.
+fn open_segment(fs: &dyn Backend, dir: &Path, seq: u64) -> Result<Arc<dyn File>, Error> {
+    let path = dir.join(segment_name(seq));
+    let file = fs
+        .open(&path, OpenMode::Append)
+        .map_err(Error::io(Op::Open, &path))?;
+    fsutil::sync_dir(fs, dir)?;
+    Ok(Arc::from(file))
+}
+
 /// Segment files in `dir`, oldest first.
-pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+pub fn list_segments(fs: &dyn Backend, dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if let Some(seq) = entry.file_name().to_str().and_then(segment_seq) {
-            out.push((seq, entry.path()));
+    for entry in fs.read_dir(dir).map_err(Error::io(Op::ReadDir, dir))? {
+        if let Some(seq) = entry.name.to_str().and_then(segment_seq) {
+            out.push((seq, dir.join(&entry.name)));
         }
     }
     out.sort();
@@ -290,29 +334,34 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 }
 
 /// How reading a segment ended.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum SegmentEnd {
     /// Every byte was a valid entry.
     Clean,
     /// The segment ends in an incomplete or unchecked entry starting at this offset.
     TornTail(u64),
-    /// A damaged entry at this offset is followed by more data.
-    Corrupt(u64, String),
+    /// A damaged entry is followed by more data.
+    Corrupt(Damage),
 }
 
 /// Reads every valid entry of a segment, in order, handing each payload to `apply`.
 pub fn read_segment(
+    fs: &dyn Backend,
     path: &Path,
-    mut apply: impl FnMut(&[u8]) -> Result<(), String>,
-) -> io::Result<SegmentEnd> {
-    let file = File::open(path)?;
-    let size = file.metadata()?.len();
-    let mut reader = io::BufReader::with_capacity(1 << 20, file);
+    mut apply: impl FnMut(&[u8]) -> Result<(), Damage>,
+) -> Result<SegmentEnd, Error> {
+    let read_err = |e: io::Error| Error::io(Op::Read, path)(e);
+    let file = fs
+        .open(path, OpenMode::Read)
+        .map_err(Error::io(Op::Open, path))?;
+    let size = file.size().map_err(Error::io(Op::Stat, path))?;
+    let mut reader = io::BufReader::with_capacity(1 << 20, Io(&*file));
     let mut offset = 0u64;
     let mut payload = Vec::new();
+    let read = |r: &mut io::BufReader<Io>, buf: &mut [u8]| read_full(r, buf);
     loop {
         let mut header = [0u8; HEADER];
-        let got = read_full(&mut reader, &mut header)?;
+        let got = read(&mut reader, &mut header).map_err(read_err)?;
         if got == 0 {
             return Ok(SegmentEnd::Clean);
         }
@@ -326,32 +375,37 @@ pub fn read_segment(
         if crc32(&len_bytes) != len_crc {
             // Zeros to the end are pre-allocated blocks a crash left behind; anything else is
             // damage.
-            return Ok(
-                if header.iter().all(|&b| b == 0) && rest_is_zero(&mut reader)? {
-                    SegmentEnd::TornTail(offset)
-                } else {
-                    SegmentEnd::Corrupt(offset, "damaged entry header".into())
-                },
-            );
+            let zeros =
+                header.iter().all(|&b| b == 0) && rest_is_zero(&mut reader).map_err(read_err)?;
+            return Ok(if zeros {
+                SegmentEnd::TornTail(offset)
+            } else {
+                SegmentEnd::Corrupt(Damage::EntryHeader { offset })
+            });
         }
         let end = offset + (HEADER + len) as u64;
         if end > size {
             return Ok(SegmentEnd::TornTail(offset));
         }
         if len > MAX_ENTRY {
-            return Ok(SegmentEnd::Corrupt(offset, "entry too large".into()));
+            return Ok(SegmentEnd::Corrupt(Damage::EntryTooLarge { offset }));
         }
         payload.resize(len, 0);
-        reader.read_exact(&mut payload)?;
+        if read(&mut reader, &mut payload).map_err(read_err)? < len {
+            return Ok(SegmentEnd::TornTail(offset));
+        }
         if crc32(&payload) != crc {
             return Ok(if end == size {
                 SegmentEnd::TornTail(offset)
             } else {
-                SegmentEnd::Corrupt(offset, "checksum mismatch".into())
+                SegmentEnd::Corrupt(Damage::EntryChecksum { offset })
             });
         }
-        if let Err(e) = apply(&payload) {
-            return Ok(SegmentEnd::Corrupt(offset, e));
+        if let Err(why) = apply(&payload) {
+            return Ok(SegmentEnd::Corrupt(Damage::Entry {
+                offset,
+                why: Box::new(why),
+            }));
         }
         offset = end;
     }
@@ -386,20 +440,21 @@ fn rest_is_zero(r: &mut impl Read) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::PageCache;
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("fluxiondb-wal-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn disk() -> (Arc<PageCache>, PathBuf) {
+        let fs = Arc::new(PageCache::new());
+        let dir = PathBuf::from("/data");
+        fs.mkdirs(&dir, true);
+        (fs, dir)
     }
 
-    fn entries(path: &Path) -> (Vec<String>, SegmentEnd) {
+    fn entries(fs: &PageCache, path: &Path) -> (Vec<String>, SegmentEnd) {
         let mut seen = Vec::new();
-        let end = read_segment(path, |p| {
+        let end = read_segment(fs, path, |p| {
             match codec::borrow_decode::<WalOp>(p) {
                 Ok(WalOp::DeleteDoc { doc, .. }) => seen.push(doc.to_string()),
-                other => return Err(format!("{other:?}")),
+                other => panic!("unexpected entry {other:?}"),
             }
             Ok(())
         })
@@ -407,10 +462,17 @@ mod tests {
         (seen, end)
     }
 
+    fn overwrite(fs: &PageCache, path: &Path, bytes: &[u8]) {
+        fs.open(path, OpenMode::Truncate)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    }
+
     #[test]
     fn append_wait_rotate_and_read_back() {
-        let dir = temp_dir("basic");
-        let wal = Wal::create(&dir, 1, FsyncPolicy::Always).unwrap();
+        let (fs, dir) = disk();
+        let wal = Wal::create(fs.clone(), &dir, 1, FsyncPolicy::Always).unwrap();
         let lsn = wal
             .append(&WalOp::DeleteDoc { col: "c", doc: "a" })
             .unwrap();
@@ -420,61 +482,80 @@ mod tests {
             .append(&WalOp::DeleteDoc { col: "c", doc: "b" })
             .unwrap();
         wal.wait(lsn).unwrap();
-        let segs = list_segments(&dir).unwrap();
+        let segs = list_segments(&*fs, &dir).unwrap();
         assert_eq!(segs.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(
-            entries(&segs[0].1),
-            (vec!["a".to_string()], SegmentEnd::Clean)
-        );
-        assert_eq!(
-            entries(&segs[1].1),
-            (vec!["b".to_string()], SegmentEnd::Clean)
-        );
+        let (seen, end) = entries(&fs, &segs[0].1);
+        assert!(seen == ["a"] && matches!(end, SegmentEnd::Clean));
+        let (seen, end) = entries(&fs, &segs[1].1);
+        assert!(seen == ["b"] && matches!(end, SegmentEnd::Clean));
         wal.remove_before(2).unwrap();
-        assert_eq!(list_segments(&dir).unwrap().len(), 1);
-        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(list_segments(&*fs, &dir).unwrap().len(), 1);
     }
 
     #[test]
     fn torn_tail_and_corruption() {
-        let dir = temp_dir("torn");
-        let wal = Wal::create(&dir, 7, FsyncPolicy::Never).unwrap();
+        let (fs, dir) = disk();
+        let wal = Wal::create(fs.clone(), &dir, 7, FsyncPolicy::Never).unwrap();
         for doc in ["a", "b", "c"] {
             let lsn = wal.append(&WalOp::DeleteDoc { col: "c", doc }).unwrap();
             wal.wait(lsn).unwrap();
         }
         let path = dir.join(segment_name(7));
-        let bytes = fs::read(&path).unwrap();
+        let bytes = fs.read(&path).unwrap();
         let entry = bytes.len() / 3;
         // Cut mid-entry: the first two survive.
-        fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        assert_eq!(
-            entries(&path),
-            (
-                vec!["a".into(), "b".into()],
-                SegmentEnd::TornTail(2 * entry as u64)
-            )
-        );
+        overwrite(&fs, &path, &bytes[..bytes.len() - 3]);
+        let (seen, end) = entries(&fs, &path);
+        assert_eq!(seen, ["a", "b"]);
+        assert!(matches!(end, SegmentEnd::TornTail(o) if o == 2 * entry as u64));
         // A zeroed tail (pre-allocated blocks) is torn too.
         let mut zeroed = bytes.clone();
         zeroed.extend_from_slice(&[0; 100]);
-        fs::write(&path, &zeroed).unwrap();
-        assert_eq!(entries(&path).1, SegmentEnd::TornTail(bytes.len() as u64));
+        overwrite(&fs, &path, &zeroed);
+        assert!(
+            matches!(entries(&fs, &path).1, SegmentEnd::TornTail(o) if o == bytes.len() as u64)
+        );
         // A flipped byte in the middle entry (payload or length) is corruption.
         for at in [entry + HEADER + 2, entry + 1] {
             let mut flipped = bytes.clone();
             flipped[at] ^= 0xff;
-            fs::write(&path, &flipped).unwrap();
+            overwrite(&fs, &path, &flipped);
+            let (seen, end) = entries(&fs, &path);
+            assert_eq!(seen, ["a"]);
             assert!(
-                matches!(entries(&path), (v, SegmentEnd::Corrupt(o, _)) if v == vec!["a".to_string()] && o == entry as u64)
+                matches!(end, SegmentEnd::Corrupt(Damage::EntryChecksum { offset } | Damage::EntryHeader { offset }) if offset == entry as u64),
+                "{end:?}"
             );
         }
         // A flipped byte in the last entry is a torn tail.
         let mut last = bytes.clone();
         let n = last.len();
         last[n - 1] ^= 0xff;
-        fs::write(&path, &last).unwrap();
-        assert_eq!(entries(&path).1, SegmentEnd::TornTail(2 * entry as u64));
-        fs::remove_dir_all(&dir).unwrap();
+        overwrite(&fs, &path, &last);
+        assert!(matches!(entries(&fs, &path).1, SegmentEnd::TornTail(o) if o == 2 * entry as u64));
+    }
+
+    #[test]
+    fn a_failed_write_fails_the_log_with_the_os_error() {
+        use crate::storage::{Fault, Faulty};
+        let (fs, dir) = disk();
+        let faulty = Arc::new(Faulty::new(fs));
+        let wal = Wal::create(faulty.clone(), &dir, 1, FsyncPolicy::Always).unwrap();
+        faulty.arm(Fault::on(&[Op::Fdatasync]).errno(libc::EIO));
+        let lsn = wal
+            .append(&WalOp::DeleteDoc { col: "c", doc: "a" })
+            .unwrap();
+        let err = wal.wait(lsn).unwrap_err();
+        assert!(
+            matches!(&err, Error::LogFailed(first) if matches!(&**first, Error::Io { op: Op::Fdatasync, .. })),
+            "{err:?}"
+        );
+        assert_eq!(err.os_error(), Some(libc::EIO));
+        faulty.disarm();
+        assert!(matches!(
+            wal.append(&WalOp::DeleteDoc { col: "c", doc: "b" }),
+            Err(Error::LogFailed(_))
+        ));
+        assert!(matches!(wal.rotate(), Err(Error::LogFailed(_))));
     }
 }

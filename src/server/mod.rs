@@ -132,7 +132,8 @@ impl Server {
                 let worker = shared.clone();
                 background.push(spawn("fsync", move || {
                     if let Some(j) = &worker.journal {
-                        j.wal().sync_every_second(|d| worker.stop.sleep(d));
+                        let interval = worker.config.fsync_interval;
+                        j.wal().sync_every(interval, |d| worker.stop.sleep(d));
                     }
                 })?);
             }
@@ -153,14 +154,27 @@ impl Server {
         self.addr
     }
 
+    /// Stops accepting new connections; returns at once.
+    pub fn begin_shutdown(&self) {
+        if self.shared.stopping.swap(true, Ordering::AcqRel) || self.listener.is_none() {
+            return;
+        }
+        // SAFETY: the fd belongs to the listener, which is alive until its thread is joined
+        // (only `shutdown`, which takes `&mut self`, joins it); shutting it down makes the
+        // blocked accept() return.
+        unsafe {
+            libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
+        }
+    }
+
     /// Stops accepting, closes every session with 1001 `server shutting down`, and waits for
     /// the listener thread.
     pub fn shutdown(&mut self) {
-        self.shared.stopping.store(true, Ordering::Release);
-        // SAFETY: the fd belongs to the listener, which is alive until its thread is joined;
-        // shutting it down makes the blocked accept() return.
-        unsafe {
-            libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
+        if !self.shared.stopping.swap(true, Ordering::AcqRel) {
+            // SAFETY: as in `begin_shutdown`; the listener thread is joined just below.
+            unsafe {
+                libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
+            }
         }
         if let Some(h) = self.listener.take() {
             let _ = h.join();
@@ -178,7 +192,7 @@ impl Server {
                 }
             }
             if let Err(e) = journal.wal().sync_all() {
-                log::error!("final log sync failed: {}", e.0);
+                log::error!("final log sync failed: {e}");
             }
         }
     }
@@ -189,6 +203,22 @@ impl Server {
 pub fn bind(config: &Config) -> Result<TcpListener, StartError> {
     let addr = SocketAddr::new(config.bind, config.port);
     TcpListener::bind(addr).map_err(|e| StartError::Bind(addr, e))
+}
+
+impl Server {
+    /// Waits (up to `timeout`) until every connection thread has ended and dropped its share
+    /// of the state — with it the data folder's lock, so that another server started in this
+    /// process can open the folder. True when they all have.
+    pub fn wait_released(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while Arc::strong_count(&self.shared) > 1 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StartError> {

@@ -327,7 +327,7 @@ impl Session<'_> {
             log::error!(
                 "connection {}: {}; dropping the connection unacknowledged",
                 self.handle.id,
-                e.0
+                e
             );
             Flow::Drop
         })?;

@@ -23,5 +23,6 @@ mod limits;
 mod model;
 mod persistence;
 mod records;
+mod storage;
 mod vectors;
 mod vectors_restart;

@@ -1,0 +1,146 @@
+//! Starting the server: recover the data folder on a storage backend (and import a seed folder
+//! if asked), then listen. The binary calls [`start`] with the real file system; tests call it
+//! with a failure injector or the power-loss model and talk to the returned server over real
+//! sockets, exactly as clients of the binary do.
+
+use crate::config::Config;
+use crate::persist;
+use crate::server::{self, Boot, Recovering, Server, StartError};
+use crate::storage::Backend;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the server did not start.
+#[derive(Debug)]
+pub enum LaunchError {
+    /// The data folder could not be opened or recovered.
+    Data(persist::Error),
+    /// The seed folder could not be imported.
+    Import(persist::ImportError),
+    /// Listening failed.
+    Start(StartError),
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LaunchError::Data(e) => write!(f, "{e}"),
+            LaunchError::Import(e) => write!(f, "{e}"),
+            LaunchError::Start(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LaunchError {}
+
+/// A running server: the listener, its sessions and background threads, in this process.
+pub struct Running {
+    server: Server,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.local_addr().port()
+    }
+
+    /// Starts the shutdown: no new connections; returns at once.
+    pub fn shutdown(&self) {
+        self.server.begin_shutdown();
+    }
+
+    /// Finishes the shutdown (starting it if needed): closes every session with 1001
+    /// `server shutting down`, writes the final checkpoint and syncs the log, and waits for
+    /// every thread, connection threads included (so the data folder's lock is released when
+    /// this returns).
+    pub fn join(mut self) {
+        self.server.shutdown();
+        if !self.server.wait_released(Duration::from_secs(10)) {
+            log::warn!("connection threads still running 10 s after the shutdown");
+        }
+    }
+}
+
+/// Recovers the data folder (when `config.data_dir` is set) on `backend`, imports the seed
+/// folder if asked, and starts listening.
+pub fn start(config: Config, backend: Arc<dyn Backend>) -> Result<Running, LaunchError> {
+    // Bound before recovery: meanwhile /healthz answers, /readyz says `recovering` and
+    // WebSocket upgrades are refused with 1013 `recovering`.
+    let listener = server::bind(&config).map_err(LaunchError::Start)?;
+    let boot = match &config.data_dir {
+        None => Boot::default(),
+        Some(dir) => {
+            let early = match Recovering::start(&listener, config.handshake_timeout) {
+                Ok(early) => {
+                    if let Ok(addr) = listener.local_addr() {
+                        log::info!("bound to {addr}; recovering {}", dir.display());
+                    }
+                    Some(early)
+                }
+                Err(e) => {
+                    log::warn!("cannot answer connections during recovery: {e}");
+                    None
+                }
+            };
+            let opened = open_data(&config, dir, backend);
+            if let Some(early) = early {
+                early.stop();
+            }
+            opened?
+        }
+    };
+    let server = Server::start(config, boot, listener).map_err(LaunchError::Start)?;
+    Ok(Running { server })
+}
+
+/// Recovers the data folder, then imports a seed folder into it if asked.
+fn open_data(config: &Config, dir: &Path, backend: Arc<dyn Backend>) -> Result<Boot, LaunchError> {
+    let mut r =
+        persist::open(backend, dir, config.fsync, config.repair).map_err(LaunchError::Data)?;
+    let rep = &r.report;
+    crate::metrics::recovered(rep.elapsed);
+    let secs = rep.elapsed.as_secs_f64().max(1e-9);
+    log::info!(
+        "recovered {} collections, {} records, {} API keys, {} log entries from {} in {:.2} s ({:.0} records/s, {:.1} MB/s)",
+        rep.collections,
+        rep.records,
+        rep.keys,
+        rep.log_entries,
+        dir.display(),
+        secs,
+        rep.records as f64 / secs,
+        rep.bytes_read as f64 / secs / 1e6
+    );
+    if let Some(seed) = &config.import_seed {
+        let imported =
+            persist::import_seed(&r.journal, &r.store, &mut r.keys, &config.secret_key, seed)
+                .map_err(LaunchError::Import)?;
+        match imported {
+            Some(s) => log::info!(
+                "imported the seed folder {}: {} collections, {} documents, {} records, {} values, {} API keys ({} records without a positive timestamp skipped)",
+                seed.display(),
+                s.collections,
+                s.documents,
+                s.records,
+                s.values,
+                s.keys,
+                s.skipped
+            ),
+            None => log::info!(
+                "{} was imported into this data folder before; not importing it again",
+                seed.display()
+            ),
+        }
+    }
+    Ok(Boot {
+        store: r.store,
+        keys: r.keys,
+        journal: Some(r.journal),
+    })
+}

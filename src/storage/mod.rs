@@ -1,0 +1,182 @@
+//! The storage seam: every filesystem operation the data folder needs goes through a
+//! [`Backend`] — opening and creating files, reading, writing, fsync and fdatasync, truncation,
+//! renames, removals, folder creation and listing, directory fsync and the folder lock. `persist`
+//! never calls `std::fs` itself, so another implementation plugs in without touching it:
+//!
+//! - [`RealFs`]: the operating system (`std::fs` and `libc`), what the server runs on;
+//! - [`Faulty`]: wraps another backend and fails the n-th matching operation with a chosen
+//!   error (ENOSPC, EIO, …) — the failure-injection tests;
+//! - [`PageCache`]: an in-memory model of a disk behind a page cache; a power cut keeps only
+//!   what was made durable (file bytes by fsync/fdatasync, names by a directory fsync) — the
+//!   power-loss trials.
+
+mod faulty;
+mod model;
+mod real;
+
+pub use faulty::{Fault, Faulty};
+pub use model::{PageCache, PowerCut};
+pub use real::RealFs;
+
+use std::ffi::OsString;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What a backend operation does; failures name it, and the fault injector matches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Opening a file, creating it when the mode says so.
+    Open,
+    Read,
+    Write,
+    /// `fsync` of a file.
+    Fsync,
+    /// `fdatasync` of a file.
+    Fdatasync,
+    /// Cutting a file to a length.
+    Truncate,
+    Rename,
+    Remove,
+    CreateDir,
+    ReadDir,
+    /// `fsync` of a directory (makes new, renamed and removed names in it durable).
+    SyncDir,
+    /// The exclusive lock on the data folder.
+    Lock,
+    /// Asking whether a path exists.
+    Stat,
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Open => "open",
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Fsync => "fsync",
+            Op::Fdatasync => "fdatasync",
+            Op::Truncate => "truncate",
+            Op::Rename => "rename",
+            Op::Remove => "remove",
+            Op::CreateDir => "create folder",
+            Op::ReadDir => "list folder",
+            Op::SyncDir => "folder fsync",
+            Op::Lock => "lock",
+            Op::Stat => "stat",
+        }
+    }
+}
+
+/// How a file is opened. Every file the server creates is private to its user (mode 0600).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Writes go to the end; created if missing.
+    Append,
+    /// Emptied (created if missing), then written from the start.
+    Truncate,
+    /// An existing file, written in place (to cut a torn tail).
+    Write,
+}
+
+impl OpenMode {
+    pub fn creates(self) -> bool {
+        matches!(self, OpenMode::Append | OpenMode::Truncate)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Other,
+}
+
+/// One name in a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: OsString,
+    pub kind: EntryKind,
+}
+
+/// An open file. Reads and writes move the handle's position (append handles always write
+/// at the end); every method takes `&self`, so one handle can be shared between threads.
+pub trait File: Send + Sync {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Moves the position to `pos` bytes from the start.
+    fn seek(&self, pos: u64) -> io::Result<()>;
+    /// The file's length in bytes.
+    fn size(&self) -> io::Result<u64>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// fsync: data and metadata.
+    fn sync_all(&self) -> io::Result<()>;
+    /// fdatasync: data and what is needed to read it back (the size).
+    fn sync_data(&self) -> io::Result<()>;
+
+    fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Held while the server uses a data folder; dropping it releases the lock.
+pub trait Lock: Send + Sync {}
+
+/// Every filesystem operation under `persist/`.
+pub trait Backend: Send + Sync {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn File>>;
+    /// Whether `path` exists (a missing parent is `false`, not an error).
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates one folder (mode 0700 under the umask); `AlreadyExists` if it is there.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// The names in a folder, in no particular order.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>>;
+    /// fsyncs a folder, making the names created, renamed or removed in it durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Takes the exclusive lock of a data folder (file `LOCK` in it); `WouldBlock` when another
+    /// process holds it.
+    fn lock(&self, dir: &Path) -> io::Result<Box<dyn Lock>>;
+
+    /// A whole file's content.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let file = self.open(path, OpenMode::Read)?;
+        let mut out = Vec::with_capacity(file.size().unwrap_or(0) as usize);
+        io::Read::read_to_end(&mut Io(&*file), &mut out)?;
+        Ok(out)
+    }
+}
+
+/// The backend the binary runs on.
+pub fn real() -> Arc<dyn Backend> {
+    Arc::new(RealFs)
+}
+
+/// `std::io` adapters over a backend file (for `BufReader`, `BufWriter`, encoders).
+pub struct Io<'a>(pub &'a dyn File);
+
+impl io::Read for Io<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl io::Write for Io<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

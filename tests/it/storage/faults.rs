@@ -1,0 +1,357 @@
+//! The disk stops taking writes while clients talk to the server (issue 12): the failure
+//! injector wraps the real file system and fails the n-th matching operation with ENOSPC or
+//! EIO. The README's promise: the server refuses further writes with `storage unavailable: the
+//! server cannot persist writes`, drops connections whose acknowledgements could not be made
+//! durable, and nothing it acknowledged is lost once it restarts on a healthy disk.
+
+use super::{config, master, start};
+use crate::common::{wait_until, Client, Frame, TempDir};
+use fluxiondb::config::Config;
+use fluxiondb::launch::Running;
+use fluxiondb::storage::{self, Fault, Faulty, Op};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+const UNAVAILABLE: &str = "storage unavailable: the server cannot persist writes";
+
+struct Rig {
+    tmp: TempDir,
+    faulty: Arc<Faulty>,
+    server: Option<Running>,
+}
+
+impl Rig {
+    fn new(fsync: &str, tune: impl FnOnce(&mut Config)) -> Rig {
+        let tmp = TempDir::new();
+        let faulty = Arc::new(Faulty::new(storage::real()));
+        let mut cfg = config(tmp.data(), fsync);
+        tune(&mut cfg);
+        let server = start(cfg, faulty.clone());
+        Rig {
+            tmp,
+            faulty,
+            server: Some(server),
+        }
+    }
+
+    fn server(&self) -> &Running {
+        self.server.as_ref().expect("running")
+    }
+
+    fn master(&self) -> Client {
+        master(self.server())
+    }
+
+    /// Stops the failing server and starts a new one on the same folder, on a healthy disk.
+    fn restart_healthy(&mut self) -> Client {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+            s.join();
+        }
+        let server = start(config(self.tmp.data(), "always"), storage::real());
+        let c = master(&server);
+        self.server = Some(server);
+        c
+    }
+
+    fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.tmp.data())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+            s.join();
+        }
+    }
+}
+
+fn ins(ts: i64) -> Value {
+    json!([{"col":"s","doc":"a","ts":ts,"data":format!("v{ts}")}])
+}
+
+/// The timestamps of document `a`.
+fn stamps(c: &mut Client) -> Vec<i64> {
+    let v = c.ok("qdoc", json!({"col":"s","doc":"a","to":1_000_000}));
+    v["records"]
+        .as_array()
+        .map(|rs| rs.iter().map(|r| r["ts"].as_i64().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+fn wal_paths(failures: &[(Op, PathBuf)]) -> bool {
+    failures.iter().all(|(_, p)| {
+        Path::new(p)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("wal-"))
+    })
+}
+
+/// The request in flight gets no answer: its connection is dropped.
+fn expect_dropped(c: &mut Client, ts: i64) {
+    c.send_text(&json!({"id":"lost","type":"ins","data":ins(ts).to_string()}).to_string());
+    match c.next_frame() {
+        Frame::Dropped(_) => {}
+        other => panic!(
+            "expected the connection to be dropped unacknowledged, got {}",
+            other.describe()
+        ),
+    }
+}
+
+#[test]
+fn disk_full_mid_log_write_refuses_writes_and_loses_nothing_acknowledged() {
+    let mut rig = Rig::new("always", |_| {});
+    let mut c = rig.master();
+    for ts in 1..=5 {
+        c.ok("ins", ins(ts));
+    }
+    // The next log write stops half-way: ENOSPC.
+    rig.faulty.arm(
+        Fault::on(&[Op::Write])
+            .named("wal-")
+            .errno(libc::ENOSPC)
+            .torn()
+            .sticky(),
+    );
+    expect_dropped(&mut c, 6);
+    let failures = rig.faulty.failures();
+    assert!(!failures.is_empty() && wal_paths(&failures), "{failures:?}");
+
+    // Every later write is refused with the documented text; reads go on.
+    let mut other = rig.master();
+    assert_eq!(other.err("ins", ins(7)), UNAVAILABLE);
+    assert_eq!(
+        other.err("sval", json!({"col":"s","key":"k","value":"v"})),
+        UNAVAILABLE
+    );
+    assert_eq!(
+        other.err("drec", json!({"col":"s","doc":"a","ts":1})),
+        UNAVAILABLE
+    );
+    assert_eq!(other.err("dcol", json!({"col":"s"})), UNAVAILABLE);
+    assert!(stamps(&mut other).starts_with(&[1, 2, 3, 4, 5]));
+    // Deletes that remove nothing are not logged, so they are still answered.
+    other.ok("drec", json!({"col":"s","doc":"a","ts":999}));
+
+    // On a healthy disk: every acknowledged insert, and the half-written one dropped.
+    let mut c = rig.restart_healthy();
+    assert_eq!(stamps(&mut c), vec![1, 2, 3, 4, 5]);
+    c.ok("ins", ins(8));
+    assert_eq!(stamps(&mut c), vec![1, 2, 3, 4, 5, 8]);
+}
+
+#[test]
+fn fsync_failure_under_always_drops_the_waiting_writers() {
+    let mut rig = Rig::new("always", |_| {});
+    let mut c = rig.master();
+    for ts in 1..=5 {
+        c.ok("ins", ins(ts));
+    }
+    rig.faulty.arm(
+        Fault::on(&[Op::Fdatasync, Op::Fsync])
+            .named("wal-")
+            .errno(libc::EIO),
+    );
+    expect_dropped(&mut c, 6);
+    let mut other = rig.master();
+    assert_eq!(other.err("ins", ins(7)), UNAVAILABLE);
+    assert_eq!(
+        other.err("sval", json!({"col":"s","key":"k","value":"v"})),
+        UNAVAILABLE
+    );
+    let mut c = rig.restart_healthy();
+    // Written to the file but never acknowledged: may be there or not.
+    let got = stamps(&mut c);
+    assert!(
+        got == [1, 2, 3, 4, 5] || got == [1, 2, 3, 4, 5, 6],
+        "{got:?}"
+    );
+}
+
+#[test]
+fn background_fsync_failure_under_everysec_refuses_later_writes() {
+    let mut rig = Rig::new("everysec", |_| {});
+    let mut c = rig.master();
+    for ts in 1..=5 {
+        c.ok("ins", ins(ts));
+    }
+    rig.faulty
+        .arm(Fault::on(&[Op::Fdatasync]).named("wal-").errno(libc::EIO));
+    // Acknowledged as soon as the OS has the bytes; the background fsync then fails and the
+    // log refuses what follows.
+    let mut acked = vec![1, 2, 3, 4, 5];
+    let mut ts = 6;
+    let refused = wait_until(Duration::from_secs(10), || {
+        let v = c.call("ins", ins(ts));
+        match v.get("error") {
+            None => acked.push(ts),
+            Some(e) => assert_eq!(e, UNAVAILABLE),
+        }
+        ts += 1;
+        v.get("error").is_some()
+    });
+    assert!(refused, "the failed fsync never refused a write");
+    let failures = rig.faulty.failures();
+    assert!(
+        failures.iter().all(|(op, _)| *op == Op::Fdatasync),
+        "{failures:?}"
+    );
+    let mut c = rig.restart_healthy();
+    assert_eq!(stamps(&mut c), acked);
+}
+
+#[test]
+fn a_new_log_segment_that_cannot_be_created_fails_the_checkpoint_not_the_writes() {
+    let mut rig = Rig::new("always", |c| c.flush_interval = Duration::from_millis(100));
+    let mut c = rig.master();
+    rig.faulty.arm(
+        Fault::on(&[Op::Open])
+            .named("wal-")
+            .errno(libc::ENOSPC)
+            .sticky(),
+    );
+    let mut ts = 0;
+    let tried = wait_until(Duration::from_secs(10), || {
+        ts += 1;
+        assert_eq!(
+            c.call("ins", ins(ts)),
+            json!({}),
+            "a write during failed rotations"
+        );
+        !rig.faulty.failures().is_empty()
+    });
+    assert!(tried, "no checkpoint tried to rotate the log");
+    for _ in 0..20 {
+        ts += 1;
+        c.ok("ins", ins(ts));
+    }
+    assert!(
+        !rig.files().iter().any(|f| f.starts_with("snap-")),
+        "a checkpoint that could not rotate wrote snapshots: {:?}",
+        rig.files()
+    );
+    // The disk recovers: the next checkpoint succeeds.
+    rig.faulty.disarm();
+    assert!(
+        wait_until(Duration::from_secs(10), || rig
+            .files()
+            .iter()
+            .any(|f| f.starts_with("snap-"))),
+        "no checkpoint after the disk recovered: {:?}",
+        rig.files()
+    );
+    let mut c = rig.restart_healthy();
+    assert_eq!(stamps(&mut c), (1..=ts).collect::<Vec<_>>());
+}
+
+#[test]
+fn fsync_failure_at_rotation_fails_the_log() {
+    // Under `never` only a rotation fsyncs the log.
+    let mut rig = Rig::new("never", |c| c.flush_interval = Duration::from_millis(100));
+    let mut c = rig.master();
+    for ts in 1..=5 {
+        c.ok("ins", ins(ts));
+    }
+    rig.faulty.arm(
+        Fault::on(&[Op::Fdatasync])
+            .named("wal-")
+            .errno(libc::EIO)
+            .sticky(),
+    );
+    let mut acked = vec![1, 2, 3, 4, 5];
+    let mut ts = 5;
+    let refused = wait_until(Duration::from_secs(10), || {
+        ts += 1;
+        let v = c.call("ins", ins(ts));
+        match v.get("error") {
+            None => acked.push(ts),
+            Some(e) => assert_eq!(e, UNAVAILABLE),
+        }
+        v.get("error").is_some()
+    });
+    assert!(refused, "a failed rotation did not fail the log");
+    assert_eq!(
+        c.err("sval", json!({"col":"s","key":"k","value":"v"})),
+        UNAVAILABLE
+    );
+    let mut c = rig.restart_healthy();
+    assert_eq!(stamps(&mut c), acked);
+}
+
+#[test]
+fn a_snapshot_that_cannot_be_written_keeps_the_log() {
+    let mut rig = Rig::new("always", |c| c.flush_interval = Duration::from_millis(100));
+    let mut c = rig.master();
+    rig.faulty.arm(
+        Fault::on(&[Op::Write])
+            .named("snap-")
+            .errno(libc::ENOSPC)
+            .sticky(),
+    );
+    let mut ts = 0;
+    let tried = wait_until(Duration::from_secs(10), || {
+        ts += 1;
+        c.ok("ins", ins(ts));
+        !rig.faulty.failures().is_empty()
+    });
+    assert!(tried, "no checkpoint tried to write a snapshot");
+    for _ in 0..10 {
+        ts += 1;
+        c.ok("ins", ins(ts));
+    }
+    let files = rig.files();
+    assert!(
+        !files.iter().any(|f| f.starts_with("snap-")),
+        "no snapshot (nor its temp file) is left: {files:?}"
+    );
+    let mut c = rig.restart_healthy();
+    assert_eq!(stamps(&mut c), (1..=ts).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_key_file_that_cannot_be_replaced_is_refused() {
+    let mut rig = Rig::new("always", |_| {});
+    let mut c = rig.master();
+    c.ok(
+        "keys",
+        json!({"action":"add","key":"kept","scope":"readonly"}),
+    );
+    rig.faulty
+        .arm(Fault::on(&[Op::Rename]).named("keys.bin").errno(libc::EIO));
+    assert_eq!(
+        c.err(
+            "keys",
+            json!({"action":"add","key":"refused","scope":"readonly"})
+        ),
+        UNAVAILABLE
+    );
+    // The disk recovers: the next change is saved, whole.
+    c.ok(
+        "keys",
+        json!({"action":"add","key":"later","scope":"readonly"}),
+    );
+    let files = rig.files();
+    assert!(!files.iter().any(|f| f.ends_with(".tmp")), "{files:?}");
+    let mut c = rig.restart_healthy();
+    let listed = c.ok("keys", json!({"action":"list"}));
+    let keys: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        keys.contains(&"kept") && keys.contains(&"later"),
+        "{keys:?}"
+    );
+}

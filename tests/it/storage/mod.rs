@@ -1,0 +1,56 @@
+//! The storage seam, end to end: the real server code started in-process over a chosen storage
+//! backend (`fluxiondb::launch::start`), clients over real sockets.
+//!
+//! - `faults`: the disk fails (full, I/O error) mid-write, on fsync, at rotation, on snapshot
+//!   and key-file writes; the exact answers clients get, and nothing acknowledged lost after a
+//!   restart on a healthy disk;
+//! - `old_files`: a data folder written before the switch to `crc32fast` still loads.
+
+mod faults;
+mod old_files;
+mod powercut;
+
+use crate::common::{Client, MASTER};
+use fluxiondb::config::{Args, Config};
+use fluxiondb::launch::{self, Running};
+use fluxiondb::storage::Backend;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A server configuration for in-process tests: loopback, a free port, no log output, no
+/// background checkpoint unless a test shortens `flush_interval`.
+pub fn config(data: &Path, fsync: &str) -> Config {
+    let data = data.to_str().expect("UTF-8 path");
+    let args = [
+        "fluxiondb",
+        "--secret-key",
+        MASTER,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--data",
+        data,
+        "--fsync",
+        fsync,
+        "--log-level",
+        "off",
+        "--flush-interval",
+        "3600",
+    ];
+    let args = <Args as clap::Parser>::try_parse_from(args).expect("flags");
+    let mut config = Config::from_args(args).expect("config");
+    config.fsync_interval = Duration::from_millis(50);
+    config
+}
+
+/// Starts the real server in this process over `backend`.
+pub fn start(config: Config, backend: Arc<dyn Backend>) -> Running {
+    launch::start(config, backend).unwrap_or_else(|e| panic!("server did not start: {e}"))
+}
+
+/// A master connection.
+pub fn master(server: &Running) -> Client {
+    Client::open(server.port(), MASTER, None)
+}
