@@ -18,5 +18,6 @@ mod limits;
 mod model;
 mod persistence;
 mod records;
+mod snapshot_compat;
 mod vectors;
 mod vectors_restart;
