@@ -1037,7 +1037,7 @@ mod tests {
     fn compaction_keeps_data_and_frees_garbage() {
         let mut s = Series::new();
         let big = "x".repeat(1000);
-        for round in 0..9 {
+        for round in 0..20 {
             for ts in 0..10 {
                 s.insert(ts, &format!("{round}{big}")).unwrap();
             }
