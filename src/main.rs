@@ -76,6 +76,18 @@ fn main() -> ExitCode {
             }
         },
     };
+    boot.store.set_memory_limit(config.max_memory);
+    if config.max_memory > 0 {
+        let (held, limit) = (boot.store.held_bytes(), config.max_memory);
+        log::info!(
+            "memory limit {} MiB; the store holds {} MiB",
+            limit >> 20,
+            held >> 20
+        );
+        if let Err(full) = boot.store.check_memory() {
+            log::warn!("{full}: writes are refused until records are deleted");
+        }
+    }
     let mut server = match Server::start(config, boot) {
         Ok(s) => s,
         Err(e) => {

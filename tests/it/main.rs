@@ -15,6 +15,7 @@ mod keys_permissions;
 mod kv;
 mod lifecycle;
 mod limits;
+mod memory;
 mod model;
 mod persistence;
 mod records;

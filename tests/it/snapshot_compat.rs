@@ -33,7 +33,11 @@ fn expected_records(doc: &str) -> Vec<Value> {
         "t" => (1..=1000)
             .filter(|i| i % 10 != 3 && !(500..=520).contains(i))
             .map(|i| {
-                let data = if i % 100 == 7 { format!("replaced {i}") } else { telemetry(i) };
+                let data = if i % 100 == 7 {
+                    format!("replaced {i}")
+                } else {
+                    telemetry(i)
+                };
                 json!({"ts": i * 1000, "data": data})
             })
             .collect(),
@@ -58,16 +62,25 @@ fn write_fixture() {
         c.ok("ins", Value::Array(recs));
     }
     for i in (7..=1000).step_by(100) {
-        c.ok("ins", json!([{"col":"m","doc":"t","ts":i * 1000,"data":format!("replaced {i}")}]));
+        c.ok(
+            "ins",
+            json!([{"col":"m","doc":"t","ts":i * 1000,"data":format!("replaced {i}")}]),
+        );
     }
     for i in (3..=1000).step_by(10) {
         c.ok("drec", json!({"col":"m","doc":"t","ts":i * 1000}));
     }
-    c.ok("drrng", json!({"col":"m","doc":"t","fromTs":500_000,"toTs":520_000}));
-    c.ok("ins", json!([
-        {"col":"m","doc":"esc","ts":7,"data":""},
-        {"col":"m","doc":"esc","ts":5,"data":"quote \" backslash \\ tab \t é😀"}
-    ]));
+    c.ok(
+        "drrng",
+        json!({"col":"m","doc":"t","fromTs":500_000,"toTs":520_000}),
+    );
+    c.ok(
+        "ins",
+        json!([
+            {"col":"m","doc":"esc","ts":7,"data":""},
+            {"col":"m","doc":"esc","ts":5,"data":"quote \" backslash \\ tab \t é😀"}
+        ]),
+    );
     c.ok("sval", json!({"col":"kv","key":"k","value":"v"}));
     drop(c);
     server.sigterm();
@@ -98,13 +111,19 @@ fn a_snapshot_of_the_previous_format_loads() {
             "document {doc}"
         );
     }
-    assert_eq!(c.ok("gvals", json!({"col":"kv"})), json!({"values":{"k":"v"}}));
+    assert_eq!(
+        c.ok("gvals", json!({"col":"kv"})),
+        json!({"values":{"k":"v"}})
+    );
     assert_eq!(
         c.ok("qry", json!({"col":"m","ts":i64::MAX})),
         json!({"records":{"esc":{"ts":7,"data":""},"t":{"ts":1_000_000,"data":telemetry(1000)}}})
     );
     // It stays writable and consistent after more writes and a restart.
-    c.ok("ins", json!([{"col":"m","doc":"t","ts":1_000_500,"data":"new"}]));
+    c.ok(
+        "ins",
+        json!([{"col":"m","doc":"t","ts":1_000_500,"data":"new"}]),
+    );
     drop(c);
     drop(server);
 }
