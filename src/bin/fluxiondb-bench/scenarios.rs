@@ -570,6 +570,48 @@ fn targets(rows: &[Row]) -> Vec<report::Target> {
     );
     let per_record = mem.map(|m| m.bytes_per_record);
     push(&name, "B", (per_record, None, None), 131.0, 107.0);
+    // Issue 13's memory shapes (upstream figures from the issue; 0 = not measured there).
+    for (label, name, qt, uws) in [
+        (
+            "bulk-telemetry",
+            "RSS per record, telemetry, --fill-records (target ≤ 32 B at 10 M)",
+            0.0,
+            170.0,
+        ),
+        (
+            "bulk-telemetry-1m",
+            "RSS per record, telemetry, first 1 M (target ≤ 40 B)",
+            0.0,
+            174.0,
+        ),
+        (
+            "bulk-seq32-1m",
+            "RSS per record, 32-byte seq JSON, first 1 M (target ≤ 56 B)",
+            131.0,
+            107.0,
+        ),
+    ] {
+        let m = find(label, "fluxiondb").and_then(|r| r.memory.clone());
+        push(
+            name,
+            "B",
+            (m.map(|m| m.bytes_per_record), None, None),
+            qt,
+            uws,
+        );
+    }
+    for (label, name) in [
+        (
+            "qdoc-100-newest-telemetry",
+            "qdoc → newest 100 telemetry records, 1 conn × 32",
+        ),
+        (
+            "qdoc-100-telemetry",
+            "qdoc → oldest 100 (sealed) telemetry records, 1 conn × 32",
+        ),
+    ] {
+        push(name, "req/s", req(label), 0.0, 0.0);
+    }
     push(
         "p99 latency, 1-rec ins, 1 conn × 1",
         "µs",
