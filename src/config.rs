@@ -121,6 +121,11 @@ pub struct Args {
         value_name = "KIB"
     )]
     pub large_response_kib: u64,
+    /// Most memory the store may hold for records and values, e.g. `512MiB`, `4GiB` (`0` = no
+    /// limit). At the limit `ins` and `sval` are refused until memory is freed. Default: 80 % of
+    /// the memory the process may use (its cgroup's limit, else physical RAM).
+    #[arg(long = "max-memory", env = "MAX_MEMORY", value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
 
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
@@ -162,6 +167,82 @@ pub struct Config {
     pub metrics_public: bool,
     pub slow_request: Duration,
     pub large_response_bytes: u64,
+    /// The store's memory limit in bytes (0 = none).
+    pub max_memory: usize,
+}
+
+/// A size: a number with an optional unit `B`, `KiB`, `MiB`, `GiB`, `TiB` (also `K`, `M`, `G`,
+/// `T`, `KB`, `MB`, `GB`, `TB`, all powers of 1024, any case).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let shift = match unit.as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?}: use B, KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 512MiB or 4GiB"))?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 / 2.0 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+/// The memory this process may use: its cgroup's limit (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`) when there is one, else physical RAM.
+pub fn usable_memory() -> u64 {
+    let ram = {
+        // SAFETY: sysconf has no preconditions.
+        let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+        // SAFETY: likewise.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        (pages.max(0) as u64).saturating_mul(size.max(0) as u64)
+    };
+    let cgroup = cgroup_limit().filter(|&l| l > 0 && l < ram);
+    cgroup.unwrap_or(ram)
+}
+
+fn cgroup_limit() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let candidates = if controllers.is_empty() {
+            vec![
+                format!("/sys/fs/cgroup{path}/memory.max"),
+                "/sys/fs/cgroup/memory.max".to_string(),
+            ]
+        } else if controllers.split(',').any(|c| c == "memory") {
+            vec![
+                format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"),
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes".to_string(),
+            ]
+        } else {
+            continue;
+        };
+        for file in candidates {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                if let Ok(n) = text.trim().parse::<u64>() {
+                    return Some(n);
+                }
+            }
+        }
+    }
+    None
 }
 
 impl Config {
@@ -199,6 +280,10 @@ impl Config {
             metrics_public: args.metrics_public,
             slow_request: Duration::from_millis(args.slow_ms),
             large_response_bytes: args.large_response_kib.saturating_mul(1024),
+            max_memory: match args.max_memory {
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                None => (usable_memory() / 5 * 4) as usize,
+            },
         })
     }
 }
@@ -228,5 +313,20 @@ mod tests {
         assert!(parse(&["-s", "k", "-p", "70000"]).is_err());
         assert!(parse(&["-s", "k", "-f", "0"]).is_err());
         assert!(parse(&["-s", "k", "-f", "20s"]).is_err());
+        assert!(c.max_memory > 0, "a default limit from the machine");
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("12 parsecs").is_err() && parse_size("MiB").is_err());
+        let c = parse(&["-s", "k", "--max-memory", "0"]).unwrap();
+        assert_eq!(c.max_memory, 0);
+        assert!(parse(&["-s", "k", "--max-memory", "lots"]).is_err());
+        assert!(usable_memory() > 0);
     }
 }

@@ -95,8 +95,26 @@ pub fn start(config: Config, backend: Arc<dyn Backend>) -> Result<Running, Launc
             opened?
         }
     };
+    apply_memory_limit(&config, &boot);
     let server = Server::start(config, boot, listener).map_err(LaunchError::Start)?;
     Ok(Running { server })
+}
+
+/// Gives the store its memory limit; warns when recovered data is already past it (the server
+/// then serves reads and refuses writes until memory is freed).
+fn apply_memory_limit(config: &Config, boot: &Boot) {
+    boot.store.set_memory_limit(config.max_memory);
+    if config.max_memory > 0 {
+        let (held, limit) = (boot.store.held_bytes(), config.max_memory);
+        log::info!(
+            "memory limit {} MiB; the store holds {} MiB",
+            limit >> 20,
+            held >> 20
+        );
+        if let Err(full) = boot.store.check_memory() {
+            log::warn!("{full}: writes are refused until records are deleted");
+        }
+    }
 }
 
 /// Recovers the data folder, then imports a seed folder into it if asked.

@@ -10,7 +10,7 @@ use crate::auth::{KeyEntry, KeyRing};
 use crate::persist::{Journal, Lsn, WalOp};
 use crate::protocol::encode;
 use crate::protocol::Request;
-use crate::store::{Collection, Handles, Store};
+use crate::store::{Collection, Handles, MemoryFull, Store};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
@@ -101,15 +101,21 @@ pub enum OpError {
     Keys(&'static str),
     /// The data folder cannot take writes.
     Storage(String),
+    /// The store holds its `--max-memory`.
+    MemoryFull(MemoryFull),
 }
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let OpError::MemoryFull(m) = self {
+            return m.fmt(f);
+        }
         f.write_str(match self {
             OpError::ResponseTooLarge => "response too large",
             OpError::DocumentTooLarge => "document too large: at most 4 GiB of data per document",
             OpError::Keys(text) => text,
             OpError::Storage(_) => "storage unavailable: the server cannot persist writes",
+            OpError::MemoryFull(_) => unreachable!("written above"),
         })
     }
 }
@@ -147,6 +153,9 @@ pub fn execute(
 ) -> Result<(), OpError> {
     let budget = Budget::new(out, ctx.max_response);
     encode::begin(out, id);
+    if matches!(req, Request::Ins(_) | Request::Sval { .. }) {
+        ctx.store.check_memory().map_err(OpError::MemoryFull)?;
+    }
     match req {
         Request::Ins(records) => records::insert(ctx, &records)?,
         Request::Qry(q) => records::latest(ctx, &q, out, &budget)?,

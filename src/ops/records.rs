@@ -6,6 +6,7 @@ use crate::protocol::encode;
 use crate::protocol::pattern::{Predicate, Selector};
 use crate::protocol::request::{NewRecord, Qdoc, Qry};
 use crate::store::Series;
+use std::ops::ControlFlow;
 
 pub fn insert(ctx: &Ctx<'_>, records: &[NewRecord<'_>]) -> Result<(), OpError> {
     by_collection(
@@ -107,19 +108,15 @@ pub fn document(
     ctx.read(&q.col, |c| {
         if let Some(series) = c.docs.get(&*q.doc) {
             let range = series.range(q.from, q.to);
-            let positions: Box<dyn Iterator<Item = usize>> = if q.reverse {
-                Box::new(range.rev())
-            } else {
-                Box::new(range)
-            };
             let mut kept = 0;
-            for i in positions {
+            let mut result = Ok(());
+            // Sealed blocks are decoded once each by the scan.
+            series.scan(range, q.reverse, |ts, data| {
                 if kept == limit {
-                    break;
+                    return ControlFlow::Break(());
                 }
-                let (ts, data) = series.get(i);
                 if !predicate.accepts(data) {
-                    continue;
+                    return ControlFlow::Continue(());
                 }
                 if kept > 0 {
                     out.push(b',');
@@ -127,9 +124,14 @@ pub fn document(
                 write_record(out, series, ts, data);
                 kept += 1;
                 if kept % 256 == 0 {
-                    budget.check(out)?;
+                    if let Err(e) = budget.check(out) {
+                        result = Err(e);
+                        return ControlFlow::Break(());
+                    }
                 }
-            }
+                ControlFlow::Continue(())
+            });
+            return result;
         }
         Ok(())
     })

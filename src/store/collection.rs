@@ -24,6 +24,19 @@ pub struct Collection {
     /// when a document crosses that size, so that an insert writes nothing shared but the
     /// lock and its own series.
     large_docs: usize,
+    /// Bytes this collection holds, by its own accounting (kept up to date by every change).
+    pub(super) held: usize,
+}
+
+/// What a document costs besides its series' buffers: its name, the series itself in a map
+/// node (nodes are about two-thirds full), allocation overheads.
+fn doc_bytes(name: &str, series: &Series) -> usize {
+    name.len() + 16 + std::mem::size_of::<(String, Series)>() * 3 / 2 + series.heap_bytes()
+}
+
+/// What a key/value entry costs: both strings at their length, in a map node.
+fn kv_bytes(key: &str, value: &str) -> usize {
+    key.len() + value.len() + 32 + std::mem::size_of::<(String, String)>() * 3 / 2
 }
 
 impl Collection {
@@ -58,18 +71,29 @@ impl Collection {
         self.docs.is_empty() && self.kv.is_empty()
     }
 
+    /// Bytes held by the collection's documents and values, by the store's accounting.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
     /// Inserts (or replaces) one record.
     pub fn insert(&mut self, doc: &str, ts: i64, data: &str) -> Result<(), SeriesError> {
         self.mark_dirty();
-        let series = match self.docs.get_mut(doc) {
-            Some(series) => series,
-            None => self.docs.entry(doc.to_owned()).or_default(),
+        let (series, held) = match self.docs.get_mut(doc) {
+            Some(series) => {
+                let held = doc_bytes(doc, series);
+                (series, held)
+            }
+            None => (self.docs.entry(doc.to_owned()).or_default(), 0),
         };
         let before = series.arena_len();
         let result = series.insert(ts, data);
         let after = series.arena_len();
+        self.held -= held;
         if series.is_empty() {
             self.docs.remove(doc);
+        } else {
+            self.held += doc_bytes(doc, series);
         }
         self.track_size(before, after);
         result
@@ -102,10 +126,13 @@ impl Collection {
             return R::default();
         };
         let (before, count) = (series.arena_len(), series.len());
+        self.held -= doc_bytes(doc, series);
         let r = f(series);
         let (after, changed) = (series.arena_len(), series.len() != count);
         if series.is_empty() {
             self.docs.remove(doc);
+        } else {
+            self.held += doc_bytes(doc, series);
         }
         self.track_size(before, after);
         if changed {
@@ -137,6 +164,7 @@ impl Collection {
     pub fn remove_doc(&mut self, doc: &str) -> bool {
         match self.docs.remove(doc) {
             Some(series) => {
+                self.held -= doc_bytes(doc, &series);
                 self.track_size(series.arena_len(), 0);
                 self.mark_dirty();
                 true
@@ -147,10 +175,13 @@ impl Collection {
 
     pub fn set_value(&mut self, key: &str, value: &str) {
         self.mark_dirty();
+        self.held += kv_bytes(key, value);
         match self.kv.get_mut(key) {
             Some(v) => {
+                self.held -= kv_bytes(key, v);
                 v.clear();
                 v.push_str(value);
+                v.shrink_to_fit();
             }
             None => {
                 self.kv.insert(key.to_owned(), value.to_owned());
@@ -159,7 +190,10 @@ impl Collection {
     }
 
     pub fn remove_value(&mut self, key: &str) -> bool {
-        let removed = self.kv.remove(key).is_some();
+        let removed = self.kv.remove(key).is_some_and(|v| {
+            self.held -= kv_bytes(key, &v);
+            true
+        });
         if removed {
             self.mark_dirty();
         }
@@ -169,6 +203,12 @@ impl Collection {
     /// Recomputes derived counters after documents were inserted directly (loading).
     pub fn recount(&mut self) {
         self.large_docs = self.docs.values().filter(|s| s.arena_len() > LARGE).count();
+        self.held = self
+            .docs
+            .iter()
+            .map(|(d, s)| doc_bytes(d, s))
+            .sum::<usize>()
+            + self.kv.iter().map(|(k, v)| kv_bytes(k, v)).sum::<usize>();
     }
 
     /// Records held (for start-up reports).

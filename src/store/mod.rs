@@ -11,7 +11,29 @@ pub use series::{Series, SeriesError};
 
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+const MIB: usize = 1024 * 1024;
+
+/// The store holds its memory limit: writes that add data are refused until memory is freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryFull {
+    pub held: usize,
+    pub limit: usize,
+}
+
+impl fmt::Display for MemoryFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "memory limit reached: the store holds {} MiB of its {} MiB limit",
+            self.held / MIB,
+            self.limit.div_ceil(MIB)
+        )
+    }
+}
 
 pub type CollectionRef = Arc<RwLock<Collection>>;
 
@@ -62,11 +84,77 @@ pub struct StoreStats {
 #[derive(Default)]
 pub struct Store {
     collections: RwLock<BTreeMap<String, CollectionRef>>,
+    /// Bytes the collections hold (their own accounting, see [`Collection::held_bytes`]).
+    held: AtomicUsize,
+    /// `--max-memory` in bytes; 0 = no limit.
+    limit: AtomicUsize,
+    /// Bytes allocated or freed by the store since free memory was last given back.
+    churn: AtomicUsize,
+}
+
+/// Gives free memory inside the allocator's heaps back to the system. Long-lived blocks end up
+/// between the short-lived buffers of requests, and glibc returns only the top of a heap by
+/// itself: without this, RSS grows to several times what the store holds.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl Store {
     pub fn new() -> Self {
         Store::default()
+    }
+
+    /// Sets the memory limit (0 = none).
+    pub fn set_memory_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes the store holds: record data (sealed blocks as stored), columns, names, values.
+    pub fn held_bytes(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// `Err` while the store holds its memory limit or more: the one check before a write that
+    /// adds data (`ins`, `sval`). Deletes, queries and retention are never refused.
+    pub fn check_memory(&self) -> Result<(), MemoryFull> {
+        let limit = self.limit.load(Ordering::Relaxed);
+        let held = self.held.load(Ordering::Relaxed);
+        if limit > 0 && held >= limit {
+            Err(MemoryFull { held, limit })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Applies a change of a collection's held bytes to the total; true when enough changed
+    /// since the last time that free memory should be given back (call
+    /// [`Store::release_memory`] then, outside any collection lock).
+    fn account(&self, before: usize, after: usize) -> bool {
+        let held = if after > before {
+            self.held.fetch_add(after - before, Ordering::Relaxed) + (after - before)
+        } else if before > after {
+            self.held.fetch_sub(before - after, Ordering::Relaxed) - (before - after)
+        } else {
+            return false;
+        };
+        let d = before.abs_diff(after);
+        let churn = self.churn.fetch_add(d, Ordering::Relaxed) + d;
+        // Every 1/64 of what is held (at least 1 MiB): the trims cost a few percent of the
+        // allocation work at most, and RSS stays within a few percent of the accounting.
+        churn >= (held / 64).max(MIB)
+            && self
+                .churn
+                .compare_exchange(churn, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Gives the allocator's free memory back to the system.
+    fn release_memory(&self) {
+        release_free_memory();
     }
 
     /// The collection of that name, if it exists.
@@ -150,9 +238,14 @@ impl Store {
                 handles.forget(name);
                 continue;
             }
+            let before = guard.held_bytes();
             let result = f(&mut guard);
+            let trim = self.account(before, guard.held_bytes());
             let empty = guard.is_empty();
             drop(guard);
+            if trim {
+                self.release_memory();
+            }
             if empty {
                 self.remove_if_empty(name, handle);
             }
@@ -189,6 +282,7 @@ impl Store {
         }
         let mut guard = handle.write();
         if guard.is_empty() {
+            let _ = self.account(guard.held_bytes(), 0);
             guard.removed = true;
             drop(guard);
             map.remove(name);
@@ -210,15 +304,26 @@ impl Store {
         let mut guard = handle.write();
         on_drop()?;
         map.remove(name);
+        let trim = self.account(guard.held_bytes(), 0);
         guard.removed = true;
         guard.docs = Default::default();
         guard.kv = Default::default();
+        guard.held = 0;
+        drop(guard);
+        drop(map);
+        if trim {
+            self.release_memory();
+        }
         Ok(true)
     }
 
     /// Installs a collection loaded from disk (start-up only).
-    pub fn install(&self, name: String, collection: Collection) {
+    pub fn install(&self, name: String, mut collection: Collection) {
         if !collection.is_empty() {
+            collection.recount();
+            if self.account(0, collection.held_bytes()) {
+                self.release_memory();
+            }
             self.collections
                 .write()
                 .insert(name, Arc::new(RwLock::new(collection)));

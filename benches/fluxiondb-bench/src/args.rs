@@ -1,5 +1,6 @@
 //! Command-line flags.
 
+use crate::payload::PayloadKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -33,6 +34,11 @@ pub enum Command {
     Echo(LoadArgs),
     /// The standard set against a server binary started here; writes a results file.
     Standard(StandardArgs),
+    /// Print N records of the seeded telemetry generator, one per line (the fixture).
+    Telemetry {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
     /// Run the built-in echo server in the foreground (prints `echo listening on ADDR`).
     #[command(hide = true)]
     EchoServer(EchoServerArgs),
@@ -80,9 +86,13 @@ pub struct Shape {
     #[arg(long, default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub docs: u64,
-    /// Bytes of `data` per record.
+    /// Bytes of `data` per record (`fixed` and `seq` payloads).
     #[arg(long = "data-size", default_value_t = 32)]
     pub data_size: usize,
+    /// What the records' data is: `fixed` (x…), `seq` (`{"seq":N,"pad":"…"}` of --data-size
+    /// bytes) or `telemetry` (the seeded telemetry walk of issue 13, ~92 bytes).
+    #[arg(long, value_enum, default_value_t = PayloadKind::Fixed)]
+    pub payload: PayloadKind,
     /// Collection name (letters, digits, `_`, `-`).
     #[arg(long, default_value = "bench", value_parser = plain_name)]
     pub col: String,
@@ -119,12 +129,18 @@ pub struct QueryArgs {
     /// `qdoc` limit.
     #[arg(long, default_value_t = 100)]
     pub limit: u64,
+    /// `qdoc`: the newest records (`reverse`) instead of the oldest.
+    #[arg(long)]
+    pub newest: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ReadKind {
     Qry,
+    /// The oldest `--limit` records of a document.
     Qdoc,
+    /// The newest `--limit` records of a document (`reverse`).
+    QdocNewest,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -10,6 +10,7 @@ mod args;
 mod client;
 mod echo;
 mod load;
+mod payload;
 mod procfs;
 mod report;
 mod requests;
@@ -28,10 +29,17 @@ fn main() -> ExitCode {
         Command::Insert(a) => scenarios::cmd_insert(a),
         Command::Fill(a) => scenarios::cmd_fill(a),
         Command::Qry(a) => scenarios::cmd_query(a, ReadKind::Qry),
+        Command::Qdoc(a) if a.newest => scenarios::cmd_query(a, ReadKind::QdocNewest),
         Command::Qdoc(a) => scenarios::cmd_query(a, ReadKind::Qdoc),
         Command::Mixed(a) => scenarios::cmd_mixed(a),
         Command::Echo(a) => scenarios::cmd_echo(a),
         Command::Standard(a) => scenarios::standard(a),
+        Command::Telemetry { count } => {
+            for r in payload::telemetry(payload::SEED, *count) {
+                println!("{r}");
+            }
+            Ok(())
+        }
         Command::EchoServer(a) => echo::serve(&a.bind, a.port),
     };
     match result {

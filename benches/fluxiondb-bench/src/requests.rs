@@ -4,6 +4,20 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::payload::Payload;
+
+/// Appends `s` as the inside of a JSON string that is itself inside a JSON string (record data
+/// in an `ins` payload in the envelope).
+fn push_escaped_twice(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\\\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\\\\\"),
+            _ => out.push(b),
+        }
+    }
+}
+
 /// The decimal digits of `n`, written at the end of `buf`.
 pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
@@ -50,9 +64,13 @@ pub struct InsertGen {
     local_next: u64,
     batch: u64,
     docs: u64,
-    /// `\",\"data\":\"<data>\",\"col\":\"<col>\"}`
+    /// `\",\"data\":\"`
+    rec_mid: Vec<u8>,
+    /// `\",\"col\":\"<col>\"}`
     rec_tail: Vec<u8>,
     doc_prefix: Vec<u8>,
+    payload: Arc<Payload>,
+    scratch: String,
 }
 
 pub struct QdocGen {
@@ -65,9 +83,18 @@ pub struct QdocGen {
 const ID_HEAD: &[u8] = b"{\"id\":\"";
 
 impl Generator {
-    pub fn insert(col: &str, docs: u64, batch: u32, data_size: usize, batches: Batches) -> Self {
-        let mut rec_tail = b"\\\",\\\"data\\\":\\\"".to_vec();
-        rec_tail.extend(std::iter::repeat_n(b'x', data_size));
+    pub fn insert(
+        col: &str,
+        docs: u64,
+        batch: u32,
+        payload: Arc<Payload>,
+        batches: Batches,
+    ) -> Self {
+        let mut rec_mid = b"\\\",\\\"data\\\":\\\"".to_vec();
+        let mut rec_tail = Vec::new();
+        if let Some(data) = payload.constant() {
+            push_escaped_twice(&mut rec_mid, data);
+        }
         rec_tail.extend_from_slice(b"\\\",\\\"col\\\":\\\"");
         rec_tail.extend_from_slice(col.as_bytes());
         rec_tail.extend_from_slice(b"\\\"}");
@@ -80,8 +107,11 @@ impl Generator {
             local_next: 0,
             batch: batch as u64,
             docs,
+            rec_mid,
             rec_tail,
             doc_prefix,
+            payload,
+            scratch: String::new(),
         })
     }
 
@@ -97,13 +127,17 @@ impl Generator {
     }
 
     /// `qdoc` over the whole time range of document `d<n>` (n cycling over `docs`).
-    pub fn qdoc(col: &str, docs: u64, limit: u64) -> Self {
+    /// `reverse`: the newest records first.
+    pub fn qdoc(col: &str, docs: u64, limit: u64, reverse: bool) -> Self {
         let mut mid = b"\",\"type\":\"qdoc\",\"data\":\"{\\\"col\\\":\\\"".to_vec();
         mid.extend_from_slice(col.as_bytes());
         mid.extend_from_slice(b"\\\",\\\"doc\\\":\\\"d");
         let mut tail =
             b"\\\",\\\"from\\\":0,\\\"to\\\":9223372036854775807,\\\"limit\\\":".to_vec();
         push_u64(&mut tail, limit);
+        if reverse {
+            tail.extend_from_slice(b",\\\"reverse\\\":true");
+        }
         tail.extend_from_slice(b"}\"}");
         Generator::Qdoc(QdocGen {
             head: ID_HEAD.to_vec(),
@@ -166,6 +200,13 @@ impl InsertGen {
             out.extend_from_slice(b",\\\"doc\\\":\\\"");
             out.extend_from_slice(&self.doc_prefix);
             push_u64(out, g % self.docs);
+            out.extend_from_slice(&self.rec_mid);
+            if self.payload.constant().is_none() {
+                self.scratch.clear();
+                self.payload
+                    .write(g, g % self.docs, g / self.docs, &mut self.scratch);
+                push_escaped_twice(out, &self.scratch);
+            }
             out.extend_from_slice(&self.rec_tail);
         }
         out.extend_from_slice(b"]\"}");
@@ -176,6 +217,28 @@ impl InsertGen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payload::PayloadKind;
+
+    #[test]
+    fn json_payloads_are_escaped_twice() {
+        for kind in [PayloadKind::Seq, PayloadKind::Telemetry] {
+            let mut g = Generator::insert(
+                "c",
+                3,
+                4,
+                Arc::new(Payload::new(kind, 32)),
+                Batches::Local { conn: 0 },
+            );
+            let env: serde_json::Value = serde_json::from_str(&text(&mut g, 1)).unwrap();
+            let recs: serde_json::Value =
+                serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
+            for r in recs.as_array().unwrap() {
+                let data: serde_json::Value =
+                    serde_json::from_str(r["data"].as_str().unwrap()).unwrap();
+                assert!(data.is_object(), "{kind:?}: {data}");
+            }
+        }
+    }
 
     fn text(g: &mut Generator, seq: u64) -> String {
         let mut out = Vec::new();
@@ -186,7 +249,13 @@ mod tests {
     /// The envelope and its `data` payload are valid JSON of the documented shapes.
     #[test]
     fn requests_are_valid_json() {
-        let mut g = Generator::insert("bench", 10, 3, 4, Batches::Local { conn: 7 });
+        let mut g = Generator::insert(
+            "bench",
+            10,
+            3,
+            Arc::new(Payload::new(PayloadKind::Fixed, 4)),
+            Batches::Local { conn: 7 },
+        );
         let env: serde_json::Value = serde_json::from_str(&text(&mut g, 42)).unwrap();
         assert_eq!(env["id"], "42");
         assert_eq!(env["type"], "ins");
@@ -203,7 +272,7 @@ mod tests {
         let env: serde_json::Value = serde_json::from_str(&text(&mut q, 5)).unwrap();
         let p: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
         assert_eq!(p, serde_json::json!({"col":"c1","ts":i64::MAX}));
-        let mut q = Generator::qdoc("c1", 100, 100);
+        let mut q = Generator::qdoc("c1", 100, 100, false);
         let env: serde_json::Value = serde_json::from_str(&text(&mut q, 105)).unwrap();
         assert_eq!(env["type"], "qdoc");
         let p: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
@@ -220,7 +289,7 @@ mod tests {
             "c",
             2,
             1,
-            1,
+            Arc::new(Payload::new(PayloadKind::Fixed, 1)),
             Batches::Shared {
                 next: next.clone(),
                 total: 2,

@@ -5,6 +5,7 @@ use crate::args::{
 };
 use crate::client::Endpoint;
 use crate::load::{self, Role, Window};
+use crate::payload::{Payload, PayloadKind};
 use crate::procfs::Machine;
 use crate::report::{self, Memory, Row};
 use crate::requests::{Batches, Generator};
@@ -85,6 +86,7 @@ fn timed(shape: &Shape) -> Window {
 }
 
 fn insert_role(name: &str, shape: &Shape, batches: impl Fn(u32) -> Batches) -> Role {
+    let payload = Arc::new(Payload::new(shape.payload, shape.data_size));
     Role {
         name: name.into(),
         conns: shape.conns,
@@ -96,7 +98,7 @@ fn insert_role(name: &str, shape: &Shape, batches: impl Fn(u32) -> Batches) -> R
                     &shape.col,
                     shape.docs,
                     shape.batch,
-                    shape.data_size,
+                    payload.clone(),
                     batches(i),
                 )
             })
@@ -121,7 +123,8 @@ fn read_role(
         gens: (0..conns)
             .map(|_| match kind {
                 ReadKind::Qry => Generator::qry(col),
-                ReadKind::Qdoc => Generator::qdoc(col, docs, limit),
+                ReadKind::Qdoc => Generator::qdoc(col, docs, limit, false),
+                ReadKind::QdocNewest => Generator::qdoc(col, docs, limit, true),
             })
             .collect(),
     }
@@ -157,7 +160,7 @@ fn fill(live: &mut Live, shape: &Shape, records: u64, label: &str) -> Result<Vec
             rss_before_mib: (s[0].rss_bytes as f64 / 1048576.0 * 10.0).round() / 10.0,
             rss_after_mib: (s[2].rss_bytes as f64 / 1048576.0 * 10.0).round() / 10.0,
             bytes_per_record: (grown / inserted.max(1) as f64 * 10.0).round() / 10.0,
-            payload_bytes_per_record: shape.data_size as f64 + 8.0,
+            payload_bytes_per_record: Payload::new(shape.payload, shape.data_size).mean_len() + 8.0,
         }
     });
     Ok(report::rows(label, "fill", live.kind, &run, memory))
@@ -182,7 +185,7 @@ fn prefill(live: &mut Live, shape: &Shape, per_doc: u64) -> Result<u64, String> 
             &shape.col,
             shape.docs,
             batch,
-            shape.data_size,
+            Arc::new(Payload::new(shape.payload, shape.data_size)),
             Batches::Shared { next, total },
         )],
     };
@@ -210,6 +213,7 @@ fn query(
     let name = match kind {
         ReadKind::Qry => "qry",
         ReadKind::Qdoc => "qdoc",
+        ReadKind::QdocNewest => "qdoc-newest",
     };
     let role = read_role(
         name,
@@ -319,6 +323,7 @@ pub fn standard(a: &StandardArgs) -> Result<(), String> {
         warmup: a.warmup,
         docs: 100,
         data_size: 32,
+        payload: PayloadKind::Fixed,
         col: "bench".into(),
     };
     base.check()?;
@@ -357,10 +362,25 @@ pub fn standard(a: &StandardArgs) -> Result<(), String> {
                 record(&l, "fluxiondb", round, ours);
             }
         }
-        // Queries answering 100 records (100 documents of 1000 records).
-        for (l, kind) in [("qry-100", ReadKind::Qry), ("qdoc-100", ReadKind::Qdoc)] {
+        // Queries answering 100 records (100 documents of 1000 records): `qdoc-100` the oldest
+        // 100 of a document (sealed history), `qdoc-100-newest` the newest 100 (`reverse`);
+        // the `-telemetry` forms with realistic data.
+        for (l, kind, payload) in [
+            ("qry-100", ReadKind::Qry, PayloadKind::Fixed),
+            ("qdoc-100", ReadKind::Qdoc, PayloadKind::Fixed),
+            ("qry-100-telemetry", ReadKind::Qry, PayloadKind::Telemetry),
+            ("qdoc-100-telemetry", ReadKind::Qdoc, PayloadKind::Telemetry),
+            (
+                "qdoc-100-newest-telemetry",
+                ReadKind::QdocNewest,
+                PayloadKind::Telemetry,
+            ),
+        ] {
             if wanted(l) {
-                let s = shape(1, 32, 1);
+                let s = Shape {
+                    payload,
+                    ..shape(1, 32, 1)
+                };
                 let r = srv().and_then(|mut v| query(&mut v, &s, kind, 1000, 100, l));
                 record(l, "fluxiondb", round, r);
             }
@@ -396,6 +416,24 @@ pub fn standard(a: &StandardArgs) -> Result<(), String> {
         record(l, "echo", 1, echo);
         let r = srv().and_then(|mut v| fill(&mut v, &s, a.fill_records, l));
         record(l, "fluxiondb", 1, r);
+    }
+    // Memory per record for the shapes of issue 13, each into a fresh server: telemetry for
+    // `--fill-records` and for the first million, 32-byte `{"seq":N,"pad":"…"}` for the first
+    // million.
+    for (l, payload, records) in [
+        ("bulk-telemetry", PayloadKind::Telemetry, a.fill_records),
+        ("bulk-telemetry-1m", PayloadKind::Telemetry, 1_000_000),
+        ("bulk-seq32-1m", PayloadKind::Seq, 1_000_000),
+    ] {
+        if wanted(l) {
+            let s = Shape {
+                docs: 1000,
+                payload,
+                ..shape(2, 4, 1000)
+            };
+            let r = srv().and_then(|mut v| fill(&mut v, &s, records, l));
+            record(l, "fluxiondb", 1, r);
+        }
     }
     let targets = targets(&rows);
     let wall = began.elapsed().as_secs_f64();
@@ -532,6 +570,48 @@ fn targets(rows: &[Row]) -> Vec<report::Target> {
     );
     let per_record = mem.map(|m| m.bytes_per_record);
     push(&name, "B", (per_record, None, None), 131.0, 107.0);
+    // Issue 13's memory shapes (upstream figures from the issue; 0 = not measured there).
+    for (label, name, qt, uws) in [
+        (
+            "bulk-telemetry",
+            "RSS per record, telemetry, --fill-records (target ≤ 32 B at 10 M)",
+            0.0,
+            170.0,
+        ),
+        (
+            "bulk-telemetry-1m",
+            "RSS per record, telemetry, first 1 M (target ≤ 40 B)",
+            0.0,
+            174.0,
+        ),
+        (
+            "bulk-seq32-1m",
+            "RSS per record, 32-byte seq JSON, first 1 M (target ≤ 56 B)",
+            131.0,
+            107.0,
+        ),
+    ] {
+        let m = find(label, "fluxiondb").and_then(|r| r.memory.clone());
+        push(
+            name,
+            "B",
+            (m.map(|m| m.bytes_per_record), None, None),
+            qt,
+            uws,
+        );
+    }
+    for (label, name) in [
+        (
+            "qdoc-100-newest-telemetry",
+            "qdoc → newest 100 telemetry records, 1 conn × 32",
+        ),
+        (
+            "qdoc-100-telemetry",
+            "qdoc → oldest 100 (sealed) telemetry records, 1 conn × 32",
+        ),
+    ] {
+        push(name, "req/s", req(label), 0.0, 0.0);
+    }
     push(
         "p99 latency, 1-rec ins, 1 conn × 1",
         "µs",
