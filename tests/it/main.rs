@@ -18,5 +18,6 @@ mod limits;
 mod model;
 mod persistence;
 mod records;
+mod seams;
 mod vectors;
 mod vectors_restart;
