@@ -20,7 +20,7 @@ pub use messages::{decode, MsgType, Request};
 
 /// One open connection as `conn` reports it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     pub ip: String,
     pub since_ms: i64,
     pub name: Option<String>,
@@ -28,7 +28,7 @@ pub struct ConnInfo {
 }
 
 /// What the operations need from the connection layer.
-pub trait Sessions: Send + Sync {
+pub(crate) trait Sessions: Send + Sync {
     /// Every open, authenticated connection, oldest first; `me` marks the caller's own entry.
     fn list(&self, me: u64) -> Vec<ConnInfo>;
     /// Closes every connection that authenticated with `key` (1008 `API key revoked`) and
@@ -131,7 +131,7 @@ impl<'a> Ctx<'a> {
 
 /// A request that was valid but could not be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpError {
+pub(crate) enum OpError {
     ResponseTooLarge,
     DocumentTooLarge,
     /// A `keys` error with upstream's text.

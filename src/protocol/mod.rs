@@ -8,8 +8,8 @@ mod insert_scan;
 pub mod json;
 pub mod pattern;
 pub mod payload;
-pub mod reply;
-pub mod request;
+pub(crate) mod reply;
+pub(crate) mod request;
 pub mod scan;
 
 pub use request::PayloadError;

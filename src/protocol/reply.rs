@@ -61,11 +61,6 @@ impl<'o> Reply<'o> {
         }
     }
 
-    /// Whether the response is still within the limit.
-    pub fn check(&self) -> Result<(), TooLarge> {
-        self.limit.check(self.out)
-    }
-
     /// Closes the response object and checks its final size.
     pub fn finish(self) -> Result<(), TooLarge> {
         encode::end(self.out);
@@ -116,14 +111,6 @@ impl<'o> Value<'o> {
         let mut a = self.array();
         for s in items {
             a.item().str(s);
-        }
-    }
-
-    /// An object mapping strings to strings.
-    pub fn string_map<'s>(self, items: impl IntoIterator<Item = (&'s str, &'s str)>) {
-        let mut o = self.object();
-        for (k, v) in items {
-            o.member(k).str(v);
         }
     }
 
@@ -243,9 +230,13 @@ mod tests {
     #[test]
     fn the_limit_counts_from_the_start_of_the_response() {
         let mut out = vec![0u8; 100];
-        let mut r = Reply::begin(&mut out, "1", 20);
-        assert_eq!(r.check(), Ok(()));
-        r.member("values").string_map([("a", "b")]);
+        let mut r = Reply::begin(&mut out, "1", 30);
+        let mut values = r.member("values").object();
+        values.member("a").str("b");
+        assert_eq!(values.check(), Ok(()));
+        values.member("c").str("d");
+        assert_eq!(values.check(), Err(TooLarge));
+        drop(values);
         assert_eq!(r.finish(), Err(TooLarge));
         let mut out = Vec::new();
         let mut r = Reply::begin(&mut out, "1", 20);

@@ -77,9 +77,16 @@ pub(crate) struct Observation {
     /// `None` when the envelope or the type name was not valid.
     pub kind: Option<MsgType>,
     pub outcome: Outcome,
-    pub elapsed: Duration,
+    /// Measured only while [`observing`] says so (two clock reads per request).
+    pub elapsed: Option<Duration>,
     pub request_bytes: usize,
     pub response_bytes: usize,
+}
+
+/// Whether requests are being observed closely enough to time them. Metrics switch this on.
+#[inline]
+fn observing(_shared: &Shared) -> bool {
+    log::log_enabled!(log::Level::Trace)
 }
 
 /// The one place a per-request observation is recorded: called once per request, on every
@@ -106,7 +113,7 @@ pub(crate) fn dispatch(
     text: &str,
     out: &mut Vec<u8>,
 ) -> Verdict {
-    let started = Instant::now();
+    let started = observing(shared).then(Instant::now);
     let base = out.len();
     let (kind, outcome, verdict) = respond(shared, caller, text, out);
     observe(
@@ -115,7 +122,7 @@ pub(crate) fn dispatch(
         &Observation {
             kind,
             outcome,
-            elapsed: started.elapsed(),
+            elapsed: started.map(|t| t.elapsed()),
             request_bytes: text.len(),
             response_bytes: out.len() - base,
         },

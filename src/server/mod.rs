@@ -14,7 +14,7 @@ pub mod signals;
 mod throttle;
 
 pub use local::LocalSession;
-pub use registry::PushError;
+use registry::PushError;
 
 use crate::auth::{KeyRing, Scope};
 use crate::config::Config;

@@ -78,7 +78,7 @@ struct Life {
 
 /// Why a push was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushError {
+pub(crate) enum PushError {
     /// The session is closing or closed.
     Closed,
     /// The outbox already holds the send-buffer limit.
