@@ -13,7 +13,7 @@
 //! flushing, or waiting for a slow reader), so the frame goes to its outbox and a flag the
 //! session reads at every turn of its loop moves it into the output queue. Nothing on the
 //! request path makes a system call for this: when no push is pending, the session pays one
-//! atomic load per turn and two uncontended lock operations per blocking wait, and no extra
+//! atomic load per turn and one atomic operation on each side of a blocking wait, and no extra
 //! file descriptor (an eventfd per connection would double the descriptors the connection cap
 //! is computed from, and polling it with the socket would add a `poll` to every wait).
 //!
@@ -42,8 +42,14 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// `SessionHandle::flags`: a close was requested.
 const CLOSE: u8 = 1;
-/// `SessionHandle::flags`: the outbox holds bytes.
+/// `SessionHandle::flags`: the outbox holds bytes (set and cleared under the lock).
 const PUSHED: u8 = 2;
+/// `SessionHandle::flags`: the session is blocked in `recv` with nothing queued (set and
+/// cleared by the session only).
+const IDLE: u8 = 4;
+/// `SessionHandle::flags`: a pusher holding the lock claimed the idle session's socket and is
+/// writing to it (cleared before it lets go of the lock).
+const WRITING: u8 = 8;
 
 /// One open, authenticated session.
 pub(crate) struct SessionHandle {
@@ -52,7 +58,8 @@ pub(crate) struct SessionHandle {
     pub name: Option<String>,
     pub since: Instant,
     pub key: Arc<KeyEntry>,
-    /// [`CLOSE`] | [`PUSHED`]: read at every turn of the session's loop without locking.
+    /// [`CLOSE`] | [`PUSHED`] | [`IDLE`] | [`WRITING`]: what the session reads at every turn of
+    /// its loop, and around each blocking wait, without locking.
     flags: AtomicU8,
     life: Mutex<Life>,
     closed_cv: Condvar,
@@ -70,8 +77,6 @@ struct Life {
     fd: Option<RawFd>,
     /// Whole frames waiting for the session's next turn.
     outbox: Vec<u8>,
-    /// The session is blocked in `recv` with nothing queued: pushes may go straight out.
-    idle: bool,
     /// The session's close frame is out (or it is gone).
     closed: bool,
 }
@@ -118,7 +123,6 @@ impl SessionHandle {
     pub fn mark_closed(&self) {
         let mut life = self.life.lock();
         life.fd = None;
-        life.idle = false;
         life.closed = true;
         self.closed_cv.notify_all();
     }
@@ -140,33 +144,48 @@ impl SessionHandle {
             return Err(PushError::Closed);
         }
         let mut rest = frame;
-        if let (true, Some(fd)) = (life.idle && life.outbox.is_empty(), life.fd) {
-            match send_now(fd, rest) {
-                Ok(n) => rest = &rest[n..],
-                Err(_) => return Err(PushError::Closed),
+        match life.fd {
+            Some(fd) if life.outbox.is_empty() && self.claim_idle_socket() => {
+                let sent = send_now(fd, rest);
+                if let Ok(n) = sent {
+                    rest = &rest[n..];
+                    if !rest.is_empty() {
+                        // The rest goes first when the session wakes (see `leave_idle`).
+                        life.outbox.extend_from_slice(rest);
+                        self.flags.fetch_or(PUSHED, Ordering::AcqRel);
+                    }
+                }
+                self.flags.fetch_and(!WRITING, Ordering::AcqRel);
+                sent.map(|_| ()).map_err(|_| PushError::Closed)
             }
-            if rest.is_empty() {
-                return Ok(());
+            _ if life.outbox.len() + frame.len() > limit => Err(PushError::Full),
+            _ => {
+                life.outbox.extend_from_slice(rest);
+                self.flags.fetch_or(PUSHED, Ordering::AcqRel);
+                Ok(())
             }
-        } else if life.outbox.len() + frame.len() > limit {
-            return Err(PushError::Full);
         }
-        life.outbox.extend_from_slice(rest);
-        self.flags.fetch_or(PUSHED, Ordering::AcqRel);
-        Ok(())
+    }
+
+    /// Sets [`WRITING`] if the session is idle; true when it did.
+    fn claim_idle_socket(&self) -> bool {
+        self.flags
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                (f & IDLE != 0).then_some(f | WRITING)
+            })
+            .is_ok()
     }
 
     /// Moves pushed frames into the session's output queue. One atomic load when there are
     /// none.
     pub fn take_pushes(&self, queue: &mut Vec<u8>) {
         if self.flags.load(Ordering::Acquire) & PUSHED != 0 {
-            let mut life = self.life.lock();
-            Self::drain(&mut life, &self.flags, queue);
+            self.drain(&mut self.life.lock(), queue);
         }
     }
 
-    fn drain(life: &mut Life, flags: &AtomicU8, queue: &mut Vec<u8>) {
-        flags.fetch_and(!PUSHED, Ordering::AcqRel);
+    fn drain(&self, life: &mut Life, queue: &mut Vec<u8>) {
+        self.flags.fetch_and(!PUSHED, Ordering::AcqRel);
         queue.append(&mut life.outbox);
         if life.outbox.capacity() > 64 * 1024 {
             life.outbox = Vec::new();
@@ -175,24 +194,25 @@ impl SessionHandle {
 
     /// The session is about to block in `recv` with nothing queued: from now on pushes are
     /// written straight to the socket. False (and the pushes in `queue`) when some arrived
-    /// meanwhile: do not block then.
+    /// meanwhile: do not block then. One atomic operation when none did.
     pub fn enter_idle(&self, queue: &mut Vec<u8>) -> bool {
-        let mut life = self.life.lock();
-        if !life.outbox.is_empty() {
-            Self::drain(&mut life, &self.flags, queue);
-            return false;
+        if self.flags.fetch_or(IDLE, Ordering::AcqRel) & PUSHED == 0 {
+            return true;
         }
-        life.idle = true;
-        true
+        self.leave_idle(queue);
+        false
     }
 
     /// The session is back from `recv` and will write to the socket itself: pushes wait in the
-    /// outbox again. The rest of a push the socket took only partly goes to `queue` first.
+    /// outbox again. A push being written meanwhile is waited for, and the rest of one the
+    /// socket took only partly goes to `queue` first. One atomic operation when there was none.
     pub fn leave_idle(&self, queue: &mut Vec<u8>) {
-        let mut life = self.life.lock();
-        life.idle = false;
-        if !life.outbox.is_empty() {
-            Self::drain(&mut life, &self.flags, queue);
+        if self.flags.fetch_and(!IDLE, Ordering::AcqRel) & (WRITING | PUSHED) != 0 {
+            // The pusher holds the lock while it writes: taking it waits for the write.
+            let mut life = self.life.lock();
+            if !life.outbox.is_empty() {
+                self.drain(&mut life, queue);
+            }
         }
     }
 }
@@ -296,7 +316,6 @@ impl Registry {
                 close: None,
                 fd,
                 outbox: Vec::new(),
-                idle: false,
                 closed: false,
             }),
             closed_cv: Condvar::new(),
