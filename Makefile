@@ -57,7 +57,7 @@ powercut:
 # Decoder fuzzing for FUZZ_SECONDS (default 300); see fuzz/README.md.
 FUZZ_SECONDS ?= 300
 fuzz:
-	cargo run --release --manifest-path fuzz/Cargo.toml -- $(FUZZ_SECONDS)
+	cargo run --profile fuzz -p fluxiondb-fuzz -- $(FUZZ_SECONDS)
 
 # Throughput, latency and memory figures (never asserted by tests); results go to benches/results/.
 bench:

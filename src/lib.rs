@@ -1,8 +1,9 @@
 //! FluxionDB: an in-memory time-series database served over WebSockets.
 //!
 //! Data flows in one direction through five layers, each in its own module:
-//! [`server`] (sockets, threads) → [`protocol`] (decode / encode) → [`auth`] (scope check) →
-//! [`ops`] (one function per message) → [`store`] (collections, series, key/value).
+//! [`server`] (sockets, threads, the socket-free dispatcher) → [`protocol`] (decode / encode) →
+//! [`auth`] (scope check) → [`ops`] (one function per message, declared in the message table
+//! [`ops::messages`]) → [`store`] (collections, series, key/value).
 
 pub mod auth;
 pub mod cli;

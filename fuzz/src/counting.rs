@@ -1,5 +1,5 @@
 //! Per-thread heap accounting for the decoder fuzzers (the `make fuzz` binary and
-//! tests/decoder_fuzz.rs): a global allocator that forwards to the system allocator and counts
+//! tests/it/decoder_fuzz.rs): a global allocator that forwards to the system allocator and counts
 //! the bytes each thread holds, so a run can bound the heap one input may use.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,6 +1,9 @@
 //! Input generation and checking for the request decoder, shared by the fuzz binary
 //! (`fuzz/src/main.rs`, `make fuzz`) and the fast run inside the test suite
-//! (`tests/decoder_fuzz.rs`). Only `std` and `fluxiondb` are used.
+//! (`tests/it/decoder_fuzz.rs`, through this package's library). Only `std` and `fluxiondb`
+//! are used. The message types come from the server's message table (`MsgType::ALL`); the
+//! payload shapes and their prescribed outcomes below are this generator's own, independent
+//! oracle.
 //!
 //! Two kinds of input:
 //! * **structured**: a frame built from a random message type and random field values, together
@@ -8,12 +11,13 @@
 //! * **mutated**: bytes of a corpus entry or of a structured frame, flipped, cut, spliced and
 //!   repeated, checked only against invariants (no panic, a documented error text, a valid
 //!   request satisfies every field rule, bounded allocation — the caller measures that).
-#![allow(dead_code)]
 
+use fluxiondb::ops::{decode, MsgType, Request};
 use fluxiondb::protocol::envelope::{self, BAD_DATA, BAD_ID, BAD_TYPE, NOT_AN_OBJECT};
 use fluxiondb::protocol::pattern;
-use fluxiondb::protocol::request::{self, Drrng, Keys, NewRecord, Qdoc, Qry, RecordRef, Request};
-use fluxiondb::protocol::MsgType;
+use fluxiondb::protocol::payload::{
+    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
+};
 use std::borrow::Cow;
 
 /// splitmix64: small, fast, good enough for input generation, reproducible from a seed.
@@ -446,11 +450,6 @@ pub enum Expect {
     Payload(String),
 }
 
-const ALL_KINDS: [&str; 18] = [
-    "ins", "qry", "cols", "qdoc", "ddoc", "dcol", "drec", "dmrec", "drrng", "sval", "gval",
-    "gvalues", "rval", "gvals", "gkeys", "keys", "conn", "auth",
-];
-
 /// Builds a payload for `kind` with its prescribed decoding.
 fn payload(rng: &mut Rng, kind: MsgType) -> (String, Result<Request<'static>, String>) {
     use Want::*;
@@ -519,10 +518,10 @@ fn payload(rng: &mut Rng, kind: MsgType) -> (String, Result<Request<'static>, St
             };
             (text, expect)
         }
-        MsgType::Cols => ("{}".into(), Ok(Request::Cols)),
-        MsgType::Conn | MsgType::Auth => (
+        MsgType::Cols => ("{}".into(), Ok(Request::Cols(Empty))),
+        MsgType::Conn => (
             rng.pick(&["{}", "x", "[1", "null"]).to_string(),
-            Ok(Request::Conn),
+            Ok(Request::Conn(Empty)),
         ),
         _ => {
             if wrong_kind {
@@ -590,10 +589,10 @@ fn oracle_object(kind: MsgType, v: &[Val]) -> Result<Request<'static>, String> {
             }
             Request::Qdoc(q)
         }
-        MsgType::Ddoc => Request::Ddoc {
+        MsgType::Ddoc => Request::Ddoc(Ddoc {
             doc: o_name(&v[0], None, "doc")?,
             col: o_opt_name(&v[1], "col")?,
-        },
+        }),
         MsgType::Drec => Request::Drec(RecordRef {
             col: o_name(&v[0], None, "col")?,
             doc: o_name(&v[1], None, "doc")?,
@@ -611,18 +610,19 @@ fn oracle_object(kind: MsgType, v: &[Val]) -> Result<Request<'static>, String> {
             }
             Request::Drrng(r)
         }
-        MsgType::Sval => Request::Sval {
+        MsgType::Sval => Request::Sval(Sval {
             col: o_name(&v[0], None, "col")?,
             key: o_name(&v[1], None, "key")?,
             value: o_non_empty(&v[2], "value")?,
-        },
+        }),
         MsgType::Gval | MsgType::Gvalues | MsgType::Rval => {
             let col = o_name(&v[0], None, "col")?;
             let key = o_name(&v[1], None, "key")?;
+            let k = ColKey { col, key };
             match kind {
-                MsgType::Gval => Request::Gval { col, key },
-                MsgType::Gvalues => Request::Gvalues { col, key },
-                _ => Request::Rval { col, key },
+                MsgType::Gval => Request::Gval(k),
+                MsgType::Gvalues => Request::Gvalues(k),
+                _ => Request::Rval(k),
             }
         }
         MsgType::Keys => Request::Keys(Keys {
@@ -630,15 +630,16 @@ fn oracle_object(kind: MsgType, v: &[Val]) -> Result<Request<'static>, String> {
             key: o_raw(&v[1]),
             scope: o_raw(&v[2]),
         }),
-        MsgType::Dcol => Request::Dcol {
-            col: o_name(&v[0], None, "col")?,
-        },
-        MsgType::Gvals => Request::Gvals {
-            col: o_name(&v[0], None, "col")?,
-        },
-        MsgType::Gkeys => Request::Gkeys {
-            col: o_name(&v[0], None, "col")?,
-        },
+        MsgType::Dcol | MsgType::Gvals | MsgType::Gkeys => {
+            let c = Col {
+                col: o_name(&v[0], None, "col")?,
+            };
+            match kind {
+                MsgType::Dcol => Request::Dcol(c),
+                MsgType::Gvals => Request::Gvals(c),
+                _ => Request::Gkeys(c),
+            }
+        }
         _ => unreachable!("array and data-less types are handled by the caller"),
     })
 }
@@ -648,12 +649,12 @@ pub fn structured(rng: &mut Rng) -> Case {
     let kind_name: String = if rng.chance(1, 20) {
         rng.pick(&["INS", "nope", "", "qry ", "auth"]).to_string()
     } else {
-        rng.pick(&ALL_KINDS).to_string()
+        rng.pick(MsgType::ALL).name().to_string()
     };
     let kind = MsgType::parse(&kind_name);
     let (data, decoded) = match kind {
         Some(k) => payload(rng, k),
-        None => ("{}".into(), Ok(Request::Cols)),
+        None => ("{}".into(), Ok(Request::Cols(Empty))),
     };
     // Envelope members, each sometimes broken.
     let id = if rng.chance(1, 15) {
@@ -723,8 +724,8 @@ pub fn check_case(case: &Case) -> Result<(), String> {
         Err(e) => Expect::Envelope(e.id.map(|s| s.into_owned()), e.message),
         Ok(env) => match MsgType::parse(&env.kind) {
             None => Expect::UnknownType,
-            Some(kind) => match request::decode(kind, &env.data) {
-                Ok(r) => Expect::Ok(owned(r)),
+            Some(kind) => match decode(kind, &env.data) {
+                Ok(r) => Expect::Ok(r.into_static()),
                 Err(e) => Expect::Payload(e.to_string()),
             },
         },
@@ -738,94 +739,6 @@ pub fn check_case(case: &Case) -> Result<(), String> {
             case.expect,
             got
         ))
-    }
-}
-
-fn own(c: Cow<'_, str>) -> Cow<'static, str> {
-    Cow::Owned(c.into_owned())
-}
-fn own_opt(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
-    c.map(own)
-}
-
-/// A decoded request with owned strings (to compare with the oracle's).
-pub fn owned(r: Request<'_>) -> Request<'static> {
-    match r {
-        Request::Ins(v) => Request::Ins(
-            v.into_iter()
-                .map(|r| NewRecord {
-                    col: own(r.col),
-                    doc: own(r.doc),
-                    ts: r.ts,
-                    data: own(r.data),
-                })
-                .collect(),
-        ),
-        Request::Dmrec(v) => Request::Dmrec(v.into_iter().map(own_ref).collect()),
-        Request::Drec(r) => Request::Drec(own_ref(r)),
-        Request::Qry(q) => Request::Qry(Qry {
-            col: own(q.col),
-            ts: q.ts,
-            doc: own_opt(q.doc),
-            from: q.from,
-            where_: own_opt(q.where_),
-            filter: own_opt(q.filter),
-        }),
-        Request::Qdoc(q) => Request::Qdoc(Qdoc {
-            col: own(q.col),
-            doc: own(q.doc),
-            from: q.from,
-            to: q.to,
-            limit: q.limit,
-            reverse: q.reverse,
-            where_: own_opt(q.where_),
-            filter: own_opt(q.filter),
-        }),
-        Request::Cols => Request::Cols,
-        Request::Conn => Request::Conn,
-        Request::Ddoc { doc, col } => Request::Ddoc {
-            doc: own(doc),
-            col: own_opt(col),
-        },
-        Request::Dcol { col } => Request::Dcol { col: own(col) },
-        Request::Drrng(r) => Request::Drrng(Drrng {
-            col: own(r.col),
-            doc: own(r.doc),
-            from_ts: r.from_ts,
-            to_ts: r.to_ts,
-        }),
-        Request::Sval { col, key, value } => Request::Sval {
-            col: own(col),
-            key: own(key),
-            value: own(value),
-        },
-        Request::Gval { col, key } => Request::Gval {
-            col: own(col),
-            key: own(key),
-        },
-        Request::Gvalues { col, key } => Request::Gvalues {
-            col: own(col),
-            key: own(key),
-        },
-        Request::Rval { col, key } => Request::Rval {
-            col: own(col),
-            key: own(key),
-        },
-        Request::Gvals { col } => Request::Gvals { col: own(col) },
-        Request::Gkeys { col } => Request::Gkeys { col: own(col) },
-        Request::Keys(k) => Request::Keys(Keys {
-            action: own_opt(k.action),
-            key: own_opt(k.key),
-            scope: own_opt(k.scope),
-        }),
-    }
-}
-
-fn own_ref(r: RecordRef<'_>) -> RecordRef<'static> {
-    RecordRef {
-        col: own(r.col),
-        doc: own(r.doc),
-        ts: r.ts,
     }
 }
 
@@ -933,7 +846,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], max_len: usize) -> Vec<u8> {
             _ => {
                 // Wrap the current bytes as the (escaped) data of an envelope.
                 let inner = String::from_utf8_lossy(&b).into_owned();
-                let kind = *rng.pick(&ALL_KINDS);
+                let kind = rng.pick(MsgType::ALL).name();
                 b = format!(
                     "{{\"id\":\"m\",\"type\":\"{kind}\",\"data\":{}}}",
                     json_str(&inner, false, rng)
@@ -1045,7 +958,7 @@ fn check_request(kind: MsgType, r: &Request<'_>) -> Result<(), String> {
                 try_pattern(t);
             }
         }
-        Request::Ddoc { doc, col } => {
+        Request::Ddoc(Ddoc { doc, col }) => {
             if !name_ok(doc) || col.as_deref().is_some_and(|c| !name_ok(c)) {
                 return bad("ddoc");
             }
@@ -1055,28 +968,28 @@ fn check_request(kind: MsgType, r: &Request<'_>) -> Result<(), String> {
                 return bad("drrng");
             }
         }
-        Request::Sval { col, key, value } => {
+        Request::Sval(Sval { col, key, value }) => {
             if !name_ok(col) || !name_ok(key) || value.is_empty() {
                 return bad("sval");
             }
         }
-        Request::Gvalues { col, key } => {
+        Request::Gvalues(ColKey { col, key }) => {
             if !name_ok(col) || !name_ok(key) {
                 return bad("gvalues");
             }
             try_pattern(key);
         }
-        Request::Gval { col, key } | Request::Rval { col, key } => {
+        Request::Gval(ColKey { col, key }) | Request::Rval(ColKey { col, key }) => {
             if !name_ok(col) || !name_ok(key) {
                 return bad("gval/rval");
             }
         }
-        Request::Dcol { col } | Request::Gvals { col } | Request::Gkeys { col } => {
+        Request::Dcol(Col { col }) | Request::Gvals(Col { col }) | Request::Gkeys(Col { col }) => {
             if !name_ok(col) {
                 return bad("col");
             }
         }
-        Request::Keys(_) | Request::Cols | Request::Conn => {}
+        Request::Keys(_) | Request::Cols(_) | Request::Conn(_) => {}
     }
     Ok(())
 }
@@ -1103,8 +1016,8 @@ pub fn check_bytes(bytes: &[u8]) -> Result<(), String> {
                 return Err("envelope accepted with an empty member".into());
             }
             // Decode the payload as every message type, not just the named one.
-            for kind in MsgType::ALL {
-                match request::decode(kind, &env.data) {
+            for &kind in MsgType::ALL {
+                match decode(kind, &env.data) {
                     Ok(r) => check_request(kind, &r)?,
                     Err(e) => {
                         let e = e.to_string();

@@ -7,11 +7,8 @@
 //! allocator. A panic, an oracle mismatch, an invariant failure or an allocation over the
 //! bound is written to `fuzz/crashes/` and makes the run exit 1.
 
-mod counting;
-mod gen;
-
-use counting::{alloc_bound, measured};
-use gen::Rng;
+use fluxiondb_fuzz::counting::{alloc_bound, measured};
+use fluxiondb_fuzz::gen::{self, Rng};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -100,13 +97,14 @@ fn load_corpus(dir: &Path) -> Vec<Vec<u8>> {
 /// A coarse outcome signature: new signatures enter the in-memory corpus (cheap feedback in
 /// place of coverage instrumentation).
 fn signature(bytes: &[u8]) -> String {
-    use fluxiondb::protocol::{envelope, request, MsgType};
+    use fluxiondb::ops::{decode, MsgType};
+    use fluxiondb::protocol::envelope;
     let text = String::from_utf8_lossy(bytes);
     match envelope::parse(&text) {
         Err(e) => format!("env:{}:{}", e.message, e.id.is_some()),
         Ok(env) => match MsgType::parse(&env.kind) {
             None => "unknown-type".into(),
-            Some(k) => match request::decode(k, &env.data) {
+            Some(k) => match decode(k, &env.data) {
                 Ok(_) => format!("{k:?}:ok"),
                 Err(e) => {
                     let e = e.to_string();

@@ -1,6 +1,5 @@
 //! The key ring (master key + scoped keys), scopes, and the permission check (PROTOCOL.md §7).
 
-use crate::protocol::Permission;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -47,11 +46,22 @@ impl Scope {
     /// Whether this scope grants `p`. `ManageKeys` also needs the master key (checked apart).
     pub fn allows(self, p: Permission) -> bool {
         match p {
-            Permission::Read | Permission::None => true,
+            Permission::Read => true,
             Permission::Write => self >= Scope::ReadWrite,
             Permission::Delete | Permission::ManageKeys => self == Scope::ReadWriteDelete,
         }
     }
+}
+
+/// What a caller's scope must grant for a message type (PROTOCOL.md §7.2); each message type
+/// declares its own in the message table (`ops::messages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Read,
+    Write,
+    Delete,
+    /// `read_write_delete` scope and the master key.
+    ManageKeys,
 }
 
 /// The normalisation shared by scopes and `keys` actions.

@@ -15,7 +15,7 @@ pub use clock::{now, Stamp};
 
 pub use render::{render, Gauges};
 
-use crate::protocol::MsgType;
+use crate::ops::MsgType;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -2,11 +2,11 @@
 
 use super::{Ctx, OpError};
 use crate::auth::{normalise, RemoveError, Scope};
-use crate::protocol::encode;
 use crate::protocol::fields::MAX_NAME_BYTES;
-use crate::protocol::request::Keys;
+use crate::protocol::payload::{Empty, Keys};
+use crate::protocol::reply::Reply;
 
-pub fn keys(ctx: &Ctx<'_>, k: &Keys<'_>, out: &mut Vec<u8>) -> Result<(), OpError> {
+pub fn keys(ctx: &mut Ctx<'_>, k: &Keys<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
     let action = k.action.as_deref().map(normalise);
     match action.as_deref() {
         Some("add") => {
@@ -27,9 +27,8 @@ pub fn keys(ctx: &Ctx<'_>, k: &Keys<'_>, out: &mut Vec<u8>) -> Result<(), OpErro
             }
             let effective = ctx.keys.add(key, scope);
             ctx.save_keys()?;
-            status_ok(out);
-            encode::member(out, "scope");
-            encode::string(out, effective.name());
+            reply.member("status").str("ok");
+            reply.member("scope").str(effective.name());
         }
         Some("remove") => {
             let key = k.key.as_deref().unwrap_or("");
@@ -39,59 +38,32 @@ pub fn keys(ctx: &Ctx<'_>, k: &Keys<'_>, out: &mut Vec<u8>) -> Result<(), OpErro
             })?;
             ctx.save_keys()?;
             ctx.sessions.revoke(&entry);
-            status_ok(out);
+            reply.member("status").str("ok");
         }
         Some("list") => {
-            status_ok(out);
-            encode::member(out, "keys");
-            out.push(b'[');
-            for (i, (key, scope, deletable)) in ctx.keys.list().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"{\"key\":");
-                encode::string(out, &key);
-                out.extend_from_slice(b",\"scope\":");
-                encode::string(out, scope.name());
-                out.extend_from_slice(if deletable {
-                    b",\"deletable\":true}"
-                } else {
-                    b",\"deletable\":false}"
-                });
+            reply.member("status").str("ok");
+            let mut list = reply.member("keys").array();
+            for (key, scope, deletable) in ctx.keys.list() {
+                let mut entry = list.item().object();
+                entry.member("key").str(&key);
+                entry.member("scope").str(scope.name());
+                entry.member("deletable").bool(deletable);
             }
-            out.push(b']');
         }
         _ => return Err(OpError::Keys("unknown action")),
     }
     Ok(())
 }
 
-fn status_ok(out: &mut Vec<u8>) {
-    encode::member(out, "status");
-    encode::string(out, "ok");
-}
-
-pub fn connections(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    encode::member(out, "connections");
-    out.push(b'[');
-    for (i, c) in ctx.sessions.list(ctx.session).into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"ip\":");
-        encode::string(out, &c.ip);
-        out.extend_from_slice(b",\"since\":");
-        encode::integer(out, c.since_ms);
-        out.extend_from_slice(b",\"name\":");
-        match &c.name {
-            Some(n) => encode::string(out, n),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(if c.is_self {
-            b",\"self\":true}"
-        } else {
-            b",\"self\":false}"
-        });
+/// `conn`.
+pub fn connections(ctx: &mut Ctx<'_>, _: &Empty, reply: &mut Reply<'_>) -> Result<(), OpError> {
+    let mut list = reply.member("connections").array();
+    for c in ctx.sessions.list(ctx.session) {
+        let mut entry = list.item().object();
+        entry.member("ip").str(&c.ip);
+        entry.member("since").int(c.since_ms);
+        entry.member("name").opt_str(c.name.as_deref());
+        entry.member("self").bool(c.is_self);
     }
-    out.push(b']');
+    Ok(())
 }

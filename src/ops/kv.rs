@@ -1,69 +1,92 @@
 //! The per-collection key/value store: `sval`, `gval`, `gvalues`, `gvals`, `rval`, `gkeys`.
 
-use super::{Budget, Ctx, OpError};
+use super::{Ctx, OpError};
 use crate::persist::WalOp;
-use crate::protocol::encode;
 use crate::protocol::pattern::Selector;
+use crate::protocol::payload::{Col, ColKey, Sval};
+use crate::protocol::reply::Reply;
 
-pub fn set(ctx: &Ctx<'_>, col: &str, key: &str, value: &str) -> Result<(), OpError> {
-    ctx.write_or_create(col, |c| {
-        ctx.log(|| WalOp::SetValue { col, key, value })?;
+pub fn set(ctx: &mut Ctx<'_>, s: &Sval<'_>, _: &mut Reply<'_>) -> Result<(), OpError> {
+    ctx.store.check_memory().map_err(OpError::MemoryFull)?;
+    let (col, key, value) = (&*s.col, &*s.key, &*s.value);
+    ctx.write_or_create(col, |c, log| {
+        log.append(|| WalOp::SetValue { col, key, value })?;
         c.set_value(key, value);
         Ok(())
     })
 }
 
-pub fn remove(ctx: &Ctx<'_>, col: &str, key: &str) -> Result<(), OpError> {
-    ctx.write_existing(col, |c| {
+/// `rval`.
+pub fn remove(ctx: &mut Ctx<'_>, k: &ColKey<'_>, _: &mut Reply<'_>) -> Result<(), OpError> {
+    let (col, key) = (&*k.col, &*k.key);
+    ctx.write_existing(col, |c, log| {
         if c.kv.contains_key(key) {
-            ctx.log(|| WalOp::DeleteValue { col, key })?;
+            log.append(|| WalOp::DeleteValue { col, key })?;
             c.remove_value(key);
         }
         Ok(())
     })
-    .unwrap_or(Ok(()))
 }
 
 /// `gval`: the value, or `""` when absent.
-pub fn get(ctx: &Ctx<'_>, col: &str, key: &str, out: &mut Vec<u8>) {
-    encode::member(out, "value");
-    ctx.read(col, |c| {
-        encode::string(out, c.kv.get(key).map_or("", String::as_str))
-    })
-    .unwrap_or_else(|| encode::string(out, ""));
+pub fn get(ctx: &mut Ctx<'_>, k: &ColKey<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
+    let mut value = Some(reply.member("value"));
+    ctx.read(&k.col, |c| {
+        if let Some(v) = value.take() {
+            v.str(c.kv.get(&*k.key).map_or("", String::as_str));
+        }
+    });
+    if let Some(v) = value {
+        v.str("");
+    }
+    Ok(())
 }
 
-/// `gvalues` (with a key or pattern) and `gvals` (without).
-pub fn values(
-    ctx: &Ctx<'_>,
+/// `gvalues`: the values of a key, or of the keys a pattern matches.
+pub fn values(ctx: &mut Ctx<'_>, k: &ColKey<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
+    write_values(ctx, &k.col, Some(&k.key), reply)
+}
+
+/// `gvals`: every value of a collection.
+pub fn all_values(ctx: &mut Ctx<'_>, c: &Col<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
+    write_values(ctx, &c.col, None, reply)
+}
+
+fn write_values(
+    ctx: &mut Ctx<'_>,
     col: &str,
     key: Option<&str>,
-    out: &mut Vec<u8>,
-    budget: &Budget,
+    reply: &mut Reply<'_>,
 ) -> Result<(), OpError> {
-    encode::member(out, "values");
     let selector = key.map(Selector::new);
-    ctx.read(col, |c| {
-        let kv = c.kv.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        match selector {
-            None => encode::string_map(out, kv),
-            Some(Selector::Pattern(re)) => {
-                encode::string_map(out, kv.filter(|(k, _)| re.is_match(k)))
-            }
-            Some(Selector::Literal(k)) => {
-                encode::string_map(out, [(k, c.kv.get(k).map_or("", String::as_str))]);
+    let mut values = reply.member("values").object();
+    ctx.read(col, |c| match &selector {
+        None => {
+            for (k, v) in &c.kv {
+                values.member(k).str(v);
             }
         }
-    })
-    .unwrap_or_else(|| out.extend_from_slice(b"{}"));
-    budget.check(out)
+        Some(Selector::Pattern(re)) => {
+            for (k, v) in c.kv.iter().filter(|(k, _)| re.is_match(k)) {
+                values.member(k).str(v);
+            }
+        }
+        Some(Selector::Literal(k)) => {
+            values
+                .member(k)
+                .str(c.kv.get(*k).map_or("", String::as_str));
+        }
+    });
+    Ok(values.check()?)
 }
 
-pub fn keys(ctx: &Ctx<'_>, col: &str, out: &mut Vec<u8>, budget: &Budget) -> Result<(), OpError> {
-    encode::member(out, "keys");
-    ctx.read(col, |c| {
-        encode::string_array(out, c.kv.keys().map(String::as_str))
-    })
-    .unwrap_or_else(|| out.extend_from_slice(b"[]"));
-    budget.check(out)
+/// `gkeys`.
+pub fn keys(ctx: &mut Ctx<'_>, c: &Col<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
+    let mut keys = reply.member("keys").array();
+    ctx.read(&c.col, |c| {
+        for k in c.kv.keys() {
+            keys.item().str(k);
+        }
+    });
+    Ok(keys.check()?)
 }

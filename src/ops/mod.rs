@@ -1,23 +1,26 @@
 //! One small function per message type, grouped by family. This is the one place that knows
-//! what a message means: each takes the store and a typed request and writes its response.
+//! what a message means: each takes the store and a typed payload and writes its members
+//! through a [`Reply`]. Which function serves which type is declared in [`messages`].
 
 mod admin;
 mod deletes;
 mod kv;
+pub mod messages;
 mod records;
 
 use crate::auth::{KeyEntry, KeyRing};
 use crate::persist::{Journal, Lsn, WalOp};
-use crate::protocol::encode;
-use crate::protocol::Request;
+use crate::protocol::reply::TooLarge;
 use crate::store::{Collection, Handles, MemoryFull, Store};
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 
+pub(crate) use messages::execute;
+pub use messages::{decode, MsgType, Request};
+
 /// One open connection as `conn` reports it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     pub ip: String,
     pub since_ms: i64,
     pub name: Option<String>,
@@ -25,7 +28,7 @@ pub struct ConnInfo {
 }
 
 /// What the operations need from the connection layer.
-pub trait Sessions: Send + Sync {
+pub(crate) trait Sessions: Send + Sync {
     /// Every open, authenticated connection, oldest first; `me` marks the caller's own entry.
     fn list(&self, me: u64) -> Vec<ConnInfo>;
     /// Closes every connection that authenticated with `key` (1008 `API key revoked`) and
@@ -33,56 +36,92 @@ pub trait Sessions: Send + Sync {
     fn revoke(&self, key: &KeyEntry);
 }
 
-/// Everything an operation may touch.
-pub struct Ctx<'a> {
+/// Everything an operation may touch, for one request.
+pub(crate) struct Ctx<'a> {
     pub store: &'a Store,
     /// The calling connection's recently used collection handles.
-    pub handles: &'a RefCell<Handles>,
+    pub handles: &'a mut Handles,
     pub keys: &'a KeyRing,
     pub sessions: &'a dyn Sessions,
     /// The calling connection.
     pub session: u64,
-    /// Largest response body; 0 means no limit.
-    pub max_response: usize,
-    /// The data folder's log, when persistence is on.
-    pub journal: Option<&'a Journal>,
-    /// The log position this request's acknowledgement must wait for.
-    pub lsn: Cell<Lsn>,
+    /// Where mutations are logged, and how far this request's acknowledgement must wait.
+    pub log: Log<'a>,
 }
 
-impl Ctx<'_> {
-    /// [`Store::write_or_create`] through the connection's handles.
-    fn write_or_create<R>(&self, col: &str, f: impl FnOnce(&mut Collection) -> R) -> R {
-        self.store
-            .write_or_create(&mut self.handles.borrow_mut(), col, f)
+/// The data folder's log as one request sees it.
+pub(crate) struct Log<'a> {
+    journal: Option<&'a Journal>,
+    lsn: Lsn,
+}
+
+impl<'a> Log<'a> {
+    /// `journal` is `None` when the server runs purely in memory.
+    pub fn new(journal: Option<&'a Journal>) -> Self {
+        Log { journal, lsn: 0 }
     }
 
-    /// [`Store::write_existing`] through the connection's handles.
-    fn write_existing<R>(&self, col: &str, f: impl FnOnce(&mut Collection) -> R) -> Option<R> {
-        self.store
-            .write_existing(&mut self.handles.borrow_mut(), col, f)
-    }
-
-    /// [`Store::read`] through the connection's handles.
-    fn read<R>(&self, col: &str, f: impl FnOnce(&Collection) -> R) -> Option<R> {
-        self.store.read(&mut self.handles.borrow_mut(), col, f)
+    /// The log position this request's acknowledgement must wait for (0: none).
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
     }
 
     /// Logs a mutation (built only when persistence is on). Call under the lock of the
     /// collection it changes, before changing it.
-    fn log<'o>(&self, op: impl FnOnce() -> WalOp<'o>) -> Result<(), OpError> {
+    fn append<'o>(&mut self, op: impl FnOnce() -> WalOp<'o>) -> Result<(), OpError> {
         if let Some(journal) = self.journal {
             let lsn = journal
                 .log(&op())
                 .map_err(|e| OpError::Storage(e.to_string()))?;
-            self.lsn.set(self.lsn.get().max(lsn));
+            self.lsn = self.lsn.max(lsn);
         }
         Ok(())
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// [`Store::write_or_create`] through the connection's handles; `f` logs through the
+    /// [`Log`] it is given.
+    fn write_or_create<R>(
+        &mut self,
+        col: &str,
+        f: impl FnOnce(&mut Collection, &mut Log<'a>) -> R,
+    ) -> R {
+        let log = &mut self.log;
+        self.store.write_or_create(self.handles, col, |c| f(c, log))
+    }
+
+    /// [`Store::write_existing`] through the connection's handles: a collection that does not
+    /// exist is left alone (deleting from it changes nothing).
+    fn write_existing(
+        &mut self,
+        col: &str,
+        f: impl FnOnce(&mut Collection, &mut Log<'a>) -> Result<(), OpError>,
+    ) -> Result<(), OpError> {
+        let log = &mut self.log;
+        self.store
+            .write_existing(self.handles, col, |c| f(c, log))
+            .unwrap_or(Ok(()))
+    }
+
+    /// [`Store::read`] through the connection's handles: `None` when the collection does not
+    /// exist.
+    fn read<R>(&mut self, col: &str, f: impl FnOnce(&Collection) -> R) -> Option<R> {
+        self.store.read(self.handles, col, f)
+    }
+
+    /// [`Store::read`] of a collection that may not exist: a missing one reads as empty.
+    fn read_existing(
+        &mut self,
+        col: &str,
+        f: impl FnOnce(&Collection) -> Result<(), OpError>,
+    ) -> Result<(), OpError> {
+        self.read(col, f).unwrap_or(Ok(()))
     }
 
     /// Persists the API keys after a change.
     fn save_keys(&self) -> Result<(), OpError> {
-        match self.journal {
+        match self.log.journal {
             Some(journal) => journal.save_keys(self.keys).map_err(|e| {
                 log::error!("saving API keys failed: {e}");
                 OpError::Storage(format!("saving API keys failed: {e}"))
@@ -94,7 +133,7 @@ impl Ctx<'_> {
 
 /// A request that was valid but could not be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpError {
+pub(crate) enum OpError {
     ResponseTooLarge,
     DocumentTooLarge,
     /// A `keys` error with upstream's text.
@@ -107,76 +146,20 @@ pub enum OpError {
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let OpError::MemoryFull(m) = self {
-            return m.fmt(f);
-        }
         f.write_str(match self {
+            OpError::MemoryFull(m) => return m.fmt(f),
             OpError::ResponseTooLarge => "response too large",
             OpError::DocumentTooLarge => "document too large: at most 4 GiB of data per document",
             OpError::Keys(text) => text,
             OpError::Storage(_) => "storage unavailable: the server cannot persist writes",
-            OpError::MemoryFull(_) => unreachable!("written above"),
         })
     }
 }
 
-/// Guards the optional response limit while a response is being written.
-pub(crate) struct Budget {
-    start: usize,
-    max: usize,
-}
-
-impl Budget {
-    fn new(out: &[u8], max: usize) -> Self {
-        Budget {
-            start: out.len(),
-            max,
-        }
+impl From<TooLarge> for OpError {
+    fn from(_: TooLarge) -> Self {
+        OpError::ResponseTooLarge
     }
-
-    fn check(&self, out: &[u8]) -> Result<(), OpError> {
-        if self.max > 0 && out.len() - self.start > self.max {
-            Err(OpError::ResponseTooLarge)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// Executes a decoded request and appends its whole success response to `out`. On error,
-/// `out` may hold a partial response that the caller discards.
-pub fn execute(
-    ctx: &Ctx<'_>,
-    id: &str,
-    req: Request<'_>,
-    out: &mut Vec<u8>,
-) -> Result<(), OpError> {
-    let budget = Budget::new(out, ctx.max_response);
-    encode::begin(out, id);
-    if matches!(req, Request::Ins(_) | Request::Sval { .. }) {
-        ctx.store.check_memory().map_err(OpError::MemoryFull)?;
-    }
-    match req {
-        Request::Ins(records) => records::insert(ctx, &records)?,
-        Request::Qry(q) => records::latest(ctx, &q, out, &budget)?,
-        Request::Cols => records::collections(ctx, out),
-        Request::Qdoc(q) => records::document(ctx, &q, out, &budget)?,
-        Request::Ddoc { doc, col } => deletes::document(ctx, &doc, col.as_deref())?,
-        Request::Dcol { col } => deletes::collection(ctx, &col)?,
-        Request::Drec(r) => deletes::records(ctx, std::slice::from_ref(&r))?,
-        Request::Dmrec(rs) => deletes::records(ctx, &rs)?,
-        Request::Drrng(r) => deletes::range(ctx, &r)?,
-        Request::Sval { col, key, value } => kv::set(ctx, &col, &key, &value)?,
-        Request::Gval { col, key } => kv::get(ctx, &col, &key, out),
-        Request::Gvalues { col, key } => kv::values(ctx, &col, Some(&key), out, &budget)?,
-        Request::Gvals { col } => kv::values(ctx, &col, None, out, &budget)?,
-        Request::Rval { col, key } => kv::remove(ctx, &col, &key)?,
-        Request::Gkeys { col } => kv::keys(ctx, &col, out, &budget)?,
-        Request::Keys(k) => admin::keys(ctx, &k, out)?,
-        Request::Conn => admin::connections(ctx, out),
-    }
-    encode::end(out);
-    budget.check(out)
 }
 
 /// The items of one collection in a batch: the whole batch (the usual case, which then costs

@@ -96,32 +96,6 @@ pub fn plain_record(out: &mut Vec<u8>, ts: i64, data: &str) {
     out.extend_from_slice(b"\"}");
 }
 
-/// Appends an array of strings.
-pub fn string_array<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'s str>) {
-    out.push(b'[');
-    for (i, s) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, s);
-    }
-    out.push(b']');
-}
-
-/// Appends an object mapping strings to strings.
-pub fn string_map<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = (&'s str, &'s str)>) {
-    out.push(b'{');
-    for (i, (k, v)) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        string(out, k);
-        out.push(b':');
-        string(out, v);
-    }
-    out.push(b'}');
-}
-
 /// A whole error response; without an id for envelopes that had none.
 pub fn error(out: &mut Vec<u8>, id: Option<&str>, message: &str) {
     match id {

@@ -1,7 +1,7 @@
 //! The one-pass reader of the `ins` batches the SDKs send (see [`super::scan`]).
 
 use super::fields::MAX_NAME_BYTES;
-use super::request::NewRecord;
+use super::payload::NewRecord;
 use super::scan::{integer, skip_ws, string};
 
 /// The `ins` batches the SDKs send — an array of objects with exactly `col`, `doc`, `ts` (a JSON

@@ -1,15 +1,15 @@
-//! The wire format and nothing else: the envelope, one typed payload per message type with its
-//! validation, the `/pattern/flags` matcher and response encoding. Pure functions.
+//! The wire format and nothing else: the envelope, the typed payloads and their validation,
+//! the `/pattern/flags` matcher and response encoding. Pure functions.
 
 pub mod encode;
 pub mod envelope;
 pub mod fields;
 mod insert_scan;
 pub mod json;
-pub mod message;
 pub mod pattern;
-pub mod request;
+pub mod payload;
+pub(crate) mod reply;
+pub(crate) mod request;
 pub mod scan;
 
-pub use message::{MsgType, Permission};
-pub use request::{PayloadError, Request};
+pub use request::PayloadError;

@@ -1,11 +1,13 @@
-//! Typed requests: one struct per message type, decoded and validated from the `data` string
-//! in the order of the payload tables of PROTOCOL.md §4.
+//! Payload decoders: one function per shape of `data` (see [`super::payload`]), each validating
+//! in the order of the payload tables of PROTOCOL.md §4. The message table (`ops::messages`)
+//! names the decoder of each message type.
 
 use super::fields::{FieldError, Fields};
 use super::insert_scan::fast_insert;
 use super::json::{for_each_object_in_array, read_object, Scalar, ShapeError};
-use super::message::MsgType;
-use std::borrow::Cow;
+use super::payload::{
+    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
+};
 use std::fmt;
 
 /// Why a payload was refused; the text after `invalid payload: `.
@@ -39,106 +41,6 @@ impl From<FieldError> for PayloadError {
     fn from(e: FieldError) -> Self {
         PayloadError::Field(e)
     }
-}
-
-/// One record of an `ins` batch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewRecord<'a> {
-    pub col: Cow<'a, str>,
-    pub doc: Cow<'a, str>,
-    pub ts: i64,
-    pub data: Cow<'a, str>,
-}
-
-/// One `(col, doc, ts)` of `drec` / `dmrec`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordRef<'a> {
-    pub col: Cow<'a, str>,
-    pub doc: Cow<'a, str>,
-    pub ts: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Qry<'a> {
-    pub col: Cow<'a, str>,
-    pub ts: i64,
-    pub doc: Option<Cow<'a, str>>,
-    pub from: i64,
-    pub where_: Option<Cow<'a, str>>,
-    pub filter: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Qdoc<'a> {
-    pub col: Cow<'a, str>,
-    pub doc: Cow<'a, str>,
-    pub from: i64,
-    pub to: i64,
-    pub limit: i64,
-    pub reverse: bool,
-    pub where_: Option<Cow<'a, str>>,
-    pub filter: Option<Cow<'a, str>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Drrng<'a> {
-    pub col: Cow<'a, str>,
-    pub doc: Cow<'a, str>,
-    pub from_ts: i64,
-    pub to_ts: i64,
-}
-
-/// `keys` keeps upstream's own error texts, so its members are kept raw here and checked by
-/// the operation (PROTOCOL.md §4.16).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Keys<'a> {
-    pub action: Option<Cow<'a, str>>,
-    pub key: Option<Cow<'a, str>>,
-    pub scope: Option<Cow<'a, str>>,
-}
-
-/// A decoded, valid request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request<'a> {
-    Ins(Vec<NewRecord<'a>>),
-    Qry(Qry<'a>),
-    Cols,
-    Qdoc(Qdoc<'a>),
-    Ddoc {
-        doc: Cow<'a, str>,
-        col: Option<Cow<'a, str>>,
-    },
-    Dcol {
-        col: Cow<'a, str>,
-    },
-    Drec(RecordRef<'a>),
-    Dmrec(Vec<RecordRef<'a>>),
-    Drrng(Drrng<'a>),
-    Sval {
-        col: Cow<'a, str>,
-        key: Cow<'a, str>,
-        value: Cow<'a, str>,
-    },
-    Gval {
-        col: Cow<'a, str>,
-        key: Cow<'a, str>,
-    },
-    Gvalues {
-        col: Cow<'a, str>,
-        key: Cow<'a, str>,
-    },
-    Rval {
-        col: Cow<'a, str>,
-        key: Cow<'a, str>,
-    },
-    Gvals {
-        col: Cow<'a, str>,
-    },
-    Gkeys {
-        col: Cow<'a, str>,
-    },
-    Keys(Keys<'a>),
-    Conn,
 }
 
 fn object<'a, const N: usize>(
@@ -183,124 +85,135 @@ fn array<'a, const N: usize, T>(
     }
 }
 
-/// Decodes the payload of a message type whose permission was already granted.
-/// `cols`, `conn` and `auth` never look at `data`.
-pub fn decode(kind: MsgType, data: &str) -> Result<Request<'_>, PayloadError> {
-    Ok(match kind {
-        MsgType::Ins => Request::Ins(match fast_insert(data) {
-            Some(records) => records,
-            None => array(data, &["col", "doc", "ts", "data"], |f| {
-                Ok(NewRecord {
-                    col: f.name(0, "col")?,
-                    doc: f.name(1, "doc")?,
-                    ts: f.positive(2, "ts")?,
-                    data: f.string(3, "data")?,
-                })
-            })?,
-        }),
-        MsgType::Dmrec => Request::Dmrec(array(data, &["col", "doc", "ts"], record_ref)?),
-        MsgType::Drec => {
-            let mut s = object(data, &["col", "doc", "ts"])?;
-            Request::Drec(record_ref(&mut Fields::new(&mut s, None))?)
-        }
-        MsgType::Qry => {
-            let mut s = object(data, &["col", "ts", "doc", "from", "where", "filter"])?;
-            let mut f = Fields::new(&mut s, None);
-            Request::Qry(Qry {
-                col: f.name(0, "col")?,
-                ts: f.positive(1, "ts")?,
-                doc: f.opt_name(2, "doc")?,
-                from: f.opt_integer(3, "from", 0)?,
-                where_: f.opt_string(4, "where")?,
-                filter: f.opt_string(5, "filter")?,
-            })
-        }
-        MsgType::Qdoc => {
-            let names = &[
-                "col", "doc", "from", "to", "limit", "reverse", "where", "filter",
-            ];
-            let mut s = object(data, names)?;
-            let mut f = Fields::new(&mut s, None);
-            let q = Qdoc {
-                col: f.name(0, "col")?,
-                doc: f.name(1, "doc")?,
-                from: f.opt_integer(2, "from", 0)?,
-                to: f.positive(3, "to")?,
-                limit: f.opt_integer(4, "limit", 0)?,
-                reverse: f.opt_bool(5, "reverse")?,
-                where_: f.opt_string(6, "where")?,
-                filter: f.opt_string(7, "filter")?,
-            };
-            if q.from > q.to {
-                return Err(PayloadError::FromAfterTo);
-            }
-            Request::Qdoc(q)
-        }
-        MsgType::Ddoc => {
-            let mut s = object(data, &["doc", "col"])?;
-            let mut f = Fields::new(&mut s, None);
-            let doc = f.name(0, "doc")?;
-            Request::Ddoc {
-                doc,
-                col: f.opt_name(1, "col")?,
-            }
-        }
-        MsgType::Dcol => Request::Dcol {
-            col: col_only(data)?,
-        },
-        MsgType::Gvals => Request::Gvals {
-            col: col_only(data)?,
-        },
-        MsgType::Gkeys => Request::Gkeys {
-            col: col_only(data)?,
-        },
-        MsgType::Drrng => {
-            let mut s = object(data, &["col", "doc", "fromTs", "toTs"])?;
-            let mut f = Fields::new(&mut s, None);
-            let r = Drrng {
-                col: f.name(0, "col")?,
-                doc: f.name(1, "doc")?,
-                from_ts: f.positive(2, "fromTs")?,
-                to_ts: f.positive(3, "toTs")?,
-            };
-            if r.from_ts > r.to_ts {
-                return Err(PayloadError::FromTsAfterToTs);
-            }
-            Request::Drrng(r)
-        }
-        MsgType::Sval => {
-            let mut s = object(data, &["col", "key", "value"])?;
-            let mut f = Fields::new(&mut s, None);
-            let col = f.name(0, "col")?;
-            let key = f.name(1, "key")?;
-            Request::Sval {
-                col,
-                key,
-                value: f.non_empty(2, "value")?,
-            }
-        }
-        MsgType::Gval | MsgType::Gvalues | MsgType::Rval => {
-            let mut s = object(data, &["col", "key"])?;
-            let mut f = Fields::new(&mut s, None);
-            let col = f.name(0, "col")?;
-            let key = f.name(1, "key")?;
-            match kind {
-                MsgType::Gval => Request::Gval { col, key },
-                MsgType::Gvalues => Request::Gvalues { col, key },
-                _ => Request::Rval { col, key },
-            }
-        }
-        MsgType::Keys => {
-            let mut s = object(data, &["action", "key", "scope"])?;
-            let mut f = Fields::new(&mut s, None);
-            Request::Keys(Keys {
-                action: f.raw_string(0),
-                key: f.raw_string(1),
-                scope: f.raw_string(2),
-            })
-        }
-        MsgType::Cols => Request::Cols,
-        MsgType::Conn | MsgType::Auth => Request::Conn,
+/// `cols` and `conn`: `data` is never looked at.
+pub fn empty(_data: &str) -> Result<Empty, PayloadError> {
+    Ok(Empty)
+}
+
+/// `ins`: the SDKs' batches in one pass, anything else through the general reader.
+pub fn ins(data: &str) -> Result<Vec<NewRecord<'_>>, PayloadError> {
+    match fast_insert(data) {
+        Some(records) => Ok(records),
+        None => array(data, &["col", "doc", "ts", "data"], new_record),
+    }
+}
+
+fn new_record<'a>(f: &mut Fields<'_, 'a>) -> Result<NewRecord<'a>, FieldError> {
+    Ok(NewRecord {
+        col: f.name(0, "col")?,
+        doc: f.name(1, "doc")?,
+        ts: f.positive(2, "ts")?,
+        data: f.string(3, "data")?,
+    })
+}
+
+/// `dmrec`.
+pub fn records(data: &str) -> Result<Vec<RecordRef<'_>>, PayloadError> {
+    array(data, &["col", "doc", "ts"], record_ref)
+}
+
+/// `drec`.
+pub fn record(data: &str) -> Result<RecordRef<'_>, PayloadError> {
+    let mut s = object(data, &["col", "doc", "ts"])?;
+    Ok(record_ref(&mut Fields::new(&mut s, None))?)
+}
+
+pub fn qry(data: &str) -> Result<Qry<'_>, PayloadError> {
+    let mut s = object(data, &["col", "ts", "doc", "from", "where", "filter"])?;
+    let mut f = Fields::new(&mut s, None);
+    Ok(Qry {
+        col: f.name(0, "col")?,
+        ts: f.positive(1, "ts")?,
+        doc: f.opt_name(2, "doc")?,
+        from: f.opt_integer(3, "from", 0)?,
+        where_: f.opt_string(4, "where")?,
+        filter: f.opt_string(5, "filter")?,
+    })
+}
+
+pub fn qdoc(data: &str) -> Result<Qdoc<'_>, PayloadError> {
+    let names = &[
+        "col", "doc", "from", "to", "limit", "reverse", "where", "filter",
+    ];
+    let mut s = object(data, names)?;
+    let mut f = Fields::new(&mut s, None);
+    let q = Qdoc {
+        col: f.name(0, "col")?,
+        doc: f.name(1, "doc")?,
+        from: f.opt_integer(2, "from", 0)?,
+        to: f.positive(3, "to")?,
+        limit: f.opt_integer(4, "limit", 0)?,
+        reverse: f.opt_bool(5, "reverse")?,
+        where_: f.opt_string(6, "where")?,
+        filter: f.opt_string(7, "filter")?,
+    };
+    if q.from > q.to {
+        return Err(PayloadError::FromAfterTo);
+    }
+    Ok(q)
+}
+
+pub fn ddoc(data: &str) -> Result<Ddoc<'_>, PayloadError> {
+    let mut s = object(data, &["doc", "col"])?;
+    let mut f = Fields::new(&mut s, None);
+    let doc = f.name(0, "doc")?;
+    Ok(Ddoc {
+        doc,
+        col: f.opt_name(1, "col")?,
+    })
+}
+
+pub fn drrng(data: &str) -> Result<Drrng<'_>, PayloadError> {
+    let mut s = object(data, &["col", "doc", "fromTs", "toTs"])?;
+    let mut f = Fields::new(&mut s, None);
+    let r = Drrng {
+        col: f.name(0, "col")?,
+        doc: f.name(1, "doc")?,
+        from_ts: f.positive(2, "fromTs")?,
+        to_ts: f.positive(3, "toTs")?,
+    };
+    if r.from_ts > r.to_ts {
+        return Err(PayloadError::FromTsAfterToTs);
+    }
+    Ok(r)
+}
+
+pub fn sval(data: &str) -> Result<Sval<'_>, PayloadError> {
+    let mut s = object(data, &["col", "key", "value"])?;
+    let mut f = Fields::new(&mut s, None);
+    let col = f.name(0, "col")?;
+    let key = f.name(1, "key")?;
+    Ok(Sval {
+        col,
+        key,
+        value: f.non_empty(2, "value")?,
+    })
+}
+
+/// `gval`, `gvalues`, `rval`.
+pub fn col_key(data: &str) -> Result<ColKey<'_>, PayloadError> {
+    let mut s = object(data, &["col", "key"])?;
+    let mut f = Fields::new(&mut s, None);
+    let col = f.name(0, "col")?;
+    let key = f.name(1, "key")?;
+    Ok(ColKey { col, key })
+}
+
+/// `dcol`, `gvals`, `gkeys`.
+pub fn col(data: &str) -> Result<Col<'_>, PayloadError> {
+    let mut s = object(data, &["col"])?;
+    Ok(Col {
+        col: Fields::new(&mut s, None).name(0, "col")?,
+    })
+}
+
+pub fn keys(data: &str) -> Result<Keys<'_>, PayloadError> {
+    let mut s = object(data, &["action", "key", "scope"])?;
+    let mut f = Fields::new(&mut s, None);
+    Ok(Keys {
+        action: f.raw_string(0),
+        key: f.raw_string(1),
+        scope: f.raw_string(2),
     })
 }
 
@@ -312,76 +225,50 @@ fn record_ref<'a>(f: &mut Fields<'_, 'a>) -> Result<RecordRef<'a>, FieldError> {
     })
 }
 
-fn col_only(data: &str) -> Result<Cow<'_, str>, PayloadError> {
-    let mut s = object(data, &["col"])?;
-    Ok(Fields::new(&mut s, None).name(0, "col")?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn err(kind: MsgType, data: &str) -> String {
-        decode(kind, data).unwrap_err().to_string()
+    fn err<'a, T: fmt::Debug>(
+        decode: impl Fn(&'a str) -> Result<T, PayloadError>,
+        data: &'a str,
+    ) -> String {
+        decode(data).unwrap_err().to_string()
     }
 
     #[test]
     fn ins_errors_in_table_order() {
+        assert_eq!(err(ins, "{}"), "invalid payload: expected a JSON array");
+        assert_eq!(err(ins, "null"), "invalid payload: expected a JSON array");
         assert_eq!(
-            err(MsgType::Ins, "{}"),
-            "invalid payload: expected a JSON array"
-        );
-        assert_eq!(
-            err(MsgType::Ins, "null"),
-            "invalid payload: expected a JSON array"
-        );
-        assert_eq!(
-            err(MsgType::Ins, "[1]"),
+            err(ins, "[1]"),
             "invalid payload: [0] must be a JSON object"
         );
+        assert_eq!(err(ins, "[{"), "invalid payload: data is not valid JSON");
         assert_eq!(
-            err(MsgType::Ins, "[{"),
-            "invalid payload: data is not valid JSON"
-        );
-        assert_eq!(
-            err(MsgType::Ins, "[{}]"),
+            err(ins, "[{}]"),
             "invalid payload: [0].col must be a non-empty string"
         );
         assert_eq!(
             err(
-                MsgType::Ins,
+                ins,
                 r#"[{"col":"c","doc":"d","ts":1,"data":"x"},{"col":"","doc":"d","ts":1,"data":"x"}]"#
             ),
             "invalid payload: [1].col must be a non-empty string"
         );
         assert_eq!(
-            err(
-                MsgType::Ins,
-                r#"[{"col":"c","doc":"d","ts":-5,"data":"x"}]"#
-            ),
+            err(ins, r#"[{"col":"c","doc":"d","ts":-5,"data":"x"}]"#),
             "invalid payload: [0].ts must be a positive integer"
         );
         assert_eq!(
-            err(
-                MsgType::Ins,
-                r#"[{"col":"c","doc":"d","ts":1,"data":{"v":1}}]"#
-            ),
+            err(ins, r#"[{"col":"c","doc":"d","ts":1,"data":{"v":1}}]"#),
             "invalid payload: [0].data must be a string"
         );
     }
 
     #[test]
     fn ins_fast_path_agrees_with_the_general_reader() {
-        let general = |d| {
-            array(d, &["col", "doc", "ts", "data"], |f| {
-                Ok(NewRecord {
-                    col: f.name(0, "col")?,
-                    doc: f.name(1, "doc")?,
-                    ts: f.positive(2, "ts")?,
-                    data: f.string(3, "data")?,
-                })
-            })
-        };
+        let general = |d| array(d, &["col", "doc", "ts", "data"], new_record);
         for d in [
             r#"[]"#,
             r#" [ ] "#,
@@ -409,8 +296,7 @@ mod tests {
 
     #[test]
     fn ins_accepts_coercible_values() {
-        let r = decode(MsgType::Ins, r#"[{"ts":600.9,"doc":"d","data":"","col":"c"},{"ts":"700","doc":"d","data":"g","col":"c"}]"#).unwrap();
-        let Request::Ins(v) = r else { panic!() };
+        let v = ins(r#"[{"ts":600.9,"doc":"d","data":"","col":"c"},{"ts":"700","doc":"d","data":"g","col":"c"}]"#).unwrap();
         assert_eq!(v[0].ts, 600);
         assert_eq!(v[1].ts, 700);
         assert_eq!(v[0].data, "");
@@ -419,41 +305,26 @@ mod tests {
     #[test]
     fn qdoc_rules() {
         assert_eq!(
-            err(
-                MsgType::Qdoc,
-                r#"{"col":"s","doc":"d","from":300,"to":100}"#
-            ),
+            err(qdoc, r#"{"col":"s","doc":"d","from":300,"to":100}"#),
             "invalid payload: from must not be greater than to"
         );
         assert_eq!(
-            err(MsgType::Qdoc, r#"{"col":"s","doc":"d","from":0,"to":0}"#),
+            err(qdoc, r#"{"col":"s","doc":"d","from":0,"to":0}"#),
             "invalid payload: to must be a positive integer"
         );
         assert_eq!(
-            err(MsgType::Qdoc, r#"{"col":"s","from":0,"to":10}"#),
+            err(qdoc, r#"{"col":"s","from":0,"to":10}"#),
             "invalid payload: doc must be a non-empty string"
         );
         assert_eq!(
-            err(
-                MsgType::Qdoc,
-                r#"{"col":"s","doc":"d","to":10,"reverse":"yes"}"#
-            ),
+            err(qdoc, r#"{"col":"s","doc":"d","to":10,"reverse":"yes"}"#),
             "invalid payload: reverse must be a boolean"
         );
         assert_eq!(
-            err(
-                MsgType::Qdoc,
-                r#"{"col":"s","doc":"d","to":10,"limit":"ten"}"#
-            ),
+            err(qdoc, r#"{"col":"s","doc":"d","to":10,"limit":"ten"}"#),
             "invalid payload: limit must be an integer"
         );
-        let Request::Qdoc(q) = decode(
-            MsgType::Qdoc,
-            r#"{"col":"s","doc":"d","to":10,"reverse":1,"where":null}"#,
-        )
-        .unwrap() else {
-            panic!()
-        };
+        let q = qdoc(r#"{"col":"s","doc":"d","to":10,"reverse":1,"where":null}"#).unwrap();
         assert!(q.reverse);
         assert_eq!(q.from, 0);
         assert_eq!(q.where_, None);
@@ -461,55 +332,43 @@ mod tests {
 
     #[test]
     fn other_types() {
+        assert_eq!(err(qry, "[]"), "invalid payload: expected a JSON object");
         assert_eq!(
-            err(MsgType::Qry, "[]"),
-            "invalid payload: expected a JSON object"
-        );
-        assert_eq!(
-            err(MsgType::Qry, r#"{"col":"s","ts":1000,"where":5}"#),
+            err(qry, r#"{"col":"s","ts":1000,"where":5}"#),
             "invalid payload: where must be a string"
         );
         assert_eq!(
-            err(MsgType::Qry, r#"{"col":"s","ts":1000,"from":"x"}"#),
+            err(qry, r#"{"col":"s","ts":1000,"from":"x"}"#),
             "invalid payload: from must be an integer"
         );
         assert_eq!(
-            err(MsgType::Ddoc, r#"{"col":"s"}"#),
+            err(ddoc, r#"{"col":"s"}"#),
             "invalid payload: doc must be a non-empty string"
         );
         assert_eq!(
-            err(
-                MsgType::Drrng,
-                r#"{"col":"s","doc":"d","fromTs":300,"toTs":100}"#
-            ),
+            err(drrng, r#"{"col":"s","doc":"d","fromTs":300,"toTs":100}"#),
             "invalid payload: fromTs must not be greater than toTs"
         );
         assert_eq!(
-            err(
-                MsgType::Drrng,
-                r#"{"col":"s","doc":"d","from":100,"to":200}"#
-            ),
+            err(drrng, r#"{"col":"s","doc":"d","from":100,"to":200}"#),
             "invalid payload: fromTs must be a positive integer"
         );
         assert_eq!(
-            err(MsgType::Sval, r#"{"col":"c","key":"n","value":5}"#),
+            err(sval, r#"{"col":"c","key":"n","value":5}"#),
             "invalid payload: value must be a non-empty string"
         );
         assert_eq!(
-            err(MsgType::Gvals, "{}"),
+            err(col, "{}"),
             "invalid payload: col must be a non-empty string"
         );
         assert_eq!(
             err(
-                MsgType::Dmrec,
+                records,
                 r#"[{"col":"s","doc":"d","ts":1},{"col":"s","doc":"d"}]"#
             ),
             "invalid payload: [1].ts must be a positive integer"
         );
-        assert_eq!(
-            err(MsgType::Keys, "[]"),
-            "invalid payload: expected a JSON object"
-        );
-        assert_eq!(decode(MsgType::Cols, "x"), Ok(Request::Cols));
+        assert_eq!(err(keys, "[]"), "invalid payload: expected a JSON object");
+        assert_eq!(empty("x"), Ok(Empty));
     }
 }

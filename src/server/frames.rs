@@ -16,6 +16,20 @@ pub(super) const OP_CLOSE: u8 = 0x8;
 pub(super) const OP_PING: u8 = 0x9;
 pub(super) const OP_PONG: u8 = 0xA;
 
+/// Appends the header of an unmasked server frame carrying `len` payload bytes.
+pub(super) fn write_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
+    out.push(0x80 | opcode);
+    if len < 126 {
+        out.push(len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
 /// What a complete frame (or, for text, a complete message) asks of the server.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {

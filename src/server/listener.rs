@@ -3,12 +3,11 @@
 use super::conn::Conn;
 use super::handshake::{self, Opened};
 use super::http::{self, Phase};
-use super::registry::SessionHandle;
+use super::registry::Opening;
 use super::{session, Shared};
 use crate::metrics::{self, Refusal};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -198,34 +197,12 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
             return;
         }
     };
-    let fd = conn.socket().as_raw_fd();
-    let scope = key.scope();
-    let handle = shared
-        .registry
-        .register(id, peer.ip(), creds.name, key, fd, accepted);
-    log::info!(
-        "connection {id} opened: ip={} name={:?} scope={}",
-        handle.ip,
-        handle.name.as_deref().unwrap_or(""),
-        scope.name()
-    );
-    // Should the session panic, it still leaves the list and stops being a close target.
-    let guard = Unregister(shared, &handle);
-    session::run(shared, &handle, conn);
-    drop(guard);
-    log::info!(
-        "connection {id} closed: ip={} name={:?}",
-        handle.ip,
-        handle.name.as_deref().unwrap_or("")
-    );
-}
-
-/// Takes a session off the registry when dropped (normally a no-op: the session did it).
-struct Unregister<'a>(&'a Shared, &'a SessionHandle);
-
-impl Drop for Unregister<'_> {
-    fn drop(&mut self) {
-        self.0.registry.unregister(self.1);
-        self.1.mark_closed();
-    }
+    let who = Opening {
+        id,
+        ip: peer.ip(),
+        name: creds.name,
+        key,
+        since: accepted,
+    };
+    session::run(shared, conn, who);
 }

@@ -2,17 +2,21 @@
 //! registry of live sessions, and an orderly shutdown.
 
 mod conn;
+mod dispatch;
 mod frames;
 mod handshake;
 mod http;
 mod listener;
+mod local;
 mod recovering;
 mod registry;
 mod session;
 pub mod signals;
 mod throttle;
 
+pub use local::LocalSession;
 pub use recovering::Recovering;
+use registry::PushError;
 
 use crate::auth::{KeyRing, Scope};
 use crate::config::Config;
@@ -30,12 +34,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// State shared by every thread.
-pub struct Shared {
-    pub config: Config,
-    pub store: Store,
-    pub keys: KeyRing,
-    pub journal: Option<Journal>,
-    registry: Registry,
+pub(crate) struct Shared {
+    config: Config,
+    store: Store,
+    keys: KeyRing,
+    journal: Option<Journal>,
+    registry: Arc<Registry>,
     /// Slows down refusals of unknown API keys from addresses that keep presenting them.
     throttle: throttle::Throttle,
     stopping: AtomicBool,
@@ -43,6 +47,28 @@ pub struct Shared {
     threads: AtomicUsize,
     refusals: AtomicUsize,
     stop: Stopper,
+}
+
+impl Shared {
+    /// Hands `text` to a session as one text frame, once the log is durable up to `after` (the
+    /// position of the change the push reports; 0 when none), so a push never reveals a change
+    /// that could still be lost.
+    fn push(
+        &self,
+        session: &registry::SessionHandle,
+        text: &str,
+        after: crate::persist::Lsn,
+    ) -> Result<(), PushError> {
+        if after > 0 {
+            if let Some(journal) = &self.journal {
+                journal.wait(after).map_err(|_| PushError::Closed)?;
+            }
+        }
+        let mut frame = Vec::with_capacity(text.len() + 10);
+        frames::write_header(&mut frame, frames::OP_TEXT, text.len());
+        frame.extend_from_slice(text.as_bytes());
+        session.push(&frame, self.config.send_buffer_bytes)
+    }
 }
 
 /// Lets background threads sleep until their next round or the shutdown, whichever is first.
@@ -117,7 +143,7 @@ impl Server {
             config,
             store: boot.store,
             journal: boot.journal,
-            registry: Registry::default(),
+            registry: Arc::default(),
             throttle: throttle::Throttle::default(),
             stopping: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
@@ -165,6 +191,27 @@ impl Server {
         unsafe {
             libc::shutdown(self.listener_fd, libc::SHUT_RDWR);
         }
+    }
+
+    /// A session without a socket, authenticated with `api_key` (`None` for an unknown key or
+    /// a stopping server): its requests go through the same dispatcher as a WebSocket
+    /// session's, and `conn` lists it (at 127.0.0.1, named `name`).
+    pub fn local_session(&self, api_key: &str, name: Option<&str>) -> Option<LocalSession> {
+        LocalSession::open(&self.shared, api_key, name)
+    }
+
+    /// Pushes one text message to every session named `name` (the `name` of its upgrade
+    /// request); returns how many took it. The in-process way into the push seam (see
+    /// `registry.rs`): no request a client can send reaches it.
+    pub fn push(&self, name: &str, text: &str) -> usize {
+        let targets = self
+            .shared
+            .registry
+            .matching(|s| s.name.as_deref() == Some(name));
+        targets
+            .iter()
+            .filter(|s| self.shared.push(s, text, 0).is_ok())
+            .count()
     }
 
     /// Stops accepting, closes every session with 1001 `server shutting down`, and waits for

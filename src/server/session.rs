@@ -1,18 +1,16 @@
-//! One connection's loop: read frame → decode → authorize → execute → encode → queue; the
-//! queue is flushed only when no further input is already buffered, so pipelined requests cost
-//! one write per batch.
+//! One connection's loop: read frames, hand each text frame to the dispatcher, queue the
+//! replies; the queue is flushed only when no further input is already buffered, so pipelined
+//! requests cost one write per batch. Pushes from other threads join the queue at every turn
+//! (see `registry.rs` for the push seam).
 
 use super::conn::Conn;
+use super::dispatch::{self, Caller, Verdict};
 use super::frames::{Event, FrameError, FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use super::registry::SessionHandle;
+use super::registry::{Opening, SessionHandle};
 use super::Shared;
-use crate::auth::authorize;
-use crate::metrics;
-use crate::ops::{self, Ctx};
-use crate::protocol::{encode, envelope, request, MsgType};
-use crate::store::Handles;
-use std::cell::{Cell, RefCell};
+use crate::protocol::encode;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// How long a client may leave more than the send-buffer limit unread.
@@ -21,12 +19,6 @@ const SEND_STALL: Duration = Duration::from_secs(5);
 const CLOSE_CHECK: Duration = Duration::from_millis(100);
 /// How long the server waits for its close frame to leave, and for the peer to hang up.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-/// Consecutive id-less invalid frames tolerated before the connection is closed.
-const MAX_BAD_STREAK: u32 = 100;
-/// Invalid requests logged at warning level per connection; later ones go to debug.
-const LOGGED_BAD_REQUESTS: u32 = 20;
-
-const AUTH_TEXT: &str = "auth messages are not supported; use the api-key query parameter";
 
 /// What the loop does after a frame.
 enum Flow {
@@ -41,40 +33,35 @@ enum Flow {
 struct Session<'s> {
     shared: &'s Shared,
     handle: &'s SessionHandle,
-    bad_streak: u32,
-    bad_total: u32,
-    /// Queued acknowledgements may leave only once the log is durable up to here.
-    durable_upto: u64,
-    handles: RefCell<Handles>,
-    /// The type of the request being served, once known (for metrics).
-    kind: Option<MsgType>,
-    /// Whether the request being served was answered with an error (for metrics).
-    refused: bool,
-    /// The id of the request being served, once known (for the slow-request log).
-    id: String,
+    caller: Caller,
 }
 
 /// Serves an authenticated connection until it ends.
-pub fn run(shared: &Shared, handle: &SessionHandle, mut conn: Conn) {
-    // Dropped before `conn` (a parameter), even when unwinding: the registry must stop
-    // touching the socket's descriptor before the socket is closed.
-    let _closed = MarkClosed(handle);
+pub(crate) fn run(shared: &Shared, mut conn: Conn, who: Opening) {
+    let (id, key) = (who.id, who.key.clone());
+    let scope = key.scope();
+    // The session's one lifecycle object. Dropped before `conn` (a parameter), even when
+    // unwinding: other threads must stop touching the socket before it is closed.
+    let life = shared
+        .registry
+        .register(who, Some(conn.socket().as_raw_fd()));
+    let handle = life.handle();
+    log::info!(
+        "connection {id} opened: ip={} name={:?} scope={}",
+        handle.ip,
+        handle.name.as_deref().unwrap_or(""),
+        scope.name()
+    );
     let mut s = Session {
         shared,
         handle,
-        bad_streak: 0,
-        bad_total: 0,
-        durable_upto: 0,
-        handles: RefCell::default(),
-        kind: None,
-        refused: false,
-        id: String::new(),
+        caller: Caller::new(id, key, handle.ip.clone(), handle.name.clone()),
     };
     conn.push_frame(OP_TEXT, encode::READY.as_bytes());
     let flow = s.serve(&mut conn);
     // Off the list before anything else goes out: once a client has seen its close handshake
     // complete, `conn` on another connection must not show it.
-    shared.registry.unregister(handle);
+    life.unlist();
     let flow = if s.durable().is_err() {
         Flow::Drop
     } else {
@@ -88,6 +75,7 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut conn: Conn) {
             conn.finish(CLOSE_LINGER);
         }
         Flow::Continue | Flow::End => {
+            handle.take_pushes(conn.queue());
             let _ = conn.flush_within(CLOSE_LINGER);
         }
         Flow::Drop => {
@@ -95,15 +83,12 @@ pub fn run(shared: &Shared, handle: &SessionHandle, mut conn: Conn) {
             let _ = conn.socket().shutdown(std::net::Shutdown::Both);
         }
     }
-}
-
-/// Marks a session closed when dropped.
-struct MarkClosed<'h>(&'h SessionHandle);
-
-impl Drop for MarkClosed<'_> {
-    fn drop(&mut self) {
-        self.0.mark_closed();
-    }
+    let (ip, name) = (handle.ip.clone(), handle.name.clone());
+    drop(life);
+    log::info!(
+        "connection {id} closed: ip={ip} name={:?}",
+        name.as_deref().unwrap_or("")
+    );
 }
 
 /// How often a blocked read wakes up to check the idle timers: a quarter of the ping interval.
@@ -129,6 +114,7 @@ impl Session<'_> {
             if let Some((code, reason)) = self.handle.close_request() {
                 return Flow::Close(code, reason);
             }
+            self.handle.take_pushes(conn.queue());
             if conn.pending() > cfg.send_buffer_bytes {
                 if let Err(flow) = self.drain_backlog(conn) {
                     return flow;
@@ -161,9 +147,17 @@ impl Session<'_> {
                 }
             }
             let block = !more_waiting && conn.pending() == 0;
+            // Idle: pushes now go straight to the socket. Some arrived meanwhile: send them.
+            if block && !self.handle.enter_idle(conn.queue()) {
+                continue;
+            }
             let spare = frames.spare();
             let room = spare.len();
-            match conn.recv(spare, block) {
+            let received = conn.recv(spare, block);
+            if block {
+                self.handle.leave_idle(conn.queue());
+            }
+            match received {
                 Ok(0) => {
                     return match self.handle.close_request() {
                         Some((code, reason)) => Flow::Close(code, reason),
@@ -191,17 +185,10 @@ impl Session<'_> {
     fn serve_buffered(&mut self, frames: &mut FrameReader, conn: &mut Conn) -> Result<usize, Flow> {
         let limit = self.shared.config.send_buffer_bytes;
         let mut served = 0;
-        // One clock read per request: a request starts when the one before it ended.
-        let mut clock = None;
         while conn.pending() <= limit {
             let flow = match frames.next() {
                 Ok(None) => return Ok(served),
-                Ok(Some(Event::Text(text))) => {
-                    let started = *clock.get_or_insert_with(metrics::now);
-                    let (flow, ended) = self.handle_text(text, conn, started);
-                    clock = Some(ended);
-                    flow
-                }
+                Ok(Some(Event::Text(text))) => self.handle_text(text, conn),
                 Ok(Some(Event::Ping(payload))) => {
                     conn.push_frame(OP_PONG, payload);
                     Flow::Continue
@@ -276,54 +263,30 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Serves one request that started at `started`; returns when it ended (or, after a
-    /// flush, when the flush ended).
-    fn handle_text(
-        &mut self,
-        text: &str,
-        conn: &mut Conn,
-        started: metrics::Stamp,
-    ) -> (Flow, metrics::Stamp) {
-        (self.kind, self.refused) = (None, false);
-        if self.id.capacity() > 256 {
-            self.id = String::new();
-        } else {
-            self.id.clear();
-        }
+    fn handle_text(&mut self, text: &str, conn: &mut Conn) -> Flow {
         let start = conn.begin_text();
-        let flow = self.respond(text, conn.queue());
-        let resp_bytes = conn.queue().len() - start - 4;
+        let verdict = dispatch::dispatch(self.shared, &mut self.caller, text, conn.queue());
         conn.end_text(start);
-        let ended = metrics::now();
-        metrics::observe(&metrics::Request {
-            kind: self.kind,
-            ok: !self.refused,
-            elapsed: started.until(ended),
-            id: &self.id,
-            req_bytes: text.len(),
-            resp_bytes,
-            conn: self.handle.id,
-            ip: &self.handle.ip,
-            name: self.handle.name.as_deref(),
-        });
         if conn.pending() > 256 * 1024 {
             if let Err(flow) = self.send(conn) {
-                return (flow, ended);
+                return flow;
             }
-            return (flow, metrics::now());
         }
-        (flow, ended)
+        match verdict {
+            Verdict::Continue => Flow::Continue,
+            Verdict::Close(code, reason) => Flow::Close(code, reason),
+        }
     }
 
     /// Waits until every queued acknowledgement is durable.
     fn durable(&mut self) -> Result<(), Flow> {
-        if self.durable_upto == 0 {
+        if self.caller.durable_upto == 0 {
             return Ok(());
         }
         let Some(journal) = self.shared.journal.as_ref() else {
             return Ok(());
         };
-        journal.wait(self.durable_upto).map_err(|e| {
+        journal.wait(self.caller.durable_upto).map_err(|e| {
             log::error!(
                 "connection {}: {}; dropping the connection unacknowledged",
                 self.handle.id,
@@ -331,7 +294,7 @@ impl Session<'_> {
             );
             Flow::Drop
         })?;
-        self.durable_upto = 0;
+        self.caller.durable_upto = 0;
         Ok(())
     }
 
@@ -339,82 +302,5 @@ impl Session<'_> {
     fn send(&mut self, conn: &mut Conn) -> Result<(), Flow> {
         self.durable()?;
         conn.write_some().map(|_| ()).map_err(|_| Flow::End)
-    }
-
-    /// Appends the response to one request to `out`.
-    fn respond(&mut self, text: &str, out: &mut Vec<u8>) -> Flow {
-        let base = out.len();
-        let env = match envelope::parse(text) {
-            Ok(env) => env,
-            Err(e) => {
-                self.refuse(out, e.id.as_deref(), e.message);
-                if e.id.is_none() {
-                    self.bad_streak += 1;
-                    if self.bad_streak > MAX_BAD_STREAK {
-                        return Flow::Close(1008, "too many invalid frames");
-                    }
-                }
-                return Flow::Continue;
-            }
-        };
-        self.bad_streak = 0;
-        let id = &*env.id;
-        self.id.push_str(id);
-        let Some(kind) = MsgType::parse(&env.kind) else {
-            self.refuse(out, Some(id), "Unknown message type");
-            return Flow::Continue;
-        };
-        self.kind = Some(kind);
-        if kind == MsgType::Auth {
-            self.refuse(out, Some(id), AUTH_TEXT);
-            return Flow::Continue;
-        }
-        let key = &self.handle.key;
-        if key.is_revoked() {
-            return Flow::Close(1008, "API key revoked");
-        }
-        if let Err(text) = authorize(key, kind.permission()) {
-            self.refuse(out, Some(id), text);
-            return Flow::Continue;
-        }
-        let req = match request::decode(kind, &env.data) {
-            Ok(req) => req,
-            Err(e) => {
-                self.refuse(out, Some(id), &e.to_string());
-                return Flow::Continue;
-            }
-        };
-        let shared = self.shared;
-        let ctx = Ctx {
-            store: &shared.store,
-            handles: &self.handles,
-            keys: &shared.keys,
-            sessions: &shared.registry,
-            session: self.handle.id,
-            max_response: shared.config.max_response_bytes,
-            journal: shared.journal.as_ref(),
-            lsn: Cell::new(0),
-        };
-        let result = ops::execute(&ctx, id, req, out);
-        self.durable_upto = self.durable_upto.max(ctx.lsn.get());
-        if let Err(e) = result {
-            if let ops::OpError::Storage(detail) = &e {
-                log::error!("connection {}: {detail}", self.handle.id);
-            }
-            out.truncate(base);
-            self.refuse(out, Some(id), &e.to_string());
-        }
-        Flow::Continue
-    }
-
-    fn refuse(&mut self, out: &mut Vec<u8>, id: Option<&str>, message: &str) {
-        self.refused = true;
-        self.bad_total = self.bad_total.saturating_add(1);
-        if self.bad_total <= LOGGED_BAD_REQUESTS {
-            log::warn!("connection {}: bad request: {message}", self.handle.id);
-        } else {
-            log::debug!("connection {}: bad request: {message}", self.handle.id);
-        }
-        encode::error(out, id, message);
     }
 }

@@ -1,16 +1,12 @@
 //! The decoder fuzzer of `make fuzz` (fuzz/), run briefly inside the test suite: the same
-//! generator and checks (fuzz/src/gen.rs), a fixed seed, ~20k inputs. Structured inputs are
+//! generator and checks (the `fluxiondb-fuzz` library, a dev-dependency), a fixed seed, ~20k
+//! inputs. Structured inputs are
 //! compared with the protocol's prescribed outcome; mutated ones must not panic, must produce a
 //! documented error or a request that satisfies every field rule, and must not allocate more
 //! than a small multiple of their size.
 
-#[path = "../../fuzz/src/counting.rs"]
-mod counting;
-#[path = "../../fuzz/src/gen.rs"]
-mod gen;
-
-use counting::{alloc_bound, measured};
-use gen::{Case, Expect, Rng};
+use fluxiondb_fuzz::counting::{alloc_bound, measured};
+use fluxiondb_fuzz::gen::{self, Case, Expect, Rng};
 
 /// Runs `f` on a thread with the debug server's connection stack (2 MiB).
 fn on_server_stack(f: impl FnOnce() + Send + 'static) {
@@ -107,4 +103,74 @@ fn invariant_checks_can_fail() {
     assert!(!gen::documented_payload_error(
         "ts must be a positive integer"
     ));
+}
+
+/// Errors a valid request may still get from its operation (PROTOCOL.md §4, §6).
+const OPERATION_ERRORS: &[&str] = &[
+    "invalid scope",
+    "api key cannot be empty",
+    "api key not found",
+    "api key cannot be removed",
+    "unknown action",
+    "invalid payload: key must be at most 4096 bytes",
+    "document too large: at most 4 GiB of data per document",
+    "response too large",
+];
+
+#[test]
+fn structured_frames_through_the_dispatcher_get_the_prescribed_reply() {
+    // The same oracle, one level up: the frames go through the server's dispatcher (in process,
+    // no socket) and each reply must be the prescribed error, or a success or operation error
+    // for a request that decodes.
+    let server = crate::seams::start(&[]);
+    let mut session = server.local_session(crate::common::MASTER, None).unwrap();
+    on_server_stack(move || {
+        let mut rng = Rng::new(17);
+        let mut served = 0;
+        for i in 0..4000 {
+            let case = gen::structured(&mut rng);
+            let reply = session
+                .request(&case.frame)
+                .unwrap_or_else(|c| panic!("case {i}: connection closed {c:?}: {}", case.frame));
+            let got: serde_json::Value = serde_json::from_str(&reply)
+                .unwrap_or_else(|e| panic!("case {i}: reply is not JSON ({e}): {reply}"));
+            let frame: serde_json::Value = serde_json::from_str(&case.frame).unwrap();
+            let id = frame["id"].clone();
+            let error = |id: Option<serde_json::Value>, text: &str| match id {
+                Some(id) => serde_json::json!({"id": id, "error": text}),
+                None => serde_json::json!({"error": text}),
+            };
+            let shown = || format!("case {i}: {}\n  reply {reply}", gen::shorten(&case.frame));
+            match &case.expect {
+                Expect::Envelope(eid, text) => assert_eq!(
+                    got,
+                    error(eid.as_ref().map(|s| serde_json::json!(s)), text),
+                    "{}",
+                    shown()
+                ),
+                Expect::UnknownType => {
+                    let text = if frame["type"] == "auth" {
+                        "auth messages are not supported; use the api-key query parameter"
+                    } else {
+                        "Unknown message type"
+                    };
+                    assert_eq!(got, error(Some(id), text), "{}", shown());
+                }
+                Expect::Payload(text) => assert_eq!(got, error(Some(id), text), "{}", shown()),
+                Expect::Ok(_) => {
+                    assert_eq!(got["id"], id, "{}", shown());
+                    if let Some(e) = got.get("error") {
+                        assert!(
+                            OPERATION_ERRORS.contains(&e.as_str().unwrap_or("")),
+                            "{}",
+                            shown()
+                        );
+                    } else {
+                        served += 1;
+                    }
+                }
+            }
+        }
+        assert!(served > 800, "only {served} requests were served");
+    });
 }

@@ -24,6 +24,7 @@ mod memory;
 mod model;
 mod persistence;
 mod records;
+mod seams;
 mod snapshot_compat;
 mod storage;
 mod vectors;

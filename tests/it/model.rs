@@ -3,6 +3,9 @@
 //! invalid payloads, a readonly connection — applied both to the real server over the wire and
 //! to a deliberately simple model made of BTreeMaps. Every response must equal the model's.
 //!
+//! `model_matches_the_dispatcher_in_process` compares the same way with no socket: in-process
+//! sessions hand each request straight to the server's dispatcher.
+//!
 //! `model_matches_server` runs a few thousand operations (in `make test`); the ignored `soak`
 //! runs for `FLUXIONDB_SOAK_SECONDS` (`make soak`). A failure prints the seed and the operation
 //! number; `FLUXIONDB_MODEL_SEED=N` replays one seed.
@@ -11,7 +14,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::common::{Client, Server, MASTER};
+use fluxiondb::server::LocalSession;
 use serde_json::{json, Map, Value};
+use std::collections::VecDeque;
 
 // ---------------------------------------------------------------------------------------------
 // Random numbers
@@ -656,35 +661,101 @@ fn step(rng: &mut Rng, m: &mut Model) -> Step {
 // Running
 
 struct Run {
-    server: Server,
-    master: Client,
-    ro: Client,
+    server: Host,
+    master: Link,
+    ro: Link,
     next_id: u64,
 }
 
-fn open_pair(server: &Server) -> (Client, Client) {
-    let master = server.open(MASTER, Some("model"));
-    let ro = server.open("ro-key", Some("ro"));
-    (master, ro)
+/// The server under test: the binary, or the library in this process.
+enum Host {
+    Binary(Server),
+    InProcess(fluxiondb::server::Server),
+}
+
+/// One connection: a WebSocket client, or an in-process session that hands each request
+/// straight to the server's dispatcher (its replies are queued as a socket would queue them).
+enum Link {
+    Ws(Client),
+    Local(LocalSession, VecDeque<String>),
+}
+
+impl Link {
+    fn send_text(&mut self, frame: &str) {
+        match self {
+            Link::Ws(c) => c.send_text(frame),
+            Link::Local(s, replies) => replies.push_back(
+                s.request(frame)
+                    .unwrap_or_else(|c| panic!("closed {c:?} on {frame}")),
+            ),
+        }
+    }
+
+    fn recv_json(&mut self) -> Value {
+        match self {
+            Link::Ws(c) => c.recv_json(),
+            Link::Local(_, replies) => {
+                let r = replies.pop_front().expect("a reply");
+                serde_json::from_str(&r).unwrap_or_else(|e| panic!("not JSON ({e}): {r}"))
+            }
+        }
+    }
+
+    /// A request that must succeed; the reply without its id.
+    fn ok(&mut self, ty: &str, payload: Value) -> Value {
+        if let Link::Ws(c) = self {
+            return c.ok(ty, payload);
+        }
+        let frame = json!({"id": "ok", "type": ty, "data": payload.to_string()}).to_string();
+        self.send_text(&frame);
+        let mut v = self.recv_json();
+        assert_eq!(
+            v.as_object_mut().and_then(|o| o.remove("id")),
+            Some(json!("ok"))
+        );
+        assert!(v.get("error").is_none(), "{frame} failed: {v}");
+        v
+    }
+}
+
+fn open_pair(server: &Host) -> (Link, Link) {
+    match server {
+        Host::Binary(server) => (
+            Link::Ws(server.open(MASTER, Some("model"))),
+            Link::Ws(server.open("ro-key", Some("ro"))),
+        ),
+        Host::InProcess(server) => {
+            let open = |key, name| {
+                let s = server.local_session(key, Some(name)).expect("a known key");
+                Link::Local(s, VecDeque::new())
+            };
+            (open(MASTER, "model"), open("ro-key", "ro"))
+        }
+    }
 }
 
 impl Run {
-    fn start(args: &[&str], data_dir: bool) -> Run {
-        let server = if data_dir {
-            Server::with_data_dir_args(args)
+    fn start(args: &[&str], data_dir: bool, in_process: bool) -> Run {
+        let add_ro = json!({"action": "add", "key": "ro-key", "scope": "readonly"});
+        let added = json!({"status": "ok", "scope": "readonly"});
+        let server = if in_process {
+            let server = crate::seams::start(args);
+            let mut master =
+                Link::Local(server.local_session(MASTER, None).unwrap(), VecDeque::new());
+            assert_eq!(master.ok("keys", add_ro), added);
+            Host::InProcess(server)
         } else {
-            Server::start(args)
+            let server = if data_dir {
+                Server::with_data_dir_args(args)
+            } else {
+                Server::start(args)
+            };
+            let mut master = server.open(MASTER, Some("model"));
+            assert_eq!(master.ok("keys", add_ro), added);
+            // A clean close: the server lists a connection until it has seen it go.
+            assert!(matches!(master.close(), crate::common::Frame::Close(_)));
+            Host::Binary(server)
         };
-        let mut master = server.open(MASTER, Some("model"));
-        assert_eq!(
-            master.ok(
-                "keys",
-                json!({"action": "add", "key": "ro-key", "scope": "readonly"})
-            ),
-            json!({"status": "ok", "scope": "readonly"})
-        );
-        // A clean close: the server lists a connection until it has seen it go.
-        assert!(matches!(master.close(), crate::common::Frame::Close(_)));
         let (master, ro) = open_pair(&server);
         Run {
             server,
@@ -770,7 +841,7 @@ fn full_state_check(run: &mut Run, m: &Model) -> Result<(), String> {
 /// With `restart_every`, the server (which must have a data folder) is killed with SIGKILL and
 /// restarted every that many operations, and must come back with exactly the model's state.
 fn run_model(seed: u64, ops: usize, data_dir: bool, restart_every: Option<usize>) -> Stats {
-    run_model_with(seed, ops, data_dir, restart_every, None)
+    run_model_with(seed, ops, data_dir, restart_every, None, false)
 }
 
 /// What a run covered, so a test can check that the comparisons were not trivial.
@@ -790,9 +861,10 @@ fn run_model_with(
     data_dir: bool,
     restart_every: Option<usize>,
     mut sabotage: Option<usize>,
+    in_process: bool,
 ) -> Stats {
     let mut rng = Rng::with_seed(seed);
-    let mut run = Run::start(&[], data_dir);
+    let mut run = Run::start(&[], data_dir, in_process);
     let mut m = Model::default();
     m.keys.insert("ro-key".into(), "readonly");
     let mut done = 0;
@@ -841,7 +913,10 @@ fn run_model_with(
         if let Some(every) = restart_every {
             if done - last_restart >= every {
                 last_restart = done;
-                run.server.restart();
+                let Host::Binary(server) = &mut run.server else {
+                    unreachable!("restarts need the binary")
+                };
+                server.restart();
                 let (master, ro) = open_pair(&run.server);
                 run.master = master;
                 run.ro = ro;
@@ -954,10 +1029,19 @@ fn model_matches_server() {
 }
 
 #[test]
+fn model_matches_the_dispatcher_in_process() {
+    // The same comparison with no socket: each request goes straight to the server's
+    // dispatcher through an in-process session.
+    for seed in 11..=12 {
+        run_model_with(seed, 2500, false, None, None, true);
+    }
+}
+
+#[test]
 fn model_test_catches_a_wrong_model() {
     // A model that forgets one insert must be caught by the comparison.
     let caught = std::panic::catch_unwind(|| {
-        run_model_with(5, 1000, false, None, Some(200));
+        run_model_with(5, 1000, false, None, Some(200), false);
     });
     assert!(caught.is_err(), "a wrong model went unnoticed");
 }

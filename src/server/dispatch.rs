@@ -1,0 +1,201 @@
+//! The request pipeline without a socket: request text in, reply bytes out, given the shared
+//! state and the caller. Envelope → type lookup → permission → payload → operation → reply, each
+//! stage with its own error (PROTOCOL.md §2.3). The WebSocket session (`session.rs`) feeds it
+//! frames; an in-process session ([`super::LocalSession`]) feeds it strings, so tests and the
+//! fuzzer drive exactly the code clients reach.
+
+use super::Shared;
+use crate::auth::{authorize, KeyEntry};
+use crate::metrics;
+use crate::ops::{self, Ctx, Log, MsgType, OpError};
+use crate::persist::Lsn;
+use crate::protocol::encode;
+use crate::protocol::envelope;
+use crate::protocol::reply::Reply;
+use crate::store::Handles;
+use std::sync::Arc;
+
+/// Consecutive id-less invalid frames tolerated before the connection is closed.
+const MAX_BAD_STREAK: u32 = 100;
+/// Invalid requests logged at warning level per connection; later ones go to debug.
+const LOGGED_BAD_REQUESTS: u32 = 20;
+
+/// `auth` is a name the server knows but not a request: it is answered with this.
+pub(crate) const AUTH_TYPE: &str = "auth";
+pub(crate) const AUTH_TEXT: &str =
+    "auth messages are not supported; use the api-key query parameter";
+pub(crate) const UNKNOWN_TYPE: &str = "Unknown message type";
+
+/// One caller's state across its requests.
+pub(crate) struct Caller {
+    /// The session's number (`conn` marks the caller's own entry with it).
+    pub id: u64,
+    pub key: Arc<KeyEntry>,
+    /// The caller's recently used collections.
+    handles: Handles,
+    bad_streak: u32,
+    bad_total: u32,
+    /// Replies written so far may leave only once the log is durable up to here (0: no wait).
+    pub durable_upto: Lsn,
+    /// Where the caller is, for the slow-request log.
+    ip: String,
+    name: Option<String>,
+    /// The id of the request being served (for the slow-request log).
+    request_id: String,
+}
+
+impl Caller {
+    pub fn new(id: u64, key: Arc<KeyEntry>, ip: String, name: Option<String>) -> Self {
+        Caller {
+            id,
+            key,
+            handles: Handles::default(),
+            bad_streak: 0,
+            bad_total: 0,
+            durable_upto: 0,
+            ip,
+            name,
+            request_id: String::new(),
+        }
+    }
+}
+
+/// What the connection does after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Continue,
+    /// Close the connection with this code and reason (after what was written).
+    Close(u16, &'static str),
+}
+
+/// How a request ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Served: a success reply.
+    Served,
+    /// Answered with an error reply.
+    Refused,
+    /// No reply: the connection is closed instead.
+    Closed,
+}
+
+/// Serves one request: appends its reply (success or error) to `out`. Writes nothing when the
+/// verdict closes the connection without a reply.
+pub(crate) fn dispatch(
+    shared: &Shared,
+    caller: &mut Caller,
+    text: &str,
+    out: &mut Vec<u8>,
+) -> Verdict {
+    let started = metrics::now();
+    let base = out.len();
+    let (kind, outcome, verdict) = respond(shared, caller, text, out);
+    // The one place a request is counted (by type and outcome, with its latency and sizes).
+    metrics::observe(&metrics::Request {
+        kind,
+        ok: outcome == Outcome::Served,
+        elapsed: started.until(metrics::now()),
+        id: &caller.request_id,
+        req_bytes: text.len(),
+        resp_bytes: out.len() - base,
+        conn: caller.id,
+        ip: &caller.ip,
+        name: caller.name.as_deref(),
+    });
+    verdict
+}
+
+fn respond(
+    shared: &Shared,
+    caller: &mut Caller,
+    text: &str,
+    out: &mut Vec<u8>,
+) -> (Option<MsgType>, Outcome, Verdict) {
+    caller.request_id.clear();
+    let env = match envelope::parse(text) {
+        Ok(env) => env,
+        Err(e) => {
+            refuse(caller, out, e.id.as_deref(), e.message);
+            if e.id.is_none() {
+                caller.bad_streak += 1;
+                if caller.bad_streak > MAX_BAD_STREAK {
+                    return (
+                        None,
+                        Outcome::Refused,
+                        Verdict::Close(1008, "too many invalid frames"),
+                    );
+                }
+            }
+            return (None, Outcome::Refused, Verdict::Continue);
+        }
+    };
+    caller.bad_streak = 0;
+    let id = &*env.id;
+    if caller.request_id.capacity() > 256 {
+        caller.request_id = String::new();
+    }
+    caller.request_id.push_str(id);
+    let Some(kind) = MsgType::parse(&env.kind) else {
+        let text = if env.kind == AUTH_TYPE {
+            AUTH_TEXT
+        } else {
+            UNKNOWN_TYPE
+        };
+        refuse(caller, out, Some(id), text);
+        return (None, Outcome::Refused, Verdict::Continue);
+    };
+    if caller.key.is_revoked() {
+        return (
+            Some(kind),
+            Outcome::Closed,
+            Verdict::Close(1008, "API key revoked"),
+        );
+    }
+    if let Err(text) = authorize(&caller.key, kind.permission()) {
+        refuse(caller, out, Some(id), text);
+        return (Some(kind), Outcome::Refused, Verdict::Continue);
+    }
+    let req = match ops::decode(kind, &env.data) {
+        Ok(req) => req,
+        Err(e) => {
+            refuse(caller, out, Some(id), &e.to_string());
+            return (Some(kind), Outcome::Refused, Verdict::Continue);
+        }
+    };
+    let mut ctx = Ctx {
+        store: &shared.store,
+        handles: &mut caller.handles,
+        keys: &shared.keys,
+        sessions: &*shared.registry,
+        session: caller.id,
+        log: Log::new(shared.journal.as_ref()),
+    };
+    let base = out.len();
+    let result = (|| {
+        let mut reply = Reply::begin(out, id, shared.config.max_response_bytes);
+        ops::execute(&mut ctx, &req, &mut reply)?;
+        Ok::<_, OpError>(reply.finish()?)
+    })();
+    caller.durable_upto = caller.durable_upto.max(ctx.log.lsn());
+    match result {
+        Ok(()) => (Some(kind), Outcome::Served, Verdict::Continue),
+        Err(e) => {
+            if let OpError::Storage(detail) = &e {
+                log::error!("connection {}: {detail}", caller.id);
+            }
+            out.truncate(base);
+            refuse(caller, out, Some(id), &e.to_string());
+            (Some(kind), Outcome::Refused, Verdict::Continue)
+        }
+    }
+}
+
+fn refuse(caller: &mut Caller, out: &mut Vec<u8>, id: Option<&str>, message: &str) {
+    caller.bad_total = caller.bad_total.saturating_add(1);
+    if caller.bad_total <= LOGGED_BAD_REQUESTS {
+        log::warn!("connection {}: bad request: {message}", caller.id);
+    } else {
+        log::debug!("connection {}: bad request: {message}", caller.id);
+    }
+    encode::error(out, id, message);
+}
