@@ -141,6 +141,9 @@ pub struct Args {
 pub enum Command {
     #[command(flatten)]
     Client(crate::cli::ClientCommand),
+    /// Exit 0 if the server on this machine answers a request, 1 if not (for container health
+    /// checks; reads SECRET_KEY and PORT like the server).
+    Healthcheck(crate::healthcheck::Args),
 }
 
 /// The validated configuration.

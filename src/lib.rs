@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod healthcheck;
 pub mod launch;
 pub mod metrics;
 pub mod ops;

@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let mut args = Args::parse();
     match args.command.take() {
         Some(Command::Client(cmd)) => return fluxiondb::cli::run(cmd),
+        Some(Command::Healthcheck(hc)) => return fluxiondb::healthcheck::run(&hc),
         None => {}
     }
     let config = match Config::from_args(args) {
@@ -27,10 +28,15 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     fluxiondb::metrics::configure(config.slow_request, config.large_response_bytes);
+    if let Some(dir) = config.data_dir.as_deref() {
+        if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            eprintln!("fluxiondb: {} is not a directory", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let server = match launch::start(config, storage::real()) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("{e}");
             eprintln!("fluxiondb: {e}");
             return ExitCode::FAILURE;
         }

@@ -187,12 +187,74 @@ fn missing_secret_key_refuses_to_start() {
 fn bind_failure_exits_non_zero() {
     let s = Server::start(&[]);
     let port = s.port.to_string();
-    let (status, _out, _err) = run_binary(
+    let (status, _out, err) = run_binary(
         &["--secret-key", "k", "--port", &port, "--bind", "127.0.0.1"],
         Duration::from_secs(10),
     );
     let status = status.expect("the second server must exit when the port is taken");
     assert!(!status.success(), "exit {status:?}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("fluxiondb: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {err}");
+    let message = &lines[0]["fluxiondb: ".len()..];
+    assert_eq!(err.matches(message).count(), 1, "printed once: {err}");
+}
+
+/// `fluxiondb healthcheck` (the image's HEALTHCHECK): 0 when the server answers with the key of
+/// `SECRET_KEY`, 1 with a wrong key or no server; `localhost` resolves without NSS.
+#[test]
+fn healthcheck_subcommand() {
+    let s = Server::start(&[]);
+    let port = s.port.to_string();
+    let check = |env: &[(&str, &str)], args: &[&str]| {
+        let out = crate::common::bare_command()
+            .arg("healthcheck")
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run fluxiondb healthcheck");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    for (env, args) in [
+        (
+            vec![("SECRET_KEY", MASTER), ("PORT", port.as_str())],
+            vec![],
+        ),
+        (
+            vec![("SECRET_KEY", MASTER)],
+            vec!["--host", "127.0.0.1", "--port", port.as_str()],
+        ),
+        (
+            vec![],
+            vec!["-s", MASTER, "-p", port.as_str(), "--host", "LocalHost"],
+        ),
+    ] {
+        let (code, text) = check(&env, &args);
+        assert_eq!(code, Some(0), "{env:?} {args:?}: {text}");
+        assert!(text.starts_with("healthy: "), "{text}");
+    }
+    let (code, text) = check(&[("SECRET_KEY", "wrong"), ("PORT", &port)], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("1008 Unknown API key"), "{text}");
+    let (code, text) = check(&[("PORT", &port)], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("SECRET_KEY"), "{text}");
+    drop(s);
+    let (code, text) = check(
+        &[("SECRET_KEY", MASTER), ("PORT", &port)],
+        &["--timeout", "2"],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("cannot connect"), "{text}");
+    let (code, _) = check(&[], &["--port", "1", "--bind", "x"]);
+    assert_eq!(code, Some(2), "unknown healthcheck flags are usage errors");
 }
 
 #[test]

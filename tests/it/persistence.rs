@@ -247,14 +247,38 @@ fn data_files_are_private() {
     }
 }
 
+/// The error line of a refused start-up: stderr holds exactly one line starting with
+/// `fluxiondb: `, and no log line repeats it.
+fn single_error_line(err: &str) -> &str {
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("fluxiondb: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {err}");
+    let line = lines[0];
+    let message = &line["fluxiondb: ".len()..];
+    assert_eq!(
+        err.matches(message).count(),
+        1,
+        "the error should be printed once: {err}"
+    );
+    line
+}
+
 #[test]
 fn a_second_server_on_the_same_folder_is_refused() {
     let server = Server::with_data_dir();
     let dir = server.data_dir().unwrap().to_path_buf();
     let err = crate::common::refused_start(&dir, &[]);
+    let line = single_error_line(&err);
     assert!(
-        err.contains("in use by another fluxiondb process"),
+        line.contains("in use by another fluxiondb process"),
         "stderr: {err}"
+    );
+    assert_eq!(
+        line.matches(dir.to_str().unwrap()).count(),
+        1,
+        "the folder is named once: {line}"
     );
 }
 
@@ -263,9 +287,14 @@ fn an_unusable_data_folder_is_a_clear_startup_error() {
     let file = tempfile::NamedTempFile::new().unwrap();
     let dir = file.path().join("data");
     let err = crate::common::refused_start(&dir, &[]);
+    let on_file = crate::common::refused_start(file.path(), &[]);
     assert!(
-        err.contains(dir.to_str().unwrap()),
+        single_error_line(&err).contains(dir.to_str().unwrap()),
         "stderr should name the folder: {err}"
+    );
+    assert_eq!(
+        single_error_line(&on_file),
+        format!("fluxiondb: {} is not a directory", file.path().display())
     );
 }
 

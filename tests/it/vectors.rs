@@ -1,4 +1,4 @@
-//! Replays every case of shared/vectors/protocol.json (`cases`, PROTOCOL.md §12.1–12.14) against
+//! Replays every case of tests/vectors/protocol.json (`cases`, PROTOCOL.md §12.1–12.14) against
 //! a fresh server per case, over a small pool of threads. All failures are reported together.
 //!
 //! Environment: `FLUXIONDB_VECTORS` (path of the vectors file), `FLUXIONDB_VECTOR_FILTER`

@@ -1,4 +1,4 @@
-// Wire-layer replay of every case of shared/vectors/protocol.json (not the restart cases),
+// Wire-layer replay of every case of tests/vectors/protocol.json (not the restart cases),
 // each against a fresh in-memory server, through the runtime's global WebSocket.
 
 import { describe, it } from "node:test";

@@ -1,4 +1,4 @@
-//! The matching rules of shared/vectors/README.md ("Matching `expect`"):
+//! The matching rules of tests/vectors/README.md ("Matching `expect`"):
 //!
 //! * plain JSON values compare by parsed equality with strict types (`1`, `1.0` and `true` all
 //!   differ), exact member sets for objects, and arrays in order (our server sorts every list);

@@ -1,5 +1,5 @@
-//! Replays the cases of shared/vectors/protocol.json (format described in
-//! shared/vectors/README.md) against fresh servers.
+//! Replays the cases of tests/vectors/protocol.json (format described in
+//! tests/vectors/README.md) against fresh servers.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};

@@ -23,7 +23,7 @@ const readTimeout = 5 * time.Second
 const sharedLanes = 2
 
 // TestProtocolVectors replays every case of protocol.json (not the restart
-// cases) over raw WebSocket connections, as shared/vectors/README.md
+// cases) over raw WebSocket connections, as tests/vectors/README.md
 // describes. Set FLUXIONDB_VECTORS_FRESH=1 to give every case its own
 // server.
 func TestProtocolVectors(t *testing.T) {

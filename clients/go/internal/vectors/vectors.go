@@ -1,5 +1,5 @@
-// Package vectors loads the protocol test vectors of
-// shared/vectors/protocol.json (see shared/vectors/README.md) and matches
+// Package vectors loads the protocol test vectors of the repository's
+// tests/vectors/protocol.json (see tests/vectors/README.md) and matches
 // server frames against their expectations. The replay itself is in
 // replay_test.go.
 package vectors
@@ -79,8 +79,7 @@ type RawFrame struct {
 }
 
 // Path returns the location of protocol.json: $FLUXIONDB_VECTORS if set,
-// else shared/vectors/protocol.json beside the repository (the layout of
-// both the workplace and CI), else /work/shared/vectors/protocol.json.
+// else tests/vectors/protocol.json of this repository.
 func Path() string {
 	if p := os.Getenv("FLUXIONDB_VECTORS"); p != "" {
 		return p
@@ -88,24 +87,14 @@ func Path() string {
 	_, file, _, _ := runtime.Caller(0)
 	// file = <repo>/clients/go/internal/vectors/vectors.go
 	repo := filepath.Join(filepath.Dir(file), "..", "..", "..", "..")
-	candidates := []string{
-		filepath.Join(repo, "..", "shared", "vectors", "protocol.json"),
-		filepath.Join(repo, "shared", "vectors", "protocol.json"),
-		"/work/shared/vectors/protocol.json",
-	}
-	for _, c := range candidates {
-		if _, err := os.Stat(c); err == nil {
-			return c
-		}
-	}
-	return candidates[0]
+	return filepath.Join(repo, "tests", "vectors", "protocol.json")
 }
 
 // Load reads and decodes protocol.json.
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read the protocol vectors (set FLUXIONDB_VECTORS): %w", err)
+		return nil, fmt.Errorf("cannot read the protocol vectors: %w (FLUXIONDB_VECTORS overrides the path)", err)
 	}
 	var f File
 	if err := decodeExact(data, &f); err != nil {

@@ -1,7 +1,7 @@
-// Replays the cases of /work/shared/vectors/protocol.json (format: vectors/README.md)
+// Replays the cases of the repository's tests/vectors/protocol.json (format: tests/vectors/README.md)
 // against a server, frame by frame.
 
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { WebSocketFrames, type Frame, type FrameConnection } from "./frames.js";
 import { isObject, parseJson, show, JsonNumber, type Json } from "./json.js";
@@ -29,19 +29,23 @@ export interface VectorFile {
     cases: VectorCase[];
 }
 
+/** $FLUXIONDB_VECTORS, else <repo>/tests/vectors/protocol.json (this file runs from clients/node/dist-test/support/). */
 export function vectorsPath(): string {
     const fromEnv = process.env.FLUXIONDB_VECTORS;
     if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-    const candidates = [
-        // shared/ beside the repository clone
-        fileURLToPath(new URL("../../../../../shared/vectors/protocol.json", import.meta.url)),
-        "/work/shared/vectors/protocol.json",
-    ];
-    return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
+    return fileURLToPath(new URL("../../../../tests/vectors/protocol.json", import.meta.url));
 }
 
+/** Reads the vectors file; a missing or unreadable file is an error naming it, never a skip. */
 export function loadVectors(): VectorFile {
-    return parseJson(readFileSync(vectorsPath(), "utf8")) as unknown as VectorFile;
+    const path = vectorsPath();
+    let text: string;
+    try {
+        text = readFileSync(path, "utf8");
+    } catch (error) {
+        throw new Error(`cannot read the protocol vectors at ${path}: ${(error as Error).message}`);
+    }
+    return parseJson(text) as unknown as VectorFile;
 }
 
 function frameBytes(frame: NonNullable<Step["send_frame"]>): Uint8Array {
