@@ -12,6 +12,7 @@ mod corruption;
 mod crash;
 mod decoder_fuzz;
 mod deletes;
+mod docker;
 mod docs;
 mod errors;
 mod hostile;
