@@ -8,7 +8,7 @@ import (
 	fluxiondb "github.com/fluxiondb/fluxiondb/clients/go"
 )
 
-// The exported surface of the official SDK (SDKS.md §3.2–§3.4). These
+// The exported surface of the official SDK. These
 // assignments fail to compile if a signature drifts.
 var (
 	_ func(string, string) *fluxiondb.Client         = fluxiondb.NewClient
@@ -39,7 +39,7 @@ var (
 )
 
 // Every struct has exactly the fields, types and JSON tags of the official
-// SDK (SDKS.md §3.4).
+// SDK.
 func TestStructFields(t *testing.T) {
 	want := []struct {
 		v      any

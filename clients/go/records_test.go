@@ -8,7 +8,7 @@ import (
 	"github.com/fluxiondb/fluxiondb/clients/go/internal/testserver"
 )
 
-// seedSensors inserts the records of PROTOCOL.md's fixture F into col.
+// seedSensors inserts the records of the protocol's fixture F (tests/vectors/protocol.json) into col.
 func seedSensors(t *testing.T, c *fluxiondb.Client, col string) {
 	t.Helper()
 	must(t, "InsertMultipleRecords", c.InsertMultipleRecords([]fluxiondb.InsertMessageRequest{

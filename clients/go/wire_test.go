@@ -13,8 +13,8 @@ import (
 	fluxiondb "github.com/fluxiondb/fluxiondb/clients/go"
 )
 
-// Every method sends the payload shape of the official Go SDK
-// (SDKS.md §1), byte for byte.
+// Every method sends the payload shape of the official Go SDK, byte for
+// byte.
 func TestWirePayloadShapes(t *testing.T) {
 	t.Parallel()
 	f := newFakeServer(t)

@@ -1,5 +1,5 @@
 // The public client. Method names, parameters and resolved values match the official
-// `@volandoo/fluxiondb-client` (SDKS.md §2.4); failures reject instead of resolving (§6).
+// `@volandoo/fluxiondb-client`; failures reject instead of resolving.
 
 import { createLogger } from "./logger.js";
 import { resolveOptions, type FluxionDBClientOptions } from "./options.js";

@@ -1,4 +1,4 @@
-// Package entry: the client class and the public types (SDKS.md §2.2).
+// Package entry: the client class and the public types (as in the official SDK).
 
 export { FluxionDBClient } from "./client.js";
 export type { FluxionDBClientOptions } from "./options.js";

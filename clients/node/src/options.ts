@@ -1,4 +1,4 @@
-// Constructor options (SDKS.md §2.3) and their defaults.
+// Constructor options (those of the official SDK) and their defaults.
 
 import type { WebSocketConstructorLike } from "./websocket.js";
 

@@ -1,5 +1,5 @@
 // Payload shapes sent for the methods whose payload is not the caller's object verbatim
-// (SDKS.md §1, Node column).
+// (as the official Node SDK sends them).
 
 import type { FetchLatestRecordsParams, GetValuesParams } from "./types.js";
 

@@ -1,5 +1,5 @@
 // Public request and response types. Names and members match the official
-// `@volandoo/fluxiondb-client` (SDKS.md §2.5) so that existing code compiles unchanged.
+// `@volandoo/fluxiondb-client` so that existing code compiles unchanged.
 
 /** Scope of an API key. The server also accepts aliases such as `read-only`. */
 export type ApiKeyScope = "readonly" | "read_write" | "read_write_delete";

@@ -1,5 +1,5 @@
 // What each method puts on the wire and what it resolves to, against an in-process fake
-// server (no binary needed): payload shapes of SDKS.md §1, ids, URL, error mapping.
+// server (no binary needed): the official SDK's payload shapes, ids, URL, error mapping.
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
