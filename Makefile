@@ -34,7 +34,7 @@ static:
 	@echo "static binary: $(STATIC_BIN) ($$(du -h $(STATIC_BIN) | cut -f1))"
 
 run: release
-	@echo "FluxionDB in memory on ws://$(BIND):$(PORT) (listening on $(BIND) only; BIND=0.0.0.0 for every interface) — API key: $(SECRET_KEY)"
+	@echo "FluxionDB in memory, listening on $(BIND) port $(PORT) (BIND=0.0.0.0 make run for every interface; default 127.0.0.1, this machine only) — API key: $(SECRET_KEY)"
 	SECRET_KEY='$(SECRET_KEY)' ./target/release/fluxiondb --bind $(BIND) --port $(PORT)
 
 test: build test-server test-node test-go test-docker
