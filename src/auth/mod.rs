@@ -172,6 +172,30 @@ impl KeyRing {
         Ok(entry)
     }
 
+    /// Undoes an `add` that could not be saved: `prior` is the key's scope before it (`None`:
+    /// the key did not exist, and an entry a client may have taken meanwhile is revoked).
+    pub fn restore_scope(&self, key: &str, prior: Option<Scope>) {
+        let mut keys = self.keys.write();
+        match prior {
+            Some(scope) => {
+                if let Some(entry) = keys.get(key) {
+                    entry.scope.store(scope as u8, Ordering::Release);
+                }
+            }
+            None => {
+                if let Some(entry) = keys.remove(key) {
+                    entry.revoked.store(true, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Undoes a `remove` that could not be saved: the same entry is listed again, unrevoked.
+    pub fn reinstate(&self, entry: Arc<KeyEntry>) {
+        entry.revoked.store(false, Ordering::Release);
+        self.keys.write().insert(entry.key.clone(), entry);
+    }
+
     /// Every key, the master included, sorted by key.
     pub fn list(&self) -> Vec<KeyListing> {
         let keys = self.keys.read();

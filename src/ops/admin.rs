@@ -25,8 +25,13 @@ pub fn keys(ctx: &mut Ctx<'_>, k: &Keys<'_>, reply: &mut Reply<'_>) -> Result<()
                     "invalid payload: key must be at most 4096 bytes",
                 ));
             }
+            // A change that cannot be saved is undone: the answer says it did not happen.
+            let prior = ctx.keys.lookup(key).map(|e| e.scope());
             let effective = ctx.keys.add(key, scope);
-            ctx.save_keys()?;
+            if let Err(e) = ctx.save_keys() {
+                ctx.keys.restore_scope(key, prior);
+                return Err(e);
+            }
             reply.member("status").str("ok");
             reply.member("scope").str(effective.name());
         }
@@ -36,7 +41,10 @@ pub fn keys(ctx: &mut Ctx<'_>, k: &Keys<'_>, reply: &mut Reply<'_>) -> Result<()
                 RemoveError::NotFound => OpError::Keys("api key not found"),
                 RemoveError::NotRemovable => OpError::Keys("api key cannot be removed"),
             })?;
-            ctx.save_keys()?;
+            if let Err(e) = ctx.save_keys() {
+                ctx.keys.reinstate(entry);
+                return Err(e);
+            }
             ctx.sessions.revoke(&entry);
             reply.member("status").str("ok");
         }

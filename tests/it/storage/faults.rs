@@ -335,6 +335,16 @@ fn a_key_file_that_cannot_be_replaced_is_refused() {
         ),
         UNAVAILABLE
     );
+    // The refused change did not happen, in this process either.
+    let listed = c.ok("keys", json!({"action":"list"}));
+    assert!(
+        !listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key"] == "refused"),
+        "{listed}"
+    );
     // The disk recovers: the next change is saved, whole.
     c.ok(
         "keys",
@@ -351,7 +361,32 @@ fn a_key_file_that_cannot_be_replaced_is_refused() {
         .map(|k| k["key"].as_str().unwrap())
         .collect();
     assert!(
-        keys.contains(&"kept") && keys.contains(&"later"),
+        keys.contains(&"kept") && keys.contains(&"later") && !keys.contains(&"refused"),
         "{keys:?}"
+    );
+}
+
+#[test]
+fn a_key_removal_that_cannot_be_saved_is_undone() {
+    let rig = Rig::new("always", |_| {});
+    let mut c = rig.master();
+    c.ok(
+        "keys",
+        json!({"action":"add","key":"stays","scope":"readonly"}),
+    );
+    rig.faulty
+        .arm(Fault::on(&[Op::Rename]).named("keys.bin").errno(libc::EIO));
+    assert_eq!(
+        c.err("keys", json!({"action":"remove","key":"stays"})),
+        UNAVAILABLE
+    );
+    let listed = c.ok("keys", json!({"action":"list"}));
+    assert!(
+        listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["key"] == "stays" && k["scope"] == "readonly"),
+        "{listed}"
     );
 }
