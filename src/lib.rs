@@ -11,6 +11,7 @@ pub mod config;
 pub mod healthcheck;
 pub mod launch;
 pub mod metrics;
+pub mod live;
 pub mod ops;
 pub mod persist;
 pub mod protocol;

@@ -16,7 +16,8 @@ use fluxiondb::ops::{decode, MsgType, Request};
 use fluxiondb::protocol::envelope::{self, BAD_DATA, BAD_ID, BAD_TYPE, NOT_AN_OBJECT};
 use fluxiondb::protocol::pattern;
 use fluxiondb::protocol::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
+    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sub, SubStart, Sval,
+    Unsub,
 };
 use std::borrow::Cow;
 
@@ -555,6 +556,15 @@ fn payload(rng: &mut Rng, kind: MsgType) -> (String, Result<Request<'static>, St
                 MsgType::Sval => &[("col", Name), ("key", Name), ("value", Text)],
                 MsgType::Gval | MsgType::Gvalues | MsgType::Rval => &[("col", Name), ("key", Text)],
                 MsgType::Keys => &[("action", Name), ("key", Name), ("scope", Name)],
+                MsgType::Sub => &[
+                    ("col", Name),
+                    ("doc", Text),
+                    ("where", Text),
+                    ("filter", Text),
+                    ("since", Int),
+                    ("after_seq", Int),
+                ],
+                MsgType::Unsub => &[("sub", Name)],
                 _ => &[("col", Name)],
             };
             let (t, v) = object(rng, fields);
@@ -629,6 +639,32 @@ fn oracle_object(kind: MsgType, v: &[Val]) -> Result<Request<'static>, String> {
             action: o_raw(&v[0]),
             key: o_raw(&v[1]),
             scope: o_raw(&v[2]),
+        }),
+        MsgType::Sub => {
+            let col = o_name(&v[0], None, "col")?;
+            let doc = o_opt_name(&v[1], "doc")?;
+            let where_ = o_opt_string(&v[2], "where")?;
+            let filter = o_opt_string(&v[3], "filter")?;
+            let since = o_opt_integer(&v[4], "since")?;
+            let after = o_opt_integer(&v[5], "after_seq")?;
+            let start = match (v[4].missing(), v[5].missing()) {
+                (false, false) => {
+                    return Err("since and after_seq cannot be used together".into())
+                }
+                (false, true) => SubStart::Since(since),
+                (true, false) => SubStart::AfterSeq(after),
+                (true, true) => SubStart::Live,
+            };
+            Request::Sub(Sub {
+                col,
+                doc,
+                where_,
+                filter,
+                start,
+            })
+        }
+        MsgType::Unsub => Request::Unsub(Unsub {
+            sub: o_name(&v[0], None, "sub")?,
         }),
         MsgType::Dcol | MsgType::Gvals | MsgType::Gkeys => {
             let c = Col {
@@ -865,7 +901,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], max_len: usize) -> Vec<u8> {
 const ENVELOPE_ERRORS: [&str; 4] = [NOT_AN_OBJECT, BAD_ID, BAD_TYPE, BAD_DATA];
 const FIELDS: &[&str] = &[
     "col", "doc", "ts", "data", "from", "to", "limit", "reverse", "where", "filter", "fromTs",
-    "toTs", "key", "value",
+    "toTs", "key", "value", "sub", "since", "after_seq",
 ];
 const RULES: &[&str] = &[NON_EMPTY, STRING, POSITIVE, INTEGER, BOOLEAN, AT_MOST];
 
@@ -881,6 +917,7 @@ pub fn documented_payload_error(e: &str) -> bool {
             | "expected a JSON array"
             | "from must not be greater than to"
             | "fromTs must not be greater than toTs"
+            | "since and after_seq cannot be used together"
     ) {
         return true;
     }
@@ -987,6 +1024,19 @@ fn check_request(kind: MsgType, r: &Request<'_>) -> Result<(), String> {
         Request::Dcol(Col { col }) | Request::Gvals(Col { col }) | Request::Gkeys(Col { col }) => {
             if !name_ok(col) {
                 return bad("col");
+            }
+        }
+        Request::Sub(q) => {
+            if !name_ok(&q.col) || q.doc.as_deref().is_some_and(|d| !name_ok(d)) {
+                return bad("sub");
+            }
+            for t in [&q.doc, &q.where_, &q.filter].into_iter().flatten() {
+                try_pattern(t);
+            }
+        }
+        Request::Unsub(u) => {
+            if !name_ok(&u.sub) {
+                return bad("unsub");
             }
         }
         Request::Keys(_) | Request::Cols(_) | Request::Conn(_) => {}

@@ -2,6 +2,7 @@
 //! entry, no wait for one.
 
 use super::{by_collection, Ctx, OpError};
+use crate::live::Change;
 use crate::persist::WalOp;
 use crate::protocol::payload::{Col, Ddoc, Drrng, RecordRef};
 use crate::protocol::reply::Reply;
@@ -18,6 +19,7 @@ pub fn document(ctx: &mut Ctx<'_>, d: &Ddoc<'_>, _: &mut Reply<'_>) -> Result<()
             if c.docs.contains_key(doc) {
                 log.append(|| WalOp::DeleteDoc { col, doc })?;
                 c.remove_doc(doc);
+                log.publish(col, || Change::DeleteDoc(doc.to_owned()));
             }
             Ok(())
         })?;
@@ -30,21 +32,30 @@ pub fn collection(ctx: &mut Ctx<'_>, c: &Col<'_>, _: &mut Reply<'_>) -> Result<(
     let col = &*c.col;
     let log = &mut ctx.log;
     ctx.store
-        .drop_collection(col, || log.append(|| WalOp::DropCollection { col }))
+        .drop_collection(col, || {
+            log.append(|| WalOp::DropCollection { col })?;
+            log.publish(col, || Change::DropCollection);
+            Ok(())
+        })
         .map(|_| ())
 }
 
 /// `drec`.
-pub fn record(ctx: &mut Ctx<'_>, r: &RecordRef<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
-    records(ctx, std::slice::from_ref(r), reply)
+pub fn record(ctx: &mut Ctx<'_>, r: &RecordRef<'_>, _: &mut Reply<'_>) -> Result<(), OpError> {
+    remove(ctx, std::slice::from_ref(r), true)
 }
 
-/// `dmrec` (and `drec`): atomic per collection.
+/// `dmrec`.
 pub fn records(
     ctx: &mut Ctx<'_>,
     refs: &[RecordRef<'_>],
     _: &mut Reply<'_>,
 ) -> Result<(), OpError> {
+    remove(ctx, refs, false)
+}
+
+/// `dmrec` and `drec` (`single`, pushed as a range of one): atomic per collection.
+fn remove(ctx: &mut Ctx<'_>, refs: &[RecordRef<'_>], single: bool) -> Result<(), OpError> {
     by_collection(
         refs,
         |r| &r.col,
@@ -57,9 +68,23 @@ pub fn records(
                     col,
                     records: group.iter().map(|r| (&*r.doc, r.ts)).collect(),
                 })?;
+                let mut gone: Vec<(String, Vec<i64>)> = Vec::new();
                 for r in group.iter() {
-                    c.remove_record(&r.doc, r.ts);
+                    if c.remove_record(&r.doc, r.ts) {
+                        match gone.iter_mut().find(|(d, _)| *d == *r.doc) {
+                            Some((_, ts)) => ts.push(r.ts),
+                            None => gone.push((r.doc.to_string(), vec![r.ts])),
+                        }
+                    }
                 }
+                log.publish(col, || match gone.pop() {
+                    Some((doc, ts)) if single => Change::DeleteRecord { doc, ts: ts[0] },
+                    Some(last) => {
+                        gone.push(last);
+                        Change::DeleteRecords(gone)
+                    }
+                    None => Change::DeleteRecords(Vec::new()),
+                });
                 Ok(())
             })
         },
@@ -79,6 +104,11 @@ pub fn range(ctx: &mut Ctx<'_>, r: &Drrng<'_>, _: &mut Reply<'_>) -> Result<(), 
             to: r.to_ts,
         })?;
         c.remove_range(&r.doc, r.from_ts, r.to_ts);
+        log.publish(&r.col, || Change::DeleteRange {
+            doc: r.doc.to_string(),
+            from: r.from_ts,
+            to: r.to_ts,
+        });
         Ok(())
     })
 }

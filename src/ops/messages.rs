@@ -7,10 +7,11 @@
 //! `auth` is not in the table: the server knows the name only to refuse it with its own text
 //! (see `server::dispatch`), so it never decodes to a request.
 
-use super::{admin, deletes, kv, records, Ctx, OpError};
+use super::{admin, deletes, kv, records, subs, Ctx, OpError};
 use crate::auth::Permission;
 use crate::protocol::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, IntoStatic, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
+    Col, ColKey, Ddoc, Drrng, Empty, IntoStatic, Keys, NewRecord, Qdoc, Qry, RecordRef, Sub, Sval,
+    Unsub,
 };
 use crate::protocol::reply::Reply;
 use crate::protocol::request;
@@ -113,6 +114,8 @@ messages! {
     Gkeys   "gkeys"    Read        Col<'a>            = request::col       => kv::keys;
     Keys    "keys"     ManageKeys  Keys<'a>           = request::keys      => admin::keys;
     Conn    "conn"     Read        Empty              = request::empty     => admin::connections;
+    Sub     "sub"      Read        Sub<'a>            = request::sub       => subs::subscribe;
+    Unsub   "unsub"    Read        Unsub<'a>          = request::unsub     => subs::unsubscribe;
 }
 
 #[cfg(test)]
@@ -138,7 +141,7 @@ mod tests {
         let samples = [
             r#"[{"col":"c","doc":"d","ts":1,"data":"x"}]"#,
             r#"[{"col":"c","doc":"d","ts":1}]"#,
-            r#"{"col":"c","doc":"d","ts":1,"to":2,"key":"k","value":"v","fromTs":1,"toTs":2,"action":"list"}"#,
+            r#"{"col":"c","doc":"d","ts":1,"to":2,"key":"k","value":"v","fromTs":1,"toTs":2,"action":"list","sub":"s1"}"#,
         ];
         for &t in MsgType::ALL {
             let req = samples

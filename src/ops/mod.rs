@@ -7,13 +7,16 @@ mod deletes;
 mod kv;
 pub mod messages;
 mod records;
+mod subs;
 
 use crate::auth::{KeyEntry, KeyRing};
+use crate::live::{Change, Feed, Hub, LiveError, Sink, Subscriptions};
 use crate::persist::{Journal, Lsn, WalOp};
 use crate::protocol::reply::TooLarge;
 use crate::store::{Collection, Handles, MemoryFull, Store};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub(crate) use messages::execute;
 pub use messages::{decode, MsgType, Request};
@@ -34,6 +37,8 @@ pub(crate) trait Sessions: Send + Sync {
     /// Closes every connection that authenticated with `key` (1008 `API key revoked`) and
     /// returns once they are closed (or a short grace period has passed).
     fn revoke(&self, key: &KeyEntry);
+    /// Where pushes to connection `id` go (`None` once it is closing).
+    fn sink(&self, id: u64) -> Option<Arc<dyn Sink>>;
 }
 
 /// Everything an operation may touch, for one request.
@@ -45,20 +50,64 @@ pub(crate) struct Ctx<'a> {
     pub sessions: &'a dyn Sessions,
     /// The calling connection.
     pub session: u64,
+    /// The calling connection's subscriptions.
+    pub subs: &'a mut Subscriptions,
     /// Where mutations are logged, and how far this request's acknowledgement must wait.
     pub log: Log<'a>,
 }
 
-/// The data folder's log as one request sees it.
+/// The data folder's log as one request sees it, and the live feeds its changes go to.
 pub(crate) struct Log<'a> {
     journal: Option<&'a Journal>,
     lsn: Lsn,
+    /// The position of the last entry this request logged.
+    last: Lsn,
+    live: &'a Hub,
+    /// Feeds this request published to: their pushes leave once `lsn` is durable.
+    touched: Vec<Arc<Feed>>,
 }
 
 impl<'a> Log<'a> {
     /// `journal` is `None` when the server runs purely in memory.
-    pub fn new(journal: Option<&'a Journal>) -> Self {
-        Log { journal, lsn: 0 }
+    pub fn new(journal: Option<&'a Journal>, live: &'a Hub) -> Self {
+        Log {
+            journal,
+            lsn: 0,
+            last: 0,
+            live,
+            touched: Vec::new(),
+        }
+    }
+
+    /// The feeds this request published to (see [`Subscriptions::touch`]).
+    pub fn take_touched(&mut self) -> Vec<Arc<Feed>> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Publishes a change just logged and applied to `col` to its live feed, if it has one.
+    /// Call under the collection's write lock, after changing it.
+    fn publish(&mut self, col: &str, change: impl FnOnce() -> Change) {
+        if let Some(feed) = self.live.feed(col) {
+            feed.publish(self.last, change());
+            self.touch(feed);
+        }
+    }
+
+    fn touch(&mut self, feed: Arc<Feed>) {
+        if !self.touched.iter().any(|f| Arc::ptr_eq(f, &feed)) {
+            self.touched.push(feed);
+        }
+    }
+
+    /// Makes this request's answer (and the feed's pushes) wait for log position `lsn`.
+    fn require(&mut self, lsn: Lsn, feed: Arc<Feed>) {
+        self.lsn = self.lsn.max(lsn);
+        self.touch(feed);
+    }
+
+    /// Everything logged so far, by anyone (0 in memory).
+    fn appended(&self) -> Lsn {
+        self.journal.map_or(0, |j| j.wal().appended())
     }
 
     /// The log position this request's acknowledgement must wait for (0: none).
@@ -74,6 +123,7 @@ impl<'a> Log<'a> {
                 .log(&op())
                 .map_err(|e| OpError::Storage(e.to_string()))?;
             self.lsn = self.lsn.max(lsn);
+            self.last = lsn;
         }
         Ok(())
     }
@@ -142,17 +192,26 @@ pub(crate) enum OpError {
     Storage(String),
     /// The store holds its `--max-memory`.
     MemoryFull(MemoryFull),
+    /// A `sub` or `unsub` refused.
+    Live(LiveError),
 }
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             OpError::MemoryFull(m) => return m.fmt(f),
+            OpError::Live(e) => return e.fmt(f),
             OpError::ResponseTooLarge => "response too large",
             OpError::DocumentTooLarge => "document too large: at most 4 GiB of data per document",
             OpError::Keys(text) => text,
             OpError::Storage(_) => "storage unavailable: the server cannot persist writes",
         })
+    }
+}
+
+impl From<LiveError> for OpError {
+    fn from(e: LiveError) -> Self {
+        OpError::Live(e)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ins`, `qry`, `qdoc` and `cols`.
 
 use super::{by_collection, Ctx, OpError};
+use crate::live::{Change, Rec};
 use crate::persist::WalOp;
 use crate::protocol::pattern::{Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
@@ -26,11 +27,26 @@ pub fn insert(
                     col,
                     records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
                 })?;
-                for r in group.iter() {
+                let mut applied = 0;
+                let result = group.iter().try_for_each(|r| {
+                    applied += 1;
                     c.insert(&r.doc, r.ts, &r.data)
-                        .map_err(|_| OpError::DocumentTooLarge)?;
-                }
-                Ok(())
+                        .map_err(|_| OpError::DocumentTooLarge)
+                });
+                log.publish(col, || {
+                    Change::Insert(
+                        group
+                            .iter()
+                            .take(applied - usize::from(result.is_err()))
+                            .map(|r| Rec {
+                                doc: r.doc.to_string(),
+                                ts: r.ts,
+                                data: r.data.to_string(),
+                            })
+                            .collect(),
+                    )
+                });
+                result
             })
         },
     )

@@ -164,6 +164,11 @@ impl Wal {
         self.dir.join(segment_name(seq))
     }
 
+    /// The position after everything appended so far.
+    pub fn appended(&self) -> Lsn {
+        self.state.lock().appended
+    }
+
     /// Returns once everything up to `lsn` is in the OS (and on disk under `always`).
     pub fn wait(&self, lsn: Lsn) -> Result<(), Error> {
         let mut st = self.state.lock();

@@ -91,6 +91,33 @@ pub struct Keys<'a> {
     pub scope: Option<Cow<'a, str>>,
 }
 
+/// `sub`: what to watch and where to start (PROTOCOL.md, live subscriptions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sub<'a> {
+    pub col: Cow<'a, str>,
+    pub doc: Option<Cow<'a, str>>,
+    pub where_: Option<Cow<'a, str>>,
+    pub filter: Option<Cow<'a, str>>,
+    pub start: SubStart,
+}
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubStart {
+    /// With the next write.
+    Live,
+    /// First every matching stored record with a timestamp above this one.
+    Since(i64),
+    /// First every write after this apply sequence number, from the recent history.
+    AfterSeq(i64),
+}
+
+/// `unsub`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsub<'a> {
+    pub sub: Cow<'a, str>,
+}
+
 /// A payload that can outlive the frame it was read from: every borrowed string copied.
 pub trait IntoStatic {
     type Static;
@@ -154,3 +181,5 @@ into_static!(Col { col } {});
 into_static!(ColKey { col, key } {});
 into_static!(Sval { col, key, value } {});
 into_static!(Keys { action, key, scope } {});
+into_static!(Sub { col, doc, where_, filter } { start });
+into_static!(Unsub { sub } {});

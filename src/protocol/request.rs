@@ -6,7 +6,8 @@ use super::fields::{FieldError, Fields};
 use super::insert_scan::fast_insert;
 use super::json::{for_each_object_in_array, read_object, Scalar, ShapeError};
 use super::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
+    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sub, SubStart, Sval,
+    Unsub,
 };
 use std::fmt;
 
@@ -20,6 +21,7 @@ pub enum PayloadError {
     Field(FieldError),
     FromAfterTo,
     FromTsAfterToTs,
+    SinceWithAfterSeq,
 }
 
 impl fmt::Display for PayloadError {
@@ -33,6 +35,9 @@ impl fmt::Display for PayloadError {
             PayloadError::Field(e) => e.fmt(f),
             PayloadError::FromAfterTo => f.write_str("from must not be greater than to"),
             PayloadError::FromTsAfterToTs => f.write_str("fromTs must not be greater than toTs"),
+            PayloadError::SinceWithAfterSeq => {
+                f.write_str("since and after_seq cannot be used together")
+            }
         }
     }
 }
@@ -214,6 +219,42 @@ pub fn keys(data: &str) -> Result<Keys<'_>, PayloadError> {
         action: f.raw_string(0),
         key: f.raw_string(1),
         scope: f.raw_string(2),
+    })
+}
+
+/// `sub`.
+pub fn sub(data: &str) -> Result<Sub<'_>, PayloadError> {
+    let names = &["col", "doc", "where", "filter", "since", "after_seq"];
+    let mut s = object(data, names)?;
+    let since_given = !s[4].is_missing();
+    let after_given = !s[5].is_missing();
+    let mut f = Fields::new(&mut s, None);
+    let col = f.name(0, "col")?;
+    let doc = f.opt_name(1, "doc")?;
+    let where_ = f.opt_string(2, "where")?;
+    let filter = f.opt_string(3, "filter")?;
+    let since = f.opt_integer(4, "since", 0)?;
+    let after = f.opt_integer(5, "after_seq", 0)?;
+    let start = match (since_given, after_given) {
+        (true, true) => return Err(PayloadError::SinceWithAfterSeq),
+        (true, false) => SubStart::Since(since),
+        (false, true) => SubStart::AfterSeq(after),
+        (false, false) => SubStart::Live,
+    };
+    Ok(Sub {
+        col,
+        doc,
+        where_,
+        filter,
+        start,
+    })
+}
+
+/// `unsub`.
+pub fn unsub(data: &str) -> Result<Unsub<'_>, PayloadError> {
+    let mut s = object(data, &["sub"])?;
+    Ok(Unsub {
+        sub: Fields::new(&mut s, None).name(0, "sub")?,
     })
 }
 

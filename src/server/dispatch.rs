@@ -7,6 +7,7 @@
 use super::Shared;
 use crate::auth::{authorize, KeyEntry};
 use crate::metrics;
+use crate::live::Subscriptions;
 use crate::ops::{self, Ctx, Log, MsgType, OpError};
 use crate::persist::Lsn;
 use crate::protocol::encode;
@@ -42,6 +43,8 @@ pub(crate) struct Caller {
     name: Option<String>,
     /// The id of the request being served (for the slow-request log).
     request_id: String,
+    /// The caller's live subscriptions, and the feeds whose pushes wait for `durable_upto`.
+    pub subs: Subscriptions,
 }
 
 impl Caller {
@@ -56,6 +59,7 @@ impl Caller {
             ip,
             name,
             request_id: String::new(),
+            subs: Subscriptions::new(id),
         }
     }
 }
@@ -168,7 +172,8 @@ fn respond(
         keys: &shared.keys,
         sessions: &*shared.registry,
         session: caller.id,
-        log: Log::new(shared.journal.as_ref()),
+        subs: &mut caller.subs,
+        log: Log::new(shared.journal.as_ref(), &shared.live),
     };
     let base = out.len();
     let result = (|| {
@@ -176,7 +181,10 @@ fn respond(
         ops::execute(&mut ctx, &req, &mut reply)?;
         Ok::<_, OpError>(reply.finish()?)
     })();
-    caller.durable_upto = caller.durable_upto.max(ctx.log.lsn());
+    let lsn = ctx.log.lsn();
+    let touched = ctx.log.take_touched();
+    caller.durable_upto = caller.durable_upto.max(lsn);
+    caller.subs.touch(touched);
     match result {
         Ok(()) => (Some(kind), Outcome::Served, Verdict::Continue),
         Err(e) => {

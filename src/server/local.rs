@@ -61,15 +61,17 @@ impl LocalSession {
         if let Verdict::Close(code, reason) = verdict {
             return Err(self.close((code, reason)));
         }
-        if self.caller.durable_upto > 0 {
+        let upto = self.caller.durable_upto;
+        if upto > 0 {
             if let Some(journal) = &self.shared.journal {
-                if journal.wait(self.caller.durable_upto).is_err() {
+                if journal.wait(upto).is_err() {
                     // A WebSocket client sees the connection drop without a close frame.
                     return Err(self.close((1006, "storage unavailable")));
                 }
             }
             self.caller.durable_upto = 0;
         }
+        self.caller.subs.flush(upto);
         Ok(String::from_utf8_lossy(&self.out).into_owned())
     }
 

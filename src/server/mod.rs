@@ -7,6 +7,7 @@ mod frames;
 mod handshake;
 mod http;
 mod listener;
+mod live_sink;
 mod local;
 mod recovering;
 mod registry;
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     keys: KeyRing,
     journal: Option<Journal>,
     registry: Arc<Registry>,
+    /// Live subscriptions' feeds.
+    live: crate::live::Hub,
     /// Slows down refusals of unknown API keys from addresses that keep presenting them.
     throttle: throttle::Throttle,
     stopping: AtomicBool,
@@ -138,7 +141,9 @@ impl Server {
         for (key, scope) in &boot.keys {
             keys.add(key, *scope);
         }
+        let live = crate::live::Hub::new(config.send_buffer_bytes);
         let shared = Arc::new(Shared {
+            live,
             keys,
             config,
             store: boot.store,

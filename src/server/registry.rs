@@ -26,7 +26,9 @@
 //! direct write, the rest waits in the outbox for the session's next turn (its read timeout at
 //! the latest): the client is not reading then anyway.
 
+use super::live_sink::SessionSink;
 use crate::auth::KeyEntry;
+use crate::live::Sink;
 use crate::ops::{ConnInfo, Sessions};
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
@@ -181,6 +183,19 @@ impl SessionHandle {
     pub fn take_pushes(&self, queue: &mut Vec<u8>) {
         if self.flags.load(Ordering::Acquire) & PUSHED != 0 {
             self.drain(&mut self.life.lock(), queue);
+        }
+    }
+
+    /// [`Self::take_pushes`] when they fit: only while `queued` (what the session already
+    /// holds) plus the outbox stays within `limit`, or nothing is queued. Pushes past that
+    /// stay in the outbox, where the limit refuses more (and ends a subscription that goes
+    /// past it) instead of letting the session's queue grow until the connection is closed.
+    pub fn take_pushes_within(&self, queue: &mut Vec<u8>, queued: usize, limit: usize) {
+        if self.flags.load(Ordering::Acquire) & PUSHED != 0 {
+            let mut life = self.life.lock();
+            if queued == 0 || queued + life.outbox.len() <= limit {
+                self.drain(&mut life, queue);
+            }
         }
     }
 
@@ -384,6 +399,11 @@ impl Sessions for Registry {
 
     fn revoke(&self, key: &KeyEntry) {
         self.close_matching(1008, "API key revoked", |s| std::ptr::eq(&*s.key, key));
+    }
+
+    fn sink(&self, id: u64) -> Option<Arc<dyn Sink>> {
+        let handle = self.sessions.lock().get(&id).cloned()?;
+        Some(Arc::new(SessionSink(handle)))
     }
 }
 

@@ -8,6 +8,7 @@ use super::dispatch::{self, Caller, Verdict};
 use super::frames::{Event, FrameError, FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use super::registry::{Opening, SessionHandle};
 use super::Shared;
+use crate::live;
 use crate::protocol::encode;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -69,6 +70,13 @@ pub(crate) fn run(shared: &Shared, mut conn: Conn, who: Opening) {
     };
     match flow {
         Flow::Close(code, reason) => {
+            if reason == live::KEY_REVOKED {
+                // Pushes already taken leave first, then each subscription's end.
+                handle.take_pushes(conn.queue());
+                s.caller
+                    .subs
+                    .end_all(reason, |frame| conn.push_frame(OP_TEXT, &frame));
+            }
             conn.push_close(code, reason);
             let _ = conn.flush_within(CLOSE_LINGER);
             handle.mark_closed();
@@ -114,7 +122,9 @@ impl Session<'_> {
             if let Some((code, reason)) = self.handle.close_request() {
                 return Flow::Close(code, reason);
             }
-            self.handle.take_pushes(conn.queue());
+            let queued = conn.pending();
+            self.handle
+                .take_pushes_within(conn.queue(), queued, cfg.send_buffer_bytes);
             if conn.pending() > cfg.send_buffer_bytes {
                 if let Err(flow) = self.drain_backlog(conn) {
                     return flow;
@@ -278,23 +288,24 @@ impl Session<'_> {
         }
     }
 
-    /// Waits until every queued acknowledgement is durable.
+    /// Waits until every queued acknowledgement is durable; then the pushes of the writes
+    /// they acknowledge may leave too (to their subscribers).
     fn durable(&mut self) -> Result<(), Flow> {
-        if self.caller.durable_upto == 0 {
-            return Ok(());
+        let upto = self.caller.durable_upto;
+        if upto > 0 {
+            if let Some(journal) = self.shared.journal.as_ref() {
+                journal.wait(upto).map_err(|e| {
+                    log::error!(
+                        "connection {}: {}; dropping the connection unacknowledged",
+                        self.handle.id,
+                        e
+                    );
+                    Flow::Drop
+                })?;
+            }
+            self.caller.durable_upto = 0;
         }
-        let Some(journal) = self.shared.journal.as_ref() else {
-            return Ok(());
-        };
-        journal.wait(self.caller.durable_upto).map_err(|e| {
-            log::error!(
-                "connection {}: {}; dropping the connection unacknowledged",
-                self.handle.id,
-                e
-            );
-            Flow::Drop
-        })?;
-        self.caller.durable_upto = 0;
+        self.caller.subs.flush(upto);
         Ok(())
     }
 

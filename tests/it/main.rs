@@ -29,5 +29,6 @@ mod records;
 mod seams;
 mod snapshot_compat;
 mod storage;
+mod subscriptions;
 mod vectors;
 mod vectors_restart;

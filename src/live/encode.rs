@@ -1,0 +1,199 @@
+//! The push frames' JSON: `rec`, `del` and `subend` (PROTOCOL.md, live subscriptions). Pushes
+//! carry no `id`, which is how a client tells them from replies.
+
+use super::change::{Change, Rec};
+use super::filter::Filter;
+use crate::protocol::encode::{integer, string};
+
+fn head(out: &mut Vec<u8>, kind: &str, sub: &str, col: &str, seq: u64) {
+    out.extend_from_slice(b"{\"type\":");
+    string(out, kind);
+    out.extend_from_slice(b",\"sub\":");
+    string(out, sub);
+    out.extend_from_slice(b",\"col\":");
+    string(out, col);
+    out.extend_from_slice(b",\"seq\":");
+    integer(out, seq as i64);
+}
+
+fn record(out: &mut Vec<u8>, doc: &str, ts: i64, data: &str) {
+    out.extend_from_slice(b"{\"doc\":");
+    string(out, doc);
+    out.extend_from_slice(b",\"ts\":");
+    integer(out, ts);
+    out.extend_from_slice(b",\"data\":");
+    string(out, data);
+    out.push(b'}');
+}
+
+/// A `rec` frame of `records` (`(doc, ts, data)`, all already selected).
+pub fn rec<'r>(
+    sub: &str,
+    col: &str,
+    seq: u64,
+    records: impl Iterator<Item = (&'r str, i64, &'r str)>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    head(&mut out, "rec", sub, col, seq);
+    out.extend_from_slice(b",\"records\":[");
+    for (i, (doc, ts, data)) in records.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        record(&mut out, doc, ts, data);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+fn del(
+    sub: &str,
+    col: &str,
+    seq: u64,
+    doc: Option<&str>,
+    tail: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    head(&mut out, "del", sub, col, seq);
+    if let Some(doc) = doc {
+        out.extend_from_slice(b",\"doc\":");
+        string(&mut out, doc);
+    }
+    tail(&mut out);
+    out.push(b'}');
+    out
+}
+
+fn range(out: &mut Vec<u8>, from: i64, to: i64) {
+    out.extend_from_slice(b",\"from\":");
+    integer(out, from);
+    out.extend_from_slice(b",\"to\":");
+    integer(out, to);
+}
+
+/// The frames one change gives a subscription (none when it selects nothing of it).
+pub fn change(
+    sub: &str,
+    col: &str,
+    seq: u64,
+    change: &Change,
+    filter: &Filter,
+    mut each: impl FnMut(Vec<u8>),
+) {
+    match change {
+        Change::Insert(recs) => {
+            let pick = |r: &&Rec| filter.record(&r.doc, &r.data);
+            if recs.iter().any(|r| pick(&r)) {
+                let kept = recs.iter().filter(pick);
+                each(rec(sub, col, seq, kept.map(|r| (&*r.doc, r.ts, &*r.data))));
+            }
+        }
+        Change::DeleteRecord { doc, ts } => {
+            if filter.doc(doc) {
+                each(del(sub, col, seq, Some(doc), |o| range(o, *ts, *ts)));
+            }
+        }
+        Change::DeleteRange { doc, from, to } => {
+            if filter.doc(doc) {
+                each(del(sub, col, seq, Some(doc), |o| range(o, *from, *to)));
+            }
+        }
+        Change::DeleteRecords(docs) => {
+            for (doc, ts) in docs.iter().filter(|(d, _)| filter.doc(d)) {
+                each(del(sub, col, seq, Some(doc), |o| {
+                    o.extend_from_slice(b",\"ts\":[");
+                    for (i, t) in ts.iter().enumerate() {
+                        if i > 0 {
+                            o.push(b',');
+                        }
+                        integer(o, *t);
+                    }
+                    o.push(b']');
+                }));
+            }
+        }
+        Change::DeleteDoc(doc) => {
+            if filter.doc(doc) {
+                each(del(sub, col, seq, Some(doc), |_| {}));
+            }
+        }
+        Change::DropCollection => each(del(sub, col, seq, None, |_| {})),
+    }
+}
+
+/// `{"type":"subend","sub":…,"error":…}`.
+pub fn subend(sub: &str, error: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"{\"type\":\"subend\",\"sub\":");
+    string(&mut out, sub);
+    out.extend_from_slice(b",\"error\":");
+    string(&mut out, error);
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(c: &Change, f: &Filter) -> Vec<String> {
+        let mut v = Vec::new();
+        change("s1", "c", 7, c, f, |b| {
+            v.push(String::from_utf8(b).unwrap())
+        });
+        v
+    }
+
+    #[test]
+    fn each_push_shape() {
+        let all = Filter::default();
+        let ins = Change::Insert(vec![
+            Rec {
+                doc: "a".into(),
+                ts: 1,
+                data: "x\"".into(),
+            },
+            Rec {
+                doc: "b".into(),
+                ts: 2,
+                data: "y".into(),
+            },
+        ]);
+        assert_eq!(
+            texts(&ins, &all),
+            [
+                r#"{"type":"rec","sub":"s1","col":"c","seq":7,"records":[{"doc":"a","ts":1,"data":"x\""},{"doc":"b","ts":2,"data":"y"}]}"#
+            ]
+        );
+        assert!(texts(&ins, &Filter::new(Some("z"), None, None)).is_empty());
+        assert_eq!(
+            texts(
+                &Change::DeleteRecords(vec![("a".into(), vec![1, 3]), ("b".into(), vec![2])]),
+                &Filter::new(Some("a"), None, None)
+            ),
+            [r#"{"type":"del","sub":"s1","col":"c","seq":7,"doc":"a","ts":[1,3]}"#]
+        );
+        assert_eq!(
+            texts(
+                &Change::DeleteRecord {
+                    doc: "a".into(),
+                    ts: 4
+                },
+                &all
+            ),
+            [r#"{"type":"del","sub":"s1","col":"c","seq":7,"doc":"a","from":4,"to":4}"#]
+        );
+        assert_eq!(
+            texts(&Change::DeleteDoc("a".into()), &all),
+            [r#"{"type":"del","sub":"s1","col":"c","seq":7,"doc":"a"}"#]
+        );
+        assert_eq!(
+            texts(&Change::DropCollection, &all),
+            [r#"{"type":"del","sub":"s1","col":"c","seq":7}"#]
+        );
+        assert_eq!(
+            String::from_utf8(subend("s1", "resume point lost")).unwrap(),
+            r#"{"type":"subend","sub":"s1","error":"resume point lost"}"#
+        );
+    }
+}

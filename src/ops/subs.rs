@@ -1,0 +1,106 @@
+//! `sub` and `unsub`: live subscriptions (see `crate::live`).
+//!
+//! A subscription with `since` is registered while the collection's read lock holds its
+//! writers off, and its backlog is read under the same lock: every write is then either in the
+//! backlog or pushed, never both, never neither. A collection that does not exist has no lock
+//! to hold; then the registration succeeds only if no write was published between finding it
+//! missing and registering (else it tries again).
+
+use super::{Ctx, OpError};
+use crate::live::{self, Filter, LiveError, Registered, Start, Subscriber};
+use crate::protocol::payload::{Sub, SubStart, Unsub};
+use crate::protocol::reply::Reply;
+use crate::store::Collection;
+
+/// Records per `rec` frame of a `since` backlog.
+const BACKLOG_CHUNK: usize = 1000;
+/// Tries before a `since` registration on a collection that keeps appearing and vanishing
+/// gives up.
+const TRIES: usize = 1000;
+
+pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
+    ctx.subs.check_room()?;
+    let sink = ctx.sessions.sink(ctx.session).ok_or(LiveError::Closing)?;
+    let feed = ctx.log.live.feed_or_create(&p.col);
+    let id = ctx.subs.next_id();
+    let filter = Filter::new(p.doc.as_deref(), p.where_.as_deref(), p.filter.as_deref());
+    let sub = Subscriber::new(ctx.session, id.clone(), sink, filter);
+    let registered = match p.start {
+        SubStart::Live => register(&feed, sub, Start::Live),
+        SubStart::AfterSeq(after) => register(&feed, sub, Start::After(after)),
+        SubStart::Since(since) => {
+            let lsn = ctx.log.appended();
+            let mut slot = Some(sub);
+            let mut done = None;
+            for _ in 0..TRIES {
+                let before = feed.seq();
+                let read = ctx.read(&p.col, |c| {
+                    let sub = slot.take()?;
+                    let seq = feed.seq();
+                    let frames = backlog(c, &sub, feed.col(), seq, since);
+                    Some(register(&feed, sub, Start::Backlog(frames, lsn)))
+                });
+                if let Some(Some(r)) = read {
+                    done = Some(r);
+                    break;
+                }
+                let Some(sub) = slot.take() else { break };
+                match feed.register(sub, Start::Live, Some(before)) {
+                    Ok(r) => {
+                        done = Some(r);
+                        break;
+                    }
+                    Err(back) => slot = Some(back),
+                }
+            }
+            done.ok_or(LiveError::Busy)?
+        }
+    };
+    if registered.wait > 0 {
+        ctx.log.require(registered.wait, feed.clone());
+    }
+    ctx.subs.add(id.clone(), feed);
+    reply.member("sub").str(&id);
+    reply.member("seq").int(registered.seq as i64);
+    Ok(())
+}
+
+/// Registers where no "unchanged since" condition applies (so it cannot come back).
+fn register(feed: &live::Feed, sub: Box<Subscriber>, start: Start) -> Registered {
+    match feed.register(sub, start, None) {
+        Ok(r) => r,
+        Err(_) => unreachable!("a registration without a condition is always taken"),
+    }
+}
+
+/// The `rec` frames of the stored records `sub` selects with `ts > since`, per document in
+/// name order, by timestamp.
+fn backlog(c: &Collection, sub: &Subscriber, col: &str, seq: u64, since: i64) -> Vec<Vec<u8>> {
+    let filter = sub.filter();
+    let mut frames = Vec::new();
+    let mut chunk: Vec<(&str, i64, &str)> = Vec::new();
+    let docs: Box<dyn Iterator<Item = _>> = match filter.literal() {
+        Some(name) => Box::new(c.docs.get_key_value(name).into_iter()),
+        None => Box::new(c.docs.iter().filter(|(n, _)| filter.doc(n))),
+    };
+    for (name, series) in docs {
+        for i in series.range(since.saturating_add(1), i64::MAX) {
+            let (ts, data) = series.get(i);
+            if !filter.data(data) {
+                continue;
+            }
+            chunk.push((name, ts, data));
+            if chunk.len() == BACKLOG_CHUNK {
+                frames.push(live::encode::rec(sub.id(), col, seq, chunk.drain(..)));
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        frames.push(live::encode::rec(sub.id(), col, seq, chunk.drain(..)));
+    }
+    frames
+}
+
+pub fn unsubscribe(ctx: &mut Ctx<'_>, p: &Unsub<'_>, _: &mut Reply<'_>) -> Result<(), OpError> {
+    Ok(ctx.subs.remove(&p.sub)?)
+}

@@ -1,0 +1,277 @@
+//! Live subscriptions (issue 15) through real sockets: `sub` / `unsub`, every push type, the
+//! selectors, the per-connection cap, `since` and `after_seq` under concurrent writers, crash
+//! safety, slow subscribers and revoked keys.
+
+use crate::common::{Client, Frame, Server, MASTER};
+use serde_json::{json, Value};
+
+/// Subscribes; returns the subscription id and the sequence number it starts from.
+pub fn sub(c: &mut Client, payload: Value) -> (String, u64) {
+    let v = c.ok("sub", payload);
+    let id = v["sub"].as_str().expect("sub id").to_string();
+    let seq = v["seq"].as_u64().expect("seq");
+    (id, seq)
+}
+
+/// The next frame, which must be a push (no `id`).
+pub fn push(c: &mut Client) -> Value {
+    let v = c.recv_json();
+    assert!(v.get("id").is_none(), "expected a push, got {v}");
+    v
+}
+
+fn ins(c: &mut Client, recs: &[(&str, &str, i64, &str)]) {
+    let data: Vec<Value> = recs
+        .iter()
+        .map(|(col, doc, ts, data)| json!({"col": col, "doc": doc, "ts": ts, "data": data}))
+        .collect();
+    c.ok("ins", Value::Array(data));
+}
+
+#[test]
+fn every_push_type_in_apply_order_with_seq_one_per_write() {
+    let server = Server::start(&[]);
+    let mut s = Client::open(server.port, MASTER, None);
+    let mut w = Client::open(server.port, MASTER, None);
+    let (id, seq) = sub(&mut s, json!({"col": "c"}));
+    assert_eq!(id, "s1");
+    ins(
+        &mut w,
+        &[
+            ("c", "a", 1, "x"),
+            ("other", "a", 1, "no"),
+            ("c", "b", 2, "y\""),
+        ],
+    );
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"rec","sub":"s1","col":"c","seq":seq + 1,"records":[
+            {"doc":"a","ts":1,"data":"x"},{"doc":"b","ts":2,"data":"y\""}]})
+    );
+    // Key/value changes are not pushed; deletes that remove nothing are not writes.
+    w.ok("sval", json!({"col":"c","key":"k","value":"v"}));
+    w.ok("drec", json!({"col":"c","doc":"a","ts":99}));
+    ins(
+        &mut w,
+        &[
+            ("c", "a", 2, "x2"),
+            ("c", "a", 3, "x3"),
+            ("c", "a", 4, "x4"),
+        ],
+    );
+    assert_eq!(push(&mut s)["seq"], seq + 2);
+    w.ok("drec", json!({"col":"c","doc":"a","ts":1}));
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"del","sub":"s1","col":"c","seq":seq + 3,"doc":"a","from":1,"to":1})
+    );
+    w.ok("drrng", json!({"col":"c","doc":"a","fromTs":2,"toTs":3}));
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"del","sub":"s1","col":"c","seq":seq + 4,"doc":"a","from":2,"to":3})
+    );
+    ins(&mut w, &[("c", "d", 5, "z")]);
+    assert_eq!(push(&mut s)["seq"], seq + 5);
+    w.ok(
+        "dmrec",
+        json!([{"col":"c","doc":"a","ts":4},{"col":"c","doc":"d","ts":5},{"col":"c","doc":"d","ts":77}]),
+    );
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"del","sub":"s1","col":"c","seq":seq + 6,"doc":"a","ts":[4]})
+    );
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"del","sub":"s1","col":"c","seq":seq + 6,"doc":"d","ts":[5]})
+    );
+    w.ok("ddoc", json!({"doc":"b"}));
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"del","sub":"s1","col":"c","seq":seq + 7,"doc":"b"})
+    );
+    ins(&mut w, &[("c", "e", 9, "q")]);
+    assert_eq!(push(&mut s)["seq"], seq + 8);
+    w.ok("dcol", json!({"col":"c"}));
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"del","sub":"s1","col":"c","seq":seq + 9})
+    );
+    // The subscription outlives its collection.
+    ins(&mut w, &[("c", "f", 1, "again")]);
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"rec","sub":"s1","col":"c","seq":seq + 10,"records":[{"doc":"f","ts":1,"data":"again"}]})
+    );
+    // The subscriber's own requests still get their answers, in order after the pushes.
+    assert_eq!(s.ok("unsub", json!({"sub":"s1"})), json!({}));
+    ins(&mut w, &[("c", "f", 2, "after")]);
+    assert_eq!(
+        s.ok("cols", json!({})),
+        json!({"collections":["c","other"]})
+    );
+}
+
+#[test]
+fn document_patterns_where_and_filter_select_what_is_pushed() {
+    let server = Server::start(&[]);
+    let mut s = Client::open(server.port, MASTER, None);
+    let mut w = Client::open(server.port, MASTER, None);
+    let (p, _) = sub(
+        &mut s,
+        json!({"col":"c","doc":"/^dev-\\d$/i","where":"state:","filter":"/bad/"}),
+    );
+    let (l, _) = sub(&mut s, json!({"col":"c","doc":"dev-1"}));
+    ins(
+        &mut w,
+        &[
+            ("c", "DEV-1", 1, "state:ok"),
+            ("c", "dev-10", 1, "state:ok"),
+            ("c", "dev-2", 1, "temp:1"),
+            ("c", "dev-3", 1, "state:bad"),
+            ("c", "dev-1", 2, "temp:2"),
+            ("c", "dev-4", 2, "state:fine"),
+        ],
+    );
+    let a = push(&mut s);
+    let b = push(&mut s);
+    let (pv, lv) = if a["sub"] == p.as_str() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(
+        pv["records"],
+        json!([{"doc":"DEV-1","ts":1,"data":"state:ok"},{"doc":"dev-4","ts":2,"data":"state:fine"}])
+    );
+    assert_eq!(lv["sub"], l.as_str());
+    assert_eq!(
+        lv["records"],
+        json!([{"doc":"dev-1","ts":2,"data":"temp:2"}])
+    );
+    // A write nobody selects pushes nothing: the next frame is the answer to a request.
+    ins(&mut w, &[("c", "zzz", 1, "state:ok")]);
+    w.ok("ddoc", json!({"col":"c","doc":"dev-2"}));
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"del","sub":p,"col":"c","seq":pv["seq"].as_u64().unwrap() + 2,"doc":"dev-2"})
+    );
+    assert_eq!(s.ok("cols", json!({})), json!({"collections":["c"]}));
+}
+
+#[test]
+fn many_subscriptions_per_connection_up_to_the_cap() {
+    let server = Server::start(&[]);
+    let mut s = Client::open(server.port, MASTER, None);
+    for n in 1..=256 {
+        let (id, _) = sub(&mut s, json!({"col": format!("c{}", n % 7)}));
+        assert_eq!(id, format!("s{n}"));
+    }
+    assert_eq!(
+        s.err("sub", json!({"col":"c1"})),
+        "too many subscriptions: at most 256 per connection"
+    );
+    assert_eq!(s.ok("unsub", json!({"sub":"s5"})), json!({}));
+    assert_eq!(s.err("unsub", json!({"sub":"s5"})), "unknown subscription");
+    assert_eq!(
+        s.err("unsub", json!({"sub":"nope"})),
+        "unknown subscription"
+    );
+    assert_eq!(sub(&mut s, json!({"col":"c1"})).0, "s257");
+    assert_eq!(
+        s.err("sub", json!({"col":"c1"})),
+        "too many subscriptions: at most 256 per connection"
+    );
+    // Every subscription on a collection gets its own push of one write.
+    let mut w = Client::open(server.port, MASTER, None);
+    ins(&mut w, &[("c3", "d", 1, "x")]);
+    let mut subs: Vec<String> = (0..37)
+        .map(|_| push(&mut s)["sub"].as_str().unwrap().to_string())
+        .collect();
+    subs.sort_by_key(|s| s[1..].parse::<u32>().unwrap());
+    let want: Vec<String> = (1..=256)
+        .filter(|n| n % 7 == 3)
+        .map(|n| format!("s{n}"))
+        .collect();
+    assert_eq!(subs, want);
+    assert_eq!(s.ok("cols", json!({})), json!({"collections":["c3"]}));
+}
+
+#[test]
+fn payload_errors_and_read_only_keys() {
+    let server = Server::start(&[]);
+    let mut m = Client::open(server.port, MASTER, None);
+    m.ok(
+        "keys",
+        json!({"action":"add","key":"reader","scope":"readonly"}),
+    );
+    let mut r = Client::open(server.port, "reader", None);
+    assert_eq!(
+        r.err("sub", json!({})),
+        "invalid payload: col must be a non-empty string"
+    );
+    assert_eq!(
+        r.err("sub", json!({"col":"c","since":1,"after_seq":2})),
+        "invalid payload: since and after_seq cannot be used together"
+    );
+    assert_eq!(
+        r.err("sub", json!({"col":"c","since":"x"})),
+        "invalid payload: since must be an integer"
+    );
+    assert_eq!(
+        r.err("unsub", json!({})),
+        "invalid payload: sub must be a non-empty string"
+    );
+    let (id, _) = sub(&mut r, json!({"col":"c"}));
+    ins(&mut m, &[("c", "d", 1, "x")]);
+    assert_eq!(push(&mut r)["sub"], id.as_str());
+}
+
+#[test]
+fn clients_that_never_subscribe_never_see_a_push() {
+    let server = Server::start(&[]);
+    let mut s = Client::open(server.port, MASTER, None);
+    sub(&mut s, json!({"col":"c"}));
+    let mut w = Client::open(server.port, MASTER, None);
+    for ts in 1..=50 {
+        // `ok` asserts that the next frame answers this very request.
+        ins(&mut w, &[("c", "d", ts, "x")]);
+        w.ok("qry", json!({"col":"c","ts":ts}));
+    }
+    w.ok("ddoc", json!({"doc":"d"}));
+    assert_eq!(w.ok("cols", json!({})), json!({"collections":[]}));
+    for ts in 1..=50 {
+        assert_eq!(push(&mut s)["records"][0]["ts"], ts);
+    }
+}
+
+#[test]
+fn revoking_the_key_ends_its_subscriptions_then_closes() {
+    let server = Server::start(&[]);
+    let mut m = Client::open(server.port, MASTER, None);
+    m.ok(
+        "keys",
+        json!({"action":"add","key":"temp","scope":"readonly"}),
+    );
+    let mut s = Client::open(server.port, "temp", None);
+    sub(&mut s, json!({"col":"c"}));
+    sub(&mut s, json!({"col":"d"}));
+    ins(&mut m, &[("c", "x", 1, "v")]);
+    assert_eq!(push(&mut s)["type"], "rec");
+    m.ok("keys", json!({"action":"remove","key":"temp"}));
+    let mut ends = vec![push(&mut s), push(&mut s)];
+    ends.sort_by(|a, b| a["sub"].as_str().cmp(&b["sub"].as_str()));
+    assert_eq!(
+        ends,
+        [
+            json!({"type":"subend","sub":"s1","error":"API key revoked"}),
+            json!({"type":"subend","sub":"s2","error":"API key revoked"})
+        ]
+    );
+    assert_eq!(s.recv_close(), (1008, "API key revoked".to_string()));
+    // Writers go on as before.
+    ins(&mut m, &[("c", "x", 2, "v")]);
+    assert!(matches!(
+        s.next_frame(),
+        Frame::Dropped(_) | Frame::Close(_)
+    ));
+}
