@@ -99,7 +99,9 @@ pub fn change(
             }
         }
         Change::DeleteRecords(docs) => {
-            for (doc, ts) in docs.iter().filter(|(d, _)| filter.doc(d)) {
+            let picked: Vec<_> = docs.iter().filter(|(d, _)| filter.doc(d)).collect();
+            for (i, (doc, ts)) in picked.iter().enumerate() {
+                let more = i + 1 < picked.len();
                 each(del(sub, col, seq, Some(doc), |o| {
                     o.extend_from_slice(b",\"ts\":[");
                     for (i, t) in ts.iter().enumerate() {
@@ -109,6 +111,10 @@ pub fn change(
                         integer(o, *t);
                     }
                     o.push(b']');
+                    if more {
+                        // Not the write's last frame: a resume point is a whole write.
+                        o.extend_from_slice(b",\"more\":true");
+                    }
                 }));
             }
         }
@@ -172,6 +178,16 @@ mod tests {
                 &Filter::new(Some("a"), None, None)
             ),
             [r#"{"type":"del","sub":"s1","col":"c","seq":7,"doc":"a","ts":[1,3]}"#]
+        );
+        assert_eq!(
+            texts(
+                &Change::DeleteRecords(vec![("a".into(), vec![1]), ("b".into(), vec![2])]),
+                &all
+            ),
+            [
+                r#"{"type":"del","sub":"s1","col":"c","seq":7,"doc":"a","ts":[1],"more":true}"#,
+                r#"{"type":"del","sub":"s1","col":"c","seq":7,"doc":"b","ts":[2]}"#
+            ]
         );
         assert_eq!(
             texts(

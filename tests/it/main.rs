@@ -30,5 +30,6 @@ mod seams;
 mod snapshot_compat;
 mod storage;
 mod subscriptions;
+mod subscriptions_resume;
 mod vectors;
 mod vectors_restart;

@@ -78,7 +78,7 @@ fn every_push_type_in_apply_order_with_seq_one_per_write() {
     );
     assert_eq!(
         push(&mut s),
-        json!({"type":"del","sub":"s1","col":"c","seq":seq + 6,"doc":"a","ts":[4]})
+        json!({"type":"del","sub":"s1","col":"c","seq":seq + 6,"doc":"a","ts":[4],"more":true})
     );
     assert_eq!(
         push(&mut s),
