@@ -5,6 +5,7 @@ import { createLogger } from "./logger.js";
 import { resolveOptions, type FluxionDBClientOptions } from "./options.js";
 import { latestRecordsPayload, valuesMessageType } from "./payloads.js";
 import type { ServerResponse } from "./pending.js";
+import { Subscriptions, type SubscribeParams, type Subscription, type SubscriptionHandler } from "./subscriptions.js";
 import { Transport } from "./transport.js";
 import type {
     AddApiKeyParams,
@@ -37,10 +38,23 @@ function checked(response: ServerResponse): ServerResponse {
 
 export class FluxionDBClient {
     private readonly transport: Transport;
+    private readonly subscriptions: Subscriptions;
 
     constructor(options: FluxionDBClientOptions) {
         const resolved = resolveOptions(options);
-        this.transport = new Transport(resolved, createLogger(resolved.showLogs));
+        const log = createLogger(resolved.showLogs);
+        this.transport = new Transport(resolved, log);
+        this.subscriptions = new Subscriptions(this.transport, log);
+    }
+
+    /**
+     * Starts a live subscription: `handler` receives every write the server applies to `col`
+     * that `params` select (`rec` and `del` events, in apply order), `reconnected` when the
+     * client resumed it on a new connection without a gap, and `subend` when it ended (with
+     * `resumeLost` set when the state must be re-read). Resolves once the server took it.
+     */
+    async subscribe(params: SubscribeParams, handler: SubscriptionHandler): Promise<Subscription> {
+        return this.subscriptions.subscribe(params, handler);
     }
 
     /**
@@ -53,12 +67,13 @@ export class FluxionDBClient {
 
     /** Closes the connection and rejects every pending request. The client can be used again. */
     close(): void {
+        this.subscriptions.clear();
         this.transport.close();
     }
 
     /** Alias of close(). */
     disconnect(): void {
-        this.transport.close();
+        this.close();
     }
 
     private async call(type: string, payload: unknown): Promise<ServerResponse> {

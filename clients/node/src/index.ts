@@ -2,6 +2,17 @@
 
 export { FluxionDBClient } from "./client.js";
 export type { FluxionDBClientOptions } from "./options.js";
+export type {
+    DeletePush,
+    Subscription,
+    PushedRecord,
+    RecordPush,
+    SubscribeParams,
+    SubscriptionEnded,
+    SubscriptionEvent,
+    SubscriptionHandler,
+    SubscriptionResumed,
+} from "./subscriptions.js";
 export type { WebSocketConstructorLike, WebSocketLike } from "./websocket.js";
 export type {
     AddApiKeyParams,

@@ -28,6 +28,12 @@ export class Transport {
     private retries = 0;
     /** Bumped by close(): anything started before belongs to an old generation. */
     private generation = 0;
+    /** Whether a connection of this generation was ready before (the next one is a reconnect). */
+    private wasReady = false;
+    /** Receives frames without an id: pushes of live subscriptions. */
+    onPush: ((frame: ServerResponse) => void) | null = null;
+    /** Called once a connection that replaced a dropped one is ready. */
+    onReconnect: (() => void) | null = null;
 
     constructor(
         private readonly options: ResolvedOptions,
@@ -70,6 +76,7 @@ export class Transport {
     /** Closes the connection, stops reconnecting and rejects everything pending. Synchronous. */
     close(): void {
         this.generation++;
+        this.wasReady = false;
         const cancel = this.cancelStep;
         this.cancelStep = null;
         this.connecting = null;
@@ -188,6 +195,9 @@ export class Transport {
                 this.socket = ready;
                 this.log.info("Connected.");
                 this.flushQueue(ready);
+                const reconnect = this.wasReady;
+                this.wasReady = true;
+                if (reconnect && this.socket === ready) this.onReconnect?.();
             },
             onText: (text) => {
                 if (socket !== undefined && this.socket === socket) this.handleText(text);
@@ -235,6 +245,10 @@ export class Transport {
         }
         const response = frame as ServerResponse;
         if (typeof response.id !== "string") {
+            if (this.onPush !== null && response.id === undefined) {
+                this.onPush(response);
+                return;
+            }
             this.log.warn(`Server message without id: ${text}`);
             return;
         }

@@ -1,0 +1,259 @@
+// Live subscriptions (`sub` / `unsub`): pushes routed to their handlers by subscription id,
+// resumed with `after_seq` after every reconnect. See docs/subscriptions.md in the repository.
+
+import type { Logger } from "./logger.js";
+import type { ServerResponse } from "./pending.js";
+import type { Transport } from "./transport.js";
+
+/** What to watch. `doc`, `where` and `filter` work as in fetchLatestRecords(). */
+export interface SubscribeParams {
+    col: string;
+    /** A document name or a `/pattern/flags`; absent: every document. */
+    doc?: string;
+    where?: string;
+    filter?: string;
+    /** First deliver every stored record with `ts > since`, then live writes. */
+    since?: number;
+    /** Resume after this sequence number (from an earlier subscription's `seq`). */
+    afterSeq?: number;
+}
+
+/** One record of a `rec` push. */
+export interface PushedRecord {
+    doc: string;
+    ts: number;
+    data: string;
+}
+
+/** The records of one write that the subscription selects, in applied order. */
+export interface RecordPush {
+    type: "rec";
+    sub: string;
+    col: string;
+    /** The collection's apply sequence number of the write. */
+    seq: number;
+    records: PushedRecord[];
+}
+
+/**
+ * A delete: `from`/`to` for deleteRecord() and deleteRecordsRange(), `ts` for
+ * deleteMultipleRecords() (one push per document; all but the last carry `more`), `doc` alone
+ * for deleteDocument(), neither for deleteCollection().
+ */
+export interface DeletePush {
+    type: "del";
+    sub: string;
+    col: string;
+    seq: number;
+    doc?: string;
+    from?: number;
+    to?: number;
+    ts?: number[];
+    more?: boolean;
+}
+
+/** The subscription ended (it delivers nothing more). */
+export interface SubscriptionEnded {
+    type: "subend";
+    sub: string;
+    /** `subscriber too slow`, `resume point lost`, `API key revoked`, or why resubscribing failed. */
+    error: string;
+    /**
+     * True when the server no longer holds the writes since the last delivered one: re-read the
+     * state (fetchLatestRecords / fetchDocument) and subscribe again.
+     */
+    resumeLost: boolean;
+}
+
+/** The connection was replaced and the subscription resumed after `afterSeq` without a gap. */
+export interface SubscriptionResumed {
+    type: "reconnected";
+    sub: string;
+    afterSeq: number;
+}
+
+export type SubscriptionEvent = RecordPush | DeletePush | SubscriptionEnded | SubscriptionResumed;
+
+export type SubscriptionHandler = (event: SubscriptionEvent) => void;
+
+export const RESUME_POINT_LOST = "resume point lost";
+
+/** A running subscription, returned by FluxionDBClient.subscribe(). */
+export class Subscription {
+    /** The server's id for it (a new one after every reconnect). */
+    id: string;
+    /** The sequence number of the last write delivered in full. */
+    seq: number;
+    /** False once ended by unsubscribe() or by the server. */
+    active = true;
+
+    constructor(
+        private readonly owner: Subscriptions,
+        readonly params: SubscribeParams,
+        readonly handler: SubscriptionHandler,
+        id: string,
+        seq: number,
+    ) {
+        this.id = id;
+        this.seq = seq;
+    }
+
+    /** Ends the subscription; no event is delivered after this resolves. */
+    async unsubscribe(): Promise<void> {
+        await this.owner.unsubscribe(this);
+    }
+}
+
+function subPayload(params: SubscribeParams, afterSeq?: number): Record<string, unknown> {
+    const payload: Record<string, unknown> = { col: params.col };
+    if (params.doc !== undefined) payload.doc = params.doc;
+    if (params.where !== undefined) payload.where = params.where;
+    if (params.filter !== undefined) payload.filter = params.filter;
+    if (afterSeq !== undefined) payload.after_seq = afterSeq;
+    else if (params.afterSeq !== undefined) payload.after_seq = params.afterSeq;
+    else if (params.since !== undefined) payload.since = params.since;
+    return payload;
+}
+
+function errorText(response: ServerResponse): string | undefined {
+    if (response.error === undefined) return undefined;
+    return typeof response.error === "string" ? response.error : JSON.stringify(response.error);
+}
+
+/** Pushes kept for a subscription whose answer is still on its way. */
+const EARLY_LIMIT = 10_000;
+
+export class Subscriptions {
+    /** By the server's current id. */
+    private readonly byId = new Map<string, Subscription>();
+    private readonly active = new Set<Subscription>();
+    /**
+     * Pushes for ids not known yet: the server sends a subscription's first pushes right after
+     * its answer, and they can be dispatched before the code awaiting the answer runs.
+     */
+    private early: ServerResponse[] = [];
+    /** `sub` requests sent and not answered yet: only then is an unknown id kept. */
+    private waiting = 0;
+
+    /** Sends `sub`; the caller calls settled() once it has handled the answer. */
+    private request(params: SubscribeParams, afterSeq?: number): Promise<ServerResponse> {
+        this.waiting++;
+        return this.transport.request("sub", subPayload(params, afterSeq));
+    }
+
+    private settled(): void {
+        this.waiting--;
+        if (this.waiting === 0) this.early = [];
+    }
+
+    constructor(
+        private readonly transport: Transport,
+        private readonly log: Logger,
+    ) {
+        transport.onPush = (frame) => this.route(frame);
+        transport.onReconnect = () => this.resumeAll();
+    }
+
+    async subscribe(params: SubscribeParams, handler: SubscriptionHandler): Promise<Subscription> {
+        try {
+            const response = await this.request(params);
+            const error = errorText(response);
+            if (error !== undefined) throw new Error(error);
+            const sub = new Subscription(this, params, handler, String(response.sub), Number(response.seq));
+            this.byId.set(sub.id, sub);
+            this.active.add(sub);
+            this.drainEarly(sub);
+            return sub;
+        } finally {
+            this.settled();
+        }
+    }
+
+    async unsubscribe(sub: Subscription): Promise<void> {
+        if (!sub.active) return;
+        this.end(sub);
+        const response = await this.transport.request("unsub", { sub: sub.id });
+        const error = errorText(response);
+        // Ended by the server meanwhile: nothing left to end.
+        if (error !== undefined && error !== "unknown subscription") throw new Error(error);
+    }
+
+    /** The client was closed: every subscription ends without an event. */
+    clear(): void {
+        this.early = [];
+        for (const sub of this.active) sub.active = false;
+        this.active.clear();
+        this.byId.clear();
+    }
+
+    private end(sub: Subscription): void {
+        sub.active = false;
+        this.active.delete(sub);
+        if (this.byId.get(sub.id) === sub) this.byId.delete(sub.id);
+    }
+
+    private deliver(sub: Subscription, event: SubscriptionEvent): void {
+        try {
+            sub.handler(event);
+        } catch (error) {
+            this.log.warn(`Subscription handler threw: ${String(error)}`);
+        }
+    }
+
+    /** Delivers the pushes that arrived for `sub` before its answer was handled. */
+    private drainEarly(sub: Subscription): void {
+        const mine = this.early.filter((f) => f.sub === sub.id);
+        if (mine.length === 0) return;
+        this.early = this.early.filter((f) => f.sub !== sub.id);
+        for (const frame of mine) this.route(frame);
+    }
+
+    private route(frame: ServerResponse): void {
+        const sub = typeof frame.sub === "string" ? this.byId.get(frame.sub) : undefined;
+        if (sub === undefined) {
+            if (this.waiting > 0) {
+                this.early.push(frame);
+                if (this.early.length > EARLY_LIMIT) this.early.shift();
+            }
+            return;
+        }
+        if (!sub.active) return; // ended, not ours any more
+        if (frame.type === "subend") {
+            this.end(sub);
+            const error = String(frame.error);
+            this.deliver(sub, { type: "subend", sub: sub.id, error, resumeLost: error === RESUME_POINT_LOST });
+            return;
+        }
+        if (frame.type !== "rec" && frame.type !== "del") return;
+        if (frame.more !== true && typeof frame.seq === "number") sub.seq = frame.seq;
+        this.deliver(sub, frame as unknown as RecordPush | DeletePush);
+    }
+
+    /** A new connection replaced a dropped one: resume every subscription after its last write. */
+    private resumeAll(): void {
+        this.byId.clear();
+        this.early = [];
+        for (const sub of this.active) {
+            const afterSeq = sub.seq;
+            this.request(sub.params, afterSeq)
+                .then(
+                    (response) => {
+                        if (!sub.active) return;
+                        const error = errorText(response);
+                        if (error !== undefined) {
+                            this.end(sub);
+                            this.deliver(sub, { type: "subend", sub: sub.id, error, resumeLost: false });
+                            return;
+                        }
+                        sub.id = String(response.sub);
+                        this.byId.set(sub.id, sub);
+                        this.deliver(sub, { type: "reconnected", sub: sub.id, afterSeq });
+                        this.drainEarly(sub);
+                    },
+                    // The new connection dropped too: the next one resumes it.
+                    () => {},
+                )
+                .finally(() => this.settled());
+        }
+    }
+}
