@@ -34,6 +34,8 @@ type Client struct {
 	dial         *dialCall // the connection attempt in progress, or nil
 	reconnecting bool      // a background reconnect loop is running
 	closed       bool
+
+	subs *subscriptions // live subscriptions, resumed on every new connection
 }
 
 // dialCall is one connection attempt, shared by every caller that needs a
@@ -61,7 +63,7 @@ func NewClientWithName(wsURL, apiKey, connectionName string) *Client {
 func NewClientWithOptions(wsURL, apiKey string, opts Options) *Client {
 	ctx, cancel := context.WithCancel(context.Background())
 	opts = opts.withDefaults()
-	return &Client{
+	c := &Client{
 		baseURL: wsURL,
 		apiKey:  apiKey,
 		opts:    opts,
@@ -69,6 +71,8 @@ func NewClientWithOptions(wsURL, apiKey string, opts Options) *Client {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	c.subs = newSubscriptions(c)
+	return c
 }
 
 // SetConnectionName sets the connection label. It takes effect at the next
@@ -111,6 +115,7 @@ func (c *Client) Close() {
 	if s != nil {
 		s.shutdown()
 	}
+	c.subs.closeAll()
 	c.wg.Wait()
 }
 
@@ -187,11 +192,19 @@ func (c *Client) connectOnce(name string) error {
 		return err
 	}
 	c.sess = s
+	s.onPush = c.subs.route
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		s.readLoop(c.sessionEnded, c.logf)
 	}()
+	if c.subs.needResume(s) {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.subs.resume(s)
+		}()
+	}
 	c.logf("fluxiondb: connected to %s", c.baseURL)
 	return nil
 }

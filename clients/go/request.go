@@ -23,11 +23,18 @@ const emptyPayload = "{}"
 // so that callers that return the whole response (AddAPIKey, RemoveAPIKey)
 // can include its Error member.
 func (c *Client) do(ctx context.Context, typ string, payload any, out any) error {
+	_, err := c.doOn(ctx, typ, payload, out)
+	return err
+}
+
+// doOn is do that also returns the session the request was answered on
+// (nil when it was not sent).
+func (c *Client) doOn(ctx context.Context, typ string, payload any, out any) (*session, error) {
 	data, ok := payload.(string)
 	if !ok {
 		raw, err := json.Marshal(payload)
 		if err != nil {
-			return fmt.Errorf("fluxiondb: cannot encode %s payload: %w", typ, err)
+			return nil, fmt.Errorf("fluxiondb: cannot encode %s payload: %w", typ, err)
 		}
 		data = string(raw)
 	}
@@ -38,14 +45,16 @@ func (c *Client) do(ctx context.Context, typ string, payload any, out any) error
 	id := newRequestID()
 	frame, err := json.Marshal(WebSocketMessage{ID: id, Type: typ, Data: data})
 	if err != nil {
-		return fmt.Errorf("fluxiondb: cannot encode request: %w", err)
+		return nil, fmt.Errorf("fluxiondb: cannot encode request: %w", err)
 	}
 	var answer []byte
+	var on *session
 	for attempt := 1; ; attempt++ {
 		s, err := c.session(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		on = s
 		answer, err = s.roundTrip(ctx, id, frame)
 		var notSent *notSentError
 		if errors.As(err, &notSent) {
@@ -57,7 +66,7 @@ func (c *Client) do(ctx context.Context, typ string, payload any, out any) error
 			err = notSent.err
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		break
 	}
@@ -66,17 +75,17 @@ func (c *Client) do(ctx context.Context, typ string, payload any, out any) error
 		Error *string `json:"error"`
 	}
 	if err := json.Unmarshal(answer, &head); err != nil {
-		return fmt.Errorf("fluxiondb: invalid %s response: %w", typ, err)
+		return on, fmt.Errorf("fluxiondb: invalid %s response: %w", typ, err)
 	}
 	if out != nil {
 		if err := json.Unmarshal(answer, out); err != nil {
-			return fmt.Errorf("fluxiondb: invalid %s response: %w", typ, err)
+			return on, fmt.Errorf("fluxiondb: invalid %s response: %w", typ, err)
 		}
 	}
 	if head.Error != nil {
-		return &ServerError{ID: id, Type: typ, Message: *head.Error}
+		return on, &ServerError{ID: id, Type: typ, Message: *head.Error}
 	}
-	return nil
+	return on, nil
 }
 
 // requestContext bounds ctx by the client's request timeout, if any. When

@@ -23,6 +23,10 @@ type session struct {
 	ended   bool
 	err     error         // why the session ended; set before done closes
 	done    chan struct{} // closed when the session has ended
+
+	// onPush receives frames without an id (pushes of live subscriptions), on
+	// the reader goroutine; set before the reader starts.
+	onPush func(*session, []byte)
 }
 
 func newSession(ws *websocket.Conn) *session {
@@ -52,6 +56,10 @@ func (s *session) readLoop(onEnd func(*session, error), logf func(string, ...any
 			ID string `json:"id"`
 		}
 		if json.Unmarshal(msg, &head) != nil || head.ID == "" {
+			if s.onPush != nil && head.ID == "" && len(msg) > 0 && msg[0] == '{' {
+				s.onPush(s, msg)
+				continue
+			}
 			logf("fluxiondb: ignoring a frame without a request id: %.200s", msg)
 			continue
 		}

@@ -1,0 +1,531 @@
+package fluxiondb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+)
+
+// ResumePointLost is the EndEvent error when the server no longer holds the
+// writes since the last delivered one: re-read the state and subscribe again.
+const ResumePointLost = "resume point lost"
+
+// maxQueued bounds the events waiting for a subscription's handler; past it
+// the subscription ends with "subscriber too slow", as the server does.
+const maxQueued = 10000
+
+// maxEarly bounds the pushes kept for subscriptions whose answer is on its way.
+const maxEarly = 10000
+
+// SubscribeParams selects what a live subscription delivers. Doc, Where and
+// Filter work as in FetchLatestRecords; at most one of Since and AfterSeq may
+// be set.
+type SubscribeParams struct {
+	Col string
+	// Doc is a document name or a "/pattern/flags"; empty means every document.
+	Doc    string
+	Where  string
+	Filter string
+	// Since first delivers every stored record with a timestamp above it.
+	Since *int64
+	// AfterSeq resumes after this sequence number (a Subscription's Seq).
+	AfterSeq *int64
+}
+
+type subPayload struct {
+	Col      string `json:"col"`
+	Doc      string `json:"doc,omitempty"`
+	Where    string `json:"where,omitempty"`
+	Filter   string `json:"filter,omitempty"`
+	Since    *int64 `json:"since,omitempty"`
+	AfterSeq *int64 `json:"after_seq,omitempty"`
+}
+
+func (p SubscribeParams) payload(afterSeq *int64) subPayload {
+	out := subPayload{Col: p.Col, Doc: p.Doc, Where: p.Where, Filter: p.Filter, Since: p.Since, AfterSeq: p.AfterSeq}
+	if afterSeq != nil {
+		out.Since, out.AfterSeq = nil, afterSeq
+	}
+	return out
+}
+
+// Event is what a subscription's handler receives: *RecordEvent,
+// *DeleteEvent, *ReconnectEvent or *EndEvent.
+type Event interface{ isEvent() }
+
+// PushedRecord is one record of a RecordEvent.
+type PushedRecord struct {
+	Doc  string `json:"doc"`
+	TS   int64  `json:"ts"`
+	Data string `json:"data"`
+}
+
+// RecordEvent holds the records of one write that the subscription selects,
+// in the order they were applied.
+type RecordEvent struct {
+	Sub     string
+	Col     string
+	Seq     int64 // the collection's apply sequence number of the write
+	Records []PushedRecord
+}
+
+// DeleteEvent is a delete: From/To for DeleteRecord and DeleteRecordsRange,
+// TS for DeleteMultipleRecords (one event per document; all but the last
+// have More), Doc alone for DeleteDocument, none of them for DeleteCollection.
+type DeleteEvent struct {
+	Sub      string
+	Col      string
+	Seq      int64
+	Doc      string
+	From, To *int64
+	TS       []int64
+	More     bool
+}
+
+// ReconnectEvent reports that the connection was replaced and the
+// subscription resumed after AfterSeq without a gap.
+type ReconnectEvent struct {
+	Sub      string
+	AfterSeq int64
+}
+
+// EndEvent is the last event of a subscription the server (or the client,
+// for "subscriber too slow") ended. ResumeLost means the state must be
+// re-read before subscribing again.
+type EndEvent struct {
+	Sub        string
+	Error      string
+	ResumeLost bool
+}
+
+func (*RecordEvent) isEvent()    {}
+func (*DeleteEvent) isEvent()    {}
+func (*ReconnectEvent) isEvent() {}
+func (*EndEvent) isEvent()       {}
+
+type wirePush struct {
+	Type    string         `json:"type"`
+	Sub     string         `json:"sub"`
+	Col     string         `json:"col"`
+	Seq     int64          `json:"seq"`
+	Records []PushedRecord `json:"records"`
+	Doc     string         `json:"doc"`
+	From    *int64         `json:"from"`
+	To      *int64         `json:"to"`
+	TS      []int64        `json:"ts"`
+	More    bool           `json:"more"`
+	Error   string         `json:"error"`
+}
+
+// Subscription is a running live subscription. Its handler runs on a
+// goroutine of its own, one event at a time, in the order of the pushes.
+type Subscription struct {
+	client  *Client
+	params  SubscribeParams
+	handler func(Event)
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	sess    *session
+	id      string
+	seq     int64
+	active  bool
+	closing bool
+	queue   []Event
+	quit    chan struct{} // closed when the subscription stops
+	dropped chan struct{} // closed when it stops without its events (Unsubscribe, Close)
+	stopped chan struct{} // closed when its handler goroutine has returned
+}
+
+// ID is the server's id for the subscription (a new one after a reconnect).
+func (s *Subscription) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
+}
+
+// Seq is the sequence number of the last write received in full.
+func (s *Subscription) Seq() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
+// Active reports whether the subscription still runs.
+func (s *Subscription) Active() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
+}
+
+// Done is closed once the subscription has ended and its handler returned.
+func (s *Subscription) Done() <-chan struct{} { return s.stopped }
+
+// Unsubscribe ends the subscription; no event is handed to the handler after
+// it returns (one being handled may finish).
+func (s *Subscription) Unsubscribe() error {
+	return s.client.subs.unsubscribe(context.Background(), s)
+}
+
+func (s *Subscription) run() {
+	defer close(s.stopped)
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closing {
+			s.cond.Wait()
+		}
+		batch := s.queue
+		s.queue = nil
+		closing := s.closing
+		s.mu.Unlock()
+		for _, ev := range batch {
+			s.handler(ev)
+		}
+		if closing && len(batch) == 0 {
+			return
+		}
+	}
+}
+
+// enqueue hands ev to the handler goroutine; false when it had to end the
+// subscription instead (too many events waiting). s.mu must be held.
+func (s *Subscription) enqueueLocked(ev Event) bool {
+	if s.closing {
+		return true
+	}
+	if len(s.queue) >= maxQueued {
+		s.queue = append(s.queue, &EndEvent{Sub: s.id, Error: "subscriber too slow"})
+		s.stopLocked(false)
+		return false
+	}
+	s.queue = append(s.queue, ev)
+	s.cond.Signal()
+	return true
+}
+
+// stopLocked ends the subscription; with drop, events not yet handled are
+// discarded. s.mu must be held.
+func (s *Subscription) stopLocked(drop bool) {
+	if !s.active {
+		return
+	}
+	s.active = false
+	s.closing = true
+	if drop {
+		s.queue = nil
+		close(s.dropped)
+	}
+	close(s.quit)
+	s.cond.Signal()
+}
+
+type subKey struct {
+	sess *session
+	id   string
+}
+
+// subscriptions routes pushes to their subscriptions and resumes them on new
+// connections.
+type subscriptions struct {
+	c       *Client
+	mu      sync.Mutex
+	byID    map[subKey]*Subscription
+	active  map[*Subscription]struct{}
+	early   []subEarly
+	waiting int // sub requests whose answer is not handled yet
+}
+
+type subEarly struct {
+	key subKey
+	msg []byte
+}
+
+func newSubscriptions(c *Client) *subscriptions {
+	return &subscriptions{c: c, byID: make(map[subKey]*Subscription), active: make(map[*Subscription]struct{})}
+}
+
+// route is called by a session's reader for every frame without an id.
+func (m *subscriptions) route(s *session, msg []byte) {
+	var w wirePush
+	if json.Unmarshal(msg, &w) != nil || w.Sub == "" {
+		return
+	}
+	key := subKey{s, w.Sub}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sub := m.byID[key]
+	if sub == nil {
+		if m.waiting > 0 && len(m.early) < maxEarly {
+			m.early = append(m.early, subEarly{key, msg})
+		}
+		return
+	}
+	m.deliverLocked(sub, &w)
+}
+
+// deliverLocked hands one push to sub. m.mu must be held.
+func (m *subscriptions) deliverLocked(sub *Subscription, w *wirePush) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if !sub.active {
+		return
+	}
+	var ev Event
+	switch w.Type {
+	case "subend":
+		sub.enqueueLocked(&EndEvent{Sub: w.Sub, Error: w.Error, ResumeLost: w.Error == ResumePointLost})
+		sub.stopLocked(false)
+		m.forgetLocked(sub)
+		return
+	case "rec":
+		ev = &RecordEvent{Sub: w.Sub, Col: w.Col, Seq: w.Seq, Records: w.Records}
+	case "del":
+		ev = &DeleteEvent{Sub: w.Sub, Col: w.Col, Seq: w.Seq, Doc: w.Doc, From: w.From, To: w.To, TS: w.TS, More: w.More}
+	default:
+		return
+	}
+	if !w.More {
+		sub.seq = w.Seq
+	}
+	if !sub.enqueueLocked(ev) {
+		m.forgetLocked(sub)
+		sess, id := sub.sess, sub.id
+		go m.sendUnsub(sess, id)
+	}
+}
+
+// forgetLocked drops sub from the tables. m.mu must be held.
+func (m *subscriptions) forgetLocked(sub *Subscription) {
+	delete(m.active, sub)
+	if key := (subKey{sub.sess, sub.id}); m.byID[key] == sub {
+		delete(m.byID, key)
+	}
+}
+
+// registerLocked files sub under its session and id and hands it the pushes
+// that came before the answer. m.mu must be held.
+func (m *subscriptions) registerLocked(sub *Subscription) {
+	key := subKey{sub.sess, sub.id}
+	m.byID[key] = sub
+	m.active[sub] = struct{}{}
+	kept := m.early[:0]
+	var mine []subEarly
+	for _, e := range m.early {
+		if e.key == key {
+			mine = append(mine, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	m.early = kept
+	for _, e := range mine {
+		var w wirePush
+		if json.Unmarshal(e.msg, &w) == nil {
+			m.deliverLocked(sub, &w)
+		}
+	}
+}
+
+func (m *subscriptions) settled() {
+	m.mu.Lock()
+	m.waiting--
+	if m.waiting == 0 {
+		m.early = nil
+	}
+	m.mu.Unlock()
+}
+
+type subAnswer struct {
+	Sub string `json:"sub"`
+	Seq int64  `json:"seq"`
+}
+
+func (m *subscriptions) subscribe(ctx context.Context, params SubscribeParams, handler func(Event)) (*Subscription, error) {
+	m.mu.Lock()
+	m.waiting++
+	m.mu.Unlock()
+	defer m.settled()
+	var answer subAnswer
+	sess, err := m.c.doOn(ctx, "sub", params.payload(nil), &answer)
+	if err != nil {
+		return nil, err
+	}
+	sub := &Subscription{
+		client: m.c, params: params, handler: handler,
+		sess: sess, id: answer.Sub, seq: answer.Seq, active: true,
+		quit: make(chan struct{}), dropped: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	sub.cond = sync.NewCond(&sub.mu)
+	go sub.run()
+	m.mu.Lock()
+	m.registerLocked(sub)
+	m.mu.Unlock()
+	return sub, nil
+}
+
+func (m *subscriptions) unsubscribe(ctx context.Context, sub *Subscription) error {
+	m.mu.Lock()
+	sub.mu.Lock()
+	wasActive := sub.active
+	sess, id := sub.sess, sub.id
+	sub.stopLocked(true)
+	sub.mu.Unlock()
+	if wasActive {
+		m.forgetLocked(sub)
+	}
+	m.mu.Unlock()
+	if !wasActive || sess == nil || sess.isEnded() {
+		return nil
+	}
+	err := m.c.do(ctx, "unsub", map[string]string{"sub": id}, nil)
+	var se *ServerError
+	if errors.As(err, &se) && se.Message == "unknown subscription" {
+		return nil // the server ended it meanwhile
+	}
+	return err
+}
+
+// sendUnsub tells the server about a subscription the client ended itself.
+func (m *subscriptions) sendUnsub(sess *session, id string) {
+	if sess == nil || sess.isEnded() {
+		return
+	}
+	_ = m.c.do(m.c.ctx, "unsub", map[string]string{"sub": id}, nil)
+}
+
+// needResume reports whether some subscription runs on another session than s.
+func (m *subscriptions) needResume(s *session) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for sub := range m.active {
+		if sub.sess != s {
+			return true
+		}
+	}
+	return false
+}
+
+// resume subscribes again, with after_seq, every subscription that is not on
+// session s, and reports each with a ReconnectEvent. One whose new connection
+// drops too is resumed on the next one.
+func (m *subscriptions) resume(s *session) {
+	m.mu.Lock()
+	var todo []*Subscription
+	for sub := range m.active {
+		if sub.sess != s {
+			todo = append(todo, sub)
+		}
+	}
+	m.mu.Unlock()
+	for _, sub := range todo {
+		m.resumeOne(sub)
+	}
+}
+
+func (m *subscriptions) resumeOne(sub *Subscription) {
+	sub.mu.Lock()
+	after := sub.seq
+	sub.mu.Unlock()
+	m.mu.Lock()
+	m.waiting++
+	m.mu.Unlock()
+	defer m.settled()
+	ctx, cancel := m.c.requestContext(m.c.ctx)
+	defer cancel()
+	var answer subAnswer
+	sess, err := m.c.doOn(ctx, "sub", sub.params.payload(&after), &answer)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sub.mu.Lock()
+	if !sub.active {
+		sub.mu.Unlock()
+		return
+	}
+	var se *ServerError
+	if errors.As(err, &se) {
+		sub.enqueueLocked(&EndEvent{Sub: sub.id, Error: se.Message})
+		sub.stopLocked(false)
+		sub.mu.Unlock()
+		m.forgetLocked(sub)
+		return
+	}
+	if err != nil {
+		sub.mu.Unlock()
+		return // the next connection resumes it
+	}
+	if key := (subKey{sub.sess, sub.id}); m.byID[key] == sub {
+		delete(m.byID, key)
+	}
+	sub.sess, sub.id = sess, answer.Sub
+	sub.enqueueLocked(&ReconnectEvent{Sub: answer.Sub, AfterSeq: after})
+	sub.mu.Unlock()
+	m.registerLocked(sub)
+}
+
+// closeAll ends every subscription without an event (the client is closing).
+func (m *subscriptions) closeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for sub := range m.active {
+		sub.mu.Lock()
+		sub.stopLocked(true)
+		sub.mu.Unlock()
+	}
+	m.active = make(map[*Subscription]struct{})
+	m.byID = make(map[subKey]*Subscription)
+}
+
+// Subscribe starts a live subscription: handler receives every write the
+// server applies to params.Col that params select (*RecordEvent,
+// *DeleteEvent, in apply order), a *ReconnectEvent when the client resumed it
+// on a new connection without a gap, and an *EndEvent when it ended. ctx
+// bounds the request and the subscription's life: when ctx ends, the
+// subscription is ended too.
+func (c *Client) Subscribe(ctx context.Context, params SubscribeParams, handler func(Event)) (*Subscription, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	reqCtx, cancel := c.requestContext(ctx)
+	defer cancel()
+	sub, err := c.subs.subscribe(reqCtx, params, handler)
+	if err != nil {
+		return nil, err
+	}
+	if ctx.Done() != nil {
+		go func() {
+			select {
+			case <-ctx.Done():
+				_ = sub.Unsubscribe()
+			case <-sub.quit:
+			}
+		}()
+	}
+	return sub, nil
+}
+
+// SubscribeChan is Subscribe with the events on a channel, closed once the
+// subscription has ended. A consumer that falls more than 10,000 events
+// behind ends the subscription ("subscriber too slow").
+func (c *Client) SubscribeChan(ctx context.Context, params SubscribeParams) (*Subscription, <-chan Event, error) {
+	ch := make(chan Event, 64)
+	var sub *Subscription
+	ready := make(chan struct{})
+	sub, err := c.Subscribe(ctx, params, func(ev Event) {
+		<-ready
+		select {
+		case ch <- ev:
+		case <-sub.dropped:
+			// Unsubscribed while the consumer was not reading: drop it.
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	close(ready)
+	go func() {
+		<-sub.stopped
+		close(ch)
+	}()
+	return sub, ch, nil
+}
