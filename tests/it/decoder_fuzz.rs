@@ -115,6 +115,8 @@ const OPERATION_ERRORS: &[&str] = &[
     "invalid payload: key must be at most 4096 bytes",
     "document too large: at most 4 GiB of data per document",
     "response too large",
+    "unknown subscription",
+    "too many subscriptions: at most 256 per connection",
 ];
 
 #[test]
