@@ -127,6 +127,23 @@ pub fn change(
     }
 }
 
+/// Where the subscription id's text starts in a `rec` or `del` frame: right after
+/// `{"type":"rec","sub":"`.
+const SUB_AT: usize = r#"{"type":"rec","sub":""#.len();
+
+/// A frame made for the subscription id `""`, given to subscription `sub`: one encoding of a
+/// write serves every subscription that selects all of it.
+pub fn with_sub(template: &[u8], sub: &str) -> Vec<u8> {
+    let mut id = Vec::with_capacity(sub.len() + 2);
+    string(&mut id, sub);
+    let id = &id[1..id.len() - 1];
+    let mut out = Vec::with_capacity(template.len() + id.len());
+    out.extend_from_slice(&template[..SUB_AT]);
+    out.extend_from_slice(id);
+    out.extend_from_slice(&template[SUB_AT..]);
+    out
+}
+
 /// `{"type":"subend","sub":…,"error":…}`.
 pub fn subend(sub: &str, error: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
@@ -206,6 +223,14 @@ mod tests {
         assert_eq!(
             texts(&Change::DropCollection, &all),
             [r#"{"type":"del","sub":"s1","col":"c","seq":7}"#]
+        );
+        let mut template = Vec::new();
+        change("", "c", 7, &Change::DeleteDoc("a".into()), &all, |f| {
+            template = f
+        });
+        assert_eq!(
+            String::from_utf8(with_sub(&template, "s\"2")).unwrap(),
+            r#"{"type":"del","sub":"s\"2","col":"c","seq":7,"doc":"a"}"#
         );
         assert_eq!(
             String::from_utf8(subend("s1", "resume point lost")).unwrap(),

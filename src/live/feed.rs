@@ -128,8 +128,19 @@ impl Feed {
         let st = &mut *guard;
         st.seq += 1;
         let seq = st.seq;
+        // Subscriptions that select everything share one encoding of the write.
+        let mut whole: Option<Vec<Vec<u8>>> = None;
         for sub in &mut st.subs {
             let pending = &mut sub.pending;
+            if sub.filter.is_everything() {
+                let frames = whole.get_or_insert_with(|| {
+                    let mut frames = Vec::new();
+                    encode::change("", &self.col, seq, &change, &sub.filter, |f| frames.push(f));
+                    frames
+                });
+                pending.extend(frames.iter().map(|f| (lsn, encode::with_sub(f, &sub.id))));
+                continue;
+            }
             encode::change(&sub.id, &self.col, seq, &change, &sub.filter, |frame| {
                 pending.push_back((lsn, frame))
             });
