@@ -88,6 +88,10 @@ struct State {
     history: VecDeque<Entry>,
     history_bytes: usize,
     subs: Vec<Subscriber>,
+    /// The highest log position known durable (0 in memory-only mode).
+    durable: Lsn,
+    /// A thread is handing pushes over (see [`Feed::flush`]).
+    delivering: bool,
 }
 
 pub struct Feed {
@@ -108,6 +112,8 @@ impl Feed {
                 history: VecDeque::new(),
                 history_bytes: 0,
                 subs: Vec::new(),
+                durable: 0,
+                delivering: false,
             }),
         }
     }
@@ -159,41 +165,60 @@ impl Feed {
                 None => break,
             }
         }
-        if lsn == 0 {
-            self.flush_locked(st, 0);
-        }
     }
 
-    /// Hands every subscriber the pushes whose writes are durable up to `durable`.
+    /// Hands every subscriber the pushes whose writes are durable up to `durable` (0 in
+    /// memory-only mode). Called by the writer's session once its own answer may leave, outside
+    /// the collection's lock. One thread delivers at a time, outside the feed's lock, each
+    /// subscriber's waiting pushes in one hand-over; a thread that finds another delivering
+    /// leaves its pushes to it, so writers never wait for subscribers' sockets in turn.
     pub fn flush(&self, durable: Lsn) {
         let mut st = self.state.lock();
-        self.flush_locked(&mut st, durable);
-    }
-
-    fn flush_locked(&self, st: &mut State, durable: Lsn) {
-        let limit = self.limit;
-        st.subs.retain_mut(|sub| {
-            while sub.pending.front().is_some_and(|(lsn, _)| *lsn <= durable) {
-                let Some((_, frame)) = sub.pending.pop_front() else {
-                    break;
-                };
-                match sub.sink.push(&frame, limit) {
+        st.durable = st.durable.max(durable);
+        if st.delivering {
+            return;
+        }
+        st.delivering = true;
+        loop {
+            let upto = st.durable;
+            let mut batches = Vec::new();
+            for sub in &mut st.subs {
+                let n = sub
+                    .pending
+                    .iter()
+                    .take_while(|(lsn, _)| *lsn <= upto)
+                    .count();
+                if n > 0 {
+                    let frames: Vec<Vec<u8>> = sub.pending.drain(..n).map(|(_, f)| f).collect();
+                    batches.push((sub.conn, sub.id.clone(), sub.sink.clone(), frames));
+                }
+            }
+            if batches.is_empty() {
+                st.delivering = false;
+                return;
+            }
+            drop(st);
+            let mut failed = Vec::new();
+            for (conn, id, sink, frames) in batches {
+                match sink.push(&frames, self.limit) {
                     Ok(()) => {}
                     Err(SinkError::Full) => {
                         log::warn!(
-                            "connection {}: subscription {} on {:?} ended: {TOO_SLOW}",
-                            sub.conn,
-                            sub.id,
+                            "connection {conn}: subscription {id} on {:?} ended: {TOO_SLOW}",
                             self.col
                         );
-                        sub.sink.push_last(&encode::subend(&sub.id, TOO_SLOW));
-                        return false;
+                        sink.push_last(&encode::subend(&id, TOO_SLOW));
+                        failed.push((conn, id));
                     }
-                    Err(SinkError::Closed) => return false,
+                    Err(SinkError::Closed) => failed.push((conn, id)),
                 }
             }
-            true
-        });
+            st = self.state.lock();
+            if !failed.is_empty() {
+                st.subs
+                    .retain(|s| !failed.iter().any(|(c, i)| s.conn == *c && s.id == *i));
+            }
+        }
     }
 
     /// Adds a subscriber starting at `start`. With `unchanged_since`, only if no write was
@@ -237,7 +262,8 @@ impl Feed {
             }
         }
         st.subs.push(*sub);
-        self.flush_locked(st, 0);
+        drop(guard);
+        self.flush(0);
         Ok(Registered { seq, wait })
     }
 

@@ -38,8 +38,9 @@ pub enum SinkError {
 
 /// Where a subscription's pushes go: one connection.
 pub trait Sink: Send + Sync {
-    /// Hands over one push (JSON text, one frame); refused past `limit` bytes waiting.
-    fn push(&self, text: &[u8], limit: usize) -> Result<(), SinkError>;
+    /// Hands over pushes (JSON texts, one frame each) at once; refused past `limit` bytes
+    /// waiting.
+    fn push(&self, texts: &[Vec<u8>], limit: usize) -> Result<(), SinkError>;
     /// The last push of a subscription (`subend`): taken whatever is waiting.
     fn push_last(&self, text: &[u8]);
 }

@@ -7,22 +7,27 @@ use std::sync::Arc;
 
 pub(crate) struct SessionSink(pub Arc<SessionHandle>);
 
-fn frame(text: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(text.len() + 10);
-    write_header(&mut frame, OP_TEXT, text.len());
-    frame.extend_from_slice(text);
-    frame
+/// The texts as text frames, back to back.
+fn frames<'t>(texts: impl Iterator<Item = &'t [u8]> + Clone) -> Vec<u8> {
+    let size = texts.clone().map(|t| t.len() + 10).sum();
+    let mut out = Vec::with_capacity(size);
+    for text in texts {
+        write_header(&mut out, OP_TEXT, text.len());
+        out.extend_from_slice(text);
+    }
+    out
 }
 
 impl Sink for SessionSink {
-    fn push(&self, text: &[u8], limit: usize) -> Result<(), SinkError> {
-        self.0.push(&frame(text), limit).map_err(|e| match e {
+    fn push(&self, texts: &[Vec<u8>], limit: usize) -> Result<(), SinkError> {
+        let bytes = frames(texts.iter().map(Vec::as_slice));
+        self.0.push(&bytes, limit).map_err(|e| match e {
             PushError::Full => SinkError::Full,
             PushError::Closed => SinkError::Closed,
         })
     }
 
     fn push_last(&self, text: &[u8]) {
-        let _ = self.0.push(&frame(text), usize::MAX);
+        let _ = self.0.push(&frames(std::iter::once(text)), usize::MAX);
     }
 }
