@@ -648,9 +648,7 @@ fn oracle_object(kind: MsgType, v: &[Val]) -> Result<Request<'static>, String> {
             let since = o_opt_integer(&v[4], "since")?;
             let after = o_opt_integer(&v[5], "after_seq")?;
             let start = match (v[4].missing(), v[5].missing()) {
-                (false, false) => {
-                    return Err("since and after_seq cannot be used together".into())
-                }
+                (false, false) => return Err("since and after_seq cannot be used together".into()),
                 (false, true) => SubStart::Since(since),
                 (true, false) => SubStart::AfterSeq(after),
                 (true, true) => SubStart::Live,
@@ -900,8 +898,23 @@ pub fn mutate(rng: &mut Rng, input: &[u8], max_len: usize) -> Vec<u8> {
 
 const ENVELOPE_ERRORS: [&str; 4] = [NOT_AN_OBJECT, BAD_ID, BAD_TYPE, BAD_DATA];
 const FIELDS: &[&str] = &[
-    "col", "doc", "ts", "data", "from", "to", "limit", "reverse", "where", "filter", "fromTs",
-    "toTs", "key", "value", "sub", "since", "after_seq",
+    "col",
+    "doc",
+    "ts",
+    "data",
+    "from",
+    "to",
+    "limit",
+    "reverse",
+    "where",
+    "filter",
+    "fromTs",
+    "toTs",
+    "key",
+    "value",
+    "sub",
+    "since",
+    "after_seq",
 ];
 const RULES: &[&str] = &[NON_EMPTY, STRING, POSITIVE, INTEGER, BOOLEAN, AT_MOST];
 

@@ -6,8 +6,8 @@
 
 use super::Shared;
 use crate::auth::{authorize, KeyEntry};
-use crate::metrics;
 use crate::live::Subscriptions;
+use crate::metrics;
 use crate::ops::{self, Ctx, Log, MsgType, OpError};
 use crate::persist::Lsn;
 use crate::protocol::encode;
