@@ -32,6 +32,8 @@ pub enum Command {
     Mixed(MixedArgs),
     /// The `insert` shape against the built-in echo server: the transport ceiling.
     Echo(LoadArgs),
+    /// Live subscriptions: push latency, throughput and fan-out beside runs without.
+    Subscribe(SubscribeArgs),
     /// The standard set against a server binary started here; writes a results file.
     Standard(StandardArgs),
     /// Print N records of the seeded telemetry generator, one per line (the fixture).
@@ -226,4 +228,24 @@ impl Shape {
         }
         Ok(())
     }
+}
+
+/// `subscribe`: each run starts its own server (in memory, then with `--data`).
+#[derive(Args, Debug, Clone)]
+pub struct SubscribeArgs {
+    /// Server binary to start for each run.
+    #[arg(long)]
+    pub server: PathBuf,
+    /// API key (also the master key given to the started servers).
+    #[arg(long, default_value = "bench-secret", env = "BENCH_API_KEY")]
+    pub key: String,
+    /// Subscriber connections (one subscription each) in the latency and throughput runs.
+    #[arg(long, default_value_t = 100)]
+    pub subscribers: usize,
+    /// Writes per second of the latency run's writer.
+    #[arg(long, default_value_t = 500)]
+    pub rate: u64,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 3.0)]
+    pub duration: f64,
 }

@@ -3,8 +3,8 @@
 //! One file per concern: `args` (flags), `wire` (WebSocket framing), `client` (one pipelined
 //! connection), `requests` (request templates), `load` (threads, timing, /proc around a run),
 //! `scenarios` (what each subcommand and the standard set run), `echo` (the echo server),
-//! `stats` (histogram, counters), `procfs` (/proc and the machine), `spawn` (child
-//! processes), `report` (JSON lines, tables, results files).
+//! `subscribe` (live subscriptions), `stats` (histogram, counters), `procfs` (/proc and the
+//! machine), `spawn` (child processes), `report` (JSON lines, tables, results files).
 
 mod args;
 mod client;
@@ -17,6 +17,7 @@ mod requests;
 mod scenarios;
 mod spawn;
 mod stats;
+mod subscribe;
 mod wire;
 
 use args::{Cli, Command, ReadKind};
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Subscribe(a) => subscribe::cmd_subscribe(a),
         Command::EchoServer(a) => echo::serve(&a.bind, a.port),
     };
     match result {
