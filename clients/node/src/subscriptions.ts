@@ -1,5 +1,5 @@
 // Live subscriptions (`sub` / `unsub`): pushes routed to their handlers by subscription id,
-// resumed with `after_seq` after every reconnect. See docs/subscriptions.md in the repository.
+// resumed with `after_seq` after every reconnect. See "Live subscriptions" in docs/protocol.md of the repository.
 
 import type { Logger } from "./logger.js";
 import type { ServerResponse } from "./pending.js";
