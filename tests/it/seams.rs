@@ -135,7 +135,9 @@ fn pushes_respect_the_send_buffer_limit() {
         .take_while(|_| server.push("deaf", &chunk) == 1)
         .count();
     assert!(taken < 2000, "pushes were never refused");
-    assert!(taken >= 16, "refused after only {taken} pushes");
+    // The outbox alone holds 15 of these frames within 1 MiB; the socket takes more only when
+    // the session was already idle at the first push (it may still be finishing its turn).
+    assert!(taken >= 15, "refused after only {taken} pushes");
     drop(client);
 }
 
