@@ -7,10 +7,10 @@
 //! `auth` is not in the table: the server knows the name only to refuse it with its own text
 //! (see `server::dispatch`), so it never decodes to a request.
 
-use super::{admin, deletes, kv, records, Ctx, OpError};
+use super::{admin, deletes, kv, records, retention, Ctx, OpError};
 use crate::auth::Permission;
 use crate::protocol::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, IntoStatic, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
+    Col, ColKey, Ddoc, Drrng, Empty, IntoStatic, Keys, NewRecord, Qdoc, Qry, RecordRef, Sret, Sval,
 };
 use crate::protocol::reply::Reply;
 use crate::protocol::request;
@@ -113,6 +113,8 @@ messages! {
     Gkeys   "gkeys"    Read        Col<'a>            = request::col       => kv::keys;
     Keys    "keys"     ManageKeys  Keys<'a>           = request::keys      => admin::keys;
     Conn    "conn"     Read        Empty              = request::empty     => admin::connections;
+    Sret    "sret"     Delete      Sret<'a>           = request::sret      => retention::set;
+    Gret    "gret"     Read        Col<'a>            = request::col       => retention::get;
 }
 
 #[cfg(test)]

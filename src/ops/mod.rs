@@ -7,6 +7,7 @@ mod deletes;
 mod kv;
 pub mod messages;
 mod records;
+mod retention;
 
 use crate::auth::{KeyEntry, KeyRing};
 use crate::persist::{Journal, Lsn, WalOp};
@@ -17,6 +18,7 @@ use std::fmt;
 
 pub(crate) use messages::execute;
 pub use messages::{decode, MsgType, Request};
+pub(crate) use retention::enforce_everywhere;
 
 /// One open connection as `conn` reports it.
 #[derive(Debug, Clone, PartialEq)]

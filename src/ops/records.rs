@@ -1,6 +1,6 @@
 //! `ins`, `qry`, `qdoc` and `cols`.
 
-use super::{by_collection, Ctx, OpError};
+use super::{by_collection, retention, Ctx, OpError};
 use crate::persist::WalOp;
 use crate::protocol::pattern::{Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
@@ -30,7 +30,7 @@ pub fn insert(
                     c.insert(&r.doc, r.ts, &r.data)
                         .map_err(|_| OpError::DocumentTooLarge)?;
                 }
-                Ok(())
+                retention::enforce(c, log, col, group.iter().map(|r| &*r.doc))
             })
         },
     )

@@ -20,6 +20,7 @@ use registry::PushError;
 
 use crate::auth::{KeyRing, Scope};
 use crate::config::Config;
+use crate::ops;
 use crate::persist::{FsyncPolicy, Journal};
 use crate::store::Store;
 use parking_lot::{Condvar, Mutex};
@@ -137,6 +138,10 @@ impl Server {
         let keys = KeyRing::new(&config.secret_key);
         for (key, scope) in &boot.keys {
             keys.add(key, *scope);
+        }
+        boot.store.set_default_limits(config.retention);
+        if let Err(e) = ops::enforce_everywhere(&boot.store, boot.journal.as_ref()) {
+            log::error!("applying retention at start-up failed: {e:?}");
         }
         let shared = Arc::new(Shared {
             keys,

@@ -1,0 +1,92 @@
+//! `sret` and `gret`, and the retention step every insert ends with.
+//!
+//! Records that retention drops are logged (`WalOp::Trim`) like any deletion, so recovery
+//! replays the drops instead of re-deriving them: the result after a restart is the state
+//! before it, whatever order snapshots and log entries are read in.
+
+use super::{Ctx, Log, OpError};
+use crate::persist::{Journal, WalOp};
+use crate::protocol::payload::{Col, Sret};
+use crate::protocol::reply::Reply;
+use crate::store::{Collection, Handles, Limits, Policy, Store};
+
+/// Drops from `docs` the records past the collection's limits, logging the drop first.
+pub(super) fn enforce<'d>(
+    c: &mut Collection,
+    log: &mut Log<'_>,
+    col: &str,
+    docs: impl IntoIterator<Item = &'d str>,
+) -> Result<(), OpError> {
+    let cuts = c.cutoffs(docs);
+    if cuts.is_empty() {
+        return Ok(());
+    }
+    log.append(|| WalOp::Trim {
+        col,
+        cuts: cuts.clone(),
+    })?;
+    for (doc, cut) in cuts {
+        c.trim(doc, cut);
+    }
+    Ok(())
+}
+
+/// Applies the limits in force to every collection (start-up: the default may have changed
+/// since the data was written). Each collection is locked only while it is trimmed.
+pub(crate) fn enforce_everywhere(store: &Store, journal: Option<&Journal>) -> Result<(), OpError> {
+    let mut handles = Handles::default();
+    for name in store.names() {
+        let mut log = Log::new(journal);
+        store
+            .write_existing(&mut handles, &name, |c| {
+                let docs: Vec<String> = c.docs.keys().cloned().collect();
+                enforce(c, &mut log, &name, docs.iter().map(String::as_str))
+            })
+            .unwrap_or(Ok(()))?;
+        if let Some(journal) = journal {
+            journal
+                .wait(log.lsn())
+                .map_err(|e| OpError::Storage(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `sret`: sets or removes the collection's own policy and applies it at once.
+pub fn set(ctx: &mut Ctx<'_>, s: &Sret<'_>, _: &mut Reply<'_>) -> Result<(), OpError> {
+    let store = ctx.store;
+    let col = &*s.col;
+    let policy = Policy {
+        max_age: s.max_age,
+        max_records: s.max_records,
+    };
+    // Under the collection's lock (created for the moment if it does not exist), so the
+    // policy takes effect between two inserts, in the order the log records them.
+    ctx.write_or_create(col, |c, log| {
+        log.append(|| WalOp::SetRetention {
+            col,
+            max_age: policy.max_age,
+            max_records: policy.max_records,
+        })?;
+        c.set_limits(store.policies().set(col, policy));
+        let docs: Vec<String> = c.docs.keys().cloned().collect();
+        enforce(c, log, col, docs.iter().map(String::as_str))
+    })
+}
+
+/// `gret`: the effective limits of a collection (existing or not).
+pub fn get(ctx: &mut Ctx<'_>, c: &Col<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
+    let (limits, default): (Limits, bool) = ctx.store.policies().effective(&c.col);
+    let mut r = reply.member("retention").object();
+    let number = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    match number(limits.max_age) {
+        Some(n) => r.member("max_age").int(n),
+        None => r.member("max_age").null(),
+    }
+    match number(limits.max_records) {
+        Some(n) => r.member("max_records").int(n),
+        None => r.member("max_records").null(),
+    }
+    r.member("default").bool(default);
+    Ok(())
+}
