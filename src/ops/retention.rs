@@ -62,13 +62,22 @@ pub fn set(ctx: &mut Ctx<'_>, s: &Sret<'_>, _: &mut Reply<'_>) -> Result<(), OpE
     };
     // Under the collection's lock (created for the moment if it does not exist), so the
     // policy takes effect between two inserts, in the order the log records them.
+    // The policy changes before it is logged: a checkpoint that saves the policies between the
+    // two then holds it already, and the log entry lands in a segment the checkpoint keeps
+    // (logged first, the entry could go with an old segment before the change was saved).
     ctx.write_or_create(col, |c, log| {
-        log.append(|| WalOp::SetRetention {
+        let previous = store.policies().own(col);
+        let limits = store.policies().set(col, policy);
+        let logged = log.append(|| WalOp::SetRetention {
             col,
             max_age: policy.max_age,
             max_records: policy.max_records,
-        })?;
-        c.set_limits(store.policies().set(col, policy));
+        });
+        if let Err(e) = logged {
+            store.policies().set(col, previous.unwrap_or_default());
+            return Err(e);
+        }
+        c.set_limits(limits);
         let docs: Vec<String> = c.docs.keys().cloned().collect();
         enforce(c, log, col, docs.iter().map(String::as_str))
     })

@@ -96,6 +96,11 @@ impl Policies {
         }
     }
 
+    /// The collection's own policy, if it has one.
+    pub fn own(&self, name: &str) -> Option<Policy> {
+        self.inner.read().own.get(name).copied()
+    }
+
     /// Sets (or, with an empty policy, removes) the policy of `name`; returns the new effective
     /// limits.
     pub fn set(&self, name: &str, policy: Policy) -> Limits {
