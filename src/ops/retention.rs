@@ -31,28 +31,54 @@ pub(super) fn enforce<'d>(
     Ok(())
 }
 
-/// Applies the limits in force to every collection (start-up: the default may have changed
-/// since the data was written). Each collection is locked only while it is trimmed.
-pub(crate) fn enforce_everywhere(store: &Store, journal: Option<&Journal>) -> Result<(), OpError> {
-    let mut handles = Handles::default();
-    for name in store.names() {
-        let mut log = Log::new(journal);
+/// Documents trimmed under one hold of a collection's lock by a sweep.
+const SWEEP_CHUNK: usize = 64;
+
+/// Applies a collection's limits to every document it holds, a few documents per hold of its
+/// lock, so that a sweep of a large collection never pauses it: requests interleave between
+/// chunks (and an insert trims the documents it touches itself).
+fn sweep(
+    store: &Store,
+    handles: &mut Handles,
+    log: &mut Log<'_>,
+    col: &str,
+) -> Result<(), OpError> {
+    let Some(names) = store.read(handles, col, |c| {
+        if c.limits().is_unlimited() {
+            Vec::new()
+        } else {
+            c.docs.keys().cloned().collect::<Vec<_>>()
+        }
+    }) else {
+        return Ok(());
+    };
+    for chunk in names.chunks(SWEEP_CHUNK) {
         store
-            .write_existing(&mut handles, &name, |c| {
-                let docs: Vec<String> = c.docs.keys().cloned().collect();
-                enforce(c, &mut log, &name, docs.iter().map(String::as_str))
+            .write_existing(handles, col, |c| {
+                enforce(c, log, col, chunk.iter().map(String::as_str))
             })
             .unwrap_or(Ok(()))?;
-        if let Some(journal) = journal {
-            journal
-                .wait(log.lsn())
-                .map_err(|e| OpError::Storage(e.to_string()))?;
-        }
     }
     Ok(())
 }
 
-/// `sret`: sets or removes the collection's own policy and applies it at once.
+/// Applies the limits in force to every collection (start-up: the default may have changed
+/// since the data was written).
+pub(crate) fn enforce_everywhere(store: &Store, journal: Option<&Journal>) -> Result<(), OpError> {
+    let mut handles = Handles::default();
+    let mut log = Log::new(journal);
+    for name in store.names() {
+        sweep(store, &mut handles, &mut log, &name)?;
+    }
+    match journal {
+        Some(journal) => journal
+            .wait(log.lsn())
+            .map_err(|e| OpError::Storage(e.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// `sret`: sets or removes the collection's own policy and applies it to the data held.
 pub fn set(ctx: &mut Ctx<'_>, s: &Sret<'_>, _: &mut Reply<'_>) -> Result<(), OpError> {
     let store = ctx.store;
     let col = &*s.col;
@@ -78,9 +104,10 @@ pub fn set(ctx: &mut Ctx<'_>, s: &Sret<'_>, _: &mut Reply<'_>) -> Result<(), OpE
             return Err(e);
         }
         c.set_limits(limits);
-        let docs: Vec<String> = c.docs.keys().cloned().collect();
-        enforce(c, log, col, docs.iter().map(String::as_str))
-    })
+        Ok(())
+    })?;
+    // The answer leaves once every document is within the new limits.
+    sweep(store, ctx.handles, &mut ctx.log, col)
 }
 
 /// `gret`: the effective limits of a collection (existing or not).

@@ -342,6 +342,24 @@ fn sret_applies_to_the_data_already_held() {
 }
 
 #[test]
+fn sret_reaches_every_document_of_a_large_collection() {
+    // More documents than one hold of the collection's lock trims.
+    let server = Server::start(&[]);
+    let mut c = server.master();
+    let batch: Vec<Value> = (0..150)
+        .flat_map(|d| {
+            (1..=3)
+                .map(move |ts| json!({"col": "c", "doc": format!("d{d}"), "ts": ts, "data": "x"}))
+        })
+        .collect();
+    c.ok("ins", Value::Array(batch));
+    c.ok("sret", json!({"col": "c", "max_records": 1}));
+    for d in 0..150 {
+        assert_eq!(stamps(&mut c, "c", &format!("d{d}")), [3], "d{d}");
+    }
+}
+
+#[test]
 fn a_policy_survives_dcol() {
     let server = Server::start(&[]);
     let mut c = server.master();
