@@ -2,6 +2,7 @@
 //! program receives a plain, already-valid [`Config`].
 
 use crate::persist::FsyncPolicy;
+use crate::store::Limits;
 use clap::{ArgAction, Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -127,6 +128,19 @@ pub struct Args {
     #[arg(long = "max-memory", env = "MAX_MEMORY", value_name = "SIZE", value_parser = parse_size)]
     pub max_memory: Option<u64>,
 
+    /// Default retention by age: each document keeps the records at most this much older than
+    /// its newest, in the collections' own timestamp units (0 = unlimited). A collection's own
+    /// policy (`sret`) overrides it.
+    #[arg(long = "max-age", env = "MAX_AGE", default_value_t = 0, value_name = "TS_UNITS",
+          value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    pub max_age: u64,
+
+    /// Default retention by count: each document keeps at most its newest this many records
+    /// (0 = unlimited). A collection's own policy (`sret`) overrides it.
+    #[arg(long = "max-records", env = "MAX_RECORDS", default_value_t = 0, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    pub max_records: u64,
+
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -172,6 +186,8 @@ pub struct Config {
     pub large_response_bytes: u64,
     /// The store's memory limit in bytes (0 = none).
     pub max_memory: usize,
+    /// Retention for collections without a policy of their own.
+    pub retention: Limits,
 }
 
 /// A size: a number with an optional unit `B`, `KiB`, `MiB`, `GiB`, `TiB` (also `K`, `M`, `G`,
@@ -287,6 +303,7 @@ impl Config {
                 Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
                 None => (usable_memory() / 5 * 4) as usize,
             },
+            retention: Limits::from_numbers(args.max_age, args.max_records),
         })
     }
 }
@@ -316,6 +333,10 @@ mod tests {
         assert!(parse(&["-s", "k", "-p", "70000"]).is_err());
         assert!(parse(&["-s", "k", "-f", "0"]).is_err());
         assert!(parse(&["-s", "k", "-f", "20s"]).is_err());
+        assert_eq!(c.retention, Limits::default());
+        let c = parse(&["-s", "k", "--max-age", "3600", "--max-records=0"]).unwrap();
+        assert_eq!(c.retention, Limits::from_numbers(3600, 0));
+        assert!(parse(&["-s", "k", "--max-records", "-1"]).is_err());
         assert!(c.max_memory > 0, "a default limit from the machine");
     }
 

@@ -16,8 +16,8 @@ use fluxiondb::ops::{decode, MsgType, Request};
 use fluxiondb::protocol::envelope::{self, BAD_DATA, BAD_ID, BAD_TYPE, NOT_AN_OBJECT};
 use fluxiondb::protocol::pattern;
 use fluxiondb::protocol::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sub, SubStart, Sval,
-    Unsub,
+    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sret, Sub, SubStart,
+    Sval, Unsub,
 };
 use std::borrow::Cow;
 
@@ -152,6 +152,7 @@ fn rule(index: Option<usize>, field: &str, text: &str) -> Broken {
 const NON_EMPTY: &str = "must be a non-empty string";
 const STRING: &str = "must be a string";
 const POSITIVE: &str = "must be a positive integer";
+const NON_NEGATIVE: &str = "must be a non-negative integer";
 const INTEGER: &str = "must be an integer";
 const BOOLEAN: &str = "must be a boolean";
 const AT_MOST: &str = "must be at most 4096 bytes";
@@ -201,6 +202,15 @@ fn o_opt_integer(v: &Val, f: &str) -> Result<i64, Broken> {
         return Ok(0);
     }
     v.integer().ok_or_else(|| rule(None, f, INTEGER))
+}
+fn o_opt_non_negative(v: &Val, f: &str) -> Result<Option<u64>, Broken> {
+    if v.missing() {
+        return Ok(None);
+    }
+    match v.integer().map(u64::try_from) {
+        Some(Ok(n)) => Ok(Some(n)),
+        _ => Err(rule(None, f, NON_NEGATIVE)),
+    }
 }
 fn o_opt_bool(v: &Val, f: &str) -> Result<bool, Broken> {
     match v {
@@ -565,6 +575,7 @@ fn payload(rng: &mut Rng, kind: MsgType) -> (String, Result<Request<'static>, St
                     ("after_seq", Int),
                 ],
                 MsgType::Unsub => &[("sub", Name)],
+                MsgType::Sret => &[("col", Name), ("max_age", Int), ("max_records", Int)],
                 _ => &[("col", Name)],
             };
             let (t, v) = object(rng, fields);
@@ -664,13 +675,19 @@ fn oracle_object(kind: MsgType, v: &[Val]) -> Result<Request<'static>, String> {
         MsgType::Unsub => Request::Unsub(Unsub {
             sub: o_name(&v[0], None, "sub")?,
         }),
-        MsgType::Dcol | MsgType::Gvals | MsgType::Gkeys => {
+        MsgType::Sret => Request::Sret(Sret {
+            col: o_name(&v[0], None, "col")?,
+            max_age: o_opt_non_negative(&v[1], "max_age")?,
+            max_records: o_opt_non_negative(&v[2], "max_records")?,
+        }),
+        MsgType::Dcol | MsgType::Gvals | MsgType::Gkeys | MsgType::Gret => {
             let c = Col {
                 col: o_name(&v[0], None, "col")?,
             };
             match kind {
                 MsgType::Dcol => Request::Dcol(c),
                 MsgType::Gvals => Request::Gvals(c),
+                MsgType::Gret => Request::Gret(c),
                 _ => Request::Gkeys(c),
             }
         }
@@ -915,8 +932,18 @@ const FIELDS: &[&str] = &[
     "sub",
     "since",
     "after_seq",
+    "max_age",
+    "max_records",
 ];
-const RULES: &[&str] = &[NON_EMPTY, STRING, POSITIVE, INTEGER, BOOLEAN, AT_MOST];
+const RULES: &[&str] = &[
+    NON_EMPTY,
+    STRING,
+    POSITIVE,
+    NON_NEGATIVE,
+    INTEGER,
+    BOOLEAN,
+    AT_MOST,
+];
 
 /// Whether `e` is one of the payload error texts of §2.3.
 pub fn documented_payload_error(e: &str) -> bool {
@@ -1034,7 +1061,15 @@ fn check_request(kind: MsgType, r: &Request<'_>) -> Result<(), String> {
                 return bad("gval/rval");
             }
         }
-        Request::Dcol(Col { col }) | Request::Gvals(Col { col }) | Request::Gkeys(Col { col }) => {
+        Request::Sret(Sret { col, .. }) => {
+            if !name_ok(col) {
+                return bad("sret");
+            }
+        }
+        Request::Dcol(Col { col })
+        | Request::Gvals(Col { col })
+        | Request::Gkeys(Col { col })
+        | Request::Gret(Col { col }) => {
             if !name_ok(col) {
                 return bad("col");
             }

@@ -7,11 +7,11 @@
 //! `auth` is not in the table: the server knows the name only to refuse it with its own text
 //! (see `server::dispatch`), so it never decodes to a request.
 
-use super::{admin, deletes, kv, records, subs, Ctx, OpError};
+use super::{admin, deletes, kv, records, retention, subs, Ctx, OpError};
 use crate::auth::Permission;
 use crate::protocol::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, IntoStatic, Keys, NewRecord, Qdoc, Qry, RecordRef, Sub, Sval,
-    Unsub,
+    Col, ColKey, Ddoc, Drrng, Empty, IntoStatic, Keys, NewRecord, Qdoc, Qry, RecordRef, Sret, Sub,
+    Sval, Unsub,
 };
 use crate::protocol::reply::Reply;
 use crate::protocol::request;
@@ -116,6 +116,8 @@ messages! {
     Conn    "conn"     Read        Empty              = request::empty     => admin::connections;
     Sub     "sub"      Read        Sub<'a>            = request::sub       => subs::subscribe;
     Unsub   "unsub"    Read        Unsub<'a>          = request::unsub     => subs::unsubscribe;
+    Sret    "sret"     Delete      Sret<'a>           = request::sret      => retention::set;
+    Gret    "gret"     Read        Col<'a>            = request::col       => retention::get;
 }
 
 #[cfg(test)]

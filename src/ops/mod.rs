@@ -7,6 +7,7 @@ mod deletes;
 mod kv;
 pub mod messages;
 mod records;
+mod retention;
 mod subs;
 
 use crate::auth::{KeyEntry, KeyRing};
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub(crate) use messages::execute;
 pub use messages::{decode, MsgType, Request};
+pub(crate) use retention::enforce_everywhere;
 
 /// One open connection as `conn` reports it.
 #[derive(Debug, Clone, PartialEq)]

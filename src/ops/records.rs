@@ -1,6 +1,6 @@
 //! `ins`, `qry`, `qdoc` and `cols`.
 
-use super::{by_collection, Ctx, OpError};
+use super::{by_collection, retention, Ctx, OpError};
 use crate::live::{Change, Rec};
 use crate::persist::WalOp;
 use crate::protocol::pattern::{Predicate, Selector};
@@ -46,7 +46,8 @@ pub fn insert(
                             .collect(),
                     )
                 });
-                result
+                result?;
+                retention::enforce(c, log, col, group.iter().map(|r| &*r.doc))
             })
         },
     )

@@ -107,6 +107,19 @@ pub enum WalOp<'a> {
         col: &'a str,
         key: &'a str,
     },
+    /// `sret`: the collection's own retention policy; a member `None` inherits the server
+    /// default, both `None` removes the policy. Changes no record (the drop it causes is
+    /// logged as a [`WalOp::Trim`]).
+    SetRetention {
+        col: &'a str,
+        max_age: Option<u64>,
+        max_records: Option<u64>,
+    },
+    /// Retention dropped, from each listed document, every record older than its cut-off.
+    Trim {
+        col: &'a str,
+        cuts: Vec<(&'a str, i64)>,
+    },
 }
 
 /// One document in a snapshot: the series' columns, data concatenated.

@@ -6,6 +6,7 @@ use super::error::Error;
 use super::framed;
 use super::fsutil;
 use super::image;
+use super::policies;
 use super::wal::{Lsn, Wal};
 use crate::auth::KeyRing;
 use crate::storage::{Backend, Lock, Op};
@@ -122,6 +123,13 @@ impl Journal {
         let started = Instant::now();
         let first_kept_segment = self.wal.rotate()?;
         let mut report = CheckpointReport::default();
+        match policies::save(&*self.fs, &self.dir, store) {
+            Ok(written) => report.written += usize::from(written),
+            Err(e) => {
+                log::error!("saving the retention policies failed: {e}");
+                report.failed += 1;
+            }
+        }
         let mut present = Vec::new();
         for (name, handle) in store.all() {
             let image = {

@@ -6,7 +6,8 @@
 //!
 //! Folder layout (no file name comes from a client string):
 //! `LOCK` (held while the server runs), `keys.bin` (scoped API keys), `snap-<n>.bin` (one per
-//! collection, its name inside), `wal-<n>.log` (log segments not yet covered by snapshots),
+//! collection, its name inside), `retention.bin` (retention policies by
+//! collection name), `wal-<n>.log` (log segments not yet covered by snapshots),
 //! `imported-seed` (present once `--import-seed` has imported a seed folder), `importing-seed`
 //! (present while an import is under way; a restart that finds it imports again).
 //!
@@ -20,6 +21,7 @@ mod framed;
 mod fsutil;
 mod image;
 mod journal;
+mod policies;
 mod recovery;
 mod replay;
 mod seed;

@@ -8,6 +8,7 @@ use super::framed;
 use super::fsutil;
 use super::image;
 use super::journal::{snapshot_id, Journal, SnapshotFiles, KEYS_FILE};
+use super::policies::{self, POLICIES_FILE};
 use super::replay;
 use super::wal::{self, FsyncPolicy, SegmentEnd, Wal};
 use crate::auth::Scope;
@@ -89,6 +90,7 @@ pub fn open(
 
     let keys = load_keys(b, dir, repair, &mut report)?;
     let store = Store::new();
+    load_policies(b, dir, repair, &mut report, &store)?;
     let mut files = SnapshotFiles::default();
     for (id, path) in &snapshots {
         files.next = files.next.max(id + 1);
@@ -196,6 +198,23 @@ fn load_keys(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Loads the retention policies before any collection, so each is installed under its own.
+fn load_policies(
+    b: &dyn Backend,
+    dir: &Path,
+    repair: bool,
+    report: &mut RecoveryReport,
+    store: &Store,
+) -> Result<(), Error> {
+    let path = dir.join(POLICIES_FILE);
+    match policies::read(b, &path) {
+        Ok(own) => store.policies().load(own),
+        Err(Error::Corrupt { damage, .. }) => damaged(b, &path, damage, repair, report)?,
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 /// A damaged file: an error, or (repair) moved aside with a loud warning.

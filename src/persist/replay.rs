@@ -2,7 +2,7 @@
 
 use super::codec::WalOp;
 use super::error::Damage;
-use crate::store::{Handles, SeriesError, Store};
+use crate::store::{Handles, Policy, SeriesError, Store};
 
 /// Applies one log entry; an entry that cannot be applied means damaged data.
 pub fn apply(store: &Store, handles: &mut Handles, op: &WalOp<'_>) -> Result<(), Damage> {
@@ -38,6 +38,25 @@ pub fn apply(store: &Store, handles: &mut Handles, op: &WalOp<'_>) -> Result<(),
         }
         WalOp::DeleteValue { col, key } => {
             store.write_existing(handles, col, |c| c.remove_value(key));
+        }
+        WalOp::SetRetention {
+            col,
+            max_age,
+            max_records,
+        } => {
+            let policy = Policy {
+                max_age: *max_age,
+                max_records: *max_records,
+            };
+            let limits = store.policies().set(col, policy);
+            store.write_existing(handles, col, |c| c.set_limits(limits));
+        }
+        WalOp::Trim { col, cuts } => {
+            store.write_existing(handles, col, |c| {
+                for (doc, cut) in cuts {
+                    c.trim(doc, *cut);
+                }
+            });
         }
     }
     Ok(())

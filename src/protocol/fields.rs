@@ -21,6 +21,7 @@ pub enum Rule {
     NonEmptyString,
     String,
     PositiveInteger,
+    NonNegativeInteger,
     Integer,
     Boolean,
     AtMost4096,
@@ -32,6 +33,7 @@ impl Rule {
             Rule::NonEmptyString => "must be a non-empty string",
             Rule::String => "must be a string",
             Rule::PositiveInteger => "must be a positive integer",
+            Rule::NonNegativeInteger => "must be a non-negative integer",
             Rule::Integer => "must be an integer",
             Rule::Boolean => "must be a boolean",
             Rule::AtMost4096 => "must be at most 4096 bytes",
@@ -133,6 +135,22 @@ impl<'s, 'a> Fields<'s, 'a> {
         match to_integer(&self.take(slot)) {
             Some(v) if v > 0 => Ok(v),
             _ => Err(self.err(field, Rule::PositiveInteger)),
+        }
+    }
+
+    /// An optional integer of at least zero; absent and `null` give `None`.
+    pub fn opt_non_negative(
+        &mut self,
+        slot: usize,
+        field: &'static str,
+    ) -> Result<Option<u64>, FieldError> {
+        let value = self.take(slot);
+        if value.is_missing() {
+            return Ok(None);
+        }
+        match to_integer(&value).map(u64::try_from) {
+            Some(Ok(v)) => Ok(Some(v)),
+            _ => Err(self.err(field, Rule::NonNegativeInteger)),
         }
     }
 

@@ -82,6 +82,14 @@ pub struct Sval<'a> {
     pub value: Cow<'a, str>,
 }
 
+/// `sret`: a member `None` (absent or `null`) inherits the server default, 0 is unlimited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sret<'a> {
+    pub col: Cow<'a, str>,
+    pub max_age: Option<u64>,
+    pub max_records: Option<u64>,
+}
+
 /// `keys` keeps upstream's own error texts, so its members are kept raw here and checked by
 /// the operation (PROTOCOL.md §4.16).
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +188,7 @@ into_static!(Drrng { col, doc } { from_ts, to_ts });
 into_static!(Col { col } {});
 into_static!(ColKey { col, key } {});
 into_static!(Sval { col, key, value } {});
+into_static!(Sret { col } { max_age, max_records });
 into_static!(Keys { action, key, scope } {});
 into_static!(Sub { col, doc, where_, filter } { start });
 into_static!(Unsub { sub } {});

@@ -88,6 +88,10 @@ impl<'o> Value<'o> {
             .extend_from_slice(if v { b"true" } else { b"false" });
     }
 
+    pub fn null(self) {
+        self.out.extend_from_slice(b"null");
+    }
+
     /// A string, or `null` when absent.
     pub fn opt_str(self, s: Option<&str>) {
         match s {

@@ -6,8 +6,8 @@ use super::fields::{FieldError, Fields};
 use super::insert_scan::fast_insert;
 use super::json::{for_each_object_in_array, read_object, Scalar, ShapeError};
 use super::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sub, SubStart, Sval,
-    Unsub,
+    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sret, Sub, SubStart,
+    Sval, Unsub,
 };
 use std::fmt;
 
@@ -212,6 +212,16 @@ pub fn col(data: &str) -> Result<Col<'_>, PayloadError> {
     })
 }
 
+pub fn sret(data: &str) -> Result<Sret<'_>, PayloadError> {
+    let mut s = object(data, &["col", "max_age", "max_records"])?;
+    let mut f = Fields::new(&mut s, None);
+    Ok(Sret {
+        col: f.name(0, "col")?,
+        max_age: f.opt_non_negative(1, "max_age")?,
+        max_records: f.opt_non_negative(2, "max_records")?,
+    })
+}
+
 pub fn keys(data: &str) -> Result<Keys<'_>, PayloadError> {
     let mut s = object(data, &["action", "key", "scope"])?;
     let mut f = Fields::new(&mut s, None);
@@ -410,6 +420,22 @@ mod tests {
             "invalid payload: [1].ts must be a positive integer"
         );
         assert_eq!(err(keys, "[]"), "invalid payload: expected a JSON object");
+        assert_eq!(
+            err(sret, r#"{"col":"c","max_age":-1}"#),
+            "invalid payload: max_age must be a non-negative integer"
+        );
+        assert_eq!(
+            err(sret, r#"{"col":"c","max_age":5,"max_records":"x"}"#),
+            "invalid payload: max_records must be a non-negative integer"
+        );
+        assert_eq!(
+            sret(r#"{"col":"c","max_age":"7","max_records":null}"#).unwrap(),
+            Sret {
+                col: "c".into(),
+                max_age: Some(7),
+                max_records: None
+            }
+        );
         assert_eq!(empty("x"), Ok(Empty));
     }
 }

@@ -21,6 +21,7 @@ use registry::PushError;
 
 use crate::auth::{KeyRing, Scope};
 use crate::config::Config;
+use crate::ops;
 use crate::persist::{FsyncPolicy, Journal};
 use crate::store::Store;
 use parking_lot::{Condvar, Mutex};
@@ -142,6 +143,10 @@ impl Server {
             keys.add(key, *scope);
         }
         let live = crate::live::Hub::new(config.send_buffer_bytes);
+        boot.store.set_default_limits(config.retention);
+        if let Err(e) = ops::enforce_everywhere(&boot.store, boot.journal.as_ref(), &live) {
+            log::error!("applying retention at start-up failed: {e:?}");
+        }
         let shared = Arc::new(Shared {
             live,
             keys,

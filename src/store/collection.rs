@@ -1,5 +1,6 @@
 //! A collection: its documents (time series) and its key/value map.
 
+use super::retention::Limits;
 use super::series::{Series, SeriesError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,8 @@ pub struct Collection {
     large_docs: usize,
     /// Bytes this collection holds, by its own accounting (kept up to date by every change).
     pub(super) held: usize,
+    /// The retention limits in force (see `retention`), cached from the store's policies.
+    pub(super) limits: Limits,
 }
 
 /// What a document costs besides its series' buffers: its name, the series itself in a map

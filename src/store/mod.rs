@@ -4,9 +4,11 @@
 
 mod collection;
 mod lock;
+mod retention;
 mod series;
 
 pub use collection::Collection;
+pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
 
 use parking_lot::RwLock;
@@ -90,6 +92,8 @@ pub struct Store {
     limit: AtomicUsize,
     /// Bytes allocated or freed by the store since free memory was last given back.
     churn: AtomicUsize,
+    /// Retention policies by collection name (they outlive the collections).
+    policies: Policies,
 }
 
 /// Gives free memory inside the allocator's heaps back to the system. Long-lived blocks end up
@@ -229,7 +233,10 @@ impl Store {
                 if !create {
                     return None;
                 }
-                self.collections.write().entry(name.to_owned()).or_default();
+                self.collections
+                    .write()
+                    .entry(name.to_owned())
+                    .or_insert_with(|| self.new_collection(name));
                 continue;
             };
             let mut guard = lock::write(handle);
@@ -317,8 +324,30 @@ impl Store {
         Ok(true)
     }
 
+    /// An empty collection under the retention limits in force for `name`.
+    fn new_collection(&self, name: &str) -> CollectionRef {
+        let mut c = Collection::default();
+        c.set_limits(self.policies.effective(name).0);
+        Arc::new(RwLock::new(c))
+    }
+
+    /// The retention policies.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// Sets the default retention limits (start-up) and brings every collection's up to date.
+    pub fn set_default_limits(&self, default: Limits) {
+        self.policies.set_default(default);
+        for (name, handle) in self.all() {
+            let limits = self.policies.effective(&name).0;
+            handle.write().set_limits(limits);
+        }
+    }
+
     /// Installs a collection loaded from disk (start-up only).
     pub fn install(&self, name: String, mut collection: Collection) {
+        collection.set_limits(self.policies.effective(&name).0);
         if !collection.is_empty() {
             collection.recount();
             if self.account(0, collection.held_bytes()) {

@@ -26,6 +26,7 @@ mod memory;
 mod model;
 mod persistence;
 mod records;
+mod retention;
 mod seams;
 mod snapshot_compat;
 mod storage;
