@@ -37,8 +37,10 @@ fn member<T: for<'de> Deserialize<'de>>(answer: &mut Value, name: &str) -> Resul
         .map_err(|e| format!("invalid answer from the server ({name}): {e}"))
 }
 
-fn print_ok(format: Format) -> Result<(), String> {
-    match format {
+/// Sends one request whose answer carries nothing to show, then prints `ok`.
+fn call_ok(conn: &Conn, kind: &str, data: Value) -> Result<(), String> {
+    call(conn, kind, data)?;
+    match conn.output {
         Format::Json => print_json(&json!({"status": "ok"})),
         Format::Table => print_table(&["STATUS"], &[vec!["ok".into()]]),
     }
@@ -165,8 +167,7 @@ pub struct InsertRecord {
 
 pub fn insert_record(a: &InsertRecord) -> Result<(), String> {
     let rec = json!([{"ts": a.ts.unwrap_or_else(now), "doc": a.doc, "data": a.data, "col": a.col}]);
-    call(&a.conn, "ins", rec)?;
-    print_ok(a.conn.output)
+    call_ok(&a.conn, "ins", rec)
 }
 
 #[derive(Args, Debug, Clone)]
@@ -185,12 +186,11 @@ pub struct SetValue {
 }
 
 pub fn set_value(a: &SetValue) -> Result<(), String> {
-    call(
+    call_ok(
         &a.conn,
         "sval",
         json!({"col": a.col, "key": a.key, "value": a.value}),
-    )?;
-    print_ok(a.conn.output)
+    )
 }
 
 #[derive(Args, Debug, Clone)]
@@ -236,8 +236,7 @@ pub struct ColKey {
 }
 
 pub fn delete_value(a: &ColKey) -> Result<(), String> {
-    call(&a.conn, "rval", json!({"col": a.col, "key": a.key}))?;
-    print_ok(a.conn.output)
+    call_ok(&a.conn, "rval", json!({"col": a.col, "key": a.key}))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -261,8 +260,7 @@ pub fn list_keys(a: &ColOnly) -> Result<(), String> {
 }
 
 pub fn delete_collection(a: &ColOnly) -> Result<(), String> {
-    call(&a.conn, "dcol", json!({"col": a.col}))?;
-    print_ok(a.conn.output)
+    call_ok(&a.conn, "dcol", json!({"col": a.col}))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -278,8 +276,7 @@ pub struct DeleteDocument {
 }
 
 pub fn delete_document(a: &DeleteDocument) -> Result<(), String> {
-    call(&a.conn, "ddoc", json!({"doc": a.doc, "col": a.col}))?;
-    print_ok(a.conn.output)
+    call_ok(&a.conn, "ddoc", json!({"doc": a.doc, "col": a.col}))
 }
 
 /// One connection as the upstream prints it (its field order).
