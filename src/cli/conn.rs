@@ -183,6 +183,14 @@ impl Client {
         let _ = self.ws.close(None);
         let _ = self.ws.flush();
     }
+
+    /// Closes the main connection of a transfer and all its workers.
+    pub fn close_all(main: Client, workers: Vec<Client>) {
+        main.close();
+        for w in workers {
+            w.close();
+        }
+    }
 }
 
 /// Appends valid JSON text `json` escaped as the inside of a JSON string: valid JSON has no raw

@@ -9,7 +9,7 @@ use super::conn::{Client, Target};
 use super::output::{go_escape, pretty, print_json, print_table, push_json_str, Format};
 use super::progress::{Counters, Progress, Unit};
 use super::scan::{self, PageRecord};
-use super::ExportArgs;
+use super::{chosen_collection, ExportArgs};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -57,13 +57,7 @@ pub struct KeyInfo {
 }
 
 pub fn run(a: &ExportArgs) -> Result<(), String> {
-    if a.out_dir.as_os_str().is_empty() {
-        return Err("missing required --out-dir".into());
-    }
-    let col = a.col.clone().filter(|c| !c.is_empty());
-    if !a.all && col.is_none() && !a.api_keys {
-        return Err("specify at least one of --col, --api-keys, or --all".into());
-    }
+    let col = chosen_collection(&a.out_dir, "--out-dir", a.col.as_deref(), a.api_keys, a.all)?;
     let target = a.conn.target()?;
     let mut main = Client::connect(&target)?;
     let collections = if a.all {
@@ -105,10 +99,7 @@ pub fn run(a: &ExportArgs) -> Result<(), String> {
         result.api_keys = Some(export_keys(&mut main, &a.out_dir)?);
     }
     progress.finish();
-    main.close();
-    for w in workers {
-        w.close();
-    }
+    Client::close_all(main, workers);
     match a.conn.output {
         Format::Json => print_json(&result),
         Format::Table => {

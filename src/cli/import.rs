@@ -12,7 +12,7 @@ use super::legacy;
 use super::output::{go_escape, print_json, print_table, push_json_str, Format};
 use super::progress::{Counters, Progress, Unit};
 use super::scan::fast_line;
-use super::ImportArgs;
+use super::{chosen_collection, ImportArgs};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -68,13 +68,7 @@ struct Job {
 }
 
 pub fn run(a: &ImportArgs) -> Result<(), String> {
-    if a.in_dir.as_os_str().is_empty() {
-        return Err("missing required --in-dir".into());
-    }
-    let col = a.col.clone().filter(|c| !c.is_empty());
-    if !a.all && col.is_none() && !a.api_keys {
-        return Err("specify at least one of --col, --api-keys, or --all".into());
-    }
+    let col = chosen_collection(&a.in_dir, "--in-dir", a.col.as_deref(), a.api_keys, a.all)?;
     let with_keys = a.api_keys || a.all;
     let collections = if a.all {
         discover(&a.in_dir, a.legacy)?
@@ -142,10 +136,7 @@ pub fn run(a: &ImportArgs) -> Result<(), String> {
         result.api_keys = Some(import_keys(&mut main, &a.in_dir)?);
     }
     progress.finish();
-    main.close();
-    for w in workers {
-        w.close();
-    }
+    Client::close_all(main, workers);
     let skipped = skipped.load(Ordering::Relaxed);
     if skipped > 0 {
         eprintln!("warning: {skipped} records without a positive timestamp were skipped (the server stores positive timestamps only)");

@@ -17,7 +17,7 @@ mod progress;
 mod scan;
 
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub use output::Format;
@@ -152,6 +152,26 @@ pub struct ImportArgs {
     pub legacy: bool,
     #[command(flatten)]
     pub transfer: Transfer,
+}
+
+/// What `export` and `import` check before connecting: the folder flag (`dir_flag`) was
+/// given, and at least one of `--col`, `--api-keys`, `--all` was. Returns the collection of
+/// `--col` (an empty one counts as not given).
+fn chosen_collection(
+    dir: &Path,
+    dir_flag: &str,
+    col: Option<&str>,
+    api_keys: bool,
+    all: bool,
+) -> Result<Option<String>, String> {
+    if dir.as_os_str().is_empty() {
+        return Err(format!("missing required {dir_flag}"));
+    }
+    let col = col.filter(|c| !c.is_empty()).map(str::to_owned);
+    if !all && col.is_none() && !api_keys {
+        return Err("specify at least one of --col, --api-keys, or --all".into());
+    }
+    Ok(col)
 }
 
 /// Runs one client command; errors are printed as the upstream prints them (`Error: …`).
