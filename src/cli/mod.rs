@@ -9,12 +9,15 @@
 mod archive;
 mod commands;
 mod conn;
+mod error;
 mod export;
 mod import;
 mod legacy;
 mod output;
 mod progress;
 mod scan;
+
+pub use error::Error;
 
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -40,11 +43,13 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn target(&self) -> Result<conn::Target, String> {
+    fn target(&self) -> Result<conn::Target, Error> {
         let url = self.url.clone().filter(|s| !s.is_empty());
-        let url = url.ok_or("missing required --url or FLUXIONDB_URL")?;
+        let url =
+            url.ok_or_else(|| Error::Usage("missing required --url or FLUXIONDB_URL".into()))?;
         let apikey = self.apikey.clone().filter(|s| !s.is_empty());
-        let apikey = apikey.ok_or("missing required --apikey or FLUXIONDB_APIKEY")?;
+        let apikey = apikey
+            .ok_or_else(|| Error::Usage("missing required --apikey or FLUXIONDB_APIKEY".into()))?;
         Ok(conn::Target {
             url,
             apikey,
@@ -163,13 +168,15 @@ fn chosen_collection(
     col: Option<&str>,
     api_keys: bool,
     all: bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Error> {
     if dir.as_os_str().is_empty() {
-        return Err(format!("missing required {dir_flag}"));
+        return Err(Error::Usage(format!("missing required {dir_flag}")));
     }
     let col = col.filter(|c| !c.is_empty()).map(str::to_owned);
     if !all && col.is_none() && !api_keys {
-        return Err("specify at least one of --col, --api-keys, or --all".into());
+        return Err(Error::Usage(
+            "specify at least one of --col, --api-keys, or --all".into(),
+        ));
     }
     Ok(col)
 }
@@ -185,7 +192,7 @@ pub fn run(cmd: ClientCommand) -> ExitCode {
     }
 }
 
-fn dispatch(cmd: ClientCommand) -> Result<(), String> {
+fn dispatch(cmd: ClientCommand) -> Result<(), Error> {
     use ClientCommand as C;
     match cmd {
         C::FetchCollections { conn } => commands::fetch_collections(&conn),
