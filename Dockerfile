@@ -17,6 +17,7 @@ EXPOSE 8080
 # SIGTERM from `docker stop` reaches the binary as PID 1: it closes connections, writes a
 # final snapshot and exits 0.
 STOPSIGNAL SIGTERM
+# The health check asks GET /readyz over plain HTTP: no key, no WebSocket, no log lines.
 HEALTHCHECK --interval=10s --timeout=6s --start-period=30s --retries=3 \
     CMD ["/fluxiondb", "healthcheck", "--timeout", "5"]
 ENTRYPOINT ["/fluxiondb"]

@@ -1,10 +1,13 @@
-//! `fluxiondb healthcheck`: exits 0 when the server on this machine answers a request, 1 when
-//! it does not. Meant for container health checks (the image's `HEALTHCHECK` runs it in exec
-//! form: a `FROM scratch` image has no shell and no curl) and for scripts.
+//! `fluxiondb healthcheck`: exits 0 when the server on this machine is ready, 1 when it is
+//! not. Meant for container health checks (the image's `HEALTHCHECK` runs it in exec form: a
+//! `FROM scratch` image has no shell and no curl) and for scripts.
 //!
-//! It connects over WebSocket with the key from `SECRET_KEY` (the variable the server itself
-//! reads) and sends one `cols` request, which every key scope may send and which touches no
-//! record.
+//! It sends `GET /readyz` over plain HTTP on the server's port and reads the status line: 200 is
+//! healthy; anything else (503 `recovering`, `storage unavailable: …`, `shutting down`) is not,
+//! and the one-line reason the server gave is printed. No key is needed and no WebSocket is
+//! opened, so a probe every few seconds leaves no connection lines in the server's log.
+//! `--secret-key` / `SECRET_KEY` are still accepted (and ignored) so existing health-check
+//! command lines keep working.
 //!
 //! Host names: IP literals, `localhost` and the names of `/etc/hosts` (which Docker writes into
 //! every container) are resolved here, without the C library; only other names go to
@@ -14,18 +17,19 @@
 //! host whose NSS modules come from another glibc version it would load those, which glibc
 //! does not support. The common cases therefore never reach it.
 
-use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::Message;
+
+/// The most of an answer that is read: the readiness answer is a status line, a few headers
+/// and one short line.
+const MAX_ANSWER: u64 = 16 * 1024;
 
 /// Flags of `fluxiondb healthcheck`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// API key to connect with (any scope will do).
+    /// Accepted for older health-check command lines and ignored: the probe needs no key.
     #[arg(
         short = 's',
         long = "secret-key",
@@ -69,28 +73,31 @@ pub fn run(args: &Args) -> ExitCode {
 }
 
 fn check(args: &Args) -> Result<SocketAddr, String> {
-    let key = args
-        .secret_key
-        .as_deref()
-        .filter(|k| !k.is_empty())
-        .ok_or("no key: set SECRET_KEY or pass --secret-key")?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let addrs = resolve(&args.host, args.port)?;
-    // The GET /healthz probe goes here: the server now answers plain HTTP on this port, so a
-    // `GET /healthz` (no key needed, nothing to parse beyond the status line) can be tried first,
-    // keeping the WebSocket request below for servers without it. Not done yet: this image's
-    // check was tested with the WebSocket request alone.
     let mut failures = Vec::new();
     for addr in addrs {
-        match probe(addr, key, deadline) {
+        match probe(addr, deadline) {
             Ok(()) => return Ok(addr),
-            Err(e) => failures.push(format!("{addr}: {e}")),
+            // The server answered and is not ready: that is the answer, whatever other
+            // addresses of the name might say.
+            Err(Failure::NotReady(reason)) => return Err(format!("{addr}: {reason}")),
+            Err(Failure::Unreachable(e)) => failures.push(format!("{addr}: {e}")),
         }
         if Instant::now() >= deadline {
             break;
         }
     }
     Err(failures.join("; "))
+}
+
+/// Why one address did not pass.
+#[derive(Debug, PartialEq)]
+enum Failure {
+    /// An HTTP answer other than 200: its status and the first line of its body.
+    NotReady(String),
+    /// No answer, or not an HTTP one.
+    Unreachable(String),
 }
 
 fn left(deadline: Instant) -> io::Result<Duration> {
@@ -102,82 +109,98 @@ fn left(deadline: Instant) -> io::Result<Duration> {
     }
 }
 
-/// One connection: upgrade, `ready`, one `cols` request and its answer.
-fn probe(addr: SocketAddr, key: &str, deadline: Instant) -> Result<(), String> {
-    let stream = TcpStream::connect_timeout(&addr, left(deadline).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    let url = format!(
-        "ws://{}/?api-key={}&name=healthcheck",
-        addr,
-        form_encode(key)
-    );
-    let request = url.into_client_request().map_err(|e| e.to_string())?;
+/// One connection: `GET /readyz`, then the answer up to the server's close.
+fn probe(addr: SocketAddr, deadline: Instant) -> Result<(), Failure> {
+    let io_err = |e: io::Error| {
+        Failure::Unreachable(match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "no answer in time".into(),
+            _ => e.to_string(),
+        })
+    };
+    let mut stream = TcpStream::connect_timeout(&addr, left(deadline).map_err(io_err)?)
+        .map_err(|e| Failure::Unreachable(format!("cannot connect: {e}")))?;
     stream
-        .set_read_timeout(Some(left(deadline).map_err(|e| e.to_string())?))
-        .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(2))))
-        .map_err(|e| e.to_string())?;
-    let (mut ws, _) =
-        tungstenite::client(request, stream).map_err(|e| format!("WebSocket upgrade: {e}"))?;
-    let mut sent = false;
+        .set_write_timeout(Some(left(deadline).map_err(io_err)?))
+        .map_err(io_err)?;
+    let request = format!(
+        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: fluxiondb-healthcheck\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).map_err(io_err)?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
     loop {
-        if let Ok(d) = left(deadline) {
-            let _ = ws.get_ref().set_read_timeout(Some(d));
-        }
-        let msg = ws.read().map_err(|e| match e {
-            tungstenite::Error::Io(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                "no answer in time".to_string()
-            }
-            e => e.to_string(),
-        })?;
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Close(Some(f)) => {
-                return Err(format!("refused: close {} {}", u16::from(f.code), f.reason))
-            }
-            Message::Close(None) => return Err("closed by the server".into()),
-            _ => continue,
+        stream
+            .set_read_timeout(Some(left(deadline).map_err(io_err)?))
+            .map_err(io_err)?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err(e)),
         };
-        let v: serde_json::Value = serde_json::from_str(text.as_str())
-            .map_err(|_| format!("unexpected answer {}", text.as_str()))?;
-        if !sent {
-            if v["type"] != "ready" {
-                return Err(format!("expected the ready message, got {}", text.as_str()));
-            }
-            ws.send(Message::text(
-                r#"{"id":"healthcheck","type":"cols","data":"{}"}"#,
-            ))
-            .map_err(|e| e.to_string())?;
-            sent = true;
-        } else if v["id"] == "healthcheck" {
-            if let Some(err) = v.get("error") {
-                return Err(format!("cols answered an error: {err}"));
-            }
-            let _ = ws.close(None);
-            let _ = ws.flush();
-            return Ok(());
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.len() as u64 >= MAX_ANSWER || head_and_body_read(&answer) {
+            break;
         }
     }
+    verdict(&answer)
 }
 
-/// `application/x-www-form-urlencoded` encoding of a query value.
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char)
-            }
-            _ => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
+/// Whether `answer` holds its whole head and as much body as its `Content-Length` says.
+fn head_and_body_read(answer: &[u8]) -> bool {
+    let Some(end) = find(answer, b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let length = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    });
+    length.is_some_and(|n| answer.len() >= end + 4 + n)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Healthy on status 200; otherwise the status and the first line of the body.
+fn verdict(answer: &[u8]) -> Result<(), Failure> {
+    let text = String::from_utf8_lossy(answer);
+    let status_line = text.lines().next().unwrap_or("");
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse::<u16>().ok());
+    let Some(status) = status else {
+        return Err(Failure::Unreachable(if text.is_empty() {
+            "closed without an answer".into()
+        } else {
+            format!("not an HTTP answer: {}", first_chars(status_line))
+        }));
+    };
+    if status == 200 {
+        return Ok(());
     }
-    out
+    let reason = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| body.lines().next())
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .unwrap_or("no reason given");
+    Err(Failure::NotReady(format!(
+        "not ready: {status} {}",
+        first_chars(reason)
+    )))
+}
+
+/// At most 200 characters of `s`, so a stray answer cannot flood the output.
+fn first_chars(s: &str) -> String {
+    s.chars().take(200).collect()
 }
 
 /// The addresses of `host`, IPv4 first, resolved without NSS where possible (see the module
@@ -263,7 +286,27 @@ mod tests {
     }
 
     #[test]
-    fn encodes_keys() {
-        assert_eq!(form_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    fn reads_answers() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nready\n";
+        assert!(head_and_body_read(ok));
+        assert!(!head_and_body_read(&ok[..ok.len() - 1]));
+        assert_eq!(verdict(ok), Ok(()));
+        let busy = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\n\r\nrecovering\n";
+        assert_eq!(
+            verdict(busy),
+            Err(Failure::NotReady("not ready: 503 recovering".into()))
+        );
+        assert_eq!(
+            verdict(b"HTTP/1.0 503\r\n\r\n"),
+            Err(Failure::NotReady("not ready: 503 no reason given".into()))
+        );
+        assert_eq!(
+            verdict(b"SSH-2.0-x\r\n"),
+            Err(Failure::Unreachable("not an HTTP answer: SSH-2.0-x".into()))
+        );
+        assert_eq!(
+            verdict(b""),
+            Err(Failure::Unreachable("closed without an answer".into()))
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! A document's file name is Go's `url.PathEscape(doc)` + `.jsonl` (`_` for the empty name),
 //! so every name stays inside its folder; a collection name with `/` becomes nested folders.
 
+use super::Error;
 use std::path::{Path, PathBuf};
 
 pub const DOC_EXT: &str = ".jsonl";
@@ -80,13 +81,13 @@ pub fn doc_from_file_name(file: &str) -> Option<String> {
 /// The folder of a collection: `DIR/<collection>` with `/` separating nested folders. Names
 /// that a folder path cannot give back unchanged (an empty, `.` or `..` component, which the
 /// upstream's `filepath.Join` would fold, sending `..` outside DIR) are refused.
-pub fn collection_dir(root: &Path, col: &str) -> Result<PathBuf, String> {
+pub fn collection_dir(root: &Path, col: &str) -> Result<PathBuf, Error> {
     let mut dir = root.to_path_buf();
     for part in col.split('/') {
         if part.is_empty() || part == "." || part == ".." || part.contains('\0') {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "collection {col:?} cannot be stored as a folder: a name with an empty, '.' or '..' part between slashes would not come back unchanged"
-            ));
+            )));
         }
         dir.push(part);
     }

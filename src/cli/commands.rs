@@ -4,6 +4,7 @@
 use super::conn::Client;
 use super::output::{print_json, print_table, Format};
 use super::Conn;
+use super::Error;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -19,26 +20,28 @@ fn now() -> i64 {
 /// Connects, runs `f`, closes.
 fn with_client<T>(
     conn: &Conn,
-    f: impl FnOnce(&mut Client) -> Result<T, String>,
-) -> Result<T, String> {
+    f: impl FnOnce(&mut Client) -> Result<T, Error>,
+) -> Result<T, Error> {
     let mut client = Client::connect(&conn.target()?)?;
     let out = f(&mut client);
     client.close();
     out
 }
 
-fn call(conn: &Conn, kind: &str, payload: Value) -> Result<Value, String> {
+fn call(conn: &Conn, kind: &str, payload: Value) -> Result<Value, Error> {
     with_client(conn, |c| c.call(kind, &payload))
 }
 
 /// A member of an answer, decoded into the shape the upstream prints.
-fn member<T: for<'de> Deserialize<'de>>(answer: &mut Value, name: &str) -> Result<T, String> {
+fn member<T: for<'de> Deserialize<'de>>(answer: &mut Value, name: &str) -> Result<T, Error> {
     serde_json::from_value(answer[name].take())
-        .map_err(|e| format!("invalid answer from the server ({name}): {e}"))
+        .map_err(|e| Error::Server(format!("invalid answer from the server ({name}): {e}")))
 }
 
-fn print_ok(format: Format) -> Result<(), String> {
-    match format {
+/// Sends one request whose answer carries nothing to show, then prints `ok`.
+fn call_ok(conn: &Conn, kind: &str, data: Value) -> Result<(), Error> {
+    call(conn, kind, data)?;
+    match conn.output {
         Format::Json => print_json(&json!({"status": "ok"})),
         Format::Table => print_table(&["STATUS"], &[vec!["ok".into()]]),
     }
@@ -50,7 +53,7 @@ struct Record {
     data: String,
 }
 
-pub fn fetch_collections(conn: &Conn) -> Result<(), String> {
+pub fn fetch_collections(conn: &Conn) -> Result<(), Error> {
     let cols: Vec<String> = member(&mut call(conn, "cols", json!({}))?, "collections")?;
     match conn.output {
         Format::Json => print_json(&cols),
@@ -79,7 +82,7 @@ pub struct FetchLatest {
     pub from: Option<i64>,
 }
 
-pub fn fetch_latest(a: &FetchLatest) -> Result<(), String> {
+pub fn fetch_latest(a: &FetchLatest) -> Result<(), Error> {
     let mut p = json!({"col": a.col, "ts": a.ts.unwrap_or_else(now)});
     if !a.doc.is_empty() {
         p["doc"] = json!(a.doc);
@@ -124,7 +127,7 @@ pub struct FetchDocument {
     pub reverse: bool,
 }
 
-pub fn fetch_document(a: &FetchDocument) -> Result<(), String> {
+pub fn fetch_document(a: &FetchDocument) -> Result<(), Error> {
     let mut p = json!({"col": a.col, "doc": a.doc, "from": a.from, "to": a.to});
     if let Some(limit) = a.limit {
         p["limit"] = json!(limit);
@@ -163,10 +166,9 @@ pub struct InsertRecord {
     pub ts: Option<i64>,
 }
 
-pub fn insert_record(a: &InsertRecord) -> Result<(), String> {
+pub fn insert_record(a: &InsertRecord) -> Result<(), Error> {
     let rec = json!([{"ts": a.ts.unwrap_or_else(now), "doc": a.doc, "data": a.data, "col": a.col}]);
-    call(&a.conn, "ins", rec)?;
-    print_ok(a.conn.output)
+    call_ok(&a.conn, "ins", rec)
 }
 
 #[derive(Args, Debug, Clone)]
@@ -184,13 +186,12 @@ pub struct SetValue {
     pub value: String,
 }
 
-pub fn set_value(a: &SetValue) -> Result<(), String> {
-    call(
+pub fn set_value(a: &SetValue) -> Result<(), Error> {
+    call_ok(
         &a.conn,
         "sval",
         json!({"col": a.col, "key": a.key, "value": a.value}),
-    )?;
-    print_ok(a.conn.output)
+    )
 }
 
 #[derive(Args, Debug, Clone)]
@@ -205,7 +206,7 @@ pub struct GetValues {
     pub key: Option<String>,
 }
 
-pub fn get_values(a: &GetValues) -> Result<(), String> {
+pub fn get_values(a: &GetValues) -> Result<(), Error> {
     let mut answer = match a.key.as_deref().filter(|k| !k.is_empty()) {
         Some(key) => call(&a.conn, "gvalues", json!({"col": a.col, "key": key}))?,
         None => call(&a.conn, "gvals", json!({"col": a.col}))?,
@@ -235,9 +236,8 @@ pub struct ColKey {
     pub key: String,
 }
 
-pub fn delete_value(a: &ColKey) -> Result<(), String> {
-    call(&a.conn, "rval", json!({"col": a.col, "key": a.key}))?;
-    print_ok(a.conn.output)
+pub fn delete_value(a: &ColKey) -> Result<(), Error> {
+    call_ok(&a.conn, "rval", json!({"col": a.col, "key": a.key}))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -249,7 +249,7 @@ pub struct ColOnly {
     pub col: String,
 }
 
-pub fn list_keys(a: &ColOnly) -> Result<(), String> {
+pub fn list_keys(a: &ColOnly) -> Result<(), Error> {
     let keys: Vec<String> = member(&mut call(&a.conn, "gkeys", json!({"col": a.col}))?, "keys")?;
     match a.conn.output {
         Format::Json => print_json(&keys),
@@ -260,9 +260,8 @@ pub fn list_keys(a: &ColOnly) -> Result<(), String> {
     }
 }
 
-pub fn delete_collection(a: &ColOnly) -> Result<(), String> {
-    call(&a.conn, "dcol", json!({"col": a.col}))?;
-    print_ok(a.conn.output)
+pub fn delete_collection(a: &ColOnly) -> Result<(), Error> {
+    call_ok(&a.conn, "dcol", json!({"col": a.col}))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -277,9 +276,8 @@ pub struct DeleteDocument {
     pub doc: String,
 }
 
-pub fn delete_document(a: &DeleteDocument) -> Result<(), String> {
-    call(&a.conn, "ddoc", json!({"doc": a.doc, "col": a.col}))?;
-    print_ok(a.conn.output)
+pub fn delete_document(a: &DeleteDocument) -> Result<(), Error> {
+    call_ok(&a.conn, "ddoc", json!({"doc": a.doc, "col": a.col}))
 }
 
 /// One connection as the upstream prints it (its field order).
@@ -292,7 +290,7 @@ struct Connection {
     name: Option<String>,
 }
 
-pub fn connections(conn: &Conn) -> Result<(), String> {
+pub fn connections(conn: &Conn) -> Result<(), Error> {
     let conns: Vec<Connection> = member(&mut call(conn, "conn", json!({}))?, "connections")?;
     match conn.output {
         Format::Json => print_json(&conns),
@@ -323,9 +321,9 @@ struct KeyAnswer {
     scope: String,
 }
 
-fn print_key_answer(answer: Value, format: Format) -> Result<(), String> {
+fn print_key_answer(answer: Value, format: Format) -> Result<(), Error> {
     let a: KeyAnswer = serde_json::from_value(answer)
-        .map_err(|e| format!("invalid answer from the server: {e}"))?;
+        .map_err(|e| Error::Server(format!("invalid answer from the server: {e}")))?;
     match format {
         Format::Json => print_json(&a),
         Format::Table => print_table(&["STATUS", "SCOPE"], &[vec![a.status, a.scope]]),
@@ -344,16 +342,16 @@ pub struct AddKey {
     pub scope: String,
 }
 
-pub fn add_key(a: &AddKey) -> Result<(), String> {
+pub fn add_key(a: &AddKey) -> Result<(), Error> {
     let scope = a.scope.to_lowercase();
     if !matches!(
         scope.as_str(),
         "readonly" | "read_write" | "read_write_delete"
     ) {
-        return Err(format!(
+        return Err(Error::Usage(format!(
             "invalid scope {:?} (valid: readonly, read_write, read_write_delete)",
             a.scope
-        ));
+        )));
     }
     let answer = call(
         &a.conn,
@@ -372,7 +370,7 @@ pub struct RemoveKey {
     pub key: String,
 }
 
-pub fn remove_key(a: &RemoveKey) -> Result<(), String> {
+pub fn remove_key(a: &RemoveKey) -> Result<(), Error> {
     let answer = call(&a.conn, "keys", json!({"action": "remove", "key": a.key}))?;
     print_key_answer(answer, a.conn.output)
 }

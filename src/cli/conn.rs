@@ -3,6 +3,7 @@
 //! requests that may be pipelined — several sent before the first answer is read. The server
 //! answers one connection's requests in order, so answers are matched against a FIFO of ids.
 
+use super::Error;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -33,11 +34,11 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn connect(t: &Target) -> Result<Client, String> {
+    pub fn connect(t: &Target) -> Result<Client, Error> {
         let (url, host, port) = request_url(&t.url, &t.apikey, t.name.as_deref())?;
         let addrs: Vec<_> = (host.as_str(), port)
             .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .map_err(|e| Error::Connection(format!("cannot resolve {host}: {e}")))?
             .collect();
         let mut last = format!("cannot resolve {host}");
         let mut stream = None;
@@ -50,14 +51,15 @@ impl Client {
                 Err(e) => last = format!("cannot connect to {a}: {e}"),
             }
         }
-        let stream = stream.ok_or(last)?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let stream = stream.ok_or(Error::Connection(last))?;
+        let setup = |e: std::io::Error| Error::Connection(e.to_string());
+        stream.set_nodelay(true).map_err(setup)?;
         stream
             .set_read_timeout(Some(CONNECT_TIMEOUT))
-            .map_err(|e| e.to_string())?;
+            .map_err(setup)?;
         stream
             .set_write_timeout(Some(ANSWER_TIMEOUT))
-            .map_err(|e| e.to_string())?;
+            .map_err(setup)?;
         let config = WebSocketConfig::default()
             .read_buffer_size(512 * 1024)
             .max_message_size(Some(MAX_ANSWER))
@@ -71,18 +73,18 @@ impl Client {
                             .as_deref()
                             .map(|b| String::from_utf8_lossy(b).trim().to_string())
                             .unwrap_or_default();
-                        format!(
+                        Error::Connection(format!(
                             "connection refused by the server: HTTP {} {body}",
                             resp.status()
-                        )
+                        ))
                     }
-                    other => format!("WebSocket handshake failed: {other}"),
+                    other => Error::Connection(format!("WebSocket handshake failed: {other}")),
                 },
             )?;
         wait_ready(&mut ws)?;
         ws.get_ref()
             .set_read_timeout(Some(ANSWER_TIMEOUT))
-            .map_err(|e| e.to_string())?;
+            .map_err(setup)?;
         Ok(Client {
             ws,
             next_id: 1,
@@ -98,7 +100,7 @@ impl Client {
 
     /// Queues one request (`data` is the payload's JSON text); it leaves with the next
     /// [`Client::flush`] or [`Client::recv`].
-    pub fn send(&mut self, kind: &str, data: &str) -> Result<(), String> {
+    pub fn send(&mut self, kind: &str, data: &str) -> Result<(), Error> {
         let mut frame = String::with_capacity(data.len() + data.len() / 8 + 48);
         frame.push_str("{\"id\":\"");
         frame.push_str(&self.next_id.to_string());
@@ -112,7 +114,7 @@ impl Client {
 
     /// Like [`Client::send`] with the payload already escaped as the inside of a JSON string
     /// (see [`escape_token`]), which spares bulk senders a second pass over their payload.
-    pub fn send_escaped(&mut self, kind: &str, escaped: &str) -> Result<(), String> {
+    pub fn send_escaped(&mut self, kind: &str, escaped: &str) -> Result<(), Error> {
         let mut frame = String::with_capacity(escaped.len() + 48);
         frame.push_str("{\"id\":\"");
         frame.push_str(&self.next_id.to_string());
@@ -124,19 +126,21 @@ impl Client {
         self.send_frame(frame)
     }
 
-    fn send_frame(&mut self, frame: String) -> Result<(), String> {
+    fn send_frame(&mut self, frame: String) -> Result<(), Error> {
         self.ws
             .write(Message::text(frame))
-            .map_err(|e| format!("send failed: {e}"))?;
+            .map_err(|e| Error::Connection(format!("send failed: {e}")))?;
         self.pending.push_back(self.next_id);
         self.next_id += 1;
         self.unflushed = true;
         Ok(())
     }
 
-    pub fn flush(&mut self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<(), Error> {
         if self.unflushed {
-            self.ws.flush().map_err(|e| format!("send failed: {e}"))?;
+            self.ws
+                .flush()
+                .map_err(|e| Error::Connection(format!("send failed: {e}")))?;
             self.unflushed = false;
         }
         Ok(())
@@ -144,27 +148,31 @@ impl Client {
 
     /// Reads the answer to the oldest request in flight and returns its text. An answer with
     /// an `error` member is returned as that error.
-    pub fn recv(&mut self) -> Result<Utf8Bytes, String> {
+    pub fn recv(&mut self) -> Result<Utf8Bytes, Error> {
         self.flush()?;
         let want = self
             .pending
             .pop_front()
-            .ok_or_else(|| "no request in flight".to_string())?;
+            .ok_or(Error::Internal("no request in flight"))?;
         loop {
             let msg = self.ws.read().map_err(read_error)?;
             let text = match msg {
                 Message::Text(t) => t,
                 Message::Close(f) => {
-                    return Err(match f {
+                    return Err(Error::Connection(match f {
                         Some(f) => format!(
                             "the server closed the connection: {} {}",
                             u16::from(f.code),
                             f.reason
                         ),
                         None => "the server closed the connection".into(),
-                    })
+                    }))
                 }
-                Message::Binary(_) => return Err("unexpected binary frame from the server".into()),
+                Message::Binary(_) => {
+                    return Err(Error::Server(
+                        "unexpected binary frame from the server".into(),
+                    ))
+                }
                 _ => continue,
             };
             check_answer(&text, want)?;
@@ -173,15 +181,24 @@ impl Client {
     }
 
     /// One request, its answer parsed.
-    pub fn call(&mut self, kind: &str, payload: &Value) -> Result<Value, String> {
+    pub fn call(&mut self, kind: &str, payload: &Value) -> Result<Value, Error> {
         self.send(kind, &payload.to_string())?;
         let text = self.recv()?;
-        serde_json::from_str(&text).map_err(|e| format!("invalid answer from the server: {e}"))
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Server(format!("invalid answer from the server: {e}")))
     }
 
     pub fn close(mut self) {
         let _ = self.ws.close(None);
         let _ = self.ws.flush();
+    }
+
+    /// Closes the main connection of a transfer and all its workers.
+    pub fn close_all(main: Client, workers: Vec<Client>) {
+        main.close();
+        for w in workers {
+            w.close();
+        }
     }
 }
 
@@ -198,8 +215,8 @@ pub fn escape_token(out: &mut String, json: &str) {
     out.push_str(rest);
 }
 
-fn read_error(e: tungstenite::Error) -> String {
-    match e {
+fn read_error(e: tungstenite::Error) -> Error {
+    Error::Connection(match e {
         tungstenite::Error::Io(io)
             if matches!(
                 io.kind(),
@@ -209,13 +226,13 @@ fn read_error(e: tungstenite::Error) -> String {
             "timed out waiting for the server's answer".into()
         }
         other => format!("connection lost: {other}"),
-    }
+    })
 }
 
 /// Checks the id of an answer and turns an `error` member into an error. Only the start of the
 /// answer is looked at for the id (the server writes it first); the error check is a substring
 /// test first so that large answers are not parsed twice.
-fn check_answer(text: &str, want: u64) -> Result<(), String> {
+fn check_answer(text: &str, want: u64) -> Result<(), Error> {
     let expect = format!("{{\"id\":\"{want}\"");
     let has_error = text.len() < 64 * 1024 && text.contains("\"error\"");
     if text.starts_with(&expect) && !has_error {
@@ -227,21 +244,21 @@ fn check_answer(text: &str, want: u64) -> Result<(), String> {
         id: Option<String>,
         error: Option<String>,
     }
-    let env: Env =
-        serde_json::from_str(text).map_err(|e| format!("invalid answer from the server: {e}"))?;
+    let env: Env = serde_json::from_str(text)
+        .map_err(|e| Error::Server(format!("invalid answer from the server: {e}")))?;
     if let Some(err) = env.error {
-        return Err(err);
+        return Err(Error::Server(err));
     }
     match env.id {
         Some(id) if id == want.to_string() => Ok(()),
-        Some(id) => Err(format!(
+        Some(id) => Err(Error::Server(format!(
             "answer for request {id} arrived while waiting for {want}"
-        )),
-        None => Err("answer without an id".into()),
+        ))),
+        None => Err(Error::Server("answer without an id".into())),
     }
 }
 
-fn wait_ready(ws: &mut WebSocket<TcpStream>) -> Result<(), String> {
+fn wait_ready(ws: &mut WebSocket<TcpStream>) -> Result<(), Error> {
     loop {
         let msg = ws.read().map_err(|e| match e {
             tungstenite::Error::Io(io)
@@ -250,26 +267,41 @@ fn wait_ready(ws: &mut WebSocket<TcpStream>) -> Result<(), String> {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                "timed out waiting for the server's ready message".to_string()
+                Error::Connection("timed out waiting for the server's ready message".into())
             }
-            other => format!("connection lost before ready: {other}"),
+            other => Error::Connection(format!("connection lost before ready: {other}")),
         })?;
         match msg {
             Message::Text(t) => {
                 let v: Value = serde_json::from_str(t.as_str())
-                    .map_err(|_| "the server's first message is not JSON".to_string())?;
+                    .map_err(|_| Error::Server("the server's first message is not JSON".into()))?;
                 if v["type"] == "ready" {
                     return Ok(());
                 }
-                return Err(format!("expected a ready message, got {}", t.as_str()));
+                return Err(Error::Server(format!(
+                    "expected a ready message, got {}",
+                    t.as_str()
+                )));
             }
             Message::Close(Some(f)) => {
-                return Err(format!("authentication failed: {}", f.reason));
+                return Err(Error::Connection(format!(
+                    "authentication failed: {}",
+                    f.reason
+                )));
             }
-            Message::Close(None) => return Err("the server closed the connection".into()),
+            Message::Close(None) => {
+                return Err(Error::Connection("the server closed the connection".into()))
+            }
             _ => continue,
         }
     }
+}
+
+/// A usage error, its message formatted as by `format!`.
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        Error::Usage(format!($($arg)*))
+    };
 }
 
 /// The URL to request (`api-key` and `name` set in the query, form-encoded) and the host and
@@ -278,18 +310,18 @@ pub fn request_url(
     raw: &str,
     apikey: &str,
     name: Option<&str>,
-) -> Result<(String, String, u16), String> {
+) -> Result<(String, String, u16), Error> {
     let (scheme, rest) = raw
         .split_once("://")
-        .ok_or_else(|| format!("invalid URL {raw:?}: expected ws://host:port"))?;
+        .ok_or_else(|| usage!("invalid URL {raw:?}: expected ws://host:port"))?;
     match scheme.to_ascii_lowercase().as_str() {
         "ws" | "http" => {}
         "wss" | "https" => {
-            return Err(format!(
+            return Err(usage!(
                 "invalid URL {raw:?}: this client speaks plain ws:// only (no TLS); connect to the server directly or through a tunnel"
             ))
         }
-        _ => return Err(format!("invalid URL {raw:?}: scheme must be ws")),
+        _ => return Err(usage!("invalid URL {raw:?}: scheme must be ws")),
     }
     let (before_frag, _) = rest.split_once('#').unwrap_or((rest, ""));
     let (hostpath, query) = before_frag.split_once('?').unwrap_or((before_frag, ""));
@@ -302,14 +334,14 @@ pub fn request_url(
         .map(|(_, h)| h)
         .unwrap_or(authority);
     if authority.is_empty() {
-        return Err(format!("invalid URL {raw:?}: no host"));
+        return Err(usage!("invalid URL {raw:?}: no host"));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("invalid URL {raw:?}"))?;
+            .ok_or_else(|| usage!("invalid URL {raw:?}"))?;
         let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| format!("invalid port in {raw:?}"))?,
+            Some(p) => p.parse().map_err(|_| usage!("invalid port in {raw:?}"))?,
             None => 80,
         };
         (h.to_string(), port)
@@ -317,7 +349,7 @@ pub fn request_url(
         match authority.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse().map_err(|_| format!("invalid port in {raw:?}"))?,
+                p.parse().map_err(|_| usage!("invalid port in {raw:?}"))?,
             ),
             None => (authority.to_string(), 80),
         }

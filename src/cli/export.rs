@@ -9,7 +9,8 @@ use super::conn::{Client, Target};
 use super::output::{go_escape, pretty, print_json, print_table, push_json_str, Format};
 use super::progress::{Counters, Progress, Unit};
 use super::scan::{self, PageRecord};
-use super::ExportArgs;
+use super::Error;
+use super::{chosen_collection, ExportArgs};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -56,20 +57,14 @@ pub struct KeyInfo {
     pub deletable: bool,
 }
 
-pub fn run(a: &ExportArgs) -> Result<(), String> {
-    if a.out_dir.as_os_str().is_empty() {
-        return Err("missing required --out-dir".into());
-    }
-    let col = a.col.clone().filter(|c| !c.is_empty());
-    if !a.all && col.is_none() && !a.api_keys {
-        return Err("specify at least one of --col, --api-keys, or --all".into());
-    }
+pub fn run(a: &ExportArgs) -> Result<(), Error> {
+    let col = chosen_collection(&a.out_dir, "--out-dir", a.col.as_deref(), a.api_keys, a.all)?;
     let target = a.conn.target()?;
     let mut main = Client::connect(&target)?;
     let collections = if a.all {
         let mut cols: Vec<String> =
             serde_json::from_value(main.call("cols", &json!({}))?["collections"].take())
-                .map_err(|e| format!("fetch collections: invalid answer: {e}"))?;
+                .map_err(|e| Error::Server(format!("fetch collections: invalid answer: {e}")))?;
         cols.sort();
         cols
     } else {
@@ -98,17 +93,14 @@ pub fn run(a: &ExportArgs) -> Result<(), String> {
             depth,
             &progress.counters,
         )
-        .map_err(|e| format!("export collection {col}: {e}"))?;
+        .map_err(|e| e.context(format!("export collection {col}")))?;
         result.collections.push(summary);
     }
     if a.api_keys || a.all {
         result.api_keys = Some(export_keys(&mut main, &a.out_dir)?);
     }
     progress.finish();
-    main.close();
-    for w in workers {
-        w.close();
-    }
+    Client::close_all(main, workers);
     match a.conn.output {
         Format::Json => print_json(&result),
         Format::Table => {
@@ -138,15 +130,15 @@ pub fn run(a: &ExportArgs) -> Result<(), String> {
 }
 
 /// Document names of a collection (from the latest record of each, as the upstream does).
-pub fn list_documents(client: &mut Client, col: &str) -> Result<Vec<String>, String> {
+pub fn list_documents(client: &mut Client, col: &str) -> Result<Vec<String>, Error> {
     #[derive(Deserialize)]
     struct Latest {
         records: BTreeMap<String, serde::de::IgnoredAny>,
     }
     client.send("qry", &json!({"col": col, "ts": i64::MAX}).to_string())?;
     let text = client.recv()?;
-    let latest: Latest =
-        serde_json::from_str(&text).map_err(|e| format!("invalid answer to qry: {e}"))?;
+    let latest: Latest = serde_json::from_str(&text)
+        .map_err(|e| Error::Server(format!("invalid answer to qry: {e}")))?;
     Ok(latest.records.into_keys().collect())
 }
 
@@ -160,9 +152,9 @@ fn export_collection(
     page: usize,
     depth: usize,
     counters: &Counters,
-) -> Result<ColSummary, String> {
+) -> Result<ColSummary, Error> {
     let dir = collection_dir(&a.out_dir, col)?;
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     // The upstream skips a document named "" (it cannot be imported back under that name).
     let docs: Vec<String> = list_documents(main, col)?
         .into_iter()
@@ -180,7 +172,7 @@ fn export_collection(
     let next = AtomicUsize::new(0);
     let mut col_json = String::new();
     push_json_str(&mut col_json, col);
-    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
+    let results: Vec<Result<u64, Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = workers
             .iter_mut()
             .take(parallel)
@@ -195,7 +187,7 @@ fn export_collection(
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err("export worker panicked".into()))
+                    .unwrap_or(Err(Error::Internal("export worker panicked")))
             })
             .collect()
     });
@@ -205,10 +197,10 @@ fn export_collection(
     }
     let values: BTreeMap<String, String> =
         serde_json::from_value(main.call("gvals", &json!({"col": col}))?["values"].take())
-            .map_err(|e| format!("invalid answer to gvals: {e}"))?;
+            .map_err(|e| Error::Server(format!("invalid answer to gvals: {e}")))?;
     let kv_path = dir.join(KV_FILE);
     std::fs::write(&kv_path, pretty(&values)?)
-        .map_err(|e| format!("cannot write {}: {e}", kv_path.display()))?;
+        .map_err(|e| Error::io("cannot write", &kv_path, e))?;
     Ok(ColSummary {
         collection: col.to_string(),
         documents: docs.len(),
@@ -236,7 +228,7 @@ fn export_docs(
     page: usize,
     depth: usize,
     counters: &Counters,
-) -> Result<u64, String> {
+) -> Result<u64, Error> {
     #[derive(Deserialize)]
     struct Page<'a> {
         #[serde(borrow)]
@@ -267,8 +259,7 @@ fn export_docs(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(doc) = docs.get(i) else { break };
             let path = dir.join(doc_file_name(doc));
-            let file = File::create(&path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
             let mut doc_json = String::new();
             push_json_str(&mut doc_json, doc);
             let mut line_prefix = Vec::new();
@@ -289,19 +280,22 @@ fn export_docs(
         let Some(mut a) = active.pop_front() else {
             break;
         };
-        let fail = |doc: &str, e: String| format!("export document {doc}: {e}");
+        let fail = |doc: &str, e: Error| e.context(format!("export document {doc}"));
         let text = client.recv().map_err(|e| fail(&a.doc, e))?;
         let fast = scan::fast_page(&text);
         let records: Vec<PageRecord> = match fast {
             Some(r) => r,
             None => {
                 let answer: Page = serde_json::from_str(&text)
-                    .map_err(|e| fail(&a.doc, format!("invalid answer: {e}")))?;
+                    .map_err(|e| fail(&a.doc, Error::Server(format!("invalid answer: {e}"))))?;
                 let mut out = Vec::with_capacity(answer.records.len());
                 for r in answer.records {
                     let data = r.data.get();
                     if !data.starts_with('"') {
-                        return Err(fail(&a.doc, "a record's data is not a string".into()));
+                        return Err(fail(
+                            &a.doc,
+                            Error::Server("a record's data is not a string".into()),
+                        ));
                     }
                     out.push(PageRecord {
                         ts_text: "",
@@ -318,7 +312,7 @@ fn export_docs(
         let mut ts_buf = String::new();
         for r in &records {
             let written = write_line(&mut a.file, r, &a.line_prefix, &mut ts_buf, &mut line);
-            written.map_err(|e| fail(&a.doc, e.to_string()))?;
+            written.map_err(|e| fail(&a.doc, Error::Write(e)))?;
             match r.ts.checked_add(1) {
                 Some(f) => a.from = a.from.max(f),
                 None => more = false,
@@ -330,7 +324,7 @@ fn export_docs(
             request(client, &a)?;
             active.push_back(a);
         } else {
-            a.file.flush().map_err(|e| fail(&a.doc, e.to_string()))?;
+            a.file.flush().map_err(|e| fail(&a.doc, Error::Write(e)))?;
             counters.done.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -366,17 +360,16 @@ fn write_line(
     f.write_all(b"}\n")
 }
 
-fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, String> {
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, Error> {
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io("cannot create", out_dir, e))?;
     let mut answer: Value = client.call("keys", &json!({"action": "list"}))?;
     let keys: Vec<KeyInfo> = match answer["keys"].take() {
         Value::Null => Vec::new(),
-        v => serde_json::from_value(v).map_err(|e| format!("invalid answer to keys list: {e}"))?,
+        v => serde_json::from_value(v)
+            .map_err(|e| Error::Server(format!("invalid answer to keys list: {e}")))?,
     };
     let path = out_dir.join(KEYS_FILE);
-    std::fs::write(&path, pretty(&keys)?)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, pretty(&keys)?).map_err(|e| Error::io("cannot write", &path, e))?;
     Ok(KeysSummary {
         keys: keys.len(),
         output_file: path.display().to_string(),

@@ -12,7 +12,8 @@ use super::legacy;
 use super::output::{go_escape, print_json, print_table, push_json_str, Format};
 use super::progress::{Counters, Progress, Unit};
 use super::scan::fast_line;
-use super::ImportArgs;
+use super::Error;
+use super::{chosen_collection, ImportArgs};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -67,14 +68,8 @@ struct Job {
     source: Source,
 }
 
-pub fn run(a: &ImportArgs) -> Result<(), String> {
-    if a.in_dir.as_os_str().is_empty() {
-        return Err("missing required --in-dir".into());
-    }
-    let col = a.col.clone().filter(|c| !c.is_empty());
-    if !a.all && col.is_none() && !a.api_keys {
-        return Err("specify at least one of --col, --api-keys, or --all".into());
-    }
+pub fn run(a: &ImportArgs) -> Result<(), Error> {
+    let col = chosen_collection(&a.in_dir, "--in-dir", a.col.as_deref(), a.api_keys, a.all)?;
     let with_keys = a.api_keys || a.all;
     let collections = if a.all {
         discover(&a.in_dir, a.legacy)?
@@ -82,7 +77,7 @@ pub fn run(a: &ImportArgs) -> Result<(), String> {
         col.into_iter().collect()
     };
     if collections.is_empty() && !with_keys {
-        return Err("nothing to import".into());
+        return Err(Error::Usage("nothing to import".into()));
     }
     // Every collection's documents are listed first: the progress bar knows the total size.
     let mut plans = Vec::new();
@@ -142,10 +137,7 @@ pub fn run(a: &ImportArgs) -> Result<(), String> {
         result.api_keys = Some(import_keys(&mut main, &a.in_dir)?);
     }
     progress.finish();
-    main.close();
-    for w in workers {
-        w.close();
-    }
+    Client::close_all(main, workers);
     let skipped = skipped.load(Ordering::Relaxed);
     if skipped > 0 {
         eprintln!("warning: {skipped} records without a positive timestamp were skipped (the server stores positive timestamps only)");
@@ -189,17 +181,17 @@ pub fn run(a: &ImportArgs) -> Result<(), String> {
     }
 }
 
-fn read_dir_sorted(dir: &Path) -> Result<Vec<std::fs::DirEntry>, String> {
+fn read_dir_sorted(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Error> {
     let rd = std::fs::read_dir(dir).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            format!("collection path {} not found", dir.display())
+            Error::Usage(format!("collection path {} not found", dir.display()))
         } else {
-            format!("cannot read {}: {e}", dir.display())
+            Error::io("cannot read", dir, e)
         }
     })?;
     let mut entries: Vec<_> = rd
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        .map_err(|e| Error::io("cannot read", dir, e))?;
     entries.sort_by_key(|e| e.file_name());
     Ok(entries)
 }
@@ -209,7 +201,7 @@ fn is_dir(e: &std::fs::DirEntry) -> bool {
 }
 
 /// The documents of an exported collection folder, by document name.
-fn jsonl_jobs(dir: &Path) -> Result<Vec<Job>, String> {
+fn jsonl_jobs(dir: &Path) -> Result<Vec<Job>, Error> {
     let mut jobs = Vec::new();
     for e in read_dir_sorted(dir)? {
         if is_dir(&e) {
@@ -228,7 +220,7 @@ fn jsonl_jobs(dir: &Path) -> Result<Vec<Job>, String> {
 }
 
 /// The documents of a legacy collection folder: its sub-folders that hold `*.json` files.
-fn legacy_jobs(dir: &Path) -> Result<Vec<Job>, String> {
+fn legacy_jobs(dir: &Path) -> Result<Vec<Job>, Error> {
     let mut jobs = Vec::new();
     for e in read_dir_sorted(dir)? {
         if !is_dir(&e) {
@@ -237,7 +229,12 @@ fn legacy_jobs(dir: &Path) -> Result<Vec<Job>, String> {
         let doc = e
             .file_name()
             .to_str()
-            .ok_or_else(|| format!("{}: the folder name is not UTF-8", e.path().display()))?
+            .ok_or_else(|| {
+                Error::Archive(format!(
+                    "{}: the folder name is not UTF-8",
+                    e.path().display()
+                ))
+            })?
             .to_string();
         let files = legacy::json_files(&e.path())?;
         if !files.is_empty() {
@@ -261,7 +258,7 @@ fn source_bytes(s: &Source) -> u64 {
 
 /// `--all`: every folder under DIR (at any depth) that holds a collection, by its path relative
 /// to DIR with `/` separators, sorted.
-fn discover(root: &Path, legacy: bool) -> Result<Vec<String>, String> {
+fn discover(root: &Path, legacy: bool) -> Result<Vec<String>, Error> {
     let mut cols = Vec::new();
     let mut stack: Vec<PathBuf> = Vec::new();
     for e in read_dir_sorted(root)? {
@@ -292,7 +289,9 @@ fn discover(root: &Path, legacy: bool) -> Result<Vec<String>, String> {
         if !holds {
             continue;
         }
-        let rel = dir.strip_prefix(root).map_err(|e| e.to_string())?;
+        let rel = dir
+            .strip_prefix(root)
+            .map_err(|e| Error::Archive(e.to_string()))?;
         let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
         match parts {
             Some(p) if !p.is_empty() => cols.push(p.join("/")),
@@ -321,7 +320,7 @@ struct Batcher<'a> {
 impl Batcher<'_> {
     /// Adds one record; `doc_esc` is the document's JSON string escaped once more (as it
     /// stands inside the envelope) and `data_token` the data's JSON string token.
-    fn add(&mut self, doc_esc: &str, ts: i64, data_token: &str) -> Result<(), String> {
+    fn add(&mut self, doc_esc: &str, ts: i64, data_token: &str) -> Result<(), Error> {
         if ts <= 0 {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -347,7 +346,7 @@ impl Batcher<'_> {
         Ok(())
     }
 
-    fn send(&mut self) -> Result<(), String> {
+    fn send(&mut self) -> Result<(), Error> {
         if self.in_batch == 0 {
             return Ok(());
         }
@@ -363,14 +362,14 @@ impl Batcher<'_> {
         Ok(())
     }
 
-    fn ack(&mut self) -> Result<(), String> {
+    fn ack(&mut self) -> Result<(), Error> {
         self.client.recv()?;
         let n = self.pending.pop_front().unwrap_or(0);
         self.counters.records.fetch_add(n as u64, Ordering::Relaxed);
         Ok(())
     }
 
-    fn finish(mut self) -> Result<u64, String> {
+    fn finish(mut self) -> Result<u64, Error> {
         self.send()?;
         while self.client.in_flight() > 0 {
             self.ack()?;
@@ -387,13 +386,13 @@ fn import_jobs(
     depth: usize,
     counters: &Counters,
     skipped: &AtomicU64,
-) -> Result<u64, String> {
+) -> Result<u64, Error> {
     let next = AtomicUsize::new(0);
     let mut col_json = String::new();
     push_json_str(&mut col_json, col);
     let mut col_esc = String::new();
     escape_token(&mut col_esc, &col_json);
-    let results: Vec<Result<u64, String>> = std::thread::scope(|s| {
+    let results: Vec<Result<u64, Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = workers
             .iter_mut()
             .map(|client| {
@@ -422,7 +421,7 @@ fn import_jobs(
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err("import worker panicked".into()))
+                    .unwrap_or(Err(Error::Internal("import worker panicked")))
             })
             .collect()
     });
@@ -444,7 +443,7 @@ struct Line<'a> {
     data: Option<&'a RawValue>,
 }
 
-fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
+fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), Error> {
     let mut doc_json = String::new();
     push_json_str(&mut doc_json, &job.doc);
     let mut doc_esc = String::new();
@@ -454,7 +453,7 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
     match &job.source {
         Source::Jsonl(path) => {
             let p = path.display();
-            let file = std::fs::File::open(path).map_err(|e| format!("cannot open {p}: {e}"))?;
+            let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
             let mut reader = BufReader::with_capacity(256 * 1024, file);
             let mut buf = Vec::with_capacity(4096);
             let mut lineno = 0u64;
@@ -462,7 +461,7 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
                 buf.clear();
                 let n = reader
                     .read_until(b'\n', &mut buf)
-                    .map_err(|e| format!("cannot read {p}: {e}"))?;
+                    .map_err(|e| Error::io("cannot read", path, e))?;
                 if n == 0 {
                     break;
                 }
@@ -472,13 +471,18 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
                 if line.is_empty() {
                     continue;
                 }
-                let mismatch =
-                    |d: &str| format!("document mismatch in {p}: got {d}, expected {}", job.doc);
+                let mismatch = |d: &str| {
+                    Error::Archive(format!(
+                        "document mismatch in {p}: got {d}, expected {}",
+                        job.doc
+                    ))
+                };
                 // The shape both CLIs write is read without a full JSON decoder.
                 if let Some((ts, doc_token, data_token)) = fast_line(line) {
                     if doc_token != doc_json && doc_token.as_bytes() != go_doc.as_slice() {
-                        let d: String = serde_json::from_str(doc_token)
-                            .map_err(|e| format!("decode {p}: line {lineno}: {e}"))?;
+                        let d: String = serde_json::from_str(doc_token).map_err(|e| {
+                            Error::Archive(format!("decode {p}: line {lineno}: {e}"))
+                        })?;
                         if !d.is_empty() && d != job.doc {
                             return Err(mismatch(&d));
                         }
@@ -487,7 +491,7 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
                     continue;
                 }
                 let rec: Line = serde_json::from_slice(line)
-                    .map_err(|e| format!("decode {p}: line {lineno}: {e}"))?;
+                    .map_err(|e| Error::Archive(format!("decode {p}: line {lineno}: {e}")))?;
                 if let Some(d) = rec.doc.as_deref() {
                     if !d.is_empty() && d != job.doc {
                         return Err(mismatch(d));
@@ -495,7 +499,9 @@ fn import_doc(b: &mut Batcher, job: &Job) -> Result<(), String> {
                 }
                 let data = rec.data.map(RawValue::get).unwrap_or("\"\"");
                 if !data.starts_with('"') {
-                    return Err(format!("decode {p}: line {lineno}: data must be a string"));
+                    return Err(Error::Archive(format!(
+                        "decode {p}: line {lineno}: data must be a string"
+                    )));
                 }
                 b.add(&doc_esc, rec.ts, data)?;
             }
@@ -522,17 +528,18 @@ fn import_key_values(
     col: &str,
     dir: &Path,
     depth: usize,
-) -> Result<usize, String> {
+) -> Result<usize, Error> {
     let path = dir.join(KV_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(Error::io("cannot read", &path, e)),
     };
     let values: BTreeMap<String, String> = if text.trim().is_empty() {
         BTreeMap::new()
     } else {
-        serde_json::from_str(&text).map_err(|e| format!("decode {}: {e}", path.display()))?
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Archive(format!("decode {}: {e}", path.display())))?
     };
     let mut count = 0;
     for (key, value) in &values {
@@ -548,19 +555,19 @@ fn import_key_values(
         while client.in_flight() >= depth {
             client
                 .recv()
-                .map_err(|e| format!("set key/value in {col}: {e}"))?;
+                .map_err(|e| e.context(format!("set key/value in {col}")))?;
         }
     }
     while client.in_flight() > 0 {
         client
             .recv()
-            .map_err(|e| format!("set key/value in {col}: {e}"))?;
+            .map_err(|e| e.context(format!("set key/value in {col}")))?;
     }
     Ok(count)
 }
 
 /// The scope names the upstream accepts, normalised.
-fn parse_scope(raw: &str) -> Result<&'static str, String> {
+fn parse_scope(raw: &str) -> Result<&'static str, Error> {
     let n: String = raw
         .to_lowercase()
         .chars()
@@ -570,19 +577,19 @@ fn parse_scope(raw: &str) -> Result<&'static str, String> {
         "readonly" => Ok("readonly"),
         "readwrite" => Ok("read_write"),
         "readwritedelete" => Ok("read_write_delete"),
-        _ => Err(format!("invalid scope {raw:?}")),
+        _ => Err(Error::Archive(format!("invalid scope {raw:?}"))),
     }
 }
 
 /// `apikeys.json` into the server. The exporting server's own master key (`deletable: false`)
 /// is not added: on another server it would become an ordinary full-access key.
-fn import_keys(client: &mut Client, in_dir: &Path) -> Result<KeysSummary, String> {
+fn import_keys(client: &mut Client, in_dir: &Path) -> Result<KeysSummary, Error> {
     let path = in_dir.join(KEYS_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            format!("api keys file {} not found", path.display())
+            Error::Usage(format!("api keys file {} not found", path.display()))
         } else {
-            format!("cannot read {}: {e}", path.display())
+            Error::io("cannot read", &path, e)
         }
     })?;
     #[derive(Deserialize)]
@@ -600,17 +607,18 @@ fn import_keys(client: &mut Client, in_dir: &Path) -> Result<KeysSummary, String
     let keys: Vec<Entry> = if text.trim().is_empty() {
         Vec::new()
     } else {
-        serde_json::from_str(&text).map_err(|e| format!("decode {}: {e}", path.display()))?
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Archive(format!("decode {}: {e}", path.display())))?
     };
     let mut count = 0;
     for k in keys.iter().filter(|k| !k.key.is_empty() && k.deletable) {
-        let scope = parse_scope(&k.scope).map_err(|e| format!("key {}: {e}", k.key))?;
+        let scope = parse_scope(&k.scope).map_err(|e| e.context(format!("key {}", k.key)))?;
         client
             .call(
                 "keys",
                 &json!({"action": "add", "key": k.key, "scope": scope}),
             )
-            .map_err(|e| format!("add key {}: {e}", k.key))?;
+            .map_err(|e| e.context(format!("add key {}", k.key)))?;
         count += 1;
     }
     Ok(KeysSummary {

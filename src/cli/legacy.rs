@@ -5,6 +5,7 @@
 //! compact JSON with sorted keys when there is no `data` — as the upstream CLI reads them.
 
 use super::output::go_escape;
+use super::Error;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,16 +13,17 @@ use std::path::{Path, PathBuf};
 type Item = BTreeMap<String, Box<RawValue>>;
 
 /// Every `*.json` file (any case) under a document folder, sorted by path.
-pub fn json_files(doc_dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn json_files(doc_dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut files = Vec::new();
     let mut dirs = vec![doc_dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        let rd =
-            std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::io("cannot read", &dir, e))?;
         for entry in rd {
-            let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-            let ft = entry.file_type().map_err(|e| e.to_string())?;
+            let entry = entry.map_err(|e| Error::io("cannot read", &dir, e))?;
             let path = entry.path();
+            let ft = entry
+                .file_type()
+                .map_err(|e| Error::io("cannot read", &path, e))?;
             if ft.is_dir() {
                 dirs.push(path);
             } else if is_json(&entry.file_name().to_string_lossy()) {
@@ -46,50 +48,55 @@ pub fn is_json(name: &str) -> bool {
 }
 
 /// The records of one legacy file: (timestamp, data).
-pub fn parse_file(path: &Path) -> Result<Vec<(i64, String)>, String> {
+pub fn parse_file(path: &Path) -> Result<Vec<(i64, String)>, Error> {
     let p = path.display();
-    let content = std::fs::read(path).map_err(|e| format!("cannot read {p}: {e}"))?;
+    let content = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
     let trimmed = content.trim_ascii();
     match trimmed.first() {
         None => Ok(Vec::new()),
         Some(b'[') => {
-            let items: Vec<Item> =
-                serde_json::from_slice(trimmed).map_err(|e| format!("decode {p}: {e}"))?;
+            let items: Vec<Item> = serde_json::from_slice(trimmed)
+                .map_err(|e| Error::Archive(format!("decode {p}: {e}")))?;
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| record(item, path).map_err(|e| format!("{p}[{i}]: {e}")))
+                .map(|(i, item)| record(item, path).map_err(|e| e.context(format!("{p}[{i}]"))))
                 .collect()
         }
         Some(b'{') => {
-            let item: Item =
-                serde_json::from_slice(trimmed).map_err(|e| format!("decode {p}: {e}"))?;
-            Ok(vec![record(&item, path).map_err(|e| format!("{p}: {e}"))?])
+            let item: Item = serde_json::from_slice(trimmed)
+                .map_err(|e| Error::Archive(format!("decode {p}: {e}")))?;
+            Ok(vec![
+                record(&item, path).map_err(|e| e.context(p.to_string()))?
+            ])
         }
-        Some(_) => Err(format!("decode {p}: expected JSON object or array")),
+        Some(_) => Err(Error::Archive(format!(
+            "decode {p}: expected JSON object or array"
+        ))),
     }
 }
 
-fn record(item: &Item, path: &Path) -> Result<(i64, String), String> {
+fn record(item: &Item, path: &Path) -> Result<(i64, String), Error> {
     Ok((timestamp(item, path)?, data(item)))
 }
 
-fn timestamp(item: &Item, path: &Path) -> Result<i64, String> {
+fn timestamp(item: &Item, path: &Path) -> Result<i64, Error> {
     for key in ["ts", "timestamp", "time"] {
         if let Some(raw) = item.get(key) {
-            return parse_i64(raw.get()).map_err(|e| format!("invalid {key}: {e}"));
+            return parse_i64(raw.get()).map_err(|e| e.context(format!("invalid {key}")));
         }
     }
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    stem.parse::<i64>()
-        .map_err(|_| "missing ts/timestamp/time and filename is not unix timestamp".to_string())
+    stem.parse::<i64>().map_err(|_| {
+        Error::Archive("missing ts/timestamp/time and filename is not unix timestamp".into())
+    })
 }
 
 /// A number (truncated toward zero if fractional) or a string of digits; `null` is 0.
-fn parse_i64(raw: &str) -> Result<i64, String> {
+fn parse_i64(raw: &str) -> Result<i64, Error> {
     if raw == "null" {
         return Ok(0);
     }
@@ -100,9 +107,11 @@ fn parse_i64(raw: &str) -> Result<i64, String> {
         return Ok(f as i64);
     }
     if let Ok(s) = serde_json::from_str::<String>(raw) {
-        return s.parse::<i64>().map_err(|e| format!("{s:?}: {e}"));
+        return s
+            .parse::<i64>()
+            .map_err(|e| Error::Archive(format!("{s:?}: {e}")));
     }
-    Err("expected number or numeric string".into())
+    Err(Error::Archive("expected number or numeric string".into()))
 }
 
 fn data(item: &Item) -> String {

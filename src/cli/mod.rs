@@ -9,6 +9,7 @@
 mod archive;
 mod commands;
 mod conn;
+mod error;
 mod export;
 mod import;
 mod legacy;
@@ -16,8 +17,10 @@ mod output;
 mod progress;
 mod scan;
 
+pub use error::Error;
+
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub use output::Format;
@@ -40,11 +43,13 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn target(&self) -> Result<conn::Target, String> {
+    fn target(&self) -> Result<conn::Target, Error> {
         let url = self.url.clone().filter(|s| !s.is_empty());
-        let url = url.ok_or("missing required --url or FLUXIONDB_URL")?;
+        let url =
+            url.ok_or_else(|| Error::Usage("missing required --url or FLUXIONDB_URL".into()))?;
         let apikey = self.apikey.clone().filter(|s| !s.is_empty());
-        let apikey = apikey.ok_or("missing required --apikey or FLUXIONDB_APIKEY")?;
+        let apikey = apikey
+            .ok_or_else(|| Error::Usage("missing required --apikey or FLUXIONDB_APIKEY".into()))?;
         Ok(conn::Target {
             url,
             apikey,
@@ -154,6 +159,28 @@ pub struct ImportArgs {
     pub transfer: Transfer,
 }
 
+/// What `export` and `import` check before connecting: the folder flag (`dir_flag`) was
+/// given, and at least one of `--col`, `--api-keys`, `--all` was. Returns the collection of
+/// `--col` (an empty one counts as not given).
+fn chosen_collection(
+    dir: &Path,
+    dir_flag: &str,
+    col: Option<&str>,
+    api_keys: bool,
+    all: bool,
+) -> Result<Option<String>, Error> {
+    if dir.as_os_str().is_empty() {
+        return Err(Error::Usage(format!("missing required {dir_flag}")));
+    }
+    let col = col.filter(|c| !c.is_empty()).map(str::to_owned);
+    if !all && col.is_none() && !api_keys {
+        return Err(Error::Usage(
+            "specify at least one of --col, --api-keys, or --all".into(),
+        ));
+    }
+    Ok(col)
+}
+
 /// Runs one client command; errors are printed as the upstream prints them (`Error: …`).
 pub fn run(cmd: ClientCommand) -> ExitCode {
     match dispatch(cmd) {
@@ -165,7 +192,7 @@ pub fn run(cmd: ClientCommand) -> ExitCode {
     }
 }
 
-fn dispatch(cmd: ClientCommand) -> Result<(), String> {
+fn dispatch(cmd: ClientCommand) -> Result<(), Error> {
     use ClientCommand as C;
     match cmd {
         C::FetchCollections { conn } => commands::fetch_collections(&conn),

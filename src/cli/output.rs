@@ -2,6 +2,7 @@
 //! newline, map keys sorted, `<`, `>`, `&`, U+2028 and U+2029 escaped as Go's encoder does),
 //! or a plain table for people (`--output table`).
 
+use super::Error;
 use clap::ValueEnum;
 use serde::Serialize;
 use std::io::Write;
@@ -56,27 +57,27 @@ pub fn go_escape(buf: &mut Vec<u8>) {
 }
 
 /// `value` as Go's `json.Encoder` with `SetIndent("", "  ")` writes it (final newline included).
-pub fn pretty(value: &impl Serialize) -> Result<Vec<u8>, String> {
+pub fn pretty(value: &impl Serialize) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"  ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     value
         .serialize(&mut ser)
-        .map_err(|e| format!("cannot write JSON: {e}"))?;
+        .map_err(|e| Error::Output(format!("cannot write JSON: {e}")))?;
     go_escape(&mut buf);
     buf.push(b'\n');
     Ok(buf)
 }
 
-pub fn print_json(value: &impl Serialize) -> Result<(), String> {
+pub fn print_json(value: &impl Serialize) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     out.write_all(&pretty(value)?)
         .and_then(|_| out.flush())
-        .map_err(|e| format!("cannot write to stdout: {e}"))
+        .map_err(|e| Error::Output(format!("cannot write to stdout: {e}")))
 }
 
 /// Prints an aligned table: a header line, then one line per row.
-pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<(), String> {
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<(), Error> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -102,7 +103,7 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<(), String>
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
-        .map_err(|e| format!("cannot write to stdout: {e}"))
+        .map_err(|e| Error::Output(format!("cannot write to stdout: {e}")))
 }
 
 #[cfg(test)]

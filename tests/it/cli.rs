@@ -628,6 +628,21 @@ fn imports_an_archive_in_the_upstream_shape() {
                 .stderr
                 .contains("specify at least one of --col, --api-keys, or --all")
     );
+    // export and import check their selection the same way; an empty --col is no choice.
+    for (args, error) in [
+        (
+            vec!["export", "--out-dir", bad.s()],
+            "specify at least one of --col, --api-keys, or --all",
+        ),
+        (
+            vec!["import", "--in-dir", bad.s(), "--col", ""],
+            "specify at least one of --col, --api-keys, or --all",
+        ),
+    ] {
+        let out = cli(&s, &args);
+        assert!(!out.ok, "{args:?}");
+        assert_eq!(out.stderr, format!("Error: {error}\n"), "{args:?}");
+    }
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! `make docker-build` built is started with a named volume, written and read over WebSocket,
 //! stopped with `docker stop` (SIGTERM to the binary running as PID 1: a final snapshot, exit
 //! 0), started again as a new container on the same volume and read back; its HEALTHCHECK
-//! (`fluxiondb healthcheck`, exec form, resolving `localhost` without NSS) reports healthy.
+//! (`fluxiondb healthcheck`, exec form, `GET /readyz`, resolving `localhost` without NSS)
+//! reports healthy.
 //!
 //! Ignored by a plain `cargo test`: it needs a Docker daemon and the image. `make test-docker`
 //! checks for the daemon (skipping with a message when there is none, failing under `CI=true`),

@@ -202,59 +202,108 @@ fn bind_failure_exits_non_zero() {
     assert_eq!(err.matches(message).count(), 1, "printed once: {err}");
 }
 
-/// `fluxiondb healthcheck` (the image's HEALTHCHECK): 0 when the server answers with the key of
-/// `SECRET_KEY`, 1 with a wrong key or no server; `localhost` resolves without NSS.
+/// Runs `fluxiondb healthcheck` with `env` and `args`: its exit code and everything it printed.
+fn healthcheck(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+    let out = crate::common::bare_command()
+        .arg("healthcheck")
+        .args(args)
+        .env_remove("SECRET_KEY")
+        .env_remove("PORT")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run fluxiondb healthcheck");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// `fluxiondb healthcheck` (the image's HEALTHCHECK): `GET /readyz` over plain HTTP, 0 when
+/// the server is ready whatever key is given (a key is accepted but not needed), 1 with no
+/// server; `localhost` resolves without NSS. The probe opens no WebSocket, so the server logs
+/// no connection for it.
 #[test]
 fn healthcheck_subcommand() {
     let s = Server::start(&[]);
     let port = s.port.to_string();
-    let check = |env: &[(&str, &str)], args: &[&str]| {
-        let out = crate::common::bare_command()
-            .arg("healthcheck")
-            .args(args)
-            .envs(env.iter().copied())
-            .output()
-            .expect("run fluxiondb healthcheck");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), text)
-    };
     for (env, args) in [
         (
             vec![("SECRET_KEY", MASTER), ("PORT", port.as_str())],
             vec![],
         ),
-        (
-            vec![("SECRET_KEY", MASTER)],
-            vec!["--host", "127.0.0.1", "--port", port.as_str()],
-        ),
+        (vec![], vec!["--host", "127.0.0.1", "--port", port.as_str()]),
         (
             vec![],
             vec!["-s", MASTER, "-p", port.as_str(), "--host", "LocalHost"],
         ),
+        (
+            vec![("SECRET_KEY", "wrong"), ("PORT", port.as_str())],
+            vec![],
+        ),
+        (vec![("PORT", port.as_str())], vec![]),
     ] {
-        let (code, text) = check(&env, &args);
+        let (code, text) = healthcheck(&env, &args);
         assert_eq!(code, Some(0), "{env:?} {args:?}: {text}");
         assert!(text.starts_with("healthy: "), "{text}");
     }
-    let (code, text) = check(&[("SECRET_KEY", "wrong"), ("PORT", &port)], &[]);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("1008 Unknown API key"), "{text}");
-    let (code, text) = check(&[("PORT", &port)], &[]);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("SECRET_KEY"), "{text}");
-    drop(s);
-    let (code, text) = check(
-        &[("SECRET_KEY", MASTER), ("PORT", &port)],
-        &["--timeout", "2"],
+    // A client opened after the probes: once its line is in the log, the probes' would be too.
+    let mut c = s.open(MASTER, Some("after-probes"));
+    assert_eq!(c.ok("cols", json!({})), json!({"collections": []}));
+    assert!(
+        crate::common::wait_until(Duration::from_secs(10), || s
+            .stderr_tail()
+            .contains("after-probes")),
+        "{}",
+        s.stderr_tail()
     );
+    let log = s.stderr_tail();
+    assert_eq!(log.matches(" opened: ").count(), 1, "{log}");
+    drop(c);
+    drop(s);
+    let (code, text) = healthcheck(&[("PORT", &port)], &["--timeout", "2"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("cannot connect"), "{text}");
-    let (code, _) = check(&[], &["--port", "1", "--bind", "x"]);
+    let (code, _) = healthcheck(&[], &["--port", "1", "--bind", "x"]);
     assert_eq!(code, Some(2), "unknown healthcheck flags are usage errors");
+}
+
+/// A server that answers `/readyz` with 503 makes the probe exit 1 with the server's reason on
+/// one line. The server here is a plain listener that answers as a recovering FluxionDB does.
+#[test]
+fn healthcheck_reports_not_ready() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener
+        .local_addr()
+        .expect("local address")
+        .port()
+        .to_string();
+    let answering = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = conn.read(&mut buf).expect("read the request");
+            assert!(n > 0, "closed before the end of the request head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        conn.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+              Content-Length: 11\r\nConnection: close\r\n\r\nrecovering\n",
+        )
+        .expect("answer");
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let (code, text) = healthcheck(&[], &["--host", "127.0.0.1", "--port", &port]);
+    let request = answering.join().expect("the listener thread");
+    assert!(request.starts_with("GET /readyz HTTP/1.1\r\n"), "{request}");
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        text,
+        format!("fluxiondb healthcheck: 127.0.0.1:{port}: not ready: 503 recovering\n")
+    );
 }
 
 #[test]
