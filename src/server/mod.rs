@@ -138,6 +138,7 @@ impl Server {
     /// persistence, the snapshot thread and the once-a-second fsync).
     pub fn start(config: Config, boot: Boot, listener: TcpListener) -> Result<Server, StartError> {
         let addr = listener.local_addr().map_err(StartError::Io)?;
+        signals::install_wake().map_err(StartError::Io)?;
         let keys = KeyRing::new(&config.secret_key);
         for (key, scope) in &boot.keys {
             keys.add(key, *scope);

@@ -23,8 +23,8 @@
 //! change is durable (`Server::push` waits for the log position it is given). The outbox holds
 //! at most the send-buffer limit; past it a push is refused ([`PushError::Full`]) and the caller
 //! decides (a subscription would drop the subscriber). Should the socket take only part of a
-//! direct write, the rest waits in the outbox for the session's next turn (its read timeout at
-//! the latest): the client is not reading then anyway.
+//! direct write, the rest goes to the outbox and the pusher wakes the session thread
+//! (`signals::wake`): its blocked `recv` returns EINTR and it writes the rest itself.
 
 use super::live_sink::SessionSink;
 use crate::auth::KeyEntry;
@@ -77,6 +77,9 @@ struct Life {
     /// it (in [`SessionHandle::mark_closed`]) before its socket is closed, and other threads use
     /// it only under this lock. `None` for an in-process session.
     fd: Option<RawFd>,
+    /// The session's thread while `fd` is set: a push the socket took only in part wakes it
+    /// (it is alive: it clears `fd` in `mark_closed` before it ends, under this lock).
+    thread: Option<libc::pthread_t>,
     /// Whole frames waiting for the session's next turn.
     outbox: Vec<u8>,
     /// The session's close frame is out (or it is gone).
@@ -125,6 +128,7 @@ impl SessionHandle {
     pub fn mark_closed(&self) {
         let mut life = self.life.lock();
         life.fd = None;
+        life.thread = None;
         life.closed = true;
         self.closed_cv.notify_all();
     }
@@ -152,9 +156,15 @@ impl SessionHandle {
                 if let Ok(n) = sent {
                     rest = &rest[n..];
                     if !rest.is_empty() {
-                        // The rest goes first when the session wakes (see `leave_idle`).
+                        // The rest goes first when the session wakes (see `leave_idle`), and
+                        // it is woken now: nothing else would until its read timeout. (A wake
+                        // that lands just before it enters `recv` is lost; the read timeout
+                        // still bounds that rare case.)
                         life.outbox.extend_from_slice(rest);
                         self.flags.fetch_or(PUSHED, Ordering::AcqRel);
+                        if let Some(thread) = life.thread {
+                            super::signals::wake(thread);
+                        }
                     }
                 }
                 self.flags.fetch_and(!WRITING, Ordering::AcqRel);
@@ -335,6 +345,8 @@ impl Registry {
             life: Mutex::new(Life {
                 close: None,
                 fd,
+                // Registered from the session's own thread (in process: no socket, no wake).
+                thread: fd.map(|_| super::signals::current_thread()),
                 outbox: Vec::new(),
                 closed: false,
             }),
