@@ -18,7 +18,7 @@ DATA ?=
 IMAGE_UID := 10001
 CONTAINER ?= fluxiondb
 
-.PHONY: all build release static run test test-server test-node test-go test-docker lint fmt bench bench-cli soak fuzz powercut docker-build docker-run clean
+.PHONY: all build release static run test test-server test-node test-go test-docker lint fmt bench bench-cli bench-subscribe soak fuzz powercut docker-build docker-run clean
 
 all: build
 
@@ -96,6 +96,12 @@ RECORDS ?= 10000000
 bench-cli:
 	cargo build --release --bins
 	benches/cli_transfer.sh $(RECORDS)
+
+# Live subscriptions: push vs ack latency, throughput and fan-out with and without subscribers,
+# a stalled subscriber (ratios within one run; see benches/README.md).
+bench-subscribe:
+	cargo build --release --bins
+	./target/release/fluxiondb-bench subscribe --server ./target/release/fluxiondb --subscribers 100 --rate 500 --duration 3
 
 # The image holds the static binary only: build that first (the Dockerfile has no build stage).
 docker-build: static
