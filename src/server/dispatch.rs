@@ -11,7 +11,7 @@ use crate::metrics;
 use crate::ops::{self, Ctx, Log, MsgType, OpError};
 use crate::persist::Lsn;
 use crate::protocol::encode;
-use crate::protocol::envelope;
+use crate::protocol::envelope::{self, Envelope, EnvelopeError};
 use crate::protocol::reply::Reply;
 use crate::store::Handles;
 use std::sync::Arc;
@@ -41,8 +41,6 @@ pub(crate) struct Caller {
     /// Where the caller is, for the slow-request log.
     ip: String,
     name: Option<String>,
-    /// The id of the request being served (for the slow-request log).
-    request_id: String,
     /// The caller's live subscriptions, and the feeds whose pushes wait for `durable_upto`.
     pub subs: Subscriptions,
 }
@@ -58,7 +56,6 @@ impl Caller {
             durable_upto: 0,
             ip,
             name,
-            request_id: String::new(),
             subs: Subscriptions::new(id),
         }
     }
@@ -93,13 +90,18 @@ pub(crate) fn dispatch(
 ) -> Verdict {
     let started = metrics::now();
     let base = out.len();
-    let (kind, outcome, verdict) = respond(shared, caller, text, out);
+    let env = envelope::parse(text);
+    let (kind, outcome, verdict) = respond(shared, caller, &env, out);
+    let id = match &env {
+        Ok(env) => &*env.id,
+        Err(e) => e.id.as_deref().unwrap_or(""),
+    };
     // The one place a request is counted (by type and outcome, with its latency and sizes).
     metrics::observe(&metrics::Request {
         kind,
         ok: outcome == Outcome::Served,
         elapsed: started.until(metrics::now()),
-        id: &caller.request_id,
+        id,
         req_bytes: text.len(),
         resp_bytes: out.len() - base,
         conn: caller.id,
@@ -112,11 +114,10 @@ pub(crate) fn dispatch(
 fn respond(
     shared: &Shared,
     caller: &mut Caller,
-    text: &str,
+    env: &Result<Envelope<'_>, EnvelopeError<'_>>,
     out: &mut Vec<u8>,
 ) -> (Option<MsgType>, Outcome, Verdict) {
-    caller.request_id.clear();
-    let env = match envelope::parse(text) {
+    let env = match env {
         Ok(env) => env,
         Err(e) => {
             refuse(caller, out, e.id.as_deref(), e.message);
@@ -135,10 +136,6 @@ fn respond(
     };
     caller.bad_streak = 0;
     let id = &*env.id;
-    if caller.request_id.capacity() > 256 {
-        caller.request_id = String::new();
-    }
-    caller.request_id.push_str(id);
     let Some(kind) = MsgType::parse(&env.kind) else {
         let text = if env.kind == AUTH_TYPE {
             AUTH_TEXT
