@@ -12,6 +12,7 @@ pub mod healthcheck;
 pub mod launch;
 pub mod live;
 pub mod metrics;
+pub mod objstore;
 pub mod ops;
 pub mod persist;
 pub mod protocol;
