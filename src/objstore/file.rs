@@ -29,7 +29,9 @@ fn etag(body: &[u8]) -> String {
 }
 
 /// An exclusive `flock` on the folder's lock file, released when dropped (the file closes).
-struct FolderLock(File);
+struct FolderLock {
+    _file: File,
+}
 
 impl FolderLock {
     fn take(dir: &Path) -> Result<FolderLock, Error> {
@@ -44,7 +46,7 @@ impl FolderLock {
             // SAFETY: flock on a descriptor this function owns for the call's duration.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
             if rc == 0 {
-                return Ok(FolderLock(file));
+                return Ok(FolderLock { _file: file });
             }
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
