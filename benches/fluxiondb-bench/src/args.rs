@@ -41,7 +41,8 @@ pub enum Command {
         #[arg(long, default_value_t = 10_000)]
         count: usize,
     },
-    /// Run the built-in echo server in the foreground (prints `echo listening on ADDR`).
+    /// Run the built-in echo server (acknowledgements only) in the foreground (prints
+    /// `echo listening on ADDR`).
     #[command(hide = true)]
     EchoServer(EchoServerArgs),
 }
@@ -91,13 +92,18 @@ pub struct Shape {
     /// Bytes of `data` per record (`fixed` and `seq` payloads).
     #[arg(long = "data-size", default_value_t = 32)]
     pub data_size: usize,
-    /// What the records' data is: `fixed` (x…), `seq` (`{"seq":N,"pad":"…"}` of --data-size
-    /// bytes) or `telemetry` (the seeded telemetry walk of issue 13, ~92 bytes).
-    #[arg(long, value_enum, default_value_t = PayloadKind::Fixed)]
+    /// What the records' data is: `seq` (`{"seq":N,"pad":"…"}` of --data-size bytes, JSON
+    /// with quotes like real clients send), `telemetry` (the seeded telemetry walk of issue 13,
+    /// ~92 bytes), or `fixed` (alias `best-case`: --data-size bytes of `x`, nothing to escape).
+    #[arg(long, value_enum, default_value_t = PayloadKind::Seq)]
     pub payload: PayloadKind,
     /// Collection name (letters, digits, `_`, `-`).
     #[arg(long, default_value = "bench", value_parser = plain_name)]
     pub col: String,
+    /// Document names start with this (`<prefix><n>`; a connection's own documents under
+    /// `insert`: `<prefix><conn>_<n>`).
+    #[arg(long = "doc-prefix", default_value = "d", value_parser = plain_name)]
+    pub doc_prefix: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -134,6 +140,10 @@ pub struct QueryArgs {
     /// `qdoc`: the newest records (`reverse`) instead of the oldest.
     #[arg(long)]
     pub newest: bool,
+    /// `qry`: only the documents this literal name or `/pattern/flags` selects, e.g.
+    /// `--docs 1000 --doc-prefix doc --doc '/^doc[0-9]{1,2}$/'` (100 of 1,000 match).
+    #[arg(long)]
+    pub doc: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -179,10 +189,10 @@ pub struct StandardArgs {
     #[arg(long, default_value = "benches/results")]
     pub out: PathBuf,
     /// Measured seconds per timed shape.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 2.0)]
     pub duration: f64,
     /// Warm-up seconds per timed shape.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.5)]
     pub warmup: f64,
     /// Records of the bulk-load / memory shape.
     #[arg(long = "fill-records", default_value_t = 10_000_000)]

@@ -194,6 +194,49 @@ impl Client {
         }
     }
 
+    /// Sends request `seq` of `gen` alone and returns its answer (an error answer is an
+    /// error): how the answer-size ceiling captures our server's answer to a shape.
+    pub fn ask(&mut self, gen: &mut Generator, seq: u64) -> Result<Vec<u8>, String> {
+        self.scratch.clear();
+        if gen.write(seq, &mut self.scratch).is_none() {
+            return Err("the request generator is exhausted".into());
+        }
+        wire::push_masked(&mut self.out, OP_TEXT, &self.scratch, self.rng.mask());
+        self.sock
+            .write_all(&self.out)
+            .map_err(|e| io_err("sending a request", e))?;
+        self.out.clear();
+        loop {
+            while let Some(f) = self.reader.next_frame().map_err(|e| e.to_string())? {
+                let p = self.reader.payload(&f);
+                match f.opcode {
+                    OP_TEXT => {
+                        return match check_response(p, seq)? {
+                            Outcome::Ok => Ok(p.to_vec()),
+                            Outcome::Error => Err(format!(
+                                "error answer: {}",
+                                String::from_utf8_lossy(&p[..p.len().min(300)])
+                            )),
+                        }
+                    }
+                    OP_CLOSE => {
+                        return Err(format!(
+                            "the server closed the connection: {}",
+                            wire::describe_close(p)
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            match self.reader.fill_from(&mut self.sock) {
+                Ok(0) => return Err("the server closed the connection".into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err("waiting for an answer", e)),
+            }
+        }
+    }
+
     /// Sends requests from `gen` following `plan` until the window ends (or the generator is
     /// exhausted) and every request in flight is answered. The connection stays open.
     pub fn run(&mut self, gen: &mut Generator, plan: Plan) -> Result<Counters, String> {

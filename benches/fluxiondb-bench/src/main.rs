@@ -2,7 +2,8 @@
 //!
 //! One file per concern: `args` (flags), `wire` (WebSocket framing), `client` (one pipelined
 //! connection), `requests` (request templates), `load` (threads, timing, /proc around a run),
-//! `scenarios` (what each subcommand and the standard set run), `echo` (the echo server),
+//! `scenarios` (what each subcommand runs), `standard` (the `make bench` set and its summary),
+//! `echo` (the answer-size ceiling: a captured answer replayed),
 //! `subscribe` (live subscriptions), `stats` (histogram, counters), `procfs` (/proc and the
 //! machine), `spawn` (child processes), `report` (JSON lines, tables, results files).
 
@@ -16,6 +17,7 @@ mod report;
 mod requests;
 mod scenarios;
 mod spawn;
+mod standard;
 mod stats;
 mod subscribe;
 mod wire;
@@ -34,7 +36,7 @@ fn main() -> ExitCode {
         Command::Qdoc(a) => scenarios::cmd_query(a, ReadKind::Qdoc),
         Command::Mixed(a) => scenarios::cmd_mixed(a),
         Command::Echo(a) => scenarios::cmd_echo(a),
-        Command::Standard(a) => scenarios::standard(a),
+        Command::Standard(a) => standard::run(a),
         Command::Telemetry { count } => {
             for r in payload::telemetry(payload::SEED, *count) {
                 println!("{r}");
@@ -42,7 +44,12 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Subscribe(a) => subscribe::cmd_subscribe(a),
-        Command::EchoServer(a) => echo::serve(&a.bind, a.port),
+        Command::EchoServer(a) => {
+            echo::EchoServer::bind(&a.bind, a.port, echo::Reply::ack()).map(|e| {
+                println!("echo listening on {}", e.addr());
+                e.wait()
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,8 @@
-//! Record data for inserts: a constant string of `x`, a fixed-size JSON form
-//! `{"seq":N,"pad":"…"}`, or telemetry from a fixed, seeded generator (issue 13):
+//! Record data for inserts. Realistic by default: a fixed-size JSON form `{"seq":N,"pad":"…"}`
+//! (for size sweeps) or telemetry from a fixed, seeded generator (issue 13); both are JSON text
+//! full of quotes, which the server must escape again in every answer. The constant string of
+//! `x` stays available as the **best case** (nothing to escape, everything compresses) and is
+//! labelled so wherever it is printed. The telemetry records look like
 //!
 //! `{"lat":52.389837,"lon":4.884869,"alt":107.9,"spd":9.87,"hdg":101,"bat":43,"state":"flying"}`
 //!
@@ -11,12 +14,24 @@ use clap::ValueEnum;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PayloadKind {
-    /// `--data-size` bytes of `x`.
+    /// The best case: `--data-size` bytes of `x`, nothing to escape (not what clients send).
+    #[value(alias = "best-case")]
     Fixed,
     /// `{"seq":N,"pad":"xx…"}` padded to `--data-size` bytes (N the record's number).
     Seq,
     /// The seeded telemetry walk (~92 bytes; `--data-size` is ignored).
     Telemetry,
+}
+
+impl PayloadKind {
+    /// How the payload is named in rows and tables; the constant one says it is the best case.
+    pub fn label(self, size: usize) -> String {
+        match self {
+            PayloadKind::Fixed => format!("x{size} (best case)"),
+            PayloadKind::Seq => format!("seq{size} JSON"),
+            PayloadKind::Telemetry => "telemetry JSON".into(),
+        }
+    }
 }
 
 /// Records in the telemetry table a load cycles through: document `d`'s `k`-th record is entry
@@ -153,6 +168,35 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&s).unwrap()["seq"],
             1234567
         );
+    }
+
+    /// The realistic payloads are JSON objects whose text holds quotes (so an answer must
+    /// escape them), record after record; the best case holds none.
+    #[test]
+    fn realistic_payloads_are_json_with_quotes() {
+        for (kind, size) in [
+            (PayloadKind::Seq, 32),
+            (PayloadKind::Seq, 200),
+            (PayloadKind::Telemetry, 0),
+        ] {
+            let p = Payload::new(kind, size);
+            for g in [0u64, 1, 99, 12_345_678] {
+                let mut s = String::new();
+                p.write(g, g % 100, g / 100, &mut s);
+                assert!(s.contains('"'), "{kind:?}: {s}");
+                let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+                assert!(v.is_object(), "{kind:?}: {s}");
+                if kind == PayloadKind::Seq {
+                    assert_eq!(s.len(), size);
+                    assert_eq!(v["seq"], g);
+                }
+            }
+        }
+        let mut s = String::new();
+        Payload::new(PayloadKind::Fixed, 32).write(5, 5, 0, &mut s);
+        assert_eq!(s, "x".repeat(32));
+        assert!(PayloadKind::Fixed.label(32).contains("best case"));
+        assert!(!PayloadKind::Seq.label(32).contains("best case"));
     }
 
     /// The committed fixture is this generator's output: a change to it shows here.

@@ -28,6 +28,8 @@ pub struct Row {
     pub target: String,
     /// Which round of `standard` the run belongs to (1 outside `standard`).
     pub round: u32,
+    /// What the records' data was (`… (best case)` for the constant run of `x`).
+    pub payload: String,
     pub role: String,
     pub conns: u32,
     pub depth: u32,
@@ -71,6 +73,7 @@ pub fn rows(
     label: &str,
     scenario: &str,
     target: &str,
+    payload: &str,
     run: &RunResult,
     memory: Option<Memory>,
 ) -> Vec<Row> {
@@ -92,6 +95,7 @@ pub fn rows(
                 scenario: scenario.to_string(),
                 target: target.to_string(),
                 round: 1,
+                payload: payload.to_string(),
                 role: r.name.clone(),
                 conns: r.conns,
                 depth: r.depth,
@@ -171,8 +175,8 @@ fn opt(x: Option<f64>, unit: &str) -> String {
 /// The readable table (Markdown, so it can go into the results file unchanged).
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| shape | round | target | role | conns×depth | batch | req/s | rec/s | p50 | p99 | max | server CPU | client CPU | server RSS | errors |\n");
-    s.push_str("|---|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| shape | round | target | payload | role | conns×depth | batch | req/s | rec/s | p50 | p99 | max | server CPU | client CPU | server RSS | errors |\n");
+    s.push_str("|---|---:|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let batch = if r.batch == 0 {
             r.records_per_response
@@ -183,10 +187,11 @@ pub fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {}×{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {}×{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
             r.round,
             r.target,
+            r.payload,
             r.role,
             r.conns,
             r.depth,
@@ -209,37 +214,55 @@ pub fn table(rows: &[Row]) -> String {
     s
 }
 
-/// One line of the summary: a target figure, the echo ceiling, and upstream's figures.
+/// One line of the summary: our figure, the reference it is compared with (the answer-size
+/// ceiling of the same shape, or the same role running alone), their ratio, the goal, and
+/// upstream's figures.
 #[derive(Clone, Debug, Serialize)]
 pub struct Target {
     pub name: String,
     pub unit: String,
     pub ours: Option<f64>,
-    pub echo_ceiling: Option<f64>,
-    pub ratio_vs_echo: Option<f64>,
+    /// What `reference` is: `ceiling` (the echo replaying our answer), `alone`, `ack`, …
+    pub reference_kind: String,
+    pub reference: Option<f64>,
+    /// Median of the per-round ratios ours / reference.
+    pub ratio: Option<f64>,
+    /// The issue's goal for the ratio, e.g. `≥ 90 %` or `≤ 2×`.
+    pub goal: Option<String>,
     pub upstream_qt: Option<f64>,
     pub upstream_uws: Option<f64>,
 }
 
 pub fn targets_table(targets: &[Target]) -> String {
     let mut s = String::new();
-    s.push_str("| target | ours | echo ceiling | ours / echo | upstream Qt (seed) | upstream uWS (HEAD) |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|\n");
+    s.push_str("| target | ours | reference | ours / reference | goal | upstream Qt (seed) | upstream uWS (HEAD) |\n");
+    s.push_str("|---|---:|---:|---:|---|---:|---:|\n");
     let f = |x: Option<f64>, unit: &str| match x {
         None => "-".to_string(),
         Some(v) if unit == "µs" || unit == "B" => format!("{v:.0} {unit}"),
         Some(v) => format!("{} {unit}", si(v)),
     };
     for t in targets {
+        let reference = match t.reference {
+            None => "-".to_string(),
+            Some(_) => format!("{} ({})", f(t.reference, &t.unit), t.reference_kind),
+        };
+        // Latencies compare as multiples, rates as shares.
+        let ratio = t.ratio.map(|r| {
+            if t.unit == "µs" {
+                format!("{r:.2}×")
+            } else {
+                format!("{:.0}%", r * 100.0)
+            }
+        });
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             t.name,
             f(t.ours, &t.unit),
-            f(t.echo_ceiling, &t.unit),
-            t.ratio_vs_echo
-                .map(|r| format!("{:.0}%", r * 100.0))
-                .unwrap_or_else(|| "-".into()),
+            reference,
+            ratio.unwrap_or_else(|| "-".into()),
+            t.goal.as_deref().unwrap_or("-"),
             f(t.upstream_qt, &t.unit),
             f(t.upstream_uws, &t.unit),
         );
@@ -330,9 +353,13 @@ pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf)
         res.wall_seconds
     );
     md.push_str(
-        "Each timed figure is the median of the rounds, and each ratio the median of the \
-         per-round ratios (the echo ceiling runs right before the server in every round). \
-         The bulk load runs once.\n\n",
+        "Payloads are JSON text with quotes (`seq32`: `{\"seq\":N,\"pad\":\"…\"}` of 32 bytes; \
+         telemetry) unless a row says **best case** (a constant run of `x`: nothing to escape). \
+         Each timed figure is the median of the rounds, and each ratio the median of the \
+         per-round ratios. The answer-size ceiling (`ceiling`) is the echo server replaying the \
+         answer our server gave to that very request (captured once, sent under each request's \
+         id), measured with the same client right before the server in every round; `alone` is \
+         the same role on its own in the same round. The bulk loads run once.\n\n",
     );
     md.push_str(&targets_table(res.targets));
     if !res.failures.is_empty() {
@@ -346,8 +373,8 @@ pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf)
     md.push_str(
         "\nrec/s for queries counts the records in the responses (→N: records per response). \
          CPU is the share of one core during the measured window (200% = both cores). \
-         The echo server parses nothing but the id, so for bulk frames its ceiling is the \
-         transport alone.\n",
+         The echo server runs inside the load generator, so its CPU is in the client's column. \
+         It parses nothing but the id, so for bulk frames its ceiling is the transport alone.\n",
     );
     std::fs::write(&md_path, md).map_err(|e| format!("writing {}: {e}", md_path.display()))?;
     Ok((json_path, md_path))

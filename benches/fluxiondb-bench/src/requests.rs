@@ -83,8 +83,11 @@ pub struct QdocGen {
 const ID_HEAD: &[u8] = b"{\"id\":\"";
 
 impl Generator {
+    /// `ins` of `batch` records of `payload` into documents named `<doc_prefix><n>` (shared
+    /// batches) or `<doc_prefix><conn>_<n>` (a connection's own documents).
     pub fn insert(
         col: &str,
+        doc_prefix: &str,
         docs: u64,
         batch: u32,
         payload: Arc<Payload>,
@@ -99,8 +102,8 @@ impl Generator {
         rec_tail.extend_from_slice(col.as_bytes());
         rec_tail.extend_from_slice(b"\\\"}");
         let doc_prefix = match &batches {
-            Batches::Local { conn } => format!("d{conn}_").into_bytes(),
-            Batches::Shared { .. } => b"d".to_vec(),
+            Batches::Local { conn } => format!("{doc_prefix}{conn}_").into_bytes(),
+            Batches::Shared { .. } => doc_prefix.as_bytes().to_vec(),
         };
         Generator::Insert(InsertGen {
             batches,
@@ -115,23 +118,32 @@ impl Generator {
         })
     }
 
-    /// `qry` for the latest record of every document.
-    pub fn qry(col: &str) -> Self {
-        let mut tail = b"\",\"type\":\"qry\",\"data\":\"{\\\"col\\\":\\\"".to_vec();
-        tail.extend_from_slice(col.as_bytes());
-        tail.extend_from_slice(b"\\\",\\\"ts\\\":9223372036854775807}\"}");
+    /// `qry` for the latest record of every document, or (`doc`) of the documents a literal
+    /// name or a `/pattern/flags` selects.
+    pub fn qry(col: &str, doc: Option<&str>) -> Self {
+        let mut payload = serde_json::Map::new();
+        payload.insert("col".into(), col.into());
+        if let Some(d) = doc {
+            payload.insert("doc".into(), d.into());
+        }
+        payload.insert("ts".into(), i64::MAX.into());
+        let inner = serde_json::Value::Object(payload).to_string();
+        let mut tail = b"\",\"type\":\"qry\",\"data\":".to_vec();
+        tail.extend_from_slice(serde_json::Value::String(inner).to_string().as_bytes());
+        tail.push(b'}');
         Generator::Fixed {
             head: ID_HEAD.to_vec(),
             tail,
         }
     }
 
-    /// `qdoc` over the whole time range of document `d<n>` (n cycling over `docs`).
+    /// `qdoc` over the whole time range of document `<doc_prefix><n>` (n cycling over `docs`).
     /// `reverse`: the newest records first.
-    pub fn qdoc(col: &str, docs: u64, limit: u64, reverse: bool) -> Self {
+    pub fn qdoc(col: &str, doc_prefix: &str, docs: u64, limit: u64, reverse: bool) -> Self {
         let mut mid = b"\",\"type\":\"qdoc\",\"data\":\"{\\\"col\\\":\\\"".to_vec();
         mid.extend_from_slice(col.as_bytes());
-        mid.extend_from_slice(b"\\\",\\\"doc\\\":\\\"d");
+        mid.extend_from_slice(b"\\\",\\\"doc\\\":\\\"");
+        mid.extend_from_slice(doc_prefix.as_bytes());
         let mut tail =
             b"\\\",\\\"from\\\":0,\\\"to\\\":9223372036854775807,\\\"limit\\\":".to_vec();
         push_u64(&mut tail, limit);
@@ -224,6 +236,7 @@ mod tests {
         for kind in [PayloadKind::Seq, PayloadKind::Telemetry] {
             let mut g = Generator::insert(
                 "c",
+                "d",
                 3,
                 4,
                 Arc::new(Payload::new(kind, 32)),
@@ -251,6 +264,7 @@ mod tests {
     fn requests_are_valid_json() {
         let mut g = Generator::insert(
             "bench",
+            "d",
             10,
             3,
             Arc::new(Payload::new(PayloadKind::Fixed, 4)),
@@ -268,11 +282,11 @@ mod tests {
                 {"ts":1,"doc":"d7_2","data":"xxxx","col":"bench"}
             ])
         );
-        let mut q = Generator::qry("c1");
+        let mut q = Generator::qry("c1", None);
         let env: serde_json::Value = serde_json::from_str(&text(&mut q, 5)).unwrap();
         let p: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
         assert_eq!(p, serde_json::json!({"col":"c1","ts":i64::MAX}));
-        let mut q = Generator::qdoc("c1", 100, 100, false);
+        let mut q = Generator::qdoc("c1", "d", 100, 100, false);
         let env: serde_json::Value = serde_json::from_str(&text(&mut q, 105)).unwrap();
         assert_eq!(env["type"], "qdoc");
         let p: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
@@ -280,6 +294,36 @@ mod tests {
             p,
             serde_json::json!({"col":"c1","doc":"d5","from":0,"to":i64::MAX,"limit":100})
         );
+        let mut q = Generator::qdoc("c1", "doc", 10, 100, true);
+        let env: serde_json::Value = serde_json::from_str(&text(&mut q, 13)).unwrap();
+        let p: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!({"col":"c1","doc":"doc3","from":0,"to":i64::MAX,"limit":100,"reverse":true})
+        );
+        let mut q = Generator::qry("c1", Some(r"/^doc[0-9]{1,2}$/\d"));
+        let env: serde_json::Value = serde_json::from_str(&text(&mut q, 8)).unwrap();
+        assert_eq!(env["id"], "8");
+        let p: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!({"col":"c1","doc":r"/^doc[0-9]{1,2}$/\d","ts":i64::MAX})
+        );
+        let mut g = Generator::insert(
+            "c",
+            "doc",
+            1000,
+            1,
+            Arc::new(Payload::new(PayloadKind::Seq, 32)),
+            Batches::Shared {
+                next: Arc::new(AtomicU64::new(1001)),
+                total: u64::MAX,
+            },
+        );
+        let env: serde_json::Value = serde_json::from_str(&text(&mut g, 1)).unwrap();
+        let recs: serde_json::Value = serde_json::from_str(env["data"].as_str().unwrap()).unwrap();
+        assert_eq!(recs[0]["doc"], "doc1");
+        assert_eq!(recs[0]["ts"], 2);
     }
 
     #[test]
@@ -287,6 +331,7 @@ mod tests {
         let next = Arc::new(AtomicU64::new(0));
         let mut g = Generator::insert(
             "c",
+            "d",
             2,
             1,
             Arc::new(Payload::new(PayloadKind::Fixed, 1)),

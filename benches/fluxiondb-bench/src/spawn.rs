@@ -1,4 +1,4 @@
-//! Starting and stopping the server under test (or the echo server) as a child process.
+//! Starting and stopping the server under test as a child process.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -85,12 +85,6 @@ impl Process {
                 "warn",
             ],
         )
-    }
-
-    /// The built-in echo server (this executable) on a free loopback port.
-    pub fn echo() -> Result<Process, String> {
-        let me = std::env::current_exe().map_err(|e| format!("locating this executable: {e}"))?;
-        Process::start(&me, &["echo-server", "--port", "0", "--bind", "127.0.0.1"])
     }
 
     /// Whether the process is still running.

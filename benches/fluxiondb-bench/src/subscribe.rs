@@ -330,6 +330,30 @@ fn with_subscribers(
     Ok(rate)
 }
 
+/// The short form `make bench` runs: p99 of (write sent → ack) and of (write sent → push) with
+/// `subs` subscribers and one writer at `rate` writes/s, against a server started here (in
+/// memory, or with `--data` in a temporary folder).
+pub fn push_latency(
+    bin: &Path,
+    key: &str,
+    data: bool,
+    subs: usize,
+    rate: u64,
+    secs: f64,
+) -> Result<(Duration, Duration), String> {
+    let dir = std::env::temp_dir().join(format!(
+        "fluxiondb-bench-push-{}-{}",
+        std::process::id(),
+        u8::from(data)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = start_server(bin, key, data.then_some(dir.as_path()))?;
+    let out = latency(&p.addr, key, subs, rate, secs);
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
 pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
     let bin = a.server.as_path();
     let key = a.key.as_str();

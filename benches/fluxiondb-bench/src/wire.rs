@@ -45,6 +45,11 @@ fn header(out: &mut Vec<u8>, opcode: u8, len: usize, mask: Option<[u8; 4]>) {
     }
 }
 
+/// Appends the header of an unmasked server frame of `len` payload bytes.
+pub fn push_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
+    header(out, opcode, len, None);
+}
+
 /// Appends a masked client frame carrying `payload`.
 pub fn push_masked(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
     header(out, opcode, payload.len(), Some(key));
