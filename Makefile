@@ -87,9 +87,13 @@ fuzz:
 	cargo run --profile fuzz -p fluxiondb-fuzz -- $(FUZZ_SECONDS)
 
 # Throughput, latency and memory figures (never asserted by tests); results go to benches/results/.
+# Realistic payloads (JSON with quotes; best-case rows labelled), each read shape and the inserts
+# beside their answer-size ceiling, the mixed shape, bulk loads and push latency: about three
+# minutes. BENCH_FLAGS="--only qry --rounds 1" runs a subset (see benches/README.md).
+BENCH_FLAGS ?=
 bench:
 	cargo build --release --bins
-	./target/release/fluxiondb-bench standard --server ./target/release/fluxiondb --out benches/results
+	./target/release/fluxiondb-bench standard --server ./target/release/fluxiondb --out benches/results $(BENCH_FLAGS)
 
 # CLI export/import speed and memory against the server's bulk-load and qdoc rates (same run).
 RECORDS ?= 10000000
