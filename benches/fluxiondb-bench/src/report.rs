@@ -328,9 +328,20 @@ pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf)
         })
         .collect();
     let date = res.started.get(..10).unwrap_or("undated");
-    let base = dir.join(format!("{date}-{host}"));
-    let json_path = base.with_extension("json");
-    let md_path = base.with_extension("md");
+    // A second run on the same day gets `-2`, `-3`, …: committed results are never overwritten.
+    let (json_path, md_path) = (1..)
+        .map(|n| {
+            let stem = match n {
+                1 => format!("{date}-{host}"),
+                n => format!("{date}-{host}-{n}"),
+            };
+            (
+                dir.join(format!("{stem}.json")),
+                dir.join(format!("{stem}.md")),
+            )
+        })
+        .find(|(j, m)| !j.exists() && !m.exists())
+        .ok_or("no free results file name")?;
     let mut json =
         serde_json::to_string_pretty(res).map_err(|e| format!("encoding the results: {e}"))?;
     json.push('\n');
@@ -382,6 +393,43 @@ pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf)
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A second run on the same day writes `-2` files and leaves the first run's alone.
+    #[test]
+    fn results_are_never_overwritten() {
+        let dir =
+            std::env::temp_dir().join(format!("fluxiondb-bench-results-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let machine = Machine {
+            host: "vm".into(),
+            nproc: 2,
+            cpu_model: "cpu".into(),
+            mem_total_mib: 1,
+            kernel: "k".into(),
+            rustc: "r".into(),
+            git_commit: "c".into(),
+            loadavg_at_start: "0".into(),
+        };
+        let res = Results {
+            started: "2026-12-06T02:00:00Z".into(),
+            wall_seconds: 1.0,
+            machine: &machine,
+            server_binary: "s".into(),
+            settings: serde_json::json!({}),
+            targets: &[],
+            rows: &[],
+            failures: &[],
+        };
+        let (j1, m1) = write_results(&dir, &res).unwrap();
+        let (j2, m2) = write_results(&dir, &res).unwrap();
+        assert_eq!(j1, dir.join("2026-12-06-vm.json"));
+        assert_eq!(m1, dir.join("2026-12-06-vm.md"));
+        assert_eq!(j2, dir.join("2026-12-06-vm-2.json"));
+        assert_eq!(m2, dir.join("2026-12-06-vm-2.md"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn dates() {
         let (d, s) = super::now_utc();
