@@ -302,7 +302,11 @@ pub fn now_utc() -> (String, String) {
 #[derive(Serialize)]
 pub struct Results<'a> {
     pub started: String,
+    /// This program's command line, as run.
+    pub command: String,
     pub wall_seconds: f64,
+    /// /proc/loadavg when the set ended (others may share the machine).
+    pub loadavg_at_end: String,
     pub machine: &'a Machine,
     pub server_binary: String,
     pub settings: serde_json::Value,
@@ -350,10 +354,13 @@ pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf)
     let m = res.machine;
     let mut md = format!(
         "# FluxionDB benchmark — {}\n\n\
-         Machine: {} × {} ({} MiB RAM), kernel {}, {}; commit {}; load average at start {}.\n\
+         Command: `{}`\n\n\
+         Machine: {} × {} ({} MiB RAM), kernel {}, {}; commit {}; load average at start {}, \
+         at the end {}.\n\
          Client and server share the machine (loopback TCP). Whole set: {:.0} s wall time.\n\n\
          ## Targets\n\n",
         res.started,
+        res.command,
         m.nproc,
         m.cpu_model,
         m.mem_total_mib,
@@ -361,6 +368,7 @@ pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf)
         m.rustc,
         m.git_commit,
         m.loadavg_at_start,
+        res.loadavg_at_end,
         res.wall_seconds
     );
     md.push_str(
@@ -413,7 +421,9 @@ mod tests {
         };
         let res = Results {
             started: "2026-12-06T02:00:00Z".into(),
+            command: "fluxiondb-bench standard".into(),
             wall_seconds: 1.0,
+            loadavg_at_end: "0".into(),
             machine: &machine,
             server_binary: "s".into(),
             settings: serde_json::json!({}),

@@ -318,7 +318,11 @@ pub fn run(a: &StandardArgs) -> Result<(), String> {
         });
         let res = report::Results {
             started,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
             wall_seconds: (wall * 10.0).round() / 10.0,
+            loadavg_at_end: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into()),
             machine: &machine,
             server_binary: a.server.display().to_string(),
             settings,
