@@ -151,9 +151,10 @@ impl<'a> Ctx<'a> {
         f: impl FnOnce(&mut Collection, &mut Log<'a>) -> Result<(), OpError>,
     ) -> Result<(), OpError> {
         let log = &mut self.log;
-        self.store
-            .write_existing(self.handles, col, |c| f(c, log))
-            .unwrap_or(Ok(()))
+        match self.store.write_existing(self.handles, col, |c| f(c, log)) {
+            Some(result) => result,
+            None => Ok(()),
+        }
     }
 
     /// [`Store::read`] through the connection's handles: `None` when the collection does not
@@ -168,7 +169,10 @@ impl<'a> Ctx<'a> {
         col: &str,
         f: impl FnOnce(&Collection) -> Result<(), OpError>,
     ) -> Result<(), OpError> {
-        self.read(col, f).unwrap_or(Ok(()))
+        match self.read(col, f) {
+            Some(result) => result,
+            None => Ok(()),
+        }
     }
 
     /// Persists the API keys after a change.

@@ -54,11 +54,14 @@ fn sweep(
         return Ok(());
     };
     for chunk in names.chunks(SWEEP_CHUNK) {
-        store
-            .write_existing(handles, col, |c| {
-                enforce(c, log, col, chunk.iter().map(String::as_str))
-            })
-            .unwrap_or(Ok(()))?;
+        let trimmed = store.write_existing(handles, col, |c| {
+            enforce(c, log, col, chunk.iter().map(String::as_str))
+        });
+        match trimmed {
+            Some(result) => result?,
+            // Dropped (`dcol`) between two chunks: nothing is left to trim.
+            None => return Ok(()),
+        }
     }
     Ok(())
 }
