@@ -7,7 +7,8 @@
 //!
 //! Two kinds of input:
 //! * **structured**: a frame built from a random message type and random field values, together
-//!   with the outcome PROTOCOL.md §2.3–§2.4 and §4 prescribe for it (an independent oracle);
+//!   with the outcome docs/protocol.md prescribes for it (#how-errors-are-chosen,
+//!   #how-field-values-are-read, #message-reference) (an independent oracle);
 //! * **mutated**: bytes of a corpus entry or of a structured frame, flipped, cut, spliced and
 //!   repeated, checked only against invariants (no panic, a documented error text, a valid
 //!   request satisfies every field rule, bounded allocation — the caller measures that).

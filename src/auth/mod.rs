@@ -1,4 +1,5 @@
-//! The key ring (master key + scoped keys), scopes, and the permission check (PROTOCOL.md §7).
+//! The key ring (master key + scoped keys), scopes, and the permission check
+//! (docs/protocol.md#permissions-and-api-keys).
 
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -53,8 +54,9 @@ impl Scope {
     }
 }
 
-/// What a caller's scope must grant for a message type (PROTOCOL.md §7.2); each message type
-/// declares its own in the message table (`ops::messages`).
+/// What a caller's scope must grant for a message type
+/// (docs/protocol.md#what-each-message-type-needs); each message type declares its own in the
+/// message table (`ops::messages`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     Read,
@@ -105,7 +107,8 @@ impl KeyEntry {
     }
 }
 
-/// The permission check of PROTOCOL.md §2.3: scope first, then (for `keys`) the master key.
+/// The permission check of docs/protocol.md#how-errors-are-chosen: scope first, then (for `keys`)
+/// the master key.
 pub fn authorize(entry: &KeyEntry, permission: Permission) -> Result<(), &'static str> {
     if !entry.scope().allows(permission) {
         return Err("permission denied");

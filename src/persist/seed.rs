@@ -1,8 +1,8 @@
-//! One-time import of a seed (Qt) server's data folder (PROTOCOL.md §8.1, §8.3, D-13) into an
-//! empty data folder. The whole folder is read and checked in memory first; only then is
-//! anything written (snapshots, the key file, and last a marker naming the source), so a
-//! damaged seed folder leaves the data folder untouched, and a restart with the same flag
-//! finds the marker and imports nothing twice.
+//! One-time import of a seed (Qt) server's data folder
+//! (README.md#migrating-from-the-upstream-servers) into an empty data folder. The whole folder is
+//! read and checked in memory first; only then is anything written (snapshots, the key file, and
+//! last a marker naming the source), so a damaged seed folder leaves the data folder untouched, and
+//! a restart with the same flag finds the marker and imports nothing twice.
 //!
 //! Seed layout: `<seed>/<collection>/<document>/<flush-time-ms>.json` (a JSON array of
 //! `{"ts", "data"}` records, or one such object), `<seed>/<collection>/key_value.json` (an

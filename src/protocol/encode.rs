@@ -1,5 +1,6 @@
-//! Response encoding written straight into a byte buffer (PROTOCOL.md §2.2, §2.5): compact
-//! JSON, `id` first, non-ASCII raw, `"` `\` and control characters escaped.
+//! Response encoding written straight into a byte buffer
+//! (docs/protocol.md#frames-the-server-sends): compact JSON, `id` first, non-ASCII raw, `"` `\` and
+//! control characters escaped.
 
 use crate::text::first_escape;
 

@@ -1,4 +1,5 @@
-//! The request envelope `{id, type, data}` (PROTOCOL.md §2.1) and its error stages (§2.3).
+//! The request envelope `{id, type, data}` (docs/protocol.md#the-request-envelope) and its error
+//! stages (docs/protocol.md#how-errors-are-chosen).
 
 use super::json::{read_object, Scalar};
 use std::borrow::Cow;

@@ -1,5 +1,5 @@
-//! Field rules of PROTOCOL.md §2.4: how a JSON value becomes a field's value, and the exact
-//! error text when it cannot.
+//! Field rules of docs/protocol.md#how-field-values-are-read: how a JSON value becomes a field's
+//! value, and the exact error text when it cannot.
 
 use super::json::Scalar;
 use std::borrow::Cow;

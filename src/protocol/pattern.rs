@@ -1,5 +1,5 @@
-//! `/pattern/flags` recognition and matching (PROTOCOL.md §5) and the `where`/`filter`
-//! predicates built on it (§6).
+//! `/pattern/flags` recognition and matching (docs/protocol.md#patternflags) and the
+//! `where`/`filter` predicates built on it (§6).
 
 use regex::{Regex, RegexBuilder};
 

@@ -1,6 +1,6 @@
-//! The typed payloads of PROTOCOL.md §4, one per shape of `data`. Several message types share a
-//! shape (`gval`, `gvalues` and `rval` all carry a [`ColKey`]); which type a payload belongs to
-//! is the message table's business (`ops::messages`), not this module's.
+//! The typed payloads of docs/protocol.md#message-reference, one per shape of `data`. Several
+//! message types share a shape (`gval`, `gvalues` and `rval` all carry a [`ColKey`]); which type a
+//! payload belongs to is the message table's business (`ops::messages`), not this module's.
 
 use std::borrow::Cow;
 
@@ -91,7 +91,7 @@ pub struct Sret<'a> {
 }
 
 /// `keys` keeps upstream's own error texts, so its members are kept raw here and checked by
-/// the operation (PROTOCOL.md §4.16).
+/// the operation (docs/protocol.md#keys--api-keys).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keys<'a> {
     pub action: Option<Cow<'a, str>>,
@@ -99,7 +99,7 @@ pub struct Keys<'a> {
     pub scope: Option<Cow<'a, str>>,
 }
 
-/// `sub`: what to watch and where to start (PROTOCOL.md, live subscriptions).
+/// `sub`: what to watch and where to start (docs/protocol.md#sub--start-a-subscription).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sub<'a> {
     pub col: Cow<'a, str>,

@@ -1,6 +1,6 @@
-//! Payload decoders: one function per shape of `data` (see [`super::payload`]), each validating
-//! in the order of the payload tables of PROTOCOL.md §4. The message table (`ops::messages`)
-//! names the decoder of each message type.
+//! Payload decoders: one function per shape of `data` (see [`super::payload`]), each validating in
+//! the order of the payload tables of docs/protocol.md#message-reference. The message table
+//! (`ops::messages`) names the decoder of each message type.
 
 use super::fields::{FieldError, Fields};
 use super::insert_scan::fast_insert;

@@ -1,8 +1,8 @@
-//! The request pipeline without a socket: request text in, reply bytes out, given the shared
-//! state and the caller. Envelope → type lookup → permission → payload → operation → reply, each
-//! stage with its own error (PROTOCOL.md §2.3). The WebSocket session (`session.rs`) feeds it
-//! frames; an in-process session ([`super::LocalSession`]) feeds it strings, so tests and the
-//! fuzzer drive exactly the code clients reach.
+//! The request pipeline without a socket: request text in, reply bytes out, given the shared state
+//! and the caller. Envelope → type lookup → permission → payload → operation → reply, each stage
+//! with its own error (docs/protocol.md#how-errors-are-chosen). The WebSocket session
+//! (`session.rs`) feeds it frames; an in-process session ([`super::LocalSession`]) feeds it
+//! strings, so tests and the fuzzer drive exactly the code clients reach.
 
 use super::Shared;
 use crate::auth::{authorize, KeyEntry};

@@ -1,7 +1,8 @@
-//! Slows down key guessing: after a few connections from one address present an unknown API
-//! key, each further refusal from that address waits longer before it is sent (PROTOCOL.md
-//! Addresses are grouped as a client controls them: one IPv4 address, or one IPv6 /64.
-//! Only refusals wait; a connection with a valid key is never delayed.
+//! Slows down key guessing: after a few connections from one address present an unknown API key,
+//! each further refusal from that address waits longer before it is sent
+//! (docs/protocol.md#refused-connections). Addresses are grouped as a client controls them: one
+//! IPv4 address, or one IPv6 /64. Only refusals wait; a connection with a valid key is never
+//! delayed.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;

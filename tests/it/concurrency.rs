@@ -1,4 +1,5 @@
-//! Concurrency (PROTOCOL.md §1.5): many writers and readers at once. Checks that
+//! Concurrency (docs/protocol.md#order-pipelining-and-visibility): many writers and readers at
+//! once. Checks that
 //! * every acknowledged record is present afterwards;
 //! * a reader never sees half of an `ins` batch within one collection;
 //! * an acknowledged write is visible to every request sent after the ack was received;

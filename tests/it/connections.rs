@@ -1,4 +1,4 @@
-//! `conn` (PROTOCOL.md §4.17, §12.13) and connection life cycle.
+//! `conn` (docs/protocol.md#conn--who-is-connected) and connection life cycle.
 
 use std::time::Duration;
 

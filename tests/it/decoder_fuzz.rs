@@ -105,7 +105,8 @@ fn invariant_checks_can_fail() {
     ));
 }
 
-/// Errors a valid request may still get from its operation (PROTOCOL.md §4, §6).
+/// Errors a valid request may still get from its operation (docs/protocol.md#message-reference,
+/// #where-and-filter).
 const OPERATION_ERRORS: &[&str] = &[
     "invalid scope",
     "api key cannot be empty",

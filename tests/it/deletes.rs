@@ -1,5 +1,6 @@
 //! Deletes: `ddoc`, `dcol`, `drec`, `dmrec`, `drrng` and the collection-removal invariant of
-//! PROTOCOL.md §3: a collection exists exactly when it has at least one document or one KV entry.
+//! docs/protocol.md#deletes: a collection exists exactly when it has at least one document or one
+//! KV entry.
 
 use crate::common::{cols, fixture, recs, Client, Server};
 use serde_json::{json, Value};

@@ -1,4 +1,5 @@
-//! Malformed input (PROTOCOL.md §1.2, §1.3, §2.1–2.4, §12.2 and the rejection vectors): exact
+//! Malformed input (docs/protocol.md#requests-and-answers, #limits, #error-texts and the
+//! rejection vectors): exact
 //! error texts, the connection stays usable, nothing changes; frame-level violations close with
 //! the right code.
 

@@ -1,6 +1,7 @@
-//! One-time import of a seed (Qt) server's data folder (`--import-seed`, PROTOCOL.md §8.1,
-//! §8.3): records, replacements across flush files, key/value maps and API keys arrive; the
-//! import happens once; a damaged or misplaced import changes nothing.
+//! One-time import of a seed (Qt) server's data folder (`--import-seed`,
+//! README.md#migrating-from-the-upstream-servers): records, replacements across flush files,
+//! key/value maps and API keys arrive; the import happens once; a damaged or misplaced import
+//! changes nothing.
 
 use crate::common::{refused_start, Client, Server, TempDir, MASTER};
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! API keys and permissions (PROTOCOL.md §1.4, §4.16, §7, §12.12, §12.14).
+//! API keys and permissions (docs/protocol.md#permissions-and-api-keys, #keys--api-keys).
 
 use crate::common::{fixture_keys, form_encode, Client, Server, MASTER};
 use serde_json::{json, Value};
@@ -798,9 +798,9 @@ fn form_decoding_of_key_and_name() {
     assert_eq!(own["name"], "first");
 }
 
-/// Key guessing is slowed down (PROTOCOL.md X-6): after five unknown keys from one address,
-/// each further refusal waits longer (250 ms, then 500 ms, …) before it is sent, while a
-/// connection with a valid key from the same address is served at once.
+/// Key guessing is slowed down (docs/protocol.md#refused-connections): after five unknown keys from
+/// one address, each further refusal waits longer (250 ms, then 500 ms, …) before it is sent, while
+/// a connection with a valid key from the same address is served at once.
 #[test]
 fn repeated_unknown_keys_are_refused_ever_more_slowly() {
     let s = Server::start(&[]);

@@ -1,4 +1,5 @@
-//! Key/value messages: `sval`, `gval`, `gvalues`, `rval`, `gvals`, `gkeys` (PROTOCOL.md §4.10–4.15).
+//! Key/value messages: `sval`, `gval`, `gvalues`, `rval`, `gvals`, `gkeys`
+//! (docs/protocol.md#keyvalue-entries).
 
 use crate::common::{cols, fixture, recs, Server};
 use serde_json::{json, Value};

@@ -1,6 +1,7 @@
-//! Process life cycle and command line (PROTOCOL.md §8.3, §9.4; the binary contract of the
-//! harness): the listening line, graceful shutdown on SIGTERM/SIGINT, option errors, option
-//! spellings, environment fallback, connection cap.
+//! Process life cycle and command line (docs/protocol.md#persistence-as-clients-see-it,
+//! README.md#running-the-server; the binary contract of the harness): the listening line, graceful
+//! shutdown on SIGTERM/SIGINT, option errors, option spellings, environment fallback, connection
+//! cap.
 
 use std::process::Command;
 use std::time::Duration;

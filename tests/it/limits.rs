@@ -1,7 +1,8 @@
-//! Resource limits (PROTOCOL.md §1.3, §2.3): message size, unread responses, idle connections,
-//! response size, streaks of invalid frames. The limits are lowered with the server's options
-//! (`--max-message-mib`, `--send-buffer-mib`, `--idle-timeout`, `--max-response-mib`) so that
-//! the tests stay fast; the defaults are covered by errors.rs and the vectors (16 MiB).
+//! Resource limits (docs/protocol.md#limits, #how-errors-are-chosen): message size, unread
+//! responses, idle connections, response size, streaks of invalid frames. The limits are lowered
+//! with the server's options (`--max-message-mib`, `--send-buffer-mib`, `--idle-timeout`,
+//! `--max-response-mib`) so that the tests stay fast; the defaults are covered by errors.rs and the
+//! vectors (16 MiB).
 
 use std::time::{Duration, Instant};
 

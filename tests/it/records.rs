@@ -1,4 +1,5 @@
-//! Records: `ins`, `qry`, `qdoc` (PROTOCOL.md §3, §4.1, §4.2, §4.4, §5, §6, §2.4).
+//! Records: `ins`, `qry`, `qdoc` (docs/protocol.md#records, #patterns-and-predicates,
+//! #how-field-values-are-read).
 
 use crate::common::{fixture, fixture_q1, recs, Server};
 use serde_json::{json, Value};

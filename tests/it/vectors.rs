@@ -1,5 +1,6 @@
-//! Replays every case of tests/vectors/protocol.json (`cases`, PROTOCOL.md §12.1–12.14) against
-//! a fresh server per case, over a small pool of threads. All failures are reported together.
+//! Replays every case of tests/vectors/protocol.json (`cases`, format in tests/vectors/README.md)
+//! against a fresh server per case, over a small pool of threads. All failures are reported
+//! together.
 //!
 //! Environment: `FLUXIONDB_VECTORS` (path of the vectors file), `FLUXIONDB_VECTOR_FILTER`
 //! (only cases whose name contains this text), `FLUXIONDB_VECTOR_THREADS` (default 4).

@@ -1,4 +1,4 @@
-//! Replays the `restart_cases` of tests/vectors/protocol.json (PROTOCOL.md §12.15): servers
+//! Replays the `restart_cases` of tests/vectors/protocol.json (tests/vectors/README.md): servers
 //! started with `--data DIR --fsync always`, killed (SIGKILL) or stopped (SIGTERM) and restarted on
 //! the same folder.
 

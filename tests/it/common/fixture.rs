@@ -1,4 +1,4 @@
-//! Fixture F of PROTOCOL.md §12.0 and small request helpers.
+//! Fixture F of the protocol vectors (tests/vectors/README.md#a-case) and small request helpers.
 
 use super::*;
 
@@ -12,7 +12,8 @@ pub fn recs(items: &[(&str, &str, i64, &str)]) -> Value {
     )
 }
 
-/// Inserts the fixture F of PROTOCOL.md §12.0 (without the API keys) on a master connection.
+/// Inserts the fixture F of the protocol vectors (tests/vectors/protocol.json) (without the API
+/// keys) on a master connection.
 pub fn fixture(c: &mut Client) {
     c.ok(
         "ins",
