@@ -1,9 +1,10 @@
 //! Input generation and checking for the request decoder, shared by the fuzz binary
 //! (`fuzz/src/main.rs`, `make fuzz`) and the fast run inside the test suite
 //! (`tests/it/decoder_fuzz.rs`, through this package's library). Only `std` and `fluxiondb`
-//! are used. The message types come from the server's message table (`MsgType::ALL`); the
-//! payload shapes and their prescribed outcomes below are this generator's own, independent
-//! oracle.
+//! are used. The message types and the shape and members of each payload come from the server's
+//! message table (`MsgType::ALL`, `MsgType::spec`), so a new message type is fuzzed without a
+//! change here; how each member's value is read (the rules of docs/protocol.md, "How field
+//! values are read") is this generator's own, independent oracle.
 //!
 //! Two kinds of input:
 //! * **structured**: a frame built from a random message type and random field values, together
@@ -16,11 +17,7 @@
 use fluxiondb::ops::{decode, MsgType, Request};
 use fluxiondb::protocol::envelope::{self, BAD_DATA, BAD_ID, BAD_TYPE, NOT_AN_OBJECT};
 use fluxiondb::protocol::pattern;
-use fluxiondb::protocol::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sret, Sub, SubStart,
-    Sval, Unsub,
-};
-use std::borrow::Cow;
+use fluxiondb::protocol::spec::{Check, Kind, Shape, Spec, Value};
 
 /// splitmix64: small, fast, good enough for input generation, reproducible from a seed.
 #[derive(Clone)]
@@ -158,37 +155,37 @@ const INTEGER: &str = "must be an integer";
 const BOOLEAN: &str = "must be a boolean";
 const AT_MOST: &str = "must be at most 4096 bytes";
 
-fn o_name(v: &Val, ix: Option<usize>, f: &str) -> Result<Cow<'static, str>, Broken> {
+fn o_name(v: &Val, ix: Option<usize>, f: &str) -> Result<String, Broken> {
     match v {
         Val::Str(s) if s.is_empty() => Err(rule(ix, f, NON_EMPTY)),
         Val::Str(s) if s.len() > 4096 => Err(rule(ix, f, AT_MOST)),
-        Val::Str(s) => Ok(Cow::Owned(s.clone())),
+        Val::Str(s) => Ok(s.clone()),
         _ => Err(rule(ix, f, NON_EMPTY)),
     }
 }
-fn o_non_empty(v: &Val, f: &str) -> Result<Cow<'static, str>, Broken> {
+fn o_non_empty(v: &Val, ix: Option<usize>, f: &str) -> Result<String, Broken> {
     match v {
-        Val::Str(s) if !s.is_empty() => Ok(Cow::Owned(s.clone())),
-        _ => Err(rule(None, f, NON_EMPTY)),
+        Val::Str(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(rule(ix, f, NON_EMPTY)),
     }
 }
-fn o_string(v: &Val, ix: Option<usize>, f: &str) -> Result<Cow<'static, str>, Broken> {
+fn o_string(v: &Val, ix: Option<usize>, f: &str) -> Result<String, Broken> {
     match v {
-        Val::Str(s) => Ok(Cow::Owned(s.clone())),
+        Val::Str(s) => Ok(s.clone()),
         _ => Err(rule(ix, f, STRING)),
     }
 }
-fn o_opt_string(v: &Val, f: &str) -> Result<Option<Cow<'static, str>>, Broken> {
+fn o_opt_string(v: &Val, ix: Option<usize>, f: &str) -> Result<Option<String>, Broken> {
     match v {
         Val::Absent | Val::Null => Ok(None),
         Val::Str(s) if s.is_empty() => Ok(None),
-        Val::Str(s) => Ok(Some(Cow::Owned(s.clone()))),
-        _ => Err(rule(None, f, STRING)),
+        Val::Str(s) => Ok(Some(s.clone())),
+        _ => Err(rule(ix, f, STRING)),
     }
 }
-fn o_opt_name(v: &Val, f: &str) -> Result<Option<Cow<'static, str>>, Broken> {
-    match o_opt_string(v, f)? {
-        Some(s) if s.len() > 4096 => Err(rule(None, f, AT_MOST)),
+fn o_opt_name(v: &Val, ix: Option<usize>, f: &str) -> Result<Option<String>, Broken> {
+    match o_opt_string(v, ix, f)? {
+        Some(s) if s.len() > 4096 => Err(rule(ix, f, AT_MOST)),
         other => Ok(other),
     }
 }
@@ -198,35 +195,112 @@ fn o_positive(v: &Val, ix: Option<usize>, f: &str) -> Result<i64, Broken> {
         _ => Err(rule(ix, f, POSITIVE)),
     }
 }
-fn o_opt_integer(v: &Val, f: &str) -> Result<i64, Broken> {
+fn o_opt_integer(v: &Val, ix: Option<usize>, f: &str) -> Result<Option<i64>, Broken> {
     if v.missing() {
-        return Ok(0);
+        return Ok(None);
     }
-    v.integer().ok_or_else(|| rule(None, f, INTEGER))
+    v.integer().map(Some).ok_or_else(|| rule(ix, f, INTEGER))
 }
-fn o_opt_non_negative(v: &Val, f: &str) -> Result<Option<u64>, Broken> {
+fn o_opt_non_negative(v: &Val, ix: Option<usize>, f: &str) -> Result<Option<u64>, Broken> {
     if v.missing() {
         return Ok(None);
     }
     match v.integer().map(u64::try_from) {
         Some(Ok(n)) => Ok(Some(n)),
-        _ => Err(rule(None, f, NON_NEGATIVE)),
+        _ => Err(rule(ix, f, NON_NEGATIVE)),
     }
 }
-fn o_opt_bool(v: &Val, f: &str) -> Result<bool, Broken> {
+fn o_opt_bool(v: &Val, ix: Option<usize>, f: &str) -> Result<bool, Broken> {
     match v {
         Val::Absent | Val::Null => Ok(false),
         Val::Bool(b) => Ok(*b),
         Val::Int(i) => Ok(*i != 0),
         Val::Big(_) => Ok(true),
-        _ => Err(rule(None, f, BOOLEAN)),
+        _ => Err(rule(ix, f, BOOLEAN)),
     }
 }
-fn o_raw(v: &Val) -> Option<Cow<'static, str>> {
+fn o_raw(v: &Val) -> Option<String> {
     match v {
-        Val::Str(s) => Some(Cow::Owned(s.clone())),
+        Val::Str(s) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// A decoded member value as the oracle predicts it (an owned [`Value`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Got {
+    Missing,
+    Text(String),
+    Int(i64),
+    Count(u64),
+    Bool(bool),
+}
+
+impl From<Value<'_>> for Got {
+    fn from(v: Value<'_>) -> Got {
+        match v {
+            Value::Missing => Got::Missing,
+            Value::Text(s) => Got::Text(s.to_owned()),
+            Value::Int(i) => Got::Int(i),
+            Value::Count(n) => Got::Count(n),
+            Value::Bool(b) => Got::Bool(b),
+        }
+    }
+}
+
+fn text_or_missing(s: Option<String>) -> Got {
+    s.map_or(Got::Missing, Got::Text)
+}
+
+/// The value a member of `kind` decodes to, or the rule it breaks.
+fn predict(v: &Val, kind: Kind, ix: Option<usize>, f: &str) -> Result<Got, Broken> {
+    Ok(match kind {
+        Kind::Name => Got::Text(o_name(v, ix, f)?),
+        Kind::OptName => text_or_missing(o_opt_name(v, ix, f)?),
+        Kind::Str => Got::Text(o_string(v, ix, f)?),
+        Kind::OptStr => text_or_missing(o_opt_string(v, ix, f)?),
+        Kind::NonEmpty => Got::Text(o_non_empty(v, ix, f)?),
+        Kind::Positive => Got::Int(o_positive(v, ix, f)?),
+        Kind::IntOrZero => Got::Int(o_opt_integer(v, ix, f)?.unwrap_or(0)),
+        Kind::OptInt => o_opt_integer(v, ix, f)?.map_or(Got::Missing, Got::Int),
+        Kind::OptCount => o_opt_non_negative(v, ix, f)?.map_or(Got::Missing, Got::Count),
+        Kind::Flag => Got::Bool(o_opt_bool(v, ix, f)?),
+        Kind::Raw => text_or_missing(o_raw(v)),
+    })
+}
+
+/// The error text of a broken cross-member rule, without its `invalid payload: ` prefix.
+fn check_text(e: &fluxiondb::protocol::PayloadError) -> Broken {
+    let text = e.to_string();
+    text.strip_prefix("invalid payload: ")
+        .unwrap_or(&text)
+        .to_string()
+}
+
+/// The prescribed decoding of one object with the given member values: every member's rule in
+/// declaration order, then the cross-member rules.
+fn predict_object(spec: &Spec, vals: &[Val], ix: Option<usize>) -> Result<Vec<Got>, Broken> {
+    let mut got = Vec::new();
+    for (m, v) in spec.members.iter().zip(vals) {
+        got.push(predict(v, m.kind, ix, m.name)?);
+    }
+    for c in spec.checks {
+        match c {
+            Check::NotAfter(a, b, e) => {
+                if let (Got::Int(x), Got::Int(y)) = (&got[*a], &got[*b]) {
+                    if x > y {
+                        return Err(check_text(e));
+                    }
+                }
+            }
+            Check::NotBoth(a, b, e) => {
+                if !vals[*a].missing() && !vals[*b].missing() {
+                    return Err(check_text(e));
+                }
+            }
+        }
+    }
+    Ok(got)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,244 +530,78 @@ pub enum Expect {
     Envelope(Option<String>, &'static str),
     /// `type` names no message type.
     UnknownType,
-    /// The payload decodes to exactly this request.
-    Ok(Request<'static>),
+    /// The payload decodes to a request of this type holding exactly these member values.
+    Ok(MsgType, Vec<Got>),
     /// The payload is refused with exactly this text.
     Payload(String),
 }
 
-/// Builds a payload for `kind` with its prescribed decoding.
-fn payload(rng: &mut Rng, kind: MsgType) -> (String, Result<Request<'static>, String>) {
-    use Want::*;
-    let wrong_kind = rng.chance(1, 30);
+/// What kind of random value suits a member of `kind`.
+fn want(kind: Kind) -> Want {
     match kind {
-        MsgType::Ins | MsgType::Dmrec => {
+        Kind::Name | Kind::Str | Kind::Raw => Want::Name,
+        Kind::OptName | Kind::OptStr | Kind::NonEmpty => Want::Text,
+        Kind::Positive | Kind::IntOrZero | Kind::OptInt | Kind::OptCount => Want::Int,
+        Kind::Flag => Want::Bool,
+    }
+}
+
+/// Random members for a declaration: the object's text and the value given for each member.
+fn members(rng: &mut Rng, spec: &Spec) -> (String, Vec<Val>) {
+    let fields: Vec<(&str, Want)> = spec
+        .members
+        .iter()
+        .map(|m| (m.name, want(m.kind)))
+        .collect();
+    object(rng, &fields)
+}
+
+/// Builds a payload for `kind` from its declaration, with its prescribed decoding.
+fn payload(rng: &mut Rng, kind: MsgType) -> (String, Result<Vec<Got>, Broken>) {
+    let spec = kind.spec();
+    let wrong_kind = rng.chance(1, 30);
+    match spec.shape {
+        Shape::Ignored => (
+            rng.pick(&["{}", "x", "[1", "null"]).to_string(),
+            Ok(Vec::new()),
+        ),
+        Shape::Array => {
             if wrong_kind {
-                let (t, _) = object(rng, &[("col", Name)]);
+                let (t, _) = object(rng, &[("col", Want::Name)]);
                 return (t, Err("expected a JSON array".into()));
             }
-            let n = rng.below(5);
             let mut items = Vec::new();
-            let mut first_err: Option<String> = None;
-            let mut recs = Vec::new();
-            let mut refs = Vec::new();
-            for i in 0..n {
-                let ix = Some(i);
+            let mut first_err: Option<Broken> = None;
+            let mut got = Vec::new();
+            for i in 0..rng.below(5) {
                 if rng.chance(1, 25) {
                     items.push(rng.pick(&["1", "null", "\"x\"", "[]"]).to_string());
                     first_err.get_or_insert_with(|| format!("[{i}] must be a JSON object"));
                     continue;
                 }
-                if kind == MsgType::Ins {
-                    let (t, v) = object(
-                        rng,
-                        &[("col", Name), ("doc", Name), ("ts", Int), ("data", Name)],
-                    );
-                    items.push(t);
-                    let r = (|| {
-                        Ok::<_, Broken>(NewRecord {
-                            col: o_name(&v[0], ix, "col")?,
-                            doc: o_name(&v[1], ix, "doc")?,
-                            ts: o_positive(&v[2], ix, "ts")?,
-                            data: o_string(&v[3], ix, "data")?,
-                        })
-                    })();
-                    match r {
-                        Ok(r) => recs.push(r),
-                        Err(e) => {
-                            first_err.get_or_insert(e);
-                        }
-                    }
-                } else {
-                    let (t, v) = object(rng, &[("col", Name), ("doc", Name), ("ts", Int)]);
-                    items.push(t);
-                    let r = (|| {
-                        Ok::<_, Broken>(RecordRef {
-                            col: o_name(&v[0], ix, "col")?,
-                            doc: o_name(&v[1], ix, "doc")?,
-                            ts: o_positive(&v[2], ix, "ts")?,
-                        })
-                    })();
-                    match r {
-                        Ok(r) => refs.push(r),
-                        Err(e) => {
-                            first_err.get_or_insert(e);
-                        }
+                let (t, v) = members(rng, spec);
+                items.push(t);
+                match predict_object(spec, &v, Some(i)) {
+                    Ok(values) => got.extend(values),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
                     }
                 }
             }
             let text = format!("[{}]", items.join(","));
-            let expect = match first_err {
-                Some(e) => Err(e),
-                None if kind == MsgType::Ins => Ok(Request::Ins(recs)),
-                None => Ok(Request::Dmrec(refs)),
-            };
-            (text, expect)
+            (text, first_err.map_or(Ok(got), Err))
         }
-        MsgType::Cols => ("{}".into(), Ok(Request::Cols(Empty))),
-        MsgType::Conn => (
-            rng.pick(&["{}", "x", "[1", "null"]).to_string(),
-            Ok(Request::Conn(Empty)),
-        ),
-        _ => {
+        Shape::Object => {
             if wrong_kind {
                 return (
                     rng.pick(&["[]", "1", "\"s\"", "null", "true"]).to_string(),
                     Err("expected a JSON object".into()),
                 );
             }
-            let fields: &[(&str, Want)] = match kind {
-                MsgType::Qry => &[
-                    ("col", Name),
-                    ("ts", Int),
-                    ("doc", Text),
-                    ("from", Int),
-                    ("where", Text),
-                    ("filter", Text),
-                ],
-                MsgType::Qdoc => &[
-                    ("col", Name),
-                    ("doc", Name),
-                    ("from", Int),
-                    ("to", Int),
-                    ("limit", Int),
-                    ("reverse", Bool),
-                    ("where", Text),
-                    ("filter", Text),
-                ],
-                MsgType::Ddoc => &[("doc", Name), ("col", Name)],
-                MsgType::Drec => &[("col", Name), ("doc", Name), ("ts", Int)],
-                MsgType::Drrng => &[("col", Name), ("doc", Name), ("fromTs", Int), ("toTs", Int)],
-                MsgType::Sval => &[("col", Name), ("key", Name), ("value", Text)],
-                MsgType::Gval | MsgType::Gvalues | MsgType::Rval => &[("col", Name), ("key", Text)],
-                MsgType::Keys => &[("action", Name), ("key", Name), ("scope", Name)],
-                MsgType::Sub => &[
-                    ("col", Name),
-                    ("doc", Text),
-                    ("where", Text),
-                    ("filter", Text),
-                    ("since", Int),
-                    ("after_seq", Int),
-                ],
-                MsgType::Unsub => &[("sub", Name)],
-                MsgType::Sret => &[("col", Name), ("max_age", Int), ("max_records", Int)],
-                _ => &[("col", Name)],
-            };
-            let (t, v) = object(rng, fields);
-            (t, oracle_object(kind, &v))
+            let (t, v) = members(rng, spec);
+            (t, predict_object(spec, &v, None))
         }
     }
-}
-
-fn oracle_object(kind: MsgType, v: &[Val]) -> Result<Request<'static>, String> {
-    Ok(match kind {
-        MsgType::Qry => Request::Qry(Qry {
-            col: o_name(&v[0], None, "col")?,
-            ts: o_positive(&v[1], None, "ts")?,
-            doc: o_opt_name(&v[2], "doc")?,
-            from: o_opt_integer(&v[3], "from")?,
-            where_: o_opt_string(&v[4], "where")?,
-            filter: o_opt_string(&v[5], "filter")?,
-        }),
-        MsgType::Qdoc => {
-            let q = Qdoc {
-                col: o_name(&v[0], None, "col")?,
-                doc: o_name(&v[1], None, "doc")?,
-                from: o_opt_integer(&v[2], "from")?,
-                to: o_positive(&v[3], None, "to")?,
-                limit: o_opt_integer(&v[4], "limit")?,
-                reverse: o_opt_bool(&v[5], "reverse")?,
-                where_: o_opt_string(&v[6], "where")?,
-                filter: o_opt_string(&v[7], "filter")?,
-            };
-            if q.from > q.to {
-                return Err("from must not be greater than to".into());
-            }
-            Request::Qdoc(q)
-        }
-        MsgType::Ddoc => Request::Ddoc(Ddoc {
-            doc: o_name(&v[0], None, "doc")?,
-            col: o_opt_name(&v[1], "col")?,
-        }),
-        MsgType::Drec => Request::Drec(RecordRef {
-            col: o_name(&v[0], None, "col")?,
-            doc: o_name(&v[1], None, "doc")?,
-            ts: o_positive(&v[2], None, "ts")?,
-        }),
-        MsgType::Drrng => {
-            let r = Drrng {
-                col: o_name(&v[0], None, "col")?,
-                doc: o_name(&v[1], None, "doc")?,
-                from_ts: o_positive(&v[2], None, "fromTs")?,
-                to_ts: o_positive(&v[3], None, "toTs")?,
-            };
-            if r.from_ts > r.to_ts {
-                return Err("fromTs must not be greater than toTs".into());
-            }
-            Request::Drrng(r)
-        }
-        MsgType::Sval => Request::Sval(Sval {
-            col: o_name(&v[0], None, "col")?,
-            key: o_name(&v[1], None, "key")?,
-            value: o_non_empty(&v[2], "value")?,
-        }),
-        MsgType::Gval | MsgType::Gvalues | MsgType::Rval => {
-            let col = o_name(&v[0], None, "col")?;
-            let key = o_name(&v[1], None, "key")?;
-            let k = ColKey { col, key };
-            match kind {
-                MsgType::Gval => Request::Gval(k),
-                MsgType::Gvalues => Request::Gvalues(k),
-                _ => Request::Rval(k),
-            }
-        }
-        MsgType::Keys => Request::Keys(Keys {
-            action: o_raw(&v[0]),
-            key: o_raw(&v[1]),
-            scope: o_raw(&v[2]),
-        }),
-        MsgType::Sub => {
-            let col = o_name(&v[0], None, "col")?;
-            let doc = o_opt_name(&v[1], "doc")?;
-            let where_ = o_opt_string(&v[2], "where")?;
-            let filter = o_opt_string(&v[3], "filter")?;
-            let since = o_opt_integer(&v[4], "since")?;
-            let after = o_opt_integer(&v[5], "after_seq")?;
-            let start = match (v[4].missing(), v[5].missing()) {
-                (false, false) => return Err("since and after_seq cannot be used together".into()),
-                (false, true) => SubStart::Since(since),
-                (true, false) => SubStart::AfterSeq(after),
-                (true, true) => SubStart::Live,
-            };
-            Request::Sub(Sub {
-                col,
-                doc,
-                where_,
-                filter,
-                start,
-            })
-        }
-        MsgType::Unsub => Request::Unsub(Unsub {
-            sub: o_name(&v[0], None, "sub")?,
-        }),
-        MsgType::Sret => Request::Sret(Sret {
-            col: o_name(&v[0], None, "col")?,
-            max_age: o_opt_non_negative(&v[1], "max_age")?,
-            max_records: o_opt_non_negative(&v[2], "max_records")?,
-        }),
-        MsgType::Dcol | MsgType::Gvals | MsgType::Gkeys | MsgType::Gret => {
-            let c = Col {
-                col: o_name(&v[0], None, "col")?,
-            };
-            match kind {
-                MsgType::Dcol => Request::Dcol(c),
-                MsgType::Gvals => Request::Gvals(c),
-                MsgType::Gret => Request::Gret(c),
-                _ => Request::Gkeys(c),
-            }
-        }
-        _ => unreachable!("array and data-less types are handled by the caller"),
-    })
 }
 
 /// A whole frame from the structure of §2.1 and §4, with its prescribed outcome.
@@ -706,7 +614,7 @@ pub fn structured(rng: &mut Rng) -> Case {
     let kind = MsgType::parse(&kind_name);
     let (data, decoded) = match kind {
         Some(k) => payload(rng, k),
-        None => ("{}".into(), Ok(Request::Cols(Empty))),
+        None => ("{}".into(), Ok(Vec::new())),
     };
     // Envelope members, each sometimes broken.
     let id = if rng.chance(1, 15) {
@@ -762,9 +670,10 @@ pub fn structured(rng: &mut Rng) -> Case {
         (Some(id), None, _) => Expect::Envelope(Some(id), BAD_TYPE),
         (Some(id), Some(_), None) => Expect::Envelope(Some(id), BAD_DATA),
         _ if kind.is_none() => Expect::UnknownType,
-        _ => match decoded {
-            Ok(r) => Expect::Ok(r),
-            Err(e) => Expect::Payload(format!("invalid payload: {e}")),
+        _ => match (kind, decoded) {
+            (Some(k), Ok(values)) => Expect::Ok(k, values),
+            (_, Err(e)) => Expect::Payload(format!("invalid payload: {e}")),
+            (None, Ok(_)) => Expect::UnknownType,
         },
     };
     Case { frame, expect }
@@ -777,7 +686,7 @@ pub fn check_case(case: &Case) -> Result<(), String> {
         Ok(env) => match MsgType::parse(&env.kind) {
             None => Expect::UnknownType,
             Some(kind) => match decode(kind, &env.data) {
-                Ok(r) => Expect::Ok(r.into_static()),
+                Ok(r) => Expect::Ok(r.kind(), r.values().into_iter().map(Got::from).collect()),
                 Err(e) => Expect::Payload(e.to_string()),
             },
         },
@@ -994,101 +903,71 @@ fn try_pattern(text: &str) {
     }
 }
 
-/// Checks one decoded request against the field rules; exercises its patterns.
+/// Whether a decoded value keeps the rule of its member's kind.
+fn value_ok(kind: Kind, v: &Value<'_>) -> bool {
+    match (kind, v) {
+        (Kind::Name, Value::Text(s)) => name_ok(s),
+        (Kind::OptName, Value::Text(s)) => name_ok(s),
+        (Kind::OptStr | Kind::NonEmpty, Value::Text(s)) => !s.is_empty(),
+        (Kind::Str | Kind::Raw, Value::Text(_)) => true,
+        (Kind::OptName | Kind::OptStr | Kind::Raw, Value::Missing) => true,
+        (Kind::Positive, Value::Int(i)) => *i > 0,
+        (Kind::IntOrZero, Value::Int(_)) => true,
+        (Kind::OptInt, Value::Int(_) | Value::Missing) => true,
+        (Kind::OptCount, Value::Count(_) | Value::Missing) => true,
+        (Kind::Flag, Value::Bool(_)) => true,
+        _ => false,
+    }
+}
+
+/// Checks one decoded request against its declaration's rules; exercises its patterns.
 fn check_request(kind: MsgType, r: &Request<'_>) -> Result<(), String> {
-    let bad = |what: &str| Err(format!("{kind:?}: decoded request breaks a rule: {what}"));
-    match r {
-        Request::Ins(v) => {
-            if kind != MsgType::Ins {
-                return bad("wrong variant");
+    let bad = |what: String| Err(format!("{kind:?}: decoded request breaks a rule: {what}"));
+    if r.kind() != kind {
+        return bad(format!("decoded as {:?}", r.kind()));
+    }
+    let spec = kind.spec();
+    let values = r.values();
+    let n = spec.members.len();
+    let count_ok = match spec.shape {
+        Shape::Ignored => values.is_empty(),
+        Shape::Object => values.len() == n,
+        Shape::Array => n > 0 && values.len().is_multiple_of(n),
+    };
+    if !count_ok {
+        return bad(format!("{} values for {n} members", values.len()));
+    }
+    for element in values.chunks(n.max(1)) {
+        for (m, v) in spec.members.iter().zip(element) {
+            if !value_ok(m.kind, v) {
+                return bad(format!("{} = {v:?}", m.name));
             }
-            for x in v {
-                if !name_ok(&x.col) || !name_ok(&x.doc) || x.ts <= 0 {
-                    return bad("ins record");
+            if let (Kind::Name | Kind::OptName | Kind::OptStr, Value::Text(t)) = (m.kind, v) {
+                try_pattern(t);
+            }
+        }
+        for c in spec.checks {
+            match (c, element) {
+                (Check::NotAfter(a, b, _), e) => {
+                    if let (Value::Int(x), Value::Int(y)) = (&e[*a], &e[*b]) {
+                        if x > y {
+                            return bad(format!(
+                                "{} after {}",
+                                spec.members[*a].name, spec.members[*b].name
+                            ));
+                        }
+                    }
+                }
+                (Check::NotBoth(a, b, _), e) => {
+                    if e[*a] != Value::Missing && e[*b] != Value::Missing {
+                        return bad(format!(
+                            "both {} and {}",
+                            spec.members[*a].name, spec.members[*b].name
+                        ));
+                    }
                 }
             }
         }
-        Request::Dmrec(v) => {
-            for x in v {
-                if !name_ok(&x.col) || !name_ok(&x.doc) || x.ts <= 0 {
-                    return bad("dmrec record");
-                }
-            }
-        }
-        Request::Drec(x) => {
-            if !name_ok(&x.col) || !name_ok(&x.doc) || x.ts <= 0 {
-                return bad("drec");
-            }
-        }
-        Request::Qry(q) => {
-            if !name_ok(&q.col) || q.ts <= 0 || q.doc.as_deref().is_some_and(|d| !name_ok(d)) {
-                return bad("qry");
-            }
-            for t in [&q.doc, &q.where_, &q.filter].into_iter().flatten() {
-                try_pattern(t);
-            }
-        }
-        Request::Qdoc(q) => {
-            if !name_ok(&q.col) || !name_ok(&q.doc) || q.to <= 0 || q.from > q.to {
-                return bad("qdoc");
-            }
-            for t in [&q.where_, &q.filter].into_iter().flatten() {
-                try_pattern(t);
-            }
-        }
-        Request::Ddoc(Ddoc { doc, col }) => {
-            if !name_ok(doc) || col.as_deref().is_some_and(|c| !name_ok(c)) {
-                return bad("ddoc");
-            }
-        }
-        Request::Drrng(x) => {
-            if !name_ok(&x.col) || !name_ok(&x.doc) || x.from_ts <= 0 || x.from_ts > x.to_ts {
-                return bad("drrng");
-            }
-        }
-        Request::Sval(Sval { col, key, value }) => {
-            if !name_ok(col) || !name_ok(key) || value.is_empty() {
-                return bad("sval");
-            }
-        }
-        Request::Gvalues(ColKey { col, key }) => {
-            if !name_ok(col) || !name_ok(key) {
-                return bad("gvalues");
-            }
-            try_pattern(key);
-        }
-        Request::Gval(ColKey { col, key }) | Request::Rval(ColKey { col, key }) => {
-            if !name_ok(col) || !name_ok(key) {
-                return bad("gval/rval");
-            }
-        }
-        Request::Sret(Sret { col, .. }) => {
-            if !name_ok(col) {
-                return bad("sret");
-            }
-        }
-        Request::Dcol(Col { col })
-        | Request::Gvals(Col { col })
-        | Request::Gkeys(Col { col })
-        | Request::Gret(Col { col }) => {
-            if !name_ok(col) {
-                return bad("col");
-            }
-        }
-        Request::Sub(q) => {
-            if !name_ok(&q.col) || q.doc.as_deref().is_some_and(|d| !name_ok(d)) {
-                return bad("sub");
-            }
-            for t in [&q.doc, &q.where_, &q.filter].into_iter().flatten() {
-                try_pattern(t);
-            }
-        }
-        Request::Unsub(u) => {
-            if !name_ok(&u.sub) {
-                return bad("unsub");
-            }
-        }
-        Request::Keys(_) | Request::Cols(_) | Request::Conn(_) => {}
     }
     Ok(())
 }

@@ -7,9 +7,54 @@
 use super::{Ctx, Log, OpError};
 use crate::live::Hub;
 use crate::persist::{Journal, WalOp};
-use crate::protocol::payload::{Col, Sret};
+use crate::protocol::fields::Fields;
+use crate::protocol::payload::{into_static, Col, IntoStatic};
 use crate::protocol::reply::Reply;
+use crate::protocol::request::object;
+use crate::protocol::spec::{member, spec, Kind, Payload, Shape, Spec, Value};
+use crate::protocol::PayloadError;
 use crate::store::{Collection, Handles, Limits, Policy, Store};
+use std::borrow::Cow;
+
+/// The payload of `sret`: a member `None` (absent or `null`) inherits the server default, 0 is
+/// unlimited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sret<'a> {
+    pub col: Cow<'a, str>,
+    pub max_age: Option<u64>,
+    pub max_records: Option<u64>,
+}
+
+into_static!(Sret { col } { max_age, max_records });
+
+impl<'a> Payload<'a> for Sret<'a> {
+    const SPEC: Spec = spec(
+        Shape::Object,
+        &[
+            member("col", Kind::Name),
+            member("max_age", Kind::OptCount),
+            member("max_records", Kind::OptCount),
+        ],
+    );
+
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        let mut s = object(data, &["col", "max_age", "max_records"])?;
+        let mut f = Fields::new(&mut s, None);
+        Ok(Sret {
+            col: f.name(0, "col")?,
+            max_age: f.opt_non_negative(1, "max_age")?,
+            max_records: f.opt_non_negative(2, "max_records")?,
+        })
+    }
+
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::Text(&self.col),
+            Value::count(self.max_age),
+            Value::count(self.max_records),
+        ]
+    }
+}
 
 /// Drops from `docs` the records past the collection's limits, logging the drop first.
 pub(super) fn enforce<'d>(
@@ -133,4 +178,33 @@ pub fn get(ctx: &mut Ctx<'_>, c: &Col<'_>, reply: &mut Reply<'_>) -> Result<(), 
     }
     r.member("default").bool(default);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(data: &str) -> String {
+        Sret::decode(data).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn sret_payload_rules() {
+        assert_eq!(
+            err(r#"{"col":"c","max_age":-1}"#),
+            "invalid payload: max_age must be a non-negative integer"
+        );
+        assert_eq!(
+            err(r#"{"col":"c","max_age":5,"max_records":"x"}"#),
+            "invalid payload: max_records must be a non-negative integer"
+        );
+        assert_eq!(
+            Sret::decode(r#"{"col":"c","max_age":"7","max_records":null}"#),
+            Ok(Sret {
+                col: "c".into(),
+                max_age: Some(7),
+                max_records: None
+            })
+        );
+    }
 }

@@ -8,9 +8,118 @@
 
 use super::{Ctx, OpError};
 use crate::live::{self, Filter, LiveError, Registered, Start, Subscriber};
-use crate::protocol::payload::{Sub, SubStart, Unsub};
+use crate::protocol::fields::Fields;
+use crate::protocol::payload::{into_static, IntoStatic};
 use crate::protocol::reply::Reply;
+use crate::protocol::request::object;
+use crate::protocol::spec::{member, spec, Check, Kind, Payload, Shape, Spec, Value};
+use crate::protocol::PayloadError;
 use crate::store::Collection;
+use std::borrow::Cow;
+
+/// The payload of `sub`: what to watch and where to start
+/// (docs/protocol.md#sub--start-a-subscription).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sub<'a> {
+    pub col: Cow<'a, str>,
+    pub doc: Option<Cow<'a, str>>,
+    pub where_: Option<Cow<'a, str>>,
+    pub filter: Option<Cow<'a, str>>,
+    pub start: SubStart,
+}
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubStart {
+    /// With the next write.
+    Live,
+    /// First every matching stored record with a timestamp above this one.
+    Since(i64),
+    /// First every write after this apply sequence number, from the recent history.
+    AfterSeq(i64),
+}
+
+/// The payload of `unsub`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsub<'a> {
+    pub sub: Cow<'a, str>,
+}
+
+into_static!(Sub { col, doc, where_, filter } { start });
+into_static!(Unsub { sub } {});
+
+impl<'a> Payload<'a> for Sub<'a> {
+    const SPEC: Spec = Spec {
+        shape: Shape::Object,
+        members: &[
+            member("col", Kind::Name),
+            member("doc", Kind::OptName),
+            member("where", Kind::OptStr),
+            member("filter", Kind::OptStr),
+            member("since", Kind::OptInt),
+            member("after_seq", Kind::OptInt),
+        ],
+        checks: &[Check::NotBoth(4, 5, PayloadError::SinceWithAfterSeq)],
+    };
+
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        let names = &["col", "doc", "where", "filter", "since", "after_seq"];
+        let mut s = object(data, names)?;
+        let since_given = !s[4].is_missing();
+        let after_given = !s[5].is_missing();
+        let mut f = Fields::new(&mut s, None);
+        let col = f.name(0, "col")?;
+        let doc = f.opt_name(1, "doc")?;
+        let where_ = f.opt_string(2, "where")?;
+        let filter = f.opt_string(3, "filter")?;
+        let since = f.opt_integer(4, "since", 0)?;
+        let after = f.opt_integer(5, "after_seq", 0)?;
+        let start = match (since_given, after_given) {
+            (true, true) => return Err(PayloadError::SinceWithAfterSeq),
+            (true, false) => SubStart::Since(since),
+            (false, true) => SubStart::AfterSeq(after),
+            (false, false) => SubStart::Live,
+        };
+        Ok(Sub {
+            col,
+            doc,
+            where_,
+            filter,
+            start,
+        })
+    }
+
+    fn values(&self) -> Vec<Value<'_>> {
+        let (since, after) = match self.start {
+            SubStart::Live => (Value::Missing, Value::Missing),
+            SubStart::Since(n) => (Value::Int(n), Value::Missing),
+            SubStart::AfterSeq(n) => (Value::Missing, Value::Int(n)),
+        };
+        vec![
+            Value::Text(&self.col),
+            Value::text(self.doc.as_deref()),
+            Value::text(self.where_.as_deref()),
+            Value::text(self.filter.as_deref()),
+            since,
+            after,
+        ]
+    }
+}
+
+impl<'a> Payload<'a> for Unsub<'a> {
+    const SPEC: Spec = spec(Shape::Object, &[member("sub", Kind::Name)]);
+
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        let mut s = object(data, &["sub"])?;
+        Ok(Unsub {
+            sub: Fields::new(&mut s, None).name(0, "sub")?,
+        })
+    }
+
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![Value::Text(&self.sub)]
+    }
+}
 
 /// Records per `rec` frame of a `since` backlog.
 const BACKLOG_CHUNK: usize = 1000;

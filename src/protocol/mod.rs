@@ -11,5 +11,6 @@ pub mod payload;
 pub(crate) mod reply;
 pub(crate) mod request;
 pub mod scan;
+pub mod spec;
 
 pub use request::PayloadError;

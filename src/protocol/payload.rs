@@ -82,14 +82,6 @@ pub struct Sval<'a> {
     pub value: Cow<'a, str>,
 }
 
-/// `sret`: a member `None` (absent or `null`) inherits the server default, 0 is unlimited.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sret<'a> {
-    pub col: Cow<'a, str>,
-    pub max_age: Option<u64>,
-    pub max_records: Option<u64>,
-}
-
 /// `keys` keeps upstream's own error texts, so its members are kept raw here and checked by
 /// the operation (docs/protocol.md#keys--api-keys).
 #[derive(Debug, Clone, PartialEq)]
@@ -97,33 +89,6 @@ pub struct Keys<'a> {
     pub action: Option<Cow<'a, str>>,
     pub key: Option<Cow<'a, str>>,
     pub scope: Option<Cow<'a, str>>,
-}
-
-/// `sub`: what to watch and where to start (docs/protocol.md#sub--start-a-subscription).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sub<'a> {
-    pub col: Cow<'a, str>,
-    pub doc: Option<Cow<'a, str>>,
-    pub where_: Option<Cow<'a, str>>,
-    pub filter: Option<Cow<'a, str>>,
-    pub start: SubStart,
-}
-
-/// Where a subscription starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubStart {
-    /// With the next write.
-    Live,
-    /// First every matching stored record with a timestamp above this one.
-    Since(i64),
-    /// First every write after this apply sequence number, from the recent history.
-    AfterSeq(i64),
-}
-
-/// `unsub`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unsub<'a> {
-    pub sub: Cow<'a, str>,
 }
 
 /// A payload that can outlive the frame it was read from: every borrowed string copied.
@@ -188,7 +153,6 @@ into_static!(Drrng { col, doc } { from_ts, to_ts });
 into_static!(Col { col } {});
 into_static!(ColKey { col, key } {});
 into_static!(Sval { col, key, value } {});
-into_static!(Sret { col } { max_age, max_records });
 into_static!(Keys { action, key, scope } {});
-into_static!(Sub { col, doc, where_, filter } { start });
-into_static!(Unsub { sub } {});
+
+pub(crate) use into_static;

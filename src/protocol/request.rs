@@ -1,14 +1,14 @@
-//! Payload decoders: one function per shape of `data` (see [`super::payload`]), each validating in
-//! the order of the payload tables of docs/protocol.md#message-reference. The message table
-//! (`ops::messages`) names the decoder of each message type.
+//! Payload decoders of the shapes in [`super::payload`], each validating in the order of the
+//! payload tables of docs/protocol.md#message-reference, with their [`Payload`] declarations; and
+//! the readers (`object`, `array`) that a payload declared next to its operation decodes with.
 
 use super::fields::{FieldError, Fields};
 use super::insert_scan::fast_insert;
 use super::json::{for_each_object_in_array, read_object, Scalar, ShapeError};
 use super::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sret, Sub, SubStart,
-    Sval, Unsub,
+    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
 };
+use super::spec::{member, spec, Check, Kind, Member, Payload, Shape, Spec, Value};
 use std::fmt;
 
 /// Why a payload was refused; the text after `invalid payload: `.
@@ -48,7 +48,7 @@ impl From<FieldError> for PayloadError {
     }
 }
 
-fn object<'a, const N: usize>(
+pub(crate) fn object<'a, const N: usize>(
     data: &'a str,
     names: &'static [&'static str; N],
 ) -> Result<[Scalar<'a>; N], PayloadError> {
@@ -58,7 +58,7 @@ fn object<'a, const N: usize>(
     })
 }
 
-fn array<'a, const N: usize, T>(
+pub(crate) fn array<'a, const N: usize, T>(
     data: &'a str,
     names: &'static [&'static str; N],
     mut each: impl FnMut(&mut Fields<'_, 'a>) -> Result<T, FieldError>,
@@ -212,16 +212,6 @@ pub fn col(data: &str) -> Result<Col<'_>, PayloadError> {
     })
 }
 
-pub fn sret(data: &str) -> Result<Sret<'_>, PayloadError> {
-    let mut s = object(data, &["col", "max_age", "max_records"])?;
-    let mut f = Fields::new(&mut s, None);
-    Ok(Sret {
-        col: f.name(0, "col")?,
-        max_age: f.opt_non_negative(1, "max_age")?,
-        max_records: f.opt_non_negative(2, "max_records")?,
-    })
-}
-
 pub fn keys(data: &str) -> Result<Keys<'_>, PayloadError> {
     let mut s = object(data, &["action", "key", "scope"])?;
     let mut f = Fields::new(&mut s, None);
@@ -232,48 +222,249 @@ pub fn keys(data: &str) -> Result<Keys<'_>, PayloadError> {
     })
 }
 
-/// `sub`.
-pub fn sub(data: &str) -> Result<Sub<'_>, PayloadError> {
-    let names = &["col", "doc", "where", "filter", "since", "after_seq"];
-    let mut s = object(data, names)?;
-    let since_given = !s[4].is_missing();
-    let after_given = !s[5].is_missing();
-    let mut f = Fields::new(&mut s, None);
-    let col = f.name(0, "col")?;
-    let doc = f.opt_name(1, "doc")?;
-    let where_ = f.opt_string(2, "where")?;
-    let filter = f.opt_string(3, "filter")?;
-    let since = f.opt_integer(4, "since", 0)?;
-    let after = f.opt_integer(5, "after_seq", 0)?;
-    let start = match (since_given, after_given) {
-        (true, true) => return Err(PayloadError::SinceWithAfterSeq),
-        (true, false) => SubStart::Since(since),
-        (false, true) => SubStart::AfterSeq(after),
-        (false, false) => SubStart::Live,
-    };
-    Ok(Sub {
-        col,
-        doc,
-        where_,
-        filter,
-        start,
-    })
-}
-
-/// `unsub`.
-pub fn unsub(data: &str) -> Result<Unsub<'_>, PayloadError> {
-    let mut s = object(data, &["sub"])?;
-    Ok(Unsub {
-        sub: Fields::new(&mut s, None).name(0, "sub")?,
-    })
-}
-
 fn record_ref<'a>(f: &mut Fields<'_, 'a>) -> Result<RecordRef<'a>, FieldError> {
     Ok(RecordRef {
         col: f.name(0, "col")?,
         doc: f.name(1, "doc")?,
         ts: f.positive(2, "ts")?,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The declarations ([`Payload`]) of the payloads decoded above.
+
+const RECORD_REF: &[Member] = &[
+    member("col", Kind::Name),
+    member("doc", Kind::Name),
+    member("ts", Kind::Positive),
+];
+
+fn record_ref_values<'v>(r: &'v RecordRef<'_>, out: &mut Vec<Value<'v>>) {
+    out.extend([Value::Text(&r.col), Value::Text(&r.doc), Value::Int(r.ts)]);
+}
+
+impl<'a> Payload<'a> for Empty {
+    const SPEC: Spec = spec(Shape::Ignored, &[]);
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        empty(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        Vec::new()
+    }
+}
+
+impl<'a> Payload<'a> for Vec<NewRecord<'a>> {
+    const SPEC: Spec = spec(
+        Shape::Array,
+        &[
+            member("col", Kind::Name),
+            member("doc", Kind::Name),
+            member("ts", Kind::Positive),
+            member("data", Kind::Str),
+        ],
+    );
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        ins(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        self.iter()
+            .flat_map(|r| {
+                [
+                    Value::Text(&r.col),
+                    Value::Text(&r.doc),
+                    Value::Int(r.ts),
+                    Value::Text(&r.data),
+                ]
+            })
+            .collect()
+    }
+}
+
+impl<'a> Payload<'a> for RecordRef<'a> {
+    const SPEC: Spec = spec(Shape::Object, RECORD_REF);
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        record(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        let mut out = Vec::new();
+        record_ref_values(self, &mut out);
+        out
+    }
+}
+
+impl<'a> Payload<'a> for Vec<RecordRef<'a>> {
+    const SPEC: Spec = spec(Shape::Array, RECORD_REF);
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        records(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        let mut out = Vec::new();
+        for r in self {
+            record_ref_values(r, &mut out);
+        }
+        out
+    }
+}
+
+impl<'a> Payload<'a> for Qry<'a> {
+    const SPEC: Spec = spec(
+        Shape::Object,
+        &[
+            member("col", Kind::Name),
+            member("ts", Kind::Positive),
+            member("doc", Kind::OptName),
+            member("from", Kind::IntOrZero),
+            member("where", Kind::OptStr),
+            member("filter", Kind::OptStr),
+        ],
+    );
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        qry(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::Text(&self.col),
+            Value::Int(self.ts),
+            Value::text(self.doc.as_deref()),
+            Value::Int(self.from),
+            Value::text(self.where_.as_deref()),
+            Value::text(self.filter.as_deref()),
+        ]
+    }
+}
+
+impl<'a> Payload<'a> for Qdoc<'a> {
+    const SPEC: Spec = Spec {
+        shape: Shape::Object,
+        members: &[
+            member("col", Kind::Name),
+            member("doc", Kind::Name),
+            member("from", Kind::IntOrZero),
+            member("to", Kind::Positive),
+            member("limit", Kind::IntOrZero),
+            member("reverse", Kind::Flag),
+            member("where", Kind::OptStr),
+            member("filter", Kind::OptStr),
+        ],
+        checks: &[Check::NotAfter(2, 3, PayloadError::FromAfterTo)],
+    };
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        qdoc(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::Text(&self.col),
+            Value::Text(&self.doc),
+            Value::Int(self.from),
+            Value::Int(self.to),
+            Value::Int(self.limit),
+            Value::Bool(self.reverse),
+            Value::text(self.where_.as_deref()),
+            Value::text(self.filter.as_deref()),
+        ]
+    }
+}
+
+impl<'a> Payload<'a> for Ddoc<'a> {
+    const SPEC: Spec = spec(
+        Shape::Object,
+        &[member("doc", Kind::Name), member("col", Kind::OptName)],
+    );
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        ddoc(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![Value::Text(&self.doc), Value::text(self.col.as_deref())]
+    }
+}
+
+impl<'a> Payload<'a> for Drrng<'a> {
+    const SPEC: Spec = Spec {
+        shape: Shape::Object,
+        members: &[
+            member("col", Kind::Name),
+            member("doc", Kind::Name),
+            member("fromTs", Kind::Positive),
+            member("toTs", Kind::Positive),
+        ],
+        checks: &[Check::NotAfter(2, 3, PayloadError::FromTsAfterToTs)],
+    };
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        drrng(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::Text(&self.col),
+            Value::Text(&self.doc),
+            Value::Int(self.from_ts),
+            Value::Int(self.to_ts),
+        ]
+    }
+}
+
+impl<'a> Payload<'a> for Sval<'a> {
+    const SPEC: Spec = spec(
+        Shape::Object,
+        &[
+            member("col", Kind::Name),
+            member("key", Kind::Name),
+            member("value", Kind::NonEmpty),
+        ],
+    );
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        sval(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::Text(&self.col),
+            Value::Text(&self.key),
+            Value::Text(&self.value),
+        ]
+    }
+}
+
+impl<'a> Payload<'a> for ColKey<'a> {
+    const SPEC: Spec = spec(
+        Shape::Object,
+        &[member("col", Kind::Name), member("key", Kind::Name)],
+    );
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        col_key(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![Value::Text(&self.col), Value::Text(&self.key)]
+    }
+}
+
+impl<'a> Payload<'a> for Col<'a> {
+    const SPEC: Spec = spec(Shape::Object, &[member("col", Kind::Name)]);
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        col(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![Value::Text(&self.col)]
+    }
+}
+
+impl<'a> Payload<'a> for Keys<'a> {
+    const SPEC: Spec = spec(
+        Shape::Object,
+        &[
+            member("action", Kind::Raw),
+            member("key", Kind::Raw),
+            member("scope", Kind::Raw),
+        ],
+    );
+    fn decode(data: &'a str) -> Result<Self, PayloadError> {
+        keys(data)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::text(self.action.as_deref()),
+            Value::text(self.key.as_deref()),
+            Value::text(self.scope.as_deref()),
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -420,22 +611,6 @@ mod tests {
             "invalid payload: [1].ts must be a positive integer"
         );
         assert_eq!(err(keys, "[]"), "invalid payload: expected a JSON object");
-        assert_eq!(
-            err(sret, r#"{"col":"c","max_age":-1}"#),
-            "invalid payload: max_age must be a non-negative integer"
-        );
-        assert_eq!(
-            err(sret, r#"{"col":"c","max_age":5,"max_records":"x"}"#),
-            "invalid payload: max_records must be a non-negative integer"
-        );
-        assert_eq!(
-            sret(r#"{"col":"c","max_age":"7","max_records":null}"#).unwrap(),
-            Sret {
-                col: "c".into(),
-                max_age: Some(7),
-                max_records: None
-            }
-        );
         assert_eq!(empty("x"), Ok(Empty));
     }
 }

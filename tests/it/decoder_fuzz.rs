@@ -26,7 +26,7 @@ fn structured_frames_decode_as_the_protocol_prescribes() {
         for i in 0..12_000 {
             let case = gen::structured(&mut rng);
             match &case.expect {
-                Expect::Ok(_) => ok += 1,
+                Expect::Ok(..) => ok += 1,
                 Expect::Payload(_) => payload_err += 1,
                 _ => envelope_err += 1,
             }
@@ -160,7 +160,7 @@ fn structured_frames_through_the_dispatcher_get_the_prescribed_reply() {
                     assert_eq!(got, error(Some(id), text), "{}", shown());
                 }
                 Expect::Payload(text) => assert_eq!(got, error(Some(id), text), "{}", shown()),
-                Expect::Ok(_) => {
+                Expect::Ok(..) => {
                     assert_eq!(got["id"], id, "{}", shown());
                     if let Some(e) = got.get("error") {
                         assert!(

@@ -1,0 +1,121 @@
+//! What every payload declares about itself, next to its decoder: the shape of `data`, its
+//! members in the order their rules are checked, and the rules that tie two members together.
+//! The message table (`ops::messages`) requires a [`Payload`] implementation of each entry's
+//! payload type, so a message type cannot exist without a decoder and a declaration; the
+//! fuzzer's generator and the table's round-trip test read the declarations to build their
+//! inputs and to predict each outcome.
+
+use super::PayloadError;
+
+/// A payload type: how `data` is decoded into it, what it declares, and the values it holds.
+pub trait Payload<'a>: Sized {
+    /// The shape and members of `data`.
+    const SPEC: Spec;
+
+    /// Reads `data`, checking the members' rules in [`Spec::members`] order.
+    fn decode(data: &'a str) -> Result<Self, PayloadError>;
+
+    /// The decoded values, one per member in declaration order (for an array, element after
+    /// element): what the fuzzer compares with its own prediction.
+    fn values(&self) -> Vec<Value<'_>>;
+}
+
+/// The declaration of one payload type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub shape: Shape,
+    /// The members of the object (of each element, for an array).
+    pub members: &'static [Member],
+    /// Rules between two members, checked once every member is valid.
+    pub checks: &'static [Check],
+}
+
+/// What `data` must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Never looked at.
+    Ignored,
+    /// A JSON object.
+    Object,
+    /// A JSON array of objects.
+    Array,
+}
+
+/// One member and the rule its value follows (docs/protocol.md#how-field-values-are-read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+/// How a member's value is read; the decoded [`Value`] of each kind is given in brackets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A name: a non-empty string of at most 4096 bytes (`Text`).
+    Name,
+    /// A name or nothing: absent, `null` and `""` read as nothing (`Text` or `Missing`).
+    OptName,
+    /// Any string (`Text`).
+    Str,
+    /// A string or nothing: absent, `null` and `""` read as nothing (`Text` or `Missing`).
+    OptStr,
+    /// A non-empty string of any length (`Text`).
+    NonEmpty,
+    /// An integer above 0 (`Int`).
+    Positive,
+    /// An integer; absent or `null` reads as 0 (`Int`).
+    IntOrZero,
+    /// An integer or nothing (`Int` or `Missing`).
+    OptInt,
+    /// A non-negative integer or nothing (`Count` or `Missing`).
+    OptCount,
+    /// A boolean (or a number, true unless 0); absent or `null` reads as false (`Bool`).
+    Flag,
+    /// Kept as given when it is a string, left to the operation to judge (`Text` or `Missing`).
+    Raw,
+}
+
+/// A rule between two members (indexes into [`Spec::members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The first integer must not be greater than the second.
+    NotAfter(usize, usize, PayloadError),
+    /// The two members must not both be given.
+    NotBoth(usize, usize, PayloadError),
+}
+
+/// One decoded member value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'v> {
+    Missing,
+    Text(&'v str),
+    Int(i64),
+    Count(u64),
+    Bool(bool),
+}
+
+impl<'v> Value<'v> {
+    /// `Text` for a string, `Missing` for none.
+    pub fn text(s: Option<&'v str>) -> Value<'v> {
+        s.map_or(Value::Missing, Value::Text)
+    }
+
+    /// `Count` for a number, `Missing` for none.
+    pub fn count(n: Option<u64>) -> Value<'v> {
+        n.map_or(Value::Missing, Value::Count)
+    }
+}
+
+/// A declaration for a payload with the given shape and members and no cross-member rule.
+pub const fn spec(shape: Shape, members: &'static [Member]) -> Spec {
+    Spec {
+        shape,
+        members,
+        checks: &[],
+    }
+}
+
+/// A member declaration.
+pub const fn member(name: &'static str, kind: Kind) -> Member {
+    Member { name, kind }
+}
