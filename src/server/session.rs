@@ -47,6 +47,8 @@ pub(crate) fn run(shared: &Shared, mut conn: Conn, who: Opening) {
         .registry
         .register(who, Some(conn.socket().as_raw_fd()));
     let handle = life.handle();
+    // Dropped before `conn` (a parameter) too: the wake handler stops touching the socket.
+    let _wake = super::signals::WakeTarget::new(conn.socket().as_raw_fd());
     log::info!(
         "connection {id} opened: ip={} name={:?} scope={}",
         handle.ip,
@@ -166,6 +168,10 @@ impl Session<'_> {
             let received = conn.recv(spare, block);
             if block {
                 self.handle.leave_idle(conn.queue());
+            }
+            // A wake shortened the read timeout (see `signals`): set it again.
+            if super::signals::take_woken() && conn.socket().set_read_timeout(Some(tick)).is_err() {
+                return Flow::End;
             }
             match received {
                 Ok(0) => {
