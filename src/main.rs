@@ -1,15 +1,13 @@
 use clap::Parser;
-use fluxiondb::config::{Args, Command, Config};
-use fluxiondb::server::signals;
-use fluxiondb::{launch, storage};
+use fluxiondb::{signals, storage, Args, Command, Config};
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
     match args.command.take() {
-        Some(Command::Client(cmd)) => return fluxiondb::cli::run(cmd),
-        Some(Command::Healthcheck(hc)) => return fluxiondb::healthcheck::run(&hc),
+        Some(Command::Client(cmd)) => return fluxiondb::run_client(cmd),
+        Some(Command::Healthcheck(hc)) => return fluxiondb::run_healthcheck(&hc),
         None => {}
     }
     let config = match Config::from_args(args) {
@@ -27,14 +25,14 @@ fn main() -> ExitCode {
         eprintln!("fluxiondb: cannot set up signal handling: {e}");
         return ExitCode::FAILURE;
     }
-    fluxiondb::metrics::configure(config.slow_request, config.large_response_bytes);
+    fluxiondb::configure_metrics(config.slow_request, config.large_response_bytes);
     if let Some(dir) = config.data_dir.as_deref() {
         if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
             eprintln!("fluxiondb: {} is not a directory", dir.display());
             return ExitCode::FAILURE;
         }
     }
-    let server = match launch::start(config, storage::real()) {
+    let server = match fluxiondb::start(config, storage::real()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("fluxiondb: {e}");

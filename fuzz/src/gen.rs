@@ -14,10 +14,9 @@
 //!   repeated, checked only against invariants (no panic, a documented error text, a valid
 //!   request satisfies every field rule, bounded allocation — the caller measures that).
 
-use fluxiondb::ops::{decode, MsgType, Request};
-use fluxiondb::protocol::envelope::{self, BAD_DATA, BAD_ID, BAD_TYPE, NOT_AN_OBJECT};
-use fluxiondb::protocol::pattern;
-use fluxiondb::protocol::spec::{Check, Kind, Shape, Spec, Value};
+use fluxiondb::wire::envelope::{self, BAD_DATA, BAD_ID, BAD_TYPE, NOT_AN_OBJECT};
+use fluxiondb::wire::pattern;
+use fluxiondb::wire::{decode, Check, Kind, MsgType, Request, Shape, Spec, Value};
 
 /// splitmix64: small, fast, good enough for input generation, reproducible from a seed.
 #[derive(Clone)]
@@ -270,7 +269,7 @@ fn predict(v: &Val, kind: Kind, ix: Option<usize>, f: &str) -> Result<Got, Broke
 }
 
 /// The error text of a broken cross-member rule, without its `invalid payload: ` prefix.
-fn check_text(e: &fluxiondb::protocol::PayloadError) -> Broken {
+fn check_text(e: &fluxiondb::wire::PayloadError) -> Broken {
     let text = e.to_string();
     text.strip_prefix("invalid payload: ")
         .unwrap_or(&text)

@@ -97,8 +97,8 @@ fn load_corpus(dir: &Path) -> Vec<Vec<u8>> {
 /// A coarse outcome signature: new signatures enter the in-memory corpus (cheap feedback in
 /// place of coverage instrumentation).
 fn signature(bytes: &[u8]) -> String {
-    use fluxiondb::ops::{decode, MsgType};
-    use fluxiondb::protocol::envelope;
+    use fluxiondb::wire::envelope;
+    use fluxiondb::wire::{decode, MsgType};
     let text = String::from_utf8_lossy(bytes);
     match envelope::parse(&text) {
         Err(e) => format!("env:{}:{}", e.message, e.id.is_some()),

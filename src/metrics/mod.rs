@@ -11,7 +11,7 @@ mod clock;
 mod process;
 mod render;
 
-pub use clock::{now, Stamp};
+pub use clock::now;
 
 pub use render::{render, Gauges};
 

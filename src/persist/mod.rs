@@ -27,9 +27,9 @@ mod replay;
 mod seed;
 mod wal;
 
-pub use codec::{CodecError, WalOp};
-pub use error::{Damage, Error};
-pub use journal::{CheckpointReport, Journal};
-pub use recovery::{open, Recovered, RecoveryReport};
-pub use seed::{import as import_seed, ImportError, SeedReport};
+pub use codec::WalOp;
+pub use error::Error;
+pub use journal::Journal;
+pub use recovery::open;
+pub use seed::{import as import_seed, ImportError};
 pub use wal::{FsyncPolicy, Lsn};

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::common::{Client, Server, MASTER};
-use fluxiondb::server::LocalSession;
+use fluxiondb::LocalSession;
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
 
@@ -670,7 +670,7 @@ struct Run {
 /// The server under test: the binary, or the library in this process.
 enum Host {
     Binary(Server),
-    InProcess(fluxiondb::server::Server),
+    InProcess(fluxiondb::Server),
 }
 
 /// One connection: a WebSocket client, or an in-process session that hands each request

@@ -1,10 +1,10 @@
 //! The seams for what comes next, driven in process: a server started from the library
-//! (`fluxiondb::server::Server`), its push seam (`Server::push`, which no client request
+//! (`fluxiondb::Server`), its push seam (`Server::push`, which no client request
 //! reaches) and its socket-free dispatcher (`Server::local_session`).
 
 use crate::common::{wait_until, Client, Frame, MASTER};
-use fluxiondb::config::{Args, Config};
-use fluxiondb::server::{self, Boot, LocalSession, Server};
+use fluxiondb::{Args, Config};
+use fluxiondb::{Boot, LocalSession, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ pub fn start(extra: &[&str]) -> Server {
     argv.extend_from_slice(extra);
     let args = <Args as clap::Parser>::try_parse_from(argv).expect("arguments");
     let config = Config::from_args(args).expect("configuration");
-    let listener = server::bind(&config).expect("bind");
+    let listener = fluxiondb::bind(&config).expect("bind");
     Server::start(config, Boot::default(), listener).expect("server starts")
 }
 

@@ -6,9 +6,8 @@
 
 use super::{config, master, start};
 use crate::common::{wait_until, Client, Frame, TempDir};
-use fluxiondb::config::Config;
-use fluxiondb::launch::Running;
 use fluxiondb::storage::{self, Fault, Faulty, Op};
+use fluxiondb::{Config, Running};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The storage seam, end to end: the real server code started in-process over a chosen storage
-//! backend (`fluxiondb::launch::start`), clients over real sockets.
+//! backend (`fluxiondb::start`), clients over real sockets.
 //!
 //! - `faults`: the disk fails (full, I/O error) mid-write, on fsync, at rotation, on snapshot
 //!   and key-file writes; the exact answers clients get, and nothing acknowledged lost after a
@@ -11,9 +11,8 @@ mod old_files;
 mod powercut;
 
 use crate::common::{Client, MASTER};
-use fluxiondb::config::{Args, Config};
-use fluxiondb::launch::{self, Running};
 use fluxiondb::storage::Backend;
+use fluxiondb::{Args, Config, Running};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +46,7 @@ pub fn config(data: &Path, fsync: &str) -> Config {
 
 /// Starts the real server in this process over `backend`.
 pub fn start(config: Config, backend: Arc<dyn Backend>) -> Running {
-    launch::start(config, backend).unwrap_or_else(|e| panic!("server did not start: {e}"))
+    fluxiondb::start(config, backend).unwrap_or_else(|e| panic!("server did not start: {e}"))
 }
 
 /// A master connection.

@@ -285,7 +285,7 @@ fn trial(policy: &str, seed: u64) -> Figures {
     let mut cfg = config(data, policy);
     cfg.fsync_interval = FSYNC_INTERVAL;
     cfg.flush_interval = FLUSH_INTERVAL;
-    let Ok(server) = fluxiondb::launch::start(cfg, Arc::new(disk.clone())) else {
+    let Ok(server) = fluxiondb::start(cfg, Arc::new(disk.clone())) else {
         // The power failed during the first start-up: nothing was acknowledged.
         assert!(disk.is_cut(), "{what}: start-up failed without a power cut");
         return recover(policy, &disk, Vec::new(), &what);
@@ -327,7 +327,7 @@ fn recover(policy: &str, disk: &PageCache, writes: Vec<Writes>, what: &str) -> F
     disk.power_on();
     let mut cfg = config(Path::new(DATA), policy);
     cfg.fsync_interval = FSYNC_INTERVAL;
-    let server = fluxiondb::launch::start(cfg, Arc::new(disk.clone()))
+    let server = fluxiondb::start(cfg, Arc::new(disk.clone()))
         .unwrap_or_else(|e| panic!("{what}: recovery failed: {e}\n  {report}"));
     let state = read_state(&mut master(&server));
     server.shutdown();
@@ -549,7 +549,7 @@ fn seeded_disk() -> PageCache {
     disk
 }
 
-fn import_config() -> fluxiondb::config::Config {
+fn import_config() -> fluxiondb::Config {
     let mut cfg = config(Path::new(DATA), "always");
     cfg.import_seed = Some("/seed".into());
     cfg
@@ -583,15 +583,15 @@ fn a_seed_import_cut_at_any_operation_completes_on_restart() {
     for k in 1..=ops {
         let disk = seeded_disk();
         disk.arm(PowerCut::at(k, k));
-        if let Ok(server) = fluxiondb::launch::start(import_config(), Arc::new(disk.clone())) {
+        if let Ok(server) = fluxiondb::start(import_config(), Arc::new(disk.clone())) {
             server.shutdown();
             server.join();
         }
         assert!(disk.is_cut(), "operation {k} of {ops}: no cut");
         let report = disk.cut_report();
         disk.power_on();
-        let server = fluxiondb::launch::start(import_config(), Arc::new(disk.clone()))
-            .unwrap_or_else(|e| {
+        let server =
+            fluxiondb::start(import_config(), Arc::new(disk.clone())).unwrap_or_else(|e| {
                 panic!("cut at operation {k} of {ops}: restart failed: {e}\n  {report}")
             });
         let got = imported(&mut master(&server));
@@ -599,7 +599,7 @@ fn a_seed_import_cut_at_any_operation_completes_on_restart() {
         server.join();
         assert_eq!(got, expected, "cut at operation {k} of {ops}\n  {report}");
         // And a later restart imports nothing again.
-        let server = fluxiondb::launch::start(import_config(), Arc::new(disk.clone())).unwrap();
+        let server = fluxiondb::start(import_config(), Arc::new(disk.clone())).unwrap();
         assert_eq!(imported(&mut master(&server)), expected);
         server.shutdown();
         server.join();
