@@ -7,10 +7,9 @@
 use super::{Ctx, Log, OpError};
 use crate::live::Hub;
 use crate::persist::{Journal, WalOp};
-use crate::protocol::fields::Fields;
+use crate::protocol::members::Members;
 use crate::protocol::payload::{into_static, Col, IntoStatic};
 use crate::protocol::reply::Reply;
-use crate::protocol::request::object;
 use crate::protocol::spec::{member, spec, Kind, Payload, Shape, Spec, Value};
 use crate::protocol::PayloadError;
 use crate::store::{Collection, Handles, Limits, Policy, Store};
@@ -38,12 +37,11 @@ impl<'a> Payload<'a> for Sret<'a> {
     );
 
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        let mut s = object(data, &["col", "max_age", "max_records"])?;
-        let mut f = Fields::new(&mut s, None);
+        let mut f = Members::object(data, &Self::SPEC)?;
         Ok(Sret {
-            col: f.name(0, "col")?,
-            max_age: f.opt_non_negative(1, "max_age")?,
-            max_records: f.opt_non_negative(2, "max_records")?,
+            col: f.text(0)?,
+            max_age: f.count(1)?,
+            max_records: f.count(2)?,
         })
     }
 

@@ -8,10 +8,9 @@
 
 use super::{Ctx, OpError};
 use crate::live::{self, Filter, LiveError, Registered, Start, Subscriber};
-use crate::protocol::fields::Fields;
+use crate::protocol::members::Members;
 use crate::protocol::payload::{into_static, IntoStatic};
 use crate::protocol::reply::Reply;
-use crate::protocol::request::object;
 use crate::protocol::spec::{member, spec, Check, Kind, Payload, Shape, Spec, Value};
 use crate::protocol::PayloadError;
 use crate::store::Collection;
@@ -63,22 +62,18 @@ impl<'a> Payload<'a> for Sub<'a> {
     };
 
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        let names = &["col", "doc", "where", "filter", "since", "after_seq"];
-        let mut s = object(data, names)?;
-        let since_given = !s[4].is_missing();
-        let after_given = !s[5].is_missing();
-        let mut f = Fields::new(&mut s, None);
-        let col = f.name(0, "col")?;
-        let doc = f.opt_name(1, "doc")?;
-        let where_ = f.opt_string(2, "where")?;
-        let filter = f.opt_string(3, "filter")?;
-        let since = f.opt_integer(4, "since", 0)?;
-        let after = f.opt_integer(5, "after_seq", 0)?;
-        let start = match (since_given, after_given) {
-            (true, true) => return Err(PayloadError::SinceWithAfterSeq),
-            (true, false) => SubStart::Since(since),
-            (false, true) => SubStart::AfterSeq(after),
-            (false, false) => SubStart::Live,
+        let mut f = Members::object(data, &Self::SPEC)?;
+        let col = f.text(0)?;
+        let doc = f.opt_text(1)?;
+        let where_ = f.opt_text(2)?;
+        let filter = f.opt_text(3)?;
+        let since = f.opt_int(4)?;
+        let after = f.opt_int(5)?;
+        f.checks()?;
+        let start = match (since, after) {
+            (Some(since), _) => SubStart::Since(since),
+            (None, Some(after)) => SubStart::AfterSeq(after),
+            (None, None) => SubStart::Live,
         };
         Ok(Sub {
             col,
@@ -110,10 +105,8 @@ impl<'a> Payload<'a> for Unsub<'a> {
     const SPEC: Spec = spec(Shape::Object, &[member("sub", Kind::Name)]);
 
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        let mut s = object(data, &["sub"])?;
-        Ok(Unsub {
-            sub: Fields::new(&mut s, None).name(0, "sub")?,
-        })
+        let mut f = Members::object(data, &Self::SPEC)?;
+        Ok(Unsub { sub: f.text(0)? })
     }
 
     fn values(&self) -> Vec<Value<'_>> {

@@ -39,14 +39,26 @@ pub enum ShapeError {
     WrongKind,
 }
 
-/// Reads a JSON object into `N` slots named by `names`.
-pub fn read_object<'a, const N: usize>(
+/// What a slot is called: the key of the member it takes.
+pub trait Named: Sync + 'static {
+    fn name(&self) -> &str;
+}
+
+impl Named for &'static str {
+    fn name(&self) -> &str {
+        self
+    }
+}
+
+/// Reads a JSON object into `N` slots named by `names` (slots past the names stay absent; names
+/// past `N` are not looked for).
+pub fn read_object<'a, T: Named, const N: usize>(
     text: &'a str,
-    names: &'static [&'static str; N],
+    names: &'static [T],
 ) -> Result<[Scalar<'a>; N], ShapeError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let shape = de
-        .deserialize_any(ObjectSlots { names })
+        .deserialize_any(ObjectSlots::<T, N> { names })
         .map_err(|_| ShapeError::NotJson)?;
     de.end().map_err(|_| ShapeError::NotJson)?;
     shape.ok_or(ShapeError::WrongKind)
@@ -59,7 +71,7 @@ pub fn read_object<'a, const N: usize>(
 #[allow(clippy::type_complexity)]
 pub fn read_array_of_objects<'a, const N: usize>(
     text: &'a str,
-    names: &'static [&'static str; N],
+    names: &'static [&'static str],
 ) -> Result<Vec<Option<[Scalar<'a>; N]>>, ShapeError> {
     let mut items = Vec::new();
     for_each_object_in_array(text, names, |_, item| items.push(item))?;
@@ -71,9 +83,9 @@ pub fn read_array_of_objects<'a, const N: usize>(
 /// element has to be kept: a payload of millions of tiny elements costs no memory beyond what
 /// `each` keeps. The whole text is still read, so a syntax error anywhere is reported as
 /// [`ShapeError::NotJson`] (which takes precedence over element errors).
-pub fn for_each_object_in_array<'a, const N: usize>(
+pub fn for_each_object_in_array<'a, T: Named, const N: usize>(
     text: &'a str,
-    names: &'static [&'static str; N],
+    names: &'static [T],
     each: impl FnMut(usize, Option<[Scalar<'a>; N]>),
 ) -> Result<(), ShapeError> {
     let mut de = serde_json::Deserializer::from_str(text);
@@ -139,25 +151,25 @@ impl<'de> de::Deserialize<'de> for Scalar<'de> {
     }
 }
 
-/// Maps an object key to the index of the slot that wants it.
-struct KeyIndex {
-    names: &'static [&'static str],
+/// Maps an object key to the index of the slot that wants it (among the first `N` names).
+struct KeyIndex<T: 'static, const N: usize> {
+    names: &'static [T],
 }
 
-impl<'de> DeserializeSeed<'de> for KeyIndex {
+impl<'de, T: Named, const N: usize> DeserializeSeed<'de> for KeyIndex<T, N> {
     type Value = Option<usize>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeyIndex {
+impl<'de, T: Named, const N: usize> Visitor<'de> for KeyIndex<T, N> {
     type Value = Option<usize>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.names.iter().position(|n| *n == v))
+        Ok(self.names.iter().take(N).position(|n| n.name() == v))
     }
 }
 
@@ -190,18 +202,18 @@ macro_rules! scalars_are_other_kinds {
 }
 
 /// An object read into slots, or `None` for any other JSON value (consumed whole).
-struct ObjectSlots<const N: usize> {
-    names: &'static [&'static str; N],
+struct ObjectSlots<T: 'static, const N: usize> {
+    names: &'static [T],
 }
 
-impl<'de, const N: usize> DeserializeSeed<'de> for ObjectSlots<N> {
+impl<'de, T: Named, const N: usize> DeserializeSeed<'de> for ObjectSlots<T, N> {
     type Value = Option<[Scalar<'de>; N]>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de, const N: usize> Visitor<'de> for ObjectSlots<N> {
+impl<'de, T: Named, const N: usize> Visitor<'de> for ObjectSlots<T, N> {
     type Value = Option<[Scalar<'de>; N]>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -209,7 +221,7 @@ impl<'de, const N: usize> Visitor<'de> for ObjectSlots<N> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut slots: [Scalar<'de>; N] = std::array::from_fn(|_| Scalar::Absent);
-        while let Some(idx) = map.next_key_seed(KeyIndex { names: self.names })? {
+        while let Some(idx) = map.next_key_seed(KeyIndex::<T, N> { names: self.names })? {
             match idx {
                 Some(i) => slots[i] = map.next_value::<Scalar<'de>>()?,
                 None => {
@@ -228,13 +240,13 @@ impl<'de, const N: usize> Visitor<'de> for ObjectSlots<N> {
 
 /// An array whose elements are read as [`ObjectSlots`] and handed to `each` one by one;
 /// `None` for any non-array value.
-struct ArrayOfObjects<const N: usize, F> {
-    names: &'static [&'static str; N],
+struct ArrayOfObjects<T: 'static, const N: usize, F> {
+    names: &'static [T],
     each: F,
 }
 
-impl<'de, const N: usize, F: FnMut(usize, Option<[Scalar<'de>; N]>)> Visitor<'de>
-    for ArrayOfObjects<N, F>
+impl<'de, T: Named, const N: usize, F: FnMut(usize, Option<[Scalar<'de>; N]>)> Visitor<'de>
+    for ArrayOfObjects<T, N, F>
 {
     type Value = Option<()>;
 
@@ -243,7 +255,7 @@ impl<'de, const N: usize, F: FnMut(usize, Option<[Scalar<'de>; N]>)> Visitor<'de
     }
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut i = 0;
-        while let Some(item) = seq.next_element_seed(ObjectSlots { names: self.names })? {
+        while let Some(item) = seq.next_element_seed(ObjectSlots::<T, N> { names: self.names })? {
             (self.each)(i, item);
             i += 1;
         }
@@ -264,7 +276,8 @@ mod tests {
 
     #[test]
     fn object_slots_take_known_members_last_wins() {
-        let s = read_object(r#"{"a":1,"x":{"deep":[1,2]},"b":"t\"x","a":2}"#, &NAMES).unwrap();
+        let s =
+            read_object::<_, 3>(r#"{"a":1,"x":{"deep":[1,2]},"b":"t\"x","a":2}"#, &NAMES).unwrap();
         assert_eq!(s[0], Scalar::Int(2));
         assert_eq!(s[1], Scalar::Str(Cow::Owned("t\"x".into())));
         assert_eq!(s[2], Scalar::Absent);
@@ -272,25 +285,34 @@ mod tests {
 
     #[test]
     fn borrowed_strings_when_unescaped() {
-        let s = read_object(r#"{"c":"plain"}"#, &NAMES).unwrap();
+        let s = read_object::<_, 3>(r#"{"c":"plain"}"#, &NAMES).unwrap();
         assert!(matches!(s[2], Scalar::Str(Cow::Borrowed("plain"))));
     }
 
     #[test]
     fn kinds_and_errors() {
-        assert_eq!(read_object("[1]", &NAMES), Err(ShapeError::WrongKind));
-        assert_eq!(read_object("null", &NAMES), Err(ShapeError::WrongKind));
-        assert_eq!(read_object("{", &NAMES), Err(ShapeError::NotJson));
-        assert_eq!(read_object("{} x", &NAMES), Err(ShapeError::NotJson));
         assert_eq!(
-            read_array_of_objects("{}", &NAMES),
+            read_object::<_, 3>("[1]", &NAMES),
             Err(ShapeError::WrongKind)
         );
         assert_eq!(
-            read_array_of_objects("[{}", &NAMES),
+            read_object::<_, 3>("null", &NAMES),
+            Err(ShapeError::WrongKind)
+        );
+        assert_eq!(read_object::<_, 3>("{", &NAMES), Err(ShapeError::NotJson));
+        assert_eq!(
+            read_object::<_, 3>("{} x", &NAMES),
             Err(ShapeError::NotJson)
         );
-        let v = read_array_of_objects(r#"[{"a":null},5]"#, &NAMES).unwrap();
+        assert_eq!(
+            read_array_of_objects::<3>("{}", &NAMES),
+            Err(ShapeError::WrongKind)
+        );
+        assert_eq!(
+            read_array_of_objects::<3>("[{}", &NAMES),
+            Err(ShapeError::NotJson)
+        );
+        let v = read_array_of_objects::<3>(r#"[{"a":null},5]"#, &NAMES).unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].as_ref().map(|s| s[0].clone()), Some(Scalar::Null));
         assert!(v[1].is_none());
@@ -298,7 +320,7 @@ mod tests {
 
     #[test]
     fn numbers() {
-        let s = read_object(r#"{"a":9223372036854775808,"b":1.5,"c":-3}"#, &NAMES).unwrap();
+        let s = read_object::<_, 3>(r#"{"a":9223372036854775808,"b":1.5,"c":-3}"#, &NAMES).unwrap();
         assert_eq!(s[0], Scalar::UInt(9223372036854775808));
         assert_eq!(s[1], Scalar::Float(1.5));
         assert_eq!(s[2], Scalar::Int(-3));
@@ -307,10 +329,19 @@ mod tests {
     #[test]
     fn deep_nesting_is_skipped_without_recursion() {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(read_object(&deep, &NAMES).unwrap()[0], Scalar::Compound);
+        assert_eq!(
+            read_object::<_, 3>(&deep, &NAMES).unwrap()[0],
+            Scalar::Compound
+        );
         let top = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(read_array_of_objects(&top, &NAMES).unwrap(), vec![None]);
+        assert_eq!(
+            read_array_of_objects::<3>(&top, &NAMES).unwrap(),
+            vec![None]
+        );
         let broken = format!("{{\"a\":{}", "[".repeat(100_000));
-        assert_eq!(read_object(&broken, &NAMES), Err(ShapeError::NotJson));
+        assert_eq!(
+            read_object::<_, 3>(&broken, &NAMES),
+            Err(ShapeError::NotJson)
+        );
     }
 }

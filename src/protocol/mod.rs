@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod fields;
 mod insert_scan;
 pub mod json;
+pub(crate) mod members;
 pub mod pattern;
 pub mod payload;
 pub(crate) mod reply;

@@ -1,14 +1,14 @@
-//! Payload decoders of the shapes in [`super::payload`], each validating in the order of the
-//! payload tables of docs/protocol.md#message-reference, with their [`Payload`] declarations; and
-//! the readers (`object`, `array`) that a payload declared next to its operation decodes with.
+//! The declarations and decoders ([`Payload`]) of the shared payload shapes of
+//! [`super::payload`], each member in the order of the payload tables of
+//! docs/protocol.md#message-reference; and [`PayloadError`], why a payload was refused.
 
-use super::fields::{FieldError, Fields};
+use super::fields::FieldError;
 use super::insert_scan::fast_insert;
-use super::json::{for_each_object_in_array, read_object, Scalar, ShapeError};
+use super::members::Members;
 use super::payload::{
     Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
 };
-use super::spec::{member, spec, Check, Kind, Member, Payload, Shape, Spec, Value};
+use super::spec::{member, spec, Check, Kind, Payload, Shape, Spec, Value};
 use std::fmt;
 
 /// Why a payload was refused; the text after `invalid payload: `.
@@ -48,223 +48,62 @@ impl From<FieldError> for PayloadError {
     }
 }
 
-pub(crate) fn object<'a, const N: usize>(
-    data: &'a str,
-    names: &'static [&'static str; N],
-) -> Result<[Scalar<'a>; N], PayloadError> {
-    read_object(data, names).map_err(|e| match e {
-        ShapeError::NotJson => PayloadError::NotJson,
-        ShapeError::WrongKind => PayloadError::ExpectedObject,
-    })
-}
+const NEW_RECORD: Spec = spec(
+    Shape::Array,
+    &[
+        member("col", Kind::Name),
+        member("doc", Kind::Name),
+        member("ts", Kind::Positive),
+        member("data", Kind::Str),
+    ],
+);
 
-pub(crate) fn array<'a, const N: usize, T>(
-    data: &'a str,
-    names: &'static [&'static str; N],
-    mut each: impl FnMut(&mut Fields<'_, 'a>) -> Result<T, FieldError>,
-) -> Result<Vec<T>, PayloadError> {
-    // Elements are validated as they are read and only valid ones are kept: after the first
-    // invalid element the rest is only parsed (a syntax error further on still wins), so a
-    // huge array of bad elements costs no memory per element.
-    let mut out = Vec::new();
-    let mut first_error = None;
-    for_each_object_in_array(data, names, |i, item| {
-        if first_error.is_some() {
-            return;
-        }
-        match item {
-            None => first_error = Some(PayloadError::ElementNotObject(i)),
-            Some(mut slots) => match each(&mut Fields::new(&mut slots, Some(i))) {
-                Ok(t) => out.push(t),
-                Err(e) => first_error = Some(e.into()),
-            },
-        }
-    })
-    .map_err(|e| match e {
-        ShapeError::NotJson => PayloadError::NotJson,
-        ShapeError::WrongKind => PayloadError::ExpectedArray,
-    })?;
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
-}
-
-/// `cols` and `conn`: `data` is never looked at.
-pub fn empty(_data: &str) -> Result<Empty, PayloadError> {
-    Ok(Empty)
-}
-
-/// `ins`: the SDKs' batches in one pass, anything else through the general reader.
-pub fn ins(data: &str) -> Result<Vec<NewRecord<'_>>, PayloadError> {
-    match fast_insert(data) {
-        Some(records) => Ok(records),
-        None => array(data, &["col", "doc", "ts", "data"], new_record),
-    }
-}
-
-fn new_record<'a>(f: &mut Fields<'_, 'a>) -> Result<NewRecord<'a>, FieldError> {
-    Ok(NewRecord {
-        col: f.name(0, "col")?,
-        doc: f.name(1, "doc")?,
-        ts: f.positive(2, "ts")?,
-        data: f.string(3, "data")?,
-    })
-}
-
-/// `dmrec`.
-pub fn records(data: &str) -> Result<Vec<RecordRef<'_>>, PayloadError> {
-    array(data, &["col", "doc", "ts"], record_ref)
-}
-
-/// `drec`.
-pub fn record(data: &str) -> Result<RecordRef<'_>, PayloadError> {
-    let mut s = object(data, &["col", "doc", "ts"])?;
-    Ok(record_ref(&mut Fields::new(&mut s, None))?)
-}
-
-pub fn qry(data: &str) -> Result<Qry<'_>, PayloadError> {
-    let mut s = object(data, &["col", "ts", "doc", "from", "where", "filter"])?;
-    let mut f = Fields::new(&mut s, None);
-    Ok(Qry {
-        col: f.name(0, "col")?,
-        ts: f.positive(1, "ts")?,
-        doc: f.opt_name(2, "doc")?,
-        from: f.opt_integer(3, "from", 0)?,
-        where_: f.opt_string(4, "where")?,
-        filter: f.opt_string(5, "filter")?,
-    })
-}
-
-pub fn qdoc(data: &str) -> Result<Qdoc<'_>, PayloadError> {
-    let names = &[
-        "col", "doc", "from", "to", "limit", "reverse", "where", "filter",
-    ];
-    let mut s = object(data, names)?;
-    let mut f = Fields::new(&mut s, None);
-    let q = Qdoc {
-        col: f.name(0, "col")?,
-        doc: f.name(1, "doc")?,
-        from: f.opt_integer(2, "from", 0)?,
-        to: f.positive(3, "to")?,
-        limit: f.opt_integer(4, "limit", 0)?,
-        reverse: f.opt_bool(5, "reverse")?,
-        where_: f.opt_string(6, "where")?,
-        filter: f.opt_string(7, "filter")?,
-    };
-    if q.from > q.to {
-        return Err(PayloadError::FromAfterTo);
-    }
-    Ok(q)
-}
-
-pub fn ddoc(data: &str) -> Result<Ddoc<'_>, PayloadError> {
-    let mut s = object(data, &["doc", "col"])?;
-    let mut f = Fields::new(&mut s, None);
-    let doc = f.name(0, "doc")?;
-    Ok(Ddoc {
-        doc,
-        col: f.opt_name(1, "col")?,
-    })
-}
-
-pub fn drrng(data: &str) -> Result<Drrng<'_>, PayloadError> {
-    let mut s = object(data, &["col", "doc", "fromTs", "toTs"])?;
-    let mut f = Fields::new(&mut s, None);
-    let r = Drrng {
-        col: f.name(0, "col")?,
-        doc: f.name(1, "doc")?,
-        from_ts: f.positive(2, "fromTs")?,
-        to_ts: f.positive(3, "toTs")?,
-    };
-    if r.from_ts > r.to_ts {
-        return Err(PayloadError::FromTsAfterToTs);
-    }
-    Ok(r)
-}
-
-pub fn sval(data: &str) -> Result<Sval<'_>, PayloadError> {
-    let mut s = object(data, &["col", "key", "value"])?;
-    let mut f = Fields::new(&mut s, None);
-    let col = f.name(0, "col")?;
-    let key = f.name(1, "key")?;
-    Ok(Sval {
-        col,
-        key,
-        value: f.non_empty(2, "value")?,
-    })
-}
-
-/// `gval`, `gvalues`, `rval`.
-pub fn col_key(data: &str) -> Result<ColKey<'_>, PayloadError> {
-    let mut s = object(data, &["col", "key"])?;
-    let mut f = Fields::new(&mut s, None);
-    let col = f.name(0, "col")?;
-    let key = f.name(1, "key")?;
-    Ok(ColKey { col, key })
-}
-
-/// `dcol`, `gvals`, `gkeys`.
-pub fn col(data: &str) -> Result<Col<'_>, PayloadError> {
-    let mut s = object(data, &["col"])?;
-    Ok(Col {
-        col: Fields::new(&mut s, None).name(0, "col")?,
-    })
-}
-
-pub fn keys(data: &str) -> Result<Keys<'_>, PayloadError> {
-    let mut s = object(data, &["action", "key", "scope"])?;
-    let mut f = Fields::new(&mut s, None);
-    Ok(Keys {
-        action: f.raw_string(0),
-        key: f.raw_string(1),
-        scope: f.raw_string(2),
-    })
-}
-
-fn record_ref<'a>(f: &mut Fields<'_, 'a>) -> Result<RecordRef<'a>, FieldError> {
-    Ok(RecordRef {
-        col: f.name(0, "col")?,
-        doc: f.name(1, "doc")?,
-        ts: f.positive(2, "ts")?,
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// The declarations ([`Payload`]) of the payloads decoded above.
-
-const RECORD_REF: &[Member] = &[
+const RECORD_REF: &[super::spec::Member] = &[
     member("col", Kind::Name),
     member("doc", Kind::Name),
     member("ts", Kind::Positive),
 ];
 
+fn new_record<'a>(f: &mut Members<'a>) -> Result<NewRecord<'a>, PayloadError> {
+    Ok(NewRecord {
+        col: f.text(0)?,
+        doc: f.text(1)?,
+        ts: f.int(2)?,
+        data: f.text(3)?,
+    })
+}
+
+fn record_ref<'a>(f: &mut Members<'a>) -> Result<RecordRef<'a>, PayloadError> {
+    Ok(RecordRef {
+        col: f.text(0)?,
+        doc: f.text(1)?,
+        ts: f.int(2)?,
+    })
+}
+
 fn record_ref_values<'v>(r: &'v RecordRef<'_>, out: &mut Vec<Value<'v>>) {
     out.extend([Value::Text(&r.col), Value::Text(&r.doc), Value::Int(r.ts)]);
 }
 
+/// `cols` and `conn`: `data` is never looked at.
 impl<'a> Payload<'a> for Empty {
     const SPEC: Spec = spec(Shape::Ignored, &[]);
-    fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        empty(data)
+    fn decode(_data: &'a str) -> Result<Self, PayloadError> {
+        Ok(Empty)
     }
     fn values(&self) -> Vec<Value<'_>> {
         Vec::new()
     }
 }
 
+/// `ins`: the SDKs' batches in one pass, anything else through the general reader.
 impl<'a> Payload<'a> for Vec<NewRecord<'a>> {
-    const SPEC: Spec = spec(
-        Shape::Array,
-        &[
-            member("col", Kind::Name),
-            member("doc", Kind::Name),
-            member("ts", Kind::Positive),
-            member("data", Kind::Str),
-        ],
-    );
+    const SPEC: Spec = NEW_RECORD;
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        ins(data)
+        match fast_insert(data) {
+            Some(records) => Ok(records),
+            None => Members::array(data, &NEW_RECORD, new_record),
+        }
     }
     fn values(&self) -> Vec<Value<'_>> {
         self.iter()
@@ -280,10 +119,11 @@ impl<'a> Payload<'a> for Vec<NewRecord<'a>> {
     }
 }
 
+/// `drec`.
 impl<'a> Payload<'a> for RecordRef<'a> {
     const SPEC: Spec = spec(Shape::Object, RECORD_REF);
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        record(data)
+        record_ref(&mut Members::object(data, &Self::SPEC)?)
     }
     fn values(&self) -> Vec<Value<'_>> {
         let mut out = Vec::new();
@@ -292,10 +132,11 @@ impl<'a> Payload<'a> for RecordRef<'a> {
     }
 }
 
+/// `dmrec`.
 impl<'a> Payload<'a> for Vec<RecordRef<'a>> {
     const SPEC: Spec = spec(Shape::Array, RECORD_REF);
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        records(data)
+        Members::array(data, &Self::SPEC, record_ref)
     }
     fn values(&self) -> Vec<Value<'_>> {
         let mut out = Vec::new();
@@ -319,7 +160,15 @@ impl<'a> Payload<'a> for Qry<'a> {
         ],
     );
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        qry(data)
+        let mut f = Members::object(data, &Self::SPEC)?;
+        Ok(Qry {
+            col: f.text(0)?,
+            ts: f.int(1)?,
+            doc: f.opt_text(2)?,
+            from: f.int(3)?,
+            where_: f.opt_text(4)?,
+            filter: f.opt_text(5)?,
+        })
     }
     fn values(&self) -> Vec<Value<'_>> {
         vec![
@@ -349,7 +198,19 @@ impl<'a> Payload<'a> for Qdoc<'a> {
         checks: &[Check::NotAfter(2, 3, PayloadError::FromAfterTo)],
     };
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        qdoc(data)
+        let mut f = Members::object(data, &Self::SPEC)?;
+        let q = Qdoc {
+            col: f.text(0)?,
+            doc: f.text(1)?,
+            from: f.int(2)?,
+            to: f.int(3)?,
+            limit: f.int(4)?,
+            reverse: f.flag(5)?,
+            where_: f.opt_text(6)?,
+            filter: f.opt_text(7)?,
+        };
+        f.checks()?;
+        Ok(q)
     }
     fn values(&self) -> Vec<Value<'_>> {
         vec![
@@ -365,13 +226,19 @@ impl<'a> Payload<'a> for Qdoc<'a> {
     }
 }
 
+/// `ddoc`.
 impl<'a> Payload<'a> for Ddoc<'a> {
     const SPEC: Spec = spec(
         Shape::Object,
         &[member("doc", Kind::Name), member("col", Kind::OptName)],
     );
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        ddoc(data)
+        let mut f = Members::object(data, &Self::SPEC)?;
+        let doc = f.text(0)?;
+        Ok(Ddoc {
+            doc,
+            col: f.opt_text(1)?,
+        })
     }
     fn values(&self) -> Vec<Value<'_>> {
         vec![Value::Text(&self.doc), Value::text(self.col.as_deref())]
@@ -390,7 +257,15 @@ impl<'a> Payload<'a> for Drrng<'a> {
         checks: &[Check::NotAfter(2, 3, PayloadError::FromTsAfterToTs)],
     };
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        drrng(data)
+        let mut f = Members::object(data, &Self::SPEC)?;
+        let r = Drrng {
+            col: f.text(0)?,
+            doc: f.text(1)?,
+            from_ts: f.int(2)?,
+            to_ts: f.int(3)?,
+        };
+        f.checks()?;
+        Ok(r)
     }
     fn values(&self) -> Vec<Value<'_>> {
         vec![
@@ -412,7 +287,14 @@ impl<'a> Payload<'a> for Sval<'a> {
         ],
     );
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        sval(data)
+        let mut f = Members::object(data, &Self::SPEC)?;
+        let col = f.text(0)?;
+        let key = f.text(1)?;
+        Ok(Sval {
+            col,
+            key,
+            value: f.text(2)?,
+        })
     }
     fn values(&self) -> Vec<Value<'_>> {
         vec![
@@ -423,29 +305,36 @@ impl<'a> Payload<'a> for Sval<'a> {
     }
 }
 
+/// `gval`, `gvalues`, `rval`.
 impl<'a> Payload<'a> for ColKey<'a> {
     const SPEC: Spec = spec(
         Shape::Object,
         &[member("col", Kind::Name), member("key", Kind::Name)],
     );
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        col_key(data)
+        let mut f = Members::object(data, &Self::SPEC)?;
+        let col = f.text(0)?;
+        let key = f.text(1)?;
+        Ok(ColKey { col, key })
     }
     fn values(&self) -> Vec<Value<'_>> {
         vec![Value::Text(&self.col), Value::Text(&self.key)]
     }
 }
 
+/// `dcol`, `gvals`, `gkeys`, `gret`.
 impl<'a> Payload<'a> for Col<'a> {
     const SPEC: Spec = spec(Shape::Object, &[member("col", Kind::Name)]);
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        col(data)
+        let mut f = Members::object(data, &Self::SPEC)?;
+        Ok(Col { col: f.text(0)? })
     }
     fn values(&self) -> Vec<Value<'_>> {
         vec![Value::Text(&self.col)]
     }
 }
 
+/// `keys`: its members are kept raw and judged by the operation, with upstream's texts.
 impl<'a> Payload<'a> for Keys<'a> {
     const SPEC: Spec = spec(
         Shape::Object,
@@ -456,7 +345,12 @@ impl<'a> Payload<'a> for Keys<'a> {
         ],
     );
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        keys(data)
+        let mut f = Members::object(data, &Self::SPEC)?;
+        Ok(Keys {
+            action: f.opt_text(0)?,
+            key: f.opt_text(1)?,
+            scope: f.opt_text(2)?,
+        })
     }
     fn values(&self) -> Vec<Value<'_>> {
         vec![
@@ -471,46 +365,45 @@ impl<'a> Payload<'a> for Keys<'a> {
 mod tests {
     use super::*;
 
-    fn err<'a, T: fmt::Debug>(
-        decode: impl Fn(&'a str) -> Result<T, PayloadError>,
-        data: &'a str,
-    ) -> String {
-        decode(data).unwrap_err().to_string()
+    type Ins<'a> = Vec<NewRecord<'a>>;
+    type Dmrec<'a> = Vec<RecordRef<'a>>;
+
+    fn err<'a, T: Payload<'a> + fmt::Debug>(data: &'a str) -> String {
+        T::decode(data).unwrap_err().to_string()
     }
 
     #[test]
     fn ins_errors_in_table_order() {
-        assert_eq!(err(ins, "{}"), "invalid payload: expected a JSON array");
-        assert_eq!(err(ins, "null"), "invalid payload: expected a JSON array");
+        assert_eq!(err::<Ins>("{}"), "invalid payload: expected a JSON array");
+        assert_eq!(err::<Ins>("null"), "invalid payload: expected a JSON array");
         assert_eq!(
-            err(ins, "[1]"),
+            err::<Ins>("[1]"),
             "invalid payload: [0] must be a JSON object"
         );
-        assert_eq!(err(ins, "[{"), "invalid payload: data is not valid JSON");
+        assert_eq!(err::<Ins>("[{"), "invalid payload: data is not valid JSON");
         assert_eq!(
-            err(ins, "[{}]"),
+            err::<Ins>("[{}]"),
             "invalid payload: [0].col must be a non-empty string"
         );
         assert_eq!(
-            err(
-                ins,
+            err::<Ins>(
                 r#"[{"col":"c","doc":"d","ts":1,"data":"x"},{"col":"","doc":"d","ts":1,"data":"x"}]"#
             ),
             "invalid payload: [1].col must be a non-empty string"
         );
         assert_eq!(
-            err(ins, r#"[{"col":"c","doc":"d","ts":-5,"data":"x"}]"#),
+            err::<Ins>(r#"[{"col":"c","doc":"d","ts":-5,"data":"x"}]"#),
             "invalid payload: [0].ts must be a positive integer"
         );
         assert_eq!(
-            err(ins, r#"[{"col":"c","doc":"d","ts":1,"data":{"v":1}}]"#),
+            err::<Ins>(r#"[{"col":"c","doc":"d","ts":1,"data":{"v":1}}]"#),
             "invalid payload: [0].data must be a string"
         );
     }
 
     #[test]
     fn ins_fast_path_agrees_with_the_general_reader() {
-        let general = |d| array(d, &["col", "doc", "ts", "data"], new_record);
+        let general = |d| Members::array(d, &NEW_RECORD, new_record);
         for d in [
             r#"[]"#,
             r#" [ ] "#,
@@ -538,7 +431,7 @@ mod tests {
 
     #[test]
     fn ins_accepts_coercible_values() {
-        let v = ins(r#"[{"ts":600.9,"doc":"d","data":"","col":"c"},{"ts":"700","doc":"d","data":"g","col":"c"}]"#).unwrap();
+        let v = Ins::decode(r#"[{"ts":600.9,"doc":"d","data":"","col":"c"},{"ts":"700","doc":"d","data":"g","col":"c"}]"#).unwrap();
         assert_eq!(v[0].ts, 600);
         assert_eq!(v[1].ts, 700);
         assert_eq!(v[0].data, "");
@@ -547,26 +440,26 @@ mod tests {
     #[test]
     fn qdoc_rules() {
         assert_eq!(
-            err(qdoc, r#"{"col":"s","doc":"d","from":300,"to":100}"#),
+            err::<Qdoc>(r#"{"col":"s","doc":"d","from":300,"to":100}"#),
             "invalid payload: from must not be greater than to"
         );
         assert_eq!(
-            err(qdoc, r#"{"col":"s","doc":"d","from":0,"to":0}"#),
+            err::<Qdoc>(r#"{"col":"s","doc":"d","from":0,"to":0}"#),
             "invalid payload: to must be a positive integer"
         );
         assert_eq!(
-            err(qdoc, r#"{"col":"s","from":0,"to":10}"#),
+            err::<Qdoc>(r#"{"col":"s","from":0,"to":10}"#),
             "invalid payload: doc must be a non-empty string"
         );
         assert_eq!(
-            err(qdoc, r#"{"col":"s","doc":"d","to":10,"reverse":"yes"}"#),
+            err::<Qdoc>(r#"{"col":"s","doc":"d","to":10,"reverse":"yes"}"#),
             "invalid payload: reverse must be a boolean"
         );
         assert_eq!(
-            err(qdoc, r#"{"col":"s","doc":"d","to":10,"limit":"ten"}"#),
+            err::<Qdoc>(r#"{"col":"s","doc":"d","to":10,"limit":"ten"}"#),
             "invalid payload: limit must be an integer"
         );
-        let q = qdoc(r#"{"col":"s","doc":"d","to":10,"reverse":1,"where":null}"#).unwrap();
+        let q = Qdoc::decode(r#"{"col":"s","doc":"d","to":10,"reverse":1,"where":null}"#).unwrap();
         assert!(q.reverse);
         assert_eq!(q.from, 0);
         assert_eq!(q.where_, None);
@@ -574,43 +467,40 @@ mod tests {
 
     #[test]
     fn other_types() {
-        assert_eq!(err(qry, "[]"), "invalid payload: expected a JSON object");
+        assert_eq!(err::<Qry>("[]"), "invalid payload: expected a JSON object");
         assert_eq!(
-            err(qry, r#"{"col":"s","ts":1000,"where":5}"#),
+            err::<Qry>(r#"{"col":"s","ts":1000,"where":5}"#),
             "invalid payload: where must be a string"
         );
         assert_eq!(
-            err(qry, r#"{"col":"s","ts":1000,"from":"x"}"#),
+            err::<Qry>(r#"{"col":"s","ts":1000,"from":"x"}"#),
             "invalid payload: from must be an integer"
         );
         assert_eq!(
-            err(ddoc, r#"{"col":"s"}"#),
+            err::<Ddoc>(r#"{"col":"s"}"#),
             "invalid payload: doc must be a non-empty string"
         );
         assert_eq!(
-            err(drrng, r#"{"col":"s","doc":"d","fromTs":300,"toTs":100}"#),
+            err::<Drrng>(r#"{"col":"s","doc":"d","fromTs":300,"toTs":100}"#),
             "invalid payload: fromTs must not be greater than toTs"
         );
         assert_eq!(
-            err(drrng, r#"{"col":"s","doc":"d","from":100,"to":200}"#),
+            err::<Drrng>(r#"{"col":"s","doc":"d","from":100,"to":200}"#),
             "invalid payload: fromTs must be a positive integer"
         );
         assert_eq!(
-            err(sval, r#"{"col":"c","key":"n","value":5}"#),
+            err::<Sval>(r#"{"col":"c","key":"n","value":5}"#),
             "invalid payload: value must be a non-empty string"
         );
         assert_eq!(
-            err(col, "{}"),
+            err::<Col>("{}"),
             "invalid payload: col must be a non-empty string"
         );
         assert_eq!(
-            err(
-                records,
-                r#"[{"col":"s","doc":"d","ts":1},{"col":"s","doc":"d"}]"#
-            ),
+            err::<Dmrec>(r#"[{"col":"s","doc":"d","ts":1},{"col":"s","doc":"d"}]"#),
             "invalid payload: [1].ts must be a positive integer"
         );
-        assert_eq!(err(keys, "[]"), "invalid payload: expected a JSON object");
-        assert_eq!(empty("x"), Ok(Empty));
+        assert_eq!(err::<Keys>("[]"), "invalid payload: expected a JSON object");
+        assert_eq!(Empty::decode("x"), Ok(Empty));
     }
 }

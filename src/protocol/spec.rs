@@ -5,14 +5,19 @@
 //! fuzzer's generator and the table's round-trip test read the declarations to build their
 //! inputs and to predict each outcome.
 
+use super::json::Named;
 use super::PayloadError;
+
+/// The most members a payload declares (what the readers keep slots for).
+pub const MAX_MEMBERS: usize = 8;
 
 /// A payload type: how `data` is decoded into it, what it declares, and the values it holds.
 pub trait Payload<'a>: Sized {
     /// The shape and members of `data`.
     const SPEC: Spec;
 
-    /// Reads `data`, checking the members' rules in [`Spec::members`] order.
+    /// Reads `data`, checking the members' rules in [`Spec::members`] order (with
+    /// `protocol::members::Members`, which takes each member's name and rule from [`Self::SPEC`]).
     fn decode(data: &'a str) -> Result<Self, PayloadError>;
 
     /// The decoded values, one per member in declaration order (for an array, element after
@@ -46,6 +51,12 @@ pub enum Shape {
 pub struct Member {
     pub name: &'static str,
     pub kind: Kind,
+}
+
+impl Named for Member {
+    fn name(&self) -> &str {
+        self.name
+    }
 }
 
 /// How a member's value is read; the decoded [`Value`] of each kind is given in brackets.
