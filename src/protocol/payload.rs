@@ -1,6 +1,10 @@
-//! The typed payloads of docs/protocol.md#message-reference, one per shape of `data`. Several
-//! message types share a shape (`gval`, `gvalues` and `rval` all carry a [`ColKey`]); which type a
-//! payload belongs to is the message table's business (`ops::messages`), not this module's.
+//! The typed payloads of docs/protocol.md#message-reference that live with the wire format: the
+//! shapes several message types share (`gval`, `gvalues` and `rval` all carry a [`ColKey`]) and
+//! those the protocol's own readers build (`ins` records, read in one pass by `insert_scan`).
+//! Their declarations and decoders are in `request.rs`; a payload that only one operation uses
+//! may instead live in that operation's file (`ops/retention.rs`, `ops/subs.rs`), with
+//! [`into_static!`] for it. Which type a payload belongs to is the message table's business
+//! (`ops::messages`), not this module's.
 
 use std::borrow::Cow;
 
