@@ -14,7 +14,7 @@ use crate::auth::{KeyEntry, KeyRing};
 use crate::live::{Change, Feed, Hub, LiveError, Sink, Subscriptions};
 use crate::persist::{Journal, Lsn, WalOp};
 use crate::protocol::reply::TooLarge;
-use crate::store::{Collection, Handles, MemoryFull, Store};
+use crate::store::{Appender, Collection, Handles, MemoryFull, SeriesError, Store};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -86,8 +86,9 @@ impl<'a> Log<'a> {
         std::mem::take(&mut self.touched)
     }
 
-    /// Publishes a change just logged and applied to `col` to its live feed, if it has one.
-    /// Call under the collection's write lock, after changing it.
+    /// Publishes a change just logged to `col` to its live feed, if it has one. Call in the
+    /// collection's apply order: under its write lock after changing it, or within an append's
+    /// `commit` (under the apply-order lock, see `Collection::append`).
     fn publish(&mut self, col: &str, change: impl FnOnce() -> Change) {
         if let Some(feed) = self.live.feed(col) {
             feed.publish(self.last, change());
@@ -117,8 +118,8 @@ impl<'a> Log<'a> {
         self.lsn
     }
 
-    /// Logs a mutation (built only when persistence is on). Call under the lock of the
-    /// collection it changes, before changing it.
+    /// Logs a mutation (built only when persistence is on). Call under the write lock of the
+    /// collection it changes (or within an append's `commit`), before changing it.
     fn append<'o>(&mut self, op: impl FnOnce() -> WalOp<'o>) -> Result<(), OpError> {
         if let Some(journal) = self.journal {
             let lsn = journal
@@ -155,6 +156,24 @@ impl<'a> Ctx<'a> {
             Some(result) => result,
             None => Ok(()),
         }
+    }
+
+    /// [`Store::write_or_append`] through the connection's handles: `append` under the
+    /// collection's read lock first, `write` under its write lock if that declines.
+    fn write_or_append<R>(
+        &mut self,
+        col: &str,
+        append: impl FnOnce(&Appender<'_>, &mut Log<'a>) -> Option<R>,
+        write: impl FnOnce(&mut Collection, &mut Log<'a>) -> R,
+    ) -> R {
+        self.store
+            .write_or_append(self.handles, col, &mut self.log, append, write)
+    }
+
+    /// [`Store::read_exclusive`] through the connection's handles: a read that holds the
+    /// collection's writers off.
+    fn read_exclusive<R>(&mut self, col: &str, f: impl FnOnce(&Collection) -> R) -> Option<R> {
+        self.store.read_exclusive(self.handles, col, f)
     }
 
     /// [`Store::read`] through the connection's handles: `None` when the collection does not
@@ -212,6 +231,12 @@ impl fmt::Display for OpError {
             OpError::Keys(text) => text,
             OpError::Storage(_) => "storage unavailable: the server cannot persist writes",
         })
+    }
+}
+
+impl From<SeriesError> for OpError {
+    fn from(_: SeriesError) -> Self {
+        OpError::DocumentTooLarge
     }
 }
 

@@ -1,12 +1,12 @@
 //! `ins`, `qry`, `qdoc` and `cols`.
 
-use super::{by_collection, retention, Ctx, OpError};
+use super::{by_collection, retention, Ctx, Group, Log, OpError};
 use crate::live::{Change, Rec};
 use crate::persist::WalOp;
 use crate::protocol::pattern::{Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
 use crate::protocol::reply::{Object, Reply};
-use crate::store::Series;
+use crate::store::{Appender, Collection, Doc, View};
 use std::ops::ControlFlow;
 
 pub fn insert(
@@ -19,37 +19,66 @@ pub fn insert(
         records,
         |r| &r.col,
         |col, group| {
-            ctx.write_or_create(col, |c, log| {
-                if !c.can_insert(group.iter().map(|r| (&*r.doc, &*r.data))) {
-                    return Err(OpError::DocumentTooLarge);
-                }
-                log.append(|| WalOp::Insert {
-                    col,
-                    records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
-                })?;
-                let mut applied = 0;
-                let result = group.iter().try_for_each(|r| {
-                    applied += 1;
-                    c.insert(&r.doc, r.ts, &r.data)
-                        .map_err(|_| OpError::DocumentTooLarge)
-                });
-                log.publish(col, || {
-                    Change::Insert(
-                        group
-                            .iter()
-                            .take(applied - usize::from(result.is_err()))
-                            .map(|r| Rec {
-                                doc: r.doc.to_string(),
-                                ts: r.ts,
-                                data: r.data.to_string(),
-                            })
-                            .collect(),
-                    )
-                });
-                result?;
-                retention::enforce(c, log, col, group.iter().map(|r| &*r.doc))
-            })
+            ctx.write_or_append(
+                col,
+                |c, log| append(c, log, col, group),
+                |c, log| {
+                    if !c.can_insert(group.iter().map(|r| (&*r.doc, &*r.data))) {
+                        return Err(OpError::DocumentTooLarge);
+                    }
+                    log.append(|| WalOp::Insert {
+                        col,
+                        records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
+                    })?;
+                    let mut applied = 0;
+                    let result = group.iter().try_for_each(|r| {
+                        applied += 1;
+                        c.insert(&r.doc, r.ts, &r.data)
+                            .map_err(|_| OpError::DocumentTooLarge)
+                    });
+                    log.publish(col, || {
+                        changes(group.iter().take(applied - usize::from(result.is_err())))
+                    });
+                    result?;
+                    retention::enforce(c, log, col, group.iter().map(|r| &*r.doc))
+                },
+            )
         },
+    )
+}
+
+/// The usual insert — records for one existing document, newer than all it holds — made
+/// while the collection is only read-locked (see `Collection::append`); `None` for any other.
+fn append(
+    c: &Appender<'_>,
+    log: &mut Log<'_>,
+    col: &str,
+    group: Group<'_, '_, NewRecord<'_>>,
+) -> Option<Result<(), OpError>> {
+    let doc = &*group.iter().next()?.doc;
+    if group.iter().any(|r| *r.doc != *doc) {
+        return None;
+    }
+    c.append(doc, group.iter().map(|r| (r.ts, &*r.data)), || {
+        log.append(|| WalOp::Insert {
+            col,
+            records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
+        })?;
+        log.publish(col, || changes(group.iter()));
+        Ok(())
+    })
+}
+
+/// The live feed's record of inserted records.
+fn changes<'r>(records: impl Iterator<Item = &'r NewRecord<'r>>) -> Change {
+    Change::Insert(
+        records
+            .map(|r| Rec {
+                doc: r.doc.to_string(),
+                ts: r.ts,
+                data: r.data.to_string(),
+            })
+            .collect(),
     )
 }
 
@@ -61,12 +90,33 @@ pub fn collections(ctx: &mut Ctx<'_>, _: &Empty, reply: &mut Reply<'_>) -> Resul
     Ok(())
 }
 
-/// `qry`: the newest record at or before `ts` of each selected document.
+/// `qry`: the newest record at or before `ts` of each selected document. Read under the
+/// collection's read lock, each document as it was when the read began (appends go on
+/// meanwhile, see `store/doc.rs`); if a document took too many appends to tell, the answer is
+/// written again under the collection's write lock.
 pub fn latest(ctx: &mut Ctx<'_>, q: &Qry<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
     let selector = q.doc.as_deref().map(Selector::new);
     let predicate = Predicate::new(q.where_.as_deref(), q.filter.as_deref());
+    let mark = reply.mark();
+    if latest_pass(ctx, q, &selector, &predicate, reply, false)? {
+        return Ok(());
+    }
+    reply.rewind(mark);
+    latest_pass(ctx, q, &selector, &predicate, reply, true).map(drop)
+}
+
+/// One pass of [`latest`]: `Ok(false)` when a document could not be seen as it was when the
+/// pass began (never under the write lock: `exclusive`).
+fn latest_pass(
+    ctx: &mut Ctx<'_>,
+    q: &Qry<'_>,
+    selector: &Option<Selector<'_>>,
+    predicate: &Predicate<'_>,
+    reply: &mut Reply<'_>,
+    exclusive: bool,
+) -> Result<bool, OpError> {
     let mut records = reply.member("records").object();
-    let emit = |records: &mut Object<'_>, name: &str, series: &Series| -> Result<(), OpError> {
+    let emit = |records: &mut Object<'_>, name: &str, series: &View<'_>| -> Result<(), OpError> {
         let Some(i) = series.latest_at(q.ts) else {
             return Ok(());
         };
@@ -79,21 +129,27 @@ pub fn latest(ctx: &mut Ctx<'_>, q: &Qry<'_>, reply: &mut Reply<'_>) -> Result<(
             .record(ts, data, series.data_is_plain());
         Ok(records.check()?)
     };
-    ctx.read_existing(&q.col, |c| match &selector {
-        None => c
-            .docs
-            .iter()
-            .try_for_each(|(name, series)| emit(&mut records, name, series)),
-        Some(Selector::Literal(name)) => match c.docs.get(*name) {
-            Some(series) => emit(&mut records, name, series),
-            None => Ok(()),
-        },
-        Some(Selector::Pattern(re)) => c
-            .docs
-            .iter()
-            .filter(|(n, _)| re.is_match(n))
-            .try_for_each(|(name, series)| emit(&mut records, name, series)),
-    })
+    let read = |c: &Collection| -> Result<bool, OpError> {
+        let seen = if exclusive { u64::MAX } else { c.applied() };
+        let docs: Box<dyn Iterator<Item = (&String, &Doc)>> = match selector {
+            None => Box::new(c.docs.iter()),
+            Some(Selector::Literal(name)) => Box::new(c.docs.get_key_value(*name).into_iter()),
+            Some(Selector::Pattern(re)) => Box::new(c.docs.iter().filter(|(n, _)| re.is_match(n))),
+        };
+        for (name, doc) in docs {
+            let Some(view) = doc.read_at(seen) else {
+                return Ok(false);
+            };
+            emit(&mut records, name, &view)?;
+        }
+        Ok(true)
+    };
+    let done = if exclusive {
+        ctx.read_exclusive(&q.col, read)
+    } else {
+        ctx.read(&q.col, read)
+    };
+    done.unwrap_or(Ok(true))
 }
 
 /// `qdoc`: one document's records in `[from, to]`, filtered, limited, in either order.
@@ -106,9 +162,10 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
     };
     let mut records = reply.member("records").array();
     ctx.read_existing(&q.col, |c| {
-        let Some(series) = c.docs.get(&*q.doc) else {
+        let Some(doc) = c.docs.get(&*q.doc) else {
             return Ok(());
         };
+        let series = doc.read();
         let plain = series.data_is_plain();
         let range = series.range(q.from, q.to);
         let mut kept = 0;

@@ -1,7 +1,8 @@
 //! `sub` and `unsub`: live subscriptions (see `crate::live`).
 //!
-//! A subscription with `since` is registered while the collection's read lock holds its
-//! writers off, and its backlog is read under the same lock: every write is then either in the
+//! A subscription with `since` is registered while the collection's write lock holds its
+//! writers off (appends to existing documents only read-hold it), and its backlog is read
+//! under the same lock: every write is then either in the
 //! backlog or pushed, never both, never neither. A collection that does not exist has no lock
 //! to hold; then the registration succeeds only if no write was published between finding it
 //! missing and registering (else it tries again).
@@ -13,7 +14,7 @@ use crate::protocol::payload::{into_static, IntoStatic};
 use crate::protocol::reply::Reply;
 use crate::protocol::spec::{member, spec, Check, Kind, Payload, Shape, Spec, Value};
 use crate::protocol::PayloadError;
-use crate::store::Collection;
+use crate::store::{Collection, Current};
 use std::borrow::Cow;
 
 /// The payload of `sub`: what to watch and where to start
@@ -136,7 +137,7 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
             let mut done = None;
             for _ in 0..TRIES {
                 let before = feed.seq();
-                let read = ctx.read(&p.col, |c| {
+                let read = ctx.read_exclusive(&p.col, |c| {
                     let sub = slot.take()?;
                     let seq = feed.seq();
                     let frames = backlog(c, &sub, feed.col(), seq, since);
@@ -185,7 +186,11 @@ fn backlog(c: &Collection, sub: &Subscriber, col: &str, seq: u64, since: i64) ->
         Some(name) => Box::new(c.docs.get_key_value(name).into_iter()),
         None => Box::new(c.docs.iter().filter(|(n, _)| filter.doc(n))),
     };
-    for (name, series) in docs {
+    // Every document stays locked until the frames are built (no writer waits: the caller
+    // holds the collection's write lock).
+    let docs: Vec<(&str, Current<'_>)> = docs.map(|(n, d)| (n.as_str(), d.read())).collect();
+    for (name, series) in &docs {
+        let name = *name;
         for i in series.range(since.saturating_add(1), i64::MAX) {
             let (ts, data) = series.get(i);
             if !filter.data(data) {

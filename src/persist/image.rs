@@ -5,15 +5,16 @@ use super::error::Damage;
 use crate::auth::Scope;
 use crate::store::{Collection, Series};
 
-/// Copies a collection (under its read lock: a few large memory copies).
+/// Copies a collection (under its read lock, each document under its own: a few large memory
+/// copies).
 pub fn collection_image(name: &str, c: &Collection) -> CollectionImage {
     CollectionImage {
         name: name.to_owned(),
         docs: c
             .docs
             .iter()
-            .map(|(doc, series)| {
-                let (ts, lens, data) = series.to_parts();
+            .map(|(doc, d)| {
+                let (ts, lens, data) = d.read().to_parts();
                 DocImage {
                     name: doc.clone(),
                     ts,
@@ -36,7 +37,7 @@ pub fn collection_from_image(image: CollectionImage) -> Result<(String, Collecti
                 why: e.to_string(),
             })?;
         if !series.is_empty() {
-            c.docs.insert(doc.name, series);
+            c.load_doc(doc.name, series);
         }
     }
     c.kv.extend(image.kv);

@@ -61,6 +61,17 @@ impl<'o> Reply<'o> {
         }
     }
 
+    /// Where the response ends now, to go back to with [`Reply::rewind`].
+    pub fn mark(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Drops what was written after `mark` (members written since, closed or not), so that
+    /// an operation can write them again.
+    pub fn rewind(&mut self, mark: usize) {
+        self.out.truncate(mark);
+    }
+
     /// Closes the response object and checks its final size.
     pub fn finish(self) -> Result<(), TooLarge> {
         encode::end(self.out);

@@ -1,9 +1,17 @@
 //! A collection: its documents (time series) and its key/value map.
+//!
+//! Held behind the store's `RwLock`. Every change takes its write lock, except an append to an
+//! existing document ([`Collection::append`]), which read-holds it and takes the document's own
+//! lock; such appends are numbered in one apply order per collection, which readers of several
+//! documents use to see one point of it (see `doc.rs`).
 
+use super::doc::Doc;
+use super::lock;
 use super::retention::Limits;
 use super::series::{Series, SeriesError};
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// A document whose arena passes this many bytes is "large": while none is, a batch of up to
 /// this many bytes cannot take any document past the 4 GiB a document may hold.
@@ -14,7 +22,7 @@ const LARGE: usize = (1 << 31) - 1;
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub struct Collection {
-    pub docs: BTreeMap<String, Series>,
+    pub docs: BTreeMap<String, Doc>,
     pub kv: BTreeMap<String, String>,
     /// Set (under this collection's write lock) when the collection leaves the store: a writer
     /// that still holds the handle must look the name up again.
@@ -25,16 +33,30 @@ pub struct Collection {
     /// when a document crosses that size, so that an insert writes nothing shared but the
     /// lock and its own series.
     large_docs: usize,
-    /// Bytes this collection holds, by its own accounting (kept up to date by every change).
-    pub(super) held: usize,
+    /// Bytes this collection holds, by its own accounting (kept up to date by every change;
+    /// appends under the read lock change it too).
+    pub(super) held: AtomicUsize,
     /// The retention limits in force (see `retention`), cached from the store's policies.
     pub(super) limits: Limits,
+    /// The apply number of the last append made under the read lock (see `doc.rs`).
+    applied: AtomicU64,
+    /// Held by an append under the read lock while it logs, takes its apply number and
+    /// publishes: the log's order and the live feed's are then the apply order.
+    order: Mutex<()>,
+}
+
+/// The collection's held bytes before and after an append under the read lock, for the store's
+/// total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grown {
+    pub before: usize,
+    pub after: usize,
 }
 
 /// What a document costs besides its series' buffers: its name, the series itself in a map
 /// node (nodes are about two-thirds full), allocation overheads.
 fn doc_bytes(name: &str, series: &Series) -> usize {
-    name.len() + 16 + std::mem::size_of::<(String, Series)>() * 3 / 2 + series.heap_bytes()
+    name.len() + 16 + std::mem::size_of::<(String, Doc)>() * 3 / 2 + series.heap_bytes()
 }
 
 /// What a key/value entry costs: both strings at their length, in a map node.
@@ -47,6 +69,14 @@ impl Collection {
         let dirty = self.dirty.get_mut();
         if !*dirty {
             *dirty = true;
+        }
+    }
+
+    /// [`Collection::mark_dirty`] under the read lock (reads the flag first, so that appends
+    /// do not keep writing its cache line).
+    fn mark_dirty_shared(&self) {
+        if !self.dirty.load(Ordering::Relaxed) {
+            self.dirty.store(true, Ordering::Release);
         }
     }
 
@@ -76,27 +106,94 @@ impl Collection {
 
     /// Bytes held by the collection's documents and values, by the store's accounting.
     pub fn held_bytes(&self) -> usize {
-        self.held
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The apply number a reader of several documents takes its view at (see `doc.rs`): every
+    /// append numbered up to it is visible, none after.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Appends `records` to the existing document `doc` under the collection's read lock,
+    /// holding only the document's lock; `None` (nothing done) unless the document exists, no
+    /// retention limit applies, no document is large, and the records are newer than every
+    /// record it holds, in increasing order (so the append cannot fail and changes no position
+    /// a reader may hold). `commit` logs and publishes the append: it runs with the document
+    /// locked, before the change, under the collection's apply-order lock (a few instructions
+    /// in memory, one log append with `--data`); if it fails, nothing changes.
+    pub fn append<'r, E: From<SeriesError>>(
+        &self,
+        doc: &str,
+        records: impl Iterator<Item = (i64, &'r str)> + Clone,
+        commit: impl FnOnce() -> Result<(), E>,
+    ) -> Option<Result<Grown, E>> {
+        if !self.limits.is_unlimited() || self.large_docs > 0 {
+            return None;
+        }
+        let target = self.docs.get(doc)?;
+        let mut w = target.write();
+        let series = w.series();
+        let mut newest = series.newest_ts()?;
+        let mut incoming = 0;
+        for (ts, data) in records.clone() {
+            if ts <= newest {
+                return None;
+            }
+            newest = ts;
+            incoming += data.len();
+        }
+        if series.arena_len() + incoming > LARGE {
+            return None;
+        }
+        let before = doc_bytes(doc, series);
+        // Marked before the log entry: a checkpoint that rotates the log after this entry
+        // finds the collection changed, and its copy waits for this document's lock.
+        self.mark_dirty_shared();
+        let seq = {
+            let _order = lock::lock(&self.order);
+            if let Err(e) = commit() {
+                return Some(Err(e));
+            }
+            self.applied.fetch_add(1, Ordering::AcqRel) + 1
+        };
+        let result = w.append(seq, records);
+        let after = doc_bytes(doc, w.series());
+        drop(w);
+        let held = if after >= before {
+            self.held.fetch_add(after - before, Ordering::Relaxed)
+        } else {
+            self.held.fetch_sub(before - after, Ordering::Relaxed)
+        };
+        if let Err(e) = result {
+            return Some(Err(e.into()));
+        }
+        Some(Ok(Grown {
+            before: held,
+            after: held + after - before,
+        }))
     }
 
     /// Inserts (or replaces) one record.
     pub fn insert(&mut self, doc: &str, ts: i64, data: &str) -> Result<(), SeriesError> {
         self.mark_dirty();
         let (series, held) = match self.docs.get_mut(doc) {
-            Some(series) => {
+            Some(d) => {
+                let series = d.get_mut();
                 let held = doc_bytes(doc, series);
                 (series, held)
             }
-            None => (self.docs.entry(doc.to_owned()).or_default(), 0),
+            None => (self.docs.entry(doc.to_owned()).or_default().get_mut(), 0),
         };
         let before = series.arena_len();
         let result = series.insert(ts, data);
         let after = series.arena_len();
-        self.held -= held;
+        let total = self.held.get_mut();
+        *total -= held;
         if series.is_empty() {
             self.docs.remove(doc);
         } else {
-            self.held += doc_bytes(doc, series);
+            *total += doc_bytes(doc, series);
         }
         self.track_size(before, after);
         result
@@ -117,25 +214,27 @@ impl Collection {
         for (doc, data) in records {
             *per_doc.entry(doc).or_default() += data.len();
         }
-        per_doc
-            .into_iter()
-            .all(|(doc, add)| self.docs.get(doc).map_or(0, Series::data_bytes) + add <= limit)
+        per_doc.into_iter().all(|(doc, add)| {
+            self.docs.get(doc).map_or(0, |d| d.read().data_bytes()) + add <= limit
+        })
     }
 
     /// Applies a removal `f` to a document, dropping the document if it ends up empty; the
     /// collection counts as changed only if records went.
     fn edit_doc<R: Default>(&mut self, doc: &str, f: impl FnOnce(&mut Series) -> R) -> R {
-        let Some(series) = self.docs.get_mut(doc) else {
+        let Some(d) = self.docs.get_mut(doc) else {
             return R::default();
         };
+        let series = d.get_mut();
+        let total = self.held.get_mut();
         let (before, count) = (series.arena_len(), series.len());
-        self.held -= doc_bytes(doc, series);
+        *total -= doc_bytes(doc, series);
         let r = f(series);
         let (after, changed) = (series.arena_len(), series.len() != count);
         if series.is_empty() {
             self.docs.remove(doc);
         } else {
-            self.held += doc_bytes(doc, series);
+            *total += doc_bytes(doc, series);
         }
         self.track_size(before, after);
         if changed {
@@ -146,14 +245,16 @@ impl Collection {
 
     /// Whether `doc` holds a record at `ts`.
     pub fn has_record(&self, doc: &str, ts: i64) -> bool {
-        self.docs.get(doc).is_some_and(|s| s.find(ts).is_ok())
+        self.docs
+            .get(doc)
+            .is_some_and(|d| d.read().find(ts).is_ok())
     }
 
     /// Whether `doc` holds a record with `from <= ts <= to`.
     pub fn has_range(&self, doc: &str, from: i64, to: i64) -> bool {
         self.docs
             .get(doc)
-            .is_some_and(|s| !s.range(from, to).is_empty())
+            .is_some_and(|d| !d.read().range(from, to).is_empty())
     }
 
     pub fn remove_record(&mut self, doc: &str, ts: i64) -> bool {
@@ -166,8 +267,9 @@ impl Collection {
 
     pub fn remove_doc(&mut self, doc: &str) -> bool {
         match self.docs.remove(doc) {
-            Some(series) => {
-                self.held -= doc_bytes(doc, &series);
+            Some(mut d) => {
+                let series = d.get_mut();
+                *self.held.get_mut() -= doc_bytes(doc, series);
                 self.track_size(series.arena_len(), 0);
                 self.mark_dirty();
                 true
@@ -178,10 +280,11 @@ impl Collection {
 
     pub fn set_value(&mut self, key: &str, value: &str) {
         self.mark_dirty();
-        self.held += kv_bytes(key, value);
+        let total = self.held.get_mut();
+        *total += kv_bytes(key, value);
         match self.kv.get_mut(key) {
             Some(v) => {
-                self.held -= kv_bytes(key, v);
+                *total -= kv_bytes(key, v);
                 v.clear();
                 v.push_str(value);
                 v.shrink_to_fit();
@@ -194,7 +297,7 @@ impl Collection {
 
     pub fn remove_value(&mut self, key: &str) -> bool {
         let removed = self.kv.remove(key).is_some_and(|v| {
-            self.held -= kv_bytes(key, &v);
+            *self.held.get_mut() -= kv_bytes(key, &v);
             true
         });
         if removed {
@@ -205,18 +308,28 @@ impl Collection {
 
     /// Recomputes derived counters after documents were inserted directly (loading).
     pub fn recount(&mut self) {
-        self.large_docs = self.docs.values().filter(|s| s.arena_len() > LARGE).count();
-        self.held = self
+        self.large_docs = self
             .docs
-            .iter()
-            .map(|(d, s)| doc_bytes(d, s))
-            .sum::<usize>()
-            + self.kv.iter().map(|(k, v)| kv_bytes(k, v)).sum::<usize>();
+            .values_mut()
+            .map(|d| d.get_mut().arena_len())
+            .filter(|&n| n > LARGE)
+            .count();
+        let docs: usize = self
+            .docs
+            .iter_mut()
+            .map(|(name, d)| doc_bytes(name, d.get_mut()))
+            .sum();
+        *self.held.get_mut() = docs + self.kv.iter().map(|(k, v)| kv_bytes(k, v)).sum::<usize>();
     }
 
     /// Records held (for start-up reports).
     pub fn record_count(&self) -> usize {
-        self.docs.values().map(Series::len).sum()
+        self.docs.values().map(|d| d.read().len()).sum()
+    }
+
+    /// Adds a document loaded from disk (call [`Collection::recount`] afterwards).
+    pub fn load_doc(&mut self, name: String, series: Series) {
+        self.docs.insert(name, Doc::new(series));
     }
 }
 

@@ -1,5 +1,5 @@
-//! Taking a collection's lock while a writer holds it. Writers hold it for well under a
-//! microsecond, so a waiter first spins, then yields its CPU (so that a holder preempted on the
+//! Taking a busy lock: a collection's, a document's, or a collection's apply order. Writers
+//! hold them for well under a microsecond, so a waiter first spins, then yields its CPU (so that a holder preempted on the
 //! same CPU can finish), and only then parks. Parking after a few tries, as the lock does on its
 //! own, turned every preempted holder into a convoy: with 16 writers on 2 cores, parked writers
 //! kept missing their turn and the p99 latency of single-record inserts grew to 3 ms. The wait
@@ -7,8 +7,7 @@
 //! a writer then queues at once (the lock stops admitting new readers, so a stream of queries
 //! cannot starve it), and a reader that finds the lock free but cannot get in queues too.
 
-use super::Collection;
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Polls that only pause the CPU.
 const SPINS: u32 = 64;
@@ -42,7 +41,7 @@ fn acquire<G>(mut poll: impl FnMut() -> Poll<G>, queue: impl FnOnce() -> G) -> G
 
 // The state is read before trying, so that waiters do not keep taking the cache line.
 
-pub(super) fn write(lock: &RwLock<Collection>) -> RwLockWriteGuard<'_, Collection> {
+pub(super) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     let poll = || {
         if lock.is_locked_exclusive() {
             Poll::Busy
@@ -55,7 +54,7 @@ pub(super) fn write(lock: &RwLock<Collection>) -> RwLockWriteGuard<'_, Collectio
     acquire(poll, || lock.write())
 }
 
-pub(super) fn read(lock: &RwLock<Collection>) -> RwLockReadGuard<'_, Collection> {
+pub(super) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     let poll = || {
         if lock.is_locked_exclusive() {
             Poll::Busy
@@ -66,9 +65,22 @@ pub(super) fn read(lock: &RwLock<Collection>) -> RwLockReadGuard<'_, Collection>
     acquire(poll, || lock.read())
 }
 
+/// A mutex held for a few instructions: polled like a write-held lock, then queued.
+pub(super) fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
+    let poll = || {
+        if lock.is_locked() {
+            Poll::Busy
+        } else {
+            lock.try_lock().map_or(Poll::Busy, Poll::Got)
+        }
+    };
+    acquire(poll, || lock.lock())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Collection;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, Instant};

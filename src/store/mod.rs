@@ -1,17 +1,21 @@
 //! Pure in-memory data structures: no I/O, no JSON. The store maps collection names to
 //! collections, each behind its own lock; the outer map's lock is held only long enough to
-//! find, create or remove a collection.
+//! find, create or remove a collection. Inside a collection each document has a lock of its
+//! own, for appends that only read-hold the collection's (see `doc.rs`).
 
 mod collection;
+mod doc;
 mod lock;
 mod retention;
 mod series;
 
-pub use collection::Collection;
+pub use collection::{Collection, Grown};
+pub use doc::{Current, Doc, View};
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
 
 use parking_lot::RwLock;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -187,7 +191,8 @@ impl Store {
             let c = handle.read();
             st.collections += 1;
             st.documents += c.docs.len();
-            for (name, s) in &c.docs {
+            for (name, d) in &c.docs {
+                let s = d.read();
                 st.records += s.len();
                 st.bytes += name.len() + s.arena_len() + 16 * s.len();
             }
@@ -260,6 +265,57 @@ impl Store {
         }
     }
 
+    /// Runs `append` on the collection under its read lock; when it returns `None` (or the
+    /// collection does not exist) runs `write` under its write lock instead, as
+    /// [`Store::write_or_create`] does. Both get `state` (what they share, such as the log).
+    pub fn write_or_append<S, R>(
+        &self,
+        handles: &mut Handles,
+        name: &str,
+        state: &mut S,
+        append: impl FnOnce(&Appender<'_>, &mut S) -> Option<R>,
+        write: impl FnOnce(&mut Collection, &mut S) -> R,
+    ) -> R {
+        let mut append = Some(append);
+        while let Some(handle) = handles.find(self, name) {
+            let guard = lock::read(handle);
+            if guard.removed {
+                drop(guard);
+                handles.forget(name);
+                continue;
+            }
+            let appender = Appender {
+                c: &guard,
+                grown: Cell::new(None),
+            };
+            let done = append.take().and_then(|f| f(&appender, state));
+            let trim = appender
+                .grown
+                .get()
+                .is_some_and(|g| self.account(g.before, g.after));
+            drop(guard);
+            if trim {
+                self.release_memory();
+            }
+            match done {
+                Some(result) => return result,
+                None => break,
+            }
+        }
+        self.write_or_create(handles, name, |c| write(c, state))
+    }
+
+    /// Runs `f` on an existing collection under its write lock without changing it: a read
+    /// that holds every writer off. `None` when there is no such collection.
+    pub fn read_exclusive<R>(
+        &self,
+        handles: &mut Handles,
+        name: &str,
+        f: impl FnOnce(&Collection) -> R,
+    ) -> Option<R> {
+        self.write_with(handles, name, false, |c| f(c))
+    }
+
     /// Runs `f` on an existing collection under its read lock; `None` when there is no such
     /// collection.
     pub fn read<R>(
@@ -315,7 +371,7 @@ impl Store {
         guard.removed = true;
         guard.docs = Default::default();
         guard.kv = Default::default();
-        guard.held = 0;
+        *guard.held.get_mut() = 0;
         drop(guard);
         drop(map);
         if trim {
@@ -360,6 +416,34 @@ impl Store {
     }
 }
 
+/// A collection read-locked for an append (see [`Store::write_or_append`]).
+pub struct Appender<'c> {
+    c: &'c Collection,
+    grown: Cell<Option<Grown>>,
+}
+
+impl Appender<'_> {
+    /// [`Collection::append`], with the store's memory accounting.
+    pub fn append<'r, E: From<SeriesError>>(
+        &self,
+        doc: &str,
+        records: impl Iterator<Item = (i64, &'r str)> + Clone,
+        commit: impl FnOnce() -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
+        let result = self.c.append(doc, records, commit)?;
+        Some(result.map(|g| {
+            let total = match self.grown.get() {
+                Some(prev) => Grown {
+                    before: prev.before,
+                    after: (prev.after + g.after).saturating_sub(g.before),
+                },
+                None => g,
+            };
+            self.grown.set(Some(total));
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,7 +484,7 @@ mod tests {
                         store
                             .write_or_create(h, "c", |c| c.insert(&doc, ts, "x"))
                             .unwrap();
-                        let seen = store.read(h, "c", |c| c.docs.get(&doc).map(Series::len));
+                        let seen = store.read(h, "c", |c| c.docs.get(&doc).map(|d| d.read().len()));
                         assert_eq!(seen, Some(Some(1)), "insert {ts} of {doc} was lost");
                         if ts < 2000 {
                             store.write_existing(h, "c", |c| c.remove_record(&doc, ts));

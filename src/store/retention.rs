@@ -181,7 +181,7 @@ impl Collection {
         }
         let mut cuts: Vec<(&'d str, i64)> = docs
             .into_iter()
-            .filter_map(|doc| Some((doc, cutoff(self.docs.get(doc)?, self.limits)?)))
+            .filter_map(|doc| Some((doc, cutoff(&self.docs.get(doc)?.read(), self.limits)?)))
             .collect();
         if cuts.len() > 1 {
             cuts.sort_unstable();
@@ -224,7 +224,7 @@ mod tests {
         c.set_limits(Limits::from_numbers(20, 0));
         assert_eq!(c.cutoffs(["d", "e", "d"]), [("d", 20)]);
         assert_eq!(c.trim("d", 20), 1);
-        assert_eq!(kept(&c.docs["d"]), [20, 30, 40]);
+        assert_eq!(kept(&c.docs["d"].read()), [20, 30, 40]);
         assert!(c.cutoffs(["d"]).is_empty(), "the edge of the window stays");
         assert_eq!(c.trim("d", i64::MIN), 0);
         assert_eq!(c.trim("d", 50), 3);

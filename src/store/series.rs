@@ -341,6 +341,15 @@ impl Series {
         self.len() == 0
     }
 
+    /// The newest timestamp held (`None` while empty): sealed records are all older than
+    /// plain ones.
+    pub fn newest_ts(&self) -> Option<i64> {
+        match self.entries.last() {
+            Some(e) => Some(e.ts),
+            None => self.blocks.last().map(|b| b.last_ts),
+        }
+    }
+
     /// The record at position `i` (oldest first). Positions in sealed history decode their
     /// block into a cache kept until the document changes; prefer [`Series::scan`] for runs.
     pub fn get(&self, i: usize) -> (i64, &str) {

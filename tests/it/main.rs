@@ -24,6 +24,7 @@ mod lifecycle;
 mod limits;
 mod memory;
 mod model;
+mod model_racing;
 mod persistence;
 mod records;
 mod retention;
