@@ -6,7 +6,7 @@ use crate::persist::WalOp;
 use crate::protocol::pattern::{Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
 use crate::protocol::reply::{Object, Reply};
-use crate::store::{Appender, Collection, Doc, View};
+use crate::store::{Appender, Collection, InView, View};
 use std::ops::ControlFlow;
 
 pub fn insert(
@@ -106,7 +106,7 @@ pub fn latest(ctx: &mut Ctx<'_>, q: &Qry<'_>, reply: &mut Reply<'_>) -> Result<(
 }
 
 /// One pass of [`latest`]: `Ok(false)` when a document could not be seen as it was when the
-/// pass began (never under the write lock: `exclusive`).
+/// pass began (never under the write lock: `exclusive`, where the view is always quiet).
 fn latest_pass(
     ctx: &mut Ctx<'_>,
     q: &Qry<'_>,
@@ -130,14 +130,14 @@ fn latest_pass(
         Ok(records.check()?)
     };
     let read = |c: &Collection| -> Result<bool, OpError> {
-        let seen = if exclusive { u64::MAX } else { c.applied() };
-        let docs: Box<dyn Iterator<Item = (&String, &Doc)>> = match selector {
-            None => Box::new(c.docs.iter()),
-            Some(Selector::Literal(name)) => Box::new(c.docs.get_key_value(*name).into_iter()),
-            Some(Selector::Pattern(re)) => Box::new(c.docs.iter().filter(|(n, _)| re.is_match(n))),
+        let snap = c.snapshot();
+        let docs: Box<dyn Iterator<Item = (&String, InView<'_, '_>)>> = match selector {
+            None => Box::new(snap.docs()),
+            Some(Selector::Literal(name)) => Box::new(snap.doc(name).into_iter()),
+            Some(Selector::Pattern(re)) => Box::new(snap.docs().filter(|(n, _)| re.is_match(n))),
         };
         for (name, doc) in docs {
-            let Some(view) = doc.read_at(seen) else {
+            let Some(view) = doc.view() else {
                 return Ok(false);
             };
             emit(&mut records, name, &view)?;

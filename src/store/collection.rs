@@ -5,7 +5,7 @@
 //! lock; such appends are numbered in one apply order per collection, which readers of several
 //! documents use to see one point of it (see `doc.rs`).
 
-use super::doc::Doc;
+use super::doc::{Doc, Snapshot};
 use super::lock;
 use super::retention::Limits;
 use super::series::{Series, SeriesError};
@@ -33,16 +33,42 @@ pub struct Collection {
     /// when a document crosses that size, so that an insert writes nothing shared but the
     /// lock and its own series.
     large_docs: usize,
-    /// Bytes this collection holds, by its own accounting (kept up to date by every change;
-    /// appends under the read lock change it too).
-    pub(super) held: AtomicUsize,
     /// The retention limits in force (see `retention`), cached from the store's policies.
     pub(super) limits: Limits,
-    /// The apply number of the last append made under the read lock (see `doc.rs`).
-    applied: AtomicU64,
+    /// What appends under the read lock write.
+    pub(super) shared: Shared,
+    /// Readers registered as quiet (see [`Collection::snapshot`]), on a line of their own.
+    quiet: QuietReaders,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct QuietReaders(AtomicUsize);
+
+/// The fields of a collection that every append writes, on a cache line of their own: the
+/// rest of [`Collection`] (the document map's root above all) is read by every request.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(super) struct Shared {
     /// Held by an append under the read lock while it logs, takes its apply number and
     /// publishes: the log's order and the live feed's are then the apply order.
     order: Mutex<()>,
+    /// The apply number of the last append made under the read lock (see `doc.rs`).
+    applied: AtomicU64,
+    /// Bytes this collection holds, by its own accounting (kept up to date by every change).
+    pub(super) held: AtomicUsize,
+    /// Appends past their checks and not yet done: while there is one, readers take the
+    /// documents' locks.
+    appending: AtomicUsize,
+}
+
+/// An append in progress, counted in [`Shared::appending`] until dropped.
+struct InProgress<'c>(&'c AtomicUsize);
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// The collection's held bytes before and after an append under the read lock, for the store's
@@ -106,13 +132,29 @@ impl Collection {
 
     /// Bytes held by the collection's documents and values, by the store's accounting.
     pub fn held_bytes(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
+        self.shared.held.load(Ordering::Relaxed)
     }
 
     /// The apply number a reader of several documents takes its view at (see `doc.rs`): every
     /// append numbered up to it is visible, none after.
     pub fn applied(&self) -> u64 {
-        self.applied.load(Ordering::Acquire)
+        self.shared.applied.load(Ordering::Acquire)
+    }
+
+    /// A view of the documents for a reader of several of them, under the read lock: quiet
+    /// (documents read without their locks, appends held off until it is dropped) when no
+    /// append is in progress, else at the current apply number (see `doc.rs`). Registering
+    /// and checking use sequentially consistent operations, as the append's do in the other
+    /// order, so that of a reader and an append that start together at least one sees the
+    /// other.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        let count = &self.quiet.0;
+        count.fetch_add(1, Ordering::SeqCst);
+        if self.shared.appending.load(Ordering::SeqCst) == 0 {
+            return Snapshot::new(&self.docs, Some(count), 0);
+        }
+        count.fetch_sub(1, Ordering::Release);
+        Snapshot::new(&self.docs, None, self.applied())
     }
 
     /// Appends `records` to the existing document `doc` under the collection's read lock,
@@ -147,23 +189,32 @@ impl Collection {
             return None;
         }
         let before = doc_bytes(doc, series);
+        // Quiet readers read documents without their locks: wait until none is registered
+        // (new ones see this append and take the locks instead). They hold on for one read.
+        self.shared.appending.fetch_add(1, Ordering::SeqCst);
+        let _in_progress = InProgress(&self.shared.appending);
+        lock::wait_until(|| self.quiet.0.load(Ordering::SeqCst) == 0);
         // Marked before the log entry: a checkpoint that rotates the log after this entry
         // finds the collection changed, and its copy waits for this document's lock.
         self.mark_dirty_shared();
         let seq = {
-            let _order = lock::lock(&self.order);
+            let _order = lock::lock(&self.shared.order);
             if let Err(e) = commit() {
                 return Some(Err(e));
             }
-            self.applied.fetch_add(1, Ordering::AcqRel) + 1
+            self.shared.applied.fetch_add(1, Ordering::AcqRel) + 1
         };
         let result = w.append(seq, records);
         let after = doc_bytes(doc, w.series());
         drop(w);
         let held = if after >= before {
-            self.held.fetch_add(after - before, Ordering::Relaxed)
+            self.shared
+                .held
+                .fetch_add(after - before, Ordering::Relaxed)
         } else {
-            self.held.fetch_sub(before - after, Ordering::Relaxed)
+            self.shared
+                .held
+                .fetch_sub(before - after, Ordering::Relaxed)
         };
         if let Err(e) = result {
             return Some(Err(e.into()));
@@ -188,7 +239,7 @@ impl Collection {
         let before = series.arena_len();
         let result = series.insert(ts, data);
         let after = series.arena_len();
-        let total = self.held.get_mut();
+        let total = self.shared.held.get_mut();
         *total -= held;
         if series.is_empty() {
             self.docs.remove(doc);
@@ -226,7 +277,7 @@ impl Collection {
             return R::default();
         };
         let series = d.get_mut();
-        let total = self.held.get_mut();
+        let total = self.shared.held.get_mut();
         let (before, count) = (series.arena_len(), series.len());
         *total -= doc_bytes(doc, series);
         let r = f(series);
@@ -269,7 +320,7 @@ impl Collection {
         match self.docs.remove(doc) {
             Some(mut d) => {
                 let series = d.get_mut();
-                *self.held.get_mut() -= doc_bytes(doc, series);
+                *self.shared.held.get_mut() -= doc_bytes(doc, series);
                 self.track_size(series.arena_len(), 0);
                 self.mark_dirty();
                 true
@@ -280,7 +331,7 @@ impl Collection {
 
     pub fn set_value(&mut self, key: &str, value: &str) {
         self.mark_dirty();
-        let total = self.held.get_mut();
+        let total = self.shared.held.get_mut();
         *total += kv_bytes(key, value);
         match self.kv.get_mut(key) {
             Some(v) => {
@@ -297,7 +348,7 @@ impl Collection {
 
     pub fn remove_value(&mut self, key: &str) -> bool {
         let removed = self.kv.remove(key).is_some_and(|v| {
-            *self.held.get_mut() -= kv_bytes(key, &v);
+            *self.shared.held.get_mut() -= kv_bytes(key, &v);
             true
         });
         if removed {
@@ -319,7 +370,8 @@ impl Collection {
             .iter_mut()
             .map(|(name, d)| doc_bytes(name, d.get_mut()))
             .sum();
-        *self.held.get_mut() = docs + self.kv.iter().map(|(k, v)| kv_bytes(k, v)).sum::<usize>();
+        *self.shared.held.get_mut() =
+            docs + self.kv.iter().map(|(k, v)| kv_bytes(k, v)).sum::<usize>();
     }
 
     /// Records held (for start-up reports).
@@ -336,6 +388,81 @@ impl Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn append(
+        c: &Collection,
+        doc: &str,
+        recs: &[(i64, &str)],
+    ) -> Option<Result<Grown, SeriesError>> {
+        c.append(doc, recs.iter().copied(), || Ok(()))
+    }
+
+    #[test]
+    fn an_append_waits_for_quiet_readers_and_turns_new_readers_to_the_locks() {
+        let mut c = Collection::default();
+        c.insert("d", 1, "x").unwrap();
+        let c = std::sync::Arc::new(c);
+        let quiet = c.snapshot();
+        assert!(quiet.is_quiet());
+        let appender = {
+            let c = c.clone();
+            std::thread::spawn(move || append(&c, "d", &[(2, "y")]).map(|r| r.is_ok()))
+        };
+        // Wait (bounded) until the append is past its checks and waiting for the reader.
+        let mut tries = 0;
+        while c.shared.appending.load(Ordering::SeqCst) == 0 {
+            assert!(tries < 10_000_000, "the append never got going");
+            tries += 1;
+            std::thread::yield_now();
+        }
+        let (_, d) = quiet.doc("d").unwrap();
+        assert_eq!(
+            d.view().unwrap().len(),
+            1,
+            "the append changed a quietly read document"
+        );
+        assert_eq!(c.applied(), 0);
+        let locked = c.snapshot();
+        assert!(!locked.is_quiet(), "a reader started during an append");
+        drop(locked);
+        drop(quiet);
+        assert_eq!(appender.join().unwrap(), Some(true));
+        assert_eq!((c.docs["d"].read().len(), c.applied()), (2, 1));
+        assert!(c.snapshot().is_quiet());
+    }
+
+    #[test]
+    fn only_appends_of_newer_records_to_an_existing_document_skip_the_write_lock() {
+        let mut c = Collection::default();
+        c.insert("d", 10, "x").unwrap();
+        assert!(append(&c, "e", &[(20, "y")]).is_none(), "a new document");
+        assert!(append(&c, "d", &[(10, "y")]).is_none(), "a replace");
+        assert!(append(&c, "d", &[(5, "y")]).is_none(), "an older record");
+        assert!(
+            append(&c, "d", &[(30, "y"), (20, "z")]).is_none(),
+            "out of order"
+        );
+        assert!(
+            append(&c, "d", &[(20, "y"), (20, "z")]).is_none(),
+            "a repeated ts"
+        );
+        assert_eq!(c.applied(), 0);
+        c.set_dirty(false);
+        let held = c.held_bytes();
+        let grown = append(&c, "d", &[(20, "y"), (30, "zz")]).unwrap().unwrap();
+        assert_eq!((grown.before, grown.after), (held, c.held_bytes()));
+        assert!(c.is_dirty());
+        assert_eq!(c.applied(), 1);
+        assert_eq!(c.docs["d"].read().len(), 3);
+        // A failing commit (the log refused the entry) changes nothing.
+        let refused = c.append("d", [(40, "w")].into_iter(), || {
+            Err(SeriesError::DocumentTooLarge)
+        });
+        assert!(matches!(refused, Some(Err(SeriesError::DocumentTooLarge))));
+        assert_eq!((c.docs["d"].read().len(), c.applied()), (3, 1));
+        c.set_limits(Limits::from_numbers(0, 100));
+        assert!(append(&c, "d", &[(50, "v")]).is_none(), "retention applies");
+    }
 
     #[test]
     fn removing_nothing_leaves_the_collection_clean() {

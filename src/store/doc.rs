@@ -8,11 +8,19 @@
 //! append numbered after `seen`: appends only add records newer than every record held, so that
 //! prefix is exactly the document at `seen`. Every other change takes the collection's write
 //! lock, which no reader holds a view across.
+//!
+//! Locking every document costs a reader of many documents one write to each document's lock,
+//! and two readers on two CPUs then pass each of those cache lines back and forth. So while no
+//! append is in progress, a reader of several documents reads them without their locks instead
+//! (a *quiet* [`Snapshot`]): it registers with the collection, and an append waits until no
+//! quiet reader is registered before it changes anything (see `Collection::append`).
 
 use super::lock;
 use super::series::{Series, SeriesError};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::BTreeMap;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Appends a document remembers. A reader whose view is older than all of them (the document
 /// took this many appends while the reader was going through the collection) cannot see the
@@ -78,7 +86,10 @@ impl Doc {
             .filter(|a| a.seq > seen)
             .map(|a| a.len_before)
             .fold(guard.series.len(), usize::min);
-        Some(View { guard, len })
+        Some(View {
+            state: Held::Locked(guard),
+            len,
+        })
     }
 
     /// Write-locks the document for an append.
@@ -101,15 +112,29 @@ impl Deref for Current<'_> {
 /// It reads like the series (through `Deref`) except for [`View::latest_at`], which is the one
 /// question whose answer depends on the records after `len`.
 pub struct View<'a> {
-    guard: RwLockReadGuard<'a, State>,
+    state: Held<'a>,
     len: usize,
 }
 
+/// How a view holds its document.
+enum Held<'a> {
+    Locked(RwLockReadGuard<'a, State>),
+    /// Unlocked, under a quiet snapshot.
+    Quiet(&'a State),
+}
+
 impl View<'_> {
+    fn state(&self) -> &State {
+        match &self.state {
+            Held::Locked(guard) => guard,
+            Held::Quiet(state) => state,
+        }
+    }
+
     /// Position of the newest record with `ts <= at` among those the view holds. The records
     /// past the view are newer than all of those, so the answer is the series' own, capped.
     pub fn latest_at(&self, at: i64) -> Option<usize> {
-        let i = self.guard.series.latest_at(at)?;
+        let i = self.state().series.latest_at(at)?;
         if i < self.len {
             Some(i)
         } else {
@@ -121,7 +146,81 @@ impl View<'_> {
 impl Deref for View<'_> {
     type Target = Series;
     fn deref(&self) -> &Series {
-        &self.guard.series
+        &self.state().series
+    }
+}
+
+/// One reader's view of a collection's documents, taken under the collection's read lock (see
+/// `Collection::snapshot`): quiet (no append in progress, none starts until it is dropped, and
+/// documents are read without their locks) or at an apply number.
+pub struct Snapshot<'c> {
+    docs: &'c BTreeMap<String, Doc>,
+    /// The collection's count of quiet readers, if this is one of them.
+    quiet: Option<&'c AtomicUsize>,
+    seen: u64,
+}
+
+impl<'c> Snapshot<'c> {
+    /// `quiet`: registered in that count with no append in progress (the caller checked).
+    pub(super) fn new(
+        docs: &'c BTreeMap<String, Doc>,
+        quiet: Option<&'c AtomicUsize>,
+        seen: u64,
+    ) -> Self {
+        Snapshot { docs, quiet, seen }
+    }
+
+    /// Every document, in name order.
+    pub fn docs(&self) -> impl Iterator<Item = (&'c String, InView<'_, 'c>)> + '_ {
+        self.docs
+            .iter()
+            .map(|(n, doc)| (n, InView { snap: self, doc }))
+    }
+
+    /// The document of that name.
+    pub fn doc(&self, name: &str) -> Option<(&'c String, InView<'_, 'c>)> {
+        let (n, doc) = self.docs.get_key_value(name)?;
+        Some((n, InView { snap: self, doc }))
+    }
+
+    /// Whether documents are read without their locks.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet.is_some()
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        if let Some(count) = self.quiet {
+            count.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+/// A document of a snapshot's collection.
+pub struct InView<'s, 'c> {
+    snap: &'s Snapshot<'c>,
+    doc: &'c Doc,
+}
+
+impl<'s> InView<'s, '_> {
+    /// The document as the snapshot sees it; `None` when it took too many appends since the
+    /// snapshot was taken to tell (never for a quiet one).
+    pub fn view(&self) -> Option<View<'s>> {
+        if self.snap.quiet.is_none() {
+            return self.doc.read_at(self.snap.seen);
+        }
+        // SAFETY: the snapshot is registered as a quiet reader of the collection this document
+        // belongs to (it came from the snapshot's own map) and was taken under the collection's
+        // read lock, which it borrows: no writer holds the collection's write lock, and every
+        // append waits, before changing anything, until no quiet reader is registered; an
+        // append in progress when the snapshot was taken would have made it not quiet. So
+        // nothing writes the document while this reference lives, and other readers only read.
+        let state = unsafe { &*self.doc.state.data_ptr() };
+        Some(View {
+            state: Held::Quiet(state),
+            len: usize::MAX,
+        })
     }
 }
 

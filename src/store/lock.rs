@@ -65,6 +65,20 @@ pub(super) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     acquire(poll, || lock.read())
 }
 
+/// Returns once `done` holds: for a condition that other threads make true within one short
+/// read (polled, then yielding the CPU so that a preempted reader can finish).
+pub(super) fn wait_until(done: impl Fn() -> bool) {
+    let mut i = 0u32;
+    while !done() {
+        if i < SPINS {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+        i = i.saturating_add(1);
+    }
+}
+
 /// A mutex held for a few instructions: polled like a write-held lock, then queued.
 pub(super) fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
     let poll = || {

@@ -10,7 +10,7 @@ mod retention;
 mod series;
 
 pub use collection::{Collection, Grown};
-pub use doc::{Current, Doc, View};
+pub use doc::{Current, Doc, InView, Snapshot, View};
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
 
@@ -371,7 +371,7 @@ impl Store {
         guard.removed = true;
         guard.docs = Default::default();
         guard.kv = Default::default();
-        *guard.held.get_mut() = 0;
+        *guard.shared.held.get_mut() = 0;
         drop(guard);
         drop(map);
         if trim {
