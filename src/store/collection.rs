@@ -37,13 +37,19 @@ pub struct Collection {
     pub(super) limits: Limits,
     /// What appends under the read lock write.
     pub(super) shared: Shared,
-    /// Readers registered as quiet (see [`Collection::snapshot`]), on a line of their own.
+    /// What readers of several documents write (see [`Collection::snapshot`]), on a line of
+    /// its own.
     quiet: QuietReaders,
 }
 
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct QuietReaders(AtomicUsize);
+struct QuietReaders {
+    /// Readers registered as quiet.
+    count: AtomicUsize,
+    /// The apply number the last reader saw (written only when it changed).
+    seen: AtomicU64,
+}
 
 /// The fields of a collection that every append writes, on a cache line of their own: the
 /// rest of [`Collection`] (the document map's root above all) is read by every request.
@@ -143,17 +149,23 @@ impl Collection {
 
     /// A view of the documents for a reader of several of them, under the read lock: quiet
     /// (documents read without their locks, appends held off until it is dropped) when no
-    /// append is in progress, else at the current apply number (see `doc.rs`). Registering
-    /// and checking use sequentially consistent operations, as the append's do in the other
-    /// order, so that of a reader and an append that start together at least one sees the
-    /// other.
+    /// append was made since the previous reader looked and none is in progress, else at the
+    /// current apply number (see `doc.rs`): while appends keep coming, readers take the
+    /// documents' locks rather than make appends wait for them. Registering and checking use
+    /// sequentially consistent operations, as the append's do in the other order, so that of
+    /// a reader and an append that start together at least one sees the other.
     pub fn snapshot(&self) -> Snapshot<'_> {
-        let count = &self.quiet.0;
-        count.fetch_add(1, Ordering::SeqCst);
-        if self.shared.appending.load(Ordering::SeqCst) == 0 {
-            return Snapshot::new(&self.docs, Some(count), 0);
+        let applied = self.applied();
+        let quiet = &self.quiet;
+        if quiet.seen.load(Ordering::Relaxed) != applied {
+            quiet.seen.store(applied, Ordering::Relaxed);
+            return Snapshot::new(&self.docs, None, applied);
         }
-        count.fetch_sub(1, Ordering::Release);
+        quiet.count.fetch_add(1, Ordering::SeqCst);
+        if self.shared.appending.load(Ordering::SeqCst) == 0 {
+            return Snapshot::new(&self.docs, Some(&quiet.count), 0);
+        }
+        quiet.count.fetch_sub(1, Ordering::Release);
         Snapshot::new(&self.docs, None, self.applied())
     }
 
@@ -193,7 +205,7 @@ impl Collection {
         // (new ones see this append and take the locks instead). They hold on for one read.
         self.shared.appending.fetch_add(1, Ordering::SeqCst);
         let _in_progress = InProgress(&self.shared.appending);
-        lock::wait_until(|| self.quiet.0.load(Ordering::SeqCst) == 0);
+        lock::wait_until(|| self.quiet.count.load(Ordering::SeqCst) == 0);
         // Marked before the log entry: a checkpoint that rotates the log after this entry
         // finds the collection changed, and its copy waits for this document's lock.
         self.mark_dirty_shared();
@@ -428,6 +440,10 @@ mod tests {
         drop(quiet);
         assert_eq!(appender.join().unwrap(), Some(true));
         assert_eq!((c.docs["d"].read().len(), c.applied()), (2, 1));
+        assert!(
+            !c.snapshot().is_quiet(),
+            "an append came since the last reader"
+        );
         assert!(c.snapshot().is_quiet());
     }
 

@@ -11,9 +11,10 @@
 //!
 //! Locking every document costs a reader of many documents one write to each document's lock,
 //! and two readers on two CPUs then pass each of those cache lines back and forth. So while no
-//! append is in progress, a reader of several documents reads them without their locks instead
-//! (a *quiet* [`Snapshot`]): it registers with the collection, and an append waits until no
-//! quiet reader is registered before it changes anything (see `Collection::append`).
+//! append is coming, a reader of several documents reads them without their locks instead (a
+//! *quiet* [`Snapshot`]): it registers with the collection, and an append waits until no quiet
+//! reader is registered before it changes anything (see `Collection::snapshot` and
+//! `Collection::append`).
 
 use super::lock;
 use super::series::{Series, SeriesError};
