@@ -149,7 +149,11 @@ fn latest_pass(
     } else {
         ctx.read(&q.col, read)
     };
-    done.unwrap_or(Ok(true))
+    match done {
+        Some(result) => result,
+        // No such collection: an empty answer, complete.
+        None => Ok(true),
+    }
 }
 
 /// `qdoc`: one document's records in `[from, to]`, filtered, limited, in either order.

@@ -10,7 +10,7 @@ mod retention;
 mod series;
 
 pub use collection::{Collection, Grown};
-pub use doc::{Current, Doc, InView, Snapshot, View};
+pub use doc::{Current, InView, View};
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
 
