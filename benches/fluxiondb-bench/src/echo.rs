@@ -6,11 +6,12 @@
 //! id. It parses nothing but the id, so the load generator measured against it shows what the
 //! transport allows for answers of exactly that size and content.
 
+use crate::procfs;
 use crate::wire::{self, FrameReader, OP_CLOSE, OP_PING, OP_TEXT};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -82,6 +83,8 @@ impl Reply {
 pub struct EchoServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Ids of the connection threads, for their CPU figures.
+    threads: Arc<Mutex<Vec<u32>>>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -100,13 +103,16 @@ impl EchoServer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let reply = Arc::new(reply);
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let ids = threads.clone();
         let accept = std::thread::Builder::new()
             .name("echo-accept".into())
-            .spawn(move || accept_loop(listener, &flag, reply))
+            .spawn(move || accept_loop(listener, &flag, reply, ids))
             .map_err(|e| format!("starting the echo server: {e}"))?;
         Ok(EchoServer {
             addr,
             stop,
+            threads,
             accept: Some(accept),
         })
     }
@@ -114,6 +120,11 @@ impl EchoServer {
     /// `HOST:PORT` to connect to.
     pub fn addr(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The ids of its connection threads (registered as each starts).
+    pub fn threads(&self) -> Arc<Mutex<Vec<u32>>> {
+        self.threads.clone()
     }
 
     /// Serves until the process ends.
@@ -135,7 +146,12 @@ impl Drop for EchoServer {
     }
 }
 
-fn accept_loop(listener: TcpListener, stop: &AtomicBool, reply: Arc<Reply>) {
+fn accept_loop(
+    listener: TcpListener,
+    stop: &AtomicBool,
+    reply: Arc<Reply>,
+    threads: Arc<Mutex<Vec<u32>>>,
+) {
     for sock in listener.incoming() {
         if stop.load(Ordering::Acquire) {
             return;
@@ -149,10 +165,14 @@ fn accept_loop(listener: TcpListener, stop: &AtomicBool, reply: Arc<Reply>) {
             }
         };
         let reply = reply.clone();
+        let threads = threads.clone();
         let spawned = std::thread::Builder::new()
             .name("echo-conn".into())
             .stack_size(256 * 1024)
             .spawn(move || {
+                if let Some(id) = procfs::thread_id() {
+                    threads.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                }
                 if let Err(e) = session(sock, &reply) {
                     if e.kind() != io::ErrorKind::UnexpectedEof {
                         eprintln!("echo: connection ended: {e}");

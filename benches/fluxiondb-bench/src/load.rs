@@ -2,7 +2,7 @@
 //! window, samples the server's and this process's /proc around it, and merges the counters.
 
 use crate::client::{Client, Endpoint, Plan};
-use crate::procfs::{self, Sample};
+use crate::procfs::{self, Probe, Sample};
 use crate::requests::Generator;
 use crate::stats::Counters;
 use std::sync::{Condvar, Mutex};
@@ -84,6 +84,8 @@ pub struct RunResult {
     pub roles: Vec<RoleResult>,
     /// Server readings after connecting, at the start and at the end of the measured window.
     pub server: Option<[Sample; 3]>,
+    /// The server runs inside this process (no memory figures; its CPU is not the client's).
+    pub server_in_process: bool,
     /// Context switches of the server's threads during the window.
     pub server_ctx_switches: Option<u64>,
     pub client_cpu_s: f64,
@@ -92,8 +94,8 @@ pub struct RunResult {
     pub seconds: f64,
 }
 
-fn sample_server(pid: Option<u32>) -> Result<Option<Sample>, String> {
-    pid.map(|p| procfs::sample(Some(p))).transpose()
+fn sample_server(probe: Option<&Probe>) -> Result<Option<Sample>, String> {
+    probe.map(Probe::sample).transpose()
 }
 
 fn sleep_until(t: Instant) {
@@ -107,7 +109,7 @@ pub fn run(
     ep: &Endpoint,
     roles: Vec<Role>,
     window: Window,
-    server_pid: Option<u32>,
+    server: Option<&Probe>,
 ) -> Result<RunResult, String> {
     let mut work: Vec<(usize, Client, Generator, usize)> = Vec::new();
     let mut results: Vec<RoleResult> = Vec::new();
@@ -131,7 +133,7 @@ pub fn run(
             counters: Counters::new(),
         });
     }
-    let connected = sample_server(server_pid)?;
+    let connected = sample_server(server)?;
     let t0 = Instant::now();
     let (start, end) = match window {
         Window::Timed { warmup, duration } => {
@@ -165,13 +167,13 @@ pub fn run(
             handles.push(h);
         }
         sleep_until(start);
-        readings.0 = sample_server(server_pid)?;
+        readings.0 = sample_server(server)?;
         readings.2 = procfs::sample(None)?;
         match end {
             Some(end) => sleep_until(end),
             None => gate.wait_for(handles.len()),
         }
-        readings.1 = sample_server(server_pid)?;
+        readings.1 = sample_server(server)?;
         readings.3 = procfs::sample(None)?;
         gate.open();
         for h in handles {
@@ -198,20 +200,30 @@ pub fn run(
     for r in &mut results {
         r.seconds = seconds;
     }
-    let server = match (connected, readings.0, readings.1) {
+    let samples = match (connected, readings.0, readings.1) {
         (Some(a), Some(b), Some(c)) => Some([a, b, c]),
         _ => None,
     };
-    let server_ctx_switches = server.map(|s| s[2].ctx_switches.saturating_sub(s[1].ctx_switches));
+    let server_ctx_switches = samples.map(|s| s[2].ctx_switches.saturating_sub(s[1].ctx_switches));
+    // A server inside this process (the echo) is not the client: its share comes off.
+    let (own_cpu, own_ctx) = match (server.is_some_and(Probe::in_process), samples) {
+        (true, Some(s)) => (
+            s[2].cpu_s - s[1].cpu_s,
+            s[2].ctx_switches.saturating_sub(s[1].ctx_switches),
+        ),
+        _ => (0.0, 0),
+    };
     Ok(RunResult {
         roles: results,
-        server,
+        server: samples,
+        server_in_process: server.is_some_and(Probe::in_process),
         server_ctx_switches,
-        client_cpu_s: readings.3.cpu_s - readings.2.cpu_s,
+        client_cpu_s: (readings.3.cpu_s - readings.2.cpu_s - own_cpu).max(0.0),
         client_ctx_switches: readings
             .3
             .ctx_switches
-            .saturating_sub(readings.2.ctx_switches),
+            .saturating_sub(readings.2.ctx_switches)
+            .saturating_sub(own_ctx),
         seconds,
     })
 }

@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 /// One reading of /proc/PID.
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,12 +26,48 @@ fn clock_ticks() -> f64 {
     }
 }
 
-/// Reads /proc/<pid>/stat and /proc/<pid>/status (`pid` None: this process).
-pub fn sample(pid: Option<u32>) -> Result<Sample, String> {
-    let dir = match pid {
-        Some(p) => format!("/proc/{p}"),
-        None => "/proc/self".to_string(),
-    };
+/// Where a server's CPU and memory are read: another process, or threads of this one (the
+/// in-process echo server, whose threads register their ids).
+#[derive(Clone, Debug)]
+pub enum Probe {
+    Process(u32),
+    Threads(Arc<Mutex<Vec<u32>>>),
+}
+
+impl Probe {
+    /// A reading; for threads, their CPU and context switches (no memory figures).
+    pub fn sample(&self) -> Result<Sample, String> {
+        match self {
+            Probe::Process(pid) => sample(Some(*pid)),
+            Probe::Threads(tids) => {
+                let tids = tids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut total = Sample::default();
+                for tid in tids {
+                    let dir = format!("/proc/self/task/{tid}");
+                    // A thread that has ended takes its figures with it.
+                    if let Ok(cpu) = cpu_seconds(&dir) {
+                        total.cpu_s += cpu;
+                        total.ctx_switches += task_ctx_switches(&format!("{dir}/status"));
+                    }
+                }
+                Ok(total)
+            }
+        }
+    }
+
+    pub fn in_process(&self) -> bool {
+        matches!(self, Probe::Threads(_))
+    }
+}
+
+/// The id of the calling thread (from /proc/thread-self, which links to `PID/task/TID`).
+pub fn thread_id() -> Option<u32> {
+    let link = fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// User + system CPU seconds from `<dir>/stat`.
+fn cpu_seconds(dir: &str) -> Result<f64, String> {
     let stat = fs::read_to_string(format!("{dir}/stat"))
         .map_err(|e| format!("reading {dir}/stat: {e}"))?;
     // Fields after the command name (which may contain spaces) start at field 3 (state).
@@ -46,7 +83,16 @@ pub fn sample(pid: Option<u32>) -> Result<Sample, String> {
             .ok_or_else(|| format!("{dir}/stat: field {} missing", i + 3))
     };
     // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
-    let cpu_s = (tick(11)? + tick(12)?) / clock_ticks();
+    Ok((tick(11)? + tick(12)?) / clock_ticks())
+}
+
+/// Reads /proc/<pid>/stat and /proc/<pid>/status (`pid` None: this process).
+pub fn sample(pid: Option<u32>) -> Result<Sample, String> {
+    let dir = match pid {
+        Some(p) => format!("/proc/{p}"),
+        None => "/proc/self".to_string(),
+    };
+    let cpu_s = cpu_seconds(&dir)?;
     let status = fs::read_to_string(format!("{dir}/status"))
         .map_err(|e| format!("reading {dir}/status: {e}"))?;
     let kb = |name: &str| -> u64 {
@@ -70,21 +116,25 @@ fn ctx_switches(dir: &str) -> u64 {
     let Ok(tasks) = fs::read_dir(format!("{dir}/task")) else {
         return 0;
     };
-    let mut n = 0;
-    for t in tasks.flatten() {
-        let Ok(status) = fs::read_to_string(t.path().join("status")) else {
-            continue;
-        };
-        for l in status.lines() {
-            if let Some(v) = l
-                .strip_prefix("voluntary_ctxt_switches:")
+    tasks
+        .flatten()
+        .map(|t| task_ctx_switches(&t.path().join("status").to_string_lossy()))
+        .sum()
+}
+
+/// Voluntary + involuntary context switches from one task's status file; 0 when unreadable.
+fn task_ctx_switches(status_path: &str) -> u64 {
+    let Ok(status) = fs::read_to_string(status_path) else {
+        return 0;
+    };
+    status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("voluntary_ctxt_switches:")
                 .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                n += v.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
-    }
-    n
+        })
+        .map(|v| v.trim().parse::<u64>().unwrap_or(0))
+        .sum()
 }
 
 fn read_trim(path: &str) -> String {
@@ -160,5 +210,31 @@ mod tests {
         let s = super::sample(None).unwrap();
         assert!(s.rss_bytes > 0);
         assert!(s.cpu_s >= 0.0);
+    }
+
+    /// A thread that registers its id is sampled: it burns CPU and the probe sees it.
+    #[test]
+    fn samples_registered_threads() {
+        use super::*;
+        let tids = Arc::new(Mutex::new(Vec::new()));
+        let probe = Probe::Threads(tids.clone());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tids.lock().unwrap().push(thread_id().unwrap());
+            let started = std::time::Instant::now();
+            let mut x = 0u64;
+            while started.elapsed() < std::time::Duration::from_millis(100) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            ready_tx.send(()).unwrap();
+            rx.recv().unwrap();
+        });
+        ready_rx.recv().unwrap();
+        let s = probe.sample().unwrap();
+        assert!(s.cpu_s > 0.0, "{s:?}");
+        assert!(probe.in_process());
+        tx.send(()).unwrap();
+        t.join().unwrap();
     }
 }

@@ -84,6 +84,8 @@ pub fn rows(
         .map(|r| r.counters.responses)
         .sum::<u64>()
         .max(1) as f64;
+    // Threads of this process (the echo) have no memory of their own.
+    let mem = run.server.filter(|_| !run.server_in_process);
     let per_req = |n: Option<u64>| n.map(|n| (n as f64 / responses * 1000.0).round() / 1000.0);
     run.roles
         .iter()
@@ -114,8 +116,8 @@ pub fn rows(
                 first_error: c.first_error.clone(),
                 server_cpu_s: server_cpu.map(|x| (x * 100.0).round() / 100.0),
                 server_cpu_pct: server_cpu.map(|x| round1(x / secs * 100.0)),
-                server_rss_mib: run.server.map(|s| round1(s[2].rss_bytes as f64 / MIB)),
-                server_peak_rss_mib: run.server.map(|s| round1(s[2].hwm_bytes as f64 / MIB)),
+                server_rss_mib: mem.map(|s| round1(s[2].rss_bytes as f64 / MIB)),
+                server_peak_rss_mib: mem.map(|s| round1(s[2].hwm_bytes as f64 / MIB)),
                 client_cpu_s: (run.client_cpu_s * 100.0).round() / 100.0,
                 client_cpu_pct: round1(run.client_cpu_s / secs * 100.0),
                 server_ctx_switches_per_req: per_req(run.server_ctx_switches),
@@ -392,8 +394,8 @@ pub fn write_results(dir: &Path, res: &Results<'_>) -> Result<(PathBuf, PathBuf)
     md.push_str(
         "\nrec/s for queries counts the records in the responses (→N: records per response). \
          CPU is the share of one core during the measured window (200% = both cores). \
-         The echo server runs inside the load generator, so its CPU is in the client's column. \
-         It parses nothing but the id, so for bulk frames its ceiling is the transport alone.\n",
+         The echo server runs inside the load generator: its \"server CPU\" is that of its \
+         connection threads, taken off the client's. It parses nothing but the id, so for bulk frames its ceiling is the transport alone.\n",
     );
     std::fs::write(&md_path, md).map_err(|e| format!("writing {}: {e}", md_path.display()))?;
     Ok((json_path, md_path))

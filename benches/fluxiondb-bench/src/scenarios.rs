@@ -6,6 +6,7 @@ use crate::client::{Client, Endpoint};
 use crate::echo::{EchoServer, Reply};
 use crate::load::{self, Role, Window};
 use crate::payload::Payload;
+use crate::procfs::Probe;
 use crate::report::{self, Memory, Row};
 use crate::requests::{Batches, Generator};
 use crate::spawn::Process;
@@ -19,7 +20,8 @@ pub struct Live {
     /// The in-process echo server (the answer-size ceiling), when that is the target.
     _echo: Option<EchoServer>,
     ep: Endpoint,
-    pid: Option<u32>,
+    /// Where the server's CPU and memory are read.
+    probe: Option<Probe>,
     /// `fluxiondb`, `echo` or `external`.
     pub kind: &'static str,
 }
@@ -29,20 +31,20 @@ impl Live {
         let p = Process::fluxiondb(bin, key)?;
         Ok(Live {
             ep: Endpoint::from_addr(&p.addr, key)?,
-            pid: Some(p.pid),
+            probe: Some(Probe::Process(p.pid)),
             process: Some(p),
             _echo: None,
             kind: "fluxiondb",
         })
     }
 
-    /// The echo server answering every request with `reply`. It runs inside this process, so
-    /// its CPU is counted as the client's and no server CPU is reported for it.
+    /// The echo server answering every request with `reply`. It runs inside this process; its
+    /// CPU is that of its connection threads.
     pub fn echo(reply: Reply) -> Result<Live, String> {
         let e = EchoServer::start(reply)?;
         Ok(Live {
             ep: Endpoint::from_addr(&e.addr(), "echo")?,
-            pid: None,
+            probe: Some(Probe::Threads(e.threads())),
             process: None,
             _echo: Some(e),
             kind: "echo",
@@ -53,7 +55,7 @@ impl Live {
         match (&t.url, &t.server) {
             (Some(url), _) => Ok(Live {
                 ep: Endpoint::parse(url, &t.key)?,
-                pid: t.server_pid,
+                probe: t.server_pid.map(Probe::Process),
                 process: None,
                 _echo: None,
                 kind: "external",
@@ -77,7 +79,7 @@ impl Live {
     }
 
     fn run(&mut self, roles: Vec<Role>, window: Window) -> Result<load::RunResult, String> {
-        let r = load::run(&self.ep, roles, window, self.pid);
+        let r = load::run(&self.ep, roles, window, self.probe.as_ref());
         self.check_alive()?;
         r
     }
