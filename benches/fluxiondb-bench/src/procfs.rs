@@ -45,7 +45,7 @@ impl Probe {
                 for tid in tids {
                     let dir = format!("/proc/self/task/{tid}");
                     // A thread that has ended takes its figures with it.
-                    if let Ok(cpu) = cpu_seconds(&dir) {
+                    if let Ok(cpu) = thread_cpu_seconds(&dir) {
                         total.cpu_s += cpu;
                         total.ctx_switches += task_ctx_switches(&format!("{dir}/status"));
                     }
@@ -64,6 +64,19 @@ impl Probe {
 pub fn thread_id() -> Option<u32> {
     let link = fs::read_link("/proc/thread-self").ok()?;
     link.file_name()?.to_str()?.parse().ok()
+}
+
+/// A thread's CPU seconds: the scheduler's run time in nanoseconds (`<dir>/schedstat`), exact
+/// where the tick-sampled `stat` figures lose a thread that runs a few milliseconds a second;
+/// `stat` where schedstat is missing.
+fn thread_cpu_seconds(dir: &str) -> Result<f64, String> {
+    let exact = fs::read_to_string(format!("{dir}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+    match exact {
+        Some(ns) => Ok(ns as f64 / 1e9),
+        None => cpu_seconds(dir),
+    }
 }
 
 /// User + system CPU seconds from `<dir>/stat`.

@@ -241,6 +241,7 @@ pub fn targets_table(targets: &[Target]) -> String {
     s.push_str("|---|---:|---:|---:|---|---:|---:|\n");
     let f = |x: Option<f64>, unit: &str| match x {
         None => "-".to_string(),
+        Some(v) if (unit == "µs" || unit == "B") && v < 100.0 => format!("{v:.1} {unit}"),
         Some(v) if unit == "µs" || unit == "B" => format!("{v:.0} {unit}"),
         Some(v) => format!("{} {unit}", si(v)),
     };

@@ -399,6 +399,13 @@ fn rec(r: &Row) -> f64 {
 fn p99(r: &Row) -> f64 {
     r.p99_us
 }
+/// Server CPU µs per answer (for one-role runs); 0 when unknown.
+fn cpu_per_answer(r: &Row) -> f64 {
+    match r.server_cpu_s {
+        Some(cpu) if r.requests > 0 => cpu * 1e6 / r.requests as f64,
+        _ => 0.0,
+    }
+}
 
 /// One summary line; `qt`/`uws` 0 when upstream has no figure for it.
 struct Line<'a> {
@@ -501,6 +508,38 @@ fn targets(rows: &[Row]) -> Vec<report::Target> {
         )
         .with(compare(rows, o, e, p99)),
     );
+    // What each answer costs the server against the echo: steadier than rates when the
+    // machine is shared, because a starved server loses rate but not CPU per answer.
+    for (label, role, name) in [
+        (
+            "qry-100",
+            "qry",
+            "`qry` → 100 records: server CPU per answer",
+        ),
+        (
+            "qdoc-100-newest",
+            "qdoc-newest",
+            "`qdoc` → newest 100: server CPU per answer",
+        ),
+        (
+            "qry-doc-pattern",
+            "qry-doc",
+            "`qry` doc pattern: server CPU per answer",
+        ),
+        (
+            "ins-16x4",
+            "ins",
+            "1-record `ins`, 16 × 4: server CPU per answer",
+        ),
+    ] {
+        let (o, e) = ceiling(label, role);
+        out.push(line(name, "µs", "ceiling", None, 0.0, 0.0).with(compare(
+            rows,
+            o,
+            e,
+            cpu_per_answer,
+        )));
+    }
     let mixed = |role| Pick("mixed", "fluxiondb", role);
     let alone_r = Pick("mixed-readers-alone", "fluxiondb", "read");
     let alone_w = Pick("mixed-writers-alone", "fluxiondb", "write");
