@@ -9,6 +9,7 @@ mod http;
 mod listener;
 mod live_sink;
 mod local;
+mod push;
 mod recovering;
 mod registry;
 mod session;

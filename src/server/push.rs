@@ -1,0 +1,246 @@
+//! The push seam: how another thread hands a session a frame.
+//!
+//! Another thread hands a session a frame with [`SessionHandle::push`]. A session blocked in
+//! `recv` with nothing queued (the only place it can wait indefinitely) is marked *idle*: the
+//! pusher then writes the frame to the socket itself, under the session's lock, so it leaves at
+//! once and the session needs no wake-up at all. A session that is not idle is awake (serving,
+//! flushing, or waiting for a slow reader), so the frame goes to its outbox and a flag the
+//! session reads at every turn of its loop moves it into the output queue. Nothing on the
+//! request path makes a system call for this: when no push is pending, the session pays one
+//! atomic load per turn and one atomic operation on each side of a blocking wait, and no extra
+//! file descriptor (an eventfd per connection would double the descriptors the connection cap
+//! is computed from, and polling it with the socket would add a `poll` to every wait).
+//!
+//! Ordering and limits: a push is written directly only when the session has nothing queued, so
+//! it never overtakes an acknowledgement (queued acknowledgements leave only once durable, see
+//! `session.rs`); a push that depends on a logged change must be handed over only once that
+//! change is durable (`Server::push` waits for the log position it is given). The outbox holds
+//! at most the send-buffer limit; past it a push is refused ([`PushError::Full`]) and the caller
+//! decides (a subscription would drop the subscriber). Should the socket take only part of a
+//! direct write, the rest goes to the outbox and the pusher wakes the session thread
+//! (`signals::wake`): its blocked `recv` returns EINTR and it writes the rest itself.
+
+use super::registry::{Life, SessionHandle};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+
+/// `SessionHandle::flags`: the outbox holds bytes (set and cleared under the lock).
+pub(super) const PUSHED: u8 = 2;
+/// `SessionHandle::flags`: the session is blocked in `recv` with nothing queued (set and
+/// cleared by the session only).
+pub(super) const IDLE: u8 = 4;
+/// `SessionHandle::flags`: a pusher holding the lock claimed the idle session's socket and is
+/// writing to it (cleared before it lets go of the lock).
+pub(super) const WRITING: u8 = 8;
+
+/// Why a push was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushError {
+    /// The session is closing or closed.
+    Closed,
+    /// The outbox already holds the send-buffer limit.
+    Full,
+}
+
+impl SessionHandle {
+    /// Hands the session one whole WebSocket frame (see the module notes). `limit` bounds the
+    /// outbox in bytes.
+    pub fn push(&self, frame: &[u8], limit: usize) -> Result<(), PushError> {
+        let mut life = self.life.lock();
+        if life.closed || life.close.is_some() {
+            return Err(PushError::Closed);
+        }
+        let mut rest = frame;
+        match life.fd {
+            Some(fd) if life.outbox.is_empty() && self.claim_idle_socket() => {
+                let sent = send_now(fd, rest);
+                if let Ok(n) = sent {
+                    rest = &rest[n..];
+                    if !rest.is_empty() {
+                        // The rest goes first when the session wakes (see `leave_idle`), and
+                        // it is woken now: nothing else would until its read timeout. (A wake
+                        // that lands just before it enters `recv` is lost; the read timeout
+                        // still bounds that rare case.)
+                        life.outbox.extend_from_slice(rest);
+                        self.flags.fetch_or(PUSHED, Ordering::AcqRel);
+                        if let Some(thread) = life.thread {
+                            super::signals::wake(thread);
+                        }
+                    }
+                }
+                self.flags.fetch_and(!WRITING, Ordering::AcqRel);
+                sent.map(|_| ()).map_err(|_| PushError::Closed)
+            }
+            _ if life.outbox.len() + frame.len() > limit => Err(PushError::Full),
+            _ => {
+                life.outbox.extend_from_slice(rest);
+                self.flags.fetch_or(PUSHED, Ordering::AcqRel);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets [`WRITING`] if the session is idle; true when it did.
+    fn claim_idle_socket(&self) -> bool {
+        self.flags
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                (f & IDLE != 0).then_some(f | WRITING)
+            })
+            .is_ok()
+    }
+
+    /// Moves pushed frames into the session's output queue. One atomic load when there are
+    /// none.
+    pub fn take_pushes(&self, queue: &mut Vec<u8>) {
+        if self.flags.load(Ordering::Acquire) & PUSHED != 0 {
+            self.drain(&mut self.life.lock(), queue);
+        }
+    }
+
+    /// [`Self::take_pushes`] when they fit: only while `queued` (what the session already
+    /// holds) plus the outbox stays within `limit`, or nothing is queued. Pushes past that
+    /// stay in the outbox, where the limit refuses more (and ends a subscription that goes
+    /// past it) instead of letting the session's queue grow until the connection is closed.
+    pub fn take_pushes_within(&self, queue: &mut Vec<u8>, queued: usize, limit: usize) {
+        if self.flags.load(Ordering::Acquire) & PUSHED != 0 {
+            let mut life = self.life.lock();
+            if queued == 0 || queued + life.outbox.len() <= limit {
+                self.drain(&mut life, queue);
+            }
+        }
+    }
+
+    fn drain(&self, life: &mut Life, queue: &mut Vec<u8>) {
+        self.flags.fetch_and(!PUSHED, Ordering::AcqRel);
+        queue.append(&mut life.outbox);
+        if life.outbox.capacity() > 64 * 1024 {
+            life.outbox = Vec::new();
+        }
+    }
+
+    /// The session is about to block in `recv` with nothing queued: from now on pushes are
+    /// written straight to the socket. False (and the pushes in `queue`) when some arrived
+    /// meanwhile: do not block then. One atomic operation when none did.
+    pub fn enter_idle(&self, queue: &mut Vec<u8>) -> bool {
+        if self.flags.fetch_or(IDLE, Ordering::AcqRel) & PUSHED == 0 {
+            return true;
+        }
+        self.leave_idle(queue);
+        false
+    }
+
+    /// The session is back from `recv` and will write to the socket itself: pushes wait in the
+    /// outbox again. A push being written meanwhile is waited for, and the rest of one the
+    /// socket took only partly goes to `queue` first. One atomic operation when there was none.
+    pub fn leave_idle(&self, queue: &mut Vec<u8>) {
+        if self.flags.fetch_and(!IDLE, Ordering::AcqRel) & (WRITING | PUSHED) != 0 {
+            // The pusher holds the lock while it writes: taking it waits for the write.
+            let mut life = self.life.lock();
+            if !life.outbox.is_empty() {
+                self.drain(&mut life, queue);
+            }
+        }
+    }
+}
+
+/// One non-blocking `send` loop: what the socket takes now.
+fn send_now(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    let mut sent = 0;
+    while sent < buf.len() {
+        // SAFETY: `buf[sent..]` is valid for reads of its length during the call; `fd` is the
+        // session's live socket (see `Life::fd`).
+        let n = unsafe {
+            libc::send(
+                fd,
+                buf[sent..].as_ptr().cast(),
+                buf.len() - sent,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => break,
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(e),
+            }
+        }
+        sent += n as usize;
+    }
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::registry::{Opening, Registry};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    fn opening(id: u64) -> Opening {
+        Opening {
+            id,
+            ip: "127.0.0.1".parse().unwrap(),
+            name: None,
+            key: crate::auth::KeyRing::new("master")
+                .lookup("master")
+                .unwrap(),
+            since: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn pushes_wait_in_the_outbox_of_a_busy_session_up_to_the_limit() {
+        let registry = Arc::new(Registry::default());
+        let life = registry.register(opening(1), None);
+        let h = life.handle();
+        let mut queue = Vec::new();
+        h.take_pushes(&mut queue);
+        assert!(queue.is_empty());
+        h.push(b"abc", 5).unwrap();
+        assert_eq!(h.push(b"def", 5), Err(PushError::Full));
+        h.take_pushes(&mut queue);
+        assert_eq!(queue, b"abc");
+        // A push that arrives just before the session blocks keeps it awake.
+        h.push(b"x", 5).unwrap();
+        assert!(!h.enter_idle(&mut queue));
+        assert_eq!(queue, b"abcx");
+        assert!(h.enter_idle(&mut queue));
+        h.leave_idle(&mut queue);
+        drop(life);
+        assert!(registry.matching(|_| true).is_empty());
+    }
+
+    #[test]
+    fn an_idle_session_gets_pushes_on_its_socket_at_once() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server_side, _) = l.accept().unwrap();
+        let registry = Arc::new(Registry::default());
+        let life = registry.register(opening(2), Some(server_side.as_raw_fd()));
+        let h = life.handle();
+        let mut queue = Vec::new();
+        assert!(h.enter_idle(&mut queue));
+        h.push(b"hello", 1).unwrap();
+        let mut got = [0u8; 5];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello");
+        h.leave_idle(&mut queue);
+        assert!(queue.is_empty());
+        drop(life);
+        assert!(registry.matching(|_| true).is_empty());
+        drop(server_side);
+    }
+
+    #[test]
+    fn a_closed_session_takes_no_pushes() {
+        let registry = Arc::new(Registry::default());
+        let life = registry.register(opening(3), None);
+        let h = registry.matching(|_| true).pop().unwrap();
+        drop(life);
+        assert_eq!(h.push(b"x", 10), Err(PushError::Closed));
+    }
+}
