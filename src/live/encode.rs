@@ -131,17 +131,25 @@ pub fn change(
 /// `{"type":"rec","sub":"`.
 const SUB_AT: usize = r#"{"type":"rec","sub":""#.len();
 
-/// A frame made for the subscription id `""`, given to subscription `sub`: one encoding of a
-/// write serves every subscription that selects all of it.
-pub fn with_sub(template: &[u8], sub: &str) -> Vec<u8> {
-    let mut id = Vec::with_capacity(sub.len() + 2);
-    string(&mut id, sub);
-    let id = &id[1..id.len() - 1];
-    let mut out = Vec::with_capacity(template.len() + id.len());
+/// The subscription id `sub` as its text appears between the quotes of a JSON string.
+pub fn sub_text(sub: &str) -> Box<[u8]> {
+    let mut quoted = Vec::with_capacity(sub.len() + 2);
+    string(&mut quoted, sub);
+    quoted[1..quoted.len() - 1].into()
+}
+
+/// The length of `template` (a frame made for the subscription id `""`) once the id text
+/// `sub` (see [`sub_text`]) is put in.
+pub fn spliced_len(template: &[u8], sub: &[u8]) -> usize {
+    template.len() + sub.len()
+}
+
+/// Appends `template` with the id text `sub` put in: one encoding of a write serves every
+/// subscription whose filter selects the same part of it.
+pub fn splice(out: &mut Vec<u8>, template: &[u8], sub: &[u8]) {
     out.extend_from_slice(&template[..SUB_AT]);
-    out.extend_from_slice(id);
+    out.extend_from_slice(sub);
     out.extend_from_slice(&template[SUB_AT..]);
-    out
 }
 
 /// `{"type":"subend","sub":…,"error":…}`.
@@ -228,8 +236,11 @@ mod tests {
         change("", "c", 7, &Change::DeleteDoc("a".into()), &all, |f| {
             template = f
         });
+        let mut spliced = Vec::new();
+        splice(&mut spliced, &template, &sub_text("s\"2"));
+        assert_eq!(spliced_len(&template, &sub_text("s\"2")), spliced.len());
         assert_eq!(
-            String::from_utf8(with_sub(&template, "s\"2")).unwrap(),
+            String::from_utf8(spliced).unwrap(),
             r#"{"type":"del","sub":"s\"2","col":"c","seq":7,"doc":"a"}"#
         );
         assert_eq!(

@@ -1,26 +1,44 @@
 //! One collection's live feed: its apply sequence number, a bounded history of its recent
-//! writes, and its subscribers with the pushes each is owed.
+//! writes, and its subscribers with how far each has been served.
 //!
 //! Writers call [`Feed::publish`] under the collection's write lock, after the change is logged
-//! and applied, so sequence numbers, history and every subscriber's queue follow apply order.
-//! A push waits in its subscriber's queue, tagged with the log position of its write, until
-//! that position is durable ([`Feed::flush`]); log positions grow with apply order, so what
-//! leaves is always a prefix of the queue and per-collection order holds. In memory-only mode
-//! positions are 0 and pushes leave at once.
+//! and applied: that only numbers the write and appends it to the history, whatever the number
+//! of subscribers. Pushes are made from the history by [`Feed::flush`], outside the
+//! collection's lock, once the log is durable up to a write's position; positions grow with
+//! apply order, so what leaves is always a prefix of what each subscriber is owed and
+//! per-collection order holds. In memory-only mode positions are 0 and pushes leave at once.
+//!
+//! The history keeps the writes some subscriber has not been served yet (up to a hard bound,
+//! past which such a subscriber is too slow) and, beyond those, the most recent writes up to
+//! [`HISTORY_WRITES`] / [`HISTORY_BYTES`] for `after_seq` resumes.
 
 use super::change::Change;
+use super::deliver::{self, Work};
 use super::encode;
 use super::filter::Filter;
 use super::{Sink, SinkError};
 use crate::persist::Lsn;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Writes the history keeps at most, per collection.
+/// Writes the history keeps at most for resuming, per collection.
 pub const HISTORY_WRITES: usize = 10_000;
-/// Bytes of changes the history keeps at most, per collection (roughly counted).
+/// Bytes of changes the history keeps at most for resuming, per collection (roughly counted).
 pub const HISTORY_BYTES: usize = 16 << 20;
+/// How many times those bounds the history may grow to while a subscriber waits to be
+/// served; past it that subscriber's writes are dropped and its subscription ends.
+pub(super) const LAG_FACTOR: usize = 4;
+/// Bytes of changes one delivery round takes at most (at least one write): bounds what a
+/// round builds for a connection, and how long the first pushes of a round wait for the last.
+const ROUND_BYTES: usize = 256 << 10;
+/// Durable writes the subscribers may be owed while a delivery runs before writers wait for
+/// it: past this the server's own delivery (not a slow subscriber, whose pushes queue at its
+/// connection) is the bottleneck, and writers that ran on would only grow the history until
+/// their subscribers were dropped.
+const MAX_LAG: u64 = 1024;
+/// Bytes of changes (roughly counted) owed before writers wait, likewise.
+const MAX_LAG_BYTES: u64 = 4 << 20;
 
 pub const TOO_SLOW: &str = "subscriber too slow";
 pub const RESUME_LOST: &str = "resume point lost";
@@ -28,21 +46,31 @@ pub const RESUME_LOST: &str = "resume point lost";
 /// One subscription as its feed holds it.
 pub struct Subscriber {
     conn: u64,
-    id: String,
+    id: Arc<str>,
+    /// `id` as it appears inside a JSON string.
+    id_text: Arc<[u8]>,
     sink: Arc<dyn Sink>,
-    filter: Filter,
-    /// Pushes not yet handed to the connection, with the log position each waits for.
-    pending: VecDeque<(Lsn, Vec<u8>)>,
+    filter: Arc<Filter>,
+    /// Its filter's place in [`State::groups`].
+    group: usize,
+    /// The sequence number of the next write it is owed.
+    next: u64,
+    /// Frames owed before the writes (a `since` backlog), each with the log position it waits
+    /// for.
+    pre: VecDeque<(Lsn, Vec<u8>)>,
 }
 
 impl Subscriber {
     pub fn new(conn: u64, id: String, sink: Arc<dyn Sink>, filter: Filter) -> Box<Self> {
         Box::new(Subscriber {
             conn,
-            id,
+            id_text: encode::sub_text(&id).into(),
+            id: id.into(),
             sink,
-            filter,
-            pending: VecDeque::new(),
+            filter: Arc::new(filter),
+            group: 0,
+            next: 0,
+            pre: VecDeque::new(),
         })
     }
 
@@ -75,23 +103,200 @@ pub struct Registered {
     pub wait: Lsn,
 }
 
-struct Entry {
-    seq: u64,
-    lsn: Lsn,
-    change: Change,
+/// One published write.
+pub(super) struct Entry {
+    pub seq: u64,
+    pub lsn: Lsn,
+    pub change: Change,
     bytes: usize,
+    /// The bytes of every change published before this one, this one included.
+    total: u64,
+}
+
+/// Subscriptions that select the same records (equal filter specs): a write is encoded once
+/// per group.
+struct Group {
+    filter: Arc<Filter>,
+    users: usize,
 }
 
 struct State {
     /// The sequence number of the last write published.
     seq: u64,
-    history: VecDeque<Entry>,
+    history: VecDeque<Arc<Entry>>,
     history_bytes: usize,
+    /// The bytes of every change published.
+    published: u64,
     subs: Vec<Subscriber>,
+    groups: Vec<Group>,
+    /// The lowest `next` of any subscriber (as of the last change to the subscribers): the
+    /// history keeps writes from there on, within its hard bound.
+    floor: u64,
     /// The highest log position known durable (0 in memory-only mode).
     durable: Lsn,
     /// A thread is handing pushes over (see [`Feed::flush`]).
     delivering: bool,
+}
+
+/// What one delivery round hands over.
+struct Round {
+    entries: Vec<Arc<Entry>>,
+    work: Vec<Work>,
+    /// Subscribers whose owed writes left the history.
+    lost: Vec<(u64, Arc<str>, Arc<dyn Sink>)>,
+}
+
+impl State {
+    fn trim(&mut self) {
+        while let Some(front) = self.history.front() {
+            let over = self.history.len() > HISTORY_WRITES || self.history_bytes > HISTORY_BYTES;
+            let far_over = self.history.len() > LAG_FACTOR * HISTORY_WRITES
+                || self.history_bytes > LAG_FACTOR * HISTORY_BYTES;
+            if !(far_over || over && front.seq < self.floor) {
+                break;
+            }
+            self.history_bytes -= front.bytes;
+            self.history.pop_front();
+        }
+    }
+
+    /// The group of subscriptions selecting what `filter` selects, joined.
+    fn join_group(&mut self, filter: &Arc<Filter>) -> (usize, Arc<Filter>) {
+        if let Some(i) = self
+            .groups
+            .iter()
+            .position(|g| g.users > 0 && g.filter.spec() == filter.spec())
+        {
+            self.groups[i].users += 1;
+            return (i, self.groups[i].filter.clone());
+        }
+        let group = Group {
+            filter: filter.clone(),
+            users: 1,
+        };
+        match self.groups.iter().position(|g| g.users == 0) {
+            Some(i) => {
+                self.groups[i] = group;
+                (i, filter.clone())
+            }
+            None => {
+                self.groups.push(group);
+                (self.groups.len() - 1, filter.clone())
+            }
+        }
+    }
+
+    /// Removes the subscribers `gone` selects.
+    fn remove(&mut self, gone: impl Fn(&Subscriber) -> bool) -> usize {
+        let mut removed = 0;
+        let groups = &mut self.groups;
+        self.subs.retain(|s| {
+            if gone(s) {
+                groups[s.group].users -= 1;
+                removed += 1;
+                false
+            } else {
+                true
+            }
+        });
+        if self.subs.is_empty() {
+            self.groups.clear();
+        }
+        removed
+    }
+
+    /// Whether the durable writes some subscriber is owed are more than a delivery round
+    /// should leave behind (see [`MAX_LAG`], [`MAX_LAG_BYTES`]).
+    fn lagging(&self) -> bool {
+        let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
+        let ready = self.history.partition_point(|e| e.lsn <= self.durable);
+        let first = self.floor.max(front);
+        let (Some(last), Some(oldest)) = (
+            ready.checked_sub(1).and_then(|i| self.history.get(i)),
+            self.history.get((first - front) as usize),
+        ) else {
+            return false;
+        };
+        last.seq >= first
+            && (last.seq + 1 - first > MAX_LAG
+                || last.total - oldest.total + oldest.bytes as u64 > MAX_LAG_BYTES)
+    }
+
+    /// Takes what may leave now: every subscriber's durable backlog frames and the durable
+    /// writes it is owed; advances the subscribers past them.
+    fn plan(&mut self) -> Round {
+        let upto = self.durable;
+        let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
+        let ready = self.history.partition_point(|e| e.lsn <= upto);
+        // The first write owed to anyone who may be served now.
+        let first = self
+            .subs
+            .iter()
+            .filter(|s| s.next >= front && s.pre.iter().all(|(lsn, _)| *lsn <= upto))
+            .map(|s| s.next)
+            .min()
+            .unwrap_or(u64::MAX);
+        // The writes of this round: durable ones from `first`, a bounded amount of them.
+        let skip = first.saturating_sub(front).min(ready as u64) as usize;
+        let mut take = 0;
+        let mut bytes = 0;
+        for e in self.history.range(skip..ready) {
+            if take > 0 && bytes + e.bytes > ROUND_BYTES {
+                break;
+            }
+            take += 1;
+            bytes += e.bytes;
+        }
+        // The last write that may leave this round (front - 1: none).
+        let last = front + (skip + take) as u64 - 1;
+        let mut work = Vec::new();
+        let mut lost = Vec::new();
+        let mut floor = u64::MAX;
+        for (i, sub) in self.subs.iter_mut().enumerate() {
+            let durable = sub.pre.iter().take_while(|(lsn, _)| *lsn <= upto).count();
+            let pre: Vec<Vec<u8>> = sub.pre.drain(..durable).map(|(_, f)| f).collect();
+            let mut from = u64::MAX;
+            if sub.pre.is_empty() && sub.next <= last {
+                if sub.next < front {
+                    lost.push(i);
+                    continue;
+                }
+                from = sub.next;
+                sub.next = last + 1;
+            }
+            floor = floor.min(sub.next);
+            if pre.is_empty() && from == u64::MAX {
+                continue;
+            }
+            work.push(Work {
+                conn: sub.conn,
+                id: sub.id.clone(),
+                id_text: sub.id_text.clone(),
+                sink: sub.sink.clone(),
+                group: sub.group,
+                filter: sub.filter.clone(),
+                from,
+                pre,
+            });
+        }
+        self.floor = floor;
+        let lost = lost
+            .iter()
+            .map(|&i| {
+                let s = &self.subs[i];
+                (s.conn, s.id.clone(), s.sink.clone())
+            })
+            .collect::<Vec<_>>();
+        if !lost.is_empty() {
+            self.remove(|s| lost.iter().any(|(c, id, _)| s.conn == *c && s.id == *id));
+        }
+        let entries = self.history.range(skip..skip + take).cloned().collect();
+        Round {
+            entries,
+            work,
+            lost,
+        }
+    }
 }
 
 pub struct Feed {
@@ -99,6 +304,8 @@ pub struct Feed {
     /// The send-buffer limit a subscriber's connection may hold in pushes.
     limit: usize,
     state: Mutex<State>,
+    /// Signalled after every delivery round.
+    delivered: Condvar,
 }
 
 impl Feed {
@@ -111,10 +318,14 @@ impl Feed {
                 seq: base,
                 history: VecDeque::new(),
                 history_bytes: 0,
+                published: 0,
                 subs: Vec::new(),
+                groups: Vec::new(),
+                floor: u64::MAX,
                 durable: 0,
                 delivering: false,
             }),
+            delivered: Condvar::new(),
         }
     }
 
@@ -127,98 +338,96 @@ impl Feed {
         self.state.lock().seq
     }
 
-    /// Records one applied write (logged at `lsn`; 0 in memory) and queues its pushes. Call
-    /// under the collection's write lock.
+    /// Records one applied write (logged at `lsn`; 0 in memory). Call under the collection's
+    /// write lock; its pushes leave with the next [`Feed::flush`] that finds it durable.
     pub fn publish(&self, lsn: Lsn, change: Change) {
-        let mut guard = self.state.lock();
-        let st = &mut *guard;
-        st.seq += 1;
-        let seq = st.seq;
-        // Subscriptions that select everything share one encoding of the write.
-        let mut whole: Option<Vec<Vec<u8>>> = None;
-        for sub in &mut st.subs {
-            let pending = &mut sub.pending;
-            if sub.filter.is_everything() {
-                let frames = whole.get_or_insert_with(|| {
-                    let mut frames = Vec::new();
-                    encode::change("", &self.col, seq, &change, &sub.filter, |f| frames.push(f));
-                    frames
-                });
-                pending.extend(frames.iter().map(|f| (lsn, encode::with_sub(f, &sub.id))));
-                continue;
-            }
-            encode::change(&sub.id, &self.col, seq, &change, &sub.filter, |frame| {
-                pending.push_back((lsn, frame))
-            });
-        }
         let bytes = change.bytes();
-        st.history.push_back(Entry {
+        let mut st = self.state.lock();
+        st.seq += 1;
+        st.published += bytes as u64;
+        let (seq, total) = (st.seq, st.published);
+        st.history.push_back(Arc::new(Entry {
             seq,
             lsn,
             change,
             bytes,
-        });
+            total,
+        }));
         st.history_bytes += bytes;
-        while st.history.len() > HISTORY_WRITES || st.history_bytes > HISTORY_BYTES {
-            match st.history.pop_front() {
-                Some(old) => st.history_bytes -= old.bytes,
-                None => break,
-            }
-        }
+        st.trim();
     }
 
     /// Hands every subscriber the pushes whose writes are durable up to `durable` (0 in
     /// memory-only mode). Called by the writer's session once its own answer may leave, outside
-    /// the collection's lock. One thread delivers at a time, outside the feed's lock, each
-    /// subscriber's waiting pushes in one hand-over; a thread that finds another delivering
-    /// leaves its pushes to it, so writers never wait for subscribers' sockets in turn.
+    /// the collection's lock. One thread delivers at a time, outside the feed's lock: each
+    /// round encodes a write once per group of equal filters and hands each connection all it
+    /// is owed in one push. A thread that finds another delivering leaves its pushes to it (the
+    /// deliverer goes round again until nothing is owed), so pushes that pile up meanwhile
+    /// leave together; it waits only while more than [`MAX_LAG`] writes (or [`MAX_LAG_BYTES`]) are owed, so writers
+    /// go no faster than the server delivers. A subscriber that does not read never holds a
+    /// round up: its connection refuses pushes past its limit and the subscription ends.
     pub fn flush(&self, durable: Lsn) {
         let mut st = self.state.lock();
         st.durable = st.durable.max(durable);
-        if st.delivering {
-            return;
+        while st.delivering {
+            if !st.lagging() {
+                return;
+            }
+            self.delivered.wait(&mut st);
         }
         st.delivering = true;
         loop {
-            let upto = st.durable;
-            let mut batches = Vec::new();
-            for sub in &mut st.subs {
-                let n = sub
-                    .pending
-                    .iter()
-                    .take_while(|(lsn, _)| *lsn <= upto)
-                    .count();
-                if n > 0 {
-                    let frames: Vec<Vec<u8>> = sub.pending.drain(..n).map(|(_, f)| f).collect();
-                    batches.push((sub.conn, sub.id.clone(), sub.sink.clone(), frames));
-                }
-            }
-            if batches.is_empty() {
+            let round = st.plan();
+            if round.work.is_empty() && round.lost.is_empty() {
                 st.delivering = false;
+                self.delivered.notify_all();
                 return;
             }
             drop(st);
-            let mut failed = Vec::new();
-            for (conn, id, sink, frames) in batches {
-                match sink.push(&frames, self.limit) {
-                    Ok(()) => {}
-                    Err(SinkError::Full) => {
-                        log::warn!(
-                            "connection {conn}: subscription {id} on {:?} ended: {TOO_SLOW}",
-                            self.col
-                        );
-                        sink.push_last(&encode::subend(&id, TOO_SLOW));
-                        failed.push((conn, id));
+            self.deliver(round);
+            st = self.state.lock();
+            self.delivered.notify_all();
+        }
+    }
+
+    /// Hands over one round's pushes; the subscriptions whose connection refused them end.
+    fn deliver(&self, round: Round) {
+        for (conn, id, sink) in &round.lost {
+            self.end_slow(*conn, id, &**sink);
+        }
+        let mut failed: Vec<(u64, Arc<str>)> = Vec::new();
+        let mut encoded = deliver::Encoded::new(&self.col, &round.entries, &round.work);
+        let mut frames = Vec::new();
+        for subs in deliver::by_connection(&round.work) {
+            deliver::batch(&mut frames, &mut encoded, &round.work, &subs);
+            let sink = &round.work[subs[0]].sink;
+            let served = || subs.iter().map(|&i| &round.work[i]);
+            match sink.push(&frames, self.limit) {
+                Ok(()) => {}
+                Err(SinkError::Full) => {
+                    for w in served() {
+                        self.end_slow(w.conn, &w.id, &*w.sink);
+                        failed.push((w.conn, w.id.clone()));
                     }
-                    Err(SinkError::Closed) => failed.push((conn, id)),
+                }
+                Err(SinkError::Closed) => {
+                    failed.extend(served().map(|w| (w.conn, w.id.clone())));
                 }
             }
-            st = self.state.lock();
-            if !failed.is_empty() {
-                st.subs
-                    .retain(|s| !failed.iter().any(|(c, i)| s.conn == *c && s.id == *i));
-            }
         }
+        if !failed.is_empty() {
+            self.state
+                .lock()
+                .remove(|s| failed.iter().any(|(c, i)| s.conn == *c && s.id == *i));
+        }
+    }
+
+    fn end_slow(&self, conn: u64, id: &str, sink: &dyn Sink) {
+        log::warn!(
+            "connection {conn}: subscription {id} on {:?} ended: {TOO_SLOW}",
+            self.col
+        );
+        sink.push_last(&encode::subend(id, TOO_SLOW));
     }
 
     /// Adds a subscriber starting at `start`. With `unchanged_since`, only if no write was
@@ -237,10 +446,11 @@ impl Feed {
         }
         let seq = st.seq;
         let mut wait = 0;
+        sub.next = seq + 1;
         match start {
             Start::Live => {}
             Start::Backlog(frames, lsn) => {
-                sub.pending.extend(frames.into_iter().map(|f| (lsn, f)));
+                sub.pre.extend(frames.into_iter().map(|f| (lsn, f)));
                 wait = lsn;
             }
             Start::After(after) => {
@@ -252,15 +462,18 @@ impl Feed {
                     sub.sink.push_last(&encode::subend(&sub.id, RESUME_LOST));
                     return Ok(Registered { seq, wait: 0 });
                 };
-                for e in st.history.iter().filter(|e| e.seq > after) {
-                    let pending = &mut sub.pending;
-                    encode::change(&sub.id, &self.col, e.seq, &e.change, &sub.filter, |f| {
-                        pending.push_back((e.lsn, f))
-                    });
-                    wait = wait.max(e.lsn);
-                }
+                sub.next = after + 1;
+                wait = st
+                    .history
+                    .back()
+                    .filter(|e| e.seq > after)
+                    .map_or(0, |e| e.lsn);
             }
         }
+        let (group, filter) = st.join_group(&sub.filter);
+        sub.group = group;
+        sub.filter = filter;
+        st.floor = st.floor.min(sub.next);
         st.subs.push(*sub);
         drop(guard);
         self.flush(0);
@@ -273,14 +486,11 @@ impl Feed {
             .lock()
             .subs
             .iter()
-            .any(|s| s.conn == conn && s.id == id)
+            .any(|s| s.conn == conn && &*s.id == id)
     }
 
     /// Ends a subscription; false when it had already ended.
     pub fn remove(&self, conn: u64, id: &str) -> bool {
-        let mut st = self.state.lock();
-        let before = st.subs.len();
-        st.subs.retain(|s| !(s.conn == conn && s.id == id));
-        st.subs.len() != before
+        self.state.lock().remove(|s| s.conn == conn && &*s.id == id) > 0
     }
 }

@@ -35,6 +35,8 @@ pub struct Filter {
     doc: Option<Doc>,
     keep: Option<Test>,
     drop: Option<Test>,
+    /// The texts it was made from: subscriptions with equal specs select the same records.
+    spec: String,
 }
 
 enum Doc {
@@ -51,7 +53,13 @@ impl Filter {
             }),
             keep: where_.map(Test::new),
             drop: filter.map(Test::new),
+            spec: format!("{:?}", (doc, where_, filter)),
         }
+    }
+
+    /// The texts it was made from (equal specs: equal selections).
+    pub fn spec(&self) -> &str {
+        &self.spec
     }
 
     /// Whether every record of every document passes.

@@ -7,8 +7,11 @@
 //! about sockets or the store.
 
 mod change;
+mod deliver;
 pub mod encode;
 mod feed;
+#[cfg(test)]
+mod feed_tests;
 mod filter;
 mod subscriptions;
 
@@ -38,9 +41,11 @@ pub enum SinkError {
 
 /// Where a subscription's pushes go: one connection.
 pub trait Sink: Send + Sync {
-    /// Hands over pushes (JSON texts, one frame each) at once; refused past `limit` bytes
-    /// waiting.
-    fn push(&self, texts: &[Vec<u8>], limit: usize) -> Result<(), SinkError>;
+    /// Appends the header of one frame whose text is `len` bytes long; the text follows it.
+    fn header(&self, out: &mut Vec<u8>, len: usize);
+    /// Hands over `frames` (whole frames, each a [`Sink::header`] and its text) at once;
+    /// refused past `limit` bytes waiting.
+    fn push(&self, frames: &[u8], limit: usize) -> Result<(), SinkError>;
     /// The last push of a subscription (`subend`): taken whatever is waiting.
     fn push_last(&self, text: &[u8]);
 }

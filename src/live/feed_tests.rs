@@ -1,0 +1,143 @@
+//! The feed's delivery through a recording [`Sink`]: one hand-over per connection per round,
+//! pushes only once durable, a full connection ends its subscriptions, a subscriber left
+//! behind by the history ends too.
+
+use super::{Change, Feed, Filter, Rec, Sink, SinkError, Start, Subscriber};
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// Records every hand-over; frames are `<len>:` and the text.
+#[derive(Default)]
+struct Recorder {
+    pushes: Mutex<Vec<Vec<String>>>,
+    last: Mutex<Vec<String>>,
+    full: bool,
+}
+
+fn split(frames: &[u8]) -> Vec<String> {
+    let text = std::str::from_utf8(frames).unwrap();
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some((len, tail)) = rest.split_once(':') {
+        let len: usize = len.parse().unwrap();
+        out.push(tail[..len].to_owned());
+        rest = &tail[len..];
+    }
+    out
+}
+
+impl Sink for Recorder {
+    fn header(&self, out: &mut Vec<u8>, len: usize) {
+        out.extend_from_slice(format!("{len}:").as_bytes());
+    }
+
+    fn push(&self, frames: &[u8], _limit: usize) -> Result<(), SinkError> {
+        if self.full {
+            return Err(SinkError::Full);
+        }
+        self.pushes.lock().push(split(frames));
+        Ok(())
+    }
+
+    fn push_last(&self, text: &[u8]) {
+        self.last
+            .lock()
+            .push(String::from_utf8(text.to_vec()).unwrap());
+    }
+}
+
+fn ins(ts: i64) -> Change {
+    Change::Insert(vec![Rec {
+        doc: "d".into(),
+        ts,
+        data: "v".into(),
+    }])
+}
+
+fn rec(sub: &str, seq: u64, ts: i64) -> String {
+    format!(
+        r#"{{"type":"rec","sub":"{sub}","col":"c","seq":{seq},"records":[{{"doc":"d","ts":{ts},"data":"v"}}]}}"#
+    )
+}
+
+fn subscribe(feed: &Feed, conn: u64, id: &str, sink: &Arc<Recorder>, doc: Option<&str>) {
+    let sub = Subscriber::new(conn, id.into(), sink.clone(), Filter::new(doc, None, None));
+    assert!(feed.register(sub, Start::Live, None).is_ok());
+}
+
+#[test]
+fn each_connection_gets_every_owed_push_in_one_hand_over() {
+    let feed = Feed::new("c", 0, 1 << 20);
+    let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    subscribe(&feed, 1, "s1", &a, None);
+    subscribe(&feed, 1, "s2", &a, Some("d"));
+    subscribe(&feed, 2, "s1", &b, None);
+    subscribe(&feed, 2, "s9", &b, Some("other"));
+    feed.publish(0, ins(10));
+    feed.publish(0, ins(11));
+    feed.flush(0);
+    assert_eq!(
+        *a.pushes.lock(),
+        [vec![
+            rec("s1", 1, 10),
+            rec("s2", 1, 10),
+            rec("s1", 2, 11),
+            rec("s2", 2, 11)
+        ]]
+    );
+    assert_eq!(*b.pushes.lock(), [vec![rec("s1", 1, 10), rec("s1", 2, 11)]]);
+    feed.flush(0);
+    assert_eq!(a.pushes.lock().len(), 1, "nothing is pushed twice");
+}
+
+#[test]
+fn a_write_leaves_once_its_log_position_is_durable() {
+    let feed = Feed::new("c", 0, 1 << 20);
+    let a = Arc::new(Recorder::default());
+    subscribe(&feed, 1, "s1", &a, None);
+    feed.publish(5, ins(1));
+    feed.publish(8, ins(2));
+    feed.flush(4);
+    assert!(a.pushes.lock().is_empty());
+    feed.flush(6);
+    assert_eq!(*a.pushes.lock(), [vec![rec("s1", 1, 1)]]);
+    feed.flush(8);
+    assert_eq!(a.pushes.lock()[1], [rec("s1", 2, 2)]);
+}
+
+#[test]
+fn a_connection_past_its_limit_loses_its_subscriptions_here_only() {
+    let feed = Feed::new("c", 0, 1 << 20);
+    let full = Arc::new(Recorder {
+        full: true,
+        ..Recorder::default()
+    });
+    let ok = Arc::new(Recorder::default());
+    subscribe(&feed, 1, "s1", &full, None);
+    subscribe(&feed, 1, "s2", &full, None);
+    subscribe(&feed, 2, "s1", &ok, None);
+    feed.publish(0, ins(1));
+    feed.flush(0);
+    let end = |s: &str| format!(r#"{{"type":"subend","sub":"{s}","error":"subscriber too slow"}}"#);
+    assert_eq!(*full.last.lock(), [end("s1"), end("s2")]);
+    assert!(!feed.has(1, "s1") && !feed.has(1, "s2") && feed.has(2, "s1"));
+    assert_eq!(*ok.pushes.lock(), [vec![rec("s1", 1, 1)]]);
+}
+
+#[test]
+fn a_subscriber_the_history_left_behind_ends_too_slow() {
+    let feed = Feed::new("c", 0, 1 << 20);
+    let a = Arc::new(Recorder::default());
+    subscribe(&feed, 1, "s1", &a, None);
+    // Never durable: the writes pile up for the subscriber until the hard bound drops them.
+    for ts in 0..(super::feed::LAG_FACTOR * super::feed::HISTORY_WRITES) as i64 + 1 {
+        feed.publish(1, ins(ts));
+    }
+    feed.flush(1);
+    assert!(a.pushes.lock().is_empty());
+    assert_eq!(
+        *a.last.lock(),
+        [r#"{"type":"subend","sub":"s1","error":"subscriber too slow"}"#]
+    );
+    assert!(!feed.has(1, "s1"));
+}
