@@ -60,8 +60,8 @@ impl SessionHandle {
                     if !rest.is_empty() {
                         // The rest goes first when the session wakes (see `leave_idle`), and
                         // it is woken now: nothing else would until its read timeout. (A wake
-                        // that lands just before it enters `recv` is lost; the read timeout
-                        // still bounds that rare case.)
+                        // that lands just before it enters `recv` also shortens its socket's
+                        // receive timeout to one tick: see `signals.rs`.)
                         life.outbox.extend_from_slice(rest);
                         self.flags.fetch_or(PUSHED, Ordering::AcqRel);
                         if let Some(thread) = life.thread {
