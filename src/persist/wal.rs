@@ -398,7 +398,6 @@ pub enum SegmentEnd {
     Corrupt(Damage),
 }
 
-#[allow(dead_code)] // read by the backup (next commit)
 /// One entry as read back: when it was written (`None` in a v1 segment) and its encoded op.
 pub struct Entry<'a> {
     pub time_ms: Option<i64>,
@@ -421,7 +420,6 @@ pub fn read_segment(
     read_entries(reader, size, apply).map_err(Error::io(Op::Read, path))
 }
 
-#[allow(dead_code)] // used by the backup (next commit)
 /// Reads the entries of a segment held in memory (one downloaded from object storage).
 pub fn read_segment_bytes(
     bytes: &[u8],
@@ -434,7 +432,6 @@ pub fn read_segment_bytes(
     }
 }
 
-#[allow(dead_code)] // used by the backup (next commit)
 /// How many leading bytes of a segment (held in memory) to keep so that it ends with its last
 /// entry written at or before `time_ms`: a point-in-time restore cuts the log there. Entries of
 /// a v1 segment carry no time and are all kept.
