@@ -223,7 +223,19 @@ impl Follower {
                 end_segment: None,
             });
             next.generation = generation;
+            next.owner = super::layout::new_owner();
             next.next_segment = from;
+            // Named here first (see the uploader's start): a crash after the PUT leaves a
+            // folder that knows it is the new primary.
+            local::write_state(
+                &self.dir,
+                local::PRIMARY_STATE,
+                &PrimaryState {
+                    generation,
+                    owner: next.owner.clone(),
+                },
+            )
+            .map_err(|e| format!("writing the primary's state: {e}"))?;
             next.updated_ms = persist::now_ms();
             let body = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
             match self
@@ -231,13 +243,8 @@ impl Follower {
                 .put(super::layout::MANIFEST, &body, &Condition::IfMatch(etag))
             {
                 Ok(tag) => {
-                    local::write_state(
-                        &self.dir,
-                        local::PRIMARY_STATE,
-                        &PrimaryState { generation },
-                    )
-                    .and_then(|()| local::remove_state(&self.dir, local::REPLICA_STATE))
-                    .map_err(|e| format!("writing the primary's state: {e}"))?;
+                    local::remove_state(&self.dir, local::REPLICA_STATE)
+                        .map_err(|e| format!("removing the replica's state: {e}"))?;
                     journal.set_gate(Gate::Open);
                     log::info!(
                         "replica: promoted to primary of {} (generation {generation}, log from segment {from})",

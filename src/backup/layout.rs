@@ -42,6 +42,10 @@ pub struct Manifest {
     pub format: u32,
     /// Bumped by each promotion; only the primary of this generation writes the manifest.
     pub generation: u64,
+    /// A random name of the data folder whose server is that primary (it keeps it in
+    /// `backup.json`), so a restarted primary knows the bucket is still its own.
+    #[serde(default)]
+    pub owner: String,
     pub history: Vec<Era>,
     /// Every segment below this one (in the history's ranges) is uploaded.
     pub next_segment: u64,
@@ -52,10 +56,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn new(first_segment: u64) -> Manifest {
+    pub fn new(first_segment: u64, owner: String) -> Manifest {
         Manifest {
             format: 1,
             generation: 1,
+            owner,
             history: vec![Era {
                 generation: 1,
                 from_segment: first_segment,
@@ -89,6 +94,19 @@ pub struct Point {
     /// When the checkpoint ended: the snapshots hold no write made later.
     pub time_ms: i64,
     pub files: Vec<FileRef>,
+}
+
+/// A fresh owner name: unpredictable enough that two servers never draw the same.
+pub fn new_owner() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
 }
 
 pub fn point_key(first_segment: u64, generation: u64, time_ms: i64) -> String {
@@ -199,7 +217,7 @@ mod tests {
 
     #[test]
     fn history_gives_each_segment_one_owner() {
-        let mut m = Manifest::new(3);
+        let mut m = Manifest::new(3, "x".into());
         m.next_segment = 10;
         m.history[0].end_segment = Some(8);
         m.history.push(Era {

@@ -15,6 +15,15 @@ pub const STAGED: &str = "backup-points";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrimaryState {
     pub generation: u64,
+    /// This folder's name in the manifest (`owner`).
+    pub owner: String,
+}
+
+impl PrimaryState {
+    /// Whether the bucket's manifest names this folder's server as its primary.
+    pub fn owns(&self, m: &super::layout::Manifest) -> bool {
+        self.generation == m.generation && self.owner == m.owner
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,7 +102,24 @@ pub fn stage(data: &Path, first_segment: u64, time_ms: i64, files: &[String]) ->
     sync_dir(&root)
 }
 
-/// The staged restore points, oldest first (half-staged ones are removed).
+/// Removes restore points a crash left half staged (call before any checkpoint can stage).
+pub fn clean_staging(data: &Path) -> io::Result<()> {
+    let root = data.join(STAGED);
+    let entries = match fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// The staged restore points, oldest first (not those being staged right now).
 pub fn staged(data: &Path) -> io::Result<Vec<Staged>> {
     let root = data.join(STAGED);
     let entries = match fs::read_dir(&root) {
@@ -106,7 +132,6 @@ pub fn staged(data: &Path) -> io::Result<Vec<Staged>> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
-            fs::remove_dir_all(entry.path())?;
             continue;
         }
         let parsed = name

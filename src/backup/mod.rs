@@ -73,10 +73,13 @@ impl fmt::Display for SetupError {
 
 impl std::error::Error for SetupError {}
 
-/// Prepares the data folder before recovery: keeps every segment until the uploader has seen
-/// it (set right after recovery, see [`prepare_primary`]).
+/// Prepares a recovered data folder for the backup, before the server starts: every segment is
+/// kept until the uploader has seen it, and checkpoints stage restore points.
 pub fn prepare_primary(journal: &Journal, opts: &BackupOptions, dir: &Path) -> Arc<AtomicBool> {
     journal.keep_segments_from(0);
+    if let Err(e) = local::clean_staging(dir) {
+        log::warn!("backup: removing half-staged restore points failed: {e}");
+    }
     let force = Arc::new(AtomicBool::new(false));
     uploader::install_hook(journal, dir.to_owned(), force.clone());
     crate::metrics::backup::backup_enabled();

@@ -119,7 +119,7 @@ impl Uploader {
                 let m: Manifest = serde_json::from_slice(&obj.body).map_err(|e| {
                     RoundError::Local(format!("{}: unreadable manifest: {e}", self.location))
                 })?;
-                if own.map(|s| s.generation) != Some(m.generation) {
+                if !own.is_some_and(|s| s.owns(&m)) {
                     return Err(RoundError::Fenced {
                         theirs: m.generation,
                     });
@@ -143,18 +143,24 @@ impl Uploader {
                     .last()
                     .map(|s| s.first_segment)
                     .ok_or_else(|| RoundError::Local("no restore point was staged".into()))?;
-                let m = Manifest::new(first);
+                // Named here first: a crash right after the PUT must not leave a bucket that
+                // this folder's server does not know as its own.
+                let owner = layout::new_owner();
+                local::write_state(
+                    &self.dir,
+                    local::PRIMARY_STATE,
+                    &PrimaryState {
+                        generation: 1,
+                        owner: owner.clone(),
+                    },
+                )
+                .map_err(|e| local("writing", &self.dir.join(local::PRIMARY_STATE), e))?;
+                let m = Manifest::new(first, owner);
                 let body =
                     serde_json::to_vec_pretty(&m).map_err(|e| RoundError::Local(e.to_string()))?;
                 let etag = self
                     .objects
                     .put(layout::MANIFEST, &body, &Condition::IfAbsent)?;
-                local::write_state(
-                    &self.dir,
-                    local::PRIMARY_STATE,
-                    &PrimaryState { generation: 1 },
-                )
-                .map_err(|e| local("writing", &self.dir.join(local::PRIMARY_STATE), e))?;
                 log::info!(
                     "backup: started {} (generation 1, segment {first})",
                     self.location

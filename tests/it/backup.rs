@@ -86,11 +86,13 @@ impl Bucket {
 
     /// Waits until every write made after `since_ms` ... up to now is in the bucket: a segment
     /// the manifest counts holds a write at or after `since_ms`.
-    pub fn wait_uploaded(&self, since_ms: i64) {
+    pub fn wait_uploaded(&self, since_ms: i64, by: &Server) {
         assert!(
             wait_until(WAIT, || self.uploaded_until() >= since_ms),
-            "nothing written after {since_ms} reached the bucket; manifest {:?}",
-            self.manifest()
+            "nothing written after {since_ms} reached the bucket; manifest {:?}, objects {:?}\n{}",
+            self.manifest(),
+            self.objects("wal"),
+            by.stderr_tail()
         );
     }
 }
@@ -203,7 +205,7 @@ fn backup_then_restore_round_trips_records_values_keys_and_retention() {
     c.ok("sret", json!({"col":"m","max_records":100}));
     let since = now_ms();
     insert(&mut c, "m", "t", 1, 50);
-    bucket.wait_uploaded(since);
+    bucket.wait_uploaded(since, &server);
     assert!(
         wait_until(WAIT, || bucket
             .manifest()
@@ -257,7 +259,7 @@ fn restore_at_a_time_stops_at_the_last_write_before_it() {
     let since = now_ms();
     insert(&mut c, "m", "t", 1, 10);
     let acked = now_ms();
-    bucket.wait_uploaded(since);
+    bucket.wait_uploaded(since, &server);
     // A restore point after the first batch, so the second is only in the log.
     bucket.wait_point_after(acked);
     let mid = now_ms();
@@ -267,7 +269,7 @@ fn restore_at_a_time_stops_at_the_last_write_before_it() {
     let since = now_ms();
     insert(&mut c, "m", "t", 100, 10);
     let acked = now_ms();
-    bucket.wait_uploaded(since);
+    bucket.wait_uploaded(since, &server);
     // Another restore point after the second batch: --at must not take it.
     bucket.wait_point_after(acked);
 
@@ -308,7 +310,7 @@ fn writes_go_on_while_the_store_is_down_and_the_backlog_catches_up() {
     let mut c = server.master();
     let since = now_ms();
     insert(&mut c, "m", "t", 1, 10);
-    bucket.wait_uploaded(since);
+    bucket.wait_uploaded(since, &server);
 
     // The store fails: its folder is moved away and a plain file takes its place.
     let away = PathBuf::from(format!("{}.away", bucket.path().display()));
@@ -330,7 +332,7 @@ fn writes_go_on_while_the_store_is_down_and_the_backlog_catches_up() {
     );
     assert_eq!(http_get(server.port, "/readyz").0, 200);
     assert!(
-        server.stderr_tail().contains("is falling behind"),
+        wait_until(WAIT, || server.stderr_tail().contains("is falling behind")),
         "{}",
         server.stderr_tail()
     );
@@ -356,7 +358,7 @@ fn writes_go_on_while_the_store_is_down_and_the_backlog_catches_up() {
     );
     let since = now_ms();
     insert(&mut c, "m", "t", 500, 1);
-    bucket.wait_uploaded(since);
+    bucket.wait_uploaded(since, &server);
     let target = TempDir::new();
     let (ok, _, err) = restore(&bucket, target.data(), None);
     assert!(ok, "{err}");
@@ -386,7 +388,7 @@ fn kill_9_with_a_backlog_then_restart_uploads_it() {
 
     let _restarted = primary_in(dir.data(), &bucket, "100ms");
     let since = now_ms() - 60_000;
-    bucket.wait_uploaded(since);
+    bucket.wait_uploaded(since, &_restarted);
     let target = TempDir::new();
     let (ok, _, err) = restore(&bucket, target.data(), None);
     assert!(ok, "{err}");

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backup;
+mod backup_replica;
 mod cli;
 mod common;
 mod concurrency;
