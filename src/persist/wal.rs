@@ -694,6 +694,36 @@ mod tests {
     }
 
     #[test]
+    fn prefix_until_cuts_after_the_last_entry_at_or_before_the_time() {
+        let (fs, dir) = disk();
+        let wal = Wal::create(fs.clone(), &dir, 1, FsyncPolicy::Never).unwrap();
+        for (doc, t) in [("a", 10), ("b", 20), ("c", 30)] {
+            let lsn = wal
+                .append_at(&WalOp::DeleteDoc { col: "c", doc }, t)
+                .unwrap();
+            wal.wait(lsn).unwrap();
+        }
+        let bytes = fs.read(&dir.join(segment_name(1))).unwrap();
+        let kept = |t| {
+            let mut seen = Vec::new();
+            read_segment_bytes(&bytes[..prefix_until(&bytes, t)], |e| {
+                seen.push(e.time_ms.unwrap_or(-1));
+                Ok(())
+            });
+            seen
+        };
+        assert_eq!(kept(5), Vec::<i64>::new());
+        assert_eq!(kept(20), [10, 20]);
+        assert_eq!(kept(29), [10, 20]);
+        assert_eq!(kept(30), [10, 20, 30]);
+        assert_eq!(prefix_until(&bytes, 5), SEGMENT_MAGIC.len());
+        assert_eq!(prefix_until(&bytes, 99), bytes.len());
+        // A v1 segment has no times: nothing is cut.
+        let v1 = &bytes[SEGMENT_MAGIC.len()..];
+        assert_eq!(prefix_until(v1, 0), v1.len());
+    }
+
+    #[test]
     fn a_failed_write_fails_the_log_with_the_os_error() {
         use crate::storage::{Fault, Faulty};
         let (fs, dir) = disk();

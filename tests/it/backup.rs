@@ -434,3 +434,39 @@ fn a_damaged_object_stops_the_restore_with_its_name() {
         format!("fluxiondb restore: object files/{snap} is damaged: checksum mismatch")
     );
 }
+
+#[test]
+fn backup_keep_prunes_old_points_and_what_only_they_need() {
+    let bucket = Bucket::new();
+    let server = primary(&bucket, &["--backup-keep", "1s"]);
+    let mut c = server.master();
+    assert!(wait_until(WAIT, || !bucket.objects("points").is_empty()));
+    let first_point = bucket.objects("points")[0].clone();
+    for batch in 0..3 {
+        let before = now_ms();
+        insert(&mut c, "m", "t", 1 + batch * 10, 10);
+        bucket.wait_point_after(before);
+    }
+    let segment_seq = |name: &str| u64::from_str_radix(&name[..16], 16).unwrap();
+    let pruned = || {
+        let points = bucket.objects("points");
+        let oldest_needed = points.iter().map(|p| segment_seq(p)).min().unwrap_or(0);
+        !points.contains(&first_point)
+            && bucket
+                .objects("wal")
+                .iter()
+                .all(|w| segment_seq(w) >= oldest_needed)
+    };
+    assert!(
+        wait_until(WAIT, pruned),
+        "old history stays: points {:?}, wal {:?}",
+        bucket.objects("points"),
+        bucket.objects("wal")
+    );
+    assert!(server.stderr_tail().contains("backup: pruned"));
+    let target = TempDir::new();
+    let (ok, _, err) = restore(&bucket, target.data(), None);
+    assert!(ok, "{err}");
+    let s = serve(target.data());
+    assert_eq!(records(&mut s.master(), "m", "t"), expected(1, 31));
+}

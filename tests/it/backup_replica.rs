@@ -181,3 +181,59 @@ fn a_promoted_replica_takes_over_and_the_old_primary_fences_itself() {
     assert_eq!(count(&mut sc, "new"), 4);
     assert_eq!(count(&mut sc, "old"), 0);
 }
+
+/// `cargo test --test it backup_replica::measure_replica_lag -- --ignored --nocapture`: a
+/// writer inserts one record every 50 ms for 20 s into a primary (`--backup-interval 1s`); the
+/// replica (`--poll-interval 1s`) is polled every 10 ms; prints the p50 / p99 / max of write
+/// acknowledged → visible on the replica. A figure, never asserted.
+#[test]
+#[ignore = "a measurement (20 s); prints figures"]
+fn measure_replica_lag() {
+    let bucket = Bucket::new();
+    let p =
+        Server::with_data_dir_args(&["--backup", &bucket.location(), "--backup-interval", "1s"]);
+    let mut pc = p.master();
+    insert(&mut pc, "t", 1, 1);
+    bucket.wait_uploaded(now_ms() - 60_000, &p);
+    let dir = TempDir::new();
+    let (loc, d) = (bucket.location(), dir.data().display().to_string());
+    let r = Server::start(&["--replica-of", &loc, "--poll-interval", "1s", "--data", &d]);
+    let mut rc = r.master();
+    let latest = |rc: &mut Client| {
+        rc.ok("qry", json!({"col":"m","doc":"t"}))["records"][0]["ts"]
+            .as_i64()
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    let mut acked: Vec<(i64, std::time::Instant)> = Vec::new();
+    let mut lags = Vec::new();
+    let mut next_write = started;
+    let mut ts = 1;
+    while lags.len() < acked.len() || started.elapsed() < std::time::Duration::from_secs(20) {
+        let now = std::time::Instant::now();
+        if now >= next_write && started.elapsed() < std::time::Duration::from_secs(20) {
+            ts += 1;
+            insert(&mut pc, "t", ts, 1);
+            acked.push((ts, std::time::Instant::now()));
+            next_write = now + std::time::Duration::from_millis(50);
+        }
+        let seen = latest(&mut rc);
+        while lags.len() < acked.len() && acked[lags.len()].0 <= seen {
+            lags.push(acked[lags.len()].1.elapsed().as_secs_f64());
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the replica stopped following"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    lags.sort_by(f64::total_cmp);
+    let at = |q: f64| lags[((lags.len() - 1) as f64 * q) as usize];
+    println!(
+        "replica lag over {} writes (interval 1 s, poll 1 s): p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+        lags.len(),
+        at(0.5),
+        at(0.99),
+        lags[lags.len() - 1]
+    );
+}
