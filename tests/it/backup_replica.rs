@@ -200,7 +200,7 @@ fn measure_replica_lag() {
     let r = Server::start(&["--replica-of", &loc, "--poll-interval", "1s", "--data", &d]);
     let mut rc = r.master();
     let latest = |rc: &mut Client| {
-        rc.ok("qry", json!({"col":"m","doc":"t"}))["records"][0]["ts"]
+        rc.ok("qry", json!({"col":"m","ts":1_000_000_000}))["records"]["t"]["ts"]
             .as_i64()
             .unwrap_or(0)
     };
