@@ -96,8 +96,12 @@ impl Uploader {
                 }
             }
         }
+        // Rounds start on a fixed cadence (not an interval after the previous one ended), so a
+        // write waits at most one interval for its segment to close, however long uploads take.
+        let mut next_round = Instant::now() + self.interval;
         loop {
-            let stopping = handle.sleep(self.interval);
+            let stopping = handle.sleep(next_round.saturating_duration_since(Instant::now()));
+            next_round = (next_round + self.interval).max(Instant::now());
             match self.round(journal) {
                 Ok(()) => self.caught_up(),
                 Err(RoundError::Fenced { theirs }) => return self.fence(journal, theirs),
