@@ -141,6 +141,34 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     pub max_records: u64,
 
+    /// Continuous backup to object storage: `s3://BUCKET/PREFIX` or `file:///FOLDER` (needs
+    /// --data). Closed log segments, restore points and API keys are uploaded by a background
+    /// thread; writes never wait for it.
+    #[arg(long = "backup", env = "BACKUP", value_name = "LOCATION")]
+    pub backup: Option<String>,
+
+    /// How often the backup closes the log segment and uploads (e.g. `1s`, `500ms`): the most
+    /// history a lost machine loses, plus upload time.
+    #[arg(long = "backup-interval", env = "BACKUP_INTERVAL", default_value = "1s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub backup_interval: Duration,
+
+    /// How much history the backup keeps (e.g. `7d`, `12h`); older restore points and the
+    /// segments only they need are deleted. Default: everything is kept.
+    #[arg(long = "backup-keep", env = "BACKUP_KEEP", value_parser = parse_duration,
+          value_name = "DURATION")]
+    pub backup_keep: Option<Duration>,
+
+    /// Run as a read replica of the backup at LOCATION: load its newest restore point, apply
+    /// its log as it grows, serve reads, refuse writes. SIGUSR1 promotes it to primary.
+    #[arg(long = "replica-of", env = "REPLICA_OF", value_name = "LOCATION")]
+    pub replica_of: Option<String>,
+
+    /// How often a replica looks for new log segments.
+    #[arg(long = "poll-interval", env = "POLL_INTERVAL", default_value = "1s",
+          value_parser = parse_duration, value_name = "DURATION")]
+    pub poll_interval: Duration,
+
     /// Print version.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     version: Option<bool>,
@@ -155,6 +183,8 @@ pub struct Args {
 pub enum Command {
     #[command(flatten)]
     Client(crate::cli::ClientCommand),
+    /// Rebuild a data folder from a backup (`--backup`), as of its newest state or of a time.
+    Restore(crate::cli::restore::Args),
     /// Exit 0 if the server on this machine answers a request, 1 if not (for container health
     /// checks; reads SECRET_KEY and PORT like the server).
     Healthcheck(crate::healthcheck::Args),
@@ -188,6 +218,35 @@ pub struct Config {
     pub max_memory: usize,
     /// Retention for collections without a policy of their own.
     pub retention: Limits,
+    /// `--backup`.
+    pub backup: Option<crate::backup::BackupOptions>,
+    /// `--replica-of`.
+    pub replica: Option<crate::backup::ReplicaOptions>,
+}
+
+/// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        other => return Err(format!("unknown unit {other:?}: use ms, s, m, h or d")),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 1s, 500ms or 7d"))?;
+    let secs = n * scale;
+    if !secs.is_finite() || secs <= 0.0 || secs > 100.0 * 365.0 * 86_400.0 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// A size: a number with an optional unit `B`, `KiB`, `MiB`, `GiB`, `TiB` (also `K`, `M`, `G`,
@@ -278,7 +337,36 @@ impl Config {
         if args.import_seed.is_some() && args.data.is_none() {
             return Err("--import-seed needs --data: the folder to import into".into());
         }
+        let location = |flag: &str, v: &str| {
+            v.parse::<crate::objstore::Location>()
+                .map_err(|e| format!("--{flag}: {e}"))
+        };
+        let backup = match &args.backup {
+            None => None,
+            Some(_) if args.data.is_none() => {
+                return Err("--backup needs --data: the data folder it backs up".into())
+            }
+            Some(v) => Some(crate::backup::BackupOptions {
+                location: location("backup", v)?,
+                interval: args.backup_interval,
+                keep: args.backup_keep,
+            }),
+        };
+        let replica = match &args.replica_of {
+            None => None,
+            Some(_) if backup.is_some() || args.import_seed.is_some() => {
+                return Err("--replica-of cannot be combined with --backup or --import-seed".into())
+            }
+            Some(v) => Some(crate::backup::ReplicaOptions {
+                location: location("replica-of", v)?,
+                poll: args.poll_interval,
+                interval: args.backup_interval,
+                keep: args.backup_keep,
+            }),
+        };
         Ok(Config {
+            backup,
+            replica,
             secret_key,
             data_dir: args.data,
             fsync: args.fsync.parse()?,
@@ -338,6 +426,43 @@ mod tests {
         assert_eq!(c.retention, Limits::from_numbers(3600, 0));
         assert!(parse(&["-s", "k", "--max-records", "-1"]).is_err());
         assert!(c.max_memory > 0, "a default limit from the machine");
+    }
+
+    #[test]
+    fn backup_flags() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("0s").is_err() && parse_duration("1 fortnight").is_err());
+        assert!(
+            parse(&["-s", "k", "--backup", "file:///b"]).is_err(),
+            "needs --data"
+        );
+        let c = parse(&["-s", "k", "-d", "/d", "--backup", "file:///b"]).unwrap();
+        let b = c.backup.unwrap();
+        assert_eq!((b.interval, b.keep), (Duration::from_secs(1), None));
+        assert!(parse(&["-s", "k", "-d", "/d", "--backup", "ftp://x"]).is_err());
+        let c = parse(&[
+            "-s",
+            "k",
+            "--replica-of",
+            "file:///b",
+            "--poll-interval",
+            "200ms",
+        ])
+        .unwrap();
+        assert_eq!(c.replica.unwrap().poll, Duration::from_millis(200));
+        assert!(parse(&[
+            "-s",
+            "k",
+            "-d",
+            "/d",
+            "--replica-of",
+            "file:///b",
+            "--backup",
+            "file:///c"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! with a failure injector or the power-loss model and talk to the returned server over real
 //! sockets, exactly as clients of the binary do.
 
+use crate::backup::{self, follower::Promotion};
 use crate::config::Config;
 use crate::persist;
 use crate::server::{self, Boot, Recovering, Server, StartError};
@@ -22,6 +23,8 @@ pub enum LaunchError {
     Import(persist::ImportError),
     /// Listening failed.
     Start(StartError),
+    /// The backup or the replica could not be set up.
+    Backup(backup::SetupError),
 }
 
 impl fmt::Display for LaunchError {
@@ -30,6 +33,7 @@ impl fmt::Display for LaunchError {
             LaunchError::Data(e) => write!(f, "{e}"),
             LaunchError::Import(e) => write!(f, "{e}"),
             LaunchError::Start(e) => write!(f, "{e}"),
+            LaunchError::Backup(e) => write!(f, "{e}"),
         }
     }
 }
@@ -39,6 +43,10 @@ impl std::error::Error for LaunchError {}
 /// A running server: the listener, its sessions and background threads, in this process.
 pub struct Running {
     server: Server,
+    /// A replica's promotion switch.
+    promotion: Option<Arc<Promotion>>,
+    /// A replica's private data folder (no `--data`), removed at the end.
+    scratch: Option<std::path::PathBuf>,
 }
 
 impl Running {
@@ -64,15 +72,52 @@ impl Running {
         if !self.server.wait_released(Duration::from_secs(10)) {
             log::warn!("connection threads still running 10 s after the shutdown");
         }
+        if let Some(dir) = self.scratch.take() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                log::warn!(
+                    "removing the replica's scratch folder {}: {e}",
+                    dir.display()
+                );
+            }
+        }
     }
+
+    /// Promotes a read replica to primary (what SIGUSR1 does); nothing on a primary.
+    pub fn promote(&self) {
+        match &self.promotion {
+            Some(p) => p.ask(),
+            None => log::warn!("promotion asked, but this server is not a replica"),
+        }
+    }
+}
+
+/// A background thread's body, started once the server runs.
+type Worker = Box<dyn FnOnce(server::Handle) + Send>;
+
+/// A private folder for a replica started without `--data`.
+fn scratch_dir() -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!(
+        "fluxiondb-replica-{}-{nanos:x}",
+        std::process::id()
+    ))
 }
 
 /// Recovers the data folder (when `config.data_dir` is set) on `backend`, imports the seed
 /// folder if asked, and starts listening.
-pub fn start(config: Config, backend: Arc<dyn Backend>) -> Result<Running, LaunchError> {
+pub fn start(mut config: Config, backend: Arc<dyn Backend>) -> Result<Running, LaunchError> {
+    let mut scratch = None;
+    if config.replica.is_some() && config.data_dir.is_none() {
+        let dir = scratch_dir();
+        config.data_dir = Some(dir.clone());
+        scratch = Some(dir);
+    }
     // Bound before recovery: meanwhile /healthz answers, /readyz says `recovering` and
     // WebSocket upgrades are refused with 1013 `recovering`.
     let listener = server::bind(&config).map_err(LaunchError::Start)?;
+    let mut replica_objects = None;
     let boot = match &config.data_dir {
         None => Boot::default(),
         Some(dir) => {
@@ -88,16 +133,48 @@ pub fn start(config: Config, backend: Arc<dyn Backend>) -> Result<Running, Launc
                     None
                 }
             };
-            let opened = open_data(&config, dir, backend);
+            let objects = config
+                .replica
+                .as_ref()
+                .map(|r| backup::prepare_replica(r, dir).map_err(LaunchError::Backup))
+                .transpose();
+            let opened = objects.and_then(|o| open_data(&config, dir, backend).map(|b| (o, b)));
             if let Some(early) = early {
                 early.stop();
             }
-            opened?
+            let (objects, boot) = opened?;
+            replica_objects = objects;
+            boot
         }
     };
     apply_memory_limit(&config, &boot);
-    let server = Server::start(config, boot, listener).map_err(LaunchError::Start)?;
-    Ok(Running { server })
+    let dir = config.data_dir.clone();
+    let (backup_opts, replica_opts) = (config.backup.clone(), config.replica.clone());
+    let mut promotion = None;
+    let mut worker: Option<(&str, Worker)> = None;
+    if let (Some(journal), Some(dir)) = (&boot.journal, &dir) {
+        if let Some(opts) = backup_opts {
+            let force = backup::prepare_primary(journal, &opts, dir);
+            let w =
+                backup::primary_worker(opts, dir.clone(), force).map_err(LaunchError::Backup)?;
+            worker = Some(("backup", Box::new(w)));
+        } else if let (Some(opts), Some(objects)) = (replica_opts, replica_objects) {
+            let p = Arc::new(Promotion::default());
+            let w = backup::replica_worker(opts, objects, journal, dir.clone(), p.clone())
+                .map_err(LaunchError::Backup)?;
+            promotion = Some(p);
+            worker = Some(("replica", Box::new(w)));
+        }
+    }
+    let mut server = Server::start(config, boot, listener).map_err(LaunchError::Start)?;
+    if let Some((name, w)) = worker {
+        server.spawn_worker(name, w).map_err(LaunchError::Start)?;
+    }
+    Ok(Running {
+        server,
+        promotion,
+        scratch,
+    })
 }
 
 /// Gives the store its memory limit; warns when recovered data is already past it (the server

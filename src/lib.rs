@@ -11,6 +11,7 @@
 //! else is a promise.
 
 mod auth;
+mod backup;
 mod cli;
 mod config;
 mod healthcheck;
@@ -39,12 +40,14 @@ pub use metrics::configure as configure_metrics;
 pub use server::{bind, Boot, LocalSession, Server};
 
 // The other commands of the binary.
+pub use cli::restore::run as run_restore;
 pub use cli::run as run_client;
 pub use healthcheck::run as run_healthcheck;
 
-/// Process signals for a program that serves until SIGTERM or SIGINT.
+/// Process signals for a program that serves until SIGTERM or SIGINT (SIGUSR1 promotes a read
+/// replica).
 pub mod signals {
-    pub use crate::server::signals::{block, wait};
+    pub use crate::server::signals::{block, wait, PROMOTE};
 }
 
 /// The request decoder, for the fuzzer: the message table, the envelope, the payload

@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     match args.command.take() {
         Some(Command::Client(cmd)) => return fluxiondb::run_client(cmd),
         Some(Command::Healthcheck(hc)) => return fluxiondb::run_healthcheck(&hc),
+        Some(Command::Restore(args)) => return fluxiondb::run_restore(&args),
         None => {}
     }
     let config = match Config::from_args(args) {
@@ -42,9 +43,21 @@ fn main() -> ExitCode {
     println!("fluxiondb listening on {}", server.local_addr());
     let _ = std::io::stdout().flush();
     log::info!("listening on {}", server.local_addr());
-    match signals::wait() {
-        Ok(sig) => log::info!("signal {sig} received: shutting down"),
-        Err(e) => log::error!("waiting for signals failed: {e}; shutting down"),
+    loop {
+        match signals::wait() {
+            Ok(signals::PROMOTE) => {
+                log::info!("SIGUSR1 received: promoting");
+                server.promote();
+            }
+            Ok(sig) => {
+                log::info!("signal {sig} received: shutting down");
+                break;
+            }
+            Err(e) => {
+                log::error!("waiting for signals failed: {e}; shutting down");
+                break;
+            }
+        }
     }
     server.shutdown();
     server.join();

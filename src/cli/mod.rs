@@ -15,6 +15,7 @@ mod import;
 mod legacy;
 mod output;
 mod progress;
+pub mod restore;
 mod scan;
 
 pub use error::Error;

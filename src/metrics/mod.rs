@@ -7,6 +7,7 @@
 //! own cache lines: a thread only ever adds to its shard, so busy connections do not fight
 //! over the same lines. A scrape adds the shards up.
 
+pub mod backup;
 mod clock;
 mod process;
 mod render;

@@ -279,5 +279,6 @@ pub fn render(g: &Gauges) -> String {
         secs(RECOVERY_NANOS.load(Relaxed)),
     );
     process::render(&mut out);
+    super::backup::render(&mut out);
     out
 }

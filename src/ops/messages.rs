@@ -110,6 +110,7 @@ macro_rules! messages {
             req: &Request<'_>,
             reply: &mut Reply<'_>,
         ) -> Result<(), OpError> {
+            super::refuse_writes(ctx, req)?;
             match req {
                 $(Request::$variant(payload) => $op(ctx, payload, reply),)*
             }

@@ -122,9 +122,10 @@ impl<'a> Log<'a> {
     /// collection it changes (or within an append's `commit`), before changing it.
     fn append<'o>(&mut self, op: impl FnOnce() -> WalOp<'o>) -> Result<(), OpError> {
         if let Some(journal) = self.journal {
-            let lsn = journal
-                .log(&op())
-                .map_err(|e| OpError::Storage(e.to_string()))?;
+            let lsn = journal.log(&op()).map_err(|e| match e {
+                crate::persist::Error::Refused(text) => OpError::Refused(text),
+                e => OpError::Storage(e.to_string()),
+            })?;
             self.lsn = self.lsn.max(lsn);
             self.last = lsn;
         }
@@ -197,9 +198,12 @@ impl<'a> Ctx<'a> {
     /// Persists the API keys after a change.
     fn save_keys(&self) -> Result<(), OpError> {
         match self.log.journal {
-            Some(journal) => journal.save_keys(self.keys).map_err(|e| {
-                log::error!("saving API keys failed: {e}");
-                OpError::Storage(format!("saving API keys failed: {e}"))
+            Some(journal) => journal.save_keys(self.keys).map_err(|e| match e {
+                crate::persist::Error::Refused(text) => OpError::Refused(text),
+                e => {
+                    log::error!("saving API keys failed: {e}");
+                    OpError::Storage(format!("saving API keys failed: {e}"))
+                }
             }),
             None => Ok(()),
         }
@@ -219,6 +223,43 @@ pub(crate) enum OpError {
     MemoryFull(MemoryFull),
     /// A `sub` or `unsub` refused.
     Live(LiveError),
+    /// A write to a read replica or a fenced primary (the text says which).
+    Refused(&'static str),
+}
+
+/// Refuses a request that would change data (or keys) when the journal's gate is closed: a
+/// read replica, or a primary a newer one deposed. Checked before anything runs, so even a
+/// write that would change nothing gets the same answer.
+fn refuse_writes(ctx: &Ctx<'_>, req: &Request<'_>) -> Result<(), OpError> {
+    let Some(journal) = ctx.log.journal else {
+        return Ok(());
+    };
+    let Some(text) = journal.gate().refusal() else {
+        return Ok(());
+    };
+    let writes = match req {
+        Request::Keys(k) => k
+            .action
+            .as_deref()
+            .is_none_or(|a| crate::auth::normalise(a) != "list"),
+        other => matches!(
+            other.kind(),
+            MsgType::Ins
+                | MsgType::Ddoc
+                | MsgType::Dcol
+                | MsgType::Drec
+                | MsgType::Dmrec
+                | MsgType::Drrng
+                | MsgType::Sval
+                | MsgType::Rval
+                | MsgType::Sret
+        ),
+    };
+    if writes {
+        Err(OpError::Refused(text))
+    } else {
+        Ok(())
+    }
 }
 
 impl fmt::Display for OpError {
@@ -228,7 +269,7 @@ impl fmt::Display for OpError {
             OpError::Live(e) => return e.fmt(f),
             OpError::ResponseTooLarge => "response too large",
             OpError::DocumentTooLarge => "document too large: at most 4 GiB of data per document",
-            OpError::Keys(text) => text,
+            OpError::Keys(text) | OpError::Refused(text) => text,
             OpError::Storage(_) => "storage unavailable: the server cannot persist writes",
         })
     }

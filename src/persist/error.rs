@@ -25,6 +25,8 @@ pub enum Error {
     Corrupt { path: PathBuf, damage: Damage },
     /// A value could not be encoded.
     Encode(CodecError),
+    /// The journal's gate is closed (a replica, or a fenced primary); the text is the answer.
+    Refused(&'static str),
 }
 
 /// How a file is damaged.
@@ -121,6 +123,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Encode(e) => write!(f, "cannot encode: {e}"),
+            Error::Refused(text) => f.write_str(text),
         }
     }
 }

@@ -81,6 +81,11 @@ pub fn write_streamed(
 /// Reads and verifies a framed file; returns its payload.
 pub fn read(fs: &dyn Backend, path: &Path, magic: &[u8; 8]) -> Result<Vec<u8>, Error> {
     let bytes = fs.read(path).map_err(Error::io(Op::Read, path))?;
+    parse(bytes, path, magic)
+}
+
+/// Verifies the bytes of a framed file (`path` names it in errors); returns its payload.
+pub fn parse(bytes: Vec<u8>, path: &Path, magic: &[u8; 8]) -> Result<Vec<u8>, Error> {
     let corrupt = |damage| Error::Corrupt {
         path: path.to_owned(),
         damage,

@@ -15,8 +15,47 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Who may write through the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// A primary: every write is logged.
+    Open,
+    /// A read replica: only what it copies from its primary is logged.
+    Replica,
+    /// A primary a newer one deposed: nothing more is logged.
+    Fenced,
+}
+
+impl Gate {
+    /// The answer a refused client write gets.
+    pub fn refusal(self) -> Option<&'static str> {
+        match self {
+            Gate::Open => None,
+            Gate::Replica => Some("read-only replica: writes go to the primary"),
+            Gate::Fenced => Some("fenced: a newer primary took over; writes go to it"),
+        }
+    }
+}
+
+/// What a finished checkpoint leaves in the data folder: the restore point it makes.
+#[derive(Debug, Clone)]
+pub struct Checkpointed {
+    /// The first segment the snapshots do not cover.
+    pub first_segment: u64,
+    /// The files that, with the segments from `first_segment` on, rebuild the data: every
+    /// snapshot, the key file and the retention policies (those that exist).
+    pub files: Vec<String>,
+    /// How many files this checkpoint wrote or removed.
+    pub changed: usize,
+}
+
+/// Called at the end of every successful checkpoint, under the checkpoint lock (no other
+/// checkpoint rewrites the files meanwhile).
+pub type CheckpointHook = Box<dyn Fn(&Checkpointed) + Send + Sync>;
 
 pub const KEYS_FILE: &str = "keys.bin";
 
@@ -53,6 +92,11 @@ pub struct Journal {
     files: Mutex<SnapshotFiles>,
     keys_lock: Mutex<()>,
     checkpoint_lock: Mutex<()>,
+    /// Segments from this one on are kept even when snapshots cover them (a backup has not
+    /// uploaded them yet).
+    keep_from: AtomicU64,
+    gate: AtomicU8,
+    hook: Mutex<Option<Arc<CheckpointHook>>>,
     _lock: Box<dyn Lock>,
 }
 
@@ -71,6 +115,9 @@ impl Journal {
             files: Mutex::new(files),
             keys_lock: Mutex::new(()),
             checkpoint_lock: Mutex::new(()),
+            keep_from: AtomicU64::new(u64::MAX),
+            gate: AtomicU8::new(0),
+            hook: Mutex::new(None),
             _lock: lock,
         }
     }
@@ -89,8 +136,44 @@ impl Journal {
     }
 
     /// Logs a mutation; call under the lock of the collection it changes, before changing it.
+    /// Refused (changing nothing) unless the gate is open.
     pub fn log(&self, op: &WalOp<'_>) -> Result<Lsn, Error> {
+        if let Some(text) = self.gate().refusal() {
+            return Err(Error::Refused(text));
+        }
         self.wal.append(op)
+    }
+
+    /// Logs a mutation a replica copies from its primary, with the primary's write time.
+    pub fn log_replicated(&self, op: &WalOp<'_>, time_ms: i64) -> Result<Lsn, Error> {
+        self.wal.append_at(op, time_ms)
+    }
+
+    pub fn gate(&self) -> Gate {
+        match self.gate.load(Ordering::Acquire) {
+            0 => Gate::Open,
+            1 => Gate::Replica,
+            _ => Gate::Fenced,
+        }
+    }
+
+    pub fn set_gate(&self, gate: Gate) {
+        let n = match gate {
+            Gate::Open => 0,
+            Gate::Replica => 1,
+            Gate::Fenced => 2,
+        };
+        self.gate.store(n, Ordering::Release);
+    }
+
+    /// Keeps every segment numbered `seq` or later through checkpoints (`u64::MAX`: none).
+    pub fn keep_segments_from(&self, seq: u64) {
+        self.keep_from.store(seq, Ordering::Release);
+    }
+
+    /// Installs the function told about every checkpoint (the backup's).
+    pub fn set_checkpoint_hook(&self, hook: CheckpointHook) {
+        *self.hook.lock() = Some(Arc::new(hook));
     }
 
     /// Waits until `lsn` is as durable as the fsync policy promises.
@@ -103,10 +186,17 @@ impl Journal {
 
     /// Writes the scoped API keys (never the master) to disk, durably, mode 0600.
     pub fn save_keys(&self, keys: &KeyRing) -> Result<(), Error> {
+        if let Some(text) = self.gate().refusal() {
+            return Err(Error::Refused(text));
+        }
+        self.write_keys(&keys.scoped())
+    }
+
+    /// Writes the key file whatever the gate (a replica copying its primary's keys).
+    pub fn write_keys(&self, keys: &[(String, crate::auth::Scope)]) -> Result<(), Error> {
         let _guard = self.keys_lock.lock();
         let mut payload = Vec::new();
-        codec::encode_into(&image::keys_image(&keys.scoped()), &mut payload)
-            .map_err(Error::Encode)?;
+        codec::encode_into(&image::keys_image(keys), &mut payload).map_err(Error::Encode)?;
         framed::write(
             &*self.fs,
             &self.dir,
@@ -165,7 +255,16 @@ impl Journal {
         }
         report.removed = self.remove_stale(&present)?;
         if report.failed == 0 {
-            self.wal.remove_before(first_kept_segment)?;
+            let keep_from = self.keep_from.load(Ordering::Acquire);
+            self.wal.remove_before(first_kept_segment.min(keep_from))?;
+            let hook = self.hook.lock().clone();
+            if let Some(hook) = hook {
+                hook(&Checkpointed {
+                    first_segment: first_kept_segment,
+                    files: self.restore_files()?,
+                    changed: report.written + report.removed,
+                });
+            }
         }
         crate::metrics::checkpoint(started.elapsed());
         if report.written + report.removed > 0 {
@@ -177,6 +276,26 @@ impl Journal {
             );
         }
         Ok(report)
+    }
+
+    /// The files a restore point is made of, as they are now.
+    fn restore_files(&self) -> Result<Vec<String>, Error> {
+        let mut out: Vec<String> = {
+            let files = self.files.lock();
+            files
+                .by_name
+                .values()
+                .map(|&id| snapshot_name(id))
+                .collect()
+        };
+        out.sort();
+        for name in [KEYS_FILE, super::policies::POLICIES_FILE] {
+            let path = self.dir.join(name);
+            if self.fs.exists(&path).map_err(Error::io(Op::Stat, &path))? {
+                out.push(name.to_owned());
+            }
+        }
+        Ok(out)
     }
 
     fn file_id(&self, name: &str) -> u64 {

@@ -29,7 +29,43 @@ mod wal;
 
 pub use codec::WalOp;
 pub use error::Error;
-pub use journal::Journal;
+pub use journal::{Gate, Journal, KEYS_FILE};
 pub use recovery::open;
 pub use seed::{import as import_seed, ImportError};
-pub use wal::{FsyncPolicy, Lsn};
+pub use wal::{
+    now_ms, prefix_until, read_segment_bytes, segment_name, segment_seq, FsyncPolicy, Lsn,
+};
+
+/// Applies one log entry copied from a primary (a replica's follower): decodes `op`, logs it
+/// in `journal` with its original write time, then applies it to `store`.
+pub fn apply_copied(
+    journal: &Journal,
+    store: &crate::store::Store,
+    handles: &mut crate::store::Handles,
+    op: &[u8],
+    time_ms: i64,
+) -> Result<Lsn, Error> {
+    let decoded: WalOp = codec::borrow_decode(op).map_err(|e| Error::Corrupt {
+        path: "copied log entry".into(),
+        damage: error::Damage::Undecodable(e),
+    })?;
+    let lsn = journal.log_replicated(&decoded, time_ms)?;
+    replay::apply(store, handles, &decoded).map_err(|damage| Error::Corrupt {
+        path: "copied log entry".into(),
+        damage,
+    })?;
+    Ok(lsn)
+}
+
+/// Decodes a key file's bytes (one downloaded from object storage); `name` names it in errors.
+pub fn decode_keys(bytes: Vec<u8>, name: &str) -> Result<Vec<(String, crate::auth::Scope)>, Error> {
+    let path = std::path::Path::new(name);
+    let payload = framed::parse(bytes, path, framed::KEYS_MAGIC)?;
+    codec::decode::<codec::KeysImage>(&payload)
+        .map_err(error::Damage::Undecodable)
+        .and_then(image::keys_from_image)
+        .map_err(|damage| Error::Corrupt {
+            path: path.to_owned(),
+            damage,
+        })
+}

@@ -121,10 +121,10 @@ pub fn open(
     let mut handles = Handles::default();
     for (i, (_, path)) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        let end = wal::read_segment(b, path, |payload| {
-            let op: WalOp = codec::borrow_decode(payload).map_err(Damage::Undecodable)?;
+        let end = wal::read_segment(b, path, |entry| {
+            let op: WalOp = codec::borrow_decode(entry.op).map_err(Damage::Undecodable)?;
             report.log_entries += 1;
-            report.bytes_read += payload.len() as u64;
+            report.bytes_read += entry.op.len() as u64;
             replay::apply(&store, &mut handles, &op)?;
             progress.tick("log entries", report.log_entries, report.bytes_read);
             Ok(())

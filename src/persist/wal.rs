@@ -1,6 +1,11 @@
 //! The write-ahead log: numbered segment files of framed entries
 //! `[len u32][crc32(len) u32][crc32(bytes) u32][bytes]` (the length has its own checksum, so a
 //! damaged length is told apart from a crash mid-append).
+//!
+//! Two segment versions: v1 (no header; `bytes` is the encoded [`WalOp`]) and v2 (the
+//! current one: the file starts with [`SEGMENT_MAGIC`], and `bytes` is the wall-clock time of
+//! the write, milliseconds since the Unix epoch as an `i64` little endian, then the encoded
+//! op). Both replay; only v2 is written. The time is what a point-in-time restore stops at.
 //! Appends go to an in-memory buffer (in the order of the collection locks they are made
 //! under); the first request that needs its bytes durable writes the whole buffer for
 //! everyone waiting (group commit), fsyncing first under the `always` policy.
@@ -44,6 +49,17 @@ impl std::str::FromStr for FsyncPolicy {
 pub type Lsn = u64;
 
 const HEADER: usize = 12;
+/// The first bytes of a v2 segment.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"FLXWAL02";
+/// The time prefix of a v2 entry.
+const TIME: usize = 8;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 /// The largest entry accepted when reading (a 1 GiB message cannot make a larger one).
 const MAX_ENTRY: usize = 2 << 30;
 
@@ -67,6 +83,8 @@ struct State {
     writing: bool,
     file: Arc<dyn File>,
     segment: u64,
+    /// `appended` when the current segment was started (it holds entries once it moved on).
+    segment_start: Lsn,
     /// The first write or fsync failure; the log refuses everything after it.
     failed: Option<Arc<Error>>,
 }
@@ -121,6 +139,7 @@ impl Wal {
                 writing: false,
                 file,
                 segment: seq,
+                segment_start: 0,
                 failed: None,
             }),
             cv: Condvar::new(),
@@ -131,8 +150,13 @@ impl Wal {
         self.policy
     }
 
-    /// Appends one entry; returns the position to wait for before acknowledging it.
+    /// Appends one entry written now; returns the position to wait for before acknowledging it.
     pub fn append(&self, op: &WalOp<'_>) -> Result<Lsn, Error> {
+        self.append_at(op, now_ms())
+    }
+
+    /// Appends one entry with the given write time (a replica keeps the primary's).
+    pub fn append_at(&self, op: &WalOp<'_>, time_ms: i64) -> Result<Lsn, Error> {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -140,6 +164,7 @@ impl Wal {
             let mut frame = cell.borrow_mut();
             frame.clear();
             frame.extend_from_slice(&[0; HEADER]);
+            frame.extend_from_slice(&time_ms.to_le_bytes());
             codec::encode_into(op, &mut frame).map_err(Error::Encode)?;
             let len = ((frame.len() - HEADER) as u32).to_le_bytes();
             let crc = crc32(&frame[HEADER..]);
@@ -254,9 +279,26 @@ impl Wal {
         self.sync_written()
     }
 
+    /// The number of the segment being written.
+    pub fn current_segment(&self) -> u64 {
+        self.state.lock().segment
+    }
+
+    /// Whether the current segment holds any entry.
+    pub fn segment_has_entries(&self) -> bool {
+        let st = self.state.lock();
+        st.appended > st.segment_start
+    }
+
     /// Closes the current segment (written and fsynced) and starts the next; returns the new
     /// segment's number. Everything appended before the call is in older segments.
     pub fn rotate(&self) -> Result<u64, Error> {
+        self.rotate_to(0)
+    }
+
+    /// Like [`Wal::rotate`], numbering the new segment at least `at_least` (a promoted replica
+    /// continues the numbering of the history it took over).
+    pub fn rotate_to(&self, at_least: u64) -> Result<u64, Error> {
         let mut st = self.state.lock();
         while st.writing {
             self.cv.wait(&mut st);
@@ -281,11 +323,12 @@ impl Wal {
         st.written = end;
         st.synced = end;
         self.cv.notify_all();
-        let next = st.segment + 1;
+        let next = (st.segment + 1).max(at_least);
         // A segment that cannot be started leaves the log on the current one (fsynced, so
         // nothing is lost); the next checkpoint tries again.
         st.file = open_segment(&*self.fs, &self.dir, next)?;
         st.segment = next;
+        st.segment_start = st.appended;
         Ok(next)
     }
 
@@ -316,12 +359,18 @@ impl Wal {
     }
 }
 
-/// Creates segment `seq` (empty, appending) and makes its name durable.
+/// Creates segment `seq` (v2: its header, then appending) and makes its name durable. The
+/// header reaches the disk with the first fsync of the segment; a crash before leaves a torn
+/// header, which replay treats like an empty segment.
 fn open_segment(fs: &dyn Backend, dir: &Path, seq: u64) -> Result<Arc<dyn File>, Error> {
     let path = dir.join(segment_name(seq));
     let file = fs
         .open(&path, OpenMode::Append)
         .map_err(Error::io(Op::Open, &path))?;
+    if file.size().map_err(Error::io(Op::Stat, &path))? == 0 {
+        file.write_all(SEGMENT_MAGIC)
+            .map_err(Error::io(Op::Write, &path))?;
+    }
     fsutil::sync_dir(fs, dir)?;
     Ok(Arc::from(file))
 }
@@ -349,24 +398,82 @@ pub enum SegmentEnd {
     Corrupt(Damage),
 }
 
-/// Reads every valid entry of a segment, in order, handing each payload to `apply`.
+/// One entry as read back: when it was written (`None` in a v1 segment) and its encoded op.
+pub struct Entry<'a> {
+    pub time_ms: Option<i64>,
+    pub op: &'a [u8],
+    /// Where the entry starts in its segment.
+    pub offset: u64,
+}
+
+/// Reads every valid entry of a segment, in order, handing each to `apply`.
 pub fn read_segment(
     fs: &dyn Backend,
     path: &Path,
-    mut apply: impl FnMut(&[u8]) -> Result<(), Damage>,
+    apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
 ) -> Result<SegmentEnd, Error> {
-    let read_err = |e: io::Error| Error::io(Op::Read, path)(e);
     let file = fs
         .open(path, OpenMode::Read)
         .map_err(Error::io(Op::Open, path))?;
     let size = file.size().map_err(Error::io(Op::Stat, path))?;
-    let mut reader = io::BufReader::with_capacity(1 << 20, Io(&*file));
-    let mut offset = 0u64;
+    let reader = io::BufReader::with_capacity(1 << 20, Io(&*file));
+    read_entries(reader, size, apply).map_err(Error::io(Op::Read, path))
+}
+
+/// Reads the entries of a segment held in memory (one downloaded from object storage).
+pub fn read_segment_bytes(
+    bytes: &[u8],
+    apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
+) -> SegmentEnd {
+    match read_entries(bytes, bytes.len() as u64, apply) {
+        Ok(end) => end,
+        // Reading a slice cannot fail.
+        Err(_) => SegmentEnd::TornTail(0),
+    }
+}
+
+/// How many leading bytes of a segment (held in memory) to keep so that it ends with its last
+/// entry written at or before `time_ms`: a point-in-time restore cuts the log there. Entries of
+/// a v1 segment carry no time and are all kept.
+pub fn prefix_until(bytes: &[u8], time_ms: i64) -> usize {
+    let mut cut = None;
+    let end = read_segment_bytes(bytes, |e| match e.time_ms {
+        Some(t) if t > time_ms => {
+            cut = Some(e.offset as usize);
+            Err(Damage::TooShort)
+        }
+        _ => Ok(()),
+    });
+    match (cut, end) {
+        (Some(at), _) => at,
+        (None, SegmentEnd::TornTail(at)) => at as usize,
+        _ => bytes.len(),
+    }
+}
+
+/// The entries of a segment of `size` bytes read from `reader`.
+fn read_entries(
+    mut reader: impl Read,
+    size: u64,
+    mut apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
+) -> io::Result<SegmentEnd> {
+    let mut head = [0u8; 8];
+    let got = read_full(&mut reader, &mut head)?;
+    if got == 0 {
+        return Ok(SegmentEnd::Clean);
+    }
+    let timed = head == *SEGMENT_MAGIC;
+    if !timed && got as u64 == size && SEGMENT_MAGIC.starts_with(&head[..got]) {
+        // The header itself was torn by a crash: the segment holds nothing.
+        return Ok(SegmentEnd::TornTail(0));
+    }
+    let prefix: &[u8] = if timed { &[] } else { &head[..got] };
+    let mut reader = prefix.chain(reader);
+    let mut offset = if timed { SEGMENT_MAGIC.len() as u64 } else { 0 };
     let mut payload = Vec::new();
-    let read = |r: &mut io::BufReader<Io>, buf: &mut [u8]| read_full(r, buf);
     loop {
         let mut header = [0u8; HEADER];
-        let got = read(&mut reader, &mut header).map_err(read_err)?;
+        let got = read_full(&mut reader, &mut header)?;
         if got == 0 {
             return Ok(SegmentEnd::Clean);
         }
@@ -380,8 +487,7 @@ pub fn read_segment(
         if crc32(&len_bytes) != len_crc {
             // Zeros to the end are pre-allocated blocks a crash left behind; anything else is
             // damage.
-            let zeros =
-                header.iter().all(|&b| b == 0) && rest_is_zero(&mut reader).map_err(read_err)?;
+            let zeros = header.iter().all(|&b| b == 0) && rest_is_zero(&mut reader)?;
             return Ok(if zeros {
                 SegmentEnd::TornTail(offset)
             } else {
@@ -396,7 +502,7 @@ pub fn read_segment(
             return Ok(SegmentEnd::Corrupt(Damage::EntryTooLarge { offset }));
         }
         payload.resize(len, 0);
-        if read(&mut reader, &mut payload).map_err(read_err)? < len {
+        if read_full(&mut reader, &mut payload)? < len {
             return Ok(SegmentEnd::TornTail(offset));
         }
         if crc32(&payload) != crc {
@@ -406,7 +512,25 @@ pub fn read_segment(
                 SegmentEnd::Corrupt(Damage::EntryChecksum { offset })
             });
         }
-        if let Err(why) = apply(&payload) {
+        let entry = if timed {
+            if len < TIME {
+                return Ok(SegmentEnd::Corrupt(Damage::EntryHeader { offset }));
+            }
+            let mut time = [0u8; TIME];
+            time.copy_from_slice(&payload[..TIME]);
+            Entry {
+                time_ms: Some(i64::from_le_bytes(time)),
+                op: &payload[TIME..],
+                offset,
+            }
+        } else {
+            Entry {
+                time_ms: None,
+                op: &payload,
+                offset,
+            }
+        };
+        if let Err(why) = apply(&entry) {
             return Ok(SegmentEnd::Corrupt(Damage::Entry {
                 offset,
                 why: Box::new(why),
@@ -456,8 +580,8 @@ mod tests {
 
     fn entries(fs: &PageCache, path: &Path) -> (Vec<String>, SegmentEnd) {
         let mut seen = Vec::new();
-        let end = read_segment(fs, path, |p| {
-            match codec::borrow_decode::<WalOp>(p) {
+        let end = read_segment(fs, path, |e| {
+            match codec::borrow_decode::<WalOp>(e.op) {
                 Ok(WalOp::DeleteDoc { doc, .. }) => seen.push(doc.to_string()),
                 other => panic!("unexpected entry {other:?}"),
             }
@@ -507,12 +631,14 @@ mod tests {
         }
         let path = dir.join(segment_name(7));
         let bytes = fs.read(&path).unwrap();
-        let entry = bytes.len() / 3;
+        assert_eq!(&bytes[..8], SEGMENT_MAGIC);
+        let magic = SEGMENT_MAGIC.len();
+        let entry = (bytes.len() - magic) / 3;
         // Cut mid-entry: the first two survive.
         overwrite(&fs, &path, &bytes[..bytes.len() - 3]);
         let (seen, end) = entries(&fs, &path);
         assert_eq!(seen, ["a", "b"]);
-        assert!(matches!(end, SegmentEnd::TornTail(o) if o == 2 * entry as u64));
+        assert!(matches!(end, SegmentEnd::TornTail(o) if o == (magic + 2 * entry) as u64));
         // A zeroed tail (pre-allocated blocks) is torn too.
         let mut zeroed = bytes.clone();
         zeroed.extend_from_slice(&[0; 100]);
@@ -521,14 +647,14 @@ mod tests {
             matches!(entries(&fs, &path).1, SegmentEnd::TornTail(o) if o == bytes.len() as u64)
         );
         // A flipped byte in the middle entry (payload or length) is corruption.
-        for at in [entry + HEADER + 2, entry + 1] {
+        for at in [magic + entry + HEADER + TIME + 2, magic + entry + 1] {
             let mut flipped = bytes.clone();
             flipped[at] ^= 0xff;
             overwrite(&fs, &path, &flipped);
             let (seen, end) = entries(&fs, &path);
             assert_eq!(seen, ["a"]);
             assert!(
-                matches!(end, SegmentEnd::Corrupt(Damage::EntryChecksum { offset } | Damage::EntryHeader { offset }) if offset == entry as u64),
+                matches!(end, SegmentEnd::Corrupt(Damage::EntryChecksum { offset } | Damage::EntryHeader { offset }) if offset == (magic + entry) as u64),
                 "{end:?}"
             );
         }
@@ -537,7 +663,64 @@ mod tests {
         let n = last.len();
         last[n - 1] ^= 0xff;
         overwrite(&fs, &path, &last);
-        assert!(matches!(entries(&fs, &path).1, SegmentEnd::TornTail(o) if o == 2 * entry as u64));
+        assert!(
+            matches!(entries(&fs, &path).1, SegmentEnd::TornTail(o) if o == (magic + 2 * entry) as u64)
+        );
+        // A torn header is an empty segment.
+        overwrite(&fs, &path, &bytes[..3]);
+        assert!(matches!(entries(&fs, &path), (seen, SegmentEnd::TornTail(0)) if seen.is_empty()));
+    }
+
+    #[test]
+    fn entries_carry_their_write_time_and_rotate_to_jumps() {
+        let (fs, dir) = disk();
+        let wal = Wal::create(fs.clone(), &dir, 1, FsyncPolicy::Never).unwrap();
+        assert!(!wal.segment_has_entries());
+        let lsn = wal
+            .append_at(&WalOp::DeleteDoc { col: "c", doc: "a" }, 1234)
+            .unwrap();
+        wal.wait(lsn).unwrap();
+        assert!(wal.segment_has_entries());
+        assert_eq!(wal.rotate_to(10).unwrap(), 10);
+        assert!(!wal.segment_has_entries());
+        let bytes = fs.read(&dir.join(segment_name(1))).unwrap();
+        let mut times = Vec::new();
+        let end = read_segment_bytes(&bytes, |e| {
+            times.push(e.time_ms);
+            Ok(())
+        });
+        assert!(matches!(end, SegmentEnd::Clean));
+        assert_eq!(times, [Some(1234)]);
+    }
+
+    #[test]
+    fn prefix_until_cuts_after_the_last_entry_at_or_before_the_time() {
+        let (fs, dir) = disk();
+        let wal = Wal::create(fs.clone(), &dir, 1, FsyncPolicy::Never).unwrap();
+        for (doc, t) in [("a", 10), ("b", 20), ("c", 30)] {
+            let lsn = wal
+                .append_at(&WalOp::DeleteDoc { col: "c", doc }, t)
+                .unwrap();
+            wal.wait(lsn).unwrap();
+        }
+        let bytes = fs.read(&dir.join(segment_name(1))).unwrap();
+        let kept = |t| {
+            let mut seen = Vec::new();
+            read_segment_bytes(&bytes[..prefix_until(&bytes, t)], |e| {
+                seen.push(e.time_ms.unwrap_or(-1));
+                Ok(())
+            });
+            seen
+        };
+        assert_eq!(kept(5), Vec::<i64>::new());
+        assert_eq!(kept(20), [10, 20]);
+        assert_eq!(kept(29), [10, 20]);
+        assert_eq!(kept(30), [10, 20, 30]);
+        assert_eq!(prefix_until(&bytes, 5), SEGMENT_MAGIC.len());
+        assert_eq!(prefix_until(&bytes, 99), bytes.len());
+        // A v1 segment has no times: nothing is cut.
+        let v1 = &bytes[SEGMENT_MAGIC.len()..];
+        assert_eq!(prefix_until(v1, 0), v1.len());
     }
 
     #[test]

@@ -299,6 +299,51 @@ fn snapshot_loop(shared: &Shared) {
     }
 }
 
+/// What a background worker started from outside this module (the backup, a replica's
+/// follower) sees of the running server.
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    pub fn journal(&self) -> Option<&Journal> {
+        self.shared.journal.as_ref()
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.shared.keys
+    }
+
+    /// Sleeps up to `d`; true when the server is stopping.
+    pub fn sleep(&self, d: Duration) -> bool {
+        self.shared.stop.sleep(d)
+    }
+
+    /// Whether the server is shutting down.
+    pub fn stopping(&self) -> bool {
+        *self.shared.stop.stopped.lock()
+    }
+}
+
+impl Server {
+    /// Starts a background thread that is joined at shutdown, before the final checkpoint.
+    pub fn spawn_worker(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(Handle) + Send + 'static,
+    ) -> Result<(), StartError> {
+        let handle = Handle {
+            shared: self.shared.clone(),
+        };
+        self.background.push(spawn(name, move || f(handle))?);
+        Ok(())
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if self.listener.is_some() {

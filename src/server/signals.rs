@@ -24,11 +24,15 @@ fn signal_set() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, PROMOTE);
         set
     }
 }
 
-/// Blocks SIGTERM and SIGINT in the calling thread and every thread it starts afterwards.
+/// SIGUSR1: promote a read replica to primary (ignored by a primary).
+pub const PROMOTE: libc::c_int = libc::SIGUSR1;
+
+/// Blocks SIGTERM, SIGINT and SIGUSR1 in the calling thread and every thread it starts afterwards.
 /// Call before any other thread exists.
 pub fn block() -> io::Result<()> {
     let set = signal_set();
@@ -41,7 +45,7 @@ pub fn block() -> io::Result<()> {
     }
 }
 
-/// Waits for SIGTERM or SIGINT (which must be blocked) and returns its number.
+/// Waits for SIGTERM, SIGINT or SIGUSR1 (which must be blocked) and returns its number.
 pub fn wait() -> io::Result<i32> {
     let set = signal_set();
     let mut sig: libc::c_int = 0;

@@ -4,6 +4,8 @@
 // A failed unwrap is a failed test here; Cargo.toml's [lints] deny both in the server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backup;
+mod backup_replica;
 mod cli;
 mod common;
 mod concurrency;

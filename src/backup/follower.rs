@@ -1,0 +1,299 @@
+//! A read replica's follower thread: every poll interval it reads the manifest, copies the
+//! segments it has not applied yet (logging each entry in the replica's own journal with the
+//! primary's write time, then applying it), and takes the primary's key file when it changed.
+//! On promotion it applies everything in the bucket, moves the manifest to the next generation
+//! with a conditional PUT, opens the journal to writes and becomes the backup uploader.
+
+use super::layout::{Era, Manifest};
+use super::local::{self, PrimaryState, ReplicaState};
+use super::restore::{self, RestoreError};
+use super::uploader::{self, Uploader};
+use crate::objstore::{Condition, Error as StoreError, ObjectStore};
+use crate::persist::{self, Gate, Journal};
+use crate::server::Handle;
+use crate::store::Handles;
+use parking_lot::{Condvar, Mutex};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Asks a replica to become the primary (SIGUSR1, or [`crate::launch::Running::promote`]).
+#[derive(Default)]
+pub struct Promotion {
+    asked: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Promotion {
+    pub fn ask(&self) {
+        *self.asked.lock() = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits up to `d` for a promotion request; true if one is pending.
+    fn wait(&self, d: Duration) -> bool {
+        let mut asked = self.asked.lock();
+        if !*asked {
+            self.cv.wait_for(&mut asked, d);
+        }
+        *asked
+    }
+}
+
+pub struct Follower {
+    pub(super) objects: Arc<dyn ObjectStore>,
+    pub(super) location: String,
+    pub(super) dir: PathBuf,
+    pub(super) poll: Duration,
+    pub(super) next_segment: u64,
+    pub(super) keys_crc: Option<u32>,
+    pub(super) promotion: Arc<Promotion>,
+    /// What the uploader needs once promoted.
+    pub(super) interval: Duration,
+    pub(super) keep: Option<Duration>,
+    pub(super) applied: u64,
+    pub(super) behind_since: Option<Instant>,
+}
+
+impl Follower {
+    pub fn run(mut self, handle: &Handle) {
+        let Some(journal) = handle.journal() else {
+            return;
+        };
+        let mut handles = Handles::default();
+        loop {
+            if let Err(e) = self.poll_once(handle, journal, &mut handles) {
+                crate::metrics::backup::backup_failed();
+                if self.behind_since.is_none() {
+                    self.behind_since = Some(Instant::now());
+                    log::warn!("replica: following {} failed: {e}; retrying", self.location);
+                }
+            } else if let Some(since) = self.behind_since.take() {
+                log::info!(
+                    "replica: following {} again after {:.1} s",
+                    self.location,
+                    since.elapsed().as_secs_f64()
+                );
+            }
+            if self.wait(handle) {
+                break;
+            }
+            if handle.stopping() {
+                return;
+            }
+        }
+        match self.promote(handle, journal, &mut handles) {
+            Ok(uploader) => uploader.run(handle),
+            Err(e) => log::error!("replica: promotion failed: {e}; still a read replica"),
+        }
+    }
+
+    /// Sleeps one poll interval; true when a promotion was asked for.
+    fn wait(&self, handle: &Handle) -> bool {
+        let deadline = Instant::now() + self.poll;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || handle.stopping() {
+                return false;
+            }
+            if self.promotion.wait(left.min(Duration::from_millis(100))) {
+                return true;
+            }
+        }
+    }
+
+    /// Applies every segment the manifest lists that this replica lacks; returns the manifest
+    /// and its entity tag as read.
+    fn poll_once(
+        &mut self,
+        handle: &Handle,
+        journal: &Journal,
+        handles: &mut Handles,
+    ) -> Result<(Manifest, String), RestoreError> {
+        let (m, etag) = restore::read_manifest(&*self.objects, &self.location)?;
+        if let Some(keys) = &m.keys {
+            if self.keys_crc != Some(keys.crc) {
+                let body = self
+                    .objects
+                    .get(&keys.key)?
+                    .ok_or_else(|| RestoreError::Missing(keys.key.clone()))?
+                    .body;
+                super::layout::verify(&keys.key, &body, keys.size, keys.crc).map_err(|why| {
+                    RestoreError::Damaged {
+                        key: keys.key.clone(),
+                        why,
+                    }
+                })?;
+                let decoded =
+                    persist::decode_keys(body, &keys.key).map_err(|e| RestoreError::Damaged {
+                        key: keys.key.clone(),
+                        why: e.to_string(),
+                    })?;
+                take_keys(handle, journal, &decoded);
+                self.keys_crc = Some(keys.crc);
+            }
+        }
+        let todo = m.segments_from(self.next_segment);
+        let waiting = todo.len();
+        for (i, (seq, generation)) in todo.into_iter().enumerate() {
+            let s = restore::find_segment(&*self.objects, seq, generation)?;
+            let body = restore::fetch_segment(&*self.objects, &s)?;
+            let mut last = 0;
+            let mut failure = None;
+            persist::read_segment_bytes(&body, |e| {
+                match persist::apply_copied(
+                    journal,
+                    handle.store(),
+                    handles,
+                    e.op,
+                    e.time_ms.unwrap_or(0),
+                ) {
+                    Ok(lsn) => last = lsn,
+                    Err(err) => failure = Some(err),
+                }
+                Ok(())
+            });
+            if let Some(err) = failure {
+                return Err(RestoreError::Damaged {
+                    key: s.key(),
+                    why: err.to_string(),
+                });
+            }
+            if last > 0 {
+                journal.wait(last).map_err(|e| RestoreError::Local {
+                    path: journal.dir().to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            }
+            self.next_segment = seq + 1;
+            self.applied += 1;
+            local::write_state(
+                &self.dir,
+                local::REPLICA_STATE,
+                &ReplicaState {
+                    next_segment: self.next_segment,
+                },
+            )
+            .map_err(|source| RestoreError::Local {
+                path: self.dir.join(local::REPLICA_STATE),
+                source,
+            })?;
+            let lag = if i + 1 < waiting && s.last_ms > 0 {
+                (persist::now_ms() - s.last_ms).max(0) as u64
+            } else {
+                0
+            };
+            crate::metrics::backup::replica_progress(self.applied, lag);
+        }
+        crate::metrics::backup::replica_progress(self.applied, 0);
+        Ok((m, etag))
+    }
+
+    /// Catches up, then takes the bucket over as the next generation.
+    fn promote(
+        &mut self,
+        handle: &Handle,
+        journal: &Journal,
+        handles: &mut Handles,
+    ) -> Result<Uploader, String> {
+        log::info!(
+            "replica: promotion asked; applying everything in {}",
+            self.location
+        );
+        for _ in 0..10 {
+            let (m, etag) = self
+                .poll_once(handle, journal, handles)
+                .map_err(|e| e.to_string())?;
+            let generation = m.generation + 1;
+            let from = m.next_segment.max(journal.wal().current_segment() + 1);
+            journal
+                .wal()
+                .rotate_to(from)
+                .map_err(|e| format!("starting log segment {from}: {e}"))?;
+            journal.keep_segments_from(from);
+            let mut next = m.clone();
+            if let Some(last) = next.history.last_mut() {
+                last.end_segment = Some(m.next_segment);
+            }
+            next.history.push(Era {
+                generation,
+                from_segment: from,
+                end_segment: None,
+            });
+            next.generation = generation;
+            next.owner = super::layout::new_owner();
+            next.next_segment = from;
+            // Named here first (see the uploader's start): a crash after the PUT leaves a
+            // folder that knows it is the new primary.
+            local::write_state(
+                &self.dir,
+                local::PRIMARY_STATE,
+                &PrimaryState {
+                    generation,
+                    owner: next.owner.clone(),
+                },
+            )
+            .map_err(|e| format!("writing the primary's state: {e}"))?;
+            next.updated_ms = persist::now_ms();
+            let body = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
+            match self
+                .objects
+                .put(super::layout::MANIFEST, &body, &Condition::IfMatch(etag))
+            {
+                Ok(tag) => {
+                    local::remove_state(&self.dir, local::REPLICA_STATE)
+                        .map_err(|e| format!("removing the replica's state: {e}"))?;
+                    journal.set_gate(Gate::Open);
+                    log::info!(
+                        "replica: promoted to primary of {} (generation {generation}, log from segment {from})",
+                        self.location
+                    );
+                    let force = Arc::new(AtomicBool::new(true));
+                    uploader::install_hook(journal, self.dir.clone(), force.clone());
+                    if let Err(e) = journal.checkpoint(handle.store()) {
+                        log::error!("replica: the first checkpoint as primary failed: {e}");
+                    }
+                    crate::metrics::backup::backup_enabled();
+                    return Ok(Uploader {
+                        objects: self.objects.clone(),
+                        location: self.location.clone(),
+                        dir: self.dir.clone(),
+                        interval: self.interval,
+                        keep: self.keep,
+                        force_point: force,
+                        state: Some((next, tag)),
+                        known_files: HashSet::new(),
+                        behind_since: None,
+                        last_prune: Instant::now(),
+                    });
+                }
+                Err(StoreError::PreconditionFailed) => {
+                    log::warn!(
+                        "replica: the manifest changed during the promotion; catching up again"
+                    );
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err("the manifest kept changing".into())
+    }
+}
+
+/// Replaces the replica's API keys with the primary's (the master key stays this server's).
+fn take_keys(handle: &Handle, journal: &Journal, keys: &[(String, crate::auth::Scope)]) {
+    let ring = handle.keys();
+    let wanted: HashSet<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    for (key, _) in ring.scoped() {
+        if !wanted.contains(key.as_str()) {
+            let _ = ring.remove(&key);
+        }
+    }
+    for (key, scope) in keys {
+        ring.add(key, *scope);
+    }
+    if let Err(e) = journal.write_keys(keys) {
+        log::error!("replica: saving the primary's API keys failed: {e}");
+    }
+}

@@ -1,0 +1,460 @@
+//! The primary's backup thread: every interval it closes the log segment being written (when
+//! it holds entries), uploads closed segments and staged restore points, uploads the key file
+//! when it changed, and moves the manifest on with a conditional PUT. A PUT refused because
+//! the manifest changed under it means a replica was promoted: this server is fenced (it
+//! uploads nothing more and refuses writes). Failures of the store are retried at the next
+//! round; meanwhile everything stays on local disk (the journal keeps the segments).
+
+use super::layout::{self, FileRef, Manifest, Point, SegmentKey};
+use super::local::{self, PrimaryState};
+use crate::objstore::{Condition, Error as StoreError, ObjectStore};
+use crate::persist::{self, Gate, Journal};
+use crate::server::Handle;
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Why a round stopped early.
+#[derive(Debug)]
+pub enum RoundError {
+    Store(StoreError),
+    Local(String),
+    /// A newer generation owns the bucket.
+    Fenced {
+        theirs: u64,
+    },
+}
+
+impl fmt::Display for RoundError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoundError::Store(e) => write!(f, "{e}"),
+            RoundError::Local(why) => f.write_str(why),
+            RoundError::Fenced { theirs } => write!(f, "the bucket belongs to generation {theirs}"),
+        }
+    }
+}
+
+impl From<StoreError> for RoundError {
+    fn from(e: StoreError) -> Self {
+        RoundError::Store(e)
+    }
+}
+
+fn local(what: &str, path: &std::path::Path, e: std::io::Error) -> RoundError {
+    RoundError::Local(format!("{what} {}: {e}", path.display()))
+}
+
+pub struct Uploader {
+    pub(super) objects: Arc<dyn ObjectStore>,
+    pub(super) location: String,
+    pub(super) dir: PathBuf,
+    pub(super) interval: Duration,
+    pub(super) keep: Option<Duration>,
+    /// Set before a checkpoint that must stage a restore point even if it changed nothing.
+    pub(super) force_point: Arc<AtomicBool>,
+    /// The manifest as this server last wrote or read it, and its entity tag.
+    pub(super) state: Option<(Manifest, String)>,
+    pub(super) known_files: HashSet<String>,
+    pub(super) behind_since: Option<Instant>,
+    pub(super) last_prune: Instant,
+}
+
+/// Installs the checkpoint hook that stages restore points in `dir`.
+pub fn install_hook(journal: &Journal, dir: PathBuf, force: Arc<AtomicBool>) {
+    journal.set_checkpoint_hook(Box::new(move |c| {
+        let forced = force.swap(false, Ordering::AcqRel);
+        if c.changed == 0 && !forced {
+            return;
+        }
+        if let Err(e) = local::stage(&dir, c.first_segment, persist::now_ms(), &c.files) {
+            log::error!("backup: staging the restore point of segment {} failed: {e}; the next checkpoint makes another", c.first_segment);
+            force.store(true, Ordering::Release);
+        }
+    }));
+}
+
+impl Uploader {
+    /// Runs until the server stops or this server is fenced.
+    pub fn run(mut self, handle: &Handle) {
+        let Some(journal) = handle.journal() else {
+            return;
+        };
+        while self.state.is_none() {
+            match self.establish(handle, journal) {
+                Ok(()) => {}
+                Err(RoundError::Fenced { theirs }) => return self.fence(journal, theirs),
+                Err(e) => {
+                    self.failed(&e);
+                    if handle.sleep(self.interval) {
+                        return;
+                    }
+                }
+            }
+        }
+        // Rounds start on a fixed cadence (not an interval after the previous one ended), so a
+        // write waits at most one interval for its segment to close, however long uploads take.
+        let mut next_round = Instant::now() + self.interval;
+        loop {
+            let stopping = handle.sleep(next_round.saturating_duration_since(Instant::now()));
+            next_round = (next_round + self.interval).max(Instant::now());
+            match self.round(journal) {
+                Ok(()) => self.caught_up(),
+                Err(RoundError::Fenced { theirs }) => return self.fence(journal, theirs),
+                Err(e) => self.failed(&e),
+            }
+            self.measure(journal);
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Reads (or creates) the manifest and checks this server owns the bucket.
+    fn establish(&mut self, handle: &Handle, journal: &Journal) -> Result<(), RoundError> {
+        let own = local::read_state::<PrimaryState>(&self.dir, local::PRIMARY_STATE)
+            .map_err(|e| RoundError::Local(format!("reading {}: {e}", local::PRIMARY_STATE)))?;
+        match self.objects.get(layout::MANIFEST)? {
+            Some(obj) => {
+                let m: Manifest = serde_json::from_slice(&obj.body).map_err(|e| {
+                    RoundError::Local(format!("{}: unreadable manifest: {e}", self.location))
+                })?;
+                if !own.is_some_and(|s| s.owns(&m)) {
+                    return Err(RoundError::Fenced {
+                        theirs: m.generation,
+                    });
+                }
+                log::info!(
+                    "backup: resuming at {} (generation {}, segment {})",
+                    self.location,
+                    m.generation,
+                    m.next_segment
+                );
+                self.state = Some((m, obj.etag));
+            }
+            None => {
+                // A new bucket: a first restore point of everything, then the manifest.
+                self.force_point.store(true, Ordering::Release);
+                journal
+                    .checkpoint(handle.store())
+                    .map_err(|e| RoundError::Local(format!("checkpoint: {e}")))?;
+                let first = local::staged(&self.dir)
+                    .map_err(|e| local("listing", &self.dir, e))?
+                    .last()
+                    .map(|s| s.first_segment)
+                    .ok_or_else(|| RoundError::Local("no restore point was staged".into()))?;
+                // Named here first: a crash right after the PUT must not leave a bucket that
+                // this folder's server does not know as its own.
+                let owner = layout::new_owner();
+                local::write_state(
+                    &self.dir,
+                    local::PRIMARY_STATE,
+                    &PrimaryState {
+                        generation: 1,
+                        owner: owner.clone(),
+                    },
+                )
+                .map_err(|e| local("writing", &self.dir.join(local::PRIMARY_STATE), e))?;
+                let m = Manifest::new(first, owner);
+                let body =
+                    serde_json::to_vec_pretty(&m).map_err(|e| RoundError::Local(e.to_string()))?;
+                let etag = self
+                    .objects
+                    .put(layout::MANIFEST, &body, &Condition::IfAbsent)?;
+                log::info!(
+                    "backup: started {} (generation 1, segment {first})",
+                    self.location
+                );
+                self.state = Some((m, etag));
+            }
+        }
+        if let Some((m, _)) = &self.state {
+            journal.keep_segments_from(m.next_segment);
+        }
+        Ok(())
+    }
+
+    /// One round: rotate, upload, move the manifest on.
+    pub(super) fn round(&mut self, journal: &Journal) -> Result<(), RoundError> {
+        let Some((mut m, etag)) = self.state.clone() else {
+            return Ok(());
+        };
+        if journal.wal().segment_has_entries() {
+            // Written out and fsynced outside the log's lock first, so the rotation itself
+            // holds appends back only for the last few entries.
+            let rotated = journal
+                .wal()
+                .sync_all()
+                .and_then(|()| journal.wal().rotate());
+            if let Err(e) = rotated {
+                log::error!("backup: closing the log segment failed: {e}");
+            }
+        }
+        let before = m.clone();
+        let current = journal.wal().current_segment();
+        let segs = local::segments(&self.dir).map_err(|e| local("listing", &self.dir, e))?;
+        for (seq, path, _) in segs {
+            if seq < m.next_segment || seq >= current {
+                continue;
+            }
+            if seq > m.next_segment {
+                log::error!(
+                    "backup: segments {:016x} to {:016x} are missing from the data folder; restores from earlier points stop there",
+                    m.next_segment,
+                    seq - 1
+                );
+            }
+            let body = fs::read(&path).map_err(|e| local("reading", &path, e))?;
+            let (mut first_ms, mut last_ms) = (0, 0);
+            persist::read_segment_bytes(&body, |e| {
+                if let Some(t) = e.time_ms {
+                    if first_ms == 0 {
+                        first_ms = t;
+                    }
+                    last_ms = t;
+                }
+                Ok(())
+            });
+            let key = SegmentKey {
+                seq,
+                generation: m.generation,
+                first_ms,
+                last_ms,
+                size: body.len() as u64,
+                crc: crc32fast::hash(&body),
+            }
+            .key();
+            self.objects.put(&key, &body, &Condition::Always)?;
+            crate::metrics::backup::backup_uploaded(body.len());
+            m.next_segment = seq + 1;
+            // Progress is kept even if a later upload of this round fails.
+            self.state = Some((m.clone(), etag.clone()));
+        }
+        self.upload_points(&m)?;
+        self.upload_keys(&mut m)?;
+        // Every round writes the manifest, conditionally: it is this primary's heartbeat, and
+        // the write that finds out first when a promoted replica took the bucket over.
+        let progressed = m != before;
+        m.updated_ms = persist::now_ms();
+        let body = serde_json::to_vec_pretty(&m).map_err(|e| RoundError::Local(e.to_string()))?;
+        let etag = match self.objects.put(
+            layout::MANIFEST,
+            &body,
+            &Condition::IfMatch(etag.clone()),
+        ) {
+            Ok(tag) => tag,
+            Err(StoreError::PreconditionFailed) => {
+                log::warn!(
+                    "backup: the manifest update at {} failed its precondition (it changed since this server wrote it)",
+                    self.location
+                );
+                return self.recheck(m);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let pruning = progressed && self.last_prune.elapsed() >= Duration::from_secs(1);
+        journal.keep_segments_from(m.next_segment);
+        self.state = Some((m, etag));
+        if self.keep.is_some() && pruning {
+            self.last_prune = Instant::now();
+            if let Err(e) = self.prune() {
+                log::warn!("backup: pruning old history failed: {e}; retried later");
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest changed under this server: fenced if another generation owns it now,
+    /// otherwise (its own earlier write) adopted.
+    fn recheck(&mut self, mine: Manifest) -> Result<(), RoundError> {
+        match self.objects.get(layout::MANIFEST)? {
+            Some(obj) => {
+                let theirs: Manifest = serde_json::from_slice(&obj.body)
+                    .map_err(|e| RoundError::Local(format!("unreadable manifest: {e}")))?;
+                if theirs.generation != mine.generation {
+                    return Err(RoundError::Fenced {
+                        theirs: theirs.generation,
+                    });
+                }
+                self.state = Some((theirs, obj.etag));
+                Ok(())
+            }
+            None => Err(RoundError::Local(
+                "the manifest disappeared from the bucket".into(),
+            )),
+        }
+    }
+
+    fn upload_file(&mut self, name: &str, body: &[u8]) -> Result<FileRef, RoundError> {
+        let (size, crc) = (body.len() as u64, crc32fast::hash(body));
+        let key = layout::file_key(name, size, crc);
+        if !self.known_files.contains(&key) {
+            self.objects.put(&key, body, &Condition::Always)?;
+            crate::metrics::backup::backup_uploaded(body.len());
+            self.known_files.insert(key.clone());
+        }
+        Ok(FileRef {
+            name: name.to_owned(),
+            key,
+            size,
+            crc,
+        })
+    }
+
+    fn upload_points(&mut self, m: &Manifest) -> Result<(), RoundError> {
+        for staged in local::staged(&self.dir).map_err(|e| local("listing", &self.dir, e))? {
+            let mut names: Vec<String> = fs::read_dir(&staged.dir)
+                .map_err(|e| local("listing", &staged.dir, e))?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            let mut files = Vec::new();
+            for name in names {
+                let path = staged.dir.join(&name);
+                let body = fs::read(&path).map_err(|e| local("reading", &path, e))?;
+                files.push(self.upload_file(&name, &body)?);
+            }
+            let point = Point {
+                generation: m.generation,
+                first_segment: staged.first_segment,
+                time_ms: staged.time_ms,
+                files,
+            };
+            let key = layout::point_key(point.first_segment, point.generation, point.time_ms);
+            let body =
+                serde_json::to_vec_pretty(&point).map_err(|e| RoundError::Local(e.to_string()))?;
+            self.objects.put(&key, &body, &Condition::Always)?;
+            crate::metrics::backup::backup_uploaded(body.len());
+            fs::remove_dir_all(&staged.dir).map_err(|e| local("removing", &staged.dir, e))?;
+        }
+        Ok(())
+    }
+
+    fn upload_keys(&mut self, m: &mut Manifest) -> Result<(), RoundError> {
+        let path = self.dir.join(persist::KEYS_FILE);
+        let body = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(local("reading", &path, e)),
+        };
+        let same = m
+            .keys
+            .as_ref()
+            .is_some_and(|k| k.size == body.len() as u64 && k.crc == crc32fast::hash(&body));
+        if !same {
+            m.keys = Some(self.upload_file(persist::KEYS_FILE, &body)?);
+        }
+        Ok(())
+    }
+
+    /// Deletes restore points older than `--backup-keep` (keeping the newest of them, which
+    /// the oldest moment in the window restores from), the segments before the oldest kept
+    /// point, and the files no kept point uses.
+    fn prune(&mut self) -> Result<(), RoundError> {
+        let (Some(keep), Some((m, _))) = (self.keep, self.state.clone()) else {
+            return Ok(());
+        };
+        let cutoff = persist::now_ms() - keep.as_millis() as i64;
+        let mut points: Vec<(String, u64, i64)> = self
+            .objects
+            .list("points/")?
+            .into_iter()
+            .filter_map(|o| layout::parse_point_key(&o.key).map(|(seq, _, t)| (o.key, seq, t)))
+            .collect();
+        points.sort_by_key(|p| (p.2, p.1));
+        let first_kept = points.iter().rposition(|p| p.2 < cutoff).unwrap_or(0);
+        if first_kept == 0 {
+            return Ok(());
+        }
+        let (old, kept) = points.split_at(first_kept);
+        let oldest_segment = kept.iter().map(|p| p.1).min().unwrap_or(0);
+        let mut used: HashSet<String> = m.keys.iter().map(|k| k.key.clone()).collect();
+        for (key, _, _) in kept {
+            if let Some(obj) = self.objects.get(key)? {
+                let point: Point = serde_json::from_slice(&obj.body)
+                    .map_err(|e| RoundError::Local(format!("{key}: {e}")))?;
+                used.extend(point.files.into_iter().map(|f| f.key));
+            }
+        }
+        for (key, _, _) in old {
+            self.objects.delete(key)?;
+        }
+        for obj in self.objects.list("wal/")? {
+            if SegmentKey::parse(&obj.key).is_some_and(|s| s.seq < oldest_segment) {
+                self.objects.delete(&obj.key)?;
+            }
+        }
+        for obj in self.objects.list("files/")? {
+            if !used.contains(&obj.key) {
+                self.objects.delete(&obj.key)?;
+                self.known_files.remove(&obj.key);
+            }
+        }
+        log::info!(
+            "backup: pruned {} restore points older than the --backup-keep window",
+            old.len()
+        );
+        Ok(())
+    }
+
+    fn failed(&mut self, e: &RoundError) {
+        if self.behind_since.is_none() {
+            self.behind_since = Some(Instant::now());
+            log::warn!(
+                "backup: {} is falling behind: {e}; the backlog stays on local disk and is uploaded when the store answers again",
+                self.location
+            );
+        } else {
+            log::debug!("backup: still failing: {e}");
+        }
+        crate::metrics::backup::backup_failed();
+    }
+
+    fn caught_up(&mut self) {
+        if let Some(since) = self.behind_since.take() {
+            log::info!(
+                "backup: {} caught up after {:.1} s behind",
+                self.location,
+                since.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn fence(&mut self, journal: &Journal, theirs: u64) {
+        journal.set_gate(Gate::Fenced);
+        crate::metrics::backup::backup_fenced();
+        let own = self.state.as_ref().map_or(0, |(m, _)| m.generation);
+        log::error!(
+            "backup: {} now belongs to generation {theirs} (this server wrote generation {own}): a replica was promoted. This server stops uploading and refuses writes",
+            self.location
+        );
+    }
+
+    /// Updates the lag gauges from what waits on local disk.
+    fn measure(&self, journal: &Journal) {
+        let next = self.state.as_ref().map_or(0, |(m, _)| m.next_segment);
+        let current = journal.wal().current_segment();
+        let mut pending = 0;
+        let mut oldest: Option<SystemTime> = None;
+        for (seq, path, size) in local::segments(&self.dir).unwrap_or_default() {
+            if seq >= next && seq < current {
+                pending += size;
+                if oldest.is_none() {
+                    oldest = fs::metadata(&path).and_then(|m| m.modified()).ok();
+                }
+            }
+        }
+        for staged in local::staged(&self.dir).unwrap_or_default() {
+            pending += local::folder_size(&staged.dir);
+        }
+        let lag = oldest
+            .and_then(|t| t.elapsed().ok())
+            .map_or(0, |d| d.as_millis() as u64);
+        crate::metrics::backup::backup_lag(lag, pending);
+    }
+}

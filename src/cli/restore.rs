@@ -1,0 +1,205 @@
+//! `fluxiondb restore --from LOCATION --data DIR [--at TIME]`: rebuilds a data folder from a
+//! backup, then loads it the way the server would (so a folder it reports as restored starts).
+
+use crate::backup::restore::{self, RestoreError};
+use crate::objstore::{self, Location};
+use crate::persist::{self, FsyncPolicy};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The backup: `s3://BUCKET/PREFIX` or `file:///FOLDER` (what the primary's --backup named).
+    #[arg(long = "from", value_name = "LOCATION")]
+    pub from: String,
+    /// The data folder to create; it must be empty or absent.
+    #[arg(long = "data", value_name = "DIR")]
+    pub data: PathBuf,
+    /// Restore the state as of this time: RFC 3339 (`2026-12-06T01:02:03Z`, offsets allowed) or
+    /// unix seconds (fractions allowed). Default: the newest state in the backup.
+    #[arg(long = "at", value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    Usage(String),
+    NotEmpty(PathBuf),
+    Store(objstore::Error),
+    Restore(RestoreError),
+    Load(persist::Error),
+    Local(PathBuf, std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(why) => f.write_str(why),
+            Error::NotEmpty(dir) => write!(
+                f,
+                "{} is not empty: restore into a new or empty folder",
+                dir.display()
+            ),
+            Error::Store(e) => write!(f, "{e}"),
+            Error::Restore(e) => write!(f, "{e}"),
+            Error::Load(e) => write!(f, "the restored folder does not load: {e}"),
+            Error::Local(path, e) => write!(f, "{}: {e}", path.display()),
+        }
+    }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time or unix seconds.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if (0.0..1e13).contains(&secs) {
+            return Ok((secs * 1000.0).round() as i64);
+        }
+    }
+    parse_rfc3339(t).ok_or_else(|| {
+        format!("invalid time {text:?}: use RFC 3339 (2026-12-06T01:02:03Z) or unix seconds")
+    })
+}
+
+fn parse_rfc3339(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = t.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &t[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let padded = format!("{:0<3}", &frac[..digits.min(3)]);
+        millis = padded.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let o = rest.get(1..)?;
+            if o.len() != 5 || o.as_bytes()[2] != b':' {
+                return None;
+            }
+            let oh: i64 = o[..2].parse().ok()?;
+            let om: i64 = o[3..].parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    // Days since the epoch of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 + s - offset) * 1000 + millis)
+}
+
+fn is_empty_or_absent(dir: &Path) -> Result<bool, Error> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(Error::Local(dir.to_owned(), e)),
+    }
+}
+
+pub fn restore(args: &Args) -> Result<String, Error> {
+    let location: Location = args.from.parse().map_err(Error::Store)?;
+    let at = args
+        .at
+        .as_deref()
+        .map(parse_time)
+        .transpose()
+        .map_err(Error::Usage)?;
+    if !is_empty_or_absent(&args.data)? {
+        return Err(Error::NotEmpty(args.data.clone()));
+    }
+    let objects = objstore::open(&location).map_err(Error::Store)?;
+    std::fs::create_dir_all(&args.data).map_err(|e| Error::Local(args.data.clone(), e))?;
+    let started = std::time::Instant::now();
+    let restored = restore::materialize(&*objects, &location.to_string(), &args.data, at)
+        .map_err(Error::Restore)?;
+    let downloaded = started.elapsed();
+    let loaded = persist::open(
+        crate::storage::real(),
+        &args.data,
+        FsyncPolicy::Always,
+        false,
+    )
+    .map_err(Error::Load)?;
+    let rep = loaded.report.clone();
+    drop(loaded);
+    Ok(format!(
+        "restored {} from {location}: restore point of segment {} ({} ms) and {} log segments, {} bytes in {:.2} s; {} collections, {} records, {} API keys{}",
+        args.data.display(),
+        restored.point.first_segment,
+        restored.point.time_ms,
+        restored.segments,
+        restored.bytes,
+        downloaded.as_secs_f64(),
+        rep.collections,
+        rep.records,
+        rep.keys,
+        restored
+            .last_write_ms
+            .map(|t| format!("; last write at {t} ms"))
+            .unwrap_or_default()
+    ))
+}
+
+pub fn run(args: &Args) -> ExitCode {
+    match restore(args) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fluxiondb restore: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1700000000"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("1700000000.25"), Ok(1_700_000_000_250));
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20.5+01:00"),
+            Ok(1_700_000_000_500)
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("2023-13-14T22:13:20Z").is_err());
+    }
+}
