@@ -6,7 +6,7 @@ use crate::persist::WalOp;
 use crate::protocol::pattern::{Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
 use crate::protocol::reply::{Object, Reply};
-use crate::store::{Appender, Collection, InView, View};
+use crate::store::{Appender, Collection, Data, InView, View};
 use std::ops::ControlFlow;
 
 pub fn insert(
@@ -116,17 +116,16 @@ fn latest_pass(
     exclusive: bool,
 ) -> Result<bool, OpError> {
     let mut records = reply.member("records").object();
-    let emit = |records: &mut Object<'_>, name: &str, series: &View<'_>| -> Result<(), OpError> {
+    let mut scratch = String::new();
+    let mut emit = |records: &mut Object<'_>, name: &str, series: &View<'_>| -> Result<(), OpError> {
         let Some(i) = series.latest_at(q.ts) else {
             return Ok(());
         };
         let (ts, data) = series.get(i);
-        if ts < q.from || !predicate.accepts(data) {
+        if ts < q.from || !keeps(&predicate, data, &mut scratch) {
             return Ok(());
         }
-        records
-            .member(name)
-            .record(ts, data, series.data_is_plain());
+        records.member(name).escaped_record(ts, data.wire());
         Ok(records.check()?)
     };
     let read = |c: &Collection| -> Result<bool, OpError> {
@@ -170,7 +169,7 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
             return Ok(());
         };
         let series = doc.read();
-        let plain = series.data_is_plain();
+        let mut scratch = String::new();
         let range = series.range(q.from, q.to);
         let mut kept = 0;
         let mut result = Ok(());
@@ -179,10 +178,10 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
             if kept == limit {
                 return ControlFlow::Break(());
             }
-            if !predicate.accepts(data) {
+            if !keeps(&predicate, data, &mut scratch) {
                 return ControlFlow::Continue(());
             }
-            records.item().record(ts, data, plain);
+            records.item().escaped_record(ts, data.wire());
             kept += 1;
             if kept % 256 == 0 {
                 if let Err(e) = records.check() {
@@ -194,4 +193,10 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
         });
         result
     })
+}
+
+/// Whether `predicate` keeps a record's data: tested as it was sent, un-escaped (into
+/// `scratch`) only when there is a test to run and the data holds an escape.
+fn keeps(predicate: &Predicate<'_>, data: Data<'_>, scratch: &mut String) -> bool {
+    predicate.is_trivial() || predicate.accepts(data.text_in(scratch))
 }

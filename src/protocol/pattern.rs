@@ -105,7 +105,7 @@ impl<'a> Predicate<'a> {
         }
     }
 
-    #[cfg(test)]
+    /// True without `where` and `filter`: every record is kept.
     pub fn is_trivial(&self) -> bool {
         self.keep.is_none() && self.drop.is_none()
     }

@@ -270,12 +270,13 @@ impl Collection {
     ) -> bool {
         let limit = u32::MAX as usize;
         let incoming: usize = records.clone().map(|(_, d)| d.len()).sum();
-        if self.large_docs == 0 && incoming <= LARGE {
+        // Data is stored escaped: at most six bytes for each byte sent.
+        if self.large_docs == 0 && incoming.saturating_mul(6) <= LARGE {
             return true;
         }
         let mut per_doc: BTreeMap<&str, usize> = BTreeMap::new();
         for (doc, data) in records {
-            *per_doc.entry(doc).or_default() += data.len();
+            *per_doc.entry(doc).or_default() += crate::text::escaped_len(data);
         }
         per_doc.into_iter().all(|(doc, add)| {
             self.docs.get(doc).map_or(0, |d| d.read().data_bytes()) + add <= limit

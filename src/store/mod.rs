@@ -4,12 +4,14 @@
 //! own, for appends that only read-hold the collection's (see `doc.rs`).
 
 mod collection;
+mod data;
 mod doc;
 mod lock;
 mod retention;
 mod series;
 
 pub use collection::{Collection, Grown};
+pub use data::Data;
 pub use doc::{Current, InView, View};
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
