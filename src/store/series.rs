@@ -91,9 +91,7 @@ impl Decoded {
 }
 
 /// Sealed records: `count` records with `first_ts..=last_ts`, encoded in `bytes` as
-/// `[ts varints][length varints][lz4 data]`. The data is stored escaped, and an escaped `"` is
-/// compressed as a bare `"` (see [`fold_quotes`]): LZ4 then finds the same repeats as in the
-/// data as sent, and the block costs about what it did before data was kept escaped.
+/// `[ts varints][length varints][lz4 data]`.
 #[derive(Debug)]
 struct Block {
     first_ts: i64,
@@ -102,8 +100,6 @@ struct Block {
     pos: usize,
     count: u32,
     raw_len: u32,
-    /// Escaped quotes compressed as bare ones (`raw_len - folded` bytes were compressed).
-    folded: u32,
     /// Bytes of timestamp varints, then of length varints, at the front of `bytes`.
     ts_len: u32,
     lens_len: u32,
@@ -120,7 +116,6 @@ impl Clone for Block {
             pos: self.pos,
             count: self.count,
             raw_len: self.raw_len,
-            folded: self.folded,
             ts_len: self.ts_len,
             lens_len: self.lens_len,
             bytes: self.bytes.clone(),
@@ -159,57 +154,7 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Takes the backslash out of every escaped quote (`\\"` becomes `"`) of escaped text, in
-/// place; returns how many it took. Escaped text holds no bare `"`, so [`unfold_quotes`] puts
-/// back exactly what went: a backslash before every `"`.
-fn fold_quotes(text: &mut Vec<u8>) -> usize {
-    let Some(first) = text.iter().position(|&b| b == b'\\') else {
-        return 0;
-    };
-    let (mut read, mut write) = (first, first);
-    while read < text.len() {
-        let b = text[read];
-        if b == b'\\' && read + 1 < text.len() {
-            let next = text[read + 1];
-            if next != b'"' {
-                text[write] = b;
-                write += 1;
-            }
-            text[write] = next;
-            (read, write) = (read + 2, write + 1);
-        } else {
-            text[write] = b;
-            (read, write) = (read + 1, write + 1);
-        }
-    }
-    let taken = text.len() - write;
-    text.truncate(write);
-    taken
-}
-
-/// Appends `folded` with a backslash put back before every `"` (see [`fold_quotes`]).
-fn unfold_quotes(folded: &[u8], out: &mut Vec<u8>) {
-    let mut rest = folded;
-    while let Some(i) = rest.iter().position(|&b| b == b'"') {
-        out.extend_from_slice(&rest[..i]);
-        out.extend_from_slice(b"\\\"");
-        rest = &rest[i + 1..];
-    }
-    out.extend_from_slice(rest);
-}
-
-/// Decompresses a block's data into `out`, sized to exactly what it decodes to.
-fn decompress(packed: &[u8], out: &mut [u8]) {
-    // A sealed block is made in this process (snapshots store decoded records), so it
-    // decodes unless memory itself is corrupt: nothing a client or the disk can cause.
-    #[allow(clippy::expect_used)]
-    let n = lz4_flex::block::decompress_into(packed, out).expect("a sealed block decodes");
-    assert_eq!(n, out.len(), "a sealed block decodes to its length");
-}
-
 thread_local! {
-    /// Folded data being decoded (see [`fold_quotes`]).
-    static FOLDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The decode buffer of [`Series::scan`].
     static SCAN_BUF: std::rc::Rc<std::cell::RefCell<Decoded>> = Default::default();
     /// Scratch for sealing: the encoded block before it is copied to its exact size.
@@ -242,8 +187,6 @@ impl Block {
                 raw.extend_from_slice(data.as_bytes());
             }
             let lens_len = out.len() - ts_len;
-            let raw_len = raw.len();
-            let folded = fold_quotes(raw);
             let head = out.len();
             out.resize(
                 head + lz4_flex::block::get_maximum_output_size(raw.len()),
@@ -260,8 +203,7 @@ impl Block {
                 last_ts,
                 pos: 0,
                 count: n as u32,
-                raw_len: raw_len as u32,
-                folded: folded as u32,
+                raw_len: raw.len() as u32,
                 ts_len: ts_len as u32,
                 lens_len: lens_len as u32,
                 bytes: out.as_slice().into(),
@@ -304,28 +246,19 @@ impl Block {
         }
         let mut raw = std::mem::take(&mut out.data).into_bytes();
         raw.clear();
-        let packed = &self.bytes[ts_len + self.lens_len as usize..];
-        if self.folded == 0 {
-            raw.resize(self.raw_len as usize, 0);
-            decompress(packed, &mut raw);
-        } else {
-            FOLDED.with_borrow_mut(|folded| {
-                folded.clear();
-                folded.resize((self.raw_len - self.folded) as usize, 0);
-                decompress(packed, folded);
-                raw.reserve(self.raw_len as usize);
-                unfold_quotes(folded, &mut raw);
-            });
-        }
-        assert_eq!(
-            raw.len(),
-            self.raw_len as usize,
-            "a sealed block decodes to its length"
-        );
-        // Sealed from `&str` records in this process, LZ4 gives back exactly the bytes it was
-        // given (checked by `decompress`), and unfolding puts back exactly the backslashes
-        // folding took out, all before a `"` (the length is checked above): valid UTF-8,
-        // checked in debug builds only (validating costs a fifth of a qdoc of 100 records).
+        raw.resize(self.raw_len as usize, 0);
+        // A sealed block is made in this process (snapshots store decoded records), so it
+        // decodes unless memory itself is corrupt: nothing a client or the disk can cause.
+        #[allow(clippy::expect_used)]
+        let n = lz4_flex::block::decompress_into(
+            &self.bytes[ts_len + self.lens_len as usize..],
+            &mut raw,
+        )
+        .expect("a sealed block decodes");
+        assert_eq!(n, raw.len(), "a sealed block decodes to its length");
+        // Sealed from `&str` records in this process, and LZ4 gives back exactly the bytes it
+        // was given (the length is checked above): valid UTF-8, checked in debug builds only
+        // (validating costs a fifth of a qdoc of 100 records).
         debug_assert!(std::str::from_utf8(&raw).is_ok());
         // SAFETY: the bytes are the concatenation of `&str`s, as argued above.
         out.data = unsafe { String::from_utf8_unchecked(raw) };
@@ -1581,27 +1514,5 @@ mod tests {
         );
         let (ts, lens, data) = s.to_parts();
         assert_eq!(all(&Series::from_parts(ts, lens, data).unwrap()), all(&s));
-    }
-
-    #[test]
-    fn folding_quotes_round_trips_escaped_text() {
-        let alphabet = ['"', '\\', 'a', '\n', '\u{1}', 'é', '/'];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..5000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let raw: String = (0..seed % 12)
-                .map(|i| alphabet[((seed >> (i * 5)) % 7) as usize])
-                .collect();
-            let mut escaped = String::new();
-            text::escape_into_string(&mut escaped, &raw);
-            let mut folded = escaped.clone().into_bytes();
-            let taken = fold_quotes(&mut folded);
-            assert_eq!(taken, raw.matches('"').count(), "{raw:?}");
-            let mut back = Vec::new();
-            unfold_quotes(&folded, &mut back);
-            assert_eq!(back, escaped.as_bytes(), "{raw:?}");
-        }
     }
 }
