@@ -3,10 +3,10 @@
 use super::{by_collection, retention, Ctx, Group, Log, OpError};
 use crate::live::{Change, Rec};
 use crate::persist::WalOp;
-use crate::protocol::pattern::{Predicate, Selector};
+use crate::protocol::pattern::{self, Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
 use crate::protocol::reply::{Object, Reply};
-use crate::store::{Appender, Collection, InView, View};
+use crate::store::{Appender, Collection, Data, DocNames, InView, View};
 use std::ops::ControlFlow;
 
 pub fn insert(
@@ -95,46 +95,49 @@ pub fn collections(ctx: &mut Ctx<'_>, _: &Empty, reply: &mut Reply<'_>) -> Resul
 /// meanwhile, see `store/doc.rs`); if a document took too many appends to tell, the answer is
 /// written again under the collection's write lock.
 pub fn latest(ctx: &mut Ctx<'_>, q: &Qry<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
-    let selector = q.doc.as_deref().map(Selector::new);
     let predicate = Predicate::new(q.where_.as_deref(), q.filter.as_deref());
+    // Compiled only when the collection does not remember the pattern's documents.
+    let mut selector = None;
     let mark = reply.mark();
-    if latest_pass(ctx, q, &selector, &predicate, reply, false)? {
+    if latest_pass(ctx, q, &mut selector, &predicate, reply, false)? {
         return Ok(());
     }
     reply.rewind(mark);
-    latest_pass(ctx, q, &selector, &predicate, reply, true).map(drop)
+    latest_pass(ctx, q, &mut selector, &predicate, reply, true).map(drop)
 }
 
 /// One pass of [`latest`]: `Ok(false)` when a document could not be seen as it was when the
 /// pass began (never under the write lock: `exclusive`, where the view is always quiet).
-fn latest_pass(
+fn latest_pass<'q>(
     ctx: &mut Ctx<'_>,
-    q: &Qry<'_>,
-    selector: &Option<Selector<'_>>,
+    q: &'q Qry<'_>,
+    selector: &mut Option<Selector<'q>>,
     predicate: &Predicate<'_>,
     reply: &mut Reply<'_>,
     exclusive: bool,
 ) -> Result<bool, OpError> {
     let mut records = reply.member("records").object();
-    let emit = |records: &mut Object<'_>, name: &str, series: &View<'_>| -> Result<(), OpError> {
-        let Some(i) = series.latest_at(q.ts) else {
-            return Ok(());
+    let mut scratch = String::new();
+    let mut emit =
+        |records: &mut Object<'_>, name: &str, series: &View<'_>| -> Result<(), OpError> {
+            let Some(i) = series.latest_at(q.ts) else {
+                return Ok(());
+            };
+            let (ts, data) = series.get(i);
+            if ts < q.from || !keeps(predicate, data, &mut scratch) {
+                return Ok(());
+            }
+            records.member(name).escaped_record(ts, data.wire());
+            Ok(records.check()?)
         };
-        let (ts, data) = series.get(i);
-        if ts < q.from || !predicate.accepts(data) {
-            return Ok(());
-        }
-        records
-            .member(name)
-            .record(ts, data, series.data_is_plain());
-        Ok(records.check()?)
-    };
+    let text = q.doc.as_deref();
     let read = |c: &Collection| -> Result<bool, OpError> {
+        let names = text.and_then(|text| pattern_docs(c, text, selector));
         let snap = c.snapshot();
-        let docs: Box<dyn Iterator<Item = (&String, InView<'_, '_>)>> = match selector {
-            None => Box::new(snap.docs()),
-            Some(Selector::Literal(name)) => Box::new(snap.doc(name).into_iter()),
-            Some(Selector::Pattern(re)) => Box::new(snap.docs().filter(|(n, _)| re.is_match(n))),
+        let docs: Box<dyn Iterator<Item = (&String, InView<'_, '_>)>> = match (&names, text) {
+            (Some(names), _) => Box::new(names.iter().filter_map(|name| snap.doc(name))),
+            (None, Some(name)) => Box::new(snap.doc(name).into_iter()),
+            (None, None) => Box::new(snap.docs()),
         };
         for (name, doc) in docs {
             let Some(view) = doc.view() else {
@@ -156,6 +159,29 @@ fn latest_pass(
     }
 }
 
+/// The names of the documents `text` selects when it is a pattern (`None`: a literal name).
+/// The collection remembers them while its set of documents is unchanged, so a repeated
+/// pattern is neither compiled (`selector`, compiled on first need) nor matched again.
+fn pattern_docs<'q>(
+    c: &Collection,
+    text: &'q str,
+    selector: &mut Option<Selector<'q>>,
+) -> Option<DocNames> {
+    if !pattern::is_pattern_shaped(text) {
+        return None;
+    }
+    if let Some(names) = c.remembered_docs(text) {
+        return Some(names);
+    }
+    match selector.get_or_insert_with(|| Selector::new(text)) {
+        Selector::Pattern(re) => {
+            let prefix = pattern::literal_prefix(text);
+            Some(c.matching_docs(text, &prefix, |name| re.is_match(name)))
+        }
+        Selector::Literal(_) => None,
+    }
+}
+
 /// `qdoc`: one document's records in `[from, to]`, filtered, limited, in either order.
 pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
     let predicate = Predicate::new(q.where_.as_deref(), q.filter.as_deref());
@@ -170,7 +196,7 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
             return Ok(());
         };
         let series = doc.read();
-        let plain = series.data_is_plain();
+        let mut scratch = String::new();
         let range = series.range(q.from, q.to);
         let mut kept = 0;
         let mut result = Ok(());
@@ -179,10 +205,10 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
             if kept == limit {
                 return ControlFlow::Break(());
             }
-            if !predicate.accepts(data) {
+            if !keeps(&predicate, data, &mut scratch) {
                 return ControlFlow::Continue(());
             }
-            records.item().record(ts, data, plain);
+            records.item().escaped_record(ts, data.wire());
             kept += 1;
             if kept % 256 == 0 {
                 if let Err(e) = records.check() {
@@ -194,4 +220,10 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
         });
         result
     })
+}
+
+/// Whether `predicate` keeps a record's data: tested as it was sent, un-escaped (into
+/// `scratch`) only when there is a test to run and the data holds an escape.
+fn keeps(predicate: &Predicate<'_>, data: Data<'_>, scratch: &mut String) -> bool {
+    predicate.is_trivial() || predicate.accepts(data.text_in(scratch))
 }

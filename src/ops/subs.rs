@@ -181,7 +181,7 @@ fn register(feed: &live::Feed, sub: Box<Subscriber>, start: Start) -> Registered
 fn backlog(c: &Collection, sub: &Subscriber, col: &str, seq: u64, since: i64) -> Vec<Vec<u8>> {
     let filter = sub.filter();
     let mut frames = Vec::new();
-    let mut chunk: Vec<(&str, i64, &str)> = Vec::new();
+    let mut chunk: Vec<(&str, i64, Cow<'_, str>)> = Vec::new();
     let docs: Box<dyn Iterator<Item = _>> = match filter.literal() {
         Some(name) => Box::new(c.docs.get_key_value(name).into_iter()),
         None => Box::new(c.docs.iter().filter(|(n, _)| filter.doc(n))),
@@ -193,19 +193,31 @@ fn backlog(c: &Collection, sub: &Subscriber, col: &str, seq: u64, since: i64) ->
         let name = *name;
         for i in series.range(since.saturating_add(1), i64::MAX) {
             let (ts, data) = series.get(i);
-            if !filter.data(data) {
+            let data = data.text();
+            if !filter.data(&data) {
                 continue;
             }
             chunk.push((name, ts, data));
             if chunk.len() == BACKLOG_CHUNK {
-                frames.push(live::encode::rec(sub.id(), col, seq, chunk.drain(..)));
+                frames.push(rec_frame(sub, col, seq, &chunk));
+                chunk.clear();
             }
         }
     }
     if !chunk.is_empty() {
-        frames.push(live::encode::rec(sub.id(), col, seq, chunk.drain(..)));
+        frames.push(rec_frame(sub, col, seq, &chunk));
     }
     frames
+}
+
+fn rec_frame(
+    sub: &Subscriber,
+    col: &str,
+    seq: u64,
+    chunk: &[(&str, i64, Cow<'_, str>)],
+) -> Vec<u8> {
+    let records = chunk.iter().map(|(doc, ts, data)| (*doc, *ts, &**data));
+    live::encode::rec(sub.id(), col, seq, records)
 }
 
 pub fn unsubscribe(ctx: &mut Ctx<'_>, p: &Unsub<'_>, _: &mut Reply<'_>) -> Result<(), OpError> {

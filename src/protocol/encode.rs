@@ -2,39 +2,16 @@
 //! (docs/protocol.md#frames-the-server-sends): compact JSON, `id` first, non-ASCII raw, `"` `\` and
 //! control characters escaped.
 
-use crate::text::first_escape;
+use crate::text::escape_into;
 
 /// The frame sent once, right after the upgrade.
 pub const READY: &str = r#"{"type":"ready","message":"Authentication successful"}"#;
 
 /// Appends `s` as a JSON string literal; runs that need no escaping are copied whole.
 pub fn string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    while let Some(offset) = first_escape(&bytes[start..]) {
-        let i = start + offset;
-        out.extend_from_slice(&bytes[start..i]);
-        let b = bytes[i];
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-            }
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
+    escape_into(out, s);
     out.push(b'"');
 }
 
@@ -78,22 +55,13 @@ pub fn end(out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-/// Appends one `{"ts":…,"data":…}` record.
-pub fn record(out: &mut Vec<u8>, ts: i64, data: &str) {
-    out.extend_from_slice(b"{\"ts\":");
-    integer(out, ts);
-    out.extend_from_slice(b",\"data\":");
-    string(out, data);
-    out.push(b'}');
-}
-
-/// Appends a record whose data is known to need no escaping (see `Series::data_is_plain`).
-pub fn plain_record(out: &mut Vec<u8>, ts: i64, data: &str) {
-    debug_assert!(first_escape(data.as_bytes()).is_none());
+/// Appends a record whose data is given escaped, as the body of its JSON string (the form the
+/// store keeps): copied verbatim.
+pub fn escaped_record(out: &mut Vec<u8>, ts: i64, body: &str) {
     out.extend_from_slice(b"{\"ts\":");
     integer(out, ts);
     out.extend_from_slice(b",\"data\":\"");
-    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(body.as_bytes());
     out.extend_from_slice(b"\"}");
 }
 

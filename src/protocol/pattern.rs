@@ -53,6 +53,48 @@ pub fn compile(text: &str) -> Option<Regex> {
     }
 }
 
+/// Whether `text` has the `/source/flags` shape (it is then a pattern if it compiles).
+pub fn is_pattern_shaped(text: &str) -> bool {
+    split(text).is_some()
+}
+
+/// A text every string the pattern `text` matches starts with; empty when none is known. Only
+/// the plain start of an anchored source counts (`^drone-` of `/^drone-[0-9]+$/`): none under
+/// the `i` or `m` flags or with a `|` anywhere, and a character a quantifier follows is left out
+/// unless the quantifier is `+`.
+pub fn literal_prefix(text: &str) -> String {
+    let mut prefix = String::new();
+    let Some((source, flags)) = split(text) else {
+        return prefix;
+    };
+    if flags.contains(['i', 'm']) || source.contains('|') {
+        return prefix;
+    }
+    let Some(rest) = source.strip_prefix('^') else {
+        return prefix;
+    };
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        let literal = match c {
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii_punctuation() && !matches!(e, '<' | '>') => e,
+                _ => break,
+            },
+            c if c.is_ascii_alphanumeric() || "-_:@,=!%&~ ".contains(c) => c,
+            _ => break,
+        };
+        match chars.peek() {
+            Some('+') => {
+                prefix.push(literal);
+                break;
+            }
+            Some('?' | '*' | '{') => break,
+            _ => prefix.push(literal),
+        }
+    }
+    prefix
+}
+
 /// A name selector: a literal name or a compiled pattern.
 pub enum Selector<'a> {
     Literal(&'a str),
@@ -105,7 +147,7 @@ impl<'a> Predicate<'a> {
         }
     }
 
-    #[cfg(test)]
+    /// True without `where` and `filter`: every record is kept.
     pub fn is_trivial(&self) -> bool {
         self.keep.is_none() && self.drop.is_none()
     }
@@ -162,5 +204,55 @@ mod tests {
         assert!(!Predicate::new(Some("/[/"), None).accepts(d));
         assert!(Predicate::new(Some("/[/"), None).accepts("x/[/y"));
         assert!(Predicate::default().is_trivial());
+    }
+
+    #[test]
+    fn literal_prefixes_never_exclude_a_match() {
+        for (text, want) in [
+            ("/^drone-[0-9]+$/", "drone-"),
+            ("/^doc[0-9]{1,2}$/", "doc"),
+            ("/^ab?c/", "a"),
+            ("/^ab+c/", "ab"),
+            ("/^a\\.b\\/c\\d/", "a.b/c"),
+            ("/^ab*/", "a"),
+            ("/^ab{2}/", "a"),
+            ("/drone/", ""),
+            ("/^a|b/", ""),
+            ("/^abc/i", ""),
+            ("/^abc/m", ""),
+            ("/^(?i)abc/", ""),
+            ("/^é/", ""),
+            ("not a pattern", ""),
+        ] {
+            assert_eq!(literal_prefix(text), want, "{text}");
+        }
+        let names = [
+            "", "a", "a.b/c1", "ab", "abb", "abc", "ac", "b", "dd", "doc", "doc7", "doc77",
+            "drone-", "drone-1", "drone-x", "x\nabc", "ABC",
+        ];
+        for text in [
+            "/^drone-[0-9]+$/",
+            "/^doc[0-9]{1,2}$/",
+            "/^ab?c/",
+            "/^ab+c/",
+            "/^a\\.b\\/c\\d/",
+            "/^ab*/",
+            "/^a|b/",
+            "/^abc/i",
+            "/^abc/m",
+            "/^(?i)abc/",
+            "/^a(?:b)c/",
+        ] {
+            let re = compile(text).unwrap();
+            let prefix = literal_prefix(text);
+            for name in names {
+                if re.is_match(name) {
+                    assert!(
+                        name.starts_with(&prefix),
+                        "{text} matches {name:?}, prefix {prefix:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -111,14 +111,10 @@ impl<'o> Value<'o> {
         }
     }
 
-    /// A `{"ts":…,"data":…}` record; `plain` data (known to need no escaping, see
-    /// `Series::data_is_plain`) is copied verbatim.
-    pub fn record(self, ts: i64, data: &str, plain: bool) {
-        if plain {
-            encode::plain_record(self.out, ts, data);
-        } else {
-            encode::record(self.out, ts, data);
-        }
+    /// A `{"ts":…,"data":…}` record whose data is given already escaped (the body of its JSON
+    /// string, as the store keeps it): copied verbatim.
+    pub fn escaped_record(self, ts: i64, body: &str) {
+        encode::escaped_record(self.out, ts, body);
     }
 
     /// An array of strings.
@@ -234,11 +230,15 @@ mod tests {
         }
         r.member("empty").object();
         r.member("n").int(-42);
-        r.member("recs").array().item().record(5, "d\"", false);
+        {
+            let mut recs = r.member("recs").array();
+            recs.item().escaped_record(5, "d\\\"");
+            recs.item().escaped_record(6, "e\\\"");
+        }
         r.finish().unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""}]}"#
+            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
         );
     }
 

@@ -7,6 +7,7 @@
 
 use super::doc::{Doc, Snapshot};
 use super::lock;
+use super::patterns::Patterns;
 use super::retention::Limits;
 use super::series::{Series, SeriesError};
 use parking_lot::Mutex;
@@ -35,6 +36,10 @@ pub struct Collection {
     large_docs: usize,
     /// The retention limits in force (see `retention`), cached from the store's policies.
     pub(super) limits: Limits,
+    /// Counts changes of the set of documents (one came or went); appends leave it alone.
+    pub(super) doc_version: u64,
+    /// Document names selected by patterns, remembered per `doc_version` (see `patterns`).
+    pub(super) patterns: Patterns,
     /// What appends under the read lock write.
     pub(super) shared: Shared,
     /// What readers of several documents write (see [`Collection::snapshot`]), on a line of
@@ -246,7 +251,10 @@ impl Collection {
                 let held = doc_bytes(doc, series);
                 (series, held)
             }
-            None => (self.docs.entry(doc.to_owned()).or_default().get_mut(), 0),
+            None => {
+                self.doc_version += 1;
+                (self.docs.entry(doc.to_owned()).or_default().get_mut(), 0)
+            }
         };
         let before = series.arena_len();
         let result = series.insert(ts, data);
@@ -255,6 +263,7 @@ impl Collection {
         *total -= held;
         if series.is_empty() {
             self.docs.remove(doc);
+            self.doc_version += 1;
         } else {
             *total += doc_bytes(doc, series);
         }
@@ -270,12 +279,13 @@ impl Collection {
     ) -> bool {
         let limit = u32::MAX as usize;
         let incoming: usize = records.clone().map(|(_, d)| d.len()).sum();
-        if self.large_docs == 0 && incoming <= LARGE {
+        // Data is stored escaped: at most six bytes for each byte sent.
+        if self.large_docs == 0 && incoming.saturating_mul(6) <= LARGE {
             return true;
         }
         let mut per_doc: BTreeMap<&str, usize> = BTreeMap::new();
         for (doc, data) in records {
-            *per_doc.entry(doc).or_default() += data.len();
+            *per_doc.entry(doc).or_default() += crate::text::escaped_len(data);
         }
         per_doc.into_iter().all(|(doc, add)| {
             self.docs.get(doc).map_or(0, |d| d.read().data_bytes()) + add <= limit
@@ -296,6 +306,7 @@ impl Collection {
         let (after, changed) = (series.arena_len(), series.len() != count);
         if series.is_empty() {
             self.docs.remove(doc);
+            self.doc_version += 1;
         } else {
             *total += doc_bytes(doc, series);
         }
@@ -331,6 +342,7 @@ impl Collection {
     pub fn remove_doc(&mut self, doc: &str) -> bool {
         match self.docs.remove(doc) {
             Some(mut d) => {
+                self.doc_version += 1;
                 let series = d.get_mut();
                 *self.shared.held.get_mut() -= doc_bytes(doc, series);
                 self.track_size(series.arena_len(), 0);

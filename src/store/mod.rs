@@ -4,13 +4,17 @@
 //! own, for appends that only read-hold the collection's (see `doc.rs`).
 
 mod collection;
+mod data;
 mod doc;
 mod lock;
+mod patterns;
 mod retention;
 mod series;
 
 pub use collection::{Collection, Grown};
+pub use data::Data;
 pub use doc::{Current, InView, View};
+pub use patterns::DocNames;
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
 
@@ -370,6 +374,7 @@ impl Store {
         let trim = self.account(guard.held_bytes(), 0);
         guard.removed = true;
         guard.docs = Default::default();
+        guard.patterns = Default::default();
         guard.kv = Default::default();
         *guard.shared.held.get_mut() = 0;
         drop(guard);

@@ -6,8 +6,8 @@
 //!
 //! The drop itself is one primitive, [`cutoff`] + [`Collection::trim`]: a document keeps the records at or
 //! after a cut-off timestamp and loses the older ones. It works through `Series` methods only
-//! (`len`, `get`, `range`, `remove_range`), so it does not depend on how a series stores its
-//! records.
+//! (`len`, `ts_at`, `range`, `remove_range`), so it does not depend on how a series stores its
+//! records; the series makes such a drop of its oldest records lazy (see `series`).
 
 use super::collection::Collection;
 use super::series::Series;
@@ -150,14 +150,14 @@ pub fn cutoff(series: &Series, limits: Limits) -> Option<i64> {
     }
     let mut cut = i64::MIN;
     if let Some(age) = limits.max_age {
-        let newest = series.get(len - 1).0;
+        let newest = series.ts_at(len - 1);
         let age = i64::try_from(age).unwrap_or(i64::MAX);
         cut = cut.max(newest.saturating_sub(age));
     }
     if let Some(keep) = limits.max_records {
         let keep = usize::try_from(keep).unwrap_or(usize::MAX);
         if len > keep {
-            cut = cut.max(series.get(len - keep).0);
+            cut = cut.max(series.ts_at(len - keep));
         }
     }
     (cut > i64::MIN && !series.range(i64::MIN, cut - 1).is_empty()).then_some(cut)
@@ -212,7 +212,7 @@ mod tests {
     }
 
     fn kept(s: &Series) -> Vec<i64> {
-        (0..s.len()).map(|i| s.get(i).0).collect()
+        (0..s.len()).map(|i| s.ts_at(i)).collect()
     }
 
     #[test]

@@ -15,9 +15,17 @@
 //! buffer of its own; [`Series::get`] on a sealed position decodes the block into a per-block
 //! cache that lives until the next change of the document (and is counted as held memory).
 //!
-//! Retention (dropping the oldest records) is [`Series::remove_before`] / `remove_oldest`:
-//! whole blocks are dropped without decoding, so the amortised cost is a few pointer moves.
+//! Data is kept escaped, as the body of its JSON string (see [`Data`]): a response copies it.
+//!
+//! Retention (dropping the oldest records: any removal that starts at the first record) is
+//! lazy: whole blocks are dropped without decoding, and the records it takes from the first
+//! sealed block are only counted as dead (`dead`, a floor under which reads do not look) until
+//! the whole block is dead and goes. So a document under a retention policy holds at most one
+//! block of dead records, and a drop never re-seals. A change that would touch the dead records
+//! (a late record or a removal inside the first block) first re-seals that block without them.
 
+use super::data::Data;
+use crate::text;
 use std::ops::{ControlFlow, Range};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -260,6 +268,21 @@ impl Block {
         self.bytes.len() + ALLOC_OVERHEAD
     }
 
+    /// Data bytes of the records at `r` (from the length varints alone).
+    fn data_len(&self, r: Range<usize>) -> usize {
+        let ts_len = self.ts_len as usize;
+        let lens = &self.bytes[ts_len..ts_len + self.lens_len as usize];
+        let mut at = 0;
+        let mut sum = 0;
+        for i in 0..r.end {
+            let len = get_varint(lens, &mut at) as usize;
+            if i >= r.start {
+                sum += len;
+            }
+        }
+        sum
+    }
+
     /// Position of `ts` within the block (`Ok`) or where it would go (`Err`).
     fn find(&self, ts: i64, scratch: &mut Vec<i64>) -> Result<usize, usize> {
         if ts < self.first_ts {
@@ -293,10 +316,15 @@ pub struct Series {
     garbage: usize,
     /// Bytes of live data (plain and sealed).
     live_bytes: usize,
-    /// Some record's data may hold a control character, `"` or `\\` (bytes that text formats
-    /// escape). Set on insert, cleared only when the series empties; lets readers copy data
-    /// verbatim when it is clear.
+    /// Some record's stored data may hold an escape sequence (its data held a control
+    /// character, `"` or `\\`). Set on insert, cleared only when the series empties; while it
+    /// is clear, the stored data is exactly the data as sent.
     special: bool,
+    /// Records at the front of the first sealed block that are gone (lazy retention); always
+    /// fewer than that block holds, 0 without blocks.
+    dead: usize,
+    /// Data bytes of those records (no longer counted in `live_bytes`).
+    dead_bytes: usize,
 }
 
 impl Clone for Series {
@@ -312,13 +340,15 @@ impl Clone for Series {
             garbage: self.garbage,
             live_bytes: self.live_bytes,
             special: self.special,
+            dead: self.dead,
+            dead_bytes: self.dead_bytes,
         }
     }
 }
 
-/// Whether `data` holds a byte below 0x20, `"` or `\\`.
-fn has_special_bytes(data: &str) -> bool {
-    crate::text::first_escape(data.as_bytes()).is_some()
+thread_local! {
+    /// Data being stored, escaped.
+    static ESCAPED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Capacity for a plain column that needs `need`: doubling up to the seal size, so a document
@@ -334,6 +364,11 @@ impl Series {
     }
 
     pub fn len(&self) -> usize {
+        self.stored() - self.dead
+    }
+
+    /// Records held, dead ones included: the range of internal positions.
+    fn stored(&self) -> usize {
         self.sealed + self.entries.len()
     }
 
@@ -352,7 +387,28 @@ impl Series {
 
     /// The record at position `i` (oldest first). Positions in sealed history decode their
     /// block into a cache kept until the document changes; prefer [`Series::scan`] for runs.
-    pub fn get(&self, i: usize) -> (i64, &str) {
+    pub fn get(&self, i: usize) -> (i64, Data<'_>) {
+        let (ts, body) = self.get_stored(i + self.dead);
+        (ts, Data::new(body, self.special))
+    }
+
+    /// The timestamp at position `i` alone: sealed history decodes only its timestamps.
+    pub fn ts_at(&self, i: usize) -> i64 {
+        let i = i + self.dead;
+        if i >= self.sealed {
+            return self.entries[i - self.sealed].ts;
+        }
+        let b = &self.blocks[self.block_of(i)];
+        if let Some(d) = b.cache.get() {
+            return d.ts[i - b.pos];
+        }
+        let mut ts = Vec::new();
+        b.decode_ts(&mut ts);
+        ts[i - b.pos]
+    }
+
+    /// The record at internal position `i` (dead records included), its data as stored.
+    fn get_stored(&self, i: usize) -> (i64, &str) {
         if i >= self.sealed {
             let e = self.entries[i - self.sealed];
             return (e.ts, self.data(e));
@@ -386,10 +442,24 @@ impl Series {
         &self,
         positions: Range<usize>,
         reverse: bool,
+        mut f: impl FnMut(i64, Data<'_>) -> ControlFlow<()>,
+    ) {
+        let escaped = self.special;
+        self.scan_stored(positions, reverse, |ts, body| {
+            f(ts, Data::new(body, escaped))
+        });
+    }
+
+    /// [`Series::scan`] with the data as stored.
+    fn scan_stored(
+        &self,
+        positions: Range<usize>,
+        reverse: bool,
         mut f: impl FnMut(i64, &str) -> ControlFlow<()>,
     ) {
         let Range { start, end } = positions;
         let end = end.min(self.len());
+        let (start, end) = (start + self.dead, end + self.dead);
         if start >= end {
             return;
         }
@@ -471,13 +541,13 @@ impl Series {
         self.arena.len() + self.sealed_bytes
     }
 
-    /// True when no record's data holds a control character, `"` or `\\`, so that it can be
-    /// written into text formats without escaping.
+    /// True when no record's data held a control character, `"` or `\\`: the stored data is
+    /// then exactly the data as sent.
     pub fn data_is_plain(&self) -> bool {
         !self.special
     }
 
-    /// Bytes of live data.
+    /// Bytes of live data, as stored (escaped).
     pub fn data_bytes(&self) -> usize {
         self.live_bytes
     }
@@ -552,13 +622,30 @@ impl Series {
             len: data.len() as u32,
         };
         self.arena.push_str(data);
-        self.special = self.special || has_special_bytes(data);
         self.live_bytes += data.len();
         Ok(entry)
     }
 
-    /// Inserts a record, replacing the data of an existing record with the same timestamp.
+    /// Inserts a record (its data as sent), replacing the data of an existing record with the
+    /// same timestamp. The data is stored escaped.
     pub fn insert(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
+        if text::first_escape(data.as_bytes()).is_none() {
+            return self.insert_stored(ts, data);
+        }
+        self.special = true;
+        ESCAPED.with_borrow_mut(|body| {
+            body.clear();
+            text::escape_into_string(body, data);
+            let result = self.insert_stored(ts, body);
+            if body.capacity() > 64 * 1024 {
+                *body = String::new();
+            }
+            result
+        })
+    }
+
+    /// [`Series::insert`] of data already escaped.
+    fn insert_stored(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
         self.drop_caches();
         let plain_first = self.entries.first().map(|e| e.ts);
         let in_plain = match plain_first {
@@ -600,6 +687,9 @@ impl Series {
     /// not older than it, decoded and sealed again.
     fn insert_sealed(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
         let bi = self.blocks.partition_point(|b| b.last_ts < ts);
+        if bi == 0 {
+            self.purge_dead();
+        }
         let bi = bi.min(self.blocks.len() - 1);
         let mut d = Decoded::default();
         self.blocks[bi].decode(&mut d);
@@ -627,7 +717,6 @@ impl Series {
             n.push(ts, data);
         }
         self.live_bytes = self.live_bytes - old + data.len();
-        self.special = self.special || has_special_bytes(data);
         self.sealed += added;
         if n.len() > SPLIT_RECORDS {
             let half = n.len() / 2;
@@ -702,6 +791,15 @@ impl Series {
 
     /// The position of `ts` (`Ok`) or where it would go (`Err`).
     pub fn find(&self, ts: i64) -> Result<usize, usize> {
+        match self.find_stored(ts) {
+            Ok(i) if i >= self.dead => Ok(i - self.dead),
+            Ok(_) => Err(0),
+            Err(i) => Err(i.saturating_sub(self.dead)),
+        }
+    }
+
+    /// [`Series::find`] among internal positions (dead records included).
+    fn find_stored(&self, ts: i64) -> Result<usize, usize> {
         if self.blocks.is_empty() || self.entries.first().is_some_and(|e| e.ts <= ts) {
             return match self.find_plain(ts) {
                 Ok(i) => Ok(self.sealed + i),
@@ -762,6 +860,11 @@ impl Series {
 
     /// Number of records with a timestamp below `ts` (the position of the first at or after).
     fn lower_bound(&self, ts: i64) -> usize {
+        self.lower_bound_stored(ts).saturating_sub(self.dead)
+    }
+
+    /// [`Series::lower_bound`] among internal positions (dead records included).
+    fn lower_bound_stored(&self, ts: i64) -> usize {
         if self.blocks.is_empty() || self.entries.first().is_some_and(|e| e.ts < ts) {
             return self.sealed + self.entries.partition_point(|e| e.ts < ts);
         }
@@ -846,6 +949,84 @@ impl Series {
 
     fn remove_positions(&mut self, r: Range<usize>) {
         self.drop_caches();
+        if r.start == 0 {
+            self.drop_front(r.end);
+        } else {
+            let touches_first = self
+                .blocks
+                .first()
+                .is_some_and(|b| r.start + self.dead < b.count as usize);
+            if touches_first {
+                self.purge_dead();
+            }
+            let d = self.dead;
+            self.remove_stored(r.start + d..r.end + d);
+        }
+        if self.is_empty() {
+            *self = Series::default();
+            return;
+        }
+        match self.entries.last() {
+            Some(last) => {
+                self.last_ts = last.ts;
+                self.maybe_compact();
+            }
+            None => {
+                self.garbage = 0;
+                self.arena.clear();
+                self.last_ts = self.blocks.last().map_or(0, |b| b.last_ts);
+            }
+        }
+    }
+
+    /// Removes the oldest `n` records: the blocks they cover whole go, and those they take
+    /// from the block after are only counted dead (see the module's notes).
+    fn drop_front(&mut self, n: usize) {
+        let end = n + self.dead;
+        let whole = self
+            .blocks
+            .partition_point(|b| b.pos + b.count as usize <= end);
+        let mut end = end;
+        if whole > 0 {
+            let gone = &self.blocks[..whole];
+            let bytes: usize = gone.iter().map(|b| b.raw_len as usize).sum();
+            end -= gone[whole - 1].pos + gone[whole - 1].count as usize;
+            self.live_bytes -= bytes - self.dead_bytes;
+            (self.dead, self.dead_bytes) = (0, 0);
+            self.replace_blocks(0..whole, Vec::new());
+        }
+        if end <= self.sealed {
+            if end > self.dead {
+                let bytes = self.blocks[0].data_len(self.dead..end);
+                self.live_bytes -= bytes;
+                self.dead_bytes += bytes;
+                self.dead = end;
+            }
+            return;
+        }
+        // Every block went: the rest comes from the plain block.
+        let gone: usize = self.entries[..end].iter().map(|e| e.len as usize).sum();
+        self.garbage += gone;
+        self.live_bytes -= gone;
+        self.entries.drain(..end);
+    }
+
+    /// Seals the first block again without its dead records (before a change that could
+    /// touch them).
+    fn purge_dead(&mut self) {
+        let dead = self.dead;
+        if dead == 0 {
+            return;
+        }
+        let mut d = Decoded::default();
+        self.blocks[0].decode(&mut d);
+        let block = Block::seal(d.len() - dead, |i| d.get(dead + i));
+        (self.dead, self.dead_bytes) = (0, 0);
+        self.replace_blocks(0..1, vec![block]);
+    }
+
+    /// Removes internal positions `r` (none of them dead).
+    fn remove_stored(&mut self, r: Range<usize>) {
         // Plain part.
         let plain = r.start.max(self.sealed)..r.end;
         if !plain.is_empty() {
@@ -881,21 +1062,6 @@ impl Series {
             }
             self.replace_blocks(first..last + 1, new);
         }
-        if self.is_empty() {
-            *self = Series::default();
-            return;
-        }
-        match self.entries.last() {
-            Some(last) => {
-                self.last_ts = last.ts;
-                self.maybe_compact();
-            }
-            None => {
-                self.garbage = 0;
-                self.arena.clear();
-                self.last_ts = self.blocks.last().map_or(0, |b| b.last_ts);
-            }
-        }
     }
 
     fn maybe_compact(&mut self) {
@@ -922,10 +1088,12 @@ impl Series {
         let mut data = String::with_capacity(self.data_bytes());
         let mut ts = Vec::with_capacity(self.len());
         let mut lens = Vec::with_capacity(self.len());
+        let mut scratch = String::new();
         self.scan(0..self.len(), false, |t, d| {
-            data.push_str(d);
+            let text = d.text_in(&mut scratch);
+            data.push_str(text);
             ts.push(t);
-            lens.push(d.len() as u32);
+            lens.push(text.len() as u32);
             ControlFlow::Continue(())
         });
         (ts, lens, data)
@@ -964,13 +1132,13 @@ impl Series {
     }
 
     /// Iterates over every record, oldest first (sealed blocks through the decoded cache).
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (i64, &str)> + '_ {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (i64, Data<'_>)> + '_ {
         (0..self.len()).map(move |i| self.get(i))
     }
 
     /// Records in sealed blocks, and the number of blocks (for tests and reports).
     pub fn sealed_stats(&self) -> (usize, usize) {
-        (self.sealed, self.blocks.len())
+        (self.sealed - self.dead, self.blocks.len())
     }
 }
 
@@ -979,13 +1147,13 @@ mod tests {
     use super::*;
 
     fn all(s: &Series) -> Vec<(i64, String)> {
-        s.iter().map(|(t, d)| (t, d.to_string())).collect()
+        s.iter().map(|(t, d)| (t, d.text().into_owned())).collect()
     }
 
     fn scanned(s: &Series, r: Range<usize>, reverse: bool) -> Vec<(i64, String)> {
         let mut v = Vec::new();
         s.scan(r, reverse, |t, d| {
-            v.push((t, d.to_string()));
+            v.push((t, d.text().into_owned()));
             ControlFlow::Continue(())
         });
         v
@@ -1085,7 +1253,7 @@ mod tests {
             }
         }
         assert!(s.arena_len() <= 2 * s.data_bytes() + 4096 + 1010 + SEAL_BYTES);
-        assert!(s.iter().all(|(_, d)| d.starts_with("19x")));
+        assert!(s.iter().all(|(_, d)| d.wire().starts_with("19x")));
         assert_eq!(s.len(), 10);
     }
 
@@ -1180,7 +1348,7 @@ mod tests {
                 let ts = (next() % span) as i64;
                 match r % 10 {
                     0..=5 => {
-                        let d = format!("{{\"v\":{},\"s\":{step}}}", next() % 1000);
+                        let d = format!("{{\"v\":{},\"s\":\"{step}\\\n\"}}", next() % 1000);
                         s.insert(ts, &d).unwrap();
                         m.insert(ts, d);
                     }
@@ -1192,6 +1360,20 @@ mod tests {
                     }
                     7 => {
                         assert_eq!(s.remove(ts), m.remove(&ts).is_some());
+                    }
+                    8 if r % 3 == 0 => {
+                        // Retention: the oldest records go (lazily, from the first block).
+                        let keep = (next() % (m.len() as u64 + 1)) as usize;
+                        let n = m.len() - keep;
+                        assert_eq!(s.remove_oldest(keep), n);
+                        for _ in 0..n {
+                            m.pop_first();
+                        }
+                    }
+                    8 if r % 3 == 1 => {
+                        let n = m.range(..ts).count();
+                        assert_eq!(s.remove_before(ts), n);
+                        m.retain(|t, _| *t >= ts);
                     }
                     8 => {
                         let to = ts + (next() % 20) as i64;
@@ -1209,10 +1391,17 @@ mod tests {
                         assert_eq!(scanned(&s, r.clone(), true), rev);
                         let at = m.range(..=to).next_back().map(|(t, _)| *t);
                         assert_eq!(s.latest_at(to).map(|i| s.get(i).0), at);
+                        assert_eq!(s.latest_at(to).map(|i| s.ts_at(i)), at);
+                        let first = m.keys().next().copied();
+                        assert_eq!((!s.is_empty()).then(|| s.ts_at(0)), first);
+                        assert_eq!(s.find(ts).is_ok(), m.contains_key(&ts));
                     }
                 }
                 assert_eq!(s.len(), m.len());
-                assert_eq!(s.data_bytes(), m.values().map(String::len).sum::<usize>());
+                assert_eq!(
+                    s.data_bytes(),
+                    m.values().map(|d| text::escaped_len(d)).sum::<usize>()
+                );
             }
             let want: Vec<_> = m.iter().map(|(t, d)| (*t, d.clone())).collect();
             assert_eq!(all(&s), want);
@@ -1249,10 +1438,10 @@ mod tests {
             s.insert(ts, &format!("d{ts}")).unwrap();
         }
         assert_eq!(s.remove_before(501), 500);
-        assert_eq!(s.iter().next().unwrap(), (501, "d501"));
+        assert_eq!(all(&s)[0], (501, "d501".into()));
         assert_eq!(s.remove_oldest(100), 400);
         assert_eq!(s.len(), 100);
-        assert_eq!(s.iter().next().unwrap(), (901, "d901"));
+        assert_eq!(all(&s)[0], (901, "d901".into()));
         assert_eq!(
             s.data_bytes(),
             (901..=1000).map(|t| format!("d{t}").len()).sum::<usize>()
@@ -1260,5 +1449,70 @@ mod tests {
         s.insert(1001, "new").unwrap();
         assert_eq!(s.remove_oldest(0), 101);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn data_is_stored_escaped_and_read_back_as_sent() {
+        let mut s = Series::new();
+        for ts in 1..=200 {
+            s.insert(ts, &format!("{{\"n\":{ts},\"s\":\"a\\b\tc\"}}"))
+                .unwrap();
+        }
+        assert!(s.sealed_stats().0 > 100);
+        for i in [0, 150, 199] {
+            let (ts, d) = s.get(i);
+            assert_eq!(
+                d.wire(),
+                format!("{{\\\"n\\\":{ts},\\\"s\\\":\\\"a\\\\b\\tc\\\"}}")
+            );
+            assert_eq!(d.text(), format!("{{\"n\":{ts},\"s\":\"a\\b\tc\"}}"));
+        }
+        let (_, lens, data) = s.to_parts();
+        assert_eq!(lens[0] as usize, "{\"n\":1,\"s\":\"a\\b\tc\"}".len());
+        assert!(data.starts_with("{\"n\":1,\"s\":\"a\\b\tc\"}{\"n\":2,"));
+    }
+
+    #[test]
+    fn retention_leaves_the_first_block_in_place_until_it_is_all_dead() {
+        let mut s = Series::new();
+        for ts in 1..=1000 {
+            s.insert(ts, &format!("d{ts}")).unwrap();
+        }
+        let first = s.blocks[0].bytes.as_ptr();
+        let blocks = s.blocks.len();
+        for ts in 1001..=1030 {
+            s.insert(ts, &format!("d{ts}")).unwrap();
+            assert_eq!(s.remove_oldest(1000), 1);
+        }
+        assert_eq!(
+            s.blocks[0].bytes.as_ptr(),
+            first,
+            "the first block was not re-sealed"
+        );
+        assert_eq!((s.dead, s.len(), s.ts_at(0)), (30, 1000, 31));
+        assert_eq!(all(&s)[0], (31, "d31".into()));
+        assert_eq!(s.range(i64::MIN, 40), 0..10);
+        assert_eq!(
+            (s.find(5), s.find(31), s.latest_at(30)),
+            (Err(0), Ok(0), None)
+        );
+        let want: usize = (31..=1030).map(|t| format!("d{t}").len()).sum();
+        assert_eq!(s.data_bytes(), want);
+        // Steady state: the dead records of at most one block are held.
+        for ts in 1031..=3000 {
+            s.insert(ts, &format!("d{ts}")).unwrap();
+            s.remove_before(ts - 999);
+            assert!(s.dead < s.blocks[0].count as usize);
+            assert!(s.blocks.len() <= blocks + 1);
+        }
+        assert_eq!((s.len(), s.ts_at(0)), (1000, 2001));
+        // A late record among the dead ones re-seals the first block without them.
+        s.insert(5, "late").unwrap();
+        assert_eq!(
+            (s.dead, s.len(), s.ts_at(0), s.ts_at(1)),
+            (0, 1001, 5, 2001)
+        );
+        let (ts, lens, data) = s.to_parts();
+        assert_eq!(all(&Series::from_parts(ts, lens, data).unwrap()), all(&s));
     }
 }

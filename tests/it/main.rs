@@ -28,6 +28,7 @@ mod memory;
 mod model;
 mod model_racing;
 mod persistence;
+mod readpath;
 mod records;
 mod retention;
 mod seams;

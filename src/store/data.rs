@@ -1,0 +1,75 @@
+//! A record's data as the store keeps it: the body of its JSON string, escaped once when the
+//! record is stored, so that a response copies it instead of scanning and escaping it again.
+//! Whoever needs the data as it was sent (`where`/`filter`, snapshots, pushes) asks for
+//! [`Data::text`], which un-escapes only data that holds an escape sequence.
+
+use crate::text;
+use std::borrow::Cow;
+
+/// One record's stored data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Data<'a> {
+    body: &'a str,
+    /// The body may hold escape sequences (false: it is exactly the data as sent).
+    escaped: bool,
+}
+
+impl<'a> Data<'a> {
+    pub(super) fn new(body: &'a str, escaped: bool) -> Self {
+        Data { body, escaped }
+    }
+
+    /// The data escaped as inside a JSON string, without the quotes: what a response holds.
+    pub fn wire(&self) -> &'a str {
+        self.body
+    }
+
+    /// The data as it was sent.
+    pub fn text(&self) -> Cow<'a, str> {
+        if !self.has_escapes() {
+            return Cow::Borrowed(self.body);
+        }
+        let mut out = String::with_capacity(self.body.len());
+        text::unescape_into(&mut out, self.body);
+        Cow::Owned(out)
+    }
+
+    /// The data as it was sent, un-escaped into `scratch` only when it must be.
+    pub fn text_in<'s>(&self, scratch: &'s mut String) -> &'s str
+    where
+        'a: 's,
+    {
+        if !self.has_escapes() {
+            return self.body;
+        }
+        scratch.clear();
+        text::unescape_into(scratch, self.body);
+        scratch
+    }
+
+    fn has_escapes(&self) -> bool {
+        // An escaped body holds a backslash exactly where the data held a byte to escape.
+        self.escaped && self.body.as_bytes().contains(&b'\\')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_undoes_the_escaping_and_borrows_when_it_can() {
+        let d = Data::new(r#"{\"a\":\"x\\y\n\"}"#, true);
+        assert_eq!(d.text(), "{\"a\":\"x\\y\n\"}");
+        let mut scratch = String::new();
+        assert_eq!(d.text_in(&mut scratch), "{\"a\":\"x\\y\n\"}");
+        assert!(matches!(
+            Data::new("plain", true).text(),
+            Cow::Borrowed("plain")
+        ));
+        assert!(matches!(
+            Data::new("a\\nb", false).text(),
+            Cow::Borrowed("a\\nb")
+        ));
+    }
+}

@@ -1,0 +1,197 @@
+//! The read path: data stored escaped answers byte for byte as before and is filtered as sent;
+//! remembered document patterns follow documents that come and go.
+
+use crate::common::{recs, Client, Frame, Server};
+use serde_json::{json, Value};
+
+/// `qry` with a document pattern over collection `c`, newest records.
+fn latest(c: &mut Client, doc: &str) -> Value {
+    c.ok("qry", json!({"col": "c", "ts": i64::MAX, "doc": doc}))
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["records"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn put(c: &mut Client, doc: &str, ts: i64) {
+    let data = format!("{{\"doc\":\"{doc}\",\"ts\":{ts}}}");
+    assert_eq!(c.call("ins", recs(&[("c", doc, ts, &data)])), json!({}));
+}
+
+#[test]
+fn remembered_patterns_follow_documents_added_and_removed() {
+    let s = Server::start(&[]);
+    let mut c = s.master();
+    for doc in [
+        "drone-1",
+        "drone-2",
+        "drone-3",
+        "drone",
+        "dronf-1",
+        "drond-1",
+        "x-drone-9",
+    ] {
+        put(&mut c, doc, 1);
+    }
+    let pattern = "/^drone-[0-9]+$/";
+    let want = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&latest(&mut c, pattern)),
+        want(&["drone-1", "drone-2", "drone-3"])
+    );
+    // Asked again (remembered): the same names, and appends show their newest data.
+    put(&mut c, "drone-1", 2);
+    let v = latest(&mut c, pattern);
+    assert_eq!(names(&v), want(&["drone-1", "drone-2", "drone-3"]));
+    assert_eq!(
+        v["records"]["drone-1"],
+        json!({"ts": 2, "data": "{\"doc\":\"drone-1\",\"ts\":2}"})
+    );
+    // A new document joins at once, in name order.
+    put(&mut c, "drone-10", 1);
+    assert_eq!(
+        names(&latest(&mut c, pattern)),
+        want(&["drone-1", "drone-10", "drone-2", "drone-3"])
+    );
+    // A deleted document leaves at once: by ddoc, and by losing its last record.
+    assert_eq!(
+        c.call("ddoc", json!({"col": "c", "doc": "drone-2"})),
+        json!({})
+    );
+    assert_eq!(
+        names(&latest(&mut c, pattern)),
+        want(&["drone-1", "drone-10", "drone-3"])
+    );
+    assert_eq!(
+        c.call("drec", json!({"col": "c", "doc": "drone-3", "ts": 1})),
+        json!({})
+    );
+    assert_eq!(
+        names(&latest(&mut c, pattern)),
+        want(&["drone-1", "drone-10"])
+    );
+    put(&mut c, "drone-2", 5);
+    assert_eq!(
+        names(&latest(&mut c, pattern)),
+        want(&["drone-1", "drone-10", "drone-2"])
+    );
+    // The same source under other flags is its own pattern; unanchored ones scan every name.
+    assert_eq!(
+        names(&latest(&mut c, "/^DRONE-[0-9]+$/i")),
+        want(&["drone-1", "drone-10", "drone-2"])
+    );
+    assert_eq!(names(&latest(&mut c, "/drone-9/")), want(&["x-drone-9"]));
+    // A flood of distinct patterns does not disturb the answers.
+    for i in 0..200 {
+        assert_eq!(
+            names(&latest(&mut c, &format!("/^drone-{i}$/"))).len(),
+            usize::from(matches!(i, 1 | 2 | 10))
+        );
+    }
+    assert_eq!(
+        names(&latest(&mut c, pattern)),
+        want(&["drone-1", "drone-10", "drone-2"])
+    );
+    // The collection goes and comes back: nothing remembered survives it.
+    assert_eq!(c.call("dcol", json!({"col": "c"})), json!({}));
+    assert_eq!(latest(&mut c, pattern), json!({"records": {}}));
+    put(&mut c, "drone-7", 1);
+    assert_eq!(names(&latest(&mut c, pattern)), want(&["drone-7"]));
+}
+
+/// The raw text of the answer to `qdoc` or `qry` (`payload` as the data), id included.
+fn raw(c: &mut Client, id: &str, ty: &str, payload: Value) -> String {
+    let frame = json!({"id": id, "type": ty, "data": payload.to_string()}).to_string();
+    c.send_text(&frame);
+    match c.next_frame() {
+        Frame::Text(t) => t,
+        other => panic!("no answer: {other:?}"),
+    }
+}
+
+#[test]
+fn escaped_data_answers_exactly_and_is_filtered_as_sent() {
+    let s = Server::with_data_dir();
+    let mut c = s.master();
+    // 200 records, so most sit in sealed blocks; each needs escaping.
+    let data = |ts: i64| format!("{{\"n\":{ts},\"s\":\"a\\b\n\u{1}\"}}");
+    let batch: Vec<(&str, &str, i64, String)> =
+        (1..=200).map(|ts| ("c", "d", ts, data(ts))).collect();
+    let rows: Vec<(&str, &str, i64, &str)> = batch
+        .iter()
+        .map(|(c, d, t, x)| (*c, *d, *t, x.as_str()))
+        .collect();
+    assert_eq!(c.call("ins", recs(&rows)), json!({}));
+    let body = |ts: i64| format!(r#"{{"ts":{ts},"data":"{{\"n\":{ts},\"s\":\"a\\b\n\u0001\"}}"}}"#);
+    assert_eq!(
+        raw(
+            &mut c,
+            "q1",
+            "qdoc",
+            json!({"col": "c", "doc": "d", "from": 5, "to": 7})
+        ),
+        format!(
+            r#"{{"id":"q1","records":[{},{},{}]}}"#,
+            body(5),
+            body(6),
+            body(7)
+        )
+    );
+    assert_eq!(
+        raw(&mut c, "q2", "qry", json!({"col": "c", "ts": 100})),
+        format!(r#"{{"id":"q2","records":{{"d":{}}}}}"#, body(100))
+    );
+    // `where` and `filter` see the data as sent: a newline, not the `\n` of its escaped form.
+    let count =
+        |c: &mut Client, p: Value| c.ok("qdoc", p)["records"].as_array().map_or(0, Vec::len);
+    let q = |extra: Value| {
+        let mut p = json!({"col": "c", "doc": "d", "to": 1000});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    };
+    assert_eq!(count(&mut c, q(json!({"where": "b\n\u{1}\"}"}))), 200);
+    assert_eq!(count(&mut c, q(json!({"where": "b\\n"}))), 0);
+    assert_eq!(count(&mut c, q(json!({"where": "u0001"}))), 0);
+    assert_eq!(count(&mut c, q(json!({"where": "\\n"}))), 0);
+    assert_eq!(count(&mut c, q(json!({"where": "\"n\":7,"}))), 1);
+    assert_eq!(
+        count(&mut c, q(json!({"where": "/^\\{\"n\":1[0-9]\\b/"}))),
+        10
+    );
+    assert_eq!(count(&mut c, q(json!({"filter": "a\\b"}))), 0);
+    assert_eq!(count(&mut c, q(json!({"filter": "u0001"}))), 200);
+    assert_eq!(
+        c.ok(
+            "qry",
+            json!({"col": "c", "ts": 100, "where": "\"n\":100,\"s\":\"a\\b"})
+        ),
+        json!({"records": {"d": {"ts": 100, "data": data(100)}}})
+    );
+    // A snapshot (a clean shutdown writes one) keeps the data as sent, and the server started
+    // from it answers the same bytes.
+    let before = raw(
+        &mut c,
+        "q3",
+        "qdoc",
+        json!({"col": "c", "doc": "d", "to": 1000}),
+    );
+    drop(c);
+    let mut s = s;
+    assert!(s.sigterm().success());
+    s.start_again();
+    let mut c = s.master();
+    assert_eq!(
+        raw(
+            &mut c,
+            "q3",
+            "qdoc",
+            json!({"col": "c", "doc": "d", "to": 1000})
+        ),
+        before
+    );
+}
