@@ -6,22 +6,23 @@
 
 use super::archive::{collection_dir, doc_file_name, KEYS_FILE, KV_FILE};
 use super::conn::{Client, Target};
-use super::output::{go_escape, pretty, print_json, print_table, push_json_str, Format};
+use super::output::{pretty, print_json, print_table, push_json_str, Format};
+use super::page;
 use super::progress::{Counters, Progress, Unit};
-use super::scan::{self, PageRecord};
 use super::Error;
 use super::{chosen_collection, ExportArgs};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const DEFAULT_PAGE: u32 = 10_000;
+/// Buffer of each document's file: small pages are gathered, a large page's lines (a whole
+/// answer's) go to the file in one write.
+const FILE_BUFFER: usize = 256 * 1024;
 
 #[derive(Serialize)]
 pub struct ColSummary {
@@ -209,15 +210,19 @@ fn export_collection(
     })
 }
 
-/// A document being written: its file and where the next page starts.
+/// A document being written: its file, the `doc` part of its lines, and where the next page
+/// starts.
 struct Active {
     doc: String,
     doc_json: String,
-    line_prefix: Vec<u8>,
+    doc_part: Vec<u8>,
     file: BufWriter<File>,
     from: i64,
 }
 
+/// Writes documents taken from `docs` (through `next`, shared with the other connections) to
+/// their files, `depth` of them in flight on `client`: a document's next page is asked for as
+/// soon as its previous one is written. Returns the records written.
 #[allow(clippy::too_many_arguments)]
 fn export_docs(
     client: &mut Client,
@@ -229,17 +234,6 @@ fn export_docs(
     depth: usize,
     counters: &Counters,
 ) -> Result<u64, Error> {
-    #[derive(Deserialize)]
-    struct Page<'a> {
-        #[serde(borrow)]
-        records: Vec<Rec<'a>>,
-    }
-    #[derive(Deserialize)]
-    struct Rec<'a> {
-        ts: i64,
-        #[serde(borrow)]
-        data: &'a RawValue,
-    }
     let request = |client: &mut Client, a: &Active| {
         client.send(
             "qdoc",
@@ -253,7 +247,8 @@ fn export_docs(
     };
     let mut active: VecDeque<Active> = VecDeque::new();
     let mut total = 0u64;
-    let mut line = Vec::with_capacity(4096);
+    // The lines of one answer, written to the file at once; reused from answer to answer.
+    let mut lines = Vec::new();
     loop {
         while active.len() < depth {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -262,16 +257,11 @@ fn export_docs(
             let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
             let mut doc_json = String::new();
             push_json_str(&mut doc_json, doc);
-            let mut line_prefix = Vec::new();
-            line_prefix.extend_from_slice(b",\"doc\":");
-            line_prefix.extend_from_slice(doc_json.as_bytes());
-            go_escape(&mut line_prefix);
-            line_prefix.extend_from_slice(b",\"data\":");
             let a = Active {
                 doc: doc.clone(),
                 doc_json,
-                line_prefix,
-                file: BufWriter::with_capacity(256 * 1024, file),
+                doc_part: page::doc_part(doc),
+                file: BufWriter::with_capacity(FILE_BUFFER, file),
                 from: 0,
             };
             request(client, &a)?;
@@ -282,44 +272,24 @@ fn export_docs(
         };
         let fail = |doc: &str, e: Error| e.context(format!("export document {doc}"));
         let text = client.recv().map_err(|e| fail(&a.doc, e))?;
-        let fast = scan::fast_page(&text);
-        let records: Vec<PageRecord> = match fast {
-            Some(r) => r,
-            None => {
-                let answer: Page = serde_json::from_str(&text)
-                    .map_err(|e| fail(&a.doc, Error::Server(format!("invalid answer: {e}"))))?;
-                let mut out = Vec::with_capacity(answer.records.len());
-                for r in answer.records {
-                    let data = r.data.get();
-                    if !data.starts_with('"') {
-                        return Err(fail(
-                            &a.doc,
-                            Error::Server("a record's data is not a string".into()),
-                        ));
-                    }
-                    out.push(PageRecord {
-                        ts_text: "",
-                        ts: r.ts,
-                        data,
-                        special: true,
-                    });
-                }
-                out
-            }
-        };
-        let n = records.len();
-        let mut more = n >= page;
-        let mut ts_buf = String::new();
-        for r in &records {
-            let written = write_line(&mut a.file, r, &a.line_prefix, &mut ts_buf, &mut line);
-            written.map_err(|e| fail(&a.doc, Error::Write(e)))?;
-            match r.ts.checked_add(1) {
+        lines.clear();
+        let got =
+            page::append_lines(&text, &a.doc_part, &mut lines).map_err(|e| fail(&a.doc, e))?;
+        drop(text);
+        a.file
+            .write_all(&lines)
+            .map_err(|e| fail(&a.doc, Error::Write(e)))?;
+        let mut more = got.records >= page;
+        if let Some(last) = got.last_ts {
+            match last.checked_add(1) {
                 Some(f) => a.from = a.from.max(f),
                 None => more = false,
             }
         }
-        total += n as u64;
-        counters.records.fetch_add(n as u64, Ordering::Relaxed);
+        total += got.records as u64;
+        counters
+            .records
+            .fetch_add(got.records as u64, Ordering::Relaxed);
         if more {
             request(client, &a)?;
             active.push_back(a);
@@ -329,35 +299,6 @@ fn export_docs(
         }
     }
     Ok(total)
-}
-
-/// One archive line, `{"ts":N,"doc":"…","data":"…"}` as Go's encoder writes it; `prefix` is
-/// the `,"doc":"…","data":` part.
-fn write_line(
-    f: &mut BufWriter<File>,
-    r: &PageRecord,
-    prefix: &[u8],
-    ts_buf: &mut String,
-    scratch: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    f.write_all(b"{\"ts\":")?;
-    if r.ts_text.is_empty() {
-        ts_buf.clear();
-        let _ = write!(ts_buf, "{}", r.ts);
-        f.write_all(ts_buf.as_bytes())?;
-    } else {
-        f.write_all(r.ts_text.as_bytes())?;
-    }
-    f.write_all(prefix)?;
-    if r.special {
-        scratch.clear();
-        scratch.extend_from_slice(r.data.as_bytes());
-        go_escape(scratch);
-        f.write_all(scratch)?;
-    } else {
-        f.write_all(r.data.as_bytes())?;
-    }
-    f.write_all(b"}\n")
 }
 
 fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, Error> {

@@ -3,8 +3,9 @@
 //! command also prints a table for people with `--output table`.
 //!
 //! Files: `conn` (the connection), `commands` (the one-request commands), `export`, `import`,
-//! `legacy` (the old per-record JSON folders), `archive` (file layout and names), `progress`,
-//! `output` (JSON and tables).
+//! `legacy` (the old per-record JSON folders), `archive` (file layout and names), `page` (a
+//! `qdoc` answer turned into archive lines), `scan` (token readers), `progress`, `output`
+//! (JSON and tables).
 
 mod archive;
 mod commands;
@@ -14,6 +15,7 @@ mod export;
 mod import;
 mod legacy;
 mod output;
+mod page;
 mod progress;
 pub mod restore;
 mod scan;

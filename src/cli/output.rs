@@ -27,33 +27,36 @@ pub fn push_json_str(out: &mut String, s: &str) {
 /// Rewrites `<`, `>`, `&`, U+2028 and U+2029 as `\u003c`, … as Go's `encoding/json` does. In
 /// serialised JSON these characters only occur inside strings, so a plain rewrite is exact.
 pub fn go_escape(buf: &mut Vec<u8>) {
-    let special = |b: &u8| matches!(*b, b'<' | b'>' | b'&' | 0xE2);
-    if !buf.iter().any(special) {
+    if !buf.iter().any(go_special) {
         return;
     }
     let mut out = Vec::with_capacity(buf.len() + 32);
-    let mut i = 0;
-    while i < buf.len() {
-        let b = buf[i];
-        match b {
-            b'<' => out.extend_from_slice(b"\\u003c"),
-            b'>' => out.extend_from_slice(b"\\u003e"),
-            b'&' => out.extend_from_slice(b"\\u0026"),
-            0xE2 if buf.get(i + 1) == Some(&0x80)
-                && matches!(buf.get(i + 2), Some(0xA8 | 0xA9)) =>
-            {
-                out.extend_from_slice(if buf[i + 2] == 0xA8 {
-                    b"\\u2028"
-                } else {
-                    b"\\u2029"
-                });
-                i += 2;
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
+    go_escape_into(buf, &mut out);
     *buf = out;
+}
+
+fn go_special(b: &u8) -> bool {
+    matches!(*b, b'<' | b'>' | b'&' | 0xE2)
+}
+
+/// Appends `src` to `out` rewritten as [`go_escape`] does.
+pub fn go_escape_into(src: &[u8], out: &mut Vec<u8>) {
+    let mut rest = src;
+    while let Some(i) = rest.iter().position(go_special) {
+        out.extend_from_slice(&rest[..i]);
+        let tail = &rest[i..];
+        let (escaped, len): (&[u8], usize) = match tail {
+            [b'<', ..] => (b"\\u003c", 1),
+            [b'>', ..] => (b"\\u003e", 1),
+            [b'&', ..] => (b"\\u0026", 1),
+            [0xE2, 0x80, 0xA8, ..] => (b"\\u2028", 3),
+            [0xE2, 0x80, 0xA9, ..] => (b"\\u2029", 3),
+            _ => (&tail[..1], 1),
+        };
+        out.extend_from_slice(escaped);
+        rest = &tail[len..];
+    }
+    out.extend_from_slice(rest);
 }
 
 /// `value` as Go's `json.Encoder` with `SetIndent("", "  ")` writes it (final newline included).

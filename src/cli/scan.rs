@@ -1,8 +1,8 @@
-//! Readers for the two shapes that carry nearly all the bytes of an export or import — an
-//! archive line `{"ts":N,"doc":"…","data":"…"}` and a `qdoc` answer
-//! `{"id":"…","records":[{"ts":N,"data":"…"},…]}` — that pick out the JSON tokens without a
-//! full decoder. Anything else (white space, another member order, an invalid escape) gives
-//! `None`, and the caller decodes it with serde_json, which also reports errors properly.
+//! Readers for the tokens that carry nearly all the bytes of an export or import — JSON string
+//! tokens, and the archive line `{"ts":N,"doc":"…","data":"…"}` — without a full decoder (the
+//! `qdoc` answer is read in `page`). Anything else (white space, another member order, an
+//! invalid escape) gives `None`, and the caller decodes it with serde_json, which also reports
+//! errors properly.
 
 /// A JSON string token at the start of `s` (quotes included), what follows it, and whether it
 /// holds a byte that Go's encoder escapes (`<`, `>`, `&`, or the lead byte of U+2028/U+2029).
@@ -14,7 +14,17 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
     let mut special = false;
     let mut i = 1;
     loop {
-        // Skip the bytes that need no attention (nearly all of them) a table look-up each.
+        // Skip the bytes that need no attention (nearly all of them): a block at a time while
+        // a whole block is left, then a table look-up each.
+        while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<BLOCK>) {
+            match attention(block) {
+                0 => i += BLOCK,
+                mask => {
+                    i += mask.trailing_zeros() as usize;
+                    break;
+                }
+            }
+        }
         while i < b.len() && CLASS[b[i] as usize] == PLAIN {
             i += 1;
         }
@@ -32,6 +42,53 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
             }
         }
     }
+}
+
+/// Bytes checked at once by [`attention`].
+const BLOCK: usize = 16;
+
+/// A mask of the bytes of `block` that need attention inside a string (those [`CLASS`] does
+/// not call `PLAIN`): bit `k` for byte `k`. SSE2, part of every x86-64 processor, compares all
+/// sixteen at once.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn attention(block: &[u8; BLOCK]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_set_epi64x,
+    };
+    let (lo, hi) = block.split_at(BLOCK / 2);
+    let half = |h: &[u8]| h.first_chunk().map_or(0, |c| i64::from_le_bytes(*c));
+    let (lo, hi) = (half(lo), half(hi));
+    // SAFETY: the cfg above compiles this only where SSE2 is enabled for the whole program
+    // (always so on x86-64), and these intrinsics compute on values only: the block comes in
+    // as two integers, nothing is read or written through a pointer.
+    let mask = unsafe {
+        let v = _mm_set_epi64x(hi, lo);
+        let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+        // A byte at most 0x1F is its own minimum with 0x1F.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+        let quote_escape = _mm_or_si128(eq(b'"'), eq(b'\\'));
+        let go = _mm_or_si128(
+            _mm_or_si128(eq(b'<'), eq(b'>')),
+            _mm_or_si128(eq(b'&'), eq(0xE2)),
+        );
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote_escape, go), control))
+    };
+    mask as u32
+}
+
+/// A mask of the bytes of `block` that need attention inside a string, a byte at a time.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn attention(block: &[u8; BLOCK]) -> u32 {
+    let mut mask = 0;
+    for (k, &c) in block.iter().enumerate() {
+        if CLASS[c as usize] != PLAIN {
+            mask |= 1 << k;
+        }
+    }
+    mask
 }
 
 const PLAIN: u8 = 0;
@@ -74,42 +131,6 @@ pub fn fast_line(line: &[u8]) -> Option<(i64, &str, &str)> {
     (rest == "}").then_some((ts.parse().ok()?, doc, data))
 }
 
-/// One record of a `qdoc` answer: the timestamp's digits and value, the data token, and
-/// whether the token needs Go's extra escaping.
-pub struct PageRecord<'a> {
-    pub ts_text: &'a str,
-    pub ts: i64,
-    pub data: &'a str,
-    pub special: bool,
-}
-
-/// The records of a `qdoc` answer as our server writes it.
-pub fn fast_page(answer: &str) -> Option<Vec<PageRecord<'_>>> {
-    let rest = answer.strip_prefix("{\"id\":")?;
-    let (_, rest, _) = string_token(rest)?;
-    let mut rest = rest.strip_prefix(",\"records\":[")?;
-    let mut out = Vec::new();
-    if let Some(end) = rest.strip_prefix("]}") {
-        return end.is_empty().then_some(out);
-    }
-    loop {
-        let (ts_text, r) = integer(rest.strip_prefix("{\"ts\":")?)?;
-        let (data, r, special) = string_token(r.strip_prefix(",\"data\":")?)?;
-        let r = r.strip_prefix('}')?;
-        out.push(PageRecord {
-            ts_text,
-            ts: ts_text.parse().ok()?,
-            data,
-            special,
-        });
-        if let Some(r) = r.strip_prefix(',') {
-            rest = r;
-        } else {
-            return (r == "]}").then_some(out);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,21 +149,41 @@ mod tests {
     }
 
     #[test]
-    fn pages() {
-        let p =
-            fast_page(r#"{"id":"7","records":[{"ts":1,"data":"a<"},{"ts":-2,"data":"\"b\""}]}"#)
-                .unwrap();
-        assert_eq!(p.len(), 2);
+    fn long_tokens() {
+        let x = "x".repeat(40);
+        let plain = format!("\"{x}\"");
         assert_eq!(
-            (p[0].ts_text, p[0].ts, p[0].data, p[0].special),
-            ("1", 1, "\"a<\"", true)
+            string_token(&format!("{plain},")),
+            Some((plain.as_str(), ",", false))
         );
-        assert_eq!(
-            (p[1].ts, p[1].data, p[1].special),
-            (-2, r#""\"b\"""#, false)
-        );
-        assert_eq!(fast_page(r#"{"id":"7","records":[]}"#).unwrap().len(), 0);
-        assert!(fast_page(r#"{"id":"7","records":[{"ts":1,"data":"a"}]} "#).is_none());
-        assert!(fast_page(r#"{"records":[],"id":"7"}"#).is_none());
+        // Whatever block a byte falls in, it is seen.
+        for at in 0..=x.len() {
+            let (head, tail) = x.split_at(at);
+            let special = format!("\"{head}&{tail}\"");
+            assert_eq!(
+                string_token(&format!("{special}}}")),
+                Some((special.as_str(), "}", true))
+            );
+            let escaped = format!("\"{head}\\\"{tail}\"");
+            assert_eq!(string_token(&escaped), Some((escaped.as_str(), "", false)));
+            assert_eq!(string_token(&format!("\"{head}\n{tail}\"")), None);
+            assert_eq!(string_token(&format!("\"{head}")), None);
+        }
+    }
+
+    #[test]
+    fn block_masks_agree_with_the_table() {
+        for c in 0..=255u8 {
+            for k in 0..BLOCK {
+                let mut block = [b'x'; BLOCK];
+                block[k] = c;
+                let expected = if CLASS[c as usize] == PLAIN {
+                    0
+                } else {
+                    1 << k
+                };
+                assert_eq!(attention(&block), expected, "byte {c:#x} at {k}");
+            }
+        }
     }
 }

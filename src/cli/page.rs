@@ -1,0 +1,275 @@
+//! One `qdoc` answer turned into archive lines. The answer
+//! `{"id":"…","records":[{"ts":N,"data":"…"},…]}` becomes, per record,
+//! `{"ts":N,"doc":"…","data":"…"}` and a newline, exactly as the upstream's Go encoder writes
+//! it: the timestamp's digits and the `data` token are copied from the answer as they are (a
+//! token with `<`, `>`, `&`, U+2028 or U+2029 gets Go's extra escaping), and the `doc` part is
+//! made once per document.
+//!
+//! The answer as our server writes it is read in one pass with no decoder and no allocation
+//! per record; any other shape (white space, another member order, an escape the scan does not
+//! know) is decoded with serde_json instead, which also reports what is wrong with it.
+
+use super::output::go_escape_into;
+use super::scan::string_token;
+use super::Error;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// What one answer held.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Records in the answer (lines appended).
+    pub records: usize,
+    /// The largest timestamp among them; `None` for an empty answer.
+    pub last_ts: Option<i64>,
+}
+
+/// The `,"doc":"…"` part of every line of document `doc`, as Go writes it.
+pub fn doc_part(doc: &str) -> Vec<u8> {
+    let mut quoted = String::new();
+    super::output::push_json_str(&mut quoted, doc);
+    let mut part = b",\"doc\":".to_vec();
+    go_escape_into(quoted.as_bytes(), &mut part);
+    part
+}
+
+/// Appends the archive lines of the records in `answer` to `out`; `doc_part` is what
+/// [`doc_part`] made for the document. On an error `out` is left as it was.
+pub fn append_lines(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Result<Page, Error> {
+    let start = out.len();
+    if let Some(page) = scan_answer(answer, doc_part, out) {
+        return Ok(page);
+    }
+    out.truncate(start);
+    let decoded = decode_answer(answer, doc_part, out);
+    if decoded.is_err() {
+        out.truncate(start);
+    }
+    decoded
+}
+
+/// The one-pass reader: `None` as soon as the answer is not in the expected shape (what it
+/// appended so far is then to be dropped). Timestamps are taken as digits (a negative one
+/// sends the answer to the decoder); only the largest is turned into a number.
+fn scan_answer(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Option<Page> {
+    let rest = answer.strip_prefix("{\"id\":")?;
+    let (_, rest, _) = string_token(rest)?;
+    let mut rest = rest.strip_prefix(",\"records\":[")?;
+    if rest == "]}" {
+        return Some(Page {
+            records: 0,
+            last_ts: None,
+        });
+    }
+    out.reserve(rest.len() + rest.len() / 2);
+    let mut records = 0;
+    let mut largest = "";
+    loop {
+        // `{"ts":N` is copied as it is, then the doc part, then `,"data":"…"}` as it is.
+        let record = rest;
+        let (ts, after_ts) = digits(rest.strip_prefix("{\"ts\":")?)?;
+        let ts_end = record.len() - after_ts.len();
+        let (data, after_data, special) = string_token(after_ts.strip_prefix(",\"data\":")?)?;
+        let after = after_data.strip_prefix('}')?;
+        out.extend_from_slice(&record.as_bytes()[..ts_end]);
+        out.extend_from_slice(doc_part);
+        if special {
+            out.extend_from_slice(b",\"data\":");
+            go_escape_into(data.as_bytes(), out);
+            out.push(b'}');
+        } else {
+            let end = record.len() - after.len();
+            out.extend_from_slice(&record.as_bytes()[ts_end..end]);
+        }
+        out.push(b'\n');
+        records += 1;
+        // Without leading zeros, a longer run of digits is a larger number.
+        if (ts.len(), ts.as_bytes()) > (largest.len(), largest.as_bytes()) {
+            largest = ts;
+        }
+        match after.strip_prefix(',') {
+            Some(next) => rest = next,
+            None if after == "]}" => break,
+            None => return None,
+        }
+    }
+    Some(Page {
+        records,
+        last_ts: Some(largest.parse().ok()?),
+    })
+}
+
+/// The digits of a non-negative integer in JSON (no leading zero) at the start of `s`, and
+/// what follows them.
+fn digits(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    let valid = i == 1 || (i > 1 && b[0] != b'0');
+    valid.then(|| s.split_at(i))
+}
+
+/// The slow path: the answer decoded with serde_json, the lines written from the decoded
+/// records (the `data` token still copied as the answer holds it).
+fn decode_answer(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Result<Page, Error> {
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        records: Vec<Record<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Record<'a> {
+        ts: i64,
+        #[serde(borrow)]
+        data: &'a RawValue,
+    }
+    let answer: Answer =
+        serde_json::from_str(answer).map_err(|e| Error::Server(format!("invalid answer: {e}")))?;
+    let mut page = Page {
+        records: 0,
+        last_ts: None,
+    };
+    for r in answer.records {
+        let data = r.data.get();
+        if !data.starts_with('"') {
+            return Err(Error::Server("a record's data is not a string".into()));
+        }
+        out.extend_from_slice(format!("{{\"ts\":{}", r.ts).as_bytes());
+        out.extend_from_slice(doc_part);
+        out.extend_from_slice(b",\"data\":");
+        go_escape_into(data.as_bytes(), out);
+        out.extend_from_slice(b"}\n");
+        page.records += 1;
+        page.last_ts = Some(page.last_ts.map_or(r.ts, |last| last.max(r.ts)));
+    }
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(answer: &str, doc: &str) -> Result<(String, Page), Error> {
+        let mut out = b"before\n".to_vec();
+        let page = append_lines(answer, &doc_part(doc), &mut out)?;
+        let text = String::from_utf8(out).map_err(|_| Error::Internal("not UTF-8"))?;
+        Ok((text, page))
+    }
+
+    #[test]
+    fn lines_of_an_answer_as_the_server_writes_it() {
+        let (text, page) = lines(
+            r#"{"id":"7","records":[{"ts":1,"data":"plain"},{"ts":22,"data":"a<b & \"c\" \u2028"},{"ts":3000000000000,"data":"ok"}]}"#,
+            "d<1>",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "before\n\
+             {\"ts\":1,\"doc\":\"d\\u003c1\\u003e\",\"data\":\"plain\"}\n\
+             {\"ts\":22,\"doc\":\"d\\u003c1\\u003e\",\"data\":\"a\\u003cb \\u0026 \\\"c\\\" \\u2028\"}\n\
+             {\"ts\":3000000000000,\"doc\":\"d\\u003c1\\u003e\",\"data\":\"ok\"}\n"
+        );
+        assert_eq!(
+            page,
+            Page {
+                records: 3,
+                last_ts: Some(3_000_000_000_000)
+            }
+        );
+        // Raw U+2028 and U+2029 in the answer are escaped; another E2 character is not.
+        let (text, _) = lines(
+            "{\"id\":\"1\",\"records\":[{\"ts\":5,\"data\":\"\u{2028}\u{2029}\u{2026}\"}]}",
+            "d",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "before\n{\"ts\":5,\"doc\":\"d\",\"data\":\"\\u2028\\u2029\u{2026}\"}\n"
+        );
+        let (text, page) = lines(r#"{"id":"9","records":[]}"#, "d").unwrap();
+        assert_eq!(
+            (text.as_str(), page.records, page.last_ts),
+            ("before\n", 0, None)
+        );
+    }
+
+    #[test]
+    fn other_shapes_are_decoded_to_the_same_lines() {
+        let fast = lines(
+            r#"{"id":"7","records":[{"ts":1,"data":"x<"},{"ts":-4,"data":"y"}]}"#,
+            "d",
+        )
+        .unwrap();
+        for other in [
+            r#"{"id":"7", "records":[{"ts":1,"data":"x<"},{"ts":-4,"data":"y"}]}"#,
+            r#"{"records":[{"data":"x<","ts":1},{"ts":-4,"data":"y"}],"id":"7"}"#,
+            r#"{"id":"7","records":[{"ts":1,"data":"x\u003c"},{"ts":-4,"data":"y"}]}"#,
+        ] {
+            let slow = lines(other, "d").unwrap();
+            assert_eq!(slow.1, fast.1, "{other}");
+            if !other.contains("\\u003c") {
+                assert_eq!(slow.0, fast.0, "{other}");
+            }
+        }
+        assert_eq!(
+            fast.1,
+            Page {
+                records: 2,
+                last_ts: Some(1)
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_answer_is_an_error_and_writes_nothing() {
+        for bad in [
+            r#"{"id":"7","records":[{"ts":1,"data":"x"},{"ts":2,"data":5}]}"#,
+            r#"{"id":"7","records":[{"ts":1,"data":"x"},{"ts":"2","data":"y"}]}"#,
+            r#"{"id":"7","records":[{"ts":99999999999999999999,"data":"x"}]}"#,
+            r#"{"id":"7","records":[{"ts":1,"data":"x"}"#,
+            r#"{"id":"7","records":[{"ts":1,"data":"x"}]} trailing"#,
+            "",
+        ] {
+            let mut out = b"kept".to_vec();
+            assert!(
+                append_lines(bad, &doc_part("d"), &mut out).is_err(),
+                "{bad}"
+            );
+            assert_eq!(out, b"kept", "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(digits("12,"), Some(("12", ",")));
+        assert_eq!(digits("0}"), Some(("0", "}")));
+        assert_eq!(digits("012"), None);
+        assert_eq!(digits("-12"), None);
+        assert_eq!(digits("x"), None);
+        // The largest, in whatever order, and the limits of an i64.
+        let (_, page) = lines(
+            r#"{"id":"1","records":[{"ts":9,"data":"a"},{"ts":100,"data":"b"},{"ts":99,"data":"c"}]}"#,
+            "d",
+        )
+        .unwrap();
+        assert_eq!(page.last_ts, Some(100));
+        let max = format!(
+            r#"{{"id":"1","records":[{{"ts":{},"data":"a"}}]}}"#,
+            i64::MAX
+        );
+        assert_eq!(lines(&max, "d").unwrap().1.last_ts, Some(i64::MAX));
+        let (text, page) = lines(
+            r#"{"id":"1","records":[{"ts":-3,"data":"a"},{"ts":-2,"data":"b"}]}"#,
+            "d",
+        )
+        .unwrap();
+        assert_eq!(page.last_ts, Some(-2));
+        assert_eq!(
+            text,
+            "before\n{\"ts\":-3,\"doc\":\"d\",\"data\":\"a\"}\n{\"ts\":-2,\"doc\":\"d\",\"data\":\"b\"}\n"
+        );
+    }
+}
