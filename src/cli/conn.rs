@@ -15,6 +15,10 @@ use tungstenite::{Message, Utf8Bytes, WebSocket};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for one answer once connected (a guard against a server that went silent).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Most bytes asked of the socket per read. tungstenite zero-fills the part of its buffer a
+/// read may use before every read, so a large value costs a memset of that size per read
+/// even when the socket holds less; a large answer simply takes several reads.
+const READ_BUFFER: usize = 64 * 1024;
 /// Largest answer accepted (the server's own default limit is 256 MiB).
 const MAX_ANSWER: usize = 1024 * 1024 * 1024;
 
@@ -61,7 +65,7 @@ impl Client {
             .set_write_timeout(Some(ANSWER_TIMEOUT))
             .map_err(setup)?;
         let config = WebSocketConfig::default()
-            .read_buffer_size(512 * 1024)
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(MAX_ANSWER))
             .max_frame_size(Some(MAX_ANSWER));
         let (mut ws, _) =
