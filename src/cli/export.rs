@@ -4,8 +4,9 @@
 //! connection keeps `--depth` documents in flight, and `--parallel` connections share the
 //! documents out.
 
-use super::archive::{collection_dir, doc_file_name, KEYS_FILE, KV_FILE};
+use super::archive::{collection_dir, KEYS_FILE, KV_FILE};
 use super::conn::{Client, Target};
+use super::files_ahead::{with_files_ahead, FilesAhead};
 use super::output::{pretty, print_json, print_table, push_json_str, Format};
 use super::page;
 use super::progress::{Counters, Progress, Unit};
@@ -17,7 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 const DEFAULT_PAGE: u32 = 10_000;
 /// Buffer of each document's file: small pages are gathered, a large page's lines (a whole
@@ -170,27 +171,28 @@ fn export_collection(
     while workers.len() < parallel {
         workers.push(Client::connect(target)?);
     }
-    let next = AtomicUsize::new(0);
     let mut col_json = String::new();
     push_json_str(&mut col_json, col);
-    let results: Vec<Result<u64, Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = workers
-            .iter_mut()
-            .take(parallel)
-            .map(|client| {
-                let (docs, next, dir, col_json) = (&docs, &next, &dir, &col_json);
-                s.spawn(move || {
-                    export_docs(client, col_json, dir, docs, next, page, depth, counters)
+    let results: Vec<Result<u64, Error>> = with_files_ahead(&dir, &docs, |files| {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = workers
+                .iter_mut()
+                .take(parallel)
+                .map(|client| {
+                    let (docs, col_json) = (&docs, &col_json);
+                    s.spawn(move || {
+                        export_docs(client, col_json, docs, files, page, depth, counters)
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or(Err(Error::Internal("export worker panicked")))
-            })
-            .collect()
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or(Err(Error::Internal("export worker panicked")))
+                })
+                .collect()
+        })
     });
     let mut records = 0;
     for r in results {
@@ -220,16 +222,14 @@ struct Active {
     from: i64,
 }
 
-/// Writes documents taken from `docs` (through `next`, shared with the other connections) to
-/// their files, `depth` of them in flight on `client`: a document's next page is asked for as
-/// soon as its previous one is written. Returns the records written.
-#[allow(clippy::too_many_arguments)]
+/// Writes documents of `docs` (taken with their files from `files`, shared with the other
+/// connections) to their files, `depth` of them in flight on `client`: a document's next page
+/// is asked for as soon as its previous one is written. Returns the records written.
 fn export_docs(
     client: &mut Client,
     col_json: &str,
-    dir: &Path,
     docs: &[String],
-    next: &AtomicUsize,
+    files: &FilesAhead,
     page: usize,
     depth: usize,
     counters: &Counters,
@@ -251,10 +251,11 @@ fn export_docs(
     let mut lines = Vec::new();
     loop {
         while active.len() < depth {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(doc) = docs.get(i) else { break };
-            let path = dir.join(doc_file_name(doc));
-            let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+            let Some(opened) = files.next() else { break };
+            let (i, file) = opened?;
+            let doc = docs
+                .get(i)
+                .ok_or(Error::Internal("a file for no document"))?;
             let mut doc_json = String::new();
             push_json_str(&mut doc_json, doc);
             let a = Active {

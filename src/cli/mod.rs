@@ -2,7 +2,8 @@
 //! The commands, flags, JSON output and archive layout are those of the upstream Go CLI; each
 //! command also prints a table for people with `--output table`.
 //!
-//! Files: `conn` (the connection), `commands` (the one-request commands), `export`, `import`,
+//! Files: `conn` (the connection), `commands` (the one-request commands), `export` (with
+//! `files_ahead`, its files created ahead), `import`,
 //! `legacy` (the old per-record JSON folders), `archive` (file layout and names), `page` (a
 //! `qdoc` answer turned into archive lines), `scan` (token readers), `progress`, `output`
 //! (JSON and tables).
@@ -12,6 +13,7 @@ mod commands;
 mod conn;
 mod error;
 mod export;
+mod files_ahead;
 mod import;
 mod legacy;
 mod output;
