@@ -131,17 +131,26 @@ pub fn run(a: &ExportArgs) -> Result<(), Error> {
     }
 }
 
-/// Document names of a collection (from the latest record of each, as the upstream does).
-pub fn list_documents(client: &mut Client, col: &str) -> Result<Vec<String>, Error> {
+/// Document names of a collection (from the latest record of each, as the upstream does),
+/// with the timestamp of that latest record.
+pub fn list_documents(client: &mut Client, col: &str) -> Result<Vec<(String, i64)>, Error> {
+    #[derive(Deserialize)]
+    struct Answer {
+        records: BTreeMap<String, Latest>,
+    }
     #[derive(Deserialize)]
     struct Latest {
-        records: BTreeMap<String, serde::de::IgnoredAny>,
+        ts: i64,
     }
     client.send("qry", &json!({"col": col, "ts": i64::MAX}).to_string())?;
     let text = client.recv()?;
-    let latest: Latest = serde_json::from_str(&text)
+    let answer: Answer = serde_json::from_str(&text)
         .map_err(|e| Error::Server(format!("invalid answer to qry: {e}")))?;
-    Ok(latest.records.into_keys().collect())
+    Ok(answer
+        .records
+        .into_iter()
+        .map(|(doc, latest)| (doc, latest.ts))
+        .collect())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -158,10 +167,10 @@ fn export_collection(
     let dir = collection_dir(&a.out_dir, col)?;
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     // The upstream skips a document named "" (it cannot be imported back under that name).
-    let docs: Vec<String> = list_documents(main, col)?
+    let (docs, latest): (Vec<String>, Vec<i64>) = list_documents(main, col)?
         .into_iter()
-        .filter(|d| !d.is_empty())
-        .collect();
+        .filter(|(d, _)| !d.is_empty())
+        .unzip();
     counters
         .total
         .fetch_add(docs.len() as u64, Ordering::Relaxed);
@@ -179,10 +188,13 @@ fn export_collection(
                 .iter_mut()
                 .take(parallel)
                 .map(|client| {
-                    let (docs, col_json) = (&docs, &col_json);
-                    s.spawn(move || {
-                        export_docs(client, col_json, docs, files, page, depth, counters)
-                    })
+                    let docs = Docs {
+                        names: &docs,
+                        latest: &latest,
+                        col_json: &col_json,
+                        files,
+                    };
+                    s.spawn(move || export_docs(client, docs, page, depth, counters))
                 })
                 .collect();
             handles
@@ -220,20 +232,34 @@ struct Active {
     doc_part: Vec<u8>,
     file: BufWriter<File>,
     from: i64,
+    /// The timestamp of the document's latest record when the export started: a full page
+    /// that reaches it is the last one (no request for an empty page after it).
+    latest: i64,
 }
 
-/// Writes documents of `docs` (taken with their files from `files`, shared with the other
+/// The documents of a collection, shared by its workers.
+#[derive(Clone, Copy)]
+struct Docs<'a> {
+    names: &'a [String],
+    /// The timestamp of each document's latest record when the export started.
+    latest: &'a [i64],
+    col_json: &'a str,
+    /// Where each worker takes its next document, with its file.
+    files: &'a FilesAhead,
+}
+
+/// Writes documents (taken with their files from `docs.files`, shared with the other
 /// connections) to their files, `depth` of them in flight on `client`: a document's next page
-/// is asked for as soon as its previous one is written. Returns the records written.
+/// is asked for as soon as its previous one is written, unless it reached the document's latest
+/// record. Returns the records written.
 fn export_docs(
     client: &mut Client,
-    col_json: &str,
-    docs: &[String],
-    files: &FilesAhead,
+    docs: Docs<'_>,
     page: usize,
     depth: usize,
     counters: &Counters,
 ) -> Result<u64, Error> {
+    let col_json = docs.col_json;
     let request = |client: &mut Client, a: &Active| {
         client.send(
             "qdoc",
@@ -251,11 +277,13 @@ fn export_docs(
     let mut lines = Vec::new();
     loop {
         while active.len() < depth {
-            let Some(opened) = files.next() else { break };
+            let Some(opened) = docs.files.next() else {
+                break;
+            };
             let (i, file) = opened?;
-            let doc = docs
-                .get(i)
-                .ok_or(Error::Internal("a file for no document"))?;
+            let (Some(doc), Some(&latest)) = (docs.names.get(i), docs.latest.get(i)) else {
+                return Err(Error::Internal("a file for no document"));
+            };
             let mut doc_json = String::new();
             push_json_str(&mut doc_json, doc);
             let a = Active {
@@ -264,6 +292,7 @@ fn export_docs(
                 doc_part: page::doc_part(doc),
                 file: BufWriter::with_capacity(FILE_BUFFER, file),
                 from: 0,
+                latest,
             };
             request(client, &a)?;
             active.push_back(a);
@@ -283,8 +312,8 @@ fn export_docs(
         let mut more = got.records >= page;
         if let Some(last) = got.last_ts {
             match last.checked_add(1) {
-                Some(f) => a.from = a.from.max(f),
-                None => more = false,
+                Some(f) if last < a.latest => a.from = a.from.max(f),
+                _ => more = false,
             }
         }
         total += got.records as u64;

@@ -491,6 +491,44 @@ fn export_dcol_import_round_trips_exactly() {
     );
 }
 
+/// Pages that end exactly on a document's last record, or just before or after it: every
+/// record is written once, in order.
+#[test]
+fn export_pages_end_on_the_last_record() {
+    let s = Server::start(&[]);
+    let mut c = s.master();
+    let batch: Vec<Value> = (1..=1000)
+        .map(|ts| json!({"col": "pages", "doc": "d", "ts": ts * 10, "data": format!("r{ts}")}))
+        .collect();
+    c.ok("ins", Value::Array(batch));
+    let expected: String = (1..=1000)
+        .map(|ts| format!("{{\"ts\":{},\"doc\":\"d\",\"data\":\"r{ts}\"}}\n", ts * 10))
+        .collect();
+    for page in ["250", "500", "999", "1000", "1001"] {
+        let dir = Tmp::new();
+        let out = cli(
+            &s,
+            &[
+                "export",
+                "--col",
+                "pages",
+                "--out-dir",
+                dir.s(),
+                "--batch",
+                page,
+            ],
+        )
+        .json();
+        assert_eq!(out["collections"][0]["records"], 1000, "page {page}");
+        let text = std::fs::read_to_string(dir.0.path().join("pages/d.jsonl")).unwrap();
+        assert!(
+            text == expected,
+            "page {page}: {} lines",
+            text.lines().count()
+        );
+    }
+}
+
 #[test]
 fn export_writes_the_upstream_file_names_and_lines() {
     let s = Server::start(&[]);
