@@ -16,11 +16,7 @@ mod cli;
 mod config;
 mod healthcheck;
 mod launch;
-// Public only until the branch that owns `live` lands: as a private module, four of its items
-// that nothing uses yet would be reported unused (re-exports `RESUME_LOST`, `TOO_SLOW`,
-// `MAX_PER_CONNECTION` and `Subscriptions::conn`).
-#[doc(hidden)]
-pub mod live;
+mod live;
 mod metrics;
 // The object-storage seam for backups and replicas: public like `storage`, since other
 // implementations plug into it.

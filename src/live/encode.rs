@@ -1,5 +1,5 @@
-//! The push frames' JSON: `rec`, `del` and `subend` (PROTOCOL.md, live subscriptions). Pushes
-//! carry no `id`, which is how a client tells them from replies.
+//! The push frames' JSON: `rec`, `del` and `subend` (docs/protocol.md, "Live subscriptions",
+//! "Pushes"). Pushes carry no `id`, which is how a client tells them from replies.
 
 use super::change::{Change, Rec};
 use super::filter::Filter;

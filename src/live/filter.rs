@@ -62,11 +62,6 @@ impl Filter {
         &self.spec
     }
 
-    /// Whether every record of every document passes.
-    pub fn is_everything(&self) -> bool {
-        self.doc.is_none() && self.keep.is_none() && self.drop.is_none()
-    }
-
     /// The one document a literal selector names, if it is one.
     pub fn literal(&self) -> Option<&str> {
         match &self.doc {
@@ -107,6 +102,5 @@ mod tests {
         let f = Filter::new(Some("d"), None, None);
         assert_eq!(f.literal(), Some("d"));
         assert!(f.doc("d") && !f.doc("dd"));
-        assert!(Filter::new(None, None, None).is_everything());
     }
 }

@@ -16,9 +16,9 @@ mod filter;
 mod subscriptions;
 
 pub use change::{Change, Rec};
-pub use feed::{Feed, Registered, Start, Subscriber, RESUME_LOST, TOO_SLOW};
+pub use feed::{Feed, Registered, Start, Subscriber};
 pub use filter::Filter;
-pub use subscriptions::{Subscriptions, MAX_PER_CONNECTION};
+pub use subscriptions::Subscriptions;
 
 use parking_lot::RwLock;
 use std::collections::HashMap;

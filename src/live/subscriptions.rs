@@ -29,10 +29,6 @@ impl Subscriptions {
         }
     }
 
-    pub fn conn(&self) -> u64 {
-        self.conn
-    }
-
     /// Refuses a new subscription past the cap (ended ones no longer count).
     pub fn check_room(&mut self) -> Result<(), LiveError> {
         if self.open.len() >= MAX_PER_CONNECTION {
