@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{
     padded_cols_frame, proc_status_kib, raw_frame_header, Client, Frame, Server, MASTER,
+    SLOW_READ_TIMEOUT,
 };
 use serde_json::{json, Value};
 
@@ -828,12 +829,15 @@ fn frame_of_16_mib_plus_one_closes_1009_and_16_mib_is_served() {
 }
 
 /// A pattern built to be slow (a large lazy-DFA-hostile automaton over long data) is answered
-/// correctly within a bounded time, and other clients are served meanwhile; patterns over the
-/// size limits, nested 1000 deep, or not compiling at all are taken literally.
+/// correctly, and other clients are served while it runs; patterns over the size limits, nested
+/// 1000 deep, or not compiling at all are taken literally. Nothing here is timed: the answers
+/// are awaited for [`SLOW_READ_TIMEOUT`], and "served meanwhile" is an ordering: requests of
+/// another connection sent after the slow query and answered before it.
 #[test]
 fn slow_and_pathological_patterns_are_answered() {
     let s = Server::start(&[]);
     let mut a = s.master();
+    a.set_read_timeout(SLOW_READ_TIMEOUT);
     // 4 documents of 32 KiB of letters, digits, spaces and newlines.
     let docs: Vec<(String, String)> = (0..4)
         .map(|i| {
@@ -868,16 +872,25 @@ fn slow_and_pathological_patterns_are_answered() {
         }
     }
     let port = s.port;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // 0: the slow query is not sent yet; 1: sent, not answered; 2: answered.
+    const NOT_SENT: u8 = 0;
+    const SENT: u8 = 1;
+    const ANSWERED: u8 = 2;
+    let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(NOT_SENT));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let bystander = {
-        let stop = stop.clone();
+        let phase = phase.clone();
         std::thread::spawn(move || {
+            let now = || phase.load(std::sync::atomic::Ordering::SeqCst);
             let mut b = Client::open(port, MASTER, None);
+            b.set_read_timeout(SLOW_READ_TIMEOUT);
             let mut worst = Duration::ZERO;
             let mut n = 0;
+            // Requests sent after the slow query and answered before it.
+            let mut during = 0;
             ready_tx.send(()).unwrap();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) || n == 0 {
+            while now() != ANSWERED {
+                let before = now();
                 let t = Instant::now();
                 b.ok(
                     "sval",
@@ -889,36 +902,43 @@ fn slow_and_pathological_patterns_are_answered() {
                 );
                 worst = worst.max(t.elapsed());
                 n += 1;
+                if before == SENT && now() == SENT {
+                    during += 1;
+                }
             }
-            (n, worst)
+            (n, during, worst)
         })
     };
     ready_rx.recv().unwrap();
     let slow = "/(?i)[a-z][a-z0-9 ]{300}0/";
     let start = Instant::now();
     // `filter` drops the matching documents: the answer is every document that does not match.
-    let v = a.ok("qry", json!({"col": "p", "ts": 10, "filter": slow}));
+    let query = json!({"col": "p", "ts": 10, "filter": slow}).to_string();
+    a.send_text(&json!({"id": "slow", "type": "qry", "data": query}).to_string());
+    phase.store(SENT, std::sync::atomic::Ordering::SeqCst);
+    let v = a.recv_json();
+    phase.store(ANSWERED, std::sync::atomic::Ordering::SeqCst);
     let took = start.elapsed();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (n, worst) = bystander.join().unwrap();
-    assert_eq!(v, json!({ "records": want }));
+    let (n, during, worst) = bystander.join().unwrap();
+    assert_eq!(v, json!({"id": "slow", "records": want}));
     eprintln!(
         "slow pattern over 128 KiB: {took:?} ({} of 4 documents match); meanwhile {n} \
-         requests on another connection, slowest {worst:?}",
+         requests on another connection ({during} entirely during it), slowest {worst:?}",
         4 - want.len()
     );
-    assert!(took < Duration::from_secs(20), "slow pattern took {took:?}");
+    // Were the server to serve one request at a time, none could be sent after the slow query
+    // and answered before it (the pattern takes seconds in a debug build, so a server that does
+    // serve both at once answers many).
     assert!(
-        worst < Duration::from_secs(2),
-        "a bystander waited {worst:?}"
+        during > 0,
+        "no request of another connection was answered while the slow pattern ran ({n} in all)"
     );
     // Over the compiled-size limit, over 4096 bytes, or 1000 groups deep: literal text, which
-    // no data contains — answered at once. Nested 200 deep: a real pattern.
+    // no data contains. Nested 200 deep: a real pattern.
     let huge = "/(?:\\w{1000}){1000}/".to_string();
     let long = format!("/{}/", "a".repeat(5000));
     let deep = |d: usize| format!("/{}a{}/", "(".repeat(d), ")".repeat(d));
     for (p, want) in [(huge, 0), (long, 0), (deep(200), 4), (deep(1000), 0)] {
-        let t = Instant::now();
         let v = a.ok("qry", json!({"col": "p", "ts": 10, "where": p}));
         assert_eq!(
             v["records"].as_object().map(|o| o.len()),
@@ -926,7 +946,6 @@ fn slow_and_pathological_patterns_are_answered() {
             "{}",
             &p[..20]
         );
-        assert!(t.elapsed() < Duration::from_secs(5));
         let v = a.call("qry", json!({"col": "p", "ts": 10, "doc": p}));
         if p.len() > 4096 {
             assert_eq!(

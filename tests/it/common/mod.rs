@@ -24,6 +24,9 @@ use tungstenite::{Message, WebSocket};
 pub const MASTER: &str = "master-key";
 /// How long a client waits for a frame before giving up.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client waits for an answer that is slow by design (a test of what it says, not of
+/// how fast): ample for a loaded 2-core machine running the suite in parallel.
+pub const SLOW_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the harness waits for the server's `listening` line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
