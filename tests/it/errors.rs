@@ -871,17 +871,14 @@ fn long_strings() {
         "ins",
         json!([{"col": "redos", "doc": "d", "ts": 1, "data": format!("{}!", "a".repeat(5000))}]),
     );
-    let t = std::time::Instant::now();
+    // Not timed: a backtracking engine would not finish this in any lifetime, so a generous
+    // wait for the answer tells the two apart without measuring speed.
+    c.set_read_timeout(crate::common::SLOW_READ_TIMEOUT);
     assert_eq!(
         c.ok(
             "qry",
             json!({"col": "redos", "ts": 1, "where": "/^(a+)+$/"})
         ),
         json!({"records": {}})
-    );
-    assert!(
-        t.elapsed() < std::time::Duration::from_secs(2),
-        "regex took {:?}",
-        t.elapsed()
     );
 }
