@@ -43,8 +43,9 @@ pub fn first_escape(bytes: &[u8]) -> Option<usize> {
         .map(|p| offset + p)
 }
 
-/// The escape sequence of `b`, a byte [`first_escape`] stops at (PROTOCOL.md §2.5: the short
-/// forms where JSON has one, `\u00XX` in lowercase hex for the other control characters).
+/// The escape sequence of `b`, a byte [`first_escape`] stops at (docs/protocol.md, "Frames the
+/// server sends": the short forms where JSON has one, `\u00XX` in lowercase hex for the other
+/// control characters).
 fn sequence(b: u8, buf: &mut [u8; 6]) -> &str {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     match b {
