@@ -10,8 +10,15 @@
 //! [`Error::PreconditionFailed`] rather than ignore it.
 
 mod file;
+mod s3;
+mod s3_config;
+mod s3_xml;
+mod sigv4;
 
 pub use file::FileStore;
+pub use s3::S3Store;
+pub use s3_config::S3Config;
+pub use sigv4::Credentials;
 
 use std::fmt;
 use std::str::FromStr;
@@ -128,13 +135,16 @@ pub trait ObjectStore: Send + Sync {
     fn delete(&self, key: &str) -> Result<(), Error>;
 }
 
-/// Opens the store a location names.
+/// Opens the store a location names (an S3 location takes its endpoint and credentials from
+/// the environment: see [`S3Config`]).
 pub fn open(location: &Location) -> Result<Arc<dyn ObjectStore>, Error> {
     match location {
         Location::File { dir } => Ok(Arc::new(FileStore::open(dir)?)),
-        Location::S3 { .. } => Err(Error::Config(format!(
-            "{location}: S3 locations are not supported yet"
-        ))),
+        Location::S3 { bucket, prefix } => Ok(Arc::new(S3Store::new(
+            S3Config::from_env()?,
+            bucket,
+            prefix,
+        )?)),
     }
 }
 
