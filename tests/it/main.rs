@@ -27,6 +27,7 @@ mod limits;
 mod memory;
 mod model;
 mod model_racing;
+mod objstore_s3;
 mod persistence;
 mod readpath;
 mod records;

@@ -36,3 +36,4 @@ pub use fixture::*;
 pub use server::*;
 pub mod matcher;
 pub mod runner;
+pub mod seaweedfs;
