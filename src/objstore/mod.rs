@@ -91,6 +91,12 @@ pub enum Condition {
     /// Only if no object has the key yet (`If-None-Match: *`).
     IfAbsent,
     /// Only if the object still has this entity tag (`If-Match`).
+    ///
+    /// Sequential writers are fenced by it everywhere, but not every S3-compatible store makes
+    /// the check atomic: the SeaweedFS the tests use lets two *overlapping* `If-Match` writes
+    /// of one tag both succeed now and then, while `If-None-Match` races always have a single
+    /// winner. Fencing that must hold under such races creates a new key with
+    /// [`Condition::IfAbsent`] (e.g. one manifest object per version).
     IfMatch(String),
 }
 
