@@ -140,7 +140,7 @@ impl SeaweedFs {
                 "-master.volumeSizeLimitMB=64",
                 &format!("-volume.port={volume}"),
                 &format!("-volume.port.grpc={volume_grpc}"),
-                "-volume.max=16",
+                "-volume.max=32",
                 "-volume.preStopSeconds=0",
                 "-filer",
                 &format!("-filer.port={filer}"),
