@@ -19,7 +19,7 @@ DATA ?=
 IMAGE_UID := 10001
 CONTAINER ?= fluxiondb
 
-.PHONY: all build release static run test test-server test-s3 seaweedfs test-node test-go test-docker lint fmt bench bench-cli bench-subscribe soak fuzz powercut docker-build docker-run clean
+.PHONY: all build release static run test test-server test-s3 seaweedfs test-node test-go test-docker lint fmt bench bench-cli bench-backup bench-subscribe soak fuzz powercut docker-build docker-run clean
 
 all: build
 
@@ -112,6 +112,13 @@ RECORDS ?= 10000000
 bench-cli:
 	cargo build --release --bins
 	benches/cli_transfer.sh $(RECORDS)
+
+# Issue 16's backup figures against a local SeaweedFS: bulk load with and without --backup
+# (ROUNDS interleaved rounds), the upload lag, restore vs local recovery (benches/backup_s3.sh).
+ROUNDS ?= 3
+bench-backup:
+	cargo build --release --bins
+	benches/backup_s3.sh $(RECORDS) $(ROUNDS)
 
 # Live subscriptions: push vs ack latency, throughput and fan-out with and without subscribers,
 # a stalled subscriber (ratios within one run; see benches/README.md).
