@@ -6,6 +6,7 @@
 
 mod backup;
 mod backup_replica;
+mod backup_s3;
 mod cli;
 mod common;
 mod concurrency;
