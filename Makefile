@@ -1,6 +1,7 @@
 # FluxionDB — build, run and test.
 #   make run    in-memory server on 127.0.0.1:8080 with a development key
-#   make test   every test: the server's, the Node SDK's, the Go SDK's and the Docker image's
+#   make test   every test: the server's, the S3 store's, the Node SDK's, the Go SDK's and the
+#               Docker image's
 
 SECRET_KEY ?= dev-secret
 PORT ?= 8080
@@ -18,7 +19,7 @@ DATA ?=
 IMAGE_UID := 10001
 CONTAINER ?= fluxiondb
 
-.PHONY: all build release static run test test-server test-node test-go test-docker lint fmt bench bench-cli bench-subscribe soak fuzz powercut docker-build docker-run clean
+.PHONY: all build release static run test test-server test-s3 seaweedfs test-node test-go test-docker lint fmt bench bench-cli bench-backup bench-subscribe soak fuzz powercut docker-build docker-run clean
 
 all: build
 
@@ -37,10 +38,21 @@ run: release
 	@echo "FluxionDB in memory, listening on $(BIND) port $(PORT) (BIND=0.0.0.0 make run for every interface; default 127.0.0.1, this machine only) — API key: $(SECRET_KEY)"
 	SECRET_KEY='$(SECRET_KEY)' ./target/release/fluxiondb --bind $(BIND) --port $(PORT)
 
-test: build test-server test-node test-go test-docker
+test: build test-server test-s3 test-node test-go test-docker
 
 test-server:
 	cargo test
+
+# SeaweedFS (Apache-2.0), the S3-compatible server the S3 tests start: built from the Go module
+# proxy once per pinned version into a cache folder (.ci/seaweedfs.sh; minutes when cold).
+seaweedfs:
+	@bash .ci/seaweedfs.sh
+
+# The tests against a real S3-compatible server (named `…s3::…`, ignored by a plain `cargo
+# test`): each starts its own SeaweedFS from the binary `make seaweedfs` builds.
+test-s3:
+	@weed=$$(bash .ci/seaweedfs.sh) && \
+		FLUXIONDB_WEED="$$weed" cargo test --test it -- --ignored s3::
 
 test-node: build
 	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test
@@ -100,6 +112,13 @@ RECORDS ?= 10000000
 bench-cli:
 	cargo build --release --bins
 	benches/cli_transfer.sh $(RECORDS)
+
+# Issue 16's backup figures against a local SeaweedFS: bulk load with and without --backup
+# (ROUNDS interleaved rounds), the upload lag, restore vs local recovery (benches/backup_s3.sh).
+ROUNDS ?= 3
+bench-backup:
+	cargo build --release --bins
+	benches/backup_s3.sh $(RECORDS) $(ROUNDS)
 
 # Live subscriptions: push vs ack latency, throughput and fan-out with and without subscribers,
 # a stalled subscriber (ratios within one run; see benches/README.md).

@@ -6,6 +6,7 @@
 
 mod backup;
 mod backup_replica;
+mod backup_s3;
 mod cli;
 mod common;
 mod concurrency;
@@ -27,6 +28,7 @@ mod limits;
 mod memory;
 mod model;
 mod model_racing;
+mod objstore_s3;
 mod persistence;
 mod readpath;
 mod records;

@@ -39,3 +39,4 @@ pub use fixture::*;
 pub use server::*;
 pub mod matcher;
 pub mod runner;
+pub mod seaweedfs;
