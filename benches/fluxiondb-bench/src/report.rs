@@ -275,29 +275,15 @@ pub fn targets_table(targets: &[Target]) -> String {
 
 /// `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ` for now (UTC).
 pub fn now_utc() -> (String, String) {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let date = format!("{y:04}-{m:02}-{d:02}");
-    let stamp = format!(
-        "{date}T{:02}:{:02}:{:02}Z",
-        tod / 3600,
-        tod / 60 % 60,
-        tod % 60
-    );
+    let now = time::OffsetDateTime::now_utc();
+    let date = now
+        .format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap_or_default();
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap_or_default();
     (date, stamp)
 }
 
