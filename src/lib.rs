@@ -40,6 +40,11 @@ pub use cli::restore::run as run_restore;
 pub use cli::run as run_client;
 pub use healthcheck::run as run_healthcheck;
 
+/// The manifest's versions in a backup bucket (the commit every manifest change goes through).
+pub mod backup_manifests {
+    pub use crate::backup::manifests::{commit, key, newest, parse_key, prune, Commit, Version};
+}
+
 /// Process signals for a program that serves until SIGTERM or SIGINT (SIGUSR1 promotes a read
 /// replica).
 pub mod signals {

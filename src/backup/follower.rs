@@ -6,9 +6,10 @@
 
 use super::layout::{Era, Manifest};
 use super::local::{self, PrimaryState, ReplicaState};
+use super::manifests::{self, Commit};
 use super::restore::{self, RestoreError};
 use super::uploader::{self, Uploader};
-use crate::objstore::{Condition, Error as StoreError, ObjectStore};
+use crate::objstore::ObjectStore;
 use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
 use crate::store::Handles;
@@ -105,14 +106,14 @@ impl Follower {
     }
 
     /// Applies every segment the manifest lists that this replica lacks; returns the manifest
-    /// and its entity tag as read.
+    /// and its version as read.
     fn poll_once(
         &mut self,
         handle: &Handle,
         journal: &Journal,
         handles: &mut Handles,
-    ) -> Result<(Manifest, String), RestoreError> {
-        let (m, etag) = restore::read_manifest(&*self.objects, &self.location)?;
+    ) -> Result<(Manifest, u64), RestoreError> {
+        let (m, version) = restore::read_manifest(&*self.objects, &self.location)?;
         if let Some(keys) = &m.keys {
             if self.keys_crc != Some(keys.crc) {
                 let body = self
@@ -188,7 +189,7 @@ impl Follower {
             crate::metrics::backup::replica_progress(self.applied, lag);
         }
         crate::metrics::backup::replica_progress(self.applied, 0);
-        Ok((m, etag))
+        Ok((m, version))
     }
 
     /// Catches up, then takes the bucket over as the next generation.
@@ -203,7 +204,7 @@ impl Follower {
             self.location
         );
         for _ in 0..10 {
-            let (m, etag) = self
+            let (m, version) = self
                 .poll_once(handle, journal, handles)
                 .map_err(|e| e.to_string())?;
             let generation = m.generation + 1;
@@ -238,11 +239,10 @@ impl Follower {
             .map_err(|e| format!("writing the primary's state: {e}"))?;
             next.updated_ms = persist::now_ms();
             let body = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
-            match self
-                .objects
-                .put(super::layout::MANIFEST, &body, &Condition::IfMatch(etag))
-            {
-                Ok(tag) => {
+            // A new version, created only if absent: the old primary's heartbeat racing for the
+            // same version loses (and fences itself), or this promotion catches up again.
+            match manifests::commit(&*self.objects, version + 1, &body) {
+                Ok(Commit::Won) => {
                     local::remove_state(&self.dir, local::REPLICA_STATE)
                         .map_err(|e| format!("removing the replica's state: {e}"))?;
                     journal.set_gate(Gate::Open);
@@ -263,13 +263,13 @@ impl Follower {
                         interval: self.interval,
                         keep: self.keep,
                         force_point: force,
-                        state: Some((next, tag)),
+                        state: Some((next, version + 1)),
                         known_files: HashSet::new(),
                         behind_since: None,
                         last_prune: Instant::now(),
                     });
                 }
-                Err(StoreError::PreconditionFailed) => {
+                Ok(Commit::Taken | Commit::Superseded(_)) => {
                     log::warn!(
                         "replica: the manifest changed during the promotion; catching up again"
                     );

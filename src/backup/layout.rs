@@ -1,8 +1,8 @@
 //! The bucket's layout: object keys, the manifest and restore points (JSON), and the checks a
 //! reader makes on every object. Keys are relative to the location's prefix:
 //!
-//! - `manifest.json`: the [`Manifest`] (generation, history, how far the log is uploaded,
-//!   the current key file);
+//! - `manifest/<version>.json`: the [`Manifest`] (generation, history, how far the log is
+//!   uploaded, the current key file), one object per change (see [`super::manifests`]);
 //! - `wal/<seq>-<gen>-<first_ms>-<last_ms>-<size>-<crc>.log`: one closed log segment (v2) as
 //!   the primary of generation `gen` wrote it, with the write times of its first and last
 //!   entries;
@@ -14,8 +14,6 @@
 //! Unix epoch); `crc` is the CRC-32 of the whole object, checked by every reader.
 
 use serde::{Deserialize, Serialize};
-
-pub const MANIFEST: &str = "manifest.json";
 
 /// One generation: the primary that wrote segments `from_segment` up to `end_segment`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

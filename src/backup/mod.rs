@@ -2,7 +2,8 @@
 //!
 //! - A primary started with `--backup LOCATION` runs the [`uploader`] thread: closed log
 //!   segments, restore points (staged at checkpoints) and the key file go to the bucket, and
-//!   the manifest is moved on with a conditional PUT (see [`layout`] for the bucket's layout).
+//!   the manifest is moved on by creating its next version with a conditional PUT (see
+//!   [`layout`] for the bucket's layout, [`manifests`] for the versions).
 //! - `fluxiondb restore` rebuilds a data folder from it ([`restore`]).
 //! - A server started with `--replica-of LOCATION` loads the newest restore point and runs the
 //!   [`follower`] thread, which applies segments as they appear; promoted, it becomes the
@@ -11,6 +12,7 @@
 pub mod follower;
 pub mod layout;
 pub mod local;
+pub mod manifests;
 pub mod restore;
 pub mod uploader;
 

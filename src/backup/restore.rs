@@ -4,6 +4,7 @@
 //! damaged one stops the restore with its key. The server's own recovery then loads the folder.
 
 use super::layout::{self, Manifest, Point, SegmentKey};
+use super::manifests;
 use crate::objstore::{Error as StoreError, ObjectStore};
 use crate::persist;
 use std::fmt;
@@ -38,7 +39,7 @@ impl fmt::Display for RestoreError {
         match self {
             RestoreError::Store(e) => write!(f, "{e}"),
             RestoreError::NoBackup(loc) => {
-                write!(f, "{loc} holds no backup (no {})", layout::MANIFEST)
+                write!(f, "{loc} holds no backup (no manifest)")
             }
             RestoreError::NoPoint { at: Some(t) } => {
                 write!(f, "no restore point at or before {t} ms since the epoch")
@@ -73,18 +74,18 @@ pub struct Restored {
     pub bytes: u64,
 }
 
+/// The newest version of the manifest and its version number.
 pub fn read_manifest(
     objects: &dyn ObjectStore,
     location: &str,
-) -> Result<(Manifest, String), RestoreError> {
-    let obj = objects
-        .get(layout::MANIFEST)?
-        .ok_or_else(|| RestoreError::NoBackup(location.to_owned()))?;
-    let m = serde_json::from_slice(&obj.body).map_err(|e| RestoreError::Damaged {
-        key: layout::MANIFEST.into(),
+) -> Result<(Manifest, u64), RestoreError> {
+    let found =
+        manifests::newest(objects)?.ok_or_else(|| RestoreError::NoBackup(location.to_owned()))?;
+    let m = serde_json::from_slice(&found.body).map_err(|e| RestoreError::Damaged {
+        key: manifests::key(found.version),
         why: e.to_string(),
     })?;
-    Ok((m, obj.etag))
+    Ok((m, found.version))
 }
 
 fn write(dir: &Path, name: &str, body: &[u8]) -> Result<(), RestoreError> {

@@ -1,12 +1,13 @@
 //! The primary's backup thread: every interval it closes the log segment being written (when
 //! it holds entries), uploads closed segments and staged restore points, uploads the key file
-//! when it changed, and moves the manifest on with a conditional PUT. A PUT refused because
-//! the manifest changed under it means a replica was promoted: this server is fenced (it
-//! uploads nothing more and refuses writes). Failures of the store are retried at the next
+//! when it changed, and moves the manifest on by creating its next version (`If-None-Match`).
+//! Finding that version already written means a replica was promoted: this server is fenced
+//! (it uploads nothing more and refuses writes). Failures of the store are retried at the next
 //! round; meanwhile everything stays on local disk (the journal keeps the segments).
 
 use super::layout::{self, FileRef, Manifest, Point, SegmentKey};
 use super::local::{self, PrimaryState};
+use super::manifests::{self, Commit};
 use crate::objstore::{Condition, Error as StoreError, ObjectStore};
 use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
@@ -57,8 +58,8 @@ pub struct Uploader {
     pub(super) keep: Option<Duration>,
     /// Set before a checkpoint that must stage a restore point even if it changed nothing.
     pub(super) force_point: Arc<AtomicBool>,
-    /// The manifest as this server last wrote or read it, and its entity tag.
-    pub(super) state: Option<(Manifest, String)>,
+    /// The manifest as this server last wrote or read it, and its version.
+    pub(super) state: Option<(Manifest, u64)>,
     pub(super) known_files: HashSet<String>,
     pub(super) behind_since: Option<Instant>,
     pub(super) last_prune: Instant,
@@ -118,9 +119,9 @@ impl Uploader {
     fn establish(&mut self, handle: &Handle, journal: &Journal) -> Result<(), RoundError> {
         let own = local::read_state::<PrimaryState>(&self.dir, local::PRIMARY_STATE)
             .map_err(|e| RoundError::Local(format!("reading {}: {e}", local::PRIMARY_STATE)))?;
-        match self.objects.get(layout::MANIFEST)? {
-            Some(obj) => {
-                let m: Manifest = serde_json::from_slice(&obj.body).map_err(|e| {
+        match manifests::newest(&*self.objects)? {
+            Some(found) => {
+                let m: Manifest = serde_json::from_slice(&found.body).map_err(|e| {
                     RoundError::Local(format!("{}: unreadable manifest: {e}", self.location))
                 })?;
                 if !own.is_some_and(|s| s.owns(&m)) {
@@ -134,7 +135,7 @@ impl Uploader {
                     m.generation,
                     m.next_segment
                 );
-                self.state = Some((m, obj.etag));
+                self.state = Some((m, found.version));
             }
             None => {
                 // A new bucket: a first restore point of everything, then the manifest.
@@ -162,14 +163,19 @@ impl Uploader {
                 let m = Manifest::new(first, owner);
                 let body =
                     serde_json::to_vec_pretty(&m).map_err(|e| RoundError::Local(e.to_string()))?;
-                let etag = self
-                    .objects
-                    .put(layout::MANIFEST, &body, &Condition::IfAbsent)?;
+                if manifests::commit(&*self.objects, 1, &body)? != Commit::Won {
+                    // Another server started this bucket at the same moment: the next try
+                    // reads its manifest (and fences this one).
+                    return Err(RoundError::Local(format!(
+                        "{}: another server created the manifest first",
+                        self.location
+                    )));
+                }
                 log::info!(
                     "backup: started {} (generation 1, segment {first})",
                     self.location
                 );
-                self.state = Some((m, etag));
+                self.state = Some((m, 1));
             }
         }
         if let Some((m, _)) = &self.state {
@@ -180,7 +186,7 @@ impl Uploader {
 
     /// One round: rotate, upload, move the manifest on.
     pub(super) fn round(&mut self, journal: &Journal) -> Result<(), RoundError> {
-        let Some((mut m, etag)) = self.state.clone() else {
+        let Some((mut m, version)) = self.state.clone() else {
             return Ok(());
         };
         if journal.wal().segment_has_entries() {
@@ -232,33 +238,42 @@ impl Uploader {
             crate::metrics::backup::backup_uploaded(body.len());
             m.next_segment = seq + 1;
             // Progress is kept even if a later upload of this round fails.
-            self.state = Some((m.clone(), etag.clone()));
+            self.state = Some((m.clone(), version));
         }
         self.upload_points(&m)?;
         self.upload_keys(&mut m)?;
-        // Every round writes the manifest, conditionally: it is this primary's heartbeat, and
-        // the write that finds out first when a promoted replica took the bucket over.
+        // Every round writes the manifest's next version, conditionally: it is this primary's
+        // heartbeat, and the write that finds out first when a promoted replica took the
+        // bucket over.
         let progressed = m != before;
         m.updated_ms = persist::now_ms();
         let body = serde_json::to_vec_pretty(&m).map_err(|e| RoundError::Local(e.to_string()))?;
-        let etag = match self.objects.put(
-            layout::MANIFEST,
-            &body,
-            &Condition::IfMatch(etag.clone()),
-        ) {
-            Ok(tag) => tag,
-            Err(StoreError::PreconditionFailed) => {
+        let next = version + 1;
+        match manifests::commit(&*self.objects, next, &body)? {
+            Commit::Won => {}
+            Commit::Taken => {
                 log::warn!(
-                    "backup: the manifest update at {} failed its precondition (it changed since this server wrote it)",
+                    "backup: manifest version {next} at {} failed its precondition (another server wrote it first)",
                     self.location
                 );
                 return self.recheck(m);
             }
-            Err(e) => return Err(e.into()),
-        };
+            Commit::Superseded(newer) => {
+                log::warn!(
+                    "backup: manifest version {next} at {} is behind version {newer}",
+                    self.location
+                );
+                return self.recheck(m);
+            }
+        }
+        if next % manifests::KEEP == 0 {
+            if let Err(e) = manifests::prune(&*self.objects, next) {
+                log::warn!("backup: pruning old manifest versions failed: {e}; retried later");
+            }
+        }
         let pruning = progressed && self.last_prune.elapsed() >= Duration::from_secs(1);
         journal.keep_segments_from(m.next_segment);
-        self.state = Some((m, etag));
+        self.state = Some((m, next));
         if self.keep.is_some() && pruning {
             self.last_prune = Instant::now();
             if let Err(e) = self.prune() {
@@ -268,19 +283,19 @@ impl Uploader {
         Ok(())
     }
 
-    /// The manifest changed under this server: fenced if another generation owns it now,
-    /// otherwise (its own earlier write) adopted.
+    /// The manifest moved on without this server: fenced if another generation (or owner)
+    /// holds it now, otherwise (its own earlier write) adopted.
     fn recheck(&mut self, mine: Manifest) -> Result<(), RoundError> {
-        match self.objects.get(layout::MANIFEST)? {
-            Some(obj) => {
-                let theirs: Manifest = serde_json::from_slice(&obj.body)
+        match manifests::newest(&*self.objects)? {
+            Some(found) => {
+                let theirs: Manifest = serde_json::from_slice(&found.body)
                     .map_err(|e| RoundError::Local(format!("unreadable manifest: {e}")))?;
-                if theirs.generation != mine.generation {
+                if theirs.generation != mine.generation || theirs.owner != mine.owner {
                     return Err(RoundError::Fenced {
                         theirs: theirs.generation,
                     });
                 }
-                self.state = Some((theirs, obj.etag));
+                self.state = Some((theirs, found.version));
                 Ok(())
             }
             None => Err(RoundError::Local(

@@ -96,7 +96,7 @@ pub enum Condition {
     /// the check atomic: the SeaweedFS the tests use lets two *overlapping* `If-Match` writes
     /// of one tag both succeed now and then, while `If-None-Match` races always have a single
     /// winner. Fencing that must hold under such races creates a new key with
-    /// [`Condition::IfAbsent`] (e.g. one manifest object per version).
+    /// [`Condition::IfAbsent`], as the backup manifest does (one object per version).
     IfMatch(String),
 }
 

@@ -35,8 +35,10 @@ impl Bucket {
         format!("file://{}", self.path().display())
     }
 
+    /// The manifest's newest version (`manifest/<20 digits>.json`, the last name in order).
     pub fn manifest(&self) -> Option<Value> {
-        let bytes = std::fs::read(self.path().join("manifest.json")).ok()?;
+        let newest = self.objects("manifest").pop()?;
+        let bytes = std::fs::read(self.path().join("manifest").join(newest)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 

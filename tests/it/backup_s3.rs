@@ -15,8 +15,8 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The newest write time of the segments the manifest counts as uploaded (the segment key is
 /// `wal/<seq hex>-<generation>-<first ms>-<last ms>-<size>-<crc>.log`).
-fn uploaded_until(store: &impl ObjectStore) -> i64 {
-    let Ok(Some(manifest)) = store.get("manifest.json") else {
+pub fn uploaded_until(store: &dyn ObjectStore) -> i64 {
+    let Ok(Some(manifest)) = fluxiondb::backup_manifests::newest(store) else {
         return 0;
     };
     let manifest: Value = serde_json::from_slice(&manifest.body).unwrap_or_default();
@@ -36,7 +36,7 @@ fn uploaded_until(store: &impl ObjectStore) -> i64 {
         .unwrap_or(0)
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     i64::try_from(since.unwrap().as_millis()).unwrap()
 }
