@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backup;
+mod backup_fencing_s3;
 mod backup_replica;
 mod backup_s3;
 mod cli;
