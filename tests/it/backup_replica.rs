@@ -51,6 +51,9 @@ fn key_works(port: u16, key: &str) -> bool {
 fn a_replica_follows_the_primary_refuses_writes_and_restarts_from_its_copy() {
     let bucket = Bucket::new();
     let p = primary(&bucket, &[]);
+    // Writes made before the backup's first restore point land in it, not in a segment that
+    // `wait_uploaded` could see: write once the bucket is set up.
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
     let mut pc = p.master();
     pc.ok(
         "keys",
@@ -113,6 +116,9 @@ fn a_replica_follows_the_primary_refuses_writes_and_restarts_from_its_copy() {
 fn a_promoted_replica_takes_over_and_the_old_primary_fences_itself() {
     let bucket = Bucket::new();
     let p = primary(&bucket, &[]);
+    // Writes made before the backup's first restore point land in it, not in a segment that
+    // `wait_uploaded` could see: write once the bucket is set up.
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
     let mut pc = p.master();
     insert(&mut pc, "t", 1, 10);
     bucket.wait_uploaded(now_ms() - 60_000, &p);
