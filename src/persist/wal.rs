@@ -291,7 +291,8 @@ impl Wal {
     }
 
     /// Closes the current segment (written and fsynced) and starts the next; returns the new
-    /// segment's number. Everything appended before the call is in older segments.
+    /// segment's number. Everything appended before the call is in older segments. A segment
+    /// nothing was appended to stays current, and its number is returned.
     pub fn rotate(&self) -> Result<u64, Error> {
         self.rotate_to(0)
     }
@@ -305,6 +306,11 @@ impl Wal {
         }
         if let Some(first) = &st.failed {
             return Err(Error::LogFailed(first.clone()));
+        }
+        // Nothing was appended to the current segment: it stays current (an idle server would
+        // otherwise start, and a backup upload, an empty segment at every checkpoint).
+        if st.appended == st.segment_start && at_least <= st.segment {
+            return Ok(st.segment);
         }
         // What the buffer holds was appended, maybe acknowledged to nobody yet but waited for:
         // if it cannot be written, the log fails like any other write (it is not retried, and
@@ -691,6 +697,23 @@ mod tests {
         });
         assert!(matches!(end, SegmentEnd::Clean));
         assert_eq!(times, [Some(1234)]);
+    }
+
+    #[test]
+    fn an_empty_segment_stays_current_at_rotation() {
+        let (fs, dir) = disk();
+        let wal = Wal::create(fs.clone(), &dir, 1, FsyncPolicy::Never).unwrap();
+        assert_eq!(wal.rotate().unwrap(), 1);
+        assert_eq!(wal.rotate().unwrap(), 1);
+        assert!(!fs.exists(&dir.join(segment_name(2))).unwrap());
+        let lsn = wal
+            .append(&WalOp::DeleteDoc { col: "c", doc: "a" })
+            .unwrap();
+        wal.wait(lsn).unwrap();
+        assert_eq!(wal.rotate().unwrap(), 2);
+        assert_eq!(wal.rotate().unwrap(), 2);
+        // A promoted replica's numbering still moves an empty segment on.
+        assert_eq!(wal.rotate_to(9).unwrap(), 9);
     }
 
     #[test]
