@@ -72,19 +72,23 @@ impl Process {
 
     /// The FluxionDB server on a free loopback port.
     pub fn fluxiondb(bin: &Path, key: &str) -> Result<Process, String> {
-        Process::start(
-            bin,
-            &[
-                "--secret-key",
-                key,
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--log-level",
-                "warn",
-            ],
-        )
+        Process::fluxiondb_with(bin, key, &[])
+    }
+
+    /// The FluxionDB server on a free loopback port, with `extra` flags.
+    pub fn fluxiondb_with(bin: &Path, key: &str, extra: &[&str]) -> Result<Process, String> {
+        let mut args = vec![
+            "--secret-key",
+            key,
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--log-level",
+            "warn",
+        ];
+        args.extend_from_slice(extra);
+        Process::start(bin, &args)
     }
 
     /// Whether the process is still running.

@@ -177,22 +177,10 @@ fn p99(mut v: Vec<Duration>) -> Duration {
 }
 
 fn start_server(bin: &Path, key: &str, data: Option<&Path>) -> Result<Process, String> {
-    let mut args = vec![
-        "--secret-key",
-        key,
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--log-level",
-        "warn",
-    ];
-    let dir;
-    if let Some(d) = data {
-        dir = d.display().to_string();
-        args.extend(["--data", &dir]);
+    match data {
+        Some(d) => Process::fluxiondb_with(bin, key, &["--data", &d.display().to_string()]),
+        None => Process::fluxiondb(bin, key),
     }
-    Process::start(bin, &args)
 }
 
 /// p99 ack and push latency with `subs` subscribers and one writer at `rate` writes/s.
