@@ -26,15 +26,15 @@ mod recovery;
 mod replay;
 mod seed;
 mod wal;
+mod wal_read;
 
 pub use codec::WalOp;
 pub use error::Error;
 pub use journal::{Gate, Journal, KEYS_FILE};
 pub use recovery::open;
 pub use seed::{import as import_seed, ImportError};
-pub use wal::{
-    now_ms, prefix_until, read_segment_bytes, segment_name, segment_seq, FsyncPolicy, Lsn,
-};
+pub use wal::{now_ms, segment_name, segment_seq, FsyncPolicy, Lsn};
+pub use wal_read::{prefix_until, read_segment_bytes};
 
 /// Applies one log entry copied from a primary (a replica's follower): decodes `op`, logs it
 /// in `journal` with its original write time, then applies it to `store`.

@@ -10,7 +10,8 @@ use super::image;
 use super::journal::{snapshot_id, Journal, SnapshotFiles, KEYS_FILE};
 use super::policies::{self, POLICIES_FILE};
 use super::replay;
-use super::wal::{self, FsyncPolicy, SegmentEnd, Wal};
+use super::wal::{FsyncPolicy, Wal};
+use super::wal_read::{self, SegmentEnd};
 use crate::auth::Scope;
 use crate::storage::{Backend, Op, OpenMode};
 use crate::store::{Handles, Store};
@@ -116,12 +117,12 @@ pub fn open(
         progress.tick("records from snapshots", report.records, report.bytes_read);
     }
 
-    let segments = wal::list_segments(b, dir)?;
+    let segments = wal_read::list_segments(b, dir)?;
     let last_seq = segments.last().map_or(0, |s| s.0);
     let mut handles = Handles::default();
     for (i, (_, path)) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        let end = wal::read_segment(b, path, |entry| {
+        let end = wal_read::read_segment(b, path, |entry| {
             let op: WalOp = codec::borrow_decode(entry.op).map_err(Damage::Undecodable)?;
             report.log_entries += 1;
             report.bytes_read += entry.op.len() as u64;

@@ -8,14 +8,16 @@
 //! op). Both replay; only v2 is written. The time is what a point-in-time restore stops at.
 //! Appends go to an in-memory buffer (in the order of the collection locks they are made
 //! under); the first request that needs its bytes durable writes the whole buffer for
-//! everyone waiting (group commit), fsyncing first under the `always` policy.
+//! everyone waiting (group commit), fsyncing first under the `always` policy. Reading segments
+//! back is [`super::wal_read`].
 
 use super::codec::{self, crc32, WalOp};
-use super::error::{Damage, Error};
+use super::error::Error;
 use super::fsutil;
-use crate::storage::{Backend, File, Io, Op, OpenMode};
+use super::wal_read::list_segments;
+use crate::storage::{Backend, File, Op, OpenMode};
 use parking_lot::{Condvar, Mutex};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,11 +50,12 @@ impl std::str::FromStr for FsyncPolicy {
 /// A position in the log: bytes appended since the server started.
 pub type Lsn = u64;
 
-const HEADER: usize = 12;
+/// The bytes before an entry: its length, the length's checksum, the entry's checksum.
+pub(super) const HEADER: usize = 12;
 /// The first bytes of a v2 segment.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"FLXWAL02";
 /// The time prefix of a v2 entry.
-const TIME: usize = 8;
+pub(super) const TIME: usize = 8;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -60,8 +63,6 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
-/// The largest entry accepted when reading (a 1 GiB message cannot make a larger one).
-const MAX_ENTRY: usize = 2 << 30;
 
 pub fn segment_name(seq: u64) -> String {
     format!("wal-{seq:016x}.log")
@@ -381,228 +382,11 @@ fn open_segment(fs: &dyn Backend, dir: &Path, seq: u64) -> Result<Arc<dyn File>,
     Ok(Arc::from(file))
 }
 
-/// Segment files in `dir`, oldest first.
-pub fn list_segments(fs: &dyn Backend, dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
-    let mut out = Vec::new();
-    for entry in fs.read_dir(dir).map_err(Error::io(Op::ReadDir, dir))? {
-        if let Some(seq) = entry.name.to_str().and_then(segment_seq) {
-            out.push((seq, dir.join(&entry.name)));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// How reading a segment ended.
-#[derive(Debug)]
-pub enum SegmentEnd {
-    /// Every byte was a valid entry.
-    Clean,
-    /// The segment ends in an incomplete or unchecked entry starting at this offset.
-    TornTail(u64),
-    /// A damaged entry is followed by more data.
-    Corrupt(Damage),
-}
-
-/// One entry as read back: when it was written (`None` in a v1 segment) and its encoded op.
-pub struct Entry<'a> {
-    pub time_ms: Option<i64>,
-    pub op: &'a [u8],
-    /// Where the entry starts in its segment.
-    pub offset: u64,
-}
-
-/// Reads every valid entry of a segment, in order, handing each to `apply`.
-pub fn read_segment(
-    fs: &dyn Backend,
-    path: &Path,
-    apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
-) -> Result<SegmentEnd, Error> {
-    let file = fs
-        .open(path, OpenMode::Read)
-        .map_err(Error::io(Op::Open, path))?;
-    let size = file.size().map_err(Error::io(Op::Stat, path))?;
-    let reader = io::BufReader::with_capacity(1 << 20, Io(&*file));
-    read_entries(reader, size, apply).map_err(Error::io(Op::Read, path))
-}
-
-/// Reads the entries of a segment held in memory (one downloaded from object storage).
-pub fn read_segment_bytes(
-    bytes: &[u8],
-    apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
-) -> SegmentEnd {
-    match read_entries(bytes, bytes.len() as u64, apply) {
-        Ok(end) => end,
-        // Reading a slice cannot fail.
-        Err(_) => SegmentEnd::TornTail(0),
-    }
-}
-
-/// How many leading bytes of a segment (held in memory) to keep so that it ends with its last
-/// entry written at or before `time_ms`: a point-in-time restore cuts the log there. Entries of
-/// a v1 segment carry no time and are all kept.
-pub fn prefix_until(bytes: &[u8], time_ms: i64) -> usize {
-    let mut cut = None;
-    let end = read_segment_bytes(bytes, |e| match e.time_ms {
-        Some(t) if t > time_ms => {
-            cut = Some(e.offset as usize);
-            Err(Damage::TooShort)
-        }
-        _ => Ok(()),
-    });
-    match (cut, end) {
-        (Some(at), _) => at,
-        (None, SegmentEnd::TornTail(at)) => at as usize,
-        _ => bytes.len(),
-    }
-}
-
-/// The entries of a segment of `size` bytes read from `reader`.
-fn read_entries(
-    mut reader: impl Read,
-    size: u64,
-    mut apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
-) -> io::Result<SegmentEnd> {
-    let mut head = [0u8; 8];
-    let got = read_full(&mut reader, &mut head)?;
-    if got == 0 {
-        return Ok(SegmentEnd::Clean);
-    }
-    let timed = head == *SEGMENT_MAGIC;
-    if !timed && got as u64 == size && SEGMENT_MAGIC.starts_with(&head[..got]) {
-        // The header itself was torn by a crash: the segment holds nothing.
-        return Ok(SegmentEnd::TornTail(0));
-    }
-    let prefix: &[u8] = if timed { &[] } else { &head[..got] };
-    let mut reader = prefix.chain(reader);
-    let mut offset = if timed { SEGMENT_MAGIC.len() as u64 } else { 0 };
-    let mut payload = Vec::new();
-    loop {
-        let mut header = [0u8; HEADER];
-        let got = read_full(&mut reader, &mut header)?;
-        if got == 0 {
-            return Ok(SegmentEnd::Clean);
-        }
-        if got < HEADER {
-            return Ok(SegmentEnd::TornTail(offset));
-        }
-        let len_bytes = [header[0], header[1], header[2], header[3]];
-        let len_crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let crc = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        let len = u32::from_le_bytes(len_bytes) as usize;
-        if crc32(&len_bytes) != len_crc {
-            // Zeros to the end are pre-allocated blocks a crash left behind; anything else is
-            // damage.
-            let zeros = header.iter().all(|&b| b == 0) && rest_is_zero(&mut reader)?;
-            return Ok(if zeros {
-                SegmentEnd::TornTail(offset)
-            } else {
-                SegmentEnd::Corrupt(Damage::EntryHeader { offset })
-            });
-        }
-        let end = offset + (HEADER + len) as u64;
-        if end > size {
-            return Ok(SegmentEnd::TornTail(offset));
-        }
-        if len > MAX_ENTRY {
-            return Ok(SegmentEnd::Corrupt(Damage::EntryTooLarge { offset }));
-        }
-        payload.resize(len, 0);
-        if read_full(&mut reader, &mut payload)? < len {
-            return Ok(SegmentEnd::TornTail(offset));
-        }
-        if crc32(&payload) != crc {
-            return Ok(if end == size {
-                SegmentEnd::TornTail(offset)
-            } else {
-                SegmentEnd::Corrupt(Damage::EntryChecksum { offset })
-            });
-        }
-        let entry = if timed {
-            if len < TIME {
-                return Ok(SegmentEnd::Corrupt(Damage::EntryHeader { offset }));
-            }
-            let mut time = [0u8; TIME];
-            time.copy_from_slice(&payload[..TIME]);
-            Entry {
-                time_ms: Some(i64::from_le_bytes(time)),
-                op: &payload[TIME..],
-                offset,
-            }
-        } else {
-            Entry {
-                time_ms: None,
-                op: &payload,
-                offset,
-            }
-        };
-        if let Err(why) = apply(&entry) {
-            return Ok(SegmentEnd::Corrupt(Damage::Entry {
-                offset,
-                why: Box::new(why),
-            }));
-        }
-        offset = end;
-    }
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-fn rest_is_zero(r: &mut impl Read) -> io::Result<bool> {
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = read_full(r, &mut buf)?;
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
-        if n < buf.len() {
-            return Ok(true);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::PageCache;
-
-    fn disk() -> (Arc<PageCache>, PathBuf) {
-        let fs = Arc::new(PageCache::new());
-        let dir = PathBuf::from("/data");
-        fs.mkdirs(&dir, true);
-        (fs, dir)
-    }
-
-    fn entries(fs: &PageCache, path: &Path) -> (Vec<String>, SegmentEnd) {
-        let mut seen = Vec::new();
-        let end = read_segment(fs, path, |e| {
-            match codec::borrow_decode::<WalOp>(e.op) {
-                Ok(WalOp::DeleteDoc { doc, .. }) => seen.push(doc.to_string()),
-                other => panic!("unexpected entry {other:?}"),
-            }
-            Ok(())
-        })
-        .unwrap();
-        (seen, end)
-    }
-
-    fn overwrite(fs: &PageCache, path: &Path, bytes: &[u8]) {
-        fs.open(path, OpenMode::Truncate)
-            .unwrap()
-            .write_all(bytes)
-            .unwrap();
-    }
+    use crate::persist::wal_read::tests::{disk, entries};
+    use crate::persist::wal_read::{list_segments, read_segment_bytes, SegmentEnd};
 
     #[test]
     fn append_wait_rotate_and_read_back() {
@@ -625,56 +409,6 @@ mod tests {
         assert!(seen == ["b"] && matches!(end, SegmentEnd::Clean));
         wal.remove_before(2).unwrap();
         assert_eq!(list_segments(&*fs, &dir).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn torn_tail_and_corruption() {
-        let (fs, dir) = disk();
-        let wal = Wal::create(fs.clone(), &dir, 7, FsyncPolicy::Never).unwrap();
-        for doc in ["a", "b", "c"] {
-            let lsn = wal.append(&WalOp::DeleteDoc { col: "c", doc }).unwrap();
-            wal.wait(lsn).unwrap();
-        }
-        let path = dir.join(segment_name(7));
-        let bytes = fs.read(&path).unwrap();
-        assert_eq!(&bytes[..8], SEGMENT_MAGIC);
-        let magic = SEGMENT_MAGIC.len();
-        let entry = (bytes.len() - magic) / 3;
-        // Cut mid-entry: the first two survive.
-        overwrite(&fs, &path, &bytes[..bytes.len() - 3]);
-        let (seen, end) = entries(&fs, &path);
-        assert_eq!(seen, ["a", "b"]);
-        assert!(matches!(end, SegmentEnd::TornTail(o) if o == (magic + 2 * entry) as u64));
-        // A zeroed tail (pre-allocated blocks) is torn too.
-        let mut zeroed = bytes.clone();
-        zeroed.extend_from_slice(&[0; 100]);
-        overwrite(&fs, &path, &zeroed);
-        assert!(
-            matches!(entries(&fs, &path).1, SegmentEnd::TornTail(o) if o == bytes.len() as u64)
-        );
-        // A flipped byte in the middle entry (payload or length) is corruption.
-        for at in [magic + entry + HEADER + TIME + 2, magic + entry + 1] {
-            let mut flipped = bytes.clone();
-            flipped[at] ^= 0xff;
-            overwrite(&fs, &path, &flipped);
-            let (seen, end) = entries(&fs, &path);
-            assert_eq!(seen, ["a"]);
-            assert!(
-                matches!(end, SegmentEnd::Corrupt(Damage::EntryChecksum { offset } | Damage::EntryHeader { offset }) if offset == (magic + entry) as u64),
-                "{end:?}"
-            );
-        }
-        // A flipped byte in the last entry is a torn tail.
-        let mut last = bytes.clone();
-        let n = last.len();
-        last[n - 1] ^= 0xff;
-        overwrite(&fs, &path, &last);
-        assert!(
-            matches!(entries(&fs, &path).1, SegmentEnd::TornTail(o) if o == (magic + 2 * entry) as u64)
-        );
-        // A torn header is an empty segment.
-        overwrite(&fs, &path, &bytes[..3]);
-        assert!(matches!(entries(&fs, &path), (seen, SegmentEnd::TornTail(0)) if seen.is_empty()));
     }
 
     #[test]
@@ -714,36 +448,6 @@ mod tests {
         assert_eq!(wal.rotate().unwrap(), 2);
         // A promoted replica's numbering still moves an empty segment on.
         assert_eq!(wal.rotate_to(9).unwrap(), 9);
-    }
-
-    #[test]
-    fn prefix_until_cuts_after_the_last_entry_at_or_before_the_time() {
-        let (fs, dir) = disk();
-        let wal = Wal::create(fs.clone(), &dir, 1, FsyncPolicy::Never).unwrap();
-        for (doc, t) in [("a", 10), ("b", 20), ("c", 30)] {
-            let lsn = wal
-                .append_at(&WalOp::DeleteDoc { col: "c", doc }, t)
-                .unwrap();
-            wal.wait(lsn).unwrap();
-        }
-        let bytes = fs.read(&dir.join(segment_name(1))).unwrap();
-        let kept = |t| {
-            let mut seen = Vec::new();
-            read_segment_bytes(&bytes[..prefix_until(&bytes, t)], |e| {
-                seen.push(e.time_ms.unwrap_or(-1));
-                Ok(())
-            });
-            seen
-        };
-        assert_eq!(kept(5), Vec::<i64>::new());
-        assert_eq!(kept(20), [10, 20]);
-        assert_eq!(kept(29), [10, 20]);
-        assert_eq!(kept(30), [10, 20, 30]);
-        assert_eq!(prefix_until(&bytes, 5), SEGMENT_MAGIC.len());
-        assert_eq!(prefix_until(&bytes, 99), bytes.len());
-        // A v1 segment has no times: nothing is cut.
-        let v1 = &bytes[SEGMENT_MAGIC.len()..];
-        assert_eq!(prefix_until(v1, 0), v1.len());
     }
 
     #[test]
