@@ -7,6 +7,7 @@
 use super::layout::{Era, Manifest};
 use super::local::{self, PrimaryState, ReplicaState};
 use super::manifests::{self, Commit};
+use super::replicated::Applier;
 use super::restore::{self, RestoreError};
 use super::uploader::{self, Uploader};
 use crate::objstore::ObjectStore;
@@ -141,32 +142,32 @@ impl Follower {
         for (i, (seq, generation)) in todo.into_iter().enumerate() {
             let s = restore::find_segment(&*self.objects, seq, generation)?;
             let body = restore::fetch_segment(&*self.objects, &s)?;
+            let mut applier = Applier::new(journal, handle.store(), handle.live(), handles);
             let mut last = 0;
             let mut failure = None;
             persist::read_segment_bytes(&body, |e| {
-                match persist::apply_copied(
-                    journal,
-                    handle.store(),
-                    handles,
-                    e.op,
-                    e.time_ms.unwrap_or(0),
-                ) {
-                    Ok(lsn) => last = lsn,
-                    Err(err) => failure = Some(err),
+                if failure.is_none() {
+                    match applier.apply_bytes(e.op, e.time_ms.unwrap_or(0)) {
+                        Ok(lsn) => last = lsn,
+                        Err(err) => failure = Some(err),
+                    }
                 }
                 Ok(())
             });
-            if let Some(err) = failure {
-                return Err(RestoreError::Damaged {
-                    key: s.key(),
-                    why: err.to_string(),
-                });
-            }
             if last > 0 {
                 journal.wait(last).map_err(|e| RestoreError::Local {
                     path: journal.dir().to_owned(),
                     source: std::io::Error::other(e.to_string()),
                 })?;
+            }
+            // What was applied is in the log: its pushes leave (a failed entry stops the
+            // segment, which is applied again from its start at the next poll).
+            applier.flush(last);
+            if let Some(err) = failure {
+                return Err(RestoreError::Damaged {
+                    key: s.key(),
+                    why: err.to_string(),
+                });
             }
             self.next_segment = seq + 1;
             self.applied += 1;
@@ -282,12 +283,17 @@ impl Follower {
 }
 
 /// Replaces the replica's API keys with the primary's (the master key stays this server's).
+/// Connections that authenticated with a key the primary removed are closed as `keys remove`
+/// closes them there (`subend` `API key revoked`, then 1008), once the change is saved.
 fn take_keys(handle: &Handle, journal: &Journal, keys: &[(String, crate::auth::Scope)]) {
     let ring = handle.keys();
     let wanted: HashSet<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    let mut removed = Vec::new();
     for (key, _) in ring.scoped() {
         if !wanted.contains(key.as_str()) {
-            let _ = ring.remove(&key);
+            if let Ok(entry) = ring.remove(&key) {
+                removed.push(entry);
+            }
         }
     }
     for (key, scope) in keys {
@@ -295,5 +301,14 @@ fn take_keys(handle: &Handle, journal: &Journal, keys: &[(String, crate::auth::S
     }
     if let Err(e) = journal.write_keys(keys) {
         log::error!("replica: saving the primary's API keys failed: {e}");
+    }
+    for entry in &removed {
+        handle.revoke(entry);
+    }
+    if !removed.is_empty() {
+        log::info!(
+            "replica: {} API keys removed on the primary; their connections are closed",
+            removed.len()
+        );
     }
 }

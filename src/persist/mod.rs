@@ -36,25 +36,25 @@ pub use seed::{import as import_seed, ImportError};
 pub use wal::{now_ms, segment_name, segment_seq, FsyncPolicy, Lsn};
 pub use wal_read::{prefix_until, read_segment_bytes};
 
-/// Applies one log entry copied from a primary (a replica's follower): decodes `op`, logs it
-/// in `journal` with its original write time, then applies it to `store`.
-pub fn apply_copied(
-    journal: &Journal,
-    store: &crate::store::Store,
-    handles: &mut crate::store::Handles,
-    op: &[u8],
-    time_ms: i64,
-) -> Result<Lsn, Error> {
-    let decoded: WalOp = codec::borrow_decode(op).map_err(|e| Error::Corrupt {
+/// Decodes one log entry copied from a primary (a replica's follower logs it with
+/// [`Journal::log_replicated`], then applies it).
+pub fn decode_copied(op: &[u8]) -> Result<WalOp<'_>, Error> {
+    codec::borrow_decode(op).map_err(|e| Error::Corrupt {
         path: "copied log entry".into(),
         damage: error::Damage::Undecodable(e),
-    })?;
-    let lsn = journal.log_replicated(&decoded, time_ms)?;
-    replay::apply(store, handles, &decoded).map_err(|damage| Error::Corrupt {
+    })
+}
+
+/// Applies one decoded log entry to `store` as recovery does (no logging, nothing published).
+pub fn apply_copied(
+    store: &crate::store::Store,
+    handles: &mut crate::store::Handles,
+    op: &WalOp<'_>,
+) -> Result<(), Error> {
+    replay::apply(store, handles, op).map_err(|damage| Error::Corrupt {
         path: "copied log entry".into(),
         damage,
-    })?;
-    Ok(lsn)
+    })
 }
 
 /// Decodes a key file's bytes (one downloaded from object storage); `name` names it in errors.

@@ -318,6 +318,17 @@ impl Handle {
         &self.shared.keys
     }
 
+    /// The live subscriptions' feeds (a replica publishes the writes it copies there).
+    pub fn live(&self) -> &crate::live::Hub {
+        &self.shared.live
+    }
+
+    /// Closes every connection that authenticated with `key` (1008 `API key revoked`, after
+    /// a `subend` for each of its subscriptions), as `keys remove` does.
+    pub fn revoke(&self, key: &crate::auth::KeyEntry) {
+        crate::ops::Sessions::revoke(&*self.shared.registry, key);
+    }
+
     /// Sleeps up to `d`; true when the server is stopping.
     pub fn sleep(&self, d: Duration) -> bool {
         self.shared.stop.sleep(d)

@@ -13,7 +13,7 @@ use std::process::Command;
 const READ_ONLY: &str = "read-only replica: writes go to the primary";
 const FENCED: &str = "fenced: a newer primary took over; writes go to it";
 
-fn replica(bucket: &Bucket, dir: &Path) -> Server {
+pub fn replica(bucket: &Bucket, dir: &Path) -> Server {
     let (loc, d) = (bucket.location(), dir.display().to_string());
     Server::start(&[
         "--replica-of",
@@ -29,20 +29,20 @@ fn replica(bucket: &Bucket, dir: &Path) -> Server {
     ])
 }
 
-fn insert(c: &mut Client, doc: &str, from: i64, n: i64) {
+pub fn insert(c: &mut Client, doc: &str, from: i64, n: i64) {
     let recs: Vec<Value> = (from..from + n)
         .map(|ts| json!({"col": "m", "doc": doc, "ts": ts, "data": format!("v{ts}")}))
         .collect();
     c.ok("ins", Value::Array(recs));
 }
 
-fn count(c: &mut Client, doc: &str) -> usize {
+pub fn count(c: &mut Client, doc: &str) -> usize {
     records(c, "m", doc)["records"]
         .as_array()
         .map_or(0, Vec::len)
 }
 
-fn key_works(port: u16, key: &str) -> bool {
+pub fn key_works(port: u16, key: &str) -> bool {
     Client::connect(port, &format!("/?api-key={}", form_encode(key)))
         .is_ok_and(|mut c| matches!(c.next_frame(), Frame::Text(t) if t.contains("ready")))
 }

@@ -1,0 +1,210 @@
+//! How a replica takes one log entry copied from its primary: logged in its own journal with
+//! the primary's write time, applied to its store, and — like a client's write on the primary
+//! (`ops::Log`) — published to the live feed of its collection under the collection's write
+//! lock, so that a replica's `sub` (with `since` or `after_seq`) sees the writes it applies.
+//! Pushes leave once the replica's log is durable up to them ([`Applier::flush`]).
+
+use crate::live::{Change, Feed, Hub, Rec};
+use crate::persist::{self, Journal, Lsn, WalOp};
+use crate::store::{Collection, Handles, Store};
+use std::fmt;
+use std::sync::Arc;
+
+/// Why a copied entry was not taken.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The entry does not decode, or the replica's log refused it.
+    Log(persist::Error),
+    /// The entry decodes but cannot be applied (a document grown past its limit).
+    Apply(String),
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApplyError::Log(e) => write!(f, "{e}"),
+            ApplyError::Apply(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Applies copied entries; remembers the feeds they were published to.
+pub struct Applier<'a> {
+    journal: &'a Journal,
+    store: &'a Store,
+    live: &'a Hub,
+    handles: &'a mut Handles,
+    touched: Vec<Arc<Feed>>,
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(
+        journal: &'a Journal,
+        store: &'a Store,
+        live: &'a Hub,
+        handles: &'a mut Handles,
+    ) -> Self {
+        Applier {
+            journal,
+            store,
+            live,
+            handles,
+            touched: Vec::new(),
+        }
+    }
+
+    /// Logs and applies one encoded entry (`time_ms`: when the primary wrote it); returns its
+    /// position in the replica's log.
+    pub fn apply_bytes(&mut self, op: &[u8], time_ms: i64) -> Result<Lsn, ApplyError> {
+        let op = persist::decode_copied(op).map_err(ApplyError::Log)?;
+        self.apply(&op, time_ms)
+    }
+
+    /// Logs and applies one entry.
+    pub fn apply(&mut self, op: &WalOp<'_>, time_ms: i64) -> Result<Lsn, ApplyError> {
+        let lsn = self
+            .journal
+            .log_replicated(op, time_ms)
+            .map_err(ApplyError::Log)?;
+        match pushed_collection(op).and_then(|col| self.live.feed(col)) {
+            Some(feed) => {
+                if publish_applied(self.store, self.handles, op, lsn, &feed)? {
+                    self.touch(feed);
+                }
+            }
+            None => persist::apply_copied(self.store, self.handles, op).map_err(ApplyError::Log)?,
+        }
+        Ok(lsn)
+    }
+
+    fn touch(&mut self, feed: Arc<Feed>) {
+        if !self.touched.iter().any(|f| Arc::ptr_eq(f, &feed)) {
+            self.touched.push(feed);
+        }
+    }
+
+    /// The log is durable up to `durable`: the pushes of what was published up to there leave.
+    pub fn flush(&mut self, durable: Lsn) {
+        for feed in self.touched.drain(..) {
+            feed.flush(durable);
+        }
+    }
+}
+
+/// The collection whose subscribers an entry concerns (key/value changes, retention and trims
+/// are never pushed).
+fn pushed_collection<'o>(op: &WalOp<'o>) -> Option<&'o str> {
+    match *op {
+        WalOp::Insert { col, .. }
+        | WalOp::DeleteRecords { col, .. }
+        | WalOp::DeleteRange { col, .. }
+        | WalOp::DeleteDoc { col, .. }
+        | WalOp::DropCollection { col } => Some(col),
+        WalOp::SetValue { .. }
+        | WalOp::DeleteValue { .. }
+        | WalOp::SetRetention { .. }
+        | WalOp::Trim { .. } => None,
+    }
+}
+
+/// Applies `op` and publishes what it changed to `feed` under the collection's write lock, as
+/// the primary's operations do; true when something was published. A delete that removes
+/// nothing here publishes nothing (as on the primary, where it is not even logged).
+///
+/// The log does not tell `drec` from a `dmrec` of one record: a delete of one record is
+/// pushed as `drec`'s range of one.
+fn publish_applied(
+    store: &Store,
+    handles: &mut Handles,
+    op: &WalOp<'_>,
+    lsn: Lsn,
+    feed: &Feed,
+) -> Result<bool, ApplyError> {
+    let mut published = false;
+    let mut publish = |change: Change| {
+        feed.publish(lsn, change);
+        published = true;
+    };
+    match op {
+        WalOp::Insert { col, records } => {
+            store.write_or_create(handles, col, |c| insert(c, col, records, &mut publish))?
+        }
+        WalOp::DeleteRecords { col, records } => {
+            store.write_existing(handles, col, |c| {
+                let mut gone: Vec<(String, Vec<i64>)> = Vec::new();
+                for (doc, ts) in records {
+                    if c.remove_record(doc, *ts) {
+                        match gone.iter_mut().find(|(d, _)| d == doc) {
+                            Some((_, list)) => list.push(*ts),
+                            None => gone.push((doc.to_string(), vec![*ts])),
+                        }
+                    }
+                }
+                match gone.as_slice() {
+                    [] => {}
+                    [(doc, ts)] if records.len() == 1 => publish(Change::DeleteRecord {
+                        doc: doc.clone(),
+                        ts: ts[0],
+                    }),
+                    _ => publish(Change::DeleteRecords(gone)),
+                }
+            });
+        }
+        WalOp::DeleteRange { col, doc, from, to } => {
+            store.write_existing(handles, col, |c| {
+                if c.has_range(doc, *from, *to) {
+                    c.remove_range(doc, *from, *to);
+                    publish(Change::DeleteRange {
+                        doc: doc.to_string(),
+                        from: *from,
+                        to: *to,
+                    });
+                }
+            });
+        }
+        WalOp::DeleteDoc { col, doc } => {
+            store.write_existing(handles, col, |c| {
+                if c.remove_doc(doc) {
+                    publish(Change::DeleteDoc(doc.to_string()));
+                }
+            });
+        }
+        WalOp::DropCollection { col } => {
+            let _ = store.drop_collection(col, || {
+                publish(Change::DropCollection);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
+        _ => persist::apply_copied(store, handles, op).map_err(ApplyError::Log)?,
+    }
+    Ok(published)
+}
+
+/// An insert's records, in order; the ones applied are published (all of them unless a
+/// document would grow past its limit, which stops the entry).
+fn insert(
+    c: &mut Collection,
+    col: &str,
+    records: &[(&str, i64, &str)],
+    publish: &mut impl FnMut(Change),
+) -> Result<(), ApplyError> {
+    let mut applied = Vec::with_capacity(records.len());
+    let mut failure = None;
+    for (doc, ts, data) in records {
+        if c.insert(doc, *ts, data).is_err() {
+            failure = Some(ApplyError::Apply(format!(
+                "document {doc:?} of collection {col:?} would grow past its size limit"
+            )));
+            break;
+        }
+        applied.push(Rec {
+            doc: doc.to_string(),
+            ts: *ts,
+            data: data.to_string(),
+        });
+    }
+    if !applied.is_empty() {
+        publish(Change::Insert(applied));
+    }
+    failure.map_or(Ok(()), Err)
+}
