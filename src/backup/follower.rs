@@ -7,6 +7,7 @@
 use super::layout::{Era, Manifest};
 use super::local::{self, PrimaryState, ReplicaState};
 use super::manifests::{self, Commit};
+use super::reload;
 use super::replicated::Applier;
 use super::restore::{self, RestoreError};
 use super::uploader::{self, Uploader};
@@ -57,6 +58,8 @@ pub struct Follower {
     pub(super) keep: Option<Duration>,
     pub(super) applied: u64,
     pub(super) behind_since: Option<Instant>,
+    /// When the follower last applied everything the manifest listed.
+    pub(super) caught_up: Instant,
 }
 
 impl Follower {
@@ -65,9 +68,14 @@ impl Follower {
             return;
         };
         let mut handles = Handles::default();
+        if let Err(e) = reload::remove_scratch(&self.dir) {
+            log::warn!("replica: removing an earlier reload's scratch folder failed: {e}");
+        }
         loop {
             if let Err(e) = self.poll_once(handle, journal, &mut handles) {
                 crate::metrics::backup::backup_failed();
+                let behind = self.caught_up.elapsed().as_millis();
+                crate::metrics::backup::replica_stalled(behind.min(u64::MAX as u128) as u64);
                 if self.behind_since.is_none() {
                     self.behind_since = Some(Instant::now());
                     log::warn!("replica: following {} failed: {e}; retrying", self.location);
@@ -140,29 +148,30 @@ impl Follower {
         let todo = m.segments_from(self.next_segment);
         let waiting = todo.len();
         for (i, (seq, generation)) in todo.into_iter().enumerate() {
-            let s = restore::find_segment(&*self.objects, seq, generation)?;
+            let s = match restore::find_segment(&*self.objects, seq, generation) {
+                Ok(s) => s,
+                Err(RestoreError::Missing(key))
+                    if reload::point_after(&*self.objects, &m, self.next_segment)? =>
+                {
+                    self.reload(handle, journal, handles, &key)?;
+                    return Ok((m, version));
+                }
+                Err(e) => return Err(e),
+            };
             let body = restore::fetch_segment(&*self.objects, &s)?;
             let mut applier = Applier::new(journal, handle.store(), handle.live(), handles);
-            let mut last = 0;
             let mut failure = None;
             persist::read_segment_bytes(&body, |e| {
                 if failure.is_none() {
-                    match applier.apply_bytes(e.op, e.time_ms.unwrap_or(0)) {
-                        Ok(lsn) => last = lsn,
-                        Err(err) => failure = Some(err),
+                    if let Err(err) = applier.apply_bytes(e.op, e.time_ms.unwrap_or(0)) {
+                        failure = Some(err);
                     }
                 }
                 Ok(())
             });
-            if last > 0 {
-                journal.wait(last).map_err(|e| RestoreError::Local {
-                    path: journal.dir().to_owned(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
-            }
-            // What was applied is in the log: its pushes leave (a failed entry stops the
+            // What was applied is in the log, and its pushes leave (a failed entry stops the
             // segment, which is applied again from its start at the next poll).
-            applier.flush(last);
+            applier.settle().map_err(|e| local_error(journal, e))?;
             if let Some(err) = failure {
                 return Err(RestoreError::Damaged {
                     key: s.key(),
@@ -171,17 +180,7 @@ impl Follower {
             }
             self.next_segment = seq + 1;
             self.applied += 1;
-            local::write_state(
-                &self.dir,
-                local::REPLICA_STATE,
-                &ReplicaState {
-                    next_segment: self.next_segment,
-                },
-            )
-            .map_err(|source| RestoreError::Local {
-                path: self.dir.join(local::REPLICA_STATE),
-                source,
-            })?;
+            self.save_state()?;
             let lag = if i + 1 < waiting && s.last_ms > 0 {
                 (persist::now_ms() - s.last_ms).max(0) as u64
             } else {
@@ -190,7 +189,51 @@ impl Follower {
             crate::metrics::backup::replica_progress(self.applied, lag);
         }
         crate::metrics::backup::replica_progress(self.applied, 0);
+        self.caught_up = Instant::now();
         Ok((m, version))
+    }
+
+    /// The next segment was pruned from the bucket: loads the newest restore point instead
+    /// (see [`reload`]).
+    fn reload(
+        &mut self,
+        handle: &Handle,
+        journal: &Journal,
+        handles: &mut Handles,
+        missing: &str,
+    ) -> Result<(), RestoreError> {
+        log::warn!(
+            "replica: {missing} is no longer in {} (pruned by the primary's --backup-keep) and this replica had not applied it; reloading from the newest restore point",
+            self.location
+        );
+        let mut applier = Applier::new(journal, handle.store(), handle.live(), handles);
+        let reloaded = reload::reload(&*self.objects, &self.location, &self.dir, &mut applier);
+        applier.settle().map_err(|e| local_error(journal, e))?;
+        let restored = reloaded?;
+        self.next_segment = restored.next_segment;
+        self.save_state()?;
+        crate::metrics::backup::replica_reloaded();
+        log::info!(
+            "replica: reloaded the restore point of segment {} and {} segments after it; following from segment {}",
+            restored.point.first_segment,
+            restored.segments,
+            self.next_segment
+        );
+        Ok(())
+    }
+
+    fn save_state(&self) -> Result<(), RestoreError> {
+        local::write_state(
+            &self.dir,
+            local::REPLICA_STATE,
+            &ReplicaState {
+                next_segment: self.next_segment,
+            },
+        )
+        .map_err(|source| RestoreError::Local {
+            path: self.dir.join(local::REPLICA_STATE),
+            source,
+        })
     }
 
     /// Catches up, then takes the bucket over as the next generation.
@@ -310,5 +353,13 @@ fn take_keys(handle: &Handle, journal: &Journal, keys: &[(String, crate::auth::S
             "replica: {} API keys removed on the primary; their connections are closed",
             removed.len()
         );
+    }
+}
+
+/// The replica's own log failed.
+fn local_error(journal: &Journal, e: persist::Error) -> RestoreError {
+    RestoreError::Local {
+        path: journal.dir().to_owned(),
+        source: std::io::Error::other(e.to_string()),
     }
 }

@@ -13,6 +13,7 @@ pub mod follower;
 pub mod layout;
 pub mod local;
 pub mod manifests;
+pub mod reload;
 pub mod replicated;
 pub mod restore;
 pub mod uploader;
@@ -204,6 +205,7 @@ pub fn replica_worker(
         keep: opts.keep,
         applied: 0,
         behind_since: None,
+        caught_up: Instant::now(),
     };
     Ok(move |handle: Handle| follower.run(&handle))
 }

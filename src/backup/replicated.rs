@@ -2,7 +2,7 @@
 //! the primary's write time, applied to its store, and — like a client's write on the primary
 //! (`ops::Log`) — published to the live feed of its collection under the collection's write
 //! lock, so that a replica's `sub` (with `since` or `after_seq`) sees the writes it applies.
-//! Pushes leave once the replica's log is durable up to them ([`Applier::flush`]).
+//! Pushes leave once the replica's log is durable up to them ([`Applier::settle`]).
 
 use crate::live::{Change, Feed, Hub, Rec};
 use crate::persist::{self, Journal, Lsn, WalOp};
@@ -35,6 +35,8 @@ pub struct Applier<'a> {
     live: &'a Hub,
     handles: &'a mut Handles,
     touched: Vec<Arc<Feed>>,
+    /// The log position of the last entry applied (0: none).
+    last: Lsn,
 }
 
 impl<'a> Applier<'a> {
@@ -50,7 +52,13 @@ impl<'a> Applier<'a> {
             live,
             handles,
             touched: Vec::new(),
+            last: 0,
         }
+    }
+
+    /// The replica's store.
+    pub fn store(&self) -> &'a Store {
+        self.store
     }
 
     /// Logs and applies one encoded entry (`time_ms`: when the primary wrote it); returns its
@@ -66,6 +74,7 @@ impl<'a> Applier<'a> {
             .journal
             .log_replicated(op, time_ms)
             .map_err(ApplyError::Log)?;
+        self.last = lsn;
         match pushed_collection(op).and_then(|col| self.live.feed(col)) {
             Some(feed) => {
                 if publish_applied(self.store, self.handles, op, lsn, &feed)? {
@@ -83,11 +92,15 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// The log is durable up to `durable`: the pushes of what was published up to there leave.
-    pub fn flush(&mut self, durable: Lsn) {
-        for feed in self.touched.drain(..) {
-            feed.flush(durable);
+    /// Waits until everything applied so far is in the log, then lets its pushes leave.
+    pub fn settle(&mut self) -> Result<(), persist::Error> {
+        if self.last > 0 {
+            self.journal.wait(self.last)?;
         }
+        for feed in self.touched.drain(..) {
+            feed.flush(self.last);
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ static ENABLED: AtomicU64 = AtomicU64::new(0);
 static REPLICA_LAG_MS: AtomicU64 = AtomicU64::new(0);
 static REPLICA_SEGMENTS: AtomicU64 = AtomicU64::new(0);
 static REPLICA: AtomicU64 = AtomicU64::new(0);
+static REPLICA_RELOADS: AtomicU64 = AtomicU64::new(0);
 
 /// The backup runs (its metrics are shown).
 pub fn backup_enabled() {
@@ -46,6 +47,18 @@ pub fn replica_progress(segments: u64, lag_ms: u64) {
     REPLICA.store(1, Relaxed);
     REPLICA_SEGMENTS.store(segments, Relaxed);
     REPLICA_LAG_MS.store(lag_ms, Relaxed);
+}
+
+/// The replica's follower cannot follow (the store fails, or an object is missing or
+/// damaged): the lag is the time since it last applied everything in the bucket.
+pub fn replica_stalled(lag_ms: u64) {
+    REPLICA.store(1, Relaxed);
+    REPLICA_LAG_MS.store(lag_ms, Relaxed);
+}
+
+/// The replica reloaded from a restore point because the segment it needed was pruned.
+pub fn replica_reloaded() {
+    REPLICA_RELOADS.fetch_add(1, Relaxed);
 }
 
 fn line(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
@@ -105,7 +118,7 @@ pub(super) fn render(out: &mut String) {
             out,
             "fluxiondb_replica_lag_seconds",
             "gauge",
-            "Age of the newest applied write while more wait in the bucket (0: caught up).",
+            "Age of the newest applied write while more wait in the bucket; while following fails, the time since the replica last applied everything (0: caught up).",
             REPLICA_LAG_MS.load(Relaxed) as f64 / 1000.0,
         );
         line(
@@ -114,6 +127,13 @@ pub(super) fn render(out: &mut String) {
             "counter",
             "Log segments copied from the bucket and applied.",
             REPLICA_SEGMENTS.load(Relaxed),
+        );
+        line(
+            out,
+            "fluxiondb_replica_reloads_total",
+            "counter",
+            "Reloads from the newest restore point because the next segment was pruned from the bucket.",
+            REPLICA_RELOADS.load(Relaxed),
         );
     }
 }

@@ -117,6 +117,12 @@ impl Policies {
         }
     }
 
+    /// Every own policy, by name.
+    pub fn all(&self) -> Vec<(String, Policy)> {
+        let map = self.inner.read();
+        map.own.iter().map(|(n, p)| (n.clone(), *p)).collect()
+    }
+
     /// Every own policy, by name, if any changed since the last call (for snapshots).
     pub fn take_changed(&self) -> Option<Vec<(String, Policy)>> {
         let mut map = self.inner.write();

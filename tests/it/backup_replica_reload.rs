@@ -1,0 +1,111 @@
+//! A replica whose next segment the primary pruned (`--backup-keep`) while it was down: it
+//! reloads from the newest restore point instead of retrying forever, ends up with exactly the
+//! primary's data, counts the reload in `/metrics`, stays ready, follows on, and keeps the
+//! reloaded copy across a restart.
+
+use crate::backup::{metric, now_ms, primary, Bucket, WAIT};
+use crate::backup_replica::{insert, replica};
+use crate::backup_replica_live::assert_ready;
+use crate::common::{wait_until, Client, TempDir};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Everything a client can read that the reload must bring over.
+fn state(c: &mut Client) -> Value {
+    let cols = c.ok("cols", json!({}));
+    let mut out = json!({ "cols": cols });
+    for col in ["m", "n", "kv-only", "gone"] {
+        out[col] = json!({
+            "records": c.ok("qry", json!({"col": col, "doc": "/.*/", "ts": i64::MAX})),
+            "t": c.ok("qdoc", json!({"col": col, "doc": "t", "to": 1_000_000})),
+            "values": c.ok("gvalues", json!({"col": col, "key": "/.*/"})),
+            "retention": c.ok("gret", json!({"col": col})),
+        });
+    }
+    out
+}
+
+/// The first bucket segment the replica in `dir` has not applied.
+fn replica_next(dir: &Path) -> u64 {
+    let text = std::fs::read(dir.join("replica.json")).unwrap();
+    let v: Value = serde_json::from_slice(&text).unwrap();
+    v["next_segment"].as_u64().unwrap()
+}
+
+fn oldest_segment(bucket: &Bucket) -> u64 {
+    bucket
+        .objects("wal")
+        .first()
+        .map_or(0, |w| u64::from_str_radix(&w[..16], 16).unwrap())
+}
+
+#[test]
+fn a_replica_whose_next_segment_was_pruned_reloads_from_the_newest_point() {
+    let bucket = Bucket::new();
+    let p = primary(&bucket, &["--backup-keep", "1s"]);
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
+    let mut pc = p.master();
+    insert(&mut pc, "t", 1, 5);
+    pc.ok(
+        "ins",
+        json!([{"col":"gone","doc":"x","ts":1,"data":"later dropped"}]),
+    );
+    pc.ok("sret", json!({"col":"gone","max_records":3}));
+    bucket.wait_uploaded(now_ms() - 60_000, &p);
+    let dir = TempDir::new();
+    let mut r = replica(&bucket, dir.data());
+    let mut rc = r.master();
+    assert!(wait_until(WAIT, || state(&mut rc) == state(&mut pc)));
+    r.kill9();
+    let next = replica_next(dir.data());
+
+    // While it is down the primary writes on, and --backup-keep prunes what it would need.
+    pc.ok("dcol", json!({"col":"gone"}));
+    pc.ok("drrng", json!({"col":"m","doc":"t","fromTs":1,"toTs":2}));
+    pc.ok("sval", json!({"col":"kv-only","key":"k","value":"v \"q\""}));
+    pc.ok("sret", json!({"col":"n","max_age":86_400_000}));
+    let mut ts = 100;
+    assert!(
+        wait_until(WAIT, || {
+            ts += 1;
+            insert(&mut pc, "t", ts, 1);
+            pc.ok("ins", json!([{"col":"n","doc":"t","ts":ts,"data":"n"}]));
+            oldest_segment(&bucket) > next && bucket.objects("points").len() >= 2
+        }),
+        "segment {next} was never pruned: {:?}",
+        bucket.objects("wal")
+    );
+    let wanted = state(&mut pc);
+
+    let r = replica(&bucket, dir.data());
+    let mut rc = r.master();
+    assert!(
+        wait_until(WAIT, || state(&mut rc) == wanted),
+        "the replica did not reload: {}",
+        r.stderr_tail()
+    );
+    assert_eq!(metric(r.port, "fluxiondb_replica_reloads_total"), Some(1.0));
+    assert!(wait_until(WAIT, || metric(
+        r.port,
+        "fluxiondb_replica_lag_seconds"
+    ) == Some(0.0)));
+    assert_ready(r.port);
+    assert!(replica_next(dir.data()) > next);
+
+    // It follows on from the point, and its copy (the reload is in its own log) survives.
+    insert(&mut pc, "t", 10_000, 1);
+    let wanted = state(&mut pc);
+    assert!(wait_until(WAIT, || state(&mut rc) == wanted));
+    let mut r = r;
+    r.kill9();
+    let r = replica(&bucket, dir.data());
+    let mut rc = r.master();
+    assert!(wait_until(WAIT, || state(&mut rc) == wanted));
+    // (Shown once its follower has polled the bucket.)
+    assert!(wait_until(WAIT, || metric(
+        r.port,
+        "fluxiondb_replica_reloads_total"
+    )
+    .is_some()));
+    assert_eq!(metric(r.port, "fluxiondb_replica_reloads_total"), Some(0.0));
+}
