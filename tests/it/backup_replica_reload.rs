@@ -1,7 +1,8 @@
-//! A replica whose next segment the primary pruned (`--backup-keep`) while it was down: it
-//! reloads from the newest restore point instead of retrying forever, ends up with exactly the
-//! primary's data, counts the reload in `/metrics`, stays ready, follows on, and keeps the
-//! reloaded copy across a restart.
+//! A replica that cannot simply follow. Its next segment was pruned (`--backup-keep`) while it
+//! was down: it reloads from the newest restore point instead of retrying forever, ends up with
+//! exactly the primary's data, counts the reload in `/metrics`, stays ready, follows on, and
+//! keeps the reloaded copy across a restart. Its bucket is unreachable: `/metrics` shows the
+//! lag growing, `/readyz` stays ready (it still serves what it has), and it catches up after.
 
 use crate::backup::{metric, now_ms, primary, Bucket, WAIT};
 use crate::backup_replica::{insert, replica};
@@ -108,4 +109,56 @@ fn a_replica_whose_next_segment_was_pruned_reloads_from_the_newest_point() {
     )
     .is_some()));
     assert_eq!(metric(r.port, "fluxiondb_replica_reloads_total"), Some(0.0));
+}
+
+#[test]
+fn a_replica_that_cannot_reach_the_bucket_shows_its_lag_and_stays_ready() {
+    let bucket = Bucket::new();
+    let dir = TempDir::new();
+    let p = primary(&bucket, &[]);
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
+    let mut pc = p.master();
+    insert(&mut pc, "t", 1, 3);
+    bucket.wait_uploaded(now_ms() - 60_000, &p);
+    let r = replica(&bucket, dir.data());
+    let mut rc = r.master();
+    assert!(wait_until(WAIT, || state(&mut rc) == state(&mut pc)));
+    assert!(wait_until(WAIT, || metric(
+        r.port,
+        "fluxiondb_replica_lag_seconds"
+    ) == Some(0.0)));
+
+    // The store fails for both: its folder is moved away and a plain file takes its place.
+    let away = std::path::PathBuf::from(format!("{}.away", bucket.path().display()));
+    std::fs::rename(bucket.path(), &away).unwrap();
+    std::fs::write(bucket.path(), b"not a folder").unwrap();
+    insert(&mut pc, "t", 10, 1);
+    assert!(
+        wait_until(WAIT, || metric(r.port, "fluxiondb_replica_lag_seconds")
+            .is_some_and(|lag| lag >= 0.5)),
+        "the replica's lag does not show: {}",
+        r.stderr_tail()
+    );
+    assert!(wait_until(WAIT, || r
+        .stderr_tail()
+        .contains("replica: following")));
+    assert_ready(r.port);
+    assert_eq!(
+        rc.ok("qdoc", json!({"col":"m","doc":"t","to":1_000_000}))["records"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+
+    // Back: it catches up and says so.
+    std::fs::remove_file(bucket.path()).unwrap();
+    std::fs::rename(&away, bucket.path()).unwrap();
+    let wanted = state(&mut pc);
+    assert!(wait_until(WAIT, || state(&mut rc) == wanted));
+    assert!(wait_until(WAIT, || metric(
+        r.port,
+        "fluxiondb_replica_lag_seconds"
+    ) == Some(0.0)));
+    assert!(wait_until(WAIT, || r.stderr_tail().contains("again after")));
+    assert_ready(r.port);
 }
