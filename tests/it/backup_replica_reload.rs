@@ -7,7 +7,8 @@
 use crate::backup::{metric, now_ms, primary, Bucket, WAIT};
 use crate::backup_replica::{insert, replica};
 use crate::backup_replica_live::assert_ready;
-use crate::common::{wait_until, Client, TempDir};
+use crate::common::{wait_until, Client, Server, TempDir};
+use crate::subscriptions::{push, sub};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -40,10 +41,11 @@ fn oldest_segment(bucket: &Bucket) -> u64 {
         .map_or(0, |w| u64::from_str_radix(&w[..16], 16).unwrap())
 }
 
-#[test]
-fn a_replica_whose_next_segment_was_pruned_reloads_from_the_newest_point() {
-    let bucket = Bucket::new();
-    let p = primary(&bucket, &["--backup-keep", "1s"]);
+/// A primary (`--backup-keep 1s`) and the folder of a replica that followed it, then was
+/// killed; the primary wrote on until the segment the replica needs next was pruned. Returns
+/// the primary, the segment, and what a client reads from the primary then.
+fn pruned_while_down(bucket: &Bucket, dir: &TempDir) -> (Server, u64, Value) {
+    let p = primary(bucket, &["--backup-keep", "1s"]);
     assert!(wait_until(WAIT, || bucket.manifest().is_some()));
     let mut pc = p.master();
     insert(&mut pc, "t", 1, 5);
@@ -53,8 +55,7 @@ fn a_replica_whose_next_segment_was_pruned_reloads_from_the_newest_point() {
     );
     pc.ok("sret", json!({"col":"gone","max_records":3}));
     bucket.wait_uploaded(now_ms() - 60_000, &p);
-    let dir = TempDir::new();
-    let mut r = replica(&bucket, dir.data());
+    let mut r = replica(bucket, dir.data());
     let mut rc = r.master();
     assert!(wait_until(WAIT, || state(&mut rc) == state(&mut pc)));
     r.kill9();
@@ -71,12 +72,21 @@ fn a_replica_whose_next_segment_was_pruned_reloads_from_the_newest_point() {
             ts += 1;
             insert(&mut pc, "t", ts, 1);
             pc.ok("ins", json!([{"col":"n","doc":"t","ts":ts,"data":"n"}]));
-            oldest_segment(&bucket) > next && bucket.objects("points").len() >= 2
+            oldest_segment(bucket) > next && bucket.objects("points").len() >= 2
         }),
         "segment {next} was never pruned: {:?}",
         bucket.objects("wal")
     );
     let wanted = state(&mut pc);
+    (p, next, wanted)
+}
+
+#[test]
+fn a_replica_whose_next_segment_was_pruned_reloads_from_the_newest_point() {
+    let bucket = Bucket::new();
+    let dir = TempDir::new();
+    let (p, next, wanted) = pruned_while_down(&bucket, &dir);
+    let mut pc = p.master();
 
     let r = replica(&bucket, dir.data());
     let mut rc = r.master();
@@ -161,4 +171,49 @@ fn a_replica_that_cannot_reach_the_bucket_shows_its_lag_and_stays_ready() {
     ) == Some(0.0)));
     assert!(wait_until(WAIT, || r.stderr_tail().contains("again after")));
     assert_ready(r.port);
+}
+
+#[test]
+fn a_reload_reaches_the_replicas_subscribers_as_dcol_then_the_records() {
+    let bucket = Bucket::new();
+    let dir = TempDir::new();
+    let (mut p, _, wanted) = pruned_while_down(&bucket, &dir);
+    p.sigterm();
+    // The replica starts while its bucket is away (an empty folder in its place), so that a
+    // subscriber is in place before the reload.
+    let away = std::path::PathBuf::from(format!("{}.away", bucket.path().display()));
+    std::fs::rename(bucket.path(), &away).unwrap();
+    std::fs::create_dir(bucket.path()).unwrap();
+    let r = replica(&bucket, dir.data());
+    let mut s = r.master();
+    s.set_read_timeout(WAIT);
+    let (_, seq) = sub(&mut s, json!({"col":"m"}));
+    assert_eq!(
+        s.ok("qdoc", json!({"col":"m","doc":"t","to":1_000_000}))["records"]
+            .as_array()
+            .map(Vec::len),
+        Some(5),
+        "the replica did not start from its own copy"
+    );
+    std::fs::remove_dir(bucket.path()).unwrap();
+    std::fs::rename(&away, bucket.path()).unwrap();
+
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"del","sub":"s1","col":"m","seq":seq + 1})
+    );
+    let records: Vec<Value> = wanted["m"]["t"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"doc":"t","ts":r["ts"],"data":r["data"]}))
+        .collect();
+    assert!(!records.is_empty() && records.len() <= 1000);
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"rec","sub":"s1","col":"m","seq":seq + 2,"records":records})
+    );
+    let mut rc = r.master();
+    assert!(wait_until(WAIT, || state(&mut rc) == wanted));
+    assert_eq!(metric(r.port, "fluxiondb_replica_reloads_total"), Some(1.0));
 }
