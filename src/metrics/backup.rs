@@ -58,6 +58,7 @@ pub fn replica_stalled(lag_ms: u64) {
 
 /// The replica reloaded from a restore point because the segment it needed was pruned.
 pub fn replica_reloaded() {
+    REPLICA.store(1, Relaxed);
     REPLICA_RELOADS.fetch_add(1, Relaxed);
 }
 
