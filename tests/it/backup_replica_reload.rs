@@ -212,11 +212,17 @@ fn a_reload_reaches_the_replicas_subscribers_as_dcol_then_the_records() {
         .iter()
         .map(|r| json!({"doc":"t","ts":r["ts"],"data":r["data"]}))
         .collect();
-    assert!(!records.is_empty() && records.len() <= 1000);
-    assert_eq!(
-        push(&mut s),
-        json!({"type":"rec","sub":"s1","col":"m","seq":seq + 2,"records":records})
-    );
+    // One insert entry (one push) per 1,000 records.
+    let mut pushed: Vec<Value> = Vec::new();
+    for (i, chunk) in records.chunks(1000).enumerate() {
+        let p = push(&mut s);
+        assert_eq!(
+            p,
+            json!({"type":"rec","sub":"s1","col":"m","seq":seq + 2 + i as u64,"records":chunk})
+        );
+        pushed.extend_from_slice(chunk);
+    }
+    assert_eq!(pushed.len(), records.len());
     let mut rc = r.master();
     assert!(wait_until(WAIT, || state(&mut rc) == wanted));
     assert!(wait_until(WAIT, || metric(
