@@ -202,7 +202,14 @@ impl Follower {
         handles: &mut Handles,
         missing: &str,
     ) -> Result<(), RestoreError> {
-        log::warn!(
+        // Once per stall: a reload that fails is tried again at every poll.
+        let level = if self.behind_since.is_none() {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
             "replica: {missing} is no longer in {} (pruned by the primary's --backup-keep) and this replica had not applied it; reloading from the newest restore point",
             self.location
         );
