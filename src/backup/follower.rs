@@ -318,6 +318,7 @@ impl Follower {
                         known_files: HashSet::new(),
                         behind_since: None,
                         last_prune: Instant::now(),
+                        prune_owed: false,
                     });
                 }
                 Ok(Commit::Taken | Commit::Superseded(_)) => {

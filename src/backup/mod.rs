@@ -116,6 +116,7 @@ pub fn primary_worker(
         known_files: HashSet::new(),
         behind_since: None,
         last_prune: Instant::now(),
+        prune_owed: false,
     };
     Ok(move |handle: Handle| uploader.run(&handle))
 }

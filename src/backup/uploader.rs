@@ -63,6 +63,8 @@ pub struct Uploader {
     pub(super) known_files: HashSet<String>,
     pub(super) behind_since: Option<Instant>,
     pub(super) last_prune: Instant,
+    /// A round progressed since the last prune (which may have been too recent to run again).
+    pub(super) prune_owed: bool,
 }
 
 /// Installs the checkpoint hook that stages restore points in `dir`.
@@ -271,11 +273,13 @@ impl Uploader {
                 log::warn!("backup: pruning old manifest versions failed: {e}; retried later");
             }
         }
-        let pruning = progressed && self.last_prune.elapsed() >= Duration::from_secs(1);
+        self.prune_owed |= progressed;
+        let pruning = self.prune_owed && self.last_prune.elapsed() >= Duration::from_secs(1);
         journal.keep_segments_from(m.next_segment);
         self.state = Some((m, next));
         if self.keep.is_some() && pruning {
             self.last_prune = Instant::now();
+            self.prune_owed = false;
             if let Err(e) = self.prune() {
                 log::warn!("backup: pruning old history failed: {e}; retried later");
             }
