@@ -4,8 +4,8 @@
 //! type implements [`Payload`] (its decoder and its declaration, [`Payload::SPEC`]) — the table
 //! does not compile without one — and the fuzzer's generator and the round-trip test below
 //! iterate [`MsgType::ALL`] and read each type's declaration through [`MsgType::spec`]. Adding
-//! a message type is one line here plus its own files (docs/architecture.md, "Adding a message
-//! type").
+//! a message type is one line here plus its own files, its payload declared with `payload!`
+//! (docs/architecture.md, "Where to add things", "A message type").
 //!
 //! `auth` is not in the table: the server knows the name only to refuse it with its own text
 //! (see `server::dispatch`), so it never decodes to a request.
@@ -14,8 +14,9 @@ use super::retention::{self, Sret};
 use super::subs::{self, Sub, Unsub};
 use super::{admin, deletes, kv, records, Ctx, OpError};
 use crate::auth::Permission;
+use crate::protocol::into_static::IntoStatic;
 use crate::protocol::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, IntoStatic, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
+    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
 };
 use crate::protocol::reply::Reply;
 use crate::protocol::spec::{Payload, Spec, Value};

@@ -7,50 +7,18 @@
 use super::{Ctx, Log, OpError};
 use crate::live::Hub;
 use crate::persist::{Journal, WalOp};
-use crate::protocol::members::Members;
-use crate::protocol::payload::{into_static, Col, IntoStatic};
+use crate::protocol::declare::payload;
+use crate::protocol::payload::Col;
 use crate::protocol::reply::Reply;
-use crate::protocol::spec::{member, spec, Kind, Payload, Shape, Spec, Value};
-use crate::protocol::PayloadError;
 use crate::store::{Collection, Handles, Limits, Policy, Store};
-use std::borrow::Cow;
 
-/// The payload of `sret`: a member `None` (absent or `null`) inherits the server default, 0 is
-/// unlimited.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sret<'a> {
-    pub col: Cow<'a, str>,
-    pub max_age: Option<u64>,
-    pub max_records: Option<u64>,
-}
-
-into_static!(Sret { col } { max_age, max_records });
-
-impl<'a> Payload<'a> for Sret<'a> {
-    const SPEC: Spec = spec(
-        Shape::Object,
-        &[
-            member("col", Kind::Name),
-            member("max_age", Kind::OptCount),
-            member("max_records", Kind::OptCount),
-        ],
-    );
-
-    fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        let mut f = Members::object(data, &Self::SPEC)?;
-        Ok(Sret {
-            col: f.text(0)?,
-            max_age: f.count(1)?,
-            max_records: f.count(2)?,
-        })
-    }
-
-    fn values(&self) -> Vec<Value<'_>> {
-        vec![
-            Value::Text(&self.col),
-            Value::count(self.max_age),
-            Value::count(self.max_records),
-        ]
+payload! {
+    /// The payload of `sret`: a member `None` (absent or `null`) inherits the server default, 0
+    /// is unlimited.
+    pub struct Sret {
+        col: Name,
+        max_age: OptCount,
+        max_records: OptCount,
     }
 }
 
@@ -181,6 +149,7 @@ pub fn get(ctx: &mut Ctx<'_>, c: &Col<'_>, reply: &mut Reply<'_>) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::spec::Payload;
 
     fn err(data: &str) -> String {
         Sret::decode(data).unwrap_err().to_string()

@@ -9,23 +9,23 @@
 
 use super::{Ctx, OpError};
 use crate::live::{self, Filter, LiveError, Registered, Start, Subscriber};
-use crate::protocol::members::Members;
-use crate::protocol::payload::{into_static, IntoStatic};
+use crate::protocol::declare::payload;
 use crate::protocol::reply::Reply;
-use crate::protocol::spec::{member, spec, Check, Kind, Payload, Shape, Spec, Value};
-use crate::protocol::PayloadError;
 use crate::store::{Collection, Current};
 use std::borrow::Cow;
 
-/// The payload of `sub`: what to watch and where to start
-/// (docs/protocol.md#sub--start-a-subscription).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sub<'a> {
-    pub col: Cow<'a, str>,
-    pub doc: Option<Cow<'a, str>>,
-    pub where_: Option<Cow<'a, str>>,
-    pub filter: Option<Cow<'a, str>>,
-    pub start: SubStart,
+payload! {
+    /// The payload of `sub`: what to watch and where to start
+    /// (docs/protocol.md#sub--start-a-subscription).
+    pub struct Sub {
+        col: Name,
+        doc: OptName,
+        where_ as "where": OptStr,
+        filter: OptStr,
+        since: OptInt,
+        after_seq: OptInt,
+    }
+    rules { NotBoth(since, after_seq) => SinceWithAfterSeq }
 }
 
 /// Where a subscription starts.
@@ -39,79 +39,22 @@ pub enum SubStart {
     AfterSeq(i64),
 }
 
-/// The payload of `unsub`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Unsub<'a> {
-    pub sub: Cow<'a, str>,
-}
-
-into_static!(Sub { col, doc, where_, filter } { start });
-into_static!(Unsub { sub } {});
-
-impl<'a> Payload<'a> for Sub<'a> {
-    const SPEC: Spec = Spec {
-        shape: Shape::Object,
-        members: &[
-            member("col", Kind::Name),
-            member("doc", Kind::OptName),
-            member("where", Kind::OptStr),
-            member("filter", Kind::OptStr),
-            member("since", Kind::OptInt),
-            member("after_seq", Kind::OptInt),
-        ],
-        checks: &[Check::NotBoth(4, 5, PayloadError::SinceWithAfterSeq)],
-    };
-
-    fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        let mut f = Members::object(data, &Self::SPEC)?;
-        let col = f.text(0)?;
-        let doc = f.opt_text(1)?;
-        let where_ = f.opt_text(2)?;
-        let filter = f.opt_text(3)?;
-        let since = f.opt_int(4)?;
-        let after = f.opt_int(5)?;
-        f.checks()?;
-        let start = match (since, after) {
+impl Sub<'_> {
+    /// Where the subscription starts (its rules let at most one of `since` and `after_seq` be
+    /// given).
+    pub fn start(&self) -> SubStart {
+        match (self.since, self.after_seq) {
             (Some(since), _) => SubStart::Since(since),
             (None, Some(after)) => SubStart::AfterSeq(after),
             (None, None) => SubStart::Live,
-        };
-        Ok(Sub {
-            col,
-            doc,
-            where_,
-            filter,
-            start,
-        })
-    }
-
-    fn values(&self) -> Vec<Value<'_>> {
-        let (since, after) = match self.start {
-            SubStart::Live => (Value::Missing, Value::Missing),
-            SubStart::Since(n) => (Value::Int(n), Value::Missing),
-            SubStart::AfterSeq(n) => (Value::Missing, Value::Int(n)),
-        };
-        vec![
-            Value::Text(&self.col),
-            Value::text(self.doc.as_deref()),
-            Value::text(self.where_.as_deref()),
-            Value::text(self.filter.as_deref()),
-            since,
-            after,
-        ]
+        }
     }
 }
 
-impl<'a> Payload<'a> for Unsub<'a> {
-    const SPEC: Spec = spec(Shape::Object, &[member("sub", Kind::Name)]);
-
-    fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        let mut f = Members::object(data, &Self::SPEC)?;
-        Ok(Unsub { sub: f.text(0)? })
-    }
-
-    fn values(&self) -> Vec<Value<'_>> {
-        vec![Value::Text(&self.sub)]
+payload! {
+    /// The payload of `unsub`.
+    pub struct Unsub {
+        sub: Name,
     }
 }
 
@@ -128,7 +71,7 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
     let id = ctx.subs.next_id();
     let filter = Filter::new(p.doc.as_deref(), p.where_.as_deref(), p.filter.as_deref());
     let sub = Subscriber::new(ctx.session, id.clone(), sink, filter);
-    let registered = match p.start {
+    let registered = match p.start() {
         SubStart::Live => register(&feed, sub, Start::Live),
         SubStart::AfterSeq(after) => register(&feed, sub, Start::After(after)),
         SubStart::Since(since) => {

@@ -12,6 +12,8 @@ use super::PayloadError;
 pub const MAX_MEMBERS: usize = 8;
 
 /// A payload type: how `data` is decoded into it, what it declares, and the values it holds.
+/// Payloads are declared with `protocol::declare::payload!`, which implements this trait from
+/// the members and rules written once.
 pub trait Payload<'a>: Sized {
     /// The shape and members of `data`.
     const SPEC: Spec;
@@ -115,18 +117,4 @@ impl<'v> Value<'v> {
     pub fn count(n: Option<u64>) -> Value<'v> {
         n.map_or(Value::Missing, Value::Count)
     }
-}
-
-/// A declaration for a payload with the given shape and members and no cross-member rule.
-pub const fn spec(shape: Shape, members: &'static [Member]) -> Spec {
-    Spec {
-        shape,
-        members,
-        checks: &[],
-    }
-}
-
-/// A member declaration.
-pub const fn member(name: &'static str, kind: Kind) -> Member {
-    Member { name, kind }
 }
