@@ -116,7 +116,7 @@ pub fn parse(bytes: Vec<u8>, path: &Path, magic: &[u8; 8]) -> Result<Vec<u8>, Er
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{OpenMode, PageCache};
+    use crate::persist::test_disk::{disk, overwrite};
 
     fn damage(r: Result<Vec<u8>, Error>) -> Damage {
         match r {
@@ -125,36 +125,28 @@ mod tests {
         }
     }
 
-    fn overwrite(fs: &PageCache, path: &Path, bytes: &[u8]) {
-        fs.open(path, OpenMode::Truncate)
-            .unwrap()
-            .write_all(bytes)
-            .unwrap();
-    }
-
     #[test]
     fn round_trip_and_damage() {
-        let fs = PageCache::new();
-        let dir = Path::new("/d");
-        fs.mkdirs(dir, true);
-        write(&fs, dir, "f.bin", KEYS_MAGIC, b"hello").unwrap();
+        let (fs, dir) = disk();
+        let (fs, dir) = (&*fs, dir.as_path());
+        write(fs, dir, "f.bin", KEYS_MAGIC, b"hello").unwrap();
         let path = dir.join("f.bin");
-        assert_eq!(read(&fs, &path, KEYS_MAGIC).unwrap(), b"hello");
+        assert_eq!(read(fs, &path, KEYS_MAGIC).unwrap(), b"hello");
         assert!(matches!(
-            damage(read(&fs, &path, SNAPSHOT_MAGIC)),
+            damage(read(fs, &path, SNAPSHOT_MAGIC)),
             Damage::UnknownFormat
         ));
         let mut bytes = fs.read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        overwrite(&fs, &path, &bytes);
+        overwrite(fs, &path, &bytes);
         assert!(matches!(
-            damage(read(&fs, &path, KEYS_MAGIC)),
+            damage(read(fs, &path, KEYS_MAGIC)),
             Damage::ChecksumMismatch
         ));
-        overwrite(&fs, &path, &bytes[..10]);
+        overwrite(fs, &path, &bytes[..10]);
         assert!(matches!(
-            damage(read(&fs, &path, KEYS_MAGIC)),
+            damage(read(fs, &path, KEYS_MAGIC)),
             Damage::TooShort
         ));
         assert_eq!(fs.list(dir), vec!["f.bin".to_string()], "no temp file left");

@@ -25,6 +25,8 @@ mod policies;
 mod recovery;
 mod replay;
 mod seed;
+#[cfg(test)]
+mod test_disk;
 mod wal;
 mod wal_read;
 

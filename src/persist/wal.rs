@@ -385,7 +385,8 @@ fn open_segment(fs: &dyn Backend, dir: &Path, seq: u64) -> Result<Arc<dyn File>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::persist::wal_read::tests::{disk, entries};
+    use crate::persist::test_disk::disk;
+    use crate::persist::wal_read::tests::entries;
     use crate::persist::wal_read::{list_segments, read_segment_bytes, SegmentEnd};
 
     #[test]

@@ -208,16 +208,9 @@ fn rest_is_zero(r: &mut impl Read) -> io::Result<bool> {
 pub(super) mod tests {
     use super::*;
     use crate::persist::codec::{self, WalOp};
+    use crate::persist::test_disk::{disk, overwrite};
     use crate::persist::wal::{segment_name, FsyncPolicy, Wal};
     use crate::storage::PageCache;
-    use std::sync::Arc;
-
-    pub(in crate::persist) fn disk() -> (Arc<PageCache>, PathBuf) {
-        let fs = Arc::new(PageCache::new());
-        let dir = PathBuf::from("/data");
-        fs.mkdirs(&dir, true);
-        (fs, dir)
-    }
 
     pub(in crate::persist) fn entries(fs: &PageCache, path: &Path) -> (Vec<String>, SegmentEnd) {
         let mut seen = Vec::new();
@@ -230,13 +223,6 @@ pub(super) mod tests {
         })
         .unwrap();
         (seen, end)
-    }
-
-    fn overwrite(fs: &PageCache, path: &Path, bytes: &[u8]) {
-        fs.open(path, OpenMode::Truncate)
-            .unwrap()
-            .write_all(bytes)
-            .unwrap();
     }
 
     #[test]
