@@ -9,7 +9,7 @@
 use crate::backup::metric;
 use crate::backup_s3::{now_ms, uploaded_until};
 use crate::common::seaweedfs::SeaweedFs;
-use crate::common::{wait_until, Client, Server, TempDir, MASTER};
+use crate::common::{wait_until, Client, Server, TempDir};
 use fluxiondb::backup_manifests::{self, Commit};
 use fluxiondb::objstore::ObjectStore;
 use serde_json::{json, Value};
@@ -87,9 +87,7 @@ fn racing_manifest_commits_have_exactly_one_winner_and_the_rest_get_412() {
 fn start(s3: &SeaweedFs, args: &[&str]) -> Server {
     let env = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut all = vec!["--secret-key", MASTER, "--port", "0", "--bind", "127.0.0.1"];
-    all.extend_from_slice(args);
-    Server::start_exact(&all, &env)
+    Server::start_with_env(args, &env)
 }
 
 fn count(c: &mut Client, doc: &str) -> usize {

@@ -5,7 +5,7 @@
 //! Ignored by a plain `cargo test` (it needs the `weed` binary): `make test-s3` runs it.
 
 use crate::common::seaweedfs::SeaweedFs;
-use crate::common::{bare_command, wait_until, Server, TempDir, MASTER};
+use crate::common::{bare_command, wait_until, Server, TempDir};
 use fluxiondb::objstore::ObjectStore;
 use serde_json::{json, Value};
 use std::process::Stdio;
@@ -50,14 +50,8 @@ fn a_primary_lost_with_its_disk_is_restored_from_s3() {
     let location = s3.location("primary").to_string();
     let data = TempDir::new();
     let dir = data.data().display().to_string();
-    let mut primary = Server::start_exact(
+    let mut primary = Server::start_with_env(
         &[
-            "--secret-key",
-            MASTER,
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
             "--data",
             &dir,
             "--backup",

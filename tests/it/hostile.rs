@@ -340,9 +340,7 @@ fn time_to_hangup(s: &mut TcpStream, max: Duration) -> Option<Duration> {
         match s.read(&mut buf) {
             Ok(0) => return Some(start.elapsed()),
             Ok(_) => {}
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) if crate::common::timed_out(&e) => {}
             Err(_) => return Some(start.elapsed()),
         }
     }
@@ -437,9 +435,7 @@ fn trickling_handshake_is_dropped_at_the_deadline() {
             match c.read(&mut buf) {
                 Ok(0) => return Some(start.elapsed()),
                 Ok(_) => {}
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) if crate::common::timed_out(&e) => {}
                 Err(_) => return Some(start.elapsed()),
             }
         }
@@ -1145,8 +1141,8 @@ fn hold_many_connections() {
 fn large_request_memory_is_not_kept_by_an_idle_connection() {
     // A fixed mmap threshold: large blocks go back to the system when freed, so RSS shows what
     // is still allocated rather than what glibc caches for reuse.
-    let s = Server::start_exact(
-        &["--secret-key", MASTER, "--port", "0", "--bind", "127.0.0.1"],
+    let s = Server::start_with_env(
+        &[],
         &[
             ("MALLOC_MMAP_THRESHOLD_", "131072"),
             ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=131072"),

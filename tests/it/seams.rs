@@ -2,8 +2,7 @@
 //! (`fluxiondb::Server`), its push seam (`Server::push`, which no client request
 //! reaches) and its socket-free dispatcher (`Server::local_session`).
 
-use crate::common::{wait_until, Client, Frame, MASTER};
-use fluxiondb::{Args, Config};
+use crate::common::{in_process_config, wait_until, Client, Frame, MASTER};
 use fluxiondb::{Boot, LocalSession, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -12,22 +11,9 @@ use std::time::{Duration, Instant};
 /// read timeout (a quarter of the ping interval, itself a quarter of the idle timeout: 37.5 s)
 /// cannot be what wakes it during a test.
 pub fn start(extra: &[&str]) -> Server {
-    let mut argv = vec![
-        "fluxiondb",
-        "--secret-key",
-        MASTER,
-        "--port",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "--idle-timeout",
-        "600",
-        "--log-level",
-        "off",
-    ];
-    argv.extend_from_slice(extra);
-    let args = <Args as clap::Parser>::try_parse_from(argv).expect("arguments");
-    let config = Config::from_args(args).expect("configuration");
+    let mut flags = vec!["--idle-timeout", "600"];
+    flags.extend_from_slice(extra);
+    let config = in_process_config(&flags);
     let listener = fluxiondb::bind(&config).expect("bind");
     Server::start(config, Boot::default(), listener).expect("server starts")
 }

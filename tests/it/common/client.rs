@@ -204,22 +204,28 @@ impl Client {
                 Ok(Message::Text(t)) => return Frame::Text(t.to_string()),
                 Ok(Message::Binary(b)) => return Frame::Binary(b.to_vec()),
                 Ok(Message::Ping(_)) | Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => continue,
-                Ok(Message::Close(cf)) => {
-                    self.closed = true;
-                    // Let tungstenite send its close reply; ignore failures.
-                    let _ = self.ws.flush();
-                    return Frame::Close(cf.map(|f| (u16::from(f.code), f.reason.to_string())));
-                }
-                Err(tungstenite::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    return Frame::Timeout
-                }
-                Err(e) => {
-                    self.closed = true;
-                    return Frame::Dropped(e.to_string());
-                }
+                Ok(Message::Close(cf)) => return self.closed_by_server(cf),
+                Err(e) => return self.read_failed(e),
+            }
+        }
+    }
+
+    /// The server's close frame arrived: the connection is over once tungstenite has sent its
+    /// close reply (a failure to send it is ignored).
+    fn closed_by_server(&mut self, cf: Option<CloseFrame>) -> Frame {
+        self.closed = true;
+        let _ = self.ws.flush();
+        Frame::Close(cf.map(|f| (u16::from(f.code), f.reason.to_string())))
+    }
+
+    /// A read that brought no message: a timeout leaves the connection open, anything else ends
+    /// it.
+    fn read_failed(&mut self, e: tungstenite::Error) -> Frame {
+        match e {
+            tungstenite::Error::Io(e) if timed_out(&e) => Frame::Timeout,
+            e => {
+                self.closed = true;
+                Frame::Dropped(e.to_string())
             }
         }
     }
@@ -302,34 +308,25 @@ impl Client {
         let _ = self.ws.flush();
         loop {
             match self.ws.read() {
-                Ok(Message::Close(cf)) => {
-                    self.closed = true;
-                    let _ = self.ws.flush();
-                    return Frame::Close(cf.map(|f| (u16::from(f.code), f.reason.to_string())));
-                }
-                Ok(Message::Text(t)) => {
-                    // Responses still in flight may arrive before the close reply; skip them.
-                    let _ = t;
-                    continue;
-                }
+                Ok(Message::Close(cf)) => return self.closed_by_server(cf),
+                // Responses still in flight may arrive before the close reply; skip them.
                 Ok(_) => continue,
                 Err(tungstenite::Error::ConnectionClosed) => {
                     self.closed = true;
                     return Frame::Close(None);
                 }
-                Err(tungstenite::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    return Frame::Timeout
-                }
-                Err(e) => {
-                    self.closed = true;
-                    return Frame::Dropped(e.to_string());
-                }
+                Err(e) => return self.read_failed(e),
             }
         }
     }
+}
+
+/// Whether a read failed only because nothing came within the socket's read timeout.
+pub fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// Header of a client frame with a zero masking key.

@@ -32,10 +32,12 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 mod client;
 mod fixture;
+mod in_process;
 mod server;
 
 pub use client::*;
 pub use fixture::*;
+pub use in_process::*;
 pub use server::*;
 pub mod matcher;
 pub mod runner;

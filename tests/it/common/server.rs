@@ -109,8 +109,10 @@ pub struct Server {
     args: Vec<String>,
     dir: Option<TempDir>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
-    /// Set by `start_exact`: spawn with exactly `args` and this environment.
-    exact_env: Option<Vec<(String, String)>>,
+    /// Environment variables of the process beyond the clean one of [`bare_command`].
+    env: Vec<(String, String)>,
+    /// Set by `start_exact`: spawn with exactly `args` (no default arguments).
+    exact: bool,
     /// The `fluxiondb listening on …` line of the current process.
     pub listen_line: String,
 }
@@ -133,39 +135,42 @@ impl Server {
 
     /// Full control: master key, extra arguments, and whether to add a temporary data folder.
     pub fn start_full(secret: &str, args: &[&str], data_dir: bool) -> Server {
-        let mut server = Server {
-            child: None,
-            port: 0,
-            secret: secret.to_string(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            dir: if data_dir { Some(TempDir::new()) } else { None },
-            stderr: Arc::new(Mutex::new(VecDeque::new())),
-            exact_env: None,
-            listen_line: String::new(),
-        };
-        server.spawn();
-        server
+        Server::launch(secret, args, data_dir.then(TempDir::new), &[], false)
+    }
+
+    /// Like `start`, with extra environment variables (e.g. those pointing at an S3 store).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch(MASTER, args, None, env, false)
     }
 
     /// Starts the binary with exactly `args` (no default arguments) and extra environment
     /// variables, e.g. to test option spellings or environment fallbacks. The arguments must make
     /// the server listen on 127.0.0.1 with an ephemeral port.
     pub fn start_exact(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch("", args, None, env, true)
+    }
+
+    fn launch(
+        secret: &str,
+        args: &[&str],
+        dir: Option<TempDir>,
+        env: &[(&str, &str)],
+        exact: bool,
+    ) -> Server {
         let mut server = Server {
             child: None,
             port: 0,
-            secret: String::new(),
+            secret: secret.to_string(),
             args: args.iter().map(|s| s.to_string()).collect(),
-            dir: None,
+            dir,
             stderr: Arc::new(Mutex::new(VecDeque::new())),
-            exact_env: None,
-            listen_line: String::new(),
-        };
-        server.exact_env = Some(
-            env.iter()
+            env: env
+                .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        );
+            exact,
+            listen_line: String::new(),
+        };
         server.spawn();
         server
     }
@@ -185,14 +190,14 @@ impl Server {
 
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "server already running");
-        let mut cmd = match &self.exact_env {
-            Some(env) => {
-                let mut cmd = bare_command();
-                cmd.args(&self.args).envs(env.iter().map(|(k, v)| (k, v)));
-                cmd
-            }
-            None => Server::command(&self.secret, &self.args, self.dir.as_ref()),
+        let mut cmd = if self.exact {
+            let mut cmd = bare_command();
+            cmd.args(&self.args);
+            cmd
+        } else {
+            Server::command(&self.secret, &self.args, self.dir.as_ref())
         };
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

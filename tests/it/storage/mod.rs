@@ -10,9 +10,9 @@ mod faults;
 mod old_files;
 mod powercut;
 
-use crate::common::{Client, MASTER};
+use crate::common::{in_process_config, Client, MASTER};
 use fluxiondb::storage::Backend;
-use fluxiondb::{Args, Config, Running};
+use fluxiondb::{Config, Running};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,25 +21,8 @@ use std::time::Duration;
 /// background checkpoint unless a test shortens `flush_interval`.
 pub fn config(data: &Path, fsync: &str) -> Config {
     let data = data.to_str().expect("UTF-8 path");
-    let args = [
-        "fluxiondb",
-        "--secret-key",
-        MASTER,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--data",
-        data,
-        "--fsync",
-        fsync,
-        "--log-level",
-        "off",
-        "--flush-interval",
-        "3600",
-    ];
-    let args = <Args as clap::Parser>::try_parse_from(args).expect("flags");
-    let mut config = Config::from_args(args).expect("config");
+    let flags = ["--data", data, "--fsync", fsync, "--flush-interval", "3600"];
+    let mut config = in_process_config(&flags);
     config.fsync_interval = Duration::from_millis(50);
     config
 }
