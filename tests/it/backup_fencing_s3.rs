@@ -9,7 +9,7 @@
 use crate::backup::metric;
 use crate::backup_s3::{now_ms, uploaded_until};
 use crate::common::seaweedfs::SeaweedFs;
-use crate::common::{wait_until, Client, Server, TempDir};
+use crate::common::{wait_until, Client, TempDir};
 use fluxiondb::backup_manifests::{self, Commit};
 use fluxiondb::objstore::ObjectStore;
 use serde_json::{json, Value};
@@ -83,13 +83,6 @@ fn racing_manifest_commits_have_exactly_one_winner_and_the_rest_get_412() {
     );
 }
 
-/// A server on an s3 location: `--backup` or `--replica-of` plus `extra`.
-fn start(s3: &SeaweedFs, args: &[&str]) -> Server {
-    let env = s3.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::start_with_env(args, &env)
-}
-
 fn count(c: &mut Client, doc: &str) -> usize {
     c.ok("qdoc", json!({"col": "m", "doc": doc, "to": 1_000_000}))["records"]
         .as_array()
@@ -120,10 +113,7 @@ fn a_replica_promoted_on_s3_fences_the_running_old_primary() {
         new_dir.data().display().to_string(),
     );
     let interval = ["--backup-interval", "100ms", "-f", "1"];
-    let old = start(
-        &s3,
-        &[&["--data", &od, "--backup", &location], &interval[..]].concat(),
-    );
+    let old = s3.server(&[&["--data", &od, "--backup", &location], &interval[..]].concat());
     // Written once the bucket is set up, so the writes land in uploaded segments.
     assert!(
         wait_until(WAIT, || backup_manifests::newest(&store)
@@ -158,7 +148,7 @@ fn a_replica_promoted_on_s3_fences_the_running_old_primary() {
         &interval[..],
     ]
     .concat();
-    let new = start(&s3, &replica_args);
+    let new = s3.server(&replica_args);
     let mut nc = new.master();
     assert!(wait_until(WAIT, || count(&mut nc, "t") == 10));
     let pid = new.pid().expect("running").to_string();

@@ -7,22 +7,13 @@
 use crate::backup::metric;
 use crate::backup_s3::{now_ms, uploaded_until};
 use crate::common::seaweedfs::SeaweedFs;
-use crate::common::{wait_until, Client, Server, TempDir, MASTER};
+use crate::common::{wait_until, Client, TempDir};
 use crate::subscriptions::{push, sub};
 use fluxiondb::backup_manifests;
 use serde_json::json;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A server on an s3 location: `--backup` or `--replica-of` plus `extra`.
-fn start(s3: &SeaweedFs, args: &[&str]) -> Server {
-    let env = s3.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut all = vec!["--secret-key", MASTER, "--port", "0", "--bind", "127.0.0.1"];
-    all.extend_from_slice(args);
-    Server::start_exact(&all, &env)
-}
 
 fn key_works(port: u16, key: &str) -> bool {
     Client::connect(port, &format!("/?api-key={key}")).is_ok_and(
@@ -42,10 +33,7 @@ fn a_replica_on_s3_pushes_what_it_applies_and_closes_revoked_keys() {
         rdir.data().display().to_string(),
     );
     let interval = ["--backup-interval", "100ms", "-f", "1"];
-    let p = start(
-        &s3,
-        &[&["--data", &pd, "--backup", &location], &interval[..]].concat(),
-    );
+    let p = s3.server(&[&["--data", &pd, "--backup", &location], &interval[..]].concat());
     assert!(
         wait_until(WAIT, || backup_manifests::newest(&store)
             .is_ok_and(|m| m.is_some())),
@@ -62,8 +50,7 @@ fn a_replica_on_s3_pushes_what_it_applies_and_closes_revoked_keys() {
     pc.ok("sval", json!({"col":"m","key":"k","value":"v"}));
     assert!(wait_until(WAIT, || uploaded_until(&store) >= written));
 
-    let r = start(
-        &s3,
+    let r = s3.server(
         &[
             &[
                 "--data",

@@ -45,24 +45,19 @@ pub fn now_ms() -> i64 {
 #[ignore = "needs SeaweedFS: run with `make test-s3`"]
 fn a_primary_lost_with_its_disk_is_restored_from_s3() {
     let s3 = SeaweedFs::start();
-    let env = s3.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let location = s3.location("primary").to_string();
     let data = TempDir::new();
     let dir = data.data().display().to_string();
-    let mut primary = Server::start_with_env(
-        &[
-            "--data",
-            &dir,
-            "--backup",
-            &location,
-            "--backup-interval",
-            "100ms",
-            "-f",
-            "1",
-        ],
-        &env,
-    );
+    let mut primary = s3.server(&[
+        "--data",
+        &dir,
+        "--backup",
+        &location,
+        "--backup-interval",
+        "100ms",
+        "-f",
+        "1",
+    ]);
     let mut c = primary.master();
     let records: Vec<Value> = (1..=500)
         .map(|ts| json!({"col": "m", "doc": "d", "ts": ts, "data": format!("v{ts}")}))
@@ -86,7 +81,7 @@ fn a_primary_lost_with_its_disk_is_restored_from_s3() {
     let target_dir = target.data().display().to_string();
     let mut restore = bare_command()
         .args(["restore", "--from", &location, "--data", &target_dir])
-        .envs(env.iter().copied())
+        .envs(s3.env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::wait_until;
+use super::{wait_until, Server};
 
 /// The bucket every instance creates at start.
 pub const BUCKET: &str = "fluxiondb-test";
@@ -222,6 +222,15 @@ impl SeaweedFs {
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
             ("AWS_S3_FORCE_PATH_STYLE", "true".into()),
         ]
+    }
+
+    /// A `fluxiondb` server with the default test flags plus `args` (a `--backup` or
+    /// `--replica-of` location here, its data folder…), pointed at this store by
+    /// [`SeaweedFs::env`].
+    pub fn server(&self, args: &[&str]) -> Server {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Server::start_with_env(args, &env)
     }
 
     /// The client configuration [`SeaweedFs::env`] gives.
