@@ -23,16 +23,35 @@ pub fn integer(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(decimal(v.unsigned_abs(), &mut [0u8; 20]));
 }
 
-/// The decimal digits of `n`, written at the end of `buf`.
+/// The two-digit pairs `00`…`99`, so that a number is cut into digits two at a time.
+const PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The decimal digits of `n`, written at the end of `buf` two at a time (a millisecond
+/// timestamp takes seven divisions instead of thirteen).
 pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[i] = b'0' + n as u8;
     }
     &buf[i..]
 }
@@ -56,11 +75,27 @@ pub fn end(out: &mut Vec<u8>) {
 }
 
 /// Appends a record whose data is given escaped, as the body of its JSON string (the form the
-/// store keeps): copied verbatim.
+/// store keeps): copied verbatim. Everything before the body is put together on the stack and
+/// the queue grows at most once, so a record costs three copies.
 pub fn escaped_record(out: &mut Vec<u8>, ts: i64, body: &str) {
-    out.extend_from_slice(b"{\"ts\":");
-    integer(out, ts);
-    out.extend_from_slice(b",\"data\":\"");
+    const OPEN: &[u8] = b"{\"ts\":";
+    const DATA: &[u8] = b",\"data\":\"";
+    // `{"ts":` + sign + 20 digits + `,"data":"`.
+    let mut head = [0u8; 40];
+    head[..OPEN.len()].copy_from_slice(OPEN);
+    let mut at = OPEN.len();
+    if ts < 0 {
+        head[at] = b'-';
+        at += 1;
+    }
+    let mut buf = [0u8; 20];
+    let digits = decimal(ts.unsigned_abs(), &mut buf);
+    head[at..at + digits.len()].copy_from_slice(digits);
+    at += digits.len();
+    head[at..at + DATA.len()].copy_from_slice(DATA);
+    at += DATA.len();
+    out.reserve(at + body.len() + 2);
+    out.extend_from_slice(&head[..at]);
     out.extend_from_slice(body.as_bytes());
     out.extend_from_slice(b"\"}");
 }
@@ -103,10 +138,22 @@ mod tests {
 
     #[test]
     fn integers() {
-        for v in [0, 1, -1, 42, i64::MAX, i64::MIN] {
+        let mut values = vec![0, 1, -1, 42, i64::MAX, i64::MIN];
+        let mut p = 1i64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, -p, next / 10 * 9 + 7]);
+            p = next;
+        }
+        for v in values {
             let mut out = Vec::new();
             integer(&mut out, v);
             assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+            let mut out = b"x".to_vec();
+            escaped_record(&mut out, v, "a\\\"b");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("x{{\"ts\":{v},\"data\":\"a\\\"b\"}}")
+            );
         }
     }
 
