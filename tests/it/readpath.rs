@@ -195,3 +195,48 @@ fn escaped_data_answers_exactly_and_is_filtered_as_sent() {
         before
     );
 }
+
+/// A pattern answers its documents in name order, written exactly (the raw text, so the order
+/// is checked too), for a dense and a sparse selection, computed and then remembered, and again
+/// after a document is added between remembered ones.
+#[test]
+fn pattern_answers_are_exact_for_dense_and_sparse_selections() {
+    let s = Server::start(&[]);
+    let mut c = s.master();
+    let docs: Vec<String> = (0..60).map(|i| format!("doc{i}")).collect();
+    let rows: Vec<(&str, &str, i64, &str)> = docs
+        .iter()
+        .map(|d| ("c", d.as_str(), 1, d.as_str()))
+        .collect();
+    assert_eq!(c.call("ins", recs(&rows)), json!({}));
+    let answer = |names: &[&str]| {
+        let records: Vec<String> = names
+            .iter()
+            .map(|n| format!(r#""{n}":{{"ts":1,"data":"{n}"}}"#))
+            .collect();
+        format!(r#"{{"id":"p","records":{{{}}}}}"#, records.join(","))
+    };
+    let qry =
+        |c: &mut Client, doc: &str| raw(c, "p", "qry", json!({"col": "c", "ts": 9, "doc": doc}));
+    // 11 of 60 (dense), then 1 of 60 (sparse); each asked twice (computed, then remembered).
+    let dense: Vec<String> = std::iter::once("doc1".to_string())
+        .chain((10..20).map(|i| format!("doc{i}")))
+        .collect();
+    let dense: Vec<&str> = dense.iter().map(String::as_str).collect();
+    for _ in 0..2 {
+        assert_eq!(qry(&mut c, "/^doc1[0-9]?$/"), answer(&dense));
+        assert_eq!(qry(&mut c, "/^doc42$/"), answer(&["doc42"]));
+    }
+    // A new document sorts between remembered ones.
+    assert_eq!(
+        c.call("ins", recs(&[("c", "doc10a", 1, "doc10a")])),
+        json!({})
+    );
+    let want = [
+        "doc1", "doc10", "doc10a", "doc11", "doc12", "doc13", "doc14", "doc15", "doc16", "doc17",
+        "doc18", "doc19",
+    ];
+    for _ in 0..2 {
+        assert_eq!(qry(&mut c, "/^doc1[0-9]?a?$/"), answer(&want));
+    }
+}
