@@ -12,7 +12,7 @@ mod subs;
 
 use crate::auth::{KeyEntry, KeyRing};
 use crate::live::{Change, Feed, Hub, LiveError, Sink, Subscriptions};
-use crate::persist::{Journal, Lsn, WalOp};
+use crate::persist::{now_ms, Framed, Journal, Lsn, WalOp};
 use crate::protocol::reply::TooLarge;
 use crate::store::{Appender, Collection, Handles, MemoryFull, SeriesError, Store};
 use std::collections::HashMap;
@@ -121,15 +121,43 @@ impl<'a> Log<'a> {
     /// Logs a mutation (built only when persistence is on). Call under the write lock of the
     /// collection it changes (or within an append's `commit`), before changing it.
     fn append<'o>(&mut self, op: impl FnOnce() -> WalOp<'o>) -> Result<(), OpError> {
-        if let Some(journal) = self.journal {
-            let lsn = journal.log(&op()).map_err(|e| match e {
-                crate::persist::Error::Refused(text) => OpError::Refused(text),
-                e => OpError::Storage(e.to_string()),
-            })?;
+        let entry = Log::encode(self.is_persistent(), op)?;
+        self.append_encoded(entry.as_ref())
+    }
+
+    /// Whether mutations are logged (`--data`).
+    fn is_persistent(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Frames a mutation for [`Log::append_encoded`] when `persistent` (else `None`): the
+    /// part of logging that needs no lock, done before taking the one the append needs.
+    fn encode<'o>(
+        persistent: bool,
+        op: impl FnOnce() -> WalOp<'o>,
+    ) -> Result<Option<Framed>, OpError> {
+        if !persistent {
+            return Ok(None);
+        }
+        Framed::encode(&op(), now_ms()).map(Some).map_err(log_error)
+    }
+
+    /// Logs an entry framed by [`Log::encode`]; same rules as [`Log::append`].
+    fn append_encoded(&mut self, entry: Option<&Framed>) -> Result<(), OpError> {
+        if let (Some(journal), Some(entry)) = (self.journal, entry) {
+            let lsn = journal.log_encoded(entry).map_err(log_error)?;
             self.lsn = self.lsn.max(lsn);
             self.last = lsn;
         }
         Ok(())
+    }
+}
+
+/// What a client is told when logging a mutation failed.
+fn log_error(e: crate::persist::Error) -> OpError {
+    match e {
+        crate::persist::Error::Refused(text) => OpError::Refused(text),
+        e => OpError::Storage(e.to_string()),
     }
 }
 

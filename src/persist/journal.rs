@@ -7,7 +7,7 @@ use super::framed;
 use super::fsutil;
 use super::image;
 use super::policies;
-use super::wal::{Lsn, Wal};
+use super::wal::{now_ms, Framed, Lsn, Wal};
 use crate::auth::KeyRing;
 use crate::storage::{Backend, Lock, Op};
 use crate::store::Store;
@@ -138,10 +138,15 @@ impl Journal {
     /// Logs a mutation; call under the lock of the collection it changes, before changing it.
     /// Refused (changing nothing) unless the gate is open.
     pub fn log(&self, op: &WalOp<'_>) -> Result<Lsn, Error> {
+        self.log_encoded(&Framed::encode(op, now_ms())?)
+    }
+
+    /// Logs an entry framed beforehand by [`Framed::encode`] (see [`Wal::append_encoded`]).
+    pub fn log_encoded(&self, entry: &Framed) -> Result<Lsn, Error> {
         if let Some(text) = self.gate().refusal() {
             return Err(Error::Refused(text));
         }
-        self.wal.append(op)
+        self.wal.append_encoded(entry)
     }
 
     /// Logs a mutation a replica copies from its primary, with the primary's write time.

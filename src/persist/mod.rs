@@ -35,7 +35,7 @@ pub use error::Error;
 pub use journal::{Gate, Journal, KEYS_FILE};
 pub use recovery::open;
 pub use seed::{import as import_seed, ImportError};
-pub use wal::{now_ms, segment_name, segment_seq, FsyncPolicy, Lsn};
+pub use wal::{now_ms, segment_name, segment_seq, Framed, FsyncPolicy, Lsn};
 pub use wal_read::{prefix_until, read_segment_bytes};
 
 /// Decodes one log entry copied from a primary (a replica's follower logs it with

@@ -76,6 +76,28 @@ pub fn segment_seq(name: &str) -> Option<u64> {
         .flatten()
 }
 
+/// One log entry framed and checksummed, ready for [`Wal::append_encoded`].
+#[derive(Debug)]
+pub struct Framed {
+    frame: Vec<u8>,
+}
+
+impl Framed {
+    /// Frames `op` written at `time_ms` (milliseconds since the Unix epoch).
+    pub fn encode(op: &WalOp<'_>, time_ms: i64) -> Result<Framed, Error> {
+        let mut frame = Vec::with_capacity(HEADER + TIME + 64);
+        frame.extend_from_slice(&[0; HEADER]);
+        frame.extend_from_slice(&time_ms.to_le_bytes());
+        codec::encode_into(op, &mut frame).map_err(Error::Encode)?;
+        let len = ((frame.len() - HEADER) as u32).to_le_bytes();
+        let crc = crc32(&frame[HEADER..]);
+        frame[..4].copy_from_slice(&len);
+        frame[4..8].copy_from_slice(&crc32(&len).to_le_bytes());
+        frame[8..12].copy_from_slice(&crc.to_le_bytes());
+        Ok(Framed { frame })
+    }
+}
+
 struct State {
     buf: Vec<u8>,
     appended: Lsn,
@@ -158,31 +180,20 @@ impl Wal {
 
     /// Appends one entry with the given write time (a replica keeps the primary's).
     pub fn append_at(&self, op: &WalOp<'_>, time_ms: i64) -> Result<Lsn, Error> {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        self.append_encoded(&Framed::encode(op, time_ms)?)
+    }
+
+    /// Appends an entry encoded beforehand: the only part of logging that takes the log's lock,
+    /// so that a caller that must log in a fixed order (a collection's apply order) holds its
+    /// own lock across the append alone, not across the encoding and checksums.
+    pub fn append_encoded(&self, entry: &Framed) -> Result<Lsn, Error> {
+        let mut st = self.state.lock();
+        if let Some(first) = &st.failed {
+            return Err(Error::LogFailed(first.clone()));
         }
-        SCRATCH.with(|cell| {
-            let mut frame = cell.borrow_mut();
-            frame.clear();
-            frame.extend_from_slice(&[0; HEADER]);
-            frame.extend_from_slice(&time_ms.to_le_bytes());
-            codec::encode_into(op, &mut frame).map_err(Error::Encode)?;
-            let len = ((frame.len() - HEADER) as u32).to_le_bytes();
-            let crc = crc32(&frame[HEADER..]);
-            frame[..4].copy_from_slice(&len);
-            frame[4..8].copy_from_slice(&crc32(&len).to_le_bytes());
-            frame[8..12].copy_from_slice(&crc.to_le_bytes());
-            let mut st = self.state.lock();
-            if let Some(first) = &st.failed {
-                return Err(Error::LogFailed(first.clone()));
-            }
-            st.buf.extend_from_slice(&frame);
-            st.appended += frame.len() as u64;
-            if frame.capacity() > 1 << 20 {
-                *frame = Vec::new();
-            }
-            Ok(st.appended)
-        })
+        st.buf.extend_from_slice(&entry.frame);
+        st.appended += entry.frame.len() as u64;
+        Ok(st.appended)
     }
 
     /// The path of segment `seq`.
