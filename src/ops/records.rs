@@ -59,14 +59,23 @@ fn append(
     if group.iter().any(|r| *r.doc != *doc) {
         return None;
     }
-    c.append(doc, group.iter().map(|r| (r.ts, &*r.data)), || {
-        log.append(|| WalOp::Insert {
-            col,
-            records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
-        })?;
-        log.publish(col, || changes(group.iter()));
-        Ok(())
-    })
+    let persistent = log.is_persistent();
+    c.append(
+        doc,
+        group.iter().map(|r| (r.ts, &*r.data)),
+        // Framed before the collection's apply-order lock, which then covers the append alone.
+        || {
+            Log::encode(persistent, || WalOp::Insert {
+                col,
+                records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
+            })
+        },
+        |entry| {
+            log.append_encoded(entry.as_ref())?;
+            log.publish(col, || changes(group.iter()));
+            Ok(())
+        },
+    )
 }
 
 /// The live feed's record of inserted records.

@@ -12,7 +12,7 @@ use super::retention::Limits;
 use super::series::{Series, SeriesError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// A document whose arena passes this many bytes is "large": while none is, a batch of up to
 /// this many bytes cannot take any document past the 4 GiB a document may hold.
@@ -47,6 +47,11 @@ pub struct Collection {
     quiet: QuietReaders,
 }
 
+/// How many readers in a row must find no new append before the next one reads quietly: while
+/// appends keep coming, a quiet reader would make each of them wait for a whole read, so
+/// readers lock the documents instead until the appends pause.
+const CALM_LOOKS: u32 = 8;
+
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct QuietReaders {
@@ -54,6 +59,9 @@ struct QuietReaders {
     count: AtomicUsize,
     /// The apply number the last reader saw (written only when it changed).
     seen: AtomicU64,
+    /// Readers in a row that found `seen` unchanged, up to [`CALM_LOOKS`] (written only
+    /// while it counts).
+    calm: AtomicU32,
 }
 
 /// The fields of a collection that every append writes, on a cache line of their own: the
@@ -154,16 +162,22 @@ impl Collection {
 
     /// A view of the documents for a reader of several of them, under the read lock: quiet
     /// (documents read without their locks, appends held off until it is dropped) when no
-    /// append was made since the previous reader looked and none is in progress, else at the
-    /// current apply number (see `doc.rs`): while appends keep coming, readers take the
-    /// documents' locks rather than make appends wait for them. Registering and checking use
-    /// sequentially consistent operations, as the append's do in the other order, so that of
-    /// a reader and an append that start together at least one sees the other.
+    /// append was made while the last [`CALM_LOOKS`] readers looked and none is in progress,
+    /// else at the current apply number (see `doc.rs`): while appends keep coming, readers
+    /// take the documents' locks rather than make appends wait for them. Registering and
+    /// checking use sequentially consistent operations, as the append's do in the other order,
+    /// so that of a reader and an append that start together at least one sees the other.
     pub fn snapshot(&self) -> Snapshot<'_> {
         let applied = self.applied();
         let quiet = &self.quiet;
         if quiet.seen.load(Ordering::Relaxed) != applied {
             quiet.seen.store(applied, Ordering::Relaxed);
+            quiet.calm.store(0, Ordering::Relaxed);
+            return Snapshot::new(&self.docs, None, applied);
+        }
+        let calm = quiet.calm.load(Ordering::Relaxed);
+        if calm < CALM_LOOKS {
+            quiet.calm.store(calm + 1, Ordering::Relaxed);
             return Snapshot::new(&self.docs, None, applied);
         }
         quiet.count.fetch_add(1, Ordering::SeqCst);
@@ -178,21 +192,27 @@ impl Collection {
     /// holding only the document's lock; `None` (nothing done) unless the document exists, no
     /// retention limit applies, no document is large, and the records are newer than every
     /// record it holds, in increasing order (so the append cannot fail and changes no position
-    /// a reader may hold). `commit` logs and publishes the append: it runs with the document
-    /// locked, before the change, under the collection's apply-order lock (a few instructions
-    /// in memory, one log append with `--data`); if it fails, nothing changes.
-    pub fn append<'r, E: From<SeriesError>>(
+    /// a reader may hold).
+    ///
+    /// The document is claimed (other writers kept out, readers still in) for the checks and
+    /// for `prepare` (framing the log entry), and write-locked only from the apply number to
+    /// the change: readers of the document wait for no more than that. `commit` gets what
+    /// `prepare` made and logs and publishes the append, before the change, under the
+    /// collection's apply-order lock (a few instructions in memory, one append to the log's
+    /// buffer with `--data`). If either fails, nothing changes.
+    pub fn append<'r, P, E: From<SeriesError>>(
         &self,
         doc: &str,
         records: impl Iterator<Item = (i64, &'r str)> + Clone,
-        commit: impl FnOnce() -> Result<(), E>,
+        prepare: impl FnOnce() -> Result<P, E>,
+        commit: impl FnOnce(P) -> Result<(), E>,
     ) -> Option<Result<Grown, E>> {
         if !self.limits.is_unlimited() || self.large_docs > 0 {
             return None;
         }
         let target = self.docs.get(doc)?;
-        let mut w = target.write();
-        let series = w.series();
+        let claimed = target.claim();
+        let series = claimed.series();
         let mut newest = series.newest_ts()?;
         let mut incoming = 0;
         for (ts, data) in records.clone() {
@@ -206,17 +226,22 @@ impl Collection {
             return None;
         }
         let before = doc_bytes(doc, series);
+        let prepared = match prepare() {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
         // Quiet readers read documents without their locks: wait until none is registered
         // (new ones see this append and take the locks instead). They hold on for one read.
         self.shared.appending.fetch_add(1, Ordering::SeqCst);
         let _in_progress = InProgress(&self.shared.appending);
         lock::wait_until(|| self.quiet.count.load(Ordering::SeqCst) == 0);
-        // Marked before the log entry: a checkpoint that rotates the log after this entry
-        // finds the collection changed, and its copy waits for this document's lock.
+        let mut w = claimed.upgrade();
+        // Marked write-locked, before the log entry: a checkpoint that rotates the log after
+        // this entry finds the collection changed, and its copy waits for this document's lock.
         self.mark_dirty_shared();
         let seq = {
             let _order = lock::lock(&self.shared.order);
-            if let Err(e) = commit() {
+            if let Err(e) = commit(prepared) {
                 return Some(Err(e));
             }
             self.shared.applied.fetch_add(1, Ordering::AcqRel) + 1
@@ -418,7 +443,7 @@ mod tests {
         doc: &str,
         recs: &[(i64, &str)],
     ) -> Option<Result<Grown, SeriesError>> {
-        c.append(doc, recs.iter().copied(), || Ok(()))
+        c.append(doc, recs.iter().copied(), || Ok(()), |()| Ok(()))
     }
 
     #[test]
@@ -426,8 +451,8 @@ mod tests {
         let mut c = Collection::default();
         c.insert("d", 1, "x").unwrap();
         let c = std::sync::Arc::new(c);
-        let quiet = c.snapshot();
-        assert!(quiet.is_quiet());
+        let (quiet, looks) = calm_down(&c);
+        assert_eq!(looks, CALM_LOOKS);
         let appender = {
             let c = c.clone();
             std::thread::spawn(move || append(&c, "d", &[(2, "y")]).map(|r| r.is_ok()))
@@ -448,15 +473,46 @@ mod tests {
         assert_eq!(c.applied(), 0);
         let locked = c.snapshot();
         assert!(!locked.is_quiet(), "a reader started during an append");
+        // The waiting append keeps other writers out of the document, not its readers.
+        assert!(
+            !c.docs["d"].is_write_locked(),
+            "the append write-locked the document while it waited"
+        );
+        let (_, d) = locked.doc("d").unwrap();
+        assert_eq!(d.view().unwrap().len(), 1);
         drop(locked);
         drop(quiet);
         assert_eq!(appender.join().unwrap(), Some(true));
         assert_eq!((c.docs["d"].read().len(), c.applied()), (2, 1));
-        assert!(
-            !c.snapshot().is_quiet(),
-            "an append came since the last reader"
-        );
-        assert!(c.snapshot().is_quiet());
+        // One look finds the append, CALM_LOOKS more find nothing new.
+        assert_eq!(calm_down(&c).1, CALM_LOOKS + 1);
+    }
+
+    /// Takes snapshots until one is quiet (a bounded number): that one, and how many were not.
+    fn calm_down(c: &Collection) -> (Snapshot<'_>, u32) {
+        for looks in 0..=CALM_LOOKS + 1 {
+            let snap = c.snapshot();
+            if snap.is_quiet() {
+                return (snap, looks);
+            }
+        }
+        panic!("readers stayed on the locks");
+    }
+
+    #[test]
+    fn readers_lock_the_documents_while_appends_keep_coming() {
+        let mut c = Collection::default();
+        c.insert("d", 1, "x").unwrap();
+        assert_eq!(calm_down(&c).1, CALM_LOOKS);
+        for ts in 2..40 {
+            assert!(append(&c, "d", &[(ts, "y")]).unwrap().is_ok());
+            // Fewer calm looks between appends than it takes to read quietly.
+            for _ in 0..CALM_LOOKS / 2 {
+                assert!(!c.snapshot().is_quiet(), "a quiet reader between appends");
+            }
+        }
+        // The looks since the last append count.
+        assert_eq!(calm_down(&c).1, CALM_LOOKS + 1 - CALM_LOOKS / 2);
     }
 
     #[test]
@@ -483,9 +539,12 @@ mod tests {
         assert_eq!(c.applied(), 1);
         assert_eq!(c.docs["d"].read().len(), 3);
         // A failing commit (the log refused the entry) changes nothing.
-        let refused = c.append("d", [(40, "w")].into_iter(), || {
-            Err(SeriesError::DocumentTooLarge)
-        });
+        let refused = c.append(
+            "d",
+            [(40, "w")].into_iter(),
+            || Ok(()),
+            |()| Err(SeriesError::DocumentTooLarge),
+        );
         assert!(matches!(refused, Some(Err(SeriesError::DocumentTooLarge))));
         assert_eq!((c.docs["d"].read().len(), c.applied()), (3, 1));
         c.set_limits(Limits::from_numbers(0, 100));

@@ -2,7 +2,10 @@
 //! document as it was when the reader's view of the collection was taken.
 //!
 //! Appends to an existing document take only this lock (the collection's lock is read-held, see
-//! [`Collection::append`](super::Collection::append)); each gets the collection's next apply
+//! [`Collection::append`](super::Collection::append)): they claim it (an upgradable read, which
+//! keeps other writers out and lets readers in) for their checks and while they wait, and
+//! write-lock it only from taking an apply number to making the change, so a reader of the
+//! document waits for no more than that. Each append gets the collection's next apply
 //! number, and the document remembers its last few appends as (number, length before). A
 //! reader that took its view at number `seen` sees each document as its prefix before the first
 //! append numbered after `seen`: appends only add records newer than every record held, so that
@@ -18,7 +21,7 @@
 
 use super::lock;
 use super::series::{Series, SeriesError};
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,9 +96,16 @@ impl Doc {
         })
     }
 
-    /// Write-locks the document for an append.
-    pub(super) fn write(&self) -> Appending<'_> {
-        Appending(lock::write(&self.state))
+    /// Whether a writer holds the document's lock.
+    #[cfg(test)]
+    pub(super) fn is_write_locked(&self) -> bool {
+        self.state.is_locked_exclusive()
+    }
+
+    /// Claims the document for an append: no other writer gets in, readers still do until
+    /// [`Claimed::upgrade`].
+    pub(super) fn claim(&self) -> Claimed<'_> {
+        Claimed(lock::upgradable(&self.state))
     }
 }
 
@@ -225,6 +235,20 @@ impl<'s> InView<'s, '_> {
     }
 }
 
+/// A document claimed for an append: read-locked, with the right to upgrade.
+pub(super) struct Claimed<'a>(RwLockUpgradableReadGuard<'a, State>);
+
+impl<'a> Claimed<'a> {
+    pub fn series(&self) -> &Series {
+        &self.0.series
+    }
+
+    /// Write-locks the document, once its readers have left.
+    pub fn upgrade(self) -> Appending<'a> {
+        Appending(lock::upgrade(self.0))
+    }
+}
+
 /// A document write-locked for an append.
 pub(super) struct Appending<'a>(RwLockWriteGuard<'a, State>);
 
@@ -267,8 +291,12 @@ mod tests {
     #[test]
     fn a_view_holds_the_document_as_it_was() {
         let d = doc(&[10, 20]);
-        d.write().append(5, [(30, "a")].into_iter()).unwrap();
-        d.write()
+        d.claim()
+            .upgrade()
+            .append(5, [(30, "a")].into_iter())
+            .unwrap();
+        d.claim()
+            .upgrade()
             .append(7, [(40, "b"), (50, "c")].into_iter())
             .unwrap();
         let at = |seen: u64, ts: i64| d.read_at(seen).unwrap().latest_at(ts);
@@ -285,12 +313,16 @@ mod tests {
     fn a_view_older_than_every_remembered_append_is_refused() {
         let d = doc(&[1]);
         for n in 0..REMEMBERED as i64 {
-            d.write()
+            d.claim()
+                .upgrade()
                 .append(100 + n as u64, [(10 + n, "x")].into_iter())
                 .unwrap();
         }
         assert_eq!(d.read_at(99).unwrap().latest_at(i64::MAX), Some(0));
-        d.write().append(200, [(100, "x")].into_iter()).unwrap();
+        d.claim()
+            .upgrade()
+            .append(200, [(100, "x")].into_iter())
+            .unwrap();
         assert!(
             d.read_at(99).is_none(),
             "the append numbered 100 is forgotten"

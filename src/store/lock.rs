@@ -7,7 +7,9 @@
 //! a writer then queues at once (the lock stops admitting new readers, so a stream of queries
 //! cannot starve it), and a reader that finds the lock free but cannot get in queues too.
 
-use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{
+    Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard,
+};
 
 /// Polls that only pause the CPU.
 const SPINS: u32 = 64;
@@ -63,6 +65,37 @@ pub(super) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
         }
     };
     acquire(poll, || lock.read())
+}
+
+/// Read-locks with the right to upgrade: readers still get in, writers and other upgradable
+/// readers do not. Polled like [`write`], as its holders are writers.
+pub(super) fn upgradable<T>(lock: &RwLock<T>) -> RwLockUpgradableReadGuard<'_, T> {
+    let poll = || {
+        if lock.is_locked_exclusive() {
+            Poll::Busy
+        } else {
+            lock.try_upgradable_read().map_or(Poll::Busy, Poll::Got)
+        }
+    };
+    acquire(poll, || lock.upgradable_read())
+}
+
+/// Turns an upgradable read lock into the write lock, once the readers (each in for one short
+/// read) have left: polled, then yielding, then queued.
+pub(super) fn upgrade<T>(guard: RwLockUpgradableReadGuard<'_, T>) -> RwLockWriteGuard<'_, T> {
+    let mut guard = guard;
+    for i in 0..SPINS + YIELDS {
+        match RwLockUpgradableReadGuard::try_upgrade(guard) {
+            Ok(write) => return write,
+            Err(back) => guard = back,
+        }
+        if i < SPINS {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    RwLockUpgradableReadGuard::upgrade(guard)
 }
 
 /// Returns once `done` holds: for a condition that other threads make true within one short

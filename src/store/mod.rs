@@ -429,13 +429,14 @@ pub struct Appender<'c> {
 
 impl Appender<'_> {
     /// [`Collection::append`], with the store's memory accounting.
-    pub fn append<'r, E: From<SeriesError>>(
+    pub fn append<'r, P, E: From<SeriesError>>(
         &self,
         doc: &str,
         records: impl Iterator<Item = (i64, &'r str)> + Clone,
-        commit: impl FnOnce() -> Result<(), E>,
+        prepare: impl FnOnce() -> Result<P, E>,
+        commit: impl FnOnce(P) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
-        let result = self.c.append(doc, records, commit)?;
+        let result = self.c.append(doc, records, prepare, commit)?;
         Some(result.map(|g| {
             let total = match self.grown.get() {
                 Some(prev) => Grown {
