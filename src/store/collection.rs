@@ -191,8 +191,9 @@ impl Collection {
     /// Appends `records` to the existing document `doc` under the collection's read lock,
     /// holding only the document's lock; `None` (nothing done) unless the document exists, no
     /// retention limit applies, no document is large, and the records are newer than every
-    /// record it holds, in increasing order (so the append cannot fail and changes no position
-    /// a reader may hold).
+    /// record it holds, in increasing order, or are one record at a timestamp it does not
+    /// hold (an insert out of order, which a reader's view leaves out by its timestamp, see
+    /// `doc.rs`). So the append cannot fail and replaces nothing a reader may be showing.
     ///
     /// The document is claimed (other writers kept out, readers still in) for the checks and
     /// for `prepare` (framing the log entry), and write-locked only from the apply number to
@@ -215,11 +216,16 @@ impl Collection {
         let series = claimed.series();
         let mut newest = series.newest_ts()?;
         let mut incoming = 0;
-        for (ts, data) in records.clone() {
+        for (n, (ts, data)) in records.clone().enumerate() {
             if ts <= newest {
-                return None;
+                // One record among older ones, at a timestamp not held: an insert that a view
+                // can leave out. A batch that is not all newer, or a replace, is not.
+                let single = n == 0 && records.clone().nth(1).is_none();
+                if !single || series.find(ts).is_ok() {
+                    return None;
+                }
             }
-            newest = ts;
+            newest = newest.max(ts);
             incoming += data.len();
         }
         if series.arena_len() + incoming > LARGE {
@@ -521,7 +527,14 @@ mod tests {
         c.insert("d", 10, "x").unwrap();
         assert!(append(&c, "e", &[(20, "y")]).is_none(), "a new document");
         assert!(append(&c, "d", &[(10, "y")]).is_none(), "a replace");
-        assert!(append(&c, "d", &[(5, "y")]).is_none(), "an older record");
+        assert!(
+            append(&c, "d", &[(5, "y"), (6, "z")]).is_none(),
+            "older records in a batch"
+        );
+        assert!(
+            append(&c, "d", &[(20, "y"), (5, "z")]).is_none(),
+            "an older record after a newer one"
+        );
         assert!(
             append(&c, "d", &[(30, "y"), (20, "z")]).is_none(),
             "out of order"
@@ -549,6 +562,43 @@ mod tests {
         assert_eq!((c.docs["d"].read().len(), c.applied()), (3, 1));
         c.set_limits(Limits::from_numbers(0, 100));
         assert!(append(&c, "d", &[(50, "v")]).is_none(), "retention applies");
+    }
+
+    #[test]
+    fn one_older_record_is_inserted_without_the_write_lock_and_hidden_from_older_views() {
+        let mut c = Collection::default();
+        for ts in [10, 20, 30] {
+            c.insert("d", ts, "x").unwrap();
+        }
+        let before = c.snapshot();
+        assert!(!before.is_quiet());
+        let (_, d) = before.doc("d").unwrap();
+        let latest = |at: i64| d.view().unwrap().latest_at(at);
+        assert_eq!(latest(i64::MAX), Some(2));
+        // Taken while the snapshot is held, as a writer under the read lock would.
+        assert!(append(&c, "d", &[(25, "new")]).unwrap().is_ok());
+        assert!(append(&c, "d", &[(40, "newer")]).unwrap().is_ok());
+        assert!(append(&c, "d", &[(15, "old")]).unwrap().is_ok());
+        // Positions are the series' own (10 15 20 25 30 40); the records added since the
+        // snapshot (15, 25 and 40) are left out.
+        assert_eq!(
+            latest(i64::MAX),
+            Some(4),
+            "30 is the newest the snapshot saw"
+        );
+        assert_eq!(latest(29), Some(2), "20, not 25");
+        assert_eq!(latest(19), Some(0), "10, not 15");
+        assert_eq!(latest(9), None);
+        drop(before);
+        let after = c.snapshot();
+        let (_, d) = after.doc("d").unwrap();
+        assert_eq!(d.view().unwrap().latest_at(29), Some(3), "25 is seen now");
+        assert_eq!(d.view().unwrap().latest_at(19), Some(1));
+        assert_eq!(c.applied(), 3);
+        assert!(
+            append(&c, "d", &[(15, "again")]).is_none(),
+            "a replace takes the write lock"
+        );
     }
 
     #[test]

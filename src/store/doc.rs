@@ -5,12 +5,15 @@
 //! [`Collection::append`](super::Collection::append)): they claim it (an upgradable read, which
 //! keeps other writers out and lets readers in) for their checks and while they wait, and
 //! write-lock it only from taking an apply number to making the change, so a reader of the
-//! document waits for no more than that. Each append gets the collection's next apply
-//! number, and the document remembers its last few appends as (number, length before). A
-//! reader that took its view at number `seen` sees each document as its prefix before the first
-//! append numbered after `seen`: appends only add records newer than every record held, so that
-//! prefix is exactly the document at `seen`. Every other change takes the collection's write
-//! lock, which no reader holds a view across.
+//! document waits for no more than that. An append adds records newer than every record
+//! held, or one record among older ones at a timestamp not held (an insert out of order). Each
+//! gets the collection's next apply number, and the document remembers its last few as
+//! (number, first timestamp, whether among older ones). A reader that took its view at number
+//! `seen` sees each document without the records those numbered after `seen` added: every
+//! record from the earliest such append's first timestamp on, and the one record of each such
+//! insert. Records are never removed or replaced this way, so what is left is exactly the
+//! document at `seen`. Every other change takes the collection's write lock, which no reader
+//! holds a view across.
 //!
 //! Locking every document costs a reader of many documents one write to each document's lock,
 //! and two readers on two CPUs then pass each of those cache lines back and forth. So while no
@@ -31,11 +34,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// document as it was and reads again under the collection's write lock.
 const REMEMBERED: usize = 8;
 
-/// One remembered append: its apply number (0: none yet) and the document's length before it.
+/// One remembered append: its apply number (0: none yet) and, by timestamp, the records it
+/// added.
 #[derive(Debug, Default, Clone, Copy)]
 struct Append {
     seq: u64,
-    len_before: usize,
+    /// The timestamp of its first (or only) record.
+    ts: i64,
+    /// Whether it added one record among older ones (an insert out of order) rather than
+    /// records newer than every record held.
+    among: bool,
 }
 
 #[derive(Debug, Default)]
@@ -84,15 +92,18 @@ impl Doc {
         if guard.forgotten > seen {
             return None;
         }
-        let len = guard
-            .recent
-            .iter()
-            .filter(|a| a.seq > seen)
-            .map(|a| a.len_before)
-            .fold(guard.series.len(), usize::min);
+        let mut hidden = Hidden::default();
+        for a in guard.recent.iter().filter(|a| a.seq > seen) {
+            if a.among {
+                hidden.among[hidden.count] = a.ts;
+                hidden.count += 1;
+            } else if hidden.from.is_none_or(|from| a.ts < from) {
+                hidden.from = Some(a.ts);
+            }
+        }
         Some(View {
             state: Held::Locked(guard),
-            len,
+            hidden,
         })
     }
 
@@ -119,12 +130,28 @@ impl Deref for Current<'_> {
     }
 }
 
-/// A document read-locked as a reader's view holds it: the first `len` records of its series.
-/// It reads like the series (through `Deref`) except for [`View::latest_at`], which is the one
-/// question whose answer depends on the records after `len`.
+/// A document read-locked as a reader's view holds it: its series without the records added
+/// since the view was taken. It reads like the series (through `Deref`) except for
+/// [`View::latest_at`], which is the one question whose answer leaves those records out.
 pub struct View<'a> {
     state: Held<'a>,
-    len: usize,
+    hidden: Hidden,
+}
+
+/// The records of a document that a view leaves out, by timestamp: every record from `from` on
+/// (appended since the view was taken; all records it holds are older) and the records at the
+/// timestamps in `among` (inserted out of order since). Each timestamp holds one record.
+#[derive(Debug, Default)]
+struct Hidden {
+    from: Option<i64>,
+    among: [i64; REMEMBERED],
+    count: usize,
+}
+
+impl Hidden {
+    fn hides(&self, ts: i64) -> bool {
+        self.from.is_some_and(|from| ts >= from) || self.among[..self.count].contains(&ts)
+    }
 }
 
 /// How a view holds its document.
@@ -142,15 +169,20 @@ impl View<'_> {
         }
     }
 
-    /// Position of the newest record with `ts <= at` among those the view holds. The records
-    /// past the view are newer than all of those, so the answer is the series' own, capped.
+    /// Position (in the series) of the newest record with `ts <= at` among those the view
+    /// holds: the series' own answer below the appended records, stepped back over the hidden
+    /// ones (each hides one position, so at most `REMEMBERED` steps).
     pub fn latest_at(&self, at: i64) -> Option<usize> {
-        let i = self.state().series.latest_at(at)?;
-        if i < self.len {
-            Some(i)
-        } else {
-            self.len.checked_sub(1)
+        let series = &self.state().series;
+        let at = match self.hidden.from {
+            Some(from) if from <= at => from.checked_sub(1)?,
+            _ => at,
+        };
+        let mut i = series.latest_at(at)?;
+        while self.hidden.hides(series.ts_at(i)) {
+            i = i.checked_sub(1)?;
         }
+        Some(i)
     }
 }
 
@@ -230,7 +262,7 @@ impl<'s> InView<'s, '_> {
         let state = unsafe { &*self.doc.state.data_ptr() };
         Some(View {
             state: Held::Quiet(state),
-            len: usize::MAX,
+            hidden: Hidden::default(),
         })
     }
 }
@@ -257,18 +289,22 @@ impl Appending<'_> {
         &self.0.series
     }
 
-    /// Appends `records` as apply number `seq`. The caller has checked that they are newer
-    /// than every record held, in increasing order, and fit the document.
+    /// Adds `records` as apply number `seq`. The caller has checked that they fit the
+    /// document and are either newer than every record held, in increasing order, or one
+    /// record at a timestamp the document does not hold.
     pub fn append<'r>(
         &mut self,
         seq: u64,
-        records: impl Iterator<Item = (i64, &'r str)>,
+        records: impl Iterator<Item = (i64, &'r str)> + Clone,
     ) -> Result<(), SeriesError> {
         let st = &mut *self.0;
-        let len_before = st.series.len();
+        let Some((ts, _)) = records.clone().next() else {
+            return Ok(());
+        };
+        let among = st.series.newest_ts().is_some_and(|newest| ts < newest);
         let i = st.next;
         st.forgotten = st.recent[i].seq;
-        st.recent[i] = Append { seq, len_before };
+        st.recent[i] = Append { seq, ts, among };
         st.next = (i + 1) % REMEMBERED;
         records
             .into_iter()

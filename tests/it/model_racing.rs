@@ -9,6 +9,11 @@
 //! record as the newest (half a batch). Views of one reader never go back, and a step
 //! acknowledged before a query was sent is in its answer. Run in memory and with `--data`
 //! (where appends also take their place in the log).
+//!
+//! In the `under a top record` runs every document also holds a record at [`TOP`], newer than
+//! every step, and readers ask for the latest record before it: each step is then an insert
+//! among older records (also made with the collection only read-locked), which a view must
+//! leave out just the same.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -27,6 +32,8 @@ const DEPTH: usize = 4;
 const MAX_STEPS: i64 = 20_000;
 const RUN_FOR: Duration = Duration::from_millis(2000);
 const COL: &str = "race";
+/// The timestamp of the record above every step (`under a top record` runs).
+const TOP: i64 = 1 << 40;
 
 fn doc(w: usize, j: usize) -> String {
     format!("w{w}-d{j}")
@@ -104,15 +111,23 @@ fn check_view(v: &Value, writers: &[usize]) -> Result<BTreeMap<usize, i64>, Stri
     Ok(seen)
 }
 
-fn race(s: &Server) {
+/// `under_top`: every document also holds a record at [`TOP`] (see the module's comment).
+fn race(s: &Server, under_top: bool) {
     let port = s.port;
     let mut setup = s.master();
     for w in 0..WRITERS {
-        let recs: Vec<Value> = (0..DOCS)
+        let mut recs: Vec<Value> = (0..DOCS)
             .map(|j| json!({"col": COL, "doc": doc(w, j), "ts": 1, "data": marker(w, 0)}))
             .collect();
+        if under_top {
+            recs.extend(
+                (0..DOCS).map(|j| json!({"col": COL, "doc": doc(w, j), "ts": TOP, "data": "top"})),
+            );
+        }
         setup.ok("ins", Value::Array(recs));
     }
+    // The latest record at or before `at` is the newest step's.
+    let at = if under_top { TOP - 1 } else { i64::MAX };
     let acked: Arc<Vec<AtomicI64>> = Arc::new((0..WRITERS).map(|_| AtomicI64::new(0)).collect());
     let done = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(WRITERS + READERS));
@@ -163,9 +178,9 @@ fn race(s: &Server) {
                     // Mostly the whole collection; now and then one writer's documents by pattern.
                     let (q, writers): (Value, Vec<usize>) = if n % 4 == 3 {
                         let w = n / 4 % WRITERS;
-                        (json!({"col": COL, "ts": i64::MAX, "doc": format!("/^w{w}-/")}), vec![w])
+                        (json!({"col": COL, "ts": at, "doc": format!("/^w{w}-/")}), vec![w])
                     } else {
-                        (json!({"col": COL, "ts": i64::MAX}), (0..WRITERS).collect())
+                        (json!({"col": COL, "ts": at}), (0..WRITERS).collect())
                     };
                     let floor: Vec<i64> = writers.iter().map(|&w| acked[w].load(Ordering::SeqCst)).collect();
                     let v = c.ok("qry", q);
@@ -218,7 +233,7 @@ fn race(s: &Server) {
     for (w, &n) in steps.iter().enumerate() {
         let v = setup.ok(
             "qry",
-            json!({"col": COL, "ts": i64::MAX, "doc": format!("/^w{w}-/")}),
+            json!({"col": COL, "ts": at, "doc": format!("/^w{w}-/")}),
         );
         assert_eq!(check_view(&v, &[w]).unwrap()[&w], n, "writer {w}");
         for j in 0..DOCS {
@@ -233,6 +248,9 @@ fn race(s: &Server) {
                 }
                 want.push(json!({"ts": 2 * k + 1, "data": marker(w, k)}));
             }
+            if under_top {
+                want.push(json!({"ts": TOP, "data": "top"}));
+            }
             assert_eq!(v, json!({"records": want}), "{}", doc(w, j));
         }
     }
@@ -244,12 +262,22 @@ fn race(s: &Server) {
 
 #[test]
 fn readers_racing_appends_see_one_point_of_the_apply_order() {
-    race(&Server::start(&[]));
+    race(&Server::start(&[]), false);
+}
+
+#[test]
+fn readers_racing_inserts_under_a_top_record_see_one_point_of_the_apply_order() {
+    race(&Server::start(&[]), true);
+}
+
+#[test]
+fn readers_racing_logged_inserts_under_a_top_record_see_one_point_of_the_apply_order() {
+    race(&Server::with_data_dir(), true);
 }
 
 #[test]
 fn readers_racing_logged_appends_see_one_point_of_the_apply_order() {
-    race(&Server::with_data_dir());
+    race(&Server::with_data_dir(), false);
 }
 
 #[test]
