@@ -592,3 +592,21 @@ fn large_segments_are_packed_and_restore_unpacks_and_checks_them() {
         format!("fluxiondb restore: object wal/{name} is damaged: checksum mismatch")
     );
 }
+
+#[test]
+fn a_clean_stop_uploads_a_restore_point_of_the_final_state() {
+    let bucket = Bucket::new();
+    let mut server = primary_without_checkpoints(&bucket);
+    let mut c = server.master();
+    insert_wordy(&mut c, 1, 300);
+    drop(c);
+    assert!(server.sigterm().success());
+    // Nothing of the data needs replaying from the log: the restore point holds it all.
+    let target = TempDir::new();
+    let (ok, out, err) = restore(&bucket, target.data(), None);
+    assert!(ok, "restore failed: {err}");
+    assert!(
+        out.contains(" and 0 log segments") && out.contains(", 300 records"),
+        "{out}"
+    );
+}
