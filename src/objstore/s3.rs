@@ -159,6 +159,12 @@ impl S3Store {
             ("x-amz-content-sha256", payload_sha256.as_str()),
             ("x-amz-date", date.as_str()),
         ];
+        if key.is_some() && body.is_some() {
+            // Said outright: the store then keeps the bytes as they are (SeaweedFS gzips an
+            // object of unknown type whose first bytes compress, which costs its CPU on every
+            // segment and gains nothing on packed ones).
+            headers.push(("content-type", "application/octet-stream"));
+        }
         match condition {
             Condition::Always => {}
             Condition::IfAbsent => headers.push(("if-none-match", "*")),
