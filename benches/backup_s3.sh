@@ -41,7 +41,8 @@ p=$WEED_PORT
     -filer -filer.port=$((p + 4)) -filer.port.grpc=$((p + 5)) \
     -s3 -s3.port=$((p + 6)) -s3.port.grpc=$((p + 7)) -s3.port.iceberg=0 -s3.port.lance=0 \
     -s3.config=s3.json >"$TMP/weed.log" 2>&1) &
-PIDS+=($!)
+WEED=$!
+PIDS+=("$WEED")
 # An empty-body SigV4 request (curl signs; SeaweedFS wants the payload hash header too).
 s3req() {
     curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 --user "$ACCESS:$SECRET" \
@@ -76,6 +77,16 @@ fill() {
         --records "$RECORDS" --col bulk | grep '^{' | field rec_per_s
 }
 now() { date +%s.%N; }
+# CPU seconds (user + system) a process used so far, or one named thread of it.
+TICK=$(getconf CLK_TCK)
+cpu_s() { awk -v hz="$TICK" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / hz }' "/proc/$1/stat"; }
+thread_cpu_s() {
+    local total=0 t
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] && total=$(awk -v a="$total" -v b="$(cpu_s "$1/task/${t##*/}")" 'BEGIN { print a + b }')
+    done
+    echo "$total"
+}
 metrics() { curl -s -H "Authorization: Bearer $KEY" "http://$ADDR/metrics"; }
 # The backup's upload lag every half second while the load runs, one value a line.
 sample_lag() {
@@ -90,13 +101,18 @@ plain=()
 backed=()
 for r in $(seq "$ROUNDS"); do
     start_server "$TMP/plain-$r.out" --data "$TMP/plain-$r"
+    w0=$(cpu_s "$WEED")
     plain+=("$(fill)")
+    echo "round $r without backup: server CPU $(cpu_s "$SRV") s, SeaweedFS CPU $(awk -v a="$(cpu_s "$WEED")" -v b="$w0" 'BEGIN { print a - b }') s during the load"
     stop_server
     rm -rf "$TMP/plain-$r"
     start_server "$TMP/backed-$r.out" --data "$TMP/backed-$r" --backup "s3://$BUCKET/round-$r"
     sample_lag >"$TMP/lag-$r" &
     sampler=$!
+    w0=$(cpu_s "$WEED")
+    t0=$(now)
     backed+=("$(fill)")
+    echo "round $r with backup: load $(awk -v a="$(now)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') s; server CPU $(cpu_s "$SRV") s of which the backup thread $(thread_cpu_s "$SRV" backup) s; SeaweedFS CPU $(awk -v a="$(cpu_s "$WEED")" -v b="$w0" 'BEGIN { print a - b }') s during the load"
     kill "$sampler"
     wait "$sampler" 2>/dev/null || true
     max_lag=$(sort -g "$TMP/lag-$r" | tail -1)
@@ -112,8 +128,10 @@ for _ in $(seq 6000); do ready && break; sleep 0.05; done
 local_s=$(awk -v a="$(now)" -v b="$t0" 'BEGIN { print a - b }')
 stop_server
 t0=$(now)
+w0=$(cpu_s "$WEED")
 "$BIN/fluxiondb" restore --from "s3://$BUCKET/round-$ROUNDS" --data "$TMP/restored" | tail -1
 restore_s=$(awk -v a="$(now)" -v b="$t0" 'BEGIN { print a - b }')
+echo "SeaweedFS CPU during the restore: $(awk -v a="$(cpu_s "$WEED")" -v b="$w0" 'BEGIN { print a - b }') s"
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 
 ratios=$(for i in "${!plain[@]}"; do echo "${backed[$i]} ${plain[$i]}" | awk '{ printf "%.4f\n", $1 / $2 }'; done | sort -n)

@@ -11,7 +11,12 @@
 //!   a file unchanged since the last restore point is uploaded once.
 //!
 //! Numbers are lower-case hex of fixed width, except times (decimal milliseconds since the
-//! Unix epoch); `crc` is the CRC-32 of the whole object, checked by every reader.
+//! Unix epoch); `crc` is the CRC-32 of the content (unpacked), checked by every reader.
+//!
+//! Format 2 (the manifest's `format`) may store segments and snapshots compressed, as
+//! [`super::packing`] describes; readers unpack any object that starts with its magic, so the
+//! format-1 objects of an older primary in the same bucket still read. The key file is never
+//! packed.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +40,9 @@ pub struct FileRef {
     pub crc: u32,
 }
 
+/// The bucket format this version writes (and the newest it reads).
+pub const FORMAT: u32 = 2;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: u32,
@@ -56,7 +64,7 @@ pub struct Manifest {
 impl Manifest {
     pub fn new(first_segment: u64, owner: String) -> Manifest {
         Manifest {
-            format: 1,
+            format: FORMAT,
             generation: 1,
             owner,
             history: vec![Era {

@@ -13,6 +13,7 @@ pub mod follower;
 pub mod layout;
 pub mod local;
 pub mod manifests;
+pub mod packing;
 pub mod reload;
 pub mod replicated;
 pub mod restore;

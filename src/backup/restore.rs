@@ -2,15 +2,26 @@
 //! files, and the log segments after it (the last one cut after the last entry at or before
 //! the time). Every object is checked against the size and CRC-32 its reference gives; a
 //! damaged one stops the restore with its key. The server's own recovery then loads the folder.
+//!
+//! Objects are downloaded by a small pool of threads ([`FETCHERS`]), each holding one object
+//! at a time (briefly with its packed bytes, see [`super::packing`]) until it is written and synced,
+//! so memory stays bounded by the pool while downloads overlap unpacking and disk writes. The
+//! segments are found with one listing, not one per segment.
 
 use super::layout::{self, Manifest, Point, SegmentKey};
-use super::manifests;
+use super::{manifests, packing};
 use crate::objstore::{Error as StoreError, ObjectStore};
 use crate::persist;
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// How many objects a restore downloads at once.
+pub const FETCHERS: usize = 4;
 
 #[derive(Debug)]
 pub enum RestoreError {
@@ -28,6 +39,8 @@ pub enum RestoreError {
     },
     /// An object the manifest needs is not in the bucket.
     Missing(String),
+    /// The bucket was written by a newer version, in a format this one does not read.
+    NewerFormat(u32),
     Local {
         path: PathBuf,
         source: io::Error,
@@ -49,6 +62,11 @@ impl fmt::Display for RestoreError {
             }
             RestoreError::Damaged { key, why } => write!(f, "object {key} is damaged: {why}"),
             RestoreError::Missing(key) => write!(f, "object {key} is missing from the backup"),
+            RestoreError::NewerFormat(format) => write!(
+                f,
+                "the backup is in format {format}, newer than this version reads ({}): restore with a newer fluxiondb",
+                layout::FORMAT
+            ),
             RestoreError::Local { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }
@@ -97,21 +115,23 @@ fn write(dir: &Path, name: &str, body: &[u8]) -> Result<(), RestoreError> {
     done.map_err(|source| RestoreError::Local { path, source })
 }
 
-/// Downloads `key` and checks it.
+/// Downloads `key`, unpacks it and checks its content.
 fn fetch(
     objects: &dyn ObjectStore,
     key: &str,
     size: u64,
     crc: u32,
 ) -> Result<Vec<u8>, RestoreError> {
-    let body = objects
+    let damaged = |why| RestoreError::Damaged {
+        key: key.to_owned(),
+        why,
+    };
+    let stored = objects
         .get(key)?
         .ok_or_else(|| RestoreError::Missing(key.to_owned()))?
         .body;
-    layout::verify(key, &body, size, crc).map_err(|why| RestoreError::Damaged {
-        key: key.to_owned(),
-        why,
-    })?;
+    let body = packing::unpack_owned(stored).map_err(damaged)?;
+    layout::verify(key, &body, size, crc).map_err(damaged)?;
     Ok(body)
 }
 
@@ -129,9 +149,119 @@ pub fn find_segment(
         .ok_or_else(|| RestoreError::Missing(format!("{prefix}*")))
 }
 
-/// Downloads and checks a segment.
+/// Downloads and checks a segment; its log bytes.
 pub fn fetch_segment(objects: &dyn ObjectStore, s: &SegmentKey) -> Result<Vec<u8>, RestoreError> {
     fetch(objects, &s.key(), s.size, s.crc)
+}
+
+/// One object to download into the data folder.
+struct Job {
+    key: String,
+    size: u64,
+    crc: u32,
+    /// Its file name in the data folder.
+    name: String,
+    /// For a segment of a restore `--at`: cut after the last entry at or before this time.
+    cut_at: Option<i64>,
+}
+
+/// What a [`Job`] wrote.
+struct Written {
+    /// Bytes of the file (after the cut).
+    kept: usize,
+    /// Bytes of the object's content (before it).
+    whole: usize,
+    /// The write time of the last entry kept, when the segment was cut.
+    last_kept_ms: Option<i64>,
+}
+
+fn run_job(objects: &dyn ObjectStore, dir: &Path, job: &Job) -> Result<Written, RestoreError> {
+    let body = fetch(objects, &job.key, job.size, job.crc)?;
+    let kept = job
+        .cut_at
+        .map_or(body.len(), |t| persist::prefix_until(&body, t));
+    write(dir, &job.name, &body[..kept])?;
+    let mut last_kept_ms = None;
+    if kept < body.len() {
+        persist::read_segment_bytes(&body[..kept], |e| {
+            last_kept_ms = e.time_ms.or(last_kept_ms);
+            Ok(())
+        });
+    }
+    Ok(Written {
+        kept,
+        whole: body.len(),
+        last_kept_ms,
+    })
+}
+
+/// Runs every job on [`FETCHERS`] threads (this one among them); the results in job order, or
+/// the error of the first job (in that order) that failed. After a failure no job starts.
+fn run_jobs(
+    objects: &dyn ObjectStore,
+    dir: &Path,
+    jobs: &[Job],
+) -> Result<Vec<Written>, RestoreError> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<Written, RestoreError>>>> =
+        Mutex::new(jobs.iter().map(|_| None).collect());
+    let work = || {
+        while !failed.load(Ordering::Acquire) {
+            let i = next.fetch_add(1, Ordering::AcqRel);
+            let Some(job) = jobs.get(i) else { break };
+            let result = run_job(objects, dir, job);
+            if result.is_err() {
+                failed.store(true, Ordering::Release);
+            }
+            if let Some(slot) = results.lock().get_mut(i) {
+                *slot = Some(result);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for n in 1..FETCHERS.min(jobs.len()) {
+            let spawned = std::thread::Builder::new()
+                .name(format!("restore-{n}"))
+                .spawn_scoped(scope, work);
+            if let Err(e) = spawned {
+                log::warn!(
+                    "restore: starting download thread {n} failed: {e}; fewer download at once"
+                );
+                break;
+            }
+        }
+        work();
+    });
+    let results = results.into_inner();
+    let mut written = Vec::with_capacity(results.len());
+    let mut first_error = None;
+    for result in results.into_iter().flatten() {
+        match result {
+            Ok(w) => written.push(w),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(written),
+    }
+}
+
+/// Every segment object the bucket holds, by (sequence number, generation), from one listing.
+fn segment_objects(
+    objects: &dyn ObjectStore,
+) -> Result<HashMap<(u64, u64), SegmentKey>, RestoreError> {
+    let mut found = HashMap::new();
+    for o in objects.list("wal/")? {
+        if let Some(s) = SegmentKey::parse(&o.key) {
+            // Listings are sorted: the first object of a segment is the one `find_segment` takes.
+            found.entry((s.seq, s.generation)).or_insert(s);
+        }
+    }
+    Ok(found)
 }
 
 /// Writes into the (empty) folder `dir` the newest restore point at or before `at` (ms since
@@ -144,6 +274,9 @@ pub fn materialize(
     at: Option<i64>,
 ) -> Result<Restored, RestoreError> {
     let (m, _) = read_manifest(objects, location)?;
+    if m.format > layout::FORMAT {
+        return Err(RestoreError::NewerFormat(m.format));
+    }
     let mut candidates: Vec<(u64, u64, i64, String)> = objects
         .list("points/")?
         .into_iter()
@@ -168,50 +301,66 @@ pub fn materialize(
         key: point_key.clone(),
         why: e.to_string(),
     })?;
-    let mut bytes = 0;
-    for file in &point.files {
-        if at.is_none() && file.name == persist::KEYS_FILE && m.keys.is_some() {
-            continue;
+    let newest_keys = m.keys.as_ref().filter(|_| at.is_none());
+    let mut jobs: Vec<Job> = point
+        .files
+        .iter()
+        .filter(|f| !(f.name == persist::KEYS_FILE && newest_keys.is_some()))
+        .chain(newest_keys)
+        .map(|f| Job {
+            key: f.key.clone(),
+            size: f.size,
+            crc: f.crc,
+            name: f.name.clone(),
+            cut_at: None,
+        })
+        .collect();
+    let files = jobs.len();
+    let mut listed = segment_objects(objects)?;
+    for (seq, generation) in m.segments_from(point.first_segment) {
+        let s = listed.remove(&(seq, generation)).ok_or_else(|| {
+            RestoreError::Missing(format!("{}*", layout::segment_prefix(seq, generation)))
+        })?;
+        if at.is_some_and(|t| s.first_ms > t) {
+            break;
         }
-        let body = fetch(objects, &file.key, file.size, file.crc)?;
-        bytes += body.len() as u64;
-        write(dir, &file.name, &body)?;
+        jobs.push(Job {
+            key: s.key(),
+            size: s.size,
+            crc: s.crc,
+            name: persist::segment_name(seq),
+            cut_at: at,
+        });
     }
-    if at.is_none() {
-        if let Some(keys) = &m.keys {
-            let body = fetch(objects, &keys.key, keys.size, keys.crc)?;
-            write(dir, persist::KEYS_FILE, &body)?;
-        }
-    }
+    let written = run_jobs(objects, dir, &jobs)?;
     let mut restored = Restored {
         next_segment: point.first_segment,
         point,
         segments: 0,
         last_write_ms: None,
-        bytes,
+        bytes: written[..files].iter().map(|w| w.kept as u64).sum(),
     };
-    for (seq, generation) in m.segments_from(restored.point.first_segment) {
-        let s = find_segment(objects, seq, generation)?;
-        if let Some(t) = at {
-            if s.first_ms > t {
-                break;
-            }
+    let mut cut = false;
+    for (job, w) in jobs[files..].iter().zip(&written[files..]) {
+        if cut {
+            // Downloaded alongside, but after the entry the restore stops at.
+            fs::remove_file(dir.join(&job.name)).map_err(|source| RestoreError::Local {
+                path: dir.join(&job.name),
+                source,
+            })?;
+            continue;
         }
-        let body = fetch_segment(objects, &s)?;
-        let keep = at.map_or(body.len(), |t| persist::prefix_until(&body, t));
-        write(dir, &persist::segment_name(seq), &body[..keep])?;
+        let Some(s) = SegmentKey::parse(&job.key) else {
+            continue;
+        };
         restored.segments += 1;
-        restored.bytes += keep as u64;
-        restored.next_segment = seq + 1;
-        if s.last_ms > 0 && keep == body.len() {
+        restored.bytes += w.kept as u64;
+        restored.next_segment = s.seq + 1;
+        if w.kept < w.whole {
+            restored.last_write_ms = w.last_kept_ms.or(restored.last_write_ms);
+            cut = true;
+        } else if s.last_ms > 0 {
             restored.last_write_ms = Some(s.last_ms);
-        }
-        if keep < body.len() {
-            persist::read_segment_bytes(&body[..keep], |e| {
-                restored.last_write_ms = e.time_ms.or(restored.last_write_ms);
-                Ok(())
-            });
-            break;
         }
     }
     super::local::sync_dir(dir).map_err(|source| RestoreError::Local {

@@ -8,9 +8,11 @@
 use super::layout::{self, FileRef, Manifest, Point, SegmentKey};
 use super::local::{self, PrimaryState};
 use super::manifests::{self, Commit};
+use super::packing;
 use crate::objstore::{Condition, Error as StoreError, ObjectStore};
 use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::fs;
@@ -105,6 +107,15 @@ impl Uploader {
         loop {
             let stopping = handle.sleep(next_round.saturating_duration_since(Instant::now()));
             next_round = (next_round + self.interval).max(Instant::now());
+            if stopping {
+                // The server's final checkpoint comes after this thread ends, too late for its
+                // restore point to reach the bucket: made here, a restore after a clean stop
+                // loads snapshots of the final state instead of replaying the log since the
+                // last periodic checkpoint. The server's own checkpoint then finds little to do.
+                if let Err(e) = journal.checkpoint(handle.store()) {
+                    log::warn!("backup: the checkpoint before the last upload failed: {e}");
+                }
+            }
             match self.round(journal) {
                 Ok(()) => self.caught_up(),
                 Err(RoundError::Fenced { theirs }) => return self.fence(journal, theirs),
@@ -191,6 +202,8 @@ impl Uploader {
         let Some((mut m, version)) = self.state.clone() else {
             return Ok(());
         };
+        // A bucket an older version started moves on to this version's format.
+        m.format = m.format.max(layout::FORMAT);
         if journal.wal().segment_has_entries() {
             // Written out and fsynced outside the log's lock first, so the rotation itself
             // holds appends back only for the last few entries.
@@ -236,8 +249,9 @@ impl Uploader {
                 crc: crc32fast::hash(&body),
             }
             .key();
-            self.objects.put(&key, &body, &Condition::Always)?;
-            crate::metrics::backup::backup_uploaded(body.len());
+            let stored = packing::pack(&body);
+            self.objects.put(&key, &stored, &Condition::Always)?;
+            crate::metrics::backup::backup_uploaded(stored.len());
             m.next_segment = seq + 1;
             // Progress is kept even if a later upload of this round fails.
             self.state = Some((m.clone(), version));
@@ -308,12 +322,20 @@ impl Uploader {
         }
     }
 
-    fn upload_file(&mut self, name: &str, body: &[u8]) -> Result<FileRef, RoundError> {
+    /// Uploads a data-folder file unless an object of the same content is known to be there;
+    /// `pack`: compressed when that pays (every file but the key file, which replicas copy
+    /// as it is).
+    fn upload_file(&mut self, name: &str, body: &[u8], pack: bool) -> Result<FileRef, RoundError> {
         let (size, crc) = (body.len() as u64, crc32fast::hash(body));
         let key = layout::file_key(name, size, crc);
         if !self.known_files.contains(&key) {
-            self.objects.put(&key, body, &Condition::Always)?;
-            crate::metrics::backup::backup_uploaded(body.len());
+            let stored = if pack {
+                packing::pack(body)
+            } else {
+                Cow::Borrowed(body)
+            };
+            self.objects.put(&key, &stored, &Condition::Always)?;
+            crate::metrics::backup::backup_uploaded(stored.len());
             self.known_files.insert(key.clone());
         }
         Ok(FileRef {
@@ -336,7 +358,7 @@ impl Uploader {
             for name in names {
                 let path = staged.dir.join(&name);
                 let body = fs::read(&path).map_err(|e| local("reading", &path, e))?;
-                files.push(self.upload_file(&name, &body)?);
+                files.push(self.upload_file(&name, &body, true)?);
             }
             let point = Point {
                 generation: m.generation,
@@ -366,7 +388,7 @@ impl Uploader {
             .as_ref()
             .is_some_and(|k| k.size == body.len() as u64 && k.crc == crc32fast::hash(&body));
         if !same {
-            m.keys = Some(self.upload_file(persist::KEYS_FILE, &body)?);
+            m.keys = Some(self.upload_file(persist::KEYS_FILE, &body, false)?);
         }
         Ok(())
     }

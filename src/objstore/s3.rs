@@ -8,7 +8,11 @@
 //! code and message. Nothing is retried here: the callers (background threads) decide.
 //!
 //! Entity tags are kept exactly as the store sends them (quotes included) and sent back so in
-//! `If-Match`. Bodies are signed (`x-amz-content-sha256` is their SHA-256). Timeouts: see
+//! `If-Match`. Small bodies (manifests, restore points) are signed (`x-amz-content-sha256` is
+//! their SHA-256); bodies over [`SIGNED_BODY_LIMIT`] (segments, snapshots) are sent as
+//! `UNSIGNED-PAYLOAD`: hashing them cost the uploader and the store a pass over every byte,
+//! and their readers check the CRC-32 their key names anyway (the headers, the key and the
+//! condition stay signed). Timeouts: see
 //! [`S3Config`]; a stopped store fails a call at once (connection refused), a frozen one after
 //! `io_timeout` without progress.
 
@@ -23,6 +27,11 @@ use ureq::http;
 const MAX_BODY: u64 = 5 << 30;
 /// The most of an error answer's body read for its message.
 const MAX_ERROR_BODY: u64 = 64 << 10;
+/// Bodies up to this size are signed (their SHA-256 is part of the signature); larger ones are
+/// sent as `UNSIGNED-PAYLOAD`.
+const SIGNED_BODY_LIMIT: usize = 64 << 10;
+/// The `x-amz-content-sha256` value of a body left out of the signature.
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 pub struct S3Store {
     config: S3Config,
@@ -138,13 +147,24 @@ impl S3Store {
             )
         };
         let query = canonical_query(query);
-        let payload_sha256 = sha256_hex(body.unwrap_or_default());
+        let body_bytes = body.unwrap_or_default();
+        let payload_sha256 = if body_bytes.len() > SIGNED_BODY_LIMIT {
+            UNSIGNED_PAYLOAD.to_owned()
+        } else {
+            sha256_hex(body_bytes)
+        };
         let date = amz_date(SystemTime::now());
         let mut headers: Vec<(&str, &str)> = vec![
             ("host", host.as_str()),
             ("x-amz-content-sha256", payload_sha256.as_str()),
             ("x-amz-date", date.as_str()),
         ];
+        if key.is_some() && body.is_some() {
+            // Said outright: the store then keeps the bytes as they are (SeaweedFS gzips an
+            // object of unknown type whose first bytes compress, which costs its CPU on every
+            // segment and gains nothing on packed ones).
+            headers.push(("content-type", "application/octet-stream"));
+        }
         match condition {
             Condition::Always => {}
             Condition::IfAbsent => headers.push(("if-none-match", "*")),

@@ -1,8 +1,8 @@
 //! AWS Signature Version 4 for S3 requests, header form: the pure part of signing (no I/O, no
 //! clock), so the test vectors of the specification check it directly.
 //!
-//! The request's payload hash is always the SHA-256 of its body (never `UNSIGNED-PAYLOAD`): the
-//! store then rejects a body damaged in transit.
+//! The request's payload hash is the SHA-256 of its body, or `UNSIGNED-PAYLOAD` for the large
+//! bodies whose readers check them themselves (see the S3 store).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};

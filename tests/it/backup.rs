@@ -521,3 +521,92 @@ fn measure_recovery_point() {
     }
     println!("recovery point over 20 trials: {lost_total} acknowledged writes lost in all; the oldest lost was acknowledged {worst:.2} s before its kill (--backup-interval 1 s)");
 }
+
+/// Records whose log entries compress well, as bulk loads of JSON do.
+fn insert_wordy(c: &mut Client, from: i64, n: i64) {
+    let recs: Vec<Value> = (from..from + n)
+        .map(|ts| json!({"col": "w", "doc": "d", "ts": ts, "data": format!("reading {ts} of sensor north-east, all nominal")}))
+        .collect();
+    c.ok("ins", Value::Array(recs));
+}
+
+/// A primary that checkpoints only at its stop (the only restore point before that is the
+/// bucket's first, empty one).
+fn primary_without_checkpoints(bucket: &Bucket) -> Server {
+    let loc = bucket.location();
+    Server::with_data_dir_args(&["--backup", &loc, "--backup-interval", "100ms", "-f", "3600"])
+}
+
+#[test]
+fn large_segments_are_packed_and_restore_unpacks_and_checks_them() {
+    let bucket = Bucket::new();
+    let server = primary_without_checkpoints(&bucket);
+    let mut c = server.master();
+    for batch in 0..4 {
+        insert_wordy(&mut c, 1 + batch * 500, 500);
+    }
+    let mark = now_ms();
+    insert_wordy(&mut c, 2001, 1);
+    bucket.wait_uploaded(mark, &server);
+    let packed: Vec<String> = bucket
+        .objects("wal")
+        .into_iter()
+        .filter(|name| {
+            std::fs::read(bucket.path().join("wal").join(name))
+                .is_ok_and(|b| b.starts_with(b"FLXPAK01"))
+        })
+        .collect();
+    assert!(
+        !packed.is_empty(),
+        "no packed segment in {:?}",
+        bucket.objects("wal")
+    );
+    assert!(bucket.manifest().is_some_and(|m| m["format"] == 2));
+
+    // The server still runs: every record comes from the segments.
+    let target = TempDir::new();
+    let (ok, out, err) = restore(&bucket, target.data(), None);
+    assert!(ok, "restore failed: {err}");
+    assert!(out.contains(", 2001 records"), "{out}");
+    let restored = serve(target.data());
+    let got = records(&mut restored.master(), "w", "d");
+    let got = got["records"].as_array().unwrap();
+    assert_eq!(got.len(), 2001);
+    assert_eq!(
+        got[1234],
+        json!({"ts": 1235, "data": "reading 1235 of sensor north-east, all nominal"})
+    );
+
+    // A byte flipped in a packed segment: the content's checksum catches it.
+    let name = &packed[0];
+    let path = bucket.path().join("wal").join(name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let again = TempDir::new();
+    let (ok, _, err) = restore(&bucket, again.data(), None);
+    assert!(!ok, "a damaged packed segment was restored");
+    assert_eq!(
+        err.trim(),
+        format!("fluxiondb restore: object wal/{name} is damaged: checksum mismatch")
+    );
+}
+
+#[test]
+fn a_clean_stop_uploads_a_restore_point_of_the_final_state() {
+    let bucket = Bucket::new();
+    let mut server = primary_without_checkpoints(&bucket);
+    let mut c = server.master();
+    insert_wordy(&mut c, 1, 300);
+    drop(c);
+    assert!(server.sigterm().success());
+    // Nothing of the data needs replaying from the log: the restore point holds it all.
+    let target = TempDir::new();
+    let (ok, out, err) = restore(&bucket, target.data(), None);
+    assert!(ok, "restore failed: {err}");
+    assert!(
+        out.contains(" and 0 log segments") && out.contains(", 300 records"),
+        "{out}"
+    );
+}
