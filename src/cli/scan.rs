@@ -14,17 +14,40 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
     let mut special = false;
     let mut i = 1;
     // A block at a time while a whole block is left (in an answer or a line the token is
-    // nearly always followed by more text, so this is nearly every byte): the block's mask is
-    // taken once and its flagged bytes handled in turn, an escape passing over the byte it
-    // escapes, so data full of `\"` costs no more blocks than data without.
+    // nearly always followed by more text, so this is nearly every byte).
     while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<BLOCK>) {
-        let mut mask = attention(block);
-        // Offset in the block of the first byte not yet taken (an escape may take bytes past
-        // the flagged one, even past the block).
+        let m = Masks::of(block);
+        let bs = m.backslash;
+        // The usual block: its escapes (if any) are two bytes each, none the last byte of the
+        // block, none escaping a backslash or starting `\u`. Then the escaped bytes are the ones
+        // after a backslash, and the token ends at the first quote that is not one of them —
+        // no byte looked at one by one.
+        if bs & ((bs << 1) | TOP) == 0 {
+            let escaped = bs << 1;
+            if escaped & !m.escapable == 0 {
+                let stop = (m.quote & !escaped) | m.control;
+                if stop == 0 {
+                    special |= m.special != 0;
+                    i += BLOCK;
+                    continue;
+                }
+                let k = stop.trailing_zeros();
+                if m.control >> k & 1 != 0 {
+                    return None;
+                }
+                special |= m.special & ((1 << k) - 1) != 0;
+                let end = i + k as usize;
+                return Some((&s[..=end], &s[end + 1..], special));
+            }
+        }
+        // Otherwise the block's flagged bytes in turn, an escape passing over the bytes it
+        // takes (even past the block) and checked as it goes.
+        let mut flagged = m.quote | bs | m.control | m.special;
+        // Offset in the block of the first byte not yet taken.
         let mut next = 0;
-        while mask != 0 {
-            let k = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
+        while flagged != 0 {
+            let k = flagged.trailing_zeros() as usize;
+            flagged &= flagged - 1;
             if k < next {
                 continue;
             }
@@ -64,51 +87,84 @@ fn escape_len(b: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// Bytes checked at once by [`attention`].
+/// Bytes looked at together by [`Masks::of`].
 const BLOCK: usize = 16;
+/// The bit of the last byte of a block.
+const TOP: u32 = 1 << (BLOCK - 1);
 
-/// A mask of the bytes of `block` that need attention inside a string (those [`CLASS`] does
-/// not call `PLAIN`): bit `k` for byte `k`. SSE2, part of every x86-64 processor, compares all
-/// sixteen at once.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-fn attention(block: &[u8; BLOCK]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_set_epi64x,
-    };
-    let (lo, hi) = block.split_at(BLOCK / 2);
-    let half = |h: &[u8]| h.first_chunk().map_or(0, |c| i64::from_le_bytes(*c));
-    let (lo, hi) = (half(lo), half(hi));
-    // SAFETY: the cfg above compiles this only where SSE2 is enabled for the whole program
-    // (always so on x86-64), and these intrinsics compute on values only: the block comes in
-    // as two integers, nothing is read or written through a pointer.
-    let mask = unsafe {
-        let v = _mm_set_epi64x(hi, lo);
-        let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-        // A byte at most 0x1F is its own minimum with 0x1F.
-        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
-        let quote_escape = _mm_or_si128(eq(b'"'), eq(b'\\'));
-        let go = _mm_or_si128(
-            _mm_or_si128(eq(b'<'), eq(b'>')),
-            _mm_or_si128(eq(b'&'), eq(0xE2)),
-        );
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote_escape, go), control))
-    };
-    mask as u32
+/// Which bytes of a block are what, bit `k` for byte `k`.
+#[derive(Debug, PartialEq, Eq)]
+struct Masks {
+    quote: u32,
+    backslash: u32,
+    /// Bytes up to 0x1F (never allowed raw in a string).
+    control: u32,
+    /// `<`, `>`, `&` and 0xE2 (see [`string_token`]).
+    special: u32,
+    /// Bytes that may follow a backslash as a two-byte escape (`" \ / b f n r t`).
+    escapable: u32,
 }
 
-/// A mask of the bytes of `block` that need attention inside a string, a byte at a time.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-#[inline(always)]
-fn attention(block: &[u8; BLOCK]) -> u32 {
-    let mut mask = 0;
-    for (k, &c) in block.iter().enumerate() {
-        if CLASS[c as usize] != PLAIN {
-            mask |= 1 << k;
+impl Masks {
+    /// SSE2, part of every x86-64 processor, classifies all sixteen bytes at once.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[inline(always)]
+    fn of(block: &[u8; BLOCK]) -> Masks {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+            _mm_set_epi64x,
+        };
+        let (lo, hi) = block.split_at(BLOCK / 2);
+        let half = |h: &[u8]| h.first_chunk().map_or(0, |c| i64::from_le_bytes(*c));
+        let (lo, hi) = (half(lo), half(hi));
+        // SAFETY: the cfg above compiles this only where SSE2 is enabled for the whole
+        // program (always so on x86-64), and these intrinsics compute on values only: the
+        // block comes in as two integers, nothing is read or written through a pointer.
+        unsafe {
+            let v = _mm_set_epi64x(hi, lo);
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let bits = |x| _mm_movemask_epi8(x) as u32;
+            let any = |cs: &[u8]| {
+                cs.iter()
+                    .fold(_mm_set1_epi8(0), |acc, &c| _mm_or_si128(acc, eq(c)))
+            };
+            Masks {
+                quote: bits(eq(b'"')),
+                backslash: bits(eq(b'\\')),
+                // A byte at most 0x1F is its own minimum with 0x1F.
+                control: bits(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v)),
+                special: bits(any(b"<>&\xE2")),
+                escapable: bits(any(b"\"\\/bfnrt")),
+            }
         }
     }
-    mask
+
+    /// The same, a byte at a time.
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    #[inline(always)]
+    fn of(block: &[u8; BLOCK]) -> Masks {
+        let mut m = Masks {
+            quote: 0,
+            backslash: 0,
+            control: 0,
+            special: 0,
+            escapable: 0,
+        };
+        for (k, &c) in block.iter().enumerate() {
+            let bit = 1 << k;
+            match CLASS[c as usize] {
+                QUOTE => m.quote |= bit,
+                ESCAPE => m.backslash |= bit,
+                CONTROL => m.control |= bit,
+                GO_SPECIAL => m.special |= bit,
+                _ => {}
+            }
+            if b"\"\\/bfnrt".contains(&c) {
+                m.escapable |= bit;
+            }
+        }
+        m
+    }
 }
 
 const PLAIN: u8 = 0;
@@ -271,12 +327,16 @@ mod tests {
             for k in 0..BLOCK {
                 let mut block = [b'x'; BLOCK];
                 block[k] = c;
-                let expected = if CLASS[c as usize] == PLAIN {
-                    0
-                } else {
-                    1 << k
+                let bit = |yes: bool| if yes { 1 << k } else { 0 };
+                let class = CLASS[c as usize];
+                let expected = Masks {
+                    quote: bit(class == QUOTE),
+                    backslash: bit(class == ESCAPE),
+                    control: bit(class == CONTROL),
+                    special: bit(class == GO_SPECIAL),
+                    escapable: bit(escape_len(&[b'\\', c], 0) == Some(2)),
                 };
-                assert_eq!(attention(&block), expected, "byte {c:#x} at {k}");
+                assert_eq!(Masks::of(&block), expected, "byte {c:#x} at {k}");
             }
         }
     }
