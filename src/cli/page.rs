@@ -118,12 +118,14 @@ fn larger(a: &str, b: &str) -> bool {
     if a.len() != b.len() {
         return a.len() > b.len();
     }
-    // Runs of 8 to 16 digits (every millisecond timestamp): the first and the last eight bytes,
-    // read as big-endian words, order them as comparing byte by byte would, without a call to
-    // `memcmp` per record.
+    // Without a call to `memcmp` per record: runs of up to 7 digits are compared as the
+    // numbers they spell; for runs of 8 to 16 (every millisecond timestamp) the first and the
+    // last eight bytes, read as big-endian words, order them as comparing byte by byte would.
+    let small = |d: &[u8]| d.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'));
     let words = |d: &[u8]| Some((*d.first_chunk::<8>()?, *d.last_chunk::<8>()?));
-    match (words(a), words(b)) {
-        (Some((ah, at)), Some((bh, bt))) if a.len() <= 16 => {
+    match (a.len(), words(a), words(b)) {
+        (..8, _, _) => small(a) > small(b),
+        (..=16, Some((ah, at)), Some((bh, bt))) => {
             let word = u64::from_be_bytes;
             (word(ah), word(at)) > (word(bh), word(bt))
         }
