@@ -234,13 +234,18 @@ fn read_error(e: tungstenite::Error) -> Error {
 }
 
 /// Checks the id of an answer and turns an `error` member into an error. Only the start of the
-/// answer is looked at for the id (the server writes it first); the error check is a substring
-/// test first so that large answers are not parsed twice.
+/// answer is looked at for the id (the server writes it first); an answer that goes on with its
+/// `records` is not looked at further, others get a substring test for `"error"` first so that
+/// large answers are not parsed twice.
 fn check_answer(text: &str, want: u64) -> Result<(), Error> {
     let expect = format!("{{\"id\":\"{want}\"");
-    let has_error = text.len() < 64 * 1024 && text.contains("\"error\"");
-    if text.starts_with(&expect) && !has_error {
-        return Ok(());
+    if let Some(rest) = text.strip_prefix(&expect) {
+        let has_error = !rest.starts_with(",\"records\":")
+            && text.len() < 64 * 1024
+            && text.contains("\"error\"");
+        if !has_error {
+            return Ok(());
+        }
     }
     // The slow path: parse the envelope (small answers, errors, or another member order).
     #[derive(serde::Deserialize)]

@@ -1,57 +1,129 @@
-//! The export's document files, created in order on a thread of their own a few documents
-//! ahead of the connections that fill them. Creating a file can take far longer than writing
-//! a page to it (on a journal-less ext4 every create scans the recently deleted inodes of its
-//! group, under the folder's lock), so the workers no longer stop their pipelines for it.
+//! The export's document files, created in order on a thread of their own up to `AHEAD`
+//! documents ahead of the connections that fill them. Creating a file can take far longer than
+//! writing a page to it (on a journal-less ext4 every create scans the recently deleted inodes
+//! of its group, under the folder's lock), so the workers no longer stop their pipelines for it.
 
 use super::archive::doc_file_name;
 use super::Error;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
 
 /// Files created but not yet taken (a bound on the open files and the work done ahead).
-const AHEAD: usize = 8;
+const AHEAD: usize = 64;
+/// The creating thread, once it has filled the queue, sleeps until no more than this many
+/// files are left in it, then creates the rest in one go: one wake-up per `AHEAD - REFILL`
+/// files instead of one per file, which on a busy machine kept the workers waiting for it.
+const REFILL: usize = AHEAD / 2;
 
 /// A created file: the index of its document in the list, and the file.
 pub type Opened = Result<(usize, File), Error>;
 
 /// Where the workers take their next document's file.
 pub struct FilesAhead {
-    rx: Mutex<Option<Receiver<Opened>>>,
+    state: Mutex<State>,
+    /// Signalled when a file is queued or the creating thread stops.
+    ready: Condvar,
+    /// Signalled when the queue runs low or the work is over.
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Opened>,
+    /// The creating thread is done (every file created, or it queued an error).
+    created_all: bool,
+    /// The work is over: create nothing more.
+    closed: bool,
 }
 
 impl FilesAhead {
     /// The next document and its file, in list order; `None` once every document was taken
     /// (or a create failed and its error was taken).
     pub fn next(&self) -> Option<Opened> {
-        self.rx.lock().as_ref()?.recv().ok()
+        let mut state = self.state.lock();
+        loop {
+            if let Some(opened) = state.queue.pop_front() {
+                if state.queue.len() == REFILL {
+                    self.room.notify_one();
+                }
+                return Some(opened);
+            }
+            if state.created_all || state.closed {
+                return None;
+            }
+            self.ready.wait(&mut state);
+        }
+    }
+
+    /// The creating thread's loop: files of `docs` in `dir`, in order, until all are created,
+    /// one fails, or the work is over.
+    fn create(&self, dir: &Path, docs: &[String]) {
+        for (i, doc) in docs.iter().enumerate() {
+            {
+                let mut state = self.state.lock();
+                if state.queue.len() >= AHEAD {
+                    while state.queue.len() > REFILL && !state.closed {
+                        self.room.wait(&mut state);
+                    }
+                }
+                if state.closed {
+                    return;
+                }
+            }
+            let path = dir.join(doc_file_name(doc));
+            let opened = File::create(&path).map_err(|e| Error::io("cannot create", &path, e));
+            let failed = opened.is_err();
+            let mut state = self.state.lock();
+            state.queue.push_back(opened.map(|f| (i, f)));
+            state.created_all = failed || i + 1 == docs.len();
+            let last = state.created_all;
+            drop(state);
+            if last {
+                // Every waiting worker is to learn that nothing more comes.
+                self.ready.notify_all();
+            } else {
+                self.ready.notify_one();
+            }
+            if failed {
+                return;
+            }
+        }
+        self.finish();
+    }
+
+    /// Marks the creating thread done (also when there was nothing to create).
+    fn finish(&self) {
+        self.state.lock().created_all = true;
+        self.ready.notify_all();
+    }
+
+    /// Ends the work: the creating thread stops, files created ahead are closed.
+    fn close(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        state.queue.clear();
+        drop(state);
+        self.room.notify_all();
+        self.ready.notify_all();
     }
 }
 
 /// Runs `work` while the files of `docs` in `dir` are created ahead of it. The creating thread
 /// stops at the first error (handed out in order like a file) or when `work` returns.
 pub fn with_files_ahead<R>(dir: &Path, docs: &[String], work: impl FnOnce(&FilesAhead) -> R) -> R {
-    let (tx, rx) = sync_channel(AHEAD);
     let files = FilesAhead {
-        rx: Mutex::new(Some(rx)),
+        state: Mutex::new(State::default()),
+        ready: Condvar::new(),
+        room: Condvar::new(),
     };
     std::thread::scope(|s| {
-        s.spawn(move || {
-            for (i, doc) in docs.iter().enumerate() {
-                let path = dir.join(doc_file_name(doc));
-                let opened = File::create(&path).map_err(|e| Error::io("cannot create", &path, e));
-                let failed = opened.is_err();
-                // A send fails once the receiver is gone: the work is over.
-                if tx.send(opened.map(|f| (i, f))).is_err() || failed {
-                    break;
-                }
-            }
-        });
+        s.spawn(|| files.create(dir, docs));
         let result = work(&files);
-        // Files created ahead of a failed export are closed; a create waiting to be taken
-        // is released.
-        files.rx.lock().take();
+        // Files created ahead of a failed export are closed; the creating thread, if still
+        // at work, stops.
+        files.close();
         result
     })
 }
@@ -86,6 +158,28 @@ mod tests {
             "{err}"
         );
         assert!(dir.join("a.jsonl").is_file() && !dir.join("c.jsonl").exists());
+
+        // Two workers taking files at once, more than AHEAD of them: each file once, every
+        // file, and each worker's in order.
+        let docs: Vec<String> = (0..AHEAD * 3 + 5).map(|i| format!("w{i}")).collect();
+        let taken: Vec<Vec<usize>> = with_files_ahead(&dir, &docs, |files| {
+            std::thread::scope(|s| {
+                let worker = || {
+                    std::iter::from_fn(|| files.next())
+                        .map(|o| o.map(|(i, _)| i).unwrap())
+                        .collect::<Vec<usize>>()
+                };
+                let a = s.spawn(worker);
+                let b = s.spawn(worker);
+                vec![a.join().unwrap(), b.join().unwrap()]
+            })
+        });
+        for mine in &taken {
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+        }
+        let mut all: Vec<usize> = taken.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..docs.len()).collect::<Vec<_>>());
 
         // Work that stops early releases the creating thread (more documents than AHEAD).
         let many: Vec<String> = (0..AHEAD * 4).map(|i| format!("d{i}")).collect();

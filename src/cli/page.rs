@@ -67,10 +67,10 @@ fn scan_answer(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Option<Page>
     loop {
         // `{"ts":N` is copied as it is, then the doc part, then `,"data":"…"}` as it is.
         let record = rest;
-        let (ts, after_ts) = digits(rest.strip_prefix("{\"ts\":")?)?;
+        let (ts, after_ts) = digits(literal(rest, b"{\"ts\":")?)?;
         let ts_end = record.len() - after_ts.len();
-        let (data, after_data, special) = string_token(after_ts.strip_prefix(",\"data\":")?)?;
-        let after = after_data.strip_prefix('}')?;
+        let (data, after_data, special) = string_token(literal(after_ts, b",\"data\":")?)?;
+        let after = literal(after_data, b"}")?;
         out.extend_from_slice(&record.as_bytes()[..ts_end]);
         out.extend_from_slice(doc_part);
         if special {
@@ -83,11 +83,10 @@ fn scan_answer(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Option<Page>
         }
         out.push(b'\n');
         records += 1;
-        // Without leading zeros, a longer run of digits is a larger number.
-        if (ts.len(), ts.as_bytes()) > (largest.len(), largest.as_bytes()) {
+        if larger(ts, largest) {
             largest = ts;
         }
-        match after.strip_prefix(',') {
+        match literal(after, b",") {
             Some(next) => rest = next,
             None if after == "]}" => break,
             None => return None,
@@ -97,6 +96,41 @@ fn scan_answer(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Option<Page>
         records,
         last_ts: Some(largest.parse().ok()?),
     })
+}
+
+/// What follows `lit` at the start of `s`. The literals are a few bytes long and known when
+/// compiling, so this is a compare or two where `strip_prefix` calls `memcmp` per record.
+#[inline(always)]
+fn literal<'a, const N: usize>(s: &'a str, lit: &[u8; N]) -> Option<&'a str> {
+    let head = s.as_bytes().first_chunk::<N>()?;
+    if head == lit {
+        s.get(N..)
+    } else {
+        None
+    }
+}
+
+/// Whether the run of digits `a` spells a larger number than `b` (neither with a leading zero,
+/// so a longer run is larger).
+#[inline(always)]
+fn larger(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return a.len() > b.len();
+    }
+    // Without a call to `memcmp` per record: runs of up to 7 digits are compared as the
+    // numbers they spell; for runs of 8 to 16 (every millisecond timestamp) the first and the
+    // last eight bytes, read as big-endian words, order them as comparing byte by byte would.
+    let small = |d: &[u8]| d.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'));
+    let words = |d: &[u8]| Some((*d.first_chunk::<8>()?, *d.last_chunk::<8>()?));
+    match (a.len(), words(a), words(b)) {
+        (..8, _, _) => small(a) > small(b),
+        (..=16, Some((ah, at)), Some((bh, bt))) => {
+            let word = u64::from_be_bytes;
+            (word(ah), word(at)) > (word(bh), word(bt))
+        }
+        _ => a > b,
+    }
 }
 
 /// The digits of a non-negative integer in JSON (no leading zero) at the start of `s`, and
@@ -239,6 +273,38 @@ mod tests {
                 "{bad}"
             );
             assert_eq!(out, b"kept", "{bad}");
+        }
+    }
+
+    #[test]
+    fn digit_runs_compare_as_numbers() {
+        let runs = [
+            "0",
+            "7",
+            "10",
+            "99",
+            "1234567",
+            "9999999",
+            "10000000",
+            "12345678",
+            "12345679",
+            "99999999",
+            "100000000",
+            "1764990000000",
+            "1764990000001",
+            "1764990000010",
+            "1765000000000",
+            "9999999999999999",
+            "10000000000000000",
+            "10000000000000001",
+            "9223372036854775807",
+        ];
+        for a in runs {
+            for b in runs {
+                let numbers = a.parse::<u64>().unwrap() > b.parse::<u64>().unwrap();
+                assert_eq!(larger(a, b), numbers, "{a} > {b}");
+            }
+            assert!(larger(a, ""), "{a}");
         }
     }
 

@@ -13,28 +13,60 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
     }
     let mut special = false;
     let mut i = 1;
-    loop {
-        // Skip the bytes that need no attention (nearly all of them): a block at a time while
-        // a whole block is left, then a table look-up each.
-        while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<BLOCK>) {
-            match attention(block) {
-                0 => i += BLOCK,
-                mask => {
-                    i += mask.trailing_zeros() as usize;
-                    break;
+    // A block at a time while a whole block is left (in an answer or a line the token is
+    // nearly always followed by more text, so this is nearly every byte).
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<BLOCK>) {
+        let m = Masks::of(block);
+        let bs = m.backslash;
+        // The usual block: its escapes (if any) are two bytes each, none the last byte of the
+        // block, none escaping a backslash or starting `\u`. Then the escaped bytes are the ones
+        // after a backslash, and the token ends at the first quote that is not one of them —
+        // no byte looked at one by one.
+        if bs & ((bs << 1) | TOP) == 0 {
+            let escaped = bs << 1;
+            if escaped & !m.escapable == 0 {
+                let stop = (m.quote & !escaped) | m.control;
+                if stop == 0 {
+                    special |= m.special != 0;
+                    i += BLOCK;
+                    continue;
                 }
+                let k = stop.trailing_zeros();
+                if m.control >> k & 1 != 0 {
+                    return None;
+                }
+                special |= m.special & ((1 << k) - 1) != 0;
+                let end = i + k as usize;
+                return Some((&s[..=end], &s[end + 1..], special));
             }
         }
-        while i < b.len() && CLASS[b[i] as usize] == PLAIN {
-            i += 1;
+        // Otherwise the block's flagged bytes in turn, an escape passing over the bytes it
+        // takes (even past the block) and checked as it goes.
+        let mut flagged = m.quote | bs | m.control | m.special;
+        // Offset in the block of the first byte not yet taken.
+        let mut next = 0;
+        while flagged != 0 {
+            let k = flagged.trailing_zeros() as usize;
+            flagged &= flagged - 1;
+            if k < next {
+                continue;
+            }
+            match CLASS[block[k] as usize] {
+                QUOTE => return Some((&s[..=i + k], &s[i + k + 1..], special)),
+                ESCAPE => next = k + escape_len(b, i + k)?,
+                CONTROL => return None,
+                _ => special = true,
+            }
         }
-        match CLASS[*b.get(i)? as usize] {
+        i += next.max(BLOCK);
+    }
+    // The last few bytes, one at a time.
+    loop {
+        let c = *b.get(i)?;
+        match CLASS[c as usize] {
+            PLAIN => i += 1,
             QUOTE => return Some((&s[..=i], &s[i + 1..], special)),
-            ESCAPE => match b.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
-                _ => return None,
-            },
+            ESCAPE => i += escape_len(b, i)?,
             CONTROL => return None,
             _ => {
                 special = true;
@@ -44,51 +76,95 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
     }
 }
 
-/// Bytes checked at once by [`attention`].
-const BLOCK: usize = 16;
-
-/// A mask of the bytes of `block` that need attention inside a string (those [`CLASS`] does
-/// not call `PLAIN`): bit `k` for byte `k`. SSE2, part of every x86-64 processor, compares all
-/// sixteen at once.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+/// The length of the valid escape that starts with the backslash at `b[at]`: 2, or 6 for `\u`
+/// and four hex digits; `None` for any other.
 #[inline(always)]
-fn attention(block: &[u8; BLOCK]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_set_epi64x,
-    };
-    let (lo, hi) = block.split_at(BLOCK / 2);
-    let half = |h: &[u8]| h.first_chunk().map_or(0, |c| i64::from_le_bytes(*c));
-    let (lo, hi) = (half(lo), half(hi));
-    // SAFETY: the cfg above compiles this only where SSE2 is enabled for the whole program
-    // (always so on x86-64), and these intrinsics compute on values only: the block comes in
-    // as two integers, nothing is read or written through a pointer.
-    let mask = unsafe {
-        let v = _mm_set_epi64x(hi, lo);
-        let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-        // A byte at most 0x1F is its own minimum with 0x1F.
-        let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
-        let quote_escape = _mm_or_si128(eq(b'"'), eq(b'\\'));
-        let go = _mm_or_si128(
-            _mm_or_si128(eq(b'<'), eq(b'>')),
-            _mm_or_si128(eq(b'&'), eq(0xE2)),
-        );
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote_escape, go), control))
-    };
-    mask as u32
+fn escape_len(b: &[u8], at: usize) -> Option<usize> {
+    match b.get(at + 1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
+        b'u' if b.get(at + 2..at + 6)?.iter().all(u8::is_ascii_hexdigit) => Some(6),
+        _ => None,
+    }
 }
 
-/// A mask of the bytes of `block` that need attention inside a string, a byte at a time.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-#[inline(always)]
-fn attention(block: &[u8; BLOCK]) -> u32 {
-    let mut mask = 0;
-    for (k, &c) in block.iter().enumerate() {
-        if CLASS[c as usize] != PLAIN {
-            mask |= 1 << k;
+/// Bytes looked at together by [`Masks::of`].
+const BLOCK: usize = 16;
+/// The bit of the last byte of a block.
+const TOP: u32 = 1 << (BLOCK - 1);
+
+/// Which bytes of a block are what, bit `k` for byte `k`.
+#[derive(Debug, PartialEq, Eq)]
+struct Masks {
+    quote: u32,
+    backslash: u32,
+    /// Bytes up to 0x1F (never allowed raw in a string).
+    control: u32,
+    /// `<`, `>`, `&` and 0xE2 (see [`string_token`]).
+    special: u32,
+    /// Bytes that may follow a backslash as a two-byte escape (`" \ / b f n r t`).
+    escapable: u32,
+}
+
+impl Masks {
+    /// SSE2, part of every x86-64 processor, classifies all sixteen bytes at once.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[inline(always)]
+    fn of(block: &[u8; BLOCK]) -> Masks {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+            _mm_set_epi64x,
+        };
+        let (lo, hi) = block.split_at(BLOCK / 2);
+        let half = |h: &[u8]| h.first_chunk().map_or(0, |c| i64::from_le_bytes(*c));
+        let (lo, hi) = (half(lo), half(hi));
+        // SAFETY: the cfg above compiles this only where SSE2 is enabled for the whole
+        // program (always so on x86-64), and these intrinsics compute on values only: the
+        // block comes in as two integers, nothing is read or written through a pointer.
+        unsafe {
+            let v = _mm_set_epi64x(hi, lo);
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let bits = |x| _mm_movemask_epi8(x) as u32;
+            let any = |cs: &[u8]| {
+                cs.iter()
+                    .fold(_mm_set1_epi8(0), |acc, &c| _mm_or_si128(acc, eq(c)))
+            };
+            Masks {
+                quote: bits(eq(b'"')),
+                backslash: bits(eq(b'\\')),
+                // A byte at most 0x1F is its own minimum with 0x1F.
+                control: bits(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v)),
+                special: bits(any(b"<>&\xE2")),
+                escapable: bits(any(b"\"\\/bfnrt")),
+            }
         }
     }
-    mask
+
+    /// The same, a byte at a time.
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    #[inline(always)]
+    fn of(block: &[u8; BLOCK]) -> Masks {
+        let mut m = Masks {
+            quote: 0,
+            backslash: 0,
+            control: 0,
+            special: 0,
+            escapable: 0,
+        };
+        for (k, &c) in block.iter().enumerate() {
+            let bit = 1 << k;
+            match CLASS[c as usize] {
+                QUOTE => m.quote |= bit,
+                ESCAPE => m.backslash |= bit,
+                CONTROL => m.control |= bit,
+                GO_SPECIAL => m.special |= bit,
+                _ => {}
+            }
+            if b"\"\\/bfnrt".contains(&c) {
+                m.escapable |= bit;
+            }
+        }
+        m
+    }
 }
 
 const PLAIN: u8 = 0;
@@ -171,18 +247,96 @@ mod tests {
         }
     }
 
+    /// The token as a byte-at-a-time reader finds it, for comparison.
+    fn reference(s: &str) -> Option<(&str, &str, bool)> {
+        let b = s.as_bytes();
+        if b.first() != Some(&b'"') {
+            return None;
+        }
+        let (mut i, mut special) = (1, false);
+        loop {
+            match CLASS[*b.get(i)? as usize] {
+                PLAIN => i += 1,
+                QUOTE => return Some((&s[..=i], &s[i + 1..], special)),
+                ESCAPE => i += escape_len(b, i)?,
+                CONTROL => return None,
+                _ => {
+                    special = true;
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_anywhere_in_a_block_agree_with_a_byte_at_a_time_reader() {
+        // Tokens made of pieces that flag bytes (escapes of both lengths, Go's specials, a
+        // control byte, a bad escape), in every mix up to a few blocks long, each followed by
+        // more text so that the block path reads them.
+        let pieces = [
+            "x",
+            "ab",
+            "\\\"",
+            "\\\\",
+            "\\u00e9",
+            "\\n",
+            "<",
+            "&",
+            "\u{2028}",
+            "é",
+            "\"",
+            "\\q",
+            "\n",
+            "\\u12",
+            "xxxxxxxxxxxxx",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut checked = 0;
+        for len in 0..40 {
+            for _ in 0..60 {
+                let mut token = String::from("\"");
+                for _ in 0..len {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    token.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+                }
+                for tail in ["\"", "\",\"after\":\"0123456789abcdef0123456789\"}", ""] {
+                    let text = format!("{token}{tail}");
+                    assert_eq!(string_token(&text), reference(&text), "{text:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 40 * 60 * 3);
+        // An escape that ends past its block: the scan goes on after it.
+        for at in 0..BLOCK + 2 {
+            let text = format!("\"{}\\u0041x\\\"\"{}", "y".repeat(at), "z".repeat(40));
+            let end = at + 10;
+            assert_eq!(
+                string_token(&text),
+                Some((&text[..=end], &text[end + 1..], false)),
+                "{text:?}"
+            );
+        }
+    }
+
     #[test]
     fn block_masks_agree_with_the_table() {
         for c in 0..=255u8 {
             for k in 0..BLOCK {
                 let mut block = [b'x'; BLOCK];
                 block[k] = c;
-                let expected = if CLASS[c as usize] == PLAIN {
-                    0
-                } else {
-                    1 << k
+                let bit = |yes: bool| if yes { 1 << k } else { 0 };
+                let class = CLASS[c as usize];
+                let expected = Masks {
+                    quote: bit(class == QUOTE),
+                    backslash: bit(class == ESCAPE),
+                    control: bit(class == CONTROL),
+                    special: bit(class == GO_SPECIAL),
+                    escapable: bit(escape_len(&[b'\\', c], 0) == Some(2)),
                 };
-                assert_eq!(attention(&block), expected, "byte {c:#x} at {k}");
+                assert_eq!(Masks::of(&block), expected, "byte {c:#x} at {k}");
             }
         }
     }
