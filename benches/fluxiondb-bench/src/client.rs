@@ -338,6 +338,12 @@ impl Client {
         Ok(c)
     }
 
+    /// The upgraded socket, its read buffer (which may already hold frames) and the masking
+    /// generator, for a caller that speaks its own protocol over the connection.
+    pub fn into_parts(self) -> (TcpStream, FrameReader, Rng) {
+        (self.sock, self.reader, self.rng)
+    }
+
     /// Sends a close frame and waits briefly for the server's.
     pub fn close(mut self) {
         let payload = wire::close_payload(1000, "done");

@@ -20,6 +20,7 @@ mod spawn;
 mod standard;
 mod stats;
 mod subscribe;
+mod subscribe_conn;
 mod wire;
 
 use args::{Cli, Command, ReadKind};

@@ -10,59 +10,53 @@
 //! * a subscriber that stops reading: writers' rate beside it, and its `subend`.
 
 use crate::args::SubscribeArgs;
+use crate::procfs;
 use crate::spawn::Process;
-use std::net::TcpStream;
+use crate::subscribe_conn::{self as raw, Conn, Got};
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
-
-type Ws = WebSocket<TcpStream>;
 
 const COL: &str = "bench.live";
 
-fn connect(addr: &str, key: &str) -> Result<Ws, String> {
-    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let key: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
-    let url = format!("ws://{addr}/?api-key={key}");
-    let (mut ws, _) = tungstenite::client(url.as_str(), stream)
-        .map_err(|e| format!("handshake with {addr}: {e}"))?;
-    next_text(&mut ws)?; // ready
-    Ok(ws)
-}
-
-fn next_text(ws: &mut Ws) -> Result<String, String> {
-    loop {
-        match ws.read() {
-            Ok(Message::Text(t)) => return Ok(t.to_string()),
-            Ok(Message::Close(c)) => return Err(format!("closed: {c:?}")),
-            Ok(_) => continue,
-            Err(e) => return Err(e.to_string()),
+/// A request frame's text: `payload` is a JSON text, carried as a JSON string (it holds no
+/// control characters, so only quotes and backslashes are escaped).
+fn request(id: &str, ty: &str, payload: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload.len() / 4 + 48);
+    out.extend_from_slice(format!(r#"{{"id":"{id}","type":"{ty}","data":""#).as_bytes());
+    for b in payload.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
         }
+        out.push(b);
     }
-}
-
-fn send(ws: &mut Ws, id: &str, ty: &str, data: &str) -> Result<(), String> {
-    let frame = serde_json::json!({"id": id, "type": ty, "data": data}).to_string();
-    ws.send(Message::text(frame)).map_err(|e| e.to_string())
+    out.extend_from_slice(b"\"}");
+    out
 }
 
 fn insert_data(first_ts: u64, batch: u64, doc: &str) -> String {
-    let mut s = String::from("[");
+    let mut s = String::with_capacity(batch as usize * 90 + 2);
+    s.push('[');
     for i in 0..batch {
         if i > 0 {
             s.push(',');
         }
-        s.push_str(&format!(
+        let _ = write!(
+            s,
             r#"{{"col":"{COL}","doc":"{doc}","ts":{},"data":"temp:21.5 state:flying"}}"#,
             first_ts + i
-        ));
+        );
     }
     s.push(']');
     s
+}
+
+/// Whether an answer is an error answer.
+fn refused(answer: &[u8]) -> bool {
+    raw::find(answer, b"\"error\"").is_some()
 }
 
 /// One subscriber connection with `subs` subscriptions on the collection; counts the records
@@ -84,26 +78,23 @@ fn subscriber(
     start: Instant,
     read: bool,
 ) -> Result<Subscriber, String> {
-    let mut ws = connect(addr, key)?;
+    let mut ws = Conn::open(addr, key)?;
     for i in 0..subs {
-        send(
-            &mut ws,
+        ws.send(&request(
             &format!("s{i}"),
             "sub",
             &format!(r#"{{"col":"{COL}"}}"#),
-        )?;
-        let answer = next_text(&mut ws)?;
-        if !answer.contains("\"sub\"") {
-            return Err(format!("sub refused: {answer}"));
+        ))?;
+        let answer = ws.next_text()?;
+        if raw::find(&answer, b"\"sub\"").is_none() {
+            return Err(format!("sub refused: {}", String::from_utf8_lossy(&answer)));
         }
     }
     let records = Arc::new(AtomicU64::new(0));
     let ended = Arc::new(AtomicBool::new(false));
     let subend = Arc::new(AtomicBool::new(false));
     let (r, e, se) = (records.clone(), ended.clone(), subend.clone());
-    let _ = ws
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_millis(200)));
+    ws.set_read_timeout(Duration::from_millis(200))?;
     let handle = thread::spawn(move || {
         let subend = se;
         let mut lat = Vec::new();
@@ -116,46 +107,38 @@ fn subscriber(
         }
         // Reads until told to stop (`ended`) and nothing more comes, or the end.
         let mut quiet = 0;
-        loop {
-            let text = match ws.read() {
-                Ok(Message::Text(t)) => t.to_string(),
-                Ok(Message::Close(_)) => break,
-                Ok(_) => continue,
-                Err(tungstenite::Error::Io(err))
-                    if matches!(
-                        err.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+        let mut over = false;
+        while !over {
+            let mut n = 0;
+            let got = ws.read(|push| {
+                // Scanned, not parsed: the subscribers share the machine with the server.
+                if push.starts_with(br#"{"type":"rec""#) {
+                    n += raw::records(push);
+                    if let Some(sent) = &sent {
+                        let now = start.elapsed().as_nanos() as u64;
+                        for ts in timestamps(push) {
+                            if let Some(at) = sent.get(ts) {
+                                lat.push(Duration::from_nanos(
+                                    now.saturating_sub(at.load(Ordering::Acquire)),
+                                ));
+                            }
+                        }
+                    }
+                } else if push.starts_with(br#"{"type":"subend""#) {
+                    subend.store(true, Ordering::Release);
+                    over = true;
+                }
+            });
+            r.fetch_add(n, Ordering::AcqRel);
+            match got {
+                Ok(Got::Frames) => quiet = 0,
+                Ok(Got::Quiet) => {
                     quiet += 1;
                     if e.load(Ordering::Acquire) || quiet > 50 {
                         break;
                     }
-                    continue;
                 }
-                Err(_) => break,
-            };
-            quiet = 0;
-            // Scanned, not parsed: the subscribers share the machine with the server.
-            if text.starts_with(r#"{"type":"rec""#) {
-                let mut n = 0;
-                let now = start.elapsed().as_nanos() as u64;
-                for part in text.split(r#""ts":"#).skip(1) {
-                    n += 1;
-                    if let Some(sent) = &sent {
-                        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
-                        let ts: usize = part[..digits].parse().unwrap_or(0);
-                        if let Some(at) = sent.get(ts) {
-                            lat.push(Duration::from_nanos(
-                                now.saturating_sub(at.load(Ordering::Acquire)),
-                            ));
-                        }
-                    }
-                }
-                r.fetch_add(n, Ordering::AcqRel);
-            } else if text.starts_with(r#"{"type":"subend""#) {
-                subend.store(true, Ordering::Release);
-                break;
+                Ok(Got::Closed) | Err(_) => break,
             }
         }
         lat
@@ -166,6 +149,22 @@ fn subscriber(
         subend,
         handle,
     })
+}
+
+/// The `ts` values of a `rec` push.
+fn timestamps(push: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = push;
+    while let Some(i) = raw::find(rest, b"\"ts\":") {
+        rest = &rest[i + 5..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let ts = std::str::from_utf8(&rest[..digits])
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+        out.push(ts);
+    }
+    out
 }
 
 fn p99(mut v: Vec<Duration>) -> Duration {
@@ -197,7 +196,7 @@ fn latency(
     let readers: Vec<Subscriber> = (0..subs)
         .map(|_| subscriber(addr, key, 1, Some(sent.clone()), start, true))
         .collect::<Result<_, _>>()?;
-    let mut w = connect(addr, key)?;
+    let mut w = Conn::open(addr, key)?;
     let mut acks = Vec::with_capacity(n);
     let tick = Duration::from_secs_f64(1.0 / rate as f64);
     let t0 = Instant::now();
@@ -208,8 +207,11 @@ fn latency(
         }
         let at = Instant::now();
         sent[ts].store(start.elapsed().as_nanos() as u64, Ordering::Release);
-        send(&mut w, "w", "ins", &insert_data(ts as u64, 1, "d"))?;
-        next_text(&mut w)?;
+        w.send(&request("w", "ins", &insert_data(ts as u64, 1, "d")))?;
+        let answer = w.next_text()?;
+        if refused(&answer) {
+            return Err(format!("ins refused: {}", String::from_utf8_lossy(&answer)));
+        }
         acks.push(at.elapsed());
     }
     let want = n as u64;
@@ -252,19 +254,22 @@ fn writers(
         .map(|c| {
             let (addr, key) = (addr.to_string(), key.to_string());
             thread::spawn(move || -> Result<u64, String> {
-                let mut ws = connect(&addr, &key)?;
+                let mut ws = Conn::open(&addr, &key)?;
                 let doc = format!("w{c}");
                 let (mut next, mut acked, mut inflight) = (1u64, 0u64, 0usize);
                 loop {
                     while inflight < depth && Instant::now() < stop {
-                        send(&mut ws, "w", "ins", &insert_data(next, batch, &doc))?;
+                        ws.send(&request("w", "ins", &insert_data(next, batch, &doc)))?;
                         next += batch;
                         inflight += 1;
                     }
                     if inflight == 0 {
                         return Ok(acked);
                     }
-                    next_text(&mut ws)?;
+                    let answer = ws.next_text()?;
+                    if refused(&answer) {
+                        return Err(format!("ins refused: {}", String::from_utf8_lossy(&answer)));
+                    }
                     inflight -= 1;
                     acked += batch;
                 }
@@ -342,6 +347,28 @@ pub fn push_latency(
     out
 }
 
+/// CPU seconds the server and this process (writers and subscribers) spent in one run, from
+/// its start to the last push read: on a machine shared with other work the CPU spent per
+/// record is a steadier figure than the rates.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    server: f64,
+    clients: f64,
+}
+
+impl Cpu {
+    /// The microseconds of CPU each side spent per record written, `rate` records/s having
+    /// been written for `secs`.
+    fn json(&self, rate: f64, secs: f64) -> String {
+        let per = |cpu: f64| cpu / (rate * secs).max(1e-9) * 1e6;
+        format!(
+            "{{\"server_us_per_rec\":{:.2},\"clients_us_per_rec\":{:.2}}}",
+            per(self.server),
+            per(self.clients)
+        )
+    }
+}
+
 pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
     let bin = a.server.as_path();
     let key = a.key.as_str();
@@ -349,10 +376,20 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
     for data in [false, true] {
         let mode = if data { "--data" } else { "memory" };
         let dir = std::env::temp_dir().join(format!("fluxiondb-bench-sub-{}", std::process::id()));
+        // The CPU the server and this process (writers and subscribers) used in the last run.
+        let cpu = std::cell::Cell::new(Cpu::default());
         let run = |f: &dyn Fn(&str) -> Result<String, String>| -> Result<String, String> {
             let _ = std::fs::remove_dir_all(&dir);
             let p = start_server(bin, key, data.then_some(dir.as_path()))?;
+            let before = (procfs::sample(Some(p.pid)), procfs::sample(None));
             let out = f(&p.addr);
+            let after = (procfs::sample(Some(p.pid)), procfs::sample(None));
+            if let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (before, after) {
+                cpu.set(Cpu {
+                    server: s1.cpu_s - s0.cpu_s,
+                    clients: c1.cpu_s - c0.cpu_s,
+                });
+            }
             drop(p);
             let _ = std::fs::remove_dir_all(&dir);
             out
@@ -370,28 +407,33 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
         let base = run(&|addr| {
             writers(addr, key, load.0, load.1, load.2, load.3).map(|r| r.0.to_string())
         })?;
+        let base_cpu = cpu.get();
         let with = run(&|addr| {
             with_subscribers(addr, key, a.subscribers, 1, load).map(|r| r.to_string())
         })?;
+        let with_cpu = cpu.get();
         let (base, with): (f64, f64) = (base.parse().unwrap_or(0.0), with.parse().unwrap_or(0.0));
         println!(
-            "{{\"scenario\":\"subscribe-throughput\",\"mode\":\"{mode}\",\"subscribers\":{},\"ins_per_s_without\":{base:.0},\"ins_per_s_with\":{with:.0},\"ratio\":{:.2}}}",
-            a.subscribers, with / base.max(1e-9)
+            "{{\"scenario\":\"subscribe-throughput\",\"mode\":\"{mode}\",\"subscribers\":{},\"ins_per_s_without\":{base:.0},\"ins_per_s_with\":{with:.0},\"ratio\":{:.2},\"cpu_without\":{},\"cpu_with\":{}}}",
+            a.subscribers, with / base.max(1e-9), base_cpu.json(base, secs), with_cpu.json(with, secs)
         );
         let bulk = (1, 2, 1000, secs);
         let base = run(&|addr| {
             writers(addr, key, bulk.0, bulk.1, bulk.2, bulk.3).map(|r| r.0.to_string())
         })?;
+        let bulk_cpu = cpu.get();
         let fan = run(&|addr| with_subscribers(addr, key, 100, 1, bulk).map(|r| r.to_string()))?;
+        let fan_cpu = cpu.get();
         let wide = run(&|addr| with_subscribers(addr, key, 100, 10, bulk).map(|r| r.to_string()))?;
+        let wide_cpu = cpu.get();
         let (base, fan, wide): (f64, f64, f64) = (
             base.parse().unwrap_or(0.0),
             fan.parse().unwrap_or(0.0),
             wide.parse().unwrap_or(0.0),
         );
         println!(
-            "{{\"scenario\":\"subscribe-fanout\",\"mode\":\"{mode}\",\"records_per_s_without\":{base:.0},\"with_100\":{fan:.0},\"ratio_100\":{:.2},\"with_1000_over_100_conns\":{wide:.0},\"ratio_1000\":{:.2}}}",
-            fan / base.max(1e-9), wide / base.max(1e-9)
+            "{{\"scenario\":\"subscribe-fanout\",\"mode\":\"{mode}\",\"records_per_s_without\":{base:.0},\"with_100\":{fan:.0},\"ratio_100\":{:.2},\"with_1000_over_100_conns\":{wide:.0},\"ratio_1000\":{:.2},\"cpu_without\":{},\"cpu_with_100\":{},\"cpu_with_1000\":{}}}",
+            fan / base.max(1e-9), wide / base.max(1e-9), bulk_cpu.json(base, secs), fan_cpu.json(fan, secs), wide_cpu.json(wide, secs)
         );
         let slow = run(&|addr| {
             let start = Instant::now();
