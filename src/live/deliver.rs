@@ -1,11 +1,13 @@
 //! One delivery round's bytes: the frames each connection is owed, built outside every lock.
 //!
 //! A write is encoded once per group of subscriptions with equal filters, for the subscription
-//! id `""`; each subscription's frame is that encoding with its id spliced in, written straight
-//! into its connection's batch behind the frame header. A connection gets one batch per round
-//! however many of its subscriptions are served, so it costs one hand-over (and at most one
-//! system call) per round, not one per push; batches are built one connection at a time, so a
-//! round holds its encodings and a single batch.
+//! id `""`; each subscription's frame is that encoding with its id spliced in behind the frame
+//! header. A connection gets one batch per round however many of its subscriptions are served,
+//! so it costs one hand-over (and at most one system call) per round, not one per push. A
+//! batch is a list of pieces: headers, ids and short frames are copied together, while the body
+//! of a long frame (a bulk `ins`) is the round's encoding itself, referenced rather than copied
+//! once per subscriber (an idle connection's socket takes the pieces in one vectored write).
+//! Batches are built one connection at a time, so a round holds its encodings and one batch.
 
 use super::encode;
 use super::feed::Entry;
@@ -52,7 +54,8 @@ impl<'r> Encoded<'r> {
         }
     }
 
-    fn get(&mut self, at: usize, w: &Work) -> &[Vec<u8>] {
+    /// Encodes write `at` for `w`'s group, once.
+    fn make(&mut self, at: usize, w: &Work) {
         let (col, entry) = (self.col, &self.entries[at]);
         self.frames[at][w.group].get_or_insert_with(|| {
             let mut frames = Vec::new();
@@ -60,7 +63,72 @@ impl<'r> Encoded<'r> {
                 frames.push(f)
             });
             frames
-        })
+        });
+    }
+
+    /// Write `at`'s frames for `group` (empty until [`Self::make`]).
+    fn get(&self, at: usize, group: usize) -> &[Vec<u8>] {
+        self.frames[at][group].as_deref().unwrap_or_default()
+    }
+}
+
+/// Frame bodies at least this long are referenced by a batch rather than copied into it.
+const REFERENCED: usize = 2048;
+
+/// One piece of a batch.
+#[derive(Debug, Clone, Copy)]
+enum Piece {
+    /// `Batch::bytes[from..to]`.
+    Own(usize, usize),
+    /// Frame `frame` of write `at` for `group`, from byte `from` on.
+    Encoded {
+        at: usize,
+        group: usize,
+        frame: usize,
+        from: usize,
+    },
+}
+
+/// One connection's pushes of a round (see the module notes), reused from one connection to
+/// the next.
+#[derive(Default)]
+pub(super) struct Batch {
+    bytes: Vec<u8>,
+    pieces: Vec<Piece>,
+    /// Where the copied bytes not yet in `pieces` start.
+    own_from: usize,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.pieces.clear();
+        self.own_from = 0;
+    }
+
+    /// Closes the run of copied bytes, if any.
+    fn seal(&mut self) {
+        if self.own_from < self.bytes.len() {
+            self.pieces
+                .push(Piece::Own(self.own_from, self.bytes.len()));
+            self.own_from = self.bytes.len();
+        }
+    }
+
+    /// The batch's bytes, in order, as slices of itself and of the round's encodings.
+    pub fn pieces<'a>(&'a self, enc: &'a Encoded<'_>) -> Vec<&'a [u8]> {
+        self.pieces
+            .iter()
+            .map(|p| match *p {
+                Piece::Own(from, to) => &self.bytes[from..to],
+                Piece::Encoded {
+                    at,
+                    group,
+                    frame,
+                    from,
+                } => &enc.get(at, group)[frame][from..],
+            })
+            .collect()
     }
 }
 
@@ -80,12 +148,12 @@ pub(super) fn by_connection(work: &[Work]) -> Vec<Vec<usize>> {
 
 /// Fills `out` with one connection's pushes of the round: each of its subscriptions'
 /// backlog frames, then the writes each is owed, write by write.
-pub(super) fn batch(out: &mut Vec<u8>, enc: &mut Encoded<'_>, work: &[Work], subs: &[usize]) {
+pub(super) fn batch(out: &mut Batch, enc: &mut Encoded<'_>, work: &[Work], subs: &[usize]) {
     out.clear();
     for w in subs.iter().map(|&i| &work[i]) {
         for text in &w.pre {
-            w.sink.header(out, text.len());
-            out.extend_from_slice(text);
+            w.sink.header(&mut out.bytes, text.len());
+            out.bytes.extend_from_slice(text);
         }
     }
     for at in 0..enc.entries.len() {
@@ -94,11 +162,26 @@ pub(super) fn batch(out: &mut Vec<u8>, enc: &mut Encoded<'_>, work: &[Work], sub
             if w.from > seq {
                 continue;
             }
-            for template in enc.get(at, w) {
+            enc.make(at, w);
+            for (frame, template) in enc.get(at, w.group).iter().enumerate() {
                 w.sink
-                    .header(out, encode::spliced_len(template, &w.id_text));
-                encode::splice(out, template, &w.id_text);
+                    .header(&mut out.bytes, encode::spliced_len(template, &w.id_text));
+                let (head, body) = encode::split(template);
+                out.bytes.extend_from_slice(head);
+                out.bytes.extend_from_slice(&w.id_text);
+                if body.len() < REFERENCED {
+                    out.bytes.extend_from_slice(body);
+                } else {
+                    out.seal();
+                    out.pieces.push(Piece::Encoded {
+                        at,
+                        group: w.group,
+                        frame,
+                        from: template.len() - body.len(),
+                    });
+                }
             }
         }
     }
+    out.seal();
 }

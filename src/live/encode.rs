@@ -144,12 +144,10 @@ pub fn spliced_len(template: &[u8], sub: &[u8]) -> usize {
     template.len() + sub.len()
 }
 
-/// Appends `template` with the id text `sub` put in: one encoding of a write serves every
-/// subscription whose filter selects the same part of it.
-pub fn splice(out: &mut Vec<u8>, template: &[u8], sub: &[u8]) {
-    out.extend_from_slice(&template[..SUB_AT]);
-    out.extend_from_slice(sub);
-    out.extend_from_slice(&template[SUB_AT..]);
+/// `template` cut where a subscription id's text goes: a subscription's frame is the first
+/// part, its id text (see [`sub_text`]), then the second part.
+pub fn split(template: &[u8]) -> (&[u8], &[u8]) {
+    template.split_at(SUB_AT)
 }
 
 /// `{"type":"subend","sub":…,"error":…}`.
@@ -236,8 +234,9 @@ mod tests {
         change("", "c", 7, &Change::DeleteDoc("a".into()), &all, |f| {
             template = f
         });
-        let mut spliced = Vec::new();
-        splice(&mut spliced, &template, &sub_text("s\"2"));
+        let (head, body) = split(&template);
+        let id = sub_text("s\"2");
+        let spliced = [head, &id[..], body].concat();
         assert_eq!(spliced_len(&template, &sub_text("s\"2")), spliced.len());
         assert_eq!(
             String::from_utf8(spliced).unwrap(),

@@ -397,12 +397,12 @@ impl Feed {
         }
         let mut failed: Vec<(u64, Arc<str>)> = Vec::new();
         let mut encoded = deliver::Encoded::new(&self.col, &round.entries, &round.work);
-        let mut frames = Vec::new();
+        let mut batch = deliver::Batch::default();
         for subs in deliver::by_connection(&round.work) {
-            deliver::batch(&mut frames, &mut encoded, &round.work, &subs);
+            deliver::batch(&mut batch, &mut encoded, &round.work, &subs);
             let sink = &round.work[subs[0]].sink;
             let served = || subs.iter().map(|&i| &round.work[i]);
-            match sink.push(&frames, self.limit) {
+            match sink.push(&batch.pieces(&encoded), self.limit) {
                 Ok(()) => {}
                 Err(SinkError::Full) => {
                     for w in served() {

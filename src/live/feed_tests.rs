@@ -31,11 +31,11 @@ impl Sink for Recorder {
         out.extend_from_slice(format!("{len}:").as_bytes());
     }
 
-    fn push(&self, frames: &[u8], _limit: usize) -> Result<(), SinkError> {
+    fn push(&self, pieces: &[&[u8]], _limit: usize) -> Result<(), SinkError> {
         if self.full {
             return Err(SinkError::Full);
         }
-        self.pushes.lock().push(split(frames));
+        self.pushes.lock().push(split(&pieces.concat()));
         Ok(())
     }
 

@@ -43,9 +43,10 @@ pub enum SinkError {
 pub trait Sink: Send + Sync {
     /// Appends the header of one frame whose text is `len` bytes long; the text follows it.
     fn header(&self, out: &mut Vec<u8>, len: usize);
-    /// Hands over `frames` (whole frames, each a [`Sink::header`] and its text) at once;
-    /// refused past `limit` bytes waiting.
-    fn push(&self, frames: &[u8], limit: usize) -> Result<(), SinkError>;
+    /// Hands over the bytes of `pieces`, in order, at once: whole frames, each a
+    /// [`Sink::header`] and its text (a frame may span pieces); refused past `limit` bytes
+    /// waiting.
+    fn push(&self, pieces: &[&[u8]], limit: usize) -> Result<(), SinkError>;
     /// The last push of a subscription (`subend`): taken whatever is waiting.
     fn push_last(&self, text: &[u8]);
 }

@@ -12,8 +12,8 @@ impl Sink for SessionSink {
         write_header(out, OP_TEXT, len);
     }
 
-    fn push(&self, frames: &[u8], limit: usize) -> Result<(), SinkError> {
-        self.0.push(frames, limit).map_err(|e| match e {
+    fn push(&self, pieces: &[&[u8]], limit: usize) -> Result<(), SinkError> {
+        self.0.push_pieces(pieces, limit).map_err(|e| match e {
             PushError::Full => SinkError::Full,
             PushError::Closed => SinkError::Closed,
         })
