@@ -40,6 +40,10 @@ const MAX_LAG: u64 = 1024;
 /// Bytes of changes (roughly counted) owed before writers wait, likewise.
 const MAX_LAG_BYTES: u64 = 4 << 20;
 
+/// Bytes of changes (roughly counted) owed at most for a writer to hand them over before its
+/// own acknowledgements leave (see [`Feed::flush_if_small`]).
+pub const EAGER_BYTES: u64 = 32 << 10;
+
 pub const TOO_SLOW: &str = "subscriber too slow";
 pub const RESUME_LOST: &str = "resume point lost";
 
@@ -222,6 +226,24 @@ impl State {
                 || last.total - oldest.total + oldest.bytes as u64 > MAX_LAG_BYTES)
     }
 
+    /// The bytes of the durable changes owed to the subscriber furthest behind (roughly
+    /// counted; 0: none).
+    fn owed_bytes(&self) -> u64 {
+        let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
+        let ready = self.history.partition_point(|e| e.lsn <= self.durable);
+        let first = self.floor.max(front);
+        let last = ready.checked_sub(1).and_then(|i| self.history.get(i));
+        let oldest = usize::try_from(first - front)
+            .ok()
+            .and_then(|i| self.history.get(i));
+        match (last, oldest) {
+            (Some(last), Some(oldest)) if last.seq >= first => {
+                last.total - oldest.total + oldest.bytes as u64
+            }
+            _ => 0,
+        }
+    }
+
     /// Takes what may leave now: every subscriber's durable backlog frames and the durable
     /// writes it is owed; advances the subscribers past them.
     fn plan(&mut self) -> Round {
@@ -388,6 +410,22 @@ impl Feed {
             st = self.state.lock();
             self.delivered.notify_all();
         }
+    }
+
+    /// [`Feed::flush`] when the durable changes owed come to at most `max` bytes; false (and
+    /// nothing handed over) when they are more. A writer hands small deliveries over before
+    /// its acknowledgements leave, so that its subscribers see a write no later than it does,
+    /// and large ones after, so that its next request is sent while they are delivered.
+    pub fn flush_if_small(&self, durable: Lsn, max: u64) -> bool {
+        {
+            let mut st = self.state.lock();
+            st.durable = st.durable.max(durable);
+            if st.owed_bytes() > max {
+                return false;
+            }
+        }
+        self.flush(durable);
+        true
     }
 
     /// Hands over one round's pushes; the subscriptions whose connection refused them end.

@@ -141,3 +141,33 @@ fn a_subscriber_the_history_left_behind_ends_too_slow() {
     );
     assert!(!feed.has(1, "s1"));
 }
+
+#[test]
+fn small_deliveries_go_at_once_and_large_ones_are_left_for_later() {
+    let feed = Feed::new("c", 0, 1 << 20);
+    let a = Arc::new(Recorder::default());
+    subscribe(&feed, 1, "s1", &a, None);
+    feed.publish(3, ins(1));
+    assert!(feed.flush_if_small(3, super::feed::EAGER_BYTES));
+    assert_eq!(*a.pushes.lock(), [vec![rec("s1", 1, 1)]]);
+    let big = "v".repeat(super::feed::EAGER_BYTES as usize);
+    feed.publish(
+        4,
+        Change::Insert(vec![Rec {
+            doc: "d".into(),
+            ts: 2,
+            data: big.clone(),
+        }]),
+    );
+    assert!(!feed.flush_if_small(4, super::feed::EAGER_BYTES));
+    assert_eq!(a.pushes.lock().len(), 1, "the large write waits for flush");
+    feed.flush(4);
+    let pushes = a.pushes.lock();
+    assert_eq!(pushes.len(), 2);
+    assert_eq!(
+        pushes[1],
+        [format!(
+            r#"{{"type":"rec","sub":"s1","col":"c","seq":2,"records":[{{"doc":"d","ts":2,"data":"{big}"}}]}}"#
+        )]
+    );
+}

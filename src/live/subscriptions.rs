@@ -75,6 +75,14 @@ impl Subscriptions {
         }
     }
 
+    /// The log is durable up to `durable`: the touched feeds' pushes up to there leave now
+    /// where they are small (see [`Feed::flush_if_small`]); [`Subscriptions::flush`] hands over
+    /// the rest.
+    pub fn flush_small(&mut self, durable: Lsn) {
+        self.touched
+            .retain(|feed| !feed.flush_if_small(durable, super::feed::EAGER_BYTES));
+    }
+
     /// The log is durable up to `durable`: the touched feeds' pushes up to there may leave.
     pub fn flush(&mut self, durable: Lsn) {
         for feed in self.touched.drain(..) {

@@ -302,6 +302,14 @@ impl Session<'_> {
     /// Waits until every queued acknowledgement is durable; then the pushes of the writes
     /// they acknowledge may leave too (to their subscribers).
     fn durable(&mut self) -> Result<(), Flow> {
+        let upto = self.made_durable()?;
+        self.caller.subs.flush(upto);
+        Ok(())
+    }
+
+    /// Waits until every queued acknowledgement is durable; returns the log position waited
+    /// for (the pushes up to there may leave).
+    fn made_durable(&mut self) -> Result<u64, Flow> {
         let upto = self.caller.durable_upto;
         if upto > 0 {
             if let Some(journal) = self.shared.journal.as_ref() {
@@ -316,13 +324,17 @@ impl Session<'_> {
             }
             self.caller.durable_upto = 0;
         }
-        self.caller.subs.flush(upto);
-        Ok(())
+        Ok(upto)
     }
 
-    /// Makes queued acknowledgements durable, then writes what the socket takes now.
+    /// Makes queued acknowledgements durable, writes what the socket takes now, and hands the
+    /// subscribers their pushes: small deliveries before the acknowledgements, large ones after
+    /// (the acknowledgements do not wait for them).
     fn send(&mut self, conn: &mut Conn) -> Result<(), Flow> {
-        self.durable()?;
-        conn.write_some().map(|_| ()).map_err(|_| Flow::End)
+        let upto = self.made_durable()?;
+        self.caller.subs.flush_small(upto);
+        let sent = conn.write_some();
+        self.caller.subs.flush(upto);
+        sent.map(|_| ()).map_err(|_| Flow::End)
     }
 }
