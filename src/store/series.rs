@@ -26,6 +26,7 @@
 
 mod block;
 mod parts;
+mod quotes;
 mod removal;
 #[cfg(test)]
 mod tests;
@@ -489,11 +490,11 @@ impl Series {
         self.sealed += added;
         if n.len() > SPLIT_RECORDS {
             let half = n.len() / 2;
-            let a = Block::seal(half, |i| n.get(i));
-            let b = Block::seal(n.len() - half, |i| n.get(half + i));
+            let a = Block::seal(half, self.special, |i| n.get(i));
+            let b = Block::seal(n.len() - half, self.special, |i| n.get(half + i));
             self.replace_blocks(bi..bi + 1, vec![a, b]);
         } else {
-            self.replace_blocks(bi..bi + 1, vec![Block::seal_decoded(&n)]);
+            self.replace_blocks(bi..bi + 1, vec![Block::seal_decoded(&n, self.special)]);
         }
         Ok(())
     }
@@ -531,7 +532,7 @@ impl Series {
         if n == 0 {
             return;
         }
-        let mut block = Block::seal(n, |i| {
+        let mut block = Block::seal(n, self.special, |i| {
             let e = self.entries[i];
             (e.ts, self.data(e))
         });

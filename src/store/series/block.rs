@@ -1,8 +1,11 @@
 //! The sealed-block codec: a run of records (strictly increasing timestamps) encoded into one
 //! exactly sized allocation as `[ts varints][length varints][lz4 data]`, and decoded back into
-//! columns ([`Decoded`]). Timestamps are zigzag varints of their delta-of-delta, lengths plain
-//! varints, the data concatenated and compressed with LZ4 (`lz4_flex`).
+//! columns ([`Decoded`]). Timestamps are zigzag varints of their delta-of-delta, the zeros at
+//! the end of that column left out (a series at a steady rate stores one varint per block);
+//! lengths are plain varints of the data as stored (escaped); the data is concatenated, its
+//! escaped quotes folded ([`super::quotes`]) and compressed with LZ4 (`lz4_flex`).
 
+use super::quotes;
 use super::varint::{get_varint, put_varint, unzigzag, zigzag};
 use super::ALLOC_OVERHEAD;
 use std::ops::Range;
@@ -43,7 +46,9 @@ impl Decoded {
 }
 
 /// Sealed records: `count` records with `first_ts..=last_ts`, encoded in `bytes` as
-/// `[ts varints][length varints][lz4 data]`.
+/// `[ts varints][length varints][lz4 data]`. A block holds at most a few hundred records
+/// (sealing and splitting keep it under [`super::SPLIT_RECORDS`] + 1), so its varint columns
+/// are addressed with 16 bits.
 #[derive(Debug)]
 pub(super) struct Block {
     pub(super) first_ts: i64,
@@ -52,9 +57,12 @@ pub(super) struct Block {
     pub(super) pos: usize,
     pub(super) count: u32,
     pub(super) raw_len: u32,
+    /// Escaped quotes folded into bare ones before compressing: the LZ4 data decodes to
+    /// `raw_len - folded` bytes.
+    folded: u32,
     /// Bytes of timestamp varints, then of length varints, at the front of `bytes`.
-    ts_len: u32,
-    lens_len: u32,
+    pub(super) ts_len: u16,
+    pub(super) lens_len: u16,
     pub(super) bytes: Box<[u8]>,
     /// The block decoded by [`Series::get`]; dropped at the document's next change.
     pub(super) cache: OnceLock<Box<Decoded>>,
@@ -68,6 +76,7 @@ impl Clone for Block {
             pos: self.pos,
             count: self.count,
             raw_len: self.raw_len,
+            folded: self.folded,
             ts_len: self.ts_len,
             lens_len: self.lens_len,
             bytes: self.bytes.clone(),
@@ -81,11 +90,19 @@ thread_local! {
     static SEAL_BUF: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const {
         std::cell::RefCell::new((Vec::new(), Vec::new()))
     };
+    /// Scratch for decoding a block with folded quotes: its data before they are unfolded.
+    static FOLDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Block {
     /// Seals `n` records given by `rec(i)`, oldest first (strictly increasing timestamps).
-    pub(super) fn seal<'a>(n: usize, rec: impl Fn(usize) -> (i64, &'a str)) -> Block {
+    /// `escaped`: some record may hold an escape sequence (the series' `special`), so its
+    /// escaped quotes are folded; without it the data is compressed as it is.
+    pub(super) fn seal<'a>(
+        n: usize,
+        escaped: bool,
+        rec: impl Fn(usize) -> (i64, &'a str),
+    ) -> Block {
         debug_assert!(n > 0);
         SEAL_BUF.with(|cell| {
             let (out, raw) = &mut *cell.borrow_mut();
@@ -100,6 +117,11 @@ impl Block {
                 put_varint(out, zigzag(d.wrapping_sub(delta)));
                 (prev, delta, last_ts) = (ts, d, ts);
             }
+            // A zero varint is the single byte 0 (a longer varint never ends in 0): the zeros
+            // at the end are left out, and decoding reads "no more varints" as zero.
+            while out.last() == Some(&0) {
+                out.pop();
+            }
             let ts_len = out.len();
             for i in 0..n {
                 let data = rec(i).1;
@@ -107,6 +129,8 @@ impl Block {
                 raw.extend_from_slice(data.as_bytes());
             }
             let lens_len = out.len() - ts_len;
+            let raw_len = raw.len();
+            let folded = if escaped { quotes::fold(raw) } else { 0 };
             let head = out.len();
             out.resize(
                 head + lz4_flex::block::get_maximum_output_size(raw.len()),
@@ -123,17 +147,18 @@ impl Block {
                 last_ts,
                 pos: 0,
                 count: n as u32,
-                raw_len: raw.len() as u32,
-                ts_len: ts_len as u32,
-                lens_len: lens_len as u32,
+                raw_len: raw_len as u32,
+                folded: folded as u32,
+                ts_len: ts_len as u16,
+                lens_len: lens_len as u16,
                 bytes: out.as_slice().into(),
                 cache: OnceLock::new(),
             }
         })
     }
 
-    pub(super) fn seal_decoded(d: &Decoded) -> Block {
-        Block::seal(d.len(), |i| d.get(i))
+    pub(super) fn seal_decoded(d: &Decoded, escaped: bool) -> Block {
+        Block::seal(d.len(), escaped, |i| d.get(i))
     }
 
     /// The timestamps alone, into `out` (cleared first).
@@ -145,7 +170,9 @@ impl Block {
         let (mut prev, mut delta) = (self.first_ts, 0i64);
         out.push(prev);
         for _ in 1..self.count {
-            delta = delta.wrapping_add(unzigzag(get_varint(bytes, &mut at)));
+            if at < bytes.len() {
+                delta = delta.wrapping_add(unzigzag(get_varint(bytes, &mut at)));
+            }
             prev = prev.wrapping_add(delta);
             out.push(prev);
         }
@@ -167,18 +194,24 @@ impl Block {
         let mut raw = std::mem::take(&mut out.data).into_bytes();
         raw.clear();
         raw.resize(self.raw_len as usize, 0);
-        // A sealed block is made in this process (snapshots store decoded records), so it
-        // decodes unless memory itself is corrupt: nothing a client or the disk can cause.
-        #[allow(clippy::expect_used)]
-        let n = lz4_flex::block::decompress_into(
-            &self.bytes[ts_len + self.lens_len as usize..],
-            &mut raw,
-        )
-        .expect("a sealed block decodes");
-        assert_eq!(n, raw.len(), "a sealed block decodes to its length");
-        // Sealed from `&str` records in this process, and LZ4 gives back exactly the bytes it
-        // was given (the length is checked above): valid UTF-8, checked in debug builds only
-        // (validating costs a fifth of a qdoc of 100 records).
+        let packed = &self.bytes[ts_len + self.lens_len as usize..];
+        if self.folded == 0 {
+            decompress(packed, &mut raw);
+        } else {
+            FOLDED.with_borrow_mut(|folded| {
+                folded.clear();
+                folded.resize((self.raw_len - self.folded) as usize, 0);
+                decompress(packed, folded);
+                quotes::unfold(folded, &mut raw);
+                if folded.capacity() > 256 * 1024 {
+                    *folded = Vec::new();
+                }
+            });
+        }
+        // Sealed from `&str` records in this process, LZ4 gives back exactly the bytes it was
+        // given (checked by `decompress`), and unfolding puts back exactly the backslashes
+        // folding took out, each before an ASCII `"`: valid UTF-8, checked in debug builds
+        // only (validating costs a fifth of a qdoc of 100 records).
         debug_assert!(std::str::from_utf8(&raw).is_ok());
         // SAFETY: the bytes are the concatenation of `&str`s, as argued above.
         out.data = unsafe { String::from_utf8_unchecked(raw) };
@@ -186,6 +219,12 @@ impl Block {
 
     pub(super) fn heap_bytes(&self) -> usize {
         self.bytes.len() + ALLOC_OVERHEAD
+    }
+
+    /// Escaped quotes folded before compressing (see [`super::quotes`]).
+    #[cfg(test)]
+    pub(super) fn folded(&self) -> u32 {
+        self.folded
     }
 
     /// Data bytes of the records at `r` (from the length varints alone).
@@ -214,4 +253,13 @@ impl Block {
         self.decode_ts(scratch);
         scratch.binary_search(&ts)
     }
+}
+
+/// Decompresses a block's data into `out`, sized to exactly what it decodes to.
+fn decompress(packed: &[u8], out: &mut [u8]) {
+    // A sealed block is made in this process (snapshots store decoded records), so it
+    // decodes unless memory itself is corrupt: nothing a client or the disk can cause.
+    #[allow(clippy::expect_used)]
+    let n = lz4_flex::block::decompress_into(packed, out).expect("a sealed block decodes");
+    assert_eq!(n, out.len(), "a sealed block decodes to its length");
 }

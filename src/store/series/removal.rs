@@ -121,7 +121,7 @@ impl Series {
         }
         let mut d = Decoded::default();
         self.blocks[0].decode(&mut d);
-        let block = Block::seal(d.len() - dead, |i| d.get(dead + i));
+        let block = Block::seal(d.len() - dead, self.special, |i| d.get(dead + i));
         (self.dead, self.dead_bytes) = (0, 0);
         self.replace_blocks(0..1, vec![block]);
     }
@@ -159,7 +159,7 @@ impl Series {
                     kept.push(t, x);
                 }
                 self.live_bytes -= d.data.len() - kept.data.len();
-                new.push(Block::seal_decoded(&kept));
+                new.push(Block::seal_decoded(&kept, self.special));
             }
             self.replace_blocks(first..last + 1, new);
         }

@@ -371,3 +371,33 @@ fn retention_leaves_the_first_block_in_place_until_it_is_all_dead() {
     let (ts, lens, data) = s.to_parts();
     assert_eq!(all(&Series::from_parts(ts, lens, data).unwrap()), all(&s));
 }
+
+#[test]
+fn quoted_data_is_folded_and_a_steady_rate_costs_one_timestamp_varint() {
+    let mut s = Series::new();
+    let record = |ts: i64| format!("{{\"n\":{ts},\"state\":\"flying\"}}");
+    for ts in 1..=200 {
+        s.insert(ts * 10, &record(ts)).unwrap();
+    }
+    let b = &s.blocks[0];
+    assert_eq!(
+        b.ts_len, 1,
+        "one varint: the delta; the zero delta-of-deltas left out"
+    );
+    assert_eq!(b.folded(), 6 * SEAL_RECORDS as u32);
+    let mut plain = Series::new();
+    for ts in 1..=200 {
+        plain
+            .insert(ts * 10, &format!("n={ts},state=flying!"))
+            .unwrap();
+    }
+    assert_eq!(plain.blocks[0].folded(), 0);
+    for (i, (ts, d)) in s.iter().enumerate() {
+        assert_eq!(ts, (i as i64 + 1) * 10);
+        assert_eq!(d.text(), record(i as i64 + 1));
+        assert_eq!(d.wire(), record(i as i64 + 1).replace('"', "\\\""));
+    }
+    assert_eq!(s.range(15, 1000), 1..100);
+    assert_eq!(s.find(640), Ok(63));
+    assert_eq!(s.find(645), Err(64));
+}

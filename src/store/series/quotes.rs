@@ -1,0 +1,250 @@
+//! Folding escaped quotes before compression, and putting them back after.
+//!
+//! Data is stored escaped (the body of its JSON string), so a record of JSON text carries a
+//! backslash before each of its quotes: 16 more bytes in a telemetry record, of which LZ4 keeps
+//! about 4. Escaped text holds no bare `"` (each one is the second byte of a `\"` sequence), so
+//! dropping the backslash of every `\"` loses nothing: [`unfold`] puts one back before every
+//! `"`. Both passes work eight bytes at a time and stop once per quote (or backslash), so they
+//! cost little beside the codec.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The 8 bytes at `at` as a little-endian word.
+#[inline(always)]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Flags the bytes of `x` equal to `b`. The lowest flag is exact; flags above a real hit may
+/// be spurious (borrows run upward), so only the lowest is used.
+#[inline(always)]
+fn lowest_equal(x: u64, b: u8) -> u64 {
+    let y = x ^ (ONES * b as u64);
+    y.wrapping_sub(ONES) & !y & HIGHS
+}
+
+/// Position of the first `b` in `bytes` at or after `from`.
+fn find(bytes: &[u8], from: usize, b: u8) -> Option<usize> {
+    let mut at = from;
+    while at + 8 <= bytes.len() {
+        let hits = lowest_equal(word(bytes, at), b);
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    bytes[at.min(bytes.len())..]
+        .iter()
+        .position(|&x| x == b)
+        .map(|i| at + i)
+}
+
+/// Drops the backslash of every escaped quote of `text` (escaped text, as
+/// [`crate::text::escape_into`] writes it), in place; returns how many it dropped.
+pub(super) fn fold(text: &mut Vec<u8>) -> usize {
+    let Some(mut seq) = find(text, 0, b'\\') else {
+        return 0;
+    };
+    let mut write = seq;
+    loop {
+        // `seq` starts an escape sequence: the backslash goes when a quote follows.
+        let from = if text.get(seq + 1) == Some(&b'"') {
+            seq + 1
+        } else {
+            seq
+        };
+        let next = find(text, (seq + 2).min(text.len()), b'\\');
+        let end = next.unwrap_or(text.len());
+        text.copy_within(from..end, write);
+        write += end - from;
+        match next {
+            Some(n) => seq = n,
+            None => break,
+        }
+    }
+    let taken = text.len() - write;
+    text.truncate(write);
+    taken
+}
+
+/// Writes `folded` into `out` with a backslash before every `"` (what [`fold`] took out).
+/// `out` must be exactly as long as the result: `folded.len()` plus the number of quotes.
+pub(super) fn unfold(folded: &[u8], out: &mut [u8]) {
+    let (mut read, mut write) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("ssse3") {
+        // SAFETY: the CPU has SSSE3 (checked on the line above).
+        let done = unsafe { ssse3::unfold_bulk(folded, out) };
+        (read, write) = done;
+    }
+    unfold_words(folded, out, read, write);
+}
+
+/// [`unfold`] from input `read` and output `write` on, eight bytes at a time.
+fn unfold_words(folded: &[u8], out: &mut [u8], mut read: usize, mut write: usize) {
+    // While eight bytes of input remain, at least eight of output do: each whole word can be
+    // copied before looking at it, and the quote in it (if any) written over the copy.
+    while read + 8 <= folded.len() {
+        out[write..write + 8].copy_from_slice(&folded[read..read + 8]);
+        let hits = lowest_equal(word(folded, read), b'"');
+        if hits == 0 {
+            read += 8;
+            write += 8;
+            continue;
+        }
+        let i = (hits.trailing_zeros() / 8) as usize;
+        write += i;
+        out[write] = b'\\';
+        out[write + 1] = b'"';
+        read += i + 1;
+        write += 2;
+    }
+    for &b in &folded[read..] {
+        if b == b'"' {
+            out[write] = b'\\';
+            write += 1;
+        }
+        out[write] = b;
+        write += 1;
+    }
+    debug_assert_eq!(write, out.len());
+}
+
+/// Unfolding sixteen bytes at a time without a branch per quote: the quotes among eight
+/// input bytes form an 8-bit mask, and a table indexed by it gives the byte shuffle that
+/// spreads those bytes over `8 + quotes` output bytes with a gap before each quote, and the
+/// backslashes that fill the gaps.
+#[cfg(target_arch = "x86_64")]
+mod ssse3 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_shuffle_epi8, _mm_srli_si128, _mm_storeu_si128,
+    };
+
+    /// Per quote mask: the shuffle (input index, or 0x80 for a zero byte) and the
+    /// backslashes to put in the zeroed gaps.
+    struct Spread {
+        shuffle: [[u8; 16]; 256],
+        backslashes: [[u8; 16]; 256],
+    }
+
+    static SPREAD: Spread = {
+        let mut t = Spread {
+            shuffle: [[0x80; 16]; 256],
+            backslashes: [[0; 16]; 256],
+        };
+        let mut mask = 0;
+        while mask < 256 {
+            let mut out = 0;
+            let mut i = 0;
+            while i < 8 {
+                if mask & (1 << i) != 0 {
+                    t.backslashes[mask][out] = b'\\';
+                    out += 1;
+                }
+                t.shuffle[mask][out] = i as u8;
+                out += 1;
+                i += 1;
+            }
+            mask += 1;
+        }
+        t
+    };
+
+    #[inline(always)]
+    fn table(rows: &[[u8; 16]; 256], mask: usize) -> __m128i {
+        // SAFETY: a row is 16 readable bytes; the load has no alignment requirement.
+        unsafe { _mm_loadu_si128(rows[mask].as_ptr().cast()) }
+    }
+
+    /// Unfolds the front of `folded` into `out` while a whole 16-byte step fits both;
+    /// returns how far it read and wrote.
+    ///
+    /// # Safety
+    /// The CPU must support SSSE3.
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn unfold_bulk(folded: &[u8], out: &mut [u8]) -> (usize, usize) {
+        let (mut read, mut write) = (0, 0);
+        let quote = _mm_set1_epi8(b'"' as i8);
+        // One step reads 16 bytes and writes two 16-byte stores, the second at most 16 bytes
+        // after the first: 32 bytes of output room cover both.
+        while read + 16 <= folded.len() && write + 32 <= out.len() {
+            // SAFETY: `read + 16 <= folded.len()`; unaligned loads are allowed.
+            let v = unsafe { _mm_loadu_si128(folded.as_ptr().add(read).cast()) };
+            let mask = _mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as usize;
+            let (lo, hi) = (mask & 0xff, mask >> 8);
+            let first = _mm_or_si128(
+                _mm_shuffle_epi8(v, table(&SPREAD.shuffle, lo)),
+                table(&SPREAD.backslashes, lo),
+            );
+            let second = _mm_or_si128(
+                _mm_shuffle_epi8(_mm_srli_si128(v, 8), table(&SPREAD.shuffle, hi)),
+                table(&SPREAD.backslashes, hi),
+            );
+            let mid = write + 8 + lo.count_ones() as usize;
+            // SAFETY: `write + 32 <= out.len()` and `mid <= write + 16`, so both 16-byte
+            // stores stay inside `out`; unaligned stores are allowed.
+            unsafe {
+                _mm_storeu_si128(out.as_mut_ptr().add(write).cast(), first);
+                _mm_storeu_si128(out.as_mut_ptr().add(mid).cast(), second);
+            }
+            read += 16;
+            write = mid + 8 + hi.count_ones() as usize;
+        }
+        (read, write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text;
+
+    #[test]
+    fn folding_round_trips_escaped_text_of_any_shape() {
+        let alphabet = ['"', '\\', 'a', '\n', '\u{1}', 'é', '/', '7', ':'];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for round in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 80) as usize;
+            let raw: String = (0..len)
+                .map(|i| alphabet[((seed.rotate_left(i as u32 * 5) >> 3) % 9) as usize])
+                .collect();
+            let mut escaped = String::new();
+            text::escape_into_string(&mut escaped, &raw);
+            let mut folded = escaped.clone().into_bytes();
+            let taken = fold(&mut folded);
+            assert_eq!(taken, raw.matches('"').count(), "round {round}: {raw:?}");
+            assert!(!folded.windows(2).any(|w| w == b"\\\"") || raw.contains('\\'));
+            let mut back = vec![0u8; folded.len() + taken];
+            unfold(&folded, &mut back);
+            assert_eq!(back, escaped.as_bytes(), "round {round}: {raw:?}");
+            // The word-at-a-time pass alone (what a CPU without SSSE3 runs).
+            back.fill(0);
+            unfold_words(&folded, &mut back, 0, 0);
+            assert_eq!(back, escaped.as_bytes(), "round {round}: {raw:?}");
+        }
+    }
+
+    #[test]
+    fn folding_telemetry_takes_every_quote_backslash() {
+        let raw = r#"{"lat":52.389837,"lon":4.884869,"state":"fly\"ing\\"}"#;
+        let mut escaped = String::new();
+        text::escape_into_string(&mut escaped, raw);
+        let mut folded = escaped.clone().into_bytes();
+        assert_eq!(fold(&mut folded), 9);
+        // Everything escaped but the quotes.
+        assert_eq!(folded, raw.replace('\\', "\\\\").as_bytes());
+        let mut back = vec![0u8; escaped.len()];
+        unfold(&folded, &mut back);
+        assert_eq!(back, escaped.as_bytes());
+        let mut plain = b"no escapes at all, none".to_vec();
+        assert_eq!(fold(&mut plain), 0);
+        assert_eq!(plain, b"no escapes at all, none");
+    }
+}
