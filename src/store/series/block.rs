@@ -87,8 +87,8 @@ impl Clone for Block {
 
 thread_local! {
     /// Scratch for sealing: the encoded block before it is copied to its exact size.
-    static SEAL_BUF: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const {
-        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    static SEAL_BUF: std::cell::RefCell<(Vec<u8>, Vec<u8>, Vec<u8>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new()))
     };
     /// Scratch for decoding a block with folded quotes: its data before they are unfolded.
     static FOLDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -105,7 +105,7 @@ impl Block {
     ) -> Block {
         debug_assert!(n > 0);
         SEAL_BUF.with(|cell| {
-            let (out, raw) = &mut *cell.borrow_mut();
+            let (out, raw, fold_buf) = &mut *cell.borrow_mut();
             out.clear();
             raw.clear();
             let (first_ts, _) = rec(0);
@@ -130,16 +130,21 @@ impl Block {
             }
             let lens_len = out.len() - ts_len;
             let raw_len = raw.len();
-            let folded = if escaped { quotes::fold(raw) } else { 0 };
+            let folded = if escaped {
+                quotes::fold(raw, fold_buf)
+            } else {
+                0
+            };
+            let data = if folded > 0 { &fold_buf[..] } else { &raw[..] };
             let head = out.len();
             out.resize(
-                head + lz4_flex::block::get_maximum_output_size(raw.len()),
+                head + lz4_flex::block::get_maximum_output_size(data.len()),
                 0,
             );
             // Blocks are sealed from memory, never from client or disk bytes, into an output
             // sized for LZ4's worst case: compress_into has no error left to report.
             #[allow(clippy::expect_used)]
-            let packed = lz4_flex::block::compress_into(raw, &mut out[head..])
+            let packed = lz4_flex::block::compress_into(data, &mut out[head..])
                 .expect("the output is sized for the worst case");
             out.truncate(head + packed);
             Block {

@@ -26,48 +26,49 @@ fn lowest_equal(x: u64, b: u8) -> u64 {
     y.wrapping_sub(ONES) & !y & HIGHS
 }
 
-/// Position of the first `b` in `bytes` at or after `from`.
-fn find(bytes: &[u8], from: usize, b: u8) -> Option<usize> {
-    let mut at = from;
-    while at + 8 <= bytes.len() {
-        let hits = lowest_equal(word(bytes, at), b);
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
+/// Writes `text` (escaped text, as [`crate::text::escape_into`] writes it) into `out` without
+/// the backslash of any escaped quote; returns how many it dropped. Every `"` of escaped text
+/// is the second byte of its `\"`, so the byte dropped is the one before each quote.
+pub(super) fn fold(text: &[u8], out: &mut Vec<u8>) -> usize {
+    out.clear();
+    out.resize(text.len(), 0);
+    let (mut read, mut write) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("ssse3") {
+        // SAFETY: the CPU has SSSE3 (checked on the line above).
+        let done = unsafe { ssse3::fold_bulk(text, out) };
+        (read, write) = done;
     }
-    bytes[at.min(bytes.len())..]
-        .iter()
-        .position(|&x| x == b)
-        .map(|i| at + i)
+    let write = fold_words(text, out, read, write);
+    out.truncate(write);
+    text.len() - write
 }
 
-/// Drops the backslash of every escaped quote of `text` (escaped text, as
-/// [`crate::text::escape_into`] writes it), in place; returns how many it dropped.
-pub(super) fn fold(text: &mut Vec<u8>) -> usize {
-    let Some(mut seq) = find(text, 0, b'\\') else {
-        return 0;
-    };
-    let mut write = seq;
-    loop {
-        // `seq` starts an escape sequence: the backslash goes when a quote follows.
-        let from = if text.get(seq + 1) == Some(&b'"') {
-            seq + 1
-        } else {
-            seq
-        };
-        let next = find(text, (seq + 2).min(text.len()), b'\\');
-        let end = next.unwrap_or(text.len());
-        text.copy_within(from..end, write);
-        write += end - from;
-        match next {
-            Some(n) => seq = n,
-            None => break,
+/// [`fold`] from input `read` and output `write` on, eight bytes at a time; returns the
+/// output's length.
+fn fold_words(text: &[u8], out: &mut [u8], mut read: usize, mut write: usize) -> usize {
+    // The output never runs ahead of the input: eight bytes fit wherever eight are read.
+    while read + 9 <= text.len() {
+        out[write..write + 8].copy_from_slice(&text[read..read + 8]);
+        let hits = lowest_equal(word(text, read + 1), b'"');
+        if hits == 0 {
+            read += 8;
+            write += 8;
+            continue;
         }
+        // The byte before the first quote is dropped: the copy is kept up to it.
+        let i = (hits.trailing_zeros() / 8) as usize;
+        write += i;
+        read += i + 1;
     }
-    let taken = text.len() - write;
-    text.truncate(write);
-    taken
+    while read < text.len() {
+        if text.get(read + 1) != Some(&b'"') {
+            out[write] = text[read];
+            write += 1;
+        }
+        read += 1;
+    }
+    write
 }
 
 /// Writes `folded` into `out` with a backslash before every `"` (what [`fold`] took out).
@@ -154,10 +155,67 @@ mod ssse3 {
         t
     };
 
+    /// Per mask of dropped bytes among eight: the shuffle that packs the kept ones.
+    static KEEP: [[u8; 16]; 256] = {
+        let mut t = [[0x80; 16]; 256];
+        let mut mask = 0;
+        while mask < 256 {
+            let mut out = 0;
+            let mut i = 0;
+            while i < 8 {
+                if mask & (1 << i) == 0 {
+                    t[mask][out] = i as u8;
+                    out += 1;
+                }
+                i += 1;
+            }
+            mask += 1;
+        }
+        t
+    };
+
     #[inline(always)]
     fn table(rows: &[[u8; 16]; 256], mask: usize) -> __m128i {
         // SAFETY: a row is 16 readable bytes; the load has no alignment requirement.
         unsafe { _mm_loadu_si128(rows[mask].as_ptr().cast()) }
+    }
+
+    /// Folds the front of `text` into `out` (as long as `text`) while a whole 16-byte step
+    /// fits; returns how far it read and wrote.
+    ///
+    /// # Safety
+    /// The CPU must support SSSE3.
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn fold_bulk(text: &[u8], out: &mut [u8]) -> (usize, usize) {
+        let (mut read, mut write) = (0, 0);
+        let quote = _mm_set1_epi8(b'"' as i8);
+        // A step reads 17 bytes (the byte after the 16 tells whether the last one goes) and
+        // stores 16 bytes twice, the second at most 8 bytes further; `write <= read` always,
+        // so 24 bytes of input left leave room for both.
+        while read + 24 <= text.len() && out.len() >= text.len() {
+            // SAFETY: `read + 17 <= text.len()`; unaligned loads are allowed.
+            let (v, next) = unsafe {
+                let at = text.as_ptr().add(read);
+                (
+                    _mm_loadu_si128(at.cast()),
+                    _mm_loadu_si128(at.add(1).cast()),
+                )
+            };
+            let drop = _mm_movemask_epi8(_mm_cmpeq_epi8(next, quote)) as usize;
+            let (lo, hi) = (drop & 0xff, drop >> 8);
+            let first = _mm_shuffle_epi8(v, table(&KEEP, lo));
+            let second = _mm_shuffle_epi8(_mm_srli_si128(v, 8), table(&KEEP, hi));
+            let mid = write + 8 - lo.count_ones() as usize;
+            // SAFETY: `write <= read` and `mid <= read + 8`, and `read + 24 <= out.len()`:
+            // both 16-byte stores stay inside `out`; unaligned stores are allowed.
+            unsafe {
+                _mm_storeu_si128(out.as_mut_ptr().add(write).cast(), first);
+                _mm_storeu_si128(out.as_mut_ptr().add(mid).cast(), second);
+            }
+            read += 16;
+            write = mid + 8 - hi.count_ones() as usize;
+        }
+        (read, write)
     }
 
     /// Unfolds the front of `folded` into `out` while a whole 16-byte step fits both;
@@ -217,8 +275,11 @@ mod tests {
                 .collect();
             let mut escaped = String::new();
             text::escape_into_string(&mut escaped, &raw);
-            let mut folded = escaped.clone().into_bytes();
-            let taken = fold(&mut folded);
+            let mut folded = Vec::new();
+            let taken = fold(escaped.as_bytes(), &mut folded);
+            let mut by_words = vec![0u8; escaped.len()];
+            let n = fold_words(escaped.as_bytes(), &mut by_words, 0, 0);
+            assert_eq!(&by_words[..n], &folded[..], "round {round}: {raw:?}");
             assert_eq!(taken, raw.matches('"').count(), "round {round}: {raw:?}");
             assert!(!folded.windows(2).any(|w| w == b"\\\"") || raw.contains('\\'));
             let mut back = vec![0u8; folded.len() + taken];
@@ -236,15 +297,15 @@ mod tests {
         let raw = r#"{"lat":52.389837,"lon":4.884869,"state":"fly\"ing\\"}"#;
         let mut escaped = String::new();
         text::escape_into_string(&mut escaped, raw);
-        let mut folded = escaped.clone().into_bytes();
-        assert_eq!(fold(&mut folded), 9);
+        let mut folded = Vec::new();
+        assert_eq!(fold(escaped.as_bytes(), &mut folded), 9);
         // Everything escaped but the quotes.
         assert_eq!(folded, raw.replace('\\', "\\\\").as_bytes());
         let mut back = vec![0u8; escaped.len()];
         unfold(&folded, &mut back);
         assert_eq!(back, escaped.as_bytes());
-        let mut plain = b"no escapes at all, none".to_vec();
-        assert_eq!(fold(&mut plain), 0);
+        let mut plain = Vec::new();
+        assert_eq!(fold(b"no escapes at all, none", &mut plain), 0);
         assert_eq!(plain, b"no escapes at all, none");
     }
 }
