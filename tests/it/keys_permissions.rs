@@ -1,6 +1,6 @@
 //! API keys and permissions (docs/protocol.md#permissions-and-api-keys, #keys--api-keys).
 
-use crate::common::{fixture_keys, form_encode, Client, Server, MASTER};
+use crate::common::{fixture_keys, form_encode, Client, Frame, Server, MASTER};
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -706,13 +706,23 @@ fn handshake_failures() {
         Client::open_expect_close(s.port, "/?api-key=master-key%20"),
         unknown
     );
-    // Accepted forms.
-    Client::open_path(s.port, "/?api-key=master-key&api-key=nope");
-    Client::open_path(s.port, "/any/path?api-key=master-key");
-    Client::open_path(s.port, "/ws?x=1&api-key=master-key&y=2");
-    Client::open_path(s.port, "/?api-key=master%2Dkey");
-    // A refused connection never appears in conn.
+    // Accepted forms, kept open: each is listed from before its `ready` frame.
+    let mut accepted = [
+        "/?api-key=master-key&api-key=nope",
+        "/any/path?api-key=master-key",
+        "/ws?x=1&api-key=master-key&y=2",
+        "/?api-key=master%2Dkey",
+    ]
+    .map(|path| Client::open_path(s.port, path));
+    // A refused connection never appears in conn: only the four accepted ones and this one.
     let mut m = s.master();
+    let v = m.ok("conn", json!({}));
+    assert_eq!(v["connections"].as_array().unwrap().len(), 5, "{v}");
+    // A session leaves the list before its close handshake completes: once each close is
+    // answered, only this connection remains.
+    for c in &mut accepted {
+        assert_eq!(c.close(), Frame::Close(Some((1000, String::new()))));
+    }
     let v = m.ok("conn", json!({}));
     assert_eq!(v["connections"].as_array().unwrap().len(), 1, "{v}");
 }
