@@ -105,13 +105,18 @@ fn client_that_stops_reading_is_closed_without_losing_responses() {
 
 #[test]
 fn reading_client_is_kept_alive_by_pings() {
-    let s = Server::start(&["--idle-timeout", "2"]);
+    // `--idle-timeout 4`: a ping after each second of silence (the 1 s floor of a quarter of
+    // the timeout), a close after 4 s of it. Each pong thus has 3 s to arrive, however slowly
+    // a loaded machine schedules this thread; with `--idle-timeout 2` a pong held up for a
+    // second was enough to close the connection.
+    let idle_timeout = Duration::from_secs(4);
+    let s = Server::start(&["--idle-timeout", "4"]);
     let mut a = s.master();
-    // Read (and so answer pings) without sending any request. Pings come after each second of
-    // silence; had the pongs not counted, the server would close the connection 2 s into the
-    // silence, so by the second ping at the latest. Three pings in a row, then an answer, prove
-    // the pongs kept it open; counted, not timed (a loaded machine only spaces them out).
-    const PINGS: usize = 3;
+    // Read (and so answer pings) without sending any request. Had the pongs not counted, the
+    // server would ping once and close 4 s into the silence, before a second ping. Five pings
+    // in a row, then an answer, prove the pongs kept it open; counted, not timed (a loaded
+    // machine only spaces them out).
+    const PINGS: usize = 5;
     let start = Instant::now();
     a.set_read_timeout(crate::common::SLOW_READ_TIMEOUT);
     for pings in 0..PINGS {
@@ -130,7 +135,7 @@ fn reading_client_is_kept_alive_by_pings() {
     }
     // Each ping follows a second of silence at the server: the idle timeout has passed.
     assert!(
-        start.elapsed() >= Duration::from_secs(2),
+        start.elapsed() >= idle_timeout,
         "{PINGS} pings within {:?}: not one per second of silence",
         start.elapsed()
     );
