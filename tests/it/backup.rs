@@ -10,7 +10,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub const WAIT: Duration = Duration::from_secs(20);
+/// How long a condition is awaited: generous, since CI runs the whole suite on two loaded
+/// cores; a wait ends as soon as its condition holds.
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// A bucket: a temporary folder used as a `file://` object store.
 pub struct Bucket {
@@ -444,11 +446,16 @@ fn backup_keep_prunes_old_points_and_what_only_they_need() {
     let mut c = server.master();
     assert!(wait_until(WAIT, || !bucket.objects("points").is_empty()));
     let first_point = bucket.objects("points")[0].clone();
+    let mut before = 0;
     for batch in 0..3 {
-        let before = now_ms();
+        before = now_ms();
         insert(&mut c, "m", "t", 1 + batch * 10, 10);
         bucket.wait_point_after(before);
     }
+    // The point seen may come from a checkpoint that began before the last batch was written:
+    // the restore below needs that batch in the bucket too (in an uploaded segment, or in a
+    // later point that prunes the segment).
+    bucket.wait_uploaded(before, &server);
     let segment_seq = |name: &str| u64::from_str_radix(&name[..16], 16).unwrap();
     let pruned = || {
         let points = bucket.objects("points");
@@ -465,7 +472,12 @@ fn backup_keep_prunes_old_points_and_what_only_they_need() {
         bucket.objects("points"),
         bucket.objects("wal")
     );
-    assert!(server.stderr_tail().contains("backup: pruned"));
+    // The objects go before the line is logged (and before the test reads it): awaited.
+    assert!(
+        wait_until(WAIT, || server.stderr_tail().contains("backup: pruned")),
+        "{}",
+        server.stderr_tail()
+    );
     let target = TempDir::new();
     let (ok, _, err) = restore(&bucket, target.data(), None);
     assert!(ok, "{err}");
