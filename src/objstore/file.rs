@@ -119,9 +119,13 @@ impl FileStore {
             } else {
                 format!("{rel}/{name}")
             };
-            let meta = entry
-                .metadata()
-                .map_err(|e| unavailable("stat", &entry.path(), e))?;
+            // Another process (a primary pruning while a restore or a replica lists) may
+            // remove an entry between `read_dir` and here: a listing only shows what exists.
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(unavailable("stat", &entry.path(), e)),
+            };
             if meta.is_dir() {
                 self.list_into(&entry.path(), &key, out)?;
             } else if valid_key(&key) {
@@ -231,6 +235,46 @@ mod tests {
         store.delete("a")?;
         assert_eq!(store.get("a")?, None);
         assert!(store.put("../escape", b"x", &Condition::Always).is_err());
+        Ok(())
+    }
+
+    /// A listing that meets an object deleted after `read_dir` named it leaves it out instead
+    /// of failing ("stat … No such file"), as a restore listing a live primary's bucket did.
+    #[test]
+    fn listing_while_another_writer_deletes() -> Result<(), Error> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        const CHURNED: usize = 200;
+        let dir = tempfile::tempdir().map_err(|e| Error::Unavailable(e.to_string()))?;
+        let store = Arc::new(FileStore::open(dir.path())?);
+        store.put("keep", b"k", &Condition::Always)?;
+        for n in 0..CHURNED {
+            store.put(&format!("w/{n}"), b"x", &Condition::Always)?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let churn = {
+            let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
+            std::thread::spawn(move || -> Result<(), Error> {
+                while !stop.load(Ordering::Relaxed) {
+                    for n in 0..CHURNED {
+                        store.delete(&format!("w/{n}"))?;
+                    }
+                    for n in 0..CHURNED {
+                        store.put(&format!("w/{n}"), b"x", &Condition::Always)?;
+                    }
+                }
+                Ok(())
+            })
+        };
+        let listed: Result<Vec<_>, Error> = (0..100).map(|_| store.list("")).collect();
+        stop.store(true, Ordering::Relaxed);
+        let churned = churn
+            .join()
+            .map_err(|_| Error::Unavailable("churn panicked".into()))?;
+        churned?;
+        for listing in listed? {
+            assert!(listing.iter().any(|o| o.key == "keep"));
+        }
         Ok(())
     }
 }
