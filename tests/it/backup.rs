@@ -45,6 +45,15 @@ impl Bucket {
     }
 
     /// Object keys under `folder/`, sorted.
+    /// Flips the last byte of the object `folder/name`.
+    pub fn damage(&self, folder: &str, name: &str) {
+        let path = self.path().join(folder).join(name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+    }
+
     pub fn objects(&self, folder: &str) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.path().join(folder))
             .map(|d| {
@@ -424,11 +433,7 @@ fn a_damaged_object_stops_the_restore_with_its_name() {
         .into_iter()
         .find(|f| f.starts_with("snap-"))
         .unwrap();
-    let path = bucket.path().join("files").join(&snap);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x55;
-    std::fs::write(&path, &bytes).unwrap();
+    bucket.damage("files", &snap);
     // Every restore point from then on uses the damaged file (unchanged snapshots are shared).
     let target = TempDir::new();
     let (ok, _, err) = restore(&bucket, target.data(), None);
@@ -591,11 +596,7 @@ fn large_segments_are_packed_and_restore_unpacks_and_checks_them() {
 
     // A byte flipped in a packed segment: the content's checksum catches it.
     let name = &packed[0];
-    let path = bucket.path().join("wal").join(name);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x55;
-    std::fs::write(&path, &bytes).unwrap();
+    bucket.damage("wal", name);
     let again = TempDir::new();
     let (ok, _, err) = restore(&bucket, again.data(), None);
     assert!(!ok, "a damaged packed segment was restored");

@@ -47,17 +47,7 @@ fn a_primary_lost_with_its_disk_is_restored_from_s3() {
     let s3 = SeaweedFs::start();
     let location = s3.location("primary").to_string();
     let data = TempDir::new();
-    let dir = data.data().display().to_string();
-    let mut primary = s3.server(&[
-        "--data",
-        &dir,
-        "--backup",
-        &location,
-        "--backup-interval",
-        "100ms",
-        "-f",
-        "1",
-    ]);
+    let mut primary = backed_up(&s3, &location, &data);
     let mut c = primary.master();
     let records: Vec<Value> = (1..=500)
         .map(|ts| json!({"col": "m", "doc": "d", "ts": ts, "data": format!("v{ts}")}))
@@ -93,6 +83,22 @@ fn a_primary_lost_with_its_disk_is_restored_from_s3() {
         r.ok("gval", json!({"col": "m", "key": "k"})),
         json!({"value": "kept"})
     );
+}
+
+/// A primary with its data in `data`, backed up to `location` every 100 ms, checkpointing every
+/// second.
+fn backed_up(s3: &SeaweedFs, location: &str, data: &TempDir) -> Server {
+    let dir = data.data().display().to_string();
+    s3.server(&[
+        "--data",
+        &dir,
+        "--backup",
+        location,
+        "--backup-interval",
+        "100ms",
+        "-f",
+        "1",
+    ])
 }
 
 /// Runs `fluxiondb restore --from location --data dir [--at at]` with the store's settings;
@@ -157,17 +163,7 @@ fn a_store_restarted_under_writers_catches_up_and_restores_to_a_point_in_time() 
     let mut s3 = SeaweedFs::start();
     let location = s3.location("pitr").to_string();
     let data = TempDir::new();
-    let dir = data.data().display().to_string();
-    let mut primary = s3.server(&[
-        "--data",
-        &dir,
-        "--backup",
-        &location,
-        "--backup-interval",
-        "100ms",
-        "-f",
-        "1",
-    ]);
+    let mut primary = backed_up(&s3, &location, &data);
     // Point-in-time history starts at the backup's first restore point.
     let store = s3.store("pitr");
     assert!(wait_until(WAIT, || matches!(
