@@ -10,6 +10,12 @@
 //! under); the first request that needs its bytes durable writes the whole buffer for
 //! everyone waiting (group commit), fsyncing first under the `always` policy. Reading segments
 //! back is [`super::wal_read`].
+//!
+//! The buffer has a lock of its own, which only appends and the taking of the buffer hold:
+//! an append (made under a collection's apply-order lock) never waits for a request that is
+//! checking or waiting for durability, so the apply-order lock's holder is not put to sleep
+//! while every other writer of the collection queues behind it. A wait for bytes already
+//! written returns without taking a lock.
 
 use super::codec::{self, crc32, WalOp};
 use super::error::Error;
@@ -19,6 +25,7 @@ use crate::storage::{Backend, File, Op, OpenMode};
 use parking_lot::{Condvar, Mutex};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,15 +105,24 @@ impl Framed {
     }
 }
 
-struct State {
+/// What appends write: the bytes appended and not yet taken by a writer.
+struct Appended {
     buf: Vec<u8>,
-    appended: Lsn,
+    /// The position after the last entry appended.
+    end: Lsn,
+    /// The first write or fsync failure (as in [`State`]): appends are refused after it.
+    failed: Option<Arc<Error>>,
+}
+
+struct State {
+    /// The buffer the next writer swaps in for the appended bytes (kept to reuse its memory).
+    spare: Vec<u8>,
     written: Lsn,
     synced: Lsn,
     writing: bool,
     file: Arc<dyn File>,
     segment: u64,
-    /// `appended` when the current segment was started (it holds entries once it moved on).
+    /// The position where the current segment started (it holds entries once the log moved on).
     segment_start: Lsn,
     /// The first write or fsync failure; the log refuses everything after it.
     failed: Option<Arc<Error>>,
@@ -116,17 +132,15 @@ pub struct Wal {
     fs: Arc<dyn Backend>,
     dir: PathBuf,
     policy: FsyncPolicy,
+    /// Taken after `state` when both are held.
+    appended: Mutex<Appended>,
     state: Mutex<State>,
     cv: Condvar,
-}
-
-/// Marks the log failed (it refuses every later write and wait) and returns the error.
-fn fail(st: &mut State, e: Error) -> Error {
-    log::error!("write-ahead log: {e}; refusing further writes");
-    crate::metrics::storage_failed();
-    let first = Arc::new(e);
-    st.failed = Some(first.clone());
-    Error::LogFailed(first)
+    /// What the policy counts as durable (`written`, or `synced` under `always`), published
+    /// under `state` for waits that find their bytes already there.
+    durable: AtomicU64,
+    /// Set with `State::failed`.
+    failed: AtomicBool,
 }
 
 /// Every write of log bytes.
@@ -154,9 +168,13 @@ impl Wal {
             fs,
             dir: dir.to_owned(),
             policy,
-            state: Mutex::new(State {
+            appended: Mutex::new(Appended {
                 buf: Vec::with_capacity(64 * 1024),
-                appended: 0,
+                end: 0,
+                failed: None,
+            }),
+            state: Mutex::new(State {
+                spare: Vec::with_capacity(64 * 1024),
                 written: 0,
                 synced: 0,
                 writing: false,
@@ -166,6 +184,8 @@ impl Wal {
                 failed: None,
             }),
             cv: Condvar::new(),
+            durable: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         })
     }
 
@@ -187,13 +207,43 @@ impl Wal {
     /// so that a caller that must log in a fixed order (a collection's apply order) holds its
     /// own lock across the append alone, not across the encoding and checksums.
     pub fn append_encoded(&self, entry: &Framed) -> Result<Lsn, Error> {
-        let mut st = self.state.lock();
-        if let Some(first) = &st.failed {
+        let mut a = self.appended.lock();
+        if let Some(first) = &a.failed {
             return Err(Error::LogFailed(first.clone()));
         }
-        st.buf.extend_from_slice(&entry.frame);
-        st.appended += entry.frame.len() as u64;
-        Ok(st.appended)
+        a.buf.extend_from_slice(&entry.frame);
+        a.end += entry.frame.len() as u64;
+        Ok(a.end)
+    }
+
+    /// Marks the log failed (it refuses every later append, write and wait) and returns the
+    /// error.
+    fn fail(&self, st: &mut State, e: Error) -> Error {
+        log::error!("write-ahead log: {e}; refusing further writes");
+        crate::metrics::storage_failed();
+        let first = Arc::new(e);
+        st.failed = Some(first.clone());
+        self.appended.lock().failed = Some(first.clone());
+        self.failed.store(true, Ordering::Release);
+        Error::LogFailed(first)
+    }
+
+    /// Publishes what is durable after `written` or `synced` changed.
+    fn publish(&self, st: &State) {
+        let durable = match self.policy {
+            FsyncPolicy::Always => st.synced,
+            _ => st.written,
+        };
+        self.durable.store(durable, Ordering::Release);
+    }
+
+    /// Takes the appended bytes (for a writer that holds `state`), leaving `spare` emptied in
+    /// their place; returns them and the position after them.
+    fn take_appended(&self, mut spare: Vec<u8>) -> (Vec<u8>, Lsn) {
+        spare.clear();
+        let mut a = self.appended.lock();
+        std::mem::swap(&mut a.buf, &mut spare);
+        (spare, a.end)
     }
 
     /// The path of segment `seq`.
@@ -203,11 +253,14 @@ impl Wal {
 
     /// The position after everything appended so far.
     pub fn appended(&self) -> Lsn {
-        self.state.lock().appended
+        self.appended.lock().end
     }
 
     /// Returns once everything up to `lsn` is in the OS (and on disk under `always`).
     pub fn wait(&self, lsn: Lsn) -> Result<(), Error> {
+        if !self.failed.load(Ordering::Acquire) && self.durable.load(Ordering::Acquire) >= lsn {
+            return Ok(());
+        }
         let mut st = self.state.lock();
         loop {
             if let Some(first) = &st.failed {
@@ -226,8 +279,7 @@ impl Wal {
                 continue;
             }
             st.writing = true;
-            let mut data = std::mem::take(&mut st.buf);
-            let end = st.appended;
+            let (data, end) = self.take_appended(std::mem::take(&mut st.spare));
             let (file, segment) = (st.file.clone(), st.segment);
             drop(st);
             let mut result = write_log(&*file, &data).map_err(|e| (Op::Write, e));
@@ -242,13 +294,14 @@ impl Wal {
                     if self.policy == FsyncPolicy::Always {
                         st.synced = end;
                     }
-                    if st.buf.is_empty() && data.capacity() <= 4 << 20 {
-                        data.clear();
-                        st.buf = data;
+                    self.publish(&st);
+                    if data.capacity() <= 4 << 20 {
+                        st.spare = data;
                     }
                 }
                 Err((op, e)) => {
-                    fail(&mut st, Error::io(op, self.segment_path(segment))(e));
+                    let path = self.segment_path(segment);
+                    self.fail(&mut st, Error::io(op, path)(e));
                 }
             }
             self.cv.notify_all();
@@ -269,15 +322,14 @@ impl Wal {
                 let mut st = self.state.lock();
                 if st.segment == segment {
                     st.synced = st.synced.max(written);
+                    self.publish(&st);
                 }
                 Ok(())
             }
             Err(e) => {
                 let mut st = self.state.lock();
-                let err = fail(
-                    &mut st,
-                    Error::io(Op::Fdatasync, self.segment_path(segment))(e),
-                );
+                let path = self.segment_path(segment);
+                let err = self.fail(&mut st, Error::io(Op::Fdatasync, path)(e));
                 self.cv.notify_all();
                 Err(err)
             }
@@ -286,7 +338,7 @@ impl Wal {
 
     /// Writes and fsyncs everything appended so far.
     pub fn sync_all(&self) -> Result<(), Error> {
-        let lsn = self.state.lock().appended;
+        let lsn = self.appended();
         self.wait(lsn)?;
         self.sync_written()
     }
@@ -299,7 +351,7 @@ impl Wal {
     /// Whether the current segment holds any entry.
     pub fn segment_has_entries(&self) -> bool {
         let st = self.state.lock();
-        st.appended > st.segment_start
+        self.appended.lock().end > st.segment_start
     }
 
     /// Closes the current segment (written and fsynced) and starts the next; returns the new
@@ -321,32 +373,33 @@ impl Wal {
         }
         // Nothing was appended to the current segment: it stays current (an idle server would
         // otherwise start, and a backup upload, an empty segment at every checkpoint).
-        if st.appended == st.segment_start && at_least <= st.segment {
+        if self.appended() == st.segment_start && at_least <= st.segment {
             return Ok(st.segment);
         }
         // What the buffer holds was appended, maybe acknowledged to nobody yet but waited for:
         // if it cannot be written, the log fails like any other write (it is not retried, and
-        // later waits do not pass over it).
-        let data = std::mem::take(&mut st.buf);
-        let end = st.appended;
+        // later waits do not pass over it). Entries appended after this take go to the next
+        // segment: no writer takes the buffer before that is the current one.
+        let (data, end) = self.take_appended(Vec::new());
         let path = self.segment_path(st.segment);
         let done = write_log(&*st.file, &data)
             .map_err(Error::io(Op::Write, &path))
             .and_then(|()| sync_log(&*st.file).map_err(Error::io(Op::Fdatasync, &path)));
         if let Err(e) = done {
-            let err = fail(&mut st, e);
+            let err = self.fail(&mut st, e);
             self.cv.notify_all();
             return Err(err);
         }
         st.written = end;
         st.synced = end;
+        self.publish(&st);
         self.cv.notify_all();
         let next = (st.segment + 1).max(at_least);
         // A segment that cannot be started leaves the log on the current one (fsynced, so
         // nothing is lost); the next checkpoint tries again.
         st.file = open_segment(&*self.fs, &self.dir, next)?;
         st.segment = next;
-        st.segment_start = st.appended;
+        st.segment_start = end;
         Ok(next)
     }
 
@@ -460,6 +513,74 @@ mod tests {
         assert_eq!(wal.rotate().unwrap(), 2);
         // A promoted replica's numbering still moves an empty segment on.
         assert_eq!(wal.rotate_to(9).unwrap(), 9);
+    }
+
+    /// Writers appending and waiting on several threads while checkpoints rotate: every
+    /// entry is written exactly once, each thread's in its order, and a wait returns only once
+    /// its entry is in a segment file.
+    #[test]
+    fn appends_waits_and_rotations_on_many_threads_write_every_entry_once() {
+        let (fs, dir) = disk();
+        let wal = Arc::new(Wal::create(fs.clone(), &dir, 1, FsyncPolicy::Never).unwrap());
+        let done = Arc::new(AtomicBool::new(false));
+        let rotator = {
+            let (wal, done) = (wal.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut rotations = 0;
+                while !done.load(Ordering::Acquire) && rotations < 1000 {
+                    wal.rotate().unwrap();
+                    rotations += 1;
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let (wal, fs, dir) = (wal.clone(), fs.clone(), dir.clone());
+                std::thread::spawn(move || {
+                    for i in 0..300 {
+                        let doc = format!("{t}-{i}");
+                        let lsn = wal
+                            .append(&WalOp::DeleteDoc {
+                                col: "c",
+                                doc: &doc,
+                            })
+                            .unwrap();
+                        wal.wait(lsn).unwrap();
+                        if i % 50 == 0 {
+                            let written = list_segments(&*fs, &dir)
+                                .unwrap()
+                                .iter()
+                                .any(|(_, path)| entries(&fs, path).0.contains(&doc));
+                            assert!(written, "{doc} was waited for but is in no segment");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Release);
+        rotator.join().unwrap();
+        let mut seen = Vec::new();
+        for (_, path) in list_segments(&*fs, &dir).unwrap() {
+            let (docs, end) = entries(&fs, &path);
+            assert!(matches!(end, SegmentEnd::Clean));
+            seen.extend(docs);
+        }
+        assert_eq!(seen.len(), 1200, "entries lost or written twice");
+        for t in 0..4 {
+            let mine: Vec<_> = seen
+                .iter()
+                .filter(|d| d.starts_with(&format!("{t}-")))
+                .collect();
+            let expected: Vec<_> = (0..300).map(|i| format!("{t}-{i}")).collect();
+            assert!(
+                mine.into_iter().eq(expected.iter()),
+                "thread {t} out of order"
+            );
+        }
     }
 
     #[test]
