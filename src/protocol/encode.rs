@@ -69,6 +69,14 @@ pub fn member(out: &mut Vec<u8>, name: &str) {
     out.push(b':');
 }
 
+/// Appends `"name":` for a name given escaped (the body of its JSON string): copied verbatim.
+pub fn escaped_key(out: &mut Vec<u8>, name: &str) {
+    out.reserve(name.len() + 3);
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 /// Closes the response object.
 pub fn end(out: &mut Vec<u8>) {
     out.push(b'}');

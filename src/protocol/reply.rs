@@ -198,6 +198,19 @@ impl Object<'_> {
         }
     }
 
+    /// The value of a member whose name is given already escaped (the body of its JSON
+    /// string, as the store keeps remembered document names): copied verbatim.
+    pub fn escaped_member(&mut self, name: &str) -> Value<'_> {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        encode::escaped_key(self.out, name);
+        Value {
+            out: self.out,
+            limit: self.limit,
+        }
+    }
+
     /// Whether the whole response is still within the limit.
     pub fn check(&self) -> Result<(), TooLarge> {
         self.limit.check(self.out)
@@ -228,6 +241,11 @@ mod tests {
                 o.member("name").opt_str(None);
             }
         }
+        {
+            let mut o = r.member("named").object();
+            o.escaped_member("q\\\"1").int(1);
+            o.escaped_member("q2").int(2);
+        }
         r.member("empty").object();
         r.member("n").int(-42);
         {
@@ -238,7 +256,7 @@ mod tests {
         r.finish().unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
+            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"named":{"q\"1":1,"q2":2},"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
         );
     }
 

@@ -162,6 +162,15 @@ impl Series {
         (ts, Data::new(body, self.special))
     }
 
+    /// The newest record with `ts <= at`: for "now" (at or after the last record, the common
+    /// case) straight from the plain block's last entry.
+    pub fn latest(&self, at: i64) -> Option<(i64, Data<'_>)> {
+        match self.entries.last() {
+            Some(&e) if e.ts <= at => Some((e.ts, Data::new(self.data(e), self.special))),
+            _ => Some(self.get(self.latest_at(at)?)),
+        }
+    }
+
     /// The timestamp at position `i` alone: sealed history decodes only its timestamps.
     pub fn ts_at(&self, i: usize) -> i64 {
         let i = i + self.dead;

@@ -401,3 +401,34 @@ fn quoted_data_is_folded_and_a_steady_rate_costs_one_timestamp_varint() {
     assert_eq!(s.find(640), Ok(63));
     assert_eq!(s.find(645), Err(64));
 }
+
+#[test]
+fn latest_is_the_record_at_latest_at() {
+    let mut s = Series::new();
+    for ts in (10..=2000).step_by(10) {
+        s.insert(ts, &format!("\"r{ts}\"")).unwrap();
+    }
+    for at in [
+        i64::MIN,
+        0,
+        9,
+        10,
+        15,
+        640,
+        645,
+        650,
+        1990,
+        1999,
+        2000,
+        2001,
+        i64::MAX,
+    ] {
+        let want = s.latest_at(at).map(|i| s.get(i));
+        assert_eq!(s.latest(at), want, "at {at}");
+    }
+    assert_eq!(
+        s.latest(i64::MAX).map(|(t, d)| (t, d.wire())),
+        Some((2000, "\\\"r2000\\\""))
+    );
+    assert_eq!(Series::new().latest(i64::MAX), None);
+}
