@@ -136,11 +136,10 @@ fn latest_pass<'q>(
             if ts < q.from || !keeps(predicate, data, &mut scratch) {
                 return Ok(());
             }
-            let value = match name {
-                Name::Escaped(name) => records.escaped_member(name),
-                Name::Plain(name) => records.member(name),
-            };
-            value.escaped_record(ts, data.wire());
+            match name {
+                Name::Escaped(name) => records.escaped_record_member(name, ts, data.wire()),
+                Name::Plain(name) => records.member(name).escaped_record(ts, data.wire()),
+            }
             Ok(records.check()?)
         };
     let text = q.doc.as_deref();

@@ -198,17 +198,14 @@ impl Object<'_> {
         }
     }
 
-    /// The value of a member whose name is given already escaped (the body of its JSON
-    /// string, as the store keeps remembered document names): copied verbatim.
-    pub fn escaped_member(&mut self, name: &str) -> Value<'_> {
+    /// A member whose name is given escaped (the body of its JSON string, as a remembered
+    /// selection keeps it) and whose value is a record with escaped data (see
+    /// [`Value::escaped_record`]): both copied verbatim.
+    pub fn escaped_record_member(&mut self, name: &str, ts: i64, body: &str) {
         if !std::mem::take(&mut self.first) {
             self.out.push(b',');
         }
-        encode::escaped_key(self.out, name);
-        Value {
-            out: self.out,
-            limit: self.limit,
-        }
+        encode::escaped_named_record(self.out, name, ts, body);
     }
 
     /// Whether the whole response is still within the limit.
@@ -243,8 +240,8 @@ mod tests {
         }
         {
             let mut o = r.member("named").object();
-            o.escaped_member("q\\\"1").int(1);
-            o.escaped_member("q2").int(2);
+            o.member("q1").int(1);
+            o.escaped_record_member("q\\\"3", -7, "d\\\"");
         }
         r.member("empty").object();
         r.member("n").int(-42);
@@ -256,7 +253,7 @@ mod tests {
         r.finish().unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"named":{"q\"1":1,"q2":2},"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
+            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"named":{"q1":1,"q\"3":{"ts":-7,"data":"d\""}},"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
         );
     }
 
