@@ -60,14 +60,6 @@ impl Selection {
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.docs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
-    }
-
     fn bytes(&self, key: &str) -> usize {
         key.len() + PER_NAME + self.names.len() + self.docs.len() * PER_NAME
     }
