@@ -127,32 +127,46 @@ fn latest_pass<'q>(
 ) -> Result<bool, OpError> {
     let mut records = reply.member("records").object();
     let mut scratch = String::new();
+    // `name`: the document's name, escaped (from a remembered selection) or as it is.
     let mut emit =
-        |records: &mut Object<'_>, name: &str, series: &View<'_>| -> Result<(), OpError> {
-            let Some(i) = series.latest_at(q.ts) else {
+        |records: &mut Object<'_>, name: Name<'_>, series: &View<'_>| -> Result<(), OpError> {
+            let Some((ts, data)) = series.latest(q.ts) else {
                 return Ok(());
             };
-            let (ts, data) = series.get(i);
             if ts < q.from || !keeps(predicate, data, &mut scratch) {
                 return Ok(());
             }
-            records.member(name).escaped_record(ts, data.wire());
+            match name {
+                Name::Escaped(name) => records.escaped_record_member(name, ts, data.wire()),
+                Name::Plain(name) => records.member(name).escaped_record(ts, data.wire()),
+            }
             Ok(records.check()?)
         };
     let text = q.doc.as_deref();
     let read = |c: &Collection| -> Result<bool, OpError> {
-        let names = text.and_then(|text| pattern_docs(c, text, selector));
+        let selection = match text {
+            Some(text) => pattern_docs(c, text, selector),
+            None => c.all_docs(),
+        };
         let snap = c.snapshot();
-        let docs: Box<dyn Iterator<Item = (&String, InView<'_, '_>)>> = match (&names, text) {
-            (Some(names), _) => Box::new(names.iter().filter_map(|name| snap.doc(name))),
-            (None, Some(name)) => Box::new(snap.doc(name).into_iter()),
-            (None, None) => Box::new(snap.docs()),
+        if let Some(selection) = &selection {
+            for (name, doc) in selection.iter() {
+                let Some(view) = snap.handle(doc).view() else {
+                    return Ok(false);
+                };
+                emit(&mut records, Name::Escaped(name), &view)?;
+            }
+            return Ok(true);
+        }
+        let docs: Box<dyn Iterator<Item = (&String, InView<'_, '_>)>> = match text {
+            Some(name) => Box::new(snap.doc(name).into_iter()),
+            None => Box::new(snap.docs()),
         };
         for (name, doc) in docs {
             let Some(view) = doc.view() else {
                 return Ok(false);
             };
-            emit(&mut records, name, &view)?;
+            emit(&mut records, Name::Plain(name), &view)?;
         }
         Ok(true)
     };
@@ -168,9 +182,18 @@ fn latest_pass<'q>(
     }
 }
 
-/// The names of the documents `text` selects when it is a pattern (`None`: a literal name).
-/// The collection remembers them while its set of documents is unchanged, so a repeated
-/// pattern is neither compiled (`selector`, compiled on first need) nor matched again.
+/// A document's name as a `qry` answer's member key.
+#[derive(Clone, Copy)]
+enum Name<'a> {
+    /// Escaped, as a remembered selection keeps it.
+    Escaped(&'a str),
+    Plain(&'a str),
+}
+
+/// The documents `text` selects when it is a pattern (`None`: a literal name). The collection
+/// remembers them while its set of documents is unchanged, so a repeated pattern is neither
+/// compiled (`selector`, compiled on first need) nor matched again, and its documents are not
+/// looked up by name.
 fn pattern_docs<'q>(
     c: &Collection,
     text: &'q str,

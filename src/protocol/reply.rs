@@ -198,6 +198,16 @@ impl Object<'_> {
         }
     }
 
+    /// A member whose name is given escaped (the body of its JSON string, as a remembered
+    /// selection keeps it) and whose value is a record with escaped data (see
+    /// [`Value::escaped_record`]): both copied verbatim.
+    pub fn escaped_record_member(&mut self, name: &str, ts: i64, body: &str) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        encode::escaped_named_record(self.out, name, ts, body);
+    }
+
     /// Whether the whole response is still within the limit.
     pub fn check(&self) -> Result<(), TooLarge> {
         self.limit.check(self.out)
@@ -228,6 +238,11 @@ mod tests {
                 o.member("name").opt_str(None);
             }
         }
+        {
+            let mut o = r.member("named").object();
+            o.member("q1").int(1);
+            o.escaped_record_member("q\\\"3", -7, "d\\\"");
+        }
         r.member("empty").object();
         r.member("n").int(-42);
         {
@@ -238,7 +253,7 @@ mod tests {
         r.finish().unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
+            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"named":{"q1":1,"q\"3":{"ts":-7,"data":"d\""}},"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
         );
     }
 

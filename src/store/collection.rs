@@ -13,6 +13,7 @@ use super::series::{Series, SeriesError};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A document whose arena passes this many bytes is "large": while none is, a batch of up to
 /// this many bytes cannot take any document past the 4 GiB a document may hold.
@@ -23,7 +24,9 @@ const LARGE: usize = (1 << 31) - 1;
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub struct Collection {
-    pub docs: BTreeMap<String, Doc>,
+    /// Each document in an allocation of its own, so that a remembered selection can hold it
+    /// (see `patterns.rs`).
+    pub docs: BTreeMap<String, Arc<Doc>>,
     pub kv: BTreeMap<String, String>,
     /// Set (under this collection's write lock) when the collection leaves the store: a writer
     /// that still holds the handle must look the name up again.
@@ -98,10 +101,16 @@ pub struct Grown {
     pub after: usize,
 }
 
-/// What a document costs besides its series' buffers: its name, the series itself in a map
-/// node (nodes are about two-thirds full), allocation overheads.
+/// What a document costs besides its series' buffers: its name, its entry in a map node (nodes
+/// are about two-thirds full), the document in its own allocation (with the reference counts),
+/// allocation overheads.
 fn doc_bytes(name: &str, series: &Series) -> usize {
-    name.len() + 16 + std::mem::size_of::<(String, Doc)>() * 3 / 2 + series.heap_bytes()
+    name.len()
+        + 16
+        + std::mem::size_of::<(String, Arc<Doc>)>() * 3 / 2
+        + std::mem::size_of::<Doc>()
+        + 32
+        + series.heap_bytes()
 }
 
 /// What a key/value entry costs: both strings at their length, in a map node.
@@ -276,27 +285,30 @@ impl Collection {
     /// Inserts (or replaces) one record.
     pub fn insert(&mut self, doc: &str, ts: i64, data: &str) -> Result<(), SeriesError> {
         self.mark_dirty();
-        let (series, held) = match self.docs.get_mut(doc) {
+        let (mut series, held) = match self.docs.get(doc) {
             Some(d) => {
-                let series = d.get_mut();
-                let held = doc_bytes(doc, series);
+                let series = d.exclusive();
+                let held = doc_bytes(doc, &series);
                 (series, held)
             }
             None => {
-                self.doc_version += 1;
-                (self.docs.entry(doc.to_owned()).or_default().get_mut(), 0)
+                self.patterns.docs_changed(&mut self.doc_version);
+                (self.docs.entry(doc.to_owned()).or_default().exclusive(), 0)
             }
         };
         let before = series.arena_len();
         let result = series.insert(ts, data);
         let after = series.arena_len();
+        let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
+        drop(series);
         let total = self.shared.held.get_mut();
         *total -= held;
-        if series.is_empty() {
-            self.docs.remove(doc);
-            self.doc_version += 1;
-        } else {
-            *total += doc_bytes(doc, series);
+        match now {
+            Some(bytes) => *total += bytes,
+            None => {
+                self.docs.remove(doc);
+                self.patterns.docs_changed(&mut self.doc_version);
+            }
         }
         self.track_size(before, after);
         result
@@ -326,20 +338,23 @@ impl Collection {
     /// Applies a removal `f` to a document, dropping the document if it ends up empty; the
     /// collection counts as changed only if records went.
     fn edit_doc<R: Default>(&mut self, doc: &str, f: impl FnOnce(&mut Series) -> R) -> R {
-        let Some(d) = self.docs.get_mut(doc) else {
+        let Some(d) = self.docs.get(doc) else {
             return R::default();
         };
-        let series = d.get_mut();
+        let mut series = d.exclusive();
         let total = self.shared.held.get_mut();
         let (before, count) = (series.arena_len(), series.len());
-        *total -= doc_bytes(doc, series);
-        let r = f(series);
+        *total -= doc_bytes(doc, &series);
+        let r = f(&mut series);
         let (after, changed) = (series.arena_len(), series.len() != count);
-        if series.is_empty() {
-            self.docs.remove(doc);
-            self.doc_version += 1;
-        } else {
-            *total += doc_bytes(doc, series);
+        let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
+        drop(series);
+        match now {
+            Some(bytes) => *total += bytes,
+            None => {
+                self.docs.remove(doc);
+                self.patterns.docs_changed(&mut self.doc_version);
+            }
         }
         self.track_size(before, after);
         if changed {
@@ -372,10 +387,10 @@ impl Collection {
 
     pub fn remove_doc(&mut self, doc: &str) -> bool {
         match self.docs.remove(doc) {
-            Some(mut d) => {
-                self.doc_version += 1;
-                let series = d.get_mut();
-                *self.shared.held.get_mut() -= doc_bytes(doc, series);
+            Some(d) => {
+                self.patterns.docs_changed(&mut self.doc_version);
+                let series = d.exclusive();
+                *self.shared.held.get_mut() -= doc_bytes(doc, &series);
                 self.track_size(series.arena_len(), 0);
                 self.mark_dirty();
                 true
@@ -416,14 +431,14 @@ impl Collection {
     pub fn recount(&mut self) {
         self.large_docs = self
             .docs
-            .values_mut()
-            .map(|d| d.get_mut().arena_len())
+            .values()
+            .map(|d| d.exclusive().arena_len())
             .filter(|&n| n > LARGE)
             .count();
         let docs: usize = self
             .docs
-            .iter_mut()
-            .map(|(name, d)| doc_bytes(name, d.get_mut()))
+            .iter()
+            .map(|(name, d)| doc_bytes(name, &d.exclusive()))
             .sum();
         *self.shared.held.get_mut() =
             docs + self.kv.iter().map(|(k, v)| kv_bytes(k, v)).sum::<usize>();
@@ -436,7 +451,8 @@ impl Collection {
 
     /// Adds a document loaded from disk (call [`Collection::recount`] afterwards).
     pub fn load_doc(&mut self, name: String, series: Series) {
-        self.docs.insert(name, Doc::new(series));
+        self.patterns.docs_changed(&mut self.doc_version);
+        self.docs.insert(name, Arc::new(Doc::new(series)));
     }
 }
 

@@ -22,12 +22,14 @@
 //! reader is registered before it changes anything (see `Collection::snapshot` and
 //! `Collection::append`).
 
+use super::data::Data;
 use super::lock;
 use super::series::{Series, SeriesError};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use std::collections::BTreeMap;
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Appends a document remembers. A reader whose view is older than all of them (the document
 /// took this many appends while the reader was going through the collection) cannot see the
@@ -71,13 +73,12 @@ impl Doc {
         }
     }
 
-    /// The series, for a holder of the collection's write lock (no locking).
-    pub fn get_mut(&mut self) -> &mut Series {
-        &mut self.state.get_mut().series
-    }
-
-    pub fn into_series(self) -> Series {
-        self.state.into_inner().series
+    /// The series, for a holder of the collection's write lock. Documents are shared with the
+    /// collection's remembered pattern lists (see `patterns.rs`), so this takes the document's
+    /// lock; nobody else can be waiting for it (readers and appends hold the collection's lock
+    /// shared), so it costs one uncontended acquisition.
+    pub fn exclusive(&self) -> Exclusive<'_> {
+        Exclusive(self.state.write())
     }
 
     /// The document as it is now, read-locked.
@@ -117,6 +118,22 @@ impl Doc {
     /// [`Claimed::upgrade`].
     pub(super) fn claim(&self) -> Claimed<'_> {
         Claimed(lock::upgradable(&self.state))
+    }
+}
+
+/// A document write-locked by a holder of the collection's write lock.
+pub struct Exclusive<'a>(RwLockWriteGuard<'a, State>);
+
+impl Deref for Exclusive<'_> {
+    type Target = Series;
+    fn deref(&self) -> &Series {
+        &self.0.series
+    }
+}
+
+impl DerefMut for Exclusive<'_> {
+    fn deref_mut(&mut self) -> &mut Series {
+        &mut self.0.series
     }
 }
 
@@ -184,6 +201,15 @@ impl View<'_> {
         }
         Some(i)
     }
+
+    /// The newest record with `ts <= at` among those the view holds.
+    pub fn latest(&self, at: i64) -> Option<(i64, Data<'_>)> {
+        let series = &self.state().series;
+        if self.hidden.from.is_none() && self.hidden.count == 0 {
+            return series.latest(at);
+        }
+        Some(series.get(self.latest_at(at)?))
+    }
 }
 
 impl Deref for View<'_> {
@@ -197,7 +223,7 @@ impl Deref for View<'_> {
 /// `Collection::snapshot`): quiet (no append in progress, none starts until it is dropped, and
 /// documents are read without their locks) or at an apply number.
 pub struct Snapshot<'c> {
-    docs: &'c BTreeMap<String, Doc>,
+    docs: &'c BTreeMap<String, Arc<Doc>>,
     /// The collection's count of quiet readers, if this is one of them.
     quiet: Option<&'c AtomicUsize>,
     seen: u64,
@@ -206,7 +232,7 @@ pub struct Snapshot<'c> {
 impl<'c> Snapshot<'c> {
     /// `quiet`: registered in that count with no append in progress (the caller checked).
     pub(super) fn new(
-        docs: &'c BTreeMap<String, Doc>,
+        docs: &'c BTreeMap<String, Arc<Doc>>,
         quiet: Option<&'c AtomicUsize>,
         seen: u64,
     ) -> Self {
@@ -218,6 +244,12 @@ impl<'c> Snapshot<'c> {
         self.docs
             .iter()
             .map(|(n, doc)| (n, InView { snap: self, doc }))
+    }
+
+    /// A document of this snapshot's collection found through a handle rather than by name
+    /// (from a remembered selection taken under the same read lock, see `patterns.rs`).
+    pub fn handle<'d>(&self, doc: &'d Doc) -> InView<'_, 'd> {
+        InView { snap: self, doc }
     }
 
     /// The document of that name.
@@ -241,12 +273,12 @@ impl Drop for Snapshot<'_> {
 }
 
 /// A document of a snapshot's collection.
-pub struct InView<'s, 'c> {
-    snap: &'s Snapshot<'c>,
-    doc: &'c Doc,
+pub struct InView<'s, 'd> {
+    snap: &'s Snapshot<'s>,
+    doc: &'d Doc,
 }
 
-impl<'s> InView<'s, '_> {
+impl<'s, 'd: 's> InView<'s, 'd> {
     /// The document as the snapshot sees it; `None` when it took too many appends since the
     /// snapshot was taken to tell (never for a quiet one).
     pub fn view(&self) -> Option<View<'s>> {
@@ -254,11 +286,14 @@ impl<'s> InView<'s, '_> {
             return self.doc.read_at(self.snap.seen);
         }
         // SAFETY: the snapshot is registered as a quiet reader of the collection this document
-        // belongs to (it came from the snapshot's own map) and was taken under the collection's
-        // read lock, which it borrows: no writer holds the collection's write lock, and every
-        // append waits, before changing anything, until no quiet reader is registered; an
-        // append in progress when the snapshot was taken would have made it not quiet. So
-        // nothing writes the document while this reference lives, and other readers only read.
+        // belongs to (it came from the snapshot's own map, or from a selection the collection
+        // remembered, which holds documents of that map only: its lists go whenever a document
+        // leaves it) and was taken under the collection's read lock, which it borrows: no
+        // writer holds the collection's write lock, and every append waits, before changing
+        // anything, until no quiet reader is registered; an append in progress when the
+        // snapshot was taken would have made it not quiet. (A document that had left the map
+        // would be written by nobody at all.) So nothing writes the document while this
+        // reference lives, and other readers only read.
         let state = unsafe { &*self.doc.state.data_ptr() };
         Some(View {
             state: Held::Quiet(state),
@@ -317,11 +352,11 @@ mod tests {
     use super::*;
 
     fn doc(ts: &[i64]) -> Doc {
-        let mut s = Series::default();
+        let d = Doc::default();
         for &t in ts {
-            s.insert(t, "x").unwrap();
+            d.exclusive().insert(t, "x").unwrap();
         }
-        Doc::new(s)
+        d
     }
 
     #[test]
@@ -343,6 +378,19 @@ mod tests {
         assert_eq!(at(4, 15), Some(0), "older than the view's end");
         assert_eq!(at(4, 5), None);
         assert_eq!(d.read().len(), 5);
+        // `latest` gives the record at `latest_at`, with or without records hidden.
+        for seen in [4, 5, 7] {
+            for ts in [5, 15, 35, 45, i64::MAX] {
+                let v = d.read_at(seen).unwrap();
+                let want = v.latest_at(ts).map(|i| v.get(i));
+                assert_eq!(v.latest(ts), want, "seen {seen}, ts {ts}");
+            }
+        }
+        let v = d.read_at(5).unwrap();
+        assert_eq!(
+            v.latest(i64::MAX).map(|(t, x)| (t, x.wire())),
+            Some((30, "a"))
+        );
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //! Readers that walk many records use [`Series::scan`], which decodes each block once into a
 //! buffer of its own; [`Series::get`] on a sealed position decodes the block into a per-block
 //! cache that lives until the next change of the document (and is counted as held memory).
+//! The newest [`TAIL_CACHED`] sealed blocks are the exception: `scan` keeps them decoded in
+//! that cache (while the process holds less than `block::TAIL_BUDGET` of decoded blocks), and
+//! appends, which leave sealed blocks alone, keep their caches. So a page of the newest
+//! records (`qdoc` with `reverse` and a `limit`), which reaches past the plain block into the
+//! newest sealed one or two, decodes them once rather than at every request.
 //!
 //! Data is kept escaped, as the body of its JSON string (see [`Data`]): a response copies it.
 //!
@@ -34,7 +39,7 @@ mod varint;
 
 use super::data::Data;
 use crate::text;
-use block::{Block, Decoded};
+use block::{Block, Cached, Decoded};
 use std::ops::{ControlFlow, Range};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -50,6 +55,9 @@ pub enum SeriesError {
 pub const SEAL_RECORDS: usize = 64;
 /// Data bytes that seal a plain block early (large records).
 pub const SEAL_BYTES: usize = 32 * 1024;
+/// Newest sealed blocks whose decoded form [`Series::scan`] keeps (a page of 100 records
+/// reaches into at most two).
+const TAIL_CACHED: usize = 2;
 /// A sealed block that grows past this many records (late records) is split in two.
 const SPLIT_RECORDS: usize = 2 * SEAL_RECORDS;
 
@@ -162,6 +170,15 @@ impl Series {
         (ts, Data::new(body, self.special))
     }
 
+    /// The newest record with `ts <= at`: for "now" (at or after the last record, the common
+    /// case) straight from the plain block's last entry.
+    pub fn latest(&self, at: i64) -> Option<(i64, Data<'_>)> {
+        match self.entries.last() {
+            Some(&e) if e.ts <= at => Some((e.ts, Data::new(self.data(e), self.special))),
+            _ => Some(self.get(self.latest_at(at)?)),
+        }
+    }
+
     /// The timestamp at position `i` alone: sealed history decodes only its timestamps.
     pub fn ts_at(&self, i: usize) -> i64 {
         let i = i + self.dead;
@@ -183,15 +200,20 @@ impl Series {
             let e = self.entries[i - self.sealed];
             return (e.ts, self.data(e));
         }
-        let b = &self.blocks[self.block_of(i)];
-        let d = b.cache.get_or_init(|| {
+        let bi = self.block_of(i);
+        self.cached(bi).get(i - self.blocks[bi].pos)
+    }
+
+    /// Block `bi` decoded, from its cache (decoded into it first if need be).
+    fn cached(&self, bi: usize) -> &Decoded {
+        let b = &self.blocks[bi];
+        b.cache.get_or_init(|| {
             let mut d = Decoded::default();
             b.decode(&mut d);
-            self.cache_bytes
-                .fetch_add(d.heap_bytes() + ALLOC_OVERHEAD, Ordering::Relaxed);
-            Box::new(d)
-        });
-        d.get(i - b.pos)
+            let d = Cached::new(d);
+            self.cache_bytes.fetch_add(d.bytes(), Ordering::Relaxed);
+            d
+        })
     }
 
     /// Index of the block holding sealed position `i`.
@@ -256,8 +278,10 @@ impl Series {
                 let b = &self.blocks[bi];
                 let lo = sealed.start.max(b.pos) - b.pos;
                 let hi = sealed.end.min(b.pos + b.count as usize) - b.pos;
+                let tail = bi + TAIL_CACHED >= self.blocks.len();
                 let d: &Decoded = match b.cache.get() {
                     Some(d) => d,
+                    None if tail && Cached::within_budget() => self.cached(bi),
                     None => {
                         b.decode(buf);
                         buf
@@ -346,7 +370,7 @@ impl Series {
         self.cache_bytes.load(Ordering::Relaxed)
     }
 
-    /// Drops the decoded caches (any change of the document).
+    /// Drops the decoded caches (any change of sealed history).
     fn drop_caches(&mut self) {
         if *self.cache_bytes.get_mut() == 0 {
             return;
@@ -355,6 +379,34 @@ impl Series {
             b.cache.take();
         }
         *self.cache_bytes.get_mut() = 0;
+    }
+
+    /// Drops the decoded caches but those of the newest [`TAIL_CACHED`] blocks (a change of
+    /// the plain block alone, which leaves sealed blocks as they are).
+    fn drop_caches_but_tail(&mut self) {
+        let held = *self.cache_bytes.get_mut();
+        if held == 0 {
+            return;
+        }
+        let tail = self.blocks.len().saturating_sub(TAIL_CACHED);
+        let tail_bytes: usize = self.blocks[tail..]
+            .iter()
+            .filter_map(|b| b.cache.get().map(|d| d.bytes()))
+            .sum();
+        if tail_bytes == held {
+            return;
+        }
+        for b in &mut self.blocks[..tail] {
+            b.cache.take();
+        }
+        *self.cache_bytes.get_mut() = tail_bytes;
+    }
+
+    /// Drops block `bi`'s cache.
+    fn drop_cache(&mut self, bi: usize) {
+        if let Some(d) = self.blocks.get_mut(bi).and_then(|b| b.cache.take()) {
+            *self.cache_bytes.get_mut() -= d.bytes();
+        }
     }
 
     /// Appends `data` to the arena; the entry for it, with `ts`.
@@ -416,15 +468,16 @@ impl Series {
 
     /// [`Series::insert`] of data already escaped.
     fn insert_stored(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
-        self.drop_caches();
         let plain_first = self.entries.first().map(|e| e.ts);
         let in_plain = match plain_first {
             Some(first) => ts >= first || self.blocks.last().is_none_or(|b| b.last_ts < ts),
             None => self.blocks.last().is_none_or(|b| b.last_ts < ts),
         };
         if !in_plain {
+            self.drop_caches();
             return self.insert_sealed(ts, data);
         }
+        self.drop_caches_but_tail();
         let at = if self.entries.is_empty() || self.last_ts < ts {
             self.entries.len()
         } else {
@@ -538,6 +591,10 @@ impl Series {
         });
         block.pos = self.sealed;
         self.sealed += n;
+        // The block that leaves the newest few keeps no cache.
+        if let Some(bi) = (self.blocks.len() + 1).checked_sub(TAIL_CACHED + 1) {
+            self.drop_cache(bi);
+        }
         self.sealed_bytes += block.heap_bytes();
         if self.blocks.len() == self.blocks.capacity() {
             // Grow by a quarter: the block list of a large document stays within ~25 % slack.

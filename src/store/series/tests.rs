@@ -401,3 +401,113 @@ fn quoted_data_is_folded_and_a_steady_rate_costs_one_timestamp_varint() {
     assert_eq!(s.find(640), Ok(63));
     assert_eq!(s.find(645), Err(64));
 }
+
+/// Blocks holding a decoded cache.
+fn cached_blocks(s: &Series) -> Vec<usize> {
+    (0..s.blocks.len())
+        .filter(|&bi| s.blocks[bi].cache.get().is_some())
+        .collect()
+}
+
+#[test]
+fn the_newest_sealed_blocks_stay_decoded_across_appends_only() {
+    let mut s = Series::new();
+    let mut model = Vec::new();
+    for ts in 1..=1000 {
+        let d = format!("{{\"seq\":{ts},\"pad\":\"xx\"}}");
+        s.insert(ts, &d).unwrap();
+        model.push((ts, d));
+    }
+    let newest = |s: &Series, model: &[(i64, String)]| {
+        let n = s.len();
+        let mut want: Vec<_> = model[n - 100..].to_vec();
+        want.reverse();
+        assert_eq!(scanned(s, n - 100..n, true), want);
+    };
+    assert!(cached_blocks(&s).is_empty());
+    newest(&s, &model);
+    let last = s.blocks.len() - 1;
+    // 1000 = 15 sealed blocks of 64 and 40 plain: the page reaches into one block, or two.
+    assert!(!cached_blocks(&s).is_empty());
+    assert!(cached_blocks(&s).iter().all(|&bi| bi + TAIL_CACHED > last));
+    let held = s.cache_bytes();
+    let sum: usize = s
+        .blocks
+        .iter()
+        .filter_map(|b| b.cache.get())
+        .map(|d| d.bytes())
+        .sum();
+    assert_eq!(held, sum);
+    // An append leaves sealed blocks alone: their caches stay, and answers are the same.
+    s.insert(1001, "{\"seq\":1001}").unwrap();
+    model.push((1001, "{\"seq\":1001}".into()));
+    assert_eq!(s.cache_bytes(), held);
+    newest(&s, &model);
+    // A sealed position read through `get` is cached too, and goes at the next append.
+    assert_eq!(s.get(0).0, 1);
+    assert!(cached_blocks(&s).contains(&0));
+    s.insert(1002, "{\"seq\":1002}").unwrap();
+    model.push((1002, "{\"seq\":1002}".into()));
+    assert!(!cached_blocks(&s).contains(&0));
+    assert_eq!(s.cache_bytes(), held);
+    // Appends until the plain block seals twice: a block that leaves the newest few drops
+    // its cache, so a document keeps at most TAIL_CACHED.
+    for ts in 1003..=1200 {
+        let d = format!("{{\"seq\":{ts}}}");
+        s.insert(ts, &d).unwrap();
+        model.push((ts, d));
+        newest(&s, &model);
+        let cached = cached_blocks(&s);
+        assert!(cached.len() <= TAIL_CACHED, "{cached:?} at {ts}");
+        assert!(cached.iter().all(|&bi| bi + TAIL_CACHED >= s.blocks.len()));
+        let sum: usize = s
+            .blocks
+            .iter()
+            .filter_map(|b| b.cache.get())
+            .map(|d| d.bytes())
+            .sum();
+        assert_eq!(s.cache_bytes(), sum);
+    }
+    assert!(s.blocks.len() > last + 2);
+    // A change of sealed history drops every cache.
+    s.insert(500, "late").unwrap();
+    assert_eq!((s.cache_bytes(), cached_blocks(&s).len()), (0, 0));
+    assert_eq!(s.get(499).1.text(), "late");
+    newest(&s, &{
+        let mut m = model.clone();
+        m.insert(499, (500, "late".into()));
+        m.remove(500);
+        m
+    });
+}
+
+#[test]
+fn latest_is_the_record_at_latest_at() {
+    let mut s = Series::new();
+    for ts in (10..=2000).step_by(10) {
+        s.insert(ts, &format!("\"r{ts}\"")).unwrap();
+    }
+    for at in [
+        i64::MIN,
+        0,
+        9,
+        10,
+        15,
+        640,
+        645,
+        650,
+        1990,
+        1999,
+        2000,
+        2001,
+        i64::MAX,
+    ] {
+        let want = s.latest_at(at).map(|i| s.get(i));
+        assert_eq!(s.latest(at), want, "at {at}");
+    }
+    assert_eq!(
+        s.latest(i64::MAX).map(|(t, d)| (t, d.wire())),
+        Some((2000, "\\\"r2000\\\""))
+    );
+    assert_eq!(Series::new().latest(i64::MAX), None);
+}
