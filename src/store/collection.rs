@@ -10,6 +10,7 @@ use super::lock;
 use super::patterns::Patterns;
 use super::retention::Limits;
 use super::series::{Series, SeriesError};
+use super::version::{ContentVersion, Stamp};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +44,8 @@ pub struct Collection {
     pub(super) doc_version: u64,
     /// Document names selected by patterns, remembered per `doc_version` (see `patterns`).
     pub(super) patterns: Patterns,
+    /// Moves on every change of what a read can answer (see `version`).
+    pub(super) content: ContentVersion,
     /// What appends under the read lock write.
     pub(super) shared: Shared,
     /// What readers of several documents write (see [`Collection::snapshot`]), on a line of
@@ -169,6 +172,11 @@ impl Collection {
         self.shared.applied.load(Ordering::Acquire)
     }
 
+    /// The content version now (`None` while an append is under way), for a cache of answers.
+    pub fn content_stamp(&self) -> Option<Stamp> {
+        self.content.stamp()
+    }
+
     /// A view of the documents for a reader of several of them, under the read lock: quiet
     /// (documents read without their locks, appends held off until it is dropped) when no
     /// append was made while the last [`CALM_LOOKS`] readers looked and none is in progress,
@@ -251,6 +259,8 @@ impl Collection {
         let _in_progress = InProgress(&self.shared.appending);
         lock::wait_until(|| self.quiet.count.load(Ordering::SeqCst) == 0);
         let mut w = claimed.upgrade();
+        // Answers remembered from before no longer hold (until `changing` is dropped, none is).
+        let changing = self.content.begin();
         // Marked write-locked, before the log entry: a checkpoint that rotates the log after
         // this entry finds the collection changed, and its copy waits for this document's lock.
         self.mark_dirty_shared();
@@ -264,6 +274,7 @@ impl Collection {
         let result = w.append(seq, records);
         let after = doc_bytes(doc, w.series());
         drop(w);
+        drop(changing);
         let held = if after >= before {
             self.shared
                 .held

@@ -10,6 +10,7 @@ mod lock;
 mod patterns;
 mod retention;
 mod series;
+mod version;
 
 pub use collection::{Collection, Grown};
 pub use data::Data;
@@ -213,7 +214,7 @@ impl Store {
         name: &str,
         f: impl FnOnce(&mut Collection) -> R,
     ) -> R {
-        match self.write_with(handles, name, true, f) {
+        match self.write_with(handles, name, true, true, f) {
             Some(result) => result,
             None => unreachable!("a created collection is always found"),
         }
@@ -227,14 +228,17 @@ impl Store {
         name: &str,
         f: impl FnOnce(&mut Collection) -> R,
     ) -> Option<R> {
-        self.write_with(handles, name, false, f)
+        self.write_with(handles, name, false, true, f)
     }
 
+    /// Runs `f` under the collection's write lock; `changes`: whether `f` may change what a
+    /// read answers (then the collection's content version moves).
     fn write_with<R>(
         &self,
         handles: &mut Handles,
         name: &str,
         create: bool,
+        changes: bool,
         f: impl FnOnce(&mut Collection) -> R,
     ) -> Option<R> {
         loop {
@@ -253,6 +257,9 @@ impl Store {
                 drop(guard);
                 handles.forget(name);
                 continue;
+            }
+            if changes {
+                guard.content.bump();
             }
             let before = guard.held_bytes();
             let result = f(&mut guard);
@@ -317,7 +324,7 @@ impl Store {
         name: &str,
         f: impl FnOnce(&Collection) -> R,
     ) -> Option<R> {
-        self.write_with(handles, name, false, |c| f(c))
+        self.write_with(handles, name, false, false, |c| f(c))
     }
 
     /// Runs `f` on an existing collection under its read lock; `None` when there is no such
@@ -350,6 +357,7 @@ impl Store {
         let mut guard = handle.write();
         if guard.is_empty() {
             let _ = self.account(guard.held_bytes(), 0);
+            guard.content.bump();
             guard.removed = true;
             drop(guard);
             map.remove(name);
@@ -370,6 +378,7 @@ impl Store {
         };
         let mut guard = handle.write();
         on_drop()?;
+        guard.content.bump();
         map.remove(name);
         let trim = self.account(guard.held_bytes(), 0);
         guard.removed = true;
