@@ -69,6 +69,12 @@ pub struct Args {
     )]
     pub max_response_mib: u32,
 
+    /// MiB of encoded read answers (`qry`, `qdoc`) kept to answer the same request on an
+    /// unchanged collection again without computing it (0 disables the cache).
+    #[arg(long = "answer-cache-mib", env = "ANSWER_CACHE_MIB", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(0..=65_536), value_name = "MIB")]
+    pub answer_cache_mib: u32,
+
     /// MiB of responses a client may leave unread before it is closed with 1008.
     #[arg(long = "send-buffer-mib", env = "SEND_BUFFER_MIB", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -207,6 +213,8 @@ pub struct Config {
     pub max_connections: usize,
     pub max_message_bytes: usize,
     pub max_response_bytes: usize,
+    /// The answer cache's budget in bytes (0: no cache).
+    pub answer_cache_bytes: usize,
     pub send_buffer_bytes: usize,
     pub idle_timeout: Duration,
     pub ping_interval: Duration,
@@ -380,6 +388,7 @@ impl Config {
             max_connections: args.max_connections as usize,
             max_message_bytes: args.max_message_mib as usize * MIB,
             max_response_bytes: args.max_response_mib as usize * MIB,
+            answer_cache_bytes: args.answer_cache_mib as usize * MIB,
             send_buffer_bytes: args.send_buffer_mib as usize * MIB,
             idle_timeout,
             ping_interval: (idle_timeout / 4).max(Duration::from_secs(1)),

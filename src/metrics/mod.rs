@@ -7,6 +7,7 @@
 //! own cache lines: a thread only ever adds to its shard, so busy connections do not fight
 //! over the same lines. A scrape adds the shards up.
 
+pub mod answer_cache;
 pub mod backup;
 mod clock;
 mod process;
@@ -90,16 +91,20 @@ thread_local! {
     static MY_SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-fn my_shard() -> &'static Shard {
-    let i = MY_SHARD.with(|s| {
+/// The calling thread's shard of the counters.
+fn my_shard_index() -> usize {
+    MY_SHARD.with(|s| {
         let mut i = s.get();
         if i == usize::MAX {
             i = NEXT_SHARD.fetch_add(1, Relaxed) % SHARDS;
             s.set(i);
         }
         i
-    });
-    &SHARD_TABLE[i]
+    })
+}
+
+fn my_shard() -> &'static Shard {
+    &SHARD_TABLE[my_shard_index()]
 }
 
 fn bucket(bounds: &[u64], v: u64) -> usize {

@@ -12,6 +12,8 @@ pub struct Gauges {
     pub records: usize,
     pub store_bytes: usize,
     pub persistent: bool,
+    /// Bytes the answer cache holds.
+    pub answer_cache_bytes: usize,
 }
 
 /// Totals of one message type over every shard.
@@ -278,6 +280,7 @@ pub fn render(g: &Gauges) -> String {
         "Time start-up recovery of the data folder took.",
         secs(RECOVERY_NANOS.load(Relaxed)),
     );
+    super::answer_cache::render(&mut out, g.answer_cache_bytes);
     process::render(&mut out);
     super::backup::render(&mut out);
     out

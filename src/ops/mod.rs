@@ -3,6 +3,7 @@
 //! through a [`Reply`]. Which function serves which type is declared in [`messages`].
 
 mod admin;
+pub(crate) mod answer_cache;
 mod deletes;
 mod kv;
 pub mod messages;

@@ -156,6 +156,18 @@ fn respond(
         refuse(caller, out, Some(id), text);
         return (Some(kind), Outcome::Refused, Verdict::Continue);
     }
+    let cacheable = shared.answers.candidate(kind, &env.data);
+    if let Some(c) = &cacheable {
+        let max = shared.config.max_response_bytes;
+        if shared
+            .answers
+            .serve(&shared.store, &mut caller.handles, c, id, max, out)
+        {
+            metrics::answer_cache::hit();
+            return (Some(kind), Outcome::Served, Verdict::Continue);
+        }
+        metrics::answer_cache::miss();
+    }
     let req = match ops::decode(kind, &env.data) {
         Ok(req) => req,
         Err(e) => {
@@ -163,6 +175,11 @@ fn respond(
             return (Some(kind), Outcome::Refused, Verdict::Continue);
         }
     };
+    let before = cacheable.as_ref().and_then(|_| {
+        shared
+            .answers
+            .before(&shared.store, &mut caller.handles, &req)
+    });
     let mut ctx = Ctx {
         store: &shared.store,
         handles: &mut caller.handles,
@@ -173,8 +190,11 @@ fn respond(
         log: Log::new(shared.journal.as_ref(), &shared.live),
     };
     let base = out.len();
+    // Where the answer's members start, after its id (what the answer cache remembers).
+    let mut body = base;
     let result = (|| {
         let mut reply = Reply::begin(out, id, shared.config.max_response_bytes);
+        body = reply.mark();
         ops::execute(&mut ctx, &req, &mut reply)?;
         Ok::<_, OpError>(reply.finish()?)
     })();
@@ -183,7 +203,15 @@ fn respond(
     caller.durable_upto = caller.durable_upto.max(lsn);
     caller.subs.touch(touched);
     match result {
-        Ok(()) => (Some(kind), Outcome::Served, Verdict::Continue),
+        Ok(()) => {
+            if let (Some(c), Some(before)) = (&cacheable, before) {
+                let (store, handles) = (&shared.store, &mut caller.handles);
+                shared
+                    .answers
+                    .remember(store, handles, c, before, &out[body..]);
+            }
+            (Some(kind), Outcome::Served, Verdict::Continue)
+        }
         Err(e) => {
             if let OpError::Storage(detail) = &e {
                 log::error!("connection {}: {detail}", caller.id);

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     registry: Arc<Registry>,
     /// Live subscriptions' feeds.
     live: crate::live::Hub,
+    /// Encoded answers of repeated reads (`--answer-cache-mib`).
+    answers: ops::answer_cache::AnswerCache,
     /// Slows down refusals of unknown API keys from addresses that keep presenting them.
     throttle: throttle::Throttle,
     stopping: AtomicBool,
@@ -150,6 +152,7 @@ impl Server {
             log::error!("applying retention at start-up failed: {e:?}");
         }
         let shared = Arc::new(Shared {
+            answers: ops::answer_cache::AnswerCache::new(config.answer_cache_bytes),
             live,
             keys,
             config,

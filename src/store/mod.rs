@@ -18,6 +18,7 @@ pub use doc::{Current, InView, View};
 pub use patterns::DocNames;
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
+pub use version::Stamp;
 
 use parking_lot::RwLock;
 use std::cell::Cell;

@@ -4,6 +4,7 @@
 // A failed unwrap is a failed test here; Cargo.toml's [lints] deny both in the server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod answer_cache;
 mod backup;
 mod backup_fencing_s3;
 mod backup_replica;

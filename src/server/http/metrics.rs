@@ -52,6 +52,7 @@ pub fn get(ctx: &Ctx<'_>) -> Response {
         records: st.records,
         store_bytes: st.bytes,
         persistent: shared.journal.is_some(),
+        answer_cache_bytes: shared.answers.bytes(),
     };
     Response {
         status: 200,

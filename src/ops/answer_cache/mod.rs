@@ -1,0 +1,188 @@
+//! The answer cache: encoded answers to `qry` and `qdoc`, remembered so that the same request
+//! on an unchanged collection is answered by copying bytes. N dashboards polling one query
+//! cost one computation per change of the collection.
+//!
+//! An answer is remembered under its message type and the request's `data` as sent (the id
+//! left out), with the collection it read and that collection's content version
+//! ([`Stamp`], see `store/version.rs`) taken before it was computed; it is remembered only if
+//! the version is the same after. It is served only while the collection's version is still
+//! that one, so a served answer is byte for byte the one the server would compute now: the
+//! response head `{"id":…` is written for the request's own id and the remembered rest of the
+//! answer follows it. Error answers are never remembered.
+//!
+//! The cache holds at most `--answer-cache-mib` (split over shards, each behind its own lock
+//! and evicting by CLOCK, see [`bounded`]); one answer may take at most [`MAX_ANSWER`] bytes.
+//! A hit takes the shard's lock for a lookup and the collection's read lock for its version,
+//! never its write lock.
+
+mod bounded;
+
+use super::{MsgType, Request};
+use crate::protocol::encode;
+use crate::store::{Handles, Stamp, Store};
+use bounded::{Bounded, Weigh};
+use parking_lot::Mutex;
+use std::hash::{BuildHasher, RandomState};
+
+/// The largest answer remembered (request and bookkeeping included).
+pub const MAX_ANSWER: usize = 64 * 1024;
+/// Shards of the cache, each with its own lock and its share of the budget.
+const SHARDS: usize = 16;
+/// The message types whose answers are remembered.
+const KINDS: usize = 2;
+
+/// Which of the cached message types `kind` is, if it is one.
+fn kind_slot(kind: MsgType) -> Option<usize> {
+    match kind {
+        MsgType::Qry => Some(0),
+        MsgType::Qdoc => Some(1),
+        _ => None,
+    }
+}
+
+/// The collection a cacheable request reads.
+fn collection<'r>(req: &'r Request<'_>) -> Option<&'r str> {
+    match req {
+        Request::Qry(q) => Some(&q.col),
+        Request::Qdoc(q) => Some(&q.col),
+        _ => None,
+    }
+}
+
+/// One remembered answer.
+struct Answer {
+    col: Box<str>,
+    stamp: Stamp,
+    /// The answer after its id: `,"records":…}`.
+    body: Box<[u8]>,
+}
+
+impl Weigh for Answer {
+    fn bytes(&self) -> usize {
+        self.col.len() + self.body.len()
+    }
+}
+
+/// The cache (one per server).
+pub(crate) struct AnswerCache {
+    /// Empty when the cache is disabled (`--answer-cache-mib 0`).
+    shards: Box<[Mutex<Bounded<Answer, KINDS>>]>,
+    hasher: RandomState,
+}
+
+/// A request the cache may answer, on its way through the dispatcher.
+pub(crate) struct Candidate<'d> {
+    slot: usize,
+    data: &'d str,
+}
+
+/// The version of a request's collection read before its answer was computed.
+pub(crate) struct Before<'r> {
+    col: &'r str,
+    stamp: Stamp,
+}
+
+impl AnswerCache {
+    /// A cache of at most `budget` bytes; 0 disables it.
+    pub fn new(budget: usize) -> Self {
+        let shards = if budget == 0 {
+            Vec::new()
+        } else {
+            (0..SHARDS)
+                .map(|_| Mutex::new(Bounded::new(budget / SHARDS)))
+                .collect()
+        };
+        AnswerCache {
+            shards: shards.into_boxed_slice(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Bytes held, by the budget's accounting.
+    pub fn bytes(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().bytes()).sum()
+    }
+
+    /// The request as the cache sees it, when the cache is on and remembers its type.
+    pub fn candidate<'d>(&self, kind: MsgType, data: &'d str) -> Option<Candidate<'d>> {
+        if self.shards.is_empty() {
+            return None;
+        }
+        Some(Candidate {
+            slot: kind_slot(kind)?,
+            data,
+        })
+    }
+
+    fn shard(&self, c: &Candidate<'_>) -> &Mutex<Bounded<Answer, KINDS>> {
+        let h = self.hasher.hash_one((c.slot, c.data));
+        &self.shards[(h % SHARDS as u64) as usize]
+    }
+
+    /// Writes the remembered answer to `c` for request `id` at the end of `out` if there is one
+    /// and its collection is unchanged since (and it fits in `max` bytes, 0: no limit); `false`
+    /// (nothing written) otherwise.
+    pub fn serve(
+        &self,
+        store: &Store,
+        handles: &mut Handles,
+        c: &Candidate<'_>,
+        id: &str,
+        max: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(answer) = self.shard(c).lock().get(c.slot, c.data) else {
+            return false;
+        };
+        let now = store.read(handles, &answer.col, |col| col.content_stamp());
+        if now.flatten() != Some(answer.stamp) {
+            return false;
+        }
+        let base = out.len();
+        encode::begin(out, id);
+        out.extend_from_slice(&answer.body);
+        if max > 0 && out.len() - base > max {
+            out.truncate(base);
+            return false;
+        }
+        true
+    }
+
+    /// The version of the collection `req` reads, before its answer is computed (`None`: not
+    /// one to remember — no such collection, or a change under way).
+    pub fn before<'r>(
+        &self,
+        store: &Store,
+        handles: &mut Handles,
+        req: &'r Request<'_>,
+    ) -> Option<Before<'r>> {
+        let col = collection(req)?;
+        let stamp = store.read(handles, col, |c| c.content_stamp())??;
+        Some(Before { col, stamp })
+    }
+
+    /// Remembers `body` (the answer after its id) as the answer to `c`, if the collection is
+    /// still at the version `before` saw and the answer is not too large.
+    pub fn remember(
+        &self,
+        store: &Store,
+        handles: &mut Handles,
+        c: &Candidate<'_>,
+        before: Before<'_>,
+        body: &[u8],
+    ) {
+        if c.data.len() + before.col.len() + body.len() + bounded::ENTRY_OVERHEAD > MAX_ANSWER {
+            return;
+        }
+        let after = store.read(handles, before.col, |col| col.content_stamp());
+        if after.flatten() != Some(before.stamp) {
+            return;
+        }
+        let answer = Answer {
+            col: before.col.into(),
+            stamp: before.stamp,
+            body: body.into(),
+        };
+        self.shard(c).lock().insert(c.slot, c.data, answer);
+    }
+}
