@@ -28,7 +28,12 @@ pub struct Live {
 
 impl Live {
     pub fn server(bin: &Path, key: &str) -> Result<Live, String> {
-        let p = Process::fluxiondb(bin, key)?;
+        Live::server_with(bin, key, &[])
+    }
+
+    /// [`Live::server`] started with `extra` flags.
+    pub fn server_with(bin: &Path, key: &str, extra: &[&str]) -> Result<Live, String> {
+        let p = Process::fluxiondb_with(bin, key, extra)?;
         Ok(Live {
             ep: Endpoint::from_addr(&p.addr, key)?,
             probe: Some(Probe::Process(p.pid)),

@@ -24,6 +24,10 @@ const DOC_PATTERN: &str = "/^doc[0-9]{1,2}$/";
 /// Push latency: subscribers, and the writer's rate (single-record `ins` per second).
 const PUSH_SUBSCRIBERS: usize = 100;
 const PUSH_RATE: u64 = 500;
+/// Flags of a server whose reads are computed every time: the answer cache off. Every shape
+/// runs so but the `…-cache-hits` ones, whose requests repeat on an unchanged collection (so,
+/// with the cache on, each answer after the first is a hit); a read shape's ceiling serves both.
+const UNCACHED: &[&str] = &["--answer-cache-mib", "0"];
 
 type Measured = Result<Vec<Row>, String>;
 
@@ -62,7 +66,7 @@ fn paired(
     prepare: &dyn Fn(&mut Live) -> Result<Generator, String>,
     measure: &dyn Fn(&mut Live) -> Measured,
 ) -> (Measured, Measured) {
-    let mut ours = match Live::server(server, KEY) {
+    let mut ours = match Live::server_with(server, KEY, UNCACHED) {
         Ok(v) => v,
         Err(e) => return (Err(e.clone()), Err(e)),
     };
@@ -74,8 +78,9 @@ fn paired(
     (echo, measure(&mut ours))
 }
 
-/// The read shapes paired with their ceilings: label, shape, records per document, request.
-fn read_shapes(base: &Shape) -> Vec<(&'static str, Shape, u64, Read)> {
+/// The read shapes paired with their ceilings: label, label of the same shape served from the
+/// answer cache, shape, records per document, request.
+fn read_shapes(base: &Shape) -> Vec<(&'static str, &'static str, Shape, u64, Read)> {
     let latest = Read {
         kind: ReadKind::Qry,
         doc: None,
@@ -95,9 +100,21 @@ fn read_shapes(base: &Shape) -> Vec<(&'static str, Shape, u64, Read)> {
         ..base.clone()
     };
     vec![
-        ("qry-100", base.clone(), 1000, latest),
-        ("qdoc-100-newest", base.clone(), 1000, newest),
-        ("qry-doc-pattern", thousand, 100, pattern),
+        ("qry-100", "qry-100-cache-hits", base.clone(), 1000, latest),
+        (
+            "qdoc-100-newest",
+            "qdoc-100-newest-cache-hits",
+            base.clone(),
+            1000,
+            newest,
+        ),
+        (
+            "qry-doc-pattern",
+            "qry-doc-pattern-cache-hits",
+            thousand,
+            100,
+            pattern,
+        ),
     ]
 }
 
@@ -166,7 +183,7 @@ pub fn run(a: &StandardArgs) -> Result<(), String> {
         batch: b,
         ..base.clone()
     };
-    let srv = || Live::server(&a.server, KEY);
+    let srv = || Live::server_with(&a.server, KEY, UNCACHED);
     let mut set = Collected {
         rows: Vec::new(),
         failures: Vec::new(),
@@ -186,8 +203,9 @@ pub fn run(a: &StandardArgs) -> Result<(), String> {
                 set.record(&l, "fluxiondb", round, ours);
             }
         }
-        // Reads beside the echo replaying our answer to the same request.
-        for (l, s, per_doc, r) in read_shapes(&base) {
+        // Reads beside the echo replaying our answer to the same request: computed every time,
+        // then (same request, same minute) answered from the answer cache.
+        for (l, cached, s, per_doc, r) in read_shapes(&base) {
             if set.wanted(l) {
                 let (echo, ours) = paired(
                     &a.server,
@@ -200,6 +218,13 @@ pub fn run(a: &StandardArgs) -> Result<(), String> {
                 );
                 set.record(l, "echo", round, echo);
                 set.record(l, "fluxiondb", round, ours);
+            }
+            if set.wanted(cached) {
+                let hits = Live::server(&a.server, KEY).and_then(|mut v| {
+                    scenarios::prefill(&mut v, &s, per_doc)?;
+                    scenarios::read(&mut v, &s, &r, cached)
+                });
+                set.record(cached, "fluxiondb", round, hits);
             }
         }
         // Readers and writers on one collection, beside each side alone.
@@ -485,6 +510,47 @@ fn targets(rows: &[Row]) -> Vec<report::Target> {
         )
         .with(compare(rows, o, e, req)),
     );
+    // The same reads answered from the answer cache, against the same ceilings.
+    for (cached, label, role, name) in [
+        (
+            "qry-100-cache-hits",
+            "qry-100",
+            "qry",
+            "`qry` → 100 records, answer cache hits",
+        ),
+        (
+            "qdoc-100-newest-cache-hits",
+            "qdoc-100-newest",
+            "qdoc-newest",
+            "`qdoc` → newest 100, answer cache hits",
+        ),
+        (
+            "qry-doc-pattern-cache-hits",
+            "qry-doc-pattern",
+            "qry-doc",
+            "`qry` doc pattern, answer cache hits",
+        ),
+    ] {
+        let (o, e) = (Pick(cached, "fluxiondb", role), Pick(label, "echo", role));
+        let goal = if label == "qry-doc-pattern" {
+            "≥ 80 %"
+        } else {
+            "≥ 90 %"
+        };
+        out.push(
+            line(name, "req/s", "ceiling", Some(goal), 0.0, 0.0).with(compare(rows, o, e, req)),
+        );
+        let cpu = format!("{name}: server CPU per answer");
+        let per_answer = Line {
+            name: &cpu,
+            unit: "µs",
+            kind: "ceiling",
+            goal: None,
+            qt: 0.0,
+            uws: 0.0,
+        };
+        out.push(per_answer.with(compare(rows, o, e, cpu_per_answer)));
+    }
     let (o, e) = ceiling("ins-16x4", "ins");
     out.push(
         line(
