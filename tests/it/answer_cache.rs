@@ -377,3 +377,29 @@ fn readers_racing_writers_never_see_an_answer_older_than_an_acknowledged_write()
     // Once the writers stopped, the readers' repeated reads came from the cache.
     assert!(counter(&s, HITS) > 0.0);
 }
+
+/// The response limit counts the id: a remembered answer that would pass it under a long id is
+/// not served from the cache but computed, and refused as the server refuses it uncached.
+#[test]
+fn a_remembered_answer_under_a_long_id_still_keeps_the_response_limit() {
+    let s = Server::start(&["--max-response-mib", "1"]);
+    let mut c = s.master();
+    c.ok("ins", recs(&[("c", "d", 1, "x")]));
+    let q = json!({"col": "c", "doc": "d", "to": 9});
+    let short = raw(&mut c, "a", "qdoc", &q);
+    assert_eq!(short, r#"{"id":"a","records":[{"ts":1,"data":"x"}]}"#);
+    assert_eq!(
+        raw(&mut c, "b", "qdoc", &q),
+        short.replace("\"a\"", "\"b\"")
+    );
+    let hits = counter(&s, HITS);
+    assert!(hits >= 1.0);
+    let long = "i".repeat(1024 * 1024);
+    let answer: Value = serde_json::from_str(&raw(&mut c, &long, "qdoc", &q)).unwrap();
+    assert_eq!(answer, json!({"id": long, "error": "response too large"}));
+    assert_eq!(
+        counter(&s, HITS),
+        hits,
+        "served from the cache past the limit"
+    );
+}
