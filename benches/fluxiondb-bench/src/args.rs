@@ -258,4 +258,18 @@ pub struct SubscribeArgs {
     /// Measured seconds per run.
     #[arg(long, default_value_t = 3.0)]
     pub duration: f64,
+    /// Only these targets (comma-separated: latency, throughput, fanout, stalled); all when
+    /// absent.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Only this mode (`memory` or `data`); both when absent.
+    #[arg(long)]
+    pub mode: Option<String>,
+}
+
+impl SubscribeArgs {
+    /// Whether target `name` is to be run.
+    pub fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
 }

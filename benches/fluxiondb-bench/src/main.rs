@@ -4,15 +4,18 @@
 //! connection), `requests` (request templates), `load` (threads, timing, /proc around a run),
 //! `scenarios` (what each subcommand runs), `standard` (the `make bench` set and its summary),
 //! `echo` (the answer-size ceiling: a captured answer replayed),
-//! `subscribe` (live subscriptions), `stats` (histogram, counters), `procfs` (/proc and the
+//! `subscribe` (live subscriptions), `subscribe_conn`, `push_scan` and `delivery` (its
+//! subscribers' reading and checking), `stats` (histogram, counters), `procfs` (/proc and the
 //! machine), `spawn` (child processes), `report` (JSON lines, tables, results files).
 
 mod args;
 mod client;
+mod delivery;
 mod echo;
 mod load;
 mod payload;
 mod procfs;
+mod push_scan;
 mod report;
 mod requests;
 mod scenarios;

@@ -10,6 +10,7 @@
 //! * a subscriber that stops reading: writers' rate beside it, and its `subend`.
 
 use crate::args::SubscribeArgs;
+use crate::delivery::{Delivery, Seen};
 use crate::procfs;
 use crate::spawn::Process;
 use crate::subscribe_conn::{self as raw, Conn, Got};
@@ -59,26 +60,38 @@ fn refused(answer: &[u8]) -> bool {
     raw::find(answer, b"\"error\"").is_some()
 }
 
-/// One subscriber connection with `subs` subscriptions on the collection; counts the records
-/// pushed and, for latency, records when each timestamp arrived.
+/// One subscriber connection with `subs` subscriptions on the collection; checks every push
+/// it reads (see `delivery.rs`: each subscription gets every write in `seq` order, `batch`
+/// records a push), counts the records and, for latency, records when each timestamp arrived.
 struct Subscriber {
     records: Arc<AtomicU64>,
     /// Set by the caller to stop reading (or, for a stalled one, to start draining).
     ended: Arc<AtomicBool>,
     /// The server ended the subscription.
     subend: Arc<AtomicBool>,
-    handle: thread::JoinHandle<Vec<Duration>>,
+    handle: thread::JoinHandle<Read>,
+}
+
+/// What a subscriber's thread found.
+struct Read {
+    latencies: Vec<Duration>,
+    /// Pushes also parsed in full to check the scan.
+    sampled: u64,
+    /// The first push found wrong, or the reading error.
+    error: Option<String>,
 }
 
 fn subscriber(
     addr: &str,
     key: &str,
     subs: usize,
+    batch: u64,
     sent: Option<Arc<Vec<AtomicU64>>>,
     start: Instant,
     read: bool,
 ) -> Result<Subscriber, String> {
     let mut ws = Conn::open(addr, key)?;
+    let mut ids = Vec::with_capacity(subs);
     for i in 0..subs {
         ws.send(&request(
             &format!("s{i}"),
@@ -86,9 +99,10 @@ fn subscriber(
             &format!(r#"{{"col":"{COL}"}}"#),
         ))?;
         let answer = ws.next_text()?;
-        if raw::find(&answer, b"\"sub\"").is_none() {
-            return Err(format!("sub refused: {}", String::from_utf8_lossy(&answer)));
-        }
+        ids.push(
+            sub_id(&answer)
+                .ok_or_else(|| format!("sub refused: {}", String::from_utf8_lossy(&answer)))?,
+        );
     }
     let records = Arc::new(AtomicU64::new(0));
     let ended = Arc::new(AtomicBool::new(false));
@@ -98,6 +112,8 @@ fn subscriber(
     let handle = thread::spawn(move || {
         let subend = se;
         let mut lat = Vec::new();
+        let mut check = Delivery::new(COL, ids, batch);
+        let mut error = None;
         if !read {
             // Stops reading until told to drain.
             while !e.load(Ordering::Acquire) {
@@ -108,12 +124,9 @@ fn subscriber(
         // Reads until told to stop (`ended`) and nothing more comes, or the end.
         let mut quiet = 0;
         let mut over = false;
-        while !over {
-            let mut n = 0;
-            let got = ws.read(|push| {
-                // Scanned, not parsed: the subscribers share the machine with the server.
-                if push.starts_with(br#"{"type":"rec""#) {
-                    n += raw::records(push);
+        while !over && check.error.is_none() {
+            let got = ws.read(|push| match check.push(push) {
+                Some(Seen::Records(_)) => {
                     if let Some(sent) = &sent {
                         let now = start.elapsed().as_nanos() as u64;
                         for ts in timestamps(push) {
@@ -124,12 +137,14 @@ fn subscriber(
                             }
                         }
                     }
-                } else if push.starts_with(br#"{"type":"subend""#) {
+                }
+                Some(Seen::Subend) => {
                     subend.store(true, Ordering::Release);
                     over = true;
                 }
+                None => over = true,
             });
-            r.fetch_add(n, Ordering::AcqRel);
+            r.store(check.least(), Ordering::Release);
             match got {
                 Ok(Got::Frames) => quiet = 0,
                 Ok(Got::Quiet) => {
@@ -138,10 +153,18 @@ fn subscriber(
                         break;
                     }
                 }
-                Ok(Got::Closed) | Err(_) => break,
+                Ok(Got::Closed) => break,
+                Err(err) => {
+                    error = Some(err);
+                    break;
+                }
             }
         }
-        lat
+        Read {
+            latencies: lat,
+            sampled: check.sampled,
+            error: check.error.or(error),
+        }
     });
     Ok(Subscriber {
         records,
@@ -149,6 +172,34 @@ fn subscriber(
         subend,
         handle,
     })
+}
+
+/// The subscription id of a `sub` answer.
+fn sub_id(answer: &[u8]) -> Option<Vec<u8>> {
+    let at = raw::find(answer, br#""sub":""#)? + 7;
+    let len = answer[at..].iter().position(|&b| b == b'"')?;
+    Some(answer[at..at + len].to_vec())
+}
+
+/// Joins subscribers that were told to stop: their latencies, the pushes checked by a full
+/// parse, or the first error one found.
+fn finish(subs: Vec<Subscriber>) -> Result<(Vec<Duration>, u64), String> {
+    let (mut lat, mut sampled, mut error) = (Vec::new(), 0, None);
+    for s in subs {
+        s.ended.store(true, Ordering::Release);
+        match s.handle.join() {
+            Ok(r) => {
+                lat.extend(r.latencies);
+                sampled += r.sampled;
+                error = error.or(r.error);
+            }
+            Err(_) => error = error.or(Some("a subscriber panicked".into())),
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok((lat, sampled)),
+    }
 }
 
 /// The `ts` values of a `rec` push.
@@ -194,7 +245,7 @@ fn latency(
     let start = Instant::now();
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..=n).map(|_| AtomicU64::new(0)).collect());
     let readers: Vec<Subscriber> = (0..subs)
-        .map(|_| subscriber(addr, key, 1, Some(sent.clone()), start, true))
+        .map(|_| subscriber(addr, key, 1, 1, Some(sent.clone()), start, true))
         .collect::<Result<_, _>>()?;
     let mut w = Conn::open(addr, key)?;
     let mut acks = Vec::with_capacity(n);
@@ -224,15 +275,11 @@ fn latency(
         thread::sleep(Duration::from_millis(10));
     }
     drop(w);
-    let mut pushes = Vec::new();
     let missing: u64 = readers
         .iter()
         .map(|r| want.saturating_sub(r.records.load(Ordering::Acquire)))
         .sum();
-    for r in readers {
-        r.ended.store(true, Ordering::Release);
-        pushes.extend(r.handle.join().unwrap_or_default());
-    }
+    let (pushes, _) = finish(readers)?;
     if missing > 0 {
         return Err(format!("latency: {missing} pushes missing"));
     }
@@ -285,20 +332,22 @@ fn writers(
 }
 
 /// Throughput with `conns` subscriber connections × `per` subscriptions; checks every record
-/// reached every subscription.
+/// reached every subscription. Returns the rate and how many pushes were parsed in full to
+/// check the scan.
 fn with_subscribers(
     addr: &str,
     key: &str,
     conns: usize,
     per: usize,
     load: (usize, usize, u64, f64),
-) -> Result<f64, String> {
+) -> Result<(f64, u64), String> {
     let start = Instant::now();
     let subs: Vec<Subscriber> = (0..conns)
-        .map(|_| subscriber(addr, key, per, None, start, true))
+        .map(|_| subscriber(addr, key, per, load.2, None, start, true))
         .collect::<Result<_, _>>()?;
     let (rate, total) = writers(addr, key, load.0, load.1, load.2, load.3)?;
-    let want = total * per as u64;
+    // Every subscription must receive every record.
+    let want = total;
     let deadline = Instant::now() + Duration::from_secs(60);
     while subs
         .iter()
@@ -311,16 +360,13 @@ fn with_subscribers(
         .iter()
         .map(|s| want.saturating_sub(s.records.load(Ordering::Acquire)))
         .sum();
-    for s in subs {
-        s.ended.store(true, Ordering::Release);
-        let _ = s.handle.join();
-    }
+    let (_, sampled) = finish(subs)?;
     if missing > 0 {
         return Err(format!(
             "{missing} pushed records missing ({conns}×{per} subscriptions)"
         ));
     }
-    Ok(rate)
+    Ok((rate, sampled))
 }
 
 /// The short form `make bench` runs: p99 of (write sent → ack) and of (write sent → push) with
@@ -369,12 +415,29 @@ impl Cpu {
     }
 }
 
+/// How the runs' lines say delivery was checked (see `delivery.rs`).
+const CHECKED: &str = "\"delivery_check\":\"every push scanned (sub, seq, record count; each subscription in seq order, none missing), each subscription's first and one per MiB read also parsed in full\"";
+
+/// A run's "rate parsed" answer, split.
+fn rate_and_parsed(s: &str) -> (f64, u64) {
+    let mut it = s.split(' ');
+    let rate = it.next().and_then(|r| r.parse().ok()).unwrap_or(0.0);
+    let parsed = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (rate, parsed)
+}
+
 pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
     let bin = a.server.as_path();
     let key = a.key.as_str();
     let secs = a.duration;
     for data in [false, true] {
         let mode = if data { "--data" } else { "memory" };
+        if a.mode
+            .as_deref()
+            .is_some_and(|m| m != mode.trim_start_matches('-'))
+        {
+            continue;
+        }
         let dir = std::env::temp_dir().join(format!("fluxiondb-bench-sub-{}", std::process::id()));
         // The CPU the server and this process (writers and subscribers) used in the last run.
         let cpu = std::cell::Cell::new(Cpu::default());
@@ -394,66 +457,78 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
             let _ = std::fs::remove_dir_all(&dir);
             out
         };
-        let line = run(&|addr| {
-            let (ack, push) = latency(addr, key, a.subscribers, a.rate, secs)?;
-            Ok(format!(
+        if a.wants("latency") {
+            let line = run(&|addr| {
+                let (ack, push) = latency(addr, key, a.subscribers, a.rate, secs)?;
+                Ok(format!(
                 "{{\"scenario\":\"subscribe-latency\",\"mode\":\"{mode}\",\"subscribers\":{},\"rate\":{},\"p99_ack_us\":{},\"p99_push_us\":{},\"ratio\":{:.2}}}",
                 a.subscribers, a.rate, ack.as_micros(), push.as_micros(),
                 push.as_secs_f64() / ack.as_secs_f64().max(1e-9)
             ))
-        })?;
-        println!("{line}");
+            })?;
+            println!("{line}");
+        }
         let load = (16, 4, 1, secs);
-        let base = run(&|addr| {
-            writers(addr, key, load.0, load.1, load.2, load.3).map(|r| r.0.to_string())
-        })?;
-        let base_cpu = cpu.get();
-        let with = run(&|addr| {
-            with_subscribers(addr, key, a.subscribers, 1, load).map(|r| r.to_string())
-        })?;
-        let with_cpu = cpu.get();
-        let (base, with): (f64, f64) = (base.parse().unwrap_or(0.0), with.parse().unwrap_or(0.0));
-        println!(
-            "{{\"scenario\":\"subscribe-throughput\",\"mode\":\"{mode}\",\"subscribers\":{},\"ins_per_s_without\":{base:.0},\"ins_per_s_with\":{with:.0},\"ratio\":{:.2},\"cpu_without\":{},\"cpu_with\":{}}}",
+        if a.wants("throughput") {
+            let base = run(&|addr| {
+                writers(addr, key, load.0, load.1, load.2, load.3).map(|r| r.0.to_string())
+            })?;
+            let base_cpu = cpu.get();
+            let with = run(&|addr| {
+                with_subscribers(addr, key, a.subscribers, 1, load)
+                    .map(|r| format!("{} {}", r.0, r.1))
+            })?;
+            let with_cpu = cpu.get();
+            let base: f64 = base.parse().unwrap_or(0.0);
+            let (with, parsed) = rate_and_parsed(&with);
+            println!(
+            "{{\"scenario\":\"subscribe-throughput\",\"mode\":\"{mode}\",\"subscribers\":{},\"ins_per_s_without\":{base:.0},\"ins_per_s_with\":{with:.0},\"ratio\":{:.2},\"cpu_without\":{},\"cpu_with\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
             a.subscribers, with / base.max(1e-9), base_cpu.json(base, secs), with_cpu.json(with, secs)
         );
-        let bulk = (1, 2, 1000, secs);
-        let base = run(&|addr| {
-            writers(addr, key, bulk.0, bulk.1, bulk.2, bulk.3).map(|r| r.0.to_string())
-        })?;
-        let bulk_cpu = cpu.get();
-        let fan = run(&|addr| with_subscribers(addr, key, 100, 1, bulk).map(|r| r.to_string()))?;
-        let fan_cpu = cpu.get();
-        let wide = run(&|addr| with_subscribers(addr, key, 100, 10, bulk).map(|r| r.to_string()))?;
-        let wide_cpu = cpu.get();
-        let (base, fan, wide): (f64, f64, f64) = (
-            base.parse().unwrap_or(0.0),
-            fan.parse().unwrap_or(0.0),
-            wide.parse().unwrap_or(0.0),
-        );
-        println!(
-            "{{\"scenario\":\"subscribe-fanout\",\"mode\":\"{mode}\",\"records_per_s_without\":{base:.0},\"with_100\":{fan:.0},\"ratio_100\":{:.2},\"with_1000_over_100_conns\":{wide:.0},\"ratio_1000\":{:.2},\"cpu_without\":{},\"cpu_with_100\":{},\"cpu_with_1000\":{}}}",
+        }
+        if a.wants("fanout") {
+            let bulk = (1, 2, 1000, secs);
+            let base = run(&|addr| {
+                writers(addr, key, bulk.0, bulk.1, bulk.2, bulk.3).map(|r| r.0.to_string())
+            })?;
+            let bulk_cpu = cpu.get();
+            let fan = run(&|addr| {
+                with_subscribers(addr, key, 100, 1, bulk).map(|r| format!("{} {}", r.0, r.1))
+            })?;
+            let fan_cpu = cpu.get();
+            let wide = run(&|addr| {
+                with_subscribers(addr, key, 100, 10, bulk).map(|r| format!("{} {}", r.0, r.1))
+            })?;
+            let wide_cpu = cpu.get();
+            let base: f64 = base.parse().unwrap_or(0.0);
+            let ((fan, p1), (wide, p2)) = (rate_and_parsed(&fan), rate_and_parsed(&wide));
+            let parsed = p1 + p2;
+            println!(
+            "{{\"scenario\":\"subscribe-fanout\",\"mode\":\"{mode}\",\"records_per_s_without\":{base:.0},\"with_100\":{fan:.0},\"ratio_100\":{:.2},\"with_1000_over_100_conns\":{wide:.0},\"ratio_1000\":{:.2},\"cpu_without\":{},\"cpu_with_100\":{},\"cpu_with_1000\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
             fan / base.max(1e-9), wide / base.max(1e-9), bulk_cpu.json(base, secs), fan_cpu.json(fan, secs), wide_cpu.json(wide, secs)
         );
-        let slow = run(&|addr| {
-            let start = Instant::now();
-            let stalled = subscriber(addr, key, 1, None, start, false)?;
-            let (rate, _) = writers(addr, key, load.0, load.1, load.2, load.3)?;
-            stalled.ended.store(true, Ordering::Release); // now drain what was kept for it
-            while stalled.ended.load(Ordering::Acquire) {
-                thread::sleep(Duration::from_millis(5)); // until the reader took the signal
-            }
-            stalled.ended.store(true, Ordering::Release);
-            let got = stalled.records.load(Ordering::Acquire);
-            let _ = stalled.handle.join();
-            let ended = stalled.subend.load(Ordering::Acquire);
-            Ok(format!(
-                "{rate:.0},\"subend\":{ended},\"records_kept\":{got}"
-            ))
-        })?;
-        println!(
+        }
+        if a.wants("stalled") {
+            let slow = run(&|addr| {
+                let start = Instant::now();
+                let stalled = subscriber(addr, key, 1, load.2, None, start, false)?;
+                let (rate, _) = writers(addr, key, load.0, load.1, load.2, load.3)?;
+                stalled.ended.store(true, Ordering::Release); // now drain what was kept for it
+                while stalled.ended.load(Ordering::Acquire) {
+                    thread::sleep(Duration::from_millis(5)); // until the reader took the signal
+                }
+                let (records, subend) = (stalled.records.clone(), stalled.subend.clone());
+                finish(vec![stalled])?;
+                let got = records.load(Ordering::Acquire);
+                let ended = subend.load(Ordering::Acquire);
+                Ok(format!(
+                    "{rate:.0},\"subend\":{ended},\"records_kept\":{got}"
+                ))
+            })?;
+            println!(
             "{{\"scenario\":\"subscribe-stalled\",\"mode\":\"{mode}\",\"ins_per_s_beside_a_stalled_subscriber\":{slow}}}"
         );
+        }
     }
     Ok(())
 }

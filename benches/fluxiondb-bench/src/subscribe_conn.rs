@@ -1,7 +1,7 @@
 //! One connection of the `subscribe` scenario on the hand-written framing (`wire.rs`): frames
 //! are parsed in place in the read buffer, never copied into a `String` nor checked as UTF-8,
 //! so that a hundred subscribers sharing the machine with the server measure the server's
-//! delivery rather than their own reading.
+//! delivery rather than their own reading (what they check of each push: `delivery.rs`).
 
 use crate::client::{Client, Endpoint};
 use crate::wire::{self, FrameReader, Rng, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
@@ -132,13 +132,6 @@ impl Conn {
     }
 }
 
-/// The records of a `rec` push: one object each inside the frame's own (the scenario's record
-/// data holds no braces). A counting loop the compiler vectorises, where a parser or a
-/// substring search would make the subscribers the bottleneck.
-pub fn records(push: &[u8]) -> u64 {
-    (push.iter().filter(|&&b| b == b'{').count() as u64).saturating_sub(1)
-}
-
 /// Where `needle` first occurs in `hay`.
 pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
@@ -161,9 +154,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counting() {
-        assert_eq!(records(b"{\"type\":\"rec\",\"records\":[]}"), 0);
-        assert_eq!(records(b"{\"records\":[{\"ts\":1},{\"ts\":2}]}"), 2);
+    fn finding() {
         assert_eq!(find(b"abc", b"c"), Some(2));
         assert_eq!(find(b"ab", b"abc"), None);
     }

@@ -1,0 +1,191 @@
+//! The `subscribe` scenario's cheap reading of a push: its kind, subscription id, `seq` and
+//! record count found by scanning the frame's bytes rather than parsing its JSON, so that a
+//! hundred subscribers sharing the machine with the server measure the server's delivery and
+//! not their own parsing.
+//!
+//! The count rests on what the server's encoding guarantees: every record of a `rec` push is an
+//! object whose first member is `"doc"`, so it opens with the bytes `{"doc":`. Those bytes can
+//! appear nowhere else in a frame: inside a JSON string every `"` is escaped (`\"`), and a
+//! string that ends in `{` is followed by `,` or `}`, never by `doc":`. So counting the `{`
+//! bytes followed by `"doc":` counts the records exactly, whatever the records' data holds.
+//! [`full`] parses a frame with serde_json for the same facts; the scenario compares the two on
+//! a sample of the pushes it reads and the unit tests compare them on frames captured from a
+//! real server (`benches/fixtures/pushes.jsonl`).
+
+/// What kind of push a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Rec,
+    Del,
+    Subend,
+}
+
+/// The facts the scenario checks about one push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push<'a> {
+    pub kind: Kind,
+    /// The subscription id as it appears between its quotes (ids the server gives, `s1`, `s2`,
+    /// …, need no escaping).
+    pub sub: &'a [u8],
+    /// `None` for a `subend`.
+    pub seq: Option<u64>,
+    /// The records of a `rec` push (0 for the other kinds).
+    pub records: u64,
+}
+
+const REC: &[u8] = br#"{"type":"rec","sub":""#;
+const DEL: &[u8] = br#"{"type":"del","sub":""#;
+const SUBEND: &[u8] = br#"{"type":"subend","sub":""#;
+const RECORD: &[u8] = br#"{"doc":"#;
+const RECORDS: &[u8] = br#","records":["#;
+
+/// Scans a push of collection `col` (whose name needs no escaping); `None` when the frame is
+/// not a push of the expected shape.
+pub fn scan<'a>(frame: &'a [u8], col: &[u8]) -> Option<Push<'a>> {
+    let (kind, rest) = if let Some(r) = frame.strip_prefix(REC) {
+        (Kind::Rec, r)
+    } else if let Some(r) = frame.strip_prefix(DEL) {
+        (Kind::Del, r)
+    } else {
+        let r = frame.strip_prefix(SUBEND)?;
+        let end = memchr::memchr(b'"', r)?;
+        let (sub, tail) = (&r[..end], &r[end..]);
+        return (tail.starts_with(br#"","error":""#) && tail.ends_with(b"\"}")).then_some(Push {
+            kind: Kind::Subend,
+            sub,
+            seq: None,
+            records: 0,
+        });
+    };
+    let end = memchr::memchr(b'"', rest)?;
+    let (sub, rest) = (&rest[..end], &rest[end..]);
+    let rest = rest.strip_prefix(br#"","col":""#)?;
+    let rest = rest.strip_prefix(col)?;
+    let rest = rest.strip_prefix(br#"","seq":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    let seq = rest[..digits]
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    let rest = &rest[digits..];
+    let records = if kind == Kind::Rec {
+        let body = rest.strip_prefix(RECORDS)?.strip_suffix(b"]}")?;
+        count_records(body)
+    } else {
+        if !rest.ends_with(b"}") {
+            return None;
+        }
+        0
+    };
+    Some(Push {
+        kind,
+        sub,
+        seq: Some(seq),
+        records,
+    })
+}
+
+/// The records in the body of a `rec` push: the `{` bytes followed by `"doc":` (see the module
+/// notes); every byte of the body is looked at by the SIMD search for `{`.
+fn count_records(body: &[u8]) -> u64 {
+    memchr::memchr_iter(b'{', body)
+        .filter(|&i| body[i..].starts_with(RECORD))
+        .count() as u64
+}
+
+/// A push as serde reads it: every member is parsed and checked (strings unescaped, numbers
+/// read), the records only counted.
+#[derive(serde::Deserialize)]
+struct Parsed<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(borrow)]
+    sub: std::borrow::Cow<'a, str>,
+    seq: Option<u64>,
+    records: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// The same facts from a full JSON parse, for checking [`scan`]: kind, subscription id, `seq`
+/// and record count.
+pub fn full(frame: &[u8]) -> Option<(Kind, String, Option<u64>, u64)> {
+    let p: Parsed = serde_json::from_slice(frame).ok()?;
+    let kind = match p.kind {
+        "rec" => Kind::Rec,
+        "del" => Kind::Del,
+        "subend" => Kind::Subend,
+        _ => return None,
+    };
+    let records = match (kind, p.records) {
+        (Kind::Rec, Some(r)) => r.len() as u64,
+        (Kind::Rec, None) => return None,
+        _ => 0,
+    };
+    Some((kind, p.sub.into_owned(), p.seq, records))
+}
+
+/// Whether [`scan`] and [`full`] agree on `frame` (both refusing it counts as agreeing).
+pub fn agrees(frame: &[u8], col: &[u8]) -> bool {
+    let fast = scan(frame, col).map(|p| {
+        (
+            p.kind,
+            String::from_utf8_lossy(p.sub).into_owned(),
+            p.seq,
+            p.records,
+        )
+    });
+    fast == full(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pushes captured from a real server (see the fixture's first line).
+    const CAPTURED: &str = include_str!("../../fixtures/pushes.jsonl");
+    const COL: &[u8] = b"bench.live";
+
+    fn frames() -> impl Iterator<Item = &'static [u8]> {
+        CAPTURED
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(str::as_bytes)
+    }
+
+    #[test]
+    fn the_scan_agrees_with_a_full_parse_on_captured_pushes() {
+        let mut kinds = [0; 3];
+        let mut records = 0;
+        for f in frames() {
+            let p = scan(f, COL).unwrap_or_else(|| panic!("not scanned: {}", lossy(f)));
+            assert!(agrees(f, COL), "disagree on {}", lossy(f));
+            kinds[p.kind as usize] += 1;
+            records += p.records;
+        }
+        // The capture holds every kind, and records whose data would fool a count of braces.
+        assert!(kinds.iter().all(|&k| k > 0), "{kinds:?}");
+        assert!(CAPTURED.contains(r#"{\"doc\":"#));
+        assert!(records > 1000);
+    }
+
+    #[test]
+    fn damaged_pushes_are_refused_or_miscounted_visibly() {
+        let f = frames()
+            .find(|f| f.starts_with(REC) && count_records(f) > 1)
+            .unwrap_or_else(|| panic!("no rec push with several records"));
+        let n = scan(f, COL).map(|p| p.records);
+        // A cut frame is not a push; a frame of another collection neither.
+        assert_eq!(scan(&f[..f.len() - 1], COL), None);
+        assert_eq!(scan(f, b"other"), None);
+        // One record fewer: the count changes with it.
+        let cut = memchr::memmem::rfind(f, b",{\"doc\":").unwrap_or(0);
+        let shorter = [&f[..cut], &b"]}"[..]].concat();
+        assert_eq!(scan(&shorter, COL).map(|p| p.records), n.map(|n| n - 1));
+        assert!(agrees(&shorter, COL));
+    }
+
+    fn lossy(f: &[u8]) -> String {
+        String::from_utf8_lossy(f).into_owned()
+    }
+}
