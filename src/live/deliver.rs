@@ -7,7 +7,10 @@
 //! batch is a list of pieces: headers, ids and short frames are copied together, while the body
 //! of a long frame (a bulk `ins`) is the round's encoding itself, referenced rather than copied
 //! once per subscriber (an idle connection's socket takes the pieces in one vectored write).
-//! Batches are built one connection at a time, so a round holds its encodings and one batch.
+//! Batches are built one connection at a time, so a round holds its encodings and one batch;
+//! connections owed the same bytes as the one before them (subscriptions with the same ids,
+//! filters and starting point: many dashboards on one collection, each numbering its
+//! subscriptions `s1`, `s2`, …) are handed that batch again instead of a new one.
 
 use super::encode;
 use super::feed::Entry;
@@ -144,6 +147,21 @@ pub(super) fn by_connection(work: &[Work]) -> Vec<Vec<usize>> {
         conns[c].push(i);
     }
     conns
+}
+
+/// Whether the connections with work items `a` and `b` are owed byte-identical pushes this
+/// round: their subscriptions, in order, have the same id text, filter group and first write
+/// owed, and no backlog frames. (A feed's sinks are all sessions', which frame alike.)
+pub(super) fn same_pushes(work: &[Work], a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(&i, &j)| {
+            let (x, y) = (&work[i], &work[j]);
+            x.pre.is_empty()
+                && y.pre.is_empty()
+                && x.group == y.group
+                && x.from == y.from
+                && x.id_text == y.id_text
+        })
 }
 
 /// Fills `out` with one connection's pushes of the round: each of its subscriptions'

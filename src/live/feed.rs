@@ -436,20 +436,30 @@ impl Feed {
         let mut failed: Vec<(u64, Arc<str>)> = Vec::new();
         let mut encoded = deliver::Encoded::new(&self.col, &round.entries, &round.work);
         let mut batch = deliver::Batch::default();
-        for subs in deliver::by_connection(&round.work) {
-            deliver::batch(&mut batch, &mut encoded, &round.work, &subs);
-            let sink = &round.work[subs[0]].sink;
-            let served = || subs.iter().map(|&i| &round.work[i]);
-            match sink.push(&batch.pieces(&encoded), self.limit) {
-                Ok(()) => {}
-                Err(SinkError::Full) => {
-                    for w in served() {
-                        self.end_slow(w.conn, &w.id, &*w.sink);
-                        failed.push((w.conn, w.id.clone()));
+        let conns = deliver::by_connection(&round.work);
+        let mut next = 0;
+        while let Some(first) = conns.get(next) {
+            deliver::batch(&mut batch, &mut encoded, &round.work, first);
+            let pieces = batch.pieces(&encoded);
+            // The connections after it that are owed the same bytes take this batch as is.
+            let alike = conns[next + 1..]
+                .iter()
+                .take_while(|subs| deliver::same_pushes(&round.work, first, subs));
+            for subs in std::iter::once(first).chain(alike) {
+                next += 1;
+                let sink = &round.work[subs[0]].sink;
+                let served = || subs.iter().map(|&i| &round.work[i]);
+                match sink.push(&pieces, self.limit) {
+                    Ok(()) => {}
+                    Err(SinkError::Full) => {
+                        for w in served() {
+                            self.end_slow(w.conn, &w.id, &*w.sink);
+                            failed.push((w.conn, w.id.clone()));
+                        }
                     }
-                }
-                Err(SinkError::Closed) => {
-                    failed.extend(served().map(|w| (w.conn, w.id.clone())));
+                    Err(SinkError::Closed) => {
+                        failed.extend(served().map(|w| (w.conn, w.id.clone())));
+                    }
                 }
             }
         }

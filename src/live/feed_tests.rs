@@ -171,3 +171,33 @@ fn small_deliveries_go_at_once_and_large_ones_are_left_for_later() {
         )]
     );
 }
+
+#[test]
+fn connections_owed_alike_share_a_batch_and_the_others_get_their_own() {
+    let feed = Feed::new("c", 0, 1 << 20);
+    let sinks: Vec<Arc<Recorder>> = (0..7).map(|_| Arc::new(Recorder::default())).collect();
+    subscribe(&feed, 1, "s1", &sinks[1], None);
+    subscribe(&feed, 2, "s1", &sinks[2], None);
+    subscribe(&feed, 3, "s2", &sinks[3], None);
+    subscribe(&feed, 4, "s1", &sinks[4], None);
+    // Not durable until the last flush: every connection's pushes leave in one round.
+    feed.publish(5, ins(10));
+    // Registered after the first write: owed the second only.
+    subscribe(&feed, 5, "s1", &sinks[5], None);
+    // A backlog frame goes first.
+    let sub = Subscriber::new(6, "s1".into(), sinks[6].clone(), Filter::default());
+    let backlog = Start::Backlog(vec![b"early".to_vec()], 6);
+    assert!(feed.register(sub, backlog, None).is_ok());
+    feed.publish(6, ins(11));
+    feed.flush(6);
+    let both = |s: &str| vec![rec(s, 1, 10), rec(s, 2, 11)];
+    assert_eq!(*sinks[1].pushes.lock(), [both("s1")]);
+    assert_eq!(*sinks[2].pushes.lock(), [both("s1")]);
+    assert_eq!(*sinks[3].pushes.lock(), [both("s2")]);
+    assert_eq!(*sinks[4].pushes.lock(), [both("s1")]);
+    assert_eq!(*sinks[5].pushes.lock(), [vec![rec("s1", 2, 11)]]);
+    assert_eq!(
+        *sinks[6].pushes.lock(),
+        [vec!["early".to_owned(), rec("s1", 2, 11)]]
+    );
+}
