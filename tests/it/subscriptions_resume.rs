@@ -15,6 +15,9 @@ use std::time::Duration;
 const COL: &str = "m";
 const WRITERS: usize = 3;
 const OPS: usize = 400;
+/// Operations each writer makes at least once the subscription under test is in place, so that
+/// it sees live pushes however late the test's own thread gets to subscribe on a busy machine.
+const AFTER_SUB: usize = 100;
 
 /// What a subscriber knows: `(doc, ts) → data`, built from pushes only.
 #[derive(Default)]
@@ -83,7 +86,9 @@ impl Model {
 
 /// A writer's storm on its own documents: inserts of fresh timestamps, record, range,
 /// multi-record and document deletes, each acknowledged before the next.
-fn storm(port: u16, w: usize, progress: Arc<AtomicUsize>) {
+/// One writer's operations: `OPS` of them, and on until `AFTER_SUB` were begun after
+/// `subscribed` was set (at most ten times `OPS` in all).
+fn storm(port: u16, w: usize, progress: Arc<AtomicUsize>, subscribed: Arc<AtomicBool>) {
     let mut c = Client::open(port, MASTER, None);
     let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1);
     let mut next = |n: u64| {
@@ -93,7 +98,14 @@ fn storm(port: u16, w: usize, progress: Arc<AtomicUsize>) {
         rng % n
     };
     let mut ts = 0i64;
-    for _ in 0..OPS {
+    let mut after = 0;
+    for done in 0..10 * OPS {
+        if done >= OPS && after >= AFTER_SUB {
+            break;
+        }
+        if subscribed.load(Ordering::Acquire) {
+            after += 1;
+        }
         let doc = format!("w{w}-{}", next(3));
         let pick = next(100);
         if pick < 65 || ts < 4 {
@@ -162,12 +174,15 @@ fn read_to_marker(c: &mut Client, model: &mut Model, backlog: Option<u64>) {
     panic!("the end marker never arrived");
 }
 
-fn run_storm(port: u16) -> (Arc<AtomicUsize>, Vec<thread::JoinHandle<()>>) {
+fn run_storm(
+    port: u16,
+    subscribed: &Arc<AtomicBool>,
+) -> (Arc<AtomicUsize>, Vec<thread::JoinHandle<()>>) {
     let progress = Arc::new(AtomicUsize::new(0));
     let writers = (0..WRITERS)
         .map(|w| {
-            let p = progress.clone();
-            thread::spawn(move || storm(port, w, p))
+            let (p, s) = (progress.clone(), subscribed.clone());
+            thread::spawn(move || storm(port, w, p, s))
         })
         .collect();
     (progress, writers)
@@ -188,12 +203,14 @@ fn finish(port: u16, writers: Vec<thread::JoinHandle<()>>) -> Client {
 #[test]
 fn since_sends_the_stored_records_then_every_write_without_gap_or_duplicate() {
     let server = Server::start(&[]);
-    let (progress, writers) = run_storm(server.port);
+    let subscribed = Arc::new(AtomicBool::new(false));
+    let (progress, writers) = run_storm(server.port, &subscribed);
     assert!(wait_until(Duration::from_secs(30), || progress
         .load(Ordering::Relaxed)
         >= 150));
     let mut s = Client::open(server.port, MASTER, None);
     let (_, start) = sub(&mut s, json!({"col": COL, "since": 0}));
+    subscribed.store(true, Ordering::Release);
     let mut model = Model {
         last_seq: start,
         complete: start,
@@ -246,7 +263,7 @@ fn after_seq_resumes_in_the_middle_of_a_write_storm() {
         complete: start,
         ..Model::default()
     };
-    let (_, writers) = run_storm(server.port);
+    let (_, writers) = run_storm(server.port, &Arc::new(AtomicBool::new(true)));
     // Read some, then drop the connection without a word while the writers go on.
     while model.pushes < 150 {
         let v = push(&mut s);
