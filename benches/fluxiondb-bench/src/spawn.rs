@@ -70,11 +70,6 @@ impl Process {
         }
     }
 
-    /// The FluxionDB server on a free loopback port.
-    pub fn fluxiondb(bin: &Path, key: &str) -> Result<Process, String> {
-        Process::fluxiondb_with(bin, key, &[])
-    }
-
     /// The FluxionDB server on a free loopback port, with `extra` flags.
     pub fn fluxiondb_with(bin: &Path, key: &str, extra: &[&str]) -> Result<Process, String> {
         let mut args = vec![

@@ -22,6 +22,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const COL: &str = "bench.live";
+/// The server's per-connection send buffer in the stalled-subscriber run.
+const STALLED_SEND_BUFFER_MIB: u32 = 4;
 
 /// A request frame's text: `payload` is a JSON text, carried as a JSON string (it holds no
 /// control characters, so only quotes and backslashes are escaped).
@@ -226,11 +228,19 @@ fn p99(mut v: Vec<Duration>) -> Duration {
     v[(v.len() * 99 / 100).min(v.len() - 1)]
 }
 
-fn start_server(bin: &Path, key: &str, data: Option<&Path>) -> Result<Process, String> {
-    match data {
-        Some(d) => Process::fluxiondb_with(bin, key, &["--data", &d.display().to_string()]),
-        None => Process::fluxiondb(bin, key),
+/// The server under test, with `--data` in `data` when given, and `extra` flags.
+fn start_server(
+    bin: &Path,
+    key: &str,
+    data: Option<&Path>,
+    extra: &[&str],
+) -> Result<Process, String> {
+    let folder = data.map(|d| d.display().to_string());
+    let mut args: Vec<&str> = extra.to_vec();
+    if let Some(folder) = &folder {
+        args.extend(["--data", folder.as_str()]);
     }
+    Process::fluxiondb_with(bin, key, &args)
 }
 
 /// p99 ack and push latency with `subs` subscribers and one writer at `rate` writes/s.
@@ -386,7 +396,7 @@ pub fn push_latency(
         u8::from(data)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let p = start_server(bin, key, data.then_some(dir.as_path()))?;
+    let p = start_server(bin, key, data.then_some(dir.as_path()), &[])?;
     let out = latency(&p.addr, key, subs, rate, secs);
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
@@ -441,12 +451,19 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
         let dir = std::env::temp_dir().join(format!("fluxiondb-bench-sub-{}", std::process::id()));
         // The CPU the server and this process (writers and subscribers) used in the last run.
         let cpu = std::cell::Cell::new(Cpu::default());
-        let run = |f: &dyn Fn(&str) -> Result<String, String>| -> Result<String, String> {
+        // The server's peak resident memory in the last run.
+        let peak = std::cell::Cell::new(0u64);
+        let run_with = |extra: &[&str],
+                        f: &dyn Fn(&str) -> Result<String, String>|
+         -> Result<String, String> {
             let _ = std::fs::remove_dir_all(&dir);
-            let p = start_server(bin, key, data.then_some(dir.as_path()))?;
+            let p = start_server(bin, key, data.then_some(dir.as_path()), extra)?;
             let before = (procfs::sample(Some(p.pid)), procfs::sample(None));
             let out = f(&p.addr);
             let after = (procfs::sample(Some(p.pid)), procfs::sample(None));
+            if let (Ok(s1), _) = &after {
+                peak.set(s1.hwm_bytes);
+            }
             if let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (before, after) {
                 cpu.set(Cpu {
                     server: s1.cpu_s - s0.cpu_s,
@@ -457,6 +474,7 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
             let _ = std::fs::remove_dir_all(&dir);
             out
         };
+        let run = |f: &dyn Fn(&str) -> Result<String, String>| run_with(&[], f);
         if a.wants("latency") {
             let line = run(&|addr| {
                 let (ack, push) = latency(addr, key, a.subscribers, a.rate, secs)?;
@@ -509,24 +527,30 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
         );
         }
         if a.wants("stalled") {
-            let slow = run(&|addr| {
-                let start = Instant::now();
-                let stalled = subscriber(addr, key, 1, load.2, None, start, false)?;
-                let (rate, _) = writers(addr, key, load.0, load.1, load.2, load.3)?;
-                stalled.ended.store(true, Ordering::Release); // now drain what was kept for it
-                while stalled.ended.load(Ordering::Acquire) {
-                    thread::sleep(Duration::from_millis(5)); // until the reader took the signal
-                }
-                let (records, subend) = (stalled.records.clone(), stalled.subend.clone());
-                finish(vec![stalled])?;
-                let got = records.load(Ordering::Acquire);
-                let ended = subend.load(Ordering::Acquire);
-                Ok(format!(
-                    "{rate:.0},\"subend\":{ended},\"records_kept\":{got}"
-                ))
-            })?;
+            // A send buffer of 4 MiB (64 by default) fills within the run, so the stalled
+            // subscriber's end is seen, not only the writers' rate beside it.
+            let slow = run_with(
+                &["--send-buffer-mib", &STALLED_SEND_BUFFER_MIB.to_string()],
+                &|addr| {
+                    let start = Instant::now();
+                    let stalled = subscriber(addr, key, 1, load.2, None, start, false)?;
+                    let (rate, _) = writers(addr, key, load.0, load.1, load.2, load.3)?;
+                    stalled.ended.store(true, Ordering::Release); // now drain what was kept for it
+                    while stalled.ended.load(Ordering::Acquire) {
+                        thread::sleep(Duration::from_millis(5)); // until the reader took the signal
+                    }
+                    let (records, subend) = (stalled.records.clone(), stalled.subend.clone());
+                    finish(vec![stalled])?;
+                    let got = records.load(Ordering::Acquire);
+                    let ended = subend.load(Ordering::Acquire);
+                    Ok(format!(
+                        "{rate:.0},\"subend\":{ended},\"records_kept\":{got}"
+                    ))
+                },
+            )?;
             println!(
-            "{{\"scenario\":\"subscribe-stalled\",\"mode\":\"{mode}\",\"ins_per_s_beside_a_stalled_subscriber\":{slow}}}"
+            "{{\"scenario\":\"subscribe-stalled\",\"mode\":\"{mode}\",\"send_buffer_mib\":{STALLED_SEND_BUFFER_MIB},\"ins_per_s_beside_a_stalled_subscriber\":{slow},\"server_peak_rss_mib\":{:.1}}}",
+            peak.get() as f64 / (1024.0 * 1024.0)
         );
         }
     }
