@@ -1,26 +1,27 @@
-//! The client's connection: a blocking WebSocket (tungstenite over a std `TcpStream`) that
-//! authenticates with the `api-key` query parameter, waits for `ready`, and then carries
-//! requests that may be pipelined — several sent before the first answer is read. The server
-//! answers one connection's requests in order, so answers are matched against a FIFO of ids.
+//! The client's connection: a blocking WebSocket over a std `TcpStream` (framing in
+//! `frames.rs`, the upgrade in `handshake.rs`) that authenticates with the `api-key` query
+//! parameter, waits for `ready`, and then carries requests that may be pipelined — several sent
+//! before the first answer is read. The server answers one connection's requests in order, so
+//! answers are matched against a FIFO of ids. An answer is handed out in place in the read
+//! buffer, never copied.
 
+use super::frames::{self, FrameError, FrameReader, Kind, Masks};
+use super::handshake;
 use super::Error;
 use serde_json::Value;
 use std::collections::VecDeque;
+use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, Utf8Bytes, WebSocket};
 
 /// How long connecting, the handshake and the `ready` frame may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for one answer once connected (a guard against a server that went silent).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
-/// Most bytes asked of the socket per read. tungstenite zero-fills the part of its buffer a
-/// read may use before every read, so a large value costs a memset of that size per read
-/// even when the socket holds less; a large answer simply takes several reads.
-const READ_BUFFER: usize = 64 * 1024;
 /// Largest answer accepted (the server's own default limit is 256 MiB).
 const MAX_ANSWER: usize = 1024 * 1024 * 1024;
+/// Queued request bytes that are sent at once rather than held for the next flush.
+const SEND_BUFFER: usize = 128 * 1024;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -31,10 +32,13 @@ pub struct Target {
 }
 
 pub struct Client {
-    ws: WebSocket<TcpStream>,
+    stream: TcpStream,
+    reader: FrameReader,
+    /// Frames queued to be sent.
+    out: Vec<u8>,
+    masks: Masks,
     next_id: u64,
     pending: VecDeque<u64>,
-    unflushed: bool,
 }
 
 impl Client {
@@ -55,7 +59,7 @@ impl Client {
                 Err(e) => last = format!("cannot connect to {a}: {e}"),
             }
         }
-        let stream = stream.ok_or(Error::Connection(last))?;
+        let mut stream = stream.ok_or(Error::Connection(last))?;
         let setup = |e: std::io::Error| Error::Connection(e.to_string());
         stream.set_nodelay(true).map_err(setup)?;
         stream
@@ -64,37 +68,22 @@ impl Client {
         stream
             .set_write_timeout(Some(ANSWER_TIMEOUT))
             .map_err(setup)?;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .max_message_size(Some(MAX_ANSWER))
-            .max_frame_size(Some(MAX_ANSWER));
-        let (mut ws, _) =
-            tungstenite::client::client_with_config(url.as_str(), stream, Some(config)).map_err(
-                |e| match e {
-                    tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
-                        let body = resp
-                            .body()
-                            .as_deref()
-                            .map(|b| String::from_utf8_lossy(b).trim().to_string())
-                            .unwrap_or_default();
-                        Error::Connection(format!(
-                            "connection refused by the server: HTTP {} {body}",
-                            resp.status()
-                        ))
-                    }
-                    other => Error::Connection(format!("WebSocket handshake failed: {other}")),
-                },
-            )?;
-        wait_ready(&mut ws)?;
-        ws.get_ref()
-            .set_read_timeout(Some(ANSWER_TIMEOUT))
-            .map_err(setup)?;
-        Ok(Client {
-            ws,
+        let mut reader = FrameReader::new(MAX_ANSWER);
+        handshake::upgrade(&mut stream, &url, &mut reader)?;
+        let mut client = Client {
+            stream,
+            reader,
+            out: Vec::new(),
+            masks: Masks::new(),
             next_id: 1,
             pending: VecDeque::new(),
-            unflushed: false,
-        })
+        };
+        client.wait_ready()?;
+        client
+            .stream
+            .set_read_timeout(Some(ANSWER_TIMEOUT))
+            .map_err(setup)?;
+        Ok(client)
     }
 
     /// Requests sent whose answer has not been read yet.
@@ -113,7 +102,7 @@ impl Client {
         frame.push_str("\",\"data\":");
         super::output::push_json_str(&mut frame, data);
         frame.push('}');
-        self.send_frame(frame)
+        self.send_frame(&frame)
     }
 
     /// Like [`Client::send`] with the payload already escaped as the inside of a JSON string
@@ -127,74 +116,117 @@ impl Client {
         frame.push_str("\",\"data\":\"");
         frame.push_str(escaped);
         frame.push_str("\"}");
-        self.send_frame(frame)
+        self.send_frame(&frame)
     }
 
-    fn send_frame(&mut self, frame: String) -> Result<(), Error> {
-        self.ws
-            .write(Message::text(frame))
-            .map_err(|e| Error::Connection(format!("send failed: {e}")))?;
+    fn send_frame(&mut self, text: &str) -> Result<(), Error> {
+        let key = self.masks.next_key();
+        frames::push_masked(&mut self.out, frames::OP_TEXT_OUT, text.as_bytes(), key);
         self.pending.push_back(self.next_id);
         self.next_id += 1;
-        self.unflushed = true;
-        Ok(())
-    }
-
-    pub fn flush(&mut self) -> Result<(), Error> {
-        if self.unflushed {
-            self.ws
-                .flush()
-                .map_err(|e| Error::Connection(format!("send failed: {e}")))?;
-            self.unflushed = false;
+        if self.out.len() >= SEND_BUFFER {
+            self.flush()?;
         }
         Ok(())
     }
 
-    /// Reads the answer to the oldest request in flight and returns its text. An answer with
-    /// an `error` member is returned as that error.
-    pub fn recv(&mut self) -> Result<Utf8Bytes, Error> {
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if !self.out.is_empty() {
+            self.stream
+                .write_all(&self.out)
+                .map_err(|e| Error::Connection(format!("send failed: {e}")))?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The next text message, pings answered on the way, or the server's close (what to say
+    /// about a close depends on when it comes). `waiting_for` names the wait in a timeout.
+    fn next_text(&mut self, waiting_for: &str) -> Result<Next, Error> {
+        loop {
+            match self.reader.next() {
+                Ok(Some(f)) => match f.kind {
+                    Kind::Text => return Ok(Next::Text(f)),
+                    Kind::Ping => {
+                        let key = self.masks.next_key();
+                        let payload = self.reader.payload(&f).to_vec();
+                        frames::push_masked(&mut self.out, frames::OP_PONG, &payload, key);
+                        self.flush()?;
+                    }
+                    Kind::Pong => {}
+                    Kind::Close => {
+                        let close = frames::close_parts(self.reader.payload(&f))
+                            .map_err(frame_error)?
+                            .map(|(code, reason)| {
+                                (code, String::from_utf8_lossy(reason).into_owned())
+                            });
+                        return Ok(Next::Closed(close));
+                    }
+                },
+                Ok(None) => match self.reader.fill_from(&mut self.stream) {
+                    Ok(0) => return Ok(Next::Closed(None)),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        return Err(Error::Connection(format!(
+                            "timed out waiting for the server's {waiting_for}"
+                        )))
+                    }
+                    Err(e) => return Err(Error::Connection(format!("connection lost: {e}"))),
+                },
+                Err(e) => return Err(frame_error(e)),
+            }
+        }
+    }
+
+    /// Reads the answer to the oldest request in flight and returns its text (in place in the
+    /// read buffer). An answer with an `error` member is returned as that error.
+    pub fn recv(&mut self) -> Result<&str, Error> {
         self.flush()?;
         let want = self
             .pending
             .pop_front()
             .ok_or(Error::Internal("no request in flight"))?;
-        loop {
-            let msg = self.ws.read().map_err(read_error)?;
-            let text = match msg {
-                Message::Text(t) => t,
-                Message::Close(f) => {
-                    return Err(Error::Connection(match f {
-                        Some(f) => format!(
-                            "the server closed the connection: {} {}",
-                            u16::from(f.code),
-                            f.reason
-                        ),
-                        None => "the server closed the connection".into(),
-                    }))
-                }
-                Message::Binary(_) => {
-                    return Err(Error::Server(
-                        "unexpected binary frame from the server".into(),
-                    ))
-                }
-                _ => continue,
-            };
-            check_answer(&text, want)?;
-            return Ok(text);
-        }
+        let f = match self.next_text("answer")? {
+            Next::Text(f) => f,
+            Next::Closed(close) => {
+                return Err(Error::Connection(match close {
+                    Some((code, reason)) => {
+                        format!("the server closed the connection: {code} {reason}")
+                    }
+                    None => "the server closed the connection".into(),
+                }))
+            }
+        };
+        let text = std::str::from_utf8(self.reader.payload(&f))
+            .map_err(|_| Error::Server("an answer that is not UTF-8".into()))?;
+        check_answer(text, want)?;
+        Ok(text)
     }
 
     /// One request, its answer parsed.
     pub fn call(&mut self, kind: &str, payload: &Value) -> Result<Value, Error> {
         self.send(kind, &payload.to_string())?;
         let text = self.recv()?;
-        serde_json::from_str(&text)
+        serde_json::from_str(text)
             .map_err(|e| Error::Server(format!("invalid answer from the server: {e}")))
     }
 
+    /// Sends a close frame (normal closure); the server's answer is not waited for.
     pub fn close(mut self) {
-        let _ = self.ws.close(None);
-        let _ = self.ws.flush();
+        let key = self.masks.next_key();
+        frames::push_masked(
+            &mut self.out,
+            frames::OP_CLOSE_OUT,
+            &1000u16.to_be_bytes(),
+            key,
+        );
+        let _ = self.flush();
     }
 
     /// Closes the main connection of a transfer and all its workers.
@@ -203,6 +235,43 @@ impl Client {
         for w in workers {
             w.close();
         }
+    }
+
+    fn wait_ready(&mut self) -> Result<(), Error> {
+        let f = match self.next_text("ready message")? {
+            Next::Text(f) => f,
+            Next::Closed(Some((_, reason))) => {
+                return Err(Error::Connection(format!(
+                    "authentication failed: {reason}"
+                )))
+            }
+            Next::Closed(None) => {
+                return Err(Error::Connection("the server closed the connection".into()))
+            }
+        };
+        let v: Value = serde_json::from_slice(self.reader.payload(&f))
+            .map_err(|_| Error::Server("the server's first message is not JSON".into()))?;
+        if v["type"] == "ready" {
+            return Ok(());
+        }
+        Err(Error::Server(format!(
+            "expected a ready message, got {}",
+            String::from_utf8_lossy(self.reader.payload(&f))
+        )))
+    }
+}
+
+/// What [`Client::next_text`] met.
+enum Next {
+    Text(frames::Frame),
+    /// The server's close frame (its code and reason, if any), or the end of the stream.
+    Closed(Option<(u16, String)>),
+}
+
+fn frame_error(e: FrameError) -> Error {
+    match e {
+        FrameError::Binary => Error::Server(e.to_string()),
+        other => Error::Connection(format!("connection lost: {other}")),
     }
 }
 
@@ -217,20 +286,6 @@ pub fn escape_token(out: &mut String, json: &str) {
         rest = &rest[i + 1..];
     }
     out.push_str(rest);
-}
-
-fn read_error(e: tungstenite::Error) -> Error {
-    Error::Connection(match e {
-        tungstenite::Error::Io(io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ) =>
-        {
-            "timed out waiting for the server's answer".into()
-        }
-        other => format!("connection lost: {other}"),
-    })
 }
 
 /// Checks the id of an answer and turns an `error` member into an error. Only the start of the
@@ -264,45 +319,6 @@ fn check_answer(text: &str, want: u64) -> Result<(), Error> {
             "answer for request {id} arrived while waiting for {want}"
         ))),
         None => Err(Error::Server("answer without an id".into())),
-    }
-}
-
-fn wait_ready(ws: &mut WebSocket<TcpStream>) -> Result<(), Error> {
-    loop {
-        let msg = ws.read().map_err(|e| match e {
-            tungstenite::Error::Io(io)
-                if matches!(
-                    io.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                Error::Connection("timed out waiting for the server's ready message".into())
-            }
-            other => Error::Connection(format!("connection lost before ready: {other}")),
-        })?;
-        match msg {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(t.as_str())
-                    .map_err(|_| Error::Server("the server's first message is not JSON".into()))?;
-                if v["type"] == "ready" {
-                    return Ok(());
-                }
-                return Err(Error::Server(format!(
-                    "expected a ready message, got {}",
-                    t.as_str()
-                )));
-            }
-            Message::Close(Some(f)) => {
-                return Err(Error::Connection(format!(
-                    "authentication failed: {}",
-                    f.reason
-                )));
-            }
-            Message::Close(None) => {
-                return Err(Error::Connection("the server closed the connection".into()))
-            }
-            _ => continue,
-        }
     }
 }
 

@@ -144,7 +144,7 @@ pub fn list_documents(client: &mut Client, col: &str) -> Result<Vec<(String, i64
     }
     client.send("qry", &json!({"col": col, "ts": i64::MAX}).to_string())?;
     let text = client.recv()?;
-    let answer: Answer = serde_json::from_str(&text)
+    let answer: Answer = serde_json::from_str(text)
         .map_err(|e| Error::Server(format!("invalid answer to qry: {e}")))?;
     Ok(answer
         .records
@@ -303,9 +303,7 @@ fn export_docs(
         let fail = |doc: &str, e: Error| e.context(format!("export document {doc}"));
         let text = client.recv().map_err(|e| fail(&a.doc, e))?;
         lines.clear();
-        let got =
-            page::append_lines(&text, &a.doc_part, &mut lines).map_err(|e| fail(&a.doc, e))?;
-        drop(text);
+        let got = page::append_lines(text, &a.doc_part, &mut lines).map_err(|e| fail(&a.doc, e))?;
         a.file
             .write_all(&lines)
             .map_err(|e| fail(&a.doc, Error::Write(e)))?;

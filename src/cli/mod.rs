@@ -14,6 +14,8 @@ mod conn;
 mod error;
 mod export;
 mod files_ahead;
+mod frames;
+mod handshake;
 mod import;
 mod legacy;
 mod output;
