@@ -10,7 +10,7 @@
 //! know) is decoded with serde_json instead, which also reports what is wrong with it.
 
 use super::output::go_escape_into;
-use super::scan::string_token;
+use super::scan::{leading_digits, token_len};
 use super::Error;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -49,60 +49,75 @@ pub fn append_lines(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Result<
 }
 
 /// The one-pass reader: `None` as soon as the answer is not in the expected shape (what it
-/// appended so far is then to be dropped). Timestamps are taken as digits (a negative one
+/// appended so far is then to be dropped). Two copies per record: the doc part, and the
+/// answer's bytes between two timestamps' ends. Timestamps are taken as digits (a negative one
 /// sends the answer to the decoder); only the largest is turned into a number.
 fn scan_answer(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Option<Page> {
-    let rest = answer.strip_prefix("{\"id\":")?;
-    let (_, rest, _) = string_token(rest)?;
-    let mut rest = rest.strip_prefix(",\"records\":[")?;
-    if rest == "]}" {
+    let bytes = answer.as_bytes();
+    let rest = literal(bytes, b"{\"id\":")?;
+    let (id_len, _) = token_len(rest)?;
+    let mut rest = literal(rest.get(id_len..)?, b",\"records\":[")?;
+    if rest == b"]}" {
         return Some(Page {
             records: 0,
             last_ts: None,
         });
     }
     out.reserve(rest.len() + rest.len() / 2);
+    // Where a piece of the answer that runs to its end starts in it.
+    let at = |piece: &[u8]| bytes.len() - piece.len();
+    // The answer is copied in runs from one record's timestamp to the next one's: the run
+    // holds `,"data":"…"}`, the comma between the records (made the newline) and `{"ts":N`;
+    // the doc part goes between runs. Up to here the answer is copied.
+    let mut copied = at(rest);
     let mut records = 0;
-    let mut largest = "";
+    let mut largest: &[u8] = b"";
     loop {
-        // `{"ts":N` is copied as it is, then the doc part, then `,"data":"…"}` as it is.
-        let record = rest;
+        let record = at(rest);
         let (ts, after_ts) = digits(literal(rest, b"{\"ts\":")?)?;
-        let ts_end = record.len() - after_ts.len();
-        let (data, after_data, special) = string_token(literal(after_ts, b",\"data\":")?)?;
-        let after = literal(after_data, b"}")?;
-        out.extend_from_slice(&record.as_bytes()[..ts_end]);
-        out.extend_from_slice(doc_part);
-        if special {
-            out.extend_from_slice(b",\"data\":");
-            go_escape_into(data.as_bytes(), out);
-            out.push(b'}');
-        } else {
-            let end = record.len() - after.len();
-            out.extend_from_slice(&record.as_bytes()[ts_end..end]);
+        let ts_end = at(after_ts);
+        let data = literal(after_ts, b",\"data\":")?;
+        let (data_len, special) = token_len(data)?;
+        let after = literal(data.get(data_len..)?, b"}")?;
+        let run = out.len();
+        out.extend_from_slice(bytes.get(copied..ts_end)?);
+        if records > 0 {
+            // The comma before this record is in the run (`copied` is at most there).
+            *out.get_mut(run + (record - 1).checked_sub(copied)?)? = b'\n';
         }
-        out.push(b'\n');
+        out.extend_from_slice(doc_part);
+        copied = ts_end;
+        if special {
+            out.extend_from_slice(bytes.get(ts_end..at(data))?);
+            go_escape_into(data.get(..data_len)?, out);
+            out.push(b'}');
+            copied = at(after);
+        }
         records += 1;
         if larger(ts, largest) {
             largest = ts;
         }
         match literal(after, b",") {
             Some(next) => rest = next,
-            None if after == "]}" => break,
+            None if after == b"]}" => {
+                out.extend_from_slice(bytes.get(copied..at(after))?);
+                out.push(b'\n');
+                break;
+            }
             None => return None,
         }
     }
     Some(Page {
         records,
-        last_ts: Some(largest.parse().ok()?),
+        last_ts: Some(std::str::from_utf8(largest).ok()?.parse().ok()?),
     })
 }
 
 /// What follows `lit` at the start of `s`. The literals are a few bytes long and known when
 /// compiling, so this is a compare or two where `strip_prefix` calls `memcmp` per record.
 #[inline(always)]
-fn literal<'a, const N: usize>(s: &'a str, lit: &[u8; N]) -> Option<&'a str> {
-    let head = s.as_bytes().first_chunk::<N>()?;
+fn literal<'a, const N: usize>(s: &'a [u8], lit: &[u8; N]) -> Option<&'a [u8]> {
+    let head = s.first_chunk::<N>()?;
     if head == lit {
         s.get(N..)
     } else {
@@ -113,8 +128,7 @@ fn literal<'a, const N: usize>(s: &'a str, lit: &[u8; N]) -> Option<&'a str> {
 /// Whether the run of digits `a` spells a larger number than `b` (neither with a leading zero,
 /// so a longer run is larger).
 #[inline(always)]
-fn larger(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+fn larger(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return a.len() > b.len();
     }
@@ -135,14 +149,11 @@ fn larger(a: &str, b: &str) -> bool {
 
 /// The digits of a non-negative integer in JSON (no leading zero) at the start of `s`, and
 /// what follows them.
-fn digits(s: &str) -> Option<(&str, &str)> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while b.get(i).is_some_and(u8::is_ascii_digit) {
-        i += 1;
-    }
+#[inline(always)]
+fn digits(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = leading_digits(b);
     let valid = i == 1 || (i > 1 && b[0] != b'0');
-    valid.then(|| s.split_at(i))
+    valid.then(|| b.split_at(i))
 }
 
 /// The slow path: the answer decoded with serde_json, the lines written from the decoded
@@ -231,6 +242,49 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pass_reader_agrees_with_the_decoder() {
+        // Answers of 1 to 5 records, each record's data plain, with Go's specials, with
+        // escaped quotes or long, in every mix: the one-pass reader (which copies runs from
+        // one timestamp to the next) writes what the decoder writes.
+        let datas = [
+            r#""p""#,
+            r#""a<b&c>""#,
+            r#""{\"seq\":1,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"}""#,
+            "\"\u{2028}\"",
+            r#""""#,
+        ];
+        let mut checked = 0;
+        for n in 1..=5usize {
+            for mix in 0..datas.len().pow(n as u32) {
+                let mut answer = String::from(r#"{"id":"3","records":["#);
+                let mut m = mix;
+                for k in 0..n {
+                    if k > 0 {
+                        answer.push(',');
+                    }
+                    let data = datas[m % datas.len()];
+                    m /= datas.len();
+                    answer.push_str(&format!(r#"{{"ts":{},"data":{data}}}"#, 1000 + k * 7));
+                }
+                answer.push_str("]}");
+                let part = doc_part("doc&");
+                let mut fast = b"x".to_vec();
+                let page = scan_answer(&answer, &part, &mut fast).unwrap();
+                let mut slow = b"x".to_vec();
+                assert_eq!(decode_answer(&answer, &part, &mut slow).unwrap(), page);
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    String::from_utf8(slow).unwrap(),
+                    "{answer}"
+                );
+                assert_eq!(page.records, n);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 5 + 25 + 125 + 625 + 3125);
+    }
+
+    #[test]
     fn other_shapes_are_decoded_to_the_same_lines() {
         let fast = lines(
             r#"{"id":"7","records":[{"ts":1,"data":"x<"},{"ts":-4,"data":"y"}]}"#,
@@ -302,19 +356,19 @@ mod tests {
         for a in runs {
             for b in runs {
                 let numbers = a.parse::<u64>().unwrap() > b.parse::<u64>().unwrap();
-                assert_eq!(larger(a, b), numbers, "{a} > {b}");
+                assert_eq!(larger(a.as_bytes(), b.as_bytes()), numbers, "{a} > {b}");
             }
-            assert!(larger(a, ""), "{a}");
+            assert!(larger(a.as_bytes(), b""), "{a}");
         }
     }
 
     #[test]
     fn timestamps() {
-        assert_eq!(digits("12,"), Some(("12", ",")));
-        assert_eq!(digits("0}"), Some(("0", "}")));
-        assert_eq!(digits("012"), None);
-        assert_eq!(digits("-12"), None);
-        assert_eq!(digits("x"), None);
+        assert_eq!(digits(b"12,"), Some((&b"12"[..], &b","[..])));
+        assert_eq!(digits(b"0}"), Some((&b"0"[..], &b"}"[..])));
+        assert_eq!(digits(b"012"), None);
+        assert_eq!(digits(b"-12"), None);
+        assert_eq!(digits(b"x"), None);
         // The largest, in whatever order, and the limits of an i64.
         let (_, page) = lines(
             r#"{"id":"1","records":[{"ts":9,"data":"a"},{"ts":100,"data":"b"},{"ts":99,"data":"c"}]}"#,

@@ -7,38 +7,57 @@
 /// A JSON string token at the start of `s` (quotes included), what follows it, and whether it
 /// holds a byte that Go's encoder escapes (`<`, `>`, `&`, or the lead byte of U+2028/U+2029).
 pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
-    let b = s.as_bytes();
+    let (len, special) = token_len(s.as_bytes())?;
+    // The token ends with a quote, an ASCII byte, so `len` is a character boundary.
+    let (token, rest) = s.split_at_checked(len)?;
+    Some((token, rest, special))
+}
+
+/// [`string_token`] on bytes: the token's length and whether it holds a byte Go escapes.
+/// Inlined into the readers of whole answers and lines, which slice by lengths.
+#[inline(always)]
+pub fn token_len(b: &[u8]) -> Option<(usize, bool)> {
     if b.first() != Some(&b'"') {
         return None;
     }
     let mut special = false;
     let mut i = 1;
+    // 1 when the block before ended with a backslash that starts a two-byte escape: the
+    // block's first byte is then the escaped one.
+    let mut carry = 0;
     // A block at a time while a whole block is left (in an answer or a line the token is
     // nearly always followed by more text, so this is nearly every byte).
     while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<BLOCK>) {
         let m = Masks::of(block);
         let bs = m.backslash;
-        // The usual block: its escapes (if any) are two bytes each, none the last byte of the
-        // block, none escaping a backslash or starting `\u`. Then the escaped bytes are the ones
-        // after a backslash, and the token ends at the first quote that is not one of them —
-        // no byte looked at one by one.
-        if bs & ((bs << 1) | TOP) == 0 {
-            let escaped = bs << 1;
-            if escaped & !m.escapable == 0 {
-                let stop = (m.quote & !escaped) | m.control;
-                if stop == 0 {
-                    special |= m.special != 0;
-                    i += BLOCK;
-                    continue;
-                }
-                let k = stop.trailing_zeros();
-                if m.control >> k & 1 != 0 {
-                    return None;
-                }
-                special |= m.special & ((1 << k) - 1) != 0;
-                let end = i + k as usize;
-                return Some((&s[..=end], &s[end + 1..], special));
+        // The usual block: its escapes (if any) are escaped quotes, `\"` — what JSON text
+        // held in a string is full of. Then the escaped bytes are the ones after a backslash
+        // (the first one perhaps after the previous block's last byte), and the token ends at
+        // the first quote that is not one of them — no byte looked at one by one. Any other
+        // escape sends the block to the byte-by-byte reading below.
+        let escaped = (bs << 1 | carry) & FULL;
+        if escaped & !m.quote == 0 {
+            let stop = (m.quote & !escaped) | m.control;
+            if stop == 0 {
+                special |= m.special != 0;
+                carry = bs >> (BLOCK - 1);
+                i += BLOCK;
+                continue;
             }
+            let k = stop.trailing_zeros();
+            if m.control >> k & 1 != 0 {
+                return None;
+            }
+            special |= m.special & ((1 << k) - 1) != 0;
+            let end = i + k as usize;
+            return Some((end + 1, special));
+        }
+        if carry != 0 {
+            // An escape across the blocks' edge in an unusual block: read on from its
+            // backslash, which the code below checks (with no carry, so this is once).
+            i -= 1;
+            carry = 0;
+            continue;
         }
         // Otherwise the block's flagged bytes in turn, an escape passing over the bytes it
         // takes (even past the block) and checked as it goes.
@@ -52,7 +71,7 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
                 continue;
             }
             match CLASS[block[k] as usize] {
-                QUOTE => return Some((&s[..=i + k], &s[i + k + 1..], special)),
+                QUOTE => return Some((i + k + 1, special)),
                 ESCAPE => next = k + escape_len(b, i + k)?,
                 CONTROL => return None,
                 _ => special = true,
@@ -60,12 +79,14 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
         }
         i += next.max(BLOCK);
     }
+    // The escape the last block ended with, if any, is read again from its backslash.
+    i -= carry as usize;
     // The last few bytes, one at a time.
     loop {
         let c = *b.get(i)?;
         match CLASS[c as usize] {
             PLAIN => i += 1,
-            QUOTE => return Some((&s[..=i], &s[i + 1..], special)),
+            QUOTE => return Some((i + 1, special)),
             ESCAPE => i += escape_len(b, i)?,
             CONTROL => return None,
             _ => {
@@ -89,8 +110,8 @@ fn escape_len(b: &[u8], at: usize) -> Option<usize> {
 
 /// Bytes looked at together by [`Masks::of`].
 const BLOCK: usize = 16;
-/// The bit of the last byte of a block.
-const TOP: u32 = 1 << (BLOCK - 1);
+/// The bits of all the bytes of a block.
+const FULL: u32 = (1 << BLOCK) - 1;
 
 /// Which bytes of a block are what, bit `k` for byte `k`.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,8 +122,6 @@ struct Masks {
     control: u32,
     /// `<`, `>`, `&` and 0xE2 (see [`string_token`]).
     special: u32,
-    /// Bytes that may follow a backslash as a two-byte escape (`" \ / b f n r t`).
-    escapable: u32,
 }
 
 impl Masks {
@@ -134,7 +153,6 @@ impl Masks {
                 // A byte at most 0x1F is its own minimum with 0x1F.
                 control: bits(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v)),
                 special: bits(any(b"<>&\xE2")),
-                escapable: bits(any(b"\"\\/bfnrt")),
             }
         }
     }
@@ -148,7 +166,6 @@ impl Masks {
             backslash: 0,
             control: 0,
             special: 0,
-            escapable: 0,
         };
         for (k, &c) in block.iter().enumerate() {
             let bit = 1 << k;
@@ -159,12 +176,52 @@ impl Masks {
                 GO_SPECIAL => m.special |= bit,
                 _ => {}
             }
-            if b"\"\\/bfnrt".contains(&c) {
-                m.escapable |= bit;
-            }
         }
         m
     }
+}
+
+/// How many of the bytes at the start of `b` are ASCII digits, sixteen looked at at once.
+pub fn leading_digits(b: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<BLOCK>) {
+        let run = digit_run(block);
+        i += run;
+        if run < BLOCK {
+            return i;
+        }
+    }
+    i + b[i..].iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// The digits at the start of a block.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn digit_run(block: &[u8; BLOCK]) -> usize {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x,
+        _mm_sub_epi8,
+    };
+    let (lo, hi) = block.split_at(BLOCK / 2);
+    let half = |h: &[u8]| h.first_chunk().map_or(0, |c| i64::from_le_bytes(*c));
+    // SAFETY: as in `Masks::of`: SSE2 is enabled for the whole program where this compiles,
+    // and the intrinsics compute on values only.
+    let digits = unsafe {
+        let v = _mm_sub_epi8(
+            _mm_set_epi64x(half(hi), half(lo)),
+            _mm_set1_epi8(b'0' as i8),
+        );
+        // A digit is at most 9 once '0' is taken away (other bytes wrap past it).
+        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(9)), v)) as u32
+    };
+    (!digits).trailing_zeros() as usize
+}
+
+/// The same, a byte at a time.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn digit_run(block: &[u8; BLOCK]) -> usize {
+    block.iter().take_while(|c| c.is_ascii_digit()).count()
 }
 
 const PLAIN: u8 = 0;
@@ -322,6 +379,50 @@ mod tests {
     }
 
     #[test]
+    fn digit_runs() {
+        for len in 0..40 {
+            for after in ["", ",", "/", ":", "\u{0}", "\u{e9}", "a"] {
+                let text = format!("{}{after}x", "7".repeat(len));
+                let mut bytes = text.into_bytes();
+                bytes.pop();
+                assert_eq!(leading_digits(&bytes), len, "{bytes:?}");
+            }
+        }
+        // Every byte value in every place of a block.
+        for c in 0..=255u8 {
+            for at in 0..BLOCK + 3 {
+                let mut b = vec![b'5'; BLOCK * 2];
+                b[at] = c;
+                let want = if c.is_ascii_digit() { b.len() } else { at };
+                assert_eq!(leading_digits(&b), want, "{c:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_byte_escapes_across_block_edges() {
+        // A backslash as the last byte of a block escapes the next block's first byte: an
+        // escaped quote there does not end the token, an escaped `u` is read as `\u` with its
+        // digits, and a bad escape is refused; with more text after the token or none.
+        for at in 0..3 * BLOCK {
+            for (escape, valid) in [
+                ("\\\"", true),
+                ("\\n", true),
+                ("\\u00e9", true),
+                ("\\q", false),
+            ] {
+                for tail in ["", ",\"more\":\"0123456789abcdef0123456789abcdef\"}"] {
+                    let token = format!("\"{}{escape}{}\"", "y".repeat(at), "<".repeat(at % 3));
+                    let text = format!("{token}{tail}");
+                    let want = valid.then_some((token.as_str(), tail, at % 3 != 0));
+                    assert_eq!(string_token(&text), want, "{text:?}");
+                    assert_eq!(string_token(&text), reference(&text), "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn block_masks_agree_with_the_table() {
         for c in 0..=255u8 {
             for k in 0..BLOCK {
@@ -334,7 +435,6 @@ mod tests {
                     backslash: bit(class == ESCAPE),
                     control: bit(class == CONTROL),
                     special: bit(class == GO_SPECIAL),
-                    escapable: bit(escape_len(&[b'\\', c], 0) == Some(2)),
                 };
                 assert_eq!(Masks::of(&block), expected, "byte {c:#x} at {k}");
             }
