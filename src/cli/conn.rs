@@ -187,6 +187,13 @@ impl Client {
     /// Reads the answer to the oldest request in flight and returns its text (in place in the
     /// read buffer). An answer with an `error` member is returned as that error.
     pub fn recv(&mut self) -> Result<&str, Error> {
+        let bytes = self.recv_bytes()?;
+        std::str::from_utf8(bytes).map_err(|_| Error::Server("an answer that is not UTF-8".into()))
+    }
+
+    /// [`Client::recv`] without checking the whole answer as UTF-8, for a reader that checks
+    /// what it uses (the export's `page`).
+    pub fn recv_bytes(&mut self) -> Result<&[u8], Error> {
         self.flush()?;
         let want = self
             .pending
@@ -203,10 +210,9 @@ impl Client {
                 }))
             }
         };
-        let text = std::str::from_utf8(self.reader.payload(&f))
-            .map_err(|_| Error::Server("an answer that is not UTF-8".into()))?;
-        check_answer(text, want)?;
-        Ok(text)
+        let answer = self.reader.payload(&f);
+        check_answer(answer, want)?;
+        Ok(answer)
     }
 
     /// One request, its answer parsed.
@@ -292,12 +298,17 @@ pub fn escape_token(out: &mut String, json: &str) {
 /// answer is looked at for the id (the server writes it first); an answer that goes on with its
 /// `records` is not looked at further, others get a substring test for `"error"` first so that
 /// large answers are not parsed twice.
-fn check_answer(text: &str, want: u64) -> Result<(), Error> {
+fn check_answer(answer: &[u8], want: u64) -> Result<(), Error> {
     let expect = format!("{{\"id\":\"{want}\"");
-    if let Some(rest) = text.strip_prefix(&expect) {
-        let has_error = !rest.starts_with(",\"records\":")
-            && text.len() < 64 * 1024
-            && text.contains("\"error\"");
+    if let Some(rest) = answer.strip_prefix(expect.as_bytes()) {
+        if rest.starts_with(b",\"records\":") {
+            return Ok(());
+        }
+    }
+    let text = std::str::from_utf8(answer)
+        .map_err(|_| Error::Server("an answer that is not UTF-8".into()))?;
+    if text.starts_with(&expect) {
+        let has_error = text.len() < 64 * 1024 && text.contains("\"error\"");
         if !has_error {
             return Ok(());
         }

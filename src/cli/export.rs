@@ -301,7 +301,7 @@ fn export_docs(
             break;
         };
         let fail = |doc: &str, e: Error| e.context(format!("export document {doc}"));
-        let text = client.recv().map_err(|e| fail(&a.doc, e))?;
+        let text = client.recv_bytes().map_err(|e| fail(&a.doc, e))?;
         lines.clear();
         let got = page::append_lines(text, &a.doc_part, &mut lines).map_err(|e| fail(&a.doc, e))?;
         a.file

@@ -35,12 +35,14 @@ pub fn doc_part(doc: &str) -> Vec<u8> {
 
 /// Appends the archive lines of the records in `answer` to `out`; `doc_part` is what
 /// [`doc_part`] made for the document. On an error `out` is left as it was.
-pub fn append_lines(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Result<Page, Error> {
+pub fn append_lines(answer: &[u8], doc_part: &[u8], out: &mut Vec<u8>) -> Result<Page, Error> {
     let start = out.len();
     if let Some(page) = scan_answer(answer, doc_part, out) {
         return Ok(page);
     }
     out.truncate(start);
+    let answer = std::str::from_utf8(answer)
+        .map_err(|_| Error::Server("an answer that is not UTF-8".into()))?;
     let decoded = decode_answer(answer, doc_part, out);
     if decoded.is_err() {
         out.truncate(start);
@@ -52,10 +54,12 @@ pub fn append_lines(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Result<
 /// appended so far is then to be dropped). Two copies per record: the doc part, and the
 /// answer's bytes between two timestamps' ends. Timestamps are taken as digits (a negative one
 /// sends the answer to the decoder); only the largest is turned into a number.
-fn scan_answer(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Option<Page> {
-    let bytes = answer.as_bytes();
+fn scan_answer(bytes: &[u8], doc_part: &[u8], out: &mut Vec<u8>) -> Option<Page> {
     let rest = literal(bytes, b"{\"id\":")?;
-    let (id_len, _) = token_len(rest)?;
+    let (id_len, id_special) = token_len(rest)?;
+    if id_special {
+        return None;
+    }
     let mut rest = literal(rest.get(id_len..)?, b",\"records\":[")?;
     if rest == b"]}" {
         return Some(Page {
@@ -88,8 +92,12 @@ fn scan_answer(answer: &str, doc_part: &[u8], out: &mut Vec<u8>) -> Option<Page>
         out.extend_from_slice(doc_part);
         copied = ts_end;
         if special {
+            // Outside ASCII, or to be rewritten: checked as UTF-8 here (the answer is not
+            // checked as a whole; every other byte of it was found to be ASCII).
+            let token = data.get(..data_len)?;
+            std::str::from_utf8(token).ok()?;
             out.extend_from_slice(bytes.get(ts_end..at(data))?);
-            go_escape_into(data.get(..data_len)?, out);
+            go_escape_into(token, out);
             out.push(b'}');
             copied = at(after);
         }
@@ -198,7 +206,7 @@ mod tests {
 
     fn lines(answer: &str, doc: &str) -> Result<(String, Page), Error> {
         let mut out = b"before\n".to_vec();
-        let page = append_lines(answer, &doc_part(doc), &mut out)?;
+        let page = append_lines(answer.as_bytes(), &doc_part(doc), &mut out)?;
         let text = String::from_utf8(out).map_err(|_| Error::Internal("not UTF-8"))?;
         Ok((text, page))
     }
@@ -269,7 +277,7 @@ mod tests {
                 answer.push_str("]}");
                 let part = doc_part("doc&");
                 let mut fast = b"x".to_vec();
-                let page = scan_answer(&answer, &part, &mut fast).unwrap();
+                let page = scan_answer(answer.as_bytes(), &part, &mut fast).unwrap();
                 let mut slow = b"x".to_vec();
                 assert_eq!(decode_answer(&answer, &part, &mut slow).unwrap(), page);
                 assert_eq!(
@@ -323,10 +331,34 @@ mod tests {
         ] {
             let mut out = b"kept".to_vec();
             assert!(
-                append_lines(bad, &doc_part("d"), &mut out).is_err(),
+                append_lines(bad.as_bytes(), &doc_part("d"), &mut out).is_err(),
                 "{bad}"
             );
             assert_eq!(out, b"kept", "{bad}");
+        }
+    }
+
+    #[test]
+    fn bytes_outside_ascii_are_checked_as_utf8() {
+        // Valid text outside ASCII is copied as it is, in any block position.
+        for pad in 0..20 {
+            let data = format!("{}ñandú 東京 😀", "x".repeat(pad));
+            let answer = format!(r#"{{"id":"1","records":[{{"ts":5,"data":"{data}"}}]}}"#);
+            let mut out = Vec::new();
+            append_lines(answer.as_bytes(), &doc_part("d"), &mut out).unwrap();
+            let want = format!("{{\"ts\":5,\"doc\":\"d\",\"data\":\"{data}\"}}\n");
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+        // A byte that is not UTF-8 in a record's data, or in the id, is refused.
+        for bad in [
+            &b"{\"id\":\"1\",\"records\":[{\"ts\":5,\"data\":\"ab\xff\"}]}"[..],
+            b"{\"id\":\"1\",\"records\":[{\"ts\":5,\"data\":\"\xc3\"}]}",
+            b"{\"id\":\"1\xe9\",\"records\":[]}",
+        ] {
+            let mut out = b"kept".to_vec();
+            let err = append_lines(bad, &doc_part("d"), &mut out).unwrap_err();
+            assert_eq!(err.to_string(), "an answer that is not UTF-8");
+            assert_eq!(out, b"kept");
         }
     }
 

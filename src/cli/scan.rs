@@ -5,7 +5,9 @@
 //! errors properly.
 
 /// A JSON string token at the start of `s` (quotes included), what follows it, and whether it
-/// holds a byte that Go's encoder escapes (`<`, `>`, `&`, or the lead byte of U+2028/U+2029).
+/// needs a closer look: it holds a byte Go's encoder escapes (`<`, `>`, `&`; U+2028 and U+2029
+/// are among) or any other byte outside ASCII, so a reader of raw bytes knows that a token
+/// without the flag is ASCII, valid UTF-8 with nothing to rewrite.
 pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
     let (len, special) = token_len(s.as_bytes())?;
     // The token ends with a quote, an ASCII byte, so `len` is a character boundary.
@@ -120,7 +122,7 @@ struct Masks {
     backslash: u32,
     /// Bytes up to 0x1F (never allowed raw in a string).
     control: u32,
-    /// `<`, `>`, `&` and 0xE2 (see [`string_token`]).
+    /// `<`, `>`, `&` and every byte from 0x80 (see [`string_token`]).
     special: u32,
 }
 
@@ -152,7 +154,8 @@ impl Masks {
                 backslash: bits(eq(b'\\')),
                 // A byte at most 0x1F is its own minimum with 0x1F.
                 control: bits(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v)),
-                special: bits(any(b"<>&\xE2")),
+                // The top bit of each byte is what `movemask` takes: the bytes from 0x80.
+                special: bits(any(b"<>&")) | bits(v),
             }
         }
     }
@@ -243,7 +246,11 @@ static CLASS: [u8; 256] = {
     t[b'<' as usize] = GO_SPECIAL;
     t[b'>' as usize] = GO_SPECIAL;
     t[b'&' as usize] = GO_SPECIAL;
-    t[0xE2] = GO_SPECIAL;
+    let mut c = 0x80;
+    while c <= 0xFF {
+        t[c] = GO_SPECIAL;
+        c += 1;
+    }
     t
 };
 
