@@ -9,6 +9,7 @@
 //! (JSON and tables).
 
 mod archive;
+mod avx2;
 mod commands;
 mod conn;
 mod error;

@@ -19,6 +19,30 @@ pub fn string_token(s: &str) -> Option<(&str, &str, bool)> {
 /// Inlined into the readers of whole answers and lines, which slice by lengths.
 #[inline(always)]
 pub fn token_len(b: &[u8]) -> Option<(usize, bool)> {
+    token_len_in(Sse2, b)
+}
+
+/// Classifies a block of `B` bytes at once (see [`Masks`]). A value of the type is what allows
+/// its instructions to run: [`Sse2`] always on x86-64, [`super::avx2::Avx2`] once detected.
+pub trait Lanes<const B: usize>: Copy {
+    fn masks(self, block: &[u8; B]) -> Masks;
+}
+
+/// Sixteen bytes at a time with SSE2 (byte by byte where there is none).
+#[derive(Clone, Copy)]
+pub struct Sse2;
+
+impl Lanes<BLOCK> for Sse2 {
+    #[inline(always)]
+    fn masks(self, block: &[u8; BLOCK]) -> Masks {
+        Masks::of(block)
+    }
+}
+
+/// [`token_len`] with blocks of `B` bytes classified by `lanes`.
+#[inline(always)]
+pub fn token_len_in<const B: usize, L: Lanes<B>>(lanes: L, b: &[u8]) -> Option<(usize, bool)> {
+    let full: u64 = (1 << B) - 1;
     if b.first() != Some(&b'"') {
         return None;
     }
@@ -29,21 +53,21 @@ pub fn token_len(b: &[u8]) -> Option<(usize, bool)> {
     let mut carry = 0;
     // A block at a time while a whole block is left (in an answer or a line the token is
     // nearly always followed by more text, so this is nearly every byte).
-    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<BLOCK>) {
-        let m = Masks::of(block);
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<B>) {
+        let m = lanes.masks(block);
         let bs = m.backslash;
         // The usual block: its escapes (if any) are escaped quotes, `\"` — what JSON text
         // held in a string is full of. Then the escaped bytes are the ones after a backslash
         // (the first one perhaps after the previous block's last byte), and the token ends at
         // the first quote that is not one of them — no byte looked at one by one. Any other
         // escape sends the block to the byte-by-byte reading below.
-        let escaped = (bs << 1 | carry) & FULL;
+        let escaped = (bs << 1 | carry) & full;
         if escaped & !m.quote == 0 {
             let stop = (m.quote & !escaped) | m.control;
             if stop == 0 {
                 special |= m.special != 0;
-                carry = bs >> (BLOCK - 1);
-                i += BLOCK;
+                carry = bs >> (B - 1);
+                i += B;
                 continue;
             }
             let k = stop.trailing_zeros();
@@ -79,7 +103,7 @@ pub fn token_len(b: &[u8]) -> Option<(usize, bool)> {
                 _ => special = true,
             }
         }
-        i += next.max(BLOCK);
+        i += next.max(B);
     }
     // The escape the last block ended with, if any, is read again from its backslash.
     i -= carry as usize;
@@ -112,18 +136,16 @@ fn escape_len(b: &[u8], at: usize) -> Option<usize> {
 
 /// Bytes looked at together by [`Masks::of`].
 const BLOCK: usize = 16;
-/// The bits of all the bytes of a block.
-const FULL: u32 = (1 << BLOCK) - 1;
 
 /// Which bytes of a block are what, bit `k` for byte `k`.
 #[derive(Debug, PartialEq, Eq)]
-struct Masks {
-    quote: u32,
-    backslash: u32,
+pub struct Masks {
+    pub quote: u64,
+    pub backslash: u64,
     /// Bytes up to 0x1F (never allowed raw in a string).
-    control: u32,
+    pub control: u64,
     /// `<`, `>`, `&` and every byte from 0x80 (see [`string_token`]).
-    special: u32,
+    pub special: u64,
 }
 
 impl Masks {
@@ -144,7 +166,7 @@ impl Masks {
         unsafe {
             let v = _mm_set_epi64x(hi, lo);
             let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-            let bits = |x| _mm_movemask_epi8(x) as u32;
+            let bits = |x| u64::from(_mm_movemask_epi8(x) as u16);
             let any = |cs: &[u8]| {
                 cs.iter()
                     .fold(_mm_set1_epi8(0), |acc, &c| _mm_or_si128(acc, eq(c)))
