@@ -159,10 +159,7 @@ fn respond(
     let cacheable = shared.answers.candidate(kind, &env.data);
     if let Some(c) = &cacheable {
         let max = shared.config.max_response_bytes;
-        if shared
-            .answers
-            .serve(&shared.store, &mut caller.handles, c, id, max, out)
-        {
+        if shared.answers.serve(c, id, max, out) {
             metrics::answer_cache::hit();
             return (Some(kind), Outcome::Served, Verdict::Continue);
         }
@@ -205,10 +202,7 @@ fn respond(
     match result {
         Ok(()) => {
             if let (Some(c), Some(before)) = (&cacheable, before) {
-                let (store, handles) = (&shared.store, &mut caller.handles);
-                shared
-                    .answers
-                    .remember(store, handles, c, before, &out[body..]);
+                shared.answers.remember(c, before, &out[body..]);
             }
             (Some(kind), Outcome::Served, Verdict::Continue)
         }
