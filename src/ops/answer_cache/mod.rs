@@ -25,7 +25,11 @@ use crate::store::{Handles, Stamp, Store, VersionRef};
 use bounded::{Bounded, Weigh};
 use parking_lot::Mutex;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 
+/// Bodies at least this long are handed out by reference (queued without a copy, see
+/// `server/conn.rs`); shorter ones are copied, which costs less than a piece of their own.
+pub const SHARE_AT: usize = 1024;
 /// The largest answer remembered (request and bookkeeping included).
 pub const MAX_ANSWER: usize = 64 * 1024;
 /// Shards of the cache, each with its own lock and its share of the budget.
@@ -57,7 +61,7 @@ struct Answer {
     version: VersionRef,
     stamp: Stamp,
     /// The answer after its id: `,"records":…}`.
-    body: Box<[u8]>,
+    body: Arc<[u8]>,
 }
 
 impl Weigh for Answer {
@@ -80,6 +84,16 @@ pub(crate) struct Candidate<'d> {
     /// The hash of `(slot, data)`: its middle bits pick the shard, and the shard's index
     /// takes it whole.
     hash: u64,
+}
+
+/// How [`AnswerCache::serve`] went.
+pub(crate) enum Served {
+    /// Nothing remembered is valid: compute the answer.
+    Miss,
+    /// The whole answer was written.
+    Copied,
+    /// The answer's head was written; these bytes are the rest of it.
+    Shared(Arc<[u8]>),
 }
 
 /// The version of a request's collection read before its answer was computed.
@@ -128,24 +142,29 @@ impl AnswerCache {
         &self.shards[((c.hash >> 32) % SHARDS as u64) as usize]
     }
 
-    /// Writes the remembered answer to `c` for request `id` at the end of `out` if there is one
-    /// and its collection is unchanged since (and it fits in `max` bytes, 0: no limit); `false`
-    /// (nothing written) otherwise.
-    pub fn serve(&self, c: &Candidate<'_>, id: &str, max: usize, out: &mut Vec<u8>) -> bool {
+    /// Answers `c` for request `id` from what is remembered, if there is an answer and its
+    /// collection is unchanged since (and it fits in `max` bytes, 0: no limit): its head is
+    /// written at the end of `out` and the rest copied after it or, when large, handed back
+    /// ([`Served::Shared`]) to be sent from where the cache keeps it. Nothing is written on a
+    /// [`Served::Miss`].
+    pub fn serve(&self, c: &Candidate<'_>, id: &str, max: usize, out: &mut Vec<u8>) -> Served {
         let Some(answer) = self.shard(c).lock().get(c.hash, c.slot, c.data) else {
-            return false;
+            return Served::Miss;
         };
         if !answer.version.is_still(answer.stamp) {
-            return false;
+            return Served::Miss;
         }
         let base = out.len();
         encode::begin(out, id);
-        out.extend_from_slice(&answer.body);
-        if max > 0 && out.len() - base > max {
+        if max > 0 && out.len() - base + answer.body.len() > max {
             out.truncate(base);
-            return false;
+            return Served::Miss;
         }
-        true
+        if answer.body.len() >= SHARE_AT {
+            return Served::Shared(answer.body.clone());
+        }
+        out.extend_from_slice(&answer.body);
+        Served::Copied
     }
 
     /// The version of the collection `req` reads, before its answer is computed (`None`: not
