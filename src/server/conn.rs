@@ -450,6 +450,19 @@ mod tests {
             let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
             (a, l.accept().unwrap().0)
         };
+        // A small send buffer: the queue leaves in many partial writes.
+        let size: libc::c_int = 16 * 1024;
+        // SAFETY: `size` is a valid c_int for the duration of the call, on a live socket.
+        let set = unsafe {
+            libc::setsockopt(
+                a.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
         let mut expected = Vec::new();
         let mut conn = Conn::new(a);
         let mut copy = Conn::new(conn.socket().try_clone().unwrap());
@@ -474,6 +487,12 @@ mod tests {
             }
         }
         assert_eq!(conn.pending(), expected.len());
+        // Nobody reads yet: the socket takes part of the queue and the rest waits.
+        assert!(
+            !conn.write_some().unwrap(),
+            "the socket took the whole queue"
+        );
+        assert!(conn.pending() > 0 && conn.pending() < expected.len());
         let reader = std::thread::spawn(move || {
             let mut got = Vec::new();
             let mut chunk = [0u8; 1000];
