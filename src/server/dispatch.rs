@@ -8,6 +8,7 @@ use super::Shared;
 use crate::auth::{authorize, KeyEntry};
 use crate::live::Subscriptions;
 use crate::metrics;
+use crate::ops::answer_cache::Served;
 use crate::ops::{self, Ctx, Log, MsgType, OpError};
 use crate::persist::Lsn;
 use crate::protocol::encode;
@@ -88,10 +89,26 @@ pub(crate) fn dispatch(
     text: &str,
     out: &mut Vec<u8>,
 ) -> Verdict {
+    let (verdict, tail) = dispatch_shared(shared, caller, text, out);
+    if let Some(tail) = tail {
+        out.extend_from_slice(&tail);
+    }
+    verdict
+}
+
+/// [`dispatch`], except that the reply may go on after `out` with bytes the answer cache keeps
+/// (returned, to be sent from there without a copy).
+pub(crate) fn dispatch_shared(
+    shared: &Shared,
+    caller: &mut Caller,
+    text: &str,
+    out: &mut Vec<u8>,
+) -> (Verdict, Option<Arc<[u8]>>) {
     let started = metrics::now();
     let base = out.len();
     let env = envelope::parse(text);
-    let (kind, outcome, verdict) = respond(shared, caller, &env, out);
+    let mut tail = None;
+    let (kind, outcome, verdict) = respond(shared, caller, &env, out, &mut tail);
     let id = match &env {
         Ok(env) => &*env.id,
         Err(e) => e.id.as_deref().unwrap_or(""),
@@ -103,12 +120,12 @@ pub(crate) fn dispatch(
         elapsed: started.until(metrics::now()),
         id,
         req_bytes: text.len(),
-        resp_bytes: out.len() - base,
+        resp_bytes: out.len() - base + tail.as_ref().map_or(0, |t| t.len()),
         conn: caller.id,
         ip: &caller.ip,
         name: caller.name.as_deref(),
     });
-    verdict
+    (verdict, tail)
 }
 
 fn respond(
@@ -116,6 +133,7 @@ fn respond(
     caller: &mut Caller,
     env: &Result<Envelope<'_>, EnvelopeError<'_>>,
     out: &mut Vec<u8>,
+    tail: &mut Option<Arc<[u8]>>,
 ) -> (Option<MsgType>, Outcome, Verdict) {
     let env = match env {
         Ok(env) => env,
@@ -159,14 +177,16 @@ fn respond(
     let cacheable = shared.answers.candidate(kind, &env.data);
     if let Some(c) = &cacheable {
         let max = shared.config.max_response_bytes;
-        if shared
-            .answers
-            .serve(&shared.store, &mut caller.handles, c, id, max, out)
-        {
-            metrics::answer_cache::hit();
-            return (Some(kind), Outcome::Served, Verdict::Continue);
+        match shared.answers.serve(c, id, max, out) {
+            Served::Miss => metrics::answer_cache::miss(),
+            served => {
+                if let Served::Shared(rest) = served {
+                    *tail = Some(rest);
+                }
+                metrics::answer_cache::hit();
+                return (Some(kind), Outcome::Served, Verdict::Continue);
+            }
         }
-        metrics::answer_cache::miss();
     }
     let req = match ops::decode(kind, &env.data) {
         Ok(req) => req,
@@ -205,10 +225,7 @@ fn respond(
     match result {
         Ok(()) => {
             if let (Some(c), Some(before)) = (&cacheable, before) {
-                let (store, handles) = (&shared.store, &mut caller.handles);
-                shared
-                    .answers
-                    .remember(store, handles, c, before, &out[body..]);
+                shared.answers.remember(c, before, &out[body..]);
             }
             (Some(kind), Outcome::Served, Verdict::Continue)
         }

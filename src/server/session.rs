@@ -286,8 +286,9 @@ impl Session<'_> {
 
     fn handle_text(&mut self, text: &str, conn: &mut Conn) -> Flow {
         let start = conn.begin_text();
-        let verdict = dispatch::dispatch(self.shared, &mut self.caller, text, conn.queue());
-        conn.end_text(start);
+        let (verdict, tail) =
+            dispatch::dispatch_shared(self.shared, &mut self.caller, text, conn.queue());
+        conn.end_text_with(start, tail);
         if conn.pending() > FLUSH_AT {
             if let Err(flow) = self.send(conn) {
                 return flow;

@@ -10,7 +10,7 @@ use super::lock;
 use super::patterns::Patterns;
 use super::retention::Limits;
 use super::series::{Series, SeriesError};
-use super::version::{ContentVersion, Stamp};
+use super::version::{Stamp, VersionRef};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -45,7 +45,7 @@ pub struct Collection {
     /// Document names selected by patterns, remembered per `doc_version` (see `patterns`).
     pub(super) patterns: Patterns,
     /// Moves on every change of what a read can answer (see `version`).
-    pub(super) content: ContentVersion,
+    pub(super) content: VersionRef,
     /// What appends under the read lock write.
     pub(super) shared: Shared,
     /// What readers of several documents write (see [`Collection::snapshot`]), on a line of
@@ -175,6 +175,11 @@ impl Collection {
     /// The content version now (`None` while an append is under way), for a cache of answers.
     pub fn content_stamp(&self) -> Option<Stamp> {
         self.content.stamp()
+    }
+
+    /// The content version itself, to check a stamp later without this collection's lock.
+    pub fn content_version(&self) -> &VersionRef {
+        &self.content
     }
 
     /// A view of the documents for a reader of several of them, under the read lock: quiet

@@ -18,7 +18,7 @@ pub use doc::{Current, InView, View};
 pub use patterns::DocNames;
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
-pub use version::Stamp;
+pub use version::{Stamp, VersionRef};
 
 use parking_lot::RwLock;
 use std::cell::Cell;
@@ -358,7 +358,7 @@ impl Store {
         let mut guard = handle.write();
         if guard.is_empty() {
             let _ = self.account(guard.held_bytes(), 0);
-            guard.content.bump();
+            guard.content.retire();
             guard.removed = true;
             drop(guard);
             map.remove(name);
@@ -379,7 +379,7 @@ impl Store {
         };
         let mut guard = handle.write();
         on_drop()?;
-        guard.content.bump();
+        guard.content.retire();
         map.remove(name);
         let trim = self.account(guard.held_bytes(), 0);
         guard.removed = true;

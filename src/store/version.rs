@@ -10,9 +10,17 @@
 //! that began meanwhile moves `begun` before it touches anything, so the second stamp differs.
 //!
 //! Each collection also gets a number of its own when it is made, so that a collection dropped
-//! and made again under the same name never matches a stamp of the one before.
+//! and made again under the same name never matches a stamp of the one before, and a removed
+//! collection's version is retired: it gives no stamp any more.
+//!
+//! The version is shared ([`VersionRef`]): a remembered answer keeps the version of the
+//! collection it read, so that checking it needs neither the store's map nor the collection's
+//! lock — three atomic loads. That is exact without the lock: every change moves `begun`
+//! before it touches anything (and before it is acknowledged), and a removal retires the
+//! version before the collection leaves the store.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Numbers of collections made so far in this process.
 static MADE: AtomicU64 = AtomicU64::new(0);
@@ -26,7 +34,12 @@ pub struct ContentVersion {
     begun: AtomicU64,
     /// Changes finished (never ahead of `begun`).
     done: AtomicU64,
+    /// The collection has left the store (see [`ContentVersion::retire`]).
+    retired: AtomicBool,
 }
+
+/// A collection's version, shared with the answers remembered from it.
+pub type VersionRef = Arc<ContentVersion>;
 
 impl Default for ContentVersion {
     fn default() -> Self {
@@ -34,6 +47,7 @@ impl Default for ContentVersion {
             made: MADE.fetch_add(1, Ordering::Relaxed),
             begun: AtomicU64::new(0),
             done: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
         }
     }
 }
@@ -58,20 +72,37 @@ impl Drop for Changing<'_> {
 impl ContentVersion {
     /// The version now, or `None` while a change is under way (an answer computed then may
     /// show it half made, or not at all: it must not be remembered).
+    /// Also `None` once the collection is retired.
     pub fn stamp(&self) -> Option<Stamp> {
         // `done` first: a change counted there was counted in `begun` before it.
         let done = self.done.load(Ordering::SeqCst);
         let begun = self.begun.load(Ordering::SeqCst);
-        (begun == done).then_some(Stamp {
+        if begun != done || self.retired.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(Stamp {
             made: self.made,
             changes: begun,
         })
     }
 
-    /// A change made under the collection's write lock (no reader sees it half made).
-    pub fn bump(&mut self) {
-        *self.begun.get_mut() += 1;
-        *self.done.get_mut() += 1;
+    /// Whether the version is still `stamp` (no change since, none under way, not retired):
+    /// what a remembered answer is checked with, without any lock.
+    pub fn is_still(&self, stamp: Stamp) -> bool {
+        self.stamp() == Some(stamp)
+    }
+
+    /// A change made under the collection's write lock (no reader sees it half made; a check
+    /// without the lock sees it from its start, as `begun` moves first).
+    pub fn bump(&self) {
+        self.begun.fetch_add(1, Ordering::SeqCst);
+        self.done.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The collection leaves the store: no stamp matches this version any more.
+    pub fn retire(&self) {
+        self.bump();
+        self.retired.store(true, Ordering::SeqCst);
     }
 
     /// Starts a change made while readers may run: call before touching anything.
@@ -88,7 +119,7 @@ mod tests {
 
     #[test]
     fn every_change_moves_the_stamp_and_none_is_given_while_one_is_under_way() {
-        let mut v = ContentVersion::default();
+        let v = ContentVersion::default();
         let first = v.stamp();
         assert!(first.is_some());
         assert_eq!(v.stamp(), first, "reading changes nothing");
@@ -103,6 +134,26 @@ mod tests {
         drop(nested);
         let third = v.stamp();
         assert!(third.is_some() && third != second && third != first);
+    }
+
+    #[test]
+    fn a_retired_version_gives_no_stamp_and_matches_none() {
+        let v = ContentVersion::default();
+        let Some(before) = v.stamp() else {
+            panic!("a fresh version gave no stamp")
+        };
+        assert!(v.is_still(before));
+        let changing = v.begin();
+        assert!(!v.is_still(before), "matched while a change was under way");
+        drop(changing);
+        assert!(!v.is_still(before), "matched after a change");
+        let Some(now) = v.stamp() else {
+            panic!("no stamp after the change ended")
+        };
+        assert!(v.is_still(now));
+        v.retire();
+        assert_eq!(v.stamp(), None);
+        assert!(!v.is_still(now), "a retired version matched its last stamp");
     }
 
     #[test]

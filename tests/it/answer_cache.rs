@@ -403,3 +403,60 @@ fn a_remembered_answer_under_a_long_id_still_keeps_the_response_limit() {
         "served from the cache past the limit"
     );
 }
+
+/// Answers of 1 KiB and more are sent from the cache by reference, between frames copied into
+/// the connection's queue: pipelined requests (large and small answers, a hit whose frame needs
+/// the 8-byte length because of a long id) arrive byte for byte as the uncached twin sends them.
+#[test]
+fn large_answers_sent_from_the_cache_arrive_whole_and_in_order_when_pipelined() {
+    let mut t = Twins::start();
+    let payload = format!("{{\"pad\":\"{}\"}}", "y".repeat(280));
+    let records: Vec<(String, i64, String)> = (1..=180)
+        .map(|ts| ("big".to_string(), ts, payload.clone()))
+        .collect();
+    ins(&mut t, &records);
+    let big = json!({"col": "c", "doc": "big", "to": i64::MAX});
+    let small = json!({"col": "c", "doc": "big", "to": i64::MAX, "limit": 1});
+    let long_id = format!("long\"{}", "i".repeat(12_000));
+    let frames: Vec<String> = [
+        ("a", "qdoc", &big),
+        ("b", "qdoc", &big),
+        ("c", "qdoc", &small),
+        ("d", "qdoc", &small),
+        (long_id.as_str(), "qdoc", &big),
+        ("e", "qry", &json!({"col": "c", "ts": i64::MAX})),
+        ("f", "qdoc", &big),
+    ]
+    .iter()
+    .map(|(id, ty, data)| json!({"id": id, "type": ty, "data": data.to_string()}).to_string())
+    .collect();
+    let before = counter(&t.cached, HITS);
+    let answers = |c: &mut Client| -> Vec<String> {
+        for f in &frames {
+            c.send_text(f);
+        }
+        (0..frames.len())
+            .map(|_| match c.next_frame() {
+                Frame::Text(t) => t,
+                other => panic!("expected an answer, got {}", other.describe()),
+            })
+            .collect()
+    };
+    let cached = answers(&mut t.a);
+    let plain = answers(&mut t.b);
+    for (i, (c, p)) in cached.iter().zip(&plain).enumerate() {
+        assert!(c == p, "answer {i} differs from the uncached twin's");
+        assert!(!c.contains("\"error\""), "answer {i}: {c}");
+    }
+    assert!(
+        cached[0].len() > 50_000,
+        "the large answer is only {} bytes",
+        cached[0].len()
+    );
+    assert!(
+        cached[4].len() > u16::MAX as usize,
+        "the long-id answer fits 16 bits"
+    );
+    // b, d, the long id and f were hits (a and c were computed, then remembered).
+    assert_eq!(counter(&t.cached, HITS) - before, 4.0);
+}

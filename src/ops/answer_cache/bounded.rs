@@ -4,10 +4,15 @@
 //! hand last passed survives a sweep; one nobody asked for goes first. A hit only sets a bit
 //! (no reordering), so hits stay cheap.
 //!
-//! Entries are found by a kind (a small number) and a text; the value is shared (`Arc`) so a
-//! hit copies it outside the lock that guards this map.
+//! Entries are found by a kind (a small number) and a text, through a hash of both that the
+//! caller computes once (it also picks the shard, see `mod.rs`): the index maps that hash to
+//! a place in the ring, and a lookup compares the kind and text stored there, so a hash
+//! collision is a miss, never a wrong answer. Two keys with one hash cannot both be held: the
+//! newer replaces the older. The value is shared (`Arc`) so a hit copies it outside the lock
+//! that guards this map.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 /// Bytes counted for an entry besides its text and value: map and ring slots, allocation
@@ -20,17 +25,40 @@ pub trait Weigh {
     fn bytes(&self) -> usize;
 }
 
+/// Hashes a `u64` that is already a hash by taking it as it is.
+#[derive(Default)]
+pub struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 struct Slot<V> {
+    hash: u64,
     kind: usize,
-    key: Arc<str>,
+    key: Box<str>,
     value: Arc<V>,
     used: bool,
     cost: usize,
 }
 
-/// The map. `KINDS` is the number of kinds (each has its own index).
+/// The map. `KINDS` is the number of kinds.
 pub struct Bounded<V, const KINDS: usize> {
-    index: [HashMap<Arc<str>, usize>; KINDS],
+    /// The place of each entry in `slots`, by the hash of its kind and key.
+    index: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
     /// The ring the hand sweeps; `None`: a free place (listed in `free`).
     slots: Vec<Option<Slot<V>>>,
     free: Vec<usize>,
@@ -43,7 +71,7 @@ impl<V: Weigh, const KINDS: usize> Bounded<V, KINDS> {
     /// An empty map that holds at most `budget` bytes (by [`Bounded::cost`]).
     pub fn new(budget: usize) -> Self {
         Bounded {
-            index: std::array::from_fn(|_| HashMap::new()),
+            index: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             hand: 0,
@@ -68,10 +96,13 @@ impl<V: Weigh, const KINDS: usize> Bounded<V, KINDS> {
         self.slots.len() - self.free.len()
     }
 
-    /// The value of `(kind, key)`, marked used.
-    pub fn get(&mut self, kind: usize, key: &str) -> Option<Arc<V>> {
-        let &i = self.index.get(kind)?.get(key)?;
+    /// The value of `(kind, key)`, whose hash is `hash`, marked used.
+    pub fn get(&mut self, hash: u64, kind: usize, key: &str) -> Option<Arc<V>> {
+        let &i = self.index.get(&hash)?;
         let slot = self.slots.get_mut(i)?.as_mut()?;
+        if slot.kind != kind || *slot.key != *key {
+            return None;
+        }
         slot.used = true;
         Some(slot.value.clone())
     }
@@ -79,12 +110,13 @@ impl<V: Weigh, const KINDS: usize> Bounded<V, KINDS> {
     /// Remembers `value` under `(kind, key)`, replacing what was there, evicting entries until
     /// it fits; `false` (nothing remembered, the old entry gone) when it alone exceeds the
     /// budget. A new entry starts unused: it must be asked for again to outlive the next sweep.
-    pub fn insert(&mut self, kind: usize, key: &str, value: V) -> bool {
+    /// An entry of another key with the same hash is replaced too.
+    pub fn insert(&mut self, hash: u64, kind: usize, key: &str, value: V) -> bool {
         if kind >= KINDS {
             return false;
         }
         let cost = Self::cost(key, &value);
-        self.remove(kind, key);
+        self.remove(hash);
         if cost > self.budget {
             return false;
         }
@@ -93,10 +125,10 @@ impl<V: Weigh, const KINDS: usize> Bounded<V, KINDS> {
                 return false;
             }
         }
-        let key: Arc<str> = Arc::from(key);
         let slot = Slot {
+            hash,
             kind,
-            key: key.clone(),
+            key: key.into(),
             value: Arc::new(value),
             used: false,
             cost,
@@ -111,17 +143,16 @@ impl<V: Weigh, const KINDS: usize> Bounded<V, KINDS> {
                 self.slots.len() - 1
             }
         };
-        self.index[kind].insert(key, i);
+        self.index.insert(hash, i);
         self.bytes += cost;
         true
     }
 
-    /// Forgets `(kind, key)`.
-    pub fn remove(&mut self, kind: usize, key: &str) {
-        let Some(i) = self.index.get_mut(kind).and_then(|m| m.remove(key)) else {
-            return;
-        };
-        self.free_slot(i);
+    /// Forgets the entry whose hash is `hash`.
+    pub fn remove(&mut self, hash: u64) {
+        if let Some(i) = self.index.remove(&hash) {
+            self.free_slot(i);
+        }
     }
 
     fn free_slot(&mut self, i: usize) {
@@ -145,8 +176,8 @@ impl<V: Weigh, const KINDS: usize> Bounded<V, KINDS> {
                 slot.used = false;
                 continue;
             }
-            let (kind, key) = (slot.kind, slot.key.clone());
-            self.index[kind].remove(&*key);
+            let hash = slot.hash;
+            self.index.remove(&hash);
             self.free_slot(i);
             return true;
         }
@@ -169,6 +200,39 @@ mod tests {
         Bounded::new(n * (1 + 40 + ENTRY_OVERHEAD))
     }
 
+    /// The hash the cache would compute: any fixed function of kind and key does here.
+    fn hash(kind: usize, key: &str) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one((kind, key))
+    }
+
+    type Map = Bounded<Vec<u8>, 2>;
+
+    fn put(m: &mut Map, kind: usize, key: &str, v: Vec<u8>) -> bool {
+        m.insert(hash(kind, key), kind, key, v)
+    }
+
+    fn find(m: &mut Map, kind: usize, key: &str) -> Option<Arc<Vec<u8>>> {
+        m.get(hash(kind, key), kind, key)
+    }
+
+    fn forget(m: &mut Map, kind: usize, key: &str) {
+        m.remove(hash(kind, key))
+    }
+
+    #[test]
+    fn a_hash_shared_by_two_keys_never_answers_for_the_other() {
+        let mut m = room_for(4);
+        assert!(m.insert(7, 0, "a", value(1)));
+        assert_eq!(m.get(7, 0, "a").as_deref(), Some(&value(1)));
+        assert!(m.get(7, 0, "b").is_none(), "another key's entry answered");
+        assert!(m.get(7, 1, "a").is_none(), "another kind's entry answered");
+        assert!(m.insert(7, 1, "b", value(2)));
+        assert!(m.get(7, 0, "a").is_none(), "the replaced entry stayed");
+        assert_eq!(m.get(7, 1, "b").as_deref(), Some(&value(2)));
+        assert_eq!((m.len(), m.bytes()), (1, 41 + ENTRY_OVERHEAD));
+    }
+
     fn value(fill: u8) -> Vec<u8> {
         vec![fill; 40]
     }
@@ -177,14 +241,17 @@ mod tests {
     fn the_budget_holds_and_the_oldest_unused_entry_goes_first() {
         let mut m = room_for(3);
         for k in ["a", "b", "c"] {
-            assert!(m.insert(0, k, value(k.as_bytes()[0])));
+            assert!(put(&mut m, 0, k, value(k.as_bytes()[0])));
         }
         assert_eq!((m.len(), m.bytes()), (3, 3 * (41 + ENTRY_OVERHEAD)));
-        assert!(m.insert(0, "d", value(b'd')));
+        assert!(put(&mut m, 0, "d", value(b'd')));
         assert_eq!(m.len(), 3);
-        assert!(m.get(0, "a").is_none(), "the oldest unused entry stayed");
+        assert!(
+            find(&mut m, 0, "a").is_none(),
+            "the oldest unused entry stayed"
+        );
         for k in ["b", "c", "d"] {
-            assert_eq!(m.get(0, k).as_deref(), Some(&value(k.as_bytes()[0])));
+            assert_eq!(find(&mut m, 0, k).as_deref(), Some(&value(k.as_bytes()[0])));
         }
         assert!(m.bytes() <= 3 * (41 + ENTRY_OVERHEAD));
     }
@@ -193,24 +260,24 @@ mod tests {
     fn an_entry_used_since_the_hand_passed_survives_a_sweep() {
         let mut m = room_for(3);
         for k in ["a", "b", "c"] {
-            m.insert(0, k, value(0));
+            put(&mut m, 0, k, value(0));
         }
-        assert!(m.get(0, "a").is_some());
-        m.insert(0, "d", value(0));
-        assert!(m.get(0, "a").is_some(), "a used entry was evicted");
+        assert!(find(&mut m, 0, "a").is_some());
+        put(&mut m, 0, "d", value(0));
+        assert!(find(&mut m, 0, "a").is_some(), "a used entry was evicted");
         assert!(
-            m.get(0, "b").is_none(),
+            find(&mut m, 0, "b").is_none(),
             "b was not used and should have gone"
         );
         // Everything is used now but the new entry: it goes next.
         for k in ["a", "c", "d"] {
-            assert!(m.get(0, k).is_some());
+            assert!(find(&mut m, 0, k).is_some());
         }
-        m.insert(0, "e", value(0));
+        put(&mut m, 0, "e", value(0));
         assert_eq!(m.len(), 3);
         let left: Vec<bool> = ["a", "c", "d", "e"]
             .iter()
-            .map(|k| m.get(0, k).is_some())
+            .map(|k| find(&mut m, 0, k).is_some())
             .collect();
         assert_eq!(left.iter().filter(|&&x| x).count(), 3);
         assert!(
@@ -222,27 +289,27 @@ mod tests {
     #[test]
     fn kinds_are_separate_and_a_replacement_counts_once() {
         let mut m = room_for(4);
-        m.insert(0, "a", value(1));
-        m.insert(1, "a", value(2));
-        assert_eq!(m.get(0, "a").as_deref(), Some(&value(1)));
-        assert_eq!(m.get(1, "a").as_deref(), Some(&value(2)));
+        put(&mut m, 0, "a", value(1));
+        put(&mut m, 1, "a", value(2));
+        assert_eq!(find(&mut m, 0, "a").as_deref(), Some(&value(1)));
+        assert_eq!(find(&mut m, 1, "a").as_deref(), Some(&value(2)));
         let before = m.bytes();
-        m.insert(1, "a", value(3));
+        put(&mut m, 1, "a", value(3));
         assert_eq!((m.bytes(), m.len()), (before, 2));
-        assert_eq!(m.get(1, "a").as_deref(), Some(&value(3)));
-        m.remove(0, "a");
-        assert!(m.get(0, "a").is_none());
+        assert_eq!(find(&mut m, 1, "a").as_deref(), Some(&value(3)));
+        forget(&mut m, 0, "a");
+        assert!(find(&mut m, 0, "a").is_none());
         assert_eq!(m.len(), 1);
-        assert!(!m.insert(2, "a", value(0)), "a kind past KINDS");
+        assert!(!put(&mut m, 2, "a", value(0)), "a kind past KINDS");
     }
 
     #[test]
     fn an_entry_larger_than_the_budget_is_refused_and_replaces_nothing_stale() {
         let mut m = room_for(2);
-        m.insert(0, "a", value(1));
-        assert!(!m.insert(0, "a", vec![0; 10_000]));
+        put(&mut m, 0, "a", value(1));
+        assert!(!put(&mut m, 0, "a", vec![0; 10_000]));
         assert!(
-            m.get(0, "a").is_none(),
+            find(&mut m, 0, "a").is_none(),
             "the old answer outlived its replacement"
         );
         assert_eq!((m.len(), m.bytes()), (0, 0));
@@ -256,7 +323,7 @@ mod tests {
             let key = format!("{}", i % 10);
             // Keys of varying lengths: costs differ, the budget must hold anyway.
             let key = key.repeat(1 + i % 7);
-            assert!(m.insert(i % 2, &key, value(0)) || key.len() + 40 + ENTRY_OVERHEAD > budget);
+            assert!(put(&mut m, i % 2, &key, value(0)) || key.len() + 40 + ENTRY_OVERHEAD > budget);
             assert!(m.bytes() <= budget);
         }
         assert!(m.slots.len() <= 16 + 1, "the ring grew: {}", m.slots.len());

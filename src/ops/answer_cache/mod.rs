@@ -3,27 +3,33 @@
 //! cost one computation per change of the collection.
 //!
 //! An answer is remembered under its message type and the request's `data` as sent (the id
-//! left out), with the collection it read and that collection's content version
-//! ([`Stamp`], see `store/version.rs`) taken before it was computed; it is remembered only if
-//! the version is the same after. It is served only while the collection's version is still
+//! left out), with the content version of the collection it read ([`Stamp`], see
+//! `store/version.rs`) taken before it was computed; it is remembered only if the version is
+//! the same after. It is served only while the collection's version is still
 //! that one, so a served answer is byte for byte the one the server would compute now: the
 //! response head `{"id":…` is written for the request's own id and the remembered rest of the
 //! answer follows it. Error answers are never remembered.
 //!
 //! The cache holds at most `--answer-cache-mib` (split over shards, each behind its own lock
 //! and evicting by CLOCK, see [`bounded`]); one answer may take at most [`MAX_ANSWER`] bytes.
-//! A hit takes the shard's lock for a lookup and the collection's read lock for its version,
-//! never its write lock.
+//! The request is hashed once: the hash picks the shard and finds the entry in it. A hit
+//! takes the shard's lock for the lookup only; the collection's version is checked through the
+//! shared version the answer keeps (three atomic loads), without the store's map or the
+//! collection's lock.
 
 mod bounded;
 
 use super::{MsgType, Request};
 use crate::protocol::encode;
-use crate::store::{Handles, Stamp, Store};
+use crate::store::{Handles, Stamp, Store, VersionRef};
 use bounded::{Bounded, Weigh};
 use parking_lot::Mutex;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 
+/// Bodies at least this long are handed out by reference (queued without a copy, see
+/// `server/conn.rs`); shorter ones are copied, which costs less than a piece of their own.
+pub const SHARE_AT: usize = 1024;
 /// The largest answer remembered (request and bookkeeping included).
 pub const MAX_ANSWER: usize = 64 * 1024;
 /// Shards of the cache, each with its own lock and its share of the budget.
@@ -51,15 +57,16 @@ fn collection<'r>(req: &'r Request<'_>) -> Option<&'r str> {
 
 /// One remembered answer.
 struct Answer {
-    col: Box<str>,
+    /// The version of the collection it read, and what it was then.
+    version: VersionRef,
     stamp: Stamp,
     /// The answer after its id: `,"records":…}`.
-    body: Box<[u8]>,
+    body: Arc<[u8]>,
 }
 
 impl Weigh for Answer {
     fn bytes(&self) -> usize {
-        self.col.len() + self.body.len()
+        std::mem::size_of::<VersionRef>() + self.body.len()
     }
 }
 
@@ -74,11 +81,24 @@ pub(crate) struct AnswerCache {
 pub(crate) struct Candidate<'d> {
     slot: usize,
     data: &'d str,
+    /// The hash of `(slot, data)`: its middle bits pick the shard, and the shard's index
+    /// takes it whole.
+    hash: u64,
+}
+
+/// How [`AnswerCache::serve`] went.
+pub(crate) enum Served {
+    /// Nothing remembered is valid: compute the answer.
+    Miss,
+    /// The whole answer was written.
+    Copied,
+    /// The answer's head was written; these bytes are the rest of it.
+    Shared(Arc<[u8]>),
 }
 
 /// The version of a request's collection read before its answer was computed.
-pub(crate) struct Before<'r> {
-    col: &'r str,
+pub(crate) struct Before {
+    version: VersionRef,
     stamp: Stamp,
 }
 
@@ -108,81 +128,79 @@ impl AnswerCache {
         if self.shards.is_empty() {
             return None;
         }
+        let slot = kind_slot(kind)?;
         Some(Candidate {
-            slot: kind_slot(kind)?,
+            slot,
             data,
+            hash: self.hasher.hash_one((slot, data)),
         })
     }
 
     fn shard(&self, c: &Candidate<'_>) -> &Mutex<Bounded<Answer, KINDS>> {
-        let h = self.hasher.hash_one((c.slot, c.data));
-        &self.shards[(h % SHARDS as u64) as usize]
+        // Not the low bits (the index's buckets) nor the top ones (its tags): within a shard
+        // every hash shares the bits that picked it.
+        &self.shards[((c.hash >> 32) % SHARDS as u64) as usize]
     }
 
-    /// Writes the remembered answer to `c` for request `id` at the end of `out` if there is one
-    /// and its collection is unchanged since (and it fits in `max` bytes, 0: no limit); `false`
-    /// (nothing written) otherwise.
-    pub fn serve(
-        &self,
-        store: &Store,
-        handles: &mut Handles,
-        c: &Candidate<'_>,
-        id: &str,
-        max: usize,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        let Some(answer) = self.shard(c).lock().get(c.slot, c.data) else {
-            return false;
+    /// Answers `c` for request `id` from what is remembered, if there is an answer and its
+    /// collection is unchanged since (and it fits in `max` bytes, 0: no limit): its head is
+    /// written at the end of `out` and the rest copied after it or, when large, handed back
+    /// ([`Served::Shared`]) to be sent from where the cache keeps it. Nothing is written on a
+    /// [`Served::Miss`].
+    pub fn serve(&self, c: &Candidate<'_>, id: &str, max: usize, out: &mut Vec<u8>) -> Served {
+        let Some(answer) = self.shard(c).lock().get(c.hash, c.slot, c.data) else {
+            return Served::Miss;
         };
-        let now = store.read(handles, &answer.col, |col| col.content_stamp());
-        if now.flatten() != Some(answer.stamp) {
-            return false;
+        if !answer.version.is_still(answer.stamp) {
+            return Served::Miss;
         }
         let base = out.len();
         encode::begin(out, id);
-        out.extend_from_slice(&answer.body);
-        if max > 0 && out.len() - base > max {
+        if max > 0 && out.len() - base + answer.body.len() > max {
             out.truncate(base);
-            return false;
+            return Served::Miss;
         }
-        true
+        if answer.body.len() >= SHARE_AT {
+            return Served::Shared(answer.body.clone());
+        }
+        out.extend_from_slice(&answer.body);
+        Served::Copied
     }
 
     /// The version of the collection `req` reads, before its answer is computed (`None`: not
     /// one to remember — no such collection, or a change under way).
-    pub fn before<'r>(
+    pub fn before(
         &self,
         store: &Store,
         handles: &mut Handles,
-        req: &'r Request<'_>,
-    ) -> Option<Before<'r>> {
+        req: &Request<'_>,
+    ) -> Option<Before> {
         let col = collection(req)?;
-        let stamp = store.read(handles, col, |c| c.content_stamp())??;
-        Some(Before { col, stamp })
+        store.read(handles, col, |c| {
+            let version = c.content_version();
+            let stamp = version.stamp()?;
+            Some(Before {
+                version: version.clone(),
+                stamp,
+            })
+        })?
     }
 
     /// Remembers `body` (the answer after its id) as the answer to `c`, if the collection is
     /// still at the version `before` saw and the answer is not too large.
-    pub fn remember(
-        &self,
-        store: &Store,
-        handles: &mut Handles,
-        c: &Candidate<'_>,
-        before: Before<'_>,
-        body: &[u8],
-    ) {
-        if c.data.len() + before.col.len() + body.len() + bounded::ENTRY_OVERHEAD > MAX_ANSWER {
+    pub fn remember(&self, c: &Candidate<'_>, before: Before, body: &[u8]) {
+        let weight = std::mem::size_of::<VersionRef>() + body.len();
+        if c.data.len() + weight + bounded::ENTRY_OVERHEAD > MAX_ANSWER {
             return;
         }
-        let after = store.read(handles, before.col, |col| col.content_stamp());
-        if after.flatten() != Some(before.stamp) {
+        if !before.version.is_still(before.stamp) {
             return;
         }
         let answer = Answer {
-            col: before.col.into(),
+            version: before.version,
             stamp: before.stamp,
             body: body.into(),
         };
-        self.shard(c).lock().insert(c.slot, c.data, answer);
+        self.shard(c).lock().insert(c.hash, c.slot, c.data, answer);
     }
 }
