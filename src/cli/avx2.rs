@@ -97,6 +97,7 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::scan::tests::random_texts;
     use crate::cli::scan::{token_len_in, Sse2};
 
     /// The AVX2 value, or `None` (with a note) on a processor without it.
@@ -136,51 +137,19 @@ mod tests {
     #[test]
     fn tokens_agree_with_the_sse2_scan_across_block_edges() {
         let Some(avx2) = lanes() else { return };
-        // Random tokens of pieces that flag bytes (escapes of both lengths, a backslash pair,
-        // Go's specials, bytes outside ASCII, a control byte, bad escapes), a few blocks long,
-        // so that escapes straddle the edges of 16- and 32-byte blocks.
-        let pieces = [
-            "x",
-            "ab",
-            "\\\"",
-            "\\\\",
-            "\\u00e9",
-            "\\n",
-            "<",
-            "&",
-            "\u{2028}",
-            "é",
-            "\"",
-            "\\q",
-            "\n",
-            "\\u12",
+        let texts = random_texts(
+            0x9e37_79b9_7f4a_7c15,
+            48,
+            80,
             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-        ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut checked = 0;
-        for len in 0..48 {
-            for _ in 0..80 {
-                let mut token = String::from("\"");
-                for _ in 0..len {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    token.push_str(pieces[(seed % pieces.len() as u64) as usize]);
-                }
-                for tail in [
-                    "\"",
-                    "\",\"after\":\"0123456789abcdef0123456789abcdef\"}",
-                    "",
-                ] {
-                    let text = format!("{token}{tail}");
-                    let b = text.as_bytes();
-                    let want = token_len_in(Sse2, b);
-                    assert_eq!(avx2.run(|a| token_len_in(a, b)), want, "{text:?}");
-                    checked += 1;
-                }
-            }
+            "0123456789abcdef",
+        );
+        for text in &texts {
+            let b = text.as_bytes();
+            let want = token_len_in(Sse2, b);
+            assert_eq!(avx2.run(|a| token_len_in(a, b)), want, "{text:?}");
         }
-        assert_eq!(checked, 48 * 80 * 3);
+        assert_eq!(texts.len(), 48 * 80 * 3);
         // A backslash at every place, escaping a quote, a `u` with its digits or a bad byte.
         for at in 0..3 * BLOCK {
             for escape in ["\\\"", "\\u00e9", "\\q", "\\\\"] {

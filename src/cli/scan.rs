@@ -294,8 +294,42 @@ pub fn fast_line(line: &[u8]) -> Option<(i64, &str, &str)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::cli) mod tests {
     use super::*;
+
+    /// String tokens of random pieces that flag bytes (escapes of both lengths, a backslash
+    /// pair, Go's specials, bytes outside ASCII, a control byte, bad escapes, and the run
+    /// `long`), `per_len` of each length below `lens`, each alone, closed, and followed by more
+    /// text ending in `after`, so that escapes straddle the edges of the scans' blocks.
+    pub(in crate::cli) fn random_texts(
+        mut seed: u64,
+        lens: usize,
+        per_len: usize,
+        long: &str,
+        after: &str,
+    ) -> Vec<String> {
+        let pieces = [
+            "x", "ab", "\\\"", "\\\\", "\\u00e9", "\\n", "<", "&", "\u{2028}", "é", "\"", "\\q",
+            "\n", "\\u12", long,
+        ];
+        let mut texts = Vec::new();
+        for len in 0..lens {
+            for _ in 0..per_len {
+                let mut token = String::from("\"");
+                for _ in 0..len {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    token.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+                }
+                let more = format!("\",\"after\":\"0123456789abcdef{after}\"}}");
+                for tail in ["\"", more.as_str(), ""] {
+                    texts.push(format!("{token}{tail}"));
+                }
+            }
+        }
+        texts
+    }
 
     #[test]
     fn lines() {
@@ -359,42 +393,11 @@ mod tests {
         // Tokens made of pieces that flag bytes (escapes of both lengths, Go's specials, a
         // control byte, a bad escape), in every mix up to a few blocks long, each followed by
         // more text so that the block path reads them.
-        let pieces = [
-            "x",
-            "ab",
-            "\\\"",
-            "\\\\",
-            "\\u00e9",
-            "\\n",
-            "<",
-            "&",
-            "\u{2028}",
-            "é",
-            "\"",
-            "\\q",
-            "\n",
-            "\\u12",
-            "xxxxxxxxxxxxx",
-        ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut checked = 0;
-        for len in 0..40 {
-            for _ in 0..60 {
-                let mut token = String::from("\"");
-                for _ in 0..len {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    token.push_str(pieces[(seed % pieces.len() as u64) as usize]);
-                }
-                for tail in ["\"", "\",\"after\":\"0123456789abcdef0123456789\"}", ""] {
-                    let text = format!("{token}{tail}");
-                    assert_eq!(string_token(&text), reference(&text), "{text:?}");
-                    checked += 1;
-                }
-            }
+        let texts = random_texts(0x2545_f491_4f6c_dd1d, 40, 60, "xxxxxxxxxxxxx", "0123456789");
+        for text in &texts {
+            assert_eq!(string_token(text), reference(text), "{text:?}");
         }
-        assert_eq!(checked, 40 * 60 * 3);
+        assert_eq!(texts.len(), 40 * 60 * 3);
         // An escape that ends past its block: the scan goes on after it.
         for at in 0..BLOCK + 2 {
             let text = format!("\"{}\\u0041x\\\"\"{}", "y".repeat(at), "z".repeat(40));

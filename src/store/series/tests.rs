@@ -402,6 +402,15 @@ fn quoted_data_is_folded_and_a_steady_rate_costs_one_timestamp_varint() {
     assert_eq!(s.find(645), Err(64));
 }
 
+/// The bytes of every decoded block a series keeps, counted block by block.
+fn decoded_bytes(s: &Series) -> usize {
+    s.blocks
+        .iter()
+        .filter_map(|b| b.cache.get())
+        .map(|d| d.bytes())
+        .sum()
+}
+
 /// Blocks holding a decoded cache.
 fn cached_blocks(s: &Series) -> Vec<usize> {
     (0..s.blocks.len())
@@ -431,13 +440,7 @@ fn the_newest_sealed_blocks_stay_decoded_across_appends_only() {
     assert!(!cached_blocks(&s).is_empty());
     assert!(cached_blocks(&s).iter().all(|&bi| bi + TAIL_CACHED > last));
     let held = s.cache_bytes();
-    let sum: usize = s
-        .blocks
-        .iter()
-        .filter_map(|b| b.cache.get())
-        .map(|d| d.bytes())
-        .sum();
-    assert_eq!(held, sum);
+    assert_eq!(held, decoded_bytes(&s));
     // An append leaves sealed blocks alone: their caches stay, and answers are the same.
     s.insert(1001, "{\"seq\":1001}").unwrap();
     model.push((1001, "{\"seq\":1001}".into()));
@@ -460,13 +463,7 @@ fn the_newest_sealed_blocks_stay_decoded_across_appends_only() {
         let cached = cached_blocks(&s);
         assert!(cached.len() <= TAIL_CACHED, "{cached:?} at {ts}");
         assert!(cached.iter().all(|&bi| bi + TAIL_CACHED >= s.blocks.len()));
-        let sum: usize = s
-            .blocks
-            .iter()
-            .filter_map(|b| b.cache.get())
-            .map(|d| d.bytes())
-            .sum();
-        assert_eq!(s.cache_bytes(), sum);
+        assert_eq!(s.cache_bytes(), decoded_bytes(&s));
     }
     assert!(s.blocks.len() > last + 2);
     // A change of sealed history drops every cache.
