@@ -9,7 +9,7 @@
 //! checks for the daemon (skipping with a message when there is none, failing under `CI=true`),
 //! builds the image and runs this test with `FLUXIONDB_IMAGE` naming it.
 
-use crate::common::{wait_until, Client, MASTER};
+use crate::common::{wait_until, Client, Frame, MASTER};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -76,10 +76,25 @@ fn start(image: &str, name: &str, volume: &str) -> u16 {
     let mut last = String::new();
     let up = wait_until(Duration::from_secs(30), || {
         match Client::connect(port, &format!("/?api-key={MASTER}")) {
-            Ok(mut c) => {
-                c.expect_ready();
-                true
-            }
+            // While it recovers its data volume the server closes upgrades with 1013
+            // `recovering`: try again until it serves.
+            Ok(mut c) => match c.next_frame() {
+                Frame::Close(Some((1013, reason))) if reason == "recovering" => {
+                    last = "closed 1013 recovering".into();
+                    false
+                }
+                Frame::Text(t) => {
+                    let v: Value = serde_json::from_str(&t)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {t:?}"));
+                    assert_eq!(
+                        v,
+                        json!({"type":"ready","message":"Authentication successful"}),
+                        "first frame must be the ready frame"
+                    );
+                    true
+                }
+                other => panic!("expected the ready frame, got {}", other.describe()),
+            },
             Err(e) => {
                 last = e;
                 false
