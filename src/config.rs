@@ -191,8 +191,8 @@ pub enum Command {
     Client(crate::cli::ClientCommand),
     /// Rebuild a data folder from a backup (`--backup`), as of its newest state or of a time.
     Restore(crate::cli::restore::Args),
-    /// Exit 0 if the server on this machine answers a request, 1 if not (for container health
-    /// checks; reads SECRET_KEY and PORT like the server).
+    /// Exit 0 if the server on this machine is ready (`GET /readyz` answers 200), 1 if not, with
+    /// the server's reason (for container health checks; reads PORT like the server; no key).
     Healthcheck(crate::healthcheck::Args),
 }
 
