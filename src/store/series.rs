@@ -14,8 +14,8 @@
 //! Readers that walk many records use [`Series::scan`], which decodes each block once into a
 //! buffer of its own; [`Series::get`] on a sealed position decodes the block into a per-block
 //! cache that lives until the next change of the document (and is counted as held memory).
-//! The newest [`TAIL_CACHED`] sealed blocks are the exception: `scan` keeps them decoded in
-//! that cache (while the process holds less than `block::TAIL_BUDGET` of decoded blocks), and
+//! The newest `cache::TAIL_CACHED` sealed blocks are the exception: `scan` keeps them decoded in
+//! that cache (while the process holds less than `cache::TAIL_BUDGET` of decoded blocks), and
 //! appends, which leave sealed blocks alone, keep their caches. So a page of the newest
 //! records (`qdoc` with `reverse` and a `limit`), which reaches past the plain block into the
 //! newest sealed one or two, decodes them once rather than at every request.
@@ -30,6 +30,7 @@
 //! (a late record or a removal inside the first block) first re-seals that block without them.
 
 mod block;
+mod cache;
 mod parts;
 mod quotes;
 mod removal;
@@ -39,9 +40,9 @@ mod varint;
 
 use super::data::Data;
 use crate::text;
-use block::{Block, Cached, Decoded};
+use block::{Block, Decoded};
 use std::ops::{ControlFlow, Range};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 /// Why a record could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +56,6 @@ pub enum SeriesError {
 pub const SEAL_RECORDS: usize = 64;
 /// Data bytes that seal a plain block early (large records).
 pub const SEAL_BYTES: usize = 32 * 1024;
-/// Newest sealed blocks whose decoded form [`Series::scan`] keeps (a page of 100 records
-/// reaches into at most two).
-const TAIL_CACHED: usize = 2;
 /// A sealed block that grows past this many records (late records) is split in two.
 const SPLIT_RECORDS: usize = 2 * SEAL_RECORDS;
 
@@ -204,18 +202,6 @@ impl Series {
         self.cached(bi).get(i - self.blocks[bi].pos)
     }
 
-    /// Block `bi` decoded, from its cache (decoded into it first if need be).
-    fn cached(&self, bi: usize) -> &Decoded {
-        let b = &self.blocks[bi];
-        b.cache.get_or_init(|| {
-            let mut d = Decoded::default();
-            b.decode(&mut d);
-            let d = Cached::new(d);
-            self.cache_bytes.fetch_add(d.bytes(), Ordering::Relaxed);
-            d
-        })
-    }
-
     /// Index of the block holding sealed position `i`.
     fn block_of(&self, i: usize) -> usize {
         self.blocks
@@ -278,10 +264,9 @@ impl Series {
                 let b = &self.blocks[bi];
                 let lo = sealed.start.max(b.pos) - b.pos;
                 let hi = sealed.end.min(b.pos + b.count as usize) - b.pos;
-                let tail = bi + TAIL_CACHED >= self.blocks.len();
                 let d: &Decoded = match b.cache.get() {
                     Some(d) => d,
-                    None if tail && Cached::within_budget() => self.cached(bi),
+                    None if self.keeps_decoded(bi) => self.cached(bi),
                     None => {
                         b.decode(buf);
                         buf
@@ -361,52 +346,6 @@ impl Series {
         .filter(|&&c| c > 0)
         .count();
         plain + allocs * ALLOC_OVERHEAD + self.sealed_bytes
-    }
-
-    /// Bytes of decoded blocks cached by [`Series::get`] (written by readers, so not part of
-    /// [`Series::heap_bytes`], which only changes under the write lock; dropped at the
-    /// document's next change).
-    pub fn cache_bytes(&self) -> usize {
-        self.cache_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Drops the decoded caches (any change of sealed history).
-    fn drop_caches(&mut self) {
-        if *self.cache_bytes.get_mut() == 0 {
-            return;
-        }
-        for b in &mut self.blocks {
-            b.cache.take();
-        }
-        *self.cache_bytes.get_mut() = 0;
-    }
-
-    /// Drops the decoded caches but those of the newest [`TAIL_CACHED`] blocks (a change of
-    /// the plain block alone, which leaves sealed blocks as they are).
-    fn drop_caches_but_tail(&mut self) {
-        let held = *self.cache_bytes.get_mut();
-        if held == 0 {
-            return;
-        }
-        let tail = self.blocks.len().saturating_sub(TAIL_CACHED);
-        let tail_bytes: usize = self.blocks[tail..]
-            .iter()
-            .filter_map(|b| b.cache.get().map(|d| d.bytes()))
-            .sum();
-        if tail_bytes == held {
-            return;
-        }
-        for b in &mut self.blocks[..tail] {
-            b.cache.take();
-        }
-        *self.cache_bytes.get_mut() = tail_bytes;
-    }
-
-    /// Drops block `bi`'s cache.
-    fn drop_cache(&mut self, bi: usize) {
-        if let Some(d) = self.blocks.get_mut(bi).and_then(|b| b.cache.take()) {
-            *self.cache_bytes.get_mut() -= d.bytes();
-        }
     }
 
     /// Appends `data` to the arena; the entry for it, with `ts`.
@@ -591,10 +530,7 @@ impl Series {
         });
         block.pos = self.sealed;
         self.sealed += n;
-        // The block that leaves the newest few keeps no cache.
-        if let Some(bi) = (self.blocks.len() + 1).checked_sub(TAIL_CACHED + 1) {
-            self.drop_cache(bi);
-        }
+        self.drop_cache_leaving_tail();
         self.sealed_bytes += block.heap_bytes();
         if self.blocks.len() == self.blocks.capacity() {
             // Grow by a quarter: the block list of a large document stays within ~25 % slack.

@@ -1,5 +1,6 @@
 //! Unit tests of [`super::Series`] and its blocks.
 
+use super::cache::TAIL_CACHED;
 use super::*;
 
 fn all(s: &Series) -> Vec<(i64, String)> {
