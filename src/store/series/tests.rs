@@ -2,6 +2,7 @@
 
 use super::cache::TAIL_CACHED;
 use super::*;
+use std::ops::ControlFlow;
 
 fn all(s: &Series) -> Vec<(i64, String)> {
     s.iter().map(|(t, d)| (t, d.text().into_owned())).collect()
