@@ -2,6 +2,7 @@
 
 use super::cache::TAIL_CACHED;
 use super::*;
+use crate::text;
 use std::ops::ControlFlow;
 
 fn all(s: &Series) -> Vec<(i64, String)> {
