@@ -14,8 +14,8 @@
 //! Readers that walk many records use [`Series::scan`], which decodes each block once into a
 //! buffer of its own; [`Series::get`] on a sealed position decodes the block into a per-block
 //! cache that lives until the next change of the document (and is counted as held memory).
-//! The newest [`TAIL_CACHED`] sealed blocks are the exception: `scan` keeps them decoded in
-//! that cache (while the process holds less than `block::TAIL_BUDGET` of decoded blocks), and
+//! The newest `cache::TAIL_CACHED` sealed blocks are the exception: `scan` keeps them decoded in
+//! that cache (while the process holds less than `cache::TAIL_BUDGET` of decoded blocks), and
 //! appends, which leave sealed blocks alone, keep their caches. So a page of the newest
 //! records (`qdoc` with `reverse` and a `limit`), which reaches past the plain block into the
 //! newest sealed one or two, decodes them once rather than at every request.
@@ -30,18 +30,20 @@
 //! (a late record or a removal inside the first block) first re-seals that block without them.
 
 mod block;
+mod cache;
+mod insert;
 mod parts;
 mod quotes;
 mod removal;
+mod scan;
 #[cfg(test)]
 mod tests;
 mod varint;
 
 use super::data::Data;
-use crate::text;
-use block::{Block, Cached, Decoded};
-use std::ops::{ControlFlow, Range};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use block::Block;
+use std::ops::Range;
+use std::sync::atomic::AtomicUsize;
 
 /// Why a record could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +57,6 @@ pub enum SeriesError {
 pub const SEAL_RECORDS: usize = 64;
 /// Data bytes that seal a plain block early (large records).
 pub const SEAL_BYTES: usize = 32 * 1024;
-/// Newest sealed blocks whose decoded form [`Series::scan`] keeps (a page of 100 records
-/// reaches into at most two).
-const TAIL_CACHED: usize = 2;
 /// A sealed block that grows past this many records (late records) is split in two.
 const SPLIT_RECORDS: usize = 2 * SEAL_RECORDS;
 
@@ -120,19 +119,6 @@ impl Clone for Series {
             dead_bytes: self.dead_bytes,
         }
     }
-}
-
-thread_local! {
-    /// The decode buffer of [`Series::scan`].
-    static SCAN_BUF: std::rc::Rc<std::cell::RefCell<Decoded>> = Default::default();
-    /// Data being stored, escaped.
-    static ESCAPED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
-
-/// Capacity for a plain column that needs `need`: doubling up to the seal size, so a document
-/// reaches its steady buffers in a few steps and then keeps them.
-fn plain_capacity(cap: usize, need: usize, full: usize) -> usize {
-    need.max(cap * 2).max(4).min(full.max(need))
 }
 
 impl Series {
@@ -204,18 +190,6 @@ impl Series {
         self.cached(bi).get(i - self.blocks[bi].pos)
     }
 
-    /// Block `bi` decoded, from its cache (decoded into it first if need be).
-    fn cached(&self, bi: usize) -> &Decoded {
-        let b = &self.blocks[bi];
-        b.cache.get_or_init(|| {
-            let mut d = Decoded::default();
-            b.decode(&mut d);
-            let d = Cached::new(d);
-            self.cache_bytes.fetch_add(d.bytes(), Ordering::Relaxed);
-            d
-        })
-    }
-
     /// Index of the block holding sealed position `i`.
     fn block_of(&self, i: usize) -> usize {
         self.blocks
@@ -225,109 +199,6 @@ impl Series {
     fn data(&self, e: Entry) -> &str {
         let start = e.start as usize;
         &self.arena[start..start + e.len as usize]
-    }
-
-    /// Calls `f` with the records at `positions` (a range of positions, as [`Series::range`]
-    /// gives), oldest first or, with `reverse`, newest first, until it breaks. Each sealed
-    /// block in the way is decoded once, into a buffer of this call.
-    pub fn scan(
-        &self,
-        positions: Range<usize>,
-        reverse: bool,
-        mut f: impl FnMut(i64, Data<'_>) -> ControlFlow<()>,
-    ) {
-        let escaped = self.special;
-        self.scan_stored(positions, reverse, |ts, body| {
-            f(ts, Data::new(body, escaped))
-        });
-    }
-
-    /// [`Series::scan`] with the data as stored.
-    fn scan_stored(
-        &self,
-        positions: Range<usize>,
-        reverse: bool,
-        mut f: impl FnMut(i64, &str) -> ControlFlow<()>,
-    ) {
-        let Range { start, end } = positions;
-        let end = end.min(self.len());
-        let (start, end) = (start + self.dead, end + self.dead);
-        if start >= end {
-            return;
-        }
-        let plain = start.max(self.sealed)..end;
-        let sealed = start..end.min(self.sealed);
-        // One decode buffer per thread, kept between calls (a nested scan gets its own).
-        let mut own = Decoded::default();
-        let cell = SCAN_BUF.with(|c| c.clone());
-        let mut borrowed = if sealed.is_empty() {
-            None
-        } else {
-            cell.try_borrow_mut().ok()
-        };
-        let buf: &mut Decoded = match borrowed.as_deref_mut() {
-            Some(b) => b,
-            None => &mut own,
-        };
-        let mut blocks = |f: &mut dyn FnMut(i64, &str) -> ControlFlow<()>| {
-            if sealed.is_empty() {
-                return ControlFlow::Continue(());
-            }
-            let (first, last) = (self.block_of(sealed.start), self.block_of(sealed.end - 1));
-            let mut visit = |bi: usize| -> ControlFlow<()> {
-                let b = &self.blocks[bi];
-                let lo = sealed.start.max(b.pos) - b.pos;
-                let hi = sealed.end.min(b.pos + b.count as usize) - b.pos;
-                let tail = bi + TAIL_CACHED >= self.blocks.len();
-                let d: &Decoded = match b.cache.get() {
-                    Some(d) => d,
-                    None if tail && Cached::within_budget() => self.cached(bi),
-                    None => {
-                        b.decode(buf);
-                        buf
-                    }
-                };
-                if reverse {
-                    for i in (lo..hi).rev() {
-                        let (ts, data) = d.get(i);
-                        f(ts, data)?;
-                    }
-                } else {
-                    for i in lo..hi {
-                        let (ts, data) = d.get(i);
-                        f(ts, data)?;
-                    }
-                }
-                ControlFlow::Continue(())
-            };
-            if reverse {
-                (first..=last).rev().try_for_each(&mut visit)
-            } else {
-                (first..=last).try_for_each(&mut visit)
-            }
-        };
-        let plain_part = |f: &mut dyn FnMut(i64, &str) -> ControlFlow<()>| {
-            let it = plain.clone().map(|i| self.entries[i - self.sealed]);
-            if reverse {
-                it.rev().try_for_each(|e| f(e.ts, self.data(e)))
-            } else {
-                let mut it = it;
-                it.try_for_each(|e| f(e.ts, self.data(e)))
-            }
-        };
-        if reverse {
-            if plain_part(&mut f).is_continue() {
-                let _ = blocks(&mut f);
-            }
-        } else if blocks(&mut f).is_continue() {
-            let _ = plain_part(&mut f);
-        }
-        // A block of a few huge records does not stay in the thread's buffer.
-        if let Some(b) = borrowed.as_deref_mut() {
-            if b.data.capacity() > 256 * 1024 {
-                *b = Decoded::default();
-            }
-        }
     }
 
     /// Bytes held by the data arena, garbage included, and by sealed blocks.
@@ -363,195 +234,6 @@ impl Series {
         plain + allocs * ALLOC_OVERHEAD + self.sealed_bytes
     }
 
-    /// Bytes of decoded blocks cached by [`Series::get`] (written by readers, so not part of
-    /// [`Series::heap_bytes`], which only changes under the write lock; dropped at the
-    /// document's next change).
-    pub fn cache_bytes(&self) -> usize {
-        self.cache_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Drops the decoded caches (any change of sealed history).
-    fn drop_caches(&mut self) {
-        if *self.cache_bytes.get_mut() == 0 {
-            return;
-        }
-        for b in &mut self.blocks {
-            b.cache.take();
-        }
-        *self.cache_bytes.get_mut() = 0;
-    }
-
-    /// Drops the decoded caches but those of the newest [`TAIL_CACHED`] blocks (a change of
-    /// the plain block alone, which leaves sealed blocks as they are).
-    fn drop_caches_but_tail(&mut self) {
-        let held = *self.cache_bytes.get_mut();
-        if held == 0 {
-            return;
-        }
-        let tail = self.blocks.len().saturating_sub(TAIL_CACHED);
-        let tail_bytes: usize = self.blocks[tail..]
-            .iter()
-            .filter_map(|b| b.cache.get().map(|d| d.bytes()))
-            .sum();
-        if tail_bytes == held {
-            return;
-        }
-        for b in &mut self.blocks[..tail] {
-            b.cache.take();
-        }
-        *self.cache_bytes.get_mut() = tail_bytes;
-    }
-
-    /// Drops block `bi`'s cache.
-    fn drop_cache(&mut self, bi: usize) {
-        if let Some(d) = self.blocks.get_mut(bi).and_then(|b| b.cache.take()) {
-            *self.cache_bytes.get_mut() -= d.bytes();
-        }
-    }
-
-    /// Appends `data` to the arena; the entry for it, with `ts`.
-    fn push_data(&mut self, ts: i64, data: &str) -> Result<Entry, SeriesError> {
-        let limit = u32::MAX as usize;
-        if self.live_bytes + data.len() > limit {
-            return Err(SeriesError::DocumentTooLarge);
-        }
-        let free = self.arena.capacity() - self.arena.len();
-        if free < data.len() {
-            if self.garbage > 0 && self.garbage >= data.len() {
-                self.compact();
-            }
-            let free = self.arena.capacity() - self.arena.len();
-            if free < data.len() {
-                let need = self.arena.len() + data.len();
-                // Aim at the size of a full plain block, judged from the records so far.
-                let n = self.entries.len();
-                let full = if n >= 4 {
-                    let avg = (self.arena.len() - self.garbage) / n + 1;
-                    (avg * (SEAL_RECORDS + 1) * 17 / 16).max(need + need / 8)
-                } else {
-                    SEAL_BYTES
-                };
-                let want = plain_capacity(self.arena.capacity(), need, full.min(SEAL_BYTES + need));
-                self.arena.reserve_exact(want - self.arena.len());
-            }
-        }
-        if self.arena.len() + data.len() > limit {
-            self.compact();
-        }
-        let entry = Entry {
-            ts,
-            start: self.arena.len() as u32,
-            len: data.len() as u32,
-        };
-        self.arena.push_str(data);
-        self.live_bytes += data.len();
-        Ok(entry)
-    }
-
-    /// Inserts a record (its data as sent), replacing the data of an existing record with the
-    /// same timestamp. The data is stored escaped.
-    pub fn insert(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
-        if text::first_escape(data.as_bytes()).is_none() {
-            return self.insert_stored(ts, data);
-        }
-        self.special = true;
-        ESCAPED.with_borrow_mut(|body| {
-            body.clear();
-            text::escape_into_string(body, data);
-            let result = self.insert_stored(ts, body);
-            if body.capacity() > 64 * 1024 {
-                *body = String::new();
-            }
-            result
-        })
-    }
-
-    /// [`Series::insert`] of data already escaped.
-    fn insert_stored(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
-        let plain_first = self.entries.first().map(|e| e.ts);
-        let in_plain = match plain_first {
-            Some(first) => ts >= first || self.blocks.last().is_none_or(|b| b.last_ts < ts),
-            None => self.blocks.last().is_none_or(|b| b.last_ts < ts),
-        };
-        if !in_plain {
-            self.drop_caches();
-            return self.insert_sealed(ts, data);
-        }
-        self.drop_caches_but_tail();
-        let at = if self.entries.is_empty() || self.last_ts < ts {
-            self.entries.len()
-        } else {
-            match self.find_plain(ts) {
-                Ok(i) => {
-                    let old_len = self.entries[i].len as usize;
-                    if self.live_bytes - old_len + data.len() > u32::MAX as usize {
-                        return Err(SeriesError::DocumentTooLarge);
-                    }
-                    self.live_bytes -= old_len;
-                    self.garbage += old_len;
-                    self.entries[i] = self.push_data(ts, data)?;
-                    self.maybe_compact();
-                    return Ok(());
-                }
-                Err(i) => i,
-            }
-        };
-        let entry = self.push_data(ts, data)?;
-        self.push_entry(at, entry);
-        if self.entries.len() > SEAL_RECORDS
-            || (self.entries.len() > 1 && self.arena.len() - self.garbage > SEAL_BYTES)
-        {
-            self.seal_plain();
-        }
-        Ok(())
-    }
-
-    /// A record older than the plain block: into the first sealed block whose newest record is
-    /// not older than it, decoded and sealed again.
-    fn insert_sealed(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
-        let bi = self.blocks.partition_point(|b| b.last_ts < ts);
-        if bi == 0 {
-            self.purge_dead();
-        }
-        let bi = bi.min(self.blocks.len() - 1);
-        let mut d = Decoded::default();
-        self.blocks[bi].decode(&mut d);
-        let (added, old) = match d.ts.binary_search(&ts) {
-            Ok(i) => (0, d.get(i).1.len()),
-            Err(_) => (1, 0),
-        };
-        if self.live_bytes - old + data.len() > u32::MAX as usize {
-            return Err(SeriesError::DocumentTooLarge);
-        }
-        let mut n = Decoded::default();
-        let mut placed = false;
-        for i in 0..d.len() {
-            let (t, x) = d.get(i);
-            if !placed && t >= ts {
-                n.push(ts, data);
-                placed = true;
-                if t == ts {
-                    continue;
-                }
-            }
-            n.push(t, x);
-        }
-        if !placed {
-            n.push(ts, data);
-        }
-        self.live_bytes = self.live_bytes - old + data.len();
-        self.sealed += added;
-        if n.len() > SPLIT_RECORDS {
-            let half = n.len() / 2;
-            let a = Block::seal(half, self.special, |i| n.get(i));
-            let b = Block::seal(n.len() - half, self.special, |i| n.get(half + i));
-            self.replace_blocks(bi..bi + 1, vec![a, b]);
-        } else {
-            self.replace_blocks(bi..bi + 1, vec![Block::seal_decoded(&n, self.special)]);
-        }
-        Ok(())
-    }
-
     /// Replaces `range` of the blocks with `new` and renumbers the positions after it.
     fn replace_blocks(&mut self, range: Range<usize>, new: Vec<Block>) {
         let from = range.start;
@@ -577,43 +259,6 @@ impl Series {
             pos += b.count as usize;
         }
         self.sealed = pos;
-    }
-
-    /// Seals every plain record but the newest (so that "latest" stays plain).
-    fn seal_plain(&mut self) {
-        let n = self.entries.len() - 1;
-        if n == 0 {
-            return;
-        }
-        let mut block = Block::seal(n, self.special, |i| {
-            let e = self.entries[i];
-            (e.ts, self.data(e))
-        });
-        block.pos = self.sealed;
-        self.sealed += n;
-        // The block that leaves the newest few keeps no cache.
-        if let Some(bi) = (self.blocks.len() + 1).checked_sub(TAIL_CACHED + 1) {
-            self.drop_cache(bi);
-        }
-        self.sealed_bytes += block.heap_bytes();
-        if self.blocks.len() == self.blocks.capacity() {
-            // Grow by a quarter: the block list of a large document stays within ~25 % slack.
-            let add = (self.blocks.capacity() / 4).max(4);
-            self.blocks.reserve_exact(add);
-        }
-        self.blocks.push(block);
-        // Keep the newest record, at the front of the same buffers.
-        let last = self.entries[n];
-        let start = last.start as usize;
-        self.arena.replace_range(..start, "");
-        self.arena.truncate(last.len as usize);
-        self.entries.clear();
-        self.entries.push(Entry {
-            ts: last.ts,
-            start: 0,
-            len: last.len,
-        });
-        self.garbage = 0;
     }
 
     /// The position of `ts` (`Ok`) or where it would go (`Err`).
@@ -670,21 +315,6 @@ impl Series {
         }
     }
 
-    /// Inserts an entry at plain position `i`, the column doubling up to the seal size.
-    fn push_entry(&mut self, i: usize, entry: Entry) {
-        if self.entries.len() == self.entries.capacity() {
-            let cap = self.entries.capacity();
-            let want = plain_capacity(cap, cap + 1, SEAL_RECORDS + 1);
-            self.entries.reserve_exact(want - self.entries.len());
-        }
-        if i == self.entries.len() {
-            self.last_ts = entry.ts;
-            self.entries.push(entry);
-        } else {
-            self.entries.insert(i, entry);
-        }
-    }
-
     /// Number of records with a timestamp below `ts` (the position of the first at or after).
     fn lower_bound(&self, ts: i64) -> usize {
         self.lower_bound_stored(ts).saturating_sub(self.dead)
@@ -731,25 +361,6 @@ impl Series {
             Some(last) if last.ts <= at => Some(self.len() - 1),
             _ => self.upper_bound(at).checked_sub(1),
         }
-    }
-
-    fn maybe_compact(&mut self) {
-        if self.garbage > 4096 && self.garbage * 2 > self.arena.len() {
-            self.compact();
-        }
-    }
-
-    /// Rewrites the arena with live data only, in record order.
-    fn compact(&mut self) {
-        let mut arena = String::with_capacity(self.arena.capacity());
-        for e in &mut self.entries {
-            let start = e.start as usize;
-            let new_start = arena.len() as u32;
-            arena.push_str(&self.arena[start..start + e.len as usize]);
-            e.start = new_start;
-        }
-        self.arena = arena;
-        self.garbage = 0;
     }
 
     /// Iterates over every record, oldest first (sealed blocks through the decoded cache).

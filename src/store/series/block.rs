@@ -5,53 +5,12 @@
 //! lengths are plain varints of the data as stored (escaped); the data is concatenated, its
 //! escaped quotes folded ([`super::quotes`]) and compressed with LZ4 (`lz4_flex`).
 
+use super::cache::Cached;
 use super::quotes;
 use super::varint::{get_varint, put_varint, unzigzag, zigzag};
 use super::ALLOC_OVERHEAD;
-use std::ops::{Deref, Range};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::Range;
 use std::sync::OnceLock;
-
-/// Bytes of decoded blocks held in [`Block::cache`]s, in the whole process.
-static CACHED: AtomicUsize = AtomicUsize::new(0);
-
-/// Most bytes of decoded blocks the process keeps for the newest sealed blocks of documents
-/// that are read (see `Series::scan`); past it, such blocks are decoded for each read again.
-pub(super) const TAIL_BUDGET: usize = 64 * 1024 * 1024;
-
-/// A block decoded and kept, counted in the process-wide figure while it lives.
-#[derive(Debug)]
-pub(super) struct Cached(Decoded);
-
-impl Cached {
-    pub(super) fn new(d: Decoded) -> Box<Cached> {
-        CACHED.fetch_add(d.heap_bytes() + ALLOC_OVERHEAD, Ordering::Relaxed);
-        Box::new(Cached(d))
-    }
-
-    /// Bytes it holds, as counted.
-    pub(super) fn bytes(&self) -> usize {
-        self.0.heap_bytes() + ALLOC_OVERHEAD
-    }
-
-    /// Whether the process keeps fewer decoded blocks than [`TAIL_BUDGET`].
-    pub(super) fn within_budget() -> bool {
-        CACHED.load(Ordering::Relaxed) < TAIL_BUDGET
-    }
-}
-
-impl Deref for Cached {
-    type Target = Decoded;
-    fn deref(&self) -> &Decoded {
-        &self.0
-    }
-}
-
-impl Drop for Cached {
-    fn drop(&mut self) {
-        CACHED.fetch_sub(self.bytes(), Ordering::Relaxed);
-    }
-}
 
 /// A block's records decoded: timestamps, data offsets (`count + 1` of them) and data.
 #[derive(Debug, Default, Clone)]
@@ -107,7 +66,7 @@ pub(super) struct Block {
     pub(super) lens_len: u16,
     pub(super) bytes: Box<[u8]>,
     /// The block decoded by [`Series::get`] or, for the newest blocks, by [`Series::scan`];
-    /// see `Series::drop_caches`.
+    /// see `cache.rs`.
     pub(super) cache: OnceLock<Box<Cached>>,
 }
 

@@ -1,6 +1,9 @@
 //! Unit tests of [`super::Series`] and its blocks.
 
+use super::cache::TAIL_CACHED;
 use super::*;
+use crate::text;
+use std::ops::ControlFlow;
 
 fn all(s: &Series) -> Vec<(i64, String)> {
     s.iter().map(|(t, d)| (t, d.text().into_owned())).collect()
