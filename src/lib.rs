@@ -28,6 +28,7 @@ mod server;
 pub mod storage;
 mod store;
 mod text;
+mod ws_header;
 
 // Configuration and start-up.
 pub use config::{Args, Command, Config};

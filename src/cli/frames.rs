@@ -8,12 +8,8 @@
 use std::fmt;
 use std::io::{self, Read};
 
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-pub const OP_PING: u8 = 0x9;
-pub const OP_PONG: u8 = 0xA;
+use crate::ws_header::{self, Header, HeaderError, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_TEXT};
+pub use crate::ws_header::{OP_PING, OP_PONG};
 /// The opcode of the client's own messages.
 pub const OP_TEXT_OUT: u8 = OP_TEXT;
 /// The opcode of the client's close frame.
@@ -67,45 +63,16 @@ impl fmt::Display for FrameError {
     }
 }
 
-/// A frame header: FIN, opcode and payload length, `len` bytes long.
-struct Header {
-    fin: bool,
-    opcode: u8,
-    payload: usize,
-    len: usize,
-}
-
-/// Parses the header at the start of `b`; `Ok(None)` when more bytes are needed.
+/// Parses the header of a server frame at the start of `b`; `Ok(None)` when more bytes are
+/// needed.
 fn header(b: &[u8]) -> Result<Option<Header>, FrameError> {
-    let [first, second, ..] = *b else {
-        return Ok(None);
-    };
-    if first & 0x70 != 0 {
-        return Err(FrameError::Protocol(
-            "reserved bits set (no extension was agreed)",
-        ));
-    }
-    if second & 0x80 != 0 {
-        return Err(FrameError::Protocol("a masked frame from the server"));
-    }
-    let (payload, len) = match second & 0x7F {
-        126 => match b.get(2..4) {
-            Some(x) => (u64::from(u16::from_be_bytes([x[0], x[1]])), 4),
-            None => return Ok(None),
-        },
-        127 => match b.get(2..10).and_then(|x| x.first_chunk::<8>()) {
-            Some(x) => (u64::from_be_bytes(*x), 10),
-            None => return Ok(None),
-        },
-        n => (u64::from(n), 2),
-    };
-    Ok(Some(Header {
-        fin: first & 0x80 != 0,
-        opcode: first & 0x0F,
-        // A length past the address space only fails the size check.
-        payload: usize::try_from(payload).unwrap_or(usize::MAX),
-        len,
-    }))
+    ws_header::parse(b, false).map_err(|e| {
+        FrameError::Protocol(match e {
+            HeaderError::Reserved => "reserved bits set (no extension was agreed)",
+            HeaderError::Masking => "a masked frame from the server",
+            HeaderError::Length => "a 64-bit length with its most significant bit set",
+        })
+    })
 }
 
 /// The server's frames, read from a socket into one buffer and taken in place.
@@ -503,13 +470,21 @@ mod tests {
             frames(&frame(0x81, &[b'a'; 100]), 1000, 100).unwrap(),
             [format!("Text:{}", "a".repeat(100))]
         );
-        // Only the header of a frame one byte over the limit, or of a 2^63-byte one.
-        for head in [vec![0x81, 101], vec![0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]] {
+        // Only the header of a frame one byte over the limit, or of a 2^63 - 1-byte one.
+        let largest = [0x81, 127, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        for head in [&[0x81, 101][..], &largest[..]] {
             assert_eq!(
-                frames(&head, 1000, 100),
+                frames(head, 1000, 100),
                 Err(FrameError::TooBig { limit: 100 })
             );
         }
+        // A length with its top bit set is against RFC 6455 §5.2, whatever the limit.
+        assert_eq!(
+            frames(&[0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 0], 1000, 100),
+            Err(FrameError::Protocol(
+                "a 64-bit length with its most significant bit set"
+            ))
+        );
     }
 
     #[test]

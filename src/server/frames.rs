@@ -9,12 +9,8 @@ const MIN_READ: usize = 4 * 1024;
 /// A buffer larger than this is given back once everything in it has been served.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
-const OP_CONTINUATION: u8 = 0x0;
-pub(super) const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-pub(super) const OP_CLOSE: u8 = 0x8;
-pub(super) const OP_PING: u8 = 0x9;
-pub(super) const OP_PONG: u8 = 0xA;
+use crate::ws_header::{self, Header, OP_BINARY, OP_CONTINUATION};
+pub(super) use crate::ws_header::{OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 
 /// Appends the header of an unmasked server frame carrying `len` payload bytes.
 pub(super) fn write_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
@@ -81,52 +77,11 @@ fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     }
 }
 
-/// A frame header: FIN, opcode, payload length and masking key, `len` bytes long.
-struct Header {
-    fin: bool,
-    opcode: u8,
-    payload: usize,
-    mask: [u8; 4],
-    len: usize,
-}
-
-/// Parses the header at the start of `b`; `Ok(None)` when more bytes are needed.
+/// Parses the header of a client frame at the start of `b`; `Ok(None)` when more bytes are
+/// needed.
 fn header(b: &[u8]) -> Result<Option<Header>, FrameError> {
-    if b.len() < 2 {
-        return Ok(None);
-    }
-    if b[0] & 0x70 != 0 || b[1] & 0x80 == 0 {
-        // RSV bits without an extension, or an unmasked client frame.
-        return Err(FrameError::Protocol);
-    }
-    let (payload, at) = match b[1] & 0x7F {
-        126 => match b.get(2..4) {
-            Some(x) => (u16::from_be_bytes([x[0], x[1]]) as u64, 4),
-            None => return Ok(None),
-        },
-        127 => match b.get(2..10) {
-            // The most significant bit of a 64-bit length must be 0.
-            Some(x) if x[0] & 0x80 != 0 => return Err(FrameError::Protocol),
-            Some(x) => {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(x);
-                (u64::from_be_bytes(w), 10)
-            }
-            None => return Ok(None),
-        },
-        n => (n as u64, 2),
-    };
-    let Some(m) = b.get(at..at + 4) else {
-        return Ok(None);
-    };
-    Ok(Some(Header {
-        fin: b[0] & 0x80 != 0,
-        opcode: b[0] & 0x0F,
-        // Lengths past the address space only fail the size check below.
-        payload: usize::try_from(payload).unwrap_or(usize::MAX),
-        mask: [m[0], m[1], m[2], m[3]],
-        len: at + 4,
-    }))
+    // RSV bits without an extension, an unmasked client frame, a length's top bit set.
+    ws_header::parse(b, true).map_err(|_| FrameError::Protocol)
 }
 
 pub struct FrameReader {
