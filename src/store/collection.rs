@@ -140,17 +140,21 @@ impl Collection {
         let after = series.arena_len();
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
-        let total = self.shared.held.get_mut();
-        *total -= held;
+        *self.shared.held.get_mut() -= held;
+        self.settle(doc, now);
+        self.track_size(before, after);
+        result
+    }
+
+    /// Counts a changed document's bytes, `now` (`None`: it is empty, and leaves the map).
+    fn settle(&mut self, doc: &str, now: Option<usize>) {
         match now {
-            Some(bytes) => *total += bytes,
+            Some(bytes) => *self.shared.held.get_mut() += bytes,
             None => {
                 self.docs.remove(doc);
                 self.patterns.docs_changed(&mut self.doc_version);
             }
         }
-        self.track_size(before, after);
-        result
     }
 
     /// Whether inserting `records` `(doc, data)` cannot fail: checked before a batch is applied
@@ -181,20 +185,14 @@ impl Collection {
             return R::default();
         };
         let mut series = d.exclusive();
-        let total = self.shared.held.get_mut();
         let (before, count) = (series.arena_len(), series.len());
-        *total -= doc_bytes(doc, &series);
+        let held = doc_bytes(doc, &series);
         let r = f(&mut series);
         let (after, changed) = (series.arena_len(), series.len() != count);
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
-        match now {
-            Some(bytes) => *total += bytes,
-            None => {
-                self.docs.remove(doc);
-                self.patterns.docs_changed(&mut self.doc_version);
-            }
-        }
+        *self.shared.held.get_mut() -= held;
+        self.settle(doc, now);
         self.track_size(before, after);
         if changed {
             self.mark_dirty();
