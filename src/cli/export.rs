@@ -21,6 +21,10 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 const DEFAULT_PAGE: u32 = 10_000;
+/// Pages in flight per connection. Two keep the server and the writer busy; more only hold
+/// more ~700 KB answers in memory at once, and measured slower (0.41–0.43 s against
+/// 0.44–0.49 s for 10 M records with four, `benches/results/2026-12-06-cli-vm-8.md`).
+const DEFAULT_DEPTH: u32 = 2;
 /// Buffer of each document's file: small pages are gathered, a large page's lines (a whole
 /// answer's) go to the file in one write.
 const FILE_BUFFER: usize = 256 * 1024;
@@ -81,7 +85,7 @@ pub fn run(a: &ExportArgs) -> Result<(), Error> {
         api_keys: None,
     };
     let page = a.transfer.batch.unwrap_or(DEFAULT_PAGE).max(1) as usize;
-    let depth = a.transfer.depth as usize;
+    let depth = a.transfer.depth.unwrap_or(DEFAULT_DEPTH) as usize;
     let progress = Progress::start("export", Unit::Documents, a.transfer.quiet);
     let mut workers: Vec<Client> = Vec::new();
     for col in &collections {

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 const DEFAULT_BATCH: u32 = 1000;
+/// Batches in flight per connection.
+const DEFAULT_DEPTH: u32 = 4;
 /// A batch is sent early once its payload reaches this size (the server's default message limit
 /// is 16 MiB, and the payload is escaped once more inside the envelope).
 const MAX_PAYLOAD: usize = 4 * 1024 * 1024;
@@ -103,7 +105,7 @@ pub fn run(a: &ImportArgs) -> Result<(), Error> {
         .total
         .store(total_bytes, Ordering::Relaxed);
     let batch = a.transfer.batch.unwrap_or(DEFAULT_BATCH).max(1) as usize;
-    let depth = a.transfer.depth as usize;
+    let depth = a.transfer.depth.unwrap_or(DEFAULT_DEPTH) as usize;
     let skipped = AtomicU64::new(0);
     let mut result = ImportResult {
         input_dir: a.in_dir.display().to_string(),

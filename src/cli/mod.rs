@@ -72,9 +72,9 @@ pub struct Transfer {
     /// Connections used in parallel (documents are shared out among them)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel: u32,
-    /// Requests in flight on each connection
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub depth: u32,
+    /// Requests in flight on each connection [default: export 2, import 4]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub depth: Option<u32>,
     /// Records per request (import: records per insert; export: records per page)
     #[arg(long)]
     pub batch: Option<u32>,
