@@ -142,11 +142,16 @@ impl Series {
 
     /// The newest timestamp held (`None` while empty): sealed records are all older than
     /// plain ones.
+    ///
+    /// Read from `last_ts` rather than the column: an append asks this first, and the column's
+    /// end, written by the document's previous append, is usually no longer in this core's
+    /// cache (a load that misses there stalls; the append's own writes to the column do not).
     pub fn newest_ts(&self) -> Option<i64> {
-        match self.entries.last() {
-            Some(e) => Some(e.ts),
-            None => self.blocks.last().map(|b| b.last_ts),
+        if self.entries.is_empty() {
+            return self.blocks.last().map(|b| b.last_ts);
         }
+        debug_assert_eq!(self.entries.last().map(|e| e.ts), Some(self.last_ts));
+        Some(self.last_ts)
     }
 
     /// The record at position `i` (oldest first). Positions in sealed history decode their
