@@ -135,6 +135,7 @@ impl Collection {
         let target = self.docs.get(doc)?;
         let claimed = target.claim();
         let series = claimed.series();
+        series.prefetch_tail();
         let mut newest = series.newest_ts()?;
         let mut incoming = 0;
         for (n, (ts, data)) in records.clone().enumerate() {
