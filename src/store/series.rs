@@ -41,6 +41,7 @@ mod tests;
 mod varint;
 
 use super::data::Data;
+use super::prefetch;
 use block::Block;
 use std::ops::Range;
 use std::sync::atomic::AtomicUsize;
@@ -211,8 +212,8 @@ impl Series {
     /// the arena's): they were last written by the document's previous change, usually long
     /// ago, and an append can do its other work (locks, the log entry) while they arrive.
     pub fn prefetch_tail(&self) {
-        prefetch(self.entries.as_ptr_range().end.cast());
-        prefetch(self.arena.as_bytes().as_ptr_range().end);
+        prefetch::line(self.entries.as_ptr_range().end.cast());
+        prefetch::line(self.arena.as_bytes().as_ptr_range().end);
     }
 
     pub fn arena_len(&self) -> usize {
@@ -385,18 +386,4 @@ impl Series {
     pub fn sealed_stats(&self) -> (usize, usize) {
         (self.sealed - self.dead, self.blocks.len())
     }
-}
-
-/// A hint to load the cache line at `p` (never dereferenced: a prefetch reads nothing and
-/// cannot fault, whatever the address).
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` needs SSE, which every x86-64 CPU has; it only hints the cache
-    // and does not access memory in a way that can fault or be observed.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }

@@ -133,6 +133,7 @@ impl Collection {
             return None;
         }
         let target = self.docs.get(doc)?;
+        target.prefetch();
         let claimed = target.claim();
         let series = claimed.series();
         series.prefetch_tail();
