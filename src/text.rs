@@ -14,6 +14,12 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// Whether `b` must be escaped inside a JSON string (what [`first_escape`] stops at).
+#[inline]
+pub fn needs_escape(b: u8) -> bool {
+    NEEDS_ESCAPE[b as usize]
+}
+
 /// Position of the first byte that needs escaping. Eight bytes at a time: a word has such a
 /// byte when one of its bytes is below 0x20, or equal to `"` or `\` ("Bit Twiddling Hacks").
 /// The tests can flag a byte above a real hit (borrows run upward), never below one, so the

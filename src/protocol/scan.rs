@@ -2,7 +2,7 @@
 //! unusual, and the caller falls back to the general reader (serde_json), which decides what the
 //! input means and produces the exact error; the scanners never have to report one.
 
-use crate::text::first_escape;
+use crate::text::{self, first_escape};
 use std::borrow::Cow;
 
 /// The position of the first byte at or after `i` that is not JSON white space.
@@ -22,6 +22,27 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
     Some(v)
 }
 
+/// The byte each one-letter escape sequence (`\e`) stands for, by its letter; 0 for the
+/// letters that are not one (`u` among them). A table rather than a `match`: escaped JSON
+/// alternates `\"` and `\\`, and a jump per sequence would mispredict on every change.
+const SHORT_ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'/' as usize] = b'/';
+    t[b'b' as usize] = 0x08;
+    t[b'f' as usize] = 0x0c;
+    t[b'n' as usize] = b'\n';
+    t[b'r' as usize] = b'\r';
+    t[b't' as usize] = b'\t';
+    t
+};
+
+/// Runs between escapes up to this long are copied byte by byte: inside a string that holds
+/// escaped JSON (an `ins` batch in its envelope) they are a few bytes each, too short to pay
+/// for a word-wise search.
+const SHORT_RUN: usize = 16;
+
 /// The JSON string starting at `i` (its opening quote) and the position after it; `None` for
 /// anything unusual (a bad escape, a lone surrogate, a control character, no closing quote).
 pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
@@ -34,51 +55,63 @@ pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
     if b[j] == b'"' {
         return Some((Cow::Borrowed(&s[start..j]), j + 1));
     }
-    // Not the rest of the message: each string of a large batch would allocate up to the whole
-    // message (1,000 records of 130 KB → 65 MB per request), fragmenting the heap.
-    let mut out = String::with_capacity((b.len() - start).min(2 * (j - start) + 64));
+    // The rest of a small message (the string cannot be longer), but not of a large one: each
+    // string of a large batch would allocate up to the whole message (1,000 records of 130 KB
+    // → 65 MB per request), fragmenting the heap.
+    let rest = b.len() - start;
+    let mut out = String::with_capacity(rest.min((2 * (j - start) + 64).max(4096)));
     out.push_str(&s[start..j]);
     loop {
+        // `b[j]` is a byte that needs escaping.
         match b[j] {
             b'"' => return Some((Cow::Owned(out), j + 1)),
             b'\\' => {
-                let (c, used) = match *b.get(j + 1)? {
-                    b'"' => ('"', 2),
-                    b'\\' => ('\\', 2),
-                    b'/' => ('/', 2),
-                    b'b' => ('\u{8}', 2),
-                    b'f' => ('\u{c}', 2),
-                    b'n' => ('\n', 2),
-                    b'r' => ('\r', 2),
-                    b't' => ('\t', 2),
-                    b'u' => {
-                        let hi = hex4(b, j + 2)?;
-                        if (0xD800..0xDC00).contains(&hi) {
-                            if b.get(j + 6..j + 8)? != b"\\u" {
-                                return None;
-                            }
-                            let lo = hex4(b, j + 8)?;
-                            if !(0xDC00..0xE000).contains(&lo) {
-                                return None;
-                            }
-                            (
-                                char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?,
-                                12,
-                            )
-                        } else {
-                            (char::from_u32(hi)?, 6)
+                let e = *b.get(j + 1)?;
+                let short = SHORT_ESCAPES[e as usize];
+                if short != 0 {
+                    out.push(char::from(short));
+                    j += 2;
+                } else if e == b'u' {
+                    let hi = hex4(b, j + 2)?;
+                    if (0xD800..0xDC00).contains(&hi) {
+                        if b.get(j + 6..j + 8)? != b"\\u" {
+                            return None;
                         }
+                        let lo = hex4(b, j + 8)?;
+                        if !(0xDC00..0xE000).contains(&lo) {
+                            return None;
+                        }
+                        out.push(char::from_u32(
+                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                        )?);
+                        j += 12;
+                    } else {
+                        out.push(char::from_u32(hi)?);
+                        j += 6;
                     }
-                    _ => return None,
-                };
-                out.push(c);
-                j += used;
+                } else {
+                    return None;
+                }
             }
             _ => return None, // a control character: not JSON
         }
+        // The run up to the next byte that needs escaping: short runs of ASCII byte by byte
+        // (no call per run), the rest by a word-wise search.
         let run = j;
-        j += first_escape(b.get(j..)?)?;
-        out.push_str(&s[run..j]);
+        loop {
+            let c = *b.get(j)?;
+            if c >= 0x80 || text::needs_escape(c) || j - run == SHORT_RUN {
+                break;
+            }
+            out.push(char::from(c));
+            j += 1;
+        }
+        if !text::needs_escape(b[j]) {
+            // `j` is at a character's first byte, and the search stops at an ASCII one.
+            let from = j;
+            j += first_escape(&b[j..])?;
+            out.push_str(&s[from..j]);
+        }
     }
 }
 
@@ -143,6 +176,35 @@ mod tests {
         );
         for t in [r#""a"#, r#""\x""#, r#""\ud800""#, "\"a\u{1}\"", "a"] {
             assert_eq!(f(t), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn strings_with_escapes_agree_with_serde_json() {
+        // Runs shorter and longer than SHORT_RUN, non-ASCII inside and after them, escapes
+        // back to back, escaped JSON inside escaped JSON.
+        let long = "x".repeat(SHORT_RUN * 3);
+        let texts = [
+            format!("a\"{long}\"b"),
+            format!("\"{long}é{long}\\"),
+            "é\"ü\"😀\"".to_string(),
+            "\"\\\"\\\n\t\r\u{8}\u{c}\u{1}\u{7f}/".to_string(),
+            r#"[{"ts":1,"doc":"d","data":"{\"seq\":1,\"pad\":\"xx\"}","col":"c"}]"#.to_string(),
+            format!("{long}é\""),
+        ];
+        for text in texts {
+            let quoted = serde_json::to_string(&text).unwrap();
+            let (got, end) = string(&quoted, 0).unwrap();
+            assert_eq!((&*got, end), (text.as_str(), quoted.len()), "{quoted}");
+            // With a slash escaped and a character written as \u, as other encoders may.
+            let other = quoted.replace('/', "\\/").replace('é', "\\u00e9");
+            assert_eq!(string(&other, 0).unwrap().0, text, "{other}");
+            // Cut anywhere before the closing quote: never a string.
+            for cut in 1..quoted.len() - 1 {
+                if quoted.is_char_boundary(cut) {
+                    assert_eq!(string(&quoted[..cut], 0), None, "{}", &quoted[..cut]);
+                }
+            }
         }
     }
 }

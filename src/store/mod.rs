@@ -8,6 +8,7 @@ mod data;
 mod doc;
 mod lock;
 mod patterns;
+mod prefetch;
 mod retention;
 mod series;
 mod version;

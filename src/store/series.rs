@@ -41,6 +41,7 @@ mod tests;
 mod varint;
 
 use super::data::Data;
+use super::prefetch;
 use block::Block;
 use std::ops::Range;
 use std::sync::atomic::AtomicUsize;
@@ -142,11 +143,16 @@ impl Series {
 
     /// The newest timestamp held (`None` while empty): sealed records are all older than
     /// plain ones.
+    ///
+    /// Read from `last_ts` rather than the column: an append asks this first, and the column's
+    /// end, written by the document's previous append, is usually no longer in this core's
+    /// cache (a load that misses there stalls; the append's own writes to the column do not).
     pub fn newest_ts(&self) -> Option<i64> {
-        match self.entries.last() {
-            Some(e) => Some(e.ts),
-            None => self.blocks.last().map(|b| b.last_ts),
+        if self.entries.is_empty() {
+            return self.blocks.last().map(|b| b.last_ts);
         }
+        debug_assert_eq!(self.entries.last().map(|e| e.ts), Some(self.last_ts));
+        Some(self.last_ts)
     }
 
     /// The record at position `i` (oldest first). Positions in sealed history decode their
@@ -202,6 +208,14 @@ impl Series {
     }
 
     /// Bytes held by the data arena, garbage included, and by sealed blocks.
+    /// Asks the CPU to bring in the lines the next append writes (the plain column's end and
+    /// the arena's): they were last written by the document's previous change, usually long
+    /// ago, and an append can do its other work (locks, the log entry) while they arrive.
+    pub fn prefetch_tail(&self) {
+        prefetch::line(self.entries.as_ptr_range().end.cast());
+        prefetch::line(self.arena.as_bytes().as_ptr_range().end);
+    }
+
     pub fn arena_len(&self) -> usize {
         self.arena.len() + self.sealed_bytes
     }

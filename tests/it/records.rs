@@ -829,3 +829,91 @@ fn wire_format_is_compact_with_id_first_and_raw_utf8() {
         "control characters must be \\u00XX: {raw}"
     );
 }
+
+/// Every spelling JSON allows for the same text, at both levels of an `ins` (the envelope's
+/// `data` string and the batch's strings inside it), read by the one-pass readers or by the
+/// general one, stores the same record: the answers are byte for byte the same.
+#[test]
+fn every_spelling_of_an_insert_stores_the_same_bytes() {
+    let s = Server::start(&[]);
+    let mut c = s.master();
+    let long = "x".repeat(40);
+    let data = format!(
+        "{{\"a\":\"{long}é/{long}\",\"b\":\"\\\"q\\\"\",\"c\":\"😀\u{1}\u{7f}\\\\\",\"d\":[1,2]}}\t\n\"{long}"
+    );
+    // A JSON string literal with `/` written `\/` and every non-ASCII character as `\uXXXX`
+    // (a surrogate pair above the BMP): text that reads the same, spelled otherwise.
+    let respell = |literal: &str| -> String {
+        let mut out = String::new();
+        for ch in literal.chars() {
+            match ch {
+                '/' => out.push_str("\\/"),
+                c if c.is_ascii() => out.push(c),
+                c => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+            }
+        }
+        out
+    };
+    let mut answers = Vec::new();
+    let mut n = 0;
+    for respell_batch in [false, true] {
+        for respell_envelope in [false, true] {
+            // The fast readers, then the general ones (a float `ts` and an extra envelope
+            // member send the batch and the envelope there).
+            for general in [false, true] {
+                n += 1;
+                let doc = format!("d{n}");
+                let ts = if general { "1.0" } else { "1" };
+                let data_literal = serde_json::to_string(&data).unwrap();
+                let data_literal = if respell_batch {
+                    respell(&data_literal)
+                } else {
+                    data_literal
+                };
+                let batch = format!(
+                    "[{{\"col\":\"c\",\"doc\":\"{doc}\",\"ts\":{ts},\"data\":{data_literal}}}]"
+                );
+                let batch_literal = serde_json::to_string(&batch).unwrap();
+                let batch_literal = if respell_envelope {
+                    respell(&batch_literal)
+                } else {
+                    batch_literal
+                };
+                let extra = if general { ",\"extra\":true" } else { "" };
+                c.send_text(&format!(
+                    "{{\"id\":\"i\",\"type\":\"ins\",\"data\":{batch_literal}{extra}}}"
+                ));
+                match c.next_frame() {
+                    crate::common::Frame::Text(t) => assert_eq!(t, "{\"id\":\"i\"}", "{doc}"),
+                    other => panic!("{}", other.describe()),
+                }
+                c.send_text(
+                    &json!({"id": "q", "type": "qdoc", "data": json!({"col": "c", "doc": doc, "to": 9}).to_string()})
+                        .to_string(),
+                );
+                match c.next_frame() {
+                    crate::common::Frame::Text(t) => answers.push(t),
+                    other => panic!("{}", other.describe()),
+                }
+            }
+        }
+    }
+    let want = format!(
+        "{{\"id\":\"q\",\"records\":[{{\"ts\":1,\"data\":{}}}]}}",
+        serde_json::to_string(&data).unwrap()
+    );
+    for (i, got) in answers.iter().enumerate() {
+        assert_eq!(got, &want, "spelling {}", i + 1);
+    }
+    // A batch cut inside an escape sequence is refused with the general reader's error.
+    let cut = "[{\"col\":\"c\",\"doc\":\"d\",\"ts\":1,\"data\":\"a\\";
+    assert_eq!(
+        c.request("e", "ins", cut),
+        json!({"id": "e", "error": "invalid payload: data is not valid JSON"})
+    );
+}

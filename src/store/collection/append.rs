@@ -133,8 +133,10 @@ impl Collection {
             return None;
         }
         let target = self.docs.get(doc)?;
+        target.prefetch();
         let claimed = target.claim();
         let series = claimed.series();
+        series.prefetch_tail();
         let mut newest = series.newest_ts()?;
         let mut incoming = 0;
         for (n, (ts, data)) in records.clone().enumerate() {

@@ -77,11 +77,14 @@ impl Series {
 
     /// [`Series::insert`] of data already escaped.
     fn insert_stored(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
-        let plain_first = self.entries.first().map(|e| e.ts);
-        let in_plain = match plain_first {
-            Some(first) => ts >= first || self.blocks.last().is_none_or(|b| b.last_ts < ts),
-            None => self.blocks.last().is_none_or(|b| b.last_ts < ts),
-        };
+        // A record newer than every plain one (the usual append) is told from `last_ts` alone:
+        // the column, last written by the document's previous change, is left unread.
+        let newest = !self.entries.is_empty() && self.last_ts < ts;
+        let in_plain = newest
+            || match self.entries.first() {
+                Some(first) => ts >= first.ts || self.blocks.last().is_none_or(|b| b.last_ts < ts),
+                None => self.blocks.last().is_none_or(|b| b.last_ts < ts),
+            };
         if !in_plain {
             self.drop_caches();
             return self.insert_sealed(ts, data);
