@@ -207,7 +207,6 @@ impl Series {
         &self.arena[start..start + e.len as usize]
     }
 
-    /// Bytes held by the data arena, garbage included, and by sealed blocks.
     /// Asks the CPU to bring in the lines the next append writes (the plain column's end and
     /// the arena's): they were last written by the document's previous change, usually long
     /// ago, and an append can do its other work (locks, the log entry) while they arrive.
@@ -216,6 +215,7 @@ impl Series {
         prefetch::line(self.arena.as_bytes().as_ptr_range().end);
     }
 
+    /// Bytes held by the data arena, garbage included, and by sealed blocks.
     pub fn arena_len(&self) -> usize {
         self.arena.len() + self.sealed_bytes
     }
