@@ -239,11 +239,23 @@ impl State {
         removed
     }
 
+    /// How many writes of the history are durable: all of them when the newest is (always in
+    /// memory-only mode), which is checked first, so that the usual answer does not walk a
+    /// binary search through entries long out of the cache.
+    fn ready(&self) -> usize {
+        match self.history.back() {
+            Some(last) if last.lsn > self.durable => {
+                self.history.partition_point(|e| e.lsn <= self.durable)
+            }
+            _ => self.history.len(),
+        }
+    }
+
     /// Whether the durable writes some subscriber is owed are more than a delivery round
     /// should leave behind (see [`MAX_LAG`], [`MAX_LAG_BYTES`]).
     fn lagging(&self) -> bool {
         let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.history.partition_point(|e| e.lsn <= self.durable);
+        let ready = self.ready();
         let first = self.floor.max(front);
         let (Some(last), Some(oldest)) = (
             ready.checked_sub(1).and_then(|i| self.history.get(i)),
@@ -260,7 +272,7 @@ impl State {
     /// counted; 0: none).
     fn owed_bytes(&self) -> u64 {
         let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.history.partition_point(|e| e.lsn <= self.durable);
+        let ready = self.ready();
         let first = self.floor.max(front);
         let last = ready.checked_sub(1).and_then(|i| self.history.get(i));
         let oldest = usize::try_from(first - front)
@@ -279,7 +291,7 @@ impl State {
     fn plan(&mut self) -> Round {
         let upto = self.durable;
         let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.history.partition_point(|e| e.lsn <= upto);
+        let ready = self.ready();
         // The first write owed to anyone who may be served now.
         let first = self
             .subs
