@@ -62,7 +62,8 @@ impl Conn {
     /// What it checks of the pushes does not change. The receive buffer is set first, to
     /// several times `bytes`: left to the kernel, the low mark would also clamp the receive
     /// window to `bytes`, which the waiting bytes' overhead then keeps them from reaching, so
-    /// every read would last the whole timeout.
+    /// every read would last the whole timeout (for the same reason the mark stays at a
+    /// quarter of the buffer the kernel grants).
     pub fn read_in_bulk(&self, bytes: usize) -> Result<(), String> {
         read_in_bulk(&self.sock, bytes)
     }
@@ -148,7 +149,33 @@ impl Conn {
 /// [`Conn::read_in_bulk`] on a socket.
 fn read_in_bulk(sock: &TcpStream, bytes: usize) -> Result<(), String> {
     set_option(sock, libc::SO_RCVBUF, bytes.saturating_mul(16))?;
-    set_option(sock, libc::SO_RCVLOWAT, bytes)
+    // The kernel caps the buffer at `net.core.rmem_max`; a low mark near what the window can
+    // hold would never be reached, so it stays at a quarter of the buffer granted.
+    let granted = usize::try_from(get_option(sock, libc::SO_RCVBUF)?).unwrap_or(0);
+    set_option(sock, libc::SO_RCVLOWAT, bytes.min(granted / 4).max(1))
+}
+
+fn get_option(sock: &TcpStream, name: libc::c_int) -> Result<libc::c_int, String> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the socket is open for the life of `sock`; `v` and `len` are valid for writes
+    // of their sizes.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "reading socket option {name}: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    Ok(v)
 }
 
 fn set_option(sock: &TcpStream, name: libc::c_int, value: usize) -> Result<(), String> {
@@ -204,19 +231,15 @@ mod tests {
         let mut tx = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (mut rx, _) = l.accept().unwrap();
         read_in_bulk(&rx, 4096).unwrap();
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `rx` is open; `v` and `len` are valid for writes of their sizes.
-        let rc = unsafe {
-            libc::getsockopt(
-                rx.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!((rc, v), (0, 4096));
+        assert_eq!(get_option(&rx, libc::SO_RCVLOWAT), Ok(4096));
+        // A mark the granted buffer cannot hold four times over is lowered to a quarter of it.
+        let (_tx2, rx2) = (
+            TcpStream::connect(l.local_addr().unwrap()).unwrap(),
+            l.accept().unwrap().0,
+        );
+        read_in_bulk(&rx2, 1 << 30).unwrap();
+        let granted = get_option(&rx2, libc::SO_RCVBUF).unwrap();
+        assert_eq!(get_option(&rx2, libc::SO_RCVLOWAT), Ok(granted / 4));
         rx.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let mut buf = vec![0u8; 1 << 16];
