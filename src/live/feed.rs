@@ -2,11 +2,15 @@
 //! writes, and its subscribers with how far each has been served.
 //!
 //! Writers call [`Feed::publish`] under the collection's write lock, after the change is logged
-//! and applied: that only numbers the write and appends it to the history, whatever the number
-//! of subscribers. Pushes are made from the history by [`Feed::flush`], outside the
-//! collection's lock, once the log is durable up to a write's position; positions grow with
-//! apply order, so what leaves is always a prefix of what each subscriber is owed and
-//! per-collection order holds. In memory-only mode positions are 0 and pushes leave at once.
+//! and applied: that only numbers the write and appends it to the feed's list of arrivals,
+//! under a lock of its own that nothing else holds for longer than it takes to swap that list
+//! for an empty one, whatever the number of subscribers (a writer that waited there would hold
+//! up every other writer of the collection). The arrivals join the history when a delivery
+//! round (or anything else that reads the history) next takes the feed's state. Pushes are
+//! made from the history by [`Feed::flush`], outside the collection's lock, once the log is
+//! durable up to a write's position; positions grow with apply order, so what leaves is
+//! always a prefix of what each subscriber is owed and per-collection order holds. In
+//! memory-only mode positions are 0 and pushes leave at once.
 //!
 //! The history keeps the writes some subscriber has not been served yet (up to a hard bound,
 //! past which such a subscriber is too slow) and, beyond those, the most recent writes up to
@@ -124,13 +128,22 @@ struct Group {
     users: usize,
 }
 
-struct State {
+/// Writes published since the state last took them (see the module notes).
+struct Arrivals {
     /// The sequence number of the last write published.
+    seq: u64,
+    /// The bytes of every change published.
+    published: u64,
+    entries: Vec<Entry>,
+}
+
+struct State {
+    /// The sequence number of the last write taken into the history.
     seq: u64,
     history: VecDeque<Arc<Entry>>,
     history_bytes: usize,
-    /// The bytes of every change published.
-    published: u64,
+    /// An empty list, swapped with [`Arrivals::entries`] when they are taken.
+    spare: Vec<Entry>,
     subs: Vec<Subscriber>,
     groups: Vec<Group>,
     /// The lowest `next` of any subscriber (as of the last change to the subscribers): the
@@ -151,6 +164,23 @@ struct Round {
 }
 
 impl State {
+    /// Moves the writes published since the last call into the history.
+    fn take_arrivals(&mut self, arrivals: &Mutex<Arrivals>) {
+        {
+            let mut a = arrivals.lock();
+            if a.entries.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut a.entries, &mut self.spare);
+        }
+        for e in self.spare.drain(..) {
+            self.seq = e.seq;
+            self.history_bytes += e.bytes;
+            self.history.push_back(Arc::new(e));
+        }
+        self.trim();
+    }
+
     fn trim(&mut self) {
         while let Some(front) = self.history.front() {
             let over = self.history.len() > HISTORY_WRITES || self.history_bytes > HISTORY_BYTES;
@@ -209,11 +239,23 @@ impl State {
         removed
     }
 
+    /// How many writes of the history are durable: all of them when the newest is (always in
+    /// memory-only mode), which is checked first, so that the usual answer does not walk a
+    /// binary search through entries long out of the cache.
+    fn ready(&self) -> usize {
+        match self.history.back() {
+            Some(last) if last.lsn > self.durable => {
+                self.history.partition_point(|e| e.lsn <= self.durable)
+            }
+            _ => self.history.len(),
+        }
+    }
+
     /// Whether the durable writes some subscriber is owed are more than a delivery round
     /// should leave behind (see [`MAX_LAG`], [`MAX_LAG_BYTES`]).
     fn lagging(&self) -> bool {
         let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.history.partition_point(|e| e.lsn <= self.durable);
+        let ready = self.ready();
         let first = self.floor.max(front);
         let (Some(last), Some(oldest)) = (
             ready.checked_sub(1).and_then(|i| self.history.get(i)),
@@ -230,7 +272,7 @@ impl State {
     /// counted; 0: none).
     fn owed_bytes(&self) -> u64 {
         let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.history.partition_point(|e| e.lsn <= self.durable);
+        let ready = self.ready();
         let first = self.floor.max(front);
         let last = ready.checked_sub(1).and_then(|i| self.history.get(i));
         let oldest = usize::try_from(first - front)
@@ -249,7 +291,7 @@ impl State {
     fn plan(&mut self) -> Round {
         let upto = self.durable;
         let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.history.partition_point(|e| e.lsn <= upto);
+        let ready = self.ready();
         // The first write owed to anyone who may be served now.
         let first = self
             .subs
@@ -325,6 +367,8 @@ pub struct Feed {
     col: String,
     /// The send-buffer limit a subscriber's connection may hold in pushes.
     limit: usize,
+    /// Locked after `state` when both are.
+    arrivals: Mutex<Arrivals>,
     state: Mutex<State>,
     /// Signalled after every delivery round.
     delivered: Condvar,
@@ -336,11 +380,16 @@ impl Feed {
         Feed {
             col: col.to_owned(),
             limit,
+            arrivals: Mutex::new(Arrivals {
+                seq: base,
+                published: 0,
+                entries: Vec::new(),
+            }),
             state: Mutex::new(State {
                 seq: base,
                 history: VecDeque::new(),
                 history_bytes: 0,
-                published: 0,
+                spare: Vec::new(),
                 subs: Vec::new(),
                 groups: Vec::new(),
                 floor: u64::MAX,
@@ -357,26 +406,24 @@ impl Feed {
 
     /// The sequence number of the last write published.
     pub fn seq(&self) -> u64 {
-        self.state.lock().seq
+        self.arrivals.lock().seq
     }
 
     /// Records one applied write (logged at `lsn`; 0 in memory). Call under the collection's
     /// write lock; its pushes leave with the next [`Feed::flush`] that finds it durable.
     pub fn publish(&self, lsn: Lsn, change: Change) {
         let bytes = change.bytes();
-        let mut st = self.state.lock();
-        st.seq += 1;
-        st.published += bytes as u64;
-        let (seq, total) = (st.seq, st.published);
-        st.history.push_back(Arc::new(Entry {
+        let mut a = self.arrivals.lock();
+        a.seq += 1;
+        a.published += bytes as u64;
+        let (seq, total) = (a.seq, a.published);
+        a.entries.push(Entry {
             seq,
             lsn,
             change,
             bytes,
             total,
-        }));
-        st.history_bytes += bytes;
-        st.trim();
+        });
     }
 
     /// Hands every subscriber the pushes whose writes are durable up to `durable` (0 in
@@ -391,14 +438,17 @@ impl Feed {
     pub fn flush(&self, durable: Lsn) {
         let mut st = self.state.lock();
         st.durable = st.durable.max(durable);
+        st.take_arrivals(&self.arrivals);
         while st.delivering {
             if !st.lagging() {
                 return;
             }
             self.delivered.wait(&mut st);
+            st.take_arrivals(&self.arrivals);
         }
         st.delivering = true;
         loop {
+            st.take_arrivals(&self.arrivals);
             let round = st.plan();
             if round.work.is_empty() && round.lost.is_empty() {
                 st.delivering = false;
@@ -420,6 +470,7 @@ impl Feed {
         {
             let mut st = self.state.lock();
             st.durable = st.durable.max(durable);
+            st.take_arrivals(&self.arrivals);
             if st.owed_bytes() > max {
                 return false;
             }
@@ -489,6 +540,7 @@ impl Feed {
     ) -> Result<Registered, Box<Subscriber>> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
+        st.take_arrivals(&self.arrivals);
         if unchanged_since.is_some_and(|s| s != st.seq) {
             return Err(sub);
         }

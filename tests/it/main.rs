@@ -43,6 +43,7 @@ mod seams;
 mod snapshot_compat;
 mod storage;
 mod subscriptions;
+mod subscriptions_fanout;
 mod subscriptions_resume;
 mod vectors;
 mod vectors_restart;

@@ -69,7 +69,7 @@ impl Delivery {
         let Some(p) = push_scan::scan(frame, &self.col) else {
             return self.fail(format!("not a push: {}", lossy(frame)));
         };
-        let Some(i) = self.subs.iter().position(|t| t.id == p.sub) else {
+        let Some(i) = self.subs.iter().position(|t| push_scan::same(&t.id, p.sub)) else {
             return self.fail(format!("push of an unknown subscription: {}", lossy(frame)));
         };
         self.unchecked += frame.len() as u64;

@@ -57,18 +57,17 @@ pub fn scan<'a>(frame: &'a [u8], col: &[u8]) -> Option<Push<'a>> {
             records: 0,
         });
     };
-    let end = memchr::memchr(b'"', rest)?;
+    // Ids and collection names are a few bytes: found and compared by plain loops, which
+    // cost less here than a call to a vectorised search or `memcmp`.
+    let end = rest.iter().position(|&b| b == b'"')?;
     let (sub, rest) = (&rest[..end], &rest[end..]);
     let rest = rest.strip_prefix(br#"","col":""#)?;
-    let rest = rest.strip_prefix(col)?;
-    let rest = rest.strip_prefix(br#"","seq":"#)?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 19 {
+    let (name, rest) = rest.split_at_checked(col.len())?;
+    if !same(name, col) {
         return None;
     }
-    let seq = rest[..digits]
-        .iter()
-        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    let rest = rest.strip_prefix(br#"","seq":"#)?;
+    let (seq, digits) = number(rest)?;
     let rest = &rest[digits..];
     let records = if kind == Kind::Rec {
         let body = rest.strip_prefix(RECORDS)?.strip_suffix(b"]}")?;
@@ -87,12 +86,72 @@ pub fn scan<'a>(frame: &'a [u8], col: &[u8]) -> Option<Push<'a>> {
     })
 }
 
+/// The decimal number (1 to 19 digits) `bytes` start with, and its length. The sequence
+/// numbers pushes carry are 16 digits long: eight are read at a time, as one word.
+fn number(bytes: &[u8]) -> Option<(u64, usize)> {
+    let (mut n, mut len) = (0u64, 0);
+    while len + 8 <= 16 {
+        let Some(word) = bytes.get(len..len + 8).and_then(eight_digits) else {
+            break;
+        };
+        n = n * 100_000_000 + word;
+        len += 8;
+    }
+    while let Some(d) = bytes.get(len).filter(|b| b.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        len += 1;
+    }
+    (1..=19).contains(&len).then_some((n, len))
+}
+
+/// The value of eight ASCII digits, or `None` when one of the bytes is not a digit.
+fn eight_digits(bytes: &[u8]) -> Option<u64> {
+    let word = u64::from_le_bytes(bytes.try_into().ok()?);
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // Every byte is 0x30..=0x39: its high nibble is 3, and stays 3 once 6 is added.
+    if word & HIGH != ZEROS || word.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
+        return None;
+    }
+    // The first digit is the lowest byte: pairs, then fours, then the eight combined.
+    let v = word - ZEROS;
+    let v = (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v * 100 + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((v * 10_000 + (v >> 32)) & 0xFFFF_FFFF)
+}
+
+/// Whether two short byte strings are equal, compared in line.
+#[inline]
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// The records in the body of a `rec` push: the `{` bytes followed by `"doc":` (see the module
-/// notes); every byte of the body is looked at by the SIMD search for `{`.
+/// notes). Every byte of the body is looked at, eight at a time: a body holds a record or a few,
+/// too short for a call to a vectorised search to pay for itself.
 fn count_records(body: &[u8]) -> u64 {
-    memchr::memchr_iter(b'{', body)
-        .filter(|&i| body[i..].starts_with(RECORD))
-        .count() as u64
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let opens = |i: usize| u64::from(body[i..].starts_with(RECORD));
+    let mut n = 0;
+    let mut words = body.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let x =
+            u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ (ONES * 0x7B);
+        // A high bit for each zero byte of `x`, that is each `{` (a byte after one may be
+        // marked too: `opens` checks each mark).
+        let mut marks = x.wrapping_sub(ONES) & !x & HIGHS;
+        while marks != 0 {
+            n += opens(at + marks.trailing_zeros() as usize / 8);
+            marks &= marks - 1;
+        }
+        at += 8;
+    }
+    for i in at..body.len() {
+        n += opens(i);
+    }
+    n
 }
 
 /// A push as serde reads it: every member is parsed and checked (strings unescaped, numbers
@@ -183,6 +242,67 @@ mod tests {
         let shorter = [&f[..cut], &b"]}"[..]].concat();
         assert_eq!(scan(&shorter, COL).map(|p| p.records), n.map(|n| n - 1));
         assert!(agrees(&shorter, COL));
+    }
+
+    /// The word-at-a-time count against a byte-by-byte one, on bodies of every length around
+    /// the word size, with braces and `"doc":` where they do not open a record.
+    #[test]
+    fn records_are_counted_alike_eight_bytes_at_a_time() {
+        let naive = |b: &[u8]| (0..b.len()).filter(|&i| b[i..].starts_with(RECORD)).count() as u64;
+        let pieces: [&[u8]; 7] = [
+            br#"{"doc":"a","ts":1,"data":"{x}"}"#,
+            br#","#,
+            br#"{"doc":"{"doc":1}","ts":2,"data":"{{"}"#,
+            br#"{"#,
+            br#"{{"doc":"#,
+            b"\x01{\x01",
+            // 'z' is '{' ^ 1: a byte the word test may also mark after a '{'.
+            br#"{zz{"doc":z"#,
+        ];
+        let mut body = Vec::new();
+        for round in 0..40 {
+            body.extend_from_slice(pieces[round % pieces.len()]);
+            for cut in 0..body.len().min(24) {
+                let b = &body[cut..];
+                assert_eq!(count_records(b), naive(b), "{}", lossy(b));
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_read_eight_digits_at_a_time_and_one_by_one() {
+        assert_eq!(
+            number(b"1765000000000001,"),
+            Some((1_765_000_000_000_001, 16))
+        );
+        assert_eq!(number(b"12345678"), Some((12_345_678, 8)));
+        assert_eq!(number(b"7}"), Some((7, 1)));
+        assert_eq!(number(b"1234567x9"), Some((1_234_567, 7)));
+        assert_eq!(
+            number(b"9999999999999999999]"),
+            Some((9_999_999_999_999_999_999, 19))
+        );
+        assert_eq!(number(b"12345678901234567890"), None);
+        assert_eq!(number(b"x1"), None);
+        assert_eq!(number(b""), None);
+        for n in [
+            0u64,
+            9,
+            10,
+            99_999_999,
+            100_000_000,
+            123_456_789_012,
+            u64::MAX / 10,
+        ] {
+            let text = format!("{n},");
+            assert_eq!(number(text.as_bytes()), Some((n, text.len() - 1)));
+        }
+        // Bytes next to the digits in the table: '/', ':', and with the high bit set.
+        for bad in [b'/', b':', 0xB0, 0x3A + 0x80] {
+            let mut word = *b"12345678";
+            word[3] = bad;
+            assert_eq!(eight_digits(&word), None, "{bad:#x}");
+        }
     }
 
     fn lossy(f: &[u8]) -> String {

@@ -22,6 +22,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const COL: &str = "bench.live";
+/// Bytes a subscriber that is not timing pushes waits for before its read returns.
+const BULK_READ: usize = 256 << 10;
 /// The server's per-connection send buffer in the stalled-subscriber run.
 const STALLED_SEND_BUFFER_MIB: u32 = 4;
 
@@ -111,6 +113,12 @@ fn subscriber(
     let subend = Arc::new(AtomicBool::new(false));
     let (r, e, se) = (records.clone(), ended.clone(), subend.clone());
     ws.set_read_timeout(Duration::from_millis(200))?;
+    if sent.is_none() && read {
+        // Not timing pushes (nor standing for one that stops reading, whose kernel buffer
+        // would hold more of what the server is refused): read them in large chunks (see
+        // `Conn::read_in_bulk`).
+        ws.read_in_bulk(BULK_READ)?;
+    }
     let handle = thread::spawn(move || {
         let subend = se;
         let mut lat = Vec::new();
