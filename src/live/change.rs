@@ -29,7 +29,10 @@ impl Change {
     /// Roughly the memory it holds, for bounding the history.
     pub fn bytes(&self) -> usize {
         64 + match self {
-            Change::Insert(recs) => recs.iter().map(|r| 48 + r.doc.len() + r.data.len()).sum(),
+            Change::Insert(recs) => recs
+                .iter()
+                .map(|r| 48 + r.doc.capacity() + r.data.capacity())
+                .sum(),
             Change::DeleteRecord { doc, .. } | Change::DeleteRange { doc, .. } => doc.len(),
             Change::DeleteRecords(docs) => {
                 docs.iter().map(|(d, ts)| 32 + d.len() + 8 * ts.len()).sum()

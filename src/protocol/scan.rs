@@ -55,11 +55,11 @@ pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
     if b[j] == b'"' {
         return Some((Cow::Borrowed(&s[start..j]), j + 1));
     }
-    // The rest of a small message (the string cannot be longer), but not of a large one: each
-    // string of a large batch would allocate up to the whole message (1,000 records of 130 KB
-    // → 65 MB per request), fragmenting the heap.
-    let rest = b.len() - start;
-    let mut out = String::with_capacity(rest.min((2 * (j - start) + 64).max(4096)));
+    // Not the rest of the message: each string of a large batch would allocate up to the whole
+    // message (1,000 records of 130 KB → 65 MB per request), fragmenting the heap. Nor a floor
+    // of a few KiB: a record's data outlives the request in the subscriptions' history of
+    // recent writes, where every spare byte of capacity would stay held.
+    let mut out = String::with_capacity((b.len() - start).min(2 * (j - start) + 64));
     out.push_str(&s[start..j]);
     loop {
         // `b[j]` is a byte that needs escaping.
