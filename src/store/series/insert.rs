@@ -81,10 +81,8 @@ impl Series {
         // the column, last written by the document's previous change, is left unread.
         let newest = !self.entries.is_empty() && self.last_ts < ts;
         let in_plain = newest
-            || match self.entries.first() {
-                Some(first) => ts >= first.ts || self.blocks.last().is_none_or(|b| b.last_ts < ts),
-                None => self.blocks.last().is_none_or(|b| b.last_ts < ts),
-            };
+            || self.entries.first().is_some_and(|first| ts >= first.ts)
+            || self.blocks.last().is_none_or(|b| b.last_ts < ts);
         if !in_plain {
             self.drop_caches();
             return self.insert_sealed(ts, data);
