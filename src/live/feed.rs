@@ -39,10 +39,12 @@ pub(super) const LAG_FACTOR: usize = 4;
 /// Durable writes the subscribers may be owed while a delivery runs before writers wait for
 /// it: past this the server's own delivery (not a slow subscriber, whose pushes queue at its
 /// connection) is the bottleneck, and writers that ran on would only grow the history until
-/// their subscribers were dropped.
-const MAX_LAG: u64 = 1024;
+/// their subscribers were dropped. Several rounds' worth (a round of single-record writes
+/// holds some 700 of them): at one round's worth, writers stopped and started in step with the
+/// deliverer and left a core idle while it worked.
+const MAX_LAG: u64 = 4096;
 /// Bytes of changes (roughly counted) owed before writers wait, likewise.
-const MAX_LAG_BYTES: u64 = 4 << 20;
+const MAX_LAG_BYTES: u64 = 16 << 20;
 
 /// Bytes of changes (roughly counted) owed at most for a writer to hand them over before its
 /// own acknowledgements leave (see [`Feed::flush_if_small`]).
