@@ -144,3 +144,70 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Feed, Start, Subscriber, MAX_LAG, MAX_LAG_BYTES};
+    use crate::live::{Change, Filter, Rec, Sink, SinkError};
+    use std::sync::Arc;
+
+    /// Takes every push and keeps nothing.
+    struct Drain;
+
+    impl Sink for Drain {
+        fn header(&self, _out: &mut Vec<u8>, _len: usize) {}
+        fn push(&self, _pieces: &[&[u8]], _limit: usize) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn push_last(&self, _text: &[u8]) {}
+    }
+
+    fn ins(ts: i64, data: String) -> Change {
+        Change::Insert(vec![Rec {
+            doc: "d".into(),
+            ts,
+            data,
+        }])
+    }
+
+    /// A feed with one subscriber that has been served nothing yet.
+    fn watched() -> Feed {
+        let feed = Feed::new("c", 0, 1 << 20);
+        let sub = Subscriber::new(1, "s1".into(), Arc::new(Drain), Filter::default());
+        assert!(feed.register(sub, Start::Live, None).is_ok());
+        feed
+    }
+
+    fn lagging(feed: &Feed) -> bool {
+        let mut st = feed.state.lock();
+        st.take_arrivals(&feed.arrivals);
+        st.lagging()
+    }
+
+    /// Writers wait for the deliverer once more than `MAX_LAG` durable writes are owed, and
+    /// not at `MAX_LAG`.
+    #[test]
+    fn writers_are_held_back_past_max_lag_owed_writes() {
+        let feed = watched();
+        for ts in 0..MAX_LAG as i64 {
+            feed.publish(0, ins(ts, "x".into()));
+        }
+        assert!(!lagging(&feed));
+        feed.publish(0, ins(-1, "x".into()));
+        assert!(lagging(&feed));
+    }
+
+    /// Likewise past `MAX_LAG_BYTES` of owed changes, however few the writes.
+    #[test]
+    fn writers_are_held_back_past_max_lag_bytes_owed() {
+        const MIB: usize = 1 << 20;
+        let writes = MAX_LAG_BYTES as usize / MIB;
+        let feed = watched();
+        for ts in 1..writes as i64 {
+            feed.publish(0, ins(ts, "x".repeat(MIB)));
+        }
+        assert!(!lagging(&feed));
+        feed.publish(0, ins(0, "x".repeat(2 * MIB)));
+        assert!(lagging(&feed));
+    }
+}
