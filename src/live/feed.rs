@@ -16,13 +16,16 @@
 //! past which such a subscriber is too slow) and, beyond those, the most recent writes up to
 //! [`HISTORY_WRITES`] / [`HISTORY_BYTES`] for `after_seq` resumes.
 
+mod plan;
+
 use super::change::Change;
-use super::deliver::{self, Work};
+use super::deliver;
 use super::encode;
 use super::filter::Filter;
 use super::{Sink, SinkError};
 use crate::persist::Lsn;
 use parking_lot::{Condvar, Mutex};
+use plan::Round;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -33,16 +36,15 @@ pub const HISTORY_BYTES: usize = 16 << 20;
 /// How many times those bounds the history may grow to while a subscriber waits to be
 /// served; past it that subscriber's writes are dropped and its subscription ends.
 pub(super) const LAG_FACTOR: usize = 4;
-/// Bytes of changes one delivery round takes at most (at least one write): bounds what a
-/// round builds for a connection, and how long the first pushes of a round wait for the last.
-const ROUND_BYTES: usize = 256 << 10;
 /// Durable writes the subscribers may be owed while a delivery runs before writers wait for
 /// it: past this the server's own delivery (not a slow subscriber, whose pushes queue at its
 /// connection) is the bottleneck, and writers that ran on would only grow the history until
-/// their subscribers were dropped.
-const MAX_LAG: u64 = 1024;
+/// their subscribers were dropped. Several rounds' worth (a round of single-record writes
+/// holds some 700 of them): at one round's worth, writers stopped and started in step with the
+/// deliverer and left a core idle while it worked.
+const MAX_LAG: u64 = 4096;
 /// Bytes of changes (roughly counted) owed before writers wait, likewise.
-const MAX_LAG_BYTES: u64 = 4 << 20;
+const MAX_LAG_BYTES: u64 = 16 << 20;
 
 /// Bytes of changes (roughly counted) owed at most for a writer to hand them over before its
 /// own acknowledgements leave (see [`Feed::flush_if_small`]).
@@ -155,14 +157,6 @@ struct State {
     delivering: bool,
 }
 
-/// What one delivery round hands over.
-struct Round {
-    entries: Vec<Arc<Entry>>,
-    work: Vec<Work>,
-    /// Subscribers whose owed writes left the history.
-    lost: Vec<(u64, Arc<str>, Arc<dyn Sink>)>,
-}
-
 impl State {
     /// Moves the writes published since the last call into the history.
     fn take_arrivals(&mut self, arrivals: &Mutex<Arrivals>) {
@@ -237,129 +231,6 @@ impl State {
             self.groups.clear();
         }
         removed
-    }
-
-    /// How many writes of the history are durable: all of them when the newest is (always in
-    /// memory-only mode), which is checked first, so that the usual answer does not walk a
-    /// binary search through entries long out of the cache.
-    fn ready(&self) -> usize {
-        match self.history.back() {
-            Some(last) if last.lsn > self.durable => {
-                self.history.partition_point(|e| e.lsn <= self.durable)
-            }
-            _ => self.history.len(),
-        }
-    }
-
-    /// Whether the durable writes some subscriber is owed are more than a delivery round
-    /// should leave behind (see [`MAX_LAG`], [`MAX_LAG_BYTES`]).
-    fn lagging(&self) -> bool {
-        let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.ready();
-        let first = self.floor.max(front);
-        let (Some(last), Some(oldest)) = (
-            ready.checked_sub(1).and_then(|i| self.history.get(i)),
-            self.history.get((first - front) as usize),
-        ) else {
-            return false;
-        };
-        last.seq >= first
-            && (last.seq + 1 - first > MAX_LAG
-                || last.total - oldest.total + oldest.bytes as u64 > MAX_LAG_BYTES)
-    }
-
-    /// The bytes of the durable changes owed to the subscriber furthest behind (roughly
-    /// counted; 0: none).
-    fn owed_bytes(&self) -> u64 {
-        let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.ready();
-        let first = self.floor.max(front);
-        let last = ready.checked_sub(1).and_then(|i| self.history.get(i));
-        let oldest = usize::try_from(first - front)
-            .ok()
-            .and_then(|i| self.history.get(i));
-        match (last, oldest) {
-            (Some(last), Some(oldest)) if last.seq >= first => {
-                last.total - oldest.total + oldest.bytes as u64
-            }
-            _ => 0,
-        }
-    }
-
-    /// Takes what may leave now: every subscriber's durable backlog frames and the durable
-    /// writes it is owed; advances the subscribers past them.
-    fn plan(&mut self) -> Round {
-        let upto = self.durable;
-        let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
-        let ready = self.ready();
-        // The first write owed to anyone who may be served now.
-        let first = self
-            .subs
-            .iter()
-            .filter(|s| s.next >= front && s.pre.iter().all(|(lsn, _)| *lsn <= upto))
-            .map(|s| s.next)
-            .min()
-            .unwrap_or(u64::MAX);
-        // The writes of this round: durable ones from `first`, a bounded amount of them.
-        let skip = first.saturating_sub(front).min(ready as u64) as usize;
-        let mut take = 0;
-        let mut bytes = 0;
-        for e in self.history.range(skip..ready) {
-            if take > 0 && bytes + e.bytes > ROUND_BYTES {
-                break;
-            }
-            take += 1;
-            bytes += e.bytes;
-        }
-        // The last write that may leave this round (front - 1: none).
-        let last = front + (skip + take) as u64 - 1;
-        let mut work = Vec::new();
-        let mut lost = Vec::new();
-        let mut floor = u64::MAX;
-        for (i, sub) in self.subs.iter_mut().enumerate() {
-            let durable = sub.pre.iter().take_while(|(lsn, _)| *lsn <= upto).count();
-            let pre: Vec<Vec<u8>> = sub.pre.drain(..durable).map(|(_, f)| f).collect();
-            let mut from = u64::MAX;
-            if sub.pre.is_empty() && sub.next <= last {
-                if sub.next < front {
-                    lost.push(i);
-                    continue;
-                }
-                from = sub.next;
-                sub.next = last + 1;
-            }
-            floor = floor.min(sub.next);
-            if pre.is_empty() && from == u64::MAX {
-                continue;
-            }
-            work.push(Work {
-                conn: sub.conn,
-                id: sub.id.clone(),
-                id_text: sub.id_text.clone(),
-                sink: sub.sink.clone(),
-                group: sub.group,
-                filter: sub.filter.clone(),
-                from,
-                pre,
-            });
-        }
-        self.floor = floor;
-        let lost = lost
-            .iter()
-            .map(|&i| {
-                let s = &self.subs[i];
-                (s.conn, s.id.clone(), s.sink.clone())
-            })
-            .collect::<Vec<_>>();
-        if !lost.is_empty() {
-            self.remove(|s| lost.iter().any(|(c, id, _)| s.conn == *c && s.id == *id));
-        }
-        let entries = self.history.range(skip..skip + take).cloned().collect();
-        Round {
-            entries,
-            work,
-            lost,
-        }
     }
 }
 
