@@ -215,6 +215,27 @@ impl Series {
         prefetch::line(self.arena.as_bytes().as_ptr_range().end);
     }
 
+    /// Asks the CPU for the line of the plain block's newest entry, which [`Series::latest`]
+    /// for "now" reads first (a reader of many documents asks a few documents ahead).
+    pub fn prefetch_newest_entry(&self) {
+        prefetch::line(
+            self.entries
+                .as_ptr_range()
+                .end
+                .cast::<u8>()
+                .wrapping_sub(std::mem::size_of::<Entry>()),
+        );
+    }
+
+    /// Asks the CPU for the first line of the newest record's data, which [`Series::latest`]
+    /// for "now" copies (its entry should be in the cache by now, see
+    /// [`Series::prefetch_newest_entry`]).
+    pub fn prefetch_newest_data(&self) {
+        if let Some(e) = self.entries.last() {
+            prefetch::line(self.arena.as_ptr().wrapping_add(e.start as usize));
+        }
+    }
+
     /// Bytes held by the data arena, garbage included, and by sealed blocks.
     pub fn arena_len(&self) -> usize {
         self.arena.len() + self.sealed_bytes
