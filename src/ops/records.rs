@@ -126,21 +126,10 @@ fn latest_pass<'q>(
     exclusive: bool,
 ) -> Result<bool, OpError> {
     let mut records = reply.member("records").object();
-    let mut scratch = String::new();
-    // `name`: the document's name, escaped (from a remembered selection) or as it is.
-    let mut emit = |records: &mut Object<'_>,
-                    name: Name<'_>,
-                    ts: i64,
-                    data: Data<'_>|
-     -> Result<(), OpError> {
-        if ts < q.from || !keeps(predicate, data, &mut scratch) {
-            return Ok(());
-        }
-        match name {
-            Name::Escaped(name) => records.escaped_record_member(name, ts, data.wire()),
-            Name::Plain(name) => records.member(name).escaped_record(ts, data.wire()),
-        }
-        Ok(records.check()?)
+    let mut emit = Emit {
+        q,
+        predicate,
+        scratch: String::new(),
     };
     let text = q.doc.as_deref();
     let read = |c: &Collection| -> Result<bool, OpError> {
@@ -152,7 +141,7 @@ fn latest_pass<'q>(
         if let Some(selection) = &selection {
             // Quiet: every document read straight, the next ones asked for ahead.
             let quiet = snap.latest_each(selection, q.ts, |name, ts, data| {
-                emit(&mut records, Name::Escaped(name), ts, data)
+                emit.record(&mut records, Name::Escaped(name), ts, data)
             });
             if let Some(result) = quiet {
                 return result.map(|()| true);
@@ -162,7 +151,7 @@ fn latest_pass<'q>(
                     return Ok(false);
                 };
                 if let Some((ts, data)) = view.latest(q.ts) {
-                    emit(&mut records, Name::Escaped(name), ts, data)?;
+                    emit.record(&mut records, Name::Escaped(name), ts, data)?;
                 }
             }
             return Ok(true);
@@ -176,7 +165,7 @@ fn latest_pass<'q>(
                 return Ok(false);
             };
             if let Some((ts, data)) = view.latest(q.ts) {
-                emit(&mut records, Name::Plain(name), ts, data)?;
+                emit.record(&mut records, Name::Plain(name), ts, data)?;
             }
         }
         Ok(true)
@@ -190,6 +179,37 @@ fn latest_pass<'q>(
         Some(result) => result,
         // No such collection: an empty answer, complete.
         None => Ok(true),
+    }
+}
+
+/// Writes the members of a `qry` answer.
+struct Emit<'a, 'q> {
+    q: &'a Qry<'q>,
+    predicate: &'a Predicate<'a>,
+    scratch: String,
+}
+
+impl Emit<'_, '_> {
+    /// The member for a document whose newest record (at or before the query's time) is
+    /// `(ts, data)`, unless the query leaves that record out. Inlined into each document
+    /// loop: called through memory, the record's fields were written piecemeal and read back
+    /// whole, which stalled every document on the stores (they cannot be forwarded).
+    #[inline(always)]
+    fn record(
+        &mut self,
+        records: &mut Object<'_>,
+        name: Name<'_>,
+        ts: i64,
+        data: Data<'_>,
+    ) -> Result<(), OpError> {
+        if ts < self.q.from || !keeps(self.predicate, data, &mut self.scratch) {
+            return Ok(());
+        }
+        match name {
+            Name::Escaped(name) => records.escaped_record_member(name, ts, data.wire()),
+            Name::Plain(name) => records.member(name).escaped_record(ts, data.wire()),
+        }
+        Ok(records.check()?)
     }
 }
 

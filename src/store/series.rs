@@ -164,11 +164,22 @@ impl Series {
 
     /// The newest record with `ts <= at`: for "now" (at or after the last record, the common
     /// case) straight from the plain block's last entry.
+    ///
+    /// Inlined: a reader of many documents calls it for each, and its answer returned through
+    /// memory (a one-byte flag written, then read back as part of a wider load) stalled the
+    /// caller on every document.
+    #[inline(always)]
     pub fn latest(&self, at: i64) -> Option<(i64, Data<'_>)> {
         match self.entries.last() {
             Some(&e) if e.ts <= at => Some((e.ts, Data::new(self.data(e), self.special))),
-            _ => Some(self.get(self.latest_at(at)?)),
+            _ => self.latest_before(at),
         }
+    }
+
+    /// [`Series::latest`] for a time before the newest record.
+    #[inline(never)]
+    fn latest_before(&self, at: i64) -> Option<(i64, Data<'_>)> {
+        Some(self.get(self.latest_at(at)?))
     }
 
     /// The timestamp at position `i` alone: sealed history decodes only its timestamps.
