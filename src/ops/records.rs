@@ -271,7 +271,7 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
             if !keeps(&predicate, data, &mut scratch) {
                 return ControlFlow::Continue(());
             }
-            records.item().escaped_record(ts, data.wire());
+            records.escaped_record_item(ts, data.wire());
             kept += 1;
             if kept % 256 == 0 {
                 if let Err(e) = records.check() {
