@@ -27,6 +27,10 @@ impl Snapshot<'_> {
     /// Calls `f` with the escaped name and the newest record at or before `at` of each document
     /// of `selection` that has one, in the selection's order, until `f` fails. `None` (nothing
     /// read) unless the snapshot is quiet: the caller then reads each document's view.
+    ///
+    /// `selection` must be one that this snapshot's collection remembered (taken under the
+    /// same read lock), as for [`Snapshot::handle`]: its documents are read without their
+    /// locks on the strength of this snapshot being quiet.
     pub fn latest_each<E>(
         &self,
         selection: &Selection,
