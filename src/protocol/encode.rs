@@ -101,6 +101,19 @@ pub fn escaped_record(out: &mut Vec<u8>, ts: i64, body: &str) {
     out.extend_from_slice(b"\"}");
 }
 
+/// Appends `,` unless `first`, then a record as [`escaped_record`] does: one item of a `qdoc`
+/// answer, with the queue grown once.
+#[inline]
+pub fn escaped_record_item(out: &mut Vec<u8>, first: bool, ts: i64, body: &str) {
+    out.reserve(1 + HEAD_MAX + body.len() + 2);
+    if !first {
+        out.push(b',');
+    }
+    record_head(out, ts);
+    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
 /// Appends `"name":` and then a record as [`escaped_record`] does, for a name given escaped:
 /// one member of a `qry` answer, with the queue grown once.
 pub fn escaped_named_record(out: &mut Vec<u8>, name: &str, ts: i64, body: &str) {
@@ -122,6 +135,7 @@ const HEAD_MAX: usize = 40;
 /// would each call `memcpy`, and a head put together on the stack first stalls the copy that
 /// reads it back (its bytes were written piecemeal): together a good part of a small record's
 /// cost.
+#[inline(always)]
 fn record_head(out: &mut Vec<u8>, ts: i64) {
     out.extend_from_slice(b"{\"ts\":");
     if ts < 0 {
@@ -189,6 +203,13 @@ mod tests {
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 format!("x{{\"ts\":{v},\"data\":\"a\\\"b\"}}")
+            );
+            let mut out = b"[".to_vec();
+            escaped_record_item(&mut out, true, v, "a");
+            escaped_record_item(&mut out, false, v, "\\n");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("[{{\"ts\":{v},\"data\":\"a\"}},{{\"ts\":{v},\"data\":\"\\n\"}}")
             );
         }
     }

@@ -165,6 +165,12 @@ impl Array<'_> {
         }
     }
 
+    /// An item that is a record with escaped data (see [`Value::escaped_record`]), written
+    /// with its separator in one step.
+    pub fn escaped_record_item(&mut self, ts: i64, body: &str) {
+        encode::escaped_record_item(self.out, std::mem::take(&mut self.first), ts, body);
+    }
+
     /// Whether the whole response is still within the limit.
     pub fn check(&self) -> Result<(), TooLarge> {
         self.limit.check(self.out)

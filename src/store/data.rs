@@ -10,13 +10,19 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Data<'a> {
     body: &'a str,
-    /// The body may hold escape sequences (false: it is exactly the data as sent).
-    escaped: bool,
+    /// Nonzero when the body may hold escape sequences (0: it is exactly the data as sent).
+    /// A word rather than a `bool`: readers hand a `Data` on by value, through memory, and a
+    /// one-byte flag written and then copied on as part of a word cannot be forwarded from the
+    /// store to the load: every record read this way stalled for the store to complete.
+    escaped: usize,
 }
 
 impl<'a> Data<'a> {
     pub(super) fn new(body: &'a str, escaped: bool) -> Self {
-        Data { body, escaped }
+        Data {
+            body,
+            escaped: usize::from(escaped),
+        }
     }
 
     /// The data escaped as inside a JSON string, without the quotes: what a response holds.
@@ -49,7 +55,7 @@ impl<'a> Data<'a> {
 
     fn has_escapes(&self) -> bool {
         // An escaped body holds a backslash exactly where the data held a byte to escape.
-        self.escaped && self.body.as_bytes().contains(&b'\\')
+        self.escaped != 0 && self.body.as_bytes().contains(&b'\\')
     }
 }
 

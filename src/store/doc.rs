@@ -270,6 +270,25 @@ impl<'c> Snapshot<'c> {
     pub fn is_quiet(&self) -> bool {
         self.quiet.is_some()
     }
+
+    /// The series of `doc`, read without its lock: `Some` only for a quiet snapshot, for a
+    /// document of its collection (see [`InView::view`] for why nothing writes it meanwhile).
+    pub(super) fn quiet_series<'s>(&'s self, doc: &'s Doc) -> Option<&'s Series> {
+        self.quiet?;
+        // SAFETY: as in `InView::view`: a quiet snapshot, borrowed for as long as the series,
+        // keeps every writer of its collection's documents out.
+        Some(unsafe { &(*doc.state.data_ptr()).series })
+    }
+}
+
+impl Doc {
+    /// Asks the CPU for the lines of the document's series (not the rest of its state).
+    pub(super) fn prefetch_series(&self) {
+        // SAFETY: only the field's address is computed (no read through the pointer, which
+        // points into this live document).
+        let series = unsafe { &raw const (*self.state.data_ptr()).series };
+        prefetch::value(series);
+    }
 }
 
 impl Drop for Snapshot<'_> {

@@ -6,6 +6,7 @@
 mod collection;
 mod data;
 mod doc;
+mod latest;
 mod lock;
 mod patterns;
 mod prefetch;
@@ -15,7 +16,7 @@ mod version;
 
 pub use collection::{Collection, Grown};
 pub use data::Data;
-pub use doc::{Current, InView, View};
+pub use doc::{Current, InView};
 pub use patterns::DocNames;
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};

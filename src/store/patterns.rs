@@ -60,6 +60,11 @@ impl Selection {
         })
     }
 
+    /// The escaped names one after another, and each document with the end of its name.
+    pub(super) fn parts(&self) -> (&str, &[(Arc<Doc>, u32)]) {
+        (&self.names, &self.docs)
+    }
+
     fn bytes(&self, key: &str) -> usize {
         key.len() + PER_NAME + self.names.len() + self.docs.len() * PER_NAME
     }

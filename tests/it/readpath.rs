@@ -357,3 +357,176 @@ fn newest_pages_stay_exact_while_records_are_appended() {
     assert_eq!(page(&mut c), want(&model));
     assert_eq!(page(&mut c), want(&model));
 }
+
+/// One document as the test expects it: its name and its records, oldest first.
+type Model = Vec<(String, Vec<(i64, String)>)>;
+
+/// The exact text of a `qry` answer, computed from `model` as the protocol states it: each
+/// document's newest record at or before `ts`, left out when older than `from` or refused by
+/// `where`/`filter` (substrings of the data as sent), in name order.
+fn qry_text(
+    id: &str,
+    model: &Model,
+    select: impl Fn(&str) -> bool,
+    ts: i64,
+    from: i64,
+    where_: &str,
+    filter: &str,
+) -> String {
+    let mut docs: Vec<&(String, Vec<(i64, String)>)> =
+        model.iter().filter(|(n, _)| select(n)).collect();
+    docs.sort_by(|a, b| a.0.cmp(&b.0));
+    let members: Vec<String> = docs
+        .iter()
+        .filter_map(|(name, records)| {
+            let (t, data) = records.iter().rev().find(|(t, _)| *t <= ts)?;
+            let kept = *t >= from
+                && (where_.is_empty() || data.contains(where_))
+                && (filter.is_empty() || !data.contains(filter));
+            kept.then(|| {
+                format!(
+                    "{}:{}",
+                    serde_json::to_string(name).unwrap(),
+                    record_text(*t, data)
+                )
+            })
+        })
+        .collect();
+    format!(r#"{{"id":"{id}","records":{{{}}}}}"#, members.join(","))
+}
+
+/// `qry` reads a collection's documents through a view of each while appends are recent and,
+/// once they pause, straight and ahead of time (a quiet snapshot): the same bytes either way.
+/// Each question is asked right after an append (so the first answers come from views) and
+/// then again until well past the reads it takes to go quiet, over data with escapes, names
+/// with escapes, sealed history (a time in the past), a document emptied by a range delete,
+/// `from` cut-offs, `where`/`filter` on the data as sent, and a remembered pattern.
+#[test]
+fn latest_answers_the_same_bytes_read_quietly_or_through_views() {
+    // Without the answer cache, which would answer every repeated question itself.
+    let s = Server::start(&["--answer-cache-mib", "0"]);
+    let mut c = s.master();
+    let quoted = |ts: i64| format!("{{\"n\":{ts},\"s\":\"x\"y\\z\n\"}}");
+    let mut model: Model = vec![
+        ("a\"q".into(), (1..=150).map(|t| (t, quoted(t))).collect()),
+        (
+            "b".into(),
+            vec![(10, "b10".into()), (20, "b20".into()), (30, "b30".into())],
+        ),
+        ("c\u{1}".into(), vec![(5, "c5".into())]),
+        ("p1".into(), vec![(3, "p1 at 3".into())]),
+        ("p2".into(), vec![(40, "p2 at 40".into())]),
+        ("p10".into(), vec![(1, "p10 at 1".into())]),
+    ];
+    for (doc, records) in &model {
+        let rows: Vec<(&str, &str, i64, &str)> = records
+            .iter()
+            .map(|(t, d)| ("q", doc.as_str(), *t, d.as_str()))
+            .collect();
+        assert_eq!(c.call("ins", recs(&rows)), json!({}));
+    }
+    // A document whose every record is deleted answers nothing.
+    assert_eq!(c.call("ins", recs(&[("q", "e", 7, "e7")])), json!({}));
+    assert_eq!(
+        c.call(
+            "drrng",
+            json!({"col": "q", "doc": "e", "fromTs": 1, "toTs": 100})
+        ),
+        json!({})
+    );
+    let all = |_: &str| true;
+    let pattern = |n: &str| n == "p1" || n == "p2";
+    // (payload extras, selection, ts, from, where, filter)
+    type Case<'a> = (Value, &'a dyn Fn(&str) -> bool, i64, i64, &'a str, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (json!({"ts": i64::MAX}), &all, i64::MAX, i64::MIN, "", ""),
+        (json!({"ts": 25}), &all, 25, i64::MIN, "", ""),
+        (json!({"ts": 64}), &all, 64, i64::MIN, "", ""),
+        (
+            json!({"ts": i64::MAX, "from": 30}),
+            &all,
+            i64::MAX,
+            30,
+            "",
+            "",
+        ),
+        (json!({"ts": 25, "from": 10}), &all, 25, 10, "", ""),
+        (
+            json!({"ts": i64::MAX, "where": "x\"y\\z\n"}),
+            &all,
+            i64::MAX,
+            i64::MIN,
+            "x\"y\\z\n",
+            "",
+        ),
+        (
+            json!({"ts": i64::MAX, "where": "x\\\"y"}),
+            &all,
+            i64::MAX,
+            i64::MIN,
+            "x\\\"y",
+            "",
+        ),
+        (
+            json!({"ts": i64::MAX, "filter": "b"}),
+            &all,
+            i64::MAX,
+            i64::MIN,
+            "",
+            "b",
+        ),
+        (
+            json!({"ts": i64::MAX, "filter": "\"n\":"}),
+            &all,
+            i64::MAX,
+            i64::MIN,
+            "",
+            "\"n\":",
+        ),
+        (
+            json!({"ts": i64::MAX, "doc": "/^p[0-9]$/"}),
+            &pattern,
+            i64::MAX,
+            i64::MIN,
+            "",
+            "",
+        ),
+        (
+            json!({"ts": 20, "doc": "/^p[0-9]$/"}),
+            &pattern,
+            20,
+            i64::MIN,
+            "",
+            "",
+        ),
+        (
+            json!({"ts": i64::MAX, "doc": "/^p[0-9]$/", "from": 4}),
+            &pattern,
+            i64::MAX,
+            4,
+            "",
+            "",
+        ),
+    ];
+    let mut next = 100;
+    for (extra, select, ts, from, where_, filter) in cases {
+        // An append (to a document every question either selects or not, as it says).
+        next += 1;
+        let text = format!("p10 at {next}");
+        assert_eq!(c.call("ins", recs(&[("q", "p10", next, &text)])), json!({}));
+        model[5].1.push((next, text));
+        let mut payload = json!({"col": "q"});
+        payload
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let want = qry_text("L", &model, select, ts, from, where_, filter);
+        for round in 0..20 {
+            assert_eq!(
+                raw(&mut c, "L", "qry", payload.clone()),
+                want,
+                "{payload}, read {round} after the append"
+            );
+        }
+    }
+}
