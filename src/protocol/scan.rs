@@ -115,6 +115,49 @@ pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
     }
 }
 
+/// Whether the escape sequence at the start of `seq` (a backslash and what follows) is the one
+/// [`text::escape_into`] writes for the character it stands for, and its length: the short
+/// forms for `"`, `\\`, newline, return, tab, backspace and form feed; `\u00XX` in lowercase
+/// hex for the other control characters. `None` for every other spelling (`\/`, `\u00e9`,
+/// `\u000A`, a bad escape).
+fn canonical_escape(seq: &[u8]) -> Option<usize> {
+    match *seq.get(1)? {
+        b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => Some(2),
+        b'u' => {
+            let digits = seq.get(2..6)?;
+            let lower_hex = |d: u8| d.is_ascii_digit() || (b'a'..=b'f').contains(&d);
+            if digits[0] != b'0' || digits[1] != b'0' || !digits[2..].iter().all(|&d| lower_hex(d))
+            {
+                return None;
+            }
+            let c = hex4(seq, 2)?;
+            (c < 0x20 && !matches!(c, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)).then_some(6)
+        }
+        _ => None,
+    }
+}
+
+/// The JSON string starting at `i` (its opening quote) when its body is exactly what
+/// [`text::escape_into`] writes for the text it stands for: that body, borrowed, and the
+/// position after the string. `None` for any other string (it may still be valid: read it with
+/// [`string`]) and for anything that is not one.
+pub fn canonical_string(s: &str, i: usize) -> Option<(&str, usize)> {
+    let b = s.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let mut j = start;
+    loop {
+        j += first_escape(&b[j..])?;
+        match b[j] {
+            b'"' => return Some((&s[start..j], j + 1)),
+            b'\\' => j += canonical_escape(&b[j..])?,
+            _ => return None, // a control character: not JSON
+        }
+    }
+}
+
 /// A JSON integer (no fraction, no exponent) starting at `i` that fits an `i64`, and the
 /// position after it.
 pub fn integer(b: &[u8], i: usize) -> Option<(i64, usize)> {
@@ -176,6 +219,59 @@ mod tests {
         );
         for t in [r#""a"#, r#""\x""#, r#""\ud800""#, "\"a\u{1}\"", "a"] {
             assert_eq!(f(t), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn canonical_strings_are_what_the_store_would_write() {
+        let long = "x".repeat(SHORT_RUN * 3);
+        let mut texts: Vec<String> = (0u32..0x80)
+            .chain([0xe9, 0x2028, 0x1f600])
+            .filter_map(char::from_u32)
+            .map(|c| format!("a{c}{c}b"))
+            .collect();
+        texts.push(format!("{long}\"\\\u{1f}\u{1}\t{long}é😀"));
+        texts.push(String::new());
+        for text in texts {
+            let mut body = String::new();
+            text::escape_into_string(&mut body, &text);
+            let quoted = format!("\"{body}\" ");
+            assert_eq!(
+                canonical_string(&quoted, 0),
+                Some((body.as_str(), quoted.len() - 1)),
+                "{quoted}"
+            );
+            assert_eq!(string(&quoted, 0).unwrap().0, text, "{quoted}");
+            // Cut anywhere before the closing quote: never a string.
+            for cut in 1..quoted.len() - 1 {
+                if quoted.is_char_boundary(cut) {
+                    assert_eq!(
+                        canonical_string(&quoted[..cut], 0),
+                        None,
+                        "{}",
+                        &quoted[..cut]
+                    );
+                }
+            }
+        }
+        // Valid spellings the store would write otherwise, and strings that are not JSON.
+        for other in [
+            r#""\/""#,
+            r#""\u00e9""#,
+            r#""\u0041""#,
+            r#""\u001F""#,
+            r#""\u000a""#,
+            r#""\u0009""#,
+            r#""\u0008""#,
+            r#""\u000c""#,
+            r#""\u000d""#,
+            r#""\ud83d\ude00""#,
+            r#""\x""#,
+            r#""\u00""#,
+            "\"a\u{1}\"",
+            "a",
+        ] {
+            assert_eq!(canonical_string(other, 0), None, "{other}");
         }
     }
 
