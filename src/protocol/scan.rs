@@ -46,6 +46,26 @@ const SHORT_RUN: usize = 16;
 /// The JSON string starting at `i` (its opening quote) and the position after it; `None` for
 /// anything unusual (a bad escape, a lone surrogate, a control character, no closing quote).
 pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
+    // Not the rest of the message: each string of a large batch would allocate up to the whole
+    // message (1,000 records of 130 KB → 65 MB per request), fragmenting the heap. Nor a floor
+    // of a few KiB: a record's data outlives the request in the subscriptions' history of
+    // recent writes, where every spare byte of capacity would stay held.
+    unescape(s, i, |rest, before_escape| rest.min(2 * before_escape + 64))
+}
+
+/// [`string`] for a string that lives as long as its request and is most of the text after it
+/// (the envelope's `data`): un-escaped into a string of the rest's length at once, never grown.
+pub fn string_to_end(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
+    unescape(s, i, |rest, _| rest)
+}
+
+/// [`string`], its un-escaped text allocated with `capacity(bytes after the opening quote,
+/// bytes before the first escape)`.
+fn unescape(
+    s: &str,
+    i: usize,
+    capacity: impl FnOnce(usize, usize) -> usize,
+) -> Option<(Cow<'_, str>, usize)> {
     let b = s.as_bytes();
     if b.get(i) != Some(&b'"') {
         return None;
@@ -55,11 +75,7 @@ pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
     if b[j] == b'"' {
         return Some((Cow::Borrowed(&s[start..j]), j + 1));
     }
-    // Not the rest of the message: each string of a large batch would allocate up to the whole
-    // message (1,000 records of 130 KB → 65 MB per request), fragmenting the heap. Nor a floor
-    // of a few KiB: a record's data outlives the request in the subscriptions' history of
-    // recent writes, where every spare byte of capacity would stay held.
-    let mut out = String::with_capacity((b.len() - start).min(2 * (j - start) + 64));
+    let mut out = String::with_capacity(capacity(b.len() - start, j - start));
     out.push_str(&s[start..j]);
     loop {
         // `b[j]` is a byte that needs escaping.
@@ -147,13 +163,22 @@ pub fn canonical_string(s: &str, i: usize) -> Option<(&str, usize)> {
         return None;
     }
     let start = i + 1;
-    let mut j = start;
+    let mut j = start + first_escape(&b[start..])?;
     loop {
-        j += first_escape(&b[j..])?;
+        // `b[j]` is a byte that needs escaping.
         match b[j] {
             b'"' => return Some((&s[start..j], j + 1)),
             b'\\' => j += canonical_escape(&b[j..])?,
             _ => return None, // a control character: not JSON
+        }
+        // As in [`string`]: the short runs between the escapes of escaped JSON byte by byte,
+        // longer ones by the word-wise search.
+        let run = j;
+        while !text::needs_escape(*b.get(j)?) && j - run < SHORT_RUN {
+            j += 1;
+        }
+        if !text::needs_escape(b[j]) {
+            j += first_escape(&b[j..])?;
         }
     }
 }
@@ -292,6 +317,7 @@ mod tests {
             let quoted = serde_json::to_string(&text).unwrap();
             let (got, end) = string(&quoted, 0).unwrap();
             assert_eq!((&*got, end), (text.as_str(), quoted.len()), "{quoted}");
+            assert_eq!(string_to_end(&quoted, 0), Some((got, end)), "{quoted}");
             // With a slash escaped and a character written as \u, as other encoders may.
             let other = quoted.replace('/', "\\/").replace('é', "\\u00e9");
             assert_eq!(string(&other, 0).unwrap().0, text, "{other}");
