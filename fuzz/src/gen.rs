@@ -240,6 +240,7 @@ impl From<Value<'_>> for Got {
         match v {
             Value::Missing => Got::Missing,
             Value::Text(s) => Got::Text(s.to_owned()),
+            Value::Escaped(_) => Got::Text(v.string().unwrap_or_default().into_owned()),
             Value::Int(i) => Got::Int(i),
             Value::Count(n) => Got::Count(n),
             Value::Bool(b) => Got::Bool(b),

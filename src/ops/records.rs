@@ -7,6 +7,7 @@ use crate::protocol::pattern::{self, Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
 use crate::protocol::reply::{Object, Reply};
 use crate::store::{Appender, Collection, Data, DocNames, InView};
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 pub fn insert(
@@ -23,17 +24,15 @@ pub fn insert(
                 col,
                 |c, log| append(c, log, col, group),
                 |c, log| {
-                    if !c.can_insert(group.iter().map(|r| (&*r.doc, &*r.data))) {
+                    if !c.can_insert(group.iter().map(|r| (&*r.doc, r.data.incoming()))) {
                         return Err(OpError::DocumentTooLarge);
                     }
-                    log.append(|| WalOp::Insert {
-                        col,
-                        records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
-                    })?;
+                    let texts = logged_texts(log.is_persistent(), group);
+                    log.append(|| wal_insert(col, group, &texts))?;
                     let mut applied = 0;
                     let result = group.iter().try_for_each(|r| {
                         applied += 1;
-                        c.insert(&r.doc, r.ts, &r.data)
+                        c.insert_incoming(&r.doc, r.ts, r.data.incoming())
                             .map_err(|_| OpError::DocumentTooLarge)
                     });
                     log.publish(col, || {
@@ -62,13 +61,11 @@ fn append(
     let persistent = log.is_persistent();
     c.append(
         doc,
-        group.iter().map(|r| (r.ts, &*r.data)),
+        group.iter().map(|r| (r.ts, r.data.incoming())),
         // Framed before the collection's apply-order lock, which then covers the append alone.
         || {
-            Log::encode(persistent, || WalOp::Insert {
-                col,
-                records: group.iter().map(|r| (&*r.doc, r.ts, &*r.data)).collect(),
-            })
+            let texts = logged_texts(persistent, group);
+            Log::encode(persistent, || wal_insert(col, group, &texts))
         },
         |entry| {
             log.append_encoded(entry.as_ref())?;
@@ -78,6 +75,31 @@ fn append(
     )
 }
 
+/// The records' data as sent, for the log (which keeps it un-escaped); nothing when there is
+/// no log.
+fn logged_texts<'r>(persistent: bool, group: Group<'_, 'r, NewRecord<'r>>) -> Vec<Cow<'r, str>> {
+    if !persistent {
+        return Vec::new();
+    }
+    group.iter().map(|r| r.data.text()).collect()
+}
+
+/// The log's entry for a batch of one collection, given the records' data as sent.
+fn wal_insert<'o>(
+    col: &'o str,
+    group: Group<'_, 'o, NewRecord<'o>>,
+    texts: &'o [Cow<'o, str>],
+) -> WalOp<'o> {
+    WalOp::Insert {
+        col,
+        records: group
+            .iter()
+            .zip(texts)
+            .map(|(r, data)| (&*r.doc, r.ts, &**data))
+            .collect(),
+    }
+}
+
 /// The live feed's record of inserted records.
 fn changes<'r>(records: impl Iterator<Item = &'r NewRecord<'r>>) -> Change {
     Change::Insert(
@@ -85,7 +107,7 @@ fn changes<'r>(records: impl Iterator<Item = &'r NewRecord<'r>>) -> Change {
             .map(|r| Rec {
                 doc: r.doc.to_string(),
                 ts: r.ts,
-                data: r.data.to_string(),
+                data: r.data.text().into_owned(),
             })
             .collect(),
     )

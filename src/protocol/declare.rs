@@ -172,6 +172,11 @@ macro_rules! payload {
     (@type OptInt) => { ::std::option::Option<i64> };
     (@type OptCount) => { ::std::option::Option<u64> };
     (@type Flag) => { bool };
+    // A record's `data`: read as a `Str`, kept escaped when it was sent in the stored form.
+    (@type RecordData) => { $crate::protocol::record_data::RecordData<'a> };
+
+    (@kind RecordData) => { $crate::protocol::spec::Kind::Str };
+    (@kind $kind:ident) => { $crate::protocol::spec::Kind::$kind };
 
     (
         $(#[$meta:meta])*
@@ -227,7 +232,7 @@ macro_rules! payload {
             const MEMBERS: &'static [$crate::protocol::spec::Member] = &[$(
                 $crate::protocol::spec::Member {
                     name: $crate::protocol::declare::payload!(@wire $field $($wire)?),
-                    kind: $crate::protocol::spec::Kind::$kind,
+                    kind: $crate::protocol::declare::payload!(@kind $kind),
                 },
             )+];
 

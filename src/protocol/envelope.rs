@@ -71,7 +71,7 @@ fn parse_general(frame: &str) -> Result<Envelope<'_>, EnvelopeError<'_>> {
 /// always agree.
 mod fast {
     use super::Envelope;
-    use crate::protocol::scan::{skip_ws, string};
+    use crate::protocol::scan::{skip_ws, string, string_to_end};
 
     pub fn parse(frame: &str) -> Option<Envelope<'_>> {
         let b = frame.as_bytes();
@@ -87,7 +87,12 @@ mod fast {
             if b.get(i) != Some(&b':') {
                 return None;
             }
-            let (value, next) = string(frame, skip_ws(b, i + 1))?;
+            let at = skip_ws(b, i + 1);
+            let (value, next) = if &*key == "data" {
+                string_to_end(frame, at)?
+            } else {
+                string(frame, at)?
+            };
             match &*key {
                 "id" => id = Some(value),
                 "type" => kind = Some(value),

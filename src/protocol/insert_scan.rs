@@ -2,7 +2,8 @@
 
 use super::fields::MAX_NAME_BYTES;
 use super::payload::NewRecord;
-use super::scan::{integer, skip_ws, string};
+use super::record_data::RecordData;
+use super::scan::{canonical_string, integer, skip_ws, string};
 
 /// The `ins` batches the SDKs send — an array of objects with exactly `col`, `doc`, `ts` (a JSON
 /// integer) and `data` as strings, every rule satisfied — read in one pass. `None` for anything
@@ -33,12 +34,23 @@ pub(crate) fn fast_insert(data: &str) -> Option<Vec<NewRecord<'_>>> {
                     let (v, next) = integer(b, i)?;
                     ts = Some(v);
                     i = next;
+                } else if &*key == "data" {
+                    // Kept escaped when it is spelled as the store escapes it (as every JSON
+                    // encoder of the SDKs spells it): stored without un-escaping it first.
+                    let (v, next) = match canonical_string(data, i) {
+                        Some((body, next)) => (RecordData::Escaped(body), next),
+                        None => {
+                            let (text, next) = string(data, i)?;
+                            (RecordData::Text(text), next)
+                        }
+                    };
+                    value = Some(v);
+                    i = next;
                 } else {
                     let (v, next) = string(data, i)?;
                     match &*key {
                         "col" => col = Some(v),
                         "doc" => doc = Some(v),
-                        "data" => value = Some(v),
                         _ => return None,
                     }
                     i = next;

@@ -12,6 +12,7 @@ pub(crate) mod members;
 pub mod pattern;
 pub mod payload;
 mod payload_error;
+pub mod record_data;
 pub(crate) mod reply;
 pub mod scan;
 pub mod spec;

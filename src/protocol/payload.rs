@@ -21,7 +21,7 @@ payload! {
         col: Name,
         doc: Name,
         ts: Positive,
-        data: Str,
+        data: RecordData,
     }
     fast_array = fast_insert;
 }
@@ -184,6 +184,31 @@ mod tests {
             r#"{}"#,
         ] {
             assert_eq!(fast_insert(d), None, "{d}");
+        }
+    }
+
+    #[test]
+    fn ins_fast_path_keeps_data_escaped_only_in_the_stored_form() {
+        use crate::protocol::record_data::RecordData;
+        let batch = |d: &str| format!(r#"[{{"col":"c","doc":"d","ts":1,"data":{d}}}]"#);
+        let stored_form = batch(r#""{\"a\":\"\\\n\u001f\"}""#);
+        let records = fast_insert(&stored_form).unwrap();
+        assert!(
+            matches!(records[0].data, RecordData::Escaped(b) if b == r#"{\"a\":\"\\\n\u001f\"}"#),
+            "{:?}",
+            records[0].data
+        );
+        assert_eq!(records[0].data.text(), "{\"a\":\"\\\n\u{1f}\"}");
+        for (spelled, text) in [
+            (r#""a\/b""#, "a/b"),
+            (r#""\u00e9""#, "é"),
+            (r#""\u000A""#, "\n"),
+            (r#""\u001F""#, "\u{1f}"),
+        ] {
+            let other = batch(spelled);
+            let records = fast_insert(&other).unwrap();
+            assert!(matches!(records[0].data, RecordData::Text(_)), "{spelled}");
+            assert_eq!(records[0].data.text(), text, "{spelled}");
         }
     }
 

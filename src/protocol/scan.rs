@@ -46,6 +46,26 @@ const SHORT_RUN: usize = 16;
 /// The JSON string starting at `i` (its opening quote) and the position after it; `None` for
 /// anything unusual (a bad escape, a lone surrogate, a control character, no closing quote).
 pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
+    // Not the rest of the message: each string of a large batch would allocate up to the whole
+    // message (1,000 records of 130 KB → 65 MB per request), fragmenting the heap. Nor a floor
+    // of a few KiB: a record's data outlives the request in the subscriptions' history of
+    // recent writes, where every spare byte of capacity would stay held.
+    unescape(s, i, |rest, before_escape| rest.min(2 * before_escape + 64))
+}
+
+/// [`string`] for a string that lives as long as its request and is most of the text after it
+/// (the envelope's `data`): un-escaped into a string of the rest's length at once, never grown.
+pub fn string_to_end(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
+    unescape(s, i, |rest, _| rest)
+}
+
+/// [`string`], its un-escaped text allocated with `capacity(bytes after the opening quote,
+/// bytes before the first escape)`.
+fn unescape(
+    s: &str,
+    i: usize,
+    capacity: impl FnOnce(usize, usize) -> usize,
+) -> Option<(Cow<'_, str>, usize)> {
     let b = s.as_bytes();
     if b.get(i) != Some(&b'"') {
         return None;
@@ -55,11 +75,7 @@ pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
     if b[j] == b'"' {
         return Some((Cow::Borrowed(&s[start..j]), j + 1));
     }
-    // Not the rest of the message: each string of a large batch would allocate up to the whole
-    // message (1,000 records of 130 KB → 65 MB per request), fragmenting the heap. Nor a floor
-    // of a few KiB: a record's data outlives the request in the subscriptions' history of
-    // recent writes, where every spare byte of capacity would stay held.
-    let mut out = String::with_capacity((b.len() - start).min(2 * (j - start) + 64));
+    let mut out = String::with_capacity(capacity(b.len() - start, j - start));
     out.push_str(&s[start..j]);
     loop {
         // `b[j]` is a byte that needs escaping.
@@ -111,6 +127,58 @@ pub fn string(s: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
             let from = j;
             j += first_escape(&b[j..])?;
             out.push_str(&s[from..j]);
+        }
+    }
+}
+
+/// Whether the escape sequence at the start of `seq` (a backslash and what follows) is the one
+/// [`text::escape_into`] writes for the character it stands for, and its length: the short
+/// forms for `"`, `\\`, newline, return, tab, backspace and form feed; `\u00XX` in lowercase
+/// hex for the other control characters. `None` for every other spelling (`\/`, `\u00e9`,
+/// `\u000A`, a bad escape).
+fn canonical_escape(seq: &[u8]) -> Option<usize> {
+    match *seq.get(1)? {
+        b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => Some(2),
+        b'u' => {
+            let digits = seq.get(2..6)?;
+            let lower_hex = |d: u8| d.is_ascii_digit() || (b'a'..=b'f').contains(&d);
+            if digits[0] != b'0' || digits[1] != b'0' || !digits[2..].iter().all(|&d| lower_hex(d))
+            {
+                return None;
+            }
+            let c = hex4(seq, 2)?;
+            (c < 0x20 && !matches!(c, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)).then_some(6)
+        }
+        _ => None,
+    }
+}
+
+/// The JSON string starting at `i` (its opening quote) when its body is exactly what
+/// [`text::escape_into`] writes for the text it stands for: that body, borrowed, and the
+/// position after the string. `None` for any other string (it may still be valid: read it with
+/// [`string`]) and for anything that is not one.
+pub fn canonical_string(s: &str, i: usize) -> Option<(&str, usize)> {
+    let b = s.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    let mut j = start + first_escape(&b[start..])?;
+    loop {
+        // `b[j]` is a byte that needs escaping.
+        match b[j] {
+            b'"' => return Some((&s[start..j], j + 1)),
+            b'\\' => j += canonical_escape(&b[j..])?,
+            _ => return None, // a control character: not JSON
+        }
+        // As in [`string`]: the short runs between the escapes of escaped JSON byte by byte,
+        // longer ones by the word-wise search.
+        let run = j;
+        while !text::needs_escape(*b.get(j)?) && j - run < SHORT_RUN {
+            j += 1;
+        }
+        if !text::needs_escape(b[j]) {
+            j += first_escape(&b[j..])?;
         }
     }
 }
@@ -180,6 +248,59 @@ mod tests {
     }
 
     #[test]
+    fn canonical_strings_are_what_the_store_would_write() {
+        let long = "x".repeat(SHORT_RUN * 3);
+        let mut texts: Vec<String> = (0u32..0x80)
+            .chain([0xe9, 0x2028, 0x1f600])
+            .filter_map(char::from_u32)
+            .map(|c| format!("a{c}{c}b"))
+            .collect();
+        texts.push(format!("{long}\"\\\u{1f}\u{1}\t{long}é😀"));
+        texts.push(String::new());
+        for text in texts {
+            let mut body = String::new();
+            text::escape_into_string(&mut body, &text);
+            let quoted = format!("\"{body}\" ");
+            assert_eq!(
+                canonical_string(&quoted, 0),
+                Some((body.as_str(), quoted.len() - 1)),
+                "{quoted}"
+            );
+            assert_eq!(string(&quoted, 0).unwrap().0, text, "{quoted}");
+            // Cut anywhere before the closing quote: never a string.
+            for cut in 1..quoted.len() - 1 {
+                if quoted.is_char_boundary(cut) {
+                    assert_eq!(
+                        canonical_string(&quoted[..cut], 0),
+                        None,
+                        "{}",
+                        &quoted[..cut]
+                    );
+                }
+            }
+        }
+        // Valid spellings the store would write otherwise, and strings that are not JSON.
+        for other in [
+            r#""\/""#,
+            r#""\u00e9""#,
+            r#""\u0041""#,
+            r#""\u001F""#,
+            r#""\u000a""#,
+            r#""\u0009""#,
+            r#""\u0008""#,
+            r#""\u000c""#,
+            r#""\u000d""#,
+            r#""\ud83d\ude00""#,
+            r#""\x""#,
+            r#""\u00""#,
+            "\"a\u{1}\"",
+            "a",
+        ] {
+            assert_eq!(canonical_string(other, 0), None, "{other}");
+        }
+    }
+
+    #[test]
     fn strings_with_escapes_agree_with_serde_json() {
         // Runs shorter and longer than SHORT_RUN, non-ASCII inside and after them, escapes
         // back to back, escaped JSON inside escaped JSON.
@@ -196,6 +317,7 @@ mod tests {
             let quoted = serde_json::to_string(&text).unwrap();
             let (got, end) = string(&quoted, 0).unwrap();
             assert_eq!((&*got, end), (text.as_str(), quoted.len()), "{quoted}");
+            assert_eq!(string_to_end(&quoted, 0), Some((got, end)), "{quoted}");
             // With a slash escaped and a character written as \u, as other encoders may.
             let other = quoted.replace('/', "\\/").replace('é', "\\u00e9");
             assert_eq!(string(&other, 0).unwrap().0, text, "{other}");

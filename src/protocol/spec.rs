@@ -102,6 +102,9 @@ pub enum Check {
 pub enum Value<'v> {
     Missing,
     Text(&'v str),
+    /// A string given by the body of its JSON literal, escape sequences and all (a record's
+    /// data kept in the form the store takes; one without escapes is reported as `Text`).
+    Escaped(&'v str),
     Int(i64),
     Count(u64),
     Bool(bool),
@@ -111,6 +114,19 @@ impl<'v> Value<'v> {
     /// `Text` for a string, `Missing` for none.
     pub fn text(s: Option<&'v str>) -> Value<'v> {
         s.map_or(Value::Missing, Value::Text)
+    }
+
+    /// The string of a `Text` or `Escaped` value (un-escaped), `None` for the others.
+    pub fn string(&self) -> Option<std::borrow::Cow<'v, str>> {
+        match *self {
+            Value::Text(s) => Some(std::borrow::Cow::Borrowed(s)),
+            Value::Escaped(body) => {
+                let mut out = String::with_capacity(body.len());
+                crate::text::unescape_into(&mut out, body);
+                Some(std::borrow::Cow::Owned(out))
+            }
+            _ => None,
+        }
     }
 
     /// `Count` for a number, `Missing` for none.

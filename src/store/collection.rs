@@ -8,6 +8,7 @@
 
 mod append;
 
+use super::data::Incoming;
 use super::doc::Doc;
 use super::patterns::Patterns;
 use super::retention::Limits;
@@ -123,6 +124,16 @@ impl Collection {
 
     /// Inserts (or replaces) one record.
     pub fn insert(&mut self, doc: &str, ts: i64, data: &str) -> Result<(), SeriesError> {
+        self.insert_incoming(doc, ts, Incoming::Text(data))
+    }
+
+    /// [`Collection::insert`] of data as sent or already escaped.
+    pub fn insert_incoming(
+        &mut self,
+        doc: &str,
+        ts: i64,
+        data: Incoming<'_>,
+    ) -> Result<(), SeriesError> {
         self.mark_dirty();
         let (mut series, held) = match self.docs.get(doc) {
             Some(d) => {
@@ -136,7 +147,7 @@ impl Collection {
             }
         };
         let before = series.arena_len();
-        let result = series.insert(ts, data);
+        let result = series.insert_incoming(ts, data);
         let after = series.arena_len();
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
@@ -161,17 +172,17 @@ impl Collection {
     /// so that a batch is all-or-nothing. Cheap unless a document or the batch holds over 2 GiB.
     pub fn can_insert<'r>(
         &self,
-        records: impl Iterator<Item = (&'r str, &'r str)> + Clone,
+        records: impl Iterator<Item = (&'r str, Incoming<'r>)> + Clone,
     ) -> bool {
         let limit = u32::MAX as usize;
-        let incoming: usize = records.clone().map(|(_, d)| d.len()).sum();
-        // Data is stored escaped: at most six bytes for each byte sent.
+        let incoming: usize = records.clone().map(|(_, d)| d.given_len()).sum();
+        // Data sent as text is stored escaped: at most six bytes for each byte sent.
         if self.large_docs == 0 && incoming.saturating_mul(6) <= LARGE {
             return true;
         }
         let mut per_doc: BTreeMap<&str, usize> = BTreeMap::new();
         for (doc, data) in records {
-            *per_doc.entry(doc).or_default() += crate::text::escaped_len(data);
+            *per_doc.entry(doc).or_default() += data.stored_len();
         }
         per_doc.into_iter().all(|(doc, add)| {
             self.docs.get(doc).map_or(0, |d| d.read().data_bytes()) + add <= limit

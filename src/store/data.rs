@@ -59,6 +59,40 @@ impl<'a> Data<'a> {
     }
 }
 
+/// A record's data on its way into the store: as it was sent, or already in the stored form
+/// (escaped exactly as [`text::escape_into`] writes it, which an `ins` reader can often borrow
+/// straight from the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// The data as sent.
+    Text(&'a str),
+    /// The escaped body, byte for byte what [`text::escape_into`] writes for the data.
+    Escaped(&'a str),
+}
+
+impl Incoming<'_> {
+    /// Bytes as given, in whichever form: a cheap bound that needs no scan.
+    pub fn given_len(&self) -> usize {
+        match *self {
+            Incoming::Text(s) | Incoming::Escaped(s) => s.len(),
+        }
+    }
+
+    /// Bytes the data takes stored (escaped).
+    pub fn stored_len(&self) -> usize {
+        match *self {
+            Incoming::Text(t) => text::escaped_len(t),
+            Incoming::Escaped(body) => body.len(),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Incoming<'a> {
+    fn from(text: &'a str) -> Self {
+        Incoming::Text(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

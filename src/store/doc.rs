@@ -22,7 +22,7 @@
 //! reader is registered before it changes anything (see `Collection::snapshot` and
 //! `Collection::append`).
 
-use super::data::Data;
+use super::data::{Data, Incoming};
 use super::lock;
 use super::prefetch;
 use super::series::{Series, SeriesError};
@@ -354,10 +354,10 @@ impl Appending<'_> {
     /// Adds `records` as apply number `seq`. The caller has checked that they fit the
     /// document and are either newer than every record held, in increasing order, or one
     /// record at a timestamp the document does not hold.
-    pub fn append<'r>(
+    pub fn append<'r, D: Into<Incoming<'r>>>(
         &mut self,
         seq: u64,
-        records: impl Iterator<Item = (i64, &'r str)> + Clone,
+        records: impl Iterator<Item = (i64, D)> + Clone,
     ) -> Result<(), SeriesError> {
         let st = &mut *self.0;
         let Some((ts, _)) = records.clone().next() else {
@@ -370,7 +370,7 @@ impl Appending<'_> {
         st.next = (i + 1) % REMEMBERED;
         records
             .into_iter()
-            .try_for_each(|(ts, data)| st.series.insert(ts, data))
+            .try_for_each(|(ts, data)| st.series.insert_incoming(ts, data.into()))
     }
 }
 

@@ -15,7 +15,7 @@ mod series;
 mod version;
 
 pub use collection::{Collection, Grown};
-pub use data::Data;
+pub use data::{Data, Incoming};
 pub use doc::{Current, InView};
 pub use patterns::DocNames;
 pub use retention::{Limits, Policies, Policy};
@@ -441,10 +441,10 @@ pub struct Appender<'c> {
 
 impl Appender<'_> {
     /// [`Collection::append`], with the store's memory accounting.
-    pub fn append<'r, P, E: From<SeriesError>>(
+    pub fn append<'r, D: Into<Incoming<'r>>, P, E: From<SeriesError>>(
         &self,
         doc: &str,
-        records: impl Iterator<Item = (i64, &'r str)> + Clone,
+        records: impl Iterator<Item = (i64, D)> + Clone,
         prepare: impl FnOnce() -> Result<P, E>,
         commit: impl FnOnce(P) -> Result<(), E>,
     ) -> Option<Result<(), E>> {

@@ -839,7 +839,7 @@ fn every_spelling_of_an_insert_stores_the_same_bytes() {
     let mut c = s.master();
     let long = "x".repeat(40);
     let data = format!(
-        "{{\"a\":\"{long}é/{long}\",\"b\":\"\\\"q\\\"\",\"c\":\"😀\u{1}\u{7f}\\\\\",\"d\":[1,2]}}\t\n\"{long}"
+        "{{\"a\":\"{long}é/{long}\",\"b\":\"\\\"q\\\"\",\"c\":\"😀\u{1}\u{7f}\\\\\",\"d\":[1,2]}}\t\n\"{long}\u{1f}\u{b}"
     );
     // A JSON string literal with `/` written `\/` and every non-ASCII character as `\uXXXX`
     // (a surrogate pair above the BMP): text that reads the same, spelled otherwise.
@@ -861,7 +861,16 @@ fn every_spelling_of_an_insert_stores_the_same_bytes() {
     };
     let mut answers = Vec::new();
     let mut n = 0;
-    for respell_batch in [false, true] {
+    // The batch's data as encoders write it (the form the server stores, kept as it is), with
+    // `\/` and `\uXXXX` for non-ASCII, with a short form's character as `\u000a`, or with
+    // uppercase hex: each must store the same bytes. One spelling at a time, so that each is
+    // the only one the reader must notice.
+    let respell_control = |literal: &str, from: &str, to: &str| {
+        let other = literal.replace(from, to);
+        assert_ne!(other, literal, "{from}");
+        other
+    };
+    for respell_batch in 0..4 {
         for respell_envelope in [false, true] {
             // The fast readers, then the general ones (a float `ts` and an extra envelope
             // member send the batch and the envelope there).
@@ -870,10 +879,11 @@ fn every_spelling_of_an_insert_stores_the_same_bytes() {
                 let doc = format!("d{n}");
                 let ts = if general { "1.0" } else { "1" };
                 let data_literal = serde_json::to_string(&data).unwrap();
-                let data_literal = if respell_batch {
-                    respell(&data_literal)
-                } else {
-                    data_literal
+                let data_literal = match respell_batch {
+                    0 => data_literal,
+                    1 => respell(&data_literal),
+                    2 => respell_control(&data_literal, "\\n", "\\u000a"),
+                    _ => respell_control(&data_literal, "\\u001f", "\\u001F"),
                 };
                 let batch = format!(
                     "[{{\"col\":\"c\",\"doc\":\"{doc}\",\"ts\":{ts},\"data\":{data_literal}}}]"

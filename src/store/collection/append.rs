@@ -12,6 +12,7 @@ use super::{doc_bytes, Collection, LARGE};
 use crate::store::doc::Snapshot;
 use crate::store::lock;
 use crate::store::series::SeriesError;
+use crate::store::Incoming;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -122,10 +123,10 @@ impl Collection {
     /// `prepare` made and logs and publishes the append, before the change, under the
     /// collection's apply-order lock (a few instructions in memory, one append to the log's
     /// buffer with `--data`). If either fails, nothing changes.
-    pub fn append<'r, P, E: From<SeriesError>>(
+    pub fn append<'r, D: Into<Incoming<'r>>, P, E: From<SeriesError>>(
         &self,
         doc: &str,
-        records: impl Iterator<Item = (i64, &'r str)> + Clone,
+        records: impl Iterator<Item = (i64, D)> + Clone,
         prepare: impl FnOnce() -> Result<P, E>,
         commit: impl FnOnce(P) -> Result<(), E>,
     ) -> Option<Result<Grown, E>> {
@@ -149,7 +150,7 @@ impl Collection {
                 }
             }
             newest = newest.max(ts);
-            incoming += data.len();
+            incoming += data.into().given_len();
         }
         if series.arena_len() + incoming > LARGE {
             return None;

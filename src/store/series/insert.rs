@@ -4,6 +4,7 @@
 
 use super::block::{Block, Decoded};
 use super::{Entry, Series, SeriesError, SEAL_BYTES, SEAL_RECORDS, SPLIT_RECORDS};
+use crate::store::Incoming;
 use crate::text;
 
 thread_local! {
@@ -73,6 +74,20 @@ impl Series {
             }
             result
         })
+    }
+
+    /// [`Series::insert`] of data as sent or already escaped; both store the same bytes.
+    pub fn insert_incoming(&mut self, ts: i64, data: Incoming<'_>) -> Result<(), SeriesError> {
+        match data {
+            Incoming::Text(text) => self.insert(ts, text),
+            Incoming::Escaped(body) => {
+                // An escaped body holds a backslash exactly where the data held a byte to escape.
+                if body.as_bytes().contains(&b'\\') {
+                    self.special = true;
+                }
+                self.insert_stored(ts, body)
+            }
+        }
     }
 
     /// [`Series::insert`] of data already escaped.
