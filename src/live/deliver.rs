@@ -36,42 +36,61 @@ pub(super) struct Work {
 }
 
 /// The templates of a round: per write, per group, the write's frames for the id `""`
-/// (encoded once, when first needed).
+/// (encoded once, when first needed). Every frame of the round is kept in one buffer, so a
+/// round allocates a few growing vectors rather than a few per write.
 pub(super) struct Encoded<'r> {
     col: &'r str,
     entries: &'r [Arc<Entry>],
-    frames: Vec<Vec<Option<Vec<Vec<u8>>>>>,
+    groups: usize,
+    /// Per write and group (`at * groups + group`): its frames, as a range of `ends`
+    /// (`None` until made).
+    made: Vec<Option<(u32, u32)>>,
+    /// Where each frame made ends in `bytes` (the first starts at 0).
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
 }
 
 impl<'r> Encoded<'r> {
     pub fn new(col: &'r str, entries: &'r [Arc<Entry>], work: &[Work]) -> Self {
         let groups = work.iter().map(|w| w.group + 1).max().unwrap_or(0);
-        let frames = entries
-            .iter()
-            .map(|_| std::iter::repeat_with(|| None).take(groups).collect())
-            .collect();
         Encoded {
             col,
             entries,
-            frames,
+            groups,
+            made: vec![None; entries.len() * groups],
+            ends: Vec::with_capacity(entries.len()),
+            bytes: Vec::with_capacity(entries.iter().map(|e| e.bytes + 96).sum()),
         }
     }
 
-    /// Encodes write `at` for `w`'s group, once.
-    fn make(&mut self, at: usize, w: &Work) {
-        let (col, entry) = (self.col, &self.entries[at]);
-        self.frames[at][w.group].get_or_insert_with(|| {
-            let mut frames = Vec::new();
-            encode::change("", col, entry.seq, &entry.change, &w.filter, |f| {
-                frames.push(f)
-            });
-            frames
-        });
+    /// Encodes write `at` for `w`'s group, once; the range of `ends` its frames take.
+    fn make(&mut self, at: usize, w: &Work) -> (u32, u32) {
+        let slot = at * self.groups + w.group;
+        if let Some(range) = self.made[slot] {
+            return range;
+        }
+        let entry = &self.entries[at];
+        let first = self.ends.len() as u32;
+        let ends = &mut self.ends;
+        encode::change(
+            &mut self.bytes,
+            "",
+            self.col,
+            entry.seq,
+            &entry.change,
+            &w.filter,
+            |end| ends.push(end),
+        );
+        let range = (first, self.ends.len() as u32);
+        self.made[slot] = Some(range);
+        range
     }
 
-    /// Write `at`'s frames for `group` (empty until [`Self::make`]).
-    fn get(&self, at: usize, group: usize) -> &[Vec<u8>] {
-        self.frames[at][group].as_deref().unwrap_or_default()
+    /// Frame `frame` (an index into `ends`).
+    fn frame(&self, frame: u32) -> &[u8] {
+        let i = frame as usize;
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
+        &self.bytes[start..self.ends[i]]
     }
 }
 
@@ -83,13 +102,8 @@ const REFERENCED: usize = 2048;
 enum Piece {
     /// `Batch::bytes[from..to]`.
     Own(usize, usize),
-    /// Frame `frame` of write `at` for `group`, from byte `from` on.
-    Encoded {
-        at: usize,
-        group: usize,
-        frame: usize,
-        from: usize,
-    },
+    /// Frame `frame` of the round's encodings, from byte `from` on.
+    Encoded { frame: u32, from: usize },
 }
 
 /// One connection's pushes of a round (see the module notes), reused from one connection to
@@ -124,12 +138,7 @@ impl Batch {
             .iter()
             .map(|p| match *p {
                 Piece::Own(from, to) => &self.bytes[from..to],
-                Piece::Encoded {
-                    at,
-                    group,
-                    frame,
-                    from,
-                } => &enc.get(at, group)[frame][from..],
+                Piece::Encoded { frame, from } => &enc.frame(frame)[from..],
             })
             .collect()
     }
@@ -180,8 +189,9 @@ pub(super) fn batch(out: &mut Batch, enc: &mut Encoded<'_>, work: &[Work], subs:
             if w.from > seq {
                 continue;
             }
-            enc.make(at, w);
-            for (frame, template) in enc.get(at, w.group).iter().enumerate() {
+            let (first, end) = enc.make(at, w);
+            for frame in first..end {
+                let template = enc.frame(frame);
                 w.sink
                     .header(&mut out.bytes, encode::spliced_len(template, &w.id_text));
                 let (head, body) = encode::split(template);
@@ -192,8 +202,6 @@ pub(super) fn batch(out: &mut Batch, enc: &mut Encoded<'_>, work: &[Work], subs:
                 } else {
                     out.seal();
                     out.pieces.push(Piece::Encoded {
-                        at,
-                        group: w.group,
                         frame,
                         from: template.len() - body.len(),
                     });

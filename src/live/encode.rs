@@ -33,35 +33,46 @@ pub fn rec<'r>(
     seq: u64,
     records: impl Iterator<Item = (&'r str, i64, &'r str)>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
-    head(&mut out, "rec", sub, col, seq);
+    let mut out = Vec::with_capacity(160);
+    rec_into(&mut out, sub, col, seq, records);
+    out
+}
+
+/// [`rec`], appended to `out`.
+fn rec_into<'r>(
+    out: &mut Vec<u8>,
+    sub: &str,
+    col: &str,
+    seq: u64,
+    records: impl Iterator<Item = (&'r str, i64, &'r str)>,
+) {
+    head(out, "rec", sub, col, seq);
     out.extend_from_slice(b",\"records\":[");
     for (i, (doc, ts, data)) in records.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        record(&mut out, doc, ts, data);
+        record(out, doc, ts, data);
     }
     out.extend_from_slice(b"]}");
-    out
 }
 
+/// A `del` frame, appended to `out`.
 fn del(
+    out: &mut Vec<u8>,
     sub: &str,
     col: &str,
     seq: u64,
     doc: Option<&str>,
     tail: impl FnOnce(&mut Vec<u8>),
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96);
-    head(&mut out, "del", sub, col, seq);
+) {
+    head(out, "del", sub, col, seq);
     if let Some(doc) = doc {
         out.extend_from_slice(b",\"doc\":");
-        string(&mut out, doc);
+        string(out, doc);
     }
-    tail(&mut out);
+    tail(out);
     out.push(b'}');
-    out
 }
 
 fn range(out: &mut Vec<u8>, from: i64, to: i64) {
@@ -71,38 +82,45 @@ fn range(out: &mut Vec<u8>, from: i64, to: i64) {
     integer(out, to);
 }
 
-/// The frames one change gives a subscription (none when it selects nothing of it).
+/// The frames one change gives a subscription (none when it selects nothing of it), appended
+/// to `out` one after the other; `end` is told where each ends (`out`'s length after it), so
+/// that a delivery round keeps all its frames in one buffer instead of one allocation each.
 pub fn change(
+    out: &mut Vec<u8>,
     sub: &str,
     col: &str,
     seq: u64,
     change: &Change,
     filter: &Filter,
-    mut each: impl FnMut(Vec<u8>),
+    mut end: impl FnMut(usize),
 ) {
     match change {
         Change::Insert(recs) => {
             let pick = |r: &&Rec| filter.record(&r.doc, &r.data);
             if recs.iter().any(|r| pick(&r)) {
                 let kept = recs.iter().filter(pick);
-                each(rec(sub, col, seq, kept.map(|r| (&*r.doc, r.ts, &*r.data))));
+                rec_into(out, sub, col, seq, kept.map(|r| (&*r.doc, r.ts, &*r.data)));
+                end(out.len());
             }
         }
         Change::DeleteRecord { doc, ts } => {
             if filter.doc(doc) {
-                each(del(sub, col, seq, Some(doc), |o| range(o, *ts, *ts)));
+                del(out, sub, col, seq, Some(doc), |o| range(o, *ts, *ts));
+                end(out.len());
             }
         }
         Change::DeleteRange { doc, from, to } => {
             if filter.doc(doc) {
-                each(del(sub, col, seq, Some(doc), |o| range(o, *from, *to)));
+                del(out, sub, col, seq, Some(doc), |o| range(o, *from, *to));
+                end(out.len());
             }
         }
         Change::DeleteRecords(docs) => {
-            let picked: Vec<_> = docs.iter().filter(|(d, _)| filter.doc(d)).collect();
-            for (i, (doc, ts)) in picked.iter().enumerate() {
-                let more = i + 1 < picked.len();
-                each(del(sub, col, seq, Some(doc), |o| {
+            let picked = docs.iter().filter(|(d, _)| filter.doc(d)).count();
+            let docs = docs.iter().filter(|(d, _)| filter.doc(d));
+            for (i, (doc, ts)) in docs.enumerate() {
+                let more = i + 1 < picked;
+                del(out, sub, col, seq, Some(doc), |o| {
                     o.extend_from_slice(b",\"ts\":[");
                     for (i, t) in ts.iter().enumerate() {
                         if i > 0 {
@@ -115,15 +133,20 @@ pub fn change(
                         // Not the write's last frame: a resume point is a whole write.
                         o.extend_from_slice(b",\"more\":true");
                     }
-                }));
+                });
+                end(out.len());
             }
         }
         Change::DeleteDoc(doc) => {
             if filter.doc(doc) {
-                each(del(sub, col, seq, Some(doc), |_| {}));
+                del(out, sub, col, seq, Some(doc), |_| {});
+                end(out.len());
             }
         }
-        Change::DropCollection => each(del(sub, col, seq, None, |_| {})),
+        Change::DropCollection => {
+            del(out, sub, col, seq, None, |_| {});
+            end(out.len());
+        }
     }
 }
 
@@ -166,11 +189,11 @@ mod tests {
     use super::*;
 
     fn texts(c: &Change, f: &Filter) -> Vec<String> {
-        let mut v = Vec::new();
-        change("s1", "c", 7, c, f, |b| {
-            v.push(String::from_utf8(b).unwrap())
-        });
-        v
+        let (mut out, mut ends) = (Vec::new(), vec![0]);
+        change(&mut out, "s1", "c", 7, c, f, |end| ends.push(end));
+        ends.windows(2)
+            .map(|w| String::from_utf8(out[w[0]..w[1]].to_vec()).unwrap())
+            .collect()
     }
 
     #[test]
@@ -230,10 +253,19 @@ mod tests {
             texts(&Change::DropCollection, &all),
             [r#"{"type":"del","sub":"s1","col":"c","seq":7}"#]
         );
-        let mut template = Vec::new();
-        change("", "c", 7, &Change::DeleteDoc("a".into()), &all, |f| {
-            template = f
-        });
+        let mut template = b"before".to_vec();
+        let mut ends = Vec::new();
+        change(
+            &mut template,
+            "",
+            "c",
+            7,
+            &Change::DeleteDoc("a".into()),
+            &all,
+            |end| ends.push(end),
+        );
+        assert_eq!(ends, [template.len()]);
+        let template = template.split_off(b"before".len());
         let (head, body) = split(&template);
         let id = sub_text("s\"2");
         let spliced = [head, &id[..], body].concat();

@@ -118,7 +118,7 @@ pub(super) struct Entry {
     pub seq: u64,
     pub lsn: Lsn,
     pub change: Change,
-    bytes: usize,
+    pub bytes: usize,
     /// The bytes of every change published before this one, this one included.
     total: u64,
 }

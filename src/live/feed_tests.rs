@@ -201,3 +201,78 @@ fn connections_owed_alike_share_a_batch_and_the_others_get_their_own() {
         [vec!["early".to_owned(), rec("s1", 2, 11)]]
     );
 }
+
+/// One round holding a write of one frame, one of several (a `dmrec` over two documents) and
+/// one long enough to be referenced rather than copied, for two filter groups: each group's
+/// frames come out whole and in order from the round's one buffer of encodings.
+#[test]
+fn a_round_of_mixed_writes_gives_each_group_its_own_frames_in_order() {
+    let feed = Feed::new("c", 0, 1 << 20);
+    let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    subscribe(&feed, 1, "s1", &a, None);
+    subscribe(&feed, 2, "s2", &b, Some("e"));
+    let long = "w".repeat(4096);
+    feed.publish(
+        0,
+        Change::Insert(vec![
+            Rec {
+                doc: "d".into(),
+                ts: 1,
+                data: "v".into(),
+            },
+            Rec {
+                doc: "e".into(),
+                ts: 2,
+                data: "x".into(),
+            },
+        ]),
+    );
+    feed.publish(
+        0,
+        Change::DeleteRecords(vec![("d".into(), vec![1]), ("e".into(), vec![5, 6])]),
+    );
+    feed.publish(
+        0,
+        Change::Insert(vec![Rec {
+            doc: "e".into(),
+            ts: 3,
+            data: long.clone(),
+        }]),
+    );
+    feed.flush(0);
+    let head = |sub: &str, kind: &str, seq: u64| {
+        format!(r#"{{"type":"{kind}","sub":"{sub}","col":"c","seq":{seq}"#)
+    };
+    let long_rec = |sub: &str| {
+        format!(
+            r#"{},"records":[{{"doc":"e","ts":3,"data":"{long}"}}]}}"#,
+            head(sub, "rec", 3)
+        )
+    };
+    assert_eq!(
+        *a.pushes.lock(),
+        [vec![
+            format!(
+                r#"{},"records":[{{"doc":"d","ts":1,"data":"v"}},{{"doc":"e","ts":2,"data":"x"}}]}}"#,
+                head("s1", "rec", 1)
+            ),
+            format!(
+                r#"{},"doc":"d","ts":[1],"more":true}}"#,
+                head("s1", "del", 2)
+            ),
+            format!(r#"{},"doc":"e","ts":[5,6]}}"#, head("s1", "del", 2)),
+            long_rec("s1"),
+        ]]
+    );
+    assert_eq!(
+        *b.pushes.lock(),
+        [vec![
+            format!(
+                r#"{},"records":[{{"doc":"e","ts":2,"data":"x"}}]}}"#,
+                head("s2", "rec", 1)
+            ),
+            format!(r#"{},"doc":"e","ts":[5,6]}}"#, head("s2", "del", 2)),
+            long_rec("s2"),
+        ]]
+    );
+}
