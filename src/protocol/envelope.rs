@@ -2,14 +2,50 @@
 //! stages (docs/protocol.md#how-errors-are-chosen).
 
 use super::json::{read_object, Scalar};
+use super::payload::NewRecord;
 use std::borrow::Cow;
 
-/// A request whose envelope is well formed; `kind` is not yet looked up.
+/// A request whose envelope is well formed; `kind` is not yet looked up. `data` is its text
+/// ([`parse`]) or, for the dispatcher, [`Data`] ([`read`]).
 #[derive(Debug, PartialEq)]
-pub struct Envelope<'a> {
+pub struct Envelope<'a, D = Cow<'a, str>> {
     pub id: Cow<'a, str>,
     pub kind: Cow<'a, str>,
-    pub data: Cow<'a, str>,
+    pub data: D,
+}
+
+/// The envelope's `data` as the dispatcher takes it.
+#[derive(Debug)]
+pub enum Data<'a> {
+    /// The text of `data`.
+    Text(Cow<'a, str>),
+    /// The batch of an `ins` (`type` comes before `data`) in the shape the SDKs send, read
+    /// straight from the escaped string (`insert_escaped`): its records, and the string's body
+    /// as sent. The same records the payload's decoder makes of the text.
+    Records {
+        escaped: &'a str,
+        records: Vec<NewRecord<'a>>,
+    },
+}
+
+impl Data<'_> {
+    /// The text of `data`.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            Data::Text(t) => Cow::Borrowed(t),
+            Data::Records { escaped, .. } => {
+                let mut out = String::with_capacity(escaped.len());
+                crate::text::unescape_into(&mut out, escaped);
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+impl PartialEq for Data<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
 }
 
 /// An envelope that cannot be served: the error text and the id, when one could be read.
@@ -33,9 +69,26 @@ fn non_empty(s: Scalar<'_>) -> Option<Cow<'_, str>> {
 
 /// Reads the envelope of one text frame.
 pub fn parse(frame: &str) -> Result<Envelope<'_>, EnvelopeError<'_>> {
-    match fast::parse(frame) {
+    match fast::parse(frame, false) {
+        Some(Envelope {
+            id,
+            kind,
+            data: Data::Text(data),
+        }) => Ok(Envelope { id, kind, data }),
+        _ => parse_general(frame),
+    }
+}
+
+/// [`parse`] for the dispatcher: an `ins` batch in the SDKs' shape comes already read
+/// ([`Data::Records`]); everything else, errors included, exactly as [`parse`] has it.
+pub fn read(frame: &str) -> Result<Envelope<'_, Data<'_>>, EnvelopeError<'_>> {
+    match fast::parse(frame, true) {
         Some(env) => Ok(env),
-        None => parse_general(frame),
+        None => parse_general(frame).map(|env| Envelope {
+            id: env.id,
+            kind: env.kind,
+            data: Data::Text(env.data),
+        }),
     }
 }
 
@@ -68,12 +121,14 @@ fn parse_general(frame: &str) -> Result<Envelope<'_>, EnvelopeError<'_>> {
 /// The envelope every SDK sends — an object of the three string members, in any order — read
 /// in one pass without a general JSON parser. Anything else (another member, another value
 /// type, an odd escape, an error) returns `None` and is left to the general reader, so both
-/// always agree.
+/// always agree. With `records`, an `ins` batch is read straight from the escaped `data` when
+/// its shape allows (see [`Data::Records`]).
 mod fast {
-    use super::Envelope;
+    use super::{Data, Envelope};
+    use crate::protocol::insert_escaped;
     use crate::protocol::scan::{skip_ws, string, string_to_end};
 
-    pub fn parse(frame: &str) -> Option<Envelope<'_>> {
+    pub fn parse(frame: &str, records: bool) -> Option<Envelope<'_, Data<'_>>> {
         let b = frame.as_bytes();
         let mut i = skip_ws(b, 0);
         if b.get(i) != Some(&b'{') {
@@ -88,17 +143,30 @@ mod fast {
                 return None;
             }
             let at = skip_ws(b, i + 1);
-            let (value, next) = if &*key == "data" {
-                string_to_end(frame, at)?
-            } else {
-                string(frame, at)?
-            };
-            match &*key {
-                "id" => id = Some(value),
-                "type" => kind = Some(value),
-                "data" => data = Some(value),
+            let next = match &*key {
+                "data" => {
+                    let read = (records && kind.as_deref() == Some("ins"))
+                        .then(|| insert_escaped::read(frame, at))
+                        .flatten();
+                    let (value, next) = match read {
+                        Some((records, escaped, next)) => {
+                            (Data::Records { escaped, records }, next)
+                        }
+                        None => {
+                            let (text, next) = string_to_end(frame, at)?;
+                            (Data::Text(text), next)
+                        }
+                    };
+                    data = Some(value);
+                    next
+                }
+                "id" | "type" => {
+                    let (value, next) = string(frame, at)?;
+                    *(if &*key == "id" { &mut id } else { &mut kind }) = Some(value);
+                    next
+                }
                 _ => return None,
-            }
+            };
             i = skip_ws(b, next);
             match b.get(i) {
                 Some(b',') => i += 1,
@@ -110,7 +178,12 @@ mod fast {
             return None;
         }
         let (id, kind, data) = (id?, kind?, data?);
-        if id.is_empty() || kind.is_empty() || data.is_empty() {
+        let data_ok = match &data {
+            Data::Text(text) => !text.is_empty(),
+            // A later `type` may have replaced `ins`: then the general reader decides.
+            Data::Records { .. } => kind == "ins",
+        };
+        if id.is_empty() || kind.is_empty() || !data_ok {
             return None;
         }
         Some(Envelope { id, kind, data })
@@ -130,7 +203,17 @@ mod tests {
             r#"{"id":"a","type":"cols","data":"x","id":"b"}"#,
         ];
         for f in frames {
-            let fast = fast::parse(f).unwrap_or_else(|| panic!("fast path declined {f}"));
+            let fast = parse(f).unwrap();
+            assert!(
+                matches!(
+                    fast::parse(f, false),
+                    Some(Envelope {
+                        data: Data::Text(_),
+                        ..
+                    })
+                ),
+                "fast path declined {f}"
+            );
             assert_eq!(fast, parse_general(f).unwrap(), "{f}");
         }
         let declined = [
@@ -148,7 +231,65 @@ mod tests {
             r#"[]"#,
         ];
         for f in declined {
-            assert!(fast::parse(f).is_none(), "fast path accepted {f}");
+            assert!(fast::parse(f, true).is_none(), "fast path accepted {f}");
+        }
+    }
+
+    #[test]
+    fn read_takes_an_ins_batch_with_the_envelope_and_agrees_with_parse() {
+        let batch = r#"[{\"ts\":1,\"doc\":\"d\",\"data\":\"{\\\"a\\\":1}\",\"col\":\"c\"}]"#;
+        let frames = [
+            (
+                format!(r#"{{"id":"a","type":"ins","data":"{batch}"}}"#),
+                true,
+            ),
+            // `data` first, another type, `type` given again after `data`: the text.
+            (
+                format!(r#"{{"id":"a","data":"{batch}","type":"ins"}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"id":"a","type":"qry","data":"{batch}"}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"id":"a","type":"ins","data":"{batch}","type":"qry"}}"#),
+                false,
+            ),
+            (
+                format!(r#"{{"id":"a","type":"ins","data":"{batch}","type":"ins"}}"#),
+                true,
+            ),
+            (
+                format!(r#"{{"id":"a","type":"ins","data":"{batch}","x":1}}"#),
+                false,
+            ),
+        ];
+        for (frame, straight) in &frames {
+            let read = read(frame).unwrap();
+            assert_eq!(
+                matches!(read.data, Data::Records { .. }),
+                *straight,
+                "{frame}"
+            );
+            let parsed = parse(frame).unwrap();
+            assert_eq!(
+                (&read.id, &read.kind),
+                (&parsed.id, &parsed.kind),
+                "{frame}"
+            );
+            assert_eq!(read.data.text(), parsed.data, "{frame}");
+        }
+        for frame in [
+            "hello",
+            r#"{"id":"e","type":"ins"}"#,
+            r#"{"id":"e","type":"ins","data":""}"#,
+        ] {
+            assert_eq!(
+                read(frame).unwrap_err(),
+                parse(frame).unwrap_err(),
+                "{frame}"
+            );
         }
     }
 

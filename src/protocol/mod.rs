@@ -5,6 +5,7 @@ pub(crate) mod declare;
 pub mod encode;
 pub mod envelope;
 pub mod fields;
+mod insert_escaped;
 mod insert_scan;
 pub mod into_static;
 pub mod json;

@@ -18,20 +18,25 @@ pub enum RecordData<'a> {
     /// The body of the JSON string as sent, which is exactly what [`text::escape_into`]
     /// writes for the data (see [`crate::protocol::scan::canonical_string`]).
     Escaped(&'a str),
+    /// [`RecordData::Escaped`], un-escaped once out of the envelope's `data` string (where the
+    /// batch itself arrives escaped; see `insert_escaped`).
+    EscapedOwned(String),
 }
 
 impl<'a> RecordData<'a> {
     /// The data as sent: un-escaped (into a new string) only when it holds an escape.
     pub fn text(&self) -> Cow<'_, str> {
-        match self {
-            RecordData::Text(t) => Cow::Borrowed(t),
-            RecordData::Escaped(body) if !body.contains('\\') => Cow::Borrowed(body),
-            RecordData::Escaped(body) => {
-                let mut out = String::with_capacity(body.len());
-                text::unescape_into(&mut out, body);
-                Cow::Owned(out)
-            }
+        let body = match self {
+            RecordData::Text(t) => return Cow::Borrowed(t),
+            RecordData::Escaped(body) => body,
+            RecordData::EscapedOwned(body) => body.as_str(),
+        };
+        if !body.contains('\\') {
+            return Cow::Borrowed(body);
         }
+        let mut out = String::with_capacity(body.len());
+        text::unescape_into(&mut out, body);
+        Cow::Owned(out)
     }
 
     /// The data in the form the store takes.
@@ -39,6 +44,7 @@ impl<'a> RecordData<'a> {
         match self {
             RecordData::Text(t) => Incoming::Text(t),
             RecordData::Escaped(body) => Incoming::Escaped(body),
+            RecordData::EscapedOwned(body) => Incoming::Escaped(body),
         }
     }
 }
@@ -60,10 +66,15 @@ impl<'a> Field<'a> for RecordData<'a> {
         f.text(i).map(RecordData::Text)
     }
     fn value(&self) -> Value<'_> {
-        match self {
-            RecordData::Text(t) => Value::Text(t),
-            RecordData::Escaped(body) if !body.contains('\\') => Value::Text(body),
-            RecordData::Escaped(body) => Value::Escaped(body),
+        let body = match self {
+            RecordData::Text(t) => return Value::Text(t),
+            RecordData::Escaped(body) => body,
+            RecordData::EscapedOwned(body) => body.as_str(),
+        };
+        if body.contains('\\') {
+            Value::Escaped(body)
+        } else {
+            Value::Text(body)
         }
     }
 }

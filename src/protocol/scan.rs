@@ -136,7 +136,7 @@ fn unescape(
 /// forms for `"`, `\\`, newline, return, tab, backspace and form feed; `\u00XX` in lowercase
 /// hex for the other control characters. `None` for every other spelling (`\/`, `\u00e9`,
 /// `\u000A`, a bad escape).
-fn canonical_escape(seq: &[u8]) -> Option<usize> {
+pub(crate) fn canonical_escape(seq: &[u8]) -> Option<usize> {
     match *seq.get(1)? {
         b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => Some(2),
         b'u' => {

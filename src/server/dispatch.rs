@@ -9,10 +9,10 @@ use crate::auth::{authorize, KeyEntry};
 use crate::live::Subscriptions;
 use crate::metrics;
 use crate::ops::answer_cache::Served;
-use crate::ops::{self, Ctx, Log, MsgType, OpError};
+use crate::ops::{self, Ctx, Log, MsgType, OpError, Request};
 use crate::persist::Lsn;
 use crate::protocol::encode;
-use crate::protocol::envelope::{self, Envelope, EnvelopeError};
+use crate::protocol::envelope::{self, Data, Envelope, EnvelopeError};
 use crate::protocol::reply::Reply;
 use crate::store::Handles;
 use std::sync::Arc;
@@ -106,9 +106,9 @@ pub(crate) fn dispatch_shared(
 ) -> (Verdict, Option<Arc<[u8]>>) {
     let started = metrics::now();
     let base = out.len();
-    let env = envelope::parse(text);
+    let mut env = envelope::read(text);
     let mut tail = None;
-    let (kind, outcome, verdict) = respond(shared, caller, &env, out, &mut tail);
+    let (kind, outcome, verdict) = respond(shared, caller, &mut env, out, &mut tail);
     let id = match &env {
         Ok(env) => &*env.id,
         Err(e) => e.id.as_deref().unwrap_or(""),
@@ -131,7 +131,7 @@ pub(crate) fn dispatch_shared(
 fn respond(
     shared: &Shared,
     caller: &mut Caller,
-    env: &Result<Envelope<'_>, EnvelopeError<'_>>,
+    env: &mut Result<Envelope<'_, Data<'_>>, EnvelopeError<'_>>,
     out: &mut Vec<u8>,
     tail: &mut Option<Arc<[u8]>>,
 ) -> (Option<MsgType>, Outcome, Verdict) {
@@ -174,7 +174,15 @@ fn respond(
         refuse(caller, out, Some(id), text);
         return (Some(kind), Outcome::Refused, Verdict::Continue);
     }
-    let cacheable = shared.answers.candidate(kind, &env.data);
+    // An `ins` batch read with the envelope (see `Data::Records`) has no text to look at.
+    let (data, records) = match &mut env.data {
+        Data::Text(data) => (&**data, None),
+        Data::Records { records, .. } => ("", Some(std::mem::take(records))),
+    };
+    let cacheable = match records {
+        None => shared.answers.candidate(kind, data),
+        Some(_) => None, // an `ins`, never remembered
+    };
     if let Some(c) = &cacheable {
         let max = shared.config.max_response_bytes;
         match shared.answers.serve(c, id, max, out) {
@@ -188,7 +196,12 @@ fn respond(
             }
         }
     }
-    let req = match ops::decode(kind, &env.data) {
+    let decoded = match records {
+        // `kind` is `ins`: the records its decoder makes of the text.
+        Some(records) => Ok(Request::Ins(records)),
+        None => ops::decode(kind, data),
+    };
+    let req = match decoded {
         Ok(req) => req,
         Err(e) => {
             refuse(caller, out, Some(id), &e.to_string());
