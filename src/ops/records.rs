@@ -173,7 +173,7 @@ fn latest_pass<'q>(
                     return Ok(false);
                 };
                 if let Some((ts, data)) = view.latest(q.ts) {
-                    emit.record(&mut records, Name::Escaped(name), ts, data)?;
+                    emit.record(&mut records, Name::Escaped(name.as_bytes()), ts, data)?;
                 }
             }
             return Ok(true);
@@ -238,8 +238,8 @@ impl Emit<'_, '_> {
 /// A document's name as a `qry` answer's member key.
 #[derive(Clone, Copy)]
 enum Name<'a> {
-    /// Escaped, as a remembered selection keeps it.
-    Escaped(&'a str),
+    /// Escaped, as a remembered selection keeps it (UTF-8 bytes).
+    Escaped(&'a [u8]),
     Plain(&'a str),
 }
 

@@ -118,10 +118,10 @@ pub fn escaped_record_item(out: &mut Vec<u8>, first: bool, ts: i64, body: &str) 
 /// Appends `"name":` and then a record as [`escaped_record`] does, for a name given escaped:
 /// one member of a `qry` answer, with the queue grown once. The name's closing `":` and the
 /// record's `{"ts":` are one 8-byte piece.
-pub fn escaped_named_record(out: &mut Vec<u8>, name: &str, ts: i64, body: &str) {
+pub fn escaped_named_record(out: &mut Vec<u8>, name: &[u8], ts: i64, body: &str) {
     out.reserve(name.len() + 3 + HEAD_MAX + body.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(name);
     out.extend_from_slice(b"\":{\"ts\":");
     timestamp(out, ts);
     out.extend_from_slice(b",\"data\":\"");
@@ -218,7 +218,7 @@ mod tests {
                 format!("x{{\"ts\":{v},\"data\":\"a\\\"b\"}}")
             );
             let mut out = b"{".to_vec();
-            escaped_named_record(&mut out, "d\\\"1", v, "a\\\"b");
+            escaped_named_record(&mut out, b"d\\\"1", v, "a\\\"b");
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 format!("{{\"d\\\"1\":{{\"ts\":{v},\"data\":\"a\\\"b\"}}")
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn an_empty_name_is_still_a_member() {
         let mut out = b"{".to_vec();
-        escaped_named_record(&mut out, "", 5, "");
+        escaped_named_record(&mut out, b"", 5, "");
         escaped_record_item(&mut out, false, 1_733_500_000_123, "x");
         assert_eq!(
             out,

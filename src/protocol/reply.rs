@@ -207,7 +207,7 @@ impl Object<'_> {
     /// A member whose name is given escaped (the body of its JSON string, as a remembered
     /// selection keeps it) and whose value is a record with escaped data (see
     /// [`Value::escaped_record`]): both copied verbatim.
-    pub fn escaped_record_member(&mut self, name: &str, ts: i64, body: &str) {
+    pub fn escaped_record_member(&mut self, name: &[u8], ts: i64, body: &str) {
         if !std::mem::take(&mut self.first) {
             self.out.push(b',');
         }
@@ -247,7 +247,7 @@ mod tests {
         {
             let mut o = r.member("named").object();
             o.member("q1").int(1);
-            o.escaped_record_member("q\\\"3", -7, "d\\\"");
+            o.escaped_record_member(b"q\\\"3", -7, "d\\\"");
         }
         r.member("empty").object();
         r.member("n").int(-42);
