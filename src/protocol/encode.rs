@@ -129,6 +129,18 @@ pub fn escaped_named_record(out: &mut Vec<u8>, name: &[u8], ts: i64, body: &str)
     out.extend_from_slice(b"\"}");
 }
 
+/// Appends a member head given whole (`"name":{"ts":`, as a remembered selection keeps it),
+/// then the rest of a record as [`escaped_named_record`] does: one member of a quiet `qry`,
+/// the head in one copy.
+pub fn escaped_record_after_head(out: &mut Vec<u8>, head: &[u8], ts: i64, body: &str) {
+    out.reserve(head.len() + HEAD_MAX + body.len() + 2);
+    out.extend_from_slice(head);
+    timestamp(out, ts);
+    out.extend_from_slice(b",\"data\":\"");
+    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
 /// The longest `{"ts":…,"data":"` with its scratch: the opening, a sign, 20 digits and
 /// `,"data":"`.
 const HEAD_MAX: usize = 40;

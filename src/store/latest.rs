@@ -24,7 +24,8 @@ const AHEAD_ENTRY: usize = 6;
 const AHEAD_DATA: usize = 3;
 
 impl Snapshot<'_> {
-    /// Calls `f` with the escaped name (its UTF-8 bytes) and the newest record at or before `at` of each document
+    /// Calls `f` with the document's member head (`"name":{"ts":`, the name escaped; see
+    /// [`Selection`]) and the newest record at or before `at` of each document
     /// of `selection` that has one, in the selection's order, until `f` fails. `None` (nothing
     /// read) unless the snapshot is quiet: the caller then reads each document's view.
     ///
