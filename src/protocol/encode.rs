@@ -107,10 +107,14 @@ pub fn escaped_record(out: &mut Vec<u8>, ts: i64, body: &str) {
 #[inline]
 pub fn escaped_record_item(out: &mut Vec<u8>, first: bool, ts: i64, body: &str) {
     out.reserve(1 + HEAD_MAX + body.len() + 2);
-    if !first {
-        out.push(b',');
+    // The separator and the record's opening in one piece.
+    if first {
+        out.extend_from_slice(b"{\"ts\":");
+    } else {
+        out.extend_from_slice(b",{\"ts\":");
     }
-    record_head(out, ts);
+    timestamp(out, ts);
+    out.extend_from_slice(b",\"data\":\"");
     out.extend_from_slice(body.as_bytes());
     out.extend_from_slice(b"\"}");
 }
