@@ -163,7 +163,7 @@ fn latest_pass<'q>(
         if let Some(selection) = &selection {
             // Quiet: every document read straight, the next ones asked for ahead.
             let quiet = snap.latest_each(selection, q.ts, |name, ts, data| {
-                emit.record(&mut records, Name::Escaped(name), ts, data)
+                emit.record(&mut records, Name::Head(name), ts, data)
             });
             if let Some(result) = quiet {
                 return result.map(|()| true);
@@ -173,7 +173,7 @@ fn latest_pass<'q>(
                     return Ok(false);
                 };
                 if let Some((ts, data)) = view.latest(q.ts) {
-                    emit.record(&mut records, Name::Escaped(name), ts, data)?;
+                    emit.record(&mut records, Name::Escaped(name.as_bytes()), ts, data)?;
                 }
             }
             return Ok(true);
@@ -229,6 +229,7 @@ impl Emit<'_, '_> {
         }
         match name {
             Name::Escaped(name) => records.escaped_record_member(name, ts, data.wire()),
+            Name::Head(head) => records.escaped_record_after_head(head, ts, data.wire()),
             Name::Plain(name) => records.member(name).escaped_record(ts, data.wire()),
         }
         Ok(records.check()?)
@@ -238,8 +239,10 @@ impl Emit<'_, '_> {
 /// A document's name as a `qry` answer's member key.
 #[derive(Clone, Copy)]
 enum Name<'a> {
-    /// Escaped, as a remembered selection keeps it.
-    Escaped(&'a str),
+    /// Escaped, as a remembered selection keeps it (UTF-8 bytes).
+    Escaped(&'a [u8]),
+    /// A remembered selection's member head: `"name":{"ts":` with the name escaped.
+    Head(&'a [u8]),
     Plain(&'a str),
 }
 

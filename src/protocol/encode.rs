@@ -2,6 +2,7 @@
 //! (docs/protocol.md#frames-the-server-sends): compact JSON, `id` first, non-ASCII raw, `"` `\` and
 //! control characters escaped.
 
+use super::digits;
 use crate::text::escape_into;
 
 /// The frame sent once, right after the upgrade.
@@ -106,22 +107,40 @@ pub fn escaped_record(out: &mut Vec<u8>, ts: i64, body: &str) {
 #[inline]
 pub fn escaped_record_item(out: &mut Vec<u8>, first: bool, ts: i64, body: &str) {
     out.reserve(1 + HEAD_MAX + body.len() + 2);
-    if !first {
-        out.push(b',');
+    // The separator and the record's opening in one piece.
+    if first {
+        out.extend_from_slice(b"{\"ts\":");
+    } else {
+        out.extend_from_slice(b",{\"ts\":");
     }
-    record_head(out, ts);
+    timestamp(out, ts);
+    out.extend_from_slice(b",\"data\":\"");
     out.extend_from_slice(body.as_bytes());
     out.extend_from_slice(b"\"}");
 }
 
 /// Appends `"name":` and then a record as [`escaped_record`] does, for a name given escaped:
-/// one member of a `qry` answer, with the queue grown once.
-pub fn escaped_named_record(out: &mut Vec<u8>, name: &str, ts: i64, body: &str) {
+/// one member of a `qry` answer, with the queue grown once. The name's closing `":` and the
+/// record's `{"ts":` are one 8-byte piece.
+pub fn escaped_named_record(out: &mut Vec<u8>, name: &[u8], ts: i64, body: &str) {
     out.reserve(name.len() + 3 + HEAD_MAX + body.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\":");
-    record_head(out, ts);
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"\":{\"ts\":");
+    timestamp(out, ts);
+    out.extend_from_slice(b",\"data\":\"");
+    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b"\"}");
+}
+
+/// Appends a member head given whole (`"name":{"ts":`, as a remembered selection keeps it),
+/// then the rest of a record as [`escaped_named_record`] does: one member of a quiet `qry`,
+/// the head in one copy.
+pub fn escaped_record_after_head(out: &mut Vec<u8>, head: &[u8], ts: i64, body: &str) {
+    out.reserve(head.len() + HEAD_MAX + body.len() + 2);
+    out.extend_from_slice(head);
+    timestamp(out, ts);
+    out.extend_from_slice(b",\"data\":\"");
     out.extend_from_slice(body.as_bytes());
     out.extend_from_slice(b"\"}");
 }
@@ -130,24 +149,34 @@ pub fn escaped_named_record(out: &mut Vec<u8>, name: &str, ts: i64, body: &str) 
 /// `,"data":"`.
 const HEAD_MAX: usize = 40;
 
-/// Appends `{"ts":…,"data":"`, each piece in place: the digits are written into 20 bytes
-/// appended as a fixed-size array, which is then cut to their length. Exact-length copies
-/// would each call `memcpy`, and a head put together on the stack first stalls the copy that
-/// reads it back (its bytes were written piecemeal): together a good part of a small record's
-/// cost.
+/// Appends `{"ts":…,"data":"`, each piece in place (see [`timestamp`]).
 #[inline(always)]
 fn record_head(out: &mut Vec<u8>, ts: i64) {
     out.extend_from_slice(b"{\"ts\":");
+    timestamp(out, ts);
+    out.extend_from_slice(b",\"data\":\"");
+}
+
+/// Appends a record's `ts` in decimal. Below 10^16 (every millisecond timestamp) by
+/// [`digits::append`], whole words of digits appended as fixed-size arrays and cut to their
+/// count; beyond, the digits are written into 20 bytes appended the same way. Exact-length
+/// copies would each call `memcpy`, and digits put together on the stack first stall the copy
+/// that reads them back (their bytes were written piecemeal): together a good part of a small
+/// record's cost.
+#[inline(always)]
+fn timestamp(out: &mut Vec<u8>, ts: i64) {
     if ts < 0 {
         out.push(b'-');
     }
     let n = ts.unsigned_abs();
-    let count = n.checked_ilog10().map_or(1, |log| log as usize + 1);
+    if digits::append(out, n) {
+        return;
+    }
     let at = out.len();
+    let count = n.checked_ilog10().map_or(1, |log| log as usize + 1);
     out.extend_from_slice(&[0u8; 20]);
     digits_into(n, &mut out[at..at + count]);
     out.truncate(at + count);
-    out.extend_from_slice(b",\"data\":\"");
 }
 
 /// A whole error response; without an id for envelopes that had none.
@@ -204,6 +233,12 @@ mod tests {
                 String::from_utf8(out).unwrap(),
                 format!("x{{\"ts\":{v},\"data\":\"a\\\"b\"}}")
             );
+            let mut out = b"{".to_vec();
+            escaped_named_record(&mut out, b"d\\\"1", v, "a\\\"b");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("{{\"d\\\"1\":{{\"ts\":{v},\"data\":\"a\\\"b\"}}")
+            );
             let mut out = b"[".to_vec();
             escaped_record_item(&mut out, true, v, "a");
             escaped_record_item(&mut out, false, v, "\\n");
@@ -212,6 +247,17 @@ mod tests {
                 format!("[{{\"ts\":{v},\"data\":\"a\"}},{{\"ts\":{v},\"data\":\"\\n\"}}")
             );
         }
+    }
+
+    #[test]
+    fn an_empty_name_is_still_a_member() {
+        let mut out = b"{".to_vec();
+        escaped_named_record(&mut out, b"", 5, "");
+        escaped_record_item(&mut out, false, 1_733_500_000_123, "x");
+        assert_eq!(
+            out,
+            br#"{"":{"ts":5,"data":""},{"ts":1733500000123,"data":"x"}"#
+        );
     }
 
     #[test]

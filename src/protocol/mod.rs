@@ -2,6 +2,7 @@
 //! the `/pattern/flags` matcher and response encoding. Pure functions.
 
 pub(crate) mod declare;
+mod digits;
 pub mod encode;
 pub mod envelope;
 pub mod fields;

@@ -207,11 +207,21 @@ impl Object<'_> {
     /// A member whose name is given escaped (the body of its JSON string, as a remembered
     /// selection keeps it) and whose value is a record with escaped data (see
     /// [`Value::escaped_record`]): both copied verbatim.
-    pub fn escaped_record_member(&mut self, name: &str, ts: i64, body: &str) {
+    pub fn escaped_record_member(&mut self, name: &[u8], ts: i64, body: &str) {
         if !std::mem::take(&mut self.first) {
             self.out.push(b',');
         }
         encode::escaped_named_record(self.out, name, ts, body);
+    }
+
+    /// [`Object::escaped_record_member`] for a member whose head is given whole: `"name":`
+    /// with the name escaped, then the record's opening `{"ts":` (as a remembered selection
+    /// keeps it), copied verbatim.
+    pub fn escaped_record_after_head(&mut self, head: &[u8], ts: i64, body: &str) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        encode::escaped_record_after_head(self.out, head, ts, body);
     }
 
     /// Whether the whole response is still within the limit.
@@ -247,7 +257,8 @@ mod tests {
         {
             let mut o = r.member("named").object();
             o.member("q1").int(1);
-            o.escaped_record_member("q\\\"3", -7, "d\\\"");
+            o.escaped_record_member(b"q\\\"3", -7, "d\\\"");
+            o.escaped_record_after_head(b"\"q4\":{\"ts\":", 8, "e");
         }
         r.member("empty").object();
         r.member("n").int(-42);
@@ -259,7 +270,7 @@ mod tests {
         r.finish().unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"named":{"q1":1,"q\"3":{"ts":-7,"data":"d\""}},"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
+            r#"xx{"id":"a\"1","status":"ok","keys":[{"key":"k\n1","deletable":true,"name":null},{"key":"k2","deletable":false,"name":null}],"named":{"q1":1,"q\"3":{"ts":-7,"data":"d\""},"q4":{"ts":8,"data":"e"}},"empty":{},"n":-42,"recs":[{"ts":5,"data":"d\""},{"ts":6,"data":"e\""}]}"#
         );
     }
 

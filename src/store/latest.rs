@@ -24,7 +24,8 @@ const AHEAD_ENTRY: usize = 6;
 const AHEAD_DATA: usize = 3;
 
 impl Snapshot<'_> {
-    /// Calls `f` with the escaped name and the newest record at or before `at` of each document
+    /// Calls `f` with the document's member head (`"name":{"ts":`, the name escaped; see
+    /// [`Selection`]) and the newest record at or before `at` of each document
     /// of `selection` that has one, in the selection's order, until `f` fails. `None` (nothing
     /// read) unless the snapshot is quiet: the caller then reads each document's view.
     ///
@@ -35,7 +36,7 @@ impl Snapshot<'_> {
         &self,
         selection: &Selection,
         at: i64,
-        mut f: impl FnMut(&str, i64, Data<'_>) -> Result<(), E>,
+        mut f: impl FnMut(&[u8], i64, Data<'_>) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         if !self.is_quiet() {
             return None;
@@ -57,7 +58,9 @@ impl Snapshot<'_> {
                 s.prefetch_newest_data();
             }
             let end = *end as usize;
-            let name = names.get(start..end).unwrap_or_default();
+            // Bytes: the ends are character boundaries by construction, and a `str` slice would
+            // check each again.
+            let name = names.as_bytes().get(start..end).unwrap_or_default();
             start = end;
             let Some((ts, data)) = series(i).and_then(|s| s.latest(at)) else {
                 continue;

@@ -530,3 +530,58 @@ fn latest_answers_the_same_bytes_read_quietly_or_through_views() {
         }
     }
 }
+
+/// Timestamps of every length answer as their decimal text, in `qry` members (read quietly,
+/// from the remembered selection of every document) and in `qdoc` items (sealed history and
+/// plain records, both orders): answers write their digits in whole words, and this pins the
+/// words' edges (one digit, 13, 16, 17 and 19 digits, a power of ten and the number before).
+#[test]
+fn timestamps_of_every_length_answer_as_their_decimal_text() {
+    let s = Server::start(&["--answer-cache-mib", "0"]);
+    let mut c = s.master();
+    let mut stamps = vec![1i64, 2, 9, 1_733_500_000_123, i64::MAX];
+    let mut p = 10i64;
+    while let Some(next) = p.checked_mul(10) {
+        stamps.extend([p - 1, p, p + 1, next / 10 * 9 + 7]);
+        p = next;
+    }
+    stamps.extend([p - 1, p, p + 1]);
+    stamps.sort_unstable();
+    stamps.dedup();
+    // One document per timestamp, and every timestamp in document `all`.
+    let names: Vec<String> = (0..stamps.len()).map(|i| format!("t{i:03}")).collect();
+    let mut rows: Vec<(&str, &str, i64, &str)> = stamps
+        .iter()
+        .zip(&names)
+        .map(|(ts, name)| ("c", name.as_str(), *ts, "x\"y"))
+        .collect();
+    rows.extend(stamps.iter().map(|ts| ("c", "all", *ts, "x\"y")));
+    assert_eq!(c.call("ins", recs(&rows)), json!({}));
+    let mut model: Model = stamps
+        .iter()
+        .zip(&names)
+        .map(|(ts, name)| (name.clone(), vec![(*ts, "x\"y".to_string())]))
+        .collect();
+    model.push((
+        "all".into(),
+        stamps.iter().map(|ts| (*ts, "x\"y".to_string())).collect(),
+    ));
+    let want = qry_text("q", &model, |_| true, i64::MAX, 0, "", "");
+    // Asked until the collection is read quietly, then some more.
+    for _ in 0..40 {
+        assert_eq!(
+            raw(&mut c, "q", "qry", json!({"col": "c", "ts": i64::MAX})),
+            want
+        );
+    }
+    for reverse in [false, true] {
+        let mut items: Vec<String> = stamps.iter().map(|ts| record_text(*ts, "x\"y")).collect();
+        if reverse {
+            items.reverse();
+        }
+        let want = format!(r#"{{"id":"d","records":[{}]}}"#, items.join(","));
+        let payload =
+            json!({"col": "c", "doc": "all", "from": 0, "to": i64::MAX, "reverse": reverse});
+        assert_eq!(raw(&mut c, "d", "qdoc", payload), want);
+    }
+}
