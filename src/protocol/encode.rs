@@ -113,10 +113,7 @@ pub fn escaped_record_item(out: &mut Vec<u8>, first: bool, ts: i64, body: &str) 
     } else {
         out.extend_from_slice(b",{\"ts\":");
     }
-    timestamp(out, ts);
-    out.extend_from_slice(b",\"data\":\"");
-    out.extend_from_slice(body.as_bytes());
-    out.extend_from_slice(b"\"}");
+    ts_and_data(out, ts, body);
 }
 
 /// Appends `"name":` and then a record as [`escaped_record`] does, for a name given escaped:
@@ -127,10 +124,7 @@ pub fn escaped_named_record(out: &mut Vec<u8>, name: &[u8], ts: i64, body: &str)
     out.push(b'"');
     out.extend_from_slice(name);
     out.extend_from_slice(b"\":{\"ts\":");
-    timestamp(out, ts);
-    out.extend_from_slice(b",\"data\":\"");
-    out.extend_from_slice(body.as_bytes());
-    out.extend_from_slice(b"\"}");
+    ts_and_data(out, ts, body);
 }
 
 /// Appends a member head given whole (`"name":{"ts":`, as a remembered selection keeps it),
@@ -139,6 +133,13 @@ pub fn escaped_named_record(out: &mut Vec<u8>, name: &[u8], ts: i64, body: &str)
 pub fn escaped_record_after_head(out: &mut Vec<u8>, head: &[u8], ts: i64, body: &str) {
     out.reserve(head.len() + HEAD_MAX + body.len() + 2);
     out.extend_from_slice(head);
+    ts_and_data(out, ts, body);
+}
+
+/// The rest of a record after its `{"ts":`: the timestamp, then the data given escaped, copied
+/// verbatim, and the record's close.
+#[inline(always)]
+fn ts_and_data(out: &mut Vec<u8>, ts: i64, body: &str) {
     timestamp(out, ts);
     out.extend_from_slice(b",\"data\":\"");
     out.extend_from_slice(body.as_bytes());
