@@ -32,6 +32,12 @@ pub trait Declared<'a>: Sized {
     fn fast_array(_data: &'a str) -> Option<Vec<Self>> {
         None
     }
+
+    /// A one-pass reader of one of these as a whole payload, for a shape the SDKs send often;
+    /// `None` hands the input to the general reader, which decides and words any error.
+    fn fast_object(_data: &'a str) -> Option<Self> {
+        None
+    }
 }
 
 impl<'a, T: Declared<'a>> Payload<'a> for T {
@@ -42,7 +48,10 @@ impl<'a, T: Declared<'a>> Payload<'a> for T {
     };
 
     fn decode(data: &'a str) -> Result<Self, PayloadError> {
-        T::read(&mut Members::object(data, &Self::SPEC)?)
+        match T::fast_object(data) {
+            Some(payload) => Ok(payload),
+            None => T::read(&mut Members::object(data, &Self::SPEC)?),
+        }
     }
 
     fn values(&self) -> Vec<Value<'_>> {
@@ -155,7 +164,8 @@ impl<'a> Field<'a> for bool {
 /// the field's type follows from the kind (`Cow<str>`, `Option<Cow<str>>`, `i64`,
 /// `Option<i64>`, `Option<u64>` or `bool`). `rules` names the members of each
 /// [`Check`](super::spec::Check) and the [`PayloadError`](super::PayloadError) variant it
-/// answers. `fast_array = path;` gives the one-pass reader of an array of them. A unit struct
+/// answers. `fast_array = path;` gives the one-pass reader of an array of them, `fast_object =
+/// path;` that of one of them as a whole payload. A unit struct
 /// (`pub struct Empty;`) is a payload whose `data` is never looked at.
 macro_rules! payload {
     (@wire $field:ident) => { stringify!($field) };
@@ -218,6 +228,7 @@ macro_rules! payload {
         }
         $(rules { $($rule:ident($a:ident, $b:ident) => $error:ident),* $(,)? })?
         $(fast_array = $fast:path;)?
+        $(fast_object = $fast_object:path;)?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq)]
@@ -274,6 +285,12 @@ macro_rules! payload {
             $(
                 fn fast_array(data: &'a str) -> Option<Vec<Self>> {
                     $fast(data)
+                }
+            )?
+
+            $(
+                fn fast_object(data: &'a str) -> Option<Self> {
+                    $fast_object(data)
                 }
             )?
         }

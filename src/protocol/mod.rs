@@ -14,6 +14,7 @@ pub(crate) mod members;
 pub mod pattern;
 pub mod payload;
 mod payload_error;
+mod read_scan;
 pub mod record_data;
 pub(crate) mod reply;
 pub mod scan;

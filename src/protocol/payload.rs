@@ -1,6 +1,6 @@
 //! The payloads of docs/protocol.md#message-reference that live with the wire format: the
 //! shapes several message types share (`gval`, `gvalues` and `rval` all carry a [`ColKey`]) and
-//! those the protocol's own readers build (`ins` records, read in one pass by `insert_scan`).
+//! those the protocol's own readers build (`ins` records, read in one pass by `insert_scan`; `qry` and `qdoc`, by `read_scan`).
 //! Each is declared with [`payload!`], its members in the order of the protocol's payload
 //! tables. A payload that only one operation uses may instead be declared in that operation's
 //! file (`ops/retention.rs`, `ops/subs.rs`). Which type a payload belongs to is the message
@@ -8,6 +8,7 @@
 
 use super::declare::payload;
 use super::insert_scan::fast_insert;
+use super::read_scan::{fast_qdoc, fast_qry};
 
 payload! {
     /// The payload of `cols` and `conn`: their `data` is never looked at.
@@ -45,6 +46,7 @@ payload! {
         where_ as "where": OptStr,
         filter: OptStr,
     }
+    fast_object = fast_qry;
 }
 
 payload! {
@@ -60,6 +62,7 @@ payload! {
         filter: OptStr,
     }
     rules { NotAfter(from, to) => FromAfterTo }
+    fast_object = fast_qdoc;
 }
 
 payload! {

@@ -202,11 +202,15 @@ pub fn integer(b: &[u8], i: usize) -> Option<(i64, usize)> {
     {
         return None;
     }
-    std::str::from_utf8(&b[i..j])
-        .ok()?
-        .parse()
-        .ok()
-        .map(|v| (v, j))
+    // Accumulated downwards, so that `i64::MIN` fits; an overflow is not an `i64`.
+    let mut v: i64 = 0;
+    for &d in &b[digits..j] {
+        v = v.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if digits == i {
+        v = v.checked_neg()?;
+    }
+    Some((v, j))
 }
 
 #[cfg(test)]
@@ -220,8 +224,13 @@ mod tests {
         assert_eq!(f("-7}"), Some((-7, 2)));
         assert_eq!(f("9223372036854775807"), Some((i64::MAX, 19)));
         assert_eq!(f("-9223372036854775808"), Some((i64::MIN, 20)));
+        assert_eq!(f("-9223372036854775807"), Some((-i64::MAX, 20)));
+        assert_eq!(f("-0"), Some((0, 2)));
+        assert_eq!(f("1234567890123456789 "), Some((1234567890123456789, 19)));
         for t in [
             "9223372036854775808",
+            "-9223372036854775809",
+            "9999999999999999999",
             "01",
             "1.5",
             "1e3",
