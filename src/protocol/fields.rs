@@ -8,6 +8,12 @@ use std::fmt;
 /// The longest name (collection, document, KV key, API key) in bytes.
 pub const MAX_NAME_BYTES: usize = 4096;
 
+/// Whether `s` passes the rule of a required name ([`Members::name`]): non-empty, at most
+/// [`MAX_NAME_BYTES`]. For the one-pass readers, which decline what it refuses.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_NAME_BYTES
+}
+
 /// A broken field rule: `invalid payload: <path> <rule>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

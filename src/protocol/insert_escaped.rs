@@ -7,7 +7,7 @@
 //! `\"`, `\\n` for its `\n`. Un-escaping those once gives the record's data in the stored form,
 //! borrowed from the request when it holds no escape at all.
 
-use super::fields::MAX_NAME_BYTES;
+use super::insert_scan;
 use super::payload::NewRecord;
 use super::record_data::RecordData;
 use super::scan::{canonical_escape, integer};
@@ -103,12 +103,7 @@ fn record(frame: &str, mut i: usize) -> Option<(NewRecord<'_>, usize)> {
             _ => return None,
         }
     }
-    let (col, doc, ts, data) = (col?, doc?, ts?, data?);
-    let name_ok = |s: &str| !s.is_empty() && s.len() <= MAX_NAME_BYTES;
-    if !name_ok(&col) || !name_ok(&doc) || ts <= 0 {
-        return None;
-    }
-    Some((NewRecord { col, doc, ts, data }, i + 1))
+    Some((insert_scan::record(col, doc, ts, data)?, i + 1))
 }
 
 /// A string without escapes inside the envelope's string (`\"…\"`) starting at `i`: its text
@@ -188,6 +183,7 @@ fn record_data(frame: &str, i: usize) -> Option<(RecordData<'_>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::fields::MAX_NAME_BYTES;
     use crate::protocol::insert_scan::fast_insert;
     use crate::protocol::scan::string;
 

@@ -1,9 +1,10 @@
 //! The one-pass reader of the `ins` batches the SDKs send (see [`super::scan`]).
 
-use super::fields::MAX_NAME_BYTES;
+use super::fields::is_name;
 use super::payload::NewRecord;
 use super::record_data::RecordData;
 use super::scan::{canonical_string, integer, skip_ws, string};
+use std::borrow::Cow;
 
 /// The `ins` batches the SDKs send — an array of objects with exactly `col`, `doc`, `ts` (a JSON
 /// integer) and `data` as strings, every rule satisfied — read in one pass. `None` for anything
@@ -62,12 +63,7 @@ pub(crate) fn fast_insert(data: &str) -> Option<Vec<NewRecord<'_>>> {
                     _ => return None,
                 }
             }
-            let (col, doc, ts, data) = (col?, doc?, ts?, value?);
-            let name_ok = |s: &str| !s.is_empty() && s.len() <= MAX_NAME_BYTES;
-            if !name_ok(&col) || !name_ok(&doc) || ts <= 0 {
-                return None;
-            }
-            out.push(NewRecord { col, doc, ts, data });
+            out.push(record(col, doc, ts, value)?);
             i = skip_ws(b, i + 1);
             match b.get(i) {
                 Some(b',') => i = skip_ws(b, i + 1),
@@ -77,4 +73,16 @@ pub(crate) fn fast_insert(data: &str) -> Option<Vec<NewRecord<'_>>> {
         }
     }
     (skip_ws(b, i + 1) == b.len()).then_some(out)
+}
+
+/// A record of an `ins` batch from its members as a one-pass reader found them: `None` when one
+/// is missing or breaks its rule (names non-empty and at most 4096 bytes, `ts` above 0).
+pub(crate) fn record<'a>(
+    col: Option<Cow<'a, str>>,
+    doc: Option<Cow<'a, str>>,
+    ts: Option<i64>,
+    data: Option<RecordData<'a>>,
+) -> Option<NewRecord<'a>> {
+    let (col, doc, ts, data) = (col?, doc?, ts?, data?);
+    (is_name(&col) && is_name(&doc) && ts > 0).then_some(NewRecord { col, doc, ts, data })
 }

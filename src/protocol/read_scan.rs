@@ -4,7 +4,7 @@
 //! else — an unknown or repeated member, an escape, another type, a broken rule, text after the
 //! object — and the general reader then decides, with its exact errors.
 
-use super::fields::MAX_NAME_BYTES;
+use super::fields::{is_name, MAX_NAME_BYTES};
 use super::payload::{Qdoc, Qry};
 use super::scan::{integer, skip_ws};
 use std::borrow::Cow;
@@ -87,7 +87,7 @@ fn plain_object<'a>(
 /// A required name: non-empty, at most [`MAX_NAME_BYTES`].
 fn name(v: Plain<'_>) -> Option<Cow<'_, str>> {
     match v {
-        Plain::Str(s) if !s.is_empty() && s.len() <= MAX_NAME_BYTES => Some(Cow::Borrowed(s)),
+        Plain::Str(s) if is_name(s) => Some(Cow::Borrowed(s)),
         _ => None,
     }
 }
