@@ -193,7 +193,7 @@ impl<'a> Ctx<'a> {
     fn write_or_append<R>(
         &mut self,
         col: &str,
-        append: impl FnOnce(&Appender<'_>, &mut Log<'a>) -> Option<R>,
+        append: impl FnOnce(&mut Appender<'_>, &mut Log<'a>) -> Option<R>,
         write: impl FnOnce(&mut Collection, &mut Log<'a>) -> R,
     ) -> R {
         self.store

@@ -49,7 +49,7 @@ pub fn insert(
 /// The usual insert — records for one existing document, newer than all it holds — made
 /// while the collection is only read-locked (see `Collection::append`); `None` for any other.
 fn append(
-    c: &Appender<'_>,
+    c: &mut Appender<'_>,
     log: &mut Log<'_>,
     col: &str,
     group: Group<'_, '_, NewRecord<'_>>,

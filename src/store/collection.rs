@@ -297,6 +297,13 @@ impl Collection {
         self.docs.values().map(|d| d.read().len()).sum()
     }
 
+    /// Drops every document (the collection is leaving the store), as a change of its set of
+    /// documents.
+    pub(super) fn clear_docs(&mut self) {
+        self.docs = BTreeMap::new();
+        self.patterns.docs_changed(&mut self.doc_version);
+    }
+
     /// Adds a document loaded from disk (call [`Collection::recount`] afterwards).
     pub fn load_doc(&mut self, name: String, series: Series) {
         self.patterns.docs_changed(&mut self.doc_version);

@@ -6,6 +6,7 @@
 mod collection;
 mod data;
 mod doc;
+mod doc_cache;
 mod latest;
 mod lock;
 mod patterns;
@@ -17,6 +18,7 @@ mod version;
 pub use collection::{Collection, Grown};
 pub use data::{Data, Incoming};
 pub use doc::{Current, InView};
+pub use doc_cache::DocCache;
 pub use patterns::DocNames;
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};
@@ -58,15 +60,26 @@ const RECENT: usize = 4;
 /// the store's map: the map's lock and each handle's reference count are written by every
 /// connection, and on a busy server those shared cache lines cost more than the work itself.
 /// A cached handle whose collection has left the store holds an empty collection (removal
-/// empties it) and is dropped at its next use, under the collection's lock.
+/// empties it) and is dropped at its next use, under the collection's lock. Beside them, the
+/// documents the connection's appends found last (`doc_cache.rs`).
 #[derive(Default)]
 pub struct Handles {
     recent: Vec<(String, CollectionRef)>,
+    docs: DocCache,
 }
 
 impl Handles {
     /// The handle of `name`, from the cache or else from the store (then cached).
     fn find(&mut self, store: &Store, name: &str) -> Option<&CollectionRef> {
+        self.find_with_docs(store, name).map(|(handle, _)| handle)
+    }
+
+    /// [`Handles::find`], and the connection's remembered documents beside it.
+    fn find_with_docs(
+        &mut self,
+        store: &Store,
+        name: &str,
+    ) -> Option<(&CollectionRef, &mut DocCache)> {
         let i = match self.recent.iter().position(|(n, _)| n == name) {
             Some(i) => i,
             None => {
@@ -76,7 +89,7 @@ impl Handles {
                 0
             }
         };
-        Some(&self.recent[i].1)
+        Some((&self.recent[i].1, &mut self.docs))
     }
 
     fn forget(&mut self, name: &str) {
@@ -287,22 +300,23 @@ impl Store {
         handles: &mut Handles,
         name: &str,
         state: &mut S,
-        append: impl FnOnce(&Appender<'_>, &mut S) -> Option<R>,
+        append: impl FnOnce(&mut Appender<'_>, &mut S) -> Option<R>,
         write: impl FnOnce(&mut Collection, &mut S) -> R,
     ) -> R {
         let mut append = Some(append);
-        while let Some(handle) = handles.find(self, name) {
+        while let Some((handle, docs)) = handles.find_with_docs(self, name) {
             let guard = lock::read(handle);
             if guard.removed {
                 drop(guard);
                 handles.forget(name);
                 continue;
             }
-            let appender = Appender {
+            let mut appender = Appender {
                 c: &guard,
+                docs,
                 grown: Cell::new(None),
             };
-            let done = append.take().and_then(|f| f(&appender, state));
+            let done = append.take().and_then(|f| f(&mut appender, state));
             let trim = appender
                 .grown
                 .get()
@@ -385,7 +399,7 @@ impl Store {
         map.remove(name);
         let trim = self.account(guard.held_bytes(), 0);
         guard.removed = true;
-        guard.docs = Default::default();
+        guard.clear_docs();
         guard.patterns = Default::default();
         guard.kv = Default::default();
         *guard.shared.held.get_mut() = 0;
@@ -436,19 +450,21 @@ impl Store {
 /// A collection read-locked for an append (see [`Store::write_or_append`]).
 pub struct Appender<'c> {
     c: &'c Collection,
+    /// The connection's remembered documents, where the append looks its document up first.
+    docs: &'c mut DocCache,
     grown: Cell<Option<Grown>>,
 }
 
 impl Appender<'_> {
     /// [`Collection::append`], with the store's memory accounting.
     pub fn append<'r, D: Into<Incoming<'r>>, P, E: From<SeriesError>>(
-        &self,
+        &mut self,
         doc: &str,
         records: impl Iterator<Item = (i64, D)> + Clone,
         prepare: impl FnOnce() -> Result<P, E>,
         commit: impl FnOnce(P) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
-        let result = self.c.append(doc, records, prepare, commit)?;
+        let result = self.c.append(self.docs, doc, records, prepare, commit)?;
         Some(result.map(|g| {
             let total = match self.grown.get() {
                 Some(prev) => Grown {

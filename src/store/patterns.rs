@@ -19,6 +19,7 @@
 
 use super::collection::Collection;
 use super::doc::Doc;
+use super::doc_cache::next_doc_version;
 use crate::text;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -170,11 +171,11 @@ impl Patterns {
         );
     }
 
-    /// Records that the set of documents changed (under the collection's write lock): counts
-    /// it in `version` and drops every list, and with it every handle of a document that may
-    /// have left.
+    /// Records that the set of documents changed (under the collection's write lock): gives
+    /// `version` a new value, unique in the process (see `doc_cache.rs`), and drops every list,
+    /// and with it every handle of a document that may have left.
     pub(super) fn docs_changed(&mut self, version: &mut u64) {
-        *version += 1;
+        *version = next_doc_version();
         let r = self.inner.get_mut();
         if !r.lists.is_empty() {
             r.lists.clear();
@@ -357,6 +358,7 @@ mod tests {
         // Appends keep the list.
         assert!(c
             .append(
+                &mut crate::store::DocCache::default(),
                 "a2",
                 [(9, "more")].into_iter(),
                 || Ok::<_, SeriesError>(()),

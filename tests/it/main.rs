@@ -21,6 +21,7 @@ mod corruption;
 mod crash;
 mod decoder_fuzz;
 mod deletes;
+mod doc_cache;
 mod docker;
 mod docs;
 mod errors;

@@ -10,6 +10,7 @@
 
 use super::{doc_bytes, Collection, LARGE};
 use crate::store::doc::Snapshot;
+use crate::store::doc_cache::DocCache;
 use crate::store::lock;
 use crate::store::series::SeriesError;
 use crate::store::Incoming;
@@ -125,6 +126,7 @@ impl Collection {
     /// buffer with `--data`). If either fails, nothing changes.
     pub fn append<'r, D: Into<Incoming<'r>>, P, E: From<SeriesError>>(
         &self,
+        docs: &mut DocCache,
         doc: &str,
         records: impl Iterator<Item = (i64, D)> + Clone,
         prepare: impl FnOnce() -> Result<P, E>,
@@ -133,7 +135,8 @@ impl Collection {
         if !self.limits.is_unlimited() || self.large_docs > 0 {
             return None;
         }
-        let target = self.docs.get(doc)?;
+        // Looked up in the connection's remembered documents first (see `doc_cache.rs`).
+        let target = docs.find(self.doc_version, &self.docs, doc)?;
         target.prefetch();
         let claimed = target.claim();
         let series = claimed.series();
@@ -211,7 +214,13 @@ mod tests {
         doc: &str,
         recs: &[(i64, &str)],
     ) -> Option<Result<Grown, SeriesError>> {
-        c.append(doc, recs.iter().copied(), || Ok(()), |()| Ok(()))
+        c.append(
+            &mut DocCache::default(),
+            doc,
+            recs.iter().copied(),
+            || Ok(()),
+            |()| Ok(()),
+        )
     }
 
     #[test]
@@ -315,6 +324,7 @@ mod tests {
         assert_eq!(c.docs["d"].read().len(), 3);
         // A failing commit (the log refused the entry) changes nothing.
         let refused = c.append(
+            &mut DocCache::default(),
             "d",
             [(40, "w")].into_iter(),
             || Ok(()),
