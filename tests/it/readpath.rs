@@ -742,5 +742,19 @@ fn both_envelope_orders_answer_alike() {
             }
         }
         assert!(records > 100, "{records}");
+        // One request's `data` still escaped is another's text (not a JSON object): each is
+        // answered as itself, whichever came first.
+        let body = r#"{\"col\":\"c\",\"ts\":30}"#;
+        let escaped = format!(r#"{{"id":"r","type":"qry","data":"{body}"}}"#);
+        let as_text = format!(
+            r#"{{"id":"r","type":"qry","data":{}}}"#,
+            serde_json::to_string(body).unwrap()
+        );
+        for _ in 0..2 {
+            let a = answer(&mut c, &escaped);
+            assert!(a.starts_with(r#"{"id":"r","records":{"#), "{a}");
+            let b = answer(&mut c, &as_text);
+            assert!(b.starts_with(r#"{"id":"r","error":"#), "{b}");
+        }
     }
 }

@@ -215,3 +215,30 @@ impl AnswerCache {
         self.shard(c).lock().insert(c.hash, c.slot, c.data, answer);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_and_an_escaped_body_are_keys_of_their_own_kinds() {
+        let slots: Vec<usize> = [MsgType::Qry, MsgType::Qdoc]
+            .into_iter()
+            .flat_map(|k| [false, true].map(|escaped| kind_slot(k, escaped).unwrap()))
+            .collect();
+        let mut distinct = slots.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{slots:?}");
+        assert!(slots.iter().all(|&s| s < KINDS), "{slots:?}");
+        for escaped in [false, true] {
+            assert_eq!(kind_slot(MsgType::Ins, escaped), None);
+            assert_eq!(kind_slot(MsgType::Cols, escaped), None);
+        }
+        // The same bytes under both kinds: one does not answer for the other.
+        let cache = AnswerCache::new(1 << 20);
+        let text = cache.candidate(MsgType::Qry, "x", false).unwrap();
+        let escaped = cache.candidate(MsgType::Qry, "x", true).unwrap();
+        assert_ne!((text.slot, text.hash), (escaped.slot, escaped.hash));
+    }
+}
