@@ -40,6 +40,7 @@ impl Spelling for InEnvelope {
 
 /// A string of the payload without escapes or control characters, starting at `i` (its
 /// opening quote as `S` spells it): its text and the position after it.
+#[inline]
 pub(crate) fn plain_string<S: Spelling>(s: &str, i: usize) -> Option<(&str, usize)> {
     let b = s.as_bytes();
     if b.get(i..i + S::QUOTE.len())? != S::QUOTE {
@@ -53,7 +54,10 @@ pub(crate) fn plain_string<S: Spelling>(s: &str, i: usize) -> Option<(&str, usiz
     }
     // A bare quote inside the envelope's string would end it; a control character is not JSON.
     let after = end + S::QUOTE.len();
-    (b.get(end..after)? == S::QUOTE).then(|| (&s[start..end], after))
+    if b.get(end..after)? != S::QUOTE {
+        return None;
+    }
+    Some((&s[start..end], after))
 }
 
 /// The envelope's `data` string starting at `i` (its opening quote) read by `payload`, which is

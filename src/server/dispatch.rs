@@ -201,8 +201,8 @@ fn respond(
     // `kind` is the type the payload was read for: the request its decoder makes of the text.
     let decoded = match read {
         Some(Read::Ins(records)) => Ok(Request::Ins(records)),
-        Some(Read::Qry(q)) => Ok(Request::Qry(q)),
-        Some(Read::Qdoc(q)) => Ok(Request::Qdoc(q)),
+        Some(Read::Qry(q)) => Ok(Request::Qry(*q)),
+        Some(Read::Qdoc(q)) => Ok(Request::Qdoc(*q)),
         None => ops::decode(kind, data),
     };
     let req = match decoded {
