@@ -11,6 +11,7 @@ use super::insert_scan;
 use super::payload::NewRecord;
 use super::record_data::RecordData;
 use super::scan::{canonical_escape, integer};
+use super::spelling::{in_envelope, plain_string, InEnvelope, Spelling};
 use crate::text;
 use std::borrow::Cow;
 
@@ -24,12 +25,12 @@ use std::borrow::Cow;
 /// What it reads is exactly what [`super::insert_scan::fast_insert`] reads from the un-escaped
 /// text (same records, the data in the same form).
 pub(crate) fn read(frame: &str, i: usize) -> Option<(Vec<NewRecord<'_>>, &str, usize)> {
+    in_envelope(frame, i, batch)
+}
+
+/// The batch's array starting at `i` (its `[`), and the position after its `]`.
+fn batch(frame: &str, mut i: usize) -> Option<(Vec<NewRecord<'_>>, usize)> {
     let b = frame.as_bytes();
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let start = i + 1;
-    let mut i = spaces(b, start);
     if b.get(i) != Some(&b'[') {
         return None;
     }
@@ -50,17 +51,19 @@ pub(crate) fn read(frame: &str, i: usize) -> Option<(Vec<NewRecord<'_>>, &str, u
             }
         }
     }
-    i = spaces(b, i + 1);
-    (b.get(i) == Some(&b'"')).then(|| (out, &frame[start..i], i + 1))
+    Some((out, i + 1))
 }
 
 /// The position of the first byte at or after `i` that is not a space (the one white-space
 /// character that may stand in a JSON string as it is).
-fn spaces(b: &[u8], mut i: usize) -> usize {
-    while b.get(i) == Some(&b' ') {
-        i += 1;
-    }
-    i
+fn spaces(b: &[u8], i: usize) -> usize {
+    InEnvelope::skip_ws(b, i)
+}
+
+/// A string without escapes inside the envelope's string (`\"…\"`) starting at `i`: its text
+/// and the position after it.
+fn name(frame: &str, i: usize) -> Option<(&str, usize)> {
+    plain_string::<InEnvelope>(frame, i)
 }
 
 /// One record's object starting at `i` (its `{`), and the position after its `}`.
@@ -107,23 +110,6 @@ fn record(frame: &str, mut i: usize) -> Option<(NewRecord<'_>, usize)> {
         }
     }
     Some((insert_scan::record(col, doc, ts, data)?, i + 1))
-}
-
-/// A string without escapes inside the envelope's string (`\"…\"`) starting at `i`: its text
-/// and the position after it.
-fn name(frame: &str, i: usize) -> Option<(&str, usize)> {
-    let b = frame.as_bytes();
-    if b.get(i..i + 2) != Some(b"\\\"") {
-        return None;
-    }
-    let start = i + 2;
-    // Names are a few bytes: byte by byte, no call for the word-wise search.
-    let mut end = start;
-    while !text::needs_escape(*b.get(end)?) {
-        end += 1;
-    }
-    // A quote would end the envelope's string, a control character is not JSON.
-    (b.get(end..end + 2) == Some(b"\\\"")).then(|| (&frame[start..end], end + 2))
 }
 
 /// A record's data inside the envelope's string (`\"…\"`) starting at `i`, when un-escaping

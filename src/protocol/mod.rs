@@ -19,5 +19,6 @@ pub mod record_data;
 pub(crate) mod reply;
 pub mod scan;
 pub mod spec;
+mod spelling;
 
 pub use payload_error::PayloadError;

@@ -3,10 +3,15 @@
 //! escapes), numbers as plain JSON integers, `reverse` as `true`/`false`. `None` for anything
 //! else — an unknown or repeated member, an escape, another type, a broken rule, text after the
 //! object — and the general reader then decides, with its exact errors.
+//!
+//! Each reads the payload's text ([`fast_qry`], [`fast_qdoc`]) or, written once over
+//! [`Spelling`], the same payload still inside the envelope's escaped `data` string
+//! ([`escaped_qry`], [`escaped_qdoc`]), so that `data` is not first un-escaped into a copy.
 
 use super::fields::{is_name, MAX_NAME_BYTES};
 use super::payload::{Qdoc, Qry};
-use super::scan::{integer, skip_ws};
+use super::scan::integer;
+use super::spelling::{in_envelope, plain_string, AsSent, InEnvelope, Spelling};
 use std::borrow::Cow;
 
 /// A value as the fast readers accept it.
@@ -18,26 +23,10 @@ enum Plain<'a> {
     Str(&'a str),
 }
 
-/// A string without escapes or control characters starting at `i` (its opening quote), and
-/// the position after it.
-fn plain_string(s: &str, i: usize) -> Option<(&str, usize)> {
-    let b = s.as_bytes();
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let start = i + 1;
-    let len = b
-        .get(start..)?
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-    let end = start + len;
-    (b[end] == b'"').then(|| (&s[start..end], end + 1))
-}
-
-fn plain_value(s: &str, i: usize) -> Option<(Plain<'_>, usize)> {
+fn plain_value<S: Spelling>(s: &str, i: usize) -> Option<(Plain<'_>, usize)> {
     let b = s.as_bytes();
     match b.get(i)? {
-        b'"' => plain_string(s, i).map(|(v, next)| (Plain::Str(v), next)),
+        b'"' | b'\\' => plain_string::<S>(s, i).map(|(v, next)| (Plain::Str(v), next)),
         b't' if b.get(i..i + 4) == Some(b"true") => Some((Plain::Bool(true), i + 4)),
         b'f' if b.get(i..i + 5) == Some(b"false") => Some((Plain::Bool(false), i + 5)),
         b'n' if b.get(i..i + 4) == Some(b"null") => Some((Plain::Null, i + 4)),
@@ -45,43 +34,53 @@ fn plain_value(s: &str, i: usize) -> Option<(Plain<'_>, usize)> {
     }
 }
 
-/// Walks one JSON object that is the whole of `data`, handing each member's key and plain
-/// value to `member`, which returns `None` to give up. Repeated keys give up too (`names` is the
-/// list of the keys `member` takes, in any order: at most 8).
-fn plain_object<'a>(
+/// Walks one JSON object starting at `i` (its `{`), handing each member's key and plain value
+/// to `member`, which returns `None` to give up; the position after its `}`. Repeated keys give
+/// up too (`names` is the list of the keys `member` takes, in any order: at most 8).
+fn plain_object<'a, S: Spelling>(
     data: &'a str,
+    mut i: usize,
     names: &[&str],
     mut member: impl FnMut(usize, Plain<'a>) -> Option<()>,
-) -> Option<()> {
+) -> Option<usize> {
     let b = data.as_bytes();
     let mut seen = [false; 8];
-    let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
     }
-    i = skip_ws(b, i + 1);
+    i = S::skip_ws(b, i + 1);
     if b.get(i) != Some(&b'}') {
         loop {
-            let (key, next) = plain_string(data, i)?;
+            let (key, next) = plain_string::<S>(data, i)?;
             let at = names.iter().position(|n| *n == key)?;
             if std::mem::replace(seen.get_mut(at)?, true) {
                 return None;
             }
-            i = skip_ws(b, next);
+            i = S::skip_ws(b, next);
             if b.get(i) != Some(&b':') {
                 return None;
             }
-            let (value, next) = plain_value(data, skip_ws(b, i + 1))?;
+            let (value, next) = plain_value::<S>(data, S::skip_ws(b, i + 1))?;
             member(at, value)?;
-            i = skip_ws(b, next);
+            i = S::skip_ws(b, next);
             match b.get(i) {
-                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b',') => i = S::skip_ws(b, i + 1),
                 Some(b'}') => break,
                 _ => return None,
             }
         }
     }
-    (skip_ws(b, i + 1) == b.len()).then_some(())
+    Some(i + 1)
+}
+
+/// `read` applied to the whole of a payload's text: white space around it, nothing else.
+fn whole<'a, T>(
+    data: &'a str,
+    read: impl FnOnce(&'a str, usize) -> Option<(T, usize)>,
+) -> Option<T> {
+    let b = data.as_bytes();
+    let (value, next) = read(data, AsSent::skip_ws(b, 0))?;
+    (AsSent::skip_ws(b, next) == b.len()).then_some(value)
 }
 
 /// A required name: non-empty, at most [`MAX_NAME_BYTES`].
@@ -111,10 +110,21 @@ fn int(v: Plain<'_>) -> Option<i64> {
 
 /// A `qry` payload in the SDKs' shape, read in one pass; `None` for anything else.
 pub(crate) fn fast_qry(data: &str) -> Option<Qry<'_>> {
+    whole(data, qry::<AsSent>)
+}
+
+/// [`fast_qry`] of the envelope's `data` string starting at `i` (its opening quote), read
+/// where it stands: the payload, the string's body as sent and the position after it.
+pub(crate) fn escaped_qry(frame: &str, i: usize) -> Option<(Qry<'_>, &str, usize)> {
+    in_envelope(frame, i, qry::<InEnvelope>)
+}
+
+/// A `qry` payload's object starting at `i`, and the position after it.
+fn qry<S: Spelling>(data: &str, i: usize) -> Option<(Qry<'_>, usize)> {
     const NAMES: [&str; 6] = ["col", "ts", "doc", "from", "where", "filter"];
     let (mut col, mut ts, mut doc, mut from) = (None, None, None, 0);
     let (mut where_, mut filter) = (None, None);
-    plain_object(data, &NAMES, |at, v| {
+    let next = plain_object::<S>(data, i, &NAMES, |at, v| {
         match at {
             0 => col = Some(name(v)?),
             1 => ts = Some(int(v).filter(|&t| t > 0)?),
@@ -125,25 +135,36 @@ pub(crate) fn fast_qry(data: &str) -> Option<Qry<'_>> {
         }
         Some(())
     })?;
-    Some(Qry {
+    let q = Qry {
         col: col?,
         ts: ts?,
         doc,
         from,
         where_,
         filter,
-    })
+    };
+    Some((q, next))
 }
 
 /// A `qdoc` payload in the SDKs' shape, read in one pass; `None` for anything else (a `from`
 /// after `to` among it).
 pub(crate) fn fast_qdoc(data: &str) -> Option<Qdoc<'_>> {
+    whole(data, qdoc::<AsSent>)
+}
+
+/// [`fast_qdoc`] of the envelope's `data` string starting at `i`, as [`escaped_qry`].
+pub(crate) fn escaped_qdoc(frame: &str, i: usize) -> Option<(Qdoc<'_>, &str, usize)> {
+    in_envelope(frame, i, qdoc::<InEnvelope>)
+}
+
+/// A `qdoc` payload's object starting at `i`, and the position after it.
+fn qdoc<S: Spelling>(data: &str, i: usize) -> Option<(Qdoc<'_>, usize)> {
     const NAMES: [&str; 8] = [
         "col", "doc", "from", "to", "limit", "reverse", "where", "filter",
     ];
     let (mut col, mut doc, mut from, mut to, mut limit) = (None, None, 0, None, 0);
     let (mut reverse, mut where_, mut filter) = (false, None, None);
-    plain_object(data, &NAMES, |at, v| {
+    let next = plain_object::<S>(data, i, &NAMES, |at, v| {
         match at {
             0 => col = Some(name(v)?),
             1 => doc = Some(name(v)?),
@@ -163,7 +184,7 @@ pub(crate) fn fast_qdoc(data: &str) -> Option<Qdoc<'_>> {
     if from > to {
         return None;
     }
-    Some(Qdoc {
+    let q = Qdoc {
         col: col?,
         doc: doc?,
         from,
@@ -172,7 +193,8 @@ pub(crate) fn fast_qdoc(data: &str) -> Option<Qdoc<'_>> {
         reverse,
         where_,
         filter,
-    })
+    };
+    Some((q, next))
 }
 
 #[cfg(test)]
@@ -192,8 +214,10 @@ mod tests {
     }
 
     /// Whenever the fast reader answers, the general one answers the same; the decoder the
-    /// server runs always answers as the general reader does.
+    /// server runs always answers as the general reader does; and the readers of the
+    /// envelope's string agree with them ([`escaped_agree`]).
     fn agree(d: &str) -> (bool, bool) {
+        escaped_agree(d);
         let qry = fast_qry(d);
         if let Some(fast) = &qry {
             assert_eq!(general_qry(d).as_ref(), Ok(fast), "qry {d}");
@@ -205,6 +229,39 @@ mod tests {
         }
         assert_eq!(Qdoc::decode(d), general_qdoc(d), "qdoc {d}");
         (qry.is_some(), qdoc.is_some())
+    }
+
+    /// `d` as the envelope's `data` string, as JSON encoders write it, read where it stands:
+    /// the reader answers exactly when the reader of the text does and `d` has no white space
+    /// but spaces (a tab or a line break is escaped in the string: another spelling), with the
+    /// same payload, which the general reader makes of the text too; it reads the whole string
+    /// and nothing after it, and declines the string cut anywhere.
+    fn escaped_agree(d: &str) {
+        let quoted = serde_json::to_string(d).unwrap();
+        let framed = format!("{quoted},\"x\":1}}");
+        let sdk = !d.contains(['\t', '\n', '\r']);
+        let body = &quoted[1..quoted.len() - 1];
+        let qry = escaped_qry(&framed, 0).map(|(q, escaped, next)| {
+            assert_eq!((escaped, next), (body, quoted.len()), "qry {d}");
+            assert_eq!(general_qry(d).as_ref(), Ok(&q), "qry {d}");
+            q
+        });
+        assert_eq!(qry, fast_qry(d).filter(|_| sdk), "qry {d}");
+        let qdoc = escaped_qdoc(&framed, 0).map(|(q, escaped, next)| {
+            assert_eq!((escaped, next), (body, quoted.len()), "qdoc {d}");
+            assert_eq!(general_qdoc(d).as_ref(), Ok(&q), "qdoc {d}");
+            q
+        });
+        assert_eq!(qdoc, fast_qdoc(d).filter(|_| sdk), "qdoc {d}");
+        if qry.is_some() || qdoc.is_some() {
+            for cut in 0..quoted.len() {
+                if quoted.is_char_boundary(cut) {
+                    let part = &quoted[..cut];
+                    assert!(escaped_qry(part, 0).is_none(), "qry {part}");
+                    assert!(escaped_qdoc(part, 0).is_none(), "qdoc {part}");
+                }
+            }
+        }
     }
 
     /// Every order of `members` (rotations, each reversed too), joined with `sep`.
@@ -396,6 +453,86 @@ mod tests {
                     agree(&d[..cut]);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_envelope_strings_the_sdks_send_are_read_where_they_stand() {
+        let d = r#"{"col":"c1","ts":9223372036854775807,"doc":"/^d[0-9]$/"}"#;
+        assert!(fast_qry(d).is_some());
+        let frame = format!("{},\"type\":\"qry\"}}", serde_json::to_string(d).unwrap());
+        let (q, _, next) = escaped_qry(&frame, 0).unwrap();
+        assert_eq!(
+            (q, &frame[next..]),
+            (fast_qry(d).unwrap(), ",\"type\":\"qry\"}")
+        );
+        let d = r#"{"col":"c1","doc":"d7","from":0,"to":9223372036854775807,"limit":100,"reverse":true}"#;
+        let quoted = serde_json::to_string(d).unwrap();
+        assert_eq!(escaped_qdoc(&quoted, 0).unwrap().0, fast_qdoc(d).unwrap());
+        // Not the string's own start, or not a string.
+        assert!(escaped_qdoc(&quoted, 1).is_none());
+        assert!(escaped_qdoc(d, 0).is_none());
+    }
+
+    /// Spellings of the envelope's string that JSON encoders do not write, but a client may:
+    /// declined, so that the string is un-escaped and read as text.
+    #[test]
+    fn other_spellings_of_the_envelope_string_are_declined() {
+        for raw in [
+            // Escapes that stand for the payload's quotes, slashes or letters.
+            r#""{\u0022col\":\"c\",\"ts\":1}""#,
+            r#""{\"col\u0022:\"c\",\"ts\":1}""#,
+            r#""{\"col\":\"c\/d\",\"ts\":1}""#,
+            r#""{\"col\":\"\u0063\",\"ts\":1}""#,
+            r#""{\"col\":\"c\",\"ts\":\u0031}""#,
+            // Escaped escapes inside the payload's strings: the reader of the text declines
+            // them too.
+            r#""{\"col\":\"c\\\"\",\"ts\":1}""#,
+            r#""{\"col\":\"c\\n\",\"ts\":1}""#,
+            r#""{\"col\":\"c\",\"ts\":1,\"where\":\"/a\\\\d/\"}""#,
+            // White space escaped, or raw where JSON forbids it.
+            r#""{\"col\":\"c\",\n\"ts\":1}""#,
+            r#""{\"col\":\"c\",\t\"ts\":1}""#,
+            "\"{\\\"col\\\":\\\"c\\\",\t\\\"ts\\\":1}\"",
+            "\"{\\\"col\\\":\\\"c\u{1}\\\",\\\"ts\\\":1}\"",
+            // A bare quote: the envelope's string ends inside the payload.
+            r#""{"col\":\"c\",\"ts\":1}""#,
+            r#""{\"col":\"c\",\"ts\":1}""#,
+            // Text after the payload inside the string, or the string not closed.
+            r#""{\"col\":\"c\",\"ts\":1} x""#,
+            r#""{\"col\":\"c\",\"ts\":1}\n""#,
+            r#""{\"col\":\"c\",\"ts\":1}"#,
+            r#""{\"col\":\"c\",\"ts\":1}\""#,
+        ] {
+            assert!(escaped_qry(raw, 0).is_none(), "{raw}");
+        }
+        // The same payload spelled plainly is read; spaces around it are white space.
+        let plain = r#"" {\"col\" : \"c\", \"ts\":1 } ""#;
+        assert_eq!(
+            escaped_qry(plain, 0).unwrap().0,
+            fast_qry(r#"{"col":"c","ts":1}"#).unwrap()
+        );
+    }
+
+    #[test]
+    fn unicode_and_escapes_in_names_and_filters_read_alike() {
+        for d in [
+            r#"{"col":"é😀","ts":1,"doc":"dév","where":"/ü+/i","filter":"日本"}"#,
+            "{\"col\":\"c\",\"ts\":1,\"where\":\"a\u{2028}b\"}",
+            "{\"col\":\"c\",\"ts\":1,\"filter\":\"\u{7f}\"}",
+            r#"{"col":"c","doc":"d","to":5,"where":"/x\\d/","filter":"a\"b"}"#,
+            r#"{"col":"c\u00e9","doc":"d","to":5}"#,
+            r#"{"col":"c","doc":"d\/e","to":5}"#,
+            r#"{"col":"c","doc":"d","to":5,"filter":"\n"}"#,
+            r#"{"col":"c","ts":1,"doc":"\ud83d\ude00"}"#,
+            r#"{"col":"c","doc":"d","to":5,"limit":1,"limit":2}"#,
+            r#"{"col":"c","ts":1,"where":"a","where":"b"}"#,
+            r#"{"col":"c","doc":"d","to":5,"limit":007}"#,
+            r#"{"col":"c","doc":"d","to":5,"limit":99999999999999999999}"#,
+            r#"{"col":"c","doc":"d","to":5,"limit":-}"#,
+            r#"{"col":"c","doc":"d","to":+5}"#,
+        ] {
+            agree(d);
         }
     }
 }

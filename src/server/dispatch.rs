@@ -12,7 +12,7 @@ use crate::ops::answer_cache::Served;
 use crate::ops::{self, Ctx, Log, MsgType, OpError, Request};
 use crate::persist::Lsn;
 use crate::protocol::encode;
-use crate::protocol::envelope::{self, Data, Envelope, EnvelopeError};
+use crate::protocol::envelope::{self, Data, Envelope, EnvelopeError, Read};
 use crate::protocol::reply::Reply;
 use crate::store::Handles;
 use std::sync::Arc;
@@ -174,15 +174,17 @@ fn respond(
         refuse(caller, out, Some(id), text);
         return (Some(kind), Outcome::Refused, Verdict::Continue);
     }
-    // An `ins` batch read with the envelope (see `Data::Records`) has no text to look at.
-    let (data, records) = match &mut env.data {
+    // A payload read with the envelope (see `Data::Read`) comes decoded: its text is not
+    // needed, and the answer cache takes a `qry`'s or `qdoc`'s `data` as sent, still escaped.
+    let (data, read) = match &mut env.data {
         Data::Text(data) => (&**data, None),
-        Data::Records { records, .. } => ("", Some(std::mem::take(records))),
+        Data::Read { escaped, payload } => (
+            *escaped,
+            Some(std::mem::replace(payload, Read::Ins(Vec::new()))),
+        ),
     };
-    let cacheable = match records {
-        None => shared.answers.candidate(kind, data),
-        Some(_) => None, // an `ins`, never remembered
-    };
+    // Never an `ins`: not remembered.
+    let cacheable = shared.answers.candidate(kind, data, read.is_some());
     if let Some(c) = &cacheable {
         let max = shared.config.max_response_bytes;
         match shared.answers.serve(c, id, max, out) {
@@ -196,9 +198,11 @@ fn respond(
             }
         }
     }
-    let decoded = match records {
-        // `kind` is `ins`: the records its decoder makes of the text.
-        Some(records) => Ok(Request::Ins(records)),
+    // `kind` is the type the payload was read for: the request its decoder makes of the text.
+    let decoded = match read {
+        Some(Read::Ins(records)) => Ok(Request::Ins(records)),
+        Some(Read::Qry(q)) => Ok(Request::Qry(*q)),
+        Some(Read::Qdoc(q)) => Ok(Request::Qdoc(*q)),
         None => ops::decode(kind, data),
     };
     let req = match decoded {

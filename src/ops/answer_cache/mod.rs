@@ -3,12 +3,13 @@
 //! cost one computation per change of the collection.
 //!
 //! An answer is remembered under its message type and the request's `data` as sent (the id
-//! left out), with the content version of the collection it read ([`Stamp`], see
-//! `store/version.rs`) taken before it was computed; it is remembered only if the version is
-//! the same after. It is served only while the collection's version is still
-//! that one, so a served answer is byte for byte the one the server would compute now: the
-//! response head `{"id":…` is written for the request's own id and the remembered rest of the
-//! answer follows it. Error answers are never remembered.
+//! left out; its text, or — when the envelope's reader read the payload straight from it —
+//! the body of the envelope's string still escaped, a key of another kind), with the content
+//! version of the collection it read ([`Stamp`], see `store/version.rs`) taken before it was
+//! computed; it is remembered only if the version is the same after. It is served only while
+//! the collection's version is still that one, so a served answer is byte for byte the one the
+//! server would compute now: the response head `{"id":…` is written for the request's own id
+//! and the remembered rest of the answer follows it. Error answers are never remembered.
 //!
 //! The cache holds at most `--answer-cache-mib` (split over shards, each behind its own lock
 //! and evicting by CLOCK, see [`bounded`]); one answer may take at most [`MAX_ANSWER`] bytes.
@@ -34,16 +35,20 @@ pub const SHARE_AT: usize = 1024;
 pub const MAX_ANSWER: usize = 64 * 1024;
 /// Shards of the cache, each with its own lock and its share of the budget.
 const SHARDS: usize = 16;
-/// The message types whose answers are remembered.
-const KINDS: usize = 2;
+/// The kinds of keys remembered: each cached message type's `data` as text, and as the body of
+/// the envelope's string, still escaped.
+const KINDS: usize = 4;
 
-/// Which of the cached message types `kind` is, if it is one.
-fn kind_slot(kind: MsgType) -> Option<usize> {
-    match kind {
-        MsgType::Qry => Some(0),
-        MsgType::Qdoc => Some(1),
-        _ => None,
-    }
+/// Which of the cached message types `kind` is, if it is one, and so the kind of its key: its
+/// `data` as text, or as the envelope's string (`escaped`). The two never share a key: the
+/// same bytes can mean one payload as text and another still escaped.
+fn kind_slot(kind: MsgType, escaped: bool) -> Option<usize> {
+    let slot = match kind {
+        MsgType::Qry => 0,
+        MsgType::Qdoc => 1,
+        _ => return None,
+    };
+    Some(slot + if escaped { 2 } else { 0 })
 }
 
 /// The collection a cacheable request reads.
@@ -124,11 +129,17 @@ impl AnswerCache {
     }
 
     /// The request as the cache sees it, when the cache is on and remembers its type.
-    pub fn candidate<'d>(&self, kind: MsgType, data: &'d str) -> Option<Candidate<'d>> {
+    /// `data` is its text, or with `escaped` the body of the envelope's `data` string as sent.
+    pub fn candidate<'d>(
+        &self,
+        kind: MsgType,
+        data: &'d str,
+        escaped: bool,
+    ) -> Option<Candidate<'d>> {
         if self.shards.is_empty() {
             return None;
         }
-        let slot = kind_slot(kind)?;
+        let slot = kind_slot(kind, escaped)?;
         Some(Candidate {
             slot,
             data,
@@ -202,5 +213,32 @@ impl AnswerCache {
             body: body.into(),
         };
         self.shard(c).lock().insert(c.hash, c.slot, c.data, answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_and_an_escaped_body_are_keys_of_their_own_kinds() {
+        let slots: Vec<usize> = [MsgType::Qry, MsgType::Qdoc]
+            .into_iter()
+            .flat_map(|k| [false, true].map(|escaped| kind_slot(k, escaped).unwrap()))
+            .collect();
+        let mut distinct = slots.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 4, "{slots:?}");
+        assert!(slots.iter().all(|&s| s < KINDS), "{slots:?}");
+        for escaped in [false, true] {
+            assert_eq!(kind_slot(MsgType::Ins, escaped), None);
+            assert_eq!(kind_slot(MsgType::Cols, escaped), None);
+        }
+        // The same bytes under both kinds: one does not answer for the other.
+        let cache = AnswerCache::new(1 << 20);
+        let text = cache.candidate(MsgType::Qry, "x", false).unwrap();
+        let escaped = cache.candidate(MsgType::Qry, "x", true).unwrap();
+        assert_ne!((text.slot, text.hash), (escaped.slot, escaped.hash));
     }
 }
