@@ -33,6 +33,7 @@ mod kv;
 mod lifecycle;
 mod limits;
 mod memory;
+mod mixed;
 mod model;
 mod model_racing;
 mod objstore_s3;
