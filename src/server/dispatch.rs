@@ -11,9 +11,9 @@ use crate::metrics;
 use crate::ops::answer_cache::Served;
 use crate::ops::{self, Ctx, Log, MsgType, OpError, Request};
 use crate::persist::Lsn;
-use crate::protocol::encode;
 use crate::protocol::envelope::{self, Data, Envelope, EnvelopeError, Read};
 use crate::protocol::reply::Reply;
+use crate::protocol::{batch_spare, encode};
 use crate::store::Handles;
 use std::sync::Arc;
 
@@ -239,6 +239,10 @@ fn respond(
     let touched = ctx.log.take_touched();
     caller.durable_upto = caller.durable_upto.max(lsn);
     caller.subs.touch(touched);
+    if let Request::Ins(records) = req {
+        // Its records dropped, the vector is kept for the thread's next batch.
+        batch_spare::give(records);
+    }
     match result {
         Ok(()) => {
             if let (Some(c), Some(before)) = (&cacheable, before) {
