@@ -153,7 +153,7 @@ fn record_data(frame: &str, i: usize) -> Option<(RecordData<'_>, usize)> {
             }
             _ => return None,
         };
-        let s = owned.get_or_insert_with(|| String::with_capacity(j - start + 64));
+        let s = owned.get_or_insert_with(|| batch_spare::string(j - start + 64));
         s.push_str(&frame[run..j]);
         s.push_str(seq);
         j += used;
