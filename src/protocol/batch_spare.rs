@@ -161,6 +161,13 @@ mod tests {
     }
 
     #[test]
+    fn what_a_thread_keeps_is_under_4_kib() {
+        let batch = MAX_KEPT * std::mem::size_of::<NewRecord<'_>>();
+        let strings = MAX_STRINGS * (MAX_STRING_BYTES + std::mem::size_of::<String>());
+        assert!(batch + strings <= 4096, "{batch} + {strings}");
+    }
+
+    #[test]
     fn a_vector_grown_by_a_large_batch_is_not_kept() {
         let name = String::from("d");
         let mut v = take();
