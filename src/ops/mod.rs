@@ -82,6 +82,11 @@ impl<'a> Log<'a> {
         }
     }
 
+    /// Whether this request published to any feed.
+    pub fn touched_any(&self) -> bool {
+        !self.touched.is_empty()
+    }
+
     /// The feeds this request published to (see [`Subscriptions::touch`]).
     pub fn take_touched(&mut self) -> Vec<Arc<Feed>> {
         std::mem::take(&mut self.touched)

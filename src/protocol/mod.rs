@@ -1,6 +1,7 @@
 //! The wire format and nothing else: the envelope, the typed payloads and their validation,
 //! the `/pattern/flags` matcher and response encoding. Pure functions.
 
+pub(crate) mod batch_spare;
 pub(crate) mod declare;
 mod digits;
 pub mod encode;

@@ -28,6 +28,7 @@ mod errors;
 mod hostile;
 mod http;
 mod import;
+mod ins_batches;
 mod keys_permissions;
 mod kv;
 mod lifecycle;
