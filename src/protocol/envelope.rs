@@ -227,6 +227,38 @@ mod fast {
         (i > start).then(|| (&frame[start..i], i + 1))
     }
 
+    /// A member's name at `i` (its opening quote) and the position after it, as [`string`]
+    /// reads it; the envelope's three, spelled without escapes as every SDK writes them, are
+    /// compared in place (constant widths: no call to `memcmp`).
+    #[inline]
+    pub fn name(frame: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
+        let b = frame.as_bytes();
+        if matches!(b.get(i..i + 4), Some(b"\"id\"")) {
+            return Some((Cow::Borrowed("id"), i + 4));
+        }
+        match b.get(i..i + 6) {
+            Some(b"\"type\"") => Some((Cow::Borrowed("type"), i + 6)),
+            Some(b"\"data\"") => Some((Cow::Borrowed("data"), i + 6)),
+            _ => string(frame, i),
+        }
+    }
+
+    /// A `type`'s value at `i`, as [`name`]: the types whose payloads this reader takes compared
+    /// in place.
+    #[inline]
+    pub fn type_name(frame: &str, i: usize) -> Option<(Cow<'_, str>, usize)> {
+        let b = frame.as_bytes();
+        match b.get(i..i + 5) {
+            Some(b"\"qry\"") => return Some((Cow::Borrowed("qry"), i + 5)),
+            Some(b"\"ins\"") => return Some((Cow::Borrowed("ins"), i + 5)),
+            _ => {}
+        }
+        match b.get(i..i + 6) {
+            Some(b"\"qdoc\"") => Some((Cow::Borrowed("qdoc"), i + 6)),
+            _ => string(frame, i),
+        }
+    }
+
     /// The payload of a `kind` request read straight from the envelope's `data` string at `at`
     /// (its body as sent, the position after it), when its type is one of those and the
     /// payload has the SDKs' shape.
@@ -251,7 +283,7 @@ mod fast {
         let (mut id, mut kind, mut data) = (None, None::<Cow<'_, str>>, None);
         i += 1;
         loop {
-            let (key, next) = string(frame, skip_ws(b, i))?;
+            let (key, next) = name(frame, skip_ws(b, i))?;
             i = skip_ws(b, next);
             if b.get(i) != Some(&b':') {
                 return None;
@@ -291,7 +323,11 @@ mod fast {
                     next
                 }
                 "id" | "type" => {
-                    let (value, next) = string(frame, at)?;
+                    let (value, next) = if &*key == "type" {
+                        type_name(frame, at)?
+                    } else {
+                        string(frame, at)?
+                    };
                     *(if &*key == "id" { &mut id } else { &mut kind }) = Some(value);
                     next
                 }
@@ -325,6 +361,7 @@ mod fast {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::scan::string;
 
     #[test]
     fn fast_path_agrees_with_the_general_reader() {
@@ -549,6 +586,35 @@ mod tests {
             let (now, later) = (now.data.settle(frame), later.data.settle(frame));
             assert_eq!(format!("{now:?}"), format!("{later:?}"), "{frame}");
         }
+    }
+
+    #[test]
+    fn names_compared_in_place_read_as_any_string() {
+        for text in [
+            r#""id":"#,
+            r#""type""#,
+            r#""data" "#,
+            r#""qry""#,
+            r#""qdoc""#,
+            r#""ins","#,
+            r#""dat""#,
+            r#""datas""#,
+            r#""qdo""#,
+            r#""i\u0064""#,
+            r#""ty\"pe""#,
+            r#""type"#,
+            r#""id"#,
+            r#""""#,
+            "x",
+            r#"""#,
+        ] {
+            assert_eq!(fast::name(text, 0), string(text, 0), "{text}");
+            assert_eq!(fast::type_name(text, 0), string(text, 0), "{text}");
+        }
+        assert!(matches!(
+            fast::name(r#""data""#, 0),
+            Some((Cow::Borrowed("data"), 6))
+        ));
     }
 
     #[test]
