@@ -107,7 +107,12 @@ pub(crate) fn dispatch_shared(
 ) -> (Verdict, Option<Arc<[u8]>>) {
     let started = metrics::now();
     let base = out.len();
-    let mut env = envelope::read_pending(text);
+    // With the cache off nothing is asked before the payload is read: it is read at once.
+    let mut env = if shared.answers.is_on() {
+        envelope::read_pending(text)
+    } else {
+        envelope::read(text)
+    };
     let mut tail = None;
     let (kind, outcome, verdict) = respond(shared, caller, text, &mut env, out, &mut tail);
     let id = match &env {
