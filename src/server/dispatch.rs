@@ -8,13 +8,14 @@ use super::Shared;
 use crate::auth::{authorize, KeyEntry};
 use crate::live::Subscriptions;
 use crate::metrics;
-use crate::ops::answer_cache::Served;
+use crate::ops::answer_cache::{Candidate, Served};
 use crate::ops::{self, Ctx, Log, MsgType, OpError, Request};
 use crate::persist::Lsn;
 use crate::protocol::envelope::{self, Data, Envelope, EnvelopeError, Read};
 use crate::protocol::reply::Reply;
 use crate::protocol::{batch_spare, encode};
 use crate::store::Handles;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Consecutive id-less invalid frames tolerated before the connection is closed.
@@ -106,9 +107,14 @@ pub(crate) fn dispatch_shared(
 ) -> (Verdict, Option<Arc<[u8]>>) {
     let started = metrics::now();
     let base = out.len();
-    let mut env = envelope::read(text);
+    // With the cache off nothing is asked before the payload is read: it is read at once.
+    let mut env = if shared.answers.is_on() {
+        envelope::read_pending(text)
+    } else {
+        envelope::read(text)
+    };
     let mut tail = None;
-    let (kind, outcome, verdict) = respond(shared, caller, &mut env, out, &mut tail);
+    let (kind, outcome, verdict) = respond(shared, caller, text, &mut env, out, &mut tail);
     let id = match &env {
         Ok(env) => &*env.id,
         Err(e) => e.id.as_deref().unwrap_or(""),
@@ -128,10 +134,11 @@ pub(crate) fn dispatch_shared(
     (verdict, tail)
 }
 
-fn respond(
+fn respond<'t>(
     shared: &Shared,
     caller: &mut Caller,
-    env: &mut Result<Envelope<'_, Data<'_>>, EnvelopeError<'_>>,
+    text: &'t str,
+    env: &mut Result<Envelope<'t, Data<'t>>, EnvelopeError<'t>>,
     out: &mut Vec<u8>,
     tail: &mut Option<Arc<[u8]>>,
 ) -> (Option<MsgType>, Outcome, Verdict) {
@@ -174,36 +181,47 @@ fn respond(
         refuse(caller, out, Some(id), text);
         return (Some(kind), Outcome::Refused, Verdict::Continue);
     }
-    // A payload read with the envelope (see `Data::Read`) comes decoded: its text is not
-    // needed, and the answer cache takes a `qry`'s or `qdoc`'s `data` as sent, still escaped.
-    let (data, read) = match &mut env.data {
-        Data::Text(data) => (&**data, None),
-        Data::Read { escaped, payload } => (
-            *escaped,
-            Some(std::mem::replace(payload, Read::Ins(Vec::new()))),
-        ),
-    };
-    // Never an `ins`: not remembered.
-    let cacheable = shared.answers.candidate(kind, data, read.is_some());
-    if let Some(c) = &cacheable {
-        let max = shared.config.max_response_bytes;
-        match shared.answers.serve(c, id, max, out) {
-            Served::Miss => metrics::answer_cache::miss(),
-            served => {
-                if let Served::Shared(rest) = served {
-                    *tail = Some(rest);
-                }
-                metrics::answer_cache::hit();
+    // A `qry`'s or `qdoc`'s payload in the SDKs' shape is left unread by the envelope's reader
+    // (`Data::Pending`): the answer cache is asked first, with `data` as sent, still escaped;
+    // the key it is remembered under once read (see `Data::Read`), so a hit reads nothing more.
+    let max = shared.config.max_response_bytes;
+    let data = std::mem::replace(&mut env.data, Data::Text(Cow::Borrowed("")));
+    let mut missed = None;
+    if let Data::Pending { escaped, .. } = data {
+        if let Some(c) = shared.answers.candidate(kind, escaped, true) {
+            if serve_cached(shared, &c, id, max, out, tail) {
                 return (Some(kind), Outcome::Served, Verdict::Continue);
             }
+            missed = Some(c);
         }
+    }
+    // A payload read with the envelope comes decoded: its text is not needed, and the answer
+    // cache takes a `qry`'s or `qdoc`'s `data` as sent, still escaped.
+    let (data, read) = data.settle(text);
+    // Never an `ins`: not remembered. A pending payload read now is remembered under the key
+    // already asked; one that was not (an escape `read_scan` declines) under its text.
+    let cacheable = match missed {
+        Some(c) if read.is_some() => Some(c),
+        _ => {
+            let c = shared.answers.candidate(kind, &data, read.is_some());
+            if let Some(c) = &c {
+                if serve_cached(shared, c, id, max, out, tail) {
+                    return (Some(kind), Outcome::Served, Verdict::Continue);
+                }
+            }
+            c
+        }
+    };
+    // One miss per request computed, however many keys it was asked under.
+    if cacheable.is_some() {
+        metrics::answer_cache::miss();
     }
     // `kind` is the type the payload was read for: the request its decoder makes of the text.
     let decoded = match read {
         Some(Read::Ins(records)) => Ok(Request::Ins(records)),
         Some(Read::Qry(q)) => Ok(Request::Qry(*q)),
         Some(Read::Qdoc(q)) => Ok(Request::Qdoc(*q)),
-        None => ops::decode(kind, data),
+        None => ops::decode(kind, &data),
     };
     let req = match decoded {
         Ok(req) => req,
@@ -260,6 +278,29 @@ fn respond(
             out.truncate(base);
             refuse(caller, out, Some(id), &e.to_string());
             (Some(kind), Outcome::Refused, Verdict::Continue)
+        }
+    }
+}
+
+/// Answers `c` from the answer cache, counting a hit: whether it was answered.
+fn serve_cached(
+    shared: &Shared,
+    c: &Candidate<'_>,
+    id: &str,
+    max: usize,
+    out: &mut Vec<u8>,
+    tail: &mut Option<Arc<[u8]>>,
+) -> bool {
+    match shared.answers.serve(c, id, max, out) {
+        Served::Miss => false,
+        Served::Copied => {
+            metrics::answer_cache::hit();
+            true
+        }
+        Served::Shared(rest) => {
+            *tail = Some(rest);
+            metrics::answer_cache::hit();
+            true
         }
     }
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod answer_cache;
+mod answer_cache_keys;
 mod backup;
 mod backup_fencing_s3;
 mod backup_replica;

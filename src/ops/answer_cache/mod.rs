@@ -123,6 +123,11 @@ impl AnswerCache {
         }
     }
 
+    /// Whether the cache is on (`--answer-cache-mib` above 0).
+    pub fn is_on(&self) -> bool {
+        !self.shards.is_empty()
+    }
+
     /// Bytes held, by the budget's accounting.
     pub fn bytes(&self) -> usize {
         self.shards.iter().map(|s| s.lock().bytes()).sum()
