@@ -12,7 +12,7 @@ use super::insert_scan;
 use super::payload::NewRecord;
 use super::record_data::RecordData;
 use super::scan::{canonical_escape, integer};
-use super::spelling::{in_envelope, plain_string, InEnvelope, Spelling};
+use super::spelling::{in_envelope, object, plain_string, InEnvelope, Spelling};
 use crate::text;
 use std::borrow::Cow;
 
@@ -67,49 +67,27 @@ fn name(frame: &str, i: usize) -> Option<(&str, usize)> {
 }
 
 /// One record's object starting at `i` (its `{`), and the position after its `}`.
-fn record(frame: &str, mut i: usize) -> Option<(NewRecord<'_>, usize)> {
-    let b = frame.as_bytes();
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
+fn record(frame: &str, i: usize) -> Option<(NewRecord<'_>, usize)> {
     let (mut col, mut doc, mut ts, mut data) = (None, None, None, None);
-    loop {
-        let (key, next) = name(frame, spaces(b, i))?;
-        i = spaces(b, next);
-        if b.get(i) != Some(&b':') {
-            return None;
+    let end = object::<InEnvelope>(frame, i, |key, at| match key {
+        "ts" if ts.is_none() => {
+            let (v, next) = integer(frame.as_bytes(), at)?;
+            ts = Some(v);
+            Some(next)
         }
-        i = spaces(b, i + 1);
-        let next = match key {
-            "ts" if ts.is_none() => {
-                let (v, next) = integer(b, i)?;
-                ts = Some(v);
-                next
-            }
-            "data" if data.is_none() => {
-                let (v, next) = record_data(frame, i)?;
-                data = Some(v);
-                next
-            }
-            "col" | "doc" => {
-                let (v, next) = name(frame, i)?;
-                let slot = if key == "col" { &mut col } else { &mut doc };
-                if slot.replace(Cow::Borrowed(v)).is_some() {
-                    return None;
-                }
-                next
-            }
-            _ => return None,
-        };
-        i = spaces(b, next);
-        match b.get(i) {
-            Some(b',') => i += 1,
-            Some(b'}') => break,
-            _ => return None,
+        "data" if data.is_none() => {
+            let (v, next) = record_data(frame, at)?;
+            data = Some(v);
+            Some(next)
         }
-    }
-    Some((insert_scan::record(col, doc, ts, data)?, i + 1))
+        "col" | "doc" => {
+            let (v, next) = name(frame, at)?;
+            let slot = if key == "col" { &mut col } else { &mut doc };
+            slot.replace(Cow::Borrowed(v)).is_none().then_some(next)
+        }
+        _ => None,
+    })?;
+    Some((insert_scan::record(col, doc, ts, data)?, end))
 }
 
 /// A record's data inside the envelope's string (`\"…\"`) starting at `i`, when un-escaping

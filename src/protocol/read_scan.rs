@@ -11,7 +11,7 @@
 use super::fields::{is_name, MAX_NAME_BYTES};
 use super::payload::{Qdoc, Qry};
 use super::scan::integer;
-use super::spelling::{in_envelope, plain_string, AsSent, InEnvelope, Spelling};
+use super::spelling::{in_envelope, object, plain_string, AsSent, InEnvelope, Spelling};
 use std::borrow::Cow;
 
 /// A value as the fast readers accept it.
@@ -39,38 +39,20 @@ fn plain_value<S: Spelling>(s: &str, i: usize) -> Option<(Plain<'_>, usize)> {
 /// up too (`names` is the list of the keys `member` takes, in any order: at most 8).
 fn plain_object<'a, S: Spelling>(
     data: &'a str,
-    mut i: usize,
+    i: usize,
     names: &[&str],
     mut member: impl FnMut(usize, Plain<'a>) -> Option<()>,
 ) -> Option<usize> {
-    let b = data.as_bytes();
     let mut seen = [false; 8];
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = S::skip_ws(b, i + 1);
-    if b.get(i) != Some(&b'}') {
-        loop {
-            let (key, next) = plain_string::<S>(data, i)?;
-            let at = names.iter().position(|n| *n == key)?;
-            if std::mem::replace(seen.get_mut(at)?, true) {
-                return None;
-            }
-            i = S::skip_ws(b, next);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
-            let (value, next) = plain_value::<S>(data, S::skip_ws(b, i + 1))?;
-            member(at, value)?;
-            i = S::skip_ws(b, next);
-            match b.get(i) {
-                Some(b',') => i = S::skip_ws(b, i + 1),
-                Some(b'}') => break,
-                _ => return None,
-            }
+    object::<S>(data, i, |key, at| {
+        let k = names.iter().position(|n| *n == key)?;
+        if std::mem::replace(seen.get_mut(k)?, true) {
+            return None;
         }
-    }
-    Some(i + 1)
+        let (value, next) = plain_value::<S>(data, at)?;
+        member(k, value)?;
+        Some(next)
+    })
 }
 
 /// `read` applied to the whole of a payload's text: white space around it, nothing else.

@@ -60,6 +60,38 @@ pub(crate) fn plain_string<S: Spelling>(s: &str, i: usize) -> Option<(&str, usiz
     Some((&s[start..end], after))
 }
 
+/// Walks one JSON object of the payload starting at `i` (its `{`), as `S` spells it: each
+/// member's key (a plain string) and the position of its value go to `member`, which reads the
+/// value and returns the position after it, or `None` to give up. The position after the `}`.
+#[inline]
+pub(crate) fn object<'a, S: Spelling>(
+    s: &'a str,
+    mut i: usize,
+    mut member: impl FnMut(&'a str, usize) -> Option<usize>,
+) -> Option<usize> {
+    let b = s.as_bytes();
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = S::skip_ws(b, i + 1);
+    if b.get(i) != Some(&b'}') {
+        loop {
+            let (key, next) = plain_string::<S>(s, i)?;
+            i = S::skip_ws(b, next);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = S::skip_ws(b, member(key, S::skip_ws(b, i + 1))?);
+            match b.get(i) {
+                Some(b',') => i = S::skip_ws(b, i + 1),
+                Some(b'}') => break,
+                _ => return None,
+            }
+        }
+    }
+    Some(i + 1)
+}
+
 /// The envelope's `data` string starting at `i` (its opening quote) read by `payload`, which is
 /// handed the position of the payload's first token (spaces skipped) and returns what it read
 /// and the position after it: what it read, the string's body as sent and the position after
