@@ -4,7 +4,7 @@
 //! takes two such words and one shift, where a division loop took seven dependent steps; the
 //! digits come out as one 16-byte value that the caller stores in one piece.
 
-/// Numbers below this have at most 16 digits and are written by [`append`].
+/// Numbers below this have at most 16 digits and are written by [`store`].
 pub const LIMIT: u64 = 10_000_000_000_000_000;
 
 /// `'0'` in every byte: added to digit values 0–9 to make them ASCII.
@@ -26,53 +26,65 @@ fn eight(v: u64) -> u64 {
     ((pairs - tens * 10) << 8) | tens
 }
 
-/// Appends the decimal digits of `n` and returns `true`, or appends nothing and returns
-/// `false` from [`LIMIT`] on. Each word of digits is appended whole (a fixed-size array, one
-/// store) and the vector then cut to the digits' count. A millisecond timestamp of our era
-/// (13 digits) takes one 16-byte store with constant shifts; shorter or longer numbers take
-/// a word of leading digits, shifted past its leading zeros, and for more than eight digits a
-/// second word of the last eight. (Returning the digits as a value for the caller to store
-/// instead cost 40 more instructions a record: the compiler then computed every case.)
+/// Stores the decimal digits of `n` at `p` and returns their count, or stores nothing and
+/// returns `None` from [`LIMIT`] on. Each word of digits is stored whole (one unaligned store
+/// of 8 or 16 bytes, whatever the count) and the caller keeps the count's worth: a millisecond
+/// timestamp of our era (13 digits) takes one 16-byte store with constant shifts; shorter or
+/// longer numbers take a word of leading digits, shifted past its leading zeros, and for more
+/// than eight digits a second word of the last eight. (Returning the digits as a value for the
+/// caller to store instead cost 40 more instructions a record: the compiler then computed
+/// every case.)
+///
+/// # Safety
+/// `p` must be valid for writes of 16 bytes.
 #[inline(always)]
-pub fn append(out: &mut Vec<u8>, n: u64) -> bool {
-    let at = out.len();
-    if (1_000_000_000_000..10_000_000_000_000).contains(&n) {
-        // The first five digits are the last five bytes of the upper half's word.
-        let first = eight(n / 100_000_000) >> 24;
-        let rest = eight(n % 100_000_000);
-        let word = (u128::from(first) | (u128::from(rest) << 40))
-            | (u128::from(ZEROS) << 64 | u128::from(ZEROS));
-        out.extend_from_slice(&word.to_le_bytes());
-        out.truncate(at + 13);
-        return true;
+pub unsafe fn store(p: *mut u8, n: u64) -> Option<usize> {
+    // SAFETY: the caller gives 16 writable bytes at `p`; each store below ends within them
+    // (16 bytes at 0; 8 at 0; 8 at 0 and 8 at `8 - lead` <= 8).
+    unsafe {
+        if (1_000_000_000_000..10_000_000_000_000).contains(&n) {
+            // The first five digits are the last five bytes of the upper half's word.
+            let first = eight(n / 100_000_000) >> 24;
+            let rest = eight(n % 100_000_000);
+            let word = (u128::from(first) | (u128::from(rest) << 40))
+                | (u128::from(ZEROS) << 64 | u128::from(ZEROS));
+            p.cast::<[u8; 16]>().write_unaligned(word.to_le_bytes());
+            return Some(13);
+        }
+        if n < 100_000_000 {
+            let d = eight(n);
+            // Leading zero digits are the zero bytes at the low end; 0 itself keeps one digit.
+            let count = (8 - (d.trailing_zeros() / 8) as usize).max(1);
+            p.cast::<[u8; 8]>()
+                .write_unaligned(((d >> (8 * (8 - count))) | ZEROS).to_le_bytes());
+            return Some(count);
+        }
+        if n < LIMIT {
+            let first = eight(n / 100_000_000);
+            // `first` > 0: at most seven leading zero digits.
+            let lead = (first.trailing_zeros() / 8) as usize;
+            p.cast::<[u8; 8]>()
+                .write_unaligned(((first >> (8 * lead)) | ZEROS).to_le_bytes());
+            p.add(8 - lead)
+                .cast::<[u8; 8]>()
+                .write_unaligned((eight(n % 100_000_000) | ZEROS).to_le_bytes());
+            return Some(16 - lead);
+        }
+        None
     }
-    if n < 100_000_000 {
-        let d = eight(n);
-        // Leading zero digits are the zero bytes at the low end; 0 itself keeps one digit.
-        let count = (8 - (d.trailing_zeros() / 8) as usize).max(1);
-        out.extend_from_slice(&((d >> (8 * (8 - count))) | ZEROS).to_le_bytes());
-        out.truncate(at + count);
-        return true;
-    }
-    if n < LIMIT {
-        let first = eight(n / 100_000_000);
-        // `first` > 0: at most seven leading zero digits.
-        let lead = first.trailing_zeros() / 8;
-        out.extend_from_slice(&((first >> (8 * lead)) | ZEROS).to_le_bytes());
-        out.truncate(at + 8 - lead as usize);
-        out.extend_from_slice(&(eight(n % 100_000_000) | ZEROS).to_le_bytes());
-        return true;
-    }
-    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The digits `store` writes, or `None`; checks that it wrote nothing past its 16 bytes.
     fn text(n: u64) -> Option<String> {
-        let mut out = b"x".to_vec();
-        append(&mut out, n).then(|| String::from_utf8_lossy(&out[1..]).into_owned())
+        let mut buf = [b'#'; 20];
+        // SAFETY: 16 of the buffer's 20 bytes are given.
+        let count = unsafe { store(buf.as_mut_ptr(), n) };
+        assert_eq!(&buf[16..], b"####");
+        count.map(|c| String::from_utf8_lossy(&buf[..c]).into_owned())
     }
 
     #[test]
@@ -97,11 +109,12 @@ mod tests {
     }
 
     #[test]
-    fn large_numbers_are_refused_and_nothing_is_appended() {
+    fn large_numbers_are_refused_and_nothing_is_stored() {
         for n in [LIMIT, LIMIT + 1, u64::MAX] {
-            let mut out = b"x".to_vec();
-            assert!(!append(&mut out, n));
-            assert_eq!(out, b"x");
+            let mut buf = [b'#'; 16];
+            // SAFETY: 16 bytes given.
+            assert_eq!(unsafe { store(buf.as_mut_ptr(), n) }, None);
+            assert_eq!(buf, [b'#'; 16]);
         }
     }
 

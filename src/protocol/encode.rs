@@ -2,7 +2,7 @@
 //! (docs/protocol.md#frames-the-server-sends): compact JSON, `id` first, non-ASCII raw, `"` `\` and
 //! control characters escaped.
 
-use super::digits;
+use super::record_out;
 use crate::text::escape_into;
 
 /// The frame sent once, right after the upgrade.
@@ -57,24 +57,6 @@ pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[i..]
 }
 
-/// Writes the decimal digits of `n` into `out`, which is exactly as long as they are, two at a
-/// time from the end.
-fn digits_into(mut n: u64, out: &mut [u8]) {
-    let mut i = out.len();
-    while n >= 100 && i >= 2 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        out[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 && i >= 2 {
-        let pair = n as usize * 2;
-        out[i - 2..i].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else if i >= 1 {
-        out[i - 1] = b'0' + n as u8;
-    }
-}
-
 /// Starts a response object: `{"id":"…"`.
 pub fn begin(out: &mut Vec<u8>, id: &str) {
     out.extend_from_slice(b"{\"id\":");
@@ -94,90 +76,38 @@ pub fn end(out: &mut Vec<u8>) {
 }
 
 /// Appends a record whose data is given escaped, as the body of its JSON string (the form the
-/// store keeps): copied verbatim. See [`record_head`].
+/// store keeps): copied verbatim. Every record writer below goes through
+/// [`record_out::append`], which checks the buffer's room once per record.
 pub fn escaped_record(out: &mut Vec<u8>, ts: i64, body: &str) {
-    out.reserve(HEAD_MAX + body.len() + 2);
-    record_head(out, ts);
-    out.extend_from_slice(body.as_bytes());
-    out.extend_from_slice(b"\"}");
+    record_out::append(out, false, [b"{\"ts\":"], ts, body.as_bytes());
 }
 
 /// Appends `,` unless `first`, then a record as [`escaped_record`] does: one item of a `qdoc`
-/// answer, with the queue grown once.
+/// answer.
 #[inline]
 pub fn escaped_record_item(out: &mut Vec<u8>, first: bool, ts: i64, body: &str) {
-    out.reserve(1 + HEAD_MAX + body.len() + 2);
-    // The separator and the record's opening in one piece.
-    if first {
-        out.extend_from_slice(b"{\"ts\":");
-    } else {
-        out.extend_from_slice(b",{\"ts\":");
-    }
-    ts_and_data(out, ts, body);
+    record_out::append(out, !first, [b"{\"ts\":"], ts, body.as_bytes());
 }
 
-/// Appends `"name":` and then a record as [`escaped_record`] does, for a name given escaped:
-/// one member of a `qry` answer, with the queue grown once. The name's closing `":` and the
-/// record's `{"ts":` are one 8-byte piece.
-pub fn escaped_named_record(out: &mut Vec<u8>, name: &[u8], ts: i64, body: &str) {
-    out.reserve(name.len() + 3 + HEAD_MAX + body.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(name);
-    out.extend_from_slice(b"\":{\"ts\":");
-    ts_and_data(out, ts, body);
+/// Appends `,` unless `first`, `"name":` and then a record as [`escaped_record`] does, for a
+/// name given escaped: one member of a `qry` answer. The name's closing `":` and the record's
+/// `{"ts":` are one 8-byte piece.
+pub fn escaped_named_record(out: &mut Vec<u8>, first: bool, name: &[u8], ts: i64, body: &str) {
+    record_out::append(
+        out,
+        !first,
+        [b"\"", name, b"\":{\"ts\":"],
+        ts,
+        body.as_bytes(),
+    );
 }
 
-/// Appends a member head given whole (`"name":{"ts":`, as a remembered selection keeps it),
-/// then the rest of a record as [`escaped_named_record`] does: one member of a quiet `qry`,
-/// the head in one copy.
-pub fn escaped_record_after_head(out: &mut Vec<u8>, head: &[u8], ts: i64, body: &str) {
-    out.reserve(head.len() + HEAD_MAX + body.len() + 2);
-    out.extend_from_slice(head);
-    ts_and_data(out, ts, body);
-}
-
-/// The rest of a record after its `{"ts":`: the timestamp, then the data given escaped, copied
-/// verbatim, and the record's close.
+/// Appends `,` unless `first`, a member head given whole (`"name":{"ts":`, as a remembered
+/// selection keeps it), then the rest of a record as [`escaped_named_record`] does: one member
+/// of a quiet `qry`, the head in one copy.
 #[inline(always)]
-fn ts_and_data(out: &mut Vec<u8>, ts: i64, body: &str) {
-    timestamp(out, ts);
-    out.extend_from_slice(b",\"data\":\"");
-    out.extend_from_slice(body.as_bytes());
-    out.extend_from_slice(b"\"}");
-}
-
-/// The longest `{"ts":…,"data":"` with its scratch: the opening, a sign, 20 digits and
-/// `,"data":"`.
-const HEAD_MAX: usize = 40;
-
-/// Appends `{"ts":…,"data":"`, each piece in place (see [`timestamp`]).
-#[inline(always)]
-fn record_head(out: &mut Vec<u8>, ts: i64) {
-    out.extend_from_slice(b"{\"ts\":");
-    timestamp(out, ts);
-    out.extend_from_slice(b",\"data\":\"");
-}
-
-/// Appends a record's `ts` in decimal. Below 10^16 (every millisecond timestamp) by
-/// [`digits::append`], whole words of digits appended as fixed-size arrays and cut to their
-/// count; beyond, the digits are written into 20 bytes appended the same way. Exact-length
-/// copies would each call `memcpy`, and digits put together on the stack first stall the copy
-/// that reads them back (their bytes were written piecemeal): together a good part of a small
-/// record's cost.
-#[inline(always)]
-fn timestamp(out: &mut Vec<u8>, ts: i64) {
-    if ts < 0 {
-        out.push(b'-');
-    }
-    let n = ts.unsigned_abs();
-    if digits::append(out, n) {
-        return;
-    }
-    let at = out.len();
-    let count = n.checked_ilog10().map_or(1, |log| log as usize + 1);
-    out.extend_from_slice(&[0u8; 20]);
-    digits_into(n, &mut out[at..at + count]);
-    out.truncate(at + count);
+pub fn escaped_record_after_head(out: &mut Vec<u8>, first: bool, head: &[u8], ts: i64, body: &str) {
+    record_out::append(out, !first, [head], ts, body.as_bytes());
 }
 
 /// A whole error response; without an id for envelopes that had none.
@@ -235,7 +165,7 @@ mod tests {
                 format!("x{{\"ts\":{v},\"data\":\"a\\\"b\"}}")
             );
             let mut out = b"{".to_vec();
-            escaped_named_record(&mut out, b"d\\\"1", v, "a\\\"b");
+            escaped_named_record(&mut out, true, b"d\\\"1", v, "a\\\"b");
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 format!("{{\"d\\\"1\":{{\"ts\":{v},\"data\":\"a\\\"b\"}}")
@@ -253,7 +183,7 @@ mod tests {
     #[test]
     fn an_empty_name_is_still_a_member() {
         let mut out = b"{".to_vec();
-        escaped_named_record(&mut out, b"", 5, "");
+        escaped_named_record(&mut out, true, b"", 5, "");
         escaped_record_item(&mut out, false, 1_733_500_000_123, "x");
         assert_eq!(
             out,

@@ -208,20 +208,16 @@ impl Object<'_> {
     /// selection keeps it) and whose value is a record with escaped data (see
     /// [`Value::escaped_record`]): both copied verbatim.
     pub fn escaped_record_member(&mut self, name: &[u8], ts: i64, body: &str) {
-        if !std::mem::take(&mut self.first) {
-            self.out.push(b',');
-        }
-        encode::escaped_named_record(self.out, name, ts, body);
+        let first = std::mem::take(&mut self.first);
+        encode::escaped_named_record(self.out, first, name, ts, body);
     }
 
     /// [`Object::escaped_record_member`] for a member whose head is given whole: `"name":`
     /// with the name escaped, then the record's opening `{"ts":` (as a remembered selection
     /// keeps it), copied verbatim.
     pub fn escaped_record_after_head(&mut self, head: &[u8], ts: i64, body: &str) {
-        if !std::mem::take(&mut self.first) {
-            self.out.push(b',');
-        }
-        encode::escaped_record_after_head(self.out, head, ts, body);
+        let first = std::mem::take(&mut self.first);
+        encode::escaped_record_after_head(self.out, first, head, ts, body);
     }
 
     /// Whether the whole response is still within the limit.
