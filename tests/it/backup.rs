@@ -83,30 +83,46 @@ impl Bucket {
             .unwrap_or(0)
     }
 
-    /// Waits for a restore point made after `ms` (a checkpoint that wrote something).
-    pub fn wait_point_after(&self, ms: i64) {
-        let after = || {
+    /// Waits for a restore point made at or after `ms` (a checkpoint that wrote something).
+    ///
+    /// Give it the server's write time ([`Bucket::wait_uploaded`]) or a time read before the
+    /// write was sent, never one read after the acknowledgement: the checkpoint that snapshots
+    /// the write may stage its point (stamped with the server's clock) between the server's
+    /// answer and the test's clock read, or within the same millisecond, and with nothing
+    /// changed after it no later point ever comes.
+    pub fn wait_point_since(&self, ms: i64) {
+        let since = || {
             self.objects("points").iter().any(|p| {
                 p.trim_end_matches(".json")
                     .rsplit('-')
                     .next()
                     .and_then(|t| t.parse::<i64>().ok())
-                    .is_some_and(|t| t > ms)
+                    .is_some_and(|t| t >= ms)
             })
         };
-        assert!(wait_until(WAIT, after), "no restore point after {ms}");
+        assert!(
+            wait_until(WAIT, since),
+            "no restore point at or after {ms}; points {:?}",
+            self.objects("points")
+        );
     }
 
     /// Waits until every write made after `since_ms` ... up to now is in the bucket: a segment
-    /// the manifest counts holds a write at or after `since_ms`.
-    pub fn wait_uploaded(&self, since_ms: i64, by: &Server) {
+    /// the manifest counts holds a write at or after `since_ms`. Returns the newest write time
+    /// (the server's clock) the bucket then holds.
+    pub fn wait_uploaded(&self, since_ms: i64, by: &Server) -> i64 {
+        let mut until = 0;
         assert!(
-            wait_until(WAIT, || self.uploaded_until() >= since_ms),
+            wait_until(WAIT, || {
+                until = self.uploaded_until();
+                until >= since_ms
+            }),
             "nothing written after {since_ms} reached the bucket; manifest {:?}, objects {:?}\n{}",
             self.manifest(),
             self.objects("wal"),
             by.stderr_tail()
         );
+        until
     }
 }
 
@@ -268,29 +284,32 @@ fn backup_then_restore_round_trips_records_values_keys_and_retention() {
 fn restore_at_a_time_stops_at_the_last_write_before_it() {
     let bucket = Bucket::new();
     let server = primary(&bucket, &[]);
+    // The bucket's first restore point (of the empty store) is made before the manifest: once
+    // it exists, every later point comes from a checkpoint that found a change to snapshot.
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
     let mut c = server.master();
     let since = now_ms();
     insert(&mut c, "m", "t", 1, 10);
-    let acked = now_ms();
-    bucket.wait_uploaded(since, &server);
-    // A restore point after the first batch, so the second is only in the log.
-    bucket.wait_point_after(acked);
+    let written = bucket.wait_uploaded(since, &server);
+    // A restore point at or after the first batch's write time, so the second is only in the
+    // log. The times compared are both the server's: its checkpoint may stage that point
+    // before this thread, back from the acknowledgement, reads the clock.
+    bucket.wait_point_since(written);
     let mid = now_ms();
     while now_ms() <= mid + 1 {
         std::thread::yield_now();
     }
     let since = now_ms();
     insert(&mut c, "m", "t", 100, 10);
-    let acked = now_ms();
-    bucket.wait_uploaded(since, &server);
-    // Another restore point after the second batch: --at must not take it.
-    bucket.wait_point_after(acked);
+    let written = bucket.wait_uploaded(since, &server);
+    // Another restore point at or after the second batch: --at must not take it.
+    bucket.wait_point_since(written);
 
     let at = format!("{}.{:03}", mid / 1000, mid % 1000);
     let past = TempDir::new();
     let (ok, out, err) = restore(&bucket, past.data(), Some(&at));
     assert!(ok, "restore --at failed: {err}");
-    assert!(out.contains("10 records"), "{out}");
+    assert!(out.contains(", 10 records, "), "{out}");
     let s = serve(past.data());
     assert_eq!(records(&mut s.master(), "m", "t"), expected(1, 11));
 
@@ -455,7 +474,9 @@ fn backup_keep_prunes_old_points_and_what_only_they_need() {
     for batch in 0..3 {
         before = now_ms();
         insert(&mut c, "m", "t", 1 + batch * 10, 10);
-        bucket.wait_point_after(before);
+        // At or after: the point is stamped with the server's clock, which may still read the
+        // millisecond `before` was read in.
+        bucket.wait_point_since(before);
     }
     // The point seen may come from a checkpoint that began before the last batch was written:
     // the restore below needs that batch in the bucket too (in an uploaded segment, or in a
