@@ -25,6 +25,7 @@ mod ops;
 mod persist;
 mod protocol;
 mod server;
+mod short_copy;
 pub mod storage;
 mod store;
 mod text;

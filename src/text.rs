@@ -89,12 +89,12 @@ fn escape_with(s: &str, mut push: impl FnMut(&str)) {
 
 /// Appends the escaped body of `s` (the JSON string literal without its quotes).
 pub fn escape_into(out: &mut Vec<u8>, s: &str) {
-    escape_with(s, |piece| out.extend_from_slice(piece.as_bytes()));
+    escape_with(s, |piece| crate::short_copy::extend(out, piece.as_bytes()));
 }
 
 /// [`escape_into`] for a `String`.
 pub fn escape_into_string(out: &mut String, s: &str) {
-    escape_with(s, |piece| out.push_str(piece));
+    escape_with(s, |piece| crate::short_copy::push_str(out, piece));
 }
 
 /// Length of the escaped body of `s` (what [`escape_into`] appends).

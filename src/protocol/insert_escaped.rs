@@ -13,7 +13,7 @@ use super::payload::NewRecord;
 use super::record_data::RecordData;
 use super::scan::{canonical_escape, integer};
 use super::spelling::{in_envelope, object, plain_string, InEnvelope, Spelling};
-use crate::text;
+use crate::{short_copy, text};
 use std::borrow::Cow;
 
 /// The JSON string starting at `i` (its opening quote) read as an `ins` batch: its records, its
@@ -132,15 +132,15 @@ fn record_data(frame: &str, i: usize) -> Option<(RecordData<'_>, usize)> {
             _ => return None,
         };
         let s = owned.get_or_insert_with(|| batch_spare::string(j - start + 64));
-        s.push_str(&frame[run..j]);
-        s.push_str(seq);
+        short_copy::push_str(s, &frame[run..j]);
+        short_copy::push_str(s, seq);
         j += used;
         run = j;
     }
     let data = match owned {
         None => RecordData::Escaped(&frame[start..j]),
         Some(mut s) => {
-            s.push_str(&frame[run..j]);
+            short_copy::push_str(&mut s, &frame[run..j]);
             RecordData::EscapedOwned(s)
         }
     };

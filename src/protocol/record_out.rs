@@ -9,6 +9,7 @@
 
 use super::digits;
 use super::encode::decimal;
+use crate::short_copy::copy;
 use std::ptr;
 
 /// The record's pieces after the timestamp's digits and before its data.
@@ -59,43 +60,6 @@ pub fn append<const N: usize>(
         ptr::copy_nonoverlapping(CLOSE.as_ptr(), base.add(at), CLOSE.len());
         at += CLOSE.len();
         out.set_len(len + at);
-    }
-}
-
-/// Copies `src` to `dst`. A short run (a member head, a small record's data) is copied by two
-/// or four overlapping word loads and stores, the first and last words of the run, instead of
-/// a call to `memcpy`, whose dispatch on the length cost more than the copy; constant pieces
-/// are still plain stores, and long runs go to `memcpy`.
-///
-/// # Safety
-/// `dst` must be valid for writes of `src.len()` bytes outside `src`.
-#[inline(always)]
-unsafe fn copy(src: &[u8], dst: *mut u8) {
-    let (s, n) = (src.as_ptr(), src.len());
-    // SAFETY: every load reads inside `src` (a word starting at 0, or ending at `n`, of a run
-    // at least that long) and every store writes inside `dst`'s `n` bytes.
-    unsafe {
-        match n {
-            8..=16 => {
-                let (a, b) = (s.cast::<u64>().read_unaligned(), s.add(n - 8).cast::<u64>());
-                let b = b.read_unaligned();
-                dst.cast::<u64>().write_unaligned(a);
-                dst.add(n - 8).cast::<u64>().write_unaligned(b);
-            }
-            17..=32 => {
-                let a = s.cast::<u128>().read_unaligned();
-                let b = s.add(n - 16).cast::<u128>().read_unaligned();
-                dst.cast::<u128>().write_unaligned(a);
-                dst.add(n - 16).cast::<u128>().write_unaligned(b);
-            }
-            33..=64 => {
-                let a = s.cast::<[u128; 2]>().read_unaligned();
-                let b = s.add(n - 32).cast::<[u128; 2]>().read_unaligned();
-                dst.cast::<[u128; 2]>().write_unaligned(a);
-                dst.add(n - 32).cast::<[u128; 2]>().write_unaligned(b);
-            }
-            _ => ptr::copy_nonoverlapping(s, dst, n),
-        }
     }
 }
 

@@ -53,7 +53,7 @@ impl Series {
             start: self.arena.len() as u32,
             len: data.len() as u32,
         };
-        self.arena.push_str(data);
+        crate::short_copy::push_str(&mut self.arena, data);
         self.live_bytes += data.len();
         Ok(entry)
     }
