@@ -110,6 +110,20 @@ pub fn escaped_record_after_head(out: &mut Vec<u8>, first: bool, head: &[u8], ts
     record_out::append(out, !first, [head], ts, body.as_bytes());
 }
 
+/// Appends a record's end after its `{"ts":`: the decimal `ts`, `,"data":"`, the escaped
+/// `body` and `"}` (what a document keeps rendered for a quiet `qry`, see the store's
+/// `series/tail.rs`).
+pub fn record_tail(out: &mut Vec<u8>, ts: i64, body: &[u8]) {
+    record_out::append(out, false, [], ts, body);
+}
+
+/// Appends `,` unless `first`, a member head given whole (`"name":{"ts":`) and a record's end
+/// rendered ahead of time by [`record_tail`]: one member of a quiet `qry`, in two copies.
+#[inline(always)]
+pub fn rendered_after_head(out: &mut Vec<u8>, first: bool, head: &[u8], tail: &[u8]) {
+    record_out::append_pieces(out, !first, [head, tail]);
+}
+
 /// A whole error response; without an id for envelopes that had none.
 pub fn error(out: &mut Vec<u8>, id: Option<&str>, message: &str) {
     match id {

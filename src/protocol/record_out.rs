@@ -63,6 +63,29 @@ pub fn append<const N: usize>(
     }
 }
 
+/// Appends `,` when `comma`, then `pieces` verbatim, checking the vector's capacity once (a
+/// quiet `qry`'s member from its head and its record's rendered end).
+#[inline(always)]
+pub fn append_pieces<const N: usize>(out: &mut Vec<u8>, comma: bool, pieces: [&[u8]; N]) {
+    let room = 1 + pieces.iter().map(|p| p.len()).sum::<usize>();
+    out.reserve(room);
+    let len = out.len();
+    // SAFETY: `reserve` left room for `room` bytes past `len`: the comma takes at most one,
+    // the pieces the rest, each stored where the one before ended. The pieces are other
+    // allocations than the vector, so they never overlap its spare room. The length is set to
+    // the end of the last piece, every byte up to it written.
+    unsafe {
+        let base = out.as_mut_ptr().add(len);
+        base.write(b',');
+        let mut at = usize::from(comma);
+        for piece in pieces {
+            copy(piece, base.add(at));
+            at += piece.len();
+        }
+        out.set_len(len + at);
+    }
+}
+
 /// Stores `ts` in decimal at `p` and returns how many bytes it takes.
 ///
 /// # Safety
@@ -92,6 +115,25 @@ unsafe fn timestamp(p: *mut u8, ts: i64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_land_whole_after_an_optional_comma() {
+        for n in [0usize, 1, 7, 8, 31, 64, 65, 300] {
+            let head: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let tail: Vec<u8> = (0..n + 3).map(|i| b'0' + (i % 10) as u8).collect();
+            for comma in [false, true] {
+                let mut out = b"x".to_vec();
+                append_pieces(&mut out, comma, [&head, &tail]);
+                let mut want = b"x".to_vec();
+                if comma {
+                    want.push(b',');
+                }
+                want.extend_from_slice(&head);
+                want.extend_from_slice(&tail);
+                assert_eq!(out, want, "n {n} comma {comma}");
+            }
+        }
+    }
 
     #[test]
     fn every_shape_of_lead_and_timestamp() {

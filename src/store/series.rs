@@ -36,6 +36,7 @@ mod parts;
 mod quotes;
 mod removal;
 mod scan;
+mod tail;
 #[cfg(test)]
 mod tests;
 mod varint;
@@ -101,6 +102,11 @@ pub struct Series {
     dead: usize,
     /// Data bytes of those records (no longer counted in `live_bytes`).
     dead_bytes: usize,
+    /// The newest record rendered as the end of a `qry` member (see `tail.rs`); empty when
+    /// not rendered. Every change of the records empties it.
+    tail: Vec<u8>,
+    /// The timestamp of the record `tail` renders (meaningless while it is empty).
+    tail_ts: i64,
 }
 
 impl Clone for Series {
@@ -118,6 +124,8 @@ impl Clone for Series {
             special: self.special,
             dead: self.dead,
             dead_bytes: self.dead_bytes,
+            tail: self.tail.clone(),
+            tail_ts: self.tail_ts,
         }
     }
 }
@@ -241,8 +249,11 @@ impl Series {
     /// Asks the CPU for the first line of the newest record's data, which [`Series::latest`]
     /// for "now" copies (its entry should be in the cache by now, see
     /// [`Series::prefetch_newest_entry`]).
+    /// With the newest record rendered (see `tail.rs`), the first line of that instead.
     pub fn prefetch_newest_data(&self) {
-        if let Some(e) = self.entries.last() {
+        if let Some(tail) = self.tail_ptr() {
+            prefetch::line(tail);
+        } else if let Some(e) = self.entries.last() {
             prefetch::line(self.arena.as_ptr().wrapping_add(e.start as usize));
         }
     }
@@ -268,11 +279,13 @@ impl Series {
     pub fn heap_bytes(&self) -> usize {
         let plain = self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.arena.capacity()
-            + self.blocks.capacity() * std::mem::size_of::<Block>();
+            + self.blocks.capacity() * std::mem::size_of::<Block>()
+            + self.tail.capacity();
         let allocs = [
             self.entries.capacity(),
             self.arena.capacity(),
             self.blocks.capacity(),
+            self.tail.capacity(),
         ]
         .iter()
         .filter(|&&c| c > 0)
