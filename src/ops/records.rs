@@ -39,9 +39,7 @@ pub fn insert(
                         changes(group.iter().take(applied - usize::from(result.is_err())))
                     });
                     result?;
-                    retention::enforce(c, log, col, group.iter().map(|r| &*r.doc))?;
-                    c.render_tails(group.iter().map(|r| &*r.doc));
-                    Ok(())
+                    retention::enforce(c, log, col, group.iter().map(|r| &*r.doc))
                 },
             )
         },

@@ -148,6 +148,8 @@ impl Collection {
         };
         let before = series.arena_len();
         let result = series.insert_incoming(ts, data);
+        // Per record, but a comparison unless the room must grow (the render is a reader's).
+        series.prepare_tail();
         let after = series.arena_len();
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
@@ -155,29 +157,6 @@ impl Collection {
         self.settle(doc, now);
         self.track_size(before, after);
         result
-    }
-
-    /// Renders the newest record of each of `docs` ahead of time (see the series' `tail.rs`),
-    /// once a request's changes to them are made: once per run of one document's name, so a
-    /// batch of records for one document renders once. Counted in the held bytes.
-    pub fn render_tails<'d>(&mut self, docs: impl IntoIterator<Item = &'d str>) {
-        let mut last = None;
-        for doc in docs {
-            if last == Some(doc) {
-                continue;
-            }
-            last = Some(doc);
-            let Some(d) = self.docs.get(doc) else {
-                continue;
-            };
-            let mut series = d.exclusive();
-            let before = series.heap_bytes();
-            series.render_tail();
-            let after = series.heap_bytes();
-            drop(series);
-            let held = self.shared.held.get_mut();
-            *held = *held + after - before;
-        }
     }
 
     /// Counts a changed document's bytes, `now` (`None`: it is empty, and leaves the map).
@@ -222,7 +201,7 @@ impl Collection {
         let (before, count) = (series.arena_len(), series.len());
         let held = doc_bytes(doc, &series);
         let r = f(&mut series);
-        series.render_tail();
+        series.prepare_tail();
         let (after, changed) = (series.arena_len(), series.len() != count);
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
@@ -330,7 +309,7 @@ impl Collection {
 
     /// Adds a document loaded from disk (call [`Collection::recount`] afterwards).
     pub fn load_doc(&mut self, name: String, mut series: Series) {
-        series.render_tail();
+        series.prepare_tail();
         self.patterns.docs_changed(&mut self.doc_version);
         self.docs.insert(name, Arc::new(Doc::new(series)));
     }

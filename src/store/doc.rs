@@ -372,7 +372,7 @@ impl Appending<'_> {
             .into_iter()
             .try_for_each(|(ts, data)| st.series.insert_incoming(ts, data.into()));
         // Once for the whole append, however many records it adds.
-        st.series.render_tail();
+        st.series.prepare_tail();
         result
     }
 }

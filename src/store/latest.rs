@@ -37,8 +37,9 @@ impl Snapshot<'_> {
     /// Calls `f` with the document's member head (`"name":{"ts":`, the name escaped; see
     /// [`Selection`]) and the newest record at or before `at` of each document
     /// of `selection` that has one, in the selection's order, until `f` fails. With
-    /// `rendered`, a document whose newest record is at or before `at` and rendered ahead of
-    /// time gives that ([`Newest::Rendered`]); otherwise each gives its record. `None` (nothing
+    /// `rendered`, a document whose newest record is at or before `at` gives it rendered
+    /// ([`Newest::Rendered`], rendered here by the first reader after a change, see the
+    /// series' `tail.rs`) where it can; otherwise each gives its record. `None` (nothing
     /// read) unless the snapshot is quiet: the caller then reads each document's view.
     ///
     /// `selection` must be one that this snapshot's collection remembered (taken under the
@@ -78,9 +79,9 @@ impl Snapshot<'_> {
             let Some(s) = series(i) else {
                 continue;
             };
-            let newest = match s.latest_rendered(at) {
-                Some((ts, tail)) if rendered => Newest::Rendered(ts, tail),
-                _ => match s.latest(at) {
+            let newest = match rendered.then(|| s.latest_rendered(at)).flatten() {
+                Some((ts, tail)) => Newest::Rendered(ts, tail),
+                None => match s.latest(at) {
                     Some((ts, data)) => Newest::Record(ts, data),
                     None => continue,
                 },

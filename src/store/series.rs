@@ -102,11 +102,9 @@ pub struct Series {
     dead: usize,
     /// Data bytes of those records (no longer counted in `live_bytes`).
     dead_bytes: usize,
-    /// The newest record rendered as the end of a `qry` member (see `tail.rs`); empty when
-    /// not rendered. Every change of the records empties it.
-    tail: Vec<u8>,
-    /// The timestamp of the record `tail` renders (meaningless while it is empty).
-    tail_ts: i64,
+    /// The newest record rendered as the end of a `qry` member, by readers (see `tail.rs`).
+    /// Every change of the records empties it.
+    tail: tail::Tail,
 }
 
 impl Clone for Series {
@@ -125,7 +123,6 @@ impl Clone for Series {
             dead: self.dead,
             dead_bytes: self.dead_bytes,
             tail: self.tail.clone(),
-            tail_ts: self.tail_ts,
         }
     }
 }
@@ -279,18 +276,16 @@ impl Series {
     pub fn heap_bytes(&self) -> usize {
         let plain = self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.arena.capacity()
-            + self.blocks.capacity() * std::mem::size_of::<Block>()
-            + self.tail.capacity();
+            + self.blocks.capacity() * std::mem::size_of::<Block>();
         let allocs = [
             self.entries.capacity(),
             self.arena.capacity(),
             self.blocks.capacity(),
-            self.tail.capacity(),
         ]
         .iter()
         .filter(|&&c| c > 0)
         .count();
-        plain + allocs * ALLOC_OVERHEAD + self.sealed_bytes
+        plain + allocs * ALLOC_OVERHEAD + self.sealed_bytes + self.tail.heap_bytes()
     }
 
     /// Replaces `range` of the blocks with `new` and renumbers the positions after it.
