@@ -21,6 +21,8 @@
 //! newest sealed one or two, decodes them once rather than at every request.
 //!
 //! Data is kept escaped, as the body of its JSON string (see [`Data`]): a response copies it.
+//! The newest record is also kept rendered as the end of a `qry` member, by the first quiet
+//! reader after a change (`tail.rs`); every change empties it first.
 //!
 //! Retention (dropping the oldest records: any removal that starts at the first record) is
 //! lazy: whole blocks are dropped without decoding, and the records it takes from the first
