@@ -6,7 +6,7 @@ use crate::persist::WalOp;
 use crate::protocol::pattern::{self, Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
 use crate::protocol::reply::{Object, Reply};
-use crate::store::{Appender, Collection, Data, DocNames, InView};
+use crate::store::{Appender, Collection, Data, DocNames, InView, Newest};
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
@@ -162,8 +162,12 @@ fn latest_pass<'q>(
         let snap = c.snapshot();
         if let Some(selection) = &selection {
             // Quiet: every document read straight, the next ones asked for ahead.
-            let quiet = snap.latest_each(selection, q.ts, |name, ts, data| {
-                emit.record(&mut records, Name::Head(name), ts, data)
+            // Rendered records only where the predicate keeps every record: they hold no
+            // data to test.
+            let rendered = predicate.is_trivial();
+            let quiet = snap.latest_each(selection, q.ts, rendered, |name, newest| match newest {
+                Newest::Rendered(ts, tail) => emit.rendered(&mut records, name, ts, tail),
+                Newest::Record(ts, data) => emit.record(&mut records, Name::Head(name), ts, data),
             });
             if let Some(result) = quiet {
                 return result.map(|()| true);
@@ -232,6 +236,26 @@ impl Emit<'_, '_> {
             Name::Head(head) => records.escaped_record_after_head(head, ts, data.wire()),
             Name::Plain(name) => records.member(name).escaped_record(ts, data.wire()),
         }
+        Ok(records.check()?)
+    }
+}
+
+impl Emit<'_, '_> {
+    /// The member for a document whose newest record (at `ts`) is rendered ahead of time:
+    /// its member head and that `tail`, unless the query's `from` leaves it out. Only for a
+    /// query whose predicate keeps every record.
+    #[inline(always)]
+    fn rendered(
+        &mut self,
+        records: &mut Object<'_>,
+        head: &[u8],
+        ts: i64,
+        tail: &[u8],
+    ) -> Result<(), OpError> {
+        if ts < self.q.from {
+            return Ok(());
+        }
+        records.rendered_after_head(head, tail);
         Ok(records.check()?)
     }
 }

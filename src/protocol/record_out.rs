@@ -63,6 +63,52 @@ pub fn append<const N: usize>(
     }
 }
 
+/// The most bytes [`store_tail`] writes beyond the data's.
+pub const TAIL_EXTRA: usize = TS_MAX + DATA.len() + CLOSE.len();
+
+/// Stores a record's end after its `{"ts":` (the decimal `ts`, `,"data":"`, `body`, `"}`) at
+/// `p` and returns its length.
+///
+/// # Safety
+/// `p` must be valid for writes of `body.len() + TAIL_EXTRA` bytes, not overlapping `body`.
+pub unsafe fn store_tail(p: *mut u8, ts: i64, body: &[u8]) -> usize {
+    // SAFETY: the pieces are stored one after another from `p`: the timestamp within its
+    // `TS_MAX` bytes, then `DATA`, `body` and `CLOSE`, so within the `body.len() + TAIL_EXTRA`
+    // bytes the caller gives; the sources are constants and `body`, which does not overlap.
+    unsafe {
+        let mut at = timestamp(p, ts);
+        ptr::copy_nonoverlapping(DATA.as_ptr(), p.add(at), DATA.len());
+        at += DATA.len();
+        copy(body, p.add(at));
+        at += body.len();
+        ptr::copy_nonoverlapping(CLOSE.as_ptr(), p.add(at), CLOSE.len());
+        at + CLOSE.len()
+    }
+}
+
+/// Appends `,` when `comma`, then `pieces` verbatim, checking the vector's capacity once (a
+/// quiet `qry`'s member from its head and its record's rendered end).
+#[inline(always)]
+pub fn append_pieces<const N: usize>(out: &mut Vec<u8>, comma: bool, pieces: [&[u8]; N]) {
+    let room = 1 + pieces.iter().map(|p| p.len()).sum::<usize>();
+    out.reserve(room);
+    let len = out.len();
+    // SAFETY: `reserve` left room for `room` bytes past `len`: the comma takes at most one,
+    // the pieces the rest, each stored where the one before ended. The pieces are other
+    // allocations than the vector, so they never overlap its spare room. The length is set to
+    // the end of the last piece, every byte up to it written.
+    unsafe {
+        let base = out.as_mut_ptr().add(len);
+        base.write(b',');
+        let mut at = usize::from(comma);
+        for piece in pieces {
+            copy(piece, base.add(at));
+            at += piece.len();
+        }
+        out.set_len(len + at);
+    }
+}
+
 /// Stores `ts` in decimal at `p` and returns how many bytes it takes.
 ///
 /// # Safety
@@ -92,6 +138,48 @@ unsafe fn timestamp(p: *mut u8, ts: i64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_tail_is_the_record_after_its_lead() {
+        for v in [
+            0i64,
+            7,
+            -12,
+            1_733_500_000_123,
+            i64::MAX,
+            i64::MIN,
+            123_456_789,
+        ] {
+            for n in [0usize, 1, 9, 33, 70, 256] {
+                let body: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+                let mut room = vec![0u8; n + TAIL_EXTRA];
+                // SAFETY: `room` holds `n + TAIL_EXTRA` bytes.
+                let len = unsafe { store_tail(room.as_mut_ptr(), v, &body) };
+                let mut want = Vec::new();
+                append(&mut want, false, [], v, &body);
+                assert_eq!(&room[..len], &want[..], "ts {v} n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_land_whole_after_an_optional_comma() {
+        for n in [0usize, 1, 7, 8, 31, 64, 65, 300] {
+            let head: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let tail: Vec<u8> = (0..n + 3).map(|i| b'0' + (i % 10) as u8).collect();
+            for comma in [false, true] {
+                let mut out = b"x".to_vec();
+                append_pieces(&mut out, comma, [&head, &tail]);
+                let mut want = b"x".to_vec();
+                if comma {
+                    want.push(b',');
+                }
+                want.extend_from_slice(&head);
+                want.extend_from_slice(&tail);
+                assert_eq!(out, want, "n {n} comma {comma}");
+            }
+        }
+    }
 
     #[test]
     fn every_shape_of_lead_and_timestamp() {

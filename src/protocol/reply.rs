@@ -220,6 +220,13 @@ impl Object<'_> {
         encode::escaped_record_after_head(self.out, first, head, ts, body);
     }
 
+    /// [`Object::escaped_record_after_head`] for a record rendered ahead of time (its end
+    /// after `{"ts":`, see [`encode::record_tail`]): the head and the tail copied verbatim.
+    pub fn rendered_after_head(&mut self, head: &[u8], tail: &[u8]) {
+        let first = std::mem::take(&mut self.first);
+        encode::rendered_after_head(self.out, first, head, tail);
+    }
+
     /// Whether the whole response is still within the limit.
     pub fn check(&self) -> Result<(), TooLarge> {
         self.limit.check(self.out)

@@ -148,6 +148,8 @@ impl Collection {
         };
         let before = series.arena_len();
         let result = series.insert_incoming(ts, data);
+        // Per record, but a comparison unless the room must grow (the render is a reader's).
+        series.prepare_tail();
         let after = series.arena_len();
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
@@ -199,6 +201,7 @@ impl Collection {
         let (before, count) = (series.arena_len(), series.len());
         let held = doc_bytes(doc, &series);
         let r = f(&mut series);
+        series.prepare_tail();
         let (after, changed) = (series.arena_len(), series.len() != count);
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
@@ -305,7 +308,8 @@ impl Collection {
     }
 
     /// Adds a document loaded from disk (call [`Collection::recount`] afterwards).
-    pub fn load_doc(&mut self, name: String, series: Series) {
+    pub fn load_doc(&mut self, name: String, mut series: Series) {
+        series.prepare_tail();
         self.patterns.docs_changed(&mut self.doc_version);
         self.docs.insert(name, Arc::new(Doc::new(series)));
     }

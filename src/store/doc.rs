@@ -368,9 +368,12 @@ impl Appending<'_> {
         st.forgotten = st.recent[i].seq;
         st.recent[i] = Append { seq, ts, among };
         st.next = (i + 1) % REMEMBERED;
-        records
+        let result = records
             .into_iter()
-            .try_for_each(|(ts, data)| st.series.insert_incoming(ts, data.into()))
+            .try_for_each(|(ts, data)| st.series.insert_incoming(ts, data.into()));
+        // Once for the whole append, however many records it adds.
+        st.series.prepare_tail();
+        result
     }
 }
 

@@ -23,10 +23,23 @@ const AHEAD_ENTRY: usize = 6;
 /// How far ahead a document's newest data is asked for (its entry has arrived by then).
 const AHEAD_DATA: usize = 3;
 
+/// A document's newest record at or before a `qry`'s time, as [`Snapshot::latest_each`] finds
+/// it.
+pub enum Newest<'a> {
+    /// Its timestamp and its end after `{"ts":`, rendered ahead of time (see the series'
+    /// `tail.rs`).
+    Rendered(i64, &'a [u8]),
+    /// Its timestamp and data, to be written.
+    Record(i64, Data<'a>),
+}
+
 impl Snapshot<'_> {
     /// Calls `f` with the document's member head (`"name":{"ts":`, the name escaped; see
     /// [`Selection`]) and the newest record at or before `at` of each document
-    /// of `selection` that has one, in the selection's order, until `f` fails. `None` (nothing
+    /// of `selection` that has one, in the selection's order, until `f` fails. With
+    /// `rendered`, a document whose newest record is at or before `at` gives it rendered
+    /// ([`Newest::Rendered`], rendered here by the first reader after a change, see the
+    /// series' `tail.rs`) where it can; otherwise each gives its record. `None` (nothing
     /// read) unless the snapshot is quiet: the caller then reads each document's view.
     ///
     /// `selection` must be one that this snapshot's collection remembered (taken under the
@@ -36,7 +49,8 @@ impl Snapshot<'_> {
         &self,
         selection: &Selection,
         at: i64,
-        mut f: impl FnMut(&[u8], i64, Data<'_>) -> Result<(), E>,
+        rendered: bool,
+        mut f: impl FnMut(&[u8], Newest<'_>) -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         if !self.is_quiet() {
             return None;
@@ -62,10 +76,17 @@ impl Snapshot<'_> {
             // check each again.
             let name = names.as_bytes().get(start..end).unwrap_or_default();
             start = end;
-            let Some((ts, data)) = series(i).and_then(|s| s.latest(at)) else {
+            let Some(s) = series(i) else {
                 continue;
             };
-            if let Err(e) = f(name, ts, data) {
+            let newest = match rendered.then(|| s.latest_rendered(at)).flatten() {
+                Some((ts, tail)) => Newest::Rendered(ts, tail),
+                None => match s.latest(at) {
+                    Some((ts, data)) => Newest::Record(ts, data),
+                    None => continue,
+                },
+            };
+            if let Err(e) = f(name, newest) {
                 return Some(Err(e));
             }
         }

@@ -19,6 +19,7 @@ pub use collection::{Collection, Grown};
 pub use data::{Data, Incoming};
 pub use doc::{Current, InView};
 pub use doc_cache::DocCache;
+pub use latest::Newest;
 pub use patterns::DocNames;
 pub use retention::{Limits, Policies, Policy};
 pub use series::{Series, SeriesError};

@@ -21,6 +21,8 @@
 //! newest sealed one or two, decodes them once rather than at every request.
 //!
 //! Data is kept escaped, as the body of its JSON string (see [`Data`]): a response copies it.
+//! The newest record is also kept rendered as the end of a `qry` member, by the first quiet
+//! reader after a change (`tail.rs`); every change empties it first.
 //!
 //! Retention (dropping the oldest records: any removal that starts at the first record) is
 //! lazy: whole blocks are dropped without decoding, and the records it takes from the first
@@ -36,6 +38,7 @@ mod parts;
 mod quotes;
 mod removal;
 mod scan;
+mod tail;
 #[cfg(test)]
 mod tests;
 mod varint;
@@ -101,6 +104,9 @@ pub struct Series {
     dead: usize,
     /// Data bytes of those records (no longer counted in `live_bytes`).
     dead_bytes: usize,
+    /// The newest record rendered as the end of a `qry` member, by readers (see `tail.rs`).
+    /// Every change of the records empties it.
+    tail: tail::Tail,
 }
 
 impl Clone for Series {
@@ -118,6 +124,7 @@ impl Clone for Series {
             special: self.special,
             dead: self.dead,
             dead_bytes: self.dead_bytes,
+            tail: self.tail.clone(),
         }
     }
 }
@@ -241,8 +248,11 @@ impl Series {
     /// Asks the CPU for the first line of the newest record's data, which [`Series::latest`]
     /// for "now" copies (its entry should be in the cache by now, see
     /// [`Series::prefetch_newest_entry`]).
+    /// With the newest record rendered (see `tail.rs`), the first line of that instead.
     pub fn prefetch_newest_data(&self) {
-        if let Some(e) = self.entries.last() {
+        if let Some(tail) = self.tail_ptr() {
+            prefetch::line(tail);
+        } else if let Some(e) = self.entries.last() {
             prefetch::line(self.arena.as_ptr().wrapping_add(e.start as usize));
         }
     }
@@ -277,7 +287,7 @@ impl Series {
         .iter()
         .filter(|&&c| c > 0)
         .count();
-        plain + allocs * ALLOC_OVERHEAD + self.sealed_bytes
+        plain + allocs * ALLOC_OVERHEAD + self.sealed_bytes + self.tail.heap_bytes()
     }
 
     /// Replaces `range` of the blocks with `new` and renumbers the positions after it.

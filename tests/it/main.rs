@@ -32,6 +32,7 @@ mod import;
 mod ins_batches;
 mod keys_permissions;
 mod kv;
+mod last_value;
 mod lifecycle;
 mod limits;
 mod memory;

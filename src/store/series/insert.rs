@@ -92,6 +92,8 @@ impl Series {
 
     /// [`Series::insert`] of data already escaped.
     fn insert_stored(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
+        // Every insert funnels through here: the rendered newest record no longer holds.
+        self.forget_tail();
         // A record newer than every plain one (the usual append) is told from `last_ts` alone:
         // the column, last written by the document's previous change, is left unread.
         let newest = !self.entries.is_empty() && self.last_ts < ts;

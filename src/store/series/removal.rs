@@ -49,6 +49,7 @@ impl Series {
     }
 
     fn remove_positions(&mut self, r: Range<usize>) {
+        self.forget_tail();
         self.drop_caches();
         if r.start == 0 {
             self.drop_front(r.end);
