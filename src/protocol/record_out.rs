@@ -34,31 +34,19 @@ pub fn append<const N: usize>(
     body: &[u8],
 ) {
     let lead_len: usize = lead.iter().map(|p| p.len()).sum();
-    let room = 1 + lead_len + TS_MAX + DATA.len() + body.len() + CLOSE.len();
+    let room = 1 + lead_len + TAIL_EXTRA + body.len();
     out.reserve(room);
     let len = out.len();
-    // SAFETY: `reserve` left room for at least `room` bytes past `len`. The stores below stay
-    // inside it: the comma takes at most one byte, the lead's pieces `lead_len` bytes, the timestamp at most `TS_MAX` (its
-    // sign and digits, or a 16-byte word of digits of which only the first `count` bytes are
-    // kept), then `DATA`, `body` and `CLOSE`, in that order, each starting where the one
-    // before ended. The sources are other allocations (constants, the caller's slices), so
-    // they never overlap the destination. The length is set to the end of the last piece,
-    // and every byte up to it has been written by then.
+    // SAFETY: `reserve` left room for at least `room` bytes past `len`: the comma and the
+    // lead take at most `1 + lead_len` of them, the record's end at most `body.len() +
+    // TAIL_EXTRA` (see `store_lead` and `store_tail`), each stored where the one before ended.
+    // The sources are other allocations (constants, the caller's slices), so they never
+    // overlap the destination. The length is set to the end of the last piece, and every byte
+    // up to it has been written by then.
     unsafe {
         let base = out.as_mut_ptr().add(len);
-        base.write(b',');
-        let mut at = usize::from(comma);
-        for piece in lead {
-            copy(piece, base.add(at));
-            at += piece.len();
-        }
-        at += timestamp(base.add(at), ts);
-        ptr::copy_nonoverlapping(DATA.as_ptr(), base.add(at), DATA.len());
-        at += DATA.len();
-        copy(body, base.add(at));
-        at += body.len();
-        ptr::copy_nonoverlapping(CLOSE.as_ptr(), base.add(at), CLOSE.len());
-        at += CLOSE.len();
+        let at = store_lead(base, comma, lead);
+        let at = at + store_tail(base.add(at), ts, body);
         out.set_len(len + at);
     }
 }
@@ -71,6 +59,7 @@ pub const TAIL_EXTRA: usize = TS_MAX + DATA.len() + CLOSE.len();
 ///
 /// # Safety
 /// `p` must be valid for writes of `body.len() + TAIL_EXTRA` bytes, not overlapping `body`.
+#[inline(always)]
 pub unsafe fn store_tail(p: *mut u8, ts: i64, body: &[u8]) -> usize {
     // SAFETY: the pieces are stored one after another from `p`: the timestamp within its
     // `TS_MAX` bytes, then `DATA`, `body` and `CLOSE`, so within the `body.len() + TAIL_EXTRA`
@@ -99,13 +88,29 @@ pub fn append_pieces<const N: usize>(out: &mut Vec<u8>, comma: bool, pieces: [&[
     // the end of the last piece, every byte up to it written.
     unsafe {
         let base = out.as_mut_ptr().add(len);
+        let at = store_lead(base, comma, pieces);
+        out.set_len(len + at);
+    }
+}
+
+/// Stores `,` at `base` (kept when `comma`, else written over), then `pieces` one after
+/// another, and returns the length.
+///
+/// # Safety
+/// `base` must be valid for writes of one byte plus the pieces' lengths, not overlapping
+/// them.
+#[inline(always)]
+unsafe fn store_lead<const N: usize>(base: *mut u8, comma: bool, pieces: [&[u8]; N]) -> usize {
+    // SAFETY: the comma's byte and then the pieces, each where the one before ended, within
+    // the room the caller gives.
+    unsafe {
         base.write(b',');
         let mut at = usize::from(comma);
         for piece in pieces {
             copy(piece, base.add(at));
             at += piece.len();
         }
-        out.set_len(len + at);
+        at
     }
 }
 
