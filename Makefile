@@ -19,7 +19,7 @@ DATA ?=
 IMAGE_UID := 10001
 CONTAINER ?= fluxiondb
 
-.PHONY: all build release static run test test-server test-s3 seaweedfs test-node test-go test-docker lint fmt bench bench-cli bench-backup bench-subscribe soak fuzz powercut docker-build docker-run clean
+.PHONY: all build release static run test test-server test-s3 seaweedfs test-node test-go test-docker lint fmt bench bench-cli bench-backup bench-subscribe bench-instructions soak fuzz powercut docker-build docker-run clean
 
 all: build
 
@@ -125,6 +125,13 @@ bench-backup:
 bench-subscribe:
 	cargo build --release --bins
 	./target/release/fluxiondb-bench subscribe --server ./target/release/fluxiondb --subscribers 100 --rate 500 --duration 3
+
+# Instructions per request under callgrind (needs valgrind): uncached qry and qdoc, 16 x 4 ins.
+bench-instructions:
+	cargo build --release --bins
+	benches/callgrind.sh ./target/release/fluxiondb qry
+	benches/callgrind.sh ./target/release/fluxiondb qdoc --limit 100 --newest
+	benches/callgrind.sh ./target/release/fluxiondb insert -c 16 -d 4
 
 # The image holds the static binary only: build that first (the Dockerfile has no build stage).
 docker-build: static
