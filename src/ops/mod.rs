@@ -82,14 +82,10 @@ impl<'a> Log<'a> {
         }
     }
 
-    /// Whether this request published to any feed.
-    pub fn touched_any(&self) -> bool {
-        !self.touched.is_empty()
-    }
-
-    /// The feeds this request published to (see [`Subscriptions::touch`]).
-    pub fn take_touched(&mut self) -> Vec<Arc<Feed>> {
-        std::mem::take(&mut self.touched)
+    /// The feeds this request published to (see [`Subscriptions::touch`]); `None` when it
+    /// published to none (most requests: no empty vector to move and drop).
+    pub fn take_touched(&mut self) -> Option<Vec<Arc<Feed>>> {
+        (!self.touched.is_empty()).then(|| std::mem::take(&mut self.touched))
     }
 
     /// Publishes a change just logged to `col` to its live feed, if it has one. Call in the

@@ -238,9 +238,7 @@ impl Emit<'_, '_> {
         }
         Ok(records.check()?)
     }
-}
 
-impl Emit<'_, '_> {
     /// The member for a document whose newest record (at `ts`) is rendered ahead of time:
     /// its member head and that `tail`, unless the query's `from` leaves it out. Only for a
     /// query whose predicate keeps every record.

@@ -110,23 +110,8 @@ pub fn escaped_record_after_head(out: &mut Vec<u8>, first: bool, head: &[u8], ts
     record_out::append(out, !first, [head], ts, body.as_bytes());
 }
 
-/// Bytes [`store_record_tail`] may write beyond the data's.
-pub const RECORD_TAIL_EXTRA: usize = record_out::TAIL_EXTRA;
-
-/// Stores a record's end after its `{"ts":` at `p`: the decimal `ts`, `,"data":"`, the
-/// escaped `body` and `"}` (what a document keeps rendered for a quiet `qry`, see the store's
-/// `series/tail.rs`); returns its length.
-///
-/// # Safety
-/// `p` must be valid for writes of `body.len() + RECORD_TAIL_EXTRA` bytes, not overlapping
-/// `body`.
-pub unsafe fn store_record_tail(p: *mut u8, ts: i64, body: &[u8]) -> usize {
-    // SAFETY: the caller's contract is `store_tail`'s.
-    unsafe { record_out::store_tail(p, ts, body) }
-}
-
 /// Appends `,` unless `first`, a member head given whole (`"name":{"ts":`) and a record's end
-/// rendered ahead of time by [`store_record_tail`]: one member of a quiet `qry`, in two copies.
+/// rendered ahead of time by [`record_out::store_tail`]: one member of a quiet `qry`, in two copies.
 #[inline(always)]
 pub fn rendered_after_head(out: &mut Vec<u8>, first: bool, head: &[u8], tail: &[u8]) {
     record_out::append_pieces(out, !first, [head, tail]);

@@ -17,7 +17,7 @@ pub mod payload;
 mod payload_error;
 mod read_scan;
 pub mod record_data;
-mod record_out;
+pub mod record_out;
 pub(crate) mod reply;
 pub mod scan;
 pub mod spec;

@@ -18,7 +18,7 @@
 //! collection's held bytes stay exact.
 
 use super::{Series, ALLOC_OVERHEAD};
-use crate::protocol::encode;
+use crate::protocol::record_out;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU8, Ordering};
 
@@ -39,7 +39,9 @@ pub(super) struct Tail {
     state: AtomicU8,
     /// Bytes rendered (meaningful while `READY`).
     len: AtomicU32,
-    /// The rendered record's timestamp (meaningful while `READY`).
+    /// The rendered record's timestamp (meaningful while `READY`). The series' newest time,
+    /// kept here too: read beside `state`, it saved ~3 instructions a document against
+    /// `Series::newest_ts` (callgrind, `qry` 16,684 against 16,979 an answer).
     ts: AtomicI64,
     /// The room, sized by writers only; its bytes written by a reader holding the claim.
     buf: Box<[UnsafeCell<u8>]>,
@@ -92,9 +94,9 @@ impl Series {
             return;
         };
         let len = e.len as usize;
-        if len <= TAIL_MAX_BODY && self.tail.buf.len() < len + encode::RECORD_TAIL_EXTRA {
+        if len <= TAIL_MAX_BODY && self.tail.buf.len() < len + record_out::TAIL_EXTRA {
             // Rounded up, so that data growing by a few bytes does not reallocate each time.
-            self.tail.buf = room((len + encode::RECORD_TAIL_EXTRA).next_multiple_of(32));
+            self.tail.buf = room((len + record_out::TAIL_EXTRA).next_multiple_of(32));
         }
     }
 
@@ -129,7 +131,7 @@ impl Series {
     fn render_tail(&self, at: i64) -> Option<(i64, &[u8])> {
         let e = *self.entries.last()?;
         let len = e.len as usize;
-        if e.ts > at || self.tail.buf.len() < len + encode::RECORD_TAIL_EXTRA {
+        if e.ts > at || self.tail.buf.len() < len + record_out::TAIL_EXTRA {
             return None;
         }
         let start = e.start as usize;
@@ -139,10 +141,10 @@ impl Series {
             .compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
         // SAFETY: this thread holds the claim (`BUSY`), so no other thread reads or writes the
-        // room's bytes (see `Tail`'s `Sync`); the room is `len + RECORD_TAIL_EXTRA` bytes or
-        // more (checked above), what `store_record_tail` may write.
+        // room's bytes (see `Tail`'s `Sync`); the room is `len + TAIL_EXTRA` bytes or
+        // more (checked above), what `store_tail` may write.
         let n = unsafe {
-            encode::store_record_tail(UnsafeCell::raw_get(self.tail.buf.as_ptr()), e.ts, body)
+            record_out::store_tail(UnsafeCell::raw_get(self.tail.buf.as_ptr()), e.ts, body)
         };
         self.tail.len.store(n as u32, Ordering::Relaxed);
         self.tail.ts.store(e.ts, Ordering::Relaxed);
@@ -258,7 +260,7 @@ mod tests {
         let before = s.heap_bytes();
         s.prepare_tail();
         let prepared = s.heap_bytes();
-        assert!(prepared >= before + 3 + encode::RECORD_TAIL_EXTRA);
+        assert!(prepared >= before + 3 + record_out::TAIL_EXTRA);
         assert!(rendered(&s).is_some());
         assert_eq!(
             s.heap_bytes(),
