@@ -311,14 +311,21 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
         let mut kept = 0;
         let mut result = Ok(());
         // Sealed blocks are decoded once each by the scan.
-        series.scan(range, q.reverse, |ts, data| {
+        // The newest sealed blocks of a document that is read keep their records rendered.
+        let trivial = predicate.is_trivial();
+        series.scan_rendered(range, q.reverse, |ts, data, text| {
             if kept == limit {
                 return ControlFlow::Break(());
             }
-            if !keeps(&predicate, data, &mut scratch) {
-                return ControlFlow::Continue(());
+            match text {
+                Some(text) if trivial => records.rendered_record_item(text),
+                _ => {
+                    if !keeps(&predicate, data, &mut scratch) {
+                        return ControlFlow::Continue(());
+                    }
+                    records.escaped_record_item(ts, data.wire());
+                }
             }
-            records.escaped_record_item(ts, data.wire());
             kept += 1;
             if kept % 256 == 0 {
                 if let Err(e) = records.check() {

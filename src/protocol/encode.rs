@@ -89,6 +89,15 @@ pub fn escaped_record_item(out: &mut Vec<u8>, first: bool, ts: i64, body: &str) 
     record_out::append(out, !first, [b"{\"ts\":"], ts, body.as_bytes());
 }
 
+/// Appends a record already rendered as `,{"ts":…,"data":"…"}` (a kept block's form), its
+/// comma left out when `first`: one item of a `qdoc` answer, in one copy.
+#[inline]
+pub fn rendered_record_item(out: &mut Vec<u8>, first: bool, text: &str) {
+    let text = text.as_bytes();
+    let text = if first { &text[1..] } else { text };
+    record_out::append_pieces(out, false, [text]);
+}
+
 /// Appends `,` unless `first`, `"name":` and then a record as [`escaped_record`] does, for a
 /// name given escaped: one member of a `qry` answer. The name's closing `":` and the record's
 /// `{"ts":` are one 8-byte piece.

@@ -171,6 +171,12 @@ impl Array<'_> {
         encode::escaped_record_item(self.out, std::mem::take(&mut self.first), ts, body);
     }
 
+    /// An item that is a record already rendered with its separator (`,{"ts":…}`, see
+    /// [`encode::rendered_record_item`]).
+    pub fn rendered_record_item(&mut self, text: &str) {
+        encode::rendered_record_item(self.out, std::mem::take(&mut self.first), text);
+    }
+
     /// Whether the whole response is still within the limit.
     pub fn check(&self) -> Result<(), TooLarge> {
         self.limit.check(self.out)

@@ -37,6 +37,7 @@ mod insert;
 mod parts;
 mod quotes;
 mod removal;
+mod rendered;
 mod scan;
 mod tail;
 #[cfg(test)]

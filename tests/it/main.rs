@@ -43,6 +43,7 @@ mod objstore_s3;
 mod persistence;
 mod readpath;
 mod records;
+mod rendered_blocks;
 mod retention;
 mod seams;
 mod snapshot_compat;

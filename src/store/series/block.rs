@@ -38,12 +38,6 @@ impl Decoded {
         self.data.push_str(data);
         self.ends.push(self.data.len() as u32);
     }
-    pub(super) fn heap_bytes(&self) -> usize {
-        self.ts.capacity() * 8
-            + self.ends.capacity() * 4
-            + self.data.capacity()
-            + 3 * ALLOC_OVERHEAD
-    }
 }
 
 /// Sealed records: `count` records with `first_ts..=last_ts`, encoded in `bytes` as

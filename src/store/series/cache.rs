@@ -1,10 +1,12 @@
-//! Decoded sealed blocks kept in their blocks' `cache`: one decoded by
+//! Decoded sealed blocks kept in their blocks' `cache`, in the form answers write them
+//! ([`Rendered`]): one decoded by
 //! [`Series::get`] lives until the document's next change; the newest [`TAIL_CACHED`] ones,
 //! decoded by [`Series::scan`] while the process keeps less than [`TAIL_BUDGET`] of them, also
 //! outlive appends (which leave sealed blocks alone). Each document counts the bytes it keeps
 //! (`Series::cache_bytes`), the process the bytes all documents keep.
 
 use super::block::Decoded;
+use super::rendered::Rendered;
 use super::{Series, ALLOC_OVERHEAD};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Newest sealed blocks whose decoded form [`Series::scan`] keeps (a page of 100 records
 /// reaches into at most two).
 pub(super) const TAIL_CACHED: usize = 2;
+
+thread_local! {
+    /// The columns a block is decoded into before it is rendered for its cache.
+    static DECODE_BUF: std::cell::RefCell<Decoded> = Default::default();
+}
 
 /// Bytes of decoded blocks held in `Block::cache`s, in the whole process.
 static CACHED: AtomicUsize = AtomicUsize::new(0);
@@ -22,10 +29,10 @@ pub(super) const TAIL_BUDGET: usize = 64 * 1024 * 1024;
 
 /// A block decoded and kept, counted in the process-wide figure while it lives.
 #[derive(Debug)]
-pub(super) struct Cached(Decoded);
+pub(super) struct Cached(Rendered);
 
 impl Cached {
-    pub(super) fn new(d: Decoded) -> Box<Cached> {
+    pub(super) fn new(d: Rendered) -> Box<Cached> {
         CACHED.fetch_add(d.heap_bytes() + ALLOC_OVERHEAD, Ordering::Relaxed);
         Box::new(Cached(d))
     }
@@ -42,8 +49,8 @@ impl Cached {
 }
 
 impl Deref for Cached {
-    type Target = Decoded;
-    fn deref(&self) -> &Decoded {
+    type Target = Rendered;
+    fn deref(&self) -> &Rendered {
         &self.0
     }
 }
@@ -55,12 +62,18 @@ impl Drop for Cached {
 }
 
 impl Series {
-    /// Block `bi` decoded, from its cache (decoded into it first if need be).
-    pub(super) fn cached(&self, bi: usize) -> &Decoded {
+    /// Block `bi` decoded and rendered, from its cache (made first if need be).
+    pub(super) fn cached(&self, bi: usize) -> &Rendered {
         let b = &self.blocks[bi];
         b.cache.get_or_init(|| {
-            let mut d = Decoded::default();
-            b.decode(&mut d);
+            let d = DECODE_BUF.with_borrow_mut(|d| {
+                b.decode(d);
+                let r = Rendered::new(d);
+                if d.data.capacity() > 256 * 1024 {
+                    *d = Decoded::default();
+                }
+                r
+            });
             let d = Cached::new(d);
             self.cache_bytes.fetch_add(d.bytes(), Ordering::Relaxed);
             d

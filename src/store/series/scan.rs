@@ -1,8 +1,10 @@
 //! Reading runs of records: [`Series::scan`] walks a range of positions either way, each sealed
 //! block in the way decoded once (into a buffer of the thread's, or into the block's cache
-//! for the newest blocks, see `cache.rs`), the plain block read in place.
+//! for the newest blocks, see `cache.rs`, where it is kept rendered), the plain block read in
+//! place.
 
 use super::block::Decoded;
+use super::rendered::Rendered;
 use super::Series;
 use crate::store::data::Data;
 use std::ops::{ControlFlow, Range};
@@ -22,19 +24,31 @@ impl Series {
         reverse: bool,
         mut f: impl FnMut(i64, Data<'_>) -> ControlFlow<()>,
     ) {
-        let escaped = self.special;
-        self.scan_stored(positions, reverse, |ts, body| {
-            f(ts, Data::new(body, escaped))
-        });
+        self.scan_rendered(positions, reverse, |ts, data, _| f(ts, data));
     }
 
-    /// [`Series::scan`] with the data as stored.
-    fn scan_stored(
+    /// [`Series::scan`], giving also each record's text as an answer writes it
+    /// (`,{"ts":…,"data":"…"}`, comma first) where the block holding it keeps that form (the
+    /// newest sealed blocks of a document that is read, see `rendered.rs`).
+    pub fn scan_rendered(
         &self,
         positions: Range<usize>,
         reverse: bool,
-        mut f: impl FnMut(i64, &str) -> ControlFlow<()>,
+        mut f: impl FnMut(i64, Data<'_>, Option<&str>) -> ControlFlow<()>,
     ) {
+        let escaped = self.special;
+        self.scan_stored(positions, reverse, |ts, body, text| {
+            f(ts, Data::new(body, escaped), text)
+        });
+    }
+
+    /// [`Series::scan`] with the data as stored. Generic all the way down, so that the
+    /// caller's `f` is inlined into each loop (through `dyn FnMut` each record paid a call
+    /// and the saving of six registers).
+    fn scan_stored<F>(&self, positions: Range<usize>, reverse: bool, mut f: F)
+    where
+        F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+    {
         let Range { start, end } = positions;
         let end = end.min(self.len());
         let (start, end) = (start + self.dead, end + self.dead);
@@ -43,75 +57,120 @@ impl Series {
         }
         let plain = start.max(self.sealed)..end;
         let sealed = start..end.min(self.sealed);
+        if reverse {
+            if self.scan_plain(plain, true, &mut f).is_continue() {
+                let _ = self.scan_sealed(sealed, true, &mut f);
+            }
+        } else if self.scan_sealed(sealed, false, &mut f).is_continue() {
+            let _ = self.scan_plain(plain, false, &mut f);
+        }
+    }
+
+    /// The plain block's part of a scan (internal positions).
+    fn scan_plain<F>(&self, plain: Range<usize>, reverse: bool, f: &mut F) -> ControlFlow<()>
+    where
+        F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+    {
+        let it = plain.map(|i| self.entries[i - self.sealed]);
+        if reverse {
+            it.rev().try_for_each(|e| f(e.ts, self.data(e), None))
+        } else {
+            let mut it = it;
+            it.try_for_each(|e| f(e.ts, self.data(e), None))
+        }
+    }
+
+    /// The sealed blocks' part of a scan (internal positions): each block in the way from
+    /// its cache, or decoded into the thread's buffer.
+    fn scan_sealed<F>(&self, sealed: Range<usize>, reverse: bool, f: &mut F) -> ControlFlow<()>
+    where
+        F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+    {
+        if sealed.is_empty() {
+            return ControlFlow::Continue(());
+        }
         // One decode buffer per thread, kept between calls (a nested scan gets its own).
         let mut own = Decoded::default();
         let cell = SCAN_BUF.with(|c| c.clone());
-        let mut borrowed = if sealed.is_empty() {
-            None
-        } else {
-            cell.try_borrow_mut().ok()
-        };
+        let mut borrowed = cell.try_borrow_mut().ok();
         let buf: &mut Decoded = match borrowed.as_deref_mut() {
             Some(b) => b,
             None => &mut own,
         };
-        let mut blocks = |f: &mut dyn FnMut(i64, &str) -> ControlFlow<()>| {
-            if sealed.is_empty() {
-                return ControlFlow::Continue(());
-            }
-            let (first, last) = (self.block_of(sealed.start), self.block_of(sealed.end - 1));
-            let mut visit = |bi: usize| -> ControlFlow<()> {
-                let b = &self.blocks[bi];
-                let lo = sealed.start.max(b.pos) - b.pos;
-                let hi = sealed.end.min(b.pos + b.count as usize) - b.pos;
-                let d: &Decoded = match b.cache.get() {
-                    Some(d) => d,
-                    None if self.keeps_decoded(bi) => self.cached(bi),
-                    None => {
-                        b.decode(buf);
-                        buf
-                    }
-                };
-                if reverse {
-                    for i in (lo..hi).rev() {
-                        let (ts, data) = d.get(i);
-                        f(ts, data)?;
-                    }
-                } else {
-                    for i in lo..hi {
-                        let (ts, data) = d.get(i);
-                        f(ts, data)?;
-                    }
+        let (first, last) = (self.block_of(sealed.start), self.block_of(sealed.end - 1));
+        let mut visit = |bi: usize| -> ControlFlow<()> {
+            let b = &self.blocks[bi];
+            let lo = sealed.start.max(b.pos) - b.pos;
+            let hi = sealed.end.min(b.pos + b.count as usize) - b.pos;
+            let r = match b.cache.get() {
+                Some(r) => r,
+                None if self.keeps_decoded(bi) => self.cached(bi),
+                None => {
+                    b.decode(buf);
+                    return each_decoded(buf, lo..hi, reverse, f);
                 }
-                ControlFlow::Continue(())
             };
-            if reverse {
-                (first..=last).rev().try_for_each(&mut visit)
-            } else {
-                (first..=last).try_for_each(&mut visit)
-            }
+            each_rendered(r, lo..hi, reverse, f)
         };
-        let plain_part = |f: &mut dyn FnMut(i64, &str) -> ControlFlow<()>| {
-            let it = plain.clone().map(|i| self.entries[i - self.sealed]);
-            if reverse {
-                it.rev().try_for_each(|e| f(e.ts, self.data(e)))
-            } else {
-                let mut it = it;
-                it.try_for_each(|e| f(e.ts, self.data(e)))
-            }
+        let flow = if reverse {
+            (first..=last).rev().try_for_each(&mut visit)
+        } else {
+            (first..=last).try_for_each(&mut visit)
         };
-        if reverse {
-            if plain_part(&mut f).is_continue() {
-                let _ = blocks(&mut f);
-            }
-        } else if blocks(&mut f).is_continue() {
-            let _ = plain_part(&mut f);
-        }
         // A block of a few huge records does not stay in the thread's buffer.
         if let Some(b) = borrowed.as_deref_mut() {
             if b.data.capacity() > 256 * 1024 {
                 *b = Decoded::default();
             }
         }
+        flow
     }
+}
+
+/// Calls `f` with records `positions` of a block decoded for this scan.
+fn each_decoded<F>(
+    d: &Decoded,
+    positions: Range<usize>,
+    reverse: bool,
+    f: &mut F,
+) -> ControlFlow<()>
+where
+    F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+{
+    if reverse {
+        for i in positions.rev() {
+            let (ts, data) = d.get(i);
+            f(ts, data, None)?;
+        }
+    } else {
+        for i in positions {
+            let (ts, data) = d.get(i);
+            f(ts, data, None)?;
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// Calls `f` with records `positions` of a kept block, their rendered text beside them.
+fn each_rendered<F>(
+    r: &Rendered,
+    positions: Range<usize>,
+    reverse: bool,
+    f: &mut F,
+) -> ControlFlow<()>
+where
+    F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+{
+    if reverse {
+        for i in positions.rev() {
+            let (ts, data, text) = r.record(i);
+            f(ts, data, Some(text))?;
+        }
+    } else {
+        for i in positions {
+            let (ts, data, text) = r.record(i);
+            f(ts, data, Some(text))?;
+        }
+    }
+    ControlFlow::Continue(())
 }

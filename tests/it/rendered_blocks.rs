@@ -1,0 +1,102 @@
+//! The newest sealed blocks of a document that is read are kept in the form answers write
+//! their records (the store's `series/rendered.rs`), so a `qdoc` copies each record whole. A
+//! `qdoc` with a `filter` that drops nothing (`"\u0001"`, which no record here holds) has each
+//! record written from its time and data instead: the two answers must be the same bytes, in
+//! both orders, for every window and limit, on the first read of a block (which renders it)
+//! and the next ones (which copy), and after changes to the blocks.
+
+use crate::common::{recs, Client, Frame, Server};
+use serde_json::{json, Value};
+
+/// The answer text to a request sent as is.
+fn raw(c: &mut Client, ty: &str, data: &Value) -> String {
+    let frame = json!({"id": "q", "type": ty, "data": data.to_string()}).to_string();
+    c.send_text(&frame);
+    match c.next_frame() {
+        Frame::Text(t) => t,
+        other => panic!("expected a text frame, got {}", other.describe()),
+    }
+}
+
+/// Data with quotes, escapes, non-ASCII text and lengths around the short-copy sizes.
+fn data(ts: i64) -> String {
+    match ts % 5 {
+        0 => format!("{{\"seq\":{ts},\"pad\":\"a\\\"b\"}}"),
+        1 => "é".repeat((ts % 40) as usize),
+        2 => String::new(),
+        3 => format!("line\n{ts}\ttab \u{2} ctl"),
+        _ => "x".repeat((ts % 130) as usize),
+    }
+}
+
+/// Asserts that `qdoc` over `doc` answers alike with and without the filter, and that the
+/// answer holds the records it should, for windows across blocks and the plain block.
+fn check(c: &mut Client, doc: &str, what: &str) {
+    let windows = [
+        (i64::MIN, i64::MAX),
+        (0, 63),
+        (64, 64),
+        (100, 250),
+        (1, 1_700_000_000_100),
+    ];
+    for (from, to) in windows {
+        for reverse in [false, true] {
+            for limit in [0, 1, 7, 64, 100, 1000] {
+                let mut q = json!({"col": "c", "doc": doc, "from": from, "to": to,
+                                   "reverse": reverse, "limit": limit});
+                // Twice: the first read of a block renders it, the second copies it.
+                let first = raw(c, "qdoc", &q);
+                let fast = raw(c, "qdoc", &q);
+                q["filter"] = json!("\u{1}");
+                let slow = raw(c, "qdoc", &q);
+                let at = format!("{what}: {from}..={to} reverse {reverse} limit {limit}");
+                assert_eq!(first, slow, "{at}, first read");
+                assert_eq!(fast, slow, "{at}, second read");
+                let v: Value = serde_json::from_str(&fast).unwrap();
+                for r in v["records"].as_array().unwrap() {
+                    let ts = r["ts"].as_i64().unwrap();
+                    assert!((from..=to).contains(&ts), "{at}: {ts} outside the window");
+                    if ts < 1_000_000 {
+                        assert_eq!(r["data"], json!(data(ts)), "{at}: data of {ts}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn ins(c: &mut Client, doc: &str, stamps: impl Iterator<Item = i64>) {
+    let items: Vec<(String, i64, String)> = stamps.map(|t| (doc.to_owned(), t, data(t))).collect();
+    let items: Vec<(&str, &str, i64, &str)> = items
+        .iter()
+        .map(|(d, t, x)| ("c", d.as_str(), *t, x.as_str()))
+        .collect();
+    assert_eq!(c.call("ins", recs(&items)), json!({}));
+}
+
+#[test]
+fn qdoc_from_rendered_blocks_answers_as_records_written_one_by_one() {
+    // No answer cache: every `qdoc` scans the series.
+    let s = Server::start(&["--answer-cache-mib", "0"]);
+    let mut c = s.master();
+    // Several sealed blocks (64 records each) and a plain block, in batches and one by one.
+    ins(&mut c, "d", 10..210);
+    for t in 210..240 {
+        ins(&mut c, "d", std::iter::once(t));
+    }
+    check(&mut c, "d", "appended");
+    // A late record into sealed history, a replacement in the newest block, a far timestamp.
+    ins(&mut c, "d", [3, 150, 1_700_000_000_000].into_iter());
+    check(&mut c, "d", "late, replaced and far records");
+    let v = c.call("drec", json!({"col": "c", "doc": "d", "ts": 151}));
+    assert!(v.get("error").is_none(), "drec failed: {v}");
+    check(&mut c, "d", "a record deleted from a kept block");
+    let v = c.call(
+        "drrng",
+        json!({"col": "c", "doc": "d", "fromTs": 120, "toTs": 210}),
+    );
+    assert!(v.get("error").is_none(), "drrng failed: {v}");
+    check(&mut c, "d", "a range deleted across blocks");
+    ins(&mut c, "d", 240..400);
+    check(&mut c, "d", "appended again");
+}
