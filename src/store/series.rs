@@ -35,6 +35,7 @@ mod block;
 mod cache;
 mod insert;
 mod parts;
+mod plain_text;
 mod quotes;
 mod removal;
 mod rendered;
@@ -108,6 +109,9 @@ pub struct Series {
     /// The newest record rendered as the end of a `qry` member, by readers (see `tail.rs`).
     /// Every change of the records empties it.
     tail: tail::Tail,
+    /// The plain block's records rendered as an answer writes them, by readers (see
+    /// `plain_text.rs`).
+    plain_text: plain_text::PlainText,
 }
 
 impl Clone for Series {
@@ -126,6 +130,7 @@ impl Clone for Series {
             dead: self.dead,
             dead_bytes: self.dead_bytes,
             tail: self.tail.clone(),
+            plain_text: self.plain_text.clone(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The newest sealed blocks of a document that is read are kept in the form answers write
-//! their records (the store's `series/rendered.rs`), so a `qdoc` copies each record whole. A
+//! their records (the store's `series/rendered.rs`), and so is its plain block, by its readers
+//! (`series/plain_text.rs`), so a `qdoc` copies each record whole. A
 //! `qdoc` with a `filter` that drops nothing (`"\u0001"`, which no record here holds) has each
 //! record written from its time and data instead: the two answers must be the same bytes, in
 //! both orders, for every window and limit, on the first read of a block (which renders it)
@@ -66,12 +67,31 @@ fn check(c: &mut Client, doc: &str, what: &str) {
 }
 
 fn ins(c: &mut Client, doc: &str, stamps: impl Iterator<Item = i64>) {
-    let items: Vec<(String, i64, String)> = stamps.map(|t| (doc.to_owned(), t, data(t))).collect();
+    let items: Vec<(i64, String)> = stamps.map(|t| (t, data(t))).collect();
+    ins_data(c, doc, &items);
+}
+
+fn ins_data(c: &mut Client, doc: &str, items: &[(i64, String)]) {
     let items: Vec<(&str, &str, i64, &str)> = items
         .iter()
-        .map(|(d, t, x)| ("c", d.as_str(), *t, x.as_str()))
+        .map(|(t, x)| ("c", doc, *t, x.as_str()))
         .collect();
     assert_eq!(c.call("ins", recs(&items)), json!({}));
+}
+
+/// Asserts that `qdoc` over all of `doc`, either way, whole and its first 10, answers alike
+/// with and without the filter.
+fn quick_check(c: &mut Client, doc: &str, what: &str) {
+    for reverse in [false, true] {
+        for limit in [0, 10] {
+            let mut q = json!({"col": "c", "doc": doc, "from": 1, "to": i64::MAX,
+                               "reverse": reverse, "limit": limit});
+            let fast = raw(c, "qdoc", &q);
+            q["filter"] = json!("\u{1}");
+            let slow = raw(c, "qdoc", &q);
+            assert_eq!(fast, slow, "{what}: reverse {reverse} limit {limit}");
+        }
+    }
 }
 
 #[test]
@@ -99,4 +119,54 @@ fn qdoc_from_rendered_blocks_answers_as_records_written_one_by_one() {
     check(&mut c, "d", "a range deleted across blocks");
     ins(&mut c, "d", 240..400);
     check(&mut c, "d", "appended again");
+}
+
+#[test]
+fn qdoc_of_the_plain_block_follows_every_change_between_reads() {
+    let s = Server::start(&["--answer-cache-mib", "0"]);
+    let mut c = s.master();
+    // Even stamps, fewer than a block: all plain.
+    ins(&mut c, "p", (100..140).step_by(2));
+    quick_check(&mut c, "p", "first read");
+    let mut newest = 140;
+    for step in 0..60i64 {
+        let what = match step % 6 {
+            0 => {
+                ins(&mut c, "p", std::iter::once(newest));
+                newest += 2;
+                "an append"
+            }
+            1 => {
+                // A plain record replaced with other data.
+                let ts = newest - 2 * (1 + step % 5);
+                ins_data(&mut c, "p", &[(ts, format!("replaced \"{step}\""))]);
+                "a replacement"
+            }
+            2 => {
+                // An odd stamp between two plain records.
+                let ts = newest - 2 * (1 + step % 7) + 1;
+                ins_data(&mut c, "p", &[(ts, format!("between {step}"))]);
+                "an insert between records"
+            }
+            3 => {
+                let ts = newest - 2 * (1 + step % 3);
+                let v = c.call("drec", json!({"col": "c", "doc": "p", "ts": ts}));
+                assert!(v.get("error").is_none(), "drec failed: {v}");
+                "a deletion"
+            }
+            4 => {
+                // Past a seal: the plain block starts again.
+                ins(&mut c, "p", (newest..newest + 140).step_by(2));
+                newest += 140;
+                "a batch across a seal"
+            }
+            _ => {
+                ins(&mut c, "p", std::iter::once(newest));
+                ins(&mut c, "p", std::iter::once(newest + 2));
+                newest += 4;
+                "two appends"
+            }
+        };
+        quick_check(&mut c, "p", &format!("step {step}, after {what}"));
+    }
 }

@@ -42,6 +42,16 @@ impl Cached {
         self.0.heap_bytes() + ALLOC_OVERHEAD
     }
 
+    /// Counts `bytes` more held by readers' renderings (`plain_text.rs`) in the budget.
+    pub(super) fn count(bytes: usize) {
+        CACHED.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` fewer (a rendering dropped).
+    pub(super) fn uncount(bytes: usize) {
+        CACHED.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     /// Whether the process keeps fewer decoded blocks than [`TAIL_BUDGET`].
     pub(super) fn within_budget() -> bool {
         CACHED.load(Ordering::Relaxed) < TAIL_BUDGET

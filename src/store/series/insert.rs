@@ -94,6 +94,7 @@ impl Series {
     fn insert_stored(&mut self, ts: i64, data: &str) -> Result<(), SeriesError> {
         // Every insert funnels through here: the rendered newest record no longer holds.
         self.forget_tail();
+        self.plain_text_stale();
         // A record newer than every plain one (the usual append) is told from `last_ts` alone:
         // the column, last written by the document's previous change, is left unread.
         let newest = !self.entries.is_empty() && self.last_ts < ts;
@@ -110,6 +111,7 @@ impl Series {
         } else {
             match self.find_plain(ts) {
                 Ok(i) => {
+                    self.plain_text_cut(i);
                     let old_len = self.entries[i].len as usize;
                     if self.live_bytes - old_len + data.len() > u32::MAX as usize {
                         return Err(SeriesError::DocumentTooLarge);
@@ -120,7 +122,10 @@ impl Series {
                     self.maybe_compact();
                     return Ok(());
                 }
-                Err(i) => i,
+                Err(i) => {
+                    self.plain_text_cut(i);
+                    i
+                }
             }
         };
         let entry = self.push_data(ts, data)?;
@@ -191,6 +196,7 @@ impl Series {
         });
         block.pos = self.sealed;
         self.sealed += n;
+        self.plain_text_cut(0);
         self.drop_cache_leaving_tail();
         self.sealed_bytes += block.heap_bytes();
         if self.blocks.len() == self.blocks.capacity() {

@@ -50,6 +50,7 @@ impl Series {
 
     fn remove_positions(&mut self, r: Range<usize>) {
         self.forget_tail();
+        self.plain_text_cut(0);
         self.drop_caches();
         if r.start == 0 {
             self.drop_front(r.end);

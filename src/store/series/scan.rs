@@ -24,7 +24,10 @@ impl Series {
         reverse: bool,
         mut f: impl FnMut(i64, Data<'_>) -> ControlFlow<()>,
     ) {
-        self.scan_rendered(positions, reverse, |ts, data, _| f(ts, data));
+        let escaped = self.special;
+        self.scan_stored(positions, reverse, false, |ts, body, _| {
+            f(ts, Data::new(body, escaped))
+        });
     }
 
     /// [`Series::scan`], giving also each record's text as an answer writes it
@@ -37,7 +40,7 @@ impl Series {
         mut f: impl FnMut(i64, Data<'_>, Option<&str>) -> ControlFlow<()>,
     ) {
         let escaped = self.special;
-        self.scan_stored(positions, reverse, |ts, body, text| {
+        self.scan_stored(positions, reverse, true, |ts, body, text| {
             f(ts, Data::new(body, escaped), text)
         });
     }
@@ -45,7 +48,9 @@ impl Series {
     /// [`Series::scan`] with the data as stored. Generic all the way down, so that the
     /// caller's `f` is inlined into each loop (through `dyn FnMut` each record paid a call
     /// and the saving of six registers).
-    fn scan_stored<F>(&self, positions: Range<usize>, reverse: bool, mut f: F)
+    /// With `render`, the plain block's records come with their text too, rendered first if
+    /// need be (see `plain_text.rs`).
+    fn scan_stored<F>(&self, positions: Range<usize>, reverse: bool, render: bool, mut f: F)
     where
         F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
     {
@@ -58,25 +63,38 @@ impl Series {
         let plain = start.max(self.sealed)..end;
         let sealed = start..end.min(self.sealed);
         if reverse {
-            if self.scan_plain(plain, true, &mut f).is_continue() {
+            if self.scan_plain(plain, true, render, &mut f).is_continue() {
                 let _ = self.scan_sealed(sealed, true, &mut f);
             }
         } else if self.scan_sealed(sealed, false, &mut f).is_continue() {
-            let _ = self.scan_plain(plain, false, &mut f);
+            let _ = self.scan_plain(plain, false, render, &mut f);
         }
     }
 
     /// The plain block's part of a scan (internal positions).
-    fn scan_plain<F>(&self, plain: Range<usize>, reverse: bool, f: &mut F) -> ControlFlow<()>
+    fn scan_plain<F>(
+        &self,
+        plain: Range<usize>,
+        reverse: bool,
+        render: bool,
+        f: &mut F,
+    ) -> ControlFlow<()>
     where
         F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
     {
-        let it = plain.map(|i| self.entries[i - self.sealed]);
+        if plain.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let plain = plain.start - self.sealed..plain.end - self.sealed;
+        let texts = if render { self.plain_records() } else { None };
+        let mut visit = |i: usize| {
+            let e = self.entries[i];
+            f(e.ts, self.data(e), texts.and_then(|t| t.get(i)))
+        };
         if reverse {
-            it.rev().try_for_each(|e| f(e.ts, self.data(e), None))
+            plain.rev().try_for_each(&mut visit)
         } else {
-            let mut it = it;
-            it.try_for_each(|e| f(e.ts, self.data(e), None))
+            plain.into_iter().try_for_each(&mut visit)
         }
     }
 

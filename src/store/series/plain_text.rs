@@ -1,0 +1,232 @@
+//! The plain block's records rendered as an answer writes them, `,{"ts":…,"data":"…"}` one
+//! after another, so that `qdoc` copies each of them whole, as it does from the kept sealed
+//! blocks (`rendered.rs`).
+//!
+//! Rendered by readers, a record at a time and each record once: the rendering holds the
+//! plain block's first `k` records, and a reader that finds it stale extends it to the whole
+//! block. Writers pay one store for an append (the state goes back to `EMPTY`; the records
+//! already rendered stay valid, since an append changes none of them) and cut the rendering
+//! back to the first record a change touches otherwise (a record inserted before others or
+//! replaced, a removal, a seal). The protocol is the last-value cache's (`tail.rs`): a reader
+//! claims a stale rendering with one compare-and-swap (`EMPTY` → `BUSY`, never waiting: a
+//! reader that loses the claim writes its records as before), extends it and publishes it
+//! (`READY`, release); readers use it only after seeing `READY` (acquire), and nothing changes
+//! it until a holder of `&mut` (a writer, who excludes every reader) does.
+//!
+//! Its bytes are allocated by readers, so they are counted where the kept decoded blocks are
+//! (`cache.rs`: the process-wide budget, past which nothing more is rendered) rather than in
+//! the series' held bytes, which only writers change.
+
+use super::cache::Cached;
+use super::{Entry, Series, ALLOC_OVERHEAD};
+use crate::protocol::record_out;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Stale: records may be missing at the end; a reader may claim it.
+const EMPTY: u8 = 0;
+/// A reader is extending it.
+const BUSY: u8 = 1;
+/// Every record of the plain block is rendered.
+const READY: u8 = 2;
+
+/// The record's text before the timestamp's digits.
+const LEAD: &[u8] = b"{\"ts\":";
+
+/// The plain block's first records, rendered.
+#[derive(Debug, Default)]
+pub(super) struct PlainText {
+    state: AtomicU8,
+    rendering: UnsafeCell<Rendering>,
+}
+
+#[derive(Debug, Default)]
+struct Rendering {
+    /// The records, comma first, one after another.
+    text: Vec<u8>,
+    /// Where each record starts in `text`, and where the last one ends (empty when none is
+    /// rendered).
+    starts: Vec<u32>,
+    /// Bytes counted in the process-wide budget.
+    counted: usize,
+}
+
+// SAFETY: `rendering` is written only by a reader holding the claim (`BUSY`, taken by a
+// compare-and-swap from `EMPTY`, so by one thread at a time) or by a holder of `&mut`, and
+// read only after `READY` was seen with acquire ordering, which the claimant stored with
+// release ordering after its writes; nothing writes it again until a holder of `&mut` (a
+// writer, who excludes every reader) changes the state.
+unsafe impl Sync for PlainText {}
+
+impl Clone for PlainText {
+    /// A clone has nothing rendered (the next reader renders).
+    fn clone(&self) -> Self {
+        PlainText::default()
+    }
+}
+
+impl Drop for PlainText {
+    fn drop(&mut self) {
+        Cached::uncount(self.rendering.get_mut().counted);
+    }
+}
+
+/// The rendered records of the plain block, as a reader sees them.
+#[derive(Clone, Copy)]
+pub(super) struct PlainRecords<'a> {
+    text: &'a [u8],
+    starts: &'a [u32],
+}
+
+impl<'a> PlainRecords<'a> {
+    /// Plain record `i`'s text, comma first, when it is rendered.
+    #[inline(always)]
+    pub(super) fn get(&self, i: usize) -> Option<&'a str> {
+        let end = *self.starts.get(i + 1)? as usize;
+        let start = self.starts[i] as usize;
+        let bytes = self.text.get(start..end)?;
+        // SAFETY: the text is made of `&str` bodies copied whole and the ASCII pieces
+        // `record_out` writes, and each record starts at a `,` and ends after `}`: the slice
+        // between two starts is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    }
+}
+
+impl Series {
+    /// The plain block's records are about to change by an append at its end: the rendered
+    /// ones stay, the rendering is stale.
+    #[inline(always)]
+    pub(super) fn plain_text_stale(&mut self) {
+        *self.plain_text.state.get_mut() = EMPTY;
+    }
+
+    /// The plain block changes from its record `i` on (inserted before it, replaced,
+    /// removed, sealed): only the records before it stay rendered.
+    pub(super) fn plain_text_cut(&mut self, i: usize) {
+        *self.plain_text.state.get_mut() = EMPTY;
+        let r = self.plain_text.rendering.get_mut();
+        if i + 1 < r.starts.len() {
+            let end = r.starts[i] as usize;
+            r.starts.truncate(if i == 0 { 0 } else { i + 1 });
+            r.text.truncate(if i == 0 { 0 } else { end });
+        }
+    }
+
+    /// The plain block's records rendered, extended first by this reader when they are stale
+    /// and nobody else holds the claim; `None` when they are stale and this reader cannot
+    /// render them (the caller writes its records itself).
+    pub(super) fn plain_records(&self) -> Option<PlainRecords<'_>> {
+        let pt = &self.plain_text;
+        if pt.state.load(Ordering::Acquire) != READY {
+            if !Cached::within_budget() {
+                return None;
+            }
+            pt.state
+                .compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .ok()?;
+            // SAFETY: this thread holds the claim (`BUSY`), so no other thread reads or writes
+            // the rendering (see `PlainText`'s `Sync`).
+            let r = unsafe { &mut *pt.rendering.get() };
+            self.extend(r);
+            pt.state.store(READY, Ordering::Release);
+        }
+        // SAFETY: `READY` was seen (acquire) or stored by this thread: the rendering's writes
+        // happened before, and nothing writes it until a holder of `&mut` changes the state.
+        let r = unsafe { &*pt.rendering.get() };
+        Some(PlainRecords {
+            text: &r.text,
+            starts: &r.starts,
+        })
+    }
+
+    /// Renders the plain records after those `r` holds.
+    fn extend(&self, r: &mut Rendering) {
+        let done = r.starts.len().saturating_sub(1);
+        if done >= self.entries.len() {
+            return;
+        }
+        if r.starts.is_empty() {
+            r.starts.push(0);
+        }
+        for &Entry { ts, start, len } in &self.entries[done..] {
+            let body = &self.arena.as_bytes()[start as usize..(start + len) as usize];
+            record_out::append(&mut r.text, true, [LEAD], ts, body);
+            r.starts.push(r.text.len() as u32);
+        }
+        let bytes = r.text.capacity() + r.starts.capacity() * 4 + 2 * ALLOC_OVERHEAD;
+        Cached::count(bytes.saturating_sub(r.counted));
+        r.counted = r.counted.max(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ops::ControlFlow;
+
+    /// The records `scan_rendered` gives, newest first: (time, data, rendered text).
+    fn read(s: &Series) -> Vec<(i64, String, Option<String>)> {
+        let mut out = Vec::new();
+        s.scan_rendered(0..s.len(), true, |ts, data, text| {
+            out.push((ts, data.wire().to_owned(), text.map(str::to_owned)));
+            ControlFlow::Continue(())
+        });
+        out
+    }
+
+    /// Every plain record read with its text, and that text as an answer writes the record.
+    fn assert_rendered(s: &Series) {
+        let plain = s.entries.len();
+        let records = read(s);
+        for (ts, data, text) in &records[..plain] {
+            let want = format!(",{{\"ts\":{ts},\"data\":\"{data}\"}}");
+            assert_eq!(text.as_deref(), Some(want.as_str()));
+        }
+    }
+
+    #[test]
+    fn each_change_leaves_the_plain_records_rendered_as_they_are() {
+        let mut s = Series::new();
+        for ts in (10..60).step_by(2) {
+            s.insert(ts, &format!("v{ts} \"q\"")).unwrap();
+        }
+        assert_rendered(&s);
+        s.insert(70, "appended").unwrap();
+        assert_rendered(&s);
+        s.insert(30, "replaced").unwrap();
+        assert_rendered(&s);
+        s.insert(31, "between").unwrap();
+        assert_rendered(&s);
+        s.remove_oldest(5);
+        assert_rendered(&s);
+        for ts in 100..300 {
+            s.insert(ts, "past a seal").unwrap();
+        }
+        assert_rendered(&s);
+    }
+
+    #[test]
+    fn four_readers_at_once_read_the_same_records() {
+        let mut s = Series::new();
+        for ts in 1..50 {
+            s.insert(ts, &format!("r{ts}")).unwrap();
+        }
+        let want: Vec<_> = read(&s).into_iter().map(|(t, d, _)| (t, d)).collect();
+        for round in 0..20 {
+            s.insert(100 + round, "next").unwrap();
+            let want: Vec<_> = std::iter::once((100 + round, "next".to_owned()))
+                .chain((0..round).rev().map(|r| (100 + r, "next".to_owned())))
+                .chain(want.iter().cloned())
+                .collect();
+            std::thread::scope(|scope| {
+                for _ in 0..4 {
+                    scope.spawn(|| {
+                        let got: Vec<_> = read(&s).into_iter().map(|(t, d, _)| (t, d)).collect();
+                        assert_eq!(got, want);
+                    });
+                }
+            });
+            assert_rendered(&s);
+        }
+    }
+}
