@@ -37,7 +37,8 @@ const LEAD: &[u8] = b"{\"ts\":";
 #[derive(Debug, Default)]
 pub(super) struct PlainText {
     state: AtomicU8,
-    rendering: UnsafeCell<Rendering>,
+    /// Boxed, so that a document nobody reads this way holds one pointer.
+    rendering: UnsafeCell<Option<Box<Rendering>>>,
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +68,9 @@ impl Clone for PlainText {
 
 impl Drop for PlainText {
     fn drop(&mut self) {
-        Cached::uncount(self.rendering.get_mut().counted);
+        if let Some(r) = self.rendering.get_mut() {
+            Cached::uncount(r.counted);
+        }
     }
 }
 
@@ -104,7 +107,9 @@ impl Series {
     /// removed, sealed): only the records before it stay rendered.
     pub(super) fn plain_text_cut(&mut self, i: usize) {
         *self.plain_text.state.get_mut() = EMPTY;
-        let r = self.plain_text.rendering.get_mut();
+        let Some(r) = self.plain_text.rendering.get_mut() else {
+            return;
+        };
         if i + 1 < r.starts.len() {
             let end = r.starts[i] as usize;
             r.starts.truncate(if i == 0 { 0 } else { i + 1 });
@@ -127,12 +132,12 @@ impl Series {
             // SAFETY: this thread holds the claim (`BUSY`), so no other thread reads or writes
             // the rendering (see `PlainText`'s `Sync`).
             let r = unsafe { &mut *pt.rendering.get() };
-            self.extend(r);
+            self.extend(r.get_or_insert_with(Box::default));
             pt.state.store(READY, Ordering::Release);
         }
         // SAFETY: `READY` was seen (acquire) or stored by this thread: the rendering's writes
         // happened before, and nothing writes it until a holder of `&mut` changes the state.
-        let r = unsafe { &*pt.rendering.get() };
+        let r = unsafe { (*pt.rendering.get()).as_deref() }?;
         Some(PlainRecords {
             text: &r.text,
             starts: &r.starts,
@@ -153,7 +158,10 @@ impl Series {
             record_out::append(&mut r.text, true, [LEAD], ts, body);
             r.starts.push(r.text.len() as u32);
         }
-        let bytes = r.text.capacity() + r.starts.capacity() * 4 + 2 * ALLOC_OVERHEAD;
+        let bytes = size_of::<Rendering>()
+            + r.text.capacity()
+            + r.starts.capacity() * 4
+            + 3 * ALLOC_OVERHEAD;
         Cached::count(bytes.saturating_sub(r.counted));
         r.counted = r.counted.max(bytes);
     }
