@@ -71,9 +71,10 @@ fn fold_words(text: &[u8], out: &mut [u8], mut read: usize, mut write: usize) ->
     write
 }
 
-/// Writes `folded` into `out` with a backslash before every `"` (what [`fold`] took out).
-/// `out` must be exactly as long as the result: `folded.len()` plus the number of quotes.
-pub(super) fn unfold(folded: &[u8], out: &mut [u8]) {
+/// Writes `folded` into `out` with a backslash before every `"` (what [`fold`] took out) and
+/// returns how many bytes it wrote: every byte of `out` when `out` is exactly as long as the
+/// result (`folded.len()` plus the number of quotes), as it must be.
+pub(super) fn unfold(folded: &[u8], out: &mut [u8]) -> usize {
     let (mut read, mut write) = (0, 0);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("ssse3") {
@@ -81,11 +82,11 @@ pub(super) fn unfold(folded: &[u8], out: &mut [u8]) {
         let done = unsafe { ssse3::unfold_bulk(folded, out) };
         (read, write) = done;
     }
-    unfold_words(folded, out, read, write);
+    unfold_words(folded, out, read, write)
 }
 
 /// [`unfold`] from input `read` and output `write` on, eight bytes at a time.
-fn unfold_words(folded: &[u8], out: &mut [u8], mut read: usize, mut write: usize) {
+fn unfold_words(folded: &[u8], out: &mut [u8], mut read: usize, mut write: usize) -> usize {
     // While eight bytes of input remain, at least eight of output do: each whole word can be
     // copied before looking at it, and the quote in it (if any) written over the copy.
     while read + 8 <= folded.len() {
@@ -111,7 +112,7 @@ fn unfold_words(folded: &[u8], out: &mut [u8], mut read: usize, mut write: usize
         out[write] = b;
         write += 1;
     }
-    debug_assert_eq!(write, out.len());
+    write
 }
 
 /// Unfolding sixteen bytes at a time without a branch per quote: the quotes among eight
@@ -283,7 +284,7 @@ mod tests {
             assert_eq!(taken, raw.matches('"').count(), "round {round}: {raw:?}");
             assert!(!folded.windows(2).any(|w| w == b"\\\"") || raw.contains('\\'));
             let mut back = vec![0u8; folded.len() + taken];
-            unfold(&folded, &mut back);
+            assert_eq!(unfold(&folded, &mut back), back.len());
             assert_eq!(back, escaped.as_bytes(), "round {round}: {raw:?}");
             // The word-at-a-time pass alone (what a CPU without SSSE3 runs).
             back.fill(0);
@@ -302,7 +303,7 @@ mod tests {
         // Everything escaped but the quotes.
         assert_eq!(folded, raw.replace('\\', "\\\\").as_bytes());
         let mut back = vec![0u8; escaped.len()];
-        unfold(&folded, &mut back);
+        assert_eq!(unfold(&folded, &mut back), back.len());
         assert_eq!(back, escaped.as_bytes());
         let mut plain = Vec::new();
         assert_eq!(fold(b"no escapes at all, none", &mut plain), 0);
