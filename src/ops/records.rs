@@ -5,8 +5,8 @@ use crate::live::{Change, Rec};
 use crate::persist::WalOp;
 use crate::protocol::pattern::{self, Predicate, Selector};
 use crate::protocol::payload::{Empty, NewRecord, Qdoc, Qry};
-use crate::protocol::reply::{Object, Reply};
-use crate::store::{Appender, Collection, Data, DocNames, InView, Newest};
+use crate::protocol::reply::{Array, Object, Reply};
+use crate::store::{Appender, Collection, Data, DocNames, InView, Newest, RecordSink};
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
@@ -310,22 +310,36 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
         let range = series.range(q.from, q.to);
         let mut kept = 0;
         let mut result = Ok(());
+        if predicate.is_trivial() {
+            // Every record of the range up to the limit, 256 at a time between checks of the
+            // answer's size. Records kept rendered are copied whole.
+            let mut range = range;
+            let mut sink = Sink(&mut records);
+            while kept < limit {
+                let chunk = (limit - kept).min(256);
+                let given = series.scan_texts(range.clone(), q.reverse, chunk, &mut sink);
+                kept += given;
+                if given < chunk {
+                    break;
+                }
+                sink.0.check()?;
+                if q.reverse {
+                    range.end -= given;
+                } else {
+                    range.start += given;
+                }
+            }
+            return Ok(());
+        }
         // Sealed blocks are decoded once each by the scan.
-        // The newest sealed blocks of a document that is read keep their records rendered.
-        let trivial = predicate.is_trivial();
-        series.scan_rendered(range, q.reverse, |ts, data, text| {
+        series.scan(range, q.reverse, |ts, data| {
             if kept == limit {
                 return ControlFlow::Break(());
             }
-            match text {
-                Some(text) if trivial => records.rendered_record_item(text),
-                _ => {
-                    if !keeps(&predicate, data, &mut scratch) {
-                        return ControlFlow::Continue(());
-                    }
-                    records.escaped_record_item(ts, data.wire());
-                }
+            if !keeps(&predicate, data, &mut scratch) {
+                return ControlFlow::Continue(());
             }
+            records.escaped_record_item(ts, data.wire());
             kept += 1;
             if kept % 256 == 0 {
                 if let Err(e) = records.check() {
@@ -337,6 +351,21 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
         });
         result
     })
+}
+
+/// A `qdoc` answer's records as [`Series::scan_texts`] gives them.
+struct Sink<'a, 'o>(&'a mut Array<'o>);
+
+impl RecordSink for Sink<'_, '_> {
+    #[inline(always)]
+    fn rendered(&mut self, text: &str) {
+        self.0.rendered_record_item(text);
+    }
+    /// Out of line: the rare path, kept out of the scan's loops.
+    #[inline(never)]
+    fn record(&mut self, ts: i64, data: Data<'_>) {
+        self.0.escaped_record_item(ts, data.wire());
+    }
 }
 
 /// Whether `predicate` keeps a record's data: tested as it was sent, un-escaped (into

@@ -91,7 +91,7 @@ pub fn escaped_record_item(out: &mut Vec<u8>, first: bool, ts: i64, body: &str) 
 
 /// Appends a record already rendered as `,{"ts":…,"data":"…"}` (a kept block's form), its
 /// comma left out when `first`: one item of a `qdoc` answer, in one copy.
-#[inline]
+#[inline(always)]
 pub fn rendered_record_item(out: &mut Vec<u8>, first: bool, text: &str) {
     let text = text.as_bytes();
     let text = if first { &text[1..] } else { text };

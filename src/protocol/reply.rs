@@ -173,6 +173,7 @@ impl Array<'_> {
 
     /// An item that is a record already rendered with its separator (`,{"ts":…}`, see
     /// [`encode::rendered_record_item`]).
+    #[inline(always)]
     pub fn rendered_record_item(&mut self, text: &str) {
         encode::rendered_record_item(self.out, std::mem::take(&mut self.first), text);
     }

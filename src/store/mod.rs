@@ -22,7 +22,7 @@ pub use doc_cache::DocCache;
 pub use latest::Newest;
 pub use patterns::DocNames;
 pub use retention::{Limits, Policies, Policy};
-pub use series::{Series, SeriesError};
+pub use series::{RecordSink, Series, SeriesError};
 pub use version::{Stamp, VersionRef};
 
 use parking_lot::RwLock;

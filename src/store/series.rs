@@ -40,6 +40,7 @@ mod quotes;
 mod removal;
 mod rendered;
 mod scan;
+pub use scan::RecordSink;
 mod tail;
 #[cfg(test)]
 mod tests;

@@ -82,6 +82,15 @@ pub(super) struct PlainRecords<'a> {
 }
 
 impl<'a> PlainRecords<'a> {
+    /// The records from plain record `first` on (record `i` of the result is plain record
+    /// `first + i`).
+    pub(super) fn from(self, first: usize) -> PlainRecords<'a> {
+        PlainRecords {
+            text: self.text,
+            starts: self.starts.get(first..).unwrap_or(&[]),
+        }
+    }
+
     /// Plain record `i`'s text, comma first, when it is rendered.
     #[inline(always)]
     pub(super) fn get(&self, i: usize) -> Option<&'a str> {
@@ -170,25 +179,41 @@ impl Series {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ops::ControlFlow;
+    use crate::store::data::Data;
+    use crate::store::series::RecordSink;
 
-    /// The records `scan_rendered` gives, newest first: (time, data, rendered text).
-    fn read(s: &Series) -> Vec<(i64, String, Option<String>)> {
-        let mut out = Vec::new();
-        s.scan_rendered(0..s.len(), true, |ts, data, text| {
-            out.push((ts, data.wire().to_owned(), text.map(str::to_owned)));
-            ControlFlow::Continue(())
-        });
-        out
+    /// What `scan_texts` gives, newest first: each record's text, and whether it came
+    /// rendered.
+    #[derive(Default)]
+    struct Texts(Vec<(String, bool)>);
+
+    impl RecordSink for Texts {
+        fn rendered(&mut self, text: &str) {
+            self.0.push((text.to_owned(), true));
+        }
+        fn record(&mut self, ts: i64, data: Data<'_>) {
+            let body = data.wire();
+            self.0
+                .push((format!(",{{\"ts\":{ts},\"data\":\"{body}\"}}"), false));
+        }
     }
 
-    /// Every plain record read with its text, and that text as an answer writes the record.
+    fn read(s: &Series) -> Vec<(String, bool)> {
+        let mut texts = Texts::default();
+        assert_eq!(
+            s.scan_texts(0..s.len(), true, usize::MAX, &mut texts),
+            s.len()
+        );
+        texts.0
+    }
+
+    /// Every plain record comes rendered, as an answer writes it.
     fn assert_rendered(s: &Series) {
-        let plain = s.entries.len();
-        let records = read(s);
-        for (ts, data, text) in &records[..plain] {
+        let got = read(s);
+        for (i, e) in s.entries.iter().rev().enumerate() {
+            let (ts, data) = (e.ts, s.data(*e));
             let want = format!(",{{\"ts\":{ts},\"data\":\"{data}\"}}");
-            assert_eq!(text.as_deref(), Some(want.as_str()));
+            assert_eq!(got[i], (want, true));
         }
     }
 
@@ -219,17 +244,22 @@ mod tests {
         for ts in 1..50 {
             s.insert(ts, &format!("r{ts}")).unwrap();
         }
-        let want: Vec<_> = read(&s).into_iter().map(|(t, d, _)| (t, d)).collect();
+        let text = |ts: i64, data: &str| format!(",{{\"ts\":{ts},\"data\":\"{data}\"}}");
+        let older: Vec<String> = (1..50)
+            .rev()
+            .map(|ts| text(ts, &format!("r{ts}")))
+            .collect();
         for round in 0..20 {
             s.insert(100 + round, "next").unwrap();
-            let want: Vec<_> = std::iter::once((100 + round, "next".to_owned()))
-                .chain((0..round).rev().map(|r| (100 + r, "next".to_owned())))
-                .chain(want.iter().cloned())
+            let want: Vec<String> = (0..=round)
+                .rev()
+                .map(|r| text(100 + r, "next"))
+                .chain(older.iter().cloned())
                 .collect();
             std::thread::scope(|scope| {
                 for _ in 0..4 {
                     scope.spawn(|| {
-                        let got: Vec<_> = read(&s).into_iter().map(|(t, d, _)| (t, d)).collect();
+                        let got: Vec<String> = read(&s).into_iter().map(|(t, _)| t).collect();
                         assert_eq!(got, want);
                     });
                 }

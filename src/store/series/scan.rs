@@ -14,6 +14,57 @@ thread_local! {
     static SCAN_BUF: std::rc::Rc<std::cell::RefCell<Decoded>> = Default::default();
 }
 
+/// A scan's step for each record: its time, its data as stored and, where it is kept
+/// rendered, its text. A trait rather than a closure so that a step can be forced inline into
+/// the scan's loops (`#[inline(always)]` on its method).
+trait Visit {
+    fn visit(&mut self, ts: i64, body: &str, text: Option<&str>) -> ControlFlow<()>;
+}
+
+/// A closure as a [`Visit`], its argument types spelled out so that it is general over the
+/// records' lifetimes.
+fn visitor<F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>>(f: F) -> F {
+    f
+}
+
+impl<F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>> Visit for F {
+    #[inline(always)]
+    fn visit(&mut self, ts: i64, body: &str, text: Option<&str>) -> ControlFlow<()> {
+        self(ts, body, text)
+    }
+}
+
+/// [`Series::scan_texts`]' step: up to `limit` records into `sink`.
+struct Texts<'s, S> {
+    sink: &'s mut S,
+    given: usize,
+    limit: usize,
+    escaped: bool,
+}
+
+impl<S: RecordSink> Visit for Texts<'_, S> {
+    #[inline(always)]
+    fn visit(&mut self, ts: i64, body: &str, text: Option<&str>) -> ControlFlow<()> {
+        if self.given == self.limit {
+            return ControlFlow::Break(());
+        }
+        self.given += 1;
+        match text {
+            Some(text) => self.sink.rendered(text),
+            None => self.sink.record(ts, Data::new(body, self.escaped)),
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Where [`Series::scan_texts`] gives its records.
+pub trait RecordSink {
+    /// A record as an answer writes it, comma first (`,{"ts":…,"data":"…"}`).
+    fn rendered(&mut self, text: &str);
+    /// A record by its time and data.
+    fn record(&mut self, ts: i64, data: Data<'_>);
+}
+
 impl Series {
     /// Calls `f` with the records at `positions` (a range of positions, as [`Series::range`]
     /// gives), oldest first or, with `reverse`, newest first, until it breaks. Each sealed
@@ -25,24 +76,29 @@ impl Series {
         mut f: impl FnMut(i64, Data<'_>) -> ControlFlow<()>,
     ) {
         let escaped = self.special;
-        self.scan_stored(positions, reverse, false, |ts, body, _| {
-            f(ts, Data::new(body, escaped))
-        });
+        let mut step = visitor(|ts, body, _| f(ts, Data::new(body, escaped)));
+        self.scan_stored(positions, reverse, false, &mut step);
     }
 
-    /// [`Series::scan`], giving also each record's text as an answer writes it
-    /// (`,{"ts":…,"data":"…"}`, comma first) where the block holding it keeps that form (the
-    /// newest sealed blocks of a document that is read, see `rendered.rs`).
-    pub fn scan_rendered(
+    /// The records at `positions`, oldest first or with `reverse` newest first, for an answer
+    /// that tests nothing on them: at most `limit`, each given to `sink` whole when it is kept
+    /// rendered (see `rendered.rs`, `plain_text.rs`) and by its time and data otherwise.
+    /// Returns how many it gave (all of `positions` but past `limit`).
+    pub fn scan_texts(
         &self,
         positions: Range<usize>,
         reverse: bool,
-        mut f: impl FnMut(i64, Data<'_>, Option<&str>) -> ControlFlow<()>,
-    ) {
-        let escaped = self.special;
-        self.scan_stored(positions, reverse, true, |ts, body, text| {
-            f(ts, Data::new(body, escaped), text)
-        });
+        limit: usize,
+        sink: &mut impl RecordSink,
+    ) -> usize {
+        let mut texts = Texts {
+            sink,
+            given: 0,
+            limit,
+            escaped: self.special,
+        };
+        self.scan_stored(positions, reverse, true, &mut texts);
+        texts.given
     }
 
     /// [`Series::scan`] with the data as stored. Generic all the way down, so that the
@@ -50,9 +106,9 @@ impl Series {
     /// and the saving of six registers).
     /// With `render`, the plain block's records come with their text too, rendered first if
     /// need be (see `plain_text.rs`).
-    fn scan_stored<F>(&self, positions: Range<usize>, reverse: bool, render: bool, mut f: F)
+    fn scan_stored<F>(&self, positions: Range<usize>, reverse: bool, render: bool, f: &mut F)
     where
-        F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+        F: Visit,
     {
         let Range { start, end } = positions;
         let end = end.min(self.len());
@@ -63,11 +119,11 @@ impl Series {
         let plain = start.max(self.sealed)..end;
         let sealed = start..end.min(self.sealed);
         if reverse {
-            if self.scan_plain(plain, true, render, &mut f).is_continue() {
-                let _ = self.scan_sealed(sealed, true, &mut f);
+            if self.scan_plain(plain, true, render, f).is_continue() {
+                let _ = self.scan_sealed(sealed, true, f);
             }
-        } else if self.scan_sealed(sealed, false, &mut f).is_continue() {
-            let _ = self.scan_plain(plain, false, render, &mut f);
+        } else if self.scan_sealed(sealed, false, f).is_continue() {
+            let _ = self.scan_plain(plain, false, render, f);
         }
     }
 
@@ -80,29 +136,32 @@ impl Series {
         f: &mut F,
     ) -> ControlFlow<()>
     where
-        F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+        F: Visit,
     {
         if plain.is_empty() {
             return ControlFlow::Continue(());
         }
         let plain = plain.start - self.sealed..plain.end - self.sealed;
         let texts = if render { self.plain_records() } else { None };
-        let mut visit = |i: usize| {
-            let e = self.entries[i];
-            f(e.ts, self.data(e), texts.and_then(|t| t.get(i)))
-        };
+        let entries = &self.entries[plain.clone()];
+        let texts = texts.map(|t| t.from(plain.start));
         if reverse {
-            plain.rev().try_for_each(&mut visit)
+            for (i, &e) in entries.iter().enumerate().rev() {
+                f.visit(e.ts, self.data(e), texts.and_then(|t| t.get(i)))?;
+            }
         } else {
-            plain.into_iter().try_for_each(&mut visit)
+            for (i, &e) in entries.iter().enumerate() {
+                f.visit(e.ts, self.data(e), texts.and_then(|t| t.get(i)))?;
+            }
         }
+        ControlFlow::Continue(())
     }
 
     /// The sealed blocks' part of a scan (internal positions): each block in the way from
     /// its cache, or decoded into the thread's buffer.
     fn scan_sealed<F>(&self, sealed: Range<usize>, reverse: bool, f: &mut F) -> ControlFlow<()>
     where
-        F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+        F: Visit,
     {
         if sealed.is_empty() {
             return ControlFlow::Continue(());
@@ -153,17 +212,17 @@ fn each_decoded<F>(
     f: &mut F,
 ) -> ControlFlow<()>
 where
-    F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+    F: Visit,
 {
     if reverse {
         for i in positions.rev() {
             let (ts, data) = d.get(i);
-            f(ts, data, None)?;
+            f.visit(ts, data, None)?;
         }
     } else {
         for i in positions {
             let (ts, data) = d.get(i);
-            f(ts, data, None)?;
+            f.visit(ts, data, None)?;
         }
     }
     ControlFlow::Continue(())
@@ -177,17 +236,17 @@ fn each_rendered<F>(
     f: &mut F,
 ) -> ControlFlow<()>
 where
-    F: FnMut(i64, &str, Option<&str>) -> ControlFlow<()>,
+    F: Visit,
 {
     if reverse {
         for i in positions.rev() {
             let (ts, data, text) = r.record(i);
-            f(ts, data, Some(text))?;
+            f.visit(ts, data, Some(text))?;
         }
     } else {
         for i in positions {
             let (ts, data, text) = r.record(i);
-            f(ts, data, Some(text))?;
+            f.visit(ts, data, Some(text))?;
         }
     }
     ControlFlow::Continue(())
