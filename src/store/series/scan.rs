@@ -101,11 +101,11 @@ impl Series {
         texts.given
     }
 
-    /// [`Series::scan`] with the data as stored. Generic all the way down, so that the
-    /// caller's `f` is inlined into each loop (through `dyn FnMut` each record paid a call
-    /// and the saving of six registers).
-    /// With `render`, the plain block's records come with their text too, rendered first if
-    /// need be (see `plain_text.rs`).
+    /// The records at `positions` given to `f` with their data as stored, and with the text
+    /// of those kept rendered (the plain block's only with `render`: it is rendered first if
+    /// need be, see `plain_text.rs`). Generic all the way down, so that a step forced inline
+    /// lands in each loop (through `dyn FnMut` each record paid a call and the saving of six
+    /// registers).
     fn scan_stored<F>(&self, positions: Range<usize>, reverse: bool, render: bool, f: &mut F)
     where
         F: Visit,
