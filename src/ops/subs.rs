@@ -13,6 +13,7 @@ use crate::protocol::declare::payload;
 use crate::protocol::reply::Reply;
 use crate::store::{Collection, Current};
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 
 payload! {
     /// The payload of `sub`: what to watch and where to start
@@ -134,18 +135,20 @@ fn backlog(c: &Collection, sub: &Subscriber, col: &str, seq: u64, since: i64) ->
     let docs: Vec<(&str, Current<'_>)> = docs.map(|(n, d)| (n.as_str(), d.read())).collect();
     for (name, series) in &docs {
         let name = *name;
-        for i in series.range(since.saturating_add(1), i64::MAX) {
-            let (ts, data) = series.get(i);
+        // A scan, not a read by position: sealed history is decoded once per block into a
+        // buffer of the scan's, not kept in the blocks' caches after the backlog is sent.
+        let range = series.range(since.saturating_add(1), i64::MAX);
+        series.scan(range, false, |ts, data| {
             let data = data.text();
-            if !filter.data(&data) {
-                continue;
+            if filter.data(&data) {
+                chunk.push((name, ts, Cow::Owned(data.into_owned())));
+                if chunk.len() == BACKLOG_CHUNK {
+                    frames.push(rec_frame(sub, col, seq, &chunk));
+                    chunk.clear();
+                }
             }
-            chunk.push((name, ts, data));
-            if chunk.len() == BACKLOG_CHUNK {
-                frames.push(rec_frame(sub, col, seq, &chunk));
-                chunk.clear();
-            }
-        }
+            ControlFlow::Continue(())
+        });
     }
     if !chunk.is_empty() {
         frames.push(rec_frame(sub, col, seq, &chunk));
