@@ -4,7 +4,6 @@
 //! place.
 
 use super::block::Decoded;
-use super::rendered::Rendered;
 use super::Series;
 use crate::store::data::Data;
 use std::ops::{ControlFlow, Range};
@@ -145,6 +144,7 @@ impl Series {
         let texts = if render { self.plain_records() } else { None };
         let entries = &self.entries[plain.clone()];
         let texts = texts.map(|t| t.from(plain.start));
+        // Over the slice, not by index: no bounds check per record.
         if reverse {
             for (i, &e) in entries.iter().enumerate().rev() {
                 f.visit(e.ts, self.data(e), texts.and_then(|t| t.get(i)))?;
@@ -184,10 +184,17 @@ impl Series {
                 None if self.keeps_decoded(bi) => self.cached(bi),
                 None => {
                     b.decode(buf);
-                    return each_decoded(buf, lo..hi, reverse, f);
+                    let buf = &*buf;
+                    return each(lo..hi, reverse, f, |i| {
+                        let (ts, data) = buf.get(i);
+                        (ts, data, None)
+                    });
                 }
             };
-            each_rendered(r, lo..hi, reverse, f)
+            each(lo..hi, reverse, f, |i| {
+                let (ts, data, text) = r.record(i);
+                (ts, data, Some(text))
+            })
         };
         let flow = if reverse {
             (first..=last).rev().try_for_each(&mut visit)
@@ -204,49 +211,23 @@ impl Series {
     }
 }
 
-/// Calls `f` with records `positions` of a block decoded for this scan.
-fn each_decoded<F>(
-    d: &Decoded,
+/// Calls `f` with the records `record` gives for `positions`, either way.
+#[inline(always)]
+fn each<'r, F: Visit>(
     positions: Range<usize>,
     reverse: bool,
     f: &mut F,
-) -> ControlFlow<()>
-where
-    F: Visit,
-{
+    record: impl Fn(usize) -> (i64, &'r str, Option<&'r str>),
+) -> ControlFlow<()> {
     if reverse {
         for i in positions.rev() {
-            let (ts, data) = d.get(i);
-            f.visit(ts, data, None)?;
+            let (ts, data, text) = record(i);
+            f.visit(ts, data, text)?;
         }
     } else {
         for i in positions {
-            let (ts, data) = d.get(i);
-            f.visit(ts, data, None)?;
-        }
-    }
-    ControlFlow::Continue(())
-}
-
-/// Calls `f` with records `positions` of a kept block, their rendered text beside them.
-fn each_rendered<F>(
-    r: &Rendered,
-    positions: Range<usize>,
-    reverse: bool,
-    f: &mut F,
-) -> ControlFlow<()>
-where
-    F: Visit,
-{
-    if reverse {
-        for i in positions.rev() {
-            let (ts, data, text) = r.record(i);
-            f.visit(ts, data, Some(text))?;
-        }
-    } else {
-        for i in positions {
-            let (ts, data, text) = r.record(i);
-            f.visit(ts, data, Some(text))?;
+            let (ts, data, text) = record(i);
+            f.visit(ts, data, text)?;
         }
     }
     ControlFlow::Continue(())
