@@ -1,6 +1,8 @@
-//! The plain block's records rendered as an answer writes them, `,{"ts":…,"data":"…"}` one
-//! after another, so that `qdoc` copies each of them whole, as it does from the kept sealed
-//! blocks (`rendered.rs`).
+//! The plain block's records rendered as an answer writes them, `,{"ts":…,"data":"…"}`,
+//! newest first, so that `qdoc` copies each of them whole and a page newest first in one
+//! copy, as it does from the kept sealed blocks (`rendered.rs`). The records sit at the end of
+//! their buffer and a newer one is written in front of them, so that rendering one more record
+//! moves none of the others.
 //!
 //! Rendered by readers, a record at a time and each record once: the rendering holds the
 //! plain block's first `k` records, and a reader that finds it stale extends it to the whole
@@ -43,11 +45,13 @@ pub(super) struct PlainText {
 
 #[derive(Debug, Default)]
 struct Rendering {
-    /// The records, comma first, one after another.
-    text: Vec<u8>,
-    /// Where each record starts in `text`, and where the last one ends (empty when none is
-    /// rendered).
-    starts: Vec<u32>,
+    /// The records, newest first, at the end of the buffer (its bytes before them unused).
+    buf: Vec<u8>,
+    /// Plain record `j` starts `from_end[j]` bytes before the buffer's end and ends where
+    /// record `j - 1` starts (at the end for record 0).
+    from_end: Vec<u32>,
+    /// The record being rendered.
+    scratch: Vec<u8>,
     /// Bytes counted in the process-wide budget.
     counted: usize,
 }
@@ -77,30 +81,50 @@ impl Drop for PlainText {
 /// The rendered records of the plain block, as a reader sees them.
 #[derive(Clone, Copy)]
 pub(super) struct PlainRecords<'a> {
-    text: &'a [u8],
-    starts: &'a [u32],
+    buf: &'a [u8],
+    from_end: &'a [u32],
 }
 
 impl<'a> PlainRecords<'a> {
-    /// The records from plain record `first` on (record `i` of the result is plain record
-    /// `first + i`).
-    pub(super) fn from(self, first: usize) -> PlainRecords<'a> {
-        PlainRecords {
-            text: self.text,
-            starts: self.starts.get(first..).unwrap_or(&[]),
+    /// Where plain record `j` ends, counted back from the buffer's end.
+    #[inline(always)]
+    fn end_from_end(&self, j: usize) -> usize {
+        match j.checked_sub(1) {
+            Some(newer) => self.from_end[newer] as usize,
+            None => 0,
         }
     }
 
-    /// Plain record `i`'s text, comma first, when it is rendered.
+    /// The text of plain records `j - k..j`, newest first, when they are rendered.
     #[inline(always)]
-    pub(super) fn get(&self, i: usize) -> Option<&'a str> {
-        let end = *self.starts.get(i + 1)? as usize;
-        let start = self.starts[i] as usize;
-        let bytes = self.text.get(start..end)?;
-        // SAFETY: the text is made of `&str` bodies copied whole and the ASCII pieces
-        // `record_out` writes, and each record starts at a `,` and ends after `}`: the slice
-        // between two starts is valid UTF-8.
+    fn text(&self, j: usize, k: usize) -> Option<&'a str> {
+        let newest = j.checked_sub(1)?;
+        let start = self.buf.len() - *self.from_end.get(newest)? as usize;
+        let end = self.buf.len() - self.end_from_end(j - k);
+        let bytes = self.buf.get(start..end)?;
+        // SAFETY: the records are `&str` bodies copied whole and the ASCII pieces
+        // `record_out` writes, each starting at a `,` and ending after `}`, one after another:
+        // a slice between two of their bounds is valid UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    }
+
+    /// Plain record `j`'s text, comma first, when it is rendered.
+    #[inline(always)]
+    pub(super) fn get(&self, j: usize) -> Option<&'a str> {
+        self.text(j + 1, 1)
+    }
+
+    /// How many plain records are rendered (the first ones).
+    #[inline(always)]
+    pub(super) fn rendered(&self) -> usize {
+        self.from_end.len()
+    }
+
+    /// Plain records `j - 1` down to `j - k`, newest first, as one text (empty unless
+    /// `k <= j <= self.rendered()`).
+    #[inline(always)]
+    pub(super) fn run(&self, j: usize, k: usize) -> &'a str {
+        self.text(j, k.min(j)).unwrap_or_default()
     }
 }
 
@@ -116,13 +140,9 @@ impl Series {
     /// removed, sealed): only the records before it stay rendered.
     pub(super) fn plain_text_cut(&mut self, i: usize) {
         *self.plain_text.state.get_mut() = EMPTY;
-        let Some(r) = self.plain_text.rendering.get_mut() else {
-            return;
-        };
-        if i + 1 < r.starts.len() {
-            let end = r.starts[i] as usize;
-            r.starts.truncate(if i == 0 { 0 } else { i + 1 });
-            r.text.truncate(if i == 0 { 0 } else { end });
+        if let Some(r) = self.plain_text.rendering.get_mut() {
+            // Records before `i` stay where they are, counted from the buffer's end.
+            r.from_end.truncate(i);
         }
     }
 
@@ -148,29 +168,39 @@ impl Series {
         // happened before, and nothing writes it until a holder of `&mut` changes the state.
         let r = unsafe { (*pt.rendering.get()).as_deref() }?;
         Some(PlainRecords {
-            text: &r.text,
-            starts: &r.starts,
+            buf: &r.buf,
+            from_end: &r.from_end,
         })
     }
 
-    /// Renders the plain records after those `r` holds.
+    /// Renders the plain records after those `r` holds, each in front of the ones before.
     fn extend(&self, r: &mut Rendering) {
-        let done = r.starts.len().saturating_sub(1);
+        let done = r.from_end.len();
         if done >= self.entries.len() {
             return;
         }
-        if r.starts.is_empty() {
-            r.starts.push(0);
-        }
         for &Entry { ts, start, len } in &self.entries[done..] {
             let body = &self.arena.as_bytes()[start as usize..(start + len) as usize];
-            record_out::append(&mut r.text, true, [LEAD], ts, body);
-            r.starts.push(r.text.len() as u32);
+            r.scratch.clear();
+            record_out::append(&mut r.scratch, true, [LEAD], ts, body);
+            let used = r.from_end.last().map_or(0, |&d| d as usize);
+            let need = used + r.scratch.len();
+            if need > r.buf.len() {
+                // Room for as much again in front, the records moved to the new end.
+                let mut grown = vec![0u8; need * 2 + 256];
+                let (old, new) = (r.buf.len(), grown.len());
+                grown[new - used..].copy_from_slice(&r.buf[old - used..]);
+                r.buf = grown;
+            }
+            let end = r.buf.len() - used;
+            r.buf[end - r.scratch.len()..end].copy_from_slice(&r.scratch);
+            r.from_end.push(need as u32);
         }
         let bytes = size_of::<Rendering>()
-            + r.text.capacity()
-            + r.starts.capacity() * 4
-            + 3 * ALLOC_OVERHEAD;
+            + r.buf.capacity()
+            + r.from_end.capacity() * 4
+            + r.scratch.capacity()
+            + 4 * ALLOC_OVERHEAD;
         Cached::count(bytes.saturating_sub(r.counted));
         r.counted = r.counted.max(bytes);
     }
@@ -188,8 +218,14 @@ mod tests {
     struct Texts(Vec<(String, bool)>);
 
     impl RecordSink for Texts {
+        /// A run of records: each starts with `,{"ts":` (a bare quote is never inside
+        /// escaped data).
         fn rendered(&mut self, text: &str) {
-            self.0.push((text.to_owned(), true));
+            let starts: Vec<usize> = text.match_indices(",{\"ts\":").map(|(i, _)| i).collect();
+            for (n, &start) in starts.iter().enumerate() {
+                let end = starts.get(n + 1).copied().unwrap_or(text.len());
+                self.0.push((text[start..end].to_owned(), true));
+            }
         }
         fn record(&mut self, ts: i64, data: Data<'_>) {
             let body = data.wire();

@@ -1,12 +1,13 @@
 //! A kept sealed block in the form a read answer writes its records: each record as
-//! `,{"ts":<ts>,"data":"<body>"}` (its body as stored, escaped), one after another, so that
-//! `qdoc` copies a record in one short run instead of writing its timestamp's digits and its
-//! data piece by piece (callgrind, `qdoc` newest 100: about 180 instructions a record before).
+//! `,{"ts":<ts>,"data":"<body>"}` (its body as stored, escaped), newest first, so that `qdoc`
+//! copies a record in one short run instead of writing its timestamp's digits and its data
+//! piece by piece, and a page of records newest first (the usual "latest N") in one copy per
+//! block (callgrind, `qdoc` newest 100: about 180 instructions a record before).
 //!
 //! Only blocks kept decoded (see `cache.rs`: the newest ones of a document that is read, and a
 //! block read by `Series::get`) take this form; a block decoded for one scan stays columns.
 //! The record's data is a slice of its rendered text, so nothing is held twice: per record the
-//! form costs a start offset (4 bytes), the length of its lead (1 byte) and the 19–36 bytes of
+//! form costs a bound (4 bytes), the length of its lead (1 byte) and the 19–36 bytes of
 //! `,{"ts":…,"data":"` and `"}` beside the data, against the 4-byte data end of the columns.
 
 use super::block::Decoded;
@@ -20,8 +21,8 @@ const LEAD: &[u8] = b"{\"ts\":";
 #[derive(Debug, Default)]
 pub struct Rendered {
     pub(super) ts: Vec<i64>,
-    /// Where each record starts in `text` (its comma), and where the last one ends.
-    starts: Vec<u32>,
+    /// Record `i` is `text[bounds[i + 1]..bounds[i]]` (the newest record starts at 0).
+    bounds: Vec<u32>,
     /// Bytes from each record's start to its data.
     leads: Vec<u8>,
     text: String,
@@ -33,17 +34,16 @@ impl Rendered {
         let n = d.len();
         let mut text =
             Vec::with_capacity(d.data.len() + n * (1 + LEAD.len() + record_out::TAIL_EXTRA));
-        let mut starts = Vec::with_capacity(n + 1);
-        let mut leads = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut bounds = vec![0u32; n + 1];
+        let mut leads = vec![0u8; n];
+        for i in (0..n).rev() {
             let (ts, body) = d.get(i);
             let start = text.len();
             record_out::append(&mut text, true, [LEAD], ts, body.as_bytes());
-            starts.push(start as u32);
+            bounds[i] = text.len() as u32;
             // The comma, `{"ts":`, at most 20 bytes of digits and `,"data":"`: at most 36.
-            leads.push((text.len() - start - body.len() - 2) as u8);
+            leads[i] = (text.len() - start - body.len() - 2) as u8;
         }
-        starts.push(text.len() as u32);
         text.shrink_to_fit();
         // The text is made of `&str` bodies and ASCII pieces (digits, punctuation).
         debug_assert!(std::str::from_utf8(&text).is_ok());
@@ -53,7 +53,7 @@ impl Rendered {
         let text = unsafe { String::from_utf8_unchecked(text) };
         Rendered {
             ts: d.ts.clone(),
-            starts,
+            bounds,
             leads,
             text,
         }
@@ -68,13 +68,13 @@ impl Rendered {
     /// Record `i`: its time, its data as stored and its rendered text, comma first.
     #[inline(always)]
     pub(super) fn record(&self, i: usize) -> (i64, &str, &str) {
-        let (ts, start, lead) = (self.ts[i], self.starts[i] as usize, self.leads[i]);
-        let end = self.starts[i + 1] as usize;
-        // SAFETY: `new` wrote the records one after another: `starts` rises from 0 to the
-        // text's length, and record `i` is `starts[i]..starts[i + 1]`, its data starting
-        // `leads[i]` bytes in and ending 2 bytes (`"}`) before its end. Every one of these
-        // offsets sits beside an ASCII byte (`,`, `"`), so each slice is in bounds and on
-        // character boundaries; the text is never changed after `new`.
+        let (ts, end, lead) = (self.ts[i], self.bounds[i] as usize, self.leads[i]);
+        let start = self.bounds[i + 1] as usize;
+        // SAFETY: `new` wrote the records newest first, one after another: `bounds` falls
+        // from the text's length to 0, and record `i` is `bounds[i + 1]..bounds[i]`, its data
+        // starting `leads[i]` bytes in and ending 2 bytes (`"}`) before its end. Every one of
+        // these offsets sits beside an ASCII byte (`,`, `"`), so each slice is in bounds and
+        // on character boundaries; the text is never changed after `new`.
         unsafe {
             let text = self.text.get_unchecked(start..end);
             let data = self.text.get_unchecked(start + lead as usize..end - 2);
@@ -82,9 +82,18 @@ impl Rendered {
         }
     }
 
+    /// Records `hi - 1` down to `hi - k`, newest first, as one text (each comma first).
+    #[inline(always)]
+    pub(super) fn run(&self, hi: usize, k: usize) -> &str {
+        let (start, end) = (self.bounds[hi] as usize, self.bounds[hi - k] as usize);
+        // SAFETY: as in `record`: records `hi - k..hi` lie one after another, newest first,
+        // between these bounds, each beside an ASCII byte.
+        unsafe { self.text.get_unchecked(start..end) }
+    }
+
     pub(super) fn heap_bytes(&self) -> usize {
         self.ts.capacity() * 8
-            + self.starts.capacity() * 4
+            + self.bounds.capacity() * 4
             + self.leads.capacity()
             + self.text.capacity()
             + 4 * ALLOC_OVERHEAD
@@ -121,12 +130,20 @@ mod tests {
             assert_eq!((t, b), (ts, body));
             assert_eq!(text, format!(",{{\"ts\":{ts},\"data\":\"{body}\"}}"));
         }
+        // Every run newest first is its records' texts one after another.
+        let n = records.len();
+        for hi in 0..=n {
+            for k in 0..=hi {
+                let want: String = (hi - k..hi).rev().map(|i| r.record(i).2).collect();
+                assert_eq!(r.run(hi, k), want, "run {hi} {k}");
+            }
+        }
     }
 
     #[test]
     fn an_empty_block_renders_to_nothing() {
         let r = Rendered::new(&Decoded::default());
         assert!(r.ts.is_empty());
-        assert_eq!(r.starts, vec![0]);
+        assert_eq!(r.bounds, vec![0]);
     }
 }

@@ -18,6 +18,14 @@ thread_local! {
 /// the scan's loops (`#[inline(always)]` on its method).
 trait Visit {
     fn visit(&mut self, ts: i64, body: &str, text: Option<&str>) -> ControlFlow<()>;
+
+    /// Up to `n` records, newest first, all kept rendered: `run(k)` is the text of the first
+    /// `k` of them, one after another. Returns how many the step took whole; the rest come
+    /// one by one through `visit`. A step that wants each record takes none.
+    #[inline(always)]
+    fn visit_run<'r>(&mut self, _n: usize, _run: impl Fn(usize) -> &'r str) -> usize {
+        0
+    }
 }
 
 /// A closure as a [`Visit`], its argument types spelled out so that it is general over the
@@ -53,6 +61,16 @@ impl<S: RecordSink> Visit for Texts<'_, S> {
             None => self.sink.record(ts, Data::new(body, self.escaped)),
         }
         ControlFlow::Continue(())
+    }
+
+    #[inline(always)]
+    fn visit_run<'r>(&mut self, n: usize, run: impl Fn(usize) -> &'r str) -> usize {
+        let k = n.min(self.limit - self.given);
+        if k > 0 {
+            self.sink.rendered(run(k));
+            self.given += k;
+        }
+        k
     }
 }
 
@@ -142,16 +160,24 @@ impl Series {
         }
         let plain = plain.start - self.sealed..plain.end - self.sealed;
         let texts = if render { self.plain_records() } else { None };
-        let entries = &self.entries[plain.clone()];
-        let texts = texts.map(|t| t.from(plain.start));
+        let mut plain = plain;
+        if reverse {
+            // The newest records of the page whole, when they are rendered.
+            if let Some(t) = texts.filter(|t| plain.end <= t.rendered()) {
+                let end = plain.end;
+                plain.end -= f.visit_run(plain.len(), |k| t.run(end, k));
+            }
+        }
+        let first = plain.start;
+        let entries = &self.entries[plain];
         // Over the slice, not by index: no bounds check per record.
         if reverse {
             for (i, &e) in entries.iter().enumerate().rev() {
-                f.visit(e.ts, self.data(e), texts.and_then(|t| t.get(i)))?;
+                f.visit(e.ts, self.data(e), texts.and_then(|t| t.get(first + i)))?;
             }
         } else {
             for (i, &e) in entries.iter().enumerate() {
-                f.visit(e.ts, self.data(e), texts.and_then(|t| t.get(i)))?;
+                f.visit(e.ts, self.data(e), texts.and_then(|t| t.get(first + i)))?;
             }
         }
         ControlFlow::Continue(())
@@ -190,6 +216,12 @@ impl Series {
                         (ts, data, None)
                     });
                 }
+            };
+            // A page newest first takes the block's records in it whole.
+            let hi = if reverse {
+                hi - f.visit_run(hi - lo, |k| r.run(hi, k))
+            } else {
+                hi
             };
             each(lo..hi, reverse, f, |i| {
                 let (ts, data, text) = r.record(i);
