@@ -19,16 +19,6 @@ fn counter(s: &Server, name: &str) -> f64 {
     metric(s.port, name).unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
-/// Sends one request frame and returns the answer's text exactly as it arrived.
-fn raw(c: &mut Client, id: &str, ty: &str, data: &Value) -> String {
-    let frame = json!({"id": id, "type": ty, "data": data.to_string()}).to_string();
-    c.send_text(&frame);
-    match c.next_frame() {
-        Frame::Text(t) => t,
-        other => panic!("{ty} {data}: expected an answer, got {}", other.describe()),
-    }
-}
-
 /// A server with the cache and one without, each with a connection: every frame goes to both.
 struct Twins {
     cached: Server,
@@ -57,8 +47,8 @@ impl Twins {
         self.n += 1;
         // Ids of different lengths and with characters to escape, so splicing is exercised.
         let id = format!("q\"{}\\{}", self.n, "x".repeat(self.n as usize % 7));
-        let cached = raw(&mut self.a, &id, ty, &data);
-        let plain = raw(&mut self.b, &id, ty, &data);
+        let cached = self.a.answer_text(&id, ty, &data);
+        let plain = self.b.answer_text(&id, ty, &data);
         assert_eq!(
             cached, plain,
             "{ty} {data}: the cached server answered differently"
@@ -386,16 +376,16 @@ fn a_remembered_answer_under_a_long_id_still_keeps_the_response_limit() {
     let mut c = s.master();
     c.ok("ins", recs(&[("c", "d", 1, "x")]));
     let q = json!({"col": "c", "doc": "d", "to": 9});
-    let short = raw(&mut c, "a", "qdoc", &q);
+    let short = c.answer_text("a", "qdoc", &q);
     assert_eq!(short, r#"{"id":"a","records":[{"ts":1,"data":"x"}]}"#);
     assert_eq!(
-        raw(&mut c, "b", "qdoc", &q),
+        c.answer_text("b", "qdoc", &q),
         short.replace("\"a\"", "\"b\"")
     );
     let hits = counter(&s, HITS);
     assert!(hits >= 1.0);
     let long = "i".repeat(1024 * 1024);
-    let answer: Value = serde_json::from_str(&raw(&mut c, &long, "qdoc", &q)).unwrap();
+    let answer: Value = serde_json::from_str(&c.answer_text(&long, "qdoc", &q)).unwrap();
     assert_eq!(answer, json!({"id": long, "error": "response too large"}));
     assert_eq!(
         counter(&s, HITS),

@@ -5,21 +5,11 @@
 //! record written from its data, never from the rendered tail), compared byte for byte; and each document's newest record read back
 //! with `qdoc` (a scan of the series).
 
-use crate::common::{recs, Client, Frame, Server};
+use crate::common::{recs, Client, Server};
 use serde_json::{json, Map, Value};
 
 /// Every document name the tests use (a `qdoc` of one that does not exist answers nothing).
 const DOCS: [&str; 5] = ["d1", "d2", "d3", "e\"1", "long"];
-
-/// The answer text to a request sent as is.
-fn raw(c: &mut Client, id: &str, ty: &str, data: &Value) -> String {
-    let frame = json!({"id": id, "type": ty, "data": data.to_string()}).to_string();
-    c.send_text(&frame);
-    match c.next_frame() {
-        Frame::Text(t) => t,
-        other => panic!("expected a text frame, got {}", other.describe()),
-    }
-}
 
 /// The newest record at or before `at` of each document, from `qdoc`, as a `qry` answer's
 /// `records` member.
@@ -52,9 +42,9 @@ fn check(c: &mut Client, what: &str) {
             if let Some(doc) = doc {
                 q["doc"] = json!(doc);
             }
-            let fast = raw(c, "q", "qry", &q);
+            let fast = c.answer_text("q", "qry", &q);
             q["filter"] = json!("\u{1}");
-            let slow = raw(c, "q", "qry", &q);
+            let slow = c.answer_text("q", "qry", &q);
             assert_eq!(fast, slow, "{what}: at {at} from {from} doc {doc:?}");
             if doc.is_none() {
                 let answer: Value = serde_json::from_str(&fast).unwrap();

@@ -104,12 +104,7 @@ fn remembered_patterns_follow_documents_added_and_removed() {
 
 /// The raw text of the answer to `qdoc` or `qry` (`payload` as the data), id included.
 fn raw(c: &mut Client, id: &str, ty: &str, payload: Value) -> String {
-    let frame = json!({"id": id, "type": ty, "data": payload.to_string()}).to_string();
-    c.send_text(&frame);
-    match c.next_frame() {
-        Frame::Text(t) => t,
-        other => panic!("no answer: {other:?}"),
-    }
+    c.answer_text(id, ty, &payload)
 }
 
 #[test]

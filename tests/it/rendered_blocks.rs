@@ -6,18 +6,8 @@
 //! both orders, for every window and limit, on the first read of a block (which renders it)
 //! and the next ones (which copy), and after changes to the blocks.
 
-use crate::common::{recs, Client, Frame, Server};
+use crate::common::{recs, Client, Server};
 use serde_json::{json, Value};
-
-/// The answer text to a request sent as is.
-fn raw(c: &mut Client, ty: &str, data: &Value) -> String {
-    let frame = json!({"id": "q", "type": ty, "data": data.to_string()}).to_string();
-    c.send_text(&frame);
-    match c.next_frame() {
-        Frame::Text(t) => t,
-        other => panic!("expected a text frame, got {}", other.describe()),
-    }
-}
 
 /// Data with quotes, escapes, non-ASCII text and lengths around the short-copy sizes.
 fn data(ts: i64) -> String {
@@ -46,10 +36,10 @@ fn check(c: &mut Client, doc: &str, what: &str) {
                 let mut q = json!({"col": "c", "doc": doc, "from": from, "to": to,
                                    "reverse": reverse, "limit": limit});
                 // Twice: the first read of a block renders it, the second copies it.
-                let first = raw(c, "qdoc", &q);
-                let fast = raw(c, "qdoc", &q);
+                let first = c.answer_text("q", "qdoc", &q);
+                let fast = c.answer_text("q", "qdoc", &q);
                 q["filter"] = json!("\u{1}");
-                let slow = raw(c, "qdoc", &q);
+                let slow = c.answer_text("q", "qdoc", &q);
                 let at = format!("{what}: {from}..={to} reverse {reverse} limit {limit}");
                 assert_eq!(first, slow, "{at}, first read");
                 assert_eq!(fast, slow, "{at}, second read");
@@ -86,9 +76,9 @@ fn quick_check(c: &mut Client, doc: &str, what: &str) {
         for limit in [0, 10] {
             let mut q = json!({"col": "c", "doc": doc, "from": 1, "to": i64::MAX,
                                "reverse": reverse, "limit": limit});
-            let fast = raw(c, "qdoc", &q);
+            let fast = c.answer_text("q", "qdoc", &q);
             q["filter"] = json!("\u{1}");
-            let slow = raw(c, "qdoc", &q);
+            let slow = c.answer_text("q", "qdoc", &q);
             assert_eq!(fast, slow, "{what}: reverse {reverse} limit {limit}");
         }
     }

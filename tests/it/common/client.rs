@@ -248,6 +248,20 @@ impl Client {
         }
     }
 
+    /// Sends `{"id":id,"type":ty,"data":<payload as JSON text>}` and returns the answer's text
+    /// exactly as it arrived (for comparing answers byte for byte).
+    pub fn answer_text(&mut self, id: &str, ty: &str, payload: &Value) -> String {
+        let frame = json!({"id": id, "type": ty, "data": payload.to_string()}).to_string();
+        self.send_text(&frame);
+        match self.next_frame() {
+            Frame::Text(t) => t,
+            other => panic!(
+                "{ty} {payload}: expected an answer, got {}",
+                other.describe()
+            ),
+        }
+    }
+
     /// Sends `{"id":id,"type":ty,"data":data}` and returns the next frame as JSON, asserting that
     /// it echoes `id`.
     pub fn request(&mut self, id: &str, ty: &str, data: &str) -> Value {
