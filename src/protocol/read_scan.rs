@@ -34,18 +34,20 @@ fn plain_value<S: Spelling>(s: &str, i: usize) -> Option<(Plain<'_>, usize)> {
     }
 }
 
-/// Walks one JSON object starting at `i` (its `{`), handing each member's key and plain value
-/// to `member`, which returns `None` to give up; the position after its `}`. Repeated keys give
-/// up too (`names` is the list of the keys `member` takes, in any order: at most 8).
+/// Walks one JSON object starting at `i` (its `{`), handing each member's slot and plain value
+/// to `member`, which returns `None` to give up; the position after its `}`. `slot` numbers
+/// the keys `member` takes (0 to 7; `None` for any other key, which gives up), and a repeated
+/// key gives up too. A `match` on the key, where a list of names would be searched with a
+/// `memcmp` call for each.
 fn plain_object<'a, S: Spelling>(
     data: &'a str,
     i: usize,
-    names: &[&str],
+    slot: impl Fn(&str) -> Option<usize>,
     mut member: impl FnMut(usize, Plain<'a>) -> Option<()>,
 ) -> Option<usize> {
     let mut seen = [false; 8];
     object::<S>(data, i, |key, at| {
-        let k = names.iter().position(|n| *n == key)?;
+        let k = slot(key)?;
         if std::mem::replace(seen.get_mut(k)?, true) {
             return None;
         }
@@ -103,10 +105,18 @@ pub(crate) fn escaped_qry(frame: &str, i: usize) -> Option<(Qry<'_>, &str, usize
 
 /// A `qry` payload's object starting at `i`, and the position after it.
 fn qry<S: Spelling>(data: &str, i: usize) -> Option<(Qry<'_>, usize)> {
-    const NAMES: [&str; 6] = ["col", "ts", "doc", "from", "where", "filter"];
+    let slot = |key: &str| match key {
+        "col" => Some(0),
+        "ts" => Some(1),
+        "doc" => Some(2),
+        "from" => Some(3),
+        "where" => Some(4),
+        "filter" => Some(5),
+        _ => None,
+    };
     let (mut col, mut ts, mut doc, mut from) = (None, None, None, 0);
     let (mut where_, mut filter) = (None, None);
-    let next = plain_object::<S>(data, i, &NAMES, |at, v| {
+    let next = plain_object::<S>(data, i, slot, |at, v| {
         match at {
             0 => col = Some(name(v)?),
             1 => ts = Some(int(v).filter(|&t| t > 0)?),
@@ -141,12 +151,20 @@ pub(crate) fn escaped_qdoc(frame: &str, i: usize) -> Option<(Qdoc<'_>, &str, usi
 
 /// A `qdoc` payload's object starting at `i`, and the position after it.
 fn qdoc<S: Spelling>(data: &str, i: usize) -> Option<(Qdoc<'_>, usize)> {
-    const NAMES: [&str; 8] = [
-        "col", "doc", "from", "to", "limit", "reverse", "where", "filter",
-    ];
+    let slot = |key: &str| match key {
+        "col" => Some(0),
+        "doc" => Some(1),
+        "from" => Some(2),
+        "to" => Some(3),
+        "limit" => Some(4),
+        "reverse" => Some(5),
+        "where" => Some(6),
+        "filter" => Some(7),
+        _ => None,
+    };
     let (mut col, mut doc, mut from, mut to, mut limit) = (None, None, 0, None, 0);
     let (mut reverse, mut where_, mut filter) = (false, None, None);
-    let next = plain_object::<S>(data, i, &NAMES, |at, v| {
+    let next = plain_object::<S>(data, i, slot, |at, v| {
         match at {
             0 => col = Some(name(v)?),
             1 => doc = Some(name(v)?),
