@@ -15,7 +15,7 @@ use crate::auth::{KeyEntry, KeyRing};
 use crate::live::{Change, Feed, Hub, LiveError, Sink, Subscriptions};
 use crate::persist::{now_ms, Framed, Journal, Lsn, WalOp};
 use crate::protocol::reply::TooLarge;
-use crate::store::{Appender, Collection, Handles, MemoryFull, SeriesError, Store};
+use crate::store::{Appender, Collection, DocCache, Handles, MemoryFull, SeriesError, Store};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -213,13 +213,14 @@ impl<'a> Ctx<'a> {
         self.store.read(self.handles, col, f)
     }
 
-    /// [`Store::read`] of a collection that may not exist: a missing one reads as empty.
+    /// [`Store::read_with_docs`] of a collection that may not exist: a missing one reads as
+    /// empty.
     fn read_existing(
         &mut self,
         col: &str,
-        f: impl FnOnce(&Collection) -> Result<(), OpError>,
+        f: impl FnOnce(&Collection, &mut DocCache) -> Result<(), OpError>,
     ) -> Result<(), OpError> {
-        match self.read(col, f) {
+        match self.store.read_with_docs(self.handles, col, f) {
             Some(result) => result,
             None => Ok(()),
         }

@@ -301,8 +301,8 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
         usize::MAX
     };
     let mut records = reply.member("records").array();
-    ctx.read_existing(&q.col, |c| {
-        let Some(doc) = c.docs.get(&*q.doc) else {
+    ctx.read_existing(&q.col, |c, docs| {
+        let Some(doc) = c.find_doc(docs, &q.doc) else {
             return Ok(());
         };
         let series = doc.read();

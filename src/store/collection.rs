@@ -10,6 +10,7 @@ mod append;
 
 use super::data::Incoming;
 use super::doc::Doc;
+use super::doc_cache::DocCache;
 use super::patterns::Patterns;
 use super::retention::Limits;
 use super::series::{Series, SeriesError};
@@ -212,6 +213,13 @@ impl Collection {
             self.mark_dirty();
         }
         r
+    }
+
+    /// The document `name`, looked up in `docs` (the documents the connection found last:
+    /// `doc_cache.rs`) before the map of names. The borrow of `self` is the caller's hold of
+    /// the collection's lock, which `DocCache::find` relies on.
+    pub fn find_doc(&self, docs: &mut DocCache, name: &str) -> Option<&Doc> {
+        docs.find(self.doc_version, &self.docs, name)
     }
 
     /// Whether `doc` holds a record at `ts`.

@@ -353,15 +353,26 @@ impl Store {
         name: &str,
         f: impl FnOnce(&Collection) -> R,
     ) -> Option<R> {
+        self.read_with_docs(handles, name, |c, _| f(c))
+    }
+
+    /// [`Store::read`], with the documents the connection found last beside the collection,
+    /// for [`Collection::find_doc`].
+    pub fn read_with_docs<R>(
+        &self,
+        handles: &mut Handles,
+        name: &str,
+        f: impl FnOnce(&Collection, &mut DocCache) -> R,
+    ) -> Option<R> {
         loop {
-            let handle = handles.find(self, name)?;
+            let (handle, docs) = handles.find_with_docs(self, name)?;
             let guard = lock::read(handle);
             if guard.removed {
                 drop(guard);
                 handles.forget(name);
                 continue;
             }
-            return Some(f(&guard));
+            return Some(f(&guard, docs));
         }
     }
 
