@@ -104,32 +104,30 @@ fn record_data(frame: &str, i: usize) -> Option<(RecordData<'_>, usize)> {
     let mut owned: Option<String> = None;
     let mut j = start;
     loop {
-        let c = *b.get(j)?;
-        if !text::needs_escape(c) {
+        // Byte by byte: the runs between a JSON text's escapes are a few bytes.
+        while !text::needs_escape(*b.get(j)?) {
             j += 1;
-            continue;
-        }
-        if c != b'\\' {
-            return None; // a quote ends the envelope's string; a control character is not JSON
         }
         // The sequence the data holds at this point, once un-escaped: a quote (`\"`), its end,
-        // or a backslash (`\\`) and the rest of one of its escapes.
-        let (seq, used) = match (b.get(j + 1)?, b.get(j + 2)) {
-            (b'"', _) => break,
-            // A backslash and then the quote that ends the envelope's string.
-            (b'\\', Some(b'"')) => return None,
-            (b'\\', Some(b'\\')) => match b.get(j + 3)? {
-                b'\\' => ("\\\\", 4),
-                b'"' => ("\\\"", 4),
+        // or a backslash (`\\`) and the rest of one of its escapes. The data's own quotes and
+        // backslashes (`\\\"`, `\\\\`: JSON text's common escapes) are matched whole first.
+        let (seq, used) = match b.get(j..j + 4) {
+            Some(b"\\\\\\\"") => ("\\\"", 4),
+            Some(b"\\\\\\\\") => ("\\\\", 4),
+            _ => match (b.get(j)?, b.get(j + 1)?, b.get(j + 2)) {
+                (b'\\', b'"', _) => break,
+                // A backslash and then the quote that ends the envelope's string, or a
+                // backslash and a broken escape.
+                (b'\\', b'\\', Some(b'"' | b'\\')) => return None,
+                // `\` (the first backslash un-escaped) and what follows as it is: a letter,
+                // or `u` and four digits, which the envelope's string holds unchanged.
+                (b'\\', b'\\', Some(_)) => {
+                    let n = canonical_escape(&b[j + 1..])?;
+                    (&frame[j + 1..j + 1 + n], 1 + n)
+                }
+                // A quote ends the envelope's string; a control character is not JSON.
                 _ => return None,
             },
-            // `\` (the first backslash un-escaped) and what follows as it is: a letter, or
-            // `u` and four digits, which the envelope's string holds unchanged.
-            (b'\\', Some(_)) => {
-                let n = canonical_escape(&b[j + 1..])?;
-                (&frame[j + 1..j + 1 + n], 1 + n)
-            }
-            _ => return None,
         };
         let s = owned.get_or_insert_with(|| batch_spare::string(j - start + 64));
         short_copy::push_str(s, &frame[run..j]);
@@ -288,6 +286,9 @@ mod tests {
             r#""[{\"ts\":1,\"doc\":\"d\/e\",\"data\":\"x\",\"col\":\"c\"}]""#,
             r#""[{\"ts\":1,\"doc\":\"d\",\"data\":\"x\u0022,\"col\":\"c\"}]""#,
             r#""[{\u0022ts\":1,\"doc\":\"d\",\"data\":\"x\",\"col\":\"c\"}]""#,
+            // A backslash of the data and then a broken escape of the envelope's string.
+            r#""[{\"ts\":1,\"doc\":\"d\",\"data\":\"x\\\q\",\"col\":\"c\"}]""#,
+            r#""[{\"ts\":1,\"doc\":\"d\",\"data\":\"x\\\"#,
         ] {
             assert!(read(raw, 0).is_none(), "{raw}");
         }
