@@ -63,11 +63,14 @@ pub fn begin(out: &mut Vec<u8>, id: &str) {
     string(out, id);
 }
 
-/// Appends `,"name":` (after `begin`).
-pub fn member(out: &mut Vec<u8>, name: &str) {
-    out.push(b',');
-    string(out, name);
-    out.push(b':');
+/// Appends `,"name":` (after `begin`). Member names are the protocol's own, which need no
+/// escaping: copied as they are.
+pub fn member(out: &mut Vec<u8>, name: &'static str) {
+    debug_assert!(crate::text::first_escape(name.as_bytes()).is_none());
+    out.reserve(name.len() + 4);
+    out.extend_from_slice(b",\"");
+    crate::short_copy::extend(out, name.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// Closes the response object.

@@ -52,8 +52,9 @@ impl<'o> Reply<'o> {
         Reply { out, limit }
     }
 
-    /// The value of member `name` (written next to the id, comma included).
-    pub fn member(&mut self, name: &str) -> Value<'_> {
+    /// The value of member `name` (written next to the id, comma included): one of the
+    /// protocol's names, written without escaping.
+    pub fn member(&mut self, name: &'static str) -> Value<'_> {
         encode::member(self.out, name);
         Value {
             out: self.out,
