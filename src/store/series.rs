@@ -33,6 +33,7 @@
 
 mod block;
 mod cache;
+mod claim;
 mod insert;
 mod parts;
 mod plain_text;

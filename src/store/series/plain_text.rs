@@ -6,31 +6,21 @@
 //!
 //! Rendered by readers, a record at a time and each record once: the rendering holds the
 //! plain block's first `k` records, and a reader that finds it stale extends it to the whole
-//! block. Writers pay one store for an append (the state goes back to `EMPTY`; the records
+//! block. Writers pay one store for an append (the rendering goes back to stale; the records
 //! already rendered stay valid, since an append changes none of them) and cut the rendering
 //! back to the first record a change touches otherwise (a record inserted before others or
-//! replaced, a removal, a seal). The protocol is the last-value cache's (`tail.rs`): a reader
-//! claims a stale rendering with one compare-and-swap (`EMPTY` → `BUSY`, never waiting: a
-//! reader that loses the claim writes its records as before), extends it and publishes it
-//! (`READY`, release); readers use it only after seeing `READY` (acquire), and nothing changes
-//! it until a holder of `&mut` (a writer, who excludes every reader) does.
+//! replaced, a removal, a seal). Readers extend it under the claim protocol of `claim.rs`
+//! (claim, render, publish; never waiting), the last-value cache's (`tail.rs`).
 //!
 //! Its bytes are allocated by readers, so they are counted where the kept decoded blocks are
 //! (`cache.rs`: the process-wide budget, past which nothing more is rendered) rather than in
 //! the series' held bytes, which only writers change.
 
 use super::cache::Cached;
+use super::claim::Claim;
 use super::{Entry, Series, ALLOC_OVERHEAD};
 use crate::protocol::record_out;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, Ordering};
-
-/// Stale: records may be missing at the end; a reader may claim it.
-const EMPTY: u8 = 0;
-/// A reader is extending it.
-const BUSY: u8 = 1;
-/// Every record of the plain block is rendered.
-const READY: u8 = 2;
 
 /// The record's text before the timestamp's digits.
 const LEAD: &[u8] = b"{\"ts\":";
@@ -38,7 +28,9 @@ const LEAD: &[u8] = b"{\"ts\":";
 /// The plain block's first records, rendered.
 #[derive(Debug, Default)]
 pub(super) struct PlainText {
-    state: AtomicU8,
+    /// Published when every record of the plain block is rendered; stale when records may be
+    /// missing at the end.
+    claim: Claim,
     /// Boxed, so that a document nobody reads this way holds one pointer.
     rendering: UnsafeCell<Option<Box<Rendering>>>,
 }
@@ -56,11 +48,8 @@ struct Rendering {
     counted: usize,
 }
 
-// SAFETY: `rendering` is written only by a reader holding the claim (`BUSY`, taken by a
-// compare-and-swap from `EMPTY`, so by one thread at a time) or by a holder of `&mut`, and
-// read only after `READY` was seen with acquire ordering, which the claimant stored with
-// release ordering after its writes; nothing writes it again until a holder of `&mut` (a
-// writer, who excludes every reader) changes the state.
+// SAFETY: `rendering` is written only by a reader holding the claim or by a holder of `&mut`,
+// and read only once the claimant published it (`claim.rs`).
 unsafe impl Sync for PlainText {}
 
 impl Clone for PlainText {
@@ -133,13 +122,13 @@ impl Series {
     /// ones stay, the rendering is stale.
     #[inline(always)]
     pub(super) fn plain_text_stale(&mut self) {
-        *self.plain_text.state.get_mut() = EMPTY;
+        self.plain_text.claim.reset();
     }
 
     /// The plain block changes from its record `i` on (inserted before it, replaced,
     /// removed, sealed): only the records before it stay rendered.
     pub(super) fn plain_text_cut(&mut self, i: usize) {
-        *self.plain_text.state.get_mut() = EMPTY;
+        self.plain_text.claim.reset();
         if let Some(r) = self.plain_text.rendering.get_mut() {
             // Records before `i` stay where they are, counted from the buffer's end.
             r.from_end.truncate(i);
@@ -151,21 +140,20 @@ impl Series {
     /// render them (the caller writes its records itself).
     pub(super) fn plain_records(&self) -> Option<PlainRecords<'_>> {
         let pt = &self.plain_text;
-        if pt.state.load(Ordering::Acquire) != READY {
+        if !pt.claim.is_ready() {
             if !Cached::within_budget() {
                 return None;
             }
-            pt.state
-                .compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed)
-                .ok()?;
-            // SAFETY: this thread holds the claim (`BUSY`), so no other thread reads or writes
-            // the rendering (see `PlainText`'s `Sync`).
+            let held = pt.claim.try_claim()?;
+            // SAFETY: this thread holds the claim, so no other thread reads or writes the
+            // rendering (see `PlainText`'s `Sync`).
             let r = unsafe { &mut *pt.rendering.get() };
             self.extend(r.get_or_insert_with(Box::default));
-            pt.state.store(READY, Ordering::Release);
+            held.publish();
         }
-        // SAFETY: `READY` was seen (acquire) or stored by this thread: the rendering's writes
-        // happened before, and nothing writes it until a holder of `&mut` changes the state.
+        // SAFETY: the rendering was seen published (acquire) or published by this thread: its
+        // writes happened before, and nothing writes it until a holder of `&mut` resets the
+        // claim.
         let r = unsafe { (*pt.rendering.get()).as_deref() }?;
         Some(PlainRecords {
             buf: &r.buf,

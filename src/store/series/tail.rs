@@ -3,56 +3,45 @@
 //! two short runs per document instead of writing the timestamp's digits and the data.
 //!
 //! Rendered lazily, by the first reader that wants it after a change, so that writers pay
-//! almost nothing: every change of the records marks it empty (one store: inserts funnel
+//! almost nothing: every change of the records marks it stale (one store: inserts funnel
 //! through `insert_stored`, removals through `remove_positions`), and the holder of the
 //! document's write lock, once its change is made, only makes sure the buffer has room for the
 //! newest record ([`Series::prepare_tail`]: a comparison, an allocation only when the newest
-//! record is longer than any before; once per append however many records it adds). A reader renders into
-//! that room after claiming it (`EMPTY` → `BUSY`, one compare-and-swap, never waiting: a
-//! reader that loses the claim writes its record as before) and publishes it (`READY`, with
-//! release ordering); readers use the bytes only after seeing `READY` (acquire). So a tail is
-//! either absent or exactly the newest record: a change empties it before anything else, and
-//! nothing renders while a writer holds the document.
+//! record is longer than any before; once per append however many records it adds). A reader
+//! renders into that room under the claim protocol of `claim.rs` (claim, render, publish;
+//! never waiting). So a tail is either absent or exactly the newest record: a change marks it
+//! stale before anything else, and nothing renders while a writer holds the document.
 //!
 //! The buffer is counted in the series' heap bytes; only writers change its size, so the
 //! collection's held bytes stay exact.
 
+use super::claim::Claim;
 use super::{Series, ALLOC_OVERHEAD};
 use crate::protocol::record_out;
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 /// Data (escaped) longer than this gets no tail: the copy it saves is small beside the data's
 /// own, and the memory a tail holds stays bounded per document.
 pub const TAIL_MAX_BODY: usize = 256;
 
-/// Not rendered; a reader may claim it.
-const EMPTY: u8 = 0;
-/// A reader is rendering it.
-const BUSY: u8 = 1;
-/// Rendered: the newest record.
-const READY: u8 = 2;
-
 /// The rendered newest record and the room for it.
 #[derive(Debug, Default)]
 pub(super) struct Tail {
-    state: AtomicU8,
-    /// Bytes rendered (meaningful while `READY`).
+    claim: Claim,
+    /// Bytes rendered (meaningful while published).
     len: AtomicU32,
-    /// The rendered record's timestamp (meaningful while `READY`). The series' newest time,
-    /// kept here too: read beside `state`, it saved ~3 instructions a document against
+    /// The rendered record's timestamp (meaningful while published). The series' newest
+    /// time, kept here too: read beside the claim, it saved ~3 instructions a document against
     /// `Series::newest_ts` (callgrind, `qry` 16,684 against 16,979 an answer).
     ts: AtomicI64,
     /// The room, sized by writers only; its bytes written by a reader holding the claim.
     buf: Box<[UnsafeCell<u8>]>,
 }
 
-// SAFETY: the bytes of `buf` are written only by a reader holding the claim (`BUSY`, taken by
-// a compare-and-swap from `EMPTY`, so by one thread at a time) or by a holder of `&mut`, and
-// read only after `READY` was seen with acquire ordering, which the claimant stored with
-// release ordering after its writes; nothing writes them again until a holder of `&mut` (a
-// writer, who excludes every reader) resets the state. The other fields are atomics or are
-// changed only through `&mut`.
+// SAFETY: the bytes of `buf` are written only by a reader holding the claim or by a holder of
+// `&mut`, and read only once the claimant published them (`claim.rs`); the other fields are
+// atomics or are changed only through `&mut`.
 unsafe impl Sync for Tail {}
 
 impl Clone for Tail {
@@ -80,10 +69,10 @@ impl Tail {
 }
 
 impl Series {
-    /// Marks the tail empty: the records are about to change.
+    /// Marks the tail stale: the records are about to change.
     #[inline(always)]
     pub(super) fn forget_tail(&mut self) {
-        *self.tail.state.get_mut() = EMPTY;
+        self.tail.claim.reset();
     }
 
     /// Makes room for the newest record's tail, unless its data is over [`TAIL_MAX_BODY`]
@@ -105,7 +94,7 @@ impl Series {
     /// `None` otherwise (the caller writes the record itself).
     #[inline(always)]
     pub fn latest_rendered(&self, at: i64) -> Option<(i64, &[u8])> {
-        if self.tail.state.load(Ordering::Acquire) != READY {
+        if !self.tail.claim.is_ready() {
             return self.render_tail(at);
         }
         let ts = self.tail.ts.load(Ordering::Relaxed);
@@ -118,9 +107,9 @@ impl Series {
     /// The rendered bytes.
     fn tail_bytes(&self) -> &[u8] {
         let len = (self.tail.len.load(Ordering::Relaxed) as usize).min(self.tail.buf.len());
-        // SAFETY: called after `READY` was seen (acquire): the claimant's writes of these
-        // bytes happened before, and nothing writes them until a holder of `&mut` resets the
-        // state (see `Tail`'s `Sync`). `UnsafeCell<u8>` has the layout of `u8`, and `len` is
+        // SAFETY: called once the tail is seen published (acquire): the claimant's writes of
+        // these bytes happened before, and nothing writes them until a holder of `&mut` resets
+        // the state (see `Tail`'s `Sync`). `UnsafeCell<u8>` has the layout of `u8`, and `len` is
         // within the room.
         unsafe { std::slice::from_raw_parts(UnsafeCell::raw_get(self.tail.buf.as_ptr()), len) }
     }
@@ -136,25 +125,24 @@ impl Series {
         }
         let start = e.start as usize;
         let body = self.arena.as_bytes().get(start..start + len)?;
-        self.tail
-            .state
-            .compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
-        // SAFETY: this thread holds the claim (`BUSY`), so no other thread reads or writes the
-        // room's bytes (see `Tail`'s `Sync`); the room is `len + TAIL_EXTRA` bytes or
+        let held = self.tail.claim.try_claim()?;
+        // SAFETY: this thread holds the claim, so no other thread reads or writes the room's
+        // bytes (see `Tail`'s `Sync`); the room is `len + TAIL_EXTRA` bytes or
         // more (checked above), what `store_tail` may write.
         let n = unsafe {
             record_out::store_tail(UnsafeCell::raw_get(self.tail.buf.as_ptr()), e.ts, body)
         };
         self.tail.len.store(n as u32, Ordering::Relaxed);
         self.tail.ts.store(e.ts, Ordering::Relaxed);
-        self.tail.state.store(READY, Ordering::Release);
+        held.publish();
         Some((e.ts, self.tail_bytes()))
     }
 
     /// Where the rendered tail starts, when there is one (for a prefetch).
     pub(super) fn tail_ptr(&self) -> Option<*const u8> {
-        (self.tail.state.load(Ordering::Relaxed) == READY)
+        self.tail
+            .claim
+            .looks_ready()
             .then_some(UnsafeCell::raw_get(self.tail.buf.as_ptr()).cast_const())
     }
 }
