@@ -2,7 +2,8 @@
 //! document in the connection's cache must land in the collection's document of that name as
 //! it is now, whatever came and went since — documents deleted and re-created, collections
 //! dropped and re-created, from this connection or another, and more documents than the cache
-//! holds.
+//! holds. A `qdoc` finds its document through the same cache, so every read here (`stamps`)
+//! checks that path too, from connections whose entries went stale.
 
 use crate::common::{Client, Server};
 use serde_json::json;
