@@ -903,6 +903,27 @@ fn try_pattern(text: &str) {
     }
 }
 
+/// The body of the JSON string JSON encoders write for `s` (the short escapes where JSON has
+/// one, `\u00xx` in lowercase for the other control characters): the form the store keeps a
+/// record's data in.
+fn canonical_body(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Whether a decoded value keeps the rule of its member's kind.
 fn value_ok(kind: Kind, v: &Value<'_>) -> bool {
     match (kind, v) {
@@ -910,6 +931,11 @@ fn value_ok(kind: Kind, v: &Value<'_>) -> bool {
         (Kind::OptName, Value::Text(s)) => name_ok(s),
         (Kind::OptStr | Kind::NonEmpty, Value::Text(s)) => !s.is_empty(),
         (Kind::Str | Kind::Raw, Value::Text(_)) => true,
+        // A record's data kept as the body of its JSON string: exactly what a JSON encoder
+        // writes for the text it stands for.
+        (Kind::Str, Value::Escaped(body)) => v
+            .string()
+            .is_some_and(|text| canonical_body(&text) == *body),
         (Kind::OptName | Kind::OptStr | Kind::Raw, Value::Missing) => true,
         (Kind::Positive, Value::Int(i)) => *i > 0,
         (Kind::IntOrZero, Value::Int(_)) => true,

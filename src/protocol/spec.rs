@@ -68,7 +68,7 @@ pub enum Kind {
     Name,
     /// A name or nothing: absent, `null` and `""` read as nothing (`Text` or `Missing`).
     OptName,
-    /// Any string (`Text`).
+    /// Any string (`Text`; a record's data may come as `Escaped`, the body of its JSON string).
     Str,
     /// A string or nothing: absent, `null` and `""` read as nothing (`Text` or `Missing`).
     OptStr,
