@@ -18,12 +18,9 @@
 
 use super::cache::Cached;
 use super::claim::Claim;
-use super::{Entry, Series, ALLOC_OVERHEAD};
-use crate::protocol::record_out;
+use super::{Series, ALLOC_OVERHEAD};
+use crate::protocol::encode;
 use std::cell::UnsafeCell;
-
-/// The record's text before the timestamp's digits.
-const LEAD: &[u8] = b"{\"ts\":";
 
 /// The plain block's first records, rendered.
 #[derive(Debug, Default)]
@@ -167,10 +164,10 @@ impl Series {
         if done >= self.entries.len() {
             return;
         }
-        for &Entry { ts, start, len } in &self.entries[done..] {
-            let body = &self.arena.as_bytes()[start as usize..(start + len) as usize];
+        for &e in &self.entries[done..] {
             r.scratch.clear();
-            record_out::append(&mut r.scratch, true, [LEAD], ts, body);
+            // Written by the answer's own writer (a `qdoc` item after the first).
+            encode::escaped_record_item(&mut r.scratch, false, e.ts, self.data(e));
             let used = r.from_end.last().map_or(0, |&d| d as usize);
             let need = used + r.scratch.len();
             if need > r.buf.len() {

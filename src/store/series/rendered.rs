@@ -12,10 +12,7 @@
 
 use super::block::Decoded;
 use super::ALLOC_OVERHEAD;
-use crate::protocol::record_out;
-
-/// The record's text before the timestamp's digits.
-const LEAD: &[u8] = b"{\"ts\":";
+use crate::protocol::{encode, record_out};
 
 /// A block's records, rendered.
 #[derive(Debug, Default)]
@@ -32,14 +29,15 @@ impl Rendered {
     /// The records of `d`, rendered.
     pub(super) fn new(d: &Decoded) -> Rendered {
         let n = d.len();
-        let mut text =
-            Vec::with_capacity(d.data.len() + n * (1 + LEAD.len() + record_out::TAIL_EXTRA));
+        // Per record: the comma, `{"ts":` and at most `TAIL_EXTRA` around the data.
+        let mut text = Vec::with_capacity(d.data.len() + n * (7 + record_out::TAIL_EXTRA));
         let mut bounds = vec![0u32; n + 1];
         let mut leads = vec![0u8; n];
         for i in (0..n).rev() {
             let (ts, body) = d.get(i);
             let start = text.len();
-            record_out::append(&mut text, true, [LEAD], ts, body.as_bytes());
+            // Written by the answer's own writer (a `qdoc` item after the first).
+            encode::escaped_record_item(&mut text, false, ts, body);
             bounds[i] = text.len() as u32;
             // The comma, `{"ts":`, at most 20 bytes of digits and `,"data":"`: at most 36.
             leads[i] = (text.len() - start - body.len() - 2) as u8;
