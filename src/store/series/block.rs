@@ -38,7 +38,17 @@ impl Decoded {
         self.data.push_str(data);
         self.ends.push(self.data.len() as u32);
     }
+    /// For a buffer a thread keeps between decodes: gives back its memory once a block of a
+    /// few huge records made it large.
+    pub(super) fn release_if_large(&mut self) {
+        if self.data.capacity() > KEPT_BUFFER_MAX {
+            *self = Decoded::default();
+        }
+    }
 }
+
+/// The most a thread keeps in a decode buffer between blocks.
+const KEPT_BUFFER_MAX: usize = 256 * 1024;
 
 /// Sealed records: `count` records with `first_ts..=last_ts`, encoded in `bytes` as
 /// `[ts varints][length varints][lz4 data]`. A block holds at most a few hundred records
@@ -206,7 +216,7 @@ impl Block {
                 decompress(packed, folded);
                 let n = quotes::unfold(folded, &mut raw);
                 assert_eq!(n, raw.len(), "a sealed block unfolds to its length");
-                if folded.capacity() > 256 * 1024 {
+                if folded.capacity() > KEPT_BUFFER_MAX {
                     *folded = Vec::new();
                 }
             });

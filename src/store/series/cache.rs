@@ -79,9 +79,7 @@ impl Series {
             let d = DECODE_BUF.with_borrow_mut(|d| {
                 b.decode(d);
                 let r = Rendered::new(d);
-                if d.data.capacity() > 256 * 1024 {
-                    *d = Decoded::default();
-                }
+                d.release_if_large();
                 r
             });
             let d = Cached::new(d);

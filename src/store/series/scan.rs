@@ -235,9 +235,7 @@ impl Series {
         };
         // A block of a few huge records does not stay in the thread's buffer.
         if let Some(b) = borrowed.as_deref_mut() {
-            if b.data.capacity() > 256 * 1024 {
-                *b = Decoded::default();
-            }
+            b.release_if_large();
         }
         flow
     }
