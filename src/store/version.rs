@@ -105,6 +105,15 @@ impl ContentVersion {
         self.retired.store(true, Ordering::SeqCst);
     }
 
+    /// Whether a change is under way (begun and not finished). Under the collection's read
+    /// lock, that is an append: see `Collection::snapshot`, whose quiet readers check this
+    /// after registering, as an append registers here before it checks for them.
+    pub fn is_changing(&self) -> bool {
+        // `done` first, as in `stamp`.
+        let done = self.done.load(Ordering::SeqCst);
+        done != self.begun.load(Ordering::SeqCst)
+    }
+
     /// Starts a change made while readers may run: call before touching anything.
     pub fn begin(&self) -> Changing<'_> {
         self.begun.fetch_add(1, Ordering::SeqCst);

@@ -36,6 +36,8 @@ pub(super) struct QuietReaders {
 
 /// The fields of a collection that every append writes, on a cache line of their own: the
 /// rest of [`Collection`] (the document map's root above all) is read by every request.
+/// Appends past their checks and not yet done are the collection's content changes under way
+/// (see `version.rs`): while there is one, readers take the documents' locks.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub(in crate::store) struct Shared {
@@ -46,18 +48,6 @@ pub(in crate::store) struct Shared {
     applied: AtomicU64,
     /// Bytes this collection holds, by its own accounting (kept up to date by every change).
     pub(in crate::store) held: AtomicUsize,
-    /// Appends past their checks and not yet done: while there is one, readers take the
-    /// documents' locks.
-    appending: AtomicUsize,
-}
-
-/// An append in progress, counted in [`Shared::appending`] until dropped.
-struct InProgress<'c>(&'c AtomicUsize);
-
-impl Drop for InProgress<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Release);
-    }
 }
 
 /// The collection's held bytes before and after an append under the read lock, for the store's
@@ -104,7 +94,8 @@ impl Collection {
             return Snapshot::new(&self.docs, None, applied);
         }
         quiet.count.fetch_add(1, Ordering::SeqCst);
-        if self.shared.appending.load(Ordering::SeqCst) == 0 {
+        // Under the read lock, the only changes under way are appends.
+        if !self.content.is_changing() {
             return Snapshot::new(&self.docs, Some(&quiet.count), 0);
         }
         quiet.count.fetch_sub(1, Ordering::Release);
@@ -163,14 +154,13 @@ impl Collection {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
-        // Quiet readers read documents without their locks: wait until none is registered
-        // (new ones see this append and take the locks instead). They hold on for one read.
-        self.shared.appending.fetch_add(1, Ordering::SeqCst);
-        let _in_progress = InProgress(&self.shared.appending);
+        // The change begins: answers remembered from before no longer hold (until `changing`
+        // is dropped, none is), and quiet readers, which read documents without their locks,
+        // see it under way. Wait until none is registered (new ones see this append and take
+        // the locks instead); they hold on for one read.
+        let changing = self.content.begin();
         lock::wait_until(|| self.quiet.count.load(Ordering::SeqCst) == 0);
         let mut w = claimed.upgrade();
-        // Answers remembered from before no longer hold (until `changing` is dropped, none is).
-        let changing = self.content.begin();
         // Marked write-locked, before the log entry: a checkpoint that rotates the log after
         // this entry finds the collection changed, and its copy waits for this document's lock.
         self.mark_dirty_shared();
@@ -236,7 +226,7 @@ mod tests {
         };
         // Wait (bounded) until the append is past its checks and waiting for the reader.
         let mut tries = 0;
-        while c.shared.appending.load(Ordering::SeqCst) == 0 {
+        while !c.content.is_changing() {
             assert!(tries < 10_000_000, "the append never got going");
             tries += 1;
             std::thread::yield_now();
