@@ -100,7 +100,7 @@ fuzz:
 
 # Throughput, latency and memory figures (never asserted by tests); results go to benches/results/.
 # Realistic payloads (JSON with quotes; best-case rows labelled), each read shape and the inserts
-# beside their answer-size ceiling, the mixed shape, bulk loads and push latency: about three
+# beside their answer-size ceiling, the mixed shape, bulk loads and push latency: about four
 # minutes. BENCH_FLAGS="--only qry --rounds 1" runs a subset (see benches/README.md).
 BENCH_FLAGS ?=
 bench:

@@ -200,8 +200,8 @@ pub struct StandardArgs {
     /// Rounds of the timed shapes (the bulk load runs once). Each round runs every timed shape,
     /// the echo ceiling right before the server; the summary takes the median of the rounds,
     /// and of the per-round ratios to echo, so that one slow minute of the machine does not
-    /// decide a figure.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    /// decide a figure (five, as a slow phase of the development VM can outlast a round).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: u32,
     /// Run only the shapes whose name contains one of these (comma-separated); no results file.
     #[arg(long, value_delimiter = ',')]
