@@ -191,8 +191,7 @@ fn parse_general(frame: &str) -> Result<Envelope<'_>, EnvelopeError<'_>> {
 mod fast {
     use super::{Data, Envelope, Read};
     use crate::protocol::scan::{skip_ws, string, string_to_end};
-    use crate::protocol::{insert_escaped, read_scan};
-    use crate::text::first_escape;
+    use crate::protocol::{insert_escaped, quoted_body, read_scan};
     use std::borrow::Cow;
 
     /// What becomes of the payload in `data`.
@@ -215,16 +214,8 @@ mod fast {
             return None;
         }
         let start = at + 1;
-        let mut i = start;
-        loop {
-            i += first_escape(b.get(i..)?)?;
-            match b.get(i)? {
-                b'"' => break,
-                b'\\' if b.get(i + 1) == Some(&b'"') => i += 2,
-                _ => return None,
-            }
-        }
-        (i > start).then(|| (&frame[start..i], i + 1))
+        let end = start + quoted_body::end(b.get(start..)?)?;
+        (end > start).then(|| frame.get(start..end).map(|body| (body, end + 1)))?
     }
 
     /// A member's name at `i` (its opening quote) and the position after it, as [`string`]

@@ -15,6 +15,7 @@ pub(crate) mod members;
 pub mod pattern;
 pub mod payload;
 mod payload_error;
+mod quoted_body;
 mod read_scan;
 pub mod record_data;
 pub mod record_out;
