@@ -1033,9 +1033,41 @@ pub fn check_bytes(bytes: &[u8]) -> Result<(), String> {
             }
         }
     }
+    same_when_pending(&text)?;
     // Pattern-shaped text is also compiled directly.
     if text.starts_with('/') && text.len() < 64 * 1024 {
         try_pattern(&text);
+    }
+    Ok(())
+}
+
+/// The dispatcher's two readers agree: a `qry`/`qdoc` payload left pending for the answer cache
+/// (`read_pending`) is the body of the envelope's `data` string as sent, and once read is what
+/// `read` made of it; every other envelope, errors included, comes out of both alike.
+fn same_when_pending(text: &str) -> Result<(), String> {
+    let (now, later) = match (envelope::read(text), envelope::read_pending(text)) {
+        (Ok(now), Ok(later)) => (now, later),
+        (Err(now), Err(later)) if now == later => return Ok(()),
+        (now, later) => {
+            return Err(format!(
+                "read and read_pending disagree: {:?} / {:?}",
+                now.err(),
+                later.err()
+            ))
+        }
+    };
+    if (&now.id, &now.kind) != (&later.id, &later.kind) || now.data.text() != later.data.text() {
+        return Err("read_pending gave another id, type or data".into());
+    }
+    if let envelope::Data::Pending { escaped, at, .. } = &later.data {
+        let body = text.get(at + 1..at + 1 + escaped.len());
+        if body != Some(*escaped) || text.as_bytes().get(at + 1 + escaped.len()) != Some(&b'"') {
+            return Err("a pending body is not the data string's body".into());
+        }
+    }
+    let (now, later) = (now.data.settle(text), later.data.settle(text));
+    if format!("{now:?}") != format!("{later:?}") {
+        return Err("a pending payload settles otherwise than read reads it".into());
     }
     Ok(())
 }
