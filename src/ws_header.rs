@@ -1,7 +1,8 @@
 //! RFC 6455 §5.2 frame headers as both ends of this project read them: the server's frame
 //! reader (`server/frames.rs`, frames from clients, which must be masked) and the CLI's
 //! (`cli/frames.rs`, frames from a server, which must not be). Neither side negotiates an
-//! extension, so the RSV bits must be clear.
+//! extension, so the RSV bits must be clear. Also the masking both sides apply (§5.3): the
+//! server to the frames it reads, the CLI to the frames it sends.
 
 pub const OP_CONTINUATION: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -74,6 +75,22 @@ pub fn parse(b: &[u8], masked: bool) -> Result<Option<Header>, HeaderError> {
     }))
 }
 
+/// XORs `buf` with the 4-byte masking key, starting at key position 0, eight bytes at a time.
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    let mut words = buf.chunks_exact_mut(8);
+    for w in &mut words {
+        if let Some(bytes) = w.first_chunk_mut::<8>() {
+            *bytes = (u64::from_ne_bytes(*bytes) ^ wide).to_ne_bytes();
+        }
+    }
+    for (i, b) in words.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i & 3];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +137,23 @@ mod tests {
         assert_eq!(parse(&[0x81, 0], true), Err(HeaderError::Masking));
         let huge = [0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(parse(&huge, false), Err(HeaderError::Length));
+    }
+
+    #[test]
+    fn masking_twice_gives_the_bytes_back_and_matches_a_byte_at_a_time() {
+        let key = [0x12, 0x34, 0x56, 0x78];
+        for len in [0, 1, 3, 7, 8, 9, 16, 31, 100] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut masked = plain.clone();
+            apply_mask(&mut masked, key);
+            let by_byte: Vec<u8> = plain
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4])
+                .collect();
+            assert_eq!(masked, by_byte, "{len} bytes");
+            apply_mask(&mut masked, key);
+            assert_eq!(masked, plain, "{len} bytes");
+        }
     }
 }

@@ -8,7 +8,9 @@
 use std::fmt;
 use std::io::{self, Read};
 
-use crate::ws_header::{self, Header, HeaderError, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_TEXT};
+use crate::ws_header::{
+    self, apply_mask, Header, HeaderError, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_TEXT,
+};
 pub use crate::ws_header::{OP_PING, OP_PONG};
 /// The opcode of the client's own messages.
 pub const OP_TEXT_OUT: u8 = OP_TEXT;
@@ -248,22 +250,6 @@ pub fn close_parts(payload: &[u8]) -> Result<Option<(u16, &[u8])>, FrameError> {
             "a close frame with a one-byte payload",
         )),
         [hi, lo, reason @ ..] => Ok(Some((u16::from_be_bytes([*hi, *lo]), reason))),
-    }
-}
-
-/// XORs `buf` with the 4-byte masking key, eight bytes at a time.
-fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
-    let wide = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
-    let mut words = buf.chunks_exact_mut(8);
-    for w in &mut words {
-        if let Some(bytes) = w.first_chunk_mut::<8>() {
-            *bytes = (u64::from_ne_bytes(*bytes) ^ wide).to_ne_bytes();
-        }
-    }
-    for (i, b) in words.into_remainder().iter_mut().enumerate() {
-        *b ^= key[i & 3];
     }
 }
 

@@ -9,7 +9,7 @@ const MIN_READ: usize = 4 * 1024;
 /// A buffer larger than this is given back once everything in it has been served.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
-use crate::ws_header::{self, Header, OP_BINARY, OP_CONTINUATION};
+use crate::ws_header::{self, apply_mask, Header, OP_BINARY, OP_CONTINUATION};
 pub(super) use crate::ws_header::{OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 
 /// Appends the header of an unmasked server frame carrying `len` payload bytes.
@@ -59,22 +59,6 @@ impl FrameError {
 /// Close codes a peer may send (RFC 6455 §7.4 and the IANA registry).
 fn close_code_allowed(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-/// XORs `buf` with the 4-byte masking key, starting at key position 0.
-fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
-    let wide = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
-    let mut chunks = buf.chunks_exact_mut(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        c.copy_from_slice(&(u64::from_ne_bytes(w) ^ wide).to_ne_bytes());
-    }
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= key[i & 3];
-    }
 }
 
 /// Parses the header of a client frame at the start of `b`; `Ok(None)` when more bytes are
