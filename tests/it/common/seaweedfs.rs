@@ -15,10 +15,12 @@
 //! ```
 
 use fluxiondb::objstore::{Credentials, Location, ObjectStore, S3Config, S3Store};
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{wait_until, Server};
@@ -65,9 +67,17 @@ pub fn weed_binary() -> PathBuf {
     path
 }
 
+/// Every port [`free_ports`] has handed out in this test process. The ports are free when
+/// chosen but only bound when weed starts, seconds later; two instances starting at once must
+/// not both pick one, or the loser exits (`bind: address already in use`) after its probe was
+/// already answered by the winner, and its test then talks to another test's store.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
 /// `n` distinct free loopback ports below the kernel's ephemeral range (so outgoing
-/// connections do not take them between a stop and a restart).
+/// connections do not take them between a stop and a restart), none handed out before in this
+/// process.
 fn free_ports<const N: usize>() -> [u16; N] {
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let mut held = Vec::new();
     let mut ports = [0; N];
     let mut i = 0;
@@ -76,7 +86,11 @@ fn free_ports<const N: usize>() -> [u16; N] {
             break;
         }
         let port = fastrand::u16(20_000..32_000);
+        if handed_out.contains(&port) {
+            continue;
+        }
         if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            handed_out.insert(port);
             held.push(l);
             ports[i] = port;
             i += 1;
