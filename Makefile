@@ -83,6 +83,7 @@ fmt:
 SOAK_SECONDS ?= 600
 soak: build
 	FLUXIONDB_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --test it -- --ignored --nocapture model::soak
+	FLUXIONDB_PUSH_RACE_ROUNDS=5000000 cargo test --release --lib -- push::tests::a_push_racing
 
 # Power-loss trials over the page-cache model: POWERCUT_TRIALS per fsync policy (default 100),
 # the cut at up to POWERCUT_OPS storage operations after start (a few seconds of writes);

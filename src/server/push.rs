@@ -5,7 +5,9 @@
 //! pusher then writes the frame to the socket itself, under the session's lock, so it leaves at
 //! once and the session needs no wake-up at all. A session that is not idle is awake (serving,
 //! flushing, or waiting for a slow reader), so the frame goes to its outbox and a flag the
-//! session reads at every turn of its loop moves it into the output queue. Nothing on the
+//! session reads at every turn of its loop moves it into the output queue (should the session
+//! have gone idle after the pusher looked, before that flag went up, the flag's old value
+//! says so and the pusher wakes it, as below). Nothing on the
 //! request path makes a system call for this: when no push is pending, the session pays one
 //! atomic load per turn and one atomic operation on each side of a blocking wait, and no extra
 //! file descriptor (an eventfd per connection would double the descriptors the connection cap
@@ -80,7 +82,15 @@ impl SessionHandle {
             _ if life.outbox.len() + len > limit => Err(PushError::Full),
             _ => {
                 extend_from(&mut life.outbox, pieces, 0);
-                self.flags.fetch_or(PUSHED, Ordering::AcqRel);
+                // The session was busy when we looked, but it may have gone idle since, before
+                // this flag was up for `enter_idle` to see: then it is blocked with a push
+                // waiting, and must be woken (once: a push flagged before already did).
+                let was = self.flags.fetch_or(PUSHED, Ordering::AcqRel);
+                if was & (IDLE | PUSHED) == IDLE {
+                    if let Some(thread) = life.thread {
+                        super::signals::wake(thread);
+                    }
+                }
                 Ok(())
             }
         }
@@ -302,6 +312,84 @@ mod tests {
         assert_eq!(rest, b"ef");
         drop(life);
         drop(server_side);
+    }
+
+    /// The race between a pusher and a session going idle: the pusher finds the session busy
+    /// (so it queues the push in the outbox) and, before it has flagged the outbox, the session
+    /// finds no push flagged and blocks. The pusher must then wake it, or the push waits for
+    /// the session's next read timeout. Here the session's read has no timeout, and each round
+    /// pokes the session awake with a byte just as it pushes one frame, then waits for that
+    /// frame: a stranded push fails the round's read (after 20 s) instead of arriving. The
+    /// window is a few instructions wide: without the wake, about one run in eight of the
+    /// default 200,000 rounds (debug build) caught it; `make soak` runs 5,000,000
+    /// (`FLUXIONDB_PUSH_RACE_ROUNDS`).
+    #[test]
+    fn a_push_racing_a_session_going_idle_is_never_stranded() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        use std::sync::mpsc;
+        let rounds: usize = std::env::var("FLUXIONDB_PUSH_RACE_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200_000);
+        crate::server::signals::install_wake().unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        client.set_nodelay(true).unwrap();
+        let (mut server_side, _) = l.accept().unwrap();
+        let registry = Arc::new(Registry::default());
+        let (registered, is_registered) = mpsc::channel();
+        let sessions = Arc::clone(&registry);
+        // A session loop: take pushes, write them, go idle, block in a read without timeout.
+        let session = std::thread::spawn(move || {
+            let life = registry.register(opening(5), Some(server_side.as_raw_fd()));
+            let _wake = crate::server::signals::WakeTarget::new(server_side.as_raw_fd());
+            server_side.set_read_timeout(None).unwrap();
+            registered.send(()).unwrap();
+            let h = life.handle();
+            let mut queue = Vec::new();
+            let mut buf = [0u8; 64];
+            loop {
+                h.take_pushes(&mut queue);
+                if !queue.is_empty() {
+                    server_side.write_all(&queue).unwrap();
+                    queue.clear();
+                }
+                if !h.enter_idle(&mut queue) {
+                    continue;
+                }
+                let read = server_side.read(&mut buf);
+                h.leave_idle(&mut queue);
+                if crate::server::signals::take_woken() {
+                    server_side.set_read_timeout(None).unwrap();
+                }
+                match read {
+                    Ok(n) if n > 0 && buf[n - 1] == b'!' => break,
+                    Ok(n) if n > 0 => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => panic!("session read: {other:?}"),
+                }
+            }
+            drop(life);
+            server_side
+        });
+        is_registered.recv().unwrap();
+        let h = sessions.matching(|s| s.id == 5).pop().unwrap();
+        let mut got = [0u8; 1];
+        for round in 0..rounds {
+            client.write_all(b".").unwrap();
+            h.push(&[(round % 250) as u8], 1 << 20).unwrap();
+            client
+                .read_exact(&mut got)
+                .unwrap_or_else(|e| panic!("round {round}: the push never came: {e}"));
+            assert_eq!(got[0], (round % 250) as u8, "round {round}");
+        }
+        client.write_all(b"!").unwrap();
+        drop(session.join().unwrap());
     }
 
     #[test]

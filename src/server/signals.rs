@@ -3,7 +3,8 @@
 //!
 //! The wake signal: a pusher sends it to a session thread blocked in `recv` when that
 //! session's socket took only part of a push, so that the session wakes and writes the rest
-//! itself (waiting for the socket to drain) instead of at its next read timeout. A signal that
+//! itself (waiting for the socket to drain) instead of at its next read timeout, and when the
+//! session went idle just as a push was queued for it awake (see `push.rs`). A signal that
 //! lands while the thread is in `recv` makes it return EINTR (the handler is installed without
 //! `SA_RESTART`). One that lands in the instant between the session's decision to block and its
 //! entry into `recv` would be lost (the handler runs, then `recv` blocks): so the handler also
