@@ -110,9 +110,9 @@ impl<'a> Log<'a> {
         self.touch(feed);
     }
 
-    /// Everything logged so far, by anyone (0 in memory).
-    fn appended(&self) -> Lsn {
-        self.journal.map_or(0, |j| j.wal().appended())
+    /// Where the log stands, readable while the request holds a collection's lock.
+    fn position(&self) -> Position<'a> {
+        Position(self.journal)
     }
 
     /// The log position this request's acknowledgement must wait for (0: none).
@@ -152,6 +152,17 @@ impl<'a> Log<'a> {
             self.last = lsn;
         }
         Ok(())
+    }
+}
+
+/// The log's end as a request reads it (see [`Log::position`]).
+#[derive(Clone, Copy)]
+struct Position<'a>(Option<&'a Journal>);
+
+impl Position<'_> {
+    /// Everything logged so far, by anyone (0 in memory).
+    fn appended(self) -> Lsn {
+        self.0.map_or(0, |j| j.wal().appended())
     }
 }
 

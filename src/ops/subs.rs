@@ -76,13 +76,18 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
         SubStart::Live => register(&feed, sub, Start::Live),
         SubStart::AfterSeq(after) => register(&feed, sub, Start::After(after)),
         SubStart::Since(since) => {
-            let lsn = ctx.log.appended();
+            let log = ctx.log.position();
             let mut slot = Some(sub);
             let mut done = None;
             for _ in 0..TRIES {
                 let before = feed.seq();
                 let read = ctx.read_exclusive(&p.col, |c| {
                     let sub = slot.take()?;
+                    // Read under the collection's lock: every write the backlog holds was
+                    // logged before the lock was taken, so the backlog waits for all of them
+                    // (read before it, a write logged in between would be in the backlog
+                    // without its position).
+                    let lsn = log.appended();
                     let seq = feed.seq();
                     let frames = backlog(c, &sub, feed.col(), seq, since);
                     Some(register(&feed, sub, Start::Backlog(frames, lsn)))
