@@ -75,11 +75,22 @@ impl<'a> Applier<'a> {
             .log_replicated(op, time_ms)
             .map_err(ApplyError::Log)?;
         self.last = lsn;
-        match pushed_collection(op).and_then(|col| self.live.feed(col)) {
-            Some(feed) => {
-                if publish_applied(self.store, self.handles, op, lsn, &feed)? {
+        match pushed_collection(op) {
+            Some(col) => {
+                let mut publisher = Publisher {
+                    live: self.live,
+                    col,
+                    lsn,
+                    feed: None,
+                    published: false,
+                };
+                let applied = publish_applied(self.store, self.handles, op, &mut publisher);
+                // Also when the entry stopped part way: what it applied was published, and
+                // its pushes must leave with the next settle.
+                if let Some(feed) = publisher.published() {
                     self.touch(feed);
                 }
+                applied?;
             }
             None => persist::apply_copied(self.store, self.handles, op).map_err(ApplyError::Log)?,
         }
@@ -120,9 +131,48 @@ fn pushed_collection<'o>(op: &WalOp<'o>) -> Option<&'o str> {
     }
 }
 
-/// Applies `op` and publishes what it changed to `feed` under the collection's write lock, as
-/// the primary's operations do; true when something was published. A delete that removes
-/// nothing here publishes nothing (as on the primary, where it is not even logged).
+/// Publishes what one entry changed to its collection's feed, if it has one. The feed is
+/// looked up under the collection's write lock, as the primary's `ops::Log::publish` does: a
+/// `since` subscriber reads its backlog under that lock too, so it either finds this write
+/// there or was registered on the feed found here. (Looked up before the lock, a feed created
+/// in between would miss the write both ways.)
+struct Publisher<'a> {
+    live: &'a Hub,
+    col: &'a str,
+    lsn: Lsn,
+    /// The feed once looked up (on first use, under the lock).
+    feed: Option<Option<Arc<Feed>>>,
+    published: bool,
+}
+
+impl Publisher<'_> {
+    fn feed(&mut self) -> Option<&Arc<Feed>> {
+        let (live, col) = (self.live, self.col);
+        self.feed.get_or_insert_with(|| live.feed(col)).as_ref()
+    }
+
+    /// Whether the collection has a feed (changes are worth building).
+    fn wanted(&mut self) -> bool {
+        self.feed().is_some()
+    }
+
+    fn publish(&mut self, change: impl FnOnce() -> Change) {
+        let lsn = self.lsn;
+        if let Some(feed) = self.feed() {
+            feed.publish(lsn, change());
+            self.published = true;
+        }
+    }
+
+    /// The feed published to, if any.
+    fn published(self) -> Option<Arc<Feed>> {
+        self.feed.flatten().filter(|_| self.published)
+    }
+}
+
+/// Applies `op` and publishes what it changed under the collection's write lock, as the
+/// primary's operations do. A delete that removes nothing here publishes nothing (as on the
+/// primary, where it is not even logged).
 ///
 /// The log does not tell `drec` from a `dmrec` of one record: a delete of one record is
 /// pushed as `drec`'s range of one.
@@ -130,17 +180,11 @@ fn publish_applied(
     store: &Store,
     handles: &mut Handles,
     op: &WalOp<'_>,
-    lsn: Lsn,
-    feed: &Feed,
-) -> Result<bool, ApplyError> {
-    let mut published = false;
-    let mut publish = |change: Change| {
-        feed.publish(lsn, change);
-        published = true;
-    };
+    publisher: &mut Publisher<'_>,
+) -> Result<(), ApplyError> {
     match op {
         WalOp::Insert { col, records } => {
-            store.write_or_create(handles, col, |c| insert(c, col, records, &mut publish))?
+            store.write_or_create(handles, col, |c| insert(c, col, records, publisher))?
         }
         WalOp::DeleteRecords { col, records } => {
             store.write_existing(handles, col, |c| {
@@ -155,11 +199,11 @@ fn publish_applied(
                 }
                 match gone.as_slice() {
                     [] => {}
-                    [(doc, ts)] if records.len() == 1 => publish(Change::DeleteRecord {
-                        doc: doc.clone(),
-                        ts: ts[0],
-                    }),
-                    _ => publish(Change::DeleteRecords(gone)),
+                    [(doc, ts)] if records.len() == 1 => {
+                        let (doc, ts) = (doc.clone(), ts[0]);
+                        publisher.publish(|| Change::DeleteRecord { doc, ts })
+                    }
+                    _ => publisher.publish(|| Change::DeleteRecords(gone)),
                 }
             });
         }
@@ -167,7 +211,7 @@ fn publish_applied(
             store.write_existing(handles, col, |c| {
                 if c.has_range(doc, *from, *to) {
                     c.remove_range(doc, *from, *to);
-                    publish(Change::DeleteRange {
+                    publisher.publish(|| Change::DeleteRange {
                         doc: doc.to_string(),
                         from: *from,
                         to: *to,
@@ -178,19 +222,19 @@ fn publish_applied(
         WalOp::DeleteDoc { col, doc } => {
             store.write_existing(handles, col, |c| {
                 if c.remove_doc(doc) {
-                    publish(Change::DeleteDoc(doc.to_string()));
+                    publisher.publish(|| Change::DeleteDoc(doc.to_string()));
                 }
             });
         }
         WalOp::DropCollection { col } => {
             let _ = store.drop_collection(col, || {
-                publish(Change::DropCollection);
+                publisher.publish(|| Change::DropCollection);
                 Ok::<(), std::convert::Infallible>(())
             });
         }
         _ => persist::apply_copied(store, handles, op).map_err(ApplyError::Log)?,
     }
-    Ok(published)
+    Ok(())
 }
 
 /// An insert's records, in order; the ones applied are published (all of them unless a
@@ -199,9 +243,10 @@ fn insert(
     c: &mut Collection,
     col: &str,
     records: &[(&str, i64, &str)],
-    publish: &mut impl FnMut(Change),
+    publisher: &mut Publisher<'_>,
 ) -> Result<(), ApplyError> {
-    let mut applied = Vec::with_capacity(records.len());
+    let wanted = publisher.wanted();
+    let mut applied = Vec::with_capacity(if wanted { records.len() } else { 0 });
     let mut failure = None;
     for (doc, ts, data) in records {
         if c.insert(doc, *ts, data).is_err() {
@@ -210,14 +255,16 @@ fn insert(
             )));
             break;
         }
-        applied.push(Rec {
-            doc: doc.to_string(),
-            ts: *ts,
-            data: data.to_string(),
-        });
+        if wanted {
+            applied.push(Rec {
+                doc: doc.to_string(),
+                ts: *ts,
+                data: data.to_string(),
+            });
+        }
     }
     if !applied.is_empty() {
-        publish(Change::Insert(applied));
+        publisher.publish(|| Change::Insert(applied));
     }
     failure.map_or(Ok(()), Err)
 }
