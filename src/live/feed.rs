@@ -379,9 +379,10 @@ impl Feed {
                             failed.push((w.conn, w.id.clone()));
                         }
                     }
-                    Err(SinkError::Closed) => {
-                        failed.extend(served().map(|w| (w.conn, w.id.clone())));
-                    }
+                    // A connection closing ends its subscriptions itself, each with its
+                    // `subend` when its key was revoked; ended here, quietly, they would not
+                    // get one. Until then its rounds cost an encoding and a refused push.
+                    Err(SinkError::Closed) => {}
                 }
             }
         }

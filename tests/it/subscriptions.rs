@@ -244,6 +244,65 @@ fn clients_that_never_subscribe_never_see_a_push() {
     }
 }
 
+/// Revoked while writes keep coming: a delivery that finds the connection closing must not
+/// end its subscriptions quietly, before the session sends each its `subend`.
+#[test]
+fn a_key_revoked_under_a_stream_of_writes_still_ends_each_subscription_with_subend() {
+    let server = Server::start(&[]);
+    let mut m = Client::open(server.port, MASTER, None);
+    for round in 0..20 {
+        let key = format!("temp{round}");
+        m.ok("keys", json!({"action":"add","key":key,"scope":"readonly"}));
+        let mut s = Client::open(server.port, &key, None);
+        sub(&mut s, json!({"col":"c"}));
+        sub(&mut s, json!({"col":"c","doc":"/^w/"}));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (port, stop) = (server.port, stop.clone());
+            std::thread::spawn(move || {
+                let mut w = Client::open(port, MASTER, None);
+                let mut ts = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && ts < 100_000 {
+                    ts += 1;
+                    ins(&mut w, &[("c", "w", ts, "v")]);
+                }
+            })
+        };
+        // Revoked once pushes are flowing.
+        assert_eq!(push(&mut s)["type"], "rec");
+        m.ok("keys", json!({"action":"remove","key":key}));
+        let mut ended = Vec::new();
+        let close = loop {
+            match s.next_frame() {
+                Frame::Text(t) => {
+                    let p: Value = serde_json::from_str(&t).expect("JSON push");
+                    match p["type"].as_str() {
+                        Some("rec") => assert!(ended.is_empty(), "a push after subend: {p}"),
+                        Some("subend") => ended.push(p),
+                        _ => panic!("unexpected frame: {p}"),
+                    }
+                }
+                other => break other,
+            }
+        };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().expect("writer");
+        ended.sort_by(|a, b| a["sub"].as_str().cmp(&b["sub"].as_str()));
+        assert_eq!(
+            ended,
+            [
+                json!({"type":"subend","sub":"s1","error":"API key revoked"}),
+                json!({"type":"subend","sub":"s2","error":"API key revoked"})
+            ],
+            "round {round}"
+        );
+        assert!(
+            matches!(&close, Frame::Close(Some((1008, r))) if r == "API key revoked"),
+            "round {round}: {close:?}"
+        );
+    }
+}
+
 #[test]
 fn revoking_the_key_ends_its_subscriptions_then_closes() {
     let server = Server::start(&[]);
