@@ -174,7 +174,7 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
         None => Err((1008, "Missing API key parameter", Refusal::MissingKey)),
         Some(None) => Err((1008, "Unknown API key", Refusal::UnknownKey)),
         Some(Some(_)) if shared.stopping.load(Ordering::Acquire) => {
-            Err((1001, "server shutting down", Refusal::ShuttingDown))
+            Err((1001, super::registry::SHUTTING_DOWN, Refusal::ShuttingDown))
         }
         Some(Some(key)) => Ok(key),
     };

@@ -16,9 +16,12 @@ use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The close reason (code 1001) of every session when the server stops.
+pub(super) const SHUTTING_DOWN: &str = "server shutting down";
 
 /// How long a revocation or shutdown waits for sessions to send their close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -132,6 +135,10 @@ pub(crate) struct Opening {
 pub(crate) struct Registry {
     sessions: Mutex<BTreeMap<u64, Arc<SessionHandle>>>,
     next_id: AtomicU64,
+    /// Set by [`Registry::close_all`] (under the `sessions` lock, and read under it): a session
+    /// registered afterwards is asked to close at once. Its thread may have passed the check of
+    /// `stopping` just before the server began to stop, and `close_all` did not see it.
+    closing_all: AtomicBool,
 }
 
 /// A session's place in the registry, from registration to its end. Dropping it — normally or
@@ -190,7 +197,14 @@ impl Registry {
             }),
             closed_cv: Condvar::new(),
         });
-        self.sessions.lock().insert(who.id, handle.clone());
+        let closing_all = {
+            let mut sessions = self.sessions.lock();
+            sessions.insert(who.id, handle.clone());
+            self.closing_all.load(Ordering::Relaxed)
+        };
+        if closing_all {
+            handle.request_close(1001, SHUTTING_DOWN);
+        }
         Lifecycle {
             registry: self.clone(),
             handle,
@@ -225,7 +239,11 @@ impl Registry {
 
     /// Closes every session with 1001 `server shutting down`.
     pub fn close_all(&self) {
-        self.close_matching(1001, "server shutting down", |_| true);
+        {
+            let _sessions = self.sessions.lock();
+            self.closing_all.store(true, Ordering::Relaxed);
+        }
+        self.close_matching(1001, SHUTTING_DOWN, |_| true);
     }
 }
 
@@ -269,5 +287,30 @@ mod tests {
             "2001:db8::1"
         );
         assert_eq!(ip_text("10.0.0.7".parse().unwrap()), "10.0.0.7");
+    }
+
+    fn opening(id: u64) -> Opening {
+        Opening {
+            id,
+            ip: "127.0.0.1".parse().unwrap(),
+            name: None,
+            key: crate::auth::KeyRing::new("master")
+                .lookup("master")
+                .unwrap(),
+            since: Instant::now(),
+        }
+    }
+
+    /// A connection that passed the listener's check of `stopping` just before the server
+    /// began to stop registers after `close_all` looked: it is asked to close all the same.
+    #[test]
+    fn a_session_registered_after_close_all_is_asked_to_close() {
+        let registry = Arc::new(Registry::default());
+        let before = registry.register(opening(1), None);
+        assert_eq!(before.handle().close_request(), None);
+        registry.close_all();
+        assert_eq!(before.handle().close_request(), Some((1001, SHUTTING_DOWN)));
+        let after = registry.register(opening(2), None);
+        assert_eq!(after.handle().close_request(), Some((1001, SHUTTING_DOWN)));
     }
 }
