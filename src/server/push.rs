@@ -221,18 +221,9 @@ mod tests {
     use super::*;
     use crate::server::registry::{Opening, Registry};
     use std::sync::Arc;
-    use std::time::Instant;
 
     fn opening(id: u64) -> Opening {
-        Opening {
-            id,
-            ip: "127.0.0.1".parse().unwrap(),
-            name: None,
-            key: crate::auth::KeyRing::new("master")
-                .lookup("master")
-                .unwrap(),
-            since: Instant::now(),
-        }
+        Opening::for_test(id)
     }
 
     #[test]

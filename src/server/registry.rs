@@ -131,6 +131,22 @@ pub(crate) struct Opening {
     pub since: Instant,
 }
 
+#[cfg(test)]
+impl Opening {
+    /// A loopback connection with the master key, for unit tests.
+    pub fn for_test(id: u64) -> Opening {
+        Opening {
+            id,
+            ip: "127.0.0.1".parse().unwrap(),
+            name: None,
+            key: crate::auth::KeyRing::new("master")
+                .lookup("master")
+                .unwrap(),
+            since: Instant::now(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Registry {
     sessions: Mutex<BTreeMap<u64, Arc<SessionHandle>>>,
@@ -289,28 +305,16 @@ mod tests {
         assert_eq!(ip_text("10.0.0.7".parse().unwrap()), "10.0.0.7");
     }
 
-    fn opening(id: u64) -> Opening {
-        Opening {
-            id,
-            ip: "127.0.0.1".parse().unwrap(),
-            name: None,
-            key: crate::auth::KeyRing::new("master")
-                .lookup("master")
-                .unwrap(),
-            since: Instant::now(),
-        }
-    }
-
     /// A connection that passed the listener's check of `stopping` just before the server
     /// began to stop registers after `close_all` looked: it is asked to close all the same.
     #[test]
     fn a_session_registered_after_close_all_is_asked_to_close() {
         let registry = Arc::new(Registry::default());
-        let before = registry.register(opening(1), None);
+        let before = registry.register(Opening::for_test(1), None);
         assert_eq!(before.handle().close_request(), None);
         registry.close_all();
         assert_eq!(before.handle().close_request(), Some((1001, SHUTTING_DOWN)));
-        let after = registry.register(opening(2), None);
+        let after = registry.register(Opening::for_test(2), None);
         assert_eq!(after.handle().close_request(), Some((1001, SHUTTING_DOWN)));
     }
 }
