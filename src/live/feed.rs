@@ -28,6 +28,7 @@ use parking_lot::{Condvar, Mutex};
 use plan::Round;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Writes the history keeps at most for resuming, per collection.
 pub const HISTORY_WRITES: usize = 10_000;
@@ -45,6 +46,12 @@ pub(super) const LAG_FACTOR: usize = 4;
 const MAX_LAG: u64 = 4096;
 /// Bytes of changes (roughly counted) owed before writers wait, likewise.
 const MAX_LAG_BYTES: u64 = 16 << 20;
+
+/// How long one thread delivers before a writer that comes by takes over (see [`Feed::flush`]).
+/// A deliverer is a writer's session thread, whose own connection is not served while it
+/// delivers: under a steady stream of writes, rounds never come up empty, and without a turn
+/// one connection would deliver for everyone for as long as the stream lasts.
+const TURN: Duration = Duration::from_millis(1);
 
 /// Bytes of changes (roughly counted) owed at most for a writer to hand them over before its
 /// own acknowledgements leave (see [`Feed::flush_if_small`]).
@@ -155,6 +162,13 @@ struct State {
     durable: Lsn,
     /// A thread is handing pushes over (see [`Feed::flush`]).
     delivering: bool,
+    /// Counts the delivering threads' turns.
+    turn: u64,
+    /// When the delivering thread began its turn.
+    turn_began: Instant,
+    /// A writer waits to take over from the delivering thread, whose turn is over (one at a
+    /// time: the others leave their pushes as usual).
+    handover: bool,
 }
 
 impl State {
@@ -243,6 +257,8 @@ pub struct Feed {
     state: Mutex<State>,
     /// Signalled after every delivery round.
     delivered: Condvar,
+    /// [`TURN`] (shorter in tests).
+    turn: Duration,
 }
 
 impl Feed {
@@ -266,9 +282,27 @@ impl Feed {
                 floor: u64::MAX,
                 durable: 0,
                 delivering: false,
+                turn: 0,
+                turn_began: Instant::now(),
+                handover: false,
             }),
             delivered: Condvar::new(),
+            turn: TURN,
         }
+    }
+
+    /// Whether a thread delivers, and whether a writer waits to take over from it.
+    #[cfg(test)]
+    pub(super) fn turn_state(&self) -> (bool, bool) {
+        let st = self.state.lock();
+        (st.delivering, st.handover)
+    }
+
+    /// The same feed with another delivery turn.
+    #[cfg(test)]
+    pub(super) fn with_turn(mut self, turn: Duration) -> Self {
+        self.turn = turn;
+        self
     }
 
     pub fn col(&self) -> &str {
@@ -303,21 +337,47 @@ impl Feed {
     /// round encodes a write once per group of equal filters and hands each connection all it
     /// is owed in one push. A thread that finds another delivering leaves its pushes to it (the
     /// deliverer goes round again until nothing is owed), so pushes that pile up meanwhile
-    /// leave together; it waits only while more than [`MAX_LAG`] writes (or [`MAX_LAG_BYTES`]) are owed, so writers
-    /// go no faster than the server delivers. A subscriber that does not read never holds a
-    /// round up: its connection refuses pushes past its limit and the subscription ends.
+    /// leave together. It waits only while more than [`MAX_LAG`] writes (or
+    /// [`MAX_LAG_BYTES`]) are owed, so writers go no faster than the server delivers, or to
+    /// take over from a deliverer whose [`TURN`] is over, which stops after its round (so
+    /// every writer's connection is served, however long the stream of writes). A subscriber
+    /// that does not read never holds a round up: its connection refuses pushes past its limit
+    /// and the subscription ends.
     pub fn flush(&self, durable: Lsn) {
+        self.flush_taking_turns(durable, true);
+    }
+
+    /// [`Feed::flush`]; `may_take_over`: whether this caller may wait for a turn (not one whose
+    /// own answers have not left yet).
+    fn flush_taking_turns(&self, durable: Lsn, may_take_over: bool) {
         let mut st = self.state.lock();
         st.durable = st.durable.max(durable);
         st.take_arrivals(&self.arrivals);
+        // The turn this thread waits to take over at the end of.
+        let mut taking_over: Option<u64> = None;
         while st.delivering {
-            if !st.lagging() {
+            if taking_over.is_some_and(|turn| turn != st.turn) {
+                // Another thread took over first and delivers now.
+                taking_over = None;
+            }
+            if taking_over.is_none()
+                && may_take_over
+                && !st.handover
+                && st.turn_began.elapsed() >= self.turn
+            {
+                st.handover = true;
+                taking_over = Some(st.turn);
+            }
+            if taking_over.is_none() && !st.lagging() {
                 return;
             }
             self.delivered.wait(&mut st);
             st.take_arrivals(&self.arrivals);
         }
         st.delivering = true;
+        st.handover = false;
+        st.turn += 1;
+        st.turn_began = Instant::now();
         loop {
             st.take_arrivals(&self.arrivals);
             let round = st.plan();
@@ -329,6 +389,13 @@ impl Feed {
             drop(st);
             self.deliver(round);
             st = self.state.lock();
+            if st.handover {
+                // A writer waits to go on from here (it set the flag before waiting, and
+                // leaves that wait only once this turn is over).
+                st.delivering = false;
+                self.delivered.notify_all();
+                return;
+            }
             self.delivered.notify_all();
         }
     }
@@ -346,7 +413,7 @@ impl Feed {
                 return false;
             }
         }
-        self.flush(durable);
+        self.flush_taking_turns(durable, false);
         true
     }
 
@@ -448,7 +515,7 @@ impl Feed {
         st.floor = st.floor.min(sub.next);
         st.subs.push(*sub);
         drop(guard);
-        self.flush(0);
+        self.flush_taking_turns(0, false);
         Ok(Registered { seq, wait })
     }
 

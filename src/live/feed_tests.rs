@@ -276,3 +276,95 @@ fn a_round_of_mixed_writes_gives_each_group_its_own_frames_in_order() {
         ]]
     );
 }
+
+/// A sink whose every hand-over waits for the test to let it through, noting which thread
+/// made it.
+#[derive(Default)]
+struct Gated {
+    entered: Mutex<Vec<String>>,
+    open: Mutex<usize>,
+    cv: parking_lot::Condvar,
+}
+
+impl Gated {
+    /// Lets one more hand-over through.
+    fn release(&self) {
+        *self.open.lock() += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits (bounded) until `n` hand-overs have begun.
+    fn await_entered(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut entered = self.entered.lock();
+        while entered.len() < n {
+            assert!(
+                !self.cv.wait_until(&mut entered, deadline).timed_out(),
+                "hand-over {n} never began"
+            );
+        }
+    }
+}
+
+impl Sink for Gated {
+    fn header(&self, out: &mut Vec<u8>, len: usize) {
+        out.extend_from_slice(format!("{len}:").as_bytes());
+    }
+
+    fn push(&self, _pieces: &[&[u8]], _limit: usize) -> Result<(), SinkError> {
+        let me = std::thread::current().name().unwrap_or("?").to_owned();
+        let n = {
+            let mut entered = self.entered.lock();
+            entered.push(me);
+            entered.len()
+        };
+        self.cv.notify_all();
+        // Bounded: a hand-over the test never lets through fails its checks instead of
+        // hanging it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut open = self.open.lock();
+        while *open < n && !self.cv.wait_until(&mut open, deadline).timed_out() {}
+        Ok(())
+    }
+
+    fn push_last(&self, _text: &[u8]) {}
+}
+
+/// A writer that comes by once the deliverer's turn is over waits and takes over; the
+/// deliverer stops after its round although writes are still owed (its own connection is
+/// served again), and nothing is left undelivered.
+#[test]
+fn a_writer_takes_over_from_a_deliverer_whose_turn_is_over() {
+    let feed = Arc::new(Feed::new("c", 0, 1 << 20).with_turn(std::time::Duration::ZERO));
+    let sink = Arc::new(Gated::default());
+    let sub = Subscriber::new(1, "s1".into(), sink.clone(), Filter::new(None, None, None));
+    assert!(feed.register(sub, Start::Live, None).is_ok());
+    let flusher = |name: &str| {
+        let feed = feed.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || feed.flush(0))
+            .unwrap()
+    };
+    feed.publish(0, ins(1));
+    let a = flusher("a");
+    sink.await_entered(1);
+    // Owed while `a` delivers write 1: `b` comes by, finds the turn over, and waits.
+    feed.publish(0, ins(2));
+    let b = flusher("b");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !feed.turn_state().1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never asked to take over"
+        );
+        std::thread::yield_now();
+    }
+    sink.release();
+    a.join().unwrap();
+    sink.await_entered(2);
+    sink.release();
+    b.join().unwrap();
+    assert_eq!(*sink.entered.lock(), ["a", "b"]);
+    assert_eq!(feed.turn_state(), (false, false));
+}
