@@ -316,7 +316,7 @@ fn writers(
     depth: usize,
     batch: u64,
     secs: f64,
-) -> Result<(f64, u64), String> {
+) -> Result<Written, String> {
     let stop = Instant::now() + Duration::from_secs_f64(secs);
     let handles: Vec<_> = (0..conns)
         .map(|c| {
@@ -345,30 +345,46 @@ fn writers(
         })
         .collect();
     let t0 = Instant::now();
-    let mut total = 0;
+    let mut each = Vec::with_capacity(conns);
     for h in handles {
-        total += h.join().map_err(|_| "writer panicked".to_string())??;
+        each.push(h.join().map_err(|_| "writer panicked".to_string())??);
     }
-    Ok((total as f64 / t0.elapsed().as_secs_f64(), total))
+    let total: u64 = each.iter().sum();
+    let least = each.iter().copied().min().unwrap_or(0);
+    Ok(Written {
+        rate: total as f64 / t0.elapsed().as_secs_f64(),
+        total,
+        least_share: least as f64 * conns as f64 / total.max(1) as f64,
+    })
+}
+
+/// What the writers of a run wrote.
+struct Written {
+    /// Records per second, all connections together.
+    rate: f64,
+    total: u64,
+    /// The records of the connection that wrote the fewest, over the mean of all of them
+    /// (1: every connection served alike).
+    least_share: f64,
 }
 
 /// Throughput with `conns` subscriber connections × `per` subscriptions; checks every record
-/// reached every subscription. Returns the rate and how many pushes were parsed in full to
-/// check the scan.
+/// reached every subscription. Returns the rate, how many pushes were parsed in full to check
+/// the scan, and the least-served writer connection's share.
 fn with_subscribers(
     addr: &str,
     key: &str,
     conns: usize,
     per: usize,
     load: (usize, usize, u64, f64),
-) -> Result<(f64, u64), String> {
+) -> Result<(f64, u64, f64), String> {
     let start = Instant::now();
     let subs: Vec<Subscriber> = (0..conns)
         .map(|_| subscriber(addr, key, per, load.2, None, start, true))
         .collect::<Result<_, _>>()?;
-    let (rate, total) = writers(addr, key, load.0, load.1, load.2, load.3)?;
+    let written = writers(addr, key, load.0, load.1, load.2, load.3)?;
     // Every subscription must receive every record.
-    let want = total;
+    let want = written.total;
     let deadline = Instant::now() + Duration::from_secs(60);
     while subs
         .iter()
@@ -387,7 +403,7 @@ fn with_subscribers(
             "{missing} pushed records missing ({conns}×{per} subscriptions)"
         ));
     }
-    Ok((rate, sampled))
+    Ok((written.rate, sampled, written.least_share))
 }
 
 /// The short form `make bench` runs: p99 of (write sent → ack) and of (write sent → push) with
@@ -439,12 +455,13 @@ impl Cpu {
 /// How the runs' lines say delivery was checked (see `delivery.rs`).
 const CHECKED: &str = "\"delivery_check\":\"every push scanned (sub, seq, record count; each subscription in seq order, none missing), each subscription's first and one per MiB read also parsed in full\"";
 
-/// A run's "rate parsed" answer, split.
-fn rate_and_parsed(s: &str) -> (f64, u64) {
+/// A run's "rate parsed least-share" answer, split.
+fn rate_and_parsed(s: &str) -> (f64, u64, f64) {
     let mut it = s.split(' ');
     let rate = it.next().and_then(|r| r.parse().ok()).unwrap_or(0.0);
     let parsed = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (rate, parsed)
+    let share = it.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
+    (rate, parsed, share)
 }
 
 pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
@@ -500,25 +517,26 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
         let load = (16, 4, 1, secs);
         if a.wants("throughput") {
             let base = run(&|addr| {
-                writers(addr, key, load.0, load.1, load.2, load.3).map(|r| r.0.to_string())
+                writers(addr, key, load.0, load.1, load.2, load.3)
+                    .map(|w| format!("{} 0 {}", w.rate, w.least_share))
             })?;
             let base_cpu = cpu.get();
             let with = run(&|addr| {
                 with_subscribers(addr, key, a.subscribers, 1, load)
-                    .map(|r| format!("{} {}", r.0, r.1))
+                    .map(|r| format!("{} {} {}", r.0, r.1, r.2))
             })?;
             let with_cpu = cpu.get();
-            let base: f64 = base.parse().unwrap_or(0.0);
-            let (with, parsed) = rate_and_parsed(&with);
+            let (base, _, base_share) = rate_and_parsed(&base);
+            let (with, parsed, with_share) = rate_and_parsed(&with);
             println!(
-            "{{\"scenario\":\"subscribe-throughput\",\"mode\":\"{mode}\",\"subscribers\":{},\"ins_per_s_without\":{base:.0},\"ins_per_s_with\":{with:.0},\"ratio\":{:.2},\"cpu_without\":{},\"cpu_with\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
+            "{{\"scenario\":\"subscribe-throughput\",\"mode\":\"{mode}\",\"subscribers\":{},\"ins_per_s_without\":{base:.0},\"ins_per_s_with\":{with:.0},\"ratio\":{:.2},\"least_served_writer_share_without\":{base_share:.2},\"least_served_writer_share_with\":{with_share:.2},\"cpu_without\":{},\"cpu_with\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
             a.subscribers, with / base.max(1e-9), base_cpu.json(base, secs), with_cpu.json(with, secs)
         );
         }
         if a.wants("fanout") {
             let bulk = (1, 2, 1000, secs);
             let base = run(&|addr| {
-                writers(addr, key, bulk.0, bulk.1, bulk.2, bulk.3).map(|r| r.0.to_string())
+                writers(addr, key, bulk.0, bulk.1, bulk.2, bulk.3).map(|w| w.rate.to_string())
             })?;
             let bulk_cpu = cpu.get();
             let fan = run(&|addr| {
@@ -530,7 +548,7 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
             })?;
             let wide_cpu = cpu.get();
             let base: f64 = base.parse().unwrap_or(0.0);
-            let ((fan, p1), (wide, p2)) = (rate_and_parsed(&fan), rate_and_parsed(&wide));
+            let ((fan, p1, _), (wide, p2, _)) = (rate_and_parsed(&fan), rate_and_parsed(&wide));
             let parsed = p1 + p2;
             println!(
             "{{\"scenario\":\"subscribe-fanout\",\"mode\":\"{mode}\",\"records_per_s_without\":{base:.0},\"with_100\":{fan:.0},\"ratio_100\":{:.2},\"with_1000_over_100_conns\":{wide:.0},\"ratio_1000\":{:.2},\"cpu_without\":{},\"cpu_with_100\":{},\"cpu_with_1000\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
@@ -545,7 +563,7 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
                 &|addr| {
                     let start = Instant::now();
                     let stalled = subscriber(addr, key, 1, load.2, None, start, false)?;
-                    let (rate, _) = writers(addr, key, load.0, load.1, load.2, load.3)?;
+                    let rate = writers(addr, key, load.0, load.1, load.2, load.3)?.rate;
                     stalled.ended.store(true, Ordering::Release); // now drain what was kept for it
                     while stalled.ended.load(Ordering::Acquire) {
                         thread::sleep(Duration::from_millis(5)); // until the reader took the signal
