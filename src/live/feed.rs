@@ -27,6 +27,7 @@ use crate::persist::Lsn;
 use parking_lot::{Condvar, Mutex};
 use plan::Round;
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -387,8 +388,18 @@ impl Feed {
                 return;
             }
             drop(st);
-            self.deliver(round);
+            // A panic while a round is handed over (a bug) must not leave `delivering` set
+            // for good: every later push of the collection would wait for a deliverer that
+            // is gone, and writers held back by the lag with them.
+            let handed = std::panic::catch_unwind(AssertUnwindSafe(|| self.deliver(round)));
             st = self.state.lock();
+            if let Err(panic) = handed {
+                st.delivering = false;
+                st.handover = false;
+                self.delivered.notify_all();
+                drop(st);
+                std::panic::resume_unwind(panic);
+            }
             if st.handover {
                 // A writer waits to go on from here (it set the flag before waiting, and
                 // leaves that wait only once this turn is over).

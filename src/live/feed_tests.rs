@@ -368,3 +368,47 @@ fn a_writer_takes_over_from_a_deliverer_whose_turn_is_over() {
     assert_eq!(*sink.entered.lock(), ["a", "b"]);
     assert_eq!(feed.turn_state(), (false, false));
 }
+
+/// Panics at its first hand-over, then records like [`Recorder`].
+#[derive(Default)]
+struct PanicsOnce {
+    panicked: std::sync::atomic::AtomicBool,
+    inner: Recorder,
+}
+
+impl Sink for PanicsOnce {
+    fn header(&self, out: &mut Vec<u8>, len: usize) {
+        self.inner.header(out, len);
+    }
+
+    fn push(&self, pieces: &[&[u8]], limit: usize) -> Result<(), SinkError> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            panic!("a bug while handing a round over");
+        }
+        self.inner.push(pieces, limit)
+    }
+
+    fn push_last(&self, text: &[u8]) {
+        self.inner.push_last(text);
+    }
+}
+
+/// A panic while a round is handed over ends that delivery, not the feed's: the next write
+/// is delivered by the next writer.
+#[test]
+fn a_panic_while_delivering_leaves_no_deliverer_behind() {
+    let feed = Feed::new("c", 0, 1 << 20);
+    let sink = Arc::new(PanicsOnce::default());
+    let sub = Subscriber::new(1, "s1".into(), sink.clone(), Filter::new(None, None, None));
+    assert!(feed.register(sub, Start::Live, None).is_ok());
+    feed.publish(0, ins(1));
+    let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| feed.flush(0)));
+    assert!(flushed.is_err());
+    assert_eq!(feed.turn_state(), (false, false));
+    feed.publish(0, ins(2));
+    feed.flush(0);
+    assert_eq!(*sink.inner.pushes.lock(), [vec![rec("s1", 2, 2)]]);
+}
