@@ -65,15 +65,9 @@ impl SessionHandle {
                 let sent = send_now(fd, pieces, len);
                 if let Ok(n) = sent {
                     if n < len {
-                        // The rest goes first when the session wakes (see `leave_idle`), and
-                        // it is woken now: nothing else would until its read timeout. (A wake
-                        // that lands just before it enters `recv` also shortens its socket's
-                        // receive timeout to one tick: see `signals.rs`.)
-                        extend_from(&mut life.outbox, pieces, n);
-                        self.flags.fetch_or(PUSHED, Ordering::AcqRel);
-                        if let Some(thread) = life.thread {
-                            super::signals::wake(thread);
-                        }
+                        // The rest goes first when the session wakes (see `leave_idle`); it
+                        // is idle, so `queue` wakes it.
+                        self.queue(&mut life, pieces, n);
                     }
                 }
                 self.flags.fetch_and(!WRITING, Ordering::AcqRel);
@@ -81,17 +75,25 @@ impl SessionHandle {
             }
             _ if life.outbox.len() + len > limit => Err(PushError::Full),
             _ => {
-                extend_from(&mut life.outbox, pieces, 0);
-                // The session was busy when we looked, but it may have gone idle since, before
-                // this flag was up for `enter_idle` to see: then it is blocked with a push
-                // waiting, and must be woken (once: a push flagged before already did).
-                let was = self.flags.fetch_or(PUSHED, Ordering::AcqRel);
-                if was & (IDLE | PUSHED) == IDLE {
-                    if let Some(thread) = life.thread {
-                        super::signals::wake(thread);
-                    }
-                }
+                self.queue(&mut life, pieces, 0);
                 Ok(())
+            }
+        }
+    }
+
+    /// Appends the bytes of `pieces` from byte `skip` on to the outbox and flags it. A session
+    /// found idle then is blocked in `recv` with a push waiting and is woken: nothing else
+    /// would until its read timeout. That is the rest of a direct write the socket took only in
+    /// part, or a push that found the session busy while the session went idle before the flag
+    /// was up for `enter_idle` to see. One wake per outbox: a push flagged before already woke
+    /// it. (A wake that lands just before `recv` also shortens the socket's receive timeout to
+    /// one tick: see `signals.rs`.)
+    fn queue(&self, life: &mut Life, pieces: &[&[u8]], skip: usize) {
+        extend_from(&mut life.outbox, pieces, skip);
+        let was = self.flags.fetch_or(PUSHED, Ordering::AcqRel);
+        if was & (IDLE | PUSHED) == IDLE {
+            if let Some(thread) = life.thread {
+                super::signals::wake(thread);
             }
         }
     }
