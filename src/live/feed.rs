@@ -164,7 +164,7 @@ struct State {
     /// A thread is handing pushes over (see [`Feed::flush`]).
     delivering: bool,
     /// Counts the delivering threads' turns.
-    turn: u64,
+    turns: u64,
     /// When the delivering thread began its turn.
     turn_began: Instant,
     /// A writer waits to take over from the delivering thread, whose turn is over (one at a
@@ -259,7 +259,7 @@ pub struct Feed {
     /// Signalled after every delivery round.
     delivered: Condvar,
     /// [`TURN`] (shorter in tests).
-    turn: Duration,
+    turn_length: Duration,
 }
 
 impl Feed {
@@ -283,12 +283,12 @@ impl Feed {
                 floor: u64::MAX,
                 durable: 0,
                 delivering: false,
-                turn: 0,
+                turns: 0,
                 turn_began: Instant::now(),
                 handover: false,
             }),
             delivered: Condvar::new(),
-            turn: TURN,
+            turn_length: TURN,
         }
     }
 
@@ -302,7 +302,7 @@ impl Feed {
     /// The same feed with another delivery turn.
     #[cfg(test)]
     pub(super) fn with_turn(mut self, turn: Duration) -> Self {
-        self.turn = turn;
+        self.turn_length = turn;
         self
     }
 
@@ -357,17 +357,17 @@ impl Feed {
         // The turn this thread waits to take over at the end of.
         let mut taking_over: Option<u64> = None;
         while st.delivering {
-            if taking_over.is_some_and(|turn| turn != st.turn) {
+            if taking_over.is_some_and(|turn| turn != st.turns) {
                 // Another thread took over first and delivers now.
                 taking_over = None;
             }
             if taking_over.is_none()
                 && may_take_over
                 && !st.handover
-                && st.turn_began.elapsed() >= self.turn
+                && st.turn_began.elapsed() >= self.turn_length
             {
                 st.handover = true;
-                taking_over = Some(st.turn);
+                taking_over = Some(st.turns);
             }
             if taking_over.is_none() && !st.lagging() {
                 return;
@@ -377,14 +377,13 @@ impl Feed {
         }
         st.delivering = true;
         st.handover = false;
-        st.turn += 1;
+        st.turns += 1;
         st.turn_began = Instant::now();
         loop {
             st.take_arrivals(&self.arrivals);
             let round = st.plan();
             if round.work.is_empty() && round.lost.is_empty() {
-                st.delivering = false;
-                self.delivered.notify_all();
+                self.end_turn(&mut st);
                 return;
             }
             drop(st);
@@ -394,21 +393,26 @@ impl Feed {
             let handed = std::panic::catch_unwind(AssertUnwindSafe(|| self.deliver(round)));
             st = self.state.lock();
             if let Err(panic) = handed {
-                st.delivering = false;
-                st.handover = false;
-                self.delivered.notify_all();
+                self.end_turn(&mut st);
                 drop(st);
                 std::panic::resume_unwind(panic);
             }
             if st.handover {
                 // A writer waits to go on from here (it set the flag before waiting, and
                 // leaves that wait only once this turn is over).
-                st.delivering = false;
-                self.delivered.notify_all();
+                self.end_turn(&mut st);
                 return;
             }
             self.delivered.notify_all();
         }
+    }
+
+    /// The delivering thread stops; the threads waiting (to take over, or held back by the
+    /// lag) look again.
+    fn end_turn(&self, st: &mut State) {
+        st.delivering = false;
+        st.handover = false;
+        self.delivered.notify_all();
     }
 
     /// [`Feed::flush`] when the durable changes owed come to at most `max` bytes; false (and
