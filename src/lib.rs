@@ -22,6 +22,7 @@ mod metrics;
 // implementations plug into it.
 pub mod objstore;
 mod ops;
+mod panics;
 mod persist;
 mod protocol;
 mod server;

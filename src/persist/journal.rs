@@ -100,6 +100,30 @@ pub struct Journal {
     _lock: Box<dyn Lock>,
 }
 
+/// Marks a collection changed again when dropped after its mark was cleared for a snapshot
+/// that was not saved. A checkpoint that fails, or panics (a bug), between the two must not
+/// leave it looking saved: the next checkpoint would skip it and then remove the log segments
+/// that still hold its changes.
+struct ChangedUntilSaved<'a> {
+    handle: &'a crate::store::CollectionRef,
+    /// The mark was cleared and the snapshot is not saved yet.
+    cleared: bool,
+}
+
+impl ChangedUntilSaved<'_> {
+    fn saved(mut self) {
+        self.cleared = false;
+    }
+}
+
+impl Drop for ChangedUntilSaved<'_> {
+    fn drop(&mut self) {
+        if self.cleared {
+            self.handle.read().set_dirty(true);
+        }
+    }
+}
+
 impl Journal {
     pub(super) fn new(
         fs: Arc<dyn Backend>,
@@ -227,13 +251,21 @@ impl Journal {
         }
         let mut present = Vec::new();
         for (name, handle) in store.all() {
+            // Declared before the read lock: a panic while copying drops that lock first.
+            let mut unsaved = ChangedUntilSaved {
+                handle: &handle,
+                cleared: false,
+            };
             let image = {
                 let c = handle.read();
                 if !c.is_dirty() {
                     present.push(name);
                     continue;
                 }
+                // Cleared before the copy: appends to a document only read-lock the
+                // collection, and one made during the copy must mark it again.
                 c.set_dirty(false);
+                unsaved.cleared = true;
                 image::collection_image(&name, &c)
             };
             let id = self.file_id(&name);
@@ -246,13 +278,16 @@ impl Journal {
             );
             drop(image);
             match written {
-                Ok(()) => report.written += 1,
+                Ok(()) => {
+                    unsaved.saved();
+                    report.written += 1;
+                }
                 Err(e) => {
                     log::error!(
                         "snapshot of a collection ({}) failed: {e}",
                         snapshot_name(id)
                     );
-                    handle.read().set_dirty(true);
+                    drop(unsaved);
                     report.failed += 1;
                 }
             }

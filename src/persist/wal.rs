@@ -143,16 +143,18 @@ pub struct Wal {
     failed: AtomicBool,
 }
 
-/// Every write of log bytes.
+/// Every write of log bytes. A panic in the storage backend fails the log like an I/O error
+/// would: unwinding past [`Wal::wait`] would leave its writer flag set for good (every later
+/// write waiting for a writer that is gone) and the bytes it took unwritten.
 fn write_log(file: &dyn File, data: &[u8]) -> io::Result<()> {
-    file.write_all(data)?;
+    crate::panics::as_io_error("the log write", || file.write_all(data))?;
     crate::metrics::wal_written(data.len());
     Ok(())
 }
 
-/// Every fdatasync of the log.
+/// Every fdatasync of the log (a panic in it fails the log, as in [`write_log`]).
 fn sync_log(file: &dyn File) -> io::Result<()> {
-    crate::metrics::fsync(|| file.sync_data())
+    crate::metrics::fsync(|| crate::panics::as_io_error("the log fdatasync", || file.sync_data()))
 }
 
 impl Wal {

@@ -31,6 +31,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -296,8 +297,17 @@ fn snapshot_loop(shared: &Shared) {
         return;
     };
     while !shared.stop.sleep(shared.config.flush_interval) {
-        if let Err(e) = journal.checkpoint(&shared.store) {
-            log::error!("checkpoint failed: {e}; will retry at the next interval");
+        // A panic (a bug) ends this checkpoint, not the checkpoints: what it had not saved is
+        // still marked changed, and the log segments are only removed after a whole one.
+        let done = std::panic::catch_unwind(AssertUnwindSafe(|| journal.checkpoint(&shared.store)));
+        match done {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => log::error!("checkpoint failed: {e}; will retry at the next interval"),
+            Err(panic) => log::error!(
+                "checkpoint panicked: {}; the log is kept, and the checkpoint runs again at \
+                 the next interval",
+                crate::panics::describe(&*panic)
+            ),
         }
     }
 }

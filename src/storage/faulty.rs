@@ -15,6 +15,7 @@ pub struct Fault {
     errno: i32,
     sticky: bool,
     torn: bool,
+    panics: bool,
 }
 
 impl Fault {
@@ -27,6 +28,7 @@ impl Fault {
             errno: libc::EIO,
             sticky: false,
             torn: false,
+            panics: false,
         }
     }
     /// Only operations on a path whose file name contains `s` count.
@@ -52,6 +54,13 @@ impl Fault {
     /// A failing write first writes half its bytes (a write cut off mid-way).
     pub fn torn(mut self) -> Fault {
         self.torn = true;
+        self
+    }
+
+    /// The failing operation panics instead of returning an error (a backend with a bug):
+    /// what a caller leaves behind when a call into the seam never returns.
+    pub fn panics(mut self) -> Fault {
+        self.panics = true;
         self
     }
 
@@ -123,6 +132,10 @@ fn check(state: &Mutex<State>, op: Op, path: &Path) -> Verdict {
         return Verdict::Pass;
     }
     st.failed.push((op, path.to_owned()));
+    if fault.panics {
+        drop(st);
+        panic!("injected panic: {} of {}", op.name(), path.display());
+    }
     let e = io::Error::from_raw_os_error(fault.errno);
     if fault.torn && op == Op::Write {
         Verdict::Torn(e)

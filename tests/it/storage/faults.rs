@@ -389,3 +389,61 @@ fn a_key_removal_that_cannot_be_saved_is_undone() {
         "{listed}"
     );
 }
+
+/// A storage backend that panics (a bug) in the middle of a log write: the log fails as for an
+/// I/O error. Before, the writer's flag stayed set and every later write waited for good.
+#[test]
+fn a_log_write_that_panics_fails_the_log_instead_of_hanging_every_writer() {
+    let mut rig = Rig::new("always", |_| {});
+    let mut c = rig.master();
+    for ts in 1..=5 {
+        c.ok("ins", ins(ts));
+    }
+    rig.faulty
+        .arm(Fault::on(&[Op::Write]).named("wal-").panics());
+    expect_dropped(&mut c, 6);
+    assert_eq!(rig.faulty.failures().len(), 1);
+    let mut other = rig.master();
+    assert_eq!(other.err("ins", ins(7)), UNAVAILABLE);
+    assert_eq!(
+        other.err("sval", json!({"col":"s","key":"k","value":"v"})),
+        UNAVAILABLE
+    );
+    assert_eq!(stamps(&mut other), vec![1, 2, 3, 4, 5, 6]);
+    let mut c = rig.restart_healthy();
+    assert_eq!(stamps(&mut c), vec![1, 2, 3, 4, 5]);
+}
+
+/// A checkpoint that panics (a bug) while writing a snapshot: the next one writes that
+/// collection again, though nothing changed since (before, its changed mark was lost, and the
+/// checkpoint thread with it).
+#[test]
+fn a_checkpoint_that_panics_is_run_again_and_saves_what_it_had_not() {
+    let mut rig = Rig::new("always", |c| c.flush_interval = Duration::from_millis(100));
+    rig.faulty
+        .arm(Fault::on(&[Op::Write]).named("snap-").panics());
+    let mut c = rig.master();
+    for ts in 1..=5 {
+        c.ok("ins", ins(ts));
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || !rig
+            .faulty
+            .failures()
+            .is_empty()),
+        "no checkpoint tried to write a snapshot"
+    );
+    let saved = |files: &[String]| {
+        files
+            .iter()
+            .any(|f| f.starts_with("snap-") && !f.ends_with(".tmp"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || saved(&rig.files())),
+        "no later checkpoint saved the collection: {:?}",
+        rig.files()
+    );
+    assert_eq!(rig.faulty.failures().len(), 1);
+    let mut c = rig.restart_healthy();
+    assert_eq!(stamps(&mut c), vec![1, 2, 3, 4, 5]);
+}
