@@ -8,7 +8,7 @@ use super::{session, Shared};
 use crate::metrics::{self, Refusal};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::protocol::WebSocketConfig;
@@ -99,13 +99,15 @@ fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr, cap: usize) {
         .name(format!("conn-{id}"))
         .stack_size(STACK_SIZE)
         .spawn(move || {
+            // Given back also when the thread panics (a bug): a slot kept would count against
+            // the connection cap for good.
+            let _slot = Counted(&worker.threads);
             if refuse {
+                let _refusal = Counted(&worker.refusals);
                 refuse_connection(sock, peer);
-                worker.refusals.fetch_sub(1, Ordering::AcqRel);
             } else {
                 serve(&worker, sock, peer, id, accepted);
             }
-            worker.threads.fetch_sub(1, Ordering::AcqRel);
         });
     if let Err(e) = spawned {
         log::error!("cannot start a connection thread: {e}");
@@ -113,6 +115,15 @@ fn admit(shared: &Arc<Shared>, sock: TcpStream, peer: SocketAddr, cap: usize) {
             shared.refusals.fetch_sub(1, Ordering::AcqRel);
         }
         shared.threads.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One unit of a count of live threads, given back when dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
