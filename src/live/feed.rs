@@ -110,6 +110,9 @@ pub enum Start {
     Backlog(Vec<Vec<u8>>, Lsn),
     /// With the writes after this sequence number, replayed from the history.
     After(i64),
+    /// Nowhere: the subscription ends at once with `subend` and this text (a `since` backlog
+    /// past the connection's send-buffer limit ends as a subscriber too slow would).
+    Ended(&'static str),
 }
 
 /// How a registration went.
@@ -310,6 +313,11 @@ impl Feed {
         &self.col
     }
 
+    /// The bytes of pushes a subscriber's connection may hold waiting (its send-buffer limit).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// The sequence number of the last write published.
     pub fn seq(&self) -> u64 {
         self.arrivals.lock().seq
@@ -503,6 +511,16 @@ impl Feed {
         sub.next = seq + 1;
         match start {
             Start::Live => {}
+            Start::Ended(why) => {
+                log::warn!(
+                    "connection {}: subscription {} on {:?} ended: {why}",
+                    sub.conn,
+                    sub.id,
+                    self.col
+                );
+                sub.sink.push_last(&encode::subend(&sub.id, why));
+                return Ok(Registered { seq, wait: 0 });
+            }
             Start::Backlog(frames, lsn) => {
                 sub.pre.extend(frames.into_iter().map(|f| (lsn, f)));
                 wait = lsn;

@@ -16,7 +16,7 @@ mod filter;
 mod subscriptions;
 
 pub use change::{Change, Rec};
-pub use feed::{Feed, Registered, Start, Subscriber};
+pub use feed::{Feed, Registered, Start, Subscriber, TOO_SLOW};
 pub use filter::Filter;
 pub use subscriptions::Subscriptions;
 

@@ -89,8 +89,11 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
                     // without its position).
                     let lsn = log.appended();
                     let seq = feed.seq();
-                    let frames = backlog(c, &sub, feed.col(), seq, since);
-                    Some(register(&feed, sub, Start::Backlog(frames, lsn)))
+                    let start = match backlog(c, &sub, feed.col(), seq, since, feed.limit()) {
+                        Some(frames) => Start::Backlog(frames, lsn),
+                        None => Start::Ended(live::TOO_SLOW),
+                    };
+                    Some(register(&feed, sub, start))
                 });
                 if let Some(Some(r)) = read {
                     done = Some(r);
@@ -126,11 +129,22 @@ fn register(feed: &live::Feed, sub: Box<Subscriber>, start: Start) -> Registered
 }
 
 /// The `rec` frames of the stored records `sub` selects with `ts > since`, per document in
-/// name order, by timestamp.
-fn backlog(c: &Collection, sub: &Subscriber, col: &str, seq: u64, since: i64) -> Vec<Vec<u8>> {
+/// name order, by timestamp; `None` once their bytes pass `limit` (the subscriber's send-buffer
+/// limit, which they could never pass through). Built under the collection's write lock, so
+/// a backlog too large to send stops being read there and then.
+fn backlog(
+    c: &Collection,
+    sub: &Subscriber,
+    col: &str,
+    seq: u64,
+    since: i64,
+    limit: usize,
+) -> Option<Vec<Vec<u8>>> {
     let filter = sub.filter();
     let mut frames = Vec::new();
     let mut chunk: Vec<(&str, i64, Cow<'_, str>)> = Vec::new();
+    // The frames' bytes so far, with the records waiting in `chunk` counted by their data.
+    let mut bytes = 0usize;
     let docs: Box<dyn Iterator<Item = _>> = match filter.literal() {
         Some(name) => Box::new(c.docs.get_key_value(name).into_iter()),
         None => Box::new(c.docs.iter().filter(|(n, _)| filter.doc(n))),
@@ -145,20 +159,31 @@ fn backlog(c: &Collection, sub: &Subscriber, col: &str, seq: u64, since: i64) ->
         let range = series.range(since.saturating_add(1), i64::MAX);
         series.scan(range, false, |ts, data| {
             let data = data.text();
-            if filter.data(&data) {
-                chunk.push((name, ts, Cow::Owned(data.into_owned())));
-                if chunk.len() == BACKLOG_CHUNK {
-                    frames.push(rec_frame(sub, col, seq, &chunk));
-                    chunk.clear();
-                }
+            if !filter.data(&data) {
+                return ControlFlow::Continue(());
+            }
+            bytes += data.len();
+            chunk.push((name, ts, Cow::Owned(data.into_owned())));
+            if chunk.len() == BACKLOG_CHUNK {
+                frames.push(rec_frame(sub, col, seq, &chunk));
+                bytes -= chunk.iter().map(|r| r.2.len()).sum::<usize>();
+                bytes += frames.last().map_or(0, Vec::len);
+                chunk.clear();
+            }
+            if bytes > limit {
+                return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         });
+        if bytes > limit {
+            return None;
+        }
     }
     if !chunk.is_empty() {
         frames.push(rec_frame(sub, col, seq, &chunk));
+        bytes = frames.iter().map(Vec::len).sum();
     }
-    frames
+    (bytes <= limit).then_some(frames)
 }
 
 fn rec_frame(

@@ -334,3 +334,57 @@ fn revoking_the_key_ends_its_subscriptions_then_closes() {
         Frame::Dropped(_) | Frame::Close(_)
     ));
 }
+
+/// A `since` backlog that could never pass the connection's send-buffer limit ends the
+/// subscription with `subend` `subscriber too slow`, as documented, and is not built in full
+/// first: before, the whole backlog was rendered (under the collection's write lock) and only
+/// then refused, so one readonly `sub` could make the server hold many times the store.
+#[test]
+fn a_since_backlog_past_the_send_buffer_ends_at_once_without_being_built() {
+    let server = Server::start(&["--send-buffer-mib", "1"]);
+    let mut w = Client::open(server.port, MASTER, None);
+    w.set_read_timeout(std::time::Duration::from_secs(60));
+    // 16 MB of records, each JSON text with quotes to escape.
+    let pad = "\"x\":".repeat(500);
+    for batch in 0..16 {
+        let recs: Vec<Value> = (0..500)
+            .map(|i| {
+                let ts = batch * 500 + i + 1;
+                json!({"col":"c","doc":format!("d{}", ts % 7),"ts":ts,"data":format!("{{\"n\":{ts},{pad}}}")})
+            })
+            .collect();
+        w.ok("ins", Value::Array(recs));
+    }
+    let pid = server.pid().expect("server running");
+    let peak = || crate::common::proc_status_kib(pid, "VmHWM").expect("VmHWM");
+    let before = peak();
+    let mut s = Client::open(server.port, MASTER, None);
+    s.set_read_timeout(std::time::Duration::from_secs(60));
+    let (id, _) = sub(&mut s, json!({"col": "c", "since": 0}));
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"subend","sub":id,"error":"subscriber too slow"})
+    );
+    let grown_mib = peak().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 16,
+        "peak RSS grew by {grown_mib} MiB for a backlog refused past 1 MiB"
+    );
+    // A backlog within the limit is still sent whole, and the connection goes on.
+    let (id, _) = sub(&mut s, json!({"col": "c", "doc": "d0", "since": 7_950}));
+    let v = push(&mut s);
+    assert_eq!(
+        (v["type"].as_str(), v["sub"].as_str()),
+        (Some("rec"), Some(&*id))
+    );
+    let stamps: Vec<i64> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["ts"].as_i64().expect("ts"))
+        .collect();
+    assert_eq!(
+        stamps,
+        (7_951..=8_000).filter(|t| t % 7 == 0).collect::<Vec<_>>()
+    );
+}
