@@ -105,6 +105,10 @@ pub fn set(ctx: &mut Ctx<'_>, s: &Sret<'_>, _: &mut Reply<'_>) -> Result<(), OpE
         max_age: s.max_age,
         max_records: s.max_records,
     };
+    // A policy outlives its collection: a new one adds to what the store holds.
+    if !policy.is_empty() && !store.policies().has_own(col) {
+        store.check_memory().map_err(OpError::MemoryFull)?;
+    }
     // Under the collection's lock (created for the moment if it does not exist), so the
     // policy takes effect between two inserts, in the order the log records them.
     // The policy changes before it is logged: a checkpoint that saves the policies between the

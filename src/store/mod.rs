@@ -143,16 +143,18 @@ impl Store {
         self.limit.store(bytes, Ordering::Relaxed);
     }
 
-    /// Bytes the store holds: record data (sealed blocks as stored), columns, names, values.
+    /// Bytes the store holds: record data (sealed blocks as stored), columns, names, values,
+    /// and the collections' own retention policies.
     pub fn held_bytes(&self) -> usize {
-        self.held.load(Ordering::Relaxed)
+        self.held.load(Ordering::Relaxed) + self.policies.bytes()
     }
 
     /// `Err` while the store holds its memory limit or more: the one check before a write that
-    /// adds data (`ins`, `sval`). Deletes, queries and retention are never refused.
+    /// adds data (`ins`, `sval`, an `sret` that gives a collection its first policy). Deletes,
+    /// queries, other `sret` and retention itself are never refused.
     pub fn check_memory(&self) -> Result<(), MemoryFull> {
         let limit = self.limit.load(Ordering::Relaxed);
-        let held = self.held.load(Ordering::Relaxed);
+        let held = self.held_bytes();
         if limit > 0 && held >= limit {
             Err(MemoryFull { held, limit })
         } else {

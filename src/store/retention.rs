@@ -13,6 +13,7 @@ use super::collection::Collection;
 use super::series::Series;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The limits one collection applies; `None` = unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +72,13 @@ impl Policy {
 #[derive(Debug, Default)]
 pub struct Policies {
     inner: RwLock<PolicyMap>,
+    /// What the own policies hold (see [`entry_bytes`]), counted with the store's memory.
+    bytes: AtomicUsize,
+}
+
+/// The memory one own policy holds, roughly: its name, the name's header and the map's share.
+fn entry_bytes(name: &str) -> usize {
+    name.len() + 64
 }
 
 #[derive(Debug, Default)]
@@ -106,9 +114,17 @@ impl Policies {
     pub fn set(&self, name: &str, policy: Policy) -> Limits {
         let mut map = self.inner.write();
         let changed = if policy.is_empty() {
-            map.own.remove(name).is_some()
+            let removed = map.own.remove(name).is_some();
+            if removed {
+                self.bytes.fetch_sub(entry_bytes(name), Ordering::Relaxed);
+            }
+            removed
         } else {
-            map.own.insert(name.to_owned(), policy) != Some(policy)
+            let previous = map.own.insert(name.to_owned(), policy);
+            if previous.is_none() {
+                self.bytes.fetch_add(entry_bytes(name), Ordering::Relaxed);
+            }
+            previous != Some(policy)
         };
         map.dirty |= changed;
         match map.own.get(name) {
@@ -144,6 +160,18 @@ impl Policies {
             .into_iter()
             .filter(|(_, p)| !p.is_empty())
             .collect();
+        let bytes = map.own.keys().map(|n| entry_bytes(n)).sum();
+        self.bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether `name` has a policy of its own.
+    pub fn has_own(&self, name: &str) -> bool {
+        self.inner.read().own.contains_key(name)
+    }
+
+    /// The memory the own policies hold, roughly.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 }
 

@@ -151,3 +151,41 @@ fn a_restart_over_more_data_than_the_limit_serves_reads_and_refuses_writes() {
     }
     c.ok("ins", json!([{"col":"m","doc":"x","ts":1,"data":"x"}]));
 }
+
+/// Retention policies outlive their collections, so a client could once give any number of
+/// names a policy with the store "empty": they now count with the store's memory, and an `sret`
+/// that gives a name its first policy is refused at the limit like `ins`.
+#[test]
+fn policies_count_against_the_limit_and_a_new_one_is_refused_at_it() {
+    let server = Server::start(&["--max-memory", "1MiB"]);
+    let mut c = server.master();
+    let name = |i: usize| format!("{i:04}{}", "p".repeat(4000));
+    // About 4 KiB each: the limit is reached after some 258 of them.
+    let mut given = 0;
+    let refused = loop {
+        assert!(
+            given < 1_000,
+            "1,000 policies of 4 KiB names taken under 1 MiB"
+        );
+        let v = c.call("sret", json!({"col": name(given), "max_records": 5}));
+        match v.get("error").and_then(Value::as_str) {
+            None => given += 1,
+            Some(e) => break e.to_string(),
+        }
+    };
+    assert!(full_text().is_match(&refused), "{refused}");
+    assert!(
+        (200..=260).contains(&given),
+        "refused after {given} policies"
+    );
+    assert_eq!(c.ok("cols", json!({})), json!({"collections": []}));
+    let e = c.err("ins", json!([{"col":"m","doc":"d","ts":1,"data":"x"}]));
+    assert!(full_text().is_match(&e), "{e}");
+    // Changing or removing a policy that exists is never refused; what is freed takes writes.
+    c.ok("sret", json!({"col": name(0), "max_records": 6}));
+    for i in 0..10 {
+        c.ok("sret", json!({"col": name(i)}));
+    }
+    c.ok("sret", json!({"col": name(given), "max_records": 5}));
+    c.ok("ins", json!([{"col":"m","doc":"d","ts":1,"data":"x"}]));
+}
