@@ -22,13 +22,15 @@ use super::change::Change;
 use super::deliver;
 use super::encode;
 use super::filter::Filter;
+use super::hub::{Shared, HISTORY_BUDGET, RESUME_WINDOW};
 use super::{Sink, SinkError};
 use crate::persist::Lsn;
 use parking_lot::{Condvar, Mutex};
 use plan::Round;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Writes the history keeps at most for resuming, per collection.
@@ -173,11 +175,13 @@ struct State {
     /// A writer waits to take over from the delivering thread, whose turn is over (one at a
     /// time: the others leave their pushes as usual).
     handover: bool,
+    /// The feed is in its hub's queue of unused feeds.
+    queued: bool,
 }
 
 impl State {
     /// Moves the writes published since the last call into the history.
-    fn take_arrivals(&mut self, arrivals: &Mutex<Arrivals>) {
+    fn take_arrivals(&mut self, arrivals: &Mutex<Arrivals>, shared: &Shared) {
         {
             let mut a = arrivals.lock();
             if a.entries.is_empty() {
@@ -185,23 +189,31 @@ impl State {
             }
             std::mem::swap(&mut a.entries, &mut self.spare);
         }
+        let mut taken = 0;
         for e in self.spare.drain(..) {
             self.seq = e.seq;
-            self.history_bytes += e.bytes;
+            taken += e.bytes;
             self.history.push_back(Arc::new(e));
         }
-        self.trim();
+        self.history_bytes += taken;
+        shared.history_grew(taken);
+        self.trim(shared);
     }
 
-    fn trim(&mut self) {
+    /// Lets go of the oldest writes past the bounds: those every subscriber was served once the
+    /// feed's own bound or the hub's budget is passed, any past the hard bound.
+    fn trim(&mut self, shared: &Shared) {
         while let Some(front) = self.history.front() {
-            let over = self.history.len() > HISTORY_WRITES || self.history_bytes > HISTORY_BYTES;
+            let over = self.history.len() > HISTORY_WRITES
+                || self.history_bytes > HISTORY_BYTES
+                || shared.history_over_budget();
             let far_over = self.history.len() > LAG_FACTOR * HISTORY_WRITES
                 || self.history_bytes > LAG_FACTOR * HISTORY_BYTES;
             if !(far_over || over && front.seq < self.floor) {
                 break;
             }
             self.history_bytes -= front.bytes;
+            shared.history_shrank(front.bytes);
             self.history.pop_front();
         }
     }
@@ -263,11 +275,37 @@ pub struct Feed {
     delivered: Condvar,
     /// [`TURN`] (shorter in tests).
     turn_length: Duration,
+    /// What it shares with its hub (see `hub`).
+    shared: Arc<Shared>,
+    /// Itself, for the hub's queue of unused feeds (dangling for a feed outside a hub).
+    me: Weak<Feed>,
+    /// When it lost its last subscriber (the hub's [`Shared::now_ms`]); 0 while it has one.
+    unused_since: AtomicU64,
 }
 
 impl Feed {
-    /// A feed whose first write will be number `base + 1`.
+    /// A feed whose first write will be number `base + 1`, on its own (outside a hub).
     pub fn new(col: &str, base: u64, limit: usize) -> Self {
+        Feed::with(
+            col,
+            base,
+            limit,
+            Arc::new(Shared::new(HISTORY_BUDGET, RESUME_WINDOW)),
+            Weak::new(),
+        )
+    }
+
+    /// A feed of a hub's, already in its queue of unused feeds (it has no subscriber yet).
+    pub(super) fn in_hub(col: &str, base: u64, limit: usize, shared: Arc<Shared>) -> Arc<Self> {
+        Arc::new_cyclic(|me| {
+            let feed = Feed::with(col, base, limit, shared, me.clone());
+            feed.state.lock().queued = true;
+            feed
+        })
+    }
+
+    fn with(col: &str, base: u64, limit: usize, shared: Arc<Shared>, me: Weak<Feed>) -> Self {
+        let unused_since = AtomicU64::new(shared.now_ms());
         Feed {
             col: col.to_owned(),
             limit,
@@ -289,9 +327,43 @@ impl Feed {
                 turns: 0,
                 turn_began: Instant::now(),
                 handover: false,
+                queued: false,
             }),
             delivered: Condvar::new(),
             turn_length: TURN,
+            shared,
+            me,
+            unused_since,
+        }
+    }
+
+    /// When it lost its last subscriber (see [`Feed::unused_since`]); 0 while it has one.
+    pub(super) fn unused_since_ms(&self) -> u64 {
+        self.unused_since.load(Ordering::Relaxed)
+    }
+
+    /// Whether it has no subscriber; if it has, it is no longer counted in the hub's queue.
+    pub(super) fn still_unused(&self) -> bool {
+        let mut st = self.state.lock();
+        if st.subs.is_empty() {
+            return true;
+        }
+        st.queued = false;
+        false
+    }
+
+    /// After subscribers left: a feed left without any joins its hub's queue of unused feeds.
+    fn note_if_unused(&self, st: &mut State) {
+        if !st.subs.is_empty() {
+            return;
+        }
+        if self.unused_since.load(Ordering::Relaxed) == 0 {
+            self.unused_since
+                .store(self.shared.now_ms(), Ordering::Relaxed);
+        }
+        if !st.queued && self.me.strong_count() > 0 {
+            st.queued = true;
+            self.shared.queue_unused(self.me.clone());
         }
     }
 
@@ -300,6 +372,12 @@ impl Feed {
     pub(super) fn turn_state(&self) -> (bool, bool) {
         let st = self.state.lock();
         (st.delivering, st.handover)
+    }
+
+    /// Writes in the history.
+    #[cfg(test)]
+    pub(super) fn history_len(&self) -> usize {
+        self.state.lock().history.len()
     }
 
     /// The same feed with another delivery turn.
@@ -361,7 +439,7 @@ impl Feed {
     fn flush_taking_turns(&self, durable: Lsn, may_take_over: bool) {
         let mut st = self.state.lock();
         st.durable = st.durable.max(durable);
-        st.take_arrivals(&self.arrivals);
+        st.take_arrivals(&self.arrivals, &self.shared);
         // The turn this thread waits to take over at the end of.
         let mut taking_over: Option<u64> = None;
         while st.delivering {
@@ -381,15 +459,18 @@ impl Feed {
                 return;
             }
             self.delivered.wait(&mut st);
-            st.take_arrivals(&self.arrivals);
+            st.take_arrivals(&self.arrivals, &self.shared);
         }
         st.delivering = true;
         st.handover = false;
         st.turns += 1;
         st.turn_began = Instant::now();
         loop {
-            st.take_arrivals(&self.arrivals);
+            st.take_arrivals(&self.arrivals, &self.shared);
             let round = st.plan();
+            if !round.lost.is_empty() {
+                self.note_if_unused(&mut st);
+            }
             if round.work.is_empty() && round.lost.is_empty() {
                 self.end_turn(&mut st);
                 return;
@@ -431,7 +512,7 @@ impl Feed {
         {
             let mut st = self.state.lock();
             st.durable = st.durable.max(durable);
-            st.take_arrivals(&self.arrivals);
+            st.take_arrivals(&self.arrivals, &self.shared);
             if st.owed_bytes() > max {
                 return false;
             }
@@ -477,9 +558,9 @@ impl Feed {
             }
         }
         if !failed.is_empty() {
-            self.state
-                .lock()
-                .remove(|s| failed.iter().any(|(c, i)| s.conn == *c && s.id == *i));
+            let mut st = self.state.lock();
+            st.remove(|s| failed.iter().any(|(c, i)| s.conn == *c && s.id == *i));
+            self.note_if_unused(&mut st);
         }
     }
 
@@ -502,7 +583,7 @@ impl Feed {
     ) -> Result<Registered, Box<Subscriber>> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
-        st.take_arrivals(&self.arrivals);
+        st.take_arrivals(&self.arrivals, &self.shared);
         if unchanged_since.is_some_and(|s| s != st.seq) {
             return Err(sub);
         }
@@ -547,6 +628,7 @@ impl Feed {
         sub.filter = filter;
         st.floor = st.floor.min(sub.next);
         st.subs.push(*sub);
+        self.unused_since.store(0, Ordering::Relaxed);
         drop(guard);
         self.flush_taking_turns(0, false);
         Ok(Registered { seq, wait })
@@ -563,6 +645,18 @@ impl Feed {
 
     /// Ends a subscription; false when it had already ended.
     pub fn remove(&self, conn: u64, id: &str) -> bool {
-        self.state.lock().remove(|s| s.conn == conn && &*s.id == id) > 0
+        let mut st = self.state.lock();
+        let removed = st.remove(|s| s.conn == conn && &*s.id == id) > 0;
+        if removed {
+            self.note_if_unused(&mut st);
+        }
+        removed
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.shared
+            .history_shrank(self.state.get_mut().history_bytes);
     }
 }

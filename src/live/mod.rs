@@ -1,8 +1,8 @@
 //! Live subscriptions: writes pushed to the connections that asked for them (`sub`).
 //!
 //! The [`Hub`] holds one [`Feed`] per subscribed collection name (created by the first `sub`
-//! on it, kept while the server runs so that a reconnecting client can resume from its
-//! history). Writers publish into it through `ops::Log` under the collection's write lock;
+//! on it, kept for a while after its last subscriber left so that a reconnecting client can
+//! resume from its history; see `hub`). Writers publish into it through `ops::Log` under the collection's write lock;
 //! pushes reach connections through a [`Sink`] (the server's push seam). Nothing here knows
 //! about sockets or the store.
 
@@ -13,19 +13,16 @@ mod feed;
 #[cfg(test)]
 mod feed_tests;
 mod filter;
+mod hub;
 mod subscriptions;
 
 pub use change::{Change, Rec};
 pub use feed::{Feed, Registered, Start, Subscriber, TOO_SLOW};
 pub use filter::Filter;
+pub use hub::Hub;
 pub use subscriptions::Subscriptions;
 
-use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The `subend` text when the subscriber's API key is revoked.
 pub const KEY_REVOKED: &str = "API key revoked";
@@ -75,54 +72,4 @@ impl fmt::Display for LiveError {
             LiveError::Closing => f.write_str("connection closing"),
         }
     }
-}
-
-/// Every feed, by collection name.
-pub struct Hub {
-    feeds: RwLock<HashMap<String, Arc<Feed>>>,
-    /// Whether any feed exists: writers skip the map entirely until the first `sub`.
-    any: AtomicBool,
-    /// The send-buffer limit of a connection.
-    limit: usize,
-}
-
-impl Hub {
-    pub fn new(limit: usize) -> Self {
-        Hub {
-            feeds: RwLock::default(),
-            any: AtomicBool::new(false),
-            limit,
-        }
-    }
-
-    /// The feed of collection `col`, if anyone ever subscribed to it.
-    #[inline]
-    pub fn feed(&self, col: &str) -> Option<Arc<Feed>> {
-        if !self.any.load(Ordering::Acquire) {
-            return None;
-        }
-        self.feeds.read().get(col).cloned()
-    }
-
-    /// The feed of `col`, created if needed. A new feed numbers its writes from the current
-    /// time in microseconds, so sequence numbers from an earlier run (or an earlier feed) are
-    /// below its history and a resume from them is refused rather than misread.
-    pub fn feed_or_create(&self, col: &str) -> Arc<Feed> {
-        if let Some(feed) = self.feed(col) {
-            return feed;
-        }
-        let mut feeds = self.feeds.write();
-        let feed = feeds
-            .entry(col.to_owned())
-            .or_insert_with(|| Arc::new(Feed::new(col, now_micros(), self.limit)))
-            .clone();
-        self.any.store(true, Ordering::Release);
-        feed
-    }
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -180,7 +180,7 @@ mod tests {
 
     fn lagging(feed: &Feed) -> bool {
         let mut st = feed.state.lock();
-        st.take_arrivals(&feed.arrivals);
+        st.take_arrivals(&feed.arrivals, &feed.shared);
         st.lagging()
     }
 
