@@ -158,6 +158,20 @@ pub(super) fn by_connection(work: &[Work]) -> Vec<Vec<usize>> {
     conns
 }
 
+/// The work items of each filter group (indices into `work`), in order of first appearance.
+pub(super) fn by_group(work: &[Work]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut at: HashMap<usize, usize> = HashMap::new();
+    for (i, w) in work.iter().enumerate() {
+        let g = *at.entry(w.group).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
+}
+
 /// Whether the connections with work items `a` and `b` are owed byte-identical pushes this
 /// round: their subscriptions, in order, have the same id text, filter group and first write
 /// owed, and no backlog frames. (A feed's sinks are all sessions', which frame alike.)

@@ -56,6 +56,13 @@ const MAX_LAG_BYTES: u64 = 16 << 20;
 /// one connection would deliver for everyone for as long as the stream lasts.
 const TURN: Duration = Duration::from_millis(1);
 
+/// Bytes a delivery round may encode at most, roughly: its writes' bytes times the groups of
+/// equal filters they are encoded for. A round takes fewer writes past it, and a round of one
+/// write past it is encoded and handed over one group at a time (see [`Feed::deliver`]).
+/// Without it, subscriptions with many different filters that each select every record
+/// made one large write cost its size once per filter, all held at once.
+const ENCODE_BUDGET: usize = 32 << 20;
+
 /// Bytes of changes (roughly counted) owed at most for a writer to hand them over before its
 /// own acknowledgements leave (see [`Feed::flush_if_small`]).
 pub const EAGER_BYTES: u64 = 32 << 10;
@@ -275,6 +282,8 @@ pub struct Feed {
     delivered: Condvar,
     /// [`TURN`] (shorter in tests).
     turn_length: Duration,
+    /// [`ENCODE_BUDGET`] (smaller in tests).
+    encode_budget: usize,
     /// What it shares with its hub (see `hub`).
     shared: Arc<Shared>,
     /// Itself, for the hub's queue of unused feeds (dangling for a feed outside a hub).
@@ -331,6 +340,7 @@ impl Feed {
             }),
             delivered: Condvar::new(),
             turn_length: TURN,
+            encode_budget: ENCODE_BUDGET,
             shared,
             me,
             unused_since,
@@ -378,6 +388,13 @@ impl Feed {
     #[cfg(test)]
     pub(super) fn history_len(&self) -> usize {
         self.state.lock().history.len()
+    }
+
+    /// The same feed with another encoding budget.
+    #[cfg(test)]
+    pub(super) fn with_encode_budget(mut self, bytes: usize) -> Self {
+        self.encode_budget = bytes;
+        self
     }
 
     /// The same feed with another delivery turn.
@@ -467,7 +484,7 @@ impl Feed {
         st.turn_began = Instant::now();
         loop {
             st.take_arrivals(&self.arrivals, &self.shared);
-            let round = st.plan();
+            let round = st.plan(self.encode_budget);
             if !round.lost.is_empty() {
                 self.note_if_unused(&mut st);
             }
@@ -522,38 +539,44 @@ impl Feed {
     }
 
     /// Hands over one round's pushes; the subscriptions whose connection refused them end.
+    /// Each connection gets its pushes in one batch, built from encodings the round keeps,
+    /// unless the round's one write encoded for every group would pass the encoding budget:
+    /// then each group's encodings are made, handed to its subscribers one by one, and let go
+    /// before the next group's (the frames of one write may reach a connection's
+    /// subscriptions in any order).
     fn deliver(&self, round: Round) {
         for (conn, id, sink) in &round.lost {
             self.end_slow(*conn, id, &**sink);
         }
         let mut failed: Vec<(u64, Arc<str>)> = Vec::new();
-        let mut encoded = deliver::Encoded::new(&self.col, &round.entries, &round.work);
         let mut batch = deliver::Batch::default();
-        let conns = deliver::by_connection(&round.work);
-        let mut next = 0;
-        while let Some(first) = conns.get(next) {
-            deliver::batch(&mut batch, &mut encoded, &round.work, first);
-            let pieces = batch.pieces(&encoded);
-            // The connections after it that are owed the same bytes take this batch as is.
-            let alike = conns[next + 1..]
-                .iter()
-                .take_while(|subs| deliver::same_pushes(&round.work, first, subs));
-            for subs in std::iter::once(first).chain(alike) {
-                next += 1;
-                let sink = &round.work[subs[0]].sink;
-                let served = || subs.iter().map(|&i| &round.work[i]);
-                match sink.push(&pieces, self.limit) {
-                    Ok(()) => {}
-                    Err(SinkError::Full) => {
-                        for w in served() {
-                            self.end_slow(w.conn, &w.id, &*w.sink);
-                            failed.push((w.conn, w.id.clone()));
-                        }
-                    }
-                    // A connection closing ends its subscriptions itself, each with its
-                    // `subend` when its key was revoked; ended here, quietly, they would not
-                    // get one. Until then its rounds cost an encoding and a refused push.
-                    Err(SinkError::Closed) => {}
+        let groups = deliver::by_group(&round.work);
+        let bytes: usize = round.entries.iter().map(|e| e.bytes).sum();
+        if round.entries.len() == 1 && bytes.saturating_mul(groups.len()) > self.encode_budget {
+            for subs in &groups {
+                let mut encoded = deliver::Encoded::new(&self.col, &round.entries, &round.work);
+                for &i in subs {
+                    deliver::batch(&mut batch, &mut encoded, &round.work, &[i]);
+                    let w = &round.work[i];
+                    self.hand(&*w.sink, &batch.pieces(&encoded), [w], &mut failed);
+                }
+            }
+        } else {
+            let mut encoded = deliver::Encoded::new(&self.col, &round.entries, &round.work);
+            let conns = deliver::by_connection(&round.work);
+            let mut next = 0;
+            while let Some(first) = conns.get(next) {
+                deliver::batch(&mut batch, &mut encoded, &round.work, first);
+                let pieces = batch.pieces(&encoded);
+                // The connections after it that are owed the same bytes take this batch as is.
+                let alike = conns[next + 1..]
+                    .iter()
+                    .take_while(|subs| deliver::same_pushes(&round.work, first, subs));
+                for subs in std::iter::once(first).chain(alike) {
+                    next += 1;
+                    let sink = &*round.work[subs[0]].sink;
+                    let served = subs.iter().map(|&i| &round.work[i]);
+                    self.hand(sink, &pieces, served, &mut failed);
                 }
             }
         }
@@ -561,6 +584,30 @@ impl Feed {
             let mut st = self.state.lock();
             st.remove(|s| failed.iter().any(|(c, i)| s.conn == *c && s.id == *i));
             self.note_if_unused(&mut st);
+        }
+    }
+
+    /// Hands `pieces` to one connection for the subscriptions `served`; if it refuses them
+    /// (full), those end and are listed in `failed`.
+    fn hand<'w>(
+        &self,
+        sink: &dyn Sink,
+        pieces: &[&[u8]],
+        served: impl IntoIterator<Item = &'w deliver::Work>,
+        failed: &mut Vec<(u64, Arc<str>)>,
+    ) {
+        match sink.push(pieces, self.limit) {
+            Ok(()) => {}
+            Err(SinkError::Full) => {
+                for w in served {
+                    self.end_slow(w.conn, &w.id, &*w.sink);
+                    failed.push((w.conn, w.id.clone()));
+                }
+            }
+            // A connection closing ends its subscriptions itself, each with its `subend` when
+            // its key was revoked; ended here, quietly, they would not get one. Until then its
+            // rounds cost an encoding and a refused push.
+            Err(SinkError::Closed) => {}
         }
     }
 

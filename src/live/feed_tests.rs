@@ -412,3 +412,48 @@ fn a_panic_while_delivering_leaves_no_deliverer_behind() {
     feed.flush(0);
     assert_eq!(*sink.inner.pushes.lock(), [vec![rec("s1", 2, 2)]]);
 }
+
+/// Past the encoding budget, a round takes fewer writes, and a round of one write is encoded
+/// one group at a time and handed to each subscriber on its own: every subscriber still gets
+/// every write, in order.
+#[test]
+fn past_the_encoding_budget_each_group_is_encoded_and_handed_over_on_its_own() {
+    let feed = Feed::new("c", 0, 1 << 20).with_encode_budget(1);
+    let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    // Three groups that all select document `d`.
+    subscribe(&feed, 1, "s1", &a, None);
+    subscribe(&feed, 1, "s2", &a, Some("d"));
+    subscribe(&feed, 2, "s1", &b, None);
+    subscribe(&feed, 2, "s3", &b, Some("/^d$/"));
+    for ts in [10, 11] {
+        feed.publish(0, ins(ts));
+    }
+    feed.flush(0);
+    // One hand-over per subscription and write, group by group within a write.
+    assert_eq!(
+        *a.pushes.lock(),
+        [
+            vec![rec("s1", 1, 10)],
+            vec![rec("s2", 1, 10)],
+            vec![rec("s1", 2, 11)],
+            vec![rec("s2", 2, 11)]
+        ]
+    );
+    assert_eq!(
+        *b.pushes.lock(),
+        [
+            vec![rec("s1", 1, 10)],
+            vec![rec("s3", 1, 10)],
+            vec![rec("s1", 2, 11)],
+            vec![rec("s3", 2, 11)]
+        ]
+    );
+    // Within the budget, one batch per connection and round, as before.
+    let feed = Feed::new("c", 0, 1 << 20);
+    let c = Arc::new(Recorder::default());
+    subscribe(&feed, 3, "s1", &c, None);
+    subscribe(&feed, 3, "s2", &c, Some("d"));
+    feed.publish(0, ins(12));
+    feed.flush(0);
+    assert_eq!(*c.pushes.lock(), [vec![rec("s1", 1, 12), rec("s2", 1, 12)]]);
+}

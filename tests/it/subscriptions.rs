@@ -461,3 +461,47 @@ fn subscribing_to_ever_new_names_does_not_grow_the_server() {
         "peak RSS grew by {grown_mib} MiB over 9,000 subscriptions to new names"
     );
 }
+
+/// Many subscriptions with different filters that all select every record: one large write
+/// was encoded once per filter and all of it held at once (the audit: 1,024 filters and one
+/// 1 MiB `ins`, 1.3 GB of peak RSS); it is now encoded one filter at a time past a budget.
+#[test]
+fn one_large_write_to_many_different_filters_is_not_held_once_per_filter() {
+    let server = Server::start(&["--send-buffer-mib", "1"]);
+    let mut subscribers: Vec<Client> = (0..2)
+        .map(|_| Client::open(server.port, MASTER, None))
+        .collect();
+    for (c, s) in subscribers.iter_mut().enumerate() {
+        for i in 0..128 {
+            sub(
+                s,
+                json!({"col": "c", "doc": format!("/^d$|^none{c}x{i}$/")}),
+            );
+        }
+    }
+    let mut w = Client::open(server.port, MASTER, None);
+    w.set_read_timeout(std::time::Duration::from_secs(60));
+    // Warm up the write path and the allocator with a write nobody is pushed.
+    let small = "\"q\"".repeat(1000);
+    ins(&mut w, &[("c", "other", 1, &small)]);
+    let pid = server.pid().expect("server running");
+    let peak = || crate::common::proc_status_kib(pid, "VmHWM").expect("VmHWM");
+    let before = peak();
+    // 128 KiB of JSON text with quotes, to each of 256 filters.
+    let big = "\"q\"".repeat((128 << 10) / 3);
+    ins(&mut w, &[("c", "d", 1, &big)]);
+    // Each subscription gets the write, or ends too slow where its connection's 1 MiB send
+    // buffer filled up before it was read.
+    for s in &mut subscribers {
+        s.set_read_timeout(std::time::Duration::from_secs(60));
+        for _ in 0..128 {
+            let v = push(s);
+            assert!(v["type"] == "rec" || v["type"] == "subend", "{v}");
+        }
+    }
+    let grown_mib = peak().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 16,
+        "peak RSS grew by {grown_mib} MiB for one 128 KiB write to 256 filters"
+    );
+}

@@ -69,8 +69,11 @@ impl State {
     }
 
     /// Takes what may leave now: every subscriber's durable backlog frames and the durable
-    /// writes it is owed; advances the subscribers past them.
-    pub(super) fn plan(&mut self) -> Round {
+    /// writes it is owed; advances the subscribers past them. The round's writes times the
+    /// groups they are encoded for stay within `encode_budget` bytes (but a round takes at
+    /// least one write).
+    pub(super) fn plan(&mut self, encode_budget: usize) -> Round {
+        let groups = self.groups.iter().filter(|g| g.users > 0).count().max(1);
         let upto = self.durable;
         let front = self.history.front().map_or(self.seq + 1, |e| e.seq);
         let ready = self.ready();
@@ -87,7 +90,8 @@ impl State {
         let mut take = 0;
         let mut bytes = 0;
         for e in self.history.range(skip..ready) {
-            if take > 0 && bytes + e.bytes > ROUND_BYTES {
+            let more = bytes + e.bytes;
+            if take > 0 && (more > ROUND_BYTES || more.saturating_mul(groups) > encode_budget) {
                 break;
             }
             take += 1;
