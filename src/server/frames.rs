@@ -8,6 +8,9 @@ const INITIAL: usize = 16 * 1024;
 const MIN_READ: usize = 4 * 1024;
 /// A buffer larger than this is given back once everything in it has been served.
 const SHRINK_ABOVE: usize = 64 * 1024;
+/// The room a frame's bytes may grow into before twice what has arrived is the bound (see
+/// [`FrameReader::spare`]).
+const GROW_FROM: usize = 64 * 1024;
 
 use crate::ws_header::{self, apply_mask, Header, OP_BINARY, OP_CONTINUATION};
 pub(super) use crate::ws_header::{OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
@@ -98,13 +101,18 @@ impl FrameReader {
         }
     }
 
-    /// Free space to read into, made large enough for the frame being read.
+    /// Free space to read into, made large enough for the frame being read as its bytes
+    /// arrive: at most twice what is buffered (and at least [`GROW_FROM`]) ahead of them, not
+    /// the size its header announces, so that a client announcing a large frame and sending
+    /// a few bytes of it does not make the server allocate (and zero) the whole of it.
     pub fn spare(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        let need = self.want.max(self.end - self.start + MIN_READ);
+        let have = self.end - self.start;
+        let next = self.want.min(have.saturating_mul(2).max(GROW_FROM));
+        let need = next.max(have + MIN_READ);
         if self.buf.len() - self.start < need {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;

@@ -1225,3 +1225,35 @@ fn connection_keeps_working_across_read_buffer_release() {
     }
     assert_eq!(a.ok("cols", json!({})), json!({"collections": ["b", "c"]}));
 }
+
+/// Found by an audit: the read buffer was sized (and zeroed) to the length a frame's header
+/// announced, before any of its payload came, so a few clients each announcing a 16 MiB frame
+/// and sending 15 bytes of it made the server hold 16 MiB apiece (50 of them: 806 MiB). The
+/// buffer now grows with the bytes that arrive. The clients are closed by the idle timeout,
+/// which also shows that the server has read what they sent.
+#[test]
+fn a_large_frame_announced_but_not_sent_is_not_allocated() {
+    let s = Server::start(&["--idle-timeout", "1"]);
+    let before = kib(&s, "VmHWM");
+    let mut clients: Vec<TcpStream> = (0..20).map(|_| raw_connect(s.port).unwrap()).collect();
+    for c in &mut clients {
+        let mut bytes = raw_frame_header(1, true, 16 * 1024 * 1024 - 64);
+        bytes.extend_from_slice(b"[{\"col\":\"c\",\"do");
+        c.write_all(&bytes).unwrap();
+    }
+    for c in &mut clients {
+        let end = loop {
+            match raw_read(c) {
+                Ok(RawFrame::Other(0x9)) => continue,
+                other => break other,
+            }
+        };
+        assert_eq!(end.unwrap(), RawFrame::Close(1001, "idle timeout".into()));
+    }
+    let grown_mib = kib(&s, "VmHWM").saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 32,
+        "peak RSS grew by {grown_mib} MiB for 20 frames announced at 16 MiB, 15 bytes sent"
+    );
+    assert_healthy(&s);
+}
