@@ -371,6 +371,11 @@ impl Uploader {
                 serde_json::to_vec_pretty(&point).map_err(|e| RoundError::Local(e.to_string()))?;
             self.objects.put(&key, &body, &Condition::Always)?;
             crate::metrics::backup::backup_uploaded(body.len());
+            // A point lists every file; what the next ones may share with the bucket is what
+            // this one holds. Remembering every key ever uploaded grew without bound when no
+            // --backup-keep prunes the bucket (a file of an older point seen again is only
+            // uploaded again).
+            self.known_files = point.files.iter().map(|f| f.key.clone()).collect();
             fs::remove_dir_all(&staged.dir).map_err(|e| local("removing", &staged.dir, e))?;
         }
         Ok(())
