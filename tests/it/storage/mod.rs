@@ -4,8 +4,11 @@
 //! - `faults`: the disk fails (full, I/O error) mid-write, on fsync, at rotation, on snapshot
 //!   and key-file writes; the exact answers clients get, and nothing acknowledged lost after a
 //!   restart on a healthy disk;
+//! - `checkpoint_race`: appends made while a checkpoint copies their collection stay in the log
+//!   until a snapshot holds them;
 //! - `old_files`: a data folder written before the switch to `crc32fast` still loads.
 
+mod checkpoint_race;
 mod faults;
 mod old_files;
 mod powercut;
