@@ -455,17 +455,52 @@ impl Cpu {
 /// How the runs' lines say delivery was checked (see `delivery.rs`).
 const CHECKED: &str = "\"delivery_check\":\"every push scanned (sub, seq, record count; each subscription in seq order, none missing), each subscription's first and one per MiB read also parsed in full\"";
 
-/// A run's "rate parsed least-share" answer, split.
-fn rate_and_parsed(s: &str) -> (f64, u64, f64) {
-    let mut it = s.split(' ');
-    let rate = it.next().and_then(|r| r.parse().ok()).unwrap_or(0.0);
-    let parsed = it.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let share = it.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
-    (rate, parsed, share)
+/// Runs one measurement against a server of its own (in memory, or with `--data` in a
+/// temporary folder); remembers the CPU the server and this process spent, and the server's
+/// peak resident memory.
+struct Runner<'a> {
+    bin: &'a Path,
+    key: &'a str,
+    data: bool,
+    dir: std::path::PathBuf,
+    /// The CPU of the last run.
+    cpu: std::cell::Cell<Cpu>,
+    /// The server's peak resident memory in the last run.
+    peak: std::cell::Cell<u64>,
+}
+
+impl Runner<'_> {
+    fn run<T>(
+        &self,
+        extra: &[&str],
+        f: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let p = start_server(
+            self.bin,
+            self.key,
+            self.data.then_some(self.dir.as_path()),
+            extra,
+        )?;
+        let before = (procfs::sample(Some(p.pid)), procfs::sample(None));
+        let out = f(&p.addr);
+        let after = (procfs::sample(Some(p.pid)), procfs::sample(None));
+        if let (Ok(s1), _) = &after {
+            self.peak.set(s1.hwm_bytes);
+        }
+        if let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (before, after) {
+            self.cpu.set(Cpu {
+                server: s1.cpu_s - s0.cpu_s,
+                clients: c1.cpu_s - c0.cpu_s,
+            });
+        }
+        drop(p);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        out
+    }
 }
 
 pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
-    let bin = a.server.as_path();
     let key = a.key.as_str();
     let secs = a.duration;
     for data in [false, true] {
@@ -476,111 +511,81 @@ pub fn cmd_subscribe(a: &SubscribeArgs) -> Result<(), String> {
         {
             continue;
         }
-        let dir = std::env::temp_dir().join(format!("fluxiondb-bench-sub-{}", std::process::id()));
-        // The CPU the server and this process (writers and subscribers) used in the last run.
-        let cpu = std::cell::Cell::new(Cpu::default());
-        // The server's peak resident memory in the last run.
-        let peak = std::cell::Cell::new(0u64);
-        let run_with = |extra: &[&str],
-                        f: &dyn Fn(&str) -> Result<String, String>|
-         -> Result<String, String> {
-            let _ = std::fs::remove_dir_all(&dir);
-            let p = start_server(bin, key, data.then_some(dir.as_path()), extra)?;
-            let before = (procfs::sample(Some(p.pid)), procfs::sample(None));
-            let out = f(&p.addr);
-            let after = (procfs::sample(Some(p.pid)), procfs::sample(None));
-            if let (Ok(s1), _) = &after {
-                peak.set(s1.hwm_bytes);
-            }
-            if let ((Ok(s0), Ok(c0)), (Ok(s1), Ok(c1))) = (before, after) {
-                cpu.set(Cpu {
-                    server: s1.cpu_s - s0.cpu_s,
-                    clients: c1.cpu_s - c0.cpu_s,
-                });
-            }
-            drop(p);
-            let _ = std::fs::remove_dir_all(&dir);
-            out
+        let runner = Runner {
+            bin: a.server.as_path(),
+            key,
+            data,
+            dir: std::env::temp_dir().join(format!("fluxiondb-bench-sub-{}", std::process::id())),
+            cpu: std::cell::Cell::new(Cpu::default()),
+            peak: std::cell::Cell::new(0),
         };
-        let run = |f: &dyn Fn(&str) -> Result<String, String>| run_with(&[], f);
         if a.wants("latency") {
-            let line = run(&|addr| {
-                let (ack, push) = latency(addr, key, a.subscribers, a.rate, secs)?;
-                Ok(format!(
+            let (ack, push) =
+                runner.run(&[], |addr| latency(addr, key, a.subscribers, a.rate, secs))?;
+            println!(
                 "{{\"scenario\":\"subscribe-latency\",\"mode\":\"{mode}\",\"subscribers\":{},\"rate\":{},\"p99_ack_us\":{},\"p99_push_us\":{},\"ratio\":{:.2}}}",
                 a.subscribers, a.rate, ack.as_micros(), push.as_micros(),
                 push.as_secs_f64() / ack.as_secs_f64().max(1e-9)
-            ))
-            })?;
-            println!("{line}");
+            );
         }
         let load = (16, 4, 1, secs);
         if a.wants("throughput") {
-            let base = run(&|addr| {
+            let base = runner.run(&[], |addr| {
                 writers(addr, key, load.0, load.1, load.2, load.3)
-                    .map(|w| format!("{} 0 {}", w.rate, w.least_share))
             })?;
-            let base_cpu = cpu.get();
-            let with = run(&|addr| {
+            let base_cpu = runner.cpu.get();
+            let (with, parsed, with_share) = runner.run(&[], |addr| {
                 with_subscribers(addr, key, a.subscribers, 1, load)
-                    .map(|r| format!("{} {} {}", r.0, r.1, r.2))
             })?;
-            let with_cpu = cpu.get();
-            let (base, _, base_share) = rate_and_parsed(&base);
-            let (with, parsed, with_share) = rate_and_parsed(&with);
+            let with_cpu = runner.cpu.get();
             println!(
-            "{{\"scenario\":\"subscribe-throughput\",\"mode\":\"{mode}\",\"subscribers\":{},\"ins_per_s_without\":{base:.0},\"ins_per_s_with\":{with:.0},\"ratio\":{:.2},\"least_served_writer_share_without\":{base_share:.2},\"least_served_writer_share_with\":{with_share:.2},\"cpu_without\":{},\"cpu_with\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
-            a.subscribers, with / base.max(1e-9), base_cpu.json(base, secs), with_cpu.json(with, secs)
-        );
+                "{{\"scenario\":\"subscribe-throughput\",\"mode\":\"{mode}\",\"subscribers\":{},\"ins_per_s_without\":{:.0},\"ins_per_s_with\":{with:.0},\"ratio\":{:.2},\"least_served_writer_share_without\":{:.2},\"least_served_writer_share_with\":{with_share:.2},\"cpu_without\":{},\"cpu_with\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
+                a.subscribers, base.rate, with / base.rate.max(1e-9), base.least_share,
+                base_cpu.json(base.rate, secs), with_cpu.json(with, secs)
+            );
         }
         if a.wants("fanout") {
             let bulk = (1, 2, 1000, secs);
-            let base = run(&|addr| {
-                writers(addr, key, bulk.0, bulk.1, bulk.2, bulk.3).map(|w| w.rate.to_string())
+            let base = runner.run(&[], |addr| {
+                writers(addr, key, bulk.0, bulk.1, bulk.2, bulk.3)
             })?;
-            let bulk_cpu = cpu.get();
-            let fan = run(&|addr| {
-                with_subscribers(addr, key, 100, 1, bulk).map(|r| format!("{} {}", r.0, r.1))
-            })?;
-            let fan_cpu = cpu.get();
-            let wide = run(&|addr| {
-                with_subscribers(addr, key, 100, 10, bulk).map(|r| format!("{} {}", r.0, r.1))
-            })?;
-            let wide_cpu = cpu.get();
-            let base: f64 = base.parse().unwrap_or(0.0);
-            let ((fan, p1, _), (wide, p2, _)) = (rate_and_parsed(&fan), rate_and_parsed(&wide));
-            let parsed = p1 + p2;
+            let bulk_cpu = runner.cpu.get();
+            let (fan, p1, _) = runner.run(&[], |addr| with_subscribers(addr, key, 100, 1, bulk))?;
+            let fan_cpu = runner.cpu.get();
+            let (wide, p2, _) =
+                runner.run(&[], |addr| with_subscribers(addr, key, 100, 10, bulk))?;
+            let wide_cpu = runner.cpu.get();
+            let (base, parsed) = (base.rate, p1 + p2);
             println!(
-            "{{\"scenario\":\"subscribe-fanout\",\"mode\":\"{mode}\",\"records_per_s_without\":{base:.0},\"with_100\":{fan:.0},\"ratio_100\":{:.2},\"with_1000_over_100_conns\":{wide:.0},\"ratio_1000\":{:.2},\"cpu_without\":{},\"cpu_with_100\":{},\"cpu_with_1000\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
-            fan / base.max(1e-9), wide / base.max(1e-9), bulk_cpu.json(base, secs), fan_cpu.json(fan, secs), wide_cpu.json(wide, secs)
-        );
+                "{{\"scenario\":\"subscribe-fanout\",\"mode\":\"{mode}\",\"records_per_s_without\":{base:.0},\"with_100\":{fan:.0},\"ratio_100\":{:.2},\"with_1000_over_100_conns\":{wide:.0},\"ratio_1000\":{:.2},\"cpu_without\":{},\"cpu_with_100\":{},\"cpu_with_1000\":{},{CHECKED},\"pushes_parsed_in_full\":{parsed}}}",
+                fan / base.max(1e-9), wide / base.max(1e-9), bulk_cpu.json(base, secs),
+                fan_cpu.json(fan, secs), wide_cpu.json(wide, secs)
+            );
         }
         if a.wants("stalled") {
             // A send buffer of 4 MiB (64 by default) fills within the run, so the stalled
             // subscriber's end is seen, not only the writers' rate beside it.
-            let slow = run_with(
-                &["--send-buffer-mib", &STALLED_SEND_BUFFER_MIB.to_string()],
-                &|addr| {
-                    let start = Instant::now();
-                    let stalled = subscriber(addr, key, 1, load.2, None, start, false)?;
-                    let rate = writers(addr, key, load.0, load.1, load.2, load.3)?.rate;
-                    stalled.ended.store(true, Ordering::Release); // now drain what was kept for it
-                    while stalled.ended.load(Ordering::Acquire) {
-                        thread::sleep(Duration::from_millis(5)); // until the reader took the signal
-                    }
-                    let (records, subend) = (stalled.records.clone(), stalled.subend.clone());
-                    finish(vec![stalled])?;
-                    let got = records.load(Ordering::Acquire);
-                    let ended = subend.load(Ordering::Acquire);
-                    Ok(format!(
-                        "{rate:.0},\"subend\":{ended},\"records_kept\":{got}"
-                    ))
-                },
-            )?;
+            let buffer = STALLED_SEND_BUFFER_MIB.to_string();
+            let (rate, ended, kept) = runner.run(&["--send-buffer-mib", &buffer], |addr| {
+                let start = Instant::now();
+                let stalled = subscriber(addr, key, 1, load.2, None, start, false)?;
+                let rate = writers(addr, key, load.0, load.1, load.2, load.3)?.rate;
+                stalled.ended.store(true, Ordering::Release); // now drain what was kept for it
+                while stalled.ended.load(Ordering::Acquire) {
+                    thread::sleep(Duration::from_millis(5)); // until the reader took the signal
+                }
+                let (records, subend) = (stalled.records.clone(), stalled.subend.clone());
+                finish(vec![stalled])?;
+                Ok((
+                    rate,
+                    subend.load(Ordering::Acquire),
+                    records.load(Ordering::Acquire),
+                ))
+            })?;
             println!(
-            "{{\"scenario\":\"subscribe-stalled\",\"mode\":\"{mode}\",\"send_buffer_mib\":{STALLED_SEND_BUFFER_MIB},\"ins_per_s_beside_a_stalled_subscriber\":{slow},\"server_peak_rss_mib\":{:.1}}}",
-            peak.get() as f64 / (1024.0 * 1024.0)
-        );
+                "{{\"scenario\":\"subscribe-stalled\",\"mode\":\"{mode}\",\"send_buffer_mib\":{STALLED_SEND_BUFFER_MIB},\"ins_per_s_beside_a_stalled_subscriber\":{rate:.0},\"subend\":{ended},\"records_kept\":{kept},\"server_peak_rss_mib\":{:.1}}}",
+                runner.peak.get() as f64 / (1024.0 * 1024.0)
+            );
         }
     }
     Ok(())
