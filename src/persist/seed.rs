@@ -39,6 +39,9 @@ pub enum ImportError {
     Storage(Error),
     Bad(PathBuf, String),
     NotEmpty(PathBuf),
+    /// The checkpoint that makes the import durable could not write every snapshot (the
+    /// import is not marked done, so the next start with `--import-seed` runs it again).
+    Unsaved(usize),
 }
 
 impl fmt::Display for ImportError {
@@ -55,6 +58,12 @@ impl fmt::Display for ImportError {
                 "--import-seed imports only into an empty data folder, and {} already holds \
                  data; start without --import-seed, or with an empty --data folder",
                 dir.display()
+            ),
+            ImportError::Unsaved(n) => write!(
+                f,
+                "importing: {n} collection snapshot(s) could not be written (see the errors \
+                 above); the import is not complete and runs again at the next start with \
+                 --import-seed"
             ),
         }
     }
@@ -135,7 +144,11 @@ pub fn import(
         journal.save_keys(&ring)?;
         *keys = ring.scoped();
     }
-    journal.checkpoint(store)?;
+    // The imported data is in no log: until its snapshots are written, it is only in memory.
+    let saved = journal.checkpoint(store)?;
+    if saved.failed > 0 {
+        return Err(ImportError::Unsaved(saved.failed));
+    }
     let note = format!(
         "seed folder {} imported: {} collections, {} records, {} values, {} keys\n",
         seed.display(),

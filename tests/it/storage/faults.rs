@@ -447,3 +447,43 @@ fn a_checkpoint_that_panics_is_run_again_and_saves_what_it_had_not() {
     let mut c = rig.restart_healthy();
     assert_eq!(stamps(&mut c), vec![1, 2, 3, 4, 5]);
 }
+
+/// A seed import whose snapshots cannot be written is not marked done: the imported data is in
+/// no log, so start-up fails with the reason, and the next start imports it again.
+#[test]
+fn a_seed_import_whose_snapshot_cannot_be_written_is_not_marked_done() {
+    let tmp = TempDir::new();
+    let seed = TempDir::new();
+    let doc = seed.data().join("sensors").join("dev-1");
+    std::fs::create_dir_all(&doc).unwrap();
+    std::fs::write(doc.join("1000.json"), r#"[{"ts":100,"data":"a"}]"#).unwrap();
+    let with_seed = || {
+        let mut cfg = config(tmp.data(), "always");
+        cfg.import_seed = Some(seed.data().to_owned());
+        cfg
+    };
+    let faulty = Arc::new(Faulty::new(storage::real()));
+    faulty.arm(
+        Fault::on(&[Op::Write])
+            .named("snap-")
+            .errno(libc::ENOSPC)
+            .sticky(),
+    );
+    let refused = match fluxiondb::start(with_seed(), faulty.clone()) {
+        Ok(_) => panic!("the import was taken for done over a full disk"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        refused.contains("could not be written") && refused.contains("runs again"),
+        "{refused}"
+    );
+    assert!(!faulty.failures().is_empty());
+    let server = start(with_seed(), storage::real());
+    let mut c = master(&server);
+    assert_eq!(
+        c.ok("qdoc", json!({"col":"sensors","doc":"dev-1","to":1000})),
+        json!({"records": [{"ts": 100, "data": "a"}]})
+    );
+    server.shutdown();
+    server.join();
+}
