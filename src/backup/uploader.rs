@@ -204,6 +204,10 @@ impl Uploader {
         };
         // A bucket an older version started moves on to this version's format.
         m.format = m.format.max(layout::FORMAT);
+        // A segment that cannot be closed stays where writes go, and nothing of it leaves the
+        // machine: what is closed is still uploaded, and the round then fails (so the backup
+        // counts as falling behind) instead of passing for caught up.
+        let mut unclosed = None;
         if journal.wal().segment_has_entries() {
             // Written out and fsynced outside the log's lock first, so the rotation itself
             // holds appends back only for the last few entries.
@@ -211,9 +215,7 @@ impl Uploader {
                 .wal()
                 .sync_all()
                 .and_then(|()| journal.wal().rotate());
-            if let Err(e) = rotated {
-                log::error!("backup: closing the log segment failed: {e}");
-            }
+            unclosed = rotated.err();
         }
         let before = m.clone();
         let current = journal.wal().current_segment();
@@ -298,7 +300,12 @@ impl Uploader {
                 log::warn!("backup: pruning old history failed: {e}; retried later");
             }
         }
-        Ok(())
+        match unclosed {
+            Some(e) => Err(RoundError::Local(format!(
+                "closing the log segment failed: {e}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The manifest moved on without this server: fenced if another generation (or owner)
