@@ -141,7 +141,7 @@ impl Follower {
                         key: keys.key.clone(),
                         why: e.to_string(),
                     })?;
-                take_keys(handle, journal, &decoded);
+                take_keys(handle, journal, &decoded)?;
                 self.keys_crc = Some(keys.crc);
             }
         }
@@ -335,8 +335,17 @@ impl Follower {
 
 /// Replaces the replica's API keys with the primary's (the master key stays this server's).
 /// Connections that authenticated with a key the primary removed are closed as `keys remove`
-/// closes them there (`subend` `API key revoked`, then 1008), once the change is saved.
-fn take_keys(handle: &Handle, journal: &Journal, keys: &[(String, crate::auth::Scope)]) {
+/// closes them there (`subend` `API key revoked`, then 1008), once the change is saved. Saved
+/// first: a key file that cannot be written changes nothing, and the next poll tries again
+/// (taken in memory only, the file a promotion uploads would have stayed the old one).
+fn take_keys(
+    handle: &Handle,
+    journal: &Journal,
+    keys: &[(String, crate::auth::Scope)],
+) -> Result<(), RestoreError> {
+    journal
+        .write_keys(keys)
+        .map_err(|e| local_error(journal, e))?;
     let ring = handle.keys();
     let wanted: HashSet<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
     let mut removed = Vec::new();
@@ -350,9 +359,6 @@ fn take_keys(handle: &Handle, journal: &Journal, keys: &[(String, crate::auth::S
     for (key, scope) in keys {
         ring.add(key, *scope);
     }
-    if let Err(e) = journal.write_keys(keys) {
-        log::error!("replica: saving the primary's API keys failed: {e}");
-    }
     for entry in &removed {
         handle.revoke(entry);
     }
@@ -362,6 +368,7 @@ fn take_keys(handle: &Handle, journal: &Journal, keys: &[(String, crate::auth::S
             removed.len()
         );
     }
+    Ok(())
 }
 
 /// The replica's own log failed.
