@@ -15,6 +15,10 @@ use std::time::Duration;
 
 const UNAVAILABLE: &str = "storage unavailable: the server cannot persist writes";
 
+/// Held by the tests whose in-process servers count backup failures: the counters are the
+/// process's, so a test that reads them must not overlap another that moves them.
+static BACKUP_COUNTERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Rig {
     tmp: TempDir,
     faulty: Arc<Faulty>,
@@ -486,4 +490,113 @@ fn a_seed_import_whose_snapshot_cannot_be_written_is_not_marked_done() {
     );
     server.shutdown();
     server.join();
+}
+
+/// The backup closes the log segment it uploads next; a segment that cannot be closed (a new
+/// one cannot be created) keeps every later write on the machine, so the round is a failed
+/// one (`fluxiondb_backup_failures_total`), not one that passes for caught up. Writes go on.
+#[test]
+fn a_log_segment_the_backup_cannot_close_fails_the_backup_round() {
+    use crate::backup::{metric, Bucket};
+    let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = TempDir::new();
+    let bucket = Bucket::new();
+    let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
+    let location = bucket.location();
+    let flags = [
+        "--data",
+        &data,
+        "--fsync",
+        "always",
+        "--flush-interval",
+        "3600",
+        "--backup",
+        &location,
+        "--backup-interval",
+        "50ms",
+    ];
+    let faulty = Arc::new(Faulty::new(storage::real()));
+    let server = start(crate::common::in_process_config(&flags), faulty.clone());
+    let mut c = master(&server);
+    c.ok("ins", ins(1));
+    let failures = || metric(server.port(), "fluxiondb_backup_failures_total").unwrap_or(0.0);
+    let before = failures();
+    faulty.arm(
+        Fault::on(&[Op::Open])
+            .named("wal-")
+            .errno(libc::EMFILE)
+            .sticky(),
+    );
+    let mut ts = 1;
+    let failed = wait_until(Duration::from_secs(20), || {
+        ts += 1;
+        c.ok("ins", ins(ts));
+        failures() > before && !faulty.failures().is_empty()
+    });
+    assert!(
+        failed,
+        "rounds that could not close the segment passed for caught up"
+    );
+    faulty.disarm();
+    server.shutdown();
+    server.join();
+}
+
+/// A replica takes its primary's API keys only once it has saved them: while the key file
+/// cannot be replaced, a key added on the primary is not taken (and is not later uploaded as
+/// stale by a promotion); once the disk recovers, the next poll takes it.
+#[test]
+fn a_replica_takes_the_primarys_keys_only_once_it_has_saved_them() {
+    use crate::backup::{now_ms, primary, Bucket, WAIT};
+    use crate::backup_replica::key_works;
+    let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let bucket = Bucket::new();
+    let p = primary(&bucket, &[]);
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
+    let mut pc = p.master();
+    pc.ok("ins", ins(1));
+    bucket.wait_uploaded(now_ms() - 60_000, &p);
+    let tmp = TempDir::new();
+    let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
+    let location = bucket.location();
+    let flags = [
+        "--data",
+        &data,
+        "--replica-of",
+        &location,
+        "--poll-interval",
+        "50ms",
+    ];
+    let faulty = Arc::new(Faulty::new(storage::real()));
+    let replica = start(crate::common::in_process_config(&flags), faulty.clone());
+    let mut rc = master(&replica);
+    assert!(wait_until(WAIT, || stamps(&mut rc) == [1]));
+    faulty.arm(
+        Fault::on(&[Op::Rename])
+            .named("keys.bin")
+            .errno(libc::EIO)
+            .sticky(),
+    );
+    pc.ok(
+        "keys",
+        json!({"action":"add","key":"added","scope":"readonly"}),
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || !faulty.failures().is_empty()),
+        "the replica never tried to save the primary's new keys"
+    );
+    assert!(
+        !key_works(replica.port(), "added"),
+        "a key taken in memory while its file could not be saved"
+    );
+    faulty.disarm();
+    assert!(
+        wait_until(Duration::from_secs(30), || key_works(
+            replica.port(),
+            "added"
+        )),
+        "the key was not taken once the disk recovered"
+    );
+    replica.shutdown();
+    replica.join();
 }
