@@ -161,7 +161,7 @@ impl Follower {
             let body = restore::fetch_segment(&*self.objects, &s)?;
             let mut applier = Applier::new(journal, handle.store(), handle.live(), handles);
             let mut failure = None;
-            persist::read_segment_bytes(&body, |e| {
+            let end = persist::read_segment_bytes(&body, |e| {
                 if failure.is_none() {
                     if let Err(err) = applier.apply_bytes(e.op, e.time_ms.unwrap_or(0)) {
                         failure = Some(err);
@@ -177,6 +177,11 @@ impl Follower {
                     key: s.key(),
                     why: err.to_string(),
                 });
+            }
+            // Uploaded segments read clean: the rest of one that does not is not skipped
+            // quietly (the replica would miss those writes for good).
+            if let Some(why) = end.damage() {
+                return Err(RestoreError::Damaged { key: s.key(), why });
             }
             self.next_segment = seq + 1;
             self.applied += 1;

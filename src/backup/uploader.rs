@@ -233,7 +233,7 @@ impl Uploader {
             }
             let body = fs::read(&path).map_err(|e| local("reading", &path, e))?;
             let (mut first_ms, mut last_ms) = (0, 0);
-            persist::read_segment_bytes(&body, |e| {
+            let end = persist::read_segment_bytes(&body, |e| {
                 if let Some(t) = e.time_ms {
                     if first_ms == 0 {
                         first_ms = t;
@@ -242,6 +242,15 @@ impl Uploader {
                 }
                 Ok(())
             });
+            // A closed segment was written whole and fsynced (recovery trims a torn tail):
+            // one that does not read clean was damaged on this disk since, and uploaded, its
+            // checksum would vouch for the damage.
+            if let Some(why) = end.damage() {
+                return Err(RoundError::Local(format!(
+                    "{}: {why}; not uploaded",
+                    path.display()
+                )));
+            }
             let key = SegmentKey {
                 seq,
                 generation: m.generation,

@@ -36,6 +36,17 @@ pub enum SegmentEnd {
     Corrupt(Damage),
 }
 
+impl SegmentEnd {
+    /// What is wrong with a segment that did not read clean (`None`: it did).
+    pub fn damage(&self) -> Option<String> {
+        match self {
+            SegmentEnd::Clean => None,
+            SegmentEnd::TornTail(at) => Some(format!("an incomplete entry at byte {at}")),
+            SegmentEnd::Corrupt(d) => Some(format!("a damaged entry followed by more ({d})")),
+        }
+    }
+}
+
 /// One entry as read back: when it was written (`None` in a v1 segment) and its encoded op.
 pub struct Entry<'a> {
     pub time_ms: Option<i64>,

@@ -600,3 +600,73 @@ fn a_replica_takes_the_primarys_keys_only_once_it_has_saved_them() {
     replica.shutdown();
     replica.join();
 }
+
+/// A closed log segment damaged on the local disk before the backup uploaded it is not
+/// uploaded (its checksum in the bucket would vouch for the damage, and a replica would apply
+/// it up to the damage and skip the rest): the round fails instead.
+#[test]
+fn a_closed_segment_damaged_before_its_upload_is_not_uploaded() {
+    use crate::backup::{Bucket, WAIT};
+    let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = TempDir::new();
+    let bucket = Bucket::new();
+    let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
+    let location = bucket.location();
+    // Checkpoints close segments often; the backup's first round runs at start, the next
+    // only when the server stops.
+    let flags = [
+        "--data",
+        &data,
+        "--fsync",
+        "always",
+        "--backup",
+        &location,
+        "--backup-interval",
+        "1h",
+    ];
+    let mut cfg = crate::common::in_process_config(&flags);
+    cfg.flush_interval = Duration::from_millis(50);
+    let server = start(cfg, storage::real());
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
+    let mut c = master(&server);
+    for ts in 1..=5 {
+        c.ok("ins", ins(ts));
+    }
+    let segments = || {
+        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(tmp.data())
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let hex = name.strip_prefix("wal-")?.strip_suffix(".log")?.to_owned();
+                Some((u64::from_str_radix(&hex, 16).ok()?, e.path()))
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    // The segment the inserts went to, once a checkpoint has closed it.
+    let mut closed = None;
+    assert!(wait_until(WAIT, || {
+        let segs = segments();
+        closed = segs
+            .iter()
+            .rev()
+            .skip(1)
+            .find(|(_, p)| std::fs::metadata(p).is_ok_and(|m| m.len() > 100))
+            .cloned();
+        closed.is_some()
+    }));
+    let (seq, path) = closed.expect("a closed segment");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[30] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    server.shutdown();
+    server.join();
+    let prefix = format!("{seq:016x}-");
+    let uploaded = bucket.objects("wal");
+    assert!(
+        !uploaded.iter().any(|k| k.starts_with(&prefix)),
+        "the damaged segment {seq:016x} was uploaded: {uploaded:?}"
+    );
+}
