@@ -66,9 +66,9 @@ impl Running {
     /// Finishes the shutdown (starting it if needed): closes every session with 1001
     /// `server shutting down`, writes the final checkpoint and syncs the log, and waits for
     /// every thread, connection threads included (so the data folder's lock is released when
-    /// this returns).
-    pub fn join(mut self) {
-        self.server.shutdown();
+    /// this returns). False when the log's final sync failed.
+    pub fn join(mut self) -> bool {
+        let synced = self.server.shutdown();
         if !self.server.wait_released(Duration::from_secs(10)) {
             log::warn!("connection threads still running 10 s after the shutdown");
         }
@@ -80,6 +80,7 @@ impl Running {
                 );
             }
         }
+        synced
     }
 
     /// Promotes a read replica to primary (what SIGUSR1 does); nothing on a primary.

@@ -60,7 +60,10 @@ fn main() -> ExitCode {
         }
     }
     server.shutdown();
-    server.join();
+    if !server.join() {
+        // Logged where it failed; a supervisor sees that the stop was not clean.
+        return ExitCode::FAILURE;
+    }
     log::info!("stopped");
     ExitCode::SUCCESS
 }

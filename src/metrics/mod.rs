@@ -227,6 +227,7 @@ static FSYNC_NANOS: AtomicU64 = AtomicU64::new(0);
 static FSYNC_HIST: [AtomicU64; FSYNC_BUCKETS.len() + 1] =
     [const { AtomicU64::new(0) }; FSYNC_BUCKETS.len() + 1];
 static CHECKPOINTS: AtomicU64 = AtomicU64::new(0);
+static CHECKPOINT_FAILURES: AtomicU64 = AtomicU64::new(0);
 static CHECKPOINT_UNIX_MS: AtomicU64 = AtomicU64::new(0);
 static CHECKPOINT_NANOS: AtomicU64 = AtomicU64::new(0);
 static SNAPSHOT_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -257,6 +258,12 @@ pub fn checkpoint(took: Duration) {
     CHECKPOINTS.fetch_add(1, Relaxed);
     CHECKPOINT_UNIX_MS.store(now.as_millis() as u64, Relaxed);
     CHECKPOINT_NANOS.store(took.as_nanos() as u64, Relaxed);
+}
+
+/// A checkpoint did not save everything (a snapshot or the log's rotation failed, or it
+/// panicked): the log keeps what it did not save, and the last-checkpoint gauges stay put.
+pub fn checkpoint_failed() {
+    CHECKPOINT_FAILURES.fetch_add(1, Relaxed);
 }
 
 /// A snapshot file of `n` bytes was written.

@@ -254,6 +254,13 @@ pub fn render(g: &Gauges) -> String {
     );
     one(
         &mut out,
+        "fluxiondb_checkpoint_failures_total",
+        "counter",
+        "Checkpoints that did not save everything (the log keeps what they did not).",
+        CHECKPOINT_FAILURES.load(Relaxed),
+    );
+    one(
+        &mut out,
         "fluxiondb_last_checkpoint_timestamp_seconds",
         "gauge",
         "Unix time the last checkpoint completed (0: none yet).",

@@ -306,7 +306,11 @@ impl Journal {
                 });
             }
         }
-        crate::metrics::checkpoint(started.elapsed());
+        if report.failed == 0 {
+            crate::metrics::checkpoint(started.elapsed());
+        } else {
+            crate::metrics::checkpoint_failed();
+        }
         if report.written + report.removed > 0 {
             log::info!(
                 "checkpoint: {} collections written, {} removed in {} ms",

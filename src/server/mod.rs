@@ -231,8 +231,9 @@ impl Server {
     }
 
     /// Stops accepting, closes every session with 1001 `server shutting down`, and waits for
-    /// the listener thread.
-    pub fn shutdown(&mut self) {
+    /// the listener thread; then writes the final checkpoint and syncs the log. False when
+    /// that sync failed (what was acknowledged since the last fsync may not be on disk).
+    pub fn shutdown(&mut self) -> bool {
         if !self.shared.stopping.swap(true, Ordering::AcqRel) {
             // SAFETY: as in `begin_shutdown`; the listener thread is joined just below.
             unsafe {
@@ -247,15 +248,23 @@ impl Server {
         for h in self.background.drain(..) {
             let _ = h.join();
         }
-        if let Some(journal) = &self.shared.journal {
-            match journal.checkpoint(&self.shared.store) {
-                Ok(_) => log::info!("final snapshot written"),
-                Err(e) => {
-                    log::error!("final snapshot failed: {e}; the log still holds every change")
-                }
-            }
-            if let Err(e) = journal.wal().sync_all() {
+        let Some(journal) = &self.shared.journal else {
+            return true;
+        };
+        match journal.checkpoint(&self.shared.store) {
+            Ok(r) if r.failed == 0 => log::info!("final snapshot written"),
+            Ok(r) => log::error!(
+                "final snapshot: {} collection(s) could not be written; the log still holds \
+                 their changes",
+                r.failed
+            ),
+            Err(e) => log::error!("final snapshot failed: {e}; the log still holds every change"),
+        }
+        match journal.wal().sync_all() {
+            Ok(()) => true,
+            Err(e) => {
                 log::error!("final log sync failed: {e}");
+                false
             }
         }
     }
@@ -302,12 +311,18 @@ fn snapshot_loop(shared: &Shared) {
         let done = std::panic::catch_unwind(AssertUnwindSafe(|| journal.checkpoint(&shared.store)));
         match done {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => log::error!("checkpoint failed: {e}; will retry at the next interval"),
-            Err(panic) => log::error!(
-                "checkpoint panicked: {}; the log is kept, and the checkpoint runs again at \
-                 the next interval",
-                crate::panics::describe(&*panic)
-            ),
+            Ok(Err(e)) => {
+                crate::metrics::checkpoint_failed();
+                log::error!("checkpoint failed: {e}; will retry at the next interval");
+            }
+            Err(panic) => {
+                crate::metrics::checkpoint_failed();
+                log::error!(
+                    "checkpoint panicked: {}; the log is kept, and the checkpoint runs again \
+                     at the next interval",
+                    crate::panics::describe(&*panic)
+                );
+            }
         }
     }
 }

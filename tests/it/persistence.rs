@@ -362,3 +362,49 @@ fn hostile_names_round_trip_and_stay_inside_the_folder() {
         );
     }
 }
+
+/// A checkpoint that cannot write a snapshot is counted as failed
+/// (`fluxiondb_checkpoint_failures_total`), and the last-checkpoint time stops moving until
+/// one saves everything again: before, every such round counted as completed, so an alert on
+/// a stale checkpoint never fired while the log grew.
+#[test]
+fn a_checkpoint_that_cannot_write_a_snapshot_is_counted_as_failed() {
+    use crate::backup::metric;
+    use crate::common::wait_until;
+    let s = Server::with_data_dir_args(&["-f", "1"]);
+    let dir = s.data_dir().expect("data folder").to_owned();
+    // The snapshot files' temporary names, taken by folders: opening them for writing fails.
+    let blockers: Vec<_> = (0..4)
+        .map(|id| dir.join(format!("snap-{id:016x}.bin.tmp")))
+        .collect();
+    for b in &blockers {
+        fs::create_dir(b).unwrap();
+    }
+    let mut c = s.master();
+    c.ok("ins", json!([{"col":"c","doc":"d","ts":1,"data":"x"}]));
+    let failures = || metric(s.port, "fluxiondb_checkpoint_failures_total").unwrap_or(0.0);
+    let last = || metric(s.port, "fluxiondb_last_checkpoint_timestamp_seconds").unwrap_or(0.0);
+    let wait = Duration::from_secs(30);
+    assert!(
+        wait_until(wait, || failures() >= 1.0),
+        "no failed checkpoint counted"
+    );
+    let stale = last();
+    let seen = failures();
+    assert!(
+        wait_until(wait, || failures() > seen),
+        "the next checkpoint did not fail too"
+    );
+    assert_eq!(
+        last(),
+        stale,
+        "a failed checkpoint moved the last-checkpoint time"
+    );
+    for b in &blockers {
+        fs::remove_dir(b).unwrap();
+    }
+    assert!(
+        wait_until(wait, || last() > stale),
+        "no checkpoint succeeded once the snapshot could be written"
+    );
+}
