@@ -35,6 +35,11 @@ impl Promotion {
         self.cv.notify_all();
     }
 
+    /// Forgets a request that was acted on (a failed promotion waits for the next one).
+    fn clear(&self) {
+        *self.asked.lock() = false;
+    }
+
     /// Waits up to `d` for a promotion request; true if one is pending.
     fn wait(&self, d: Duration) -> bool {
         let mut asked = self.asked.lock();
@@ -72,7 +77,31 @@ impl Follower {
             log::warn!("replica: removing an earlier reload's scratch folder failed: {e}");
         }
         loop {
-            if let Err(e) = self.poll_once(handle, journal, &mut handles) {
+            if !self.follow(handle, journal, &mut handles) {
+                return;
+            }
+            match self.promote(handle, journal, &mut handles) {
+                Ok(uploader) => return uploader.run(handle),
+                Err(e) => {
+                    // Still a replica, and it goes on following: a promotion can be asked
+                    // again. Segments it set aside for the new primary's log are let go.
+                    crate::metrics::backup::backup_failed();
+                    log::error!(
+                        "replica: promotion failed: {e}; still a read replica of {}, \
+                         following it; ask again to retry",
+                        self.location
+                    );
+                    journal.keep_segments_from(u64::MAX);
+                    self.promotion.clear();
+                }
+            }
+        }
+    }
+
+    /// Follows the bucket until a promotion is asked (true) or the server stops (false).
+    fn follow(&mut self, handle: &Handle, journal: &Journal, handles: &mut Handles) -> bool {
+        loop {
+            if let Err(e) = self.poll_once(handle, journal, handles) {
                 crate::metrics::backup::backup_failed();
                 let behind = self.caught_up.elapsed().as_millis();
                 crate::metrics::backup::replica_stalled(behind.min(u64::MAX as u128) as u64);
@@ -88,15 +117,11 @@ impl Follower {
                 );
             }
             if self.wait(handle) {
-                break;
+                return true;
             }
             if handle.stopping() {
-                return;
+                return false;
             }
-        }
-        match self.promote(handle, journal, &mut handles) {
-            Ok(uploader) => uploader.run(handle),
-            Err(e) => log::error!("replica: promotion failed: {e}; still a read replica"),
         }
     }
 
@@ -297,10 +322,23 @@ impl Follower {
             let body = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
             // A new version, created only if absent: the old primary's heartbeat racing for the
             // same version loses (and fences itself), or this promotion catches up again.
-            match manifests::commit(&*self.objects, version + 1, &body) {
+            let committed = match manifests::commit(&*self.objects, version + 1, &body) {
+                // The PUT may have landed though its answer was lost: the bucket says.
+                Err(e) => match self.newest_is(&next) {
+                    Some(true) => Ok(Commit::Won),
+                    _ => Err(e),
+                },
+                other => other,
+            };
+            match committed {
                 Ok(Commit::Won) => {
-                    local::remove_state(&self.dir, local::REPLICA_STATE)
-                        .map_err(|e| format!("removing the replica's state: {e}"))?;
+                    // The bucket names this server now: whatever fails from here on, it is
+                    // the primary (the old one fences itself at its next heartbeat).
+                    if let Err(e) = local::remove_state(&self.dir, local::REPLICA_STATE) {
+                        log::error!(
+                            "replica: removing the replica's state after the promotion: {e}"
+                        );
+                    }
                     journal.set_gate(Gate::Open);
                     log::info!(
                         "replica: promoted to primary of {} (generation {generation}, log from segment {from})",
@@ -335,6 +373,14 @@ impl Follower {
             }
         }
         Err("the manifest kept changing".into())
+    }
+
+    /// Whether the bucket's newest manifest is `mine` (same generation and owner); `None` when
+    /// it cannot be read.
+    fn newest_is(&self, mine: &Manifest) -> Option<bool> {
+        let found = manifests::newest(&*self.objects).ok()??;
+        let theirs: Manifest = serde_json::from_slice(&found.body).ok()?;
+        Some(theirs.generation == mine.generation && theirs.owner == mine.owner)
     }
 }
 

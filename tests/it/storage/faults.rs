@@ -670,3 +670,63 @@ fn a_closed_segment_damaged_before_its_upload_is_not_uploaded() {
         "the damaged segment {seq:016x} was uploaded: {uploaded:?}"
     );
 }
+
+/// A promotion that fails before the bucket names the replica (here: its first log segment
+/// as a primary cannot be created) leaves a replica that goes on following its primary, and that a second request
+/// promotes. Before, the follower thread ended with the failure: the replica stopped
+/// following for good, and a second request did nothing.
+#[test]
+fn a_failed_promotion_leaves_a_replica_that_follows_and_can_be_promoted_again() {
+    use crate::backup::{now_ms, primary, Bucket, WAIT};
+    let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let bucket = Bucket::new();
+    let p = primary(&bucket, &[]);
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
+    let mut pc = p.master();
+    pc.ok("ins", ins(1));
+    bucket.wait_uploaded(now_ms() - 60_000, &p);
+    let tmp = TempDir::new();
+    let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
+    let location = bucket.location();
+    let flags = [
+        "--data",
+        &data,
+        "--replica-of",
+        &location,
+        "--poll-interval",
+        "50ms",
+        "--backup-interval",
+        "50ms",
+    ];
+    let faulty = Arc::new(Faulty::new(storage::real()));
+    let replica = start(crate::common::in_process_config(&flags), faulty.clone());
+    let mut rc = master(&replica);
+    assert!(wait_until(WAIT, || stamps(&mut rc) == [1]));
+    // The new primary's first log segment cannot be created: the promotion stops before the
+    // bucket.
+    faulty.arm(
+        Fault::on(&[Op::Open])
+            .named("wal-")
+            .errno(libc::EMFILE)
+            .sticky(),
+    );
+    replica.promote();
+    assert!(wait_until(WAIT, || !faulty.failures().is_empty()));
+    pc.ok("ins", ins(2));
+    assert!(
+        wait_until(WAIT, || stamps(&mut rc) == [1, 2]),
+        "the replica stopped following after a failed promotion"
+    );
+    faulty.disarm();
+    replica.promote();
+    let mut ts = 2;
+    assert!(
+        wait_until(WAIT, || {
+            ts += 1;
+            rc.call("ins", ins(ts)).get("error").is_none()
+        }),
+        "a second promotion request did not promote"
+    );
+    replica.shutdown();
+    replica.join();
+}
