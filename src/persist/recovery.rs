@@ -161,8 +161,13 @@ pub fn open(
     report.keys = keys.len();
     report.elapsed = started.elapsed();
     if !report.repaired_files.is_empty() {
-        // Make the repaired state the durable one at once.
-        journal.checkpoint(&store)?;
+        // Make the repaired state the durable one at once, keeping every log segment: a
+        // backup set up after this may not have uploaded them yet (the next checkpoint
+        // removes what nothing needs).
+        journal.keep_segments_from(0);
+        let saved = journal.checkpoint(&store);
+        journal.keep_segments_from(u64::MAX);
+        saved?;
     }
     Ok(Recovered {
         store,
