@@ -156,7 +156,11 @@ fn backlog(
         let name = *name;
         // A scan, not a read by position: sealed history is decoded once per block into a
         // buffer of the scan's, not kept in the blocks' caches after the backlog is sent.
-        let range = series.range(since.saturating_add(1), i64::MAX);
+        // Nothing is above i64::MAX (saturating, `since` itself would be included).
+        let Some(from) = since.checked_add(1) else {
+            break;
+        };
+        let range = series.range(from, i64::MAX);
         series.scan(range, false, |ts, data| {
             let data = data.text();
             if !filter.data(&data) {

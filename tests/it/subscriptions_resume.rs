@@ -251,6 +251,17 @@ fn since_skips_older_records_and_keeps_the_selection() {
         push(&mut s),
         json!({"type":"rec","sub":id,"col":"new","seq":seq + 1,"records":[{"doc":"a","ts":1,"data":"first"}]})
     );
+    // Nothing is above the largest timestamp: a backlog from there is empty.
+    w.ok(
+        "ins",
+        json!([{"col":"top","doc":"a","ts":i64::MAX,"data":"max"}]),
+    );
+    let (id, seq) = sub(&mut s, json!({"col":"top","since":i64::MAX}));
+    w.ok("ins", json!([{"col":"top","doc":"a","ts":1,"data":"live"}]));
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"rec","sub":id,"col":"top","seq":seq + 1,"records":[{"doc":"a","ts":1,"data":"live"}]})
+    );
 }
 
 #[test]
