@@ -19,7 +19,7 @@ DATA ?=
 IMAGE_UID := 10001
 CONTAINER ?= fluxiondb
 
-.PHONY: all build release static run test test-server test-s3 seaweedfs test-node test-go test-docker lint fmt bench bench-cli bench-backup bench-subscribe bench-instructions soak fuzz powercut docker-build docker-run clean
+.PHONY: all build release static run test test-server test-s3 test-large seaweedfs test-node test-go test-docker lint fmt bench bench-cli bench-backup bench-subscribe bench-instructions soak fuzz powercut docker-build docker-run clean
 
 all: build
 
@@ -81,6 +81,10 @@ fmt:
 
 # Model-based soak: the random-operation model test for SOAK_SECONDS (default 600).
 SOAK_SECONDS ?= 600
+# A document filled to its 4 GiB limit with compressible data (sends 4 GiB; about a minute).
+test-large:
+	cargo test --release --test it -- --ignored --nocapture limits::a_batch_past_a_documents_4_gib
+
 soak: build
 	FLUXIONDB_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --test it -- --ignored --nocapture model::soak
 	FLUXIONDB_PUSH_RACE_ROUNDS=5000000 cargo test --release --lib -- push::tests::a_push_racing

@@ -40,7 +40,7 @@ pub struct Collection {
     pub(super) removed: bool,
     /// Changed since the last snapshot (cleared by the snapshotter under the read lock).
     dirty: AtomicBool,
-    /// Documents whose arena (live data and garbage) is larger than [`LARGE`]. Written only
+    /// Documents whose [`Series::limit_bytes`] is larger than [`LARGE`]. Written only
     /// when a document crosses that size, so that an insert writes nothing shared but the
     /// lock and its own series.
     large_docs: usize,
@@ -84,7 +84,8 @@ impl Collection {
         }
     }
 
-    /// Keeps `large_docs` right after a document's arena went from `before` to `after` bytes.
+    /// Keeps `large_docs` right after a document's [`Series::limit_bytes`] went from `before` to
+    /// `after`.
     fn track_size(&mut self, before: usize, after: usize) {
         match (before > LARGE, after > LARGE) {
             (false, true) => self.large_docs += 1,
@@ -147,11 +148,11 @@ impl Collection {
                 (self.docs.entry(doc.to_owned()).or_default().exclusive(), 0)
             }
         };
-        let before = series.arena_len();
+        let before = series.limit_bytes();
         let result = series.insert_incoming(ts, data);
         // Per record, but a comparison unless the room must grow (the render is a reader's).
         series.prepare_tail();
-        let after = series.arena_len();
+        let after = series.limit_bytes();
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
         *self.shared.held.get_mut() -= held;
@@ -199,11 +200,11 @@ impl Collection {
             return R::default();
         };
         let mut series = d.exclusive();
-        let (before, count) = (series.arena_len(), series.len());
+        let (before, count) = (series.limit_bytes(), series.len());
         let held = doc_bytes(doc, &series);
         let r = f(&mut series);
         series.prepare_tail();
-        let (after, changed) = (series.arena_len(), series.len() != count);
+        let (after, changed) = (series.limit_bytes(), series.len() != count);
         let now = (!series.is_empty()).then(|| doc_bytes(doc, &series));
         drop(series);
         *self.shared.held.get_mut() -= held;
@@ -250,7 +251,7 @@ impl Collection {
                 self.patterns.docs_changed(&mut self.doc_version);
                 let series = d.exclusive();
                 *self.shared.held.get_mut() -= doc_bytes(doc, &series);
-                self.track_size(series.arena_len(), 0);
+                self.track_size(series.limit_bytes(), 0);
                 self.mark_dirty();
                 true
             }
@@ -291,7 +292,7 @@ impl Collection {
         self.large_docs = self
             .docs
             .values()
-            .map(|d| d.exclusive().arena_len())
+            .map(|d| d.exclusive().limit_bytes())
             .filter(|&n| n > LARGE)
             .count();
         let docs: usize = self

@@ -270,6 +270,14 @@ impl Series {
         self.arena.len() + self.sealed_bytes
     }
 
+    /// What the 4 GiB bounds of a document apply to: the larger of its arena (garbage and
+    /// sealed blocks as stored: offsets into it are 32-bit) and its live data as stored
+    /// (escaped and uncompressed: the limit a document's data is held to). Compressed, a
+    /// document's sealed history can be far smaller than the data it holds.
+    pub fn limit_bytes(&self) -> usize {
+        self.arena_len().max(self.live_bytes)
+    }
+
     /// True when no record's data held a control character, `"` or `\\`: the stored data is
     /// then exactly the data as sent.
     pub fn data_is_plain(&self) -> bool {

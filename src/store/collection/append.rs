@@ -146,7 +146,7 @@ impl Collection {
             newest = newest.max(ts);
             incoming += data.into().given_len();
         }
-        if series.arena_len() + incoming > LARGE {
+        if series.limit_bytes() + incoming > LARGE {
             return None;
         }
         let before = doc_bytes(doc, series);

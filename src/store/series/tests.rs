@@ -511,3 +511,20 @@ fn latest_is_the_record_at_latest_at() {
     );
     assert_eq!(Series::new().latest(i64::MAX), None);
 }
+
+/// Sealed history is held compressed: the bytes the 4 GiB bounds apply to are then the data's,
+/// not the arena's (a check by the arena let a nearly full document take a batch that could
+/// not fit, found by an audit).
+#[test]
+fn the_limits_go_by_the_data_when_sealed_history_compresses() {
+    let mut s = Series::new();
+    let data = "a".repeat(1000);
+    for ts in 0..2000 {
+        s.insert(ts, &data).unwrap();
+    }
+    assert!(
+        s.arena_len() * 4 < s.data_bytes(),
+        "the history did not compress"
+    );
+    assert_eq!(s.limit_bytes(), s.data_bytes());
+}
