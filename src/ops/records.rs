@@ -292,6 +292,9 @@ fn pattern_docs<'q>(
     }
 }
 
+/// Bytes of answer a `qdoc` writes at most between two checks of its size, roughly.
+const CHECK_BYTES: usize = 1 << 20;
+
 /// `qdoc`: one document's records in `[from, to]`, filtered, limited, in either order.
 pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
     let predicate = Predicate::new(q.where_.as_deref(), q.filter.as_deref());
@@ -311,18 +314,25 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
         let mut kept = 0;
         let mut result = Ok(());
         if predicate.is_trivial() {
-            // Every record of the range up to the limit, 256 at a time between checks of the
-            // answer's size. Records kept rendered are copied whole.
+            // Every record of the range up to the limit, a chunk at a time between checks of
+            // the answer's size: as many records (at most 256) as come to about CHECK_BYTES at
+            // the document's average size, then at the size the last chunk's records had, so
+            // that an answer past the limit stops within about that much however large its
+            // records (256 records of 16 MiB made 4 GiB). Records kept rendered are copied
+            // whole.
             let mut range = range;
             let mut sink = Sink(&mut records);
+            let mut per_record = series.data_bytes() / series.len().max(1) + 32;
             while kept < limit {
-                let chunk = (limit - kept).min(256);
+                let chunk = (limit - kept).min((CHECK_BYTES / per_record).clamp(1, 256));
+                let before = sink.0.written();
                 let given = series.scan_texts(range.clone(), q.reverse, chunk, &mut sink);
                 kept += given;
                 if given < chunk {
                     break;
                 }
                 sink.0.check()?;
+                per_record = (sink.0.written() - before) / given + 1;
                 if q.reverse {
                     range.end -= given;
                 } else {
@@ -341,11 +351,9 @@ pub fn document(ctx: &mut Ctx<'_>, q: &Qdoc<'_>, reply: &mut Reply<'_>) -> Resul
             }
             records.escaped_record_item(ts, data.wire());
             kept += 1;
-            if kept % 256 == 0 {
-                if let Err(e) = records.check() {
-                    result = Err(e.into());
-                    return ControlFlow::Break(());
-                }
+            if let Err(e) = records.check() {
+                result = Err(e.into());
+                return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         });

@@ -183,6 +183,11 @@ impl Array<'_> {
     pub fn check(&self) -> Result<(), TooLarge> {
         self.limit.check(self.out)
     }
+
+    /// Bytes of the response written so far.
+    pub fn written(&self) -> usize {
+        self.out.len()
+    }
 }
 
 impl Drop for Array<'_> {

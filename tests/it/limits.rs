@@ -275,3 +275,37 @@ fn a_batch_past_a_documents_4_gib_is_refused_whole_even_when_it_compresses() {
     );
     assert_eq!(v["records"][0]["ts"], 60);
 }
+
+/// A `qdoc` of large records stops near the response limit: it checked the answer's size only
+/// every 256 records, so records of 16 MiB could build 4 GiB before it was refused. Found by
+/// an audit. (A 1 MiB limit and 48 records of 600 KiB: the answer was built whole, 28 MiB.)
+#[test]
+fn a_qdoc_of_large_records_stops_near_the_response_limit() {
+    let s = Server::start(&["--max-response-mib", "1"]);
+    let mut a = s.master();
+    let big = "r".repeat(600 * 1024);
+    for batch in 0..4 {
+        let recs: Vec<Value> = (0..12)
+            .map(|i| json!({"col": "c", "doc": "d", "ts": batch * 12 + i + 1, "data": big}))
+            .collect();
+        a.ok("ins", Value::Array(recs));
+    }
+    let pid = s.pid().expect("server running");
+    let peak = || crate::common::proc_status_kib(pid, "VmHWM").expect("VmHWM");
+    let before = peak();
+    assert_eq!(
+        a.call("qdoc", json!({"col": "c", "doc": "d", "to": 100})),
+        json!({"error": "response too large"})
+    );
+    let grown_mib = peak().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 12,
+        "peak RSS grew by {grown_mib} MiB for an answer refused past 1 MiB"
+    );
+    // Within the limit the records still come whole.
+    let v = a.ok(
+        "qdoc",
+        json!({"col": "c", "doc": "d", "to": 100, "limit": 1, "reverse": true}),
+    );
+    assert_eq!(v["records"][0]["ts"], 48);
+}
