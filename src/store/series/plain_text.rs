@@ -38,7 +38,7 @@ struct Rendering {
     buf: Vec<u8>,
     /// Plain record `j` starts `from_end[j]` bytes before the buffer's end and ends where
     /// record `j - 1` starts (at the end for record 0).
-    from_end: Vec<u32>,
+    from_end: Vec<usize>,
     /// The record being rendered.
     scratch: Vec<u8>,
     /// Bytes counted in the process-wide budget.
@@ -68,7 +68,7 @@ impl Drop for PlainText {
 #[derive(Clone, Copy)]
 pub(super) struct PlainRecords<'a> {
     buf: &'a [u8],
-    from_end: &'a [u32],
+    from_end: &'a [usize],
 }
 
 impl<'a> PlainRecords<'a> {
@@ -76,7 +76,7 @@ impl<'a> PlainRecords<'a> {
     #[inline(always)]
     fn end_from_end(&self, j: usize) -> usize {
         match j.checked_sub(1) {
-            Some(newer) => self.from_end[newer] as usize,
+            Some(newer) => self.from_end[newer],
             None => 0,
         }
     }
@@ -85,7 +85,7 @@ impl<'a> PlainRecords<'a> {
     #[inline(always)]
     fn text(&self, j: usize, k: usize) -> Option<&'a str> {
         let newest = j.checked_sub(1)?;
-        let start = self.buf.len() - *self.from_end.get(newest)? as usize;
+        let start = self.buf.len() - *self.from_end.get(newest)?;
         let end = self.buf.len() - self.end_from_end(j - k);
         let bytes = self.buf.get(start..end)?;
         // SAFETY: the records are `&str` bodies copied whole and the ASCII pieces
@@ -168,7 +168,7 @@ impl Series {
             r.scratch.clear();
             // Written by the answer's own writer (a `qdoc` item after the first).
             encode::escaped_record_item(&mut r.scratch, false, e.ts, self.data(e));
-            let used = r.from_end.last().map_or(0, |&d| d as usize);
+            let used = r.from_end.last().copied().unwrap_or(0);
             let need = used + r.scratch.len();
             if need > r.buf.len() {
                 // Room for as much again in front, the records moved to the new end.
@@ -179,11 +179,11 @@ impl Series {
             }
             let end = r.buf.len() - used;
             r.buf[end - r.scratch.len()..end].copy_from_slice(&r.scratch);
-            r.from_end.push(need as u32);
+            r.from_end.push(need);
         }
         let bytes = size_of::<Rendering>()
             + r.buf.capacity()
-            + r.from_end.capacity() * 4
+            + r.from_end.capacity() * size_of::<usize>()
             + r.scratch.capacity()
             + 4 * ALLOC_OVERHEAD;
         Cached::count(bytes.saturating_sub(r.counted));

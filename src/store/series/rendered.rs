@@ -7,7 +7,8 @@
 //! Only blocks kept decoded (see `cache.rs`: the newest ones of a document that is read, and a
 //! block read by `Series::get`) take this form; a block decoded for one scan stays columns.
 //! The record's data is a slice of its rendered text, so nothing is held twice: per record the
-//! form costs a bound (4 bytes), the length of its lead (1 byte) and the 19–36 bytes of
+//! form costs a bound (8 bytes: a block's text can pass 4 GiB, its records being up to the
+//! message limit each), the length of its lead (1 byte) and the 19–36 bytes of
 //! `,{"ts":…,"data":"` and `"}` beside the data, against the 4-byte data end of the columns.
 
 use super::block::Decoded;
@@ -19,7 +20,7 @@ use crate::protocol::{encode, record_out};
 pub struct Rendered {
     pub(super) ts: Vec<i64>,
     /// Record `i` is `text[bounds[i + 1]..bounds[i]]` (the newest record starts at 0).
-    bounds: Vec<u32>,
+    bounds: Vec<usize>,
     /// Bytes from each record's start to its data.
     leads: Vec<u8>,
     text: String,
@@ -31,14 +32,14 @@ impl Rendered {
         let n = d.len();
         // Per record: the comma, `{"ts":` and at most `TAIL_EXTRA` around the data.
         let mut text = Vec::with_capacity(d.data.len() + n * (7 + record_out::TAIL_EXTRA));
-        let mut bounds = vec![0u32; n + 1];
+        let mut bounds = vec![0usize; n + 1];
         let mut leads = vec![0u8; n];
         for i in (0..n).rev() {
             let (ts, body) = d.get(i);
             let start = text.len();
             // Written by the answer's own writer (a `qdoc` item after the first).
             encode::escaped_record_item(&mut text, false, ts, body);
-            bounds[i] = text.len() as u32;
+            bounds[i] = text.len();
             // The comma, `{"ts":`, at most 20 bytes of digits and `,"data":"`: at most 36.
             leads[i] = (text.len() - start - body.len() - 2) as u8;
         }
@@ -66,8 +67,8 @@ impl Rendered {
     /// Record `i`: its time, its data as stored and its rendered text, comma first.
     #[inline(always)]
     pub(super) fn record(&self, i: usize) -> (i64, &str, &str) {
-        let (ts, end, lead) = (self.ts[i], self.bounds[i] as usize, self.leads[i]);
-        let start = self.bounds[i + 1] as usize;
+        let (ts, end, lead) = (self.ts[i], self.bounds[i], self.leads[i]);
+        let start = self.bounds[i + 1];
         // SAFETY: `new` wrote the records newest first, one after another: `bounds` falls
         // from the text's length to 0, and record `i` is `bounds[i + 1]..bounds[i]`, its data
         // starting `leads[i]` bytes in and ending 2 bytes (`"}`) before its end. Every one of
@@ -83,7 +84,7 @@ impl Rendered {
     /// Records `hi - 1` down to `hi - k`, newest first, as one text (each comma first).
     #[inline(always)]
     pub(super) fn run(&self, hi: usize, k: usize) -> &str {
-        let (start, end) = (self.bounds[hi] as usize, self.bounds[hi - k] as usize);
+        let (start, end) = (self.bounds[hi], self.bounds[hi - k]);
         // SAFETY: as in `record`: records `hi - k..hi` lie one after another, newest first,
         // between these bounds, each beside an ASCII byte.
         unsafe { self.text.get_unchecked(start..end) }
@@ -91,7 +92,7 @@ impl Rendered {
 
     pub(super) fn heap_bytes(&self) -> usize {
         self.ts.capacity() * 8
-            + self.bounds.capacity() * 4
+            + self.bounds.capacity() * std::mem::size_of::<usize>()
             + self.leads.capacity()
             + self.text.capacity()
             + 4 * ALLOC_OVERHEAD
