@@ -146,30 +146,26 @@ impl Batch {
 
 /// The work items of each connection (indices into `work`), in order of first appearance.
 pub(super) fn by_connection(work: &[Work]) -> Vec<Vec<usize>> {
-    let mut conns: Vec<Vec<usize>> = Vec::new();
-    let mut at: HashMap<u64, usize> = HashMap::new();
-    for (i, w) in work.iter().enumerate() {
-        let c = *at.entry(w.conn).or_insert_with(|| {
-            conns.push(Vec::new());
-            conns.len() - 1
-        });
-        conns[c].push(i);
-    }
-    conns
+    split_by(work, |w| w.conn)
 }
 
 /// The work items of each filter group (indices into `work`), in order of first appearance.
 pub(super) fn by_group(work: &[Work]) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut at: HashMap<usize, usize> = HashMap::new();
+    split_by(work, |w| w.group as u64)
+}
+
+/// The work items (indices into `work`) of each value of `key`, in order of first appearance.
+fn split_by(work: &[Work], key: impl Fn(&Work) -> u64) -> Vec<Vec<usize>> {
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    let mut at: HashMap<u64, usize> = HashMap::new();
     for (i, w) in work.iter().enumerate() {
-        let g = *at.entry(w.group).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
+        let p = *at.entry(key(w)).or_insert_with(|| {
+            parts.push(Vec::new());
+            parts.len() - 1
         });
-        groups[g].push(i);
+        parts[p].push(i);
     }
-    groups
+    parts
 }
 
 /// Whether the connections with work items `a` and `b` are owed byte-identical pushes this

@@ -542,35 +542,74 @@ fn a_log_segment_the_backup_cannot_close_fails_the_backup_round() {
     server.join();
 }
 
+/// A primary (the binary) backing up to a `file://` bucket, with one record (ts 1) uploaded,
+/// and a replica of it in this process over the fault injector, which has applied it.
+struct ReplicaRig {
+    _bucket: crate::backup::Bucket,
+    _primary: crate::common::Server,
+    /// The primary's master connection.
+    pc: Client,
+    _folder: TempDir,
+    faulty: Arc<Faulty>,
+    replica: Running,
+    /// The replica's master connection.
+    rc: Client,
+}
+
+impl ReplicaRig {
+    fn new() -> ReplicaRig {
+        use crate::backup::{now_ms, primary, Bucket, WAIT};
+        let bucket = Bucket::new();
+        let p = primary(&bucket, &[]);
+        assert!(wait_until(WAIT, || bucket.manifest().is_some()));
+        let mut pc = p.master();
+        pc.ok("ins", ins(1));
+        bucket.wait_uploaded(now_ms() - 60_000, &p);
+        let folder = TempDir::new();
+        let data = folder.data().to_str().expect("UTF-8 path").to_owned();
+        let location = bucket.location();
+        let flags = [
+            "--data",
+            &data,
+            "--replica-of",
+            &location,
+            "--poll-interval",
+            "50ms",
+            "--backup-interval",
+            "50ms",
+        ];
+        let faulty = Arc::new(Faulty::new(storage::real()));
+        let replica = start(crate::common::in_process_config(&flags), faulty.clone());
+        let mut rc = master(&replica);
+        assert!(wait_until(WAIT, || stamps(&mut rc) == [1]));
+        ReplicaRig {
+            _bucket: bucket,
+            _primary: p,
+            pc,
+            _folder: folder,
+            faulty,
+            replica,
+            rc,
+        }
+    }
+}
+
 /// A replica takes its primary's API keys only once it has saved them: while the key file
 /// cannot be replaced, a key added on the primary is not taken (and is not later uploaded as
 /// stale by a promotion); once the disk recovers, the next poll takes it.
 #[test]
 fn a_replica_takes_the_primarys_keys_only_once_it_has_saved_them() {
-    use crate::backup::{now_ms, primary, Bucket, WAIT};
     use crate::backup_replica::key_works;
     let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
-    let bucket = Bucket::new();
-    let p = primary(&bucket, &[]);
-    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
-    let mut pc = p.master();
-    pc.ok("ins", ins(1));
-    bucket.wait_uploaded(now_ms() - 60_000, &p);
-    let tmp = TempDir::new();
-    let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
-    let location = bucket.location();
-    let flags = [
-        "--data",
-        &data,
-        "--replica-of",
-        &location,
-        "--poll-interval",
-        "50ms",
-    ];
-    let faulty = Arc::new(Faulty::new(storage::real()));
-    let replica = start(crate::common::in_process_config(&flags), faulty.clone());
-    let mut rc = master(&replica);
-    assert!(wait_until(WAIT, || stamps(&mut rc) == [1]));
+    let ReplicaRig {
+        _bucket,
+        _primary,
+        mut pc,
+        _folder,
+        faulty,
+        replica,
+        rc: _,
+    } = ReplicaRig::new();
     faulty.arm(
         Fault::on(&[Op::Rename])
             .named("keys.bin")
@@ -677,31 +716,17 @@ fn a_closed_segment_damaged_before_its_upload_is_not_uploaded() {
 /// following for good, and a second request did nothing.
 #[test]
 fn a_failed_promotion_leaves_a_replica_that_follows_and_can_be_promoted_again() {
-    use crate::backup::{now_ms, primary, Bucket, WAIT};
+    use crate::backup::WAIT;
     let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
-    let bucket = Bucket::new();
-    let p = primary(&bucket, &[]);
-    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
-    let mut pc = p.master();
-    pc.ok("ins", ins(1));
-    bucket.wait_uploaded(now_ms() - 60_000, &p);
-    let tmp = TempDir::new();
-    let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
-    let location = bucket.location();
-    let flags = [
-        "--data",
-        &data,
-        "--replica-of",
-        &location,
-        "--poll-interval",
-        "50ms",
-        "--backup-interval",
-        "50ms",
-    ];
-    let faulty = Arc::new(Faulty::new(storage::real()));
-    let replica = start(crate::common::in_process_config(&flags), faulty.clone());
-    let mut rc = master(&replica);
-    assert!(wait_until(WAIT, || stamps(&mut rc) == [1]));
+    let ReplicaRig {
+        _bucket,
+        _primary,
+        mut pc,
+        _folder,
+        faulty,
+        replica,
+        mut rc,
+    } = ReplicaRig::new();
     // The new primary's first log segment cannot be created: the promotion stops before the
     // bucket.
     faulty.arm(
