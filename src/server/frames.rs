@@ -9,8 +9,10 @@ const MIN_READ: usize = 4 * 1024;
 /// A buffer larger than this is given back once everything in it has been served.
 const SHRINK_ABOVE: usize = 64 * 1024;
 /// The room a frame's bytes may grow into before twice what has arrived is the bound (see
-/// [`FrameReader::spare`]).
-const GROW_FROM: usize = 64 * 1024;
+/// [`FrameReader::spare`]): a frame up to this size (a bulk `ins` of 1,000 records is about
+/// 100 KiB) gets its whole room at once, as before, and a client announcing larger frames it
+/// does not send makes the server hold at most this much.
+const GROW_FROM: usize = 256 * 1024;
 
 use crate::ws_header::{self, apply_mask, Header, OP_BINARY, OP_CONTINUATION};
 pub(super) use crate::ws_header::{OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
@@ -102,7 +104,7 @@ impl FrameReader {
     }
 
     /// Free space to read into, made large enough for the frame being read as its bytes
-    /// arrive: at most twice what is buffered (and at least [`GROW_FROM`]) ahead of them, not
+    /// arrive: at most twice what is buffered (or [`GROW_FROM`], if more) ahead of them, not
     /// the size its header announces, so that a client announcing a large frame and sending
     /// a few bytes of it does not make the server allocate (and zero) the whole of it.
     pub fn spare(&mut self) -> &mut [u8] {
