@@ -89,7 +89,7 @@ impl Collection {
     fn track_size(&mut self, before: usize, after: usize) {
         match (before > LARGE, after > LARGE) {
             (false, true) => self.large_docs += 1,
-            (true, false) => self.large_docs -= 1,
+            (true, false) => self.large_docs = self.large_docs.saturating_sub(1),
             _ => {}
         }
     }

@@ -78,6 +78,15 @@ impl Incoming<'_> {
         }
     }
 
+    /// At most the bytes the data takes stored, without a scan: text may grow six times
+    /// when escaped (`\u00XX` for a control byte).
+    pub fn max_stored_len(&self) -> usize {
+        match *self {
+            Incoming::Text(t) => t.len().saturating_mul(6),
+            Incoming::Escaped(body) => body.len(),
+        }
+    }
+
     /// Bytes the data takes stored (escaped).
     pub fn stored_len(&self) -> usize {
         match *self {

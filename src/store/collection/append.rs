@@ -144,7 +144,7 @@ impl Collection {
                 }
             }
             newest = newest.max(ts);
-            incoming += data.into().given_len();
+            incoming += data.into().max_stored_len();
         }
         if series.limit_bytes() + incoming > LARGE {
             return None;
