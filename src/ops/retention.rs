@@ -105,8 +105,9 @@ pub fn set(ctx: &mut Ctx<'_>, s: &Sret<'_>, _: &mut Reply<'_>) -> Result<(), OpE
         max_age: s.max_age,
         max_records: s.max_records,
     };
-    // A policy outlives its collection: a new one adds to what the store holds.
-    if !policy.is_empty() && !store.policies().has_own(col) {
+    // A policy outlives its collection: one for a name that holds nothing yet adds to what
+    // the store holds. For a collection that exists it is how memory is freed at the limit.
+    if !policy.is_empty() && !store.policies().has_own(col) && store.get(col).is_none() {
         store.check_memory().map_err(OpError::MemoryFull)?;
     }
     // Under the collection's lock (created for the moment if it does not exist), so the

@@ -150,7 +150,7 @@ impl Store {
     }
 
     /// `Err` while the store holds its memory limit or more: the one check before a write that
-    /// adds data (`ins`, `sval`, an `sret` that gives a collection its first policy). Deletes,
+    /// adds data (`ins`, `sval`, an `sret` that gives a missing collection its first policy). Deletes,
     /// queries, other `sret` and retention itself are never refused.
     pub fn check_memory(&self) -> Result<(), MemoryFull> {
         let limit = self.limit.load(Ordering::Relaxed);

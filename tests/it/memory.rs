@@ -159,6 +159,10 @@ fn a_restart_over_more_data_than_the_limit_serves_reads_and_refuses_writes() {
 fn policies_count_against_the_limit_and_a_new_one_is_refused_at_it() {
     let server = Server::start(&["--max-memory", "1MiB"]);
     let mut c = server.master();
+    c.ok(
+        "ins",
+        json!([{"col":"m","doc":"d","ts":1,"data":"a"},{"col":"m","doc":"d","ts":2,"data":"b"}]),
+    );
     let name = |i: usize| format!("{i:04}{}", "p".repeat(4000));
     // About 4 KiB each: the limit is reached after some 258 of them.
     let mut given = 0;
@@ -178,14 +182,20 @@ fn policies_count_against_the_limit_and_a_new_one_is_refused_at_it() {
         (200..=260).contains(&given),
         "refused after {given} policies"
     );
-    assert_eq!(c.ok("cols", json!({})), json!({"collections": []}));
-    let e = c.err("ins", json!([{"col":"m","doc":"d","ts":1,"data":"x"}]));
+    assert_eq!(c.ok("cols", json!({})), json!({"collections": ["m"]}));
+    let e = c.err("ins", json!([{"col":"m","doc":"d","ts":3,"data":"x"}]));
     assert!(full_text().is_match(&e), "{e}");
+    // A first policy for a collection that exists is how memory is freed at the limit.
+    c.ok("sret", json!({"col": "m", "max_records": 1}));
+    assert_eq!(
+        c.ok("qdoc", json!({"col":"m","doc":"d","to":10})),
+        json!({"records": [{"ts": 2, "data": "b"}]})
+    );
     // Changing or removing a policy that exists is never refused; what is freed takes writes.
     c.ok("sret", json!({"col": name(0), "max_records": 6}));
     for i in 0..10 {
         c.ok("sret", json!({"col": name(i)}));
     }
     c.ok("sret", json!({"col": name(given), "max_records": 5}));
-    c.ok("ins", json!([{"col":"m","doc":"d","ts":1,"data":"x"}]));
+    c.ok("ins", json!([{"col":"m","doc":"d","ts":3,"data":"x"}]));
 }
