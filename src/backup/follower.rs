@@ -184,9 +184,15 @@ impl Follower {
                 Err(e) => return Err(e),
             };
             let body = restore::fetch_segment(&*self.objects, &s)?;
+            // Uploaded segments read clean: the rest of one that does not is not skipped
+            // quietly (the replica would miss those writes for good), and nothing of it is
+            // applied (at every poll, its intact part would be logged and pushed again).
+            if let Some(why) = persist::read_segment_bytes(&body, |_| Ok(())).damage() {
+                return Err(RestoreError::Damaged { key: s.key(), why });
+            }
             let mut applier = Applier::new(journal, handle.store(), handle.live(), handles);
             let mut failure = None;
-            let end = persist::read_segment_bytes(&body, |e| {
+            persist::read_segment_bytes(&body, |e| {
                 if failure.is_none() {
                     if let Err(err) = applier.apply_bytes(e.op, e.time_ms.unwrap_or(0)) {
                         failure = Some(err);
@@ -202,11 +208,6 @@ impl Follower {
                     key: s.key(),
                     why: err.to_string(),
                 });
-            }
-            // Uploaded segments read clean: the rest of one that does not is not skipped
-            // quietly (the replica would miss those writes for good).
-            if let Some(why) = end.damage() {
-                return Err(RestoreError::Damaged { key: s.key(), why });
             }
             self.next_segment = seq + 1;
             self.applied += 1;
