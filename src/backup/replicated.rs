@@ -108,8 +108,12 @@ impl<'a> Applier<'a> {
         if self.last > 0 {
             self.journal.wait(self.last)?;
         }
+        let wrote = !self.touched.is_empty();
         for feed in self.touched.drain(..) {
             feed.flush(self.last);
+        }
+        if wrote {
+            self.live.after_writes();
         }
         Ok(())
     }

@@ -182,8 +182,6 @@ struct State {
     /// A writer waits to take over from the delivering thread, whose turn is over (one at a
     /// time: the others leave their pushes as usual).
     handover: bool,
-    /// The feed is in its hub's queue of unused feeds.
-    queued: bool,
 }
 
 impl State {
@@ -208,12 +206,15 @@ impl State {
     }
 
     /// Lets go of the oldest writes past the bounds: those every subscriber was served once the
-    /// feed's own bound or the hub's budget is passed, any past the hard bound.
+    /// feed's own bound or the hub's budget is passed (the budget, for a feed with
+    /// subscribers, only once no feed is without: those are dropped first, see `hub`), any
+    /// past the hard bound.
     fn trim(&mut self, shared: &Shared) {
+        let budget_applies = self.subs.is_empty() || shared.budget_binds_used_feeds();
         while let Some(front) = self.history.front() {
             let over = self.history.len() > HISTORY_WRITES
                 || self.history_bytes > HISTORY_BYTES
-                || shared.history_over_budget();
+                || budget_applies && shared.history_over_budget();
             let far_over = self.history.len() > LAG_FACTOR * HISTORY_WRITES
                 || self.history_bytes > LAG_FACTOR * HISTORY_BYTES;
             if !(far_over || over && front.seq < self.floor) {
@@ -304,17 +305,16 @@ impl Feed {
         )
     }
 
-    /// A feed of a hub's, already in its queue of unused feeds (it has no subscriber yet).
+    /// A feed of a hub's, counted and queued as unused (it has no subscriber yet).
     pub(super) fn in_hub(col: &str, base: u64, limit: usize, shared: Arc<Shared>) -> Arc<Self> {
-        Arc::new_cyclic(|me| {
-            let feed = Feed::with(col, base, limit, shared, me.clone());
-            feed.state.lock().queued = true;
-            feed
-        })
+        let feed = Arc::new_cyclic(|me| Feed::with(col, base, limit, shared, me.clone()));
+        let st = feed.state.lock();
+        feed.note_if_unused(&st);
+        drop(st);
+        feed
     }
 
     fn with(col: &str, base: u64, limit: usize, shared: Arc<Shared>, me: Weak<Feed>) -> Self {
-        let unused_since = AtomicU64::new(shared.now_ms());
         Feed {
             col: col.to_owned(),
             limit,
@@ -336,14 +336,13 @@ impl Feed {
                 turns: 0,
                 turn_began: Instant::now(),
                 handover: false,
-                queued: false,
             }),
             delivered: Condvar::new(),
             turn_length: TURN,
             encode_budget: ENCODE_BUDGET,
             shared,
             me,
-            unused_since,
+            unused_since: AtomicU64::new(0),
         }
     }
 
@@ -352,28 +351,28 @@ impl Feed {
         self.unused_since.load(Ordering::Relaxed)
     }
 
-    /// Whether it has no subscriber; if it has, it is no longer counted in the hub's queue.
-    pub(super) fn still_unused(&self) -> bool {
-        let mut st = self.state.lock();
-        if st.subs.is_empty() {
-            return true;
+    /// Lets the hub drop it: true (with the last sequence number it gave) when it has been
+    /// without subscribers since `since`, as the hub's queue says; it then no longer counts as
+    /// unused.
+    pub(super) fn retire_if_unused_since(&self, since: u64) -> Option<u64> {
+        let st = self.state.lock();
+        if !st.subs.is_empty() || self.unused_since.load(Ordering::Relaxed) != since {
+            return None;
         }
-        st.queued = false;
-        false
+        self.unused_since.store(0, Ordering::Relaxed);
+        self.shared.no_longer_unused();
+        let seq = self.arrivals.lock().seq;
+        drop(st);
+        Some(seq)
     }
 
-    /// After subscribers left: a feed left without any joins its hub's queue of unused feeds.
-    fn note_if_unused(&self, st: &mut State) {
-        if !st.subs.is_empty() {
-            return;
-        }
-        if self.unused_since.load(Ordering::Relaxed) == 0 {
-            self.unused_since
-                .store(self.shared.now_ms(), Ordering::Relaxed);
-        }
-        if !st.queued && self.me.strong_count() > 0 {
-            st.queued = true;
-            self.shared.queue_unused(self.me.clone());
+    /// After subscribers left (or at creation): a feed left without any is counted and queued
+    /// as unused, with the time. Under its state lock.
+    fn note_if_unused(&self, st: &State) {
+        if st.subs.is_empty() && self.unused_since.load(Ordering::Relaxed) == 0 {
+            let now = self.shared.now_ms();
+            self.unused_since.store(now, Ordering::Relaxed);
+            self.shared.became_unused(self.me.clone(), now);
         }
     }
 
@@ -486,7 +485,7 @@ impl Feed {
             st.take_arrivals(&self.arrivals, &self.shared);
             let round = st.plan(self.encode_budget);
             if !round.lost.is_empty() {
-                self.note_if_unused(&mut st);
+                self.note_if_unused(&st);
             }
             if round.work.is_empty() && round.lost.is_empty() {
                 self.end_turn(&mut st);
@@ -583,7 +582,7 @@ impl Feed {
         if !failed.is_empty() {
             let mut st = self.state.lock();
             st.remove(|s| failed.iter().any(|(c, i)| s.conn == *c && s.id == *i));
-            self.note_if_unused(&mut st);
+            self.note_if_unused(&st);
         }
     }
 
@@ -675,7 +674,9 @@ impl Feed {
         sub.filter = filter;
         st.floor = st.floor.min(sub.next);
         st.subs.push(*sub);
-        self.unused_since.store(0, Ordering::Relaxed);
+        if self.unused_since.swap(0, Ordering::Relaxed) != 0 {
+            self.shared.no_longer_unused();
+        }
         drop(guard);
         self.flush_taking_turns(0, false);
         Ok(Registered { seq, wait })
@@ -695,7 +696,7 @@ impl Feed {
         let mut st = self.state.lock();
         let removed = st.remove(|s| s.conn == conn && &*s.id == id) > 0;
         if removed {
-            self.note_if_unused(&mut st);
+            self.note_if_unused(&st);
         }
         removed
     }

@@ -258,6 +258,7 @@ fn respond<'t>(
     caller.durable_upto = caller.durable_upto.max(lsn);
     if let Some(touched) = touched {
         caller.subs.touch(touched);
+        shared.live.after_writes();
     }
     if let Request::Ins(records) = req {
         // Its records dropped, the vector is kept for the thread's next batch.
