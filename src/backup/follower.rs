@@ -25,28 +25,31 @@ use std::time::{Duration, Instant};
 /// Asks a replica to become the primary (SIGUSR1, or [`crate::launch::Running::promote`]).
 #[derive(Default)]
 pub struct Promotion {
-    asked: Mutex<bool>,
+    /// Requests made, and how many of them an attempt has taken.
+    asked: Mutex<(u64, u64)>,
     cv: Condvar,
 }
 
 impl Promotion {
     pub fn ask(&self) {
-        *self.asked.lock() = true;
+        self.asked.lock().0 += 1;
         self.cv.notify_all();
     }
 
-    /// Forgets a request that was acted on (a failed promotion waits for the next one).
-    fn clear(&self) {
-        *self.asked.lock() = false;
+    /// Takes the requests made so far, as an attempt starts: one made during the attempt
+    /// stays pending (a failed attempt is then tried again at once).
+    fn take(&self) {
+        let mut asked = self.asked.lock();
+        asked.1 = asked.0;
     }
 
     /// Waits up to `d` for a promotion request; true if one is pending.
     fn wait(&self, d: Duration) -> bool {
         let mut asked = self.asked.lock();
-        if !*asked {
+        if asked.0 == asked.1 {
             self.cv.wait_for(&mut asked, d);
         }
-        *asked
+        asked.0 > asked.1
     }
 }
 
@@ -80,6 +83,7 @@ impl Follower {
             if !self.follow(handle, journal, &mut handles) {
                 return;
             }
+            self.promotion.take();
             match self.promote(handle, journal, &mut handles) {
                 Ok(uploader) => return uploader.run(handle),
                 Err(e) => {
@@ -92,7 +96,6 @@ impl Follower {
                         self.location
                     );
                     journal.keep_segments_from(u64::MAX);
-                    self.promotion.clear();
                 }
             }
         }
@@ -377,11 +380,19 @@ impl Follower {
     }
 
     /// Whether the bucket's newest manifest is `mine` (same generation and owner); `None` when
-    /// it cannot be read.
+    /// it cannot be read, in three tries.
     fn newest_is(&self, mine: &Manifest) -> Option<bool> {
-        let found = manifests::newest(&*self.objects).ok()??;
-        let theirs: Manifest = serde_json::from_slice(&found.body).ok()?;
-        Some(theirs.generation == mine.generation && theirs.owner == mine.owner)
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let Ok(found) = manifests::newest(&*self.objects) else {
+                continue;
+            };
+            let theirs: Manifest = serde_json::from_slice(&found?.body).ok()?;
+            return Some(theirs.generation == mine.generation && theirs.owner == mine.owner);
+        }
+        None
     }
 }
 
