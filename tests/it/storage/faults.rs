@@ -497,26 +497,14 @@ fn a_seed_import_whose_snapshot_cannot_be_written_is_not_marked_done() {
 /// one (`fluxiondb_backup_failures_total`), not one that passes for caught up. Writes go on.
 #[test]
 fn a_log_segment_the_backup_cannot_close_fails_the_backup_round() {
-    use crate::backup::{metric, Bucket};
+    use crate::backup::metric;
     let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
-    let tmp = TempDir::new();
-    let bucket = Bucket::new();
-    let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
-    let location = bucket.location();
-    let flags = [
-        "--data",
-        &data,
-        "--fsync",
-        "always",
-        "--flush-interval",
-        "3600",
-        "--backup",
-        &location,
-        "--backup-interval",
-        "50ms",
-    ];
-    let faulty = Arc::new(Faulty::new(storage::real()));
-    let server = start(crate::common::in_process_config(&flags), faulty.clone());
+    let BackedUp {
+        server,
+        faulty,
+        _tmp,
+        _bucket,
+    } = BackedUp::start("50ms", Duration::from_secs(3600));
     let mut c = master(&server);
     c.ok("ins", ins(1));
     let failures = || metric(server.port(), "fluxiondb_backup_failures_total").unwrap_or(0.0);
@@ -540,6 +528,44 @@ fn a_log_segment_the_backup_cannot_close_fails_the_backup_round() {
     faulty.disarm();
     server.shutdown();
     server.join();
+}
+
+/// A primary in this process over the fault injector, its log fsynced always, backing up to a
+/// `file://` bucket every `interval` and checkpointing every `flush`.
+struct BackedUp {
+    server: Running,
+    faulty: Arc<Faulty>,
+    _tmp: TempDir,
+    _bucket: crate::backup::Bucket,
+}
+
+impl BackedUp {
+    fn start(interval: &str, flush: Duration) -> BackedUp {
+        let tmp = TempDir::new();
+        let bucket = crate::backup::Bucket::new();
+        let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
+        let location = bucket.location();
+        let flags = [
+            "--data",
+            &data,
+            "--fsync",
+            "always",
+            "--backup",
+            &location,
+            "--backup-interval",
+            interval,
+        ];
+        let mut cfg = crate::common::in_process_config(&flags);
+        cfg.flush_interval = flush;
+        let faulty = Arc::new(Faulty::new(storage::real()));
+        let server = start(cfg, faulty.clone());
+        BackedUp {
+            server,
+            faulty,
+            _tmp: tmp,
+            _bucket: bucket,
+        }
+    }
 }
 
 /// A primary (the binary) backing up to a `file://` bucket, with one record (ts 1) uploaded,
@@ -645,27 +671,16 @@ fn a_replica_takes_the_primarys_keys_only_once_it_has_saved_them() {
 /// it up to the damage and skip the rest): the round fails instead.
 #[test]
 fn a_closed_segment_damaged_before_its_upload_is_not_uploaded() {
-    use crate::backup::{Bucket, WAIT};
+    use crate::backup::WAIT;
     let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
-    let tmp = TempDir::new();
-    let bucket = Bucket::new();
-    let data = tmp.data().to_str().expect("UTF-8 path").to_owned();
-    let location = bucket.location();
     // Checkpoints close segments often; the backup's first round runs at start, the next
     // only when the server stops.
-    let flags = [
-        "--data",
-        &data,
-        "--fsync",
-        "always",
-        "--backup",
-        &location,
-        "--backup-interval",
-        "1h",
-    ];
-    let mut cfg = crate::common::in_process_config(&flags);
-    cfg.flush_interval = Duration::from_millis(50);
-    let server = start(cfg, storage::real());
+    let BackedUp {
+        server,
+        _tmp: tmp,
+        _bucket: bucket,
+        ..
+    } = BackedUp::start("1h", Duration::from_millis(50));
     assert!(wait_until(WAIT, || bucket.manifest().is_some()));
     let mut c = master(&server);
     for ts in 1..=5 {
