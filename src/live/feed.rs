@@ -549,10 +549,8 @@ impl Feed {
         }
         let mut failed: Vec<(u64, Arc<str>)> = Vec::new();
         let mut batch = deliver::Batch::default();
-        let groups = deliver::by_group(&round.work);
-        let bytes: usize = round.entries.iter().map(|e| e.bytes).sum();
-        if round.entries.len() == 1 && bytes.saturating_mul(groups.len()) > self.encode_budget {
-            for subs in &groups {
+        if round.by_group {
+            for subs in &deliver::by_group(&round.work) {
                 let mut encoded = deliver::Encoded::new(&self.col, &round.entries, &round.work);
                 for &i in subs {
                     deliver::batch(&mut batch, &mut encoded, &round.work, &[i]);

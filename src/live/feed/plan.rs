@@ -18,6 +18,9 @@ pub(super) struct Round {
     pub work: Vec<Work>,
     /// Subscribers whose owed writes left the history.
     pub lost: Vec<(u64, Arc<str>, Arc<dyn Sink>)>,
+    /// The round's one write, encoded for every group at once, would pass the encoding
+    /// budget: it is encoded and handed over one group at a time.
+    pub by_group: bool,
 }
 
 impl State {
@@ -145,6 +148,7 @@ impl State {
             entries,
             work,
             lost,
+            by_group: take == 1 && bytes.saturating_mul(groups) > encode_budget,
         }
     }
 }
