@@ -119,9 +119,9 @@ pub enum Start {
     Backlog(Vec<Vec<u8>>, Lsn),
     /// With the writes after this sequence number, replayed from the history.
     After(i64),
-    /// Nowhere: the subscription ends at once with `subend` and this text (a `since` backlog
-    /// past the connection's send-buffer limit ends as a subscriber too slow would).
-    Ended(&'static str),
+    /// Nowhere: a `since` backlog past the connection's send-buffer limit ends the
+    /// subscription at once, as a subscriber too slow would (`subend`).
+    BacklogTooLarge,
 }
 
 /// How a registration went.
@@ -636,14 +636,8 @@ impl Feed {
         sub.next = seq + 1;
         match start {
             Start::Live => {}
-            Start::Ended(why) => {
-                log::warn!(
-                    "connection {}: subscription {} on {:?} ended: {why}",
-                    sub.conn,
-                    sub.id,
-                    self.col
-                );
-                sub.sink.push_last(&encode::subend(&sub.id, why));
+            Start::BacklogTooLarge => {
+                self.end_slow(sub.conn, &sub.id, &*sub.sink);
                 return Ok(Registered { seq, wait: 0 });
             }
             Start::Backlog(frames, lsn) => {

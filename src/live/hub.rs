@@ -270,20 +270,10 @@ fn now_micros() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::{Change, Filter, Rec, Sink, SinkError, Start, Subscriber};
-
-    struct Quiet;
-
-    impl Sink for Quiet {
-        fn header(&self, _: &mut Vec<u8>, _: usize) {}
-        fn push(&self, _: &[&[u8]], _: usize) -> Result<(), SinkError> {
-            Ok(())
-        }
-        fn push_last(&self, _: &[u8]) {}
-    }
+    use crate::live::{Change, Drain, Filter, Rec, Start, Subscriber};
 
     fn subscribe(feed: &Feed, id: &str) {
-        let sub = Subscriber::new(1, id.into(), Arc::new(Quiet), Filter::new(None, None, None));
+        let sub = Subscriber::new(1, id.into(), Arc::new(Drain), Filter::new(None, None, None));
         assert!(feed.register(sub, Start::Live, None).is_ok());
     }
 

@@ -17,7 +17,7 @@ mod hub;
 mod subscriptions;
 
 pub use change::{Change, Rec};
-pub use feed::{Feed, Registered, Start, Subscriber, TOO_SLOW};
+pub use feed::{Feed, Registered, Start, Subscriber};
 pub use filter::Filter;
 pub use hub::Hub;
 pub use subscriptions::Subscriptions;
@@ -72,4 +72,17 @@ impl fmt::Display for LiveError {
             LiveError::Closing => f.write_str("connection closing"),
         }
     }
+}
+
+/// A sink for unit tests that takes every push and keeps nothing.
+#[cfg(test)]
+pub(crate) struct Drain;
+
+#[cfg(test)]
+impl Sink for Drain {
+    fn header(&self, _out: &mut Vec<u8>, _len: usize) {}
+    fn push(&self, _pieces: &[&[u8]], _limit: usize) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn push_last(&self, _text: &[u8]) {}
 }

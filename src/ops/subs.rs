@@ -91,7 +91,7 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
                     let seq = feed.seq();
                     let start = match backlog(c, &sub, feed.col(), seq, since, feed.limit()) {
                         Some(frames) => Start::Backlog(frames, lsn),
-                        None => Start::Ended(live::TOO_SLOW),
+                        None => Start::BacklogTooLarge,
                     };
                     Some(register(&feed, sub, start))
                 });

@@ -156,19 +156,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::super::{Feed, Start, Subscriber, MAX_LAG, MAX_LAG_BYTES};
-    use crate::live::{Change, Filter, Rec, Sink, SinkError};
+    use crate::live::{Change, Drain, Filter, Rec};
     use std::sync::Arc;
-
-    /// Takes every push and keeps nothing.
-    struct Drain;
-
-    impl Sink for Drain {
-        fn header(&self, _out: &mut Vec<u8>, _len: usize) {}
-        fn push(&self, _pieces: &[&[u8]], _limit: usize) -> Result<(), SinkError> {
-            Ok(())
-        }
-        fn push_last(&self, _text: &[u8]) {}
-    }
 
     fn ins(ts: i64, data: String) -> Change {
         Change::Insert(vec![Rec {
