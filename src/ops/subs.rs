@@ -140,11 +140,15 @@ fn backlog(
     since: i64,
     limit: usize,
 ) -> Option<Vec<Vec<u8>>> {
+    // Nothing is above i64::MAX (saturating, `since` itself would be included).
+    let Some(from) = since.checked_add(1) else {
+        return Some(Vec::new());
+    };
     let filter = sub.filter();
     let mut frames = Vec::new();
     let mut chunk: Vec<(&str, i64, Cow<'_, str>)> = Vec::new();
-    // The frames' bytes so far, with the records waiting in `chunk` counted by their data.
-    let mut bytes = 0usize;
+    // The bytes of the frames built, and of the data of the records waiting in `chunk`.
+    let (mut framed, mut pending) = (0usize, 0usize);
     let docs: Box<dyn Iterator<Item = _>> = match filter.literal() {
         Some(name) => Box::new(c.docs.get_key_value(name).into_iter()),
         None => Box::new(c.docs.iter().filter(|(n, _)| filter.doc(n))),
@@ -156,38 +160,36 @@ fn backlog(
         let name = *name;
         // A scan, not a read by position: sealed history is decoded once per block into a
         // buffer of the scan's, not kept in the blocks' caches after the backlog is sent.
-        // Nothing is above i64::MAX (saturating, `since` itself would be included).
-        let Some(from) = since.checked_add(1) else {
-            break;
-        };
         let range = series.range(from, i64::MAX);
         series.scan(range, false, |ts, data| {
             let data = data.text();
             if !filter.data(&data) {
                 return ControlFlow::Continue(());
             }
-            bytes += data.len();
+            pending += data.len();
             chunk.push((name, ts, Cow::Owned(data.into_owned())));
             if chunk.len() == BACKLOG_CHUNK {
-                frames.push(rec_frame(sub, col, seq, &chunk));
-                bytes -= chunk.iter().map(|r| r.2.len()).sum::<usize>();
-                bytes += frames.last().map_or(0, Vec::len);
+                let frame = rec_frame(sub, col, seq, &chunk);
+                framed += frame.len();
+                frames.push(frame);
                 chunk.clear();
+                pending = 0;
             }
-            if bytes > limit {
+            if framed + pending > limit {
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         });
-        if bytes > limit {
+        if framed + pending > limit {
             return None;
         }
     }
     if !chunk.is_empty() {
-        frames.push(rec_frame(sub, col, seq, &chunk));
-        bytes = frames.iter().map(Vec::len).sum();
+        let frame = rec_frame(sub, col, seq, &chunk);
+        framed += frame.len();
+        frames.push(frame);
     }
-    (bytes <= limit).then_some(frames)
+    (framed <= limit).then_some(frames)
 }
 
 fn rec_frame(
