@@ -5,6 +5,7 @@
 //! the check to the rename.
 
 use super::{valid_key, Condition, Error, Listed, Object, ObjectStore};
+use crate::storage::RealFs;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
@@ -26,6 +27,13 @@ fn unavailable(what: &str, path: &Path, e: io::Error) -> Error {
 /// The entity tag of a body: its length and CRC-32.
 fn etag(body: &[u8]) -> String {
     format!("{:x}-{:08x}", body.len(), crc32fast::hash(body))
+}
+
+/// Creates `dir` and its missing parents so that their names survive a power cut: an object
+/// renamed into a folder whose own name was never made durable could vanish with it.
+fn create_dirs(dir: &Path) -> Result<(), Error> {
+    crate::persist::create_dir_durable(&RealFs, dir)
+        .map_err(|e| Error::Unavailable(e.to_string()))
 }
 
 /// An exclusive `flock` on the folder's lock file, released when dropped (the file closes).
@@ -59,7 +67,7 @@ impl FolderLock {
 impl FileStore {
     /// Opens (creating if needed) the folder.
     pub fn open(dir: &Path) -> Result<FileStore, Error> {
-        fs::create_dir_all(dir).map_err(|e| unavailable("create", dir, e))?;
+        create_dirs(dir)?;
         Ok(FileStore {
             dir: dir.to_owned(),
             temp_seq: AtomicU64::new(0),
@@ -85,7 +93,9 @@ impl FileStore {
     /// Writes `body` to a fresh temporary file in `path`'s folder and fsyncs it.
     fn write_temp(&self, path: &Path, body: &[u8]) -> Result<PathBuf, Error> {
         let parent = path.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(parent).map_err(|e| unavailable("create", parent, e))?;
+        if !parent.is_dir() {
+            create_dirs(parent)?;
+        }
         let n = self.temp_seq.fetch_add(1, Ordering::Relaxed);
         let temp = parent.join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
         let write = || -> io::Result<()> {

@@ -32,6 +32,7 @@ mod wal_read;
 
 pub use codec::WalOp;
 pub use error::Error;
+pub use fsutil::create_dir_durable;
 pub use journal::{Gate, Journal, KEYS_FILE};
 pub use recovery::open;
 pub use seed::{import as import_seed, ImportError};
