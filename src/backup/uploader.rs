@@ -364,11 +364,19 @@ impl Uploader {
 
     fn upload_points(&mut self, m: &Manifest) -> Result<(), RoundError> {
         for staged in local::staged(&self.dir).map_err(|e| local("listing", &self.dir, e))? {
-            let mut names: Vec<String> = fs::read_dir(&staged.dir)
-                .map_err(|e| local("listing", &staged.dir, e))?
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
+            // An entry that cannot be read fails the round: a point missing a file would
+            // restore without that collection.
+            let listing = |e| local("listing", &staged.dir, e);
+            let mut names = Vec::new();
+            for entry in fs::read_dir(&staged.dir).map_err(listing)? {
+                names.push(
+                    entry
+                        .map_err(listing)?
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
             names.sort();
             let mut files = Vec::new();
             for name in names {

@@ -32,8 +32,7 @@ fn etag(body: &[u8]) -> String {
 /// Creates `dir` and its missing parents so that their names survive a power cut: an object
 /// renamed into a folder whose own name was never made durable could vanish with it.
 fn create_dirs(dir: &Path) -> Result<(), Error> {
-    crate::persist::create_dir_durable(&RealFs, dir)
-        .map_err(|e| Error::Unavailable(e.to_string()))
+    crate::persist::create_dir_durable(&RealFs, dir).map_err(|e| Error::Unavailable(e.to_string()))
 }
 
 /// An exclusive `flock` on the folder's lock file, released when dropped (the file closes).
