@@ -390,7 +390,7 @@ impl Follower {
                 continue;
             };
             let theirs: Manifest = serde_json::from_slice(&found?.body).ok()?;
-            return Some(theirs.generation == mine.generation && theirs.owner == mine.owner);
+            return Some(theirs.same_primary(mine));
         }
         None
     }

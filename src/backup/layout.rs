@@ -78,6 +78,11 @@ impl Manifest {
         }
     }
 
+    /// Whether `other` names the same primary: the same generation and data folder.
+    pub fn same_primary(&self, other: &Manifest) -> bool {
+        self.generation == other.generation && self.owner == other.owner
+    }
+
     /// The uploaded segments from `from` on, in order, with their generations.
     pub fn segments_from(&self, from: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();

@@ -324,7 +324,7 @@ impl Uploader {
             Some(found) => {
                 let theirs: Manifest = serde_json::from_slice(&found.body)
                     .map_err(|e| RoundError::Local(format!("unreadable manifest: {e}")))?;
-                if theirs.generation != mine.generation || theirs.owner != mine.owner {
+                if !theirs.same_primary(&mine) {
                     return Err(RoundError::Fenced {
                         theirs: theirs.generation,
                     });
