@@ -1,7 +1,7 @@
 //! The key ring (master key + scoped keys), scopes, and the permission check
 //! (docs/protocol.md#permissions-and-api-keys).
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -134,6 +134,8 @@ pub type KeyListing = (String, Scope, bool);
 pub struct KeyRing {
     master: Arc<KeyEntry>,
     keys: RwLock<BTreeMap<String, Arc<KeyEntry>>>,
+    /// Held by one change of the keys at a time, from the change through its save (or undo).
+    changes: Mutex<()>,
 }
 
 impl KeyRing {
@@ -141,7 +143,16 @@ impl KeyRing {
         KeyRing {
             master: Arc::new(KeyEntry::new(master_key, Scope::ReadWriteDelete, true)),
             keys: Default::default(),
+            changes: Mutex::new(()),
         }
+    }
+
+    /// Serialises changes of the keys: whoever changes them holds this until the change is
+    /// saved or undone. Without it two changes saved at once could write their copies of the
+    /// keys in the other order, and a restart would bring back the older set (a revoked key
+    /// back, an added one gone), and an undo could follow another change's save.
+    pub fn changing(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock()
     }
 
     /// The entry a connection authenticates with.

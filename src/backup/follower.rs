@@ -406,10 +406,11 @@ fn take_keys(
     journal: &Journal,
     keys: &[(String, crate::auth::Scope)],
 ) -> Result<(), RestoreError> {
+    let ring = handle.keys();
+    let change = ring.changing();
     journal
         .write_keys(keys)
         .map_err(|e| local_error(journal, e))?;
-    let ring = handle.keys();
     let wanted: HashSet<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
     let mut removed = Vec::new();
     for (key, _) in ring.scoped() {
@@ -422,6 +423,7 @@ fn take_keys(
     for (key, scope) in keys {
         ring.add(key, *scope);
     }
+    drop(change);
     for entry in &removed {
         handle.revoke(entry);
     }

@@ -26,6 +26,7 @@ pub fn keys(ctx: &mut Ctx<'_>, k: &Keys<'_>, reply: &mut Reply<'_>) -> Result<()
                 ));
             }
             // A change that cannot be saved is undone: the answer says it did not happen.
+            let _change = ctx.keys.changing();
             let prior = ctx.keys.lookup(key).map(|e| e.scope());
             let effective = ctx.keys.add(key, scope);
             if let Err(e) = ctx.save_keys() {
@@ -37,6 +38,7 @@ pub fn keys(ctx: &mut Ctx<'_>, k: &Keys<'_>, reply: &mut Reply<'_>) -> Result<()
         }
         Some("remove") => {
             let key = k.key.as_deref().unwrap_or("");
+            let change = ctx.keys.changing();
             let entry = ctx.keys.remove(key).map_err(|e| match e {
                 RemoveError::NotFound => OpError::Keys("api key not found"),
                 RemoveError::NotRemovable => OpError::Keys("api key cannot be removed"),
@@ -45,6 +47,8 @@ pub fn keys(ctx: &mut Ctx<'_>, k: &Keys<'_>, reply: &mut Reply<'_>) -> Result<()
                 ctx.keys.reinstate(entry);
                 return Err(e);
             }
+            // Closing the key's connections may take a while; other changes need not wait.
+            drop(change);
             ctx.sessions.revoke(&entry);
             reply.member("status").str("ok");
         }
