@@ -6,7 +6,7 @@
 
 use crate::live::{Change, Feed, Hub, Rec};
 use crate::persist::{self, Journal, Lsn, WalOp};
-use crate::store::{Collection, Handles, Store};
+use crate::store::{Collection, Handles, Policy, Store};
 use std::fmt;
 use std::sync::Arc;
 
@@ -68,33 +68,39 @@ impl<'a> Applier<'a> {
         self.apply(&op, time_ms)
     }
 
-    /// Logs and applies one entry.
+    /// Logs and applies one entry. It is logged under the lock of what it changes, as a
+    /// client's write on the primary is (`ops::Log`): a checkpoint copies a collection under
+    /// that lock after rotating the log, so an entry logged before the rotation is in the copy,
+    /// and the segment holding it can go. Logged before the lock, an entry could land in a
+    /// segment the checkpoint removes while the copy missed it: gone after a restart.
     pub fn apply(&mut self, op: &WalOp<'_>, time_ms: i64) -> Result<Lsn, ApplyError> {
-        let lsn = self
-            .journal
-            .log_replicated(op, time_ms)
-            .map_err(ApplyError::Log)?;
-        self.last = lsn;
-        match pushed_collection(op) {
-            Some(col) => {
-                let mut publisher = Publisher {
-                    live: self.live,
-                    col,
-                    lsn,
-                    feed: None,
-                    published: false,
-                };
-                let applied = publish_applied(self.store, self.handles, op, &mut publisher);
-                // Also when the entry stopped part way: what it applied was published, and
-                // its pushes must leave with the next settle.
-                if let Some(feed) = publisher.published() {
-                    self.touch(feed);
-                }
-                applied?;
-            }
-            None => persist::apply_copied(self.store, self.handles, op).map_err(ApplyError::Log)?,
+        let mut entry = Entry {
+            journal: self.journal,
+            op,
+            time_ms,
+            lsn: None,
+        };
+        let mut publisher = Publisher {
+            live: self.live,
+            col: pushed_collection(op),
+            feed: None,
+            published: false,
+        };
+        let applied = log_and_apply(self.store, self.handles, &mut entry, &mut publisher);
+        // Also when the entry stopped part way: what it applied was published, and its pushes
+        // must leave with the next settle.
+        if let Some(feed) = publisher.published() {
+            self.touch(feed);
         }
-        Ok(lsn)
+        // An entry that changed nothing here (its collection does not exist) took no lock: it
+        // is logged now, so that the replica's log still holds every copied entry.
+        if applied.is_ok() && entry.lsn.is_none() {
+            entry.log()?;
+        }
+        if let Some(lsn) = entry.lsn {
+            self.last = lsn;
+        }
+        applied.map(|()| self.last)
     }
 
     fn touch(&mut self, feed: Arc<Feed>) {
@@ -142,8 +148,8 @@ fn pushed_collection<'o>(op: &WalOp<'o>) -> Option<&'o str> {
 /// in between would miss the write both ways.)
 struct Publisher<'a> {
     live: &'a Hub,
-    col: &'a str,
-    lsn: Lsn,
+    /// `None`: the entry is never pushed.
+    col: Option<&'a str>,
     /// The feed once looked up (on first use, under the lock).
     feed: Option<Option<Arc<Feed>>>,
     published: bool,
@@ -152,7 +158,9 @@ struct Publisher<'a> {
 impl Publisher<'_> {
     fn feed(&mut self) -> Option<&Arc<Feed>> {
         let (live, col) = (self.live, self.col);
-        self.feed.get_or_insert_with(|| live.feed(col)).as_ref()
+        self.feed
+            .get_or_insert_with(|| col.and_then(|col| live.feed(col)))
+            .as_ref()
     }
 
     /// Whether the collection has a feed (changes are worth building).
@@ -160,8 +168,7 @@ impl Publisher<'_> {
         self.feed().is_some()
     }
 
-    fn publish(&mut self, change: impl FnOnce() -> Change) {
-        let lsn = self.lsn;
+    fn publish(&mut self, lsn: Lsn, change: impl FnOnce() -> Change) {
         if let Some(feed) = self.feed() {
             feed.publish(lsn, change());
             self.published = true;
@@ -174,71 +181,146 @@ impl Publisher<'_> {
     }
 }
 
-/// Applies `op` and publishes what it changed under the collection's write lock, as the
-/// primary's operations do. A delete that removes nothing here publishes nothing (as on the
-/// primary, where it is not even logged).
+/// One copied entry and, once logged, its position in the replica's log.
+struct Entry<'a, 'o> {
+    journal: &'a Journal,
+    op: &'a WalOp<'o>,
+    time_ms: i64,
+    lsn: Option<Lsn>,
+}
+
+impl Entry<'_, '_> {
+    /// Logs the entry (called under the lock of what it changes, before changing it).
+    fn log(&mut self) -> Result<Lsn, ApplyError> {
+        let lsn = self
+            .journal
+            .log_replicated(self.op, self.time_ms)
+            .map_err(ApplyError::Log)?;
+        self.lsn = Some(lsn);
+        Ok(lsn)
+    }
+}
+
+/// Logs an entry, applies it and publishes what it changed (key/value changes, retention and
+/// trims are never pushed), under the collection's write lock, as the primary's operations
+/// do. A delete that removes nothing here publishes nothing (as on
+/// the primary, where it is not even logged). Nothing is logged when the collection does not
+/// exist (see [`Applier::apply`]).
 ///
 /// The log does not tell `drec` from a `dmrec` of one record: a delete of one record is
 /// pushed as `drec`'s range of one.
-fn publish_applied(
+fn log_and_apply(
     store: &Store,
     handles: &mut Handles,
-    op: &WalOp<'_>,
+    entry: &mut Entry<'_, '_>,
     publisher: &mut Publisher<'_>,
 ) -> Result<(), ApplyError> {
-    match op {
-        WalOp::Insert { col, records } => {
-            store.write_or_create(handles, col, |c| insert(c, col, records, publisher))?
-        }
-        WalOp::DeleteRecords { col, records } => {
-            store.write_existing(handles, col, |c| {
-                let mut gone: Vec<(String, Vec<i64>)> = Vec::new();
-                for (doc, ts) in records {
-                    if c.remove_record(doc, *ts) {
-                        match gone.iter_mut().find(|(d, _)| d == doc) {
-                            Some((_, list)) => list.push(*ts),
-                            None => gone.push((doc.to_string(), vec![*ts])),
-                        }
+    let op = entry.op;
+    let done = match op {
+        WalOp::Insert { col, records } => Some(store.write_or_create(handles, col, |c| {
+            let lsn = entry.log()?;
+            insert(c, col, records, lsn, publisher)
+        })),
+        WalOp::DeleteRecords { col, records } => store.write_existing(handles, col, |c| {
+            let lsn = entry.log()?;
+            let mut gone: Vec<(String, Vec<i64>)> = Vec::new();
+            for (doc, ts) in records {
+                if c.remove_record(doc, *ts) {
+                    match gone.iter_mut().find(|(d, _)| d == doc) {
+                        Some((_, list)) => list.push(*ts),
+                        None => gone.push((doc.to_string(), vec![*ts])),
                     }
                 }
-                match gone.as_slice() {
-                    [] => {}
-                    [(doc, ts)] if records.len() == 1 => {
-                        let (doc, ts) = (doc.clone(), ts[0]);
-                        publisher.publish(|| Change::DeleteRecord { doc, ts })
-                    }
-                    _ => publisher.publish(|| Change::DeleteRecords(gone)),
+            }
+            match gone.as_slice() {
+                [] => {}
+                [(doc, ts)] if records.len() == 1 => {
+                    let (doc, ts) = (doc.clone(), ts[0]);
+                    publisher.publish(lsn, || Change::DeleteRecord { doc, ts })
                 }
-            });
-        }
-        WalOp::DeleteRange { col, doc, from, to } => {
-            store.write_existing(handles, col, |c| {
-                if c.has_range(doc, *from, *to) {
-                    c.remove_range(doc, *from, *to);
-                    publisher.publish(|| Change::DeleteRange {
-                        doc: doc.to_string(),
-                        from: *from,
-                        to: *to,
-                    });
-                }
-            });
-        }
-        WalOp::DeleteDoc { col, doc } => {
-            store.write_existing(handles, col, |c| {
-                if c.remove_doc(doc) {
-                    publisher.publish(|| Change::DeleteDoc(doc.to_string()));
-                }
-            });
-        }
+                _ => publisher.publish(lsn, || Change::DeleteRecords(gone)),
+            }
+            Ok(())
+        }),
+        WalOp::DeleteRange { col, doc, from, to } => store.write_existing(handles, col, |c| {
+            let lsn = entry.log()?;
+            if c.has_range(doc, *from, *to) {
+                c.remove_range(doc, *from, *to);
+                publisher.publish(lsn, || Change::DeleteRange {
+                    doc: doc.to_string(),
+                    from: *from,
+                    to: *to,
+                });
+            }
+            Ok(())
+        }),
+        WalOp::DeleteDoc { col, doc } => store.write_existing(handles, col, |c| {
+            let lsn = entry.log()?;
+            if c.remove_doc(doc) {
+                publisher.publish(lsn, || Change::DeleteDoc(doc.to_string()));
+            }
+            Ok(())
+        }),
         WalOp::DropCollection { col } => {
-            let _ = store.drop_collection(col, || {
-                publisher.publish(|| Change::DropCollection);
-                Ok::<(), std::convert::Infallible>(())
+            // Logged under the store's map lock and the collection's: the collection is
+            // dropped only if the entry is logged.
+            let dropped = store.drop_collection(col, || {
+                let lsn = entry.log()?;
+                publisher.publish(lsn, || Change::DropCollection);
+                Ok(())
             });
+            dropped.map(|_| ()).err().map(Err)
         }
-        _ => persist::apply_copied(store, handles, op).map_err(ApplyError::Log)?,
-    }
-    Ok(())
+        WalOp::SetValue { col, key, value } => Some(store.write_or_create(handles, col, |c| {
+            entry.log()?;
+            c.set_value(key, value);
+            Ok(())
+        })),
+        WalOp::DeleteValue { col, key } => store.write_existing(handles, col, |c| {
+            entry.log()?;
+            c.remove_value(key);
+            Ok(())
+        }),
+        WalOp::SetRetention {
+            col,
+            max_age,
+            max_records,
+        } => {
+            // As on the primary: the policy changes before it is logged, so a checkpoint that
+            // saves the policies between the two holds it already (and one saved before
+            // leaves the entry in a segment it keeps).
+            let policies = store.policies();
+            let previous = policies.own(col);
+            let limits = policies.set(
+                col,
+                Policy {
+                    max_age: *max_age,
+                    max_records: *max_records,
+                },
+            );
+            let logged = store.write_existing(handles, col, |c| {
+                entry.log()?;
+                c.set_limits(limits);
+                Ok(())
+            });
+            let logged = match logged {
+                Some(logged) => logged,
+                None => entry.log().map(|_| ()),
+            };
+            if logged.is_err() {
+                policies.set(col, previous.unwrap_or_default());
+            }
+            Some(logged)
+        }
+        WalOp::Trim { col, cuts } => store.write_existing(handles, col, |c| {
+            entry.log()?;
+            for (doc, cut) in cuts {
+                c.trim(doc, *cut);
+            }
+            Ok(())
+        }),
+    };
+    done.unwrap_or(Ok(()))
 }
 
 /// An insert's records, in order; the ones applied are published (all of them unless a
@@ -247,6 +329,7 @@ fn insert(
     c: &mut Collection,
     col: &str,
     records: &[(&str, i64, &str)],
+    lsn: Lsn,
     publisher: &mut Publisher<'_>,
 ) -> Result<(), ApplyError> {
     let wanted = publisher.wanted();
@@ -268,7 +351,7 @@ fn insert(
         }
     }
     if !applied.is_empty() {
-        publisher.publish(|| Change::Insert(applied));
+        publisher.publish(lsn, || Change::Insert(applied));
     }
     failure.map_or(Ok(()), Err)
 }

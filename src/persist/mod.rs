@@ -48,18 +48,6 @@ pub fn decode_copied(op: &[u8]) -> Result<WalOp<'_>, Error> {
     })
 }
 
-/// Applies one decoded log entry to `store` as recovery does (no logging, nothing published).
-pub fn apply_copied(
-    store: &crate::store::Store,
-    handles: &mut crate::store::Handles,
-    op: &WalOp<'_>,
-) -> Result<(), Error> {
-    replay::apply(store, handles, op).map_err(|damage| Error::Corrupt {
-        path: "copied log entry".into(),
-        damage,
-    })
-}
-
 /// Decodes a key file's bytes (one downloaded from object storage); `name` names it in errors.
 pub fn decode_keys(bytes: Vec<u8>, name: &str) -> Result<Vec<(String, crate::auth::Scope)>, Error> {
     let path = std::path::Path::new(name);
