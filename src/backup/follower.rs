@@ -214,7 +214,7 @@ impl Follower {
             }
             self.next_segment = seq + 1;
             self.applied += 1;
-            self.save_state()?;
+            self.save_state(journal)?;
             let lag = if i + 1 < waiting && s.last_ms > 0 {
                 (persist::now_ms() - s.last_ms).max(0) as u64
             } else {
@@ -252,7 +252,7 @@ impl Follower {
         applier.settle().map_err(|e| local_error(journal, e))?;
         let restored = reloaded?;
         self.next_segment = restored.next_segment;
-        self.save_state()?;
+        self.save_state(journal)?;
         crate::metrics::backup::replica_reloaded();
         log::info!(
             "replica: reloaded the restore point of segment {} and {} segments after it; following from segment {}",
@@ -263,7 +263,15 @@ impl Follower {
         Ok(())
     }
 
-    fn save_state(&self) -> Result<(), RestoreError> {
+    /// Records how far the replica has applied. Its log is fsynced first, whatever the fsync
+    /// policy: under `everysec` what it applied may still be only in the page cache, and a
+    /// power cut would take it while the state file, already durable, says it was applied
+    /// (the replica would never fetch it again).
+    fn save_state(&self, journal: &Journal) -> Result<(), RestoreError> {
+        journal
+            .wal()
+            .sync_all()
+            .map_err(|e| local_error(journal, e))?;
         local::write_state(
             &self.dir,
             local::REPLICA_STATE,

@@ -83,7 +83,11 @@ pub struct Staged {
 /// Links the files of a checkpoint into a new staged restore point.
 pub fn stage(data: &Path, first_segment: u64, time_ms: i64, files: &[String]) -> io::Result<()> {
     let root = data.join(STAGED);
-    fs::create_dir_all(&root)?;
+    if !root.is_dir() {
+        fs::create_dir_all(&root)?;
+        // The folder's own name, so that a staged point does not vanish with it.
+        sync_dir(data)?;
+    }
     let name = format!("{first_segment:016x}-{time_ms}");
     let temp = root.join(format!(".{name}"));
     if temp.exists() {

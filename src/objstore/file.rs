@@ -169,11 +169,7 @@ impl ObjectStore for FileStore {
             let _ = fs::remove_file(&temp);
             unavailable("rename", &path, e)
         })?;
-        if let Some(parent) = path.parent() {
-            File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| unavailable("fsync", parent, e))?;
-        }
+        sync_parent(&path)?;
         Ok(etag(body))
     }
 
@@ -200,10 +196,23 @@ impl ObjectStore for FileStore {
     fn delete(&self, key: &str) -> Result<(), Error> {
         let path = self.path(key)?;
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(unavailable("remove", &path, e)),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(unavailable("remove", &path, e)),
         }
+        // A pruned object must not come back after a power cut (a restore would then find
+        // points and segments `--backup-keep` said were gone).
+        sync_parent(&path)
+    }
+}
+
+/// fsyncs the folder `path` is in, making a name created, renamed or removed there durable.
+fn sync_parent(path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(parent) => File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| unavailable("fsync", parent, e)),
+        None => Ok(()),
     }
 }
 
