@@ -112,6 +112,8 @@ struct Appended {
     end: Lsn,
     /// The first write or fsync failure (as in [`State`]): appends are refused after it.
     failed: Option<Arc<Error>>,
+    /// Set by [`Wal::close`]: appends are refused after it.
+    closed: bool,
 }
 
 struct State {
@@ -127,6 +129,9 @@ struct State {
     /// The first write or fsync failure; the log refuses everything after it.
     failed: Option<Arc<Error>>,
 }
+
+/// The answer to a write made after [`Wal::close`].
+pub const CLOSED: &str = "server shutting down";
 
 pub struct Wal {
     fs: Arc<dyn Backend>,
@@ -174,6 +179,7 @@ impl Wal {
                 buf: Vec::with_capacity(64 * 1024),
                 end: 0,
                 failed: None,
+                closed: false,
             }),
             state: Mutex::new(State {
                 spare: Vec::with_capacity(64 * 1024),
@@ -213,9 +219,19 @@ impl Wal {
         if let Some(first) = &a.failed {
             return Err(Error::LogFailed(first.clone()));
         }
+        if a.closed {
+            return Err(Error::Refused(CLOSED));
+        }
         a.buf.extend_from_slice(&entry.frame);
         a.end += entry.frame.len() as u64;
         Ok(a.end)
+    }
+
+    /// Refuses every later append (the server's shutdown, before its last sync): a session
+    /// still at work then could otherwise log and acknowledge a write after that sync, and
+    /// under `everysec` nothing would fsync it before the process ends.
+    pub fn close(&self) {
+        self.appended.lock().closed = true;
     }
 
     /// Marks the log failed (it refuses every later append, write and wait) and returns the
@@ -515,6 +531,24 @@ mod tests {
         assert_eq!(wal.rotate().unwrap(), 2);
         // A promoted replica's numbering still moves an empty segment on.
         assert_eq!(wal.rotate_to(9).unwrap(), 9);
+    }
+
+    /// The shutdown's last sync covers every append: one made after it is refused.
+    #[test]
+    fn a_closed_log_refuses_appends_and_its_last_sync_holds_the_ones_before() {
+        let (fs, dir) = disk();
+        let wal = Wal::create(fs.clone(), &dir, 1, FsyncPolicy::EverySec).unwrap();
+        wal.append(&WalOp::DeleteDoc { col: "c", doc: "a" })
+            .unwrap();
+        wal.close();
+        let late = wal.append(&WalOp::DeleteDoc { col: "c", doc: "b" });
+        assert!(matches!(late, Err(Error::Refused(CLOSED))), "{late:?}");
+        wal.sync_all().unwrap();
+        let (seen, end) = entries(&fs, &dir.join(segment_name(1)));
+        assert!(
+            seen == ["a"] && matches!(end, SegmentEnd::Clean),
+            "{seen:?}"
+        );
     }
 
     /// Writers appending and waiting on several threads while checkpoints rotate: every

@@ -231,7 +231,8 @@ impl Server {
     }
 
     /// Stops accepting, closes every session with 1001 `server shutting down`, and waits for
-    /// the listener thread; then writes the final checkpoint and syncs the log. False when
+    /// the listener thread; then writes the final checkpoint, closes the log to appends (a
+    /// session still at work gets `server shutting down` for a write) and syncs it. False when
     /// that sync failed (what was acknowledged since the last fsync may not be on disk).
     pub fn shutdown(&mut self) -> bool {
         if !self.shared.stopping.swap(true, Ordering::AcqRel) {
@@ -260,6 +261,7 @@ impl Server {
             ),
             Err(e) => log::error!("final snapshot failed: {e}; the log still holds every change"),
         }
+        journal.wal().close();
         match journal.wal().sync_all() {
             Ok(()) => true,
             Err(e) => {
