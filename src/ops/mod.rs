@@ -62,6 +62,9 @@ pub(crate) struct Ctx<'a> {
 /// The data folder's log as one request sees it, and the live feeds its changes go to.
 pub(crate) struct Log<'a> {
     journal: Option<&'a Journal>,
+    /// The key the request came with (`None`: the server's own changes, such as retention
+    /// at start-up).
+    key: Option<&'a KeyEntry>,
     lsn: Lsn,
     /// The position of the last entry this request logged.
     last: Lsn,
@@ -72,9 +75,10 @@ pub(crate) struct Log<'a> {
 
 impl<'a> Log<'a> {
     /// `journal` is `None` when the server runs purely in memory.
-    pub fn new(journal: Option<&'a Journal>, live: &'a Hub) -> Self {
+    pub fn new(journal: Option<&'a Journal>, live: &'a Hub, key: Option<&'a KeyEntry>) -> Self {
         Log {
             journal,
+            key,
             lsn: 0,
             last: 0,
             live,
@@ -145,7 +149,16 @@ impl<'a> Log<'a> {
     }
 
     /// Logs an entry framed by [`Log::encode`]; same rules as [`Log::append`].
+    ///
+    /// A key revoked since the request was let in changes nothing more: checked here, under
+    /// the lock of what the change is about to touch, a change is either made before the
+    /// revocation (and before its answer) or refused. (Checked only when the request began,
+    /// one held up past the revocation's wait for the key's connections could still write
+    /// after the client that revoked the key was told it was gone.)
     fn append_encoded(&mut self, entry: Option<&Framed>) -> Result<(), OpError> {
+        if self.key.is_some_and(KeyEntry::is_revoked) {
+            return Err(OpError::Refused(crate::live::KEY_REVOKED));
+        }
         if let (Some(journal), Some(entry)) = (self.journal, entry) {
             let lsn = journal.log_encoded(entry).map_err(log_error)?;
             self.lsn = self.lsn.max(lsn);

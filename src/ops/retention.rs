@@ -85,7 +85,7 @@ pub(crate) fn enforce_everywhere(
     live: &Hub,
 ) -> Result<(), OpError> {
     let mut handles = Handles::default();
-    let mut log = Log::new(journal, live);
+    let mut log = Log::new(journal, live, None);
     for name in store.names() {
         sweep(store, &mut handles, &mut log, &name)?;
     }

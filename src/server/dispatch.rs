@@ -242,7 +242,7 @@ fn respond<'t>(
         sessions: &*shared.registry,
         session: caller.id,
         subs: &mut caller.subs,
-        log: Log::new(shared.journal.as_ref(), &shared.live),
+        log: Log::new(shared.journal.as_ref(), &shared.live, Some(&caller.key)),
     };
     let base = out.len();
     // Where the answer's members start, after its id (what the answer cache remembers).
