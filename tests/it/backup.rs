@@ -3,7 +3,7 @@
 //! Faults are real: the bucket folder replaced by a file while writers run, `kill -9` with a
 //! backlog, bytes flipped in an uploaded object.
 
-use crate::common::{run_binary, wait_until, Client, Server, TempDir, MASTER};
+use crate::common::{bare_command, run_binary, wait_until, Client, Server, TempDir, MASTER};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -166,6 +166,20 @@ pub fn restore(bucket: &Bucket, dir: &Path, at: Option<&str>) -> (bool, String, 
     }
     let (status, out, err) = run_binary(&args, Duration::from_secs(60));
     (status.is_some_and(|s| s.success()), out, err)
+}
+
+/// Runs `fluxiondb restore --data .` in `cwd`; returns (success, stdout, stderr).
+pub fn restore_here(bucket: &Bucket, cwd: &Path) -> (bool, String, String) {
+    let out = bare_command()
+        .args(["restore", "--from", &bucket.location(), "--data", "."])
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A server on an existing data folder.
@@ -461,6 +475,77 @@ fn a_damaged_object_stops_the_restore_with_its_name() {
         err.trim(),
         format!("fluxiondb restore: object files/{snap} is damaged: checksum mismatch")
     );
+}
+
+/// A bucket whose newest restore point (made at a clean stop) holds the snapshots of three
+/// collections, `a`, `b` and `c`; returns the point's `files` (name and key of each).
+fn three_collections_backed_up(bucket: &Bucket) -> Vec<Value> {
+    let mut server = primary_without_checkpoints(bucket);
+    let mut c = server.master();
+    for col in ["a", "b", "c"] {
+        insert(&mut c, col, "t", 1, 10);
+    }
+    drop(c);
+    assert!(server.sigterm().success());
+    let point = bucket.objects("points").pop().unwrap();
+    let text = std::fs::read_to_string(bucket.path().join("points").join(point)).unwrap();
+    let point: Value = serde_json::from_str(&text).unwrap();
+    let files = point["files"].as_array().unwrap().clone();
+    let snaps = files
+        .iter()
+        .filter(|f| f["name"].as_str().unwrap().starts_with("snap-"))
+        .count();
+    assert_eq!(snaps, 3, "{point}");
+    files
+}
+
+/// The names in a folder, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A restore that fails part-way used to leave the files it had written under the target's
+/// name: a server started there then served some of the collections, without a word. It is now
+/// written beside the target and moved into place only once whole; a failure removes it.
+#[test]
+fn a_failed_restore_leaves_the_target_as_it_was() {
+    let bucket = Bucket::new();
+    let files = three_collections_backed_up(&bucket);
+    // The last file in the point's order: the restore has written the ones before it (the
+    // download threads take the objects in order) when it finds this one missing.
+    let last = files.last().unwrap()["key"].as_str().unwrap().to_string();
+    std::fs::remove_file(bucket.path().join(&last)).unwrap();
+
+    // Into an empty folder: it stays empty.
+    let target = TempDir::new();
+    let (ok, _, err) = restore(&bucket, target.data(), None);
+    assert!(!ok, "restored without {last}");
+    assert_eq!(
+        err.trim(),
+        format!("fluxiondb restore: object {last} is missing from the backup")
+    );
+    assert_eq!(names_in(target.data()), Vec::<String>::new());
+    assert_eq!(names_in(target.parent()), ["data"]);
+
+    // Into a folder to create: it is not created (nor its staging folder left).
+    let absent = target.parent().join("restored");
+    let (ok, _, err) = restore(&bucket, &absent, None);
+    assert!(!ok, "restored without {last}");
+    assert!(err.contains("is missing from the backup"), "{err}");
+    assert!(!absent.exists());
+    assert_eq!(names_in(target.parent()), ["data"]);
+
+    // Into the working directory (filled from inside, not renamed over): it stays empty.
+    let (ok, _, err) = restore_here(&bucket, target.data());
+    assert!(!ok, "restored without {last}");
+    assert!(err.contains("is missing from the backup"), "{err}");
+    assert_eq!(names_in(target.data()), Vec::<String>::new());
+    assert_eq!(names_in(target.parent()), ["data"]);
 }
 
 #[test]
