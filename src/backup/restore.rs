@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -106,12 +107,21 @@ pub fn read_manifest(
     Ok((m, found.version))
 }
 
+/// Restored files are private to their user, as the server's own are (its API keys among them).
+const FILE_MODE: u32 = 0o600;
+
 fn write(dir: &Path, name: &str, body: &[u8]) -> Result<(), RestoreError> {
     let path = dir.join(name);
-    let done = fs::File::create(&path).and_then(|mut f| {
-        f.write_all(body)?;
-        f.sync_all()
-    });
+    let done = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(&path)
+        .and_then(|mut f| {
+            f.write_all(body)?;
+            f.sync_all()
+        });
     done.map_err(|source| RestoreError::Local { path, source })
 }
 

@@ -8,6 +8,7 @@ use super::{valid_key, Condition, Error, Listed, Object, ObjectStore};
 use crate::storage::RealFs;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,7 +99,13 @@ impl FileStore {
         let n = self.temp_seq.fetch_add(1, Ordering::Relaxed);
         let temp = parent.join(format!("{TEMP_PREFIX}{}-{n}", std::process::id()));
         let write = || -> io::Result<()> {
-            let mut f = File::create(&temp)?;
+            // Objects are private to their user, as the server's files are.
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temp)?;
             f.write_all(body)?;
             f.sync_all()
         };

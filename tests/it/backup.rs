@@ -548,6 +548,67 @@ fn a_failed_restore_leaves_the_target_as_it_was() {
     assert_eq!(names_in(target.parent()), ["data"]);
 }
 
+/// Restored files used to be created 0644 (the server's are 0600), the API keys among them;
+/// the `file://` store's objects too.
+#[test]
+fn restored_files_and_stored_objects_are_private_to_their_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let bucket = Bucket::new();
+    let mut server = primary_without_checkpoints(&bucket);
+    let mut c = server.master();
+    c.ok(
+        "keys",
+        json!({"action":"add","key":"reader","scope":"readonly"}),
+    );
+    c.ok("sret", json!({"col":"m","max_records":100}));
+    insert(&mut c, "m", "t", 1, 10);
+    drop(c);
+    assert!(server.sigterm().success());
+    let mode = |path: &Path| {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        format!("{:o}", mode & 0o777)
+    };
+
+    let mut objects = 0;
+    for folder in ["manifest", "points", "files", "wal"] {
+        for name in bucket.objects(folder) {
+            let path = bucket.path().join(folder).join(&name);
+            assert_eq!(mode(&path), "600", "{}", path.display());
+            objects += 1;
+        }
+    }
+    assert!(objects >= 4, "{objects} objects");
+
+    // Into a folder the restore creates, an existing empty one, and the working directory.
+    let target = TempDir::new();
+    let fresh = target.parent().join("fresh");
+    let here = target.parent().join("here");
+    std::fs::create_dir(&here).unwrap();
+    let inode = |dir: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir).unwrap());
+    let here_inode = inode(&here);
+    for dir in [fresh.as_path(), target.data(), here.as_path()] {
+        let (ok, _, err) = if dir == here {
+            restore_here(&bucket, dir)
+        } else {
+            restore(&bucket, dir, None)
+        };
+        assert!(ok, "{err}");
+        let names = names_in(dir);
+        assert!(
+            names.iter().any(|n| n == "keys.bin") && names.iter().any(|n| n.starts_with("snap-")),
+            "{names:?}"
+        );
+        for name in names {
+            assert_eq!(mode(&dir.join(&name)), "600", "{name}");
+        }
+    }
+    assert_eq!(names_in(target.parent()), ["data", "fresh", "here"]);
+    // The working directory was filled, not replaced by another folder of its name.
+    assert_eq!(inode(&here), here_inode);
+    let restored = serve(&here);
+    assert_eq!(records(&mut restored.master(), "m", "t"), expected(1, 11));
+}
+
 #[test]
 fn backup_keep_prunes_old_points_and_what_only_they_need() {
     let bucket = Bucket::new();
