@@ -6,6 +6,7 @@
 
 use super::archive::{collection_dir, KEYS_FILE, KV_FILE};
 use super::conn::{Client, Target};
+use super::durable::{self, Pending};
 use super::files_ahead::{with_files_ahead, FilesAhead};
 use super::output::{pretty, print_json, print_table, push_json_str, Format};
 use super::page;
@@ -169,7 +170,7 @@ fn export_collection(
     counters: &Counters,
 ) -> Result<ColSummary, Error> {
     let dir = collection_dir(&a.out_dir, col)?;
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    durable::create_dir(&dir)?;
     // The upstream skips a document named "" (it cannot be imported back under that name).
     let (docs, latest): (Vec<String>, Vec<i64>) = list_documents(main, col)?
         .into_iter()
@@ -217,9 +218,8 @@ fn export_collection(
     let values: BTreeMap<String, String> =
         serde_json::from_value(main.call("gvals", &json!({"col": col}))?["values"].take())
             .map_err(|e| Error::Server(format!("invalid answer to gvals: {e}")))?;
-    let kv_path = dir.join(KV_FILE);
-    std::fs::write(&kv_path, pretty(&values)?)
-        .map_err(|e| Error::io("cannot write", &kv_path, e))?;
+    // Last in the folder: its fsync of the folder also makes the documents' renames durable.
+    durable::write_file(&dir.join(KV_FILE), &pretty(&values)?)?;
     Ok(ColSummary {
         collection: col.to_string(),
         documents: docs.len(),
@@ -228,13 +228,14 @@ fn export_collection(
     })
 }
 
-/// A document being written: its file, the `doc` part of its lines, and where the next page
-/// starts.
+/// A document being written: its file (under its temporary name until complete), the `doc`
+/// part of its lines, and where the next page starts.
 struct Active {
     doc: String,
     doc_json: String,
     doc_part: Vec<u8>,
     file: BufWriter<File>,
+    pending: Pending,
     from: i64,
     /// The timestamp of the document's latest record when the export started: a full page
     /// that reaches it is the last one (no request for an empty page after it).
@@ -284,7 +285,7 @@ fn export_docs(
             let Some(opened) = docs.files.next() else {
                 break;
             };
-            let (i, file) = opened?;
+            let (i, file, pending) = opened?;
             let (Some(doc), Some(&latest)) = (docs.names.get(i), docs.latest.get(i)) else {
                 return Err(Error::Internal("a file for no document"));
             };
@@ -295,6 +296,7 @@ fn export_docs(
                 doc_json,
                 doc_part: page::doc_part(doc),
                 file: BufWriter::with_capacity(FILE_BUFFER, file),
+                pending,
                 from: 0,
                 latest,
             };
@@ -327,6 +329,9 @@ fn export_docs(
             active.push_back(a);
         } else {
             a.file.flush().map_err(|e| fail(&a.doc, Error::Write(e)))?;
+            a.pending
+                .commit(a.file.get_ref())
+                .map_err(|e| fail(&a.doc, e))?;
             counters.done.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -334,7 +339,7 @@ fn export_docs(
 }
 
 fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, Error> {
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io("cannot create", out_dir, e))?;
+    durable::create_dir(out_dir)?;
     let mut answer: Value = client.call("keys", &json!({"action": "list"}))?;
     let keys: Vec<KeyInfo> = match answer["keys"].take() {
         Value::Null => Vec::new(),
@@ -342,7 +347,7 @@ fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, Error
             .map_err(|e| Error::Server(format!("invalid answer to keys list: {e}")))?,
     };
     let path = out_dir.join(KEYS_FILE);
-    std::fs::write(&path, pretty(&keys)?).map_err(|e| Error::io("cannot write", &path, e))?;
+    durable::write_file(&path, &pretty(&keys)?)?;
     Ok(KeysSummary {
         keys: keys.len(),
         output_file: path.display().to_string(),

@@ -4,6 +4,7 @@
 //! of its group, under the folder's lock), so the workers no longer stop their pipelines for it.
 
 use super::archive::doc_file_name;
+use super::durable::Pending;
 use super::Error;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -17,8 +18,9 @@ const AHEAD: usize = 64;
 /// files instead of one per file, which on a busy machine kept the workers waiting for it.
 const REFILL: usize = AHEAD / 2;
 
-/// A created file: the index of its document in the list, and the file.
-pub type Opened = Result<(usize, File), Error>;
+/// A created file: the index of its document in the list, the file, and its temporary name
+/// (removed unless the file is committed under its own).
+pub type Opened = Result<(usize, File, Pending), Error>;
 
 /// Where the workers take their next document's file.
 pub struct FilesAhead {
@@ -72,11 +74,12 @@ impl FilesAhead {
                     return;
                 }
             }
-            let path = dir.join(doc_file_name(doc));
-            let opened = File::create(&path).map_err(|e| Error::io("cannot create", &path, e));
+            let opened = Pending::create(dir.join(doc_file_name(doc)));
             let failed = opened.is_err();
             let mut state = self.state.lock();
-            state.queue.push_back(opened.map(|f| (i, f)));
+            state
+                .queue
+                .push_back(opened.map(|(pending, f)| (i, f, pending)));
             state.created_all = failed || i + 1 == docs.len();
             let last = state.created_all;
             drop(state);
@@ -99,7 +102,7 @@ impl FilesAhead {
         self.ready.notify_all();
     }
 
-    /// Ends the work: the creating thread stops, files created ahead are closed.
+    /// Ends the work: the creating thread stops, files created ahead are closed and removed.
     fn close(&self) {
         let mut state = self.state.lock();
         state.closed = true;
@@ -121,8 +124,8 @@ pub fn with_files_ahead<R>(dir: &Path, docs: &[String], work: impl FnOnce(&Files
     std::thread::scope(|s| {
         s.spawn(|| files.create(dir, docs));
         let result = work(&files);
-        // Files created ahead of a failed export are closed; the creating thread, if still
-        // at work, stops.
+        // Files created ahead of a failed export are closed and removed; the creating thread,
+        // if still at work, stops.
         files.close();
         result
     })
@@ -142,12 +145,12 @@ mod tests {
     #[test]
     fn files_come_in_order_and_stop_at_the_first_error() {
         let dir = temp_dir("files-ahead");
-        // A folder where the file of "b" should go: that create fails.
-        std::fs::create_dir(dir.join("b.jsonl")).unwrap();
+        // A folder where the (temporary) file of "b" should go: that create fails.
+        std::fs::create_dir(dir.join(format!("b.jsonl.tmp-{}", std::process::id()))).unwrap();
         let docs: Vec<String> = ["a", "b", "c"].iter().map(|d| d.to_string()).collect();
         let taken: Vec<Result<usize, String>> = with_files_ahead(&dir, &docs, |files| {
             std::iter::from_fn(|| files.next())
-                .map(|o| o.map(|(i, _)| i).map_err(|e| e.to_string()))
+                .map(|o| o.map(|(i, _, _)| i).map_err(|e| e.to_string()))
                 .collect()
         });
         assert_eq!(taken.len(), 2);
@@ -157,7 +160,12 @@ mod tests {
             err.starts_with("cannot create ") && err.contains("b.jsonl"),
             "{err}"
         );
-        assert!(dir.join("a.jsonl").is_file() && !dir.join("c.jsonl").exists());
+        // Nothing of "a" (taken, never committed: its temporary file is gone) nor of "c".
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "only b's folder is left"
+        );
 
         // Two workers taking files at once, more than AHEAD of them: each file once, every
         // file, and each worker's in order.
@@ -166,7 +174,7 @@ mod tests {
             std::thread::scope(|s| {
                 let worker = || {
                     std::iter::from_fn(|| files.next())
-                        .map(|o| o.map(|(i, _)| i).unwrap())
+                        .map(|o| o.map(|(i, _, _)| i).unwrap())
                         .collect::<Vec<usize>>()
                 };
                 let a = s.spawn(worker);
@@ -181,7 +189,8 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (0..docs.len()).collect::<Vec<_>>());
 
-        // Work that stops early releases the creating thread (more documents than AHEAD).
+        // Work that stops early releases the creating thread (more documents than AHEAD), and
+        // the files it created ahead are removed.
         let many: Vec<String> = (0..AHEAD * 4).map(|i| format!("d{i}")).collect();
         let first = with_files_ahead(&dir, &many, |files| files.next().map(|o| o.is_ok()));
         assert_eq!(first, Some(true));
@@ -196,7 +205,7 @@ mod tests {
                     .starts_with('d')
             })
             .count();
-        assert!(created < many.len(), "{created} files created ahead");
+        assert_eq!(created, 0, "{created} files created ahead are left");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

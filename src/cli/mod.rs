@@ -12,6 +12,7 @@ mod archive;
 mod avx2;
 mod commands;
 mod conn;
+mod durable;
 mod error;
 mod export;
 mod files_ahead;

@@ -493,6 +493,65 @@ fn export_dcol_import_round_trips_exactly() {
 
 /// Pages that end exactly on a document's last record, or just before or after it: every
 /// record is written once, in order.
+/// A re-export into an earlier export's folder used to empty each document's file when it
+/// began the document (`File::create` on its name): one that then failed left documents of the
+/// earlier export empty or half-written. Each file is now written under a temporary name and
+/// renamed over the old one once whole and fsynced; a failure removes the temporary files.
+#[test]
+fn a_failed_re_export_leaves_the_earlier_export_whole() {
+    let s = Server::start(&[]);
+    let mut c = s.master();
+    for doc in ["a", "b"] {
+        let batch: Vec<Value> = (1..=100)
+            .map(|ts| json!({"col": "m", "doc": doc, "ts": ts, "data": format!("{doc}{ts}")}))
+            .collect();
+        c.ok("ins", Value::Array(batch));
+    }
+    c.ok("sval", json!({"col": "m", "key": "k", "value": "v"}));
+    let dir = Tmp::new();
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "--col", "m", "--out-dir", dir.s()];
+        args.extend_from_slice(extra);
+        cli(&s, &args)
+    };
+    export(&[]).json();
+    let col = dir.0.path().join("m");
+    let read = |name: &str| std::fs::read_to_string(col.join(name)).unwrap();
+    let a = read("a.jsonl");
+    assert_eq!(a.lines().count(), 100);
+    let kv = read("key_value.json");
+
+    // The file of "b" can no longer be replaced: a folder took its name. One connection with
+    // two documents in flight: "a" is begun before "b" fails.
+    std::fs::remove_file(col.join("b.jsonl")).unwrap();
+    write(&col.join("b.jsonl").join("keep"), "x");
+    let out = export(&["--parallel", "1", "--depth", "2", "-q"]);
+    assert!(!out.ok, "exported over a folder: {}", out.stdout);
+    assert!(out.stderr.contains("b.jsonl"), "{}", out.stderr);
+    let now = read("a.jsonl");
+    assert!(
+        now == a,
+        "a.jsonl holds {} lines, not 100",
+        now.lines().count()
+    );
+    assert_eq!(read("key_value.json"), kv);
+    let expected: BTreeSet<String> = ["a.jsonl", "b.jsonl", "key_value.json"]
+        .map(String::from)
+        .into();
+    assert_eq!(files(&col), expected, "temporary files left");
+
+    // Once it can, the export replaces every file, and leaves only them.
+    std::fs::remove_dir_all(col.join("b.jsonl")).unwrap();
+    c.ok(
+        "ins",
+        json!([{"col": "m", "doc": "a", "ts": 101, "data": "a101"}]),
+    );
+    export(&["-q"]).json();
+    assert_eq!(read("a.jsonl").lines().count(), 101);
+    assert_eq!(read("b.jsonl").lines().count(), 100);
+    assert_eq!(files(&col), expected);
+}
+
 #[test]
 fn export_pages_end_on_the_last_record() {
     let s = Server::start(&[]);
