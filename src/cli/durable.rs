@@ -5,8 +5,9 @@
 //! removes its temporary files; a successful one is on disk when it says so.
 
 use super::Error;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The temporary name `path` is written under.
@@ -24,10 +25,21 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Creates (or empties) the temporary file of `path`.
+    /// Creates (or empties) the temporary file of `path` (mode 0666 under the umask).
     pub fn create(path: PathBuf) -> Result<(Pending, File), Error> {
+        Pending::create_mode(path, 0o666)
+    }
+
+    /// [`Pending::create`] with the mode a new file gets (under the umask).
+    fn create_mode(path: PathBuf, mode: u32) -> Result<(Pending, File), Error> {
         let temp = temp_of(&path);
-        let file = File::create(&temp).map_err(|e| Error::io("cannot create", &temp, e))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&temp)
+            .map_err(|e| Error::io("cannot create", &temp, e))?;
         let pending = Pending {
             temp,
             path,
@@ -58,7 +70,16 @@ impl Drop for Pending {
 
 /// Replaces `path` with `body`, durably (the folder fsynced too).
 pub fn write_file(path: &Path, body: &[u8]) -> Result<(), Error> {
-    let (pending, mut file) = Pending::create(path.to_path_buf())?;
+    write_file_mode(path, body, 0o666)
+}
+
+/// [`write_file`] for a file only its user may read (API keys): mode 0600.
+pub fn write_private_file(path: &Path, body: &[u8]) -> Result<(), Error> {
+    write_file_mode(path, body, 0o600)
+}
+
+fn write_file_mode(path: &Path, body: &[u8], mode: u32) -> Result<(), Error> {
+    let (pending, mut file) = Pending::create_mode(path.to_path_buf(), mode)?;
     file.write_all(body)
         .map_err(|e| Error::io("cannot write", &pending.temp, e))?;
     pending.commit(&file)?;

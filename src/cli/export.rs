@@ -347,7 +347,8 @@ fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, Error
             .map_err(|e| Error::Server(format!("invalid answer to keys list: {e}")))?,
     };
     let path = out_dir.join(KEYS_FILE);
-    durable::write_file(&path, &pretty(&keys)?)?;
+    // The keys (the master among them) are secrets: readable by their user alone.
+    durable::write_private_file(&path, &pretty(&keys)?)?;
     Ok(KeysSummary {
         keys: keys.len(),
         output_file: path.display().to_string(),

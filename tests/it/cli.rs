@@ -7,6 +7,7 @@ use crate::common::{bare_command, cols, Server, MASTER};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::thread;
@@ -447,6 +448,12 @@ fn export_dcol_import_round_trips_exactly() {
         exported["apiKeys"],
         json!({"keys": 3, "outputFile": format!("{}/apikeys.json", dir.s())})
     );
+    // The keys file holds the master key: its user's alone.
+    let mode = std::fs::metadata(dir.0.path().join("apikeys.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "apikeys.json mode {mode:o}");
     assert!(dir
         .0
         .path()
