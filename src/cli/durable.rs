@@ -1,12 +1,15 @@
 //! Files an export writes, made durable and replaced whole: each is written under a temporary
-//! name beside its own (`NAME.tmp-PID`, which `import` skips: not `*.jsonl`), fsynced, then
-//! renamed over its name, and the folder fsynced once its files are in place. A failed export
+//! name beside its own (`NAME.tmp-PID`, which `import` skips: not `*.jsonl`), made durable
+//! (documents a batch at a time, see [`Batches`]), then renamed over its name, and the folder
+//! fsynced once its files are in place. A failed export
 //! leaves every file of an earlier one as it was (or whole and new), never half-written, and
 //! removes its temporary files; a successful one is on disk when it says so.
 
 use super::Error;
+use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -50,14 +53,82 @@ impl Pending {
 
     /// fsyncs `file` (this one's, every byte written to it) and renames it over its name. The
     /// folder is fsynced by the caller, once for all its files.
-    pub fn commit(mut self, file: &File) -> Result<(), Error> {
+    pub fn commit(self, file: &File) -> Result<(), Error> {
         file.sync_all()
             .map_err(|e| Error::io("cannot sync", &self.temp, e))?;
+        self.rename()
+    }
+
+    /// Renames the file over its name (its bytes made durable beforehand by the caller).
+    fn rename(mut self) -> Result<(), Error> {
         std::fs::rename(&self.temp, &self.path)
             .map_err(|e| Error::io("cannot write", &self.path, e))?;
         self.committed = true;
         Ok(())
     }
+}
+
+/// Documents to rename into place in batches of this many.
+const BATCH: usize = 256;
+
+/// Documents written in full (their files closed), renamed into place a batch at a time: one
+/// `syncfs` makes a batch's bytes durable, then the renames follow and the folder is fsynced.
+/// An fsync per document cost a journal commit each (about 2 ms on ext4 here), minutes for an
+/// export of 100,000 small documents. A document waiting in a batch when the export fails is
+/// removed like one half-written: its earlier file stays.
+pub struct Batches {
+    dir: PathBuf,
+    waiting: Mutex<Vec<Pending>>,
+}
+
+impl Batches {
+    /// Batches of files in `dir`.
+    pub fn new(dir: &Path) -> Batches {
+        Batches {
+            dir: dir.to_owned(),
+            waiting: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds a complete file (flushed and closed); a full batch is committed by this caller.
+    pub fn add(&self, file: Pending) -> Result<(), Error> {
+        let full = {
+            let mut waiting = self.waiting.lock();
+            waiting.push(file);
+            if waiting.len() < BATCH {
+                return Ok(());
+            }
+            std::mem::take(&mut *waiting)
+        };
+        self.commit(full)
+    }
+
+    /// Commits the files still waiting.
+    pub fn finish(&self) -> Result<(), Error> {
+        let rest = std::mem::take(&mut *self.waiting.lock());
+        self.commit(rest)
+    }
+
+    fn commit(&self, files: Vec<Pending>) -> Result<(), Error> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        sync_fs(&self.dir)?;
+        for file in files {
+            file.rename()?;
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+/// `syncfs` of the file system `dir` is on: every dirty byte on it written out.
+fn sync_fs(dir: &Path) -> Result<(), Error> {
+    let d = File::open(dir).map_err(|e| Error::io("cannot sync", dir, e))?;
+    // SAFETY: syncfs on a descriptor this function owns for the call's duration.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(Error::io("cannot sync", dir, io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 impl Drop for Pending {

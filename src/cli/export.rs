@@ -6,7 +6,7 @@
 
 use super::archive::{collection_dir, KEYS_FILE, KV_FILE};
 use super::conn::{Client, Target};
-use super::durable::{self, Pending};
+use super::durable::{self, Batches, Pending};
 use super::files_ahead::{with_files_ahead, FilesAhead};
 use super::output::{pretty, print_json, print_table, push_json_str, Format};
 use super::page;
@@ -187,6 +187,7 @@ fn export_collection(
     }
     let mut col_json = String::new();
     push_json_str(&mut col_json, col);
+    let complete = Batches::new(&dir);
     let results: Vec<Result<u64, Error>> = with_files_ahead(&dir, &docs, |files| {
         std::thread::scope(|s| {
             let handles: Vec<_> = workers
@@ -198,6 +199,7 @@ fn export_collection(
                         latest: &latest,
                         col_json: &col_json,
                         files,
+                        complete: &complete,
                     };
                     s.spawn(move || export_docs(client, docs, page, depth, counters))
                 })
@@ -215,6 +217,7 @@ fn export_collection(
     for r in results {
         records += r?;
     }
+    complete.finish()?;
     let values: BTreeMap<String, String> =
         serde_json::from_value(main.call("gvals", &json!({"col": col}))?["values"].take())
             .map_err(|e| Error::Server(format!("invalid answer to gvals: {e}")))?;
@@ -251,6 +254,8 @@ struct Docs<'a> {
     col_json: &'a str,
     /// Where each worker takes its next document, with its file.
     files: &'a FilesAhead,
+    /// Documents written in full, renamed into place a batch at a time.
+    complete: &'a Batches,
 }
 
 /// Writes documents (taken with their files from `docs.files`, shared with the other
@@ -329,9 +334,8 @@ fn export_docs(
             active.push_back(a);
         } else {
             a.file.flush().map_err(|e| fail(&a.doc, Error::Write(e)))?;
-            a.pending
-                .commit(a.file.get_ref())
-                .map_err(|e| fail(&a.doc, e))?;
+            drop(a.file);
+            docs.complete.add(a.pending).map_err(|e| fail(&a.doc, e))?;
             counters.done.fetch_add(1, Ordering::Relaxed);
         }
     }
