@@ -15,6 +15,10 @@ pub fn insert(
     records: &[NewRecord<'_>],
     _reply: &mut Reply<'_>,
 ) -> Result<(), OpError> {
+    // An empty batch changes nothing: no-op, as the protocol says, even at the memory limit.
+    if records.is_empty() {
+        return Ok(());
+    }
     ctx.store.check_memory().map_err(OpError::MemoryFull)?;
     by_collection(
         records,

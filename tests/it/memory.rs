@@ -100,6 +100,8 @@ fn writes_stop_at_the_limit_and_resume_when_memory_is_freed() {
     assert!(full_text().is_match(&e), "{e}");
     let e = c.err("sval", json!({"col":"kv","key":"k","value":"v"}));
     assert!(full_text().is_match(&e), "{e}");
+    // An empty batch adds nothing: a no-op, as ever.
+    assert_eq!(c.call("ins", json!([])), json!({}));
     assert_eq!(c.ok("cols", json!({})), json!({"collections":["m"]}));
     // Reads and deletes keep working; freed memory takes writes again.
     assert_eq!(
