@@ -188,6 +188,36 @@ fn o_opt_name(v: &Val, ix: Option<usize>, f: &str) -> Result<Option<String>, Bro
         other => Ok(other),
     }
 }
+/// docs/protocol.md#patternflags: `/`, a source with `\` escaping the character after it, a
+/// closing `/`, then anything (the flags).
+fn shaped_as_pattern(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('/').filter(|r| !r.is_empty()) else {
+        return false;
+    };
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '/' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+fn o_pattern(v: &Val, ix: Option<usize>, f: &str) -> Result<String, Broken> {
+    match v {
+        Val::Str(s) if shaped_as_pattern(s) => Ok(s.clone()),
+        _ => o_name(v, ix, f),
+    }
+}
+fn o_opt_pattern(v: &Val, ix: Option<usize>, f: &str) -> Result<Option<String>, Broken> {
+    match o_opt_string(v, ix, f)? {
+        Some(s) if s.len() > 4096 && !shaped_as_pattern(&s) => Err(rule(ix, f, AT_MOST)),
+        other => Ok(other),
+    }
+}
 fn o_positive(v: &Val, ix: Option<usize>, f: &str) -> Result<i64, Broken> {
     match v.integer() {
         Some(i) if i > 0 => Ok(i),
@@ -257,6 +287,8 @@ fn predict(v: &Val, kind: Kind, ix: Option<usize>, f: &str) -> Result<Got, Broke
     Ok(match kind {
         Kind::Name => Got::Text(o_name(v, ix, f)?),
         Kind::OptName => text_or_missing(o_opt_name(v, ix, f)?),
+        Kind::Pattern => Got::Text(o_pattern(v, ix, f)?),
+        Kind::OptPattern => text_or_missing(o_opt_pattern(v, ix, f)?),
         Kind::Str => Got::Text(o_string(v, ix, f)?),
         Kind::OptStr => text_or_missing(o_opt_string(v, ix, f)?),
         Kind::NonEmpty => Got::Text(o_non_empty(v, ix, f)?),
@@ -539,8 +571,8 @@ pub enum Expect {
 /// What kind of random value suits a member of `kind`.
 fn want(kind: Kind) -> Want {
     match kind {
-        Kind::Name | Kind::Str | Kind::Raw => Want::Name,
-        Kind::OptName | Kind::OptStr | Kind::NonEmpty => Want::Text,
+        Kind::Name | Kind::Pattern | Kind::Str | Kind::Raw => Want::Name,
+        Kind::OptName | Kind::OptPattern | Kind::OptStr | Kind::NonEmpty => Want::Text,
         Kind::Positive | Kind::IntOrZero | Kind::OptInt | Kind::OptCount => Want::Int,
         Kind::Flag => Want::Bool,
     }
@@ -929,6 +961,7 @@ fn value_ok(kind: Kind, v: &Value<'_>) -> bool {
     match (kind, v) {
         (Kind::Name, Value::Text(s)) => name_ok(s),
         (Kind::OptName, Value::Text(s)) => name_ok(s),
+        (Kind::Pattern | Kind::OptPattern, Value::Text(s)) => name_ok(s) || shaped_as_pattern(s),
         (Kind::OptStr | Kind::NonEmpty, Value::Text(s)) => !s.is_empty(),
         (Kind::Str | Kind::Raw, Value::Text(_)) => true,
         // A record's data kept as the body of its JSON string: exactly what a JSON encoder
@@ -936,7 +969,7 @@ fn value_ok(kind: Kind, v: &Value<'_>) -> bool {
         (Kind::Str, Value::Escaped(body)) => v
             .string()
             .is_some_and(|text| canonical_body(&text) == *body),
-        (Kind::OptName | Kind::OptStr | Kind::Raw, Value::Missing) => true,
+        (Kind::OptName | Kind::OptPattern | Kind::OptStr | Kind::Raw, Value::Missing) => true,
         (Kind::Positive, Value::Int(i)) => *i > 0,
         (Kind::IntOrZero, Value::Int(_)) => true,
         (Kind::OptInt, Value::Int(_) | Value::Missing) => true,
@@ -968,7 +1001,11 @@ fn check_request(kind: MsgType, r: &Request<'_>) -> Result<(), String> {
             if !value_ok(m.kind, v) {
                 return bad(format!("{} = {v:?}", m.name));
             }
-            if let (Kind::Name | Kind::OptName | Kind::OptStr, Value::Text(t)) = (m.kind, v) {
+            if let (
+                Kind::Name | Kind::OptName | Kind::Pattern | Kind::OptPattern | Kind::OptStr,
+                Value::Text(t),
+            ) = (m.kind, v)
+            {
                 try_pattern(t);
             }
         }

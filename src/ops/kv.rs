@@ -3,7 +3,7 @@
 use super::{Ctx, OpError};
 use crate::persist::WalOp;
 use crate::protocol::pattern::Selector;
-use crate::protocol::payload::{Col, ColKey, Sval};
+use crate::protocol::payload::{Col, ColKey, ColKeys, Sval};
 use crate::protocol::reply::Reply;
 
 pub fn set(ctx: &mut Ctx<'_>, s: &Sval<'_>, _: &mut Reply<'_>) -> Result<(), OpError> {
@@ -43,7 +43,7 @@ pub fn get(ctx: &mut Ctx<'_>, k: &ColKey<'_>, reply: &mut Reply<'_>) -> Result<(
 }
 
 /// `gvalues`: the values of a key, or of the keys a pattern matches.
-pub fn values(ctx: &mut Ctx<'_>, k: &ColKey<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
+pub fn values(ctx: &mut Ctx<'_>, k: &ColKeys<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
     write_values(ctx, &k.col, Some(&k.key), reply)
 }
 

@@ -16,7 +16,7 @@ use super::{admin, deletes, kv, records, Ctx, OpError};
 use crate::auth::Permission;
 use crate::protocol::into_static::IntoStatic;
 use crate::protocol::payload::{
-    Col, ColKey, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
+    Col, ColKey, ColKeys, Ddoc, Drrng, Empty, Keys, NewRecord, Qdoc, Qry, RecordRef, Sval,
 };
 use crate::protocol::reply::Reply;
 use crate::protocol::spec::{Payload, Spec, Value};
@@ -132,7 +132,7 @@ messages! {
     Drrng   "drrng"    Delete      Drrng<'a>           => deletes::range;
     Sval    "sval"     Write       Sval<'a>            => kv::set;
     Gval    "gval"     Read        ColKey<'a>          => kv::get;
-    Gvalues "gvalues"  Read        ColKey<'a>          => kv::values;
+    Gvalues "gvalues"  Read        ColKeys<'a>         => kv::values;
     Rval    "rval"     Delete      ColKey<'a>          => kv::remove;
     Gvals   "gvals"    Read        Col<'a>             => kv::all_values;
     Gkeys   "gkeys"    Read        Col<'a>             => kv::keys;
@@ -187,6 +187,8 @@ mod tests {
             let (json, value) = match m.kind {
                 Kind::Name
                 | Kind::OptName
+                | Kind::Pattern
+                | Kind::OptPattern
                 | Kind::Str
                 | Kind::OptStr
                 | Kind::NonEmpty

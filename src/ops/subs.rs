@@ -20,7 +20,7 @@ payload! {
     /// (docs/protocol.md#sub--start-a-subscription).
     pub struct Sub {
         col: Name,
-        doc: OptName,
+        doc: OptPattern,
         where_ as "where": OptStr,
         filter: OptStr,
         since: OptInt,

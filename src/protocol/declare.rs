@@ -175,6 +175,8 @@ macro_rules! payload {
     (@type Str) => { ::std::borrow::Cow<'a, str> };
     (@type NonEmpty) => { ::std::borrow::Cow<'a, str> };
     (@type OptName) => { ::std::option::Option<::std::borrow::Cow<'a, str>> };
+    (@type Pattern) => { ::std::borrow::Cow<'a, str> };
+    (@type OptPattern) => { ::std::option::Option<::std::borrow::Cow<'a, str>> };
     (@type OptStr) => { ::std::option::Option<::std::borrow::Cow<'a, str>> };
     (@type Raw) => { ::std::option::Option<::std::borrow::Cow<'a, str>> };
     (@type Positive) => { i64 };

@@ -2,6 +2,7 @@
 //! value, and the exact error text when it cannot.
 
 use super::json::Scalar;
+use super::pattern::is_pattern_shaped;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -132,6 +133,36 @@ impl<'s, 'a> Fields<'s, 'a> {
         let value = self.opt_string(slot, field)?;
         match value {
             Some(s) if s.len() > MAX_NAME_BYTES => Err(self.err(field, Rule::AtMost4096)),
+            other => Ok(other),
+        }
+    }
+
+    /// A required name, or a `/pattern/flags` of any length (a pattern's source has its own
+    /// limit, past which it is taken literally, never refused).
+    pub fn pattern(
+        &mut self,
+        slot: usize,
+        field: &'static str,
+    ) -> Result<Cow<'a, str>, FieldError> {
+        match self.take(slot) {
+            Scalar::Str(s) if !s.is_empty() && is_pattern_shaped(&s) => Ok(s),
+            other => {
+                self.slots[slot] = other;
+                self.name(slot, field)
+            }
+        }
+    }
+
+    /// An optional [`Self::pattern`]: absent, `null` and `""` give `None`.
+    pub fn opt_pattern(
+        &mut self,
+        slot: usize,
+        field: &'static str,
+    ) -> Result<Option<Cow<'a, str>>, FieldError> {
+        match self.opt_string(slot, field)? {
+            Some(s) if s.len() > MAX_NAME_BYTES && !is_pattern_shaped(&s) => {
+                Err(self.err(field, Rule::AtMost4096))
+            }
             other => Ok(other),
         }
     }

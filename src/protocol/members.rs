@@ -113,21 +113,23 @@ impl<'a> Members<'a> {
         v
     }
 
-    /// A member declared `Name`, `Str` or `NonEmpty`.
+    /// A member declared `Name`, `Pattern`, `Str` or `NonEmpty`.
     pub fn text(&mut self, i: usize) -> Result<Cow<'a, str>, FieldError> {
         let (mut f, name, kind) = self.member(i);
         match kind {
             Kind::Str => f.string(i, name),
             Kind::NonEmpty => f.non_empty(i, name),
+            Kind::Pattern => f.pattern(i, name),
             _ => f.name(i, name),
         }
     }
 
-    /// A member declared `OptName`, `OptStr` or `Raw`.
+    /// A member declared `OptName`, `OptPattern`, `OptStr` or `Raw`.
     pub fn opt_text(&mut self, i: usize) -> Result<Option<Cow<'a, str>>, FieldError> {
         let (mut f, name, kind) = self.member(i);
         match kind {
             Kind::OptStr => f.opt_string(i, name),
+            Kind::OptPattern => f.opt_pattern(i, name),
             Kind::Raw => Ok(f.raw_string(i)),
             _ => f.opt_name(i, name),
         }

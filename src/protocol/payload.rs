@@ -41,7 +41,7 @@ payload! {
     pub struct Qry {
         col: Name,
         ts: Positive,
-        doc: OptName,
+        doc: OptPattern,
         from: IntOrZero,
         where_ as "where": OptStr,
         filter: OptStr,
@@ -92,10 +92,18 @@ payload! {
 }
 
 payload! {
-    /// A collection and a key (or, for `gvalues`, a key pattern): `gval`, `gvalues`, `rval`.
+    /// A collection and a key: `gval`, `rval`.
     pub struct ColKey {
         col: Name,
         key: Name,
+    }
+}
+
+payload! {
+    /// A collection and a key or key pattern: `gvalues`.
+    pub struct ColKeys {
+        col: Name,
+        key: Pattern,
     }
 }
 

@@ -68,6 +68,11 @@ pub enum Kind {
     Name,
     /// A name or nothing: absent, `null` and `""` read as nothing (`Text` or `Missing`).
     OptName,
+    /// A name, or a `/pattern/flags` of any length (a pattern has its own limit, past which it
+    /// is taken literally: docs/protocol.md#patternflags) (`Text`).
+    Pattern,
+    /// A [`Kind::Pattern`] or nothing, read as [`Kind::OptName`] is (`Text` or `Missing`).
+    OptPattern,
     /// Any string (`Text`; a record's data may come as `Escaped`, the body of its JSON string).
     Str,
     /// A string or nothing: absent, `null` and `""` read as nothing (`Text` or `Missing`).

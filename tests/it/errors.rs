@@ -643,7 +643,65 @@ fn payload_cases() -> Vec<(&'static str, String, String)> {
         &format!("{{\"col\":\"sensors\",\"doc\":\"{long}\",\"ts\":1}}"),
         "doc must be at most 4096 bytes",
     );
+    // Where a pattern may stand, a long name is still a name.
+    add(
+        "qry",
+        &format!("{{\"col\":\"sensors\",\"ts\":1,\"doc\":\"{long}\"}}"),
+        "doc must be at most 4096 bytes",
+    );
+    add(
+        "gvalues",
+        &format!("{{\"col\":\"config\",\"key\":\"{long}\"}}"),
+        "key must be at most 4096 bytes",
+    );
     v
+}
+
+/// A `/pattern/` in `qry` `doc`, `gvalues` `key` or `sub` `doc` has the pattern's limit, not a
+/// name's: a source of 4096 bytes is a pattern, a longer one is taken literally (and, being
+/// longer than any name, matches nothing); neither is refused.
+#[test]
+fn a_long_pattern_is_a_pattern_not_a_name() {
+    let s = Server::start(&[]);
+    let mut c = s.master();
+    fixture(&mut c);
+    // `^dev-1$|n…n` with 4096 bytes of source: 4098 with its slashes.
+    let source = |len: usize| format!("^dev-1$|{}", "n".repeat(len - 8));
+    let fits = format!("/{}/", source(4096));
+    let q = c.ok("qry", json!({"col": "sensors", "ts": 1000, "doc": fits}));
+    let docs: Vec<&String> = q["records"].as_object().unwrap().keys().collect();
+    assert_eq!(docs, ["dev-1"], "{q}");
+    let too_long = format!("/{}/", source(4097));
+    let q = c.ok(
+        "qry",
+        json!({"col": "sensors", "ts": 1000, "doc": too_long}),
+    );
+    assert_eq!(q, json!({"records": {}}));
+
+    // `^env\.|` and 4089 more: 4096 bytes of source.
+    let fits = format!("/^env\\.|{}/", "n".repeat(4089));
+    let v = c.ok("gvalues", json!({"col": "config", "key": fits}));
+    assert_eq!(v, json!({"values": {"env.prod": "v1", "env.stage": "v2"}}));
+    // Taken literally: the one key of that name, which has no value.
+    let too_long = format!("/^env\\.|{}/", "n".repeat(4090));
+    let v = c.ok("gvalues", json!({"col": "config", "key": too_long}));
+    assert_eq!(v, json!({"values": {too_long: ""}}));
+
+    let v = c.ok(
+        "sub",
+        json!({"col": "sensors", "doc": format!("/{}/", source(4096))}),
+    );
+    let sub = v["sub"].as_str().unwrap().to_owned();
+    c.ok(
+        "ins",
+        json!([{"col": "sensors", "doc": "dev-1", "ts": 400, "data": "x"}]),
+    );
+    let push = c.recv_json();
+    assert_eq!(
+        (push["sub"].as_str(), push["type"].as_str()),
+        (Some(&*sub), Some("rec")),
+        "{push}"
+    );
 }
 
 #[test]
