@@ -23,6 +23,8 @@ mod image;
 mod journal;
 mod policies;
 mod recovery;
+#[cfg(test)]
+mod recovery_tests;
 mod replay;
 mod seed;
 #[cfg(test)]

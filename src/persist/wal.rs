@@ -414,7 +414,8 @@ impl Wal {
         self.cv.notify_all();
         let next = (st.segment + 1).max(at_least);
         // A segment that cannot be started leaves the log on the current one (fsynced, so
-        // nothing is lost); the next checkpoint tries again.
+        // nothing is lost) and is removed again by `open_segment`; the next checkpoint tries
+        // again.
         st.file = open_segment(&*self.fs, &self.dir, next)?;
         st.segment = next;
         st.segment_start = end;
@@ -451,17 +452,54 @@ impl Wal {
 /// Creates segment `seq` (v2: its header, then appending) and makes its name durable. The
 /// header reaches the disk with the first fsync of the segment; a crash before leaves a torn
 /// header, which replay treats like an empty segment.
+///
+/// A segment this call found empty and could not finish (a full disk failing the header's
+/// write, a folder fsync failing) is removed again, its removal made durable: left behind, it
+/// would sit after the segment the log goes on writing, and a crash tail of that one would no
+/// longer be at the end of the log. A failure of that cleanup is logged; the error returned is
+/// the one that stopped the segment.
 fn open_segment(fs: &dyn Backend, dir: &Path, seq: u64) -> Result<Arc<dyn File>, Error> {
     let path = dir.join(segment_name(seq));
     let file = fs
         .open(&path, OpenMode::Append)
         .map_err(Error::io(Op::Open, &path))?;
-    if file.size().map_err(Error::io(Op::Stat, &path))? == 0 {
-        file.write_all(SEGMENT_MAGIC)
-            .map_err(Error::io(Op::Write, &path))?;
+    let mut fresh = false;
+    let started = file
+        .size()
+        .map_err(Error::io(Op::Stat, &path))
+        .and_then(|size| {
+            fresh = size == 0;
+            if fresh {
+                file.write_all(SEGMENT_MAGIC)
+                    .map_err(Error::io(Op::Write, &path))?;
+            }
+            fsutil::sync_dir(fs, dir)
+        });
+    match started {
+        Ok(()) => Ok(Arc::from(file)),
+        Err(e) => {
+            drop(file);
+            if fresh {
+                remove_unstarted(fs, dir, &path);
+            }
+            Err(e)
+        }
     }
-    fsutil::sync_dir(fs, dir)?;
-    Ok(Arc::from(file))
+}
+
+/// Removes a segment [`open_segment`] could not start, and fsyncs the folder; failures are
+/// logged (the caller returns the error that stopped the segment).
+fn remove_unstarted(fs: &dyn Backend, dir: &Path, path: &Path) {
+    let removed = fs
+        .remove_file(path)
+        .map_err(Error::io(Op::Remove, path))
+        .and_then(|()| fsutil::sync_dir(fs, dir));
+    if let Err(e) = removed {
+        log::error!(
+            "removing the log segment {} that could not be started failed: {e}",
+            path.display()
+        );
+    }
 }
 
 #[cfg(test)]
