@@ -1,6 +1,11 @@
 //! Start-up: lock the folder, load the key file and every snapshot, replay the log, and open a
 //! fresh log segment. Damaged data stops start-up with the file's name unless `repair` is set,
 //! in which case damaged files are moved aside (`*.corrupt`) and everything intact is loaded.
+//!
+//! The log's crash tail, an entry cut short, is trimmed with a warning: in the last segment, or
+//! in one followed only by segments that hold no entry (a rotation that failed on a full disk
+//! leaves such a segment after the one the log went on writing; they are removed). An entry cut
+//! short before a segment that holds entries is damage.
 
 use super::codec::{self, CollectionImage, KeysImage, WalOp};
 use super::error::{Damage, Error};
@@ -139,13 +144,34 @@ pub fn open(
                 );
                 truncate(b, path, offset)?;
             }
-            SegmentEnd::TornTail(offset) => damaged(
-                b,
-                path,
-                Damage::TornBeforeLast { offset },
-                repair,
-                &mut report,
-            )?,
+            SegmentEnd::TornTail(offset) => {
+                let later = &segments[i + 1..];
+                if !all_hold_no_entries(b, later)? {
+                    damaged(
+                        b,
+                        path,
+                        Damage::TornBeforeLast { offset },
+                        repair,
+                        &mut report,
+                    )?;
+                    continue;
+                }
+                // The segments after this one hold no entry: each was started by a rotation
+                // that failed (a full disk), and the log went on in this one, whose end a crash
+                // or a failed write then cut short. That is the log's crash tail.
+                log::warn!(
+                    "{}: dropping an incomplete entry at offset {offset} (cut short by a crash or \
+                     a failed write), and {} later segment(s) without entries",
+                    path.display(),
+                    later.len()
+                );
+                truncate(b, path, offset)?;
+                for (_, empty) in later {
+                    b.remove_file(empty).map_err(Error::io(Op::Remove, empty))?;
+                }
+                fsutil::sync_dir(b, dir)?;
+                break;
+            }
             SegmentEnd::Corrupt(damage) => damaged(b, path, damage, repair, &mut report)?,
         }
     }
@@ -245,6 +271,16 @@ fn damaged(
     );
     report.repaired_files.push(moved);
     Ok(())
+}
+
+/// Whether none of `segments` holds an entry, or part of one.
+fn all_hold_no_entries(b: &dyn Backend, segments: &[(u64, PathBuf)]) -> Result<bool, Error> {
+    for (_, path) in segments {
+        if !wal_read::holds_no_entries(b, path)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn truncate(b: &dyn Backend, path: &Path, len: u64) -> Result<(), Error> {

@@ -3,10 +3,11 @@
 //! survives a power cut after the recovery is what the recovery made durable.
 
 use super::codec::WalOp;
+use super::error::{Damage, Error};
 use super::recovery::{open, Recovered};
-use super::test_disk::disk;
-use super::wal::{segment_name, FsyncPolicy};
-use crate::storage::{Fault, Faulty, Op, PageCache};
+use super::test_disk::{disk, overwrite};
+use super::wal::{segment_name, FsyncPolicy, Wal, SEGMENT_MAGIC};
+use crate::storage::{Backend, Fault, Faulty, Op, PageCache};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -87,4 +88,91 @@ fn a_segment_a_full_disk_kept_from_starting_is_removed_and_start_up_succeeds() {
     power_cut(&pc, 1);
     let rec = open(pc.clone(), &dir, FsyncPolicy::EverySec, false).unwrap();
     assert_eq!(stamps(&rec), [1]);
+}
+
+/// When the half-made segment cannot be removed either, it holds no entries (nothing, part of
+/// the header, or the header and zeros): the torn entry before it is a crash tail. Start-up trims
+/// it, removes the empty segment, and both stay done across a power cut.
+#[test]
+fn a_torn_tail_before_segments_without_entries_is_trimmed() {
+    for left in ["nothing", "part of the header", "the header and zeros"] {
+        let mut fault = Fault::on(&[Op::Write, Op::Remove])
+            .named("wal-")
+            .errno(libc::ENOSPC)
+            .sticky();
+        if left == "part of the header" {
+            fault = fault.torn();
+        }
+        let (pc, dir) = full_disk_at_a_checkpoint(fault);
+        assert_eq!(segments(&pc, &dir), [segment_name(1), segment_name(2)]);
+        let second = dir.join(segment_name(2));
+        let expected: &[u8] = match left {
+            "part of the header" => &SEGMENT_MAGIC[..4],
+            "the header and zeros" => {
+                let mut bytes = SEGMENT_MAGIC.to_vec();
+                bytes.resize(10_000, 0);
+                overwrite(&pc, &second, &bytes);
+                &[]
+            }
+            _ => &[],
+        };
+        if left != "the header and zeros" {
+            assert_eq!(pc.read(&second).unwrap(), expected, "{left}");
+        }
+        let rec = open(pc.clone(), &dir, FsyncPolicy::EverySec, false)
+            .unwrap_or_else(|e| panic!("{left}: start-up refused: {e}"));
+        assert_eq!(stamps(&rec), [1], "{left}");
+        assert_eq!(segments(&pc, &dir), [segment_name(1), segment_name(3)]);
+        drop(rec);
+        power_cut(&pc, 3);
+        assert_eq!(segments(&pc, &dir), [segment_name(1), segment_name(3)]);
+        let rec = open(pc.clone(), &dir, FsyncPolicy::EverySec, false).unwrap();
+        assert_eq!(stamps(&rec), [1], "{left}");
+    }
+}
+
+/// Writes entries `1..=n` to segment 1 and `n+1..=2n` to segment 2.
+fn two_segments(fs: &Arc<PageCache>, dir: &Path, n: i64) {
+    let wal = Wal::create(fs.clone(), dir, 1, FsyncPolicy::Always).unwrap();
+    for ts in 1..=2 * n {
+        let lsn = wal.append(&ins(ts)).unwrap();
+        wal.wait(lsn).unwrap();
+        if ts == n {
+            assert_eq!(wal.rotate().unwrap(), 2);
+        }
+    }
+}
+
+/// A torn entry followed by a segment that holds entries, or part of one, is damage: start-up
+/// refuses (`--repair` loads what is intact).
+#[test]
+fn a_torn_entry_before_a_segment_with_entries_still_refuses() {
+    for later in ["entries", "part of an entry", "a damaged header"] {
+        let (fs, dir) = disk();
+        two_segments(&fs, &dir, 3);
+        let first = dir.join(segment_name(1));
+        let bytes = fs.read(&first).unwrap();
+        overwrite(&fs, &first, &bytes[..bytes.len() - 3]);
+        let second = dir.join(segment_name(2));
+        let bytes = fs.read(&second).unwrap();
+        match later {
+            "part of an entry" => overwrite(&fs, &second, &bytes[..SEGMENT_MAGIC.len() + 5]),
+            "a damaged header" => overwrite(&fs, &second, b"FLXWAX02"),
+            _ => {}
+        }
+        match open(fs.clone(), &dir, FsyncPolicy::Always, false) {
+            Err(Error::Corrupt {
+                path,
+                damage: Damage::TornBeforeLast { .. },
+            }) => assert_eq!(path, first, "{later}"),
+            Err(e) => panic!("{later}: {e}"),
+            Ok(_) => panic!("{later}: started over a torn entry before {later}"),
+        }
+        let rec = open(fs.clone(), &dir, FsyncPolicy::Always, true).unwrap();
+        let expected: &[i64] = match later {
+            "entries" => &[1, 2, 4, 5, 6],
+            _ => &[1, 2],
+        };
+        assert_eq!(stamps(&rec), expected, "{later}");
+    }
 }

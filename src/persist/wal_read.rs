@@ -81,6 +81,25 @@ pub fn read_segment_bytes(
     }
 }
 
+/// Whether a segment holds no entry, not even part of one: it is empty, holds the v2 header or
+/// part of it, or the header followed by zeros only (blocks a crash left allocated). A segment
+/// a failed rotation started looks like this.
+pub fn holds_no_entries(fs: &dyn Backend, path: &Path) -> Result<bool, Error> {
+    let file = fs
+        .open(path, OpenMode::Read)
+        .map_err(Error::io(Op::Open, path))?;
+    let mut reader = io::BufReader::with_capacity(1 << 16, Io(&*file));
+    let mut head = [0u8; 8];
+    let got = read_full(&mut reader, &mut head).map_err(Error::io(Op::Read, path))?;
+    if got < head.len() {
+        return Ok(SEGMENT_MAGIC.starts_with(&head[..got]));
+    }
+    if head != *SEGMENT_MAGIC {
+        return Ok(false);
+    }
+    rest_is_zero(&mut reader).map_err(Error::io(Op::Read, path))
+}
+
 /// How many leading bytes of a segment (held in memory) to keep so that it ends with its last
 /// entry written at or before `time_ms`: a point-in-time restore cuts the log there. Entries of
 /// a v1 segment carry no time and are all kept.
