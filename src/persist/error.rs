@@ -79,6 +79,20 @@ pub enum Damage {
     },
 }
 
+impl Damage {
+    /// Where in its log segment a damaged log entry starts (`None` for damage of a whole file).
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Damage::EntryHeader { offset }
+            | Damage::EntryTooLarge { offset }
+            | Damage::EntryChecksum { offset }
+            | Damage::TornBeforeLast { offset }
+            | Damage::Entry { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn io(op: Op, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();

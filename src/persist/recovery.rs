@@ -6,6 +6,11 @@
 //! in one followed only by segments that hold no entry (a rotation that failed on a full disk
 //! leaves such a segment after the one the log went on writing; they are removed). An entry cut
 //! short before a segment that holds entries is damage.
+//!
+//! Under `repair`, a log entry whose length is intact (it has its own checksum) but whose bytes
+//! fail their checksum is skipped and the entries after it replayed; after a damaged length the
+//! next entry cannot be found, and the rest of the segment is dropped. Both are logged as errors
+//! and counted in the [`RecoveryReport`]; the segment is moved aside as `*.corrupt` either way.
 
 use super::codec::{self, CollectionImage, KeysImage, WalOp};
 use super::error::{Damage, Error};
@@ -16,7 +21,7 @@ use super::journal::{snapshot_id, Journal, SnapshotFiles, KEYS_FILE};
 use super::policies::{self, POLICIES_FILE};
 use super::replay;
 use super::wal::{FsyncPolicy, Wal};
-use super::wal_read::{self, SegmentEnd};
+use super::wal_read::{self, BadEntry, SegmentEnd};
 use crate::auth::Scope;
 use crate::storage::{Backend, Op, OpenMode};
 use crate::store::{Handles, Store};
@@ -34,6 +39,12 @@ pub struct RecoveryReport {
     pub bytes_read: u64,
     pub elapsed: Duration,
     pub repaired_files: Vec<PathBuf>,
+    /// Log entries `--repair` passed over (each failed its checksum; the entries after it
+    /// were replayed).
+    pub skipped_entries: usize,
+    /// Bytes of log segments `--repair` could not replay past damage it cannot find the next
+    /// entry after (they are kept in the segment's `*.corrupt` copy).
+    pub dropped_bytes: u64,
 }
 
 pub struct Recovered {
@@ -127,7 +138,14 @@ pub fn open(
     let mut handles = Handles::default();
     for (i, (_, path)) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        let end = wal_read::read_segment(b, path, |entry| {
+        // Under repair, an entry whose length is intact but whose bytes fail their checksum is
+        // passed over: the entries after it are found and replayed.
+        let bad = if repair {
+            BadEntry::Skip
+        } else {
+            BadEntry::Stop
+        };
+        let walked = wal_read::walk_segment(b, path, bad, |entry| {
             let op: WalOp = codec::borrow_decode(entry.op).map_err(Damage::Undecodable)?;
             report.log_entries += 1;
             report.bytes_read += entry.op.len() as u64;
@@ -135,7 +153,38 @@ pub fn open(
             progress.tick("log entries", report.log_entries, report.bytes_read);
             Ok(())
         })?;
-        match end {
+        if let SegmentEnd::Corrupt(damage) = &walked.end {
+            if let (true, Some(at)) = (repair, damage.offset()) {
+                // Damage the reading cannot resync after (a damaged length, an entry that does
+                // not decode or apply): what follows it in the segment is not replayed.
+                let dropped = walked.size.saturating_sub(at);
+                report.dropped_bytes += dropped;
+                log::error!(
+                    "repair: {}: {damage}; the {dropped} bytes from there to the end of the \
+                     segment are not replayed (they stay in its .corrupt copy)",
+                    path.display()
+                );
+            }
+        }
+        if let Some(&first) = walked.skipped.first() {
+            let n = walked.skipped.len();
+            report.skipped_entries += n;
+            log::error!(
+                "repair: {}: skipped {n} damaged log entries (checksum mismatch at offsets \
+                 {:?}) and replayed the intact entries around them",
+                path.display(),
+                walked.skipped
+            );
+            let damage = match walked.end {
+                SegmentEnd::Corrupt(damage) => damage,
+                _ => Damage::EntryChecksum { offset: first },
+            };
+            // The segment is damaged: moved aside whole, its intact entries in the store (the
+            // checkpoint after repair saves them).
+            damaged(b, path, damage, repair, &mut report)?;
+            continue;
+        }
+        match walked.end {
             SegmentEnd::Clean => {}
             SegmentEnd::TornTail(offset) if is_last => {
                 log::warn!(

@@ -6,8 +6,9 @@ use super::codec::WalOp;
 use super::error::{Damage, Error};
 use super::recovery::{open, Recovered};
 use super::test_disk::{disk, overwrite};
-use super::wal::{segment_name, FsyncPolicy, Wal, SEGMENT_MAGIC};
-use crate::storage::{Backend, Fault, Faulty, Op, PageCache};
+use super::wal::{segment_name, FsyncPolicy, Wal, HEADER, SEGMENT_MAGIC, TIME};
+use super::wal_read::read_segment;
+use crate::storage::{Backend, Fault, Faulty, Op, OpenMode, PageCache};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -175,4 +176,91 @@ fn a_torn_entry_before_a_segment_with_entries_still_refuses() {
         };
         assert_eq!(stamps(&rec), expected, "{later}");
     }
+}
+
+/// Writes entries `1..=n` to segment 1; returns where each starts and the segment's bytes.
+fn one_segment(fs: &Arc<PageCache>, dir: &Path, n: i64) -> (Vec<usize>, Vec<u8>) {
+    let wal = Wal::create(fs.clone(), dir, 1, FsyncPolicy::Always).unwrap();
+    for ts in 1..=n {
+        let lsn = wal.append(&ins(ts)).unwrap();
+        wal.wait(lsn).unwrap();
+    }
+    let path = dir.join(segment_name(1));
+    let mut at = Vec::new();
+    read_segment(&**fs, &path, |e| {
+        at.push(e.offset as usize);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(at.len(), n as usize);
+    (at, fs.read(&path).unwrap())
+}
+
+/// Replaces a file's bytes with `bytes`, durably (the damage is on the disk).
+fn damage_durably(fs: &PageCache, path: &Path, bytes: &[u8]) {
+    overwrite(fs, path, bytes);
+    fs.open(path, OpenMode::Write).unwrap().sync_all().unwrap();
+}
+
+/// An entry whose length is intact but whose bytes fail their checksum, in the middle of a
+/// segment: start-up refuses; `--repair` skips just that entry, replays every entry before and
+/// after it, says how many it skipped, keeps the damaged segment as `*.corrupt`, and what it
+/// loaded survives a power cut and starts without `--repair`.
+#[test]
+fn repair_skips_an_entry_whose_bytes_fail_their_checksum_and_replays_the_rest() {
+    for (damaged, kept) in [(&[3][..], &[1, 2, 4, 5, 6][..]), (&[2, 5], &[1, 3, 4, 6])] {
+        let (fs, dir) = disk();
+        let (at, mut bytes) = one_segment(&fs, &dir, 6);
+        for &ts in damaged {
+            bytes[at[ts - 1] + HEADER + TIME + 2] ^= 0x55;
+        }
+        damage_durably(&fs, &dir.join(segment_name(1)), &bytes);
+        match open(fs.clone(), &dir, FsyncPolicy::Always, false) {
+            Err(Error::Corrupt {
+                damage: Damage::EntryChecksum { offset },
+                ..
+            }) => assert_eq!(offset as usize, at[damaged[0] - 1]),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("started over a damaged entry without --repair"),
+        }
+        let rec = open(fs.clone(), &dir, FsyncPolicy::Always, true).unwrap();
+        assert_eq!(stamps(&rec), kept, "damaged {damaged:?}");
+        assert_eq!(rec.report.skipped_entries, damaged.len());
+        assert_eq!(rec.report.dropped_bytes, 0);
+        let corrupt = dir.join(format!("{}.corrupt", segment_name(1)));
+        assert_eq!(rec.report.repaired_files, std::slice::from_ref(&corrupt));
+        assert_eq!(
+            fs.read(&corrupt).unwrap(),
+            bytes,
+            "the damaged segment is kept"
+        );
+        drop(rec);
+        power_cut(&fs, 5);
+        let rec = open(fs.clone(), &dir, FsyncPolicy::Always, false).unwrap();
+        assert_eq!(stamps(&rec), kept, "after a power cut, damaged {damaged:?}");
+        assert_eq!(fs.read(&corrupt).unwrap(), bytes);
+    }
+}
+
+/// A damaged length leaves no way to find the next entry: `--repair` replays the entries
+/// before it and reports how many bytes after the damage it dropped.
+#[test]
+fn repair_stops_at_a_damaged_length_and_reports_the_bytes_dropped() {
+    let (fs, dir) = disk();
+    let (at, mut bytes) = one_segment(&fs, &dir, 6);
+    bytes[at[2] + 1] ^= 0x55;
+    damage_durably(&fs, &dir.join(segment_name(1)), &bytes);
+    assert!(matches!(
+        open(fs.clone(), &dir, FsyncPolicy::Always, false),
+        Err(Error::Corrupt {
+            damage: Damage::EntryHeader { .. },
+            ..
+        })
+    ));
+    let rec = open(fs.clone(), &dir, FsyncPolicy::Always, true).unwrap();
+    assert_eq!(stamps(&rec), [1, 2]);
+    assert_eq!(rec.report.skipped_entries, 0);
+    assert_eq!(rec.report.dropped_bytes, (bytes.len() - at[2]) as u64);
+    let corrupt = dir.join(format!("{}.corrupt", segment_name(1)));
+    assert_eq!(fs.read(&corrupt).unwrap(), bytes);
 }

@@ -55,18 +55,53 @@ pub struct Entry<'a> {
     pub offset: u64,
 }
 
+/// What reading does at an entry whose length is intact (it passes its own checksum) but whose
+/// bytes fail theirs, with more data after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadEntry {
+    /// Stop there: the segment ends [`SegmentEnd::Corrupt`].
+    Stop,
+    /// Pass over it to the next entry, which the intact length locates (`--repair`), and note
+    /// where it was in [`Walked::skipped`].
+    Skip,
+}
+
+/// How reading a whole segment went.
+#[derive(Debug)]
+pub struct Walked {
+    pub end: SegmentEnd,
+    /// Where the entries passed over under [`BadEntry::Skip`] start.
+    pub skipped: Vec<u64>,
+    /// The segment's size in bytes.
+    pub size: u64,
+}
+
 /// Reads every valid entry of a segment, in order, handing each to `apply`.
+#[cfg(test)]
 pub fn read_segment(
     fs: &dyn Backend,
     path: &Path,
     apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
 ) -> Result<SegmentEnd, Error> {
+    Ok(walk_segment(fs, path, BadEntry::Stop, apply)?.end)
+}
+
+/// Like [`read_segment`], doing `bad` at an entry whose bytes fail their checksum.
+pub fn walk_segment(
+    fs: &dyn Backend,
+    path: &Path,
+    bad: BadEntry,
+    apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
+) -> Result<Walked, Error> {
     let file = fs
         .open(path, OpenMode::Read)
         .map_err(Error::io(Op::Open, path))?;
     let size = file.size().map_err(Error::io(Op::Stat, path))?;
     let reader = io::BufReader::with_capacity(1 << 20, Io(&*file));
-    read_entries(reader, size, apply).map_err(Error::io(Op::Read, path))
+    let mut skipped = Vec::new();
+    let end =
+        read_entries(reader, size, bad, &mut skipped, apply).map_err(Error::io(Op::Read, path))?;
+    Ok(Walked { end, skipped, size })
 }
 
 /// Reads the entries of a segment held in memory (one downloaded from object storage).
@@ -74,7 +109,8 @@ pub fn read_segment_bytes(
     bytes: &[u8],
     apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
 ) -> SegmentEnd {
-    match read_entries(bytes, bytes.len() as u64, apply) {
+    let size = bytes.len() as u64;
+    match read_entries(bytes, size, BadEntry::Stop, &mut Vec::new(), apply) {
         Ok(end) => end,
         // Reading a slice cannot fail.
         Err(_) => SegmentEnd::TornTail(0),
@@ -123,6 +159,8 @@ pub fn prefix_until(bytes: &[u8], time_ms: i64) -> usize {
 fn read_entries(
     mut reader: impl Read,
     size: u64,
+    bad: BadEntry,
+    skipped: &mut Vec<u64>,
     mut apply: impl FnMut(&Entry<'_>) -> Result<(), Damage>,
 ) -> io::Result<SegmentEnd> {
     let mut head = [0u8; 8];
@@ -174,11 +212,16 @@ fn read_entries(
             return Ok(SegmentEnd::TornTail(offset));
         }
         if crc32(&payload) != crc {
-            return Ok(if end == size {
-                SegmentEnd::TornTail(offset)
-            } else {
-                SegmentEnd::Corrupt(Damage::EntryChecksum { offset })
-            });
+            if end == size {
+                return Ok(SegmentEnd::TornTail(offset));
+            }
+            if bad == BadEntry::Stop {
+                return Ok(SegmentEnd::Corrupt(Damage::EntryChecksum { offset }));
+            }
+            // The length passed its own checksum: the next entry starts right after this one.
+            skipped.push(offset);
+            offset = end;
+            continue;
         }
         let entry = if timed {
             if len < TIME {
