@@ -5,7 +5,8 @@
 //! The log's crash tail, an entry cut short, is trimmed with a warning: in the last segment, or
 //! in one followed only by segments that hold no entry (a rotation that failed on a full disk
 //! leaves such a segment after the one the log went on writing; they are removed). An entry cut
-//! short before a segment that holds entries is damage.
+//! short before a segment that holds entries is damage. A last entry with all its bytes but a
+//! failing checksum is not a crash tail: see `bad_last_entry`.
 //!
 //! Under `repair`, a log entry whose length is intact (it has its own checksum) but whose bytes
 //! fail their checksum is skipped and the entries after it replayed; after a damaged length the
@@ -23,8 +24,9 @@ use super::replay;
 use super::wal::{FsyncPolicy, Wal};
 use super::wal_read::{self, BadEntry, SegmentEnd};
 use crate::auth::Scope;
-use crate::storage::{Backend, Op, OpenMode};
+use crate::storage::{Backend, Io, Op, OpenMode};
 use crate::store::{Handles, Store};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,7 +139,6 @@ pub fn open(
     let last_seq = segments.last().map_or(0, |s| s.0);
     let mut handles = Handles::default();
     for (i, (_, path)) in segments.iter().enumerate() {
-        let is_last = i + 1 == segments.len();
         // Under repair, an entry whose length is intact but whose bytes fail their checksum is
         // passed over: the entries after it are found and replayed.
         let bad = if repair {
@@ -186,40 +187,43 @@ pub fn open(
         }
         match walked.end {
             SegmentEnd::Clean => {}
-            SegmentEnd::TornTail(offset) if is_last => {
-                log::warn!(
-                    "{}: dropping an incomplete entry at offset {offset} (a crash during a write)",
-                    path.display()
-                );
-                truncate(b, path, offset)?;
-            }
-            SegmentEnd::TornTail(offset) => {
+            SegmentEnd::TornTail(offset) | SegmentEnd::BadLastEntry(offset) => {
+                let whole = matches!(walked.end, SegmentEnd::BadLastEntry(_));
                 let later = &segments[i + 1..];
+                // The segments after this one, if any, hold no entry: each was started by a
+                // rotation that failed (a full disk), and the log went on in this one. Its end
+                // is then the log's end.
                 if !all_hold_no_entries(b, later)? {
-                    damaged(
-                        b,
-                        path,
-                        Damage::TornBeforeLast { offset },
-                        repair,
-                        &mut report,
-                    )?;
+                    let damage = if whole {
+                        Damage::EntryChecksum { offset }
+                    } else {
+                        Damage::TornBeforeLast { offset }
+                    };
+                    damaged(b, path, damage, repair, &mut report)?;
                     continue;
                 }
-                // The segments after this one hold no entry: each was started by a rotation
-                // that failed (a full disk), and the log went on in this one, whose end a crash
-                // or a failed write then cut short. That is the log's crash tail.
-                log::warn!(
-                    "{}: dropping an incomplete entry at offset {offset} (cut short by a crash or \
-                     a failed write), and {} later segment(s) without entries",
-                    path.display(),
-                    later.len()
-                );
-                truncate(b, path, offset)?;
-                for (_, empty) in later {
-                    b.remove_file(empty).map_err(Error::io(Op::Remove, empty))?;
+                if whole {
+                    bad_last_entry(b, dir, path, offset, policy, repair, &mut report)?;
+                } else {
+                    log::warn!(
+                        "{}: dropping an incomplete entry at offset {offset} (cut short by a \
+                         crash or a failed write)",
+                        path.display()
+                    );
                 }
-                fsutil::sync_dir(b, dir)?;
-                break;
+                truncate(b, path, offset)?;
+                if !later.is_empty() {
+                    log::warn!(
+                        "removing {} log segment(s) after {} that hold no entry",
+                        later.len(),
+                        path.display()
+                    );
+                    for (_, empty) in later {
+                        b.remove_file(empty).map_err(Error::io(Op::Remove, empty))?;
+                    }
+                    fsutil::sync_dir(b, dir)?;
+                    break;
+                }
             }
             SegmentEnd::Corrupt(damage) => damaged(b, path, damage, repair, &mut report)?,
         }
@@ -319,6 +323,55 @@ fn damaged(
         moved.display()
     );
     report.repaired_files.push(moved);
+    Ok(())
+}
+
+/// The log's last entry has all its bytes but fails its checksum. It is not an entry cut short
+/// by a crash: under `--fsync always` it was fdatasynced before it was acknowledged, and then
+/// damaged, so start-up refuses (`repair` goes on). Under the other policies it may be an
+/// append a power cut tore on a file system that made the file longer before writing all of it
+/// (and acknowledged or not, it was not durable yet), so it is dropped like a crash tail. Either
+/// way its bytes are kept, as `<segment>.<offset>.corrupt`, and the drop is logged as an error.
+fn bad_last_entry(
+    b: &dyn Backend,
+    dir: &Path,
+    path: &Path,
+    offset: u64,
+    policy: FsyncPolicy,
+    repair: bool,
+    report: &mut RecoveryReport,
+) -> Result<(), Error> {
+    let damage = Damage::EntryChecksum { offset };
+    if policy == FsyncPolicy::Always && !repair {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            damage,
+        });
+    }
+    let file = b
+        .open(path, OpenMode::Read)
+        .map_err(Error::io(Op::Open, path))?;
+    file.seek(offset).map_err(Error::io(Op::Read, path))?;
+    let mut bytes = Vec::new();
+    Io(&*file)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io(Op::Read, path))?;
+    drop(file);
+    let name = path
+        .file_name()
+        .map_or_else(|| "wal".into(), |n| n.to_string_lossy().into_owned());
+    let copy = format!("{name}.{offset}.corrupt");
+    fsutil::write_atomic(b, dir, &copy, |f| f.write_all(&bytes))?;
+    let copy = dir.join(copy);
+    log::error!(
+        "{}: the last log entry, at offset {offset}, fails its checksum with all its bytes \
+         there ({damage}); it is dropped and kept as {}",
+        path.display(),
+        copy.display()
+    );
+    if repair {
+        report.repaired_files.push(copy);
+    }
     Ok(())
 }
 

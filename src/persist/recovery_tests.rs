@@ -264,3 +264,59 @@ fn repair_stops_at_a_damaged_length_and_reports_the_bytes_dropped() {
     let corrupt = dir.join(format!("{}.corrupt", segment_name(1)));
     assert_eq!(fs.read(&corrupt).unwrap(), bytes);
 }
+
+/// The last entry of the log with all its bytes but a failing checksum is not a crash tail.
+/// Under `--fsync always` it was fdatasynced before it was acknowledged: start-up refuses and
+/// leaves the segment as it is; `--repair` drops it. Under `everysec` (a power cut can tear a
+/// whole-length append there) it is dropped at start-up. Either way its bytes are kept as
+/// `<segment>.<offset>.corrupt`, durably.
+#[test]
+fn a_whole_last_entry_failing_its_checksum_is_kept_and_refused_under_always() {
+    for (policy, repair) in [
+        (FsyncPolicy::Always, true),
+        (FsyncPolicy::EverySec, false),
+        (FsyncPolicy::Never, false),
+    ] {
+        let (fs, dir) = disk();
+        let (at, mut bytes) = one_segment(&fs, &dir, 3);
+        let n = bytes.len();
+        bytes[n - 1] ^= 0x55;
+        let path = dir.join(segment_name(1));
+        damage_durably(&fs, &path, &bytes);
+        if policy == FsyncPolicy::Always {
+            match open(fs.clone(), &dir, policy, false) {
+                Err(Error::Corrupt {
+                    path: p,
+                    damage: Damage::EntryChecksum { offset },
+                }) => assert!(p == path && offset as usize == at[2]),
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("dropped an fsynced entry without --repair"),
+            }
+            assert_eq!(
+                fs.read(&path).unwrap(),
+                bytes,
+                "the refusal changed the segment"
+            );
+        }
+        let rec = open(fs.clone(), &dir, policy, repair).unwrap();
+        assert_eq!(stamps(&rec), [1, 2], "{policy:?}");
+        let copy = dir.join(format!("{}.{}.corrupt", segment_name(1), at[2]));
+        assert_eq!(rec.report.repaired_files.contains(&copy), repair);
+        drop(rec);
+        power_cut(&fs, 9);
+        assert_eq!(fs.read(&copy).unwrap(), &bytes[at[2]..], "{policy:?}");
+        let rec = open(fs.clone(), &dir, policy, false).unwrap();
+        assert_eq!(stamps(&rec), [1, 2], "{policy:?}");
+    }
+}
+
+/// An entry cut short is the crash tail under every policy, `always` included: trimmed, no copy.
+#[test]
+fn an_entry_cut_short_is_trimmed_under_always() {
+    let (fs, dir) = disk();
+    let (_, bytes) = one_segment(&fs, &dir, 3);
+    damage_durably(&fs, &dir.join(segment_name(1)), &bytes[..bytes.len() - 3]);
+    let rec = open(fs.clone(), &dir, FsyncPolicy::Always, false).unwrap();
+    assert_eq!(stamps(&rec), [1, 2]);
+    assert!(!fs.list(&dir).iter().any(|n| n.ends_with(".corrupt")));
+}

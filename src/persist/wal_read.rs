@@ -30,8 +30,13 @@ pub fn list_segments(fs: &dyn Backend, dir: &Path) -> Result<Vec<(u64, PathBuf)>
 pub enum SegmentEnd {
     /// Every byte was a valid entry.
     Clean,
-    /// The segment ends in an incomplete or unchecked entry starting at this offset.
+    /// The segment ends in an incomplete entry (cut short, or zeros where its length should
+    /// be) starting at this offset: a crash during an append.
     TornTail(u64),
+    /// The segment's last entry, starting at this offset, has every byte its length gives it
+    /// but fails its checksum: damage, or an append torn by a power cut on a file system that
+    /// made the file longer before writing all of its bytes.
+    BadLastEntry(u64),
     /// A damaged entry is followed by more data.
     Corrupt(Damage),
 }
@@ -42,6 +47,9 @@ impl SegmentEnd {
         match self {
             SegmentEnd::Clean => None,
             SegmentEnd::TornTail(at) => Some(format!("an incomplete entry at byte {at}")),
+            SegmentEnd::BadLastEntry(at) => {
+                Some(format!("a last entry failing its checksum at byte {at}"))
+            }
             SegmentEnd::Corrupt(d) => Some(format!("a damaged entry followed by more ({d})")),
         }
     }
@@ -150,7 +158,7 @@ pub fn prefix_until(bytes: &[u8], time_ms: i64) -> usize {
     });
     match (cut, end) {
         (Some(at), _) => at,
-        (None, SegmentEnd::TornTail(at)) => at as usize,
+        (None, SegmentEnd::TornTail(at) | SegmentEnd::BadLastEntry(at)) => at as usize,
         _ => bytes.len(),
     }
 }
@@ -213,7 +221,7 @@ fn read_entries(
         }
         if crc32(&payload) != crc {
             if end == size {
-                return Ok(SegmentEnd::TornTail(offset));
+                return Ok(SegmentEnd::BadLastEntry(offset));
             }
             if bad == BadEntry::Stop {
                 return Ok(SegmentEnd::Corrupt(Damage::EntryChecksum { offset }));
@@ -335,13 +343,14 @@ pub(super) mod tests {
                 "{end:?}"
             );
         }
-        // A flipped byte in the last entry is a torn tail.
+        // A flipped byte in the last entry, whole as its length gives it, is told apart from a
+        // torn tail.
         let mut last = bytes.clone();
         let n = last.len();
         last[n - 1] ^= 0xff;
         overwrite(&fs, &path, &last);
         assert!(
-            matches!(entries(&fs, &path).1, SegmentEnd::TornTail(o) if o == (magic + 2 * entry) as u64)
+            matches!(entries(&fs, &path).1, SegmentEnd::BadLastEntry(o) if o == (magic + 2 * entry) as u64)
         );
         // A torn header is an empty segment.
         overwrite(&fs, &path, &bytes[..3]);
