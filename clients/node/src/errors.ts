@@ -13,6 +13,23 @@ export function requestTimedOut(id: string, timeoutMs: number): string {
     return `Request ${id} timed out after ${timeoutMs}ms.`;
 }
 
+/**
+ * A request whose connection closed before its answer arrived. `code` and `reason` are those of
+ * the close (1006 and `""` when the connection was cut without a close frame); the message is
+ * LOST_BEFORE_RESPONSE, followed by `(close <code>: <reason>)` when the server gave a reason.
+ */
+export class ConnectionClosedError extends Error {
+    readonly code: number;
+    readonly reason: string;
+
+    constructor(code: number, reason: string) {
+        super(reason !== "" ? `${LOST_BEFORE_RESPONSE} (close ${code}: ${reason})` : LOST_BEFORE_RESPONSE);
+        this.name = "Error";
+        this.code = code;
+        this.reason = reason;
+    }
+}
+
 /** A failed connection attempt. `retryable` is false when retrying cannot help (refused key, bad URL, client closed). */
 export class ConnectError extends Error {
     readonly retryable: boolean;

@@ -1,6 +1,7 @@
 // Package entry: the client class and the public types (as in the official SDK).
 
 export { FluxionDBClient } from "./client.js";
+export type { ConnectionClosedError } from "./errors.js";
 export type { FluxionDBClientOptions } from "./options.js";
 export type {
     DeletePush,

@@ -36,10 +36,15 @@ export class PendingRequests {
 
     /** Rejects every request that matches `which` with a fresh Error per request. */
     rejectWhere(which: (request: PendingRequest) => boolean, message: string, cause?: unknown): void {
+        this.rejectWith(which, () => (cause === undefined ? new Error(message) : new Error(message, { cause })));
+    }
+
+    /** Rejects every request that matches `which` with the error `make` returns for it. */
+    rejectWith(which: (request: PendingRequest) => boolean, make: () => Error): void {
         for (const request of [...this.entries.values()]) {
             if (!which(request)) continue;
             this.take(request.id);
-            request.reject(cause === undefined ? new Error(message) : new Error(message, { cause }));
+            request.reject(make());
         }
     }
 

@@ -6,6 +6,7 @@ import { startAttempt, type Attempt } from "./attempt.js";
 import {
     CLOSED_BY_CLIENT,
     ConnectError,
+    ConnectionClosedError,
     LOST_BEFORE_RESPONSE,
     RECONNECT_EXHAUSTED,
     failedBeforeSending,
@@ -263,7 +264,7 @@ export class Transport {
     private handleDrop(code: number, reason: string): void {
         this.socket = null;
         this.log.warn(`Connection lost (code ${code}${reason !== "" ? `, ${reason}` : ""}).`);
-        this.requests.rejectWhere((request) => request.sent, LOST_BEFORE_RESPONSE);
+        this.requests.rejectWith((request) => request.sent, () => new ConnectionClosedError(code, reason));
         if (this.connecting === null) this.startConnecting(true);
     }
 }

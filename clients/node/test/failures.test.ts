@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FluxionDBClient } from "../dist/index.js";
+import { FluxionDBClient, type ConnectionClosedError } from "../dist/index.js";
 import { forbidUnhandledRejections, useServer } from "./support/fixture.js";
 import { startServer } from "./support/server.js";
 import { settle, waitFor, within } from "./support/wait.js";
@@ -172,6 +172,25 @@ describe("timeouts and close()", () => {
             client.close();
             observer.close();
             await server.stop("SIGKILL");
+        }
+    });
+});
+
+describe("close codes", () => {
+    it("rejects requests in flight with the close code and reason", async () => {
+        const server = await startServer({ extraArgs: ["--max-message-mib", "1"] });
+        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 50 });
+        try {
+            await client.connect();
+            const result = await settle(client.insertSingleRecord({ col: "f9.c", doc: "d", ts: 1, data: "x".repeat(2 << 20) }));
+            assert.equal(result.ok, false);
+            const error = (result as { error: Error }).error as ConnectionClosedError;
+            assert.equal(error.code, 1009);
+            assert.notEqual(error.reason, "");
+            assert.equal(error.message, `WebSocket connection closed before response was received. (close 1009: ${error.reason})`);
+        } finally {
+            client.close();
+            await server.stop("SIGTERM");
         }
     });
 });

@@ -87,7 +87,7 @@ describe("API keys", () => {
         // The server closed the reader (1008 API key revoked) and refuses its reconnect. A request
         // made before the client has seen that close is lost with the connection.
         let result = await within(settle(reader.fetchCollections()), 3000, "request with a revoked key");
-        if (!result.ok && result.error.message === "WebSocket connection closed before response was received.") {
+        if (!result.ok && result.error.message === "WebSocket connection closed before response was received. (close 1008: API key revoked)") {
             result = await within(settle(reader.fetchCollections()), 3000, "second request with a revoked key");
         }
         assert.equal(result.ok, false);
