@@ -14,7 +14,7 @@ export interface SubscribeParams {
     filter?: string;
     /** First deliver every stored record with `ts > since`, then live writes. */
     since?: number;
-    /** Resume after this sequence number (from an earlier subscription's `seq`). */
+    /** Resume after this sequence number (from an earlier subscription's `seq`). Not with `since`. */
     afterSeq?: number;
 }
 
@@ -109,9 +109,13 @@ function subPayload(params: SubscribeParams, afterSeq?: number): Record<string, 
     if (params.doc !== undefined) payload.doc = params.doc;
     if (params.where !== undefined) payload.where = params.where;
     if (params.filter !== undefined) payload.filter = params.filter;
-    if (afterSeq !== undefined) payload.after_seq = afterSeq;
-    else if (params.afterSeq !== undefined) payload.after_seq = params.afterSeq;
-    else if (params.since !== undefined) payload.since = params.since;
+    if (afterSeq !== undefined) {
+        payload.after_seq = afterSeq;
+        return payload;
+    }
+    // Both when both are given: the server refuses the combination.
+    if (params.since !== undefined) payload.since = params.since;
+    if (params.afterSeq !== undefined) payload.after_seq = params.afterSeq;
     return payload;
 }
 

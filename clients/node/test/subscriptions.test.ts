@@ -114,4 +114,11 @@ describe("subscriptions", () => {
         assert.deepEqual(events, [{ type: "subend", sub: sub.id, error: "resume point lost", resumeLost: true }]);
         assert.equal(sub.active, false);
     });
+
+    it("passes since and afterSeq together to the server, which refuses them", async () => {
+        const client = fixture.client();
+        await assert.rejects(client.subscribe({ col: "s5.both", since: 0, afterSeq: 5 }, () => {}), {
+            message: "invalid payload: since and after_seq cannot be used together",
+        });
+    });
 });
