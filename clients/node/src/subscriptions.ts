@@ -12,7 +12,11 @@ export interface SubscribeParams {
     doc?: string;
     where?: string;
     filter?: string;
-    /** First deliver every stored record with `ts > since`, then live writes. */
+    /**
+     * First deliver every stored record with `ts > since`, then live writes. Should the connection
+     * drop before that backlog is known to be complete, the subscription ends (`subend` with
+     * `resumeLost`) instead of resuming.
+     */
     since?: number;
     /** Resume after this sequence number (from an earlier subscription's `seq`). Not with `since`. */
     afterSeq?: number;
@@ -56,11 +60,16 @@ export interface DeletePush {
 export interface SubscriptionEnded {
     type: "subend";
     sub: string;
-    /** `subscriber too slow`, `resume point lost`, `API key revoked`, or why resubscribing failed. */
+    /**
+     * `subscriber too slow`, `resume point lost`, `API key revoked`, BACKLOG_INTERRUPTED, why
+     * reconnecting gave up (e.g. `WebSocket reconnect attempts exhausted.`), or why resubscribing
+     * failed (the server's error, or `Request … timed out after …ms.`).
+     */
     error: string;
     /**
-     * True when the server no longer holds the writes since the last delivered one: re-read the
-     * state (fetchLatestRecords / fetchDocument) and subscribe again.
+     * True when the writes since the last delivered one cannot be delivered (the server no longer
+     * holds them, the connection was lost for good, or a `since` backlog was cut short): re-read
+     * the state (fetchLatestRecords / fetchDocument) and subscribe again.
      */
     resumeLost: boolean;
 }
@@ -77,6 +86,8 @@ export type SubscriptionEvent = RecordPush | DeletePush | SubscriptionEnded | Su
 export type SubscriptionHandler = (event: SubscriptionEvent) => void;
 
 export const RESUME_POINT_LOST = "resume point lost";
+/** The `subend` error of a `since` subscription whose connection dropped during its backlog. */
+export const BACKLOG_INTERRUPTED = "connection lost during the since backlog";
 
 /** A running subscription, returned by FluxionDBClient.subscribe(). */
 export class Subscription {
@@ -86,6 +97,12 @@ export class Subscription {
     seq: number;
     /** False once ended by unsubscribe() or by the server. */
     active = true;
+    /** The transport's number of the connection `id` belongs to. */
+    connection: number | null;
+    /** The answer's `seq` of a `since` subscription until a later write arrived (its backlog is complete). */
+    backlogSeq: number | undefined;
+    /** The connection a resume request is in flight on, if any. */
+    resumingOn: number | null = null;
 
     constructor(
         private readonly owner: Subscriptions,
@@ -93,9 +110,11 @@ export class Subscription {
         readonly handler: SubscriptionHandler,
         id: string,
         seq: number,
+        connection: number | null,
     ) {
         this.id = id;
         this.seq = seq;
+        this.connection = connection;
     }
 
     /** Ends the subscription; no event is delivered after this resolves. */
@@ -139,10 +158,29 @@ export class Subscriptions {
     /** `sub` requests sent and not answered yet: only then is an unknown id kept. */
     private waiting = 0;
 
-    /** Sends `sub`; the caller calls settled() once it has handled the answer. */
+    /**
+     * Sends `sub`; the caller calls settled() once it has handled the answer. A subscription the
+     * server starts after the request timed out is ended at once.
+     */
     private request(params: SubscribeParams, afterSeq?: number): Promise<ServerResponse> {
         this.waiting++;
-        return this.transport.request("sub", subPayload(params, afterSeq));
+        return this.transport.request("sub", subPayload(params, afterSeq), {
+            onLate: (response) => {
+                if (errorText(response) === undefined) this.sendUnsub(String(response.sub), this.transport.connection);
+            },
+        });
+    }
+
+    /** Ends the server's subscription `id` of `connection`; nothing to do when that connection is gone. */
+    private sendUnsub(id: string, connection: number | null): void {
+        if (connection === null || connection !== this.transport.connection) return;
+        this.transport.request("unsub", { sub: id }, { connection }).then(
+            (response) => {
+                const error = errorText(response);
+                if (error !== undefined && error !== "unknown subscription") this.log.warn(`unsub ${id}: ${error}`);
+            },
+            (error: unknown) => this.log.warn(`unsub ${id}: ${String(error)}`),
+        );
     }
 
     private settled(): void {
@@ -156,6 +194,8 @@ export class Subscriptions {
     ) {
         transport.onPush = (frame) => this.route(frame);
         transport.onReconnect = () => this.resumeAll();
+        transport.onDrop = () => this.dropped();
+        transport.onGiveUp = (error) => this.endAll(error.message);
     }
 
     async subscribe(params: SubscribeParams, handler: SubscriptionHandler): Promise<Subscription> {
@@ -163,7 +203,11 @@ export class Subscriptions {
             const response = await this.request(params);
             const error = errorText(response);
             if (error !== undefined) throw new Error(error);
-            const sub = new Subscription(this, params, handler, String(response.sub), Number(response.seq));
+            const seq = Number(response.seq);
+            // Delivered in full so far: up to afterSeq (the writes after it are replayed first).
+            const start = params.afterSeq ?? seq;
+            const sub = new Subscription(this, params, handler, String(response.sub), start, this.transport.connection);
+            if (params.since !== undefined) sub.backlogSeq = seq;
             this.byId.set(sub.id, sub);
             this.active.add(sub);
             this.drainEarly(sub);
@@ -176,7 +220,10 @@ export class Subscriptions {
     async unsubscribe(sub: Subscription): Promise<void> {
         if (!sub.active) return;
         this.end(sub);
-        const response = await this.transport.request("unsub", { sub: sub.id });
+        // Its id belongs to sub.connection: a resume in flight ends the new id once answered, and
+        // a connection that is gone took the server's subscription with it.
+        if (sub.resumingOn !== null || sub.connection === null || sub.connection !== this.transport.connection) return;
+        const response = await this.transport.request("unsub", { sub: sub.id }, { connection: sub.connection });
         const error = errorText(response);
         // Ended by the server meanwhile: nothing left to end.
         if (error !== undefined && error !== "unknown subscription") throw new Error(error);
@@ -194,6 +241,27 @@ export class Subscriptions {
         sub.active = false;
         this.active.delete(sub);
         if (this.byId.get(sub.id) === sub) this.byId.delete(sub.id);
+    }
+
+    /** Ends `sub` with a `subend` event the client made. */
+    private endWith(sub: Subscription, error: string, resumeLost: boolean): void {
+        this.end(sub);
+        this.deliver(sub, { type: "subend", sub: sub.id, error, resumeLost });
+    }
+
+    /** Reconnecting gave up: no subscription can resume. */
+    private endAll(error: string): void {
+        for (const sub of [...this.active]) this.endWith(sub, error, true);
+    }
+
+    /**
+     * The connection dropped. A `since` subscription whose backlog may not have arrived in full
+     * cannot resume after its `seq` (every backlog frame carries the answer's): it ends.
+     */
+    private dropped(): void {
+        for (const sub of [...this.active]) {
+            if (sub.backlogSeq !== undefined) this.endWith(sub, BACKLOG_INTERRUPTED, true);
+        }
     }
 
     private deliver(sub: Subscription, event: SubscriptionEvent): void {
@@ -229,6 +297,9 @@ export class Subscriptions {
             return;
         }
         if (frame.type !== "rec" && frame.type !== "del") return;
+        if (typeof frame.seq === "number" && sub.backlogSeq !== undefined && frame.seq > sub.backlogSeq) {
+            sub.backlogSeq = undefined; // a later write: the backlog is complete
+        }
         if (frame.more !== true && typeof frame.seq === "number") sub.seq = frame.seq;
         this.deliver(sub, frame as unknown as RecordPush | DeletePush);
     }
@@ -237,25 +308,37 @@ export class Subscriptions {
     private resumeAll(): void {
         this.byId.clear();
         this.early = [];
+        const connection = this.transport.connection;
         for (const sub of this.active) {
             const afterSeq = sub.seq;
+            sub.resumingOn = connection;
             this.request(sub.params, afterSeq)
                 .then(
                     (response) => {
-                        if (!sub.active) return;
+                        if (sub.resumingOn === connection) sub.resumingOn = null;
                         const error = errorText(response);
+                        if (!sub.active) {
+                            // Unsubscribed while the answer was on its way.
+                            if (error === undefined) this.sendUnsub(String(response.sub), connection);
+                            return;
+                        }
                         if (error !== undefined) {
-                            this.end(sub);
-                            this.deliver(sub, { type: "subend", sub: sub.id, error, resumeLost: false });
+                            this.endWith(sub, error, false);
                             return;
                         }
                         sub.id = String(response.sub);
+                        sub.connection = connection;
                         this.byId.set(sub.id, sub);
                         this.deliver(sub, { type: "reconnected", sub: sub.id, afterSeq });
                         this.drainEarly(sub);
                     },
-                    // The new connection dropped too: the next one resumes it.
-                    () => {},
+                    (error: unknown) => {
+                        if (sub.resumingOn === connection) sub.resumingOn = null;
+                        // The new connection dropped too: the next one resumes it. On a connection
+                        // still open (a timeout) nothing would: it ends, and a late answer is unsubscribed.
+                        if (!sub.active || connection === null || connection !== this.transport.connection) return;
+                        this.endWith(sub, error instanceof Error ? error.message : String(error), false);
+                    },
                 )
                 .finally(() => this.settled());
         }

@@ -19,6 +19,16 @@ import { PendingRequests, type PendingRequest, type ServerResponse } from "./pen
 import { buildConnectUrl, describeUrl } from "./url.js";
 import { globalWebSocket, type WebSocketLike } from "./websocket.js";
 
+export interface RequestOptions {
+    /**
+     * Send only on this connection (a `connection` value): rejected at once, unsent, when it is
+     * not the open one. Without it a request waits in the queue for the next connection.
+     */
+    connection?: number;
+    /** Receives the answer should it arrive on the same connection after the request timed out. */
+    onLate?: (response: ServerResponse) => void;
+}
+
 export class Transport {
     private readonly requests = new PendingRequests();
     private socket: WebSocketLike | null = null;
@@ -31,10 +41,18 @@ export class Transport {
     private generation = 0;
     /** Whether a connection of this generation was ready before (the next one is a reconnect). */
     private wasReady = false;
+    /** Counts the connections that became ready; the open one's number is `connection`. */
+    private readyCount = 0;
+    /** Handlers of late answers to timed-out requests of the open connection, by request id. */
+    private late = new Map<string, (response: ServerResponse) => void>();
     /** Receives frames without an id: pushes of live subscriptions. */
     onPush: ((frame: ServerResponse) => void) | null = null;
     /** Called once a connection that replaced a dropped one is ready. */
     onReconnect: (() => void) | null = null;
+    /** Called when a ready connection dropped (before reconnecting). */
+    onDrop: (() => void) | null = null;
+    /** Called when reconnecting after a drop gave up (attempts exhausted, or the key refused). */
+    onGiveUp: ((error: Error) => void) | null = null;
 
     constructor(
         private readonly options: ResolvedOptions,
@@ -47,8 +65,16 @@ export class Transport {
         return this.startConnecting(false);
     }
 
+    /** The number of the open connection (a new one after every reconnect); null while there is none. */
+    get connection(): number | null {
+        return this.socket !== null ? this.readyCount : null;
+    }
+
     /** Sends one request (queued until the connection is ready) and resolves with the answer. */
-    request(type: string, payload: unknown): Promise<ServerResponse> {
+    request(type: string, payload: unknown, options: RequestOptions = {}): Promise<ServerResponse> {
+        if (options.connection !== undefined && options.connection !== this.connection) {
+            return Promise.reject(new Error(failedBeforeSending(new Error("its connection is closed"))));
+        }
         let frame: string;
         const id = newRequestId();
         try {
@@ -61,7 +87,9 @@ export class Transport {
             const timeout = this.options.requestTimeout;
             if (timeout > 0) {
                 request.timer = setTimeout(() => {
-                    if (this.requests.take(id) !== undefined) reject(new Error(requestTimedOut(id, timeout)));
+                    if (this.requests.take(id) === undefined) return;
+                    if (request.sent && options.onLate !== undefined) this.late.set(id, options.onLate);
+                    reject(new Error(requestTimedOut(id, timeout)));
                 }, timeout);
             }
             this.requests.add(request);
@@ -84,6 +112,7 @@ export class Transport {
         this.retries = 0;
         const socket = this.socket;
         this.socket = null;
+        this.late.clear();
         if (socket !== null) {
             try {
                 socket.close(1000);
@@ -118,6 +147,7 @@ export class Transport {
                         : (lastError ?? new ConnectError(RECONNECT_EXHAUSTED, false));
                     this.retries = 0; // a later call starts a fresh series of attempts
                     this.failQueued(error, afterDrop, generation);
+                    this.gaveUp(error, generation);
                     throw error;
                 }
                 this.retries++;
@@ -137,6 +167,7 @@ export class Transport {
                 if (!failure.retryable) {
                     this.retries = 0;
                     this.failQueued(failure, false, generation);
+                    this.gaveUp(failure, generation);
                     throw failure;
                 }
                 lastError = failure;
@@ -152,6 +183,12 @@ export class Transport {
         this.connecting = null;
         if (exhausted) this.requests.rejectAll(error.message, error.cause);
         else this.requests.rejectAll(failedBeforeSending(error), error);
+    }
+
+    /** No connection will come back by itself: a dropped one's dependents are told. */
+    private gaveUp(error: Error, generation: number): void {
+        if (generation !== this.generation || !this.wasReady) return;
+        this.onGiveUp?.(error);
     }
 
     private wait(delay: number, generation: number): Promise<void> {
@@ -194,6 +231,7 @@ export class Transport {
                 this.cancelStep = null;
                 this.retries = 0;
                 this.socket = ready;
+                this.readyCount++;
                 this.log.info("Connected.");
                 this.flushQueue(ready);
                 const reconnect = this.wasReady;
@@ -255,6 +293,12 @@ export class Transport {
         }
         const request = this.requests.take(response.id);
         if (request === undefined) {
+            const late = this.late.get(response.id);
+            if (late !== undefined) {
+                this.late.delete(response.id);
+                late(response);
+                return;
+            }
             this.log.warn(`Unexpected response for request ${response.id} (timed out or unknown).`);
             return;
         }
@@ -263,8 +307,10 @@ export class Transport {
 
     private handleDrop(code: number, reason: string): void {
         this.socket = null;
+        this.late.clear();
         this.log.warn(`Connection lost (code ${code}${reason !== "" ? `, ${reason}` : ""}).`);
         this.requests.rejectWith((request) => request.sent, () => new ConnectionClosedError(code, reason));
+        this.onDrop?.();
         if (this.connecting === null) this.startConnecting(true);
     }
 }

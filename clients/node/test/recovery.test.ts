@@ -1,0 +1,183 @@
+// Subscriptions across failures against the real server: a connection dropped during a `since`
+// backlog, reconnection that gives up, a resume request that times out, unsubscribing while a
+// resume is on its way, and a `sub` answered after its timeout.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { SubscriptionEvent } from "../dist/index.js";
+import { forbidUnhandledRejections, useServer } from "./support/fixture.js";
+import { startProxy } from "./support/proxy.js";
+import { spySocket } from "./support/spy-socket.js";
+import { settle, waitFor, within } from "./support/wait.js";
+
+const fixture = useServer();
+forbidUnhandledRejections();
+
+function collector(): { events: SubscriptionEvent[]; handler: (e: SubscriptionEvent) => void } {
+    const events: SubscriptionEvent[] = [];
+    return { events, handler: (e) => events.push(e) };
+}
+
+describe("a since backlog cut short", () => {
+    it("ends the subscription with resumeLost instead of resuming after the backlog's seq", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const writer = fixture.client();
+            const col = "r1.since";
+            for (let i = 0; i < 3000; i += 1000) {
+                await writer.insertMultipleRecords(
+                    Array.from({ length: 1000 }, (_, j) => ({ col, doc: `d${(i + j) % 3}`, ts: i + j + 1, data: "x".repeat(100) })),
+                );
+            }
+            const reader = fixture.client({ url: proxy.url });
+            const { events, handler } = collector();
+            let cut = false;
+            const sub = await reader.subscribe({ col, since: 0 }, (e) => {
+                handler(e);
+                if (e.type === "rec" && !cut) {
+                    cut = true;
+                    proxy.cut(); // after the first backlog frame
+                }
+            });
+            const end = await waitFor(() => events.find((e) => e.type === "subend"), "the subend");
+            assert.deepEqual(end, { type: "subend", sub: sub.id, error: "connection lost during the since backlog", resumeLost: true });
+            assert.equal(sub.active, false);
+            // The client reconnects (another request proves it) and does not resume it.
+            await reader.fetchCollections();
+            assert.equal(events.filter((e) => e.type === "reconnected").length, 0);
+        } finally {
+            await proxy.close();
+        }
+    });
+
+    it("resumes a since subscription whose backlog was followed by a later write", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const writer = fixture.client();
+            const col = "r2.since";
+            await writer.insertSingleRecord({ col, doc: "d", ts: 1, data: "stored" });
+            const reader = fixture.client({ url: proxy.url });
+            const { events, handler } = collector();
+            const sub = await reader.subscribe({ col, since: 0 }, handler);
+            await writer.insertSingleRecord({ col, doc: "d", ts: 2, data: "live" });
+            await waitFor(() => events.length >= 2, "the backlog and the live write");
+            proxy.cut();
+            await writer.insertSingleRecord({ col, doc: "d", ts: 3, data: "while away" });
+            await waitFor(() => events.length >= 4, "the resumption and the missed write");
+            assert.deepEqual(
+                events.map((e) => (e.type === "rec" ? e.records[0]!.data : e.type)),
+                ["stored", "live", "reconnected", "while away"],
+            );
+            assert.equal(sub.active, true);
+        } finally {
+            await proxy.close();
+        }
+    });
+});
+
+describe("reconnection that gives up", () => {
+    it("ends every subscription with resumeLost once the attempts are exhausted", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        const reader = fixture.client({ url: proxy.url, reconnectInterval: 10, maxReconnectAttempts: 2 });
+        const a = collector();
+        const b = collector();
+        const subA = await reader.subscribe({ col: "r3.a" }, a.handler);
+        const subB = await reader.subscribe({ col: "r3.b" }, b.handler);
+        await proxy.close(); // the server cannot be reached any more
+        for (const [sub, events] of [[subA, a.events], [subB, b.events]] as const) {
+            await waitFor(() => events.length >= 1, "the subend");
+            assert.deepEqual(events, [{ type: "subend", sub: sub.id, error: "WebSocket reconnect attempts exhausted.", resumeLost: true }]);
+            assert.equal(sub.active, false);
+        }
+    });
+});
+
+describe("resume requests", () => {
+    it("ends the subscription when its resume request times out, and unsubscribes the late id", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const spy = spySocket();
+            const reader = fixture.client({ url: proxy.url, requestTimeout: 300, webSocketImpl: spy.impl });
+            const writer = fixture.client();
+            const col = "r4.timeout";
+            const { events, handler } = collector();
+            const sub = await reader.subscribe({ col }, handler);
+            proxy.holdRequests();
+            proxy.cut();
+            const end = await waitFor(() => events.find((e) => e.type === "subend"), "the subend");
+            assert.equal(end.type, "subend");
+            assert.match((end as { error: string }).error, /^Request [a-z0-9]+ timed out after 300ms\.$/);
+            assert.equal((end as { resumeLost: boolean }).resumeLost, false);
+            assert.equal(sub.active, false);
+            // The server answers the held resume late: the client ends what it started.
+            proxy.releaseRequests();
+            await waitFor(() => spy.wire.sent.some((f) => f.type === "unsub"), "the unsub of the late id");
+            assert.deepEqual(spy.wire.sent.filter((f) => f.type === "unsub").map((f) => f.payload), [{ sub: "s1" }]);
+            const pushesBefore = spy.wire.pushes.length;
+            await writer.insertSingleRecord({ col, doc: "d", ts: 1, data: "x" });
+            await reader.fetchCollections(); // answered after anything pushed before it
+            assert.equal(spy.wire.pushes.length, pushesBefore);
+            assert.deepEqual(events, [end]);
+        } finally {
+            await proxy.close();
+        }
+    });
+
+    it("unsubscribing while the resume is on its way sends no stale id and ends the resumed one", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const spy = spySocket();
+            const reader = fixture.client({ url: proxy.url, webSocketImpl: spy.impl });
+            const writer = fixture.client();
+            const events = { a: collector(), b: collector() };
+            await (await reader.subscribe({ col: "r5.x" }, () => {})).unsubscribe(); // s1
+            const a = await reader.subscribe({ col: "r5.a" }, events.a.handler); // s2
+            const b = await reader.subscribe({ col: "r5.b" }, events.b.handler); // s3
+            const unsubsBefore = spy.wire.sent.filter((f) => f.type === "unsub").length;
+            proxy.holdRequests();
+            proxy.cut();
+            await waitFor(() => spy.wire.sent.filter((f) => f.payload.after_seq !== undefined).length >= 2, "both resumes sent");
+            // On the new connection `a` becomes s1 and `b` s2: an `unsub s2` (a's old id) would end b.
+            const unsubscribed = a.unsubscribe();
+            assert.equal(a.active, false);
+            proxy.releaseRequests();
+            await within(unsubscribed, 3000, "unsubscribe()");
+            await waitFor(() => events.b.events.some((e) => e.type === "reconnected"), "b resumed");
+            const unsubs = () => spy.wire.sent.filter((f) => f.type === "unsub").slice(unsubsBefore);
+            await waitFor(() => unsubs().length > 0, "the unsub of a's new id");
+            await writer.insertSingleRecord({ col: "r5.a", doc: "d", ts: 1, data: "to a" });
+            await writer.insertSingleRecord({ col: "r5.b", doc: "d", ts: 1, data: "to b" });
+            await waitFor(() => events.b.events.some((e) => e.type === "rec"), "b's write");
+            await reader.fetchCollections();
+            assert.deepEqual(unsubs().map((f) => f.payload), [{ sub: "s1" }]);
+            assert.deepEqual(spy.wire.pushes.filter((p) => p.col === "r5.a"), []);
+            assert.deepEqual(events.a.events, []);
+            assert.equal(b.active, true);
+        } finally {
+            await proxy.close();
+        }
+    });
+
+    it("unsubscribes a subscription the server started after the caller's request timed out", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const spy = spySocket();
+            const reader = fixture.client({ url: proxy.url, requestTimeout: 300, webSocketImpl: spy.impl });
+            const writer = fixture.client();
+            const col = "r6.late";
+            await reader.connect();
+            proxy.holdRequests();
+            const result = await settle(reader.subscribe({ col }, () => assert.fail("no event expected")));
+            assert.equal(result.ok, false);
+            assert.match((result as { error: Error }).error.message, /timed out after 300ms/);
+            proxy.releaseRequests();
+            await waitFor(() => spy.wire.sent.some((f) => f.type === "unsub"), "the unsub of the late id");
+            assert.deepEqual(spy.wire.sent.filter((f) => f.type === "unsub").map((f) => f.payload), [{ sub: "s1" }]);
+            await writer.insertSingleRecord({ col, doc: "d", ts: 1, data: "x" });
+            await reader.fetchCollections();
+            assert.deepEqual(spy.wire.pushes, []);
+        } finally {
+            await proxy.close();
+        }
+    });
+});
