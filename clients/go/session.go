@@ -133,7 +133,7 @@ func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byt
 		s.mu.Unlock()
 	}()
 
-	if err := s.write(ctx, frame); err != nil {
+	if _, err := s.write(ctx, frame); err != nil {
 		return nil, err
 	}
 
@@ -152,31 +152,36 @@ func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byt
 	}
 }
 
-// write sends one text frame, bounded by ctx's deadline when it has one.
-// Waiting for another goroutine's write ends with ctx. A failed write ends
-// the session (the stream may hold half a frame).
-func (s *session) write(ctx context.Context, frame []byte) error {
+// write sends one text frame. Waiting for another goroutine's write ends
+// with ctx (the frame is then not sent). Once started, the frame is written in
+// full whatever ctx does, on a goroutine of its own, so that one caller's
+// deadline never cuts the shared connection mid-frame: when ctx ends first,
+// write returns at once with its cause and the frame goes out after it. A
+// failed write ends the session (the stream may hold half a frame). started
+// reports whether the frame was handed to the writer.
+func (s *session) write(ctx context.Context, frame []byte) (started bool, err error) {
 	select {
 	case s.writeSem <- struct{}{}:
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return false, context.Cause(ctx)
 	case <-s.done:
-		return &notSentError{lostError(s.err)}
+		return false, &notSentError{lostError(s.err)}
 	}
-	defer func() { <-s.writeSem }()
-	deadline, _ := ctx.Deadline() // zero time = no deadline
-	err := s.ws.SetWriteDeadline(deadline)
-	if err == nil {
-		err = s.ws.WriteMessage(websocket.TextMessage, frame)
+	written := make(chan error, 1)
+	go func() {
+		defer func() { <-s.writeSem }()
+		err := s.ws.WriteMessage(websocket.TextMessage, frame)
+		if err != nil {
+			err = lostError(s.end(err))
+		}
+		written <- err
+	}()
+	select {
+	case err := <-written:
+		return true, err
+	case <-ctx.Done():
+		return true, context.Cause(ctx)
 	}
-	if err == nil {
-		return nil
-	}
-	cause := s.end(err)
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return lostError(cause)
 }
 
 // isEnded reports whether the session has ended.
