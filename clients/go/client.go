@@ -211,39 +211,50 @@ func (c *Client) connectOnce(name string) error {
 
 // sessionEnded is called by a session's reader when its connection is gone.
 // It starts the background reconnect loop unless the client is closed, the
-// key was refused, or background reconnection is disabled.
+// key was refused, or background reconnection is disabled (the subscriptions
+// then end: nothing would resume them).
 func (c *Client) sessionEnded(s *session, cause error) {
+	c.subs.dropped(s)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.sess == s {
 		c.sess = nil
 	}
 	if c.closed {
+		c.mu.Unlock()
 		return
 	}
 	c.logf("fluxiondb: connection lost: %v", cause)
-	if c.reconnecting || c.opts.ReconnectAttempts < 0 {
+	if c.opts.ReconnectAttempts < 0 {
+		c.mu.Unlock()
+		c.subs.endAll("connection lost: " + cause.Error())
 		return
 	}
-	c.reconnecting = true
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.reconnectLoop()
-	}()
+	if !c.reconnecting {
+		c.reconnecting = true
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.reconnectLoop()
+		}()
+	}
+	c.mu.Unlock()
 }
 
 // reconnectLoop tries to restore the connection, waiting
 // ReconnectMinDelay, then twice as long after each failure (at most
 // ReconnectMaxDelay), for at most ReconnectAttempts attempts. It stops early
 // when a connection exists (made by a caller, say), when the key is refused,
-// or when the client is closed.
+// or when the client is closed. When it gives up, every subscription ends.
 func (c *Client) reconnectLoop() {
 	for n := 1; ; n++ {
 		c.mu.Lock()
 		if c.closed || c.sess != nil || n > c.opts.ReconnectAttempts {
+			gaveUp := !c.closed && c.sess == nil
 			c.reconnecting = false
 			c.mu.Unlock()
+			if gaveUp {
+				c.subs.endAll(ReconnectExhausted)
+			}
 			return
 		}
 		c.mu.Unlock()
@@ -276,6 +287,7 @@ func (c *Client) reconnectLoop() {
 			c.mu.Lock()
 			c.reconnecting = false
 			c.mu.Unlock()
+			c.subs.endAll("connection lost: " + call.err.Error())
 			return
 		}
 	}

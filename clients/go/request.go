@@ -30,6 +30,14 @@ func (c *Client) do(ctx context.Context, typ string, payload any, out any) error
 // doOn is do that also returns the session the request was answered on
 // (nil when it was not sent).
 func (c *Client) doOn(ctx context.Context, typ string, payload any, out any) (*session, error) {
+	return c.doWith(ctx, nil, typ, payload, out, nil)
+}
+
+// doWith is doOn with two more choices. With a session in on, the request is
+// sent on that one only, never on a later connection (when it has ended, the
+// error is a *notSentError). With late, an answer that arrives after ctx
+// ended is handed to late with its session (see session.roundTrip).
+func (c *Client) doWith(ctx context.Context, on *session, typ string, payload any, out any, late func(*session, []byte)) (*session, error) {
 	data, ok := payload.(string)
 	if !ok {
 		raw, err := json.Marshal(payload)
@@ -48,16 +56,22 @@ func (c *Client) doOn(ctx context.Context, typ string, payload any, out any) (*s
 		return nil, fmt.Errorf("fluxiondb: cannot encode request: %w", err)
 	}
 	var answer []byte
-	var on *session
+	only := on
 	for attempt := 1; ; attempt++ {
-		s, err := c.session(ctx)
-		if err != nil {
-			return nil, err
+		s := only
+		if s == nil {
+			if s, err = c.session(ctx); err != nil {
+				return nil, err
+			}
 		}
 		on = s
-		answer, err = s.roundTrip(ctx, id, frame)
+		var lateOn func([]byte)
+		if late != nil {
+			lateOn = func(msg []byte) { late(s, msg) }
+		}
+		answer, err = s.roundTrip(ctx, id, frame, lateOn)
 		var notSent *notSentError
-		if errors.As(err, &notSent) {
+		if errors.As(err, &notSent) && only == nil {
 			// The connection was already gone and the frame never left:
 			// sending it on a new connection cannot duplicate it.
 			if attempt < maxSendAttempts {

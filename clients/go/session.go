@@ -19,7 +19,8 @@ type session struct {
 	writeSem chan struct{} // one data-frame writer at a time (gorilla allows one)
 
 	mu      sync.Mutex
-	pending map[string]chan []byte // request id -> answer
+	pending map[string]chan []byte  // request id -> answer
+	late    map[string]func([]byte) // request id -> handler of an answer its caller stopped waiting for
 	ended   bool
 	err     error         // why the session ended; set before done closes
 	done    chan struct{} // closed when the session has ended
@@ -34,6 +35,7 @@ func newSession(ws *websocket.Conn) *session {
 		ws:       ws,
 		writeSem: make(chan struct{}, 1),
 		pending:  make(map[string]chan []byte),
+		late:     make(map[string]func([]byte)),
 		done:     make(chan struct{}),
 	}
 }
@@ -66,9 +68,13 @@ func (s *session) readLoop(onEnd func(*session, error), logf func(string, ...any
 		s.mu.Lock()
 		ch, ok := s.pending[head.ID]
 		delete(s.pending, head.ID)
+		late := s.late[head.ID]
+		delete(s.late, head.ID)
 		s.mu.Unlock()
 		if ok {
 			ch <- msg // buffered, never blocks
+		} else if late != nil {
+			late(msg)
 		}
 	}
 }
@@ -116,8 +122,11 @@ func (s *session) shutdown() {
 // roundTrip sends frame as request id and waits for its answer, the end of
 // the session, or the end of ctx, whichever comes first. When the session
 // had ended before the frame was written, the error is a *notSentError, and
-// the request can safely be sent on another connection.
-func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byte, error) {
+// the request can safely be sent on another connection. When ctx ends after
+// the frame was handed to the writer, late (if not nil) receives the answer
+// should it still arrive on this session (on the reader goroutine: it must
+// not block).
+func (s *session) roundTrip(ctx context.Context, id string, frame []byte, late func([]byte)) ([]byte, error) {
 	ch := make(chan []byte, 1)
 	s.mu.Lock()
 	if s.ended {
@@ -133,7 +142,10 @@ func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byt
 		s.mu.Unlock()
 	}()
 
-	if _, err := s.write(ctx, frame); err != nil {
+	if started, err := s.write(ctx, frame); err != nil {
+		if started && late != nil && ctx.Err() != nil {
+			s.awaitLate(id, ch, late)
+		}
 		return nil, err
 	}
 
@@ -148,8 +160,27 @@ func (s *session) roundTrip(ctx context.Context, id string, frame []byte) ([]byt
 		}
 		return nil, lostError(s.err)
 	case <-ctx.Done():
+		if late != nil {
+			s.awaitLate(id, ch, late)
+		}
 		return nil, context.Cause(ctx)
 	}
+}
+
+// awaitLate hands the answer to request id, which its caller no longer
+// waits for on ch, to late once it arrives.
+func (s *session) awaitLate(id string, ch chan []byte, late func([]byte)) {
+	s.mu.Lock()
+	if _, waiting := s.pending[id]; waiting {
+		delete(s.pending, id)
+		if !s.ended {
+			s.late[id] = late
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	late(<-ch) // the reader took it and is handing it over (ch is buffered)
 }
 
 // write sends one text frame. Waiting for another goroutine's write ends

@@ -11,6 +11,16 @@ import (
 // writes since the last delivered one: re-read the state and subscribe again.
 const ResumePointLost = "resume point lost"
 
+// BacklogInterrupted is the EndEvent error (with ResumeLost) of a subscription
+// with Since whose connection dropped before its backlog was known to be
+// complete: every backlog push carries the same Seq, so it cannot resume
+// after one.
+const BacklogInterrupted = "connection lost during the since backlog"
+
+// ReconnectExhausted is the EndEvent error (with ResumeLost) of the
+// subscriptions still running when background reconnection gave up.
+const ReconnectExhausted = "connection lost: reconnect attempts exhausted"
+
 // maxQueued bounds the events waiting for a subscription's handler; past it
 // the subscription ends with "subscriber too slow", as the server does.
 const maxQueued = 10000
@@ -20,7 +30,7 @@ const maxEarly = 10000
 
 // SubscribeParams selects what a live subscription delivers. Doc, Where and
 // Filter work as in FetchLatestRecords; at most one of Since and AfterSeq may
-// be set.
+// be set (the server refuses both).
 type SubscribeParams struct {
 	Col string
 	// Doc is a document name or a "/pattern/flags"; empty means every document.
@@ -28,6 +38,9 @@ type SubscribeParams struct {
 	Where  string
 	Filter string
 	// Since first delivers every stored record with a timestamp above it.
+	// Should the connection drop before that backlog is known to be complete
+	// (a later write arrived), the subscription ends with BacklogInterrupted
+	// instead of resuming.
 	Since *int64
 	// AfterSeq resumes after this sequence number (a Subscription's Seq).
 	AfterSeq *int64
@@ -91,8 +104,10 @@ type ReconnectEvent struct {
 }
 
 // EndEvent is the last event of a subscription the server (or the client,
-// for "subscriber too slow") ended. ResumeLost means the state must be
-// re-read before subscribing again.
+// for "subscriber too slow", BacklogInterrupted, ReconnectExhausted or a
+// failed resume) ended. ResumeLost means the writes since the last delivered
+// one cannot be delivered: the state must be re-read before subscribing
+// again.
 type EndEvent struct {
 	Sub        string
 	Error      string
@@ -132,10 +147,14 @@ type Subscription struct {
 	seq     int64
 	active  bool
 	closing bool
-	queue   []Event
-	quit    chan struct{} // closed when the subscription stops
-	dropped chan struct{} // closed when it stops without its events (Unsubscribe, Close)
-	stopped chan struct{} // closed when its handler goroutine has returned
+	// backlog: a Since subscription's backlog, whose pushes carry
+	// backlogSeq, may not have arrived in full (no later write yet).
+	backlog    bool
+	backlogSeq int64
+	queue      []Event
+	quit       chan struct{} // closed when the subscription stops
+	dropped    chan struct{} // closed when it stops without its events (Unsubscribe, Close)
+	stopped    chan struct{} // closed when its handler goroutine has returned
 }
 
 // ID is the server's id for the subscription (a new one after a reconnect).
@@ -285,6 +304,9 @@ func (m *subscriptions) deliverLocked(sub *Subscription, w *wirePush) {
 	default:
 		return
 	}
+	if sub.backlog && w.Seq > sub.backlogSeq {
+		sub.backlog = false // a later write: the backlog is complete
+	}
 	if !w.More {
 		sub.seq = w.Seq
 	}
@@ -293,6 +315,14 @@ func (m *subscriptions) deliverLocked(sub *Subscription, w *wirePush) {
 		sess, id := sub.sess, sub.id
 		go m.sendUnsub(sess, id)
 	}
+}
+
+// endLocked ends sub with an EndEvent the client made. m.mu and sub.mu must
+// be held.
+func (m *subscriptions) endLocked(sub *Subscription, msg string, resumeLost bool) {
+	sub.enqueueLocked(&EndEvent{Sub: sub.id, Error: msg, ResumeLost: resumeLost})
+	sub.stopLocked(false)
+	m.forgetLocked(sub)
 }
 
 // forgetLocked drops sub from the tables. m.mu must be held.
@@ -341,19 +371,36 @@ type subAnswer struct {
 	Seq int64  `json:"seq"`
 }
 
+// unsubLate ends a subscription the server started after its requester
+// stopped waiting for the answer.
+func (m *subscriptions) unsubLate(s *session, msg []byte) {
+	var answer struct {
+		subAnswer
+		Error *string `json:"error"`
+	}
+	if json.Unmarshal(msg, &answer) == nil && answer.Error == nil && answer.Sub != "" {
+		go m.sendUnsub(s, answer.Sub)
+	}
+}
+
 func (m *subscriptions) subscribe(ctx context.Context, params SubscribeParams, handler func(Event)) (*Subscription, error) {
 	m.mu.Lock()
 	m.waiting++
 	m.mu.Unlock()
 	defer m.settled()
 	var answer subAnswer
-	sess, err := m.c.doOn(ctx, "sub", params.payload(nil), &answer)
+	sess, err := m.c.doWith(ctx, nil, "sub", params.payload(nil), &answer, m.unsubLate)
 	if err != nil {
 		return nil, err
 	}
+	seq := answer.Seq
+	if params.AfterSeq != nil {
+		seq = *params.AfterSeq // delivered in full so far: the writes after it are replayed first
+	}
 	sub := &Subscription{
 		client: m.c, params: params, handler: handler,
-		sess: sess, id: answer.Sub, seq: answer.Seq, active: true,
+		sess: sess, id: answer.Sub, seq: seq, active: true,
+		backlog: params.Since != nil, backlogSeq: answer.Seq,
 		quit: make(chan struct{}), dropped: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	sub.cond = sync.NewCond(&sub.mu)
@@ -376,22 +423,53 @@ func (m *subscriptions) unsubscribe(ctx context.Context, sub *Subscription) erro
 	}
 	m.mu.Unlock()
 	if !wasActive || sess == nil || sess.isEnded() {
+		// Its connection is gone, and the server's subscription with it; a
+		// resume on its way is ended by resumeOne once answered.
 		return nil
 	}
-	err := m.c.do(ctx, "unsub", map[string]string{"sub": id}, nil)
+	_, err := m.c.doWith(ctx, sess, "unsub", map[string]string{"sub": id}, nil, nil)
 	var se *ServerError
-	if errors.As(err, &se) && se.Message == "unknown subscription" {
-		return nil // the server ended it meanwhile
+	var notSent *notSentError
+	if errors.As(err, &se) && se.Message == "unknown subscription" || errors.As(err, &notSent) {
+		return nil // the server ended it meanwhile, or its connection is gone
 	}
 	return err
 }
 
 // sendUnsub tells the server about a subscription the client ended itself.
+// Ids are per connection: it is sent on sess only.
 func (m *subscriptions) sendUnsub(sess *session, id string) {
 	if sess == nil || sess.isEnded() {
 		return
 	}
-	_ = m.c.do(m.c.ctx, "unsub", map[string]string{"sub": id}, nil)
+	ctx, cancel := m.c.requestContext(m.c.ctx)
+	defer cancel()
+	_, _ = m.c.doWith(ctx, sess, "unsub", map[string]string{"sub": id}, nil, nil)
+}
+
+// dropped ends, when session s has ended, the Since subscriptions on it whose
+// backlog may not have arrived in full.
+func (m *subscriptions) dropped(s *session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for sub := range m.active {
+		sub.mu.Lock()
+		if sub.sess == s && sub.backlog {
+			m.endLocked(sub, BacklogInterrupted, true)
+		}
+		sub.mu.Unlock()
+	}
+}
+
+// endAll ends every subscription with an EndEvent (reconnection gave up).
+func (m *subscriptions) endAll(msg string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for sub := range m.active {
+		sub.mu.Lock()
+		m.endLocked(sub, msg, true)
+		sub.mu.Unlock()
+	}
 }
 
 // needResume reports whether some subscription runs on another session than s.
@@ -419,40 +497,59 @@ func (m *subscriptions) resume(s *session) {
 	}
 	m.mu.Unlock()
 	for _, sub := range todo {
-		m.resumeOne(sub)
+		m.resumeOne(s, sub)
 	}
 }
 
-func (m *subscriptions) resumeOne(sub *Subscription) {
+// resumeOne resumes sub on session s. A failure while s lives ends sub with
+// an EndEvent (nothing else would resume it); a subscription the server
+// started for it after the client stopped waiting, or after sub ended, is
+// unsubscribed.
+func (m *subscriptions) resumeOne(s *session, sub *Subscription) {
+	m.mu.Lock()
 	sub.mu.Lock()
+	if !sub.active {
+		sub.mu.Unlock()
+		m.mu.Unlock()
+		return
+	}
+	if sub.backlog {
+		m.endLocked(sub, BacklogInterrupted, true)
+		sub.mu.Unlock()
+		m.mu.Unlock()
+		return
+	}
 	after := sub.seq
 	sub.mu.Unlock()
-	m.mu.Lock()
 	m.waiting++
 	m.mu.Unlock()
 	defer m.settled()
 	ctx, cancel := m.c.requestContext(m.c.ctx)
 	defer cancel()
 	var answer subAnswer
-	sess, err := m.c.doOn(ctx, "sub", sub.params.payload(&after), &answer)
+	sess, err := m.c.doWith(ctx, s, "sub", sub.params.payload(&after), &answer, m.unsubLate)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sub.mu.Lock()
 	if !sub.active {
 		sub.mu.Unlock()
+		if err == nil {
+			go m.sendUnsub(sess, answer.Sub) // unsubscribed while the answer was on its way
+		}
 		return
 	}
 	var se *ServerError
 	if errors.As(err, &se) {
-		sub.enqueueLocked(&EndEvent{Sub: sub.id, Error: se.Message})
-		sub.stopLocked(false)
+		m.endLocked(sub, se.Message, false)
 		sub.mu.Unlock()
-		m.forgetLocked(sub)
 		return
 	}
 	if err != nil {
+		if !s.isEnded() && m.c.ctx.Err() == nil {
+			m.endLocked(sub, "resubscribing failed: "+err.Error(), false)
+		}
 		sub.mu.Unlock()
-		return // the next connection resumes it
+		return // otherwise the next connection resumes it
 	}
 	if key := (subKey{sub.sess, sub.id}); m.byID[key] == sub {
 		delete(m.byID, key)
