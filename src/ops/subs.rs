@@ -72,6 +72,9 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
     let id = ctx.subs.next_id();
     let filter = Filter::new(p.doc.as_deref(), p.where_.as_deref(), p.filter.as_deref());
     let sub = Subscriber::new(ctx.session, id.clone(), sink, filter);
+    // With `since`: how many backlog frames follow, so that a client can tell when it has
+    // them all (they all carry the answer's `seq`).
+    let mut backlog_frames = None;
     let registered = match p.start() {
         SubStart::Live => register(&feed, sub, Start::Live),
         SubStart::AfterSeq(after) => register(&feed, sub, Start::After(after)),
@@ -79,6 +82,7 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
             let log = ctx.log.position();
             let mut slot = Some(sub);
             let mut done = None;
+            let mut frames_sent = 0;
             for _ in 0..TRIES {
                 let before = feed.seq();
                 let read = ctx.read_exclusive(&p.col, |c| {
@@ -90,7 +94,10 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
                     let lsn = log.appended();
                     let seq = feed.seq();
                     let start = match backlog(c, &sub, feed.col(), seq, since, feed.limit()) {
-                        Some(frames) => Start::Backlog(frames, lsn),
+                        Some(frames) => {
+                            frames_sent = frames.len();
+                            Start::Backlog(frames, lsn)
+                        }
                         None => Start::BacklogTooLarge,
                     };
                     Some(register(&feed, sub, start))
@@ -108,6 +115,7 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
                     Err(back) => slot = Some(back),
                 }
             }
+            backlog_frames = Some(frames_sent);
             done.ok_or(LiveError::Busy)?
         }
     };
@@ -117,6 +125,9 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
     ctx.subs.add(id.clone(), feed);
     reply.member("sub").str(&id);
     reply.member("seq").int(registered.seq as i64);
+    if let Some(n) = backlog_frames {
+        reply.member("backlog").int(n as i64);
+    }
     Ok(())
 }
 

@@ -371,7 +371,9 @@ fn a_since_backlog_past_the_send_buffer_ends_at_once_without_being_built() {
         "peak RSS grew by {grown_mib} MiB for a backlog refused past 1 MiB"
     );
     // A backlog within the limit is still sent whole, and the connection goes on.
-    let (id, _) = sub(&mut s, json!({"col": "c", "doc": "d0", "since": 7_950}));
+    let answer = s.ok("sub", json!({"col": "c", "doc": "d0", "since": 7_950}));
+    assert_eq!(answer["backlog"], 1, "{answer}");
+    let id = answer["sub"].as_str().unwrap().to_owned();
     let v = push(&mut s);
     assert_eq!(
         (v["type"].as_str(), v["sub"].as_str()),

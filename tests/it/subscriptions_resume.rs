@@ -228,9 +228,15 @@ fn since_skips_older_records_and_keeps_the_selection() {
     let mut w = Client::open(server.port, MASTER, None);
     w.ok("ins", json!([{"col":"c","doc":"a","ts":5,"data":"old"},{"col":"c","doc":"a","ts":10,"data":"x"},{"col":"c","doc":"b","ts":11,"data":"y"},{"col":"c","doc":"a","ts":12,"data":"skip me"}]));
     let mut s = Client::open(server.port, MASTER, None);
-    let (id, seq) = sub(
-        &mut s,
+    // The answer says how many backlog frames follow.
+    let answer = s.ok(
+        "sub",
         json!({"col":"c","doc":"a","since":5,"filter":"skip"}),
+    );
+    assert_eq!(answer["backlog"], 1, "{answer}");
+    let (id, seq) = (
+        answer["sub"].as_str().unwrap().to_owned(),
+        answer["seq"].as_u64().unwrap(),
     );
     assert_eq!(
         push(&mut s),
@@ -242,7 +248,12 @@ fn since_skips_older_records_and_keeps_the_selection() {
         json!([{"doc":"a","ts":1,"data":"late"}])
     );
     // A collection that does not exist yet: nothing stored, then every write.
-    let (id, seq) = sub(&mut s, json!({"col":"new","since":0}));
+    let answer = s.ok("sub", json!({"col":"new","since":0}));
+    assert_eq!(answer["backlog"], 0, "{answer}");
+    let (id, seq) = (
+        answer["sub"].as_str().unwrap().to_owned(),
+        answer["seq"].as_u64().unwrap(),
+    );
     w.ok(
         "ins",
         json!([{"col":"new","doc":"a","ts":1,"data":"first"}]),
