@@ -143,32 +143,35 @@ function errorText(response: ServerResponse): string | undefined {
     return typeof response.error === "string" ? response.error : JSON.stringify(response.error);
 }
 
-/** Pushes kept for a subscription whose answer is still on its way. */
-const EARLY_LIMIT = 10_000;
-
 export class Subscriptions {
     /** By the server's current id. */
     private readonly byId = new Map<string, Subscription>();
     private readonly active = new Set<Subscription>();
     /**
-     * Pushes for ids not known yet: the server sends a subscription's first pushes right after
-     * its answer, and they can be dispatched before the code awaiting the answer runs.
+     * Pushes for ids not known yet, numbered in arrival order: a subscription's first pushes may
+     * arrive before its answer, or be dispatched before the code awaiting the answer runs. They
+     * are kept, however many (the server bounds a backlog), while a `sub` request sent before
+     * them waits for its answer.
      */
-    private early: ServerResponse[] = [];
-    /** `sub` requests sent and not answered yet: only then is an unknown id kept. */
-    private waiting = 0;
+    private early: { n: number; frame: ServerResponse }[] = [];
+    /** Numbers the pushes kept in `early`. */
+    private kept = 0;
+    /** One per `sub` request not settled yet: the number the next push kept then got. */
+    private marks: number[] = [];
 
     /**
-     * Sends `sub`; the caller calls settled() once it has handled the answer. A subscription the
-     * server starts after the request timed out is ended at once.
+     * Sends `sub`; the caller calls settled(mark) once it has handled the answer. A subscription
+     * the server starts after the request timed out is ended at once.
      */
-    private request(params: SubscribeParams, afterSeq?: number): Promise<ServerResponse> {
-        this.waiting++;
-        return this.transport.request("sub", subPayload(params, afterSeq), {
+    private request(params: SubscribeParams, afterSeq?: number): { answer: Promise<ServerResponse>; mark: number } {
+        const mark = this.kept;
+        this.marks.push(mark);
+        const answer = this.transport.request("sub", subPayload(params, afterSeq), {
             onLate: (response) => {
                 if (errorText(response) === undefined) this.sendUnsub(String(response.sub), this.transport.connection);
             },
         });
+        return { answer, mark };
     }
 
     /** Ends the server's subscription `id` of `connection`; nothing to do when that connection is gone. */
@@ -183,9 +186,14 @@ export class Subscriptions {
         );
     }
 
-    private settled(): void {
-        this.waiting--;
-        if (this.waiting === 0) this.early = [];
+    /** A `sub` request was handled: the pushes kept before every other one was sent go. */
+    private settled(mark: number): void {
+        const at = this.marks.indexOf(mark);
+        if (at >= 0) this.marks.splice(at, 1);
+        let oldest = Infinity;
+        for (const m of this.marks) oldest = Math.min(oldest, m);
+        if (oldest === Infinity) this.early = [];
+        else if (this.early.length > 0 && this.early[0]!.n < oldest) this.early = this.early.filter((e) => e.n >= oldest);
     }
 
     constructor(
@@ -199,8 +207,9 @@ export class Subscriptions {
     }
 
     async subscribe(params: SubscribeParams, handler: SubscriptionHandler): Promise<Subscription> {
+        const { answer, mark } = this.request(params);
         try {
-            const response = await this.request(params);
+            const response = await answer;
             const error = errorText(response);
             if (error !== undefined) throw new Error(error);
             const seq = Number(response.seq);
@@ -213,7 +222,7 @@ export class Subscriptions {
             this.drainEarly(sub);
             return sub;
         } finally {
-            this.settled();
+            this.settled(mark);
         }
     }
 
@@ -274,19 +283,16 @@ export class Subscriptions {
 
     /** Delivers the pushes that arrived for `sub` before its answer was handled. */
     private drainEarly(sub: Subscription): void {
-        const mine = this.early.filter((f) => f.sub === sub.id);
+        const mine = this.early.filter((e) => e.frame.sub === sub.id);
         if (mine.length === 0) return;
-        this.early = this.early.filter((f) => f.sub !== sub.id);
-        for (const frame of mine) this.route(frame);
+        this.early = this.early.filter((e) => e.frame.sub !== sub.id);
+        for (const e of mine) this.route(e.frame);
     }
 
     private route(frame: ServerResponse): void {
         const sub = typeof frame.sub === "string" ? this.byId.get(frame.sub) : undefined;
         if (sub === undefined) {
-            if (this.waiting > 0) {
-                this.early.push(frame);
-                if (this.early.length > EARLY_LIMIT) this.early.shift();
-            }
+            if (this.marks.length > 0) this.early.push({ n: this.kept++, frame });
             return;
         }
         if (!sub.active) return; // ended, not ours any more
@@ -312,7 +318,8 @@ export class Subscriptions {
         for (const sub of this.active) {
             const afterSeq = sub.seq;
             sub.resumingOn = connection;
-            this.request(sub.params, afterSeq)
+            const { answer, mark } = this.request(sub.params, afterSeq);
+            answer
                 .then(
                     (response) => {
                         if (sub.resumingOn === connection) sub.resumingOn = null;
@@ -340,7 +347,7 @@ export class Subscriptions {
                         this.endWith(sub, error instanceof Error ? error.message : String(error), false);
                     },
                 )
-                .finally(() => this.settled());
+                .finally(() => this.settled(mark));
         }
     }
 }
