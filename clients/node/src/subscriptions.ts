@@ -13,9 +13,10 @@ export interface SubscribeParams {
     where?: string;
     filter?: string;
     /**
-     * First deliver every stored record with `ts > since`, then live writes. Should the connection
-     * drop before that backlog is known to be complete, the subscription ends (`subend` with
-     * `resumeLost`) instead of resuming.
+     * First deliver every stored record with `ts > since`, then live writes. The backlog is complete
+     * once as many backlog frames as the server's answer announced (`backlog`) were delivered, or a
+     * later write was. Should the connection drop before that, the subscription ends (`subend` with
+     * `resumeLost`) instead of resuming; after it, it resumes as any other.
      */
     since?: number;
     /** Resume after this sequence number (from an earlier subscription's `seq`). Not with `since`. */
@@ -99,8 +100,13 @@ export class Subscription {
     active = true;
     /** The transport's number of the connection `id` belongs to. */
     connection: number | null;
-    /** The answer's `seq` of a `since` subscription until a later write arrived (its backlog is complete). */
+    /**
+     * The answer's `seq` of a `since` subscription until its backlog is known to be complete: the
+     * `backlogLeft` frames announced by the answer, or a later write, arrived.
+     */
     backlogSeq: number | undefined;
+    /** Backlog frames still to come, when the answer said how many (older servers do not). */
+    backlogLeft: number | undefined;
     /** The connection a resume request is in flight on, if any. */
     resumingOn: number | null = null;
 
@@ -216,7 +222,18 @@ export class Subscriptions {
             // Delivered in full so far: up to afterSeq (the writes after it are replayed first).
             const start = params.afterSeq ?? seq;
             const sub = new Subscription(this, params, handler, String(response.sub), start, this.transport.connection);
-            if (params.since !== undefined) sub.backlogSeq = seq;
+            if (params.since !== undefined) {
+                const frames = response.backlog;
+                if (typeof frames === "number" && Number.isSafeInteger(frames) && frames >= 0) {
+                    // Complete at once when empty; else once that many frames were delivered.
+                    if (frames > 0) {
+                        sub.backlogSeq = seq;
+                        sub.backlogLeft = frames;
+                    }
+                } else {
+                    sub.backlogSeq = seq; // an older server: complete once a later write arrived
+                }
+            }
             this.byId.set(sub.id, sub);
             this.active.add(sub);
             this.drainEarly(sub);
@@ -264,8 +281,8 @@ export class Subscriptions {
     }
 
     /**
-     * The connection dropped. A `since` subscription whose backlog may not have arrived in full
-     * cannot resume after its `seq` (every backlog frame carries the answer's): it ends.
+     * The connection dropped. A `since` subscription whose backlog is not known to have arrived in
+     * full cannot resume after its `seq` (every backlog frame carries the answer's): it ends.
      */
     private dropped(): void {
         for (const sub of [...this.active]) {
@@ -303,8 +320,13 @@ export class Subscriptions {
             return;
         }
         if (frame.type !== "rec" && frame.type !== "del") return;
-        if (typeof frame.seq === "number" && sub.backlogSeq !== undefined && frame.seq > sub.backlogSeq) {
-            sub.backlogSeq = undefined; // a later write: the backlog is complete
+        if (typeof frame.seq === "number" && sub.backlogSeq !== undefined) {
+            if (frame.seq > sub.backlogSeq) {
+                sub.backlogSeq = undefined; // a later write: the backlog is complete
+            } else if (frame.seq === sub.backlogSeq && frame.type === "rec" && sub.backlogLeft !== undefined) {
+                sub.backlogLeft--;
+                if (sub.backlogLeft <= 0) sub.backlogSeq = undefined; // every announced frame arrived
+            }
         }
         if (frame.more !== true && typeof frame.seq === "number") sub.seq = frame.seq;
         this.deliver(sub, frame as unknown as RecordPush | DeletePush);

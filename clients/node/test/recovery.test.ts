@@ -1,5 +1,5 @@
 // Subscriptions across failures against the real server: a connection dropped during a `since`
-// backlog, reconnection that gives up, a resume request that times out, unsubscribing while a
+// backlog or after it (complete by the count its answer announced), reconnection that gives up, a resume request that times out, unsubscribing while a
 // resume is on its way, and a `sub` answered after its timeout.
 
 import assert from "node:assert/strict";
@@ -31,16 +31,11 @@ describe("a since backlog cut short", () => {
             }
             const reader = fixture.client({ url: proxy.url });
             const { events, handler } = collector();
-            let cut = false;
-            const sub = await reader.subscribe({ col, since: 0 }, (e) => {
-                handler(e);
-                if (e.type === "rec" && !cut) {
-                    cut = true;
-                    proxy.cut(); // after the first backlog frame
-                }
-            });
+            proxy.cutAfterRecs(1); // the answer (backlog: 3) and the first backlog frame get through
+            const sub = await reader.subscribe({ col, since: 0 }, handler);
             const end = await waitFor(() => events.find((e) => e.type === "subend"), "the subend");
             assert.deepEqual(end, { type: "subend", sub: sub.id, error: "connection lost during the since backlog", resumeLost: true });
+            assert.deepEqual(events.map((e) => e.type), ["rec", "subend"]);
             assert.equal(sub.active, false);
             // The client reconnects (another request proves it) and does not resume it.
             await reader.fetchCollections();
@@ -69,6 +64,103 @@ describe("a since backlog cut short", () => {
                 ["stored", "live", "reconnected", "while away"],
             );
             assert.equal(sub.active, true);
+        } finally {
+            await proxy.close();
+        }
+    });
+});
+
+describe("a since backlog known complete by its count", () => {
+    /** `n` stored records of one document: ceil(n / 1000) backlog frames. */
+    async function store(col: string, n: number): Promise<void> {
+        await fixture.client().insertMultipleRecords(Array.from({ length: n }, (_, i) => ({ col, doc: "d", ts: i + 1, data: "stored" })));
+    }
+
+    /** Cuts the reader's connection, writes once more, and waits for the resumption and that write. */
+    async function cutAndWrite(proxy: { cut(): void }, col: string, events: SubscriptionEvent[]): Promise<void> {
+        const before = events.length;
+        proxy.cut();
+        await fixture.client().insertSingleRecord({ col, doc: "d", ts: 1_000_000, data: "while away" });
+        await waitFor(() => events.length >= before + 2, "the resumption and the missed write");
+    }
+
+    it("resumes a quiet collection's since subscription once every announced frame arrived", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const col = "r7.quiet";
+            await store(col, 1500); // two backlog frames, and no later write before the drop
+            const reader = fixture.client({ url: proxy.url });
+            const { events, handler } = collector();
+            const sub = await reader.subscribe({ col, since: 0 }, handler);
+            const answerSeq = sub.seq;
+            await waitFor(() => events.length >= 2, "the two backlog frames");
+            await cutAndWrite(proxy, col, events);
+            assert.deepEqual(
+                events.map((e) => (e.type === "rec" ? `${e.records.length} ${e.records[0]!.data}` : e.type)),
+                ["1000 stored", "500 stored", "reconnected", "1 while away"],
+            );
+            assert.deepEqual(events[2], { type: "reconnected", sub: sub.id, afterSeq: answerSeq });
+            assert.equal(sub.active, true);
+        } finally {
+            await proxy.close();
+        }
+    });
+
+    it("resumes a since subscription whose backlog was empty", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const col = "r8.empty";
+            await store(col, 1); // at ts 1: nothing above since = 5
+            const reader = fixture.client({ url: proxy.url });
+            const { events, handler } = collector();
+            const sub = await reader.subscribe({ col, since: 5 }, handler);
+            await cutAndWrite(proxy, col, events);
+            assert.deepEqual(
+                events.map((e) => (e.type === "rec" ? e.records[0]!.data : e.type)),
+                ["reconnected", "while away"],
+            );
+            assert.equal(sub.active, true);
+        } finally {
+            await proxy.close();
+        }
+    });
+
+    it("counts backlog frames that arrive before the answer, and delivers them", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const col = "r9.early";
+            await store(col, 1500);
+            proxy.answersAfterBacklog();
+            const reader = fixture.client({ url: proxy.url });
+            const { events, handler } = collector();
+            const sub = await reader.subscribe({ col, since: 0 }, handler);
+            await waitFor(() => events.length >= 2, "the two backlog frames");
+            await cutAndWrite(proxy, col, events);
+            const answerSeq = (events[0] as { seq: number }).seq;
+            assert.deepEqual(
+                events.map((e) => (e.type === "rec" ? `${e.seq === answerSeq ? "backlog" : "later"} ${e.records.length}` : e.type)),
+                ["backlog 1000", "backlog 500", "reconnected", "later 1"],
+            );
+            assert.equal(sub.active, true);
+        } finally {
+            await proxy.close();
+        }
+    });
+
+    it("without a count in the answer (an older server), ends on a drop before a later write", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const col = "r10.old";
+            await store(col, 1);
+            proxy.stripBacklog();
+            const reader = fixture.client({ url: proxy.url });
+            const { events, handler } = collector();
+            const sub = await reader.subscribe({ col, since: 0 }, handler);
+            await waitFor(() => events.length >= 1, "the backlog frame");
+            proxy.cut();
+            const end = await waitFor(() => events.find((e) => e.type === "subend"), "the subend");
+            assert.deepEqual(end, { type: "subend", sub: sub.id, error: "connection lost during the since backlog", resumeLost: true });
+            assert.equal(sub.active, false);
         } finally {
             await proxy.close();
         }

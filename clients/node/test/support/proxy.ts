@@ -1,5 +1,7 @@
 // A TCP proxy in front of the server whose connections the test can cut, to make a client
-// reconnect while the server (and what it remembers) stays up.
+// reconnect while the server (and what it remembers) stays up. It forwards what the server sends
+// frame by frame, so that it can also cut a connection right after a given push, or reorder a
+// `sub` answer after the backlog it announces.
 
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
@@ -15,12 +17,65 @@ export interface CuttableProxy {
     holdRequests(): void;
     /** Forwards what was held, in order, and stops holding. */
     releaseRequests(): void;
+    /**
+     * Once: drops the next connection that passes `n` `rec` pushes from the server, right after
+     * forwarding the n-th (and nothing after it).
+     */
+    cutAfterRecs(n: number): void;
+    /**
+     * Forwards each `sub` answer that announces `"backlog":K` only after the K frames that follow
+     * it: the backlog then arrives before its answer, an order the protocol allows.
+     */
+    answersAfterBacklog(): void;
+    /** Removes `"backlog":K` from `sub` answers, as an older server sends them. */
+    stripBacklog(): void;
     close(): Promise<void>;
+}
+
+/** The length of the WebSocket frame at the start of `buf` (server frames: unmasked), or 0 when incomplete. */
+function frameLength(buf: Buffer): { header: number; total: number } | null {
+    if (buf.length < 2) return null;
+    let header = 2;
+    let length = buf[1]! & 0x7f;
+    if (length === 126) {
+        if (buf.length < 4) return null;
+        length = buf.readUInt16BE(2);
+        header = 4;
+    } else if (length === 127) {
+        if (buf.length < 10) return null;
+        length = Number(buf.readBigUInt64BE(2));
+        header = 10;
+    }
+    if ((buf[1]! & 0x80) !== 0) header += 4;
+    return buf.length < header + length ? null : { header, total: header + length };
+}
+
+/** An unmasked, final text frame holding `text`. */
+function textFrame(text: string): Buffer {
+    const payload = Buffer.from(text);
+    let header: Buffer;
+    if (payload.length < 126) {
+        header = Buffer.from([0x81, payload.length]);
+    } else if (payload.length < 65536) {
+        header = Buffer.alloc(4);
+        header[0] = 0x81;
+        header[1] = 126;
+        header.writeUInt16BE(payload.length, 2);
+    } else {
+        header = Buffer.alloc(10);
+        header[0] = 0x81;
+        header[1] = 127;
+        header.writeBigUInt64BE(BigInt(payload.length), 2);
+    }
+    return Buffer.concat([header, payload]);
 }
 
 export async function startProxy(targetPort: number): Promise<CuttableProxy> {
     const open = new Set<Socket>();
     let holding = false;
+    let cutAfter: number | null = null;
+    let reorder = false;
+    let strip = false;
     const releases = new Set<() => void>();
     const server: Server = createServer((client) => {
         const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
@@ -41,7 +96,65 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
             else upstream.write(chunk);
             first = false;
         });
-        upstream.pipe(client);
+        // What the server sends: its upgrade answer as is, then frame by frame.
+        let pending: Buffer = Buffer.alloc(0);
+        let handshake = true;
+        let recs = 0;
+        let cutAt: number | null = null;
+        let dropped = false;
+        let heldAnswer: Buffer | null = null;
+        let heldLeft = 0;
+        const forward = (frame: Buffer, text: string | undefined) => {
+            if (dropped) return;
+            if (text !== undefined && text.startsWith('{"id":') && /"backlog":\d+/.test(text)) {
+                if (strip) {
+                    text = text.replace(/,"backlog":\d+/, "");
+                    frame = textFrame(text);
+                }
+                const announced = Number(/"backlog":(\d+)/.exec(text)?.[1] ?? 0);
+                if (reorder && announced > 0) {
+                    heldAnswer = frame;
+                    heldLeft = announced;
+                    return;
+                }
+            }
+            client.write(frame);
+            if (heldAnswer !== null && text !== undefined && !text.startsWith('{"id":') && --heldLeft === 0) {
+                client.write(heldAnswer);
+                heldAnswer = null;
+            }
+            if (text !== undefined && text.startsWith('{"type":"rec"')) {
+                recs++;
+                if (cutAt === null && cutAfter !== null) {
+                    cutAt = recs - 1 + cutAfter;
+                    cutAfter = null;
+                }
+                if (cutAt !== null && recs >= cutAt) {
+                    dropped = true;
+                    client.end(); // after what was forwarded
+                    upstream.destroy();
+                }
+            }
+        };
+        upstream.on("data", (chunk: Buffer) => {
+            pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+            if (handshake) {
+                const end = pending.indexOf("\r\n\r\n");
+                if (end < 0) return;
+                client.write(pending.subarray(0, end + 4));
+                pending = pending.subarray(end + 4);
+                handshake = false;
+            }
+            for (;;) {
+                const length = frameLength(pending);
+                if (length === null) break;
+                const frame = pending.subarray(0, length.total);
+                const opcode = frame[0]! & 0x0f;
+                const text = opcode === 1 ? frame.subarray(length.header).toString() : undefined;
+                pending = pending.subarray(length.total);
+                forward(frame, text);
+            }
+        });
         client.on("close", () => upstream.destroy());
         upstream.on("close", () => client.destroy());
     });
@@ -59,6 +172,15 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
         releaseRequests() {
             holding = false;
             for (const release of releases) release();
+        },
+        cutAfterRecs(n: number) {
+            cutAfter = n;
+        },
+        answersAfterBacklog() {
+            reorder = true;
+        },
+        stripBacklog() {
+            strip = true;
         },
         close() {
             for (const s of open) s.destroy();
