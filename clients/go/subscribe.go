@@ -25,9 +25,6 @@ const ReconnectExhausted = "connection lost: reconnect attempts exhausted"
 // the subscription ends with "subscriber too slow", as the server does.
 const maxQueued = 10000
 
-// maxEarly bounds the pushes kept for subscriptions whose answer is on its way.
-const maxEarly = 10000
-
 // SubscribeParams selects what a live subscription delivers. Doc, Where and
 // Filter work as in FetchLatestRecords; at most one of Since and AfterSeq may
 // be set (the server refuses both).
@@ -247,15 +244,22 @@ type subKey struct {
 // subscriptions routes pushes to their subscriptions and resumes them on new
 // connections.
 type subscriptions struct {
-	c       *Client
-	mu      sync.Mutex
-	byID    map[subKey]*Subscription
-	active  map[*Subscription]struct{}
-	early   []subEarly
-	waiting int // sub requests whose answer is not handled yet
+	c      *Client
+	mu     sync.Mutex
+	byID   map[subKey]*Subscription
+	active map[*Subscription]struct{}
+	// early holds the pushes for ids not known yet, numbered in arrival
+	// order: a subscription's first pushes may come before its answer, or be
+	// routed before the goroutine that waits for the answer registers it.
+	// They are kept, however many (the server bounds what it sends for one
+	// request), while a sub request sent before them waits for its answer.
+	early []subEarly
+	kept  uint64   // numbers the pushes kept in early
+	marks []uint64 // one per sub request not settled yet: kept when it was sent
 }
 
 type subEarly struct {
+	n   uint64
 	key subKey
 	msg []byte
 }
@@ -275,8 +279,9 @@ func (m *subscriptions) route(s *session, msg []byte) {
 	defer m.mu.Unlock()
 	sub := m.byID[key]
 	if sub == nil {
-		if m.waiting > 0 && len(m.early) < maxEarly {
-			m.early = append(m.early, subEarly{key, msg})
+		if len(m.marks) > 0 {
+			m.early = append(m.early, subEarly{m.kept, key, msg})
+			m.kept++
 		}
 		return
 	}
@@ -339,16 +344,16 @@ func (m *subscriptions) registerLocked(sub *Subscription) {
 	key := subKey{sub.sess, sub.id}
 	m.byID[key] = sub
 	m.active[sub] = struct{}{}
-	kept := m.early[:0]
+	rest := m.early[:0]
 	var mine []subEarly
 	for _, e := range m.early {
 		if e.key == key {
 			mine = append(mine, e)
 		} else {
-			kept = append(kept, e)
+			rest = append(rest, e)
 		}
 	}
-	m.early = kept
+	m.early = rest
 	for _, e := range mine {
 		var w wirePush
 		if json.Unmarshal(e.msg, &w) == nil {
@@ -357,13 +362,40 @@ func (m *subscriptions) registerLocked(sub *Subscription) {
 	}
 }
 
-func (m *subscriptions) settled() {
+// beginLocked notes a sub request about to be sent, whose pushes may come
+// before its answer; the caller calls settled with the mark once it has
+// handled the answer. m.mu must be held.
+func (m *subscriptions) beginLocked() uint64 {
+	m.marks = append(m.marks, m.kept)
+	return m.kept
+}
+
+// settled forgets a sub request's mark, and the pushes kept before every
+// request still waiting was sent.
+func (m *subscriptions) settled(mark uint64) {
 	m.mu.Lock()
-	m.waiting--
-	if m.waiting == 0 {
-		m.early = nil
+	defer m.mu.Unlock()
+	for i, v := range m.marks {
+		if v == mark {
+			m.marks = append(m.marks[:i], m.marks[i+1:]...)
+			break
+		}
 	}
-	m.mu.Unlock()
+	if len(m.marks) == 0 {
+		m.early = nil
+		return
+	}
+	oldest := m.marks[0]
+	for _, v := range m.marks[1:] {
+		oldest = min(oldest, v)
+	}
+	i := 0
+	for i < len(m.early) && m.early[i].n < oldest {
+		i++
+	}
+	if i > 0 {
+		m.early = append([]subEarly(nil), m.early[i:]...)
+	}
 }
 
 type subAnswer struct {
@@ -385,9 +417,9 @@ func (m *subscriptions) unsubLate(s *session, msg []byte) {
 
 func (m *subscriptions) subscribe(ctx context.Context, params SubscribeParams, handler func(Event)) (*Subscription, error) {
 	m.mu.Lock()
-	m.waiting++
+	mark := m.beginLocked()
 	m.mu.Unlock()
-	defer m.settled()
+	defer m.settled(mark)
 	var answer subAnswer
 	sess, err := m.c.doWith(ctx, nil, "sub", params.payload(nil), &answer, m.unsubLate)
 	if err != nil {
@@ -521,9 +553,9 @@ func (m *subscriptions) resumeOne(s *session, sub *Subscription) {
 	}
 	after := sub.seq
 	sub.mu.Unlock()
-	m.waiting++
+	mark := m.beginLocked()
 	m.mu.Unlock()
-	defer m.settled()
+	defer m.settled(mark)
 	ctx, cancel := m.c.requestContext(m.c.ctx)
 	defer cancel()
 	var answer subAnswer
