@@ -2,8 +2,11 @@ package fluxiondb_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +16,9 @@ import (
 // at once, it can hold back what clients send past each connection's first
 // chunk (its upgrade request: new connections still become ready) by no
 // longer reading it, and it records what the server sends (to count pushes).
+// What the server sends is forwarded frame by frame, so that the proxy can
+// also cut a connection right after a given push, hold a sub answer until
+// after the backlog it announces, or strip that count.
 type gateProxy struct {
 	t  *testing.T
 	l  net.Listener
@@ -26,6 +32,13 @@ type gateProxy struct {
 	held int
 	// fromServer is everything the server sent.
 	fromServer bytes.Buffer
+	// cutAfter > 0: the next connection that passes that many rec pushes
+	// (counted from the first one after it was set) is cut right after the
+	// last of them (once).
+	cutAfter int
+	// reorder: a sub answer announcing "backlog":K is forwarded after the K
+	// frames that follow it. strip: "backlog":K is removed from answers.
+	reorder, strip bool
 }
 
 func startGateProxy(t *testing.T, port int) *gateProxy {
@@ -85,22 +98,171 @@ func (p *gateProxy) forwardRequests(in, out net.Conn) {
 }
 
 func (p *gateProxy) forwardAnswers(out, in net.Conn) {
-	defer in.Close()
+	cut := false
+	defer func() {
+		if !cut {
+			in.Close()
+		}
+	}()
 	buf := make([]byte, 32<<10)
+	var pending []byte
+	handshake := true
+	recs, cutAt := 0, 0
+	var held []byte
+	heldLeft := 0
+	// forward writes one frame of the server to the client; false once the
+	// connection was cut after it.
+	forward := func(frame []byte, text string, isText bool) bool {
+		p.mu.Lock()
+		reorder, strip := p.reorder, p.strip
+		p.mu.Unlock()
+		isAnswer := isText && strings.HasPrefix(text, `{"id":`)
+		if m := backlogRe.FindStringSubmatch(text); isAnswer && m != nil {
+			if strip {
+				text = backlogRe.ReplaceAllString(text, "")
+				frame = textFrame(text)
+			} else if k, _ := strconv.Atoi(m[1]); reorder && k > 0 {
+				held, heldLeft = frame, k
+				return true
+			}
+		}
+		if _, err := in.Write(frame); err != nil {
+			return false
+		}
+		if held != nil && isText && !isAnswer {
+			if heldLeft--; heldLeft == 0 {
+				if _, err := in.Write(held); err != nil {
+					return false
+				}
+				held = nil
+			}
+		}
+		if isText && strings.HasPrefix(text, `{"type":"rec"`) {
+			recs++
+			p.mu.Lock()
+			if cutAt == 0 && p.cutAfter > 0 {
+				cutAt, p.cutAfter = recs-1+p.cutAfter, 0
+			}
+			p.mu.Unlock()
+			if cutAt > 0 && recs >= cutAt {
+				// What was forwarded reaches the client, then the end.
+				cut = true
+				if tc, ok := in.(*net.TCPConn); ok {
+					tc.CloseWrite()
+				}
+				out.Close()
+				return false
+			}
+		}
+		return true
+	}
 	for {
 		n, err := out.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
 			p.fromServer.Write(buf[:n])
 			p.mu.Unlock()
-			if _, werr := in.Write(buf[:n]); werr != nil {
-				return
+			pending = append(pending, buf[:n]...)
+			if handshake {
+				if end := bytes.Index(pending, []byte("\r\n\r\n")); end >= 0 {
+					if _, werr := in.Write(pending[:end+4]); werr != nil {
+						return
+					}
+					pending = append([]byte(nil), pending[end+4:]...)
+					handshake = false
+				}
+			}
+			for !handshake {
+				header, total := frameLength(pending)
+				if total == 0 {
+					break
+				}
+				frame := append([]byte(nil), pending[:total]...)
+				pending = pending[total:]
+				isText := frame[0]&0x0f == 1
+				text := ""
+				if isText {
+					text = string(frame[header:])
+				}
+				if !forward(frame, text, isText) {
+					return
+				}
 			}
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+var backlogRe = regexp.MustCompile(`,"backlog":(\d+)`)
+
+// frameLength returns the header length and the total length of the
+// WebSocket frame at the start of buf (a server's: unmasked), or 0, 0 when
+// it is incomplete.
+func frameLength(buf []byte) (header, total int) {
+	if len(buf) < 2 {
+		return 0, 0
+	}
+	header, length := 2, int(buf[1]&0x7f)
+	switch length {
+	case 126:
+		if len(buf) < 4 {
+			return 0, 0
+		}
+		header, length = 4, int(binary.BigEndian.Uint16(buf[2:]))
+	case 127:
+		if len(buf) < 10 {
+			return 0, 0
+		}
+		header, length = 10, int(binary.BigEndian.Uint64(buf[2:]))
+	}
+	if buf[1]&0x80 != 0 {
+		header += 4
+	}
+	if len(buf) < header+length {
+		return 0, 0
+	}
+	return header, header + length
+}
+
+// textFrame is an unmasked, final text frame holding text.
+func textFrame(text string) []byte {
+	var frame []byte
+	switch n := len(text); {
+	case n < 126:
+		frame = []byte{0x81, byte(n)}
+	case n < 1<<16:
+		frame = binary.BigEndian.AppendUint16([]byte{0x81, 126}, uint16(n))
+	default:
+		frame = binary.BigEndian.AppendUint64([]byte{0x81, 127}, uint64(n))
+	}
+	return append(frame, text...)
+}
+
+// cutAfterRecs cuts, once, the next connection that passes n rec pushes,
+// right after the n-th.
+func (p *gateProxy) cutAfterRecs(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cutAfter = n
+}
+
+// answersAfterBacklog forwards each sub answer announcing "backlog":K after
+// the K frames that follow it: the backlog then comes before its answer, an
+// order the protocol allows.
+func (p *gateProxy) answersAfterBacklog() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reorder = true
+}
+
+// stripBacklog removes "backlog":K from sub answers, as an older server
+// sends them.
+func (p *gateProxy) stripBacklog() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.strip = true
 }
 
 // hold stops forwarding what clients send (past a connection's first chunk).

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,14 +76,9 @@ func TestSinceBacklogCutShortEndsTheSubscription(t *testing.T) {
 	reader := fluxiondb.NewClientWithOptions(p.url(), testserver.MasterKey, quickOptions("reader"))
 	t.Cleanup(reader.Close)
 	since := int64(0)
-	var once sync.Once
 	var ev events
-	sub, err := reader.Subscribe(context.Background(), fluxiondb.SubscribeParams{Col: "r1", Since: &since}, func(e fluxiondb.Event) {
-		ev.add(e)
-		if _, ok := e.(*fluxiondb.RecordEvent); ok {
-			once.Do(p.cut) // after the first backlog push
-		}
-	})
+	p.cutAfterRecs(1) // the answer (backlog: 3) and the first backlog push get through
+	sub, err := reader.Subscribe(context.Background(), fluxiondb.SubscribeParams{Col: "r1", Since: &since}, ev.add)
 	must(t, "Subscribe", err)
 	select {
 	case <-sub.Done():
@@ -93,13 +87,146 @@ func TestSinceBacklogCutShortEndsTheSubscription(t *testing.T) {
 	}
 	got := ev.snapshot()
 	want := &fluxiondb.EndEvent{Sub: sub.ID(), Error: fluxiondb.BacklogInterrupted, ResumeLost: true}
-	if last := got[len(got)-1]; !reflect.DeepEqual(last, want) {
-		t.Fatalf("last event %#v, want %#v", last, want)
+	if len(got) != 2 || !reflect.DeepEqual(got[1], want) {
+		t.Fatalf("events %#v, want one backlog push then %#v", got, want)
 	}
-	for _, e := range got {
-		if _, ok := e.(*fluxiondb.ReconnectEvent); ok {
-			t.Fatalf("resumed after the backlog's seq: %#v", got)
+	if _, ok := got[0].(*fluxiondb.RecordEvent); !ok {
+		t.Fatalf("first event %#v, want a backlog push", got[0])
+	}
+}
+
+// storeRecords writes n records of document d to col: ceil(n/1000) backlog
+// pushes for a subscription with Since 0.
+func storeRecords(t *testing.T, writer *fluxiondb.Client, col string, n int) {
+	t.Helper()
+	batch := make([]fluxiondb.InsertMessageRequest, n)
+	for i := range batch {
+		batch[i] = fluxiondb.InsertMessageRequest{Col: col, Doc: "d", TS: int64(i + 1), Data: "stored"}
+	}
+	must(t, "insert", writer.InsertMultipleRecords(batch))
+}
+
+// describeEvents waits for n events on ch and describes them: "rec <first
+// record's data> x<records>" or the event's type.
+func describeEvents(t *testing.T, ch <-chan fluxiondb.Event, n int) []string {
+	t.Helper()
+	var got []string
+	for len(got) < n {
+		select {
+		case e := <-ch:
+			switch e := e.(type) {
+			case *fluxiondb.RecordEvent:
+				got = append(got, fmt.Sprintf("rec %s x%d", e.Records[0].Data, len(e.Records)))
+			default:
+				got = append(got, fmt.Sprintf("%T", e))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no event after %v", got)
 		}
+	}
+	return got
+}
+
+// cutAndWrite cuts the reader's connection and writes once more to col.
+func cutAndWrite(t *testing.T, p *gateProxy, writer *fluxiondb.Client, col string) {
+	t.Helper()
+	p.cut()
+	must(t, "insert", writer.InsertSingleDocumentRecord(fluxiondb.InsertMessageRequest{Col: col, Doc: "d", TS: 1_000_000, Data: "while away"}))
+}
+
+func TestSinceBacklogCompleteByItsCountResumesOnAQuietCollection(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	p := startGateProxy(t, srv.Port)
+	writer := masterClient(t, srv)
+	storeRecords(t, writer, "r7", 1500) // two backlog pushes, and no later write before the drop
+	reader := fluxiondb.NewClientWithOptions(p.url(), testserver.MasterKey, quickOptions("reader"))
+	t.Cleanup(reader.Close)
+	sub, ch, err := reader.SubscribeChan(context.Background(), fluxiondb.SubscribeParams{Col: "r7", Since: ptr(int64(0))})
+	must(t, "SubscribeChan", err)
+	answerSeq := sub.Seq()
+	got := describeEvents(t, ch, 2)
+	cutAndWrite(t, p, writer, "r7")
+	got = append(got, describeEvents(t, ch, 2)...)
+	if want := []string{"rec stored x1000", "rec stored x500", "*fluxiondb.ReconnectEvent", "rec while away x1"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if !sub.Active() || sub.Seq() <= answerSeq {
+		t.Fatalf("active %v, seq %d after the answer's %d", sub.Active(), sub.Seq(), answerSeq)
+	}
+}
+
+func TestSinceSubscriptionWithAnEmptyBacklogResumes(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	p := startGateProxy(t, srv.Port)
+	writer := masterClient(t, srv)
+	storeRecords(t, writer, "r8", 1) // at ts 1: nothing above Since 5
+	reader := fluxiondb.NewClientWithOptions(p.url(), testserver.MasterKey, quickOptions("reader"))
+	t.Cleanup(reader.Close)
+	sub, ch, err := reader.SubscribeChan(context.Background(), fluxiondb.SubscribeParams{Col: "r8", Since: ptr(int64(5))})
+	must(t, "SubscribeChan", err)
+	cutAndWrite(t, p, writer, "r8")
+	if got, want := describeEvents(t, ch, 2), []string{"*fluxiondb.ReconnectEvent", "rec while away x1"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	if !sub.Active() {
+		t.Fatal("ended")
+	}
+}
+
+func TestSinceBacklogBeforeItsAnswerIsDeliveredAndCounted(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	p := startGateProxy(t, srv.Port)
+	writer := masterClient(t, srv)
+	storeRecords(t, writer, "r9", 1500)
+	p.answersAfterBacklog()
+	reader := fluxiondb.NewClientWithOptions(p.url(), testserver.MasterKey, quickOptions("reader"))
+	t.Cleanup(reader.Close)
+	var ev events
+	sub, err := reader.Subscribe(context.Background(), fluxiondb.SubscribeParams{Col: "r9", Since: ptr(int64(0))}, ev.add)
+	must(t, "Subscribe", err)
+	eventually(t, 5*time.Second, "the two backlog pushes", func() bool { return len(ev.snapshot()) >= 2 })
+	cutAndWrite(t, p, writer, "r9")
+	eventually(t, 5*time.Second, "the resumption and the missed write", func() bool { return len(ev.snapshot()) >= 4 })
+	got := ev.snapshot()
+	var kinds []string
+	for _, e := range got {
+		switch e := e.(type) {
+		case *fluxiondb.RecordEvent:
+			kinds = append(kinds, fmt.Sprintf("rec seq+%d x%d", e.Seq-got[0].(*fluxiondb.RecordEvent).Seq, len(e.Records)))
+		default:
+			kinds = append(kinds, fmt.Sprintf("%T", e))
+		}
+	}
+	if want := []string{"rec seq+0 x1000", "rec seq+0 x500", "*fluxiondb.ReconnectEvent", "rec seq+1 x1"}; !reflect.DeepEqual(kinds, want) {
+		t.Fatalf("events %v, want %v", kinds, want)
+	}
+	if !sub.Active() {
+		t.Fatal("ended")
+	}
+}
+
+func TestSinceWithoutABacklogCountInTheAnswerKeepsTheLaterWriteRule(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	p := startGateProxy(t, srv.Port)
+	writer := masterClient(t, srv)
+	storeRecords(t, writer, "r10", 1)
+	p.stripBacklog() // as an older server answers
+	reader := fluxiondb.NewClientWithOptions(p.url(), testserver.MasterKey, quickOptions("reader"))
+	t.Cleanup(reader.Close)
+	sub, ch, err := reader.SubscribeChan(context.Background(), fluxiondb.SubscribeParams{Col: "r10", Since: ptr(int64(0))})
+	must(t, "SubscribeChan", err)
+	if got := describeEvents(t, ch, 1); got[0] != "rec stored x1" {
+		t.Fatalf("events %v, want the backlog push", got)
+	}
+	p.cut()
+	got := drain(t, ch, "after the drop")
+	want := []fluxiondb.Event{&fluxiondb.EndEvent{Sub: sub.ID(), Error: fluxiondb.BacklogInterrupted, ResumeLost: true}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events %#v, want %#v", got, want)
 	}
 }
 

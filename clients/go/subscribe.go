@@ -13,8 +13,9 @@ const ResumePointLost = "resume point lost"
 
 // BacklogInterrupted is the EndEvent error (with ResumeLost) of a subscription
 // with Since whose connection dropped before its backlog was known to be
-// complete: every backlog push carries the same Seq, so it cannot resume
-// after one.
+// complete (as many pushes as the server's answer announced, or a later
+// write): every backlog push carries the same Seq, so it cannot resume after
+// one.
 const BacklogInterrupted = "connection lost during the since backlog"
 
 // ReconnectExhausted is the EndEvent error (with ResumeLost) of the
@@ -35,9 +36,12 @@ type SubscribeParams struct {
 	Where  string
 	Filter string
 	// Since first delivers every stored record with a timestamp above it.
-	// Should the connection drop before that backlog is known to be complete
-	// (a later write arrived), the subscription ends with BacklogInterrupted
-	// instead of resuming.
+	// The backlog is complete once as many pushes as the server's answer
+	// announced were delivered (at once when it announced none), or a later
+	// write was. Should the connection drop before that, the subscription
+	// ends with BacklogInterrupted instead of resuming; after it, it resumes
+	// as any other. (An answer without that count, from an older server:
+	// only a later write completes it.)
 	Since *int64
 	// AfterSeq resumes after this sequence number (a Subscription's Seq).
 	AfterSeq *int64
@@ -145,13 +149,16 @@ type Subscription struct {
 	active  bool
 	closing bool
 	// backlog: a Since subscription's backlog, whose pushes carry
-	// backlogSeq, may not have arrived in full (no later write yet).
-	backlog    bool
-	backlogSeq int64
-	queue      []Event
-	quit       chan struct{} // closed when the subscription stops
-	dropped    chan struct{} // closed when it stops without its events (Unsubscribe, Close)
-	stopped    chan struct{} // closed when its handler goroutine has returned
+	// backlogSeq, may not have arrived in full: neither the backlogLeft
+	// pushes still announced (0: the answer did not say how many) nor a
+	// later write have.
+	backlog     bool
+	backlogSeq  int64
+	backlogLeft int64
+	queue       []Event
+	quit        chan struct{} // closed when the subscription stops
+	dropped     chan struct{} // closed when it stops without its events (Unsubscribe, Close)
+	stopped     chan struct{} // closed when its handler goroutine has returned
 }
 
 // ID is the server's id for the subscription (a new one after a reconnect).
@@ -309,8 +316,13 @@ func (m *subscriptions) deliverLocked(sub *Subscription, w *wirePush) {
 	default:
 		return
 	}
-	if sub.backlog && w.Seq > sub.backlogSeq {
-		sub.backlog = false // a later write: the backlog is complete
+	if sub.backlog {
+		if w.Seq > sub.backlogSeq {
+			sub.backlog = false // a later write: the backlog is complete
+		} else if w.Type == "rec" && w.Seq == sub.backlogSeq && sub.backlogLeft > 0 {
+			sub.backlogLeft--
+			sub.backlog = sub.backlogLeft > 0 // every announced push arrived
+		}
 	}
 	if !w.More {
 		sub.seq = w.Seq
@@ -401,6 +413,9 @@ func (m *subscriptions) settled(mark uint64) {
 type subAnswer struct {
 	Sub string `json:"sub"`
 	Seq int64  `json:"seq"`
+	// Backlog is, with Since, how many backlog pushes follow (absent from
+	// older servers).
+	Backlog *int64 `json:"backlog"`
 }
 
 // unsubLate ends a subscription the server started after its requester
@@ -434,6 +449,11 @@ func (m *subscriptions) subscribe(ctx context.Context, params SubscribeParams, h
 		sess: sess, id: answer.Sub, seq: seq, active: true,
 		backlog: params.Since != nil, backlogSeq: answer.Seq,
 		quit: make(chan struct{}), dropped: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	if sub.backlog && answer.Backlog != nil && *answer.Backlog >= 0 {
+		// Complete at once when empty; else once that many pushes arrived.
+		sub.backlogLeft = *answer.Backlog
+		sub.backlog = sub.backlogLeft > 0
 	}
 	sub.cond = sync.NewCond(&sub.mu)
 	go sub.run()
