@@ -2,8 +2,6 @@ package fluxiondb_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"reflect"
 	"sync"
 	"testing"
@@ -101,43 +99,6 @@ func TestSubscribeChanEndsWithContextAndReportsResumeLost(t *testing.T) {
 	}
 }
 
-// cutProxy forwards TCP connections to port until cut() drops them all.
-func cutProxy(t *testing.T, port int) (url string, cut func()) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, "listen", err)
-	var mu sync.Mutex
-	var open []net.Conn
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
-			if err != nil {
-				in.Close()
-				continue
-			}
-			mu.Lock()
-			open = append(open, in, out)
-			mu.Unlock()
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
-		}
-	}()
-	cut = func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range open {
-			c.Close()
-		}
-		open = nil
-	}
-	t.Cleanup(func() { l.Close(); cut() })
-	return "ws://" + l.Addr().String(), cut
-}
-
 func itoa(n int) string {
 	b := []byte{}
 	for n > 0 || len(b) == 0 {
@@ -150,7 +111,8 @@ func itoa(n int) string {
 func TestSubscriptionResumesAfterReconnectWithoutGap(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t)
-	url, cut := cutProxy(t, srv.Port)
+	proxy := startGateProxy(t, srv.Port)
+	url, cut := proxy.url(), proxy.cut
 	reader := fluxiondb.NewClientWithOptions(url, testserver.MasterKey, quickOptions("reader"))
 	t.Cleanup(reader.Close)
 	writer := masterClient(t, srv)

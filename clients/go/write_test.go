@@ -1,12 +1,10 @@
 package fluxiondb_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,29 +12,11 @@ import (
 	"github.com/fluxiondb/fluxiondb/clients/go/internal/testserver"
 )
 
-// syncLog is a log destination safe for the client's goroutines.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestContextDeadlineMidWriteKeepsTheSharedConnection(t *testing.T) {
 	t.Parallel()
 	srv := testserver.Start(t)
 	p := startGateProxy(t, srv.Port)
-	var logs syncLog
+	var logs lockedBuffer
 	opts := quickOptions("shared")
 	opts.Logger = log.New(&logs, "", 0)
 	c := fluxiondb.NewClientWithOptions(p.url(), testserver.MasterKey, opts)
