@@ -89,13 +89,32 @@ pub fn write_atomic(
 
 /// Moves a damaged file aside (`<name>.corrupt`) so an operator can inspect it.
 pub fn quarantine(fs: &dyn Backend, path: &Path) -> Result<PathBuf, Error> {
-    let mut target = path.as_os_str().to_owned();
-    target.push(".corrupt");
-    let target = PathBuf::from(target);
+    let target = unused_name(fs, path, ".corrupt")?;
     fs.rename(path, &target)
         .map_err(Error::io(Op::Rename, &target))?;
     sync_dir(fs, parent(path))?;
     Ok(target)
+}
+
+/// `path` with `suffix`, or, when a file of that name exists (an earlier repair's copy), with
+/// `suffix` and the first free number after it: no repair replaces what an earlier one kept.
+pub fn unused_name(fs: &dyn Backend, path: &Path, suffix: &str) -> Result<PathBuf, Error> {
+    let mut n = 1u32;
+    loop {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        if n > 1 {
+            name.push(format!(".{n}"));
+        }
+        let candidate = PathBuf::from(name);
+        if !fs
+            .exists(&candidate)
+            .map_err(Error::io(Op::Stat, &candidate))?
+        {
+            return Ok(candidate);
+        }
+        n += 1;
+    }
 }
 
 /// The exclusive lock on the data folder, held for the life of the journal.
@@ -130,5 +149,27 @@ mod tests {
         assert_eq!(fs.list(Path::new("/srv")), vec!["a", "b"]);
         assert_eq!(fs.list(Path::new("/srv/a")), vec!["data"]);
         assert_eq!(fs.list(Path::new("/srv/b")), vec!["data"]);
+    }
+
+    #[test]
+    fn a_second_quarantine_of_a_name_keeps_the_first_copy() {
+        let fs = PageCache::new();
+        let dir = Path::new("/data");
+        fs.mkdirs(dir, true);
+        let file = dir.join("snap-1.bin");
+        for body in [b"first".as_slice(), b"second"] {
+            let f = fs.open(&file, OpenMode::Truncate).unwrap();
+            f.write_all(body).unwrap();
+            quarantine(&fs, &file).unwrap();
+        }
+        assert_eq!(
+            fs.list(dir),
+            vec!["snap-1.bin.corrupt", "snap-1.bin.corrupt.2"]
+        );
+        assert_eq!(fs.read(&dir.join("snap-1.bin.corrupt")).unwrap(), b"first");
+        assert_eq!(
+            fs.read(&dir.join("snap-1.bin.corrupt.2")).unwrap(),
+            b"second"
+        );
     }
 }

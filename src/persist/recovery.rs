@@ -360,9 +360,11 @@ fn bad_last_entry(
     let name = path
         .file_name()
         .map_or_else(|| "wal".into(), |n| n.to_string_lossy().into_owned());
-    let copy = format!("{name}.{offset}.corrupt");
-    fsutil::write_atomic(b, dir, &copy, |f| f.write_all(&bytes))?;
-    let copy = dir.join(copy);
+    let copy = fsutil::unused_name(b, &dir.join(format!("{name}.{offset}")), ".corrupt")?;
+    let copy_name = copy
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    fsutil::write_atomic(b, dir, &copy_name, |f| f.write_all(&bytes))?;
     log::error!(
         "{}: the last log entry, at offset {offset}, fails its checksum with all its bytes \
          there ({damage}); it is dropped and kept as {}",
