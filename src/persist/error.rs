@@ -27,6 +27,9 @@ pub enum Error {
     Encode(CodecError),
     /// The journal's gate is closed (a replica, or a fenced primary); the text is the answer.
     Refused(&'static str),
+    /// `--repair` loaded the intact entries of damaged log segments but could not save them in
+    /// snapshots (this many failed); the segments stay in place for the next try.
+    RepairUnsaved { failed: usize },
 }
 
 /// How a file is damaged.
@@ -138,6 +141,10 @@ impl fmt::Display for Error {
             ),
             Error::Encode(e) => write!(f, "cannot encode: {e}"),
             Error::Refused(text) => f.write_str(text),
+            Error::RepairUnsaved { failed } => write!(
+                f,
+                "the repair could not save what it loaded from damaged log segments ({failed}                  snapshots failed; see the errors above); those segments are left in place.                  Fix the disk, then start with --repair again"
+            ),
         }
     }
 }

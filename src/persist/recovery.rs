@@ -138,6 +138,8 @@ pub fn open(
     let segments = wal_read::list_segments(b, dir)?;
     let last_seq = segments.last().map_or(0, |s| s.0);
     let mut handles = Handles::default();
+    // Damaged segments `repair` loaded what it could from: moved aside once that is saved.
+    let mut deferred: Vec<(PathBuf, Damage)> = Vec::new();
     for (i, (_, path)) in segments.iter().enumerate() {
         // Under repair, an entry whose length is intact but whose bytes fail their checksum is
         // passed over: the entries after it are found and replayed.
@@ -180,9 +182,9 @@ pub fn open(
                 SegmentEnd::Corrupt(damage) => damage,
                 _ => Damage::EntryChecksum { offset: first },
             };
-            // The segment is damaged: moved aside whole, its intact entries in the store (the
-            // checkpoint after repair saves them).
-            damaged(b, path, damage, repair, &mut report)?;
+            // The segment is damaged: its intact entries are in the store; it is moved aside
+            // whole once the checkpoint after repair has saved them.
+            deferred.push(segment_damaged(path, damage, repair)?);
             continue;
         }
         match walked.end {
@@ -199,7 +201,7 @@ pub fn open(
                     } else {
                         Damage::TornBeforeLast { offset }
                     };
-                    damaged(b, path, damage, repair, &mut report)?;
+                    deferred.push(segment_damaged(path, damage, repair)?);
                     continue;
                 }
                 if whole {
@@ -225,12 +227,12 @@ pub fn open(
                     break;
                 }
             }
-            SegmentEnd::Corrupt(damage) => damaged(b, path, damage, repair, &mut report)?,
+            SegmentEnd::Corrupt(damage) => deferred.push(segment_damaged(path, damage, repair)?),
         }
     }
 
     let wal = Wal::create(fs.clone(), dir, last_seq + 1, policy)?;
-    let journal = Journal::new(fs, dir, wal, files, lock);
+    let journal = Journal::new(fs.clone(), dir, wal, files, lock);
     report.collections = store.names().len();
     report.records = store
         .all()
@@ -239,14 +241,22 @@ pub fn open(
         .sum();
     report.keys = keys.len();
     report.elapsed = started.elapsed();
-    if !report.repaired_files.is_empty() {
+    if !report.repaired_files.is_empty() || !deferred.is_empty() {
         // Make the repaired state the durable one at once, keeping every log segment: a
         // backup set up after this may not have uploaded them yet (the next checkpoint
         // removes what nothing needs).
         journal.keep_segments_from(0);
         let saved = journal.checkpoint(&store);
         journal.keep_segments_from(u64::MAX);
-        saved?;
+        let failed = saved?.failed;
+        if failed > 0 {
+            // The damaged segments' intact entries are only in memory: moved aside now, they
+            // would be in no file at the next start.
+            return Err(Error::RepairUnsaved { failed });
+        }
+        for (path, damage) in deferred {
+            damaged(b, &path, damage, true, &mut report)?;
+        }
     }
     Ok(Recovered {
         store,
@@ -324,6 +334,18 @@ fn damaged(
     );
     report.repaired_files.push(moved);
     Ok(())
+}
+
+/// A damaged log segment: start-up stops unless `repair`, which has loaded its intact entries
+/// and moves it aside once they are saved (returned for that).
+fn segment_damaged(path: &Path, damage: Damage, repair: bool) -> Result<(PathBuf, Damage), Error> {
+    if !repair {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            damage,
+        });
+    }
+    Ok((path.to_owned(), damage))
 }
 
 /// The log's last entry has all its bytes but fails its checksum. It is not an entry cut short

@@ -242,6 +242,43 @@ fn repair_skips_an_entry_whose_bytes_fail_their_checksum_and_replays_the_rest() 
     }
 }
 
+/// The intact entries `--repair` loads from a damaged segment are only in memory until its
+/// checkpoint saves them: a checkpoint that fails (a full disk) stops start-up and leaves the
+/// segment in place, so that the next `--repair` loads them again; moved aside first, they would
+/// have been in no file.
+#[test]
+fn a_repair_whose_snapshot_fails_keeps_the_damaged_segment_for_the_next_try() {
+    let (fs, dir) = disk();
+    let (at, mut bytes) = one_segment(&fs, &dir, 6);
+    bytes[at[2] + HEADER + TIME + 2] ^= 0x55;
+    damage_durably(&fs, &dir.join(segment_name(1)), &bytes);
+    let faulty = Arc::new(Faulty::new(fs.clone()));
+    faulty.arm(
+        Fault::on(&[Op::Write])
+            .named("snap-")
+            .errno(libc::ENOSPC)
+            .sticky(),
+    );
+    match open(faulty.clone(), &dir, FsyncPolicy::Always, true) {
+        Err(Error::RepairUnsaved { failed: 1 }) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("started with the repaired entries saved nowhere"),
+    }
+    assert_eq!(
+        fs.read(&dir.join(segment_name(1))).unwrap(),
+        bytes,
+        "the damaged segment stays for the next try"
+    );
+    power_cut(&fs, 3);
+    faulty.disarm();
+    let rec = open(faulty, &dir, FsyncPolicy::Always, true).unwrap();
+    assert_eq!(stamps(&rec), [1, 2, 4, 5, 6]);
+    drop(rec);
+    power_cut(&fs, 4);
+    let rec = open(fs.clone(), &dir, FsyncPolicy::Always, false).unwrap();
+    assert_eq!(stamps(&rec), [1, 2, 4, 5, 6], "after a power cut");
+}
+
 /// A damaged length leaves no way to find the next entry: `--repair` replays the entries
 /// before it and reports how many bytes after the damage it dropped.
 #[test]
