@@ -17,6 +17,7 @@ pub mod packing;
 pub mod reload;
 pub mod replicated;
 pub mod restore;
+pub mod staging;
 pub mod uploader;
 
 use crate::objstore::{self, Location, ObjectStore};

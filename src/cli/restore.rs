@@ -2,10 +2,10 @@
 //! backup, then loads it the way the server would (so a folder it reports as restored starts).
 
 use crate::backup::restore::{self, RestoreError};
+use crate::backup::staging::{self, Staging};
 use crate::objstore::{self, Location};
 use crate::persist::{self, FsyncPolicy};
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -80,158 +80,12 @@ fn is_empty_or_absent(dir: &Path) -> Result<bool, Error> {
     }
 }
 
-/// The folder a path is in (`.` for a bare relative name).
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// fsyncs a folder, so the names created, renamed or removed in it are durable.
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::Local(dir.to_owned(), e))
-}
-
-/// The staging folder of a target named `name` in `parent`: `parent/.NAME.restore-PID`.
-fn beside(parent: &Path, name: &std::ffi::OsStr) -> PathBuf {
-    let mut staged = std::ffi::OsString::from(".");
-    staged.push(name);
-    staged.push(format!(".restore-{}", std::process::id()));
-    parent.join(staged)
-}
-
-/// Where a restore is written before it is complete, and how it then takes the target's place.
-/// The target's name only ever shows a whole, loadable restore: a failed one leaves the target
-/// as it was (absent or empty) and removes what it wrote.
-struct Staging {
-    /// The folder being written.
-    dir: PathBuf,
-    /// The data folder it becomes.
-    target: PathBuf,
-    /// `dir` is beside the target (same parent, so one rename moves it into place); otherwise
-    /// it is inside the target, which cannot be renamed over (a mount point, `/`) or should not
-    /// be (the working directory), and its entries are moved up one by one.
-    beside: bool,
-    committed: bool,
-}
-
-impl Staging {
-    /// A new, empty staging folder for `target` (checked empty or absent).
-    fn create(target: &Path) -> Result<Staging, Error> {
-        let exists = match std::fs::symlink_metadata(target) {
-            Ok(_) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::Local(target.to_owned(), e)),
-        };
-        let staging = if exists {
-            // An empty folder: renamed over when it is an ordinary folder (its permissions
-            // carried over); filled from inside when it is a mount point, `/` or the working
-            // directory. A symbolic link is followed: the folder it names is restored into.
-            let real =
-                std::fs::canonicalize(target).map_err(|e| Error::Local(target.to_owned(), e))?;
-            let meta = std::fs::metadata(&real).map_err(|e| Error::Local(real.clone(), e))?;
-            // The working directory stays the folder the caller is in (not replaced by another).
-            let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
-            let beside = match (real.parent(), real.file_name()) {
-                (Some(parent), Some(name)) if cwd.as_deref() != Some(real.as_path()) => {
-                    let parent_meta = std::fs::metadata(parent)
-                        .map_err(|e| Error::Local(parent.to_owned(), e))?;
-                    (parent_meta.dev() == meta.dev()).then(|| beside(parent, name))
-                }
-                _ => None,
-            };
-            match beside {
-                Some(dir) => {
-                    let s = Staging {
-                        dir,
-                        target: real,
-                        beside: true,
-                        committed: false,
-                    };
-                    s.make()?;
-                    std::fs::set_permissions(&s.dir, meta.permissions())
-                        .map_err(|e| Error::Local(s.dir.clone(), e))?;
-                    s
-                }
-                None => {
-                    let s = Staging {
-                        dir: real.join(format!(".restore-{}", std::process::id())),
-                        target: real,
-                        beside: false,
-                        committed: false,
-                    };
-                    s.make()?;
-                    s
-                }
-            }
-        } else {
-            let parent = parent_of(target);
-            persist::create_dir_durable(&crate::storage::RealFs, parent).map_err(Error::Folder)?;
-            let Some(name) = target.file_name() else {
-                return Err(Error::Usage(format!(
-                    "{} does not name a folder to create",
-                    target.display()
-                )));
-            };
-            let s = Staging {
-                dir: beside(parent, name),
-                target: target.to_owned(),
-                beside: true,
-                committed: false,
-            };
-            s.make()?;
-            s
-        };
-        Ok(staging)
-    }
-
-    fn make(&self) -> Result<(), Error> {
-        std::fs::create_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))
-    }
-
-    /// Moves the complete restore into place (its files and folder already synced): one
-    /// rename, then the parent's fsync; or, inside a mount point, a rename per entry, then the
-    /// target's fsync.
-    fn commit(mut self) -> Result<(), Error> {
-        sync_dir(&self.dir)?;
-        if self.beside {
-            // Over an empty folder (a directory can only replace an empty one): a folder that
-            // something wrote into since the check is not replaced (`ENOTEMPTY`).
-            std::fs::rename(&self.dir, &self.target)
-                .map_err(|e| Error::Local(self.target.clone(), e))?;
-            self.committed = true;
-            sync_dir(parent_of(&self.target))?;
-        } else {
-            let entries =
-                std::fs::read_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| Error::Local(self.dir.clone(), e))?;
-                let to = self.target.join(entry.file_name());
-                std::fs::rename(entry.path(), &to).map_err(|e| Error::Local(to, e))?;
-            }
-            std::fs::remove_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))?;
-            self.committed = true;
-            sync_dir(&self.target)?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Staging {
-    /// A restore that did not complete leaves nothing behind.
-    fn drop(&mut self) {
-        if !self.committed {
-            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!(
-                        "fluxiondb restore: cannot remove the unfinished restore {}: {e}",
-                        self.dir.display()
-                    );
-                }
-            }
+impl From<staging::Error> for Error {
+    fn from(e: staging::Error) -> Self {
+        match e {
+            staging::Error::Local(path, e) => Error::Local(path, e),
+            staging::Error::Folder(e) => Error::Folder(e),
+            e @ staging::Error::NotAFolder(_) => Error::Usage(e.to_string()),
         }
     }
 }
@@ -248,14 +102,14 @@ pub fn restore(args: &Args) -> Result<String, Error> {
         return Err(Error::NotEmpty(args.data.clone()));
     }
     let objects = objstore::open(&location).map_err(Error::Store)?;
-    let staging = Staging::create(&args.data)?;
+    let staging = Staging::create(&args.data, "restore", "fluxiondb restore")?;
     let started = std::time::Instant::now();
-    let restored = restore::materialize(&*objects, &location.to_string(), &staging.dir, at)
+    let restored = restore::materialize(&*objects, &location.to_string(), staging.dir(), at)
         .map_err(Error::Restore)?;
     let downloaded = started.elapsed();
     let loaded = persist::open(
         crate::storage::real(),
-        &staging.dir,
+        staging.dir(),
         FsyncPolicy::Always,
         false,
     )

@@ -1,0 +1,217 @@
+//! A data folder built from the bucket is written under a staging name and moved into place
+//! only once whole, so its final name only ever shows a complete folder: `fluxiondb restore`
+//! and a replica's first start both build theirs this way.
+//!
+//! The staging folder is `PARENT/.NAME.TAG-PID`, beside the target, and one rename moves it
+//! over the target (absent, or an empty folder, whose permissions it takes). When the target
+//! cannot be renamed over (a mount point, `/`) or should not be (the working directory), it is
+//! `TARGET/.TAG-PID` inside it instead, and its entries are moved up one by one.
+
+use crate::persist;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub enum Error {
+    Local(PathBuf, io::Error),
+    /// The folder the target is created in could not be made (or made durable).
+    Folder(persist::Error),
+    /// The target's path names no folder to create (`..`, say).
+    NotAFolder(PathBuf),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Local(path, e) => write!(f, "{}: {e}", path.display()),
+            Error::Folder(e) => write!(f, "{e}"),
+            Error::NotAFolder(path) => {
+                write!(f, "{} does not name a folder to create", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The folder a path is in (`.` for a bare relative name).
+pub fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// fsyncs a folder, so the names created, renamed or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::Local(dir.to_owned(), e))
+}
+
+/// The staging folder's name without its process id: `.NAME.TAG-` beside the target.
+fn beside_prefix(name: &OsStr, tag: &str) -> OsString {
+    let mut staged = OsString::from(".");
+    staged.push(name);
+    staged.push(format!(".{tag}-"));
+    staged
+}
+
+/// The staging folder of a target named `name` in `parent`: `parent/.NAME.TAG-PID`.
+fn beside(parent: &Path, name: &OsStr, tag: &str) -> PathBuf {
+    let mut staged = beside_prefix(name, tag);
+    staged.push(std::process::id().to_string());
+    parent.join(staged)
+}
+
+/// Where a folder is written before it is complete, and how it then takes the target's place.
+/// One that is dropped before [`Staging::commit`] removes what it wrote.
+pub struct Staging {
+    /// The folder being written.
+    dir: PathBuf,
+    /// The data folder it becomes.
+    target: PathBuf,
+    /// `dir` is beside the target (same parent, so one rename moves it into place); otherwise
+    /// it is inside the target and its entries are moved up one by one.
+    beside: bool,
+    committed: bool,
+    /// What it is (`restore`, `replica`), for its name and the warning when it cannot be
+    /// removed.
+    tag: &'static str,
+    /// Who writes it (`fluxiondb restore`), for that warning when no logger is set up.
+    who: &'static str,
+}
+
+impl Staging {
+    /// A new, empty staging folder `.NAME.TAG-PID` for `target` (which the caller checked is
+    /// empty or absent).
+    pub fn create(target: &Path, tag: &'static str, who: &'static str) -> Result<Staging, Error> {
+        let exists = match std::fs::symlink_metadata(target) {
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::Local(target.to_owned(), e)),
+        };
+        let staging = if exists {
+            // An existing folder: renamed over when it is an ordinary folder (its permissions
+            // carried over); filled from inside when it is a mount point, `/` or the working
+            // directory. A symbolic link is followed: the folder it names is the target.
+            let real =
+                std::fs::canonicalize(target).map_err(|e| Error::Local(target.to_owned(), e))?;
+            let meta = std::fs::metadata(&real).map_err(|e| Error::Local(real.clone(), e))?;
+            // The working directory stays the folder the caller is in (not replaced by another).
+            let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+            let beside_dir = match (real.parent(), real.file_name()) {
+                (Some(parent), Some(name)) if cwd.as_deref() != Some(real.as_path()) => {
+                    let parent_meta = std::fs::metadata(parent)
+                        .map_err(|e| Error::Local(parent.to_owned(), e))?;
+                    (parent_meta.dev() == meta.dev()).then(|| beside(parent, name, tag))
+                }
+                _ => None,
+            };
+            match beside_dir {
+                Some(dir) => {
+                    let s = Staging {
+                        dir,
+                        target: real,
+                        beside: true,
+                        committed: false,
+                        tag,
+                        who,
+                    };
+                    s.make()?;
+                    std::fs::set_permissions(&s.dir, meta.permissions())
+                        .map_err(|e| Error::Local(s.dir.clone(), e))?;
+                    s
+                }
+                None => {
+                    let s = Staging {
+                        dir: real.join(format!(".{tag}-{}", std::process::id())),
+                        target: real,
+                        beside: false,
+                        committed: false,
+                        tag,
+                        who,
+                    };
+                    s.make()?;
+                    s
+                }
+            }
+        } else {
+            let parent = parent_of(target);
+            persist::create_dir_durable(&crate::storage::RealFs, parent).map_err(Error::Folder)?;
+            let Some(name) = target.file_name() else {
+                return Err(Error::NotAFolder(target.to_owned()));
+            };
+            let s = Staging {
+                dir: beside(parent, name, tag),
+                target: target.to_owned(),
+                beside: true,
+                committed: false,
+                tag,
+                who,
+            };
+            s.make()?;
+            s
+        };
+        Ok(staging)
+    }
+
+    fn make(&self) -> Result<(), Error> {
+        std::fs::create_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))
+    }
+
+    /// The folder to write into.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Moves the complete folder into place (its files already synced): one rename, then the
+    /// parent's fsync; or, inside a mount point, a rename per entry, then the target's fsync.
+    pub fn commit(mut self) -> Result<(), Error> {
+        sync_dir(&self.dir)?;
+        if self.beside {
+            // Over an empty folder (a directory can only replace an empty one): a folder that
+            // something wrote into since the check is not replaced (`ENOTEMPTY`).
+            std::fs::rename(&self.dir, &self.target)
+                .map_err(|e| Error::Local(self.target.clone(), e))?;
+            self.committed = true;
+            sync_dir(parent_of(&self.target))?;
+        } else {
+            let entries =
+                std::fs::read_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::Local(self.dir.clone(), e))?;
+                let to = self.target.join(entry.file_name());
+                std::fs::rename(entry.path(), &to).map_err(|e| Error::Local(to, e))?;
+            }
+            std::fs::remove_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))?;
+            self.committed = true;
+            sync_dir(&self.target)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    /// A folder that did not complete leaves nothing behind.
+    fn drop(&mut self) {
+        if !self.committed {
+            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    let (dir, tag) = (self.dir.display(), self.tag);
+                    if log::log_enabled!(log::Level::Warn) {
+                        log::warn!("cannot remove the unfinished {tag} {dir}: {e}");
+                    } else {
+                        eprintln!(
+                            "{}: cannot remove the unfinished {tag} {dir}: {e}",
+                            self.who
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
