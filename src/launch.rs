@@ -7,7 +7,7 @@ use crate::backup::{self, follower::Promotion};
 use crate::config::Config;
 use crate::persist;
 use crate::server::{self, Boot, Recovering, Server, StartError};
-use crate::storage::Backend;
+use crate::storage::{Backend, Lock};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -134,12 +134,17 @@ pub fn start(mut config: Config, backend: Arc<dyn Backend>) -> Result<Running, L
                     None
                 }
             };
-            let objects = config
+            // A replica takes the folder's lock before it sets the folder up, and recovery
+            // goes on holding it.
+            let prepared = config
                 .replica
                 .as_ref()
-                .map(|r| backup::prepare_replica(r, dir).map_err(LaunchError::Backup))
+                .map(|r| backup::prepare_replica(r, dir, &*backend).map_err(LaunchError::Backup))
                 .transpose();
-            let opened = objects.and_then(|o| open_data(&config, dir, backend).map(|b| (o, b)));
+            let opened = prepared.and_then(|p| {
+                let (objects, lock) = p.map(|p| (p.objects, p.lock)).unzip();
+                open_data(&config, dir, backend, lock).map(|b| (objects, b))
+            });
             if let Some(early) = early {
                 early.stop();
             }
@@ -195,10 +200,20 @@ fn apply_memory_limit(config: &Config, boot: &Boot) {
     }
 }
 
-/// Recovers the data folder, then imports a seed folder into it if asked.
-fn open_data(config: &Config, dir: &Path, backend: Arc<dyn Backend>) -> Result<Boot, LaunchError> {
-    let mut r =
-        persist::open(backend, dir, config.fsync, config.repair).map_err(LaunchError::Data)?;
+/// Recovers the data folder (taking its lock, unless `lock` is it), then imports a seed folder
+/// into it if asked.
+fn open_data(
+    config: &Config,
+    dir: &Path,
+    backend: Arc<dyn Backend>,
+    lock: Option<Box<dyn Lock>>,
+) -> Result<Boot, LaunchError> {
+    let (policy, repair) = (config.fsync, config.repair);
+    let mut r = match lock {
+        Some(lock) => persist::open_locked(backend, dir, lock, policy, repair),
+        None => persist::open(backend, dir, policy, repair),
+    }
+    .map_err(LaunchError::Data)?;
     let rep = &r.report;
     crate::metrics::recovered(rep.elapsed);
     let secs = rep.elapsed.as_secs_f64().max(1e-9);

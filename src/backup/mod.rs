@@ -21,8 +21,9 @@ pub mod staging;
 pub mod uploader;
 
 use crate::objstore::{self, Location, ObjectStore};
-use crate::persist::{Gate, Journal};
+use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
+use crate::storage::{Backend, Lock};
 use follower::{Follower, Promotion};
 use std::collections::HashSet;
 use std::fmt;
@@ -60,6 +61,8 @@ pub enum SetupError {
     },
     /// `--replica-of` with a `--data` folder that holds another server's data.
     NotAReplicaFolder(PathBuf),
+    /// The data folder could not be created or locked (another process holds it).
+    Data(persist::Error),
 }
 
 impl fmt::Display for SetupError {
@@ -73,6 +76,7 @@ impl fmt::Display for SetupError {
                 "{} holds data that is not a replica's copy: give --replica-of an empty or new folder",
                 dir.display()
             ),
+            SetupError::Data(e) => write!(f, "{e}"),
         }
     }
 }
@@ -123,39 +127,46 @@ pub fn primary_worker(
     Ok(move |handle: Handle| uploader.run(&handle))
 }
 
-/// Fills an empty replica folder from the newest restore point (a folder that already is a
-/// replica's copy is kept: the replica restarts from it). Returns the store to follow.
+/// The data folder's lock file (see `persist`): the one name a folder may hold and still be set
+/// up as a replica.
+const LOCK_FILE: &str = "LOCK";
+
+/// A replica's data folder, ready to recover.
+pub struct PreparedReplica {
+    /// The store to follow.
+    pub objects: Arc<dyn ObjectStore>,
+    /// The data folder's lock, for the recovery (`persist::open_locked`) to go on holding.
+    pub lock: Box<dyn Lock>,
+}
+
+/// Takes the replica folder's lock (creating the folder), then fills it from the newest restore
+/// point if it is empty (a folder that already is a replica's copy is kept: the replica
+/// restarts from it). No other process uses the folder during the setup.
 pub fn prepare_replica(
     opts: &ReplicaOptions,
     dir: &Path,
-) -> Result<Arc<dyn ObjectStore>, SetupError> {
+    fs: &dyn Backend,
+) -> Result<PreparedReplica, SetupError> {
+    let lock = persist::lock_folder(fs, dir).map_err(SetupError::Data)?;
     let objects = objstore::open(&opts.location).map_err(SetupError::Store)?;
-    std::fs::create_dir_all(dir).map_err(|source| SetupError::Local {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let known =
-        local::read_state::<local::ReplicaState>(dir, local::REPLICA_STATE).map_err(|source| {
-            SetupError::Local {
-                path: dir.join(local::REPLICA_STATE),
-                source,
-            }
-        })?;
+    let local_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SetupError::Local { path, source }
+    };
+    let known = local::read_state::<local::ReplicaState>(dir, local::REPLICA_STATE)
+        .map_err(local_error(&dir.join(local::REPLICA_STATE)))?;
     if known.is_some() {
         log::info!(
             "replica: restarting from the local copy in {}",
             dir.display()
         );
-        return Ok(objects);
+        return Ok(PreparedReplica { objects, lock });
     }
-    let empty = std::fs::read_dir(dir)
-        .map_err(|source| SetupError::Local {
-            path: dir.to_owned(),
-            source,
-        })?
-        .next()
-        .is_none();
-    if !empty {
+    let mut entries = std::fs::read_dir(dir).map_err(local_error(dir))?;
+    let others = entries.try_fold(false, |others, entry| {
+        entry.map(|e| others || e.file_name() != LOCK_FILE)
+    });
+    if others.map_err(local_error(dir))? {
         return Err(SetupError::NotAReplicaFolder(dir.to_owned()));
     }
     let location = opts.location.to_string();
@@ -168,16 +179,13 @@ pub fn prepare_replica(
             next_segment: restored.next_segment,
         },
     )
-    .map_err(|source| SetupError::Local {
-        path: dir.join(local::REPLICA_STATE),
-        source,
-    })?;
+    .map_err(local_error(&dir.join(local::REPLICA_STATE)))?;
     log::info!(
         "replica: loaded the restore point of segment {} and {} segments from {location}",
         restored.point.first_segment,
         restored.segments
     );
-    Ok(objects)
+    Ok(PreparedReplica { objects, lock })
 }
 
 /// The follower's thread body; the journal is closed to client writes.

@@ -36,7 +36,7 @@ pub use codec::WalOp;
 pub use error::Error;
 pub use fsutil::create_dir_durable;
 pub use journal::{Gate, Journal, KEYS_FILE};
-pub use recovery::open;
+pub use recovery::{lock_folder, open, open_locked};
 pub use seed::{import as import_seed, ImportError};
 pub use wal::{now_ms, segment_name, segment_seq, Framed, FsyncPolicy, Lsn};
 pub use wal_read::{prefix_until, read_segment_bytes};

@@ -24,7 +24,7 @@ use super::replay;
 use super::wal::{FsyncPolicy, Wal};
 use super::wal_read::{self, BadEntry, SegmentEnd};
 use crate::auth::Scope;
-use crate::storage::{Backend, Io, Op, OpenMode};
+use crate::storage::{Backend, Io, Lock, Op, OpenMode};
 use crate::store::{Handles, Store};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -81,10 +81,27 @@ pub fn open(
     policy: FsyncPolicy,
     repair: bool,
 ) -> Result<Recovered, Error> {
+    let lock = lock_folder(&*fs, dir)?;
+    open_locked(fs, dir, lock, policy, repair)
+}
+
+/// Creates the data folder if needed, makes its name durable, and takes its lock (`LOCK` in
+/// it): [`Error::Locked`] while another process holds it.
+pub fn lock_folder(fs: &dyn Backend, dir: &Path) -> Result<Box<dyn Lock>, Error> {
+    fsutil::create_dir_durable(fs, dir)?;
+    fsutil::lock(fs, dir)
+}
+
+/// [`open`] of a folder whose lock the caller took ([`lock_folder`]); the journal holds it.
+pub fn open_locked(
+    fs: Arc<dyn Backend>,
+    dir: &Path,
+    lock: Box<dyn Lock>,
+    policy: FsyncPolicy,
+    repair: bool,
+) -> Result<Recovered, Error> {
     let started = Instant::now();
     let b = &*fs;
-    fsutil::create_dir_durable(b, dir)?;
-    let lock = fsutil::lock(b, dir)?;
     let mut report = RecoveryReport::default();
     let mut progress = Progress {
         started,

@@ -479,7 +479,7 @@ fn a_damaged_object_stops_the_restore_with_its_name() {
 
 /// A bucket whose newest restore point (made at a clean stop) holds the snapshots of three
 /// collections, `a`, `b` and `c`; returns the point's `files` (name and key of each).
-fn three_collections_backed_up(bucket: &Bucket) -> Vec<Value> {
+pub fn three_collections_backed_up(bucket: &Bucket) -> Vec<Value> {
     let mut server = primary_without_checkpoints(bucket);
     let mut c = server.master();
     for col in ["a", "b", "c"] {
@@ -500,7 +500,7 @@ fn three_collections_backed_up(bucket: &Bucket) -> Vec<Value> {
 }
 
 /// The names in a folder, sorted.
-fn names_in(dir: &Path) -> Vec<String> {
+pub fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -722,7 +722,7 @@ fn insert_wordy(c: &mut Client, from: i64, n: i64) {
 
 /// A primary that checkpoints only at its stop (the only restore point before that is the
 /// bucket's first, empty one).
-fn primary_without_checkpoints(bucket: &Bucket) -> Server {
+pub fn primary_without_checkpoints(bucket: &Bucket) -> Server {
     let loc = bucket.location();
     Server::with_data_dir_args(&["--backup", &loc, "--backup-interval", "100ms", "-f", "3600"])
 }

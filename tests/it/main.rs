@@ -12,6 +12,7 @@ mod backup_replica;
 mod backup_replica_live;
 mod backup_replica_reload;
 mod backup_replica_s3;
+mod backup_replica_setup;
 mod backup_replica_tls;
 mod backup_s3;
 mod cli;
