@@ -25,8 +25,10 @@ use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
 use crate::storage::{Backend, Lock};
 use follower::{Follower, Promotion};
+use staging::Staging;
 use std::collections::HashSet;
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -63,6 +65,8 @@ pub enum SetupError {
     NotAReplicaFolder(PathBuf),
     /// The data folder could not be created or locked (another process holds it).
     Data(persist::Error),
+    /// The first setup's staging folder could not be made or moved into place.
+    Staging(staging::Error),
 }
 
 impl fmt::Display for SetupError {
@@ -77,6 +81,7 @@ impl fmt::Display for SetupError {
                 dir.display()
             ),
             SetupError::Data(e) => write!(f, "{e}"),
+            SetupError::Staging(e) => write!(f, "setting up the replica: {e}"),
         }
     }
 }
@@ -127,6 +132,10 @@ pub fn primary_worker(
     Ok(move |handle: Handle| uploader.run(&handle))
 }
 
+/// The staging folder's tag: a replica's first setup is written in `.NAME.replica-PID` beside
+/// its data folder (or `.replica-PID` inside it, see [`staging`]).
+const STAGING_TAG: &str = "replica";
+
 /// The data folder's lock file (see `persist`): the one name a folder may hold and still be set
 /// up as a replica.
 const LOCK_FILE: &str = "LOCK";
@@ -139,29 +148,118 @@ pub struct PreparedReplica {
     pub lock: Box<dyn Lock>,
 }
 
-/// Takes the replica folder's lock (creating the folder), then fills it from the newest restore
-/// point if it is empty (a folder that already is a replica's copy is kept: the replica
-/// restarts from it). No other process uses the folder during the setup.
+/// Takes the replica folder's lock (creating the folder) and, when it is not a replica's copy
+/// yet, fills it from the newest restore point.
+///
+/// The lock is taken first, so that no other process uses the folder during the setup. The
+/// first setup is written in a staging folder, `replica.json` last, and moved into place only
+/// once whole; a failed one leaves the folder as it was (empty, or absent), so the next start
+/// simply tries again. Staging folders a killed setup left are removed.
 pub fn prepare_replica(
     opts: &ReplicaOptions,
     dir: &Path,
     fs: &dyn Backend,
 ) -> Result<PreparedReplica, SetupError> {
+    let existed = std::fs::symlink_metadata(dir).is_ok();
+    let lock_file = dir.join(LOCK_FILE);
+    let lock_existed = std::fs::symlink_metadata(&lock_file).is_ok();
     let lock = persist::lock_folder(fs, dir).map_err(SetupError::Data)?;
-    let objects = objstore::open(&opts.location).map_err(SetupError::Store)?;
-    let local_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| SetupError::Local { path, source }
-    };
-    let known = local::read_state::<local::ReplicaState>(dir, local::REPLICA_STATE)
-        .map_err(local_error(&dir.join(local::REPLICA_STATE)))?;
+    let lock_id = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let ours = lock_id(&lock_file).filter(|_| !lock_existed);
+    let known =
+        local::read_state::<local::ReplicaState>(dir, local::REPLICA_STATE).map_err(|source| {
+            SetupError::Local {
+                path: dir.join(local::REPLICA_STATE),
+                source,
+            }
+        })?;
     if known.is_some() {
+        // A setup killed while moving its last entries up leaves its (empty) staging folder.
+        match staging::leftovers(dir, STAGING_TAG) {
+            Ok(left) => remove_leftovers(left.beside.iter().chain(&left.inside)),
+            Err(e) => log::warn!("replica: looking for unfinished setups failed: {e}"),
+        }
+        let objects = objstore::open(&opts.location).map_err(SetupError::Store)?;
         log::info!(
             "replica: restarting from the local copy in {}",
             dir.display()
         );
         return Ok(PreparedReplica { objects, lock });
     }
+    let mut lock = lock;
+    match first_setup(opts, dir, fs, &mut lock) {
+        Ok(objects) => Ok(PreparedReplica { objects, lock }),
+        Err(e) => {
+            // As it was: without the lock file this start created in it, and absent if it was.
+            // Only our own: a setup that failed after emptying the folder for its rename may
+            // find another process's lock file there since.
+            if ours.is_some() && lock_id(&lock_file) == ours {
+                if let Err(e) = std::fs::remove_file(&lock_file) {
+                    log::warn!("replica: removing {}: {e}", lock_file.display());
+                }
+            }
+            if !existed {
+                // Only if empty: it could be in place, whole, if only the last fsync failed.
+                let _ = std::fs::remove_dir(dir);
+            }
+            drop(lock);
+            Err(e)
+        }
+    }
+}
+
+/// Removes staging folders of killed setups (the caller holds the data folder's lock).
+fn remove_leftovers<'a>(paths: impl Iterator<Item = &'a PathBuf>) {
+    for path in paths {
+        log::warn!(
+            "replica: removing {}, left by a setup that did not finish",
+            path.display()
+        );
+        if let Err(e) = std::fs::remove_dir_all(path) {
+            log::warn!("replica: removing {}: {e}", path.display());
+        }
+    }
+}
+
+/// A replica's first setup into `dir` (locked by `lock`, not a replica's copy): the newest
+/// restore point and the segments after it, built in a staging folder and moved into place.
+/// When that folder was beside `dir`, `lock` becomes the lock taken on it, which is the
+/// folder's lock once in place.
+fn first_setup(
+    opts: &ReplicaOptions,
+    dir: &Path,
+    fs: &dyn Backend,
+    lock: &mut Box<dyn Lock>,
+) -> Result<Arc<dyn ObjectStore>, SetupError> {
+    let objects = objstore::open(&opts.location).map_err(SetupError::Store)?;
+    let local_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SetupError::Local { path, source }
+    };
+    let left = staging::leftovers(dir, STAGING_TAG).map_err(SetupError::Staging)?;
+    if !left.inside.is_empty() {
+        // A setup inside the folder (a mount point) killed while moving its entries up: what it
+        // moved is in the folder, beside the lock file; none of it is a replica's copy yet.
+        log::warn!(
+            "replica: removing what a setup that did not finish left in {}",
+            dir.display()
+        );
+        for entry in std::fs::read_dir(dir).map_err(local_error(dir))? {
+            let entry = entry.map_err(local_error(dir))?;
+            if entry.file_name() == LOCK_FILE {
+                continue;
+            }
+            let path = entry.path();
+            let is_dir = entry.file_type().map_err(local_error(&path))?.is_dir();
+            let removed = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(local_error(&path))?;
+        }
+    }
+    remove_leftovers(left.beside.iter());
     let mut entries = std::fs::read_dir(dir).map_err(local_error(dir))?;
     let others = entries.try_fold(false, |others, entry| {
         entry.map(|e| others || e.file_name() != LOCK_FILE)
@@ -169,23 +267,40 @@ pub fn prepare_replica(
     if others.map_err(local_error(dir))? {
         return Err(SetupError::NotAReplicaFolder(dir.to_owned()));
     }
+
+    let staged = Staging::create(dir, STAGING_TAG, "fluxiondb").map_err(SetupError::Staging)?;
+    // Beside the folder, the staged one gets a lock file of its own, held from now on: renamed
+    // over the folder, it is the folder's lock file, still held (the folder's own, emptied out
+    // of the way just before, is held until then too).
+    let staged_lock = if staged.is_beside() {
+        Some(persist::lock_folder(fs, staged.dir()).map_err(SetupError::Data)?)
+    } else {
+        None
+    };
     let location = opts.location.to_string();
-    let restored =
-        restore::materialize(&*objects, &location, dir, None).map_err(SetupError::Restore)?;
+    let restored = restore::materialize(&*objects, &location, staged.dir(), None)
+        .map_err(SetupError::Restore)?;
+    // Last: a folder holding it is a whole copy.
     local::write_state(
-        dir,
+        staged.dir(),
         local::REPLICA_STATE,
         &local::ReplicaState {
             next_segment: restored.next_segment,
         },
     )
-    .map_err(local_error(&dir.join(local::REPLICA_STATE)))?;
+    .map_err(local_error(&staged.dir().join(local::REPLICA_STATE)))?;
+    staged
+        .commit_replacing(&[LOCK_FILE], Some(local::REPLICA_STATE))
+        .map_err(SetupError::Staging)?;
     log::info!(
         "replica: loaded the restore point of segment {} and {} segments from {location}",
         restored.point.first_segment,
         restored.segments
     );
-    Ok(PreparedReplica { objects, lock })
+    if let Some(staged_lock) = staged_lock {
+        *lock = staged_lock;
+    }
+    Ok(objects)
 }
 
 /// The follower's thread body; the journal is closed to client writes.

@@ -87,7 +87,7 @@ pub struct Staging {
 
 impl Staging {
     /// A new, empty staging folder `.NAME.TAG-PID` for `target` (which the caller checked is
-    /// empty or absent).
+    /// empty or absent, or holds only what [`Staging::commit_replacing`] will replace).
     pub fn create(target: &Path, tag: &'static str, who: &'static str) -> Result<Staging, Error> {
         let exists = match std::fs::symlink_metadata(target) {
             Ok(_) => true,
@@ -168,11 +168,31 @@ impl Staging {
         &self.dir
     }
 
+    /// Whether it is beside the target (moved into place by one rename), not inside it.
+    pub fn is_beside(&self) -> bool {
+        self.beside
+    }
+
     /// Moves the complete folder into place (its files already synced): one rename, then the
     /// parent's fsync; or, inside a mount point, a rename per entry, then the target's fsync.
-    pub fn commit(mut self) -> Result<(), Error> {
+    pub fn commit(self) -> Result<(), Error> {
+        self.commit_replacing(&[], None)
+    }
+
+    /// [`Staging::commit`], where the target may hold the files `replaced` (removed just before
+    /// the rename when beside it, so that it is empty; left alone when filled from inside),
+    /// and where, filled from inside, the entry `last` is moved up after every other one.
+    pub fn commit_replacing(mut self, replaced: &[&str], last: Option<&str>) -> Result<(), Error> {
         sync_dir(&self.dir)?;
         if self.beside {
+            for name in replaced {
+                let path = self.target.join(name);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::Local(path, e)),
+                }
+            }
             // Over an empty folder (a directory can only replace an empty one): a folder that
             // something wrote into since the check is not replaced (`ENOTEMPTY`).
             std::fs::rename(&self.dir, &self.target)
@@ -182,10 +202,26 @@ impl Staging {
         } else {
             let entries =
                 std::fs::read_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))?;
+            let mut names = Vec::new();
             for entry in entries {
                 let entry = entry.map_err(|e| Error::Local(self.dir.clone(), e))?;
-                let to = self.target.join(entry.file_name());
-                std::fs::rename(entry.path(), &to).map_err(|e| Error::Local(to, e))?;
+                names.push(entry.file_name());
+            }
+            names.sort_by_key(|n| last.is_some_and(|l| n.as_os_str() == OsStr::new(l)));
+            for (i, name) in names.iter().enumerate() {
+                let (from, to) = (self.dir.join(name), self.target.join(name));
+                if let Err(e) = std::fs::rename(&from, &to) {
+                    // The target is left as it was: what was moved up is removed.
+                    for moved in &names[..i] {
+                        let path = self.target.join(moved);
+                        let removed =
+                            std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+                        if let Err(e) = removed {
+                            log::warn!("cannot remove {}: {e}", path.display());
+                        }
+                    }
+                    return Err(Error::Local(to, e));
+                }
             }
             std::fs::remove_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))?;
             self.committed = true;
@@ -214,4 +250,47 @@ impl Drop for Staging {
             }
         }
     }
+}
+
+/// Staging folders an earlier process left for a target (killed before it could remove them).
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    /// `.NAME.TAG-*` beside it.
+    pub beside: Vec<PathBuf>,
+    /// `.TAG-*` inside it (the moving up of whose entries may have begun).
+    pub inside: Vec<PathBuf>,
+}
+
+/// The staging folders tagged `tag` that earlier processes left for `target` (an existing
+/// folder). Call only while holding the target's lock, which every process writing one holds
+/// while it exists, so that none of them is in use.
+pub fn leftovers(target: &Path, tag: &str) -> Result<Leftovers, Error> {
+    let scan = |dir: &Path, prefix: &OsStr| -> Result<Vec<PathBuf>, Error> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // A parent this user may not list (a volume mounted under a root-owned path).
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(Vec::new()),
+            Err(e) => return Err(Error::Local(dir.to_owned(), e)),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::Local(dir.to_owned(), e))?;
+            let name = entry.file_name();
+            let pid = name
+                .as_encoded_bytes()
+                .strip_prefix(prefix.as_encoded_bytes())
+                .filter(|rest| !rest.is_empty() && rest.iter().all(u8::is_ascii_digit));
+            if pid.is_some() {
+                found.push(entry.path());
+            }
+        }
+        Ok(found)
+    };
+    let real = std::fs::canonicalize(target).map_err(|e| Error::Local(target.to_owned(), e))?;
+    let beside = match (real.parent(), real.file_name()) {
+        (Some(parent), Some(name)) => scan(parent, &beside_prefix(name, tag))?,
+        _ => Vec::new(),
+    };
+    let inside = scan(&real, OsStr::new(&format!(".{tag}-")))?;
+    Ok(Leftovers { beside, inside })
 }

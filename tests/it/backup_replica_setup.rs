@@ -6,8 +6,9 @@
 //! written).
 
 use crate::backup::{names_in, records, three_collections_backed_up, Bucket, WAIT};
-use crate::common::{refused_start, wait_until, Server, TempDir};
+use crate::common::{bare_command, refused_start, wait_until, Server, TempDir};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 
 /// `--replica-of` with the bucket, as the other replica tests start it.
 fn replica_args(bucket: &Bucket) -> Vec<String> {
@@ -21,11 +22,40 @@ fn replica_args(bucket: &Bucket) -> Vec<String> {
     .to_vec()
 }
 
+fn start_replica(bucket: &Bucket, dir: &Path) -> Server {
+    let d = dir.display().to_string();
+    let mut args = replica_args(bucket);
+    args.extend(["--data".to_string(), d]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&args)
+}
+
 /// Starts a replica on `dir` expecting it to refuse to start; its stderr.
 fn refused_replica(bucket: &Bucket, dir: &Path) -> String {
     let args = replica_args(bucket);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     refused_start(dir, &args)
+}
+
+/// A replica process on `--data data`, in `cwd`, left to run (its setup may never finish).
+fn spawn_replica(bucket: &Bucket, cwd: &Path, data: &str) -> Child {
+    bare_command()
+        .args([
+            "--secret-key",
+            "master-key",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args(replica_args(bucket))
+        .args(["--data", data])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// The key of the last file of the newest restore point (the restore has written the files
@@ -85,6 +115,110 @@ fn assert_serves_the_three_collections(server: &Server) {
             .as_array()
             .map_or(0, Vec::len);
         assert_eq!(n, 10, "collection {col}");
+    }
+}
+
+/// A first setup that failed part way used to leave the files it had written in the folder,
+/// and every later start refused it (`holds data that is not a replica's copy`) until someone
+/// emptied it by hand. It now leaves the folder as it was, and the next start sets up.
+#[test]
+fn a_failed_first_setup_leaves_the_folder_as_it_was_and_the_next_start_sets_up() {
+    let bucket = Bucket::new();
+    let (key, object) = last_object(&bucket);
+    let aside = TempDir::new();
+    let kept = aside.data().join("object");
+    std::fs::rename(&object, &kept).unwrap();
+    let missing = format!("loading the replica: object {key} is missing from the backup");
+
+    // An existing empty folder stays empty; one to create is not created; nothing is left
+    // beside them.
+    let target = TempDir::new();
+    let absent = target.parent().join("absent");
+    for dir in [target.data(), absent.as_path()] {
+        let err = refused_replica(&bucket, dir);
+        assert!(err.contains(&missing), "{err}");
+    }
+    assert_eq!(names_in(target.data()), Vec::<String>::new());
+    assert_eq!(names_in(target.parent()), ["data"]);
+
+    // The working directory (filled from a staging folder inside it): it stays empty.
+    let out = bare_command()
+        .args([
+            "--secret-key",
+            "master-key",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args(replica_args(&bucket))
+        .args(["--data", "."])
+        .current_dir(target.data())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started without {key}: {err}");
+    assert!(err.contains(&missing), "{err}");
+    assert_eq!(names_in(target.data()), Vec::<String>::new());
+    assert_eq!(names_in(target.parent()), ["data"]);
+
+    // Put right, the next start sets the folder up and serves the data.
+    std::fs::rename(&kept, &object).unwrap();
+    let replica = start_replica(&bucket, target.data());
+    assert_serves_the_three_collections(&replica);
+    assert!(names_in(target.data()).contains(&"replica.json".to_string()));
+    assert_eq!(names_in(target.parent()), ["data"]);
+}
+
+/// A first setup killed part way used to leave its files in the folder, refused by every later
+/// start. Killed now, it leaves nothing in the folder but the lock file (its staging folder, a
+/// killed process cannot remove, goes at the next start), and the next start sets up: beside
+/// the folder, or inside it (the working directory).
+#[test]
+fn a_first_setup_killed_part_way_is_cleared_by_the_next_start() {
+    let bucket = Bucket::new();
+    let (_, object) = last_object(&bucket);
+    for inside in [false, true] {
+        let body = pipe_in_place_of(&object);
+        let target = TempDir::new();
+        let mut first = if inside {
+            spawn_replica(&bucket, target.data(), ".")
+        } else {
+            spawn_replica(&bucket, target.parent(), "data")
+        };
+        let staged = |parent: &Path| -> Vec<String> {
+            let mut found = setup_files(parent);
+            for name in names_in(&parent.join("data")) {
+                if name.starts_with(".replica-") {
+                    found.extend(names_in(&parent.join("data").join(name)));
+                }
+            }
+            found
+        };
+        let written = wait_until(WAIT, || {
+            staged(target.parent()).iter().any(|n| n.contains("snap-"))
+        });
+        first.kill().unwrap();
+        first.wait().unwrap();
+        assert!(written, "the setup wrote no snapshot");
+        // Nothing under the folder's name but the lock file and a staging folder.
+        let left: Vec<String> = names_in(target.data())
+            .into_iter()
+            .filter(|n| n != "LOCK" && !n.starts_with(".replica-"))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "inside: {inside}");
+
+        put_back(&object, &body);
+        let replica = start_replica(&bucket, target.data());
+        assert_serves_the_three_collections(&replica);
+        assert_eq!(names_in(target.parent()), ["data"], "inside: {inside}");
+        assert!(
+            !names_in(target.data())
+                .iter()
+                .any(|n| n.starts_with(".replica-")),
+            "inside: {inside}: {:?}",
+            names_in(target.data())
+        );
     }
 }
 
