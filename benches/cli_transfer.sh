@@ -40,7 +40,8 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 fill=$("$BIN/fluxiondb-bench" fill --url "$URL" --key "$KEY" -c 2 -d 4 -b 1000 --docs 1000 \
     --records "$RECORDS" --col transfer | grep '^{' | field rec_per_s)
 t0=$(server_ticks)
-read -r ex_s ex_rss ex_u ex_k < <(timed "$BIN/fluxiondb" export --col transfer --out-dir "$TMP/archive" --quiet)
+# EXPORT_FLAGS=--no-sync measures the export without waiting for the disk (page cache only).
+read -r ex_s ex_rss ex_u ex_k < <(timed "$BIN/fluxiondb" export --col transfer --out-dir "$TMP/archive" --quiet ${EXPORT_FLAGS:-})
 t1=$(server_ticks)
 qdoc_json=$("$BIN/fluxiondb-bench" qdoc --url "$URL" --key "$KEY" -c 2 -d 4 --limit 1000 --prefill 0 \
     --docs 1000 --col transfer --duration 5 | grep '^{')

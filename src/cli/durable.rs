@@ -79,14 +79,17 @@ const BATCH: usize = 256;
 pub struct Batches {
     dir: PathBuf,
     waiting: Mutex<Vec<Pending>>,
+    /// False with `--no-sync`: renamed without waiting for the disk.
+    sync: bool,
 }
 
 impl Batches {
     /// Batches of files in `dir`.
-    pub fn new(dir: &Path) -> Batches {
+    pub fn new(dir: &Path, sync: bool) -> Batches {
         Batches {
             dir: dir.to_owned(),
             waiting: Mutex::new(Vec::new()),
+            sync,
         }
     }
 
@@ -113,11 +116,16 @@ impl Batches {
         if files.is_empty() {
             return Ok(());
         }
-        sync_fs(&self.dir)?;
+        if self.sync {
+            sync_fs(&self.dir)?;
+        }
         for file in files {
             file.rename()?;
         }
-        sync_dir(&self.dir)
+        if self.sync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 }
 
@@ -139,20 +147,23 @@ impl Drop for Pending {
     }
 }
 
-/// Replaces `path` with `body`, durably (the folder fsynced too).
-pub fn write_file(path: &Path, body: &[u8]) -> Result<(), Error> {
-    write_file_mode(path, body, 0o666)
+/// Replaces `path` with `body`, whole; with `sync`, durably (the folder fsynced too).
+pub fn write_file(path: &Path, body: &[u8], sync: bool) -> Result<(), Error> {
+    write_file_mode(path, body, 0o666, sync)
 }
 
 /// [`write_file`] for a file only its user may read (API keys): mode 0600.
-pub fn write_private_file(path: &Path, body: &[u8]) -> Result<(), Error> {
-    write_file_mode(path, body, 0o600)
+pub fn write_private_file(path: &Path, body: &[u8], sync: bool) -> Result<(), Error> {
+    write_file_mode(path, body, 0o600, sync)
 }
 
-fn write_file_mode(path: &Path, body: &[u8], mode: u32) -> Result<(), Error> {
+fn write_file_mode(path: &Path, body: &[u8], mode: u32, sync: bool) -> Result<(), Error> {
     let (pending, mut file) = Pending::create_mode(path.to_path_buf(), mode)?;
     file.write_all(body)
         .map_err(|e| Error::io("cannot write", &pending.temp, e))?;
+    if !sync {
+        return pending.rename();
+    }
     pending.commit(&file)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
@@ -169,9 +180,12 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot sync", dir, e))
 }
 
-/// Creates `dir` and its missing parents, every name on the way durable (as the server makes
-/// its data folder's).
-pub fn create_dir(dir: &Path) -> Result<(), Error> {
+/// Creates `dir` and its missing parents; with `sync`, every name on the way durable (as the
+/// server makes its data folder's).
+pub fn create_dir(dir: &Path, sync: bool) -> Result<(), Error> {
+    if !sync {
+        return std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e));
+    }
     crate::persist::create_dir_durable(&crate::storage::RealFs, dir)
         .map_err(|e| Error::io("cannot create", dir, io::Error::other(e.to_string())))
 }

@@ -104,7 +104,7 @@ pub fn run(a: &ExportArgs) -> Result<(), Error> {
         result.collections.push(summary);
     }
     if a.api_keys || a.all {
-        result.api_keys = Some(export_keys(&mut main, &a.out_dir)?);
+        result.api_keys = Some(export_keys(&mut main, &a.out_dir, a.sync())?);
     }
     progress.finish();
     Client::close_all(main, workers);
@@ -170,7 +170,7 @@ fn export_collection(
     counters: &Counters,
 ) -> Result<ColSummary, Error> {
     let dir = collection_dir(&a.out_dir, col)?;
-    durable::create_dir(&dir)?;
+    durable::create_dir(&dir, a.sync())?;
     // The upstream skips a document named "" (it cannot be imported back under that name).
     let (docs, latest): (Vec<String>, Vec<i64>) = list_documents(main, col)?
         .into_iter()
@@ -187,7 +187,7 @@ fn export_collection(
     }
     let mut col_json = String::new();
     push_json_str(&mut col_json, col);
-    let complete = Batches::new(&dir);
+    let complete = Batches::new(&dir, a.sync());
     let results: Vec<Result<u64, Error>> = with_files_ahead(&dir, &docs, |files| {
         std::thread::scope(|s| {
             let handles: Vec<_> = workers
@@ -222,7 +222,7 @@ fn export_collection(
         serde_json::from_value(main.call("gvals", &json!({"col": col}))?["values"].take())
             .map_err(|e| Error::Server(format!("invalid answer to gvals: {e}")))?;
     // Last in the folder: its fsync of the folder also makes the documents' renames durable.
-    durable::write_file(&dir.join(KV_FILE), &pretty(&values)?)?;
+    durable::write_file(&dir.join(KV_FILE), &pretty(&values)?, a.sync())?;
     Ok(ColSummary {
         collection: col.to_string(),
         documents: docs.len(),
@@ -342,8 +342,8 @@ fn export_docs(
     Ok(total)
 }
 
-fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, Error> {
-    durable::create_dir(out_dir)?;
+fn export_keys(client: &mut Client, out_dir: &Path, sync: bool) -> Result<KeysSummary, Error> {
+    durable::create_dir(out_dir, sync)?;
     let mut answer: Value = client.call("keys", &json!({"action": "list"}))?;
     let keys: Vec<KeyInfo> = match answer["keys"].take() {
         Value::Null => Vec::new(),
@@ -352,7 +352,7 @@ fn export_keys(client: &mut Client, out_dir: &Path) -> Result<KeysSummary, Error
     };
     let path = out_dir.join(KEYS_FILE);
     // The keys (the master among them) are secrets: readable by their user alone.
-    durable::write_private_file(&path, &pretty(&keys)?)?;
+    durable::write_private_file(&path, &pretty(&keys)?, sync)?;
     Ok(KeysSummary {
         keys: keys.len(),
         output_file: path.display().to_string(),

@@ -141,8 +141,19 @@ pub struct ExportArgs {
     /// Export all collections and API keys
     #[arg(long)]
     pub all: bool,
+    /// Do not wait for the files to reach the disk (faster on a slow disk; a crash or power cut
+    /// soon after may leave files empty or missing)
+    #[arg(long = "no-sync")]
+    pub no_sync: bool,
     #[command(flatten)]
     pub transfer: Transfer,
+}
+
+impl ExportArgs {
+    /// Whether the files are made durable before the export reports success.
+    pub fn sync(&self) -> bool {
+        !self.no_sync
+    }
 }
 
 #[derive(Args, Debug, Clone)]

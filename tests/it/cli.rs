@@ -636,6 +636,29 @@ fn export_writes_the_upstream_file_names_and_lines() {
         kv,
         "{\n  \"region\": \"eu \\u0026 \\u003cus\\u003e\",\n  \"ünï\": \"v\"\n}\n"
     );
+    // `--no-sync` only skips the waits for the disk: the same files, byte for byte.
+    let quick = Tmp::new();
+    cli(
+        &s,
+        &[
+            "export",
+            "--col",
+            "dir/sub col",
+            "--out-dir",
+            quick.s(),
+            "--no-sync",
+        ],
+    )
+    .json();
+    let quick_dir = quick.0.path().join("dir").join("sub col");
+    assert_eq!(files(&quick_dir), expected);
+    for name in &expected {
+        assert_eq!(
+            std::fs::read(quick_dir.join(name)).unwrap(),
+            std::fs::read(col_dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
     // A collection name that a folder cannot give back is refused, nothing written outside.
     let mut c = s.master();
     c.ok(
