@@ -8,6 +8,8 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 export interface CuttableProxy {
     /** ws://127.0.0.1:PORT of the proxy. */
     readonly url: string;
+    /** How many connections the proxy accepted so far. */
+    readonly connections: number;
     /** Drops every connection open through the proxy (both sides at once). */
     cut(): void;
     /**
@@ -29,6 +31,12 @@ export interface CuttableProxy {
     answersAfterBacklog(): void;
     /** Removes `"backlog":K` from `sub` answers, as an older server sends them. */
     stripBacklog(): void;
+    /**
+     * Freezes every connection open now, as a half-open link (a NAT that dropped the flow, a pulled
+     * cable, a frozen VM): nothing is forwarded any more in either direction and neither side is
+     * closed or told, whatever it sends or closes. Connections made later are forwarded as usual.
+     */
+    freeze(): void;
     close(): Promise<void>;
 }
 
@@ -77,8 +85,14 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
     let reorder = false;
     let strip = false;
     const releases = new Set<() => void>();
+    const links = new Set<{ frozen: boolean }>();
+    let accepted = 0;
     const server: Server = createServer((client) => {
+        accepted++;
         const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
+        const link = { frozen: false };
+        links.add(link);
+        client.on("close", () => links.delete(link));
         for (const s of [client, upstream]) {
             open.add(s);
             s.on("close", () => open.delete(s));
@@ -92,6 +106,7 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
         releases.add(release);
         client.on("close", () => releases.delete(release));
         client.on("data", (chunk: Buffer) => {
+            if (link.frozen) return;
             if (holding && !first) held.push(chunk);
             else upstream.write(chunk);
             first = false;
@@ -137,6 +152,7 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
             }
         };
         upstream.on("data", (chunk: Buffer) => {
+            if (link.frozen) return;
             pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
             if (handshake) {
                 const end = pending.indexOf("\r\n\r\n");
@@ -155,14 +171,21 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
                 forward(frame, text);
             }
         });
-        client.on("close", () => upstream.destroy());
-        upstream.on("close", () => client.destroy());
+        client.on("close", () => {
+            if (!link.frozen) upstream.destroy();
+        });
+        upstream.on("close", () => {
+            if (!link.frozen) client.destroy();
+        });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const address = server.address();
     if (address === null || typeof address === "string") throw new Error("proxy has no port");
     return {
         url: `ws://127.0.0.1:${address.port}`,
+        get connections() {
+            return accepted;
+        },
         cut() {
             for (const s of open) s.destroy();
         },
@@ -181,6 +204,9 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
         },
         stripBacklog() {
             strip = true;
+        },
+        freeze() {
+            for (const link of links) link.frozen = true;
         },
         close() {
             for (const s of open) s.destroy();
