@@ -4,6 +4,8 @@
 export const CLOSED_BY_CLIENT = "WebSocket connection closed.";
 export const LOST_BEFORE_RESPONSE = "WebSocket connection closed before response was received.";
 export const RECONNECT_EXHAUSTED = "WebSocket reconnect attempts exhausted.";
+/** The reason of the ConnectionClosedError (code 1006) of a connection the liveness watchdog gave up. */
+export const KEEPALIVE_TIMED_OUT = "keep-alive timed out";
 
 export function failedBeforeSending(cause: Error): string {
     return `Failed to connect before sending: ${cause.message}`;
@@ -15,7 +17,8 @@ export function requestTimedOut(id: string, timeoutMs: number): string {
 
 /**
  * A request whose connection closed before its answer arrived. `code` and `reason` are those of
- * the close (1006 and `""` when the connection was cut without a close frame); the message is
+ * the close (1006 and `""` when the connection was cut without a close frame; 1006 and
+ * KEEPALIVE_TIMED_OUT when nothing arrived from the server in time after a keep-alive); the message is
  * LOST_BEFORE_RESPONSE, followed by `(close <code>: <reason>)` when the server gave a reason.
  */
 export class ConnectionClosedError extends Error {

@@ -20,6 +20,19 @@ export interface FluxionDBClientOptions {
     /** Per-request timeout in ms; `0` (the default) means none. */
     requestTimeout?: number;
     /**
+     * Liveness watchdog: after this many ms without anything received from the server, the client
+     * sends it a keep-alive probe (a WebSocket ping when the socket offers `ping()`, as `ws` does;
+     * else a tiny `gret` request, since the standard WebSocket API cannot send pings). Default
+     * `15000`; `0` disables the watchdog.
+     */
+    keepAliveInterval?: number;
+    /**
+     * How long after a keep-alive probe, in ms, the client waits for anything at all from the
+     * server before it treats the connection as lost: it closes it, rejects the requests in flight
+     * (`ConnectionClosedError`, code 1006) and reconnects, resuming subscriptions. Default `10000`.
+     */
+    keepAliveTimeout?: number;
+    /**
      * WebSocket constructor to use instead of the runtime's global `WebSocket`
      * (for runtimes without one, e.g. Node.js < 22: `webSocketImpl: WebSocket` from the `ws` package).
      */
@@ -35,11 +48,17 @@ export interface ResolvedOptions {
     reconnectInterval: number;
     connectTimeout: number;
     requestTimeout: number;
+    keepAliveInterval: number;
+    keepAliveTimeout: number;
     webSocketImpl: WebSocketConstructorLike | undefined;
 }
 
 function nonNegative(value: number | undefined, fallback: number): number {
     return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : fallback;
+}
+
+function positive(value: number | undefined, fallback: number): number {
+    return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : fallback;
 }
 
 export function resolveOptions(options: FluxionDBClientOptions): ResolvedOptions {
@@ -52,6 +71,8 @@ export function resolveOptions(options: FluxionDBClientOptions): ResolvedOptions
         reconnectInterval: nonNegative(options.reconnectInterval, 5000),
         connectTimeout: nonNegative(options.connectTimeout, 10000),
         requestTimeout: nonNegative(options.requestTimeout, 0),
+        keepAliveInterval: nonNegative(options.keepAliveInterval, 15000),
+        keepAliveTimeout: positive(options.keepAliveTimeout, 10000),
         webSocketImpl: options.webSocketImpl,
     };
 }

@@ -7,17 +7,34 @@ import {
     CLOSED_BY_CLIENT,
     ConnectError,
     ConnectionClosedError,
+    KEEPALIVE_TIMED_OUT,
     LOST_BEFORE_RESPONSE,
     RECONNECT_EXHAUSTED,
     failedBeforeSending,
     requestTimedOut,
 } from "./errors.js";
 import { newRequestId } from "./ids.js";
+import { LivenessWatchdog } from "./liveness.js";
 import type { Logger } from "./logger.js";
 import type { ResolvedOptions } from "./options.js";
 import { PendingRequests, type PendingRequest, type ServerResponse } from "./pending.js";
 import { buildConnectUrl, describeUrl } from "./url.js";
 import { globalWebSocket, type WebSocketLike } from "./websocket.js";
+
+/** The collection a keep-alive `gret` asks about: any name works, existing or not. */
+const KEEPALIVE_COLLECTION = "fluxiondb.keepalive";
+
+/** A socket that can send WebSocket pings and report pongs, as the `ws` package's does. */
+interface PingingSocket {
+    ping(): void;
+    on(event: "ping" | "pong", listener: () => void): void;
+    terminate?: () => void;
+}
+
+function canPing(socket: WebSocketLike): socket is WebSocketLike & PingingSocket {
+    const candidate = socket as Partial<PingingSocket>;
+    return typeof candidate.ping === "function" && typeof candidate.on === "function";
+}
 
 export interface RequestOptions {
     /**
@@ -45,6 +62,10 @@ export class Transport {
     private readyCount = 0;
     /** Handlers of late answers to timed-out requests of the open connection, by request id. */
     private late = new Map<string, (response: ServerResponse) => void>();
+    /** The open connection's liveness watchdog, if enabled. */
+    private watchdog: LivenessWatchdog | null = null;
+    /** Ids of the open connection's keep-alive requests still unanswered. */
+    private probes = new Set<string>();
     /** Receives frames without an id: pushes of live subscriptions. */
     onPush: ((frame: ServerResponse) => void) | null = null;
     /** Called once a connection that replaced a dropped one is ready. */
@@ -113,6 +134,7 @@ export class Transport {
         const socket = this.socket;
         this.socket = null;
         this.late.clear();
+        this.stopWatchdog();
         if (socket !== null) {
             try {
                 socket.close(1000);
@@ -233,13 +255,17 @@ export class Transport {
                 this.socket = ready;
                 this.readyCount++;
                 this.log.info("Connected.");
+                this.startWatchdog(ready);
                 this.flushQueue(ready);
                 const reconnect = this.wasReady;
                 this.wasReady = true;
                 if (reconnect && this.socket === ready) this.onReconnect?.();
             },
             onText: (text) => {
-                if (socket !== undefined && this.socket === socket) this.handleText(text);
+                if (socket !== undefined && this.socket === socket) {
+                    this.watchdog?.seen();
+                    this.handleText(text);
+                }
             },
             onClose: (code, reason) => {
                 if (socket !== undefined && this.socket === socket) this.handleDrop(code, reason);
@@ -283,6 +309,7 @@ export class Transport {
             return;
         }
         const response = frame as ServerResponse;
+        if (typeof response.id === "string" && this.probes.delete(response.id)) return; // a keep-alive's answer
         if (typeof response.id !== "string") {
             if (this.onPush !== null && response.id === undefined) {
                 this.onPush(response);
@@ -305,9 +332,61 @@ export class Transport {
         request.resolve(response);
     }
 
+    private startWatchdog(socket: WebSocketLike): void {
+        this.stopWatchdog();
+        const { keepAliveInterval, keepAliveTimeout } = this.options;
+        if (keepAliveInterval <= 0) return;
+        const watchdog = new LivenessWatchdog(keepAliveInterval, keepAliveTimeout, {
+            probe: () => {
+                if (this.socket === socket) this.probe(socket);
+            },
+            dead: () => {
+                if (this.socket !== socket) return;
+                this.log.warn(`Nothing received within ${keepAliveTimeout}ms of a keep-alive: the connection is lost.`);
+                // The link is dead: its close event may come late or never, so this connection is
+                // over now (and the close event, once it comes, is ignored).
+                this.handleDrop(1006, KEEPALIVE_TIMED_OUT);
+                try {
+                    if (canPing(socket) && typeof socket.terminate === "function") socket.terminate();
+                    else socket.close(1000);
+                } catch {
+                    // Already closing.
+                }
+            },
+        });
+        this.watchdog = watchdog;
+        if (canPing(socket)) {
+            // Control frames are traffic too (the standard WebSocket API does not show them).
+            socket.on("pong", () => watchdog.seen());
+            socket.on("ping", () => watchdog.seen());
+        }
+    }
+
+    private stopWatchdog(): void {
+        this.watchdog?.stop();
+        this.watchdog = null;
+        this.probes.clear();
+    }
+
+    /** Sends a keep-alive the server answers at once: a ping frame if the socket can, else a `gret`. */
+    private probe(socket: WebSocketLike): void {
+        try {
+            if (canPing(socket)) {
+                socket.ping();
+                return;
+            }
+            const id = newRequestId();
+            socket.send(JSON.stringify({ id, type: "gret", data: JSON.stringify({ col: KEEPALIVE_COLLECTION }) }));
+            this.probes.add(id);
+        } catch {
+            // A socket that cannot send is closing: its close event ends the connection.
+        }
+    }
+
     private handleDrop(code: number, reason: string): void {
         this.socket = null;
         this.late.clear();
+        this.stopWatchdog();
         this.log.warn(`Connection lost (code ${code}${reason !== "" ? `, ${reason}` : ""}).`);
         this.requests.rejectWith((request) => request.sent, () => new ConnectionClosedError(code, reason));
         this.onDrop?.();

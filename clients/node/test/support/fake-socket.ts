@@ -16,7 +16,7 @@ type Listener = (event: any) => void;
 export class FakeSocket implements WebSocketLike {
     readyState = 0;
     readonly sent: SentFrame[] = [];
-    private readonly listeners = new Map<string, Listener[]>();
+    protected readonly listeners = new Map<string, Listener[]>();
 
     constructor(
         readonly url: string,
@@ -27,7 +27,7 @@ export class FakeSocket implements WebSocketLike {
         this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
     }
 
-    private emit(type: string, event: unknown): void {
+    protected emit(type: string, event: unknown): void {
         for (const listener of this.listeners.get(type) ?? []) listener(event);
     }
 
@@ -78,6 +78,36 @@ export class FakeSocket implements WebSocketLike {
 }
 
 /**
+ * A socket that also has the ping surface of the `ws` package: `ping()`, `on("pong" | "ping")`
+ * and `terminate()`. The server answers pings with a pong while `answersPings` is set.
+ */
+export class PingingFakeSocket extends FakeSocket {
+    pings = 0;
+    answersPings = true;
+    terminated = false;
+
+    ping(): void {
+        if (this.readyState !== 1) throw new Error("WebSocket is not open");
+        this.pings++;
+        if (this.answersPings) setTimeout(() => this.emit("pong", {}), 0);
+    }
+
+    on(type: string, listener: Listener): void {
+        this.addEventListener(type, listener);
+    }
+
+    /** The server pings the client (the client's library answers by itself). */
+    serverPing(): void {
+        if (this.readyState === 1) this.emit("ping", {});
+    }
+
+    terminate(): void {
+        this.terminated = true;
+        this.serverClose(1006);
+    }
+}
+
+/**
  * "ready": sends `ready`; "silent": never answers; "error-only": an error event and no close
  * (as Node.js 20's WebSocket does for a refused TCP connection); or a close before `ready`.
  */
@@ -91,6 +121,8 @@ export class FakeServer {
     defaultConnection: ConnectBehaviour = "ready";
     /** Answers a request; the default echoes `{id}`. Override per test. */
     respond: (frame: SentFrame) => unknown = (frame) => ({ id: frame.id });
+    /** Whether sockets have the `ws` package's ping surface (PingingFakeSocket). */
+    pinging = false;
 
     onFrame(socket: FakeSocket, frame: SentFrame): void {
         const answer = this.respond(frame);
@@ -101,7 +133,7 @@ export class FakeServer {
         const server = this;
         return class {
             constructor(url: string) {
-                const socket = new FakeSocket(url, server);
+                const socket = server.pinging ? new PingingFakeSocket(url, server) : new FakeSocket(url, server);
                 server.sockets.push(socket);
                 const behaviour = server.nextConnections.shift() ?? server.defaultConnection;
                 setTimeout(() => {
