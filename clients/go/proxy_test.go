@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -39,6 +40,11 @@ type gateProxy struct {
 	// reorder: a sub answer announcing "backlog":K is forwarded after the K
 	// frames that follow it. strip: "backlog":K is removed from answers.
 	reorder, strip bool
+	// links holds every connection's state; accepted counts them.
+	links    []*link
+	accepted int
+	// pongs counts the pong frames the server sent.
+	pongs int
 }
 
 func startGateProxy(t *testing.T, port int) *gateProxy {
@@ -58,11 +64,14 @@ func startGateProxy(t *testing.T, port int) *gateProxy {
 				in.Close()
 				continue
 			}
+			lk := &link{}
 			p.mu.Lock()
 			p.open = append(p.open, in, out)
+			p.links = append(p.links, lk)
+			p.accepted++
 			p.mu.Unlock()
-			go p.forwardRequests(in, out)
-			go p.forwardAnswers(out, in)
+			go p.forwardRequests(in, out, lk)
+			go p.forwardAnswers(out, in, lk)
 		}
 	}()
 	t.Cleanup(p.close)
@@ -71,12 +80,16 @@ func startGateProxy(t *testing.T, port int) *gateProxy {
 
 func (p *gateProxy) url() string { return "ws://" + p.l.Addr().String() }
 
-func (p *gateProxy) forwardRequests(in, out net.Conn) {
-	defer out.Close()
+func (p *gateProxy) forwardRequests(in, out net.Conn, lk *link) {
+	defer func() {
+		if !lk.frozen.Load() {
+			out.Close()
+		}
+	}()
 	buf := make([]byte, 32<<10)
 	for first := true; ; first = false {
 		n, err := in.Read(buf)
-		if n > 0 {
+		if n > 0 && !lk.frozen.Load() {
 			if !first {
 				p.mu.Lock()
 				gate := p.gate
@@ -97,10 +110,10 @@ func (p *gateProxy) forwardRequests(in, out net.Conn) {
 	}
 }
 
-func (p *gateProxy) forwardAnswers(out, in net.Conn) {
+func (p *gateProxy) forwardAnswers(out, in net.Conn, lk *link) {
 	cut := false
 	defer func() {
-		if !cut {
+		if !cut && !lk.frozen.Load() {
 			in.Close()
 		}
 	}()
@@ -158,7 +171,7 @@ func (p *gateProxy) forwardAnswers(out, in net.Conn) {
 	}
 	for {
 		n, err := out.Read(buf)
-		if n > 0 {
+		if n > 0 && !lk.frozen.Load() {
 			p.mu.Lock()
 			p.fromServer.Write(buf[:n])
 			p.mu.Unlock()
@@ -180,6 +193,11 @@ func (p *gateProxy) forwardAnswers(out, in net.Conn) {
 				frame := append([]byte(nil), pending[:total]...)
 				pending = pending[total:]
 				isText := frame[0]&0x0f == 1
+				if frame[0]&0x0f == 0xA {
+					p.mu.Lock()
+					p.pongs++
+					p.mu.Unlock()
+				}
 				text := ""
 				if isText {
 					text = string(frame[header:])
@@ -255,6 +273,40 @@ func (p *gateProxy) answersAfterBacklog() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.reorder = true
+}
+
+// link is one proxied connection.
+type link struct {
+	// frozen: nothing is forwarded any more either way, and neither side is
+	// closed when the other ends (a half-open link).
+	frozen atomic.Bool
+}
+
+// freeze freezes every connection open now, as a half-open link would (a
+// NAT that dropped the flow, a pulled cable, a suspended VM): nothing is
+// forwarded any more in either direction, and neither side is closed or
+// told, whatever the other sends or closes. Later connections are forwarded
+// as usual.
+func (p *gateProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		l.frozen.Store(true)
+	}
+}
+
+// pongCount returns how many pong frames the server sent through the proxy.
+func (p *gateProxy) pongCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pongs
+}
+
+// connections returns how many connections the proxy accepted so far.
+func (p *gateProxy) connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
 }
 
 // stripBacklog removes "backlog":K from sub answers, as an older server
