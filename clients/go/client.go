@@ -198,6 +198,13 @@ func (c *Client) connectOnce(name string) error {
 		defer c.wg.Done()
 		s.readLoop(c.sessionEnded, c.logf)
 	}()
+	if c.opts.KeepAliveInterval > 0 {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			s.watch(c.opts.KeepAliveInterval, c.opts.KeepAliveTimeout, c.logf)
+		}()
+	}
 	if c.subs.needResume(s) {
 		c.wg.Add(1)
 		go func() {

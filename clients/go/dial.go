@@ -22,7 +22,7 @@ func dialSession(ctx context.Context, url string, opts Options) (*session, error
 	// cancellation, so the raw connection is closed when ctx ends.
 	var (
 		mu  sync.Mutex
-		raw net.Conn
+		raw *activityConn
 	)
 	stop := context.AfterFunc(ctx, func() {
 		mu.Lock()
@@ -38,12 +38,13 @@ func dialSession(ctx context.Context, url string, opts Options) (*session, error
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			var d net.Dialer
 			conn, err := d.DialContext(ctx, network, addr)
-			if conn != nil {
-				mu.Lock()
-				raw = conn
-				mu.Unlock()
+			if err != nil {
+				return nil, err
 			}
-			return conn, err
+			mu.Lock()
+			raw = newActivityConn(conn)
+			mu.Unlock()
+			return raw, nil
 		},
 	}
 	ws, resp, err := dialer.DialContext(ctx, url, nil)
@@ -62,7 +63,14 @@ func dialSession(ctx context.Context, url string, opts Options) (*session, error
 		ws.Close()
 		return nil, err
 	}
-	return newSession(ws), nil
+	mu.Lock()
+	conn := raw
+	mu.Unlock()
+	if conn == nil { // a custom dialer bypassed NetDialContext: cannot happen with this Dialer
+		ws.Close()
+		return nil, fmt.Errorf("failed to connect: no connection")
+	}
+	return newSession(ws, conn), nil
 }
 
 // awaitReady reads the first frame, which must be {"type":"ready",...}.

@@ -68,6 +68,12 @@ func (closedError) Is(target error) bool { return target == context.Canceled }
 // have been carried out by the server.
 var ErrConnectionLost = errors.New("fluxiondb: connection lost before the response arrived")
 
+// ErrKeepAliveTimeout is the cause of a connection the liveness watchdog gave
+// up (see Options.KeepAliveInterval): nothing arrived from the server within
+// KeepAliveTimeout of a ping. Requests that were waiting on it fail with an
+// error matching both ErrConnectionLost and ErrKeepAliveTimeout.
+var ErrKeepAliveTimeout = errors.New("fluxiondb: keep-alive timed out: nothing received from the server after a ping")
+
 // ErrRequestTimeout is returned when no answer arrived within the client's
 // request timeout (30 s by default). The request may still be carried out by
 // the server. It also matches context.DeadlineExceeded with errors.Is.

@@ -24,6 +24,12 @@ const (
 	// DefaultReconnectMaxDelay caps the wait between background reconnect
 	// attempts.
 	DefaultReconnectMaxDelay = 5 * time.Second
+	// DefaultKeepAliveInterval is how long a connection may stay silent (nothing
+	// received from the server) before the client pings the server.
+	DefaultKeepAliveInterval = 15 * time.Second
+	// DefaultKeepAliveTimeout is how long after such a ping the client waits for
+	// anything from the server before it treats the connection as lost.
+	DefaultKeepAliveTimeout = 10 * time.Second
 )
 
 // Options tunes a client created with NewClientWithOptions. The zero value
@@ -65,6 +71,20 @@ type Options struct {
 	// 0 selects DefaultReconnectMaxDelay (5 s).
 	ReconnectMaxDelay time.Duration
 
+	// KeepAliveInterval: after this long without anything received from the
+	// server, the client sends it a WebSocket ping. 0 selects
+	// DefaultKeepAliveInterval (15 s); a negative value disables the liveness
+	// watchdog (a half-open connection then goes unnoticed: requests wait
+	// for their timeout and subscriptions for ever).
+	KeepAliveInterval time.Duration
+
+	// KeepAliveTimeout: when nothing at all arrives within this long after
+	// such a ping, the connection is treated as lost: it is closed, requests
+	// waiting on it fail with ErrConnectionLost (and ErrKeepAliveTimeout),
+	// and the client reconnects in the background, resuming subscriptions.
+	// 0 selects DefaultKeepAliveTimeout (10 s).
+	KeepAliveTimeout time.Duration
+
 	// Logger receives connection events (connected, dropped, reconnecting).
 	// nil means no logging. The API key is never logged.
 	Logger *log.Logger
@@ -89,6 +109,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReconnectMaxDelay <= 0 {
 		o.ReconnectMaxDelay = DefaultReconnectMaxDelay
+	}
+	if o.KeepAliveInterval == 0 {
+		o.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if o.KeepAliveTimeout <= 0 {
+		o.KeepAliveTimeout = DefaultKeepAliveTimeout
 	}
 	if o.ReconnectMaxDelay < o.ReconnectMinDelay {
 		o.ReconnectMaxDelay = o.ReconnectMinDelay

@@ -14,7 +14,10 @@ import (
 // time (writeSem), and a single reader goroutine routes each answer to the
 // request with the same id.
 type session struct {
-	ws *websocket.Conn
+	ws   *websocket.Conn
+	conn *activityConn // under ws: when bytes last arrived
+
+	pong chan struct{} // a pong arrived (for the watchdog; never blocks the reader)
 
 	writeSem chan struct{} // one data-frame writer at a time (gorilla allows one)
 
@@ -30,14 +33,24 @@ type session struct {
 	onPush func(*session, []byte)
 }
 
-func newSession(ws *websocket.Conn) *session {
-	return &session{
+func newSession(ws *websocket.Conn, conn *activityConn) *session {
+	s := &session{
 		ws:       ws,
+		conn:     conn,
+		pong:     make(chan struct{}, 1),
 		writeSem: make(chan struct{}, 1),
 		pending:  make(map[string]chan []byte),
 		late:     make(map[string]func([]byte)),
 		done:     make(chan struct{}),
 	}
+	ws.SetPongHandler(func(string) error {
+		select {
+		case s.pong <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	return s
 }
 
 // readLoop reads frames until the connection fails, delivering answers to
