@@ -6,9 +6,9 @@
 //! written).
 
 use crate::backup::{names_in, records, three_collections_backed_up, Bucket, WAIT};
-use crate::common::{bare_command, refused_start, wait_until, Server, TempDir};
+use crate::common::{bare_command, refused_start, wait_until, Server, TempDir, MASTER};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// `--replica-of` with the bucket, as the other replica tests start it.
 fn replica_args(bucket: &Bucket) -> Vec<String> {
@@ -37,20 +37,20 @@ fn refused_replica(bucket: &Bucket, dir: &Path) -> String {
     refused_start(dir, &args)
 }
 
-/// A replica process on `--data data`, in `cwd`, left to run (its setup may never finish).
-fn spawn_replica(bucket: &Bucket, cwd: &Path, data: &str) -> Child {
-    bare_command()
-        .args([
-            "--secret-key",
-            "master-key",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-        ])
+/// The command of a replica of `bucket` on `--data data`, run in `cwd`.
+fn replica_command(bucket: &Bucket, cwd: &Path, data: &str) -> Command {
+    let mut command = bare_command();
+    command
+        .args(["--secret-key", MASTER, "--port", "0", "--bind", "127.0.0.1"])
         .args(replica_args(bucket))
         .args(["--data", data])
-        .current_dir(cwd)
+        .current_dir(cwd);
+    command
+}
+
+/// A replica process on `--data data`, in `cwd`, left to run (its setup may never finish).
+fn spawn_replica(bucket: &Bucket, cwd: &Path, data: &str) -> Child {
+    replica_command(bucket, cwd, data)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -142,18 +142,7 @@ fn a_failed_first_setup_leaves_the_folder_as_it_was_and_the_next_start_sets_up()
     assert_eq!(names_in(target.parent()), ["data"]);
 
     // The working directory (filled from a staging folder inside it): it stays empty.
-    let out = bare_command()
-        .args([
-            "--secret-key",
-            "master-key",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .args(replica_args(&bucket))
-        .args(["--data", "."])
-        .current_dir(target.data())
+    let out = replica_command(&bucket, target.data(), ".")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
