@@ -71,6 +71,14 @@ fn appends_made_while_a_checkpoint_copies_the_collection_stay_in_the_log_until_s
             .into_iter()
             .max()
             .expect("a log segment");
+        // One more write, into segment `last` or a later one: a segment that a rotation had
+        // just started, and that took no write, would stay the current one for good. To
+        // another collection: one more append to `c` would mark it changed again, and its next
+        // snapshot would hide an append an earlier one missed.
+        c.ok(
+            "ins",
+            json!([{"col":"other","doc":"d","ts":1,"data":"last"}]),
+        );
         assert!(
             wait_until(Duration::from_secs(20), || segments(tmp.data())
                 .iter()
