@@ -72,7 +72,7 @@ func TestKeepAliveKeepsAHealthyIdleConnection(t *testing.T) {
 	writer := masterClient(t, srv)
 	opts := quickOptions("reader")
 	opts.KeepAliveInterval = 150 * time.Millisecond
-	opts.KeepAliveTimeout = time.Second
+	opts.KeepAliveTimeout = 3 * time.Second // generous: a loaded machine must not look like a dead link
 	reader := connectedClientURL(t, p.url(), opts)
 	sub, ch, err := reader.SubscribeChan(context.Background(), fluxiondb.SubscribeParams{Col: "l2"})
 	must(t, "SubscribeChan", err)

@@ -69,7 +69,7 @@ describe("liveness watchdog", () => {
                 webSocketImpl: impl,
                 connectionName: "l2",
                 keepAliveInterval: 150,
-                keepAliveTimeout: 1_000,
+                keepAliveTimeout: 3_000, // generous: a loaded machine must not look like a dead link
             });
             const { events, handler } = collector();
             const sub = await reader.subscribe({ col }, handler);
