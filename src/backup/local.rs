@@ -3,6 +3,7 @@
 //! `backup-points/` (restore points staged at checkpoints: hard links to the snapshot, key and
 //! retention files of the moment, kept until uploaded). Recovery ignores all three.
 
+use crate::storage::{Backend, RealFs};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::fs;
 use std::io::{self, Write};
@@ -61,7 +62,7 @@ pub fn write_file(dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
+    RealFs.sync_dir(dir)
 }
 
 pub fn remove_state(dir: &Path, name: &str) -> io::Result<()> {

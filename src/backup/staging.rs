@@ -8,6 +8,7 @@
 //! `TARGET/.TAG-PID` inside it instead, and its entries are moved up one by one.
 
 use crate::persist;
+use crate::storage::{Backend, RealFs};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -47,8 +48,8 @@ pub fn parent_of(path: &Path) -> &Path {
 
 /// fsyncs a folder, so the names created, renamed or removed in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
+    RealFs
+        .sync_dir(dir)
         .map_err(|e| Error::Local(dir.to_owned(), e))
 }
 
@@ -141,7 +142,7 @@ impl Staging {
             }
         } else {
             let parent = parent_of(target);
-            persist::create_dir_durable(&crate::storage::RealFs, parent).map_err(Error::Folder)?;
+            persist::create_dir_durable(&RealFs, parent).map_err(Error::Folder)?;
             let Some(name) = target.file_name() else {
                 return Err(Error::NotAFolder(target.to_owned()));
             };

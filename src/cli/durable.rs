@@ -6,6 +6,7 @@
 //! removes its temporary files; a successful one is on disk when it says so.
 
 use super::Error;
+use crate::storage::{Backend, RealFs};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -208,8 +209,8 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
     } else {
         dir
     };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+    RealFs
+        .sync_dir(dir)
         .map_err(|e| Error::io("cannot sync", dir, e))
 }
 
@@ -219,6 +220,6 @@ pub fn create_dir(dir: &Path, sync: bool) -> Result<(), Error> {
     if !sync {
         return std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e));
     }
-    crate::persist::create_dir_durable(&crate::storage::RealFs, dir)
+    crate::persist::create_dir_durable(&RealFs, dir)
         .map_err(|e| Error::io("cannot create", dir, io::Error::other(e.to_string())))
 }

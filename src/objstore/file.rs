@@ -5,7 +5,7 @@
 //! the check to the rename.
 
 use super::{valid_key, Condition, Error, Listed, Object, ObjectStore};
-use crate::storage::RealFs;
+use crate::storage::{Backend, RealFs};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -216,8 +216,8 @@ impl ObjectStore for FileStore {
 /// fsyncs the folder `path` is in, making a name created, renamed or removed there durable.
 fn sync_parent(path: &Path) -> Result<(), Error> {
     match path.parent() {
-        Some(parent) => File::open(parent)
-            .and_then(|d| d.sync_all())
+        Some(parent) => RealFs
+            .sync_dir(parent)
             .map_err(|e| unavailable("fsync", parent, e)),
         None => Ok(()),
     }
