@@ -82,7 +82,6 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
             let log = ctx.log.position();
             let mut slot = Some(sub);
             let mut done = None;
-            let mut frames_sent = 0;
             for _ in 0..TRIES {
                 let before = feed.seq();
                 let read = ctx.read_exclusive(&p.col, |c| {
@@ -95,7 +94,7 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
                     let seq = feed.seq();
                     let start = match backlog(c, &sub, feed.col(), seq, since, feed.limit()) {
                         Some(frames) => {
-                            frames_sent = frames.len();
+                            backlog_frames = Some(frames.len());
                             Start::Backlog(frames, lsn)
                         }
                         None => Start::BacklogTooLarge,
@@ -115,7 +114,8 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
                     Err(back) => slot = Some(back),
                 }
             }
-            backlog_frames = Some(frames_sent);
+            // A collection that does not exist has no backlog.
+            backlog_frames.get_or_insert(0);
             done.ok_or(LiveError::Busy)?
         }
     };
