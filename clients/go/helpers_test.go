@@ -70,12 +70,16 @@ func must(t *testing.T, what string, err error) {
 }
 
 // eventually polls cond every 20 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool, details ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			var more []string
+			for _, d := range details {
+				more = append(more, d())
+			}
+			t.Fatalf("timed out after %v waiting for %s\n%s", timeout, what, strings.Join(more, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -342,7 +342,7 @@ func (p *gateProxy) release() {
 // waitHeld waits until a client chunk is held at the gate.
 func (p *gateProxy) waitHeld(what string) {
 	p.t.Helper()
-	eventually(p.t, 5*time.Second, what, func() bool {
+	eventually(p.t, 20*time.Second, what, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.held > 0

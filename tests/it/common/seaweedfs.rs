@@ -222,6 +222,15 @@ impl SeaweedFs {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// What `ss` reports listening on the S3 gateway's port, for failure messages.
+    pub fn listeners(&self) -> String {
+        let filter = format!("sport = :{}", self.ports[6]);
+        match Command::new("ss").args(["-ltnpH", &filter]).output() {
+            Ok(out) => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            Err(e) => format!("(ss: {e})"),
+        }
+    }
+
     /// `http://127.0.0.1:PORT` of the S3 gateway.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.ports[6])
