@@ -1,5 +1,11 @@
 package fluxiondb
 
+import (
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
 // Test-only access to the client's state, for the external tests.
 
 // IsConnected reports whether c has a live connection.
@@ -21,4 +27,14 @@ func PendingRequests(c *Client) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.pending)
+}
+
+// SendCloseFrame writes a close frame on c's connection, as the connection
+// does when it answers the server's: later writes on it fail with
+// websocket.ErrCloseSent.
+func SendCloseFrame(c *Client) error {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	return s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
 }

@@ -3,6 +3,7 @@ package fluxiondb
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -215,7 +216,12 @@ func (s *session) write(ctx context.Context, frame []byte) (started bool, err er
 	go func() {
 		defer func() { <-s.writeSem }()
 		err := s.ws.WriteMessage(websocket.TextMessage, frame)
-		if err != nil {
+		if errors.Is(err, websocket.ErrCloseSent) {
+			// The connection answered the server's close frame before the reader
+			// ended the session: the server never got this frame whole, so it can
+			// go out on the next connection.
+			err = &notSentError{lostError(s.end(err))}
+		} else if err != nil {
 			err = lostError(s.end(err))
 		}
 		written <- err

@@ -73,3 +73,22 @@ func TestContextDeadlineMidWriteKeepsTheSharedConnection(t *testing.T) {
 		t.Fatalf("the connection was lost:\n%s", logs.String())
 	}
 }
+
+func TestARequestAfterTheCloseFrameGoesOutOnTheNextConnection(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	p := startGateProxy(t, srv.Port)
+	c := connectedClientURL(t, p.url(), quickOptions("closing"))
+	must(t, "SetValue", c.SetValue(fluxiondb.SetValueParams{Col: "r8", Key: "k", Value: "v"}))
+	// The link is frozen, so the server's answer to the close frame never comes and the
+	// connection stays closing: its reader has not ended the session yet.
+	p.freeze()
+	must(t, "close frame", fluxiondb.SendCloseFrame(c))
+	got, err := c.GetValue(fluxiondb.GetValueParams{Col: "r8", Key: "k"})
+	if err != nil || got != "v" {
+		t.Fatalf("GetValue = %q, %v; want the value, on a new connection", got, err)
+	}
+	if n := p.connections(); n != 2 {
+		t.Fatalf("the proxy saw %d connections, want 2", n)
+	}
+}

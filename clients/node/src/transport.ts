@@ -19,7 +19,7 @@ import type { Logger } from "./logger.js";
 import type { ResolvedOptions } from "./options.js";
 import { PendingRequests, type PendingRequest, type ServerResponse } from "./pending.js";
 import { buildConnectUrl, describeUrl } from "./url.js";
-import { globalWebSocket, type WebSocketLike } from "./websocket.js";
+import { globalWebSocket, WS_OPEN, type WebSocketLike } from "./websocket.js";
 
 /** The collection a keep-alive `gret` asks about: any name works, existing or not. */
 const KEEPALIVE_COLLECTION = "fluxiondb.keepalive";
@@ -93,7 +93,7 @@ export class Transport {
 
     /** Sends one request (queued until the connection is ready) and resolves with the answer. */
     request(type: string, payload: unknown, options: RequestOptions = {}): Promise<ServerResponse> {
-        if (options.connection !== undefined && options.connection !== this.connection) {
+        if (options.connection !== undefined && (options.connection !== this.connection || !this.canSend())) {
             return Promise.reject(new Error(failedBeforeSending(new Error("its connection is closed"))));
         }
         let frame: string;
@@ -115,7 +115,10 @@ export class Transport {
             }
             this.requests.add(request);
             if (this.socket !== null) {
-                this.send(this.socket, request);
+                // A socket that is closing (the server's close frame came, its close event has
+                // not) would drop the frame without a word: the request waits for the next
+                // connection, which that close event starts.
+                if (this.canSend()) this.send(this.socket, request);
             } else {
                 // A failed connection rejects the queued requests itself.
                 this.connect().catch(() => {});
@@ -276,6 +279,11 @@ export class Transport {
             if (generation === this.generation) this.cancelStep = null;
             throw error;
         });
+    }
+
+    /** Whether the connection can take a frame now: open, not closing. */
+    private canSend(): boolean {
+        return this.socket !== null && this.socket.readyState === WS_OPEN;
     }
 
     private flushQueue(socket: WebSocketLike): void {

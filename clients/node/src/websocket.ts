@@ -11,6 +11,9 @@ export interface WebSocketCloseEventLike {
     reason: string;
 }
 
+/** `readyState` of a socket that can send (the WebSocket standard's OPEN). */
+export const WS_OPEN = 1;
+
 export interface WebSocketLike {
     readonly readyState: number;
     send(data: string): void;

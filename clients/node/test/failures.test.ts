@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FluxionDBClient, type ConnectionClosedError } from "../dist/index.js";
 import { forbidUnhandledRejections, useServer } from "./support/fixture.js";
+import { startProxy } from "./support/proxy.js";
 import { startServer } from "./support/server.js";
 import { settle, waitFor, within } from "./support/wait.js";
 
@@ -103,6 +104,24 @@ describe("lost connections", () => {
             console.warn = savedWarn;
             client.close();
             await server.stop("SIGKILL");
+        }
+    });
+
+    it("keeps a request made while the connection is closing for the next connection", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const client = fixture.client({ url: proxy.url });
+            await client.setValue({ col: "f10.c", key: "k", value: "v" });
+            // The server's close frame has come, the connection's end has not: a frame sent now
+            // would be dropped by the closing socket without a word.
+            await within(proxy.closeFrameWithoutEnd(), 3000, "the client's answering close frame");
+            const result = settle(client.getValue({ col: "f10.c", key: "k" }));
+            proxy.cut(); // the close event, and a new connection
+            const answer = await within(result, 5000, "the request made while closing");
+            assert.deepEqual(answer, { ok: true, value: "v" });
+            assert.equal(proxy.connections, 2);
+        } finally {
+            await proxy.close();
         }
     });
 

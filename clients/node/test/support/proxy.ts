@@ -37,6 +37,12 @@ export interface CuttableProxy {
      * closed or told, whatever it sends or closes. Connections made later are forwarded as usual.
      */
     freeze(): void;
+    /**
+     * Sends every client connected now a close frame (1001) as the server would, then freezes the
+     * link (see `freeze`): the client is left closing, its close event not yet fired. Resolves once
+     * each of those clients has answered with its own close frame.
+     */
+    closeFrameWithoutEnd(): Promise<void>;
     close(): Promise<void>;
 }
 
@@ -85,12 +91,12 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
     let reorder = false;
     let strip = false;
     const releases = new Set<() => void>();
-    const links = new Set<{ frozen: boolean }>();
+    const links = new Set<{ frozen: boolean; client: Socket }>();
     let accepted = 0;
     const server: Server = createServer((client) => {
         accepted++;
         const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
-        const link = { frozen: false };
+        const link: { frozen: boolean; client: Socket } = { frozen: false, client };
         links.add(link);
         client.on("close", () => links.delete(link));
         for (const s of [client, upstream]) {
@@ -207,6 +213,26 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
         },
         freeze() {
             for (const link of links) link.frozen = true;
+        },
+        async closeFrameWithoutEnd() {
+            const answers: Promise<void>[] = [];
+            for (const link of links) {
+                link.frozen = true;
+                // The client's next bytes are its close frame (opcode 8, masked).
+                answers.push(
+                    new Promise<void>((resolve) => {
+                        const onData = (chunk: Buffer) => {
+                            if ((chunk[0]! & 0x0f) === 0x8) {
+                                link.client.off("data", onData);
+                                resolve();
+                            }
+                        };
+                        link.client.on("data", onData);
+                    }),
+                );
+                link.client.write(Buffer.from([0x88, 0x02, 0x03, 0xe9]));
+            }
+            await Promise.all(answers);
         },
         close() {
             for (const s of open) s.destroy();
