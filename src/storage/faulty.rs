@@ -213,6 +213,14 @@ impl Backend for Faulty {
         gate(&self.state, Op::Remove, path)?;
         self.inner.remove_file(path)
     }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        gate(&self.state, Op::Link, to)?;
+        self.inner.hard_link(from, to)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        gate(&self.state, Op::RemoveDir, path)?;
+        self.inner.remove_dir(path)
+    }
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         gate(&self.state, Op::CreateDir, path)?;
         self.inner.create_dir(path)
@@ -228,5 +236,41 @@ impl Backend for Faulty {
     fn lock(&self, dir: &Path) -> io::Result<Box<dyn Lock>> {
         gate(&self.state, Op::Lock, dir)?;
         self.inner.lock(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::PageCache;
+
+    #[test]
+    fn links_and_folder_removals_fail_when_picked() {
+        let disk = PageCache::new();
+        disk.mkdirs(Path::new("/d/p"), true);
+        let fs = Faulty::new(Arc::new(disk.clone()));
+        fs.open(Path::new("/d/a"), OpenMode::Truncate).unwrap();
+        fs.arm(Fault::on(&[Op::Link]).errno(libc::ENOSPC));
+        let e = fs
+            .hard_link(Path::new("/d/a"), Path::new("/d/p/a"))
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        fs.hard_link(Path::new("/d/a"), Path::new("/d/p/a"))
+            .unwrap();
+        // The second removal (the folder, after its file) fails: the file is gone, the folder
+        // stays.
+        fs.arm(Fault::on(&[Op::Remove, Op::RemoveDir]).nth(2));
+        assert!(fs.remove_dir_all(Path::new("/d/p")).is_err());
+        assert_eq!(disk.list(Path::new("/d/p")), Vec::<String>::new());
+        assert_eq!(
+            fs.failures(),
+            vec![
+                (Op::Link, PathBuf::from("/d/p/a")),
+                (Op::RemoveDir, PathBuf::from("/d/p"))
+            ]
+        );
+        fs.disarm();
+        fs.remove_dir(Path::new("/d/p")).unwrap();
+        assert_eq!(disk.list(Path::new("/d")), vec!["a".to_owned()]);
     }
 }

@@ -1,7 +1,8 @@
 //! The storage seam: every filesystem operation the data folder needs goes through a
 //! [`Backend`] — opening and creating files, reading, writing, fsync and fdatasync, truncation,
-//! renames, removals, folder creation and listing, directory fsync and the folder lock. `persist`
-//! never calls `std::fs` itself, so another implementation plugs in without touching it:
+//! renames, hard links, removals of files and (empty) folders, folder creation and listing,
+//! directory fsync and the folder lock. `persist` never calls `std::fs` itself, so another
+//! implementation plugs in without touching it:
 //!
 //! - [`RealFs`]: the operating system (`std::fs` and `libc`), what the server runs on;
 //! - [`Faulty`]: wraps another backend and fails the n-th matching operation with a chosen
@@ -37,7 +38,11 @@ pub enum Op {
     /// Cutting a file to a length.
     Truncate,
     Rename,
+    /// A new name for an existing file (a hard link).
+    Link,
     Remove,
+    /// Removing an empty folder.
+    RemoveDir,
     CreateDir,
     ReadDir,
     /// `fsync` of a directory (makes new, renamed and removed names in it durable).
@@ -58,7 +63,9 @@ impl Op {
             Op::Fdatasync => "fdatasync",
             Op::Truncate => "truncate",
             Op::Rename => "rename",
+            Op::Link => "hard link",
             Op::Remove => "remove",
+            Op::RemoveDir => "remove folder",
             Op::CreateDir => "create folder",
             Op::ReadDir => "list folder",
             Op::SyncDir => "folder fsync",
@@ -139,6 +146,12 @@ pub trait Backend: Send + Sync {
     fn exists(&self, path: &Path) -> io::Result<bool>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Gives the file `from` a second name, `to` (a hard link: both names are the same file,
+    /// its content shared); `AlreadyExists` if `to` is there. Like any new name, `to` is
+    /// durable once its folder is fsynced.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes an empty folder.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// Creates one folder (mode 0700 under the umask); `AlreadyExists` if it is there.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     /// The names in a folder, in no particular order.
@@ -155,6 +168,25 @@ pub trait Backend: Send + Sync {
         let mut out = Vec::with_capacity(file.size().unwrap_or(0) as usize);
         io::Read::read_to_end(&mut Io(&*file), &mut out)?;
         Ok(out)
+    }
+
+    /// A file's length in bytes.
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        self.open(path, OpenMode::Read)?.size()
+    }
+
+    /// Removes a folder and everything in it (files and folders, depth first), like
+    /// `std::fs::remove_dir_all`; `NotFound` if it is not there. Nothing is made durable: a
+    /// power cut before the parent folder is fsynced may bring any of it back.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        for entry in self.read_dir(path)? {
+            let child = path.join(&entry.name);
+            match entry.kind {
+                EntryKind::Dir => self.remove_dir_all(&child)?,
+                EntryKind::File | EntryKind::Other => self.remove_file(&child)?,
+            }
+        }
+        self.remove_dir(path)
     }
 }
 

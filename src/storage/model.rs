@@ -2,8 +2,9 @@
 //!
 //! The rules (those of a Linux file system under a power cut, as LazyFS models them):
 //! - bytes written to a file are durable once the file is fsynced or fdatasynced;
-//! - a name created, renamed or removed in a folder (files and folders alike) is durable once
-//!   that folder is fsynced;
+//! - a name created, renamed, hard-linked or removed in a folder (files and folders alike) is
+//!   durable once that folder is fsynced; a hard link is one more name of the same file (its
+//!   bytes, durable or not, are shared by all its names);
 //! - a power cut keeps only what is durable: every folder gets back its durable names, every
 //!   file its durable bytes — plus, when the cut's seed says so, a prefix of the bytes appended
 //!   after its last fsync (the page cache had written some of them back), which makes torn
@@ -160,6 +161,10 @@ impl Fs {
         let mut kept = HashMap::new();
         let mut stack = vec![ROOT];
         while let Some(ino) = stack.pop() {
+            // A file with several durable names (hard links) is one file: kept once.
+            if kept.contains_key(&ino) {
+                continue;
+            }
             let Some(node) = self.nodes.get(&ino) else {
                 continue;
             };
@@ -564,6 +569,39 @@ impl Backend for PageCache {
         Ok(())
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut fs = self.begin(Op::Link, to)?;
+        let ino = fs.lookup(from)?;
+        if fs.nodes[&ino].dir {
+            return Err(errno(libc::EPERM));
+        }
+        let (dst, name) = fs.parent_of(to)?;
+        if fs.nodes[&dst].entries.contains_key(&name) {
+            return Err(errno(libc::EEXIST));
+        }
+        if let Some(n) = fs.nodes.get_mut(&dst) {
+            n.entries.insert(name, ino);
+        }
+        Ok(())
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut fs = self.begin(Op::RemoveDir, path)?;
+        let ino = fs.lookup(path)?;
+        let node = &fs.nodes[&ino];
+        if !node.dir {
+            return Err(errno(libc::ENOTDIR));
+        }
+        if !node.entries.is_empty() {
+            return Err(errno(libc::ENOTEMPTY));
+        }
+        let (parent, name) = fs.parent_of(path)?;
+        if let Some(n) = fs.nodes.get_mut(&parent) {
+            n.entries.remove(&name);
+        }
+        Ok(())
+    }
+
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let mut fs = self.begin(Op::CreateDir, path)?;
         let (parent, name) = fs.parent_of(path)?;
@@ -624,5 +662,127 @@ impl Backend for PageCache {
             ino,
             generation: fs.generation,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn disk() -> (PageCache, PathBuf) {
+        let fs = PageCache::new();
+        let dir = PathBuf::from("/d");
+        fs.mkdirs(&dir, true);
+        (fs, dir)
+    }
+
+    /// Writes `path` with `body`, fsynced; its name durable when `named`.
+    fn put(fs: &PageCache, path: &Path, body: &[u8], named: bool) {
+        let f = fs.open(path, OpenMode::Truncate).unwrap();
+        f.write_all(body).unwrap();
+        f.sync_all().unwrap();
+        if named {
+            fs.sync_dir(path.parent().unwrap()).unwrap();
+        }
+    }
+
+    fn power_cycle(fs: &PageCache) {
+        fs.cut_now(7);
+        fs.power_on();
+    }
+
+    #[test]
+    fn a_hard_link_is_the_same_file_under_a_second_name() {
+        let (fs, d) = disk();
+        put(&fs, &d.join("a"), b"one", true);
+        fs.hard_link(&d.join("a"), &d.join("b")).unwrap();
+        assert_eq!(fs.read(&d.join("b")).unwrap(), b"one");
+        // Written through one name, read through the other.
+        let f = fs.open(&d.join("b"), OpenMode::Append).unwrap();
+        f.write_all(b"+two").unwrap();
+        assert_eq!(fs.read(&d.join("a")).unwrap(), b"one+two");
+        // Taken: no link over an existing name; no link of a folder.
+        let e = fs.hard_link(&d.join("a"), &d.join("b")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        fs.create_dir(&d.join("sub")).unwrap();
+        let e = fs.hard_link(&d.join("sub"), &d.join("c")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        let e = fs.hard_link(&d.join("none"), &d.join("c")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn a_hard_link_is_durable_only_once_its_folder_is_fsynced() {
+        let (fs, d) = disk();
+        put(&fs, &d.join("a"), b"one", true);
+        fs.hard_link(&d.join("a"), &d.join("b")).unwrap();
+        power_cycle(&fs);
+        assert!(!fs.exists(&d.join("b")).unwrap());
+        assert_eq!(fs.read(&d.join("a")).unwrap(), b"one");
+
+        fs.hard_link(&d.join("a"), &d.join("b")).unwrap();
+        fs.sync_dir(&d).unwrap();
+        power_cycle(&fs);
+        assert_eq!(fs.read(&d.join("b")).unwrap(), b"one");
+    }
+
+    #[test]
+    fn a_durable_link_keeps_the_file_when_its_first_name_goes() {
+        let (fs, d) = disk();
+        fs.create_dir(&d.join("p")).unwrap();
+        fs.sync_dir(&d).unwrap();
+        put(&fs, &d.join("a"), b"old", true);
+        fs.hard_link(&d.join("a"), &d.join("p/a")).unwrap();
+        fs.sync_dir(&d.join("p")).unwrap();
+        // The first name replaced by a new file, as a checkpoint replaces a snapshot.
+        put(&fs, &d.join("a.tmp"), b"new", false);
+        fs.rename(&d.join("a.tmp"), &d.join("a")).unwrap();
+        fs.sync_dir(&d).unwrap();
+        power_cycle(&fs);
+        assert_eq!(fs.read(&d.join("a")).unwrap(), b"new");
+        assert_eq!(fs.read(&d.join("p/a")).unwrap(), b"old");
+    }
+
+    #[test]
+    fn bytes_a_link_shares_are_kept_as_the_file_keeps_them() {
+        let (fs, d) = disk();
+        put(&fs, &d.join("a"), b"synced", true);
+        fs.hard_link(&d.join("a"), &d.join("b")).unwrap();
+        fs.sync_dir(&d).unwrap();
+        let f = fs.open(&d.join("a"), OpenMode::Append).unwrap();
+        f.write_all(b" and not").unwrap();
+        power_cycle(&fs);
+        // Whatever of the unsynced tail survived, both names read the same file.
+        let (a, b) = (
+            fs.read(&d.join("a")).unwrap(),
+            fs.read(&d.join("b")).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert!(a.starts_with(b"synced"));
+    }
+
+    #[test]
+    fn a_removed_folder_stays_gone_only_once_its_parent_is_fsynced() {
+        let (fs, d) = disk();
+        fs.create_dir(&d.join("p")).unwrap();
+        put(&fs, &d.join("p/f"), b"x", true);
+        fs.sync_dir(&d).unwrap();
+        let e = fs.remove_dir(&d.join("p")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTEMPTY));
+        let e = fs.remove_dir(&d.join("p/f")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+
+        fs.remove_dir_all(&d.join("p")).unwrap();
+        assert!(!fs.exists(&d.join("p")).unwrap());
+        power_cycle(&fs);
+        assert_eq!(fs.read(&d.join("p/f")).unwrap(), b"x");
+
+        fs.remove_dir_all(&d.join("p")).unwrap();
+        fs.sync_dir(&d).unwrap();
+        power_cycle(&fs);
+        assert!(!fs.exists(&d.join("p")).unwrap());
+        let e = fs.remove_dir_all(&d.join("p")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -69,6 +69,22 @@ impl Backend for RealFs {
         fs::remove_file(path)
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir(path)
+    }
+
+    fn file_size(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::metadata(path)?.len())
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         fs::create_dir(path)
     }
@@ -118,5 +134,36 @@ impl Backend for RealFs {
             });
         }
         Ok(Box::new(FileLock(file)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hard_links_and_folder_removal_on_the_real_file_system() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let fs = RealFs;
+        fs.create_dir(&d.join("p")).unwrap();
+        fs.create_dir(&d.join("p/q")).unwrap();
+        fs.open(&d.join("a"), OpenMode::Truncate)
+            .unwrap()
+            .write_all(b"one")
+            .unwrap();
+        fs.hard_link(&d.join("a"), &d.join("p/a")).unwrap();
+        fs.hard_link(&d.join("a"), &d.join("p/q/a")).unwrap();
+        assert_eq!(fs.read(&d.join("p/q/a")).unwrap(), b"one");
+        assert_eq!(fs.file_size(&d.join("p/a")).unwrap(), 3);
+        let e = fs.hard_link(&d.join("a"), &d.join("p/a")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(fs.remove_dir(&d.join("p")).is_err());
+        fs.remove_dir_all(&d.join("p")).unwrap();
+        assert!(!fs.exists(&d.join("p")).unwrap());
+        assert_eq!(fs.read(&d.join("a")).unwrap(), b"one");
+        fs.create_dir(&d.join("e")).unwrap();
+        fs.remove_dir(&d.join("e")).unwrap();
+        assert!(!fs.exists(&d.join("e")).unwrap());
     }
 }
