@@ -161,8 +161,9 @@ pub fn start(mut config: Config, backend: Arc<dyn Backend>) -> Result<Running, L
     if let (Some(journal), Some(dir)) = (&boot.journal, &dir) {
         if let Some(opts) = backup_opts {
             let force = backup::prepare_primary(journal, &opts, dir);
-            let w =
-                backup::primary_worker(opts, dir.clone(), force).map_err(LaunchError::Backup)?;
+            let fs = journal.shared_backend();
+            let w = backup::primary_worker(opts, dir.clone(), fs, force)
+                .map_err(LaunchError::Backup)?;
             worker = Some(("backup", Box::new(w)));
         } else if let (Some(opts), Some(objects)) = (replica_opts, replica_objects) {
             let p = Arc::new(Promotion::default());

@@ -14,6 +14,7 @@ use super::uploader::{self, Uploader};
 use crate::objstore::ObjectStore;
 use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
+use crate::storage::Backend;
 use crate::store::Handles;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashSet;
@@ -55,6 +56,8 @@ impl Promotion {
 
 pub struct Follower {
     pub(super) objects: Arc<dyn ObjectStore>,
+    /// The data folder's storage backend (the journal's).
+    pub(super) fs: Arc<dyn Backend>,
     pub(super) location: String,
     pub(super) dir: PathBuf,
     pub(super) poll: Duration,
@@ -273,6 +276,7 @@ impl Follower {
             .sync_all()
             .map_err(|e| local_error(journal, e))?;
         local::write_state(
+            &*self.fs,
             &self.dir,
             local::REPLICA_STATE,
             &ReplicaState {
@@ -322,6 +326,7 @@ impl Follower {
             // Named here first (see the uploader's start): a crash after the PUT leaves a
             // folder that knows it is the new primary.
             local::write_state(
+                &*self.fs,
                 &self.dir,
                 local::PRIMARY_STATE,
                 &PrimaryState {
@@ -346,7 +351,8 @@ impl Follower {
                 Ok(Commit::Won) => {
                     // The bucket names this server now: whatever fails from here on, it is
                     // the primary (the old one fences itself at its next heartbeat).
-                    if let Err(e) = local::remove_state(&self.dir, local::REPLICA_STATE) {
+                    if let Err(e) = local::remove_state(&*self.fs, &self.dir, local::REPLICA_STATE)
+                    {
                         log::error!(
                             "replica: removing the replica's state after the promotion: {e}"
                         );
@@ -364,6 +370,7 @@ impl Follower {
                     crate::metrics::backup::backup_enabled();
                     return Ok(Uploader {
                         objects: self.objects.clone(),
+                        fs: self.fs.clone(),
                         location: self.location.clone(),
                         dir: self.dir.clone(),
                         interval: self.interval,

@@ -2,11 +2,13 @@
 //! server writes the bucket as), `replica.json` (a replica's position in the bucket's log) and
 //! `backup-points/` (restore points staged at checkpoints: hard links to the snapshot, key and
 //! retention files of the moment, kept until uploaded). Recovery ignores all three.
+//!
+//! Every file operation goes through the storage [`Backend`] the data folder was opened on (the
+//! journal's), so the power-loss model and the fault injector reach these files too.
 
-use crate::storage::{Backend, RealFs};
+use crate::storage::{Backend, EntryKind, OpenMode};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub const PRIMARY_STATE: &str = "backup.json";
@@ -34,8 +36,12 @@ pub struct ReplicaState {
 }
 
 /// Reads a small JSON state file; `None` when absent.
-pub fn read_state<T: DeserializeOwned>(dir: &Path, name: &str) -> io::Result<Option<T>> {
-    match fs::read(dir.join(name)) {
+pub fn read_state<T: DeserializeOwned>(
+    fs: &dyn Backend,
+    dir: &Path,
+    name: &str,
+) -> io::Result<Option<T>> {
+    match fs.read(&dir.join(name)) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {e}"))),
@@ -45,29 +51,36 @@ pub fn read_state<T: DeserializeOwned>(dir: &Path, name: &str) -> io::Result<Opt
 }
 
 /// Writes a small JSON state file atomically and durably.
-pub fn write_state<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<()> {
+pub fn write_state<T: Serialize>(
+    fs: &dyn Backend,
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> io::Result<()> {
     let body = serde_json::to_vec(value).map_err(io::Error::other)?;
-    write_file(dir, name, &body)
+    write_file(fs, dir, name, &body)
 }
 
-/// Writes `dir/name` atomically (temporary file, fsync, rename, folder fsync).
-pub fn write_file(dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
+/// Writes `dir/name` atomically (temporary file, fsync, rename, folder fsync): after a power
+/// cut it holds the old content or the new, whole. A failed write removes its temporary file.
+pub fn write_file(fs: &dyn Backend, dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
     let temp = dir.join(format!("{name}.tmp"));
-    let mut f = fs::File::create(&temp)?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&temp, dir.join(name))?;
-    sync_dir(dir)
+    let written = fs.open(&temp, OpenMode::Truncate).and_then(|f| {
+        f.write_all(body)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = fs.remove_file(&temp);
+        return Err(e);
+    }
+    fs.rename(&temp, &dir.join(name))?;
+    fs.sync_dir(dir)
 }
 
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    RealFs.sync_dir(dir)
-}
-
-pub fn remove_state(dir: &Path, name: &str) -> io::Result<()> {
-    match fs::remove_file(dir.join(name)) {
-        Ok(()) => sync_dir(dir),
+/// Removes a state file, durably; nothing to do when absent.
+pub fn remove_state(fs: &dyn Backend, dir: &Path, name: &str) -> io::Result<()> {
+    match fs.remove_file(&dir.join(name)) {
+        Ok(()) => fs.sync_dir(dir),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
@@ -81,62 +94,87 @@ pub struct Staged {
     pub time_ms: i64,
 }
 
-/// Links the files of a checkpoint into a new staged restore point.
-pub fn stage(data: &Path, first_segment: u64, time_ms: i64, files: &[String]) -> io::Result<()> {
+/// Removes a folder and what it holds; nothing to do when absent.
+fn remove_all(fs: &dyn Backend, dir: &Path) -> io::Result<()> {
+    match fs.remove_dir_all(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Links the files of a checkpoint into a new staged restore point: hard links in a hidden
+/// folder (`.<name>`, which [`staged`] does not list), that folder fsynced, then renamed to its
+/// name and `backup-points/` fsynced. A point's name is durable only once its links are.
+pub fn stage(
+    fs: &dyn Backend,
+    data: &Path,
+    first_segment: u64,
+    time_ms: i64,
+    files: &[String],
+) -> io::Result<()> {
     let root = data.join(STAGED);
-    if !root.is_dir() {
-        fs::create_dir_all(&root)?;
+    if !fs.exists(&root)? {
+        match fs.create_dir(&root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
         // The folder's own name, so that a staged point does not vanish with it.
-        sync_dir(data)?;
+        fs.sync_dir(data)?;
     }
     let name = format!("{first_segment:016x}-{time_ms}");
     let temp = root.join(format!(".{name}"));
-    if temp.exists() {
-        fs::remove_dir_all(&temp)?;
-    }
-    fs::create_dir(&temp)?;
+    remove_all(fs, &temp)?;
+    fs.create_dir(&temp)?;
     for file in files {
-        fs::hard_link(data.join(file), temp.join(file))?;
+        fs.hard_link(&data.join(file), &temp.join(file))?;
     }
-    sync_dir(&temp)?;
+    fs.sync_dir(&temp)?;
     let dest = root.join(&name);
-    if dest.exists() {
-        fs::remove_dir_all(&dest)?;
+    if fs.exists(&dest)? {
+        fs.remove_dir_all(&dest)?;
     }
-    fs::rename(&temp, &dest)?;
-    sync_dir(&root)
+    fs.rename(&temp, &dest)?;
+    fs.sync_dir(&root)
+}
+
+/// Removes a staged restore point (once uploaded).
+pub fn remove_staged(fs: &dyn Backend, point: &Staged) -> io::Result<()> {
+    fs.remove_dir_all(&point.dir)
 }
 
 /// Removes restore points a crash left half staged (call before any checkpoint can stage).
-pub fn clean_staging(data: &Path) -> io::Result<()> {
+pub fn clean_staging(fs: &dyn Backend, data: &Path) -> io::Result<()> {
     let root = data.join(STAGED);
-    let entries = match fs::read_dir(&root) {
+    let entries = match fs.read_dir(&root) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
     for entry in entries {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            fs::remove_dir_all(entry.path())?;
+        if entry.name.to_string_lossy().starts_with('.') {
+            let path = root.join(&entry.name);
+            match entry.kind {
+                EntryKind::Dir => remove_all(fs, &path)?,
+                EntryKind::File | EntryKind::Other => fs.remove_file(&path)?,
+            }
         }
     }
     Ok(())
 }
 
 /// The staged restore points, oldest first (not those being staged right now).
-pub fn staged(data: &Path) -> io::Result<Vec<Staged>> {
+pub fn staged(fs: &dyn Backend, data: &Path) -> io::Result<Vec<Staged>> {
     let root = data.join(STAGED);
-    let entries = match fs::read_dir(&root) {
+    let entries = match fs.read_dir(&root) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
+        let name = entry.name.to_string_lossy().into_owned();
+        if name.starts_with('.') || entry.kind != EntryKind::Dir {
             continue;
         }
         let parsed = name
@@ -144,7 +182,7 @@ pub fn staged(data: &Path) -> io::Result<Vec<Staged>> {
             .and_then(|(seq, time)| Some((u64::from_str_radix(seq, 16).ok()?, time.parse().ok()?)));
         if let Some((first_segment, time_ms)) = parsed {
             out.push(Staged {
-                dir: entry.path(),
+                dir: root.join(&name),
                 first_segment,
                 time_ms,
             });
@@ -154,14 +192,29 @@ pub fn staged(data: &Path) -> io::Result<Vec<Staged>> {
     Ok(out)
 }
 
+/// The names in a staged restore point, sorted.
+pub fn staged_files(fs: &dyn Backend, point: &Staged) -> io::Result<Vec<String>> {
+    let mut names: Vec<String> = fs
+        .read_dir(&point.dir)?
+        .into_iter()
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The log segments in the data folder, oldest first, with their sizes.
-pub fn segments(data: &Path) -> io::Result<Vec<(u64, PathBuf, u64)>> {
+pub fn segments(fs: &dyn Backend, data: &Path) -> io::Result<Vec<(u64, PathBuf, u64)>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(data)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if let Some(seq) = name.to_str().and_then(crate::persist::segment_seq) {
-            out.push((seq, entry.path(), entry.metadata()?.len()));
+    for entry in fs.read_dir(data)? {
+        if let Some(seq) = entry.name.to_str().and_then(crate::persist::segment_seq) {
+            let path = data.join(&entry.name);
+            // A checkpoint may remove a covered segment meanwhile.
+            match fs.file_size(&path) {
+                Ok(size) => out.push((seq, path, size)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     out.sort();
@@ -169,13 +222,12 @@ pub fn segments(data: &Path) -> io::Result<Vec<(u64, PathBuf, u64)>> {
 }
 
 /// Total size of the files under a folder (one level).
-pub fn folder_size(dir: &Path) -> u64 {
-    fs::read_dir(dir)
+pub fn folder_size(fs: &dyn Backend, dir: &Path) -> u64 {
+    fs.read_dir(dir)
         .map(|entries| {
             entries
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
+                .iter()
+                .filter_map(|e| fs.file_size(&dir.join(&e.name)).ok())
                 .sum()
         })
         .unwrap_or(0)

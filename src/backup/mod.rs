@@ -23,7 +23,7 @@ pub mod uploader;
 use crate::objstore::{self, Location, ObjectStore};
 use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
-use crate::storage::{Backend, Lock};
+use crate::storage::{Backend, Lock, RealFs};
 use follower::{Follower, Promotion};
 use staging::Staging;
 use std::collections::HashSet;
@@ -92,7 +92,7 @@ impl std::error::Error for SetupError {}
 /// kept until the uploader has seen it, and checkpoints stage restore points.
 pub fn prepare_primary(journal: &Journal, opts: &BackupOptions, dir: &Path) -> Arc<AtomicBool> {
     journal.keep_segments_from(0);
-    if let Err(e) = local::clean_staging(dir) {
+    if let Err(e) = local::clean_staging(journal.backend(), dir) {
         log::warn!("backup: removing half-staged restore points failed: {e}");
     }
     let force = Arc::new(AtomicBool::new(false));
@@ -109,15 +109,17 @@ pub fn prepare_primary(journal: &Journal, opts: &BackupOptions, dir: &Path) -> A
     force
 }
 
-/// The uploader's thread body.
+/// The uploader's thread body; `fs` is the data folder's storage backend (the journal's).
 pub fn primary_worker(
     opts: BackupOptions,
     dir: PathBuf,
+    fs: Arc<dyn Backend>,
     force: Arc<AtomicBool>,
 ) -> Result<impl FnOnce(Handle) + Send + 'static, SetupError> {
     let objects = objstore::open(&opts.location).map_err(SetupError::Store)?;
     let uploader = Uploader {
         objects,
+        fs,
         location: opts.location.to_string(),
         dir,
         interval: opts.interval,
@@ -166,13 +168,12 @@ pub fn prepare_replica(
     let lock = persist::lock_folder(fs, dir).map_err(SetupError::Data)?;
     let lock_id = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
     let ours = lock_id(&lock_file).filter(|_| !lock_existed);
-    let known =
-        local::read_state::<local::ReplicaState>(dir, local::REPLICA_STATE).map_err(|source| {
-            SetupError::Local {
-                path: dir.join(local::REPLICA_STATE),
-                source,
-            }
-        })?;
+    let known = local::read_state::<local::ReplicaState>(fs, dir, local::REPLICA_STATE).map_err(
+        |source| SetupError::Local {
+            path: dir.join(local::REPLICA_STATE),
+            source,
+        },
+    )?;
     if known.is_some() {
         // A setup killed while moving its last entries up leaves its (empty) staging folder.
         match staging::leftovers(dir, STAGING_TAG) {
@@ -280,8 +281,10 @@ fn first_setup(
     let location = opts.location.to_string();
     let restored = restore::materialize(&*objects, &location, staged.dir(), None)
         .map_err(SetupError::Restore)?;
-    // Last: a folder holding it is a whole copy.
+    // Last: a folder holding it is a whole copy. The staging folder is written with std::fs
+    // (`staging.rs`, `restore.rs`), not on the data folder's backend: so is this file.
     local::write_state(
+        &RealFs,
         staged.dir(),
         local::REPLICA_STATE,
         &local::ReplicaState {
@@ -312,15 +315,15 @@ pub fn replica_worker(
     promotion: Arc<Promotion>,
 ) -> Result<impl FnOnce(Handle) + Send + 'static, SetupError> {
     journal.set_gate(Gate::Replica);
-    let state =
-        local::read_state::<local::ReplicaState>(&dir, local::REPLICA_STATE).map_err(|source| {
-            SetupError::Local {
-                path: dir.join(local::REPLICA_STATE),
-                source,
-            }
+    let fs = journal.shared_backend();
+    let state = local::read_state::<local::ReplicaState>(&*fs, &dir, local::REPLICA_STATE)
+        .map_err(|source| SetupError::Local {
+            path: dir.join(local::REPLICA_STATE),
+            source,
         })?;
     let follower = Follower {
         objects,
+        fs,
         location: opts.location.to_string(),
         dir,
         poll: opts.poll,

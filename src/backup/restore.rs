@@ -12,6 +12,7 @@ use super::layout::{self, Manifest, Point, SegmentKey};
 use super::{manifests, packing};
 use crate::objstore::{Error as StoreError, ObjectStore};
 use crate::persist;
+use crate::storage::{Backend, RealFs};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
@@ -373,7 +374,8 @@ pub fn materialize(
             restored.last_write_ms = Some(s.last_ms);
         }
     }
-    super::local::sync_dir(dir).map_err(|source| RestoreError::Local {
+    // The folder is written with std::fs (not the data folder's backend): synced the same way.
+    RealFs.sync_dir(dir).map_err(|source| RestoreError::Local {
         path: dir.to_owned(),
         source,
     })?;

@@ -12,10 +12,10 @@ use super::packing;
 use crate::objstore::{Condition, Error as StoreError, ObjectStore};
 use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
+use crate::storage::Backend;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -54,6 +54,8 @@ fn local(what: &str, path: &std::path::Path, e: std::io::Error) -> RoundError {
 
 pub struct Uploader {
     pub(super) objects: Arc<dyn ObjectStore>,
+    /// The data folder's storage backend (the journal's).
+    pub(super) fs: Arc<dyn Backend>,
     pub(super) location: String,
     pub(super) dir: PathBuf,
     pub(super) interval: Duration,
@@ -69,14 +71,15 @@ pub struct Uploader {
     pub(super) prune_owed: bool,
 }
 
-/// Installs the checkpoint hook that stages restore points in `dir`.
+/// Installs the checkpoint hook that stages restore points in `dir` (on the journal's backend).
 pub fn install_hook(journal: &Journal, dir: PathBuf, force: Arc<AtomicBool>) {
+    let fs = journal.shared_backend();
     journal.set_checkpoint_hook(Box::new(move |c| {
         let forced = force.swap(false, Ordering::AcqRel);
         if c.changed == 0 && !forced {
             return;
         }
-        if let Err(e) = local::stage(&dir, c.first_segment, persist::now_ms(), &c.files) {
+        if let Err(e) = local::stage(&*fs, &dir, c.first_segment, persist::now_ms(), &c.files) {
             log::error!("backup: staging the restore point of segment {} failed: {e}; the next checkpoint makes another", c.first_segment);
             force.store(true, Ordering::Release);
         }
@@ -130,7 +133,7 @@ impl Uploader {
 
     /// Reads (or creates) the manifest and checks this server owns the bucket.
     fn establish(&mut self, handle: &Handle, journal: &Journal) -> Result<(), RoundError> {
-        let own = local::read_state::<PrimaryState>(&self.dir, local::PRIMARY_STATE)
+        let own = local::read_state::<PrimaryState>(&*self.fs, &self.dir, local::PRIMARY_STATE)
             .map_err(|e| RoundError::Local(format!("reading {}: {e}", local::PRIMARY_STATE)))?;
         match manifests::newest(&*self.objects)? {
             Some(found) => {
@@ -156,7 +159,7 @@ impl Uploader {
                 journal
                     .checkpoint(handle.store())
                     .map_err(|e| RoundError::Local(format!("checkpoint: {e}")))?;
-                let first = local::staged(&self.dir)
+                let first = local::staged(&*self.fs, &self.dir)
                     .map_err(|e| local("listing", &self.dir, e))?
                     .last()
                     .map(|s| s.first_segment)
@@ -165,6 +168,7 @@ impl Uploader {
                 // this folder's server does not know as its own.
                 let owner = layout::new_owner();
                 local::write_state(
+                    &*self.fs,
                     &self.dir,
                     local::PRIMARY_STATE,
                     &PrimaryState {
@@ -219,7 +223,8 @@ impl Uploader {
         }
         let before = m.clone();
         let current = journal.wal().current_segment();
-        let segs = local::segments(&self.dir).map_err(|e| local("listing", &self.dir, e))?;
+        let segs =
+            local::segments(&*self.fs, &self.dir).map_err(|e| local("listing", &self.dir, e))?;
         for (seq, path, _) in segs {
             if seq < m.next_segment || seq >= current {
                 continue;
@@ -231,7 +236,10 @@ impl Uploader {
                     seq - 1
                 );
             }
-            let body = fs::read(&path).map_err(|e| local("reading", &path, e))?;
+            let body = self
+                .fs
+                .read(&path)
+                .map_err(|e| local("reading", &path, e))?;
             let (mut first_ms, mut last_ms) = (0, 0);
             let end = persist::read_segment_bytes(&body, |e| {
                 if let Some(t) = e.time_ms {
@@ -363,25 +371,19 @@ impl Uploader {
     }
 
     fn upload_points(&mut self, m: &Manifest) -> Result<(), RoundError> {
-        for staged in local::staged(&self.dir).map_err(|e| local("listing", &self.dir, e))? {
+        let listed = local::staged(&*self.fs, &self.dir);
+        for staged in listed.map_err(|e| local("listing", &self.dir, e))? {
             // An entry that cannot be read fails the round: a point missing a file would
             // restore without that collection.
-            let listing = |e| local("listing", &staged.dir, e);
-            let mut names = Vec::new();
-            for entry in fs::read_dir(&staged.dir).map_err(listing)? {
-                names.push(
-                    entry
-                        .map_err(listing)?
-                        .file_name()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-            names.sort();
+            let names = local::staged_files(&*self.fs, &staged)
+                .map_err(|e| local("listing", &staged.dir, e))?;
             let mut files = Vec::new();
             for name in names {
                 let path = staged.dir.join(&name);
-                let body = fs::read(&path).map_err(|e| local("reading", &path, e))?;
+                let body = self
+                    .fs
+                    .read(&path)
+                    .map_err(|e| local("reading", &path, e))?;
                 files.push(self.upload_file(&name, &body, true)?);
             }
             let point = Point {
@@ -400,14 +402,15 @@ impl Uploader {
             // --backup-keep prunes the bucket (a file of an older point seen again is only
             // uploaded again).
             self.known_files = point.files.iter().map(|f| f.key.clone()).collect();
-            fs::remove_dir_all(&staged.dir).map_err(|e| local("removing", &staged.dir, e))?;
+            local::remove_staged(&*self.fs, &staged)
+                .map_err(|e| local("removing", &staged.dir, e))?;
         }
         Ok(())
     }
 
     fn upload_keys(&mut self, m: &mut Manifest) -> Result<(), RoundError> {
         let path = self.dir.join(persist::KEYS_FILE);
-        let body = match fs::read(&path) {
+        let body = match self.fs.read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(local("reading", &path, e)),
@@ -511,16 +514,18 @@ impl Uploader {
         let current = journal.wal().current_segment();
         let mut pending = 0;
         let mut oldest: Option<SystemTime> = None;
-        for (seq, path, size) in local::segments(&self.dir).unwrap_or_default() {
+        for (seq, path, size) in local::segments(&*self.fs, &self.dir).unwrap_or_default() {
             if seq >= next && seq < current {
                 pending += size;
                 if oldest.is_none() {
-                    oldest = fs::metadata(&path).and_then(|m| m.modified()).ok();
+                    // The modification time is not part of the storage seam: asked of the
+                    // operating system (none on another backend: the lag reads 0).
+                    oldest = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
                 }
             }
         }
-        for staged in local::staged(&self.dir).unwrap_or_default() {
-            pending += local::folder_size(&staged.dir);
+        for staged in local::staged(&*self.fs, &self.dir).unwrap_or_default() {
+            pending += local::folder_size(&*self.fs, &staged.dir);
         }
         let lag = oldest
             .and_then(|t| t.elapsed().ok())

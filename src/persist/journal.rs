@@ -155,6 +155,11 @@ impl Journal {
         &*self.fs
     }
 
+    /// The same backend, shared (for threads that outlive a borrow of the journal).
+    pub fn shared_backend(&self) -> Arc<dyn Backend> {
+        self.fs.clone()
+    }
+
     pub fn wal(&self) -> &Wal {
         &self.wal
     }

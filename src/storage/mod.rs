@@ -1,8 +1,9 @@
 //! The storage seam: every filesystem operation the data folder needs goes through a
 //! [`Backend`] — opening and creating files, reading, writing, fsync and fdatasync, truncation,
 //! renames, hard links, removals of files and (empty) folders, folder creation and listing,
-//! directory fsync and the folder lock. `persist` never calls `std::fs` itself, so another
-//! implementation plugs in without touching it:
+//! directory fsync and the folder lock. `persist` and the backup's own files in the data folder
+//! (`backup/local.rs`: `backup.json`, `replica.json`, `backup-points/`) never call `std::fs`
+//! themselves, so another implementation plugs in without touching them:
 //!
 //! - [`RealFs`]: the operating system (`std::fs` and `libc`), what the server runs on;
 //! - [`Faulty`]: wraps another backend and fails the n-th matching operation with a chosen
@@ -139,7 +140,7 @@ pub trait File: Send + Sync {
 /// Held while the server uses a data folder; dropping it releases the lock.
 pub trait Lock: Send + Sync {}
 
-/// Every filesystem operation under `persist/`.
+/// Every filesystem operation under `persist/` and in `backup/local.rs`.
 pub trait Backend: Send + Sync {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn File>>;
     /// Whether `path` exists (a missing parent is `false`, not an error).
