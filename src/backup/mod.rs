@@ -12,6 +12,8 @@
 pub mod follower;
 pub mod layout;
 pub mod local;
+#[cfg(test)]
+mod local_tests;
 pub mod manifests;
 pub mod packing;
 pub mod reload;
