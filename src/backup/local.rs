@@ -132,7 +132,7 @@ pub fn stage(
     fs.sync_dir(&temp)?;
     let dest = root.join(&name);
     if fs.exists(&dest)? {
-        fs.remove_dir_all(&dest)?;
+        discard(fs, &dest)?;
     }
     fs.rename(&temp, &dest)?;
     fs.sync_dir(&root)
@@ -140,7 +140,28 @@ pub fn stage(
 
 /// Removes a staged restore point (once uploaded).
 pub fn remove_staged(fs: &dyn Backend, point: &Staged) -> io::Result<()> {
-    fs.remove_dir_all(&point.dir)
+    discard(fs, &point.dir)
+}
+
+/// Removes a point's folder without ever leaving it listed with files missing: it is first
+/// renamed to a hidden name (`.gone-<name>`, which [`staged`] skips and [`clean_staging`]
+/// removes), then emptied and removed. A removal that fails half-way (or, on a file system that
+/// writes metadata back in order, a power cut during it) leaves only the hidden folder: never a
+/// point the uploader would upload again without some of its files, over the whole one.
+fn discard(fs: &dyn Backend, dir: &Path) -> io::Result<()> {
+    let (Some(root), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a staged restore point", dir.display()),
+        ));
+    };
+    let mut hidden = std::ffi::OsString::from(".gone-");
+    hidden.push(name);
+    let gone = root.join(hidden);
+    // What an earlier removal of the same name could not finish.
+    remove_all(fs, &gone)?;
+    fs.rename(dir, &gone)?;
+    fs.remove_dir_all(&gone)
 }
 
 /// Removes restore points a crash left half staged (call before any checkpoint can stage).

@@ -6,12 +6,15 @@
 //!   and a write that returned is durable;
 //! - a run of checkpoint stagings, an upload's removal and a restaging, cut at every operation:
 //!   after power-on (and the start's `clean_staging`) every point `staged` lists holds exactly
-//!   the files it was staged with, each with its content at the time.
+//!   the files it was staged with, each with its content at the time;
+//! - a removal of a staged point (after its upload, or before restaging the same name) that
+//!   fails half-way leaves no point `staged` lists with files missing.
 
 use super::local::{self, PrimaryState, ReplicaState, STAGED};
-use crate::storage::{Backend, OpenMode, PageCache, PowerCut};
+use crate::storage::{Backend, Fault, Faulty, Op, OpenMode, PageCache, PowerCut};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const DATA: &str = "/srv/data";
 
@@ -269,4 +272,57 @@ fn staged_points_cut_at_any_operation_are_whole_or_not_listed() {
         assert!(after.contains_key("0000000000000009-400"), "cut at {k}");
     }
     assert!(cuts > 30, "only {cuts} operations were cut");
+}
+
+/// The fault injector over the model: a staged point of three files, and the fault armed.
+fn point_with_a_failing_removal(fault: Fault) -> (Arc<Faulty>, PathBuf) {
+    let (disk, data) = disk();
+    let fs = Arc::new(Faulty::new(Arc::new(disk)));
+    for (name, body) in [
+        ("snap-a.bin", "a1"),
+        ("snap-b.bin", "b1"),
+        ("keys.bin", "k1"),
+    ] {
+        put(&*fs, &data, name, body).unwrap();
+    }
+    let names = ["snap-a.bin", "snap-b.bin", "keys.bin"].map(String::from);
+    local::stage(&*fs, &data, 3, 100, &names).unwrap();
+    fs.arm(fault);
+    (fs, data)
+}
+
+/// Every point listed holds all three files of [`point_with_a_failing_removal`].
+fn assert_whole_or_unlisted(fs: &dyn Backend, data: &Path, what: &str) {
+    let whole = files(&[
+        ("snap-a.bin", "a1"),
+        ("snap-b.bin", "b1"),
+        ("keys.bin", "k1"),
+    ]);
+    for (name, held) in listed(fs, data) {
+        assert_eq!(
+            held, whole,
+            "{what}: point {name} is listed with files missing"
+        );
+    }
+}
+
+#[test]
+fn an_uploaded_point_whose_removal_fails_half_way_is_not_listed_with_files_missing() {
+    // The second file removal fails (EIO): one file is gone already.
+    let (fs, data) = point_with_a_failing_removal(Fault::on(&[Op::Remove]).nth(2));
+    let point = local::staged(&*fs, &data).unwrap().remove(0);
+    assert!(local::remove_staged(&*fs, &point).is_err());
+    fs.disarm();
+    // The uploader's next round lists the points again, and would upload one missing a file
+    // over the whole one already in the bucket (same key).
+    assert_whole_or_unlisted(&*fs, &data, "after a failed removal");
+}
+
+#[test]
+fn a_restaged_point_whose_old_version_cannot_be_removed_is_not_listed_with_files_missing() {
+    let (fs, data) = point_with_a_failing_removal(Fault::on(&[Op::Remove]).named("snap-b"));
+    let names = ["snap-a.bin", "snap-b.bin", "keys.bin"].map(String::from);
+    assert!(local::stage(&*fs, &data, 3, 100, &names).is_err());
+    fs.disarm();
+    assert_whole_or_unlisted(&*fs, &data, "after a failed restaging");
 }
