@@ -6,12 +6,15 @@
 //!   restart on a healthy disk;
 //! - `checkpoint_race`: appends made while a checkpoint copies their collection stay in the log
 //!   until a snapshot holds them;
-//! - `old_files`: a data folder written before the switch to `crc32fast` still loads.
+//! - `old_files`: a data folder written before the switch to `crc32fast` still loads;
+//! - `replica_powercut`: a replica's `replica.json` never counts entries its log lost to a
+//!   power cut.
 
 mod checkpoint_race;
 mod faults;
 mod old_files;
 mod powercut;
+mod replica_powercut;
 
 use crate::common::{in_process_config, Client, MASTER};
 use fluxiondb::storage::Backend;
