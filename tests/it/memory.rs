@@ -118,6 +118,47 @@ fn writes_stop_at_the_limit_and_resume_when_memory_is_freed() {
     assert_eq!(count(&mut c, "new"), 1);
 }
 
+/// A client that makes a collection of every tiny write: each collection costs ~1.2 KiB beyond
+/// its content, counted, so the limit is reached near limit / 1.3 KiB collections (uncounted,
+/// the same server took ~10× as many, and RSS grew to 13× the limit), and RSS stays near it.
+#[test]
+fn a_collection_a_write_is_refused_at_the_limit_with_rss_near_it() {
+    let server = Server::start(&["--max-memory", "8MiB"]);
+    let base_rss = rss_mib(&server);
+    let mut c = server.master();
+    let mut made = 0u64;
+    let error = loop {
+        assert!(
+            made < 100_000,
+            "{made} collections of one value, never refused"
+        );
+        // Pipelined in batches: 200 requests, then their answers.
+        let ids: Vec<u64> = (made..made + 200).collect();
+        for n in &ids {
+            let data = json!({"col":format!("{n:x}"),"key":"k","value":"v"}).to_string();
+            c.send_text(&json!({"id":format!("r{n}"),"type":"sval","data":data}).to_string());
+        }
+        let mut refused = None;
+        for _ in &ids {
+            match c.recv_json().get("error").and_then(Value::as_str) {
+                None => made += 1,
+                Some(e) => refused = Some(e.to_owned()),
+            }
+        }
+        if let Some(e) = refused {
+            break e;
+        }
+    };
+    assert!(full_text().is_match(&error), "{error}");
+    // 8 MiB at 1,280 bytes plus a name of ~5 bytes and its value: ~6,400 collections.
+    assert!(
+        (5_000..=6_600).contains(&made),
+        "{made} collections made before the refusal"
+    );
+    let grown = rss_mib(&server).saturating_sub(base_rss);
+    assert!(grown < 8 * 3, "RSS grew by {grown} MiB for an 8 MiB limit");
+}
+
 #[test]
 fn a_restart_over_more_data_than_the_limit_serves_reads_and_refuses_writes() {
     let mut server = Server::with_data_dir();
