@@ -13,6 +13,7 @@
 mod auth;
 mod backup;
 mod cli;
+mod clipped;
 mod config;
 mod healthcheck;
 mod launch;

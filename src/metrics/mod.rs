@@ -12,6 +12,7 @@ pub mod backup;
 mod clock;
 mod process;
 mod render;
+mod slow_log;
 
 pub use clock::now;
 
@@ -153,23 +154,8 @@ pub fn observe(r: &Request<'_>) {
     t.resp_bytes.fetch_add(r.resp_bytes as u64, Relaxed);
     t.buckets[bucket(&REQUEST_BOUNDS, ns)].fetch_add(1, Relaxed);
     if ns >= SLOW_NANOS.load(Relaxed) || r.resp_bytes as u64 >= LARGE_BYTES.load(Relaxed) {
-        slow(r, ns);
+        slow_log::slow(r, ns);
     }
-}
-
-#[cold]
-fn slow(r: &Request<'_>, ns: u64) {
-    log::warn!(
-        "slow request: conn={} name={:?} ip={} id={:?} type={} request_bytes={} response_bytes={} elapsed_ms={:.3}",
-        r.conn,
-        r.name.unwrap_or(""),
-        r.ip,
-        r.id,
-        r.kind.map_or("unknown", MsgType::name),
-        r.req_bytes,
-        r.resp_bytes,
-        ns as f64 / 1e6
-    );
 }
 
 /// Why a connection was refused.

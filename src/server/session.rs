@@ -8,6 +8,7 @@ use super::dispatch::{self, Caller, Verdict};
 use super::frames::{Event, FrameError, FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use super::registry::{Opening, SessionHandle};
 use super::Shared;
+use crate::clipped::Clipped;
 use crate::live;
 use crate::protocol::encode;
 use std::io;
@@ -55,9 +56,9 @@ pub(crate) fn run(shared: &Shared, mut conn: Conn, who: Opening) {
     // Dropped before `conn` (a parameter) too: the wake handler stops touching the socket.
     let _wake = super::signals::WakeTarget::new(conn.socket().as_raw_fd());
     log::info!(
-        "connection {id} opened: ip={} name={:?} scope={}",
+        "connection {id} opened: ip={} name={} scope={}",
         handle.ip,
-        handle.name.as_deref().unwrap_or(""),
+        Clipped(handle.name.as_deref().unwrap_or("")),
         scope.name()
     );
     let mut s = Session {
@@ -101,8 +102,8 @@ pub(crate) fn run(shared: &Shared, mut conn: Conn, who: Opening) {
     let (ip, name) = (handle.ip.clone(), handle.name.clone());
     drop(life);
     log::info!(
-        "connection {id} closed: ip={ip} name={:?}",
-        name.as_deref().unwrap_or("")
+        "connection {id} closed: ip={ip} name={}",
+        Clipped(name.as_deref().unwrap_or(""))
     );
 }
 

@@ -377,6 +377,44 @@ fn slow_requests_are_logged() {
 }
 
 #[test]
+fn slow_request_lines_are_short_and_at_most_twenty_a_second() {
+    let s = Server::start(&["--slow-ms", "0"]);
+    let name = "n".repeat(3_000); // the test client's handshake takes no longer URL
+    let mut c = s.open(MASTER, Some(&name));
+    let id = "i".repeat(70_000);
+    c.request(&id, "cols", "{}");
+    let line = logged_line(&s, "id=\"iiii");
+    let shown = "i".repeat(128);
+    assert!(
+        line.contains(&format!("id=\"{shown}\"…(70000 bytes) type=cols")),
+        "{line}"
+    );
+    assert!(line.contains(&format!("name=\"{}\"…(3000 bytes)", "n".repeat(128))));
+    assert!(line.len() < 1000, "a line of {} bytes", line.len());
+    // 200 slow requests at once: at most 20 lines a second (a second's turn may let the
+    // next one start), and a later line counts those left out.
+    let started = std::time::Instant::now();
+    for i in 0..200 {
+        c.request(&format!("burst-{i}"), "cols", "{}");
+    }
+    let seconds = started.elapsed().as_secs() + 2;
+    let mut n = 0;
+    let noted = wait_until(Duration::from_secs(10), || {
+        n += 1;
+        c.request(&format!("later-{n}"), "cols", "{}");
+        std::thread::sleep(Duration::from_millis(50));
+        s.stderr_tail()
+            .contains("slow requests not logged before this one")
+    });
+    assert!(noted, "{}", s.stderr_tail());
+    let lines = s.stderr_tail().matches("id=\"burst-").count() as u64;
+    assert!(
+        lines <= 20 * seconds,
+        "{lines} burst lines in about {seconds} s"
+    );
+}
+
+#[test]
 fn large_responses_are_logged() {
     let s = Server::start(&["--large-response-kib", "1"]);
     let mut c = s.open(MASTER, Some("big"));
