@@ -65,6 +65,16 @@ pub enum Opened {
     WebSocket(Conn, Credentials),
     /// A plain HTTP request (or a malformed one), to be answered once.
     Http(Conn, HttpRequest),
+    /// An upgrade request that cannot be taken, to be answered with its reason.
+    BadUpgrade(Conn, BadUpgrade),
+}
+
+/// Why an upgrade request was refused (RFC 6455 §4.2.2): 426 with the version this server
+/// speaks for another `Sec-WebSocket-Version`, else 400.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadUpgrade {
+    pub status: u16,
+    pub reason: String,
 }
 
 /// A plain HTTP request head. `method` is empty when the head could not be parsed.
@@ -111,7 +121,11 @@ pub fn accept(
             .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
     });
     if upgrade {
-        return upgrade_with(Replay { head, at: 0, conn }, config);
+        return match upgrade_with(head, &mut conn, config) {
+            Upgrade::Done(creds) => Ok(Opened::WebSocket(conn, creds)),
+            Upgrade::Refused(bad) => Ok(Opened::BadUpgrade(conn, bad)),
+            Upgrade::Failed(e) => Err(e),
+        };
     }
     if !target.starts_with('/') {
         return Ok(Opened::Http(conn, HttpRequest::default()));
@@ -169,13 +183,13 @@ fn read_head(conn: &mut Conn, deadline: Instant) -> Result<Vec<u8>, HandshakeFai
 
 /// The head already read, replayed to tungstenite; what it writes goes to the connection's
 /// queue.
-struct Replay {
+struct Replay<'c> {
     head: Vec<u8>,
     at: usize,
-    conn: Conn,
+    conn: &'c mut Conn,
 }
 
-impl Read for Replay {
+impl Read for Replay<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let rest = &self.head[self.at..];
         if rest.is_empty() {
@@ -189,7 +203,7 @@ impl Read for Replay {
     }
 }
 
-impl Write for Replay {
+impl Write for Replay<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.conn.write(buf)
     }
@@ -199,8 +213,16 @@ impl Write for Replay {
     }
 }
 
+/// How an upgrade ended.
+enum Upgrade {
+    Done(Credentials),
+    Refused(BadUpgrade),
+    Failed(HandshakeFailure),
+}
+
 /// Runs tungstenite's upgrade on a complete head.
-fn upgrade_with(replay: Replay, config: WebSocketConfig) -> Result<Opened, HandshakeFailure> {
+fn upgrade_with(head: Vec<u8>, conn: &mut Conn, config: WebSocketConfig) -> Upgrade {
+    let replay = Replay { head, at: 0, conn };
     let mut creds = Credentials::default();
     #[allow(clippy::result_large_err)] // the error type is tungstenite's
     let callback = |req: &Request, resp: Response| {
@@ -215,14 +237,55 @@ fn upgrade_with(replay: Replay, config: WebSocketConfig) -> Result<Opened, Hands
         }
         Ok(resp)
     };
-    match tungstenite::accept_hdr_with_config(replay, callback, Some(config)) {
+    let outcome = tungstenite::accept_hdr_with_config(replay, callback, Some(config)).map(drop);
+    match outcome {
         // The head held no frame bytes: the socket alone carries on.
-        Ok(ws) => Ok(Opened::WebSocket(ws.into_inner().conn, creds)),
-        Err(HandshakeError::Interrupted(_)) => Err(HandshakeFailure::Failed(
+        Ok(()) => Upgrade::Done(creds),
+        Err(HandshakeError::Interrupted(_)) => Upgrade::Failed(HandshakeFailure::Failed(
             "incomplete upgrade request".into(),
         )),
-        Err(HandshakeError::Failure(e)) => Err(HandshakeFailure::Failed(e.to_string())),
+        Err(HandshakeError::Failure(e)) => match refusal(&e) {
+            Some(bad) => Upgrade::Refused(bad),
+            None => Upgrade::Failed(HandshakeFailure::Failed(e.to_string())),
+        },
     }
+}
+
+/// The answer to an upgrade request tungstenite refused; `None` when the connection itself
+/// failed (nothing to answer on).
+fn refusal(e: &tungstenite::Error) -> Option<BadUpgrade> {
+    use tungstenite::error::ProtocolError;
+    use tungstenite::Error;
+    let reason = match e {
+        Error::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => {
+            return Some(BadUpgrade {
+                status: 426,
+                reason: "unsupported WebSocket version: this server speaks version 13".into(),
+            })
+        }
+        Error::Protocol(ProtocolError::WrongHttpMethod) => "a WebSocket upgrade must be a GET",
+        Error::Protocol(ProtocolError::WrongHttpVersion) => {
+            "a WebSocket upgrade needs HTTP/1.1 or later"
+        }
+        Error::Protocol(ProtocolError::MissingConnectionUpgradeHeader) => {
+            "a WebSocket upgrade needs a Connection header with the upgrade token"
+        }
+        Error::Protocol(ProtocolError::MissingUpgradeWebSocketHeader) => {
+            "a WebSocket upgrade needs the header Upgrade: websocket"
+        }
+        Error::Protocol(ProtocolError::MissingSecWebSocketKey) => {
+            "a WebSocket upgrade needs a Sec-WebSocket-Key header"
+        }
+        Error::Protocol(ProtocolError::InvalidSecWebSocketKey) => {
+            "Sec-WebSocket-Key must be 16 bytes in base64"
+        }
+        Error::Io(_) | Error::ConnectionClosed | Error::AlreadyClosed => return None,
+        _ => "bad upgrade request",
+    };
+    Some(BadUpgrade {
+        status: 400,
+        reason: reason.into(),
+    })
 }
 
 #[cfg(test)]

@@ -150,6 +150,11 @@ fn open(
             answer(conn, &req);
             None
         }
+        Ok(Opened::BadUpgrade(conn, bad)) => {
+            log::debug!("upgrade from {} refused: {}", peer.ip(), bad.reason);
+            http::bad_upgrade(conn, peer.ip(), &bad);
+            None
+        }
         Err(e) => {
             log::debug!("handshake with {} failed: {e}", peer.ip());
             None

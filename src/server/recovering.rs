@@ -98,6 +98,7 @@ fn run(listener: &TcpListener, done: &AtomicBool, timeout: Duration) {
                     Ok(Opened::Http(conn, req)) => {
                         http::answer(conn, Phase::Recovering, peer.ip(), &req)
                     }
+                    Ok(Opened::BadUpgrade(conn, bad)) => http::bad_upgrade(conn, peer.ip(), &bad),
                     Err(e) => log::debug!("handshake with {} failed: {e}", peer.ip()),
                 }
                 count.fetch_sub(1, Ordering::AcqRel);

@@ -328,3 +328,61 @@ fn a_long_upgrade_request_is_read_whole() {
     assert_eq!(list[0]["name"], json!(name));
     assert_eq!(c.ok("cols", json!({})), json!({"collections": []}));
 }
+
+#[test]
+fn an_upgrade_request_that_cannot_be_taken_gets_an_http_answer_with_its_reason() {
+    // RFC 6455 §4.2.2: 426 with the version the server speaks, else 400; before, the socket was
+    // closed without a word.
+    use std::io::{Read, Write};
+    let s = Server::start(&[]);
+    let answer = |head: &str| {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        tcp.set_read_timeout(Some(crate::common::READ_TIMEOUT))
+            .unwrap();
+        tcp.write_all(head.as_bytes()).unwrap();
+        let mut out = String::new();
+        tcp.read_to_string(&mut out).unwrap();
+        out
+    };
+    let head = |upgrade: &str, connection: &str, version: &str, key: &str| {
+        format!(
+            "GET /?api-key=master-key HTTP/1.1\r\nHost: x\r\nUpgrade: {upgrade}\r\n\
+             Connection: {connection}\r\n{key}Sec-WebSocket-Version: {version}\r\n\r\n"
+        )
+    };
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let got = answer(&head("websocket", "Upgrade", "8", key));
+    assert!(
+        got.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+        "{got}"
+    );
+    assert!(got.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{got}");
+    assert!(
+        got.ends_with("\r\n\r\nunsupported WebSocket version: this server speaks version 13\n"),
+        "{got}"
+    );
+    for (head, reason) in [
+        (
+            head("websocket", "Upgrade", "13", ""),
+            "a WebSocket upgrade needs a Sec-WebSocket-Key header",
+        ),
+        (
+            head("websocket", "Upgrade", "13", "Sec-WebSocket-Key: short\r\n"),
+            "Sec-WebSocket-Key must be 16 bytes in base64",
+        ),
+        (
+            head("websocket", "keep-alive", "13", key),
+            "a WebSocket upgrade needs a Connection header with the upgrade token",
+        ),
+        (
+            head("h2c, websocket", "Upgrade", "13", key),
+            "a WebSocket upgrade needs the header Upgrade: websocket",
+        ),
+    ] {
+        let got = answer(&head);
+        assert!(got.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{got}");
+        assert!(got.ends_with(&format!("\r\n\r\n{reason}\n")), "{got}");
+    }
+    // The server still takes a good upgrade.
+    s.master().ok("cols", serde_json::json!({}));
+}

@@ -9,7 +9,7 @@ mod metrics;
 mod readyz;
 
 use super::conn::Conn;
-use super::handshake::HttpRequest;
+use super::handshake::{BadUpgrade, HttpRequest};
 use super::Shared;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -87,6 +87,7 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        426 => "Upgrade Required",
         503 => "Service Unavailable",
         _ => "",
     }
@@ -116,6 +117,21 @@ pub fn answer(conn: Conn, phase: Phase<'_>, peer: IpAddr, request: &HttpRequest)
     };
     let resp = route(&ctx);
     send(conn, peer, request, resp);
+}
+
+/// Answers an upgrade request that cannot be taken: 426 (with the version this server
+/// speaks) or 400, with its reason.
+pub fn bad_upgrade(conn: Conn, peer: IpAddr, bad: &BadUpgrade) {
+    let mut resp = Response::text(bad.status, &bad.reason);
+    if bad.status == 426 {
+        resp = resp.with_header("Sec-WebSocket-Version: 13");
+    }
+    let request = HttpRequest {
+        method: "GET".into(),
+        path: "(upgrade)".into(),
+        ..HttpRequest::default()
+    };
+    send(conn, peer, &request, resp);
 }
 
 /// Answers 503 with `reason` whatever was asked (the connection limit is reached).
