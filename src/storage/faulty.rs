@@ -1,6 +1,6 @@
 //! Failure injection: wraps a backend and fails chosen operations.
 
-use super::{Backend, DirEntry, File, Lock, Op, OpenMode};
+use super::{Backend, DirEntry, File, Lock, Metadata, Op, OpenMode};
 use parking_lot::Mutex;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -236,6 +236,18 @@ impl Backend for Faulty {
     fn lock(&self, dir: &Path) -> io::Result<Box<dyn Lock>> {
         gate(&self.state, Op::Lock, dir)?;
         self.inner.lock(dir)
+    }
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        gate(&self.state, Op::Stat, path)?;
+        self.inner.metadata(path)
+    }
+    fn set_permissions(&self, path: &Path, mode: u32) -> io::Result<()> {
+        gate(&self.state, Op::SetPermissions, path)?;
+        self.inner.set_permissions(path, mode)
+    }
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        gate(&self.state, Op::Stat, path)?;
+        self.inner.canonicalize(path)
     }
 }
 

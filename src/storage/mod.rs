@@ -1,9 +1,12 @@
 //! The storage seam: every filesystem operation the data folder needs goes through a
 //! [`Backend`] — opening and creating files, reading, writing, fsync and fdatasync, truncation,
 //! renames, hard links, removals of files and (empty) folders, folder creation and listing,
-//! directory fsync and the folder lock. `persist` and the backup's own files in the data folder
-//! (`backup/local.rs`: `backup.json`, `replica.json`, `backup-points/`) never call `std::fs`
-//! themselves, so another implementation plugs in without touching them:
+//! directory fsync, the folder lock, and a file's metadata (kind, device and number,
+//! permissions: `stat`, `chmod`, `realpath`). `persist` and the backup's files in the data
+//! folder (`backup/local.rs`: `backup.json`, `replica.json`, `backup-points/`; the staging
+//! folders of `fluxiondb restore` and of a replica's first setup, `backup/staging.rs`; the
+//! restored files, `backup/restore.rs`; a replica's reload folder, `backup/reload.rs`) never
+//! call `std::fs` themselves, so another implementation plugs in without touching them:
 //!
 //! - [`RealFs`]: the operating system (`std::fs` and `libc`), what the server runs on;
 //! - [`Faulty`]: wraps another backend and fails the n-th matching operation with a chosen
@@ -22,7 +25,7 @@ pub use real::RealFs;
 
 use std::ffi::OsString;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What a backend operation does; failures name it, and the fault injector matches on it.
@@ -50,8 +53,10 @@ pub enum Op {
     SyncDir,
     /// The exclusive lock on the data folder.
     Lock,
-    /// Asking whether a path exists.
+    /// Asking whether a path exists, what it is ([`Backend::metadata`]) or its real path.
     Stat,
+    /// Setting a file's or folder's permission bits.
+    SetPermissions,
 }
 
 impl Op {
@@ -72,6 +77,7 @@ impl Op {
             Op::SyncDir => "folder fsync",
             Op::Lock => "lock",
             Op::Stat => "stat",
+            Op::SetPermissions => "set permissions",
         }
     }
 }
@@ -107,6 +113,18 @@ pub enum EntryKind {
 pub struct DirEntry {
     pub name: OsString,
     pub kind: EntryKind,
+}
+
+/// What [`Backend::metadata`] tells of a path (symbolic links followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: EntryKind,
+    /// The device it is on: a folder on another device than its parent is a mount point.
+    pub dev: u64,
+    /// Its number on that device: two names with the same `(dev, ino)` are one file.
+    pub ino: u64,
+    /// The permission bits (`0o7777` at most).
+    pub mode: u32,
 }
 
 /// An open file. Reads and writes move the handle's position (append handles always write
@@ -162,6 +180,14 @@ pub trait Backend: Send + Sync {
     /// Takes the exclusive lock of a data folder (file `LOCK` in it); `WouldBlock` when another
     /// process holds it.
     fn lock(&self, dir: &Path) -> io::Result<Box<dyn Lock>>;
+    /// What `path` is: its kind, device, number and permissions (`NotFound` when missing).
+    fn metadata(&self, path: &Path) -> io::Result<Metadata>;
+    /// Sets the permission bits of a file or folder (`chmod`). Like any change to a file's
+    /// metadata it is durable once the file (a folder: the folder) is fsynced.
+    fn set_permissions(&self, path: &Path, mode: u32) -> io::Result<()>;
+    /// The absolute path of an existing file or folder, without `.`, `..` or symbolic links
+    /// (`realpath`).
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
 
     /// A whole file's content.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

@@ -5,6 +5,11 @@
 //! - a name created, renamed, hard-linked or removed in a folder (files and folders alike) is
 //!   durable once that folder is fsynced; a hard link is one more name of the same file (its
 //!   bytes, durable or not, are shared by all its names);
+//! - a file's or folder's permission bits (`set_permissions`) are durable once it is fsynced
+//!   (a file by fsync, not fdatasync); a new one's are those it was created with (0600 for a
+//!   file, 0700 for a folder);
+//! - there is one device, no symbolic links, and a folder can be renamed over an empty one
+//!   (`ENOTEMPTY` over one that is not), as on Linux;
 //! - a power cut keeps only what is durable: every folder gets back its durable names, every
 //!   file its durable bytes — plus, when the cut's seed says so, a prefix of the bytes appended
 //!   after its last fsync (the page cache had written some of them back), which makes torn
@@ -14,12 +19,12 @@
 //! at once with [`PageCache::cut_now`]); from then on every operation fails with EIO until
 //! [`PageCache::power_on`], and files opened before it stay dead.
 
-use super::{Backend, DirEntry, EntryKind, File, Lock, Op, OpenMode};
+use super::{Backend, DirEntry, EntryKind, File, Lock, Metadata, Op, OpenMode};
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::io;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 type Ino = u64;
@@ -37,6 +42,10 @@ struct Node {
     entries: BTreeMap<OsString, Ino>,
     /// Folders: the names a power cut keeps.
     synced_entries: BTreeMap<OsString, Ino>,
+    /// The permission bits now.
+    mode: u32,
+    /// The permission bits a power cut keeps.
+    synced_mode: u32,
 }
 
 /// When the power fails: at the `k`-th operation (1-based) counted from arming, counting only
@@ -178,6 +187,7 @@ impl Fs {
                     ));
                 }
                 node.entries = node.synced_entries.clone();
+                node.mode = node.synced_mode;
                 stack.extend(node.entries.values().copied());
             } else {
                 let mut data = node.synced.clone();
@@ -199,6 +209,7 @@ impl Fs {
                 }
                 node.data = data.clone();
                 node.synced = data;
+                node.mode = node.synced_mode;
             }
             kept.insert(ino, node);
         }
@@ -241,10 +252,13 @@ impl Fs {
     fn add(&mut self, parent: Ino, name: OsString, dir: bool) -> Ino {
         let ino = self.next;
         self.next += 1;
+        let mode = if dir { 0o700 } else { 0o600 };
         self.nodes.insert(
             ino,
             Node {
                 dir,
+                mode,
+                synced_mode: mode,
                 ..Node::default()
             },
         );
@@ -263,6 +277,8 @@ impl PageCache {
             ROOT,
             Node {
                 dir: true,
+                mode: 0o755,
+                synced_mode: 0o755,
                 ..Node::default()
             },
         );
@@ -460,6 +476,7 @@ impl File for ModelFile {
     fn sync_all(&self) -> io::Result<()> {
         self.with(Op::Fsync, |n, _| {
             n.synced = n.data.clone();
+            n.synced_mode = n.mode;
             Ok(())
         })
     }
@@ -543,8 +560,12 @@ impl Backend for PageCache {
         let (src, src_name) = fs.parent_of(from)?;
         let (dst, dst_name) = fs.parent_of(to)?;
         if let Some(&old) = fs.nodes[&dst].entries.get(&dst_name) {
-            if fs.nodes[&old].dir {
-                return Err(errno(libc::EISDIR));
+            let old = &fs.nodes[&old];
+            match (fs.nodes[&ino].dir, old.dir) {
+                (false, true) => return Err(errno(libc::EISDIR)),
+                (true, false) => return Err(errno(libc::ENOTDIR)),
+                (true, true) if !old.entries.is_empty() => return Err(errno(libc::ENOTEMPTY)),
+                _ => {}
             }
         }
         if let Some(n) = fs.nodes.get_mut(&src) {
@@ -640,6 +661,7 @@ impl Backend for PageCache {
             return Err(errno(libc::ENOTDIR));
         }
         node.synced_entries = node.entries.clone();
+        node.synced_mode = node.mode;
         Ok(())
     }
 
@@ -663,12 +685,47 @@ impl Backend for PageCache {
             generation: fs.generation,
         }))
     }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        let fs = self.begin(Op::Stat, path)?;
+        let ino = fs.lookup(path)?;
+        let node = fs.nodes.get(&ino).ok_or_else(eio)?;
+        Ok(Metadata {
+            kind: if node.dir {
+                EntryKind::Dir
+            } else {
+                EntryKind::File
+            },
+            dev: 1,
+            ino,
+            mode: node.mode,
+        })
+    }
+
+    fn set_permissions(&self, path: &Path, mode: u32) -> io::Result<()> {
+        let mut fs = self.begin(Op::SetPermissions, path)?;
+        let ino = fs.lookup(path)?;
+        let node = fs.nodes.get_mut(&ino).ok_or_else(eio)?;
+        node.mode = mode & 0o7777;
+        Ok(())
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        let fs = self.begin(Op::Stat, path)?;
+        fs.lookup(path)?;
+        // No symbolic links; `lookup` refuses `..`; a relative path starts at `/`.
+        let mut real = PathBuf::from("/");
+        real.extend(path.components().filter_map(|c| match c {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        }));
+        Ok(real)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn disk() -> (PageCache, PathBuf) {
         let fs = PageCache::new();
@@ -783,6 +840,83 @@ mod tests {
         power_cycle(&fs);
         assert!(!fs.exists(&d.join("p")).unwrap());
         let e = fs.remove_dir_all(&d.join("p")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_folder_is_renamed_over_an_empty_one_only() {
+        let (fs, d) = disk();
+        fs.create_dir(&d.join("target")).unwrap();
+        fs.create_dir(&d.join("staged")).unwrap();
+        put(&fs, &d.join("staged/f"), b"x", true);
+        put(&fs, &d.join("file"), b"y", false);
+        fs.sync_dir(&d).unwrap();
+        let e = fs.rename(&d.join("file"), &d.join("target")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
+        let e = fs.rename(&d.join("staged"), &d.join("file")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+        let e = fs.rename(&d.join("target"), &d.join("staged")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTEMPTY));
+        fs.rename(&d.join("staged"), &d.join("target")).unwrap();
+        assert_eq!(fs.read(&d.join("target/f")).unwrap(), b"x");
+        // Not durable until the parent is fsynced: the empty folder comes back.
+        power_cycle(&fs);
+        assert!(fs.list(&d.join("target")).is_empty());
+        assert_eq!(fs.read(&d.join("staged/f")).unwrap(), b"x");
+        fs.rename(&d.join("staged"), &d.join("target")).unwrap();
+        fs.sync_dir(&d).unwrap();
+        power_cycle(&fs);
+        assert_eq!(fs.read(&d.join("target/f")).unwrap(), b"x");
+        assert!(!fs.exists(&d.join("staged")).unwrap());
+    }
+
+    #[test]
+    fn permissions_are_durable_once_fsynced_and_metadata_names_the_file() {
+        let (fs, d) = disk();
+        fs.create_dir(&d.join("p")).unwrap();
+        put(&fs, &d.join("a"), b"one", true);
+        fs.sync_dir(&d).unwrap();
+        let (p, a) = (
+            fs.metadata(&d.join("p")).unwrap(),
+            fs.metadata(&d.join("a")).unwrap(),
+        );
+        assert_eq!((p.kind, p.mode), (EntryKind::Dir, 0o700));
+        assert_eq!((a.kind, a.mode), (EntryKind::File, 0o600));
+        fs.hard_link(&d.join("a"), &d.join("b")).unwrap();
+        let b = fs.metadata(&d.join("b")).unwrap();
+        assert_eq!((b.dev, b.ino), (a.dev, a.ino));
+        assert_ne!(p.ino, a.ino);
+        let e = fs.metadata(&d.join("none")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+
+        fs.set_permissions(&d.join("p"), 0o750).unwrap();
+        fs.set_permissions(&d.join("a"), 0o640).unwrap();
+        assert_eq!(fs.metadata(&d.join("p")).unwrap().mode, 0o750);
+        power_cycle(&fs);
+        assert_eq!(fs.metadata(&d.join("p")).unwrap().mode, 0o700);
+        assert_eq!(fs.metadata(&d.join("a")).unwrap().mode, 0o600);
+        fs.set_permissions(&d.join("p"), 0o750).unwrap();
+        fs.sync_dir(&d.join("p")).unwrap();
+        fs.set_permissions(&d.join("a"), 0o640).unwrap();
+        fs.open(&d.join("a"), OpenMode::Read)
+            .unwrap()
+            .sync_all()
+            .unwrap();
+        power_cycle(&fs);
+        assert_eq!(fs.metadata(&d.join("p")).unwrap().mode, 0o750);
+        assert_eq!(fs.metadata(&d.join("a")).unwrap().mode, 0o640);
+    }
+
+    #[test]
+    fn the_real_path_of_a_model_path() {
+        let (fs, d) = disk();
+        fs.create_dir(&d.join("p")).unwrap();
+        assert_eq!(
+            fs.canonicalize(Path::new("/d/./p")).unwrap(),
+            PathBuf::from("/d/p")
+        );
+        assert_eq!(fs.canonicalize(Path::new("/")).unwrap(), PathBuf::from("/"));
+        let e = fs.canonicalize(&d.join("none")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 }

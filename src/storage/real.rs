@@ -1,11 +1,11 @@
 //! The operating system's file system.
 
-use super::{Backend, DirEntry, EntryKind, File, Lock, OpenMode};
+use super::{Backend, DirEntry, EntryKind, File, Lock, Metadata, OpenMode};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// Every file the server writes is private to its user.
 const FILE_MODE: u32 = 0o600;
@@ -37,6 +37,16 @@ impl File for RealFile {
     }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+}
+
+fn kind_of(t: fs::FileType) -> EntryKind {
+    if t.is_dir() {
+        EntryKind::Dir
+    } else if t.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Other
     }
 }
 
@@ -93,20 +103,30 @@ impl Backend for RealFs {
         let mut out = Vec::new();
         for entry in fs::read_dir(path)? {
             let entry = entry?;
-            let t = entry.file_type()?;
-            let kind = if t.is_dir() {
-                EntryKind::Dir
-            } else if t.is_file() {
-                EntryKind::File
-            } else {
-                EntryKind::Other
-            };
             out.push(DirEntry {
                 name: entry.file_name(),
-                kind,
+                kind: kind_of(entry.file_type()?),
             });
         }
         Ok(out)
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        let m = fs::metadata(path)?;
+        Ok(Metadata {
+            kind: kind_of(m.file_type()),
+            dev: m.dev(),
+            ino: m.ino(),
+            mode: m.mode() & 0o7777,
+        })
+    }
+
+    fn set_permissions(&self, path: &Path, mode: u32) -> io::Result<()> {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        fs::canonicalize(path)
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
@@ -165,5 +185,33 @@ mod tests {
         fs.create_dir(&d.join("e")).unwrap();
         fs.remove_dir(&d.join("e")).unwrap();
         assert!(!fs.exists(&d.join("e")).unwrap());
+    }
+
+    #[test]
+    fn metadata_permissions_and_real_paths_on_the_real_file_system() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = fs_canon(tmp.path());
+        let fs = RealFs;
+        fs.create_dir(&d.join("p")).unwrap();
+        fs.open(&d.join("a"), OpenMode::Truncate).unwrap();
+        fs.hard_link(&d.join("a"), &d.join("p/b")).unwrap();
+        let (a, b) = (
+            fs.metadata(&d.join("a")).unwrap(),
+            fs.metadata(&d.join("p/b")).unwrap(),
+        );
+        assert_eq!((a.kind, a.mode), (EntryKind::File, 0o600));
+        assert_eq!((a.dev, a.ino), (b.dev, b.ino));
+        assert_eq!(fs.metadata(&d.join("p")).unwrap().kind, EntryKind::Dir);
+        fs.set_permissions(&d.join("p"), 0o750).unwrap();
+        assert_eq!(fs.metadata(&d.join("p")).unwrap().mode, 0o750);
+        assert_eq!(fs.canonicalize(&d.join("p/../a")).unwrap(), d.join("a"));
+        std::os::unix::fs::symlink(d.join("p"), d.join("l")).unwrap();
+        assert_eq!(fs.canonicalize(&d.join("l")).unwrap(), d.join("p"));
+        let e = fs.metadata(&d.join("none")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    fn fs_canon(p: &Path) -> PathBuf {
+        fs::canonicalize(p).unwrap()
     }
 }
