@@ -45,8 +45,8 @@ pub struct Running {
     server: Server,
     /// A replica's promotion switch.
     promotion: Option<Arc<Promotion>>,
-    /// A replica's private data folder (no `--data`), removed at the end.
-    scratch: Option<std::path::PathBuf>,
+    /// A replica's private data folder (no `--data`) and its backend, removed at the end.
+    scratch: Option<(std::path::PathBuf, Arc<dyn Backend>)>,
 }
 
 impl Running {
@@ -72,8 +72,8 @@ impl Running {
         if !self.server.wait_released(Duration::from_secs(10)) {
             log::warn!("connection threads still running 10 s after the shutdown");
         }
-        if let Some(dir) = self.scratch.take() {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
+        if let Some((dir, fs)) = self.scratch.take() {
+            if let Err(e) = fs.remove_dir_all(&dir) {
                 log::warn!(
                     "removing the replica's scratch folder {}: {e}",
                     dir.display()
@@ -113,7 +113,7 @@ pub fn start(mut config: Config, backend: Arc<dyn Backend>) -> Result<Running, L
     if config.replica.is_some() && config.data_dir.is_none() {
         let dir = scratch_dir();
         config.data_dir = Some(dir.clone());
-        scratch = Some(dir);
+        scratch = Some((dir, backend.clone()));
     }
     // Bound before recovery: meanwhile /healthz answers, /readyz says `recovering` and
     // WebSocket upgrades are refused with 1013 `recovering`.

@@ -79,7 +79,7 @@ impl Follower {
             return;
         };
         let mut handles = Handles::default();
-        if let Err(e) = reload::remove_scratch(&self.dir) {
+        if let Err(e) = reload::remove_scratch(&*self.fs, &self.dir) {
             log::warn!("replica: removing an earlier reload's scratch folder failed: {e}");
         }
         loop {
@@ -251,7 +251,13 @@ impl Follower {
             self.location
         );
         let mut applier = Applier::new(journal, handle.store(), handle.live(), handles);
-        let reloaded = reload::reload(&*self.objects, &self.location, &self.dir, &mut applier);
+        let reloaded = reload::reload(
+            &*self.objects,
+            &self.location,
+            &self.fs,
+            &self.dir,
+            &mut applier,
+        );
         applier.settle().map_err(|e| local_error(journal, e))?;
         let restored = reloaded?;
         self.next_segment = restored.next_segment;

@@ -25,12 +25,11 @@ pub mod uploader;
 use crate::objstore::{self, Location, ObjectStore};
 use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
-use crate::storage::{Backend, Lock, RealFs};
+use crate::storage::{Backend, EntryKind, Lock};
 use follower::{Follower, Promotion};
 use staging::Staging;
 use std::collections::HashSet;
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -159,16 +158,20 @@ pub struct PreparedReplica {
 /// first setup is written in a staging folder, `replica.json` last, and moved into place only
 /// once whole; a failed one leaves the folder as it was (empty, or absent), so the next start
 /// simply tries again. Staging folders a killed setup left are removed.
+///
+/// Everything it does to the folder goes through `fs`, the data folder's backend (the staging
+/// folder, the restore point's files and the lock file's identity, by its device and number,
+/// among them).
 pub fn prepare_replica(
     opts: &ReplicaOptions,
     dir: &Path,
     fs: &dyn Backend,
 ) -> Result<PreparedReplica, SetupError> {
-    let existed = std::fs::symlink_metadata(dir).is_ok();
+    let existed = fs.exists(dir).unwrap_or(false);
     let lock_file = dir.join(LOCK_FILE);
-    let lock_existed = std::fs::symlink_metadata(&lock_file).is_ok();
+    let lock_existed = fs.exists(&lock_file).unwrap_or(false);
     let lock = persist::lock_folder(fs, dir).map_err(SetupError::Data)?;
-    let lock_id = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let lock_id = |path: &Path| fs.metadata(path).ok().map(|m| (m.dev, m.ino));
     let ours = lock_id(&lock_file).filter(|_| !lock_existed);
     let known = local::read_state::<local::ReplicaState>(fs, dir, local::REPLICA_STATE).map_err(
         |source| SetupError::Local {
@@ -178,8 +181,8 @@ pub fn prepare_replica(
     )?;
     if known.is_some() {
         // A setup killed while moving its last entries up leaves its (empty) staging folder.
-        match staging::leftovers(dir, STAGING_TAG) {
-            Ok(left) => remove_leftovers(left.beside.iter().chain(&left.inside)),
+        match staging::leftovers(fs, dir, STAGING_TAG) {
+            Ok(left) => remove_leftovers(fs, left.beside.iter().chain(&left.inside)),
             Err(e) => log::warn!("replica: looking for unfinished setups failed: {e}"),
         }
         let objects = objstore::open(&opts.location).map_err(SetupError::Store)?;
@@ -197,13 +200,13 @@ pub fn prepare_replica(
             // Only our own: a setup that failed after emptying the folder for its rename may
             // find another process's lock file there since.
             if ours.is_some() && lock_id(&lock_file) == ours {
-                if let Err(e) = std::fs::remove_file(&lock_file) {
+                if let Err(e) = fs.remove_file(&lock_file) {
                     log::warn!("replica: removing {}: {e}", lock_file.display());
                 }
             }
             if !existed {
                 // Only if empty: it could be in place, whole, if only the last fsync failed.
-                let _ = std::fs::remove_dir(dir);
+                let _ = fs.remove_dir(dir);
             }
             drop(lock);
             Err(e)
@@ -212,13 +215,13 @@ pub fn prepare_replica(
 }
 
 /// Removes staging folders of killed setups (the caller holds the data folder's lock).
-fn remove_leftovers<'a>(paths: impl Iterator<Item = &'a PathBuf>) {
+fn remove_leftovers<'a>(fs: &dyn Backend, paths: impl Iterator<Item = &'a PathBuf>) {
     for path in paths {
         log::warn!(
             "replica: removing {}, left by a setup that did not finish",
             path.display()
         );
-        if let Err(e) = std::fs::remove_dir_all(path) {
+        if let Err(e) = fs.remove_dir_all(path) {
             log::warn!("replica: removing {}: {e}", path.display());
         }
     }
@@ -239,7 +242,7 @@ fn first_setup(
         let path = path.to_owned();
         move |source| SetupError::Local { path, source }
     };
-    let left = staging::leftovers(dir, STAGING_TAG).map_err(SetupError::Staging)?;
+    let left = staging::leftovers(fs, dir, STAGING_TAG).map_err(SetupError::Staging)?;
     if !left.inside.is_empty() {
         // A setup inside the folder (a mount point) killed while moving its entries up: what it
         // moved is in the folder, beside the lock file; none of it is a replica's copy yet.
@@ -247,31 +250,25 @@ fn first_setup(
             "replica: removing what a setup that did not finish left in {}",
             dir.display()
         );
-        for entry in std::fs::read_dir(dir).map_err(local_error(dir))? {
-            let entry = entry.map_err(local_error(dir))?;
-            if entry.file_name() == LOCK_FILE {
+        for entry in fs.read_dir(dir).map_err(local_error(dir))? {
+            if entry.name == LOCK_FILE {
                 continue;
             }
-            let path = entry.path();
-            let is_dir = entry.file_type().map_err(local_error(&path))?.is_dir();
-            let removed = if is_dir {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
+            let path = dir.join(&entry.name);
+            let removed = match entry.kind {
+                EntryKind::Dir => fs.remove_dir_all(&path),
+                EntryKind::File | EntryKind::Other => fs.remove_file(&path),
             };
             removed.map_err(local_error(&path))?;
         }
     }
-    remove_leftovers(left.beside.iter());
-    let mut entries = std::fs::read_dir(dir).map_err(local_error(dir))?;
-    let others = entries.try_fold(false, |others, entry| {
-        entry.map(|e| others || e.file_name() != LOCK_FILE)
-    });
-    if others.map_err(local_error(dir))? {
+    remove_leftovers(fs, left.beside.iter());
+    let entries = fs.read_dir(dir).map_err(local_error(dir))?;
+    if entries.iter().any(|e| e.name != LOCK_FILE) {
         return Err(SetupError::NotAReplicaFolder(dir.to_owned()));
     }
 
-    let staged = Staging::create(dir, STAGING_TAG, "fluxiondb").map_err(SetupError::Staging)?;
+    let staged = Staging::create(fs, dir, STAGING_TAG, "fluxiondb").map_err(SetupError::Staging)?;
     // Beside the folder, the staged one gets a lock file of its own, held from now on: renamed
     // over the folder, it is the folder's lock file, still held (the folder's own, emptied out
     // of the way just before, is held until then too).
@@ -281,12 +278,11 @@ fn first_setup(
         None
     };
     let location = opts.location.to_string();
-    let restored = restore::materialize(&*objects, &location, staged.dir(), None)
+    let restored = restore::materialize(&*objects, &location, fs, staged.dir(), None)
         .map_err(SetupError::Restore)?;
-    // Last: a folder holding it is a whole copy. The staging folder is written with std::fs
-    // (`staging.rs`, `restore.rs`), not on the data folder's backend: so is this file.
+    // Last: a folder holding it is a whole copy.
     local::write_state(
-        &RealFs,
+        fs,
         staged.dir(),
         local::REPLICA_STATE,
         &local::ReplicaState {

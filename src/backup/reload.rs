@@ -15,9 +15,11 @@ use super::replicated::{Applier, ApplyError};
 use super::restore::{self, RestoreError, Restored};
 use crate::objstore::ObjectStore;
 use crate::persist::{self, FsyncPolicy, WalOp};
+use crate::storage::Backend;
 use crate::store::{Collection, Policy, Store};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The scratch folder inside the replica's data folder.
 pub const RELOAD_DIR: &str = "replica-reload";
@@ -38,12 +40,13 @@ pub fn point_after(
     }))
 }
 
-/// Rebuilds the newest restore point (and the segments after it) in the scratch folder and
-/// applies the difference to the replica through `applier`. The caller waits for the log and
-/// flushes the applier.
+/// Rebuilds the newest restore point (and the segments after it) in the scratch folder (on
+/// `fs`, the data folder's backend) and applies the difference to the replica through
+/// `applier`. The caller waits for the log and flushes the applier.
 pub fn reload(
     objects: &dyn ObjectStore,
     location: &str,
+    fs: &Arc<dyn Backend>,
     dir: &Path,
     applier: &mut Applier<'_>,
 ) -> Result<Restored, RestoreError> {
@@ -52,15 +55,14 @@ pub fn reload(
         path: scratch.clone(),
         source,
     };
-    remove_scratch(dir).map_err(local)?;
-    std::fs::create_dir_all(&scratch).map_err(local)?;
-    let restored = restore::materialize(objects, location, &scratch, None)?;
+    remove_scratch(&**fs, dir).map_err(local)?;
+    fs.create_dir(&scratch).map_err(local)?;
+    let restored = restore::materialize(objects, location, &**fs, &scratch, None)?;
     let damaged = |e: persist::Error| RestoreError::Damaged {
         key: format!("restore point of segment {}", restored.point.first_segment),
         why: e.to_string(),
     };
-    let loaded = persist::open(crate::storage::real(), &scratch, FsyncPolicy::Never, false)
-        .map_err(damaged)?;
+    let loaded = persist::open(fs.clone(), &scratch, FsyncPolicy::Never, false).map_err(damaged)?;
     let wanted = loaded.store;
     drop(loaded.journal);
     replace(applier, &wanted).map_err(|e| RestoreError::Local {
@@ -68,13 +70,13 @@ pub fn reload(
         source: std::io::Error::other(e.to_string()),
     })?;
     drop(wanted);
-    remove_scratch(dir).map_err(local)?;
+    remove_scratch(&**fs, dir).map_err(local)?;
     Ok(restored)
 }
 
 /// Removes the scratch folder a reload left (absent is fine).
-pub fn remove_scratch(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(dir.join(RELOAD_DIR)) {
+pub fn remove_scratch(fs: &dyn Backend, dir: &Path) -> std::io::Result<()> {
+    match fs.remove_dir_all(&dir.join(RELOAD_DIR)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }

@@ -7,18 +7,19 @@
 //! at a time (briefly with its packed bytes, see [`super::packing`]) until it is written and synced,
 //! so memory stays bounded by the pool while downloads overlap unpacking and disk writes. The
 //! segments are found with one listing, not one per segment.
+//!
+//! The folder is written through the storage [`Backend`] the caller gives (the operating
+//! system for `fluxiondb restore`, the server's backend for a replica's setup and reload).
 
 use super::layout::{self, Manifest, Point, SegmentKey};
 use super::{manifests, packing};
 use crate::objstore::{Error as StoreError, ObjectStore};
 use crate::persist;
-use crate::storage::{Backend, RealFs};
+use crate::storage::{Backend, OpenMode};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -108,21 +109,14 @@ pub fn read_manifest(
     Ok((m, found.version))
 }
 
-/// Restored files are private to their user, as the server's own are (its API keys among them).
-const FILE_MODE: u32 = 0o600;
-
-fn write(dir: &Path, name: &str, body: &[u8]) -> Result<(), RestoreError> {
+/// Writes and fsyncs `dir/name` (private to its user, as every file the backend creates is:
+/// the API keys are among them).
+fn write(fs: &dyn Backend, dir: &Path, name: &str, body: &[u8]) -> Result<(), RestoreError> {
     let path = dir.join(name);
-    let done = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(&path)
-        .and_then(|mut f| {
-            f.write_all(body)?;
-            f.sync_all()
-        });
+    let done = fs.open(&path, OpenMode::Truncate).and_then(|f| {
+        f.write_all(body)?;
+        f.sync_all()
+    });
     done.map_err(|source| RestoreError::Local { path, source })
 }
 
@@ -186,12 +180,17 @@ struct Written {
     last_kept_ms: Option<i64>,
 }
 
-fn run_job(objects: &dyn ObjectStore, dir: &Path, job: &Job) -> Result<Written, RestoreError> {
+fn run_job(
+    objects: &dyn ObjectStore,
+    fs: &dyn Backend,
+    dir: &Path,
+    job: &Job,
+) -> Result<Written, RestoreError> {
     let body = fetch(objects, &job.key, job.size, job.crc)?;
     let kept = job
         .cut_at
         .map_or(body.len(), |t| persist::prefix_until(&body, t));
-    write(dir, &job.name, &body[..kept])?;
+    write(fs, dir, &job.name, &body[..kept])?;
     let mut last_kept_ms = None;
     if kept < body.len() {
         persist::read_segment_bytes(&body[..kept], |e| {
@@ -210,6 +209,7 @@ fn run_job(objects: &dyn ObjectStore, dir: &Path, job: &Job) -> Result<Written, 
 /// the error of the first job (in that order) that failed. After a failure no job starts.
 fn run_jobs(
     objects: &dyn ObjectStore,
+    fs: &dyn Backend,
     dir: &Path,
     jobs: &[Job],
 ) -> Result<Vec<Written>, RestoreError> {
@@ -221,7 +221,7 @@ fn run_jobs(
         while !failed.load(Ordering::Acquire) {
             let i = next.fetch_add(1, Ordering::AcqRel);
             let Some(job) = jobs.get(i) else { break };
-            let result = run_job(objects, dir, job);
+            let result = run_job(objects, fs, dir, job);
             if result.is_err() {
                 failed.store(true, Ordering::Release);
             }
@@ -275,12 +275,13 @@ fn segment_objects(
     Ok(found)
 }
 
-/// Writes into the (empty) folder `dir` the newest restore point at or before `at` (ms since
-/// the epoch; `None`: the newest) and the segments after it. Without `at`, the newest key file
-/// replaces the restore point's.
+/// Writes into the (empty) folder `dir` on `fs` the newest restore point at or before `at` (ms
+/// since the epoch; `None`: the newest) and the segments after it, every file fsynced, then the
+/// folder. Without `at`, the newest key file replaces the restore point's.
 pub fn materialize(
     objects: &dyn ObjectStore,
     location: &str,
+    fs: &dyn Backend,
     dir: &Path,
     at: Option<i64>,
 ) -> Result<Restored, RestoreError> {
@@ -343,7 +344,7 @@ pub fn materialize(
             cut_at: at,
         });
     }
-    let written = run_jobs(objects, dir, &jobs)?;
+    let written = run_jobs(objects, fs, dir, &jobs)?;
     let mut restored = Restored {
         next_segment: point.first_segment,
         point,
@@ -355,10 +356,11 @@ pub fn materialize(
     for (job, w) in jobs[files..].iter().zip(&written[files..]) {
         if cut {
             // Downloaded alongside, but after the entry the restore stops at.
-            fs::remove_file(dir.join(&job.name)).map_err(|source| RestoreError::Local {
-                path: dir.join(&job.name),
-                source,
-            })?;
+            fs.remove_file(&dir.join(&job.name))
+                .map_err(|source| RestoreError::Local {
+                    path: dir.join(&job.name),
+                    source,
+                })?;
             continue;
         }
         let Some(s) = SegmentKey::parse(&job.key) else {
@@ -374,8 +376,7 @@ pub fn materialize(
             restored.last_write_ms = Some(s.last_ms);
         }
     }
-    // The folder is written with std::fs (not the data folder's backend): synced the same way.
-    RealFs.sync_dir(dir).map_err(|source| RestoreError::Local {
+    fs.sync_dir(dir).map_err(|source| RestoreError::Local {
         path: dir.to_owned(),
         source,
     })?;

@@ -6,13 +6,19 @@
 //! over the target (absent, or an empty folder, whose permissions it takes). When the target
 //! cannot be renamed over (a mount point, `/`) or should not be (the working directory), it is
 //! `TARGET/.TAG-PID` inside it instead, and its entries are moved up one by one.
+//!
+//! Every file operation goes through the storage [`Backend`] the caller gives (the data
+//! folder's: the operating system for `fluxiondb restore`, the server's backend for a replica),
+//! so the power-loss model reaches the staging too. One thing stays outside it: the working
+//! directory (`std::env::current_dir`), which is the process's, not the file system's; it is
+//! only compared with the target's real path (on another backend than the operating system it
+//! names nothing there, and no target is taken for it).
 
 use crate::persist;
-use crate::storage::{Backend, RealFs};
+use crate::storage::{Backend, EntryKind};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -47,10 +53,14 @@ pub fn parent_of(path: &Path) -> &Path {
 }
 
 /// fsyncs a folder, so the names created, renamed or removed in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    RealFs
-        .sync_dir(dir)
+fn sync_dir(fs: &dyn Backend, dir: &Path) -> Result<(), Error> {
+    fs.sync_dir(dir)
         .map_err(|e| Error::Local(dir.to_owned(), e))
+}
+
+/// The error of an operation on `path`.
+fn local(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |e| Error::Local(path.to_owned(), e)
 }
 
 /// The staging folder's name without its process id: `.NAME.TAG-` beside the target.
@@ -70,7 +80,9 @@ fn beside(parent: &Path, name: &OsStr, tag: &str) -> PathBuf {
 
 /// Where a folder is written before it is complete, and how it then takes the target's place.
 /// One that is dropped before [`Staging::commit`] removes what it wrote.
-pub struct Staging {
+pub struct Staging<'a> {
+    /// The file system both folders are on.
+    fs: &'a dyn Backend,
     /// The folder being written.
     dir: PathBuf,
     /// The data folder it becomes.
@@ -86,74 +98,67 @@ pub struct Staging {
     who: &'static str,
 }
 
-impl Staging {
-    /// A new, empty staging folder `.NAME.TAG-PID` for `target` (which the caller checked is
-    /// empty or absent, or holds only what [`Staging::commit_replacing`] will replace).
-    pub fn create(target: &Path, tag: &'static str, who: &'static str) -> Result<Staging, Error> {
-        let exists = match std::fs::symlink_metadata(target) {
-            Ok(_) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::Local(target.to_owned(), e)),
+impl<'a> Staging<'a> {
+    /// A new, empty staging folder `.NAME.TAG-PID` for `target` on `fs` (which the caller
+    /// checked is empty or absent, or holds only what [`Staging::commit_replacing`] will
+    /// replace).
+    pub fn create(
+        fs: &'a dyn Backend,
+        target: &Path,
+        tag: &'static str,
+        who: &'static str,
+    ) -> Result<Staging<'a>, Error> {
+        let staging = |dir, target, beside| Staging {
+            fs,
+            dir,
+            target,
+            beside,
+            committed: false,
+            tag,
+            who,
         };
-        let staging = if exists {
+        let staging = if fs.exists(target).map_err(local(target))? {
             // An existing folder: renamed over when it is an ordinary folder (its permissions
             // carried over); filled from inside when it is a mount point, `/` or the working
             // directory. A symbolic link is followed: the folder it names is the target.
-            let real =
-                std::fs::canonicalize(target).map_err(|e| Error::Local(target.to_owned(), e))?;
-            let meta = std::fs::metadata(&real).map_err(|e| Error::Local(real.clone(), e))?;
+            let real = fs.canonicalize(target).map_err(local(target))?;
+            let meta = fs.metadata(&real).map_err(local(&real))?;
             // The working directory stays the folder the caller is in (not replaced by another).
-            let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
+            let cwd = std::env::current_dir()
+                .ok()
+                .and_then(|d| fs.canonicalize(&d).ok());
             let beside_dir = match (real.parent(), real.file_name()) {
                 (Some(parent), Some(name)) if cwd.as_deref() != Some(real.as_path()) => {
-                    let parent_meta = std::fs::metadata(parent)
-                        .map_err(|e| Error::Local(parent.to_owned(), e))?;
-                    (parent_meta.dev() == meta.dev()).then(|| beside(parent, name, tag))
+                    let parent_meta = fs.metadata(parent).map_err(local(parent))?;
+                    (parent_meta.dev == meta.dev).then(|| beside(parent, name, tag))
                 }
                 _ => None,
             };
             match beside_dir {
                 Some(dir) => {
-                    let s = Staging {
-                        dir,
-                        target: real,
-                        beside: true,
-                        committed: false,
-                        tag,
-                        who,
-                    };
+                    let s = staging(dir, real, true);
                     s.make()?;
-                    std::fs::set_permissions(&s.dir, meta.permissions())
-                        .map_err(|e| Error::Local(s.dir.clone(), e))?;
+                    fs.set_permissions(&s.dir, meta.mode)
+                        .map_err(local(&s.dir))?;
                     s
                 }
                 None => {
-                    let s = Staging {
-                        dir: real.join(format!(".{tag}-{}", std::process::id())),
-                        target: real,
-                        beside: false,
-                        committed: false,
-                        tag,
-                        who,
-                    };
+                    let s = staging(
+                        real.join(format!(".{tag}-{}", std::process::id())),
+                        real,
+                        false,
+                    );
                     s.make()?;
                     s
                 }
             }
         } else {
             let parent = parent_of(target);
-            persist::create_dir_durable(&RealFs, parent).map_err(Error::Folder)?;
+            persist::create_dir_durable(fs, parent).map_err(Error::Folder)?;
             let Some(name) = target.file_name() else {
                 return Err(Error::NotAFolder(target.to_owned()));
             };
-            let s = Staging {
-                dir: beside(parent, name, tag),
-                target: target.to_owned(),
-                beside: true,
-                committed: false,
-                tag,
-                who,
-            };
+            let s = staging(beside(parent, name, tag), target.to_owned(), true);
             s.make()?;
             s
         };
@@ -161,7 +166,7 @@ impl Staging {
     }
 
     fn make(&self) -> Result<(), Error> {
-        std::fs::create_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))
+        self.fs.create_dir(&self.dir).map_err(local(&self.dir))
     }
 
     /// The folder to write into.
@@ -184,11 +189,12 @@ impl Staging {
     /// the rename when beside it, so that it is empty; left alone when filled from inside),
     /// and where, filled from inside, the entry `last` is moved up after every other one.
     pub fn commit_replacing(mut self, replaced: &[&str], last: Option<&str>) -> Result<(), Error> {
-        sync_dir(&self.dir)?;
+        let fs = self.fs;
+        sync_dir(fs, &self.dir)?;
         if self.beside {
             for name in replaced {
                 let path = self.target.join(name);
-                match std::fs::remove_file(&path) {
+                match fs.remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(Error::Local(path, e)),
@@ -196,27 +202,23 @@ impl Staging {
             }
             // Over an empty folder (a directory can only replace an empty one): a folder that
             // something wrote into since the check is not replaced (`ENOTEMPTY`).
-            std::fs::rename(&self.dir, &self.target)
-                .map_err(|e| Error::Local(self.target.clone(), e))?;
+            fs.rename(&self.dir, &self.target)
+                .map_err(local(&self.target))?;
             self.committed = true;
-            sync_dir(parent_of(&self.target))?;
+            sync_dir(fs, parent_of(&self.target))?;
         } else {
-            let entries =
-                std::fs::read_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))?;
-            let mut names = Vec::new();
-            for entry in entries {
-                let entry = entry.map_err(|e| Error::Local(self.dir.clone(), e))?;
-                names.push(entry.file_name());
-            }
-            names.sort_by_key(|n| last.is_some_and(|l| n.as_os_str() == OsStr::new(l)));
-            for (i, name) in names.iter().enumerate() {
-                let (from, to) = (self.dir.join(name), self.target.join(name));
-                if let Err(e) = std::fs::rename(&from, &to) {
+            let mut entries = fs.read_dir(&self.dir).map_err(local(&self.dir))?;
+            entries.sort_by_key(|e| last.is_some_and(|l| e.name.as_os_str() == OsStr::new(l)));
+            for (i, entry) in entries.iter().enumerate() {
+                let (from, to) = (self.dir.join(&entry.name), self.target.join(&entry.name));
+                if let Err(e) = fs.rename(&from, &to) {
                     // The target is left as it was: what was moved up is removed.
-                    for moved in &names[..i] {
-                        let path = self.target.join(moved);
-                        let removed =
-                            std::fs::remove_file(&path).or_else(|_| std::fs::remove_dir_all(&path));
+                    for moved in &entries[..i] {
+                        let path = self.target.join(&moved.name);
+                        let removed = match moved.kind {
+                            EntryKind::Dir => fs.remove_dir_all(&path),
+                            EntryKind::File | EntryKind::Other => fs.remove_file(&path),
+                        };
                         if let Err(e) = removed {
                             log::warn!("cannot remove {}: {e}", path.display());
                         }
@@ -224,19 +226,19 @@ impl Staging {
                     return Err(Error::Local(to, e));
                 }
             }
-            std::fs::remove_dir(&self.dir).map_err(|e| Error::Local(self.dir.clone(), e))?;
+            fs.remove_dir(&self.dir).map_err(local(&self.dir))?;
             self.committed = true;
-            sync_dir(&self.target)?;
+            sync_dir(fs, &self.target)?;
         }
         Ok(())
     }
 }
 
-impl Drop for Staging {
+impl Drop for Staging<'_> {
     /// A folder that did not complete leaves nothing behind.
     fn drop(&mut self) {
         if !self.committed {
-            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if let Err(e) = self.fs.remove_dir_all(&self.dir) {
                 if e.kind() != io::ErrorKind::NotFound {
                     let (dir, tag) = (self.dir.display(), self.tag);
                     if log::log_enabled!(log::Level::Warn) {
@@ -263,11 +265,11 @@ pub struct Leftovers {
 }
 
 /// The staging folders tagged `tag` that earlier processes left for `target` (an existing
-/// folder). Call only while holding the target's lock, which every process writing one holds
-/// while it exists, so that none of them is in use.
-pub fn leftovers(target: &Path, tag: &str) -> Result<Leftovers, Error> {
+/// folder on `fs`). Call only while holding the target's lock, which every process writing one
+/// holds while it exists, so that none of them is in use.
+pub fn leftovers(fs: &dyn Backend, target: &Path, tag: &str) -> Result<Leftovers, Error> {
     let scan = |dir: &Path, prefix: &OsStr| -> Result<Vec<PathBuf>, Error> {
-        let entries = match std::fs::read_dir(dir) {
+        let entries = match fs.read_dir(dir) {
             Ok(entries) => entries,
             // A parent this user may not list (a volume mounted under a root-owned path).
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(Vec::new()),
@@ -275,19 +277,18 @@ pub fn leftovers(target: &Path, tag: &str) -> Result<Leftovers, Error> {
         };
         let mut found = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| Error::Local(dir.to_owned(), e))?;
-            let name = entry.file_name();
-            let pid = name
+            let pid = entry
+                .name
                 .as_encoded_bytes()
                 .strip_prefix(prefix.as_encoded_bytes())
                 .filter(|rest| !rest.is_empty() && rest.iter().all(u8::is_ascii_digit));
             if pid.is_some() {
-                found.push(entry.path());
+                found.push(dir.join(&entry.name));
             }
         }
         Ok(found)
     };
-    let real = std::fs::canonicalize(target).map_err(|e| Error::Local(target.to_owned(), e))?;
+    let real = fs.canonicalize(target).map_err(local(target))?;
     let beside = match (real.parent(), real.file_name()) {
         (Some(parent), Some(name)) => scan(parent, &beside_prefix(name, tag))?,
         _ => Vec::new(),

@@ -5,9 +5,11 @@ use crate::backup::restore::{self, RestoreError};
 use crate::backup::staging::{self, Staging};
 use crate::objstore::{self, Location};
 use crate::persist::{self, FsyncPolicy};
+use crate::storage::Backend;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -72,9 +74,9 @@ fn parse_rfc3339(t: &str) -> Option<i64> {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-fn is_empty_or_absent(dir: &Path) -> Result<bool, Error> {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_none()),
+fn is_empty_or_absent(fs: &dyn Backend, dir: &Path) -> Result<bool, Error> {
+    match fs.read_dir(dir) {
+        Ok(entries) => Ok(entries.is_empty()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(Error::Local(dir.to_owned(), e)),
     }
@@ -90,7 +92,10 @@ impl From<staging::Error> for Error {
     }
 }
 
-pub fn restore(args: &Args) -> Result<String, Error> {
+/// `fluxiondb restore` on the data folder's backend `fs` (the binary's: the operating system):
+/// the restored folder appears at `args.data` whole, loaded once in its staging folder, or not
+/// at all. The summary it prints.
+pub fn restore(fs: Arc<dyn Backend>, args: &Args) -> Result<String, Error> {
     let location: Location = args.from.parse().map_err(Error::Store)?;
     let at = args
         .at
@@ -98,22 +103,17 @@ pub fn restore(args: &Args) -> Result<String, Error> {
         .map(parse_time)
         .transpose()
         .map_err(Error::Usage)?;
-    if !is_empty_or_absent(&args.data)? {
+    if !is_empty_or_absent(&*fs, &args.data)? {
         return Err(Error::NotEmpty(args.data.clone()));
     }
     let objects = objstore::open(&location).map_err(Error::Store)?;
-    let staging = Staging::create(&args.data, "restore", "fluxiondb restore")?;
+    let staging = Staging::create(&*fs, &args.data, "restore", "fluxiondb restore")?;
     let started = std::time::Instant::now();
-    let restored = restore::materialize(&*objects, &location.to_string(), staging.dir(), at)
+    let restored = restore::materialize(&*objects, &location.to_string(), &*fs, staging.dir(), at)
         .map_err(Error::Restore)?;
     let downloaded = started.elapsed();
-    let loaded = persist::open(
-        crate::storage::real(),
-        staging.dir(),
-        FsyncPolicy::Always,
-        false,
-    )
-    .map_err(Error::Load)?;
+    let loaded = persist::open(fs.clone(), staging.dir(), FsyncPolicy::Always, false)
+        .map_err(Error::Load)?;
     let rep = loaded.report.clone();
     drop(loaded);
     staging.commit()?;
@@ -136,7 +136,7 @@ pub fn restore(args: &Args) -> Result<String, Error> {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    match restore(args) {
+    match restore(crate::storage::real(), args) {
         Ok(summary) => {
             println!("{summary}");
             ExitCode::SUCCESS
