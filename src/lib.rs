@@ -44,6 +44,12 @@ pub use cli::restore::run as run_restore;
 pub use cli::run as run_client;
 pub use healthcheck::run as run_healthcheck;
 
+/// `fluxiondb restore` on a chosen storage backend (the binary runs it on `storage::real()`):
+/// what the power-loss trials of a restore call.
+pub mod restore {
+    pub use crate::cli::restore::{restore, Args, Error};
+}
+
 /// The manifest's versions in a backup bucket (the commit every manifest change goes through).
 pub mod backup_manifests {
     pub use crate::backup::manifests::{commit, key, newest, parse_key, prune, Commit, Version};

@@ -8,13 +8,16 @@
 //!   until a snapshot holds them;
 //! - `old_files`: a data folder written before the switch to `crc32fast` still loads;
 //! - `replica_powercut`: a replica's `replica.json` never counts entries its log lost to a
-//!   power cut.
+//!   power cut;
+//! - `setup_powercut`: a replica's first setup and `fluxiondb restore`, cut at every operation,
+//!   leave the folder as it was (the setup redone at the next start) or whole.
 
 mod checkpoint_race;
 mod faults;
 mod old_files;
 mod powercut;
 mod replica_powercut;
+mod setup_powercut;
 
 use crate::common::{in_process_config, Client, MASTER};
 use fluxiondb::storage::Backend;

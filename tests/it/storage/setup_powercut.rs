@@ -1,0 +1,244 @@
+//! A folder built from the bucket under a power cut: a replica's first setup and
+//! `fluxiondb restore`, on the page-cache model, cut at every operation. A primary (the binary)
+//! writes a `file://` bucket holding a restore point and segments after it; the data folder is
+//! on the model, the bucket on the real disk.
+//!
+//! - A replica's first setup (`--replica-of`, started in-process): after power-on the folder is
+//!   either not a replica's copy yet (no `replica.json`; absent, or holding nothing but its
+//!   `LOCK`) or a whole copy; the next start succeeds either way (redoing the setup from scratch,
+//!   or restarting from the copy) and serves every record the bucket holds, and no staging
+//!   folder is left beside it.
+//! - `fluxiondb restore` (the library function the binary calls), into an absent folder and into
+//!   an empty one: after power-on the target is as it was (absent, or empty with its
+//!   permissions), or whole: a server started on it serves every record, and it has the
+//!   permissions of the folder it replaced. A restore that returned is durable: the power cut
+//!   right after it leaves the target whole.
+
+use super::{config, master, start};
+use crate::backup::{now_ms, primary_without_checkpoints, Bucket};
+use crate::common::{in_process_config, Client};
+use fluxiondb::storage::{Backend, PageCache, PowerCut};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const PARENT: &str = "/srv/fluxiondb";
+
+/// Records by (collection, document): their timestamps, in order.
+type Held = BTreeMap<(String, String), Vec<i64>>;
+
+fn insert(c: &mut Client, col: &str, from: i64, n: i64) {
+    let recs: Vec<Value> = (from..from + n)
+        .map(|ts| json!({"col": col, "doc": "d", "ts": ts, "data": format!("v{ts}")}))
+        .collect();
+    c.ok("ins", Value::Array(recs));
+}
+
+/// A bucket whose newest restore point holds collections `a` and `b` and whose segments after
+/// it hold more of `a` and all of `c`; what a whole copy of it serves.
+fn backed_up() -> (Bucket, Held) {
+    let bucket = Bucket::new();
+    let mut server = primary_without_checkpoints(&bucket);
+    let mut c = server.master();
+    insert(&mut c, "a", 1, 40);
+    insert(&mut c, "b", 1, 30);
+    drop(c);
+    // A clean stop uploads a restore point of the final state.
+    assert!(server.sigterm().success());
+    let points = bucket.objects("points");
+    server.start_again();
+    let mut c = server.master();
+    let since = now_ms();
+    insert(&mut c, "a", 41, 20);
+    insert(&mut c, "c", 1, 25);
+    bucket.wait_uploaded(since, &server);
+    // Killed: no restore point of these; they are only in segments after the point.
+    server.kill9();
+    assert_eq!(bucket.objects("points"), points);
+    let mut expected = Held::new();
+    for (col, n) in [("a", 60), ("b", 30), ("c", 25)] {
+        expected.insert((col.into(), "d".into()), (1..=n).collect());
+    }
+    (bucket, expected)
+}
+
+/// What a server on the folder serves.
+fn held(c: &mut Client) -> Held {
+    let mut out = Held::new();
+    for col in ["a", "b", "c"] {
+        let v = c.ok("qdoc", json!({"col": col, "doc": "d", "to": 1_000_000}));
+        let ts: Vec<i64> = v["records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["ts"].as_i64().unwrap())
+            .collect();
+        if !ts.is_empty() {
+            out.insert((col.into(), "d".into()), ts);
+        }
+    }
+    out
+}
+
+fn replica_config(dir: &Path, bucket: &Bucket) -> fluxiondb::Config {
+    let (d, loc) = (dir.to_str().unwrap(), bucket.location());
+    let flags = [
+        "--data",
+        d,
+        "--replica-of",
+        &loc,
+        "--poll-interval",
+        "50ms",
+        "--flush-interval",
+        "3600",
+    ];
+    in_process_config(&flags)
+}
+
+/// A model disk with `PARENT` durable; `dir` in it too when `exists`.
+fn disk(dir: &Path, exists: bool) -> PageCache {
+    let disk = PageCache::new();
+    disk.mkdirs(Path::new(PARENT), true);
+    if exists {
+        disk.mkdirs(dir, true);
+    }
+    disk
+}
+
+#[test]
+fn a_replicas_first_setup_cut_at_any_operation_is_redone_or_whole() {
+    let (bucket, expected) = backed_up();
+    let dir = PathBuf::from(PARENT).join("replica");
+    for exists in [false, true] {
+        let (mut redone, mut whole) = (0, 0);
+        for k in 1.. {
+            let disk = disk(&dir, exists);
+            disk.arm(PowerCut::at(k, k * 7919));
+            let started = fluxiondb::start(replica_config(&dir, &bucket), Arc::new(disk.clone()));
+            // Past the setup and the recovery when the server started before the cut fell.
+            disk.disarm();
+            let cut = disk.is_cut();
+            match started {
+                Ok(running) => {
+                    running.shutdown();
+                    running.join();
+                }
+                Err(e) => assert!(cut, "k {k}: the start failed without a power cut: {e}"),
+            }
+            if !cut {
+                assert!(
+                    redone > 0 && whole > 0,
+                    "{redone} cuts left no copy, {whole} a whole one: not both outcomes"
+                );
+                eprintln!("replica setup (folder existed: {exists}): {k} trials, {redone} redone, {whole} whole");
+                break;
+            }
+            disk.power_on();
+
+            let report = disk.cut_report();
+            let names = disk.list(&dir);
+            let copy = names.iter().any(|n| n == "replica.json");
+            if copy {
+                whole += 1;
+            } else {
+                assert!(
+                    names.iter().all(|n| n == "LOCK"),
+                    "k {k}: no replica.json, but the folder holds {names:?}: the next start would refuse it\n  {report}"
+                );
+                redone += 1;
+            }
+            let server = fluxiondb::start(replica_config(&dir, &bucket), Arc::new(disk.clone()))
+                .unwrap_or_else(|e| {
+                    panic!("k {k} (copy: {copy}): the next start failed: {e}\n  {report}")
+                });
+            let got = held(&mut master(&server));
+            assert_eq!(
+                got, expected,
+                "k {k} (copy: {copy}): the replica does not serve every record\n  {report}"
+            );
+            server.shutdown();
+            server.join();
+            assert_eq!(
+                disk.list(Path::new(PARENT)),
+                ["replica"],
+                "k {k}: a staging folder is left beside the replica\n  {report}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_restore_cut_at_any_operation_leaves_the_target_as_it_was_or_whole() {
+    let (bucket, expected) = backed_up();
+    let target = PathBuf::from(PARENT).join("restored");
+    let args = fluxiondb::restore::Args {
+        from: bucket.location(),
+        data: target.clone(),
+        at: None,
+    };
+    for exists in [false, true] {
+        let (mut before, mut whole) = (0, 0);
+        for k in 1.. {
+            let disk = disk(&target, exists);
+            if exists {
+                disk.set_permissions(&target, 0o750).unwrap();
+                disk.sync_dir(&target).unwrap();
+            }
+            disk.arm(PowerCut::at(k, k * 7919));
+            let restored = fluxiondb::restore::restore(Arc::new(disk.clone()), &args);
+            disk.disarm();
+            let cut = disk.is_cut();
+            if let Err(e) = &restored {
+                assert!(cut, "k {k}: the restore failed without a power cut: {e}");
+            }
+            if !cut {
+                // A restore that said it was done is durable: the power fails right after.
+                disk.cut_now(k * 7919);
+            }
+            disk.power_on();
+
+            let report = disk.cut_report();
+            let present = disk.exists(&target).unwrap();
+            let names = disk.list(&target);
+            if names.is_empty() {
+                assert!(
+                    cut,
+                    "k {k}: the restore succeeded, but after a power cut the target is empty\n  {report}"
+                );
+                assert_eq!(
+                    present,
+                    exists,
+                    "k {k}: the target was {}, and is {} now\n  {report}",
+                    if exists { "an empty folder" } else { "absent" },
+                    if present { "an empty folder" } else { "absent" }
+                );
+                if exists {
+                    assert_eq!(disk.metadata(&target).unwrap().mode, 0o750, "k {k}");
+                }
+                before += 1;
+            } else {
+                let server = start(config(&target, "always"), Arc::new(disk.clone()));
+                let got = held(&mut master(&server));
+                server.shutdown();
+                server.join();
+                assert_eq!(
+                    got, expected,
+                    "k {k}: the target holds {names:?} but not every record\n  {report}"
+                );
+                let mode = disk.metadata(&target).unwrap().mode;
+                let wanted = if exists { 0o750 } else { 0o700 };
+                assert_eq!(mode, wanted, "k {k}: the target's permissions\n  {report}");
+                whole += 1;
+            }
+            if !cut {
+                assert!(
+                    before > 0 && whole > 0,
+                    "{before} cuts left the target as it was, {whole} whole: not both outcomes"
+                );
+                eprintln!("restore (target existed: {exists}): {k} trials, {before} as before, {whole} whole");
+                break;
+            }
+        }
+    }
+}
