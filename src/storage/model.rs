@@ -8,8 +8,11 @@
 //! - a file's or folder's permission bits (`set_permissions`) are durable once it is fsynced
 //!   (a file by fsync, not fdatasync); a new one's are those it was created with (0600 for a
 //!   file, 0700 for a folder);
-//! - there is one device, no symbolic links, and a folder can be renamed over an empty one
-//!   (`ENOTEMPTY` over one that is not), as on Linux;
+//! - no symbolic links; a folder can be renamed over an empty one (`ENOTEMPTY` over one that is
+//!   not), as on Linux; everything is on one device, but for folders a test mounts
+//!   ([`PageCache::mount`]): such a folder and what is below it are on a device of their own,
+//!   a rename or hard link across devices fails with `EXDEV` and one of the mounted folder
+//!   itself with `EBUSY`;
 //! - a power cut keeps only what is durable: every folder gets back its durable names, every
 //!   file its durable bytes — plus, when the cut's seed says so, a prefix of the bytes appended
 //!   after its last fsync (the page cache had written some of them back), which makes torn
@@ -82,6 +85,8 @@ struct Fs {
     counted: u64,
     ops: u64,
     locks: HashSet<Ino>,
+    /// Folders that are mount points (the root of a device of their own).
+    mounts: HashSet<Ino>,
     recent: VecDeque<String>,
     /// What the last cut did, for a failing trial's message.
     cut_report: Vec<String>,
@@ -231,6 +236,36 @@ impl Fs {
         Ok((ino, name))
     }
 
+    /// The device `path` is on: 1, or the mount point's number plus 2 below a mount point.
+    fn dev_of(&self, path: &Path) -> io::Result<u64> {
+        let mut dev = 1;
+        let mut ino = ROOT;
+        for c in path.components() {
+            if let Component::Normal(name) = c {
+                let node = self.nodes.get(&ino).ok_or_else(eio)?;
+                ino = *node.entries.get(name).ok_or_else(|| errno(libc::ENOENT))?;
+                if self.mounts.contains(&ino) {
+                    dev = ino + 2;
+                }
+            }
+        }
+        Ok(dev)
+    }
+
+    /// Fails a rename or link of `from` into the folder of `to` that crosses devices, or that
+    /// moves a mount point or replaces one.
+    fn same_device(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (src, dst) = (self.lookup(from)?, self.lookup(to).ok());
+        if self.mounts.contains(&src) || dst.is_some_and(|d| self.mounts.contains(&d)) {
+            return Err(errno(libc::EBUSY));
+        }
+        let to_parent = to.parent().ok_or_else(|| errno(libc::EINVAL))?;
+        if self.dev_of(from)? != self.dev_of(to_parent)? {
+            return Err(errno(libc::EXDEV));
+        }
+        Ok(())
+    }
+
     fn lookup(&self, path: &Path) -> io::Result<Ino> {
         let mut ino = ROOT;
         for c in path.components() {
@@ -292,6 +327,7 @@ impl PageCache {
                 counted: 0,
                 ops: 0,
                 locks: HashSet::new(),
+                mounts: HashSet::new(),
                 recent: VecDeque::new(),
                 cut_report: Vec::new(),
                 cut_time: None,
@@ -319,6 +355,15 @@ impl PageCache {
                 }
             }
             ino = next;
+        }
+    }
+
+    /// Makes the existing folder `path` a mount point (set-up, not counted): it and what is
+    /// below it are on a device of their own. A power cut keeps it mounted.
+    pub fn mount(&self, path: &Path) {
+        let mut fs = self.fs.lock();
+        if let Ok(ino) = fs.lookup(path) {
+            fs.mounts.insert(ino);
         }
     }
 
@@ -557,6 +602,7 @@ impl Backend for PageCache {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut fs = self.begin(Op::Rename, to)?;
         let ino = fs.lookup(from)?;
+        fs.same_device(from, to)?;
         let (src, src_name) = fs.parent_of(from)?;
         let (dst, dst_name) = fs.parent_of(to)?;
         if let Some(&old) = fs.nodes[&dst].entries.get(&dst_name) {
@@ -593,6 +639,7 @@ impl Backend for PageCache {
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut fs = self.begin(Op::Link, to)?;
         let ino = fs.lookup(from)?;
+        fs.same_device(from, to)?;
         if fs.nodes[&ino].dir {
             return Err(errno(libc::EPERM));
         }
@@ -609,6 +656,9 @@ impl Backend for PageCache {
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         let mut fs = self.begin(Op::RemoveDir, path)?;
         let ino = fs.lookup(path)?;
+        if fs.mounts.contains(&ino) {
+            return Err(errno(libc::EBUSY));
+        }
         let node = &fs.nodes[&ino];
         if !node.dir {
             return Err(errno(libc::ENOTDIR));
@@ -696,7 +746,7 @@ impl Backend for PageCache {
             } else {
                 EntryKind::File
             },
-            dev: 1,
+            dev: fs.dev_of(path)?,
             ino,
             mode: node.mode,
         })
@@ -918,5 +968,46 @@ mod tests {
         assert_eq!(fs.canonicalize(Path::new("/")).unwrap(), PathBuf::from("/"));
         let e = fs.canonicalize(&d.join("none")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_mounted_folder_is_a_device_of_its_own() {
+        let (fs, d) = disk();
+        fs.create_dir(&d.join("m")).unwrap();
+        fs.create_dir(&d.join("m/sub")).unwrap();
+        fs.create_dir(&d.join("e")).unwrap();
+        put(&fs, &d.join("a"), b"x", true);
+        put(&fs, &d.join("m/b"), b"y", true);
+        fs.mount(&d.join("m"));
+        let dev = |p: &str| fs.metadata(&d.join(p)).unwrap().dev;
+        assert_eq!(dev("a"), dev("e"));
+        assert_ne!(dev("m"), dev("e"));
+        assert_eq!(dev("m"), dev("m/sub"));
+        assert_eq!(dev("m"), dev("m/b"));
+        let err = |r: io::Result<()>| r.unwrap_err().raw_os_error();
+        assert_eq!(
+            err(fs.rename(&d.join("a"), &d.join("m/a"))),
+            Some(libc::EXDEV)
+        );
+        assert_eq!(
+            err(fs.hard_link(&d.join("m/b"), &d.join("b"))),
+            Some(libc::EXDEV)
+        );
+        assert_eq!(
+            err(fs.rename(&d.join("e"), &d.join("m"))),
+            Some(libc::EBUSY)
+        );
+        assert_eq!(
+            err(fs.rename(&d.join("m"), &d.join("n"))),
+            Some(libc::EBUSY)
+        );
+        fs.remove_file(&d.join("m/b")).unwrap();
+        fs.remove_dir(&d.join("m/sub")).unwrap();
+        assert_eq!(err(fs.remove_dir(&d.join("m"))), Some(libc::EBUSY));
+        // Within the device, as anywhere.
+        put(&fs, &d.join("m/c"), b"z", true);
+        fs.rename(&d.join("m/c"), &d.join("m/d")).unwrap();
+        power_cycle(&fs);
+        assert_ne!(dev("m"), dev("e"));
     }
 }

@@ -3,13 +3,14 @@
 //! writes a `file://` bucket holding a restore point and segments after it; the data folder is
 //! on the model, the bucket on the real disk.
 //!
-//! - A replica's first setup (`--replica-of`, started in-process): after power-on the folder is
+//! - A replica's first setup (`--replica-of`, started in-process; into an absent folder, an
+//!   empty one and an empty mount point, filled from inside): after power-on the folder is
 //!   either not a replica's copy yet (no `replica.json`; absent, or holding nothing but its
 //!   `LOCK`) or a whole copy; the next start succeeds either way (redoing the setup from scratch,
 //!   or restarting from the copy) and serves every record the bucket holds, and no staging
 //!   folder is left beside it.
 //! - `fluxiondb restore` (the library function the binary calls), into an absent folder and into
-//!   an empty one: after power-on the target is as it was (absent, or empty with its
+//!   an empty one (into a mount point: a known defect, see the ignored test): after power-on the target is as it was (absent, or empty with its
 //!   permissions), or whole: a server started on it serves every record, and it has the
 //!   permissions of the folder it replaced. A restore that returned is durable: the power cut
 //!   right after it leaves the target whole.
@@ -96,12 +97,26 @@ fn replica_config(dir: &Path, bucket: &Bucket) -> fluxiondb::Config {
     in_process_config(&flags)
 }
 
-/// A model disk with `PARENT` durable; `dir` in it too when `exists`.
-fn disk(dir: &Path, exists: bool) -> PageCache {
+/// What the folder to fill is before: absent, an empty folder (0750), or an empty mount point
+/// (0750; filled from inside, its entries moved up one by one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    Absent,
+    Empty,
+    Mount,
+}
+
+/// A model disk with `PARENT` durable and `dir` as `target` says.
+fn disk(dir: &Path, target: Target) -> PageCache {
     let disk = PageCache::new();
     disk.mkdirs(Path::new(PARENT), true);
-    if exists {
+    if target != Target::Absent {
         disk.mkdirs(dir, true);
+        disk.set_permissions(dir, 0o750).unwrap();
+        disk.sync_dir(dir).unwrap();
+    }
+    if target == Target::Mount {
+        disk.mount(dir);
     }
     disk
 }
@@ -110,10 +125,10 @@ fn disk(dir: &Path, exists: bool) -> PageCache {
 fn a_replicas_first_setup_cut_at_any_operation_is_redone_or_whole() {
     let (bucket, expected) = backed_up();
     let dir = PathBuf::from(PARENT).join("replica");
-    for exists in [false, true] {
+    for target in [Target::Absent, Target::Empty, Target::Mount] {
         let (mut redone, mut whole) = (0, 0);
         for k in 1.. {
-            let disk = disk(&dir, exists);
+            let disk = disk(&dir, target);
             disk.arm(PowerCut::at(k, k * 7919));
             let started = fluxiondb::start(replica_config(&dir, &bucket), Arc::new(disk.clone()));
             // Past the setup and the recovery when the server started before the cut fell.
@@ -124,14 +139,17 @@ fn a_replicas_first_setup_cut_at_any_operation_is_redone_or_whole() {
                     running.shutdown();
                     running.join();
                 }
-                Err(e) => assert!(cut, "k {k}: the start failed without a power cut: {e}"),
+                Err(e) => assert!(
+                    cut,
+                    "k {k} ({target:?}): the start failed without a power cut: {e}"
+                ),
             }
             if !cut {
                 assert!(
                     redone > 0 && whole > 0,
                     "{redone} cuts left no copy, {whole} a whole one: not both outcomes"
                 );
-                eprintln!("replica setup (folder existed: {exists}): {k} trials, {redone} redone, {whole} whole");
+                eprintln!("replica setup ({target:?}): {k} trials, {redone} redone, {whole} whole");
                 break;
             }
             disk.power_on();
@@ -142,27 +160,30 @@ fn a_replicas_first_setup_cut_at_any_operation_is_redone_or_whole() {
             if copy {
                 whole += 1;
             } else {
+                // Its lock file, and a staging folder inside it that the next start removes.
                 assert!(
-                    names.iter().all(|n| n == "LOCK"),
-                    "k {k}: no replica.json, but the folder holds {names:?}: the next start would refuse it\n  {report}"
+                    names.iter().all(|n| n == "LOCK" || n.starts_with(".replica-")),
+                    "k {k} ({target:?}): no replica.json, but the folder holds {names:?}: the next start would refuse it\n  {report}"
                 );
                 redone += 1;
             }
             let server = fluxiondb::start(replica_config(&dir, &bucket), Arc::new(disk.clone()))
                 .unwrap_or_else(|e| {
-                    panic!("k {k} (copy: {copy}): the next start failed: {e}\n  {report}")
+                    panic!(
+                        "k {k} ({target:?}, copy: {copy}): the next start failed: {e}\n  {report}"
+                    )
                 });
             let got = held(&mut master(&server));
             assert_eq!(
                 got, expected,
-                "k {k} (copy: {copy}): the replica does not serve every record\n  {report}"
+                "k {k} ({target:?}, copy: {copy}): the replica does not serve every record\n  {report}"
             );
             server.shutdown();
             server.join();
             assert_eq!(
                 disk.list(Path::new(PARENT)),
                 ["replica"],
-                "k {k}: a staging folder is left beside the replica\n  {report}"
+                "k {k} ({target:?}): a staging folder is left beside the replica\n  {report}"
             );
         }
     }
@@ -170,6 +191,23 @@ fn a_replicas_first_setup_cut_at_any_operation_is_redone_or_whole() {
 
 #[test]
 fn a_restore_cut_at_any_operation_leaves_the_target_as_it_was_or_whole() {
+    restore_cut_at_any_operation(&[Target::Absent, Target::Empty]);
+}
+
+/// KNOWN DEFECT, not fixed yet: into a mount point (or the working directory) the restore is
+/// written in `TARGET/.restore-PID` and its entries moved up one by one. The staging folder's
+/// name is durable from the moment the staged folder is loaded (its lock's `create_dir_durable`
+/// fsyncs the target), so a power cut before the last move (as a `kill -9` at any point) leaves
+/// the target holding `.restore-PID`, with or without some entries moved up: a server started
+/// there serves no records (or some), without a word, and `fluxiondb restore` refuses the
+/// folder as not empty. Fails with `the target holds [".restore-PID"] but not every record`.
+#[test]
+#[ignore = "known defect: an unfinished restore inside a mount point is left in the target"]
+fn a_restore_into_a_mount_point_cut_at_any_operation_leaves_it_as_it_was_or_whole() {
+    restore_cut_at_any_operation(&[Target::Mount]);
+}
+
+fn restore_cut_at_any_operation(targets: &[Target]) {
     let (bucket, expected) = backed_up();
     let target = PathBuf::from(PARENT).join("restored");
     let args = fluxiondb::restore::Args {
@@ -177,20 +215,20 @@ fn a_restore_cut_at_any_operation_leaves_the_target_as_it_was_or_whole() {
         data: target.clone(),
         at: None,
     };
-    for exists in [false, true] {
+    for &before_restore in targets {
+        let exists = before_restore != Target::Absent;
         let (mut before, mut whole) = (0, 0);
         for k in 1.. {
-            let disk = disk(&target, exists);
-            if exists {
-                disk.set_permissions(&target, 0o750).unwrap();
-                disk.sync_dir(&target).unwrap();
-            }
+            let disk = disk(&target, before_restore);
             disk.arm(PowerCut::at(k, k * 7919));
             let restored = fluxiondb::restore::restore(Arc::new(disk.clone()), &args);
             disk.disarm();
             let cut = disk.is_cut();
             if let Err(e) = &restored {
-                assert!(cut, "k {k}: the restore failed without a power cut: {e}");
+                assert!(
+                    cut,
+                    "k {k} ({before_restore:?}): the restore failed without a power cut: {e}"
+                );
             }
             if !cut {
                 // A restore that said it was done is durable: the power fails right after.
@@ -204,17 +242,21 @@ fn a_restore_cut_at_any_operation_leaves_the_target_as_it_was_or_whole() {
             if names.is_empty() {
                 assert!(
                     cut,
-                    "k {k}: the restore succeeded, but after a power cut the target is empty\n  {report}"
+                    "k {k} ({before_restore:?}): the restore succeeded, but after a power cut the target is empty\n  {report}"
                 );
                 assert_eq!(
                     present,
                     exists,
-                    "k {k}: the target was {}, and is {} now\n  {report}",
+                    "k {k} ({before_restore:?}): the target was {}, and is {} now\n  {report}",
                     if exists { "an empty folder" } else { "absent" },
                     if present { "an empty folder" } else { "absent" }
                 );
                 if exists {
-                    assert_eq!(disk.metadata(&target).unwrap().mode, 0o750, "k {k}");
+                    assert_eq!(
+                        disk.metadata(&target).unwrap().mode,
+                        0o750,
+                        "k {k} ({before_restore:?})"
+                    );
                 }
                 before += 1;
             } else {
@@ -224,11 +266,14 @@ fn a_restore_cut_at_any_operation_leaves_the_target_as_it_was_or_whole() {
                 server.join();
                 assert_eq!(
                     got, expected,
-                    "k {k}: the target holds {names:?} but not every record\n  {report}"
+                    "k {k} ({before_restore:?}): the target holds {names:?} but not every record\n  {report}"
                 );
                 let mode = disk.metadata(&target).unwrap().mode;
                 let wanted = if exists { 0o750 } else { 0o700 };
-                assert_eq!(mode, wanted, "k {k}: the target's permissions\n  {report}");
+                assert_eq!(
+                    mode, wanted,
+                    "k {k} ({before_restore:?}): the target's permissions\n  {report}"
+                );
                 whole += 1;
             }
             if !cut {
@@ -236,7 +281,9 @@ fn a_restore_cut_at_any_operation_leaves_the_target_as_it_was_or_whole() {
                     before > 0 && whole > 0,
                     "{before} cuts left the target as it was, {whole} whole: not both outcomes"
                 );
-                eprintln!("restore (target existed: {exists}): {k} trials, {before} as before, {whole} whole");
+                eprintln!(
+                    "restore ({before_restore:?}): {k} trials, {before} as before, {whole} whole"
+                );
                 break;
             }
         }
