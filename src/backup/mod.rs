@@ -137,7 +137,7 @@ pub fn primary_worker(
 
 /// The staging folder's tag: a replica's first setup is written in `.NAME.replica-PID` beside
 /// its data folder (or `.replica-PID` inside it, see [`staging`]).
-const STAGING_TAG: &str = "replica";
+const STAGING_TAG: &str = persist::Build::ReplicaSetup.tag();
 
 /// The data folder's lock file (see `persist`): the one name a folder may hold and still be set
 /// up as a replica.

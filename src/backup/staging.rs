@@ -264,8 +264,8 @@ pub struct Leftovers {
     pub inside: Vec<PathBuf>,
 }
 
-/// The staging folders tagged `tag` that earlier processes left for `target` (an existing
-/// folder on `fs`). Call only while holding the target's lock, which every process writing one
+/// The staging folders tagged `tag` that earlier processes left for `target` (a folder on `fs`,
+/// or where one would be). Call only while holding the target's lock, which every process writing one
 /// holds while it exists, so that none of them is in use.
 pub fn leftovers(fs: &dyn Backend, target: &Path, tag: &str) -> Result<Leftovers, Error> {
     let scan = |dir: &Path, prefix: &OsStr| -> Result<Vec<PathBuf>, Error> {
@@ -288,11 +288,39 @@ pub fn leftovers(fs: &dyn Backend, target: &Path, tag: &str) -> Result<Leftovers
         }
         Ok(found)
     };
-    let real = fs.canonicalize(target).map_err(local(target))?;
+    // An absent target can still have staging folders beside it (a build into it was cut).
+    let (real, exists) = match fs.canonicalize(target) {
+        Ok(real) => (real, true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = parent_of(target);
+            let Some(name) = target.file_name() else {
+                return Ok(Leftovers::default());
+            };
+            match fs.canonicalize(parent) {
+                Ok(parent) => (parent.join(name), false),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Leftovers::default()),
+                Err(e) => return Err(Error::Local(parent.to_owned(), e)),
+            }
+        }
+        Err(e) => return Err(Error::Local(target.to_owned(), e)),
+    };
     let beside = match (real.parent(), real.file_name()) {
         (Some(parent), Some(name)) => scan(parent, &beside_prefix(name, tag))?,
         _ => Vec::new(),
     };
-    let inside = scan(&real, OsStr::new(&format!(".{tag}-")))?;
+    let inside = if exists {
+        scan(&real, OsStr::new(&format!(".{tag}-")))?
+    } else {
+        Vec::new()
+    };
     Ok(Leftovers { beside, inside })
+}
+
+/// The process that named a staging folder (`….TAG-PID`), when it is still running and is not
+/// this one. Process state, not the file system's: read from `/proc`, whatever the backend.
+pub fn running_writer(staging: &Path) -> Option<u32> {
+    let name = staging.file_name()?.to_str()?;
+    let pid: u32 = name.rsplit_once('-')?.1.parse().ok()?;
+    let alive = pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists();
+    alive.then_some(pid)
 }

@@ -5,7 +5,7 @@ use crate::backup::restore::{self, RestoreError};
 use crate::backup::staging::{self, Staging};
 use crate::objstore::{self, Location};
 use crate::persist::{self, FsyncPolicy};
-use crate::storage::Backend;
+use crate::storage::{Backend, EntryKind};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,6 +29,8 @@ pub struct Args {
 pub enum Error {
     Usage(String),
     NotEmpty(PathBuf),
+    /// Another `fluxiondb restore` (this process id) is writing the target.
+    InUse(PathBuf, u32),
     Store(objstore::Error),
     Restore(RestoreError),
     Load(persist::Error),
@@ -44,6 +46,11 @@ impl fmt::Display for Error {
             Error::NotEmpty(dir) => write!(
                 f,
                 "{} is not empty: restore into a new or empty folder",
+                dir.display()
+            ),
+            Error::InUse(dir, pid) => write!(
+                f,
+                "another fluxiondb restore (process {pid}) is writing {}",
                 dir.display()
             ),
             Error::Store(e) => write!(f, "{e}"),
@@ -72,6 +79,47 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
 fn parse_rfc3339(t: &str) -> Option<i64> {
     let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The tag of a restore's staging folders.
+const TAG: &str = persist::Build::Restore.tag();
+
+/// Removes what an earlier restore into `dir` left when it was killed (or the power failed):
+/// its staging folder beside `dir`, or, filled from inside (a mount point), its staging folder
+/// in `dir` and everything it had moved up already — the folder was empty when that restore
+/// began, so all of it is that restore's. True when there was such a restore inside `dir`.
+/// A restore still running (its process alive) is left alone and refused.
+fn clear_unfinished(fs: &dyn Backend, dir: &Path) -> Result<bool, Error> {
+    let left = staging::leftovers(fs, dir, TAG)?;
+    if let Some(pid) = left
+        .beside
+        .iter()
+        .chain(&left.inside)
+        .find_map(|p| staging::running_writer(p))
+    {
+        return Err(Error::InUse(dir.to_owned(), pid));
+    }
+    for path in &left.beside {
+        fs.remove_dir_all(path)
+            .map_err(|e| Error::Local(path.clone(), e))?;
+    }
+    if left.inside.is_empty() {
+        return Ok(false);
+    }
+    for entry in fs
+        .read_dir(dir)
+        .map_err(|e| Error::Local(dir.to_owned(), e))?
+    {
+        let path = dir.join(&entry.name);
+        let removed = match entry.kind {
+            EntryKind::Dir => fs.remove_dir_all(&path),
+            EntryKind::File | EntryKind::Other => fs.remove_file(&path),
+        };
+        removed.map_err(|e| Error::Local(path.clone(), e))?;
+    }
+    fs.sync_dir(dir)
+        .map_err(|e| Error::Local(dir.to_owned(), e))?;
+    Ok(true)
 }
 
 fn is_empty_or_absent(fs: &dyn Backend, dir: &Path) -> Result<bool, Error> {
@@ -103,11 +151,12 @@ pub fn restore(fs: Arc<dyn Backend>, args: &Args) -> Result<String, Error> {
         .map(parse_time)
         .transpose()
         .map_err(Error::Usage)?;
+    let cleared = clear_unfinished(&*fs, &args.data)?;
     if !is_empty_or_absent(&*fs, &args.data)? {
         return Err(Error::NotEmpty(args.data.clone()));
     }
     let objects = objstore::open(&location).map_err(Error::Store)?;
-    let staging = Staging::create(&*fs, &args.data, "restore", "fluxiondb restore")?;
+    let staging = Staging::create(&*fs, &args.data, TAG, "fluxiondb restore")?;
     let started = std::time::Instant::now();
     let restored = restore::materialize(&*objects, &location.to_string(), &*fs, staging.dir(), at)
         .map_err(Error::Restore)?;
@@ -117,8 +166,13 @@ pub fn restore(fs: Arc<dyn Backend>, args: &Args) -> Result<String, Error> {
     let rep = loaded.report.clone();
     drop(loaded);
     staging.commit()?;
+    let note = if cleared {
+        "an unfinished earlier restore was removed first; "
+    } else {
+        ""
+    };
     Ok(format!(
-        "restored {} from {location}: restore point of segment {} ({} ms) and {} log segments, {} bytes in {:.2} s; {} collections, {} records, {} API keys{}",
+        "{note}restored {} from {location}: restore point of segment {} ({} ms) and {} log segments, {} bytes in {:.2} s; {} collections, {} records, {} API keys{}",
         args.data.display(),
         restored.point.first_segment,
         restored.point.time_ms,

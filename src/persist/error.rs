@@ -30,6 +30,42 @@ pub enum Error {
     /// `--repair` loaded the intact entries of damaged log segments but could not save them in
     /// snapshots (this many failed); the segments stay in place for the next try.
     RepairUnsaved { failed: usize },
+    /// The folder holds the staging folder of a restore or a replica's first setup that did not
+    /// finish moving its files into place (killed, or a power cut): what is there is part of a
+    /// copy, not a data folder to serve.
+    Unfinished { path: PathBuf, build: Build },
+}
+
+/// What builds a data folder in a staging folder inside it (when it cannot be renamed over:
+/// a mount point, the working directory), named `.<tag>-<process id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `fluxiondb restore`.
+    Restore,
+    /// A replica's first setup.
+    ReplicaSetup,
+}
+
+impl Build {
+    pub const ALL: [Build; 2] = [Build::Restore, Build::ReplicaSetup];
+
+    /// The tag of its staging folders.
+    pub const fn tag(self) -> &'static str {
+        match self {
+            Build::Restore => "restore",
+            Build::ReplicaSetup => "replica",
+        }
+    }
+
+    /// The build whose staging folder inside a data folder is named `name`, if any.
+    pub fn of_staging(name: &str) -> Option<Build> {
+        let rest = name.strip_prefix('.')?;
+        Build::ALL.into_iter().find(|b| {
+            rest.strip_prefix(b.tag())
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()))
+        })
+    }
 }
 
 /// How a file is damaged.
@@ -141,9 +177,26 @@ impl fmt::Display for Error {
             ),
             Error::Encode(e) => write!(f, "cannot encode: {e}"),
             Error::Refused(text) => f.write_str(text),
+            Error::Unfinished { path, build } => {
+                let (what, again) = match build {
+                    Build::Restore => (
+                        "an unfinished `fluxiondb restore`",
+                        "run the same `fluxiondb restore` again into this folder",
+                    ),
+                    Build::ReplicaSetup => (
+                        "an unfinished replica setup",
+                        "start the replica again (it sets the folder up anew)",
+                    ),
+                };
+                write!(
+                    f,
+                    "{}: the staging folder of {what}, stopped while moving its files into place; the data folder holds part of a copy only: {again}",
+                    path.display()
+                )
+            }
             Error::RepairUnsaved { failed } => write!(
                 f,
-                "the repair could not save what it loaded from damaged log segments ({failed}                  snapshots failed; see the errors above); those segments are left in place.                  Fix the disk, then start with --repair again"
+                "the repair could not save what it loaded from damaged log segments ({failed} snapshots failed; see the errors above); those segments are left in place. Fix the disk, then start with --repair again"
             ),
         }
     }

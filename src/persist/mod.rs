@@ -33,7 +33,7 @@ mod wal;
 mod wal_read;
 
 pub use codec::WalOp;
-pub use error::Error;
+pub use error::{Build, Error};
 pub use fsutil::create_dir_durable;
 pub use journal::{Gate, Journal, KEYS_FILE};
 pub use recovery::{lock_folder, open, open_locked};

@@ -112,6 +112,9 @@ pub fn open_locked(
     for entry in b.read_dir(dir).map_err(Error::io(Op::ReadDir, dir))? {
         let name = entry.name.to_string_lossy();
         let path = dir.join(&entry.name);
+        if let Some(build) = super::Build::of_staging(&name) {
+            return Err(Error::Unfinished { path, build });
+        }
         if name.ends_with(".tmp") {
             b.remove_file(&path).map_err(Error::io(Op::Remove, &path))?;
             removed_temp = true;

@@ -548,6 +548,63 @@ fn a_failed_restore_leaves_the_target_as_it_was() {
     assert_eq!(names_in(target.parent()), ["data"]);
 }
 
+/// A restore killed while moving its files up into the folder (a mount point, the working
+/// directory) leaves its staging folder and part of a copy there: a server refuses the folder,
+/// and the same restore run again clears it and restores it whole. One whose process is still
+/// running is left alone.
+#[test]
+fn an_unfinished_restore_is_refused_by_the_server_and_cleared_by_the_next_restore() {
+    let bucket = Bucket::new();
+    three_collections_backed_up(&bucket);
+    let target = TempDir::new();
+    let dir = target.data();
+    // What a restore killed part way leaves (its process gone: a pid that cannot be running).
+    std::fs::create_dir(dir.join(".restore-4294967290")).unwrap();
+    std::fs::write(
+        dir.join("snapshot-0000000000000001.snap"),
+        b"part of a copy",
+    )
+    .unwrap();
+    let err = crate::common::refused_start(dir, &[]);
+    assert!(
+        err.contains(
+            ".restore-4294967290: the staging folder of an unfinished `fluxiondb restore`"
+        ),
+        "{err}"
+    );
+    let (ok, out, err) = restore(&bucket, dir, None);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("an unfinished earlier restore was removed first; restored "),
+        "{out}"
+    );
+    assert!(!names_in(dir).iter().any(|n| n.starts_with(".restore-")));
+    let server = Server::start(&["--data", dir.to_str().unwrap()]);
+    let cols = server.master().ok("cols", json!({}))["collections"].clone();
+    assert_eq!(cols.as_array().map(Vec::len), Some(3), "{cols}");
+
+    // A restore whose process is alive is not cleared: this test's own child stands in.
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::create_dir(dir).unwrap();
+    let mut alive = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::create_dir(dir.join(format!(".restore-{}", alive.id()))).unwrap();
+    let (ok, _, err) = restore(&bucket, dir, None);
+    let _ = alive.kill();
+    let _ = alive.wait();
+    assert!(!ok);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "fluxiondb restore: another fluxiondb restore (process {}) is writing {}",
+            alive.id(),
+            dir.display()
+        )
+    );
+}
+
 /// Restored files used to be created 0644 (the server's are 0600), the API keys among them;
 /// the `file://` store's objects too.
 #[test]
