@@ -108,7 +108,9 @@ pub struct Args {
     pub import_seed: Option<PathBuf>,
 
     /// Serve `GET /metrics` without an API key (by default any valid key is needed).
-    #[arg(long = "metrics-public", env = "METRICS_PUBLIC")]
+    /// From the environment: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
+    #[arg(long = "metrics-public", env = "METRICS_PUBLIC", action = ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub metrics_public: bool,
 
     /// Log every request that takes at least this many milliseconds (0 logs every request).
@@ -182,6 +184,25 @@ pub struct Args {
     /// A client command instead of the server (`fluxiondb <command> --help`).
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// A command line that starts with a subcommand: parsed without the server's flags, so that
+/// the server's environment variables (`LOG_LEVEL`, `BIND`, `FSYNC`, …), which a client
+/// command never reads, cannot make it fail.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "fluxiondb", version, disable_version_flag = true)]
+pub struct CommandLine {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl CommandLine {
+    /// Whether `first` (the first argument) names a subcommand.
+    pub fn starts_with_command(first: &std::ffi::OsStr) -> bool {
+        first
+            .to_str()
+            .is_some_and(<Command as Subcommand>::has_subcommand)
+    }
 }
 
 /// The subcommands; without one, the binary is the server.
@@ -391,7 +412,7 @@ impl Config {
             answer_cache_bytes: args.answer_cache_mib as usize * MIB,
             send_buffer_bytes: args.send_buffer_mib as usize * MIB,
             idle_timeout,
-            ping_interval: (idle_timeout / 4).max(Duration::from_secs(1)),
+            ping_interval: idle_timeout / 4,
             handshake_timeout: Duration::from_secs(args.handshake_timeout),
             metrics_public: args.metrics_public,
             slow_request: Duration::from_millis(args.slow_ms),
@@ -423,6 +444,10 @@ mod tests {
             (9000, 3, 16 * MIB)
         );
         assert_eq!(c.ping_interval.as_secs(), 30);
+        // A quarter at every timeout: a 1 s floor pinged a client of `--idle-timeout 1` at the
+        // moment it was closed for silence.
+        let c = parse(&["--secret-key=k", "--idle-timeout", "1"]).unwrap();
+        assert_eq!(c.ping_interval, Duration::from_millis(250));
         assert!(
             parse(&["-s", "k", "--date=/x"]).is_err(),
             "unknown flags are errors"

@@ -34,7 +34,7 @@ mod text;
 mod ws_header;
 
 // Configuration and start-up.
-pub use config::{Args, Command, Config};
+pub use config::{Args, Command, CommandLine, Config};
 pub use launch::{start, Running};
 pub use metrics::configure as configure_metrics;
 pub use server::{bind, Boot, LocalSession, Server};

@@ -1,15 +1,16 @@
 use clap::Parser;
-use fluxiondb::{signals, storage, Args, Command, Config};
+use fluxiondb::{signals, storage, Args, Command, CommandLine, Config};
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let first = std::env::args_os().nth(1);
+    if first.is_some_and(|a| CommandLine::starts_with_command(&a)) {
+        return run_command(CommandLine::parse().command);
+    }
     let mut args = Args::parse();
-    match args.command.take() {
-        Some(Command::Client(cmd)) => return fluxiondb::run_client(cmd),
-        Some(Command::Healthcheck(hc)) => return fluxiondb::run_healthcheck(&hc),
-        Some(Command::Restore(args)) => return fluxiondb::run_restore(&args),
-        None => {}
+    if let Some(command) = args.command.take() {
+        return run_command(command);
     }
     let config = match Config::from_args(args) {
         Ok(c) => c,
@@ -66,4 +67,13 @@ fn main() -> ExitCode {
     }
     log::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// A subcommand instead of the server.
+fn run_command(command: Command) -> ExitCode {
+    match command {
+        Command::Client(cmd) => fluxiondb::run_client(cmd),
+        Command::Healthcheck(hc) => fluxiondb::run_healthcheck(&hc),
+        Command::Restore(args) => fluxiondb::run_restore(&args),
+    }
 }

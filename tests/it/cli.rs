@@ -915,3 +915,32 @@ fn progress_lines_when_not_a_terminal() {
         out.stderr
     );
 }
+
+/// The server's environment variables are not the client commands': a value only the server
+/// reads, in a form it would refuse, used to stop every command with exit 2 naming a flag the
+/// user never passed.
+#[test]
+fn the_servers_environment_does_not_break_client_commands() {
+    let s = Server::start(&[]);
+    let url = format!("ws://127.0.0.1:{}", s.port);
+    let port = s.port.to_string();
+    let servers = [
+        ("LOG_LEVEL", "DEBUG"),
+        ("BIND", "localhost"),
+        ("FSYNC", "true"),
+        ("METRICS_PUBLIC", "maybe"),
+        ("PORT", "not-a-port"),
+    ];
+    let mut env = vec![
+        ("FLUXIONDB_URL", url.as_str()),
+        ("FLUXIONDB_APIKEY", MASTER),
+    ];
+    env.extend_from_slice(&servers[..4]);
+    let out = cli_env(&["fetch-collections"], &env);
+    assert!(out.ok, "{}", out.stderr);
+    // healthcheck reads PORT like the server, and only that.
+    let mut env = vec![("PORT", port.as_str())];
+    env.extend_from_slice(&servers[..4]);
+    let out = cli_env(&["healthcheck"], &env);
+    assert!(out.ok, "{}", out.stderr);
+}

@@ -331,6 +331,28 @@ fn checkpoints_show_in_metrics() {
 }
 
 #[test]
+fn metrics_public_from_the_environment_takes_the_usual_spellings() {
+    for (value, public) in [
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("0", false),
+        ("off", false),
+    ] {
+        let s = Server::start_exact(
+            &["--secret-key", MASTER, "--port", "0", "--bind", "127.0.0.1"],
+            &[("METRICS_PUBLIC", value)],
+        );
+        let status = get(s.port, "/metrics").status;
+        assert_eq!(
+            status,
+            if public { 200 } else { 401 },
+            "METRICS_PUBLIC={value}"
+        );
+    }
+}
+
+#[test]
 fn metrics_public_needs_no_key() {
     let s = Server::start(&["--metrics-public"]);
     let a = get(s.port, "/metrics");

@@ -101,12 +101,12 @@ fn client_that_stops_reading_is_closed_without_losing_responses() {
     assert_eq!(b.ok("cols", json!({})), json!({"collections": ["c"]}));
 }
 
-// With `--idle-timeout 2` the server pings after 1 s of silence and closes after 2 s.
+// With `--idle-timeout 2` the server pings after 0.5 s of silence and closes after 2 s.
 
 #[test]
 fn reading_client_is_kept_alive_by_pings() {
-    // `--idle-timeout 4`: a ping after each second of silence (the 1 s floor of a quarter of
-    // the timeout), a close after 4 s of it. Each pong thus has 3 s to arrive, however slowly
+    // `--idle-timeout 4`: a ping after each second of silence (a quarter of the timeout), a
+    // close after 4 s of it. Each pong thus has 3 s to arrive, however slowly
     // a loaded machine schedules this thread; with `--idle-timeout 2` a pong held up for a
     // second was enough to close the connection.
     let idle_timeout = Duration::from_secs(4);
