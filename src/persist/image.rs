@@ -3,27 +3,57 @@
 use super::codec::{CollectionImage, DocImage, KeysImage};
 use super::error::Damage;
 use crate::auth::Scope;
-use crate::store::{Collection, Series};
+use crate::store::{Collection, Doc, Series};
+use std::sync::Arc;
 
-/// Copies a collection (under its read lock, each document under its own: a few large memory
-/// copies).
-pub fn collection_image(name: &str, c: &Collection) -> CollectionImage {
-    CollectionImage {
-        name: name.to_owned(),
-        docs: c
-            .docs
-            .iter()
-            .map(|(doc, d)| {
-                let (ts, lens, data) = d.read().to_parts();
-                DocImage {
-                    name: doc.clone(),
-                    ts,
-                    lens,
-                    data,
-                }
-            })
-            .collect(),
-        kv: c.kv.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+/// What a checkpoint takes of a collection under its read lock: the handles of its documents
+/// and a copy of its key/value entries. Then [`Held::image`] copies each document under the
+/// document's own lock alone, so that a large collection's copy (seconds for millions of
+/// records in sealed blocks) does not hold the collection's lock, which writes of several
+/// documents, new documents and key/value changes need.
+///
+/// The image is then no single moment of the collection, as it already was not of its
+/// documents (appends only read-lock the collection): every change logged before the log was
+/// rotated for this checkpoint is in it (each was applied under the collection's or its
+/// document's lock before that lock could be taken here), and a change logged after is
+/// replayed over it at recovery, which gives the same result whether the image holds it or
+/// not (an insert replaces a record of the same time, a deletion of what is gone deletes
+/// nothing, a value is set again).
+pub struct Held {
+    name: String,
+    docs: Vec<(String, Arc<Doc>)>,
+    kv: Vec<(String, String)>,
+}
+
+impl Held {
+    /// Takes the handles (under the collection's read lock, held by the caller).
+    pub fn take(name: &str, c: &Collection) -> Held {
+        Held {
+            name: name.to_owned(),
+            docs: c.docs.iter().map(|(n, d)| (n.clone(), d.clone())).collect(),
+            kv: c.kv.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+
+    /// Copies each document under its own lock (without the collection's).
+    pub fn image(self) -> CollectionImage {
+        CollectionImage {
+            name: self.name,
+            docs: self
+                .docs
+                .into_iter()
+                .map(|(name, d)| {
+                    let (ts, lens, data) = d.read().to_parts();
+                    DocImage {
+                        name,
+                        ts,
+                        lens,
+                        data,
+                    }
+                })
+                .collect(),
+            kv: self.kv,
+        }
     }
 }
 

@@ -261,18 +261,19 @@ impl Journal {
                 handle: &handle,
                 cleared: false,
             };
-            let image = {
+            let held = {
                 let c = handle.read();
                 if !c.is_dirty() {
                     present.push(name);
                     continue;
                 }
-                // Cleared before the copy: appends to a document only read-lock the
-                // collection, and one made during the copy must mark it again.
+                // Cleared before the copy: a change made during it must mark it again.
                 c.set_dirty(false);
                 unsaved.cleared = true;
-                image::collection_image(&name, &c)
+                image::Held::take(&name, &c)
             };
+            // Outside the collection's lock (see `image::Held`).
+            let image = held.image();
             let id = self.file_id(&name);
             let written = framed::write_streamed(
                 &*self.fs,

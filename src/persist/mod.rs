@@ -15,6 +15,8 @@
 //! to the root), whether the server created it or found it; every file the server creates,
 //! renames or removes is followed by an fsync of its folder.
 
+#[cfg(test)]
+mod checkpoint_tests;
 mod codec;
 mod error;
 mod framed;

@@ -77,7 +77,8 @@ impl Doc {
     /// The series, for a holder of the collection's write lock. Documents are shared with the
     /// collection's remembered pattern lists (see `patterns.rs`), so this takes the document's
     /// lock; nobody else can be waiting for it (readers and appends hold the collection's lock
-    /// shared), so it costs one uncontended acquisition.
+    /// shared) but a checkpoint copying this document, so it is almost always one uncontended
+    /// acquisition.
     pub fn exclusive(&self) -> Exclusive<'_> {
         Exclusive(self.state.write())
     }

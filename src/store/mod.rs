@@ -17,7 +17,7 @@ mod version;
 
 pub use collection::{Collection, Grown};
 pub use data::{Data, Incoming};
-pub use doc::{Current, InView};
+pub use doc::{Current, Doc, InView};
 pub use doc_cache::DocCache;
 pub use latest::Newest;
 pub use patterns::DocNames;
