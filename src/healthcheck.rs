@@ -3,9 +3,10 @@
 //! `FROM scratch` image has no shell and no curl) and for scripts.
 //!
 //! It sends `GET /readyz` over plain HTTP on the server's port and reads the status line: 200 is
-//! healthy; anything else (503 `recovering`, `storage unavailable: …`, `shutting down`) is not,
-//! and the one-line reason the server gave is printed. No key is needed and no WebSocket is
-//! opened, so a probe every few seconds leaves no connection lines in the server's log.
+//! healthy; anything else (503 `recovering`, `storage unavailable: …`, `fenced: …`,
+//! `shutting down`) is not, and the one-line reason the server gave is printed. No key is
+//! needed and no WebSocket is opened, so a probe every few seconds leaves no connection lines
+//! in the server's log.
 //! `--secret-key` / `SECRET_KEY` are still accepted (and ignored) so existing health-check
 //! command lines keep working.
 //!

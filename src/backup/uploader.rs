@@ -1,9 +1,11 @@
 //! The primary's backup thread: every interval it closes the log segment being written (when
 //! it holds entries), uploads closed segments and staged restore points, uploads the key file
 //! when it changed, and moves the manifest on by creating its next version (`If-None-Match`).
-//! Finding that version already written means a replica was promoted: this server is fenced
-//! (it uploads nothing more and refuses writes). Failures of the store are retried at the next
-//! round; meanwhile everything stays on local disk (the journal keeps the segments).
+//! Finding that version already written by another primary (a promoted replica, or a server
+//! that started the location from another data folder) fences this server: it uploads nothing
+//! more, refuses writes and answers `/readyz` 503 (reads are still served). Failures of the
+//! store are retried at the next round; meanwhile everything stays on local disk (the journal
+//! keeps the segments).
 
 use super::layout::{self, FileRef, Manifest, Point, SegmentKey};
 use super::local::{self, PrimaryState};
@@ -26,10 +28,95 @@ use std::time::{Duration, Instant, SystemTime};
 pub enum RoundError {
     Store(StoreError),
     Local(String),
-    /// A newer generation owns the bucket.
-    Fenced {
+    /// Another primary holds the bucket.
+    Fenced(Fence),
+}
+
+/// Who holds the location a fenced primary lost, as far as the manifest and this data folder's
+/// `backup.json` tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fence {
+    /// The manifest's history closes the generation this server wrote (`ours`) and names a
+    /// newer one: a replica was promoted after it.
+    Promoted { ours: u64, theirs: u64 },
+    /// The manifest names another primary, and not as this server's successor: one that
+    /// started the location from another data folder (generation 1), or a promoted replica
+    /// of it (a later generation). `ours` is the generation this folder's `backup.json` names,
+    /// if it has one (a restored folder, or a second server's new one, has none).
+    Other {
+        ours: Option<u64>,
         theirs: u64,
+        owner: String,
     },
+}
+
+impl Fence {
+    /// The fence `m` (the bucket's newest manifest, which does not name this server) puts it
+    /// behind, given the generation this folder knows it wrote, if any.
+    pub fn of(ours: Option<u64>, m: &Manifest) -> Fence {
+        match ours {
+            // Only a promotion closes a generation and starts the next one.
+            Some(g)
+                if m.generation > g
+                    && m.history
+                        .iter()
+                        .any(|e| e.generation == g && e.end_segment.is_some()) =>
+            {
+                Fence::Promoted {
+                    ours: g,
+                    theirs: m.generation,
+                }
+            }
+            _ => Fence::Other {
+                ours,
+                theirs: m.generation,
+                owner: m.owner.clone(),
+            },
+        }
+    }
+
+    /// The log line: what happened and what the operator can do about it.
+    pub fn describe(&self, location: &str) -> String {
+        const STOPS: &str = "This server uploads nothing more and refuses writes (reads are \
+                             still served; /readyz answers 503)";
+        let remedy = format!(
+            "To use this server again, give it a new --backup location, or rebuild it from \
+             the bucket as a replica (an empty --data folder with --replica-of {location})"
+        );
+        match self {
+            Fence::Promoted { ours, theirs } => format!(
+                "{location} was taken over by a promoted replica: the manifest names \
+                 generation {theirs}, this server wrote generation {ours}. {STOPS}; writes go \
+                 to the new primary, and what this server acknowledged since the promotion is \
+                 not in the bucket. {remedy}"
+            ),
+            Fence::Other {
+                ours,
+                theirs,
+                owner,
+            } => {
+                let who = if *theirs > 1 {
+                    "a promoted replica"
+                } else {
+                    "the server that started it"
+                };
+                let mine = match ours {
+                    None => "this data folder never backed up there (a restored folder, or a \
+                             second server given the same location)"
+                        .to_owned(),
+                    Some(g) => format!(
+                        "this data folder backed up as generation {g} of another owner (to \
+                         another location, or it lost the race to start this one)"
+                    ),
+                };
+                format!(
+                    "{location} belongs to another primary ({who}: generation {theirs}, owner \
+                     {owner}); {mine}. A location has one primary. {STOPS}. {remedy}, \
+                     promoted with kill -USR1 once the other primary is gone"
+                )
+            }
+        }
+    }
 }
 
 impl fmt::Display for RoundError {
@@ -37,7 +124,9 @@ impl fmt::Display for RoundError {
         match self {
             RoundError::Store(e) => write!(f, "{e}"),
             RoundError::Local(why) => f.write_str(why),
-            RoundError::Fenced { theirs } => write!(f, "the bucket belongs to generation {theirs}"),
+            RoundError::Fenced(Fence::Promoted { theirs, .. } | Fence::Other { theirs, .. }) => {
+                write!(f, "the bucket belongs to generation {theirs}")
+            }
         }
     }
 }
@@ -95,7 +184,7 @@ impl Uploader {
         while self.state.is_none() {
             match self.establish(handle, journal) {
                 Ok(()) => {}
-                Err(RoundError::Fenced { theirs }) => return self.fence(journal, theirs),
+                Err(RoundError::Fenced(fence)) => return self.fence(journal, &fence),
                 Err(e) => {
                     self.failed(&e);
                     if handle.sleep(self.interval) {
@@ -121,7 +210,7 @@ impl Uploader {
             }
             match self.round(journal) {
                 Ok(()) => self.caught_up(),
-                Err(RoundError::Fenced { theirs }) => return self.fence(journal, theirs),
+                Err(RoundError::Fenced(fence)) => return self.fence(journal, &fence),
                 Err(e) => self.failed(&e),
             }
             self.measure(journal);
@@ -140,10 +229,9 @@ impl Uploader {
                 let m: Manifest = serde_json::from_slice(&found.body).map_err(|e| {
                     RoundError::Local(format!("{}: unreadable manifest: {e}", self.location))
                 })?;
-                if !own.is_some_and(|s| s.owns(&m)) {
-                    return Err(RoundError::Fenced {
-                        theirs: m.generation,
-                    });
+                if !own.as_ref().is_some_and(|s| s.owns(&m)) {
+                    let ours = own.map(|s| s.generation);
+                    return Err(RoundError::Fenced(Fence::of(ours, &m)));
                 }
                 log::info!(
                     "backup: resuming at {} (generation {}, segment {})",
@@ -333,9 +421,8 @@ impl Uploader {
                 let theirs: Manifest = serde_json::from_slice(&found.body)
                     .map_err(|e| RoundError::Local(format!("unreadable manifest: {e}")))?;
                 if !theirs.same_primary(&mine) {
-                    return Err(RoundError::Fenced {
-                        theirs: theirs.generation,
-                    });
+                    let ours = Some(mine.generation);
+                    return Err(RoundError::Fenced(Fence::of(ours, &theirs)));
                 }
                 self.state = Some((theirs, found.version));
                 Ok(())
@@ -498,14 +585,10 @@ impl Uploader {
         }
     }
 
-    fn fence(&mut self, journal: &Journal, theirs: u64) {
+    fn fence(&mut self, journal: &Journal, fence: &Fence) {
         journal.set_gate(Gate::Fenced);
         crate::metrics::backup::backup_fenced();
-        let own = self.state.as_ref().map_or(0, |(m, _)| m.generation);
-        log::error!(
-            "backup: {} now belongs to generation {theirs} (this server wrote generation {own}): a replica was promoted. This server stops uploading and refuses writes",
-            self.location
-        );
+        log::error!("backup: {}", fence.describe(&self.location));
     }
 
     /// Updates the lag gauges from what waits on local disk.
@@ -531,5 +614,60 @@ impl Uploader {
             .and_then(|t| t.elapsed().ok())
             .map_or(0, |d| d.as_millis() as u64);
         crate::metrics::backup::backup_lag(lag, pending);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::layout::Era;
+
+    fn manifest(generation: u64, owner: &str, history: &[(u64, Option<u64>)]) -> Manifest {
+        let mut m = Manifest::new(0, owner.into());
+        m.generation = generation;
+        m.history = history
+            .iter()
+            .map(|&(generation, end_segment)| Era {
+                generation,
+                from_segment: 0,
+                end_segment,
+            })
+            .collect();
+        m
+    }
+
+    #[test]
+    fn a_fence_tells_a_promotion_from_another_primary() {
+        let promoted = manifest(2, "b", &[(1, Some(5)), (2, None)]);
+        assert_eq!(
+            Fence::of(Some(1), &promoted),
+            Fence::Promoted { ours: 1, theirs: 2 }
+        );
+        // A folder that never wrote the location: another primary's, however it got there.
+        let other = |ours, theirs| Fence::Other {
+            ours,
+            theirs,
+            owner: "b".into(),
+        };
+        assert_eq!(Fence::of(None, &promoted), other(None, 2));
+        let started = manifest(1, "b", &[(1, None)]);
+        assert_eq!(Fence::of(None, &started), other(None, 1));
+        // The same generation under another owner: two servers started it.
+        assert_eq!(Fence::of(Some(1), &started), other(Some(1), 1));
+        // A generation the history does not close was not this server's.
+        assert_eq!(Fence::of(Some(3), &promoted), other(Some(3), 2));
+
+        let loc = "file:///b";
+        let said = Fence::of(Some(1), &promoted).describe(loc);
+        assert!(said.contains("taken over by a promoted replica"), "{said}");
+        let said = Fence::of(None, &started).describe(loc);
+        assert!(said.contains("belongs to another primary (the server that started it"));
+        assert!(said.contains("never backed up there"), "{said}");
+        for fence in [Fence::of(Some(1), &promoted), Fence::of(None, &started)] {
+            let said = fence.describe(loc);
+            assert!(said.contains("give it a new --backup location"), "{said}");
+            assert!(said.contains("--replica-of file:///b"), "{said}");
+            assert!(!said.contains("a replica was promoted"), "{said}");
+        }
     }
 }

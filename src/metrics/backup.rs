@@ -37,6 +37,7 @@ pub fn backup_failed() {
     FAILURES.fetch_add(1, Relaxed);
 }
 
+/// Another primary holds the backup location (see `backup::uploader::Fence`).
 pub fn backup_fenced() {
     FENCED.store(1, Relaxed);
 }
@@ -110,7 +111,7 @@ pub(super) fn render(out: &mut String) {
             out,
             "fluxiondb_backup_fenced",
             "gauge",
-            "1 when a newer primary took over the bucket: this server uploads and accepts no more writes.",
+            "1 when another primary holds the backup location (a promoted replica, or a server that started it from another data folder): this server uploads and accepts no more writes, and /readyz answers 503.",
             FENCED.load(Relaxed),
         );
     }

@@ -26,7 +26,8 @@ pub enum Gate {
     Open,
     /// A read replica: only what it copies from its primary is logged.
     Replica,
-    /// A primary a newer one deposed: nothing more is logged.
+    /// A primary whose backup location another primary holds (a promoted replica, or one that
+    /// started it from another data folder): nothing more is logged.
     Fenced,
 }
 

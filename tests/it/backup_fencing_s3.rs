@@ -182,7 +182,11 @@ fn a_replica_promoted_on_s3_fences_the_running_old_primary() {
     assert!(
         wait_until(WAIT, || {
             let log = old.stderr_tail();
-            log.contains("failed its precondition") && log.contains("now belongs to generation 2")
+            log.contains("failed its precondition")
+                && log.contains(
+                    "was taken over by a promoted replica: the manifest names generation 2, \
+                     this server wrote generation 1",
+                )
         }),
         "{}",
         old.stderr_tail()

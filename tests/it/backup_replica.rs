@@ -161,7 +161,11 @@ fn a_promoted_replica_takes_over_and_the_old_primary_fences_itself() {
     assert!(
         wait_until(WAIT, || {
             let log = p.stderr_tail();
-            log.contains("failed its precondition") && log.contains("now belongs to generation 2")
+            log.contains("failed its precondition")
+                && log.contains(
+                    "was taken over by a promoted replica: the manifest names generation 2, \
+                     this server wrote generation 1",
+                )
         }),
         "{}",
         p.stderr_tail()
@@ -171,6 +175,18 @@ fn a_promoted_replica_takes_over_and_the_old_primary_fences_itself() {
         pc.err("sval", json!({"col":"m","key":"k","value":"v"})),
         FENCED
     );
+    // Not ready for a primary's traffic any more (the health check fails), though reads are
+    // still served; the log says what to do.
+    let reason = crate::backup_fencing::not_ready_text(&bucket);
+    assert_eq!(
+        crate::backup::http_get(p.port, "/readyz"),
+        (503, format!("{reason}\n"))
+    );
+    let (code, text) = crate::backup_fencing::healthcheck(p.port);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(count(&mut pc, "t"), 10);
+    let log = p.stderr_tail();
+    assert!(log.contains("give it a new --backup location"), "{log}");
     let uploads = metric(p.port, "fluxiondb_backup_uploads_total");
 
     // The new primary's writes are what a restore gets.

@@ -7,6 +7,7 @@
 mod answer_cache;
 mod answer_cache_keys;
 mod backup;
+mod backup_fencing;
 mod backup_fencing_s3;
 mod backup_replica;
 mod backup_replica_live;

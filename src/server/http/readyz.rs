@@ -1,7 +1,11 @@
 //! `GET /readyz`: 200 when the server serves its role; 503 with a one-line reason while it
-//! recovers its data folder, once its storage stopped taking writes, or while it shuts down.
+//! recovers its data folder, once its storage stopped taking writes, once it is fenced (another
+//! primary holds its backup location: it still serves reads, but refuses every write a primary
+//! is sent), or while it shuts down.
 
 use super::{Ctx, Phase, Response};
+use crate::persist::Gate;
+use crate::server::Shared;
 use std::sync::atomic::Ordering;
 
 pub fn get(ctx: &Ctx<'_>) -> Response {
@@ -12,9 +16,29 @@ pub fn get(ctx: &Ctx<'_>) -> Response {
                 Response::text(503, "shutting down")
             } else if shared.journal.is_some() && crate::metrics::storage_is_failed() {
                 Response::text(503, "storage unavailable: the write-ahead log failed")
+            } else if let Some(reason) = fenced(shared) {
+                Response::text(503, &reason)
             } else {
                 Response::text(200, "ready")
             }
         }
     }
+}
+
+/// The reason of a fenced server, naming its backup location (a primary's `--backup`, or the
+/// `--replica-of` of a promoted replica).
+fn fenced(shared: &Shared) -> Option<String> {
+    let journal = shared.journal.as_ref()?;
+    if journal.gate() != Gate::Fenced {
+        return None;
+    }
+    let config = &shared.config;
+    let location = config.backup.as_ref().map(|b| &b.location);
+    let location = location.or(config.replica.as_ref().map(|r| &r.location));
+    Some(match location {
+        Some(location) => {
+            format!("fenced: the backup location {location} belongs to another primary")
+        }
+        None => "fenced: the backup location belongs to another primary".to_owned(),
+    })
 }
