@@ -117,7 +117,10 @@ pub fn primary_worker(
     fs: Arc<dyn Backend>,
     force: Arc<AtomicBool>,
 ) -> Result<impl FnOnce(Handle) + Send + 'static, SetupError> {
-    let objects = objstore::open(&opts.location).map_err(SetupError::Store)?;
+    // A store that is only unavailable for now is retried every round, like one that stops
+    // answering later: the primary serves meanwhile. A location that can never work (a
+    // malformed one was refused with the flags) still fails the start.
+    let objects = objstore::open_retrying(&opts.location).map_err(SetupError::Store)?;
     let uploader = Uploader {
         objects,
         fs,

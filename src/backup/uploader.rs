@@ -187,6 +187,7 @@ impl Uploader {
                 Err(RoundError::Fenced(fence)) => return self.fence(journal, &fence),
                 Err(e) => {
                     self.failed(&e);
+                    self.measure(journal);
                     if handle.sleep(self.interval) {
                         return;
                     }

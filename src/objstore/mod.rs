@@ -154,6 +154,55 @@ pub fn open(location: &Location) -> Result<Arc<dyn ObjectStore>, Error> {
     }
 }
 
+/// Opens the store a location names for a writer that retries (the primary's backup): when the
+/// store is only unavailable for now (a `file://` folder that cannot be created yet: a
+/// read-only mount, a path under a file, a network mount not there yet), the store is opened at
+/// its first use instead, and every call fails with [`Error::Unavailable`] until it opens, as
+/// calls to an unreachable S3 endpoint do. What retrying cannot mend (`Config`, `Rejected`) is
+/// returned at once.
+pub fn open_retrying(location: &Location) -> Result<Arc<dyn ObjectStore>, Error> {
+    match open(location) {
+        Err(Error::Unavailable(_)) => Ok(Arc::new(Deferred {
+            location: location.clone(),
+            opened: parking_lot::Mutex::new(None),
+        })),
+        other => other,
+    }
+}
+
+/// A store opened at its first use that succeeds (see [`open_retrying`]).
+struct Deferred {
+    location: Location,
+    opened: parking_lot::Mutex<Option<Arc<dyn ObjectStore>>>,
+}
+
+impl Deferred {
+    fn store(&self) -> Result<Arc<dyn ObjectStore>, Error> {
+        let mut opened = self.opened.lock();
+        if let Some(store) = &*opened {
+            return Ok(store.clone());
+        }
+        let store = open(&self.location)?;
+        *opened = Some(store.clone());
+        Ok(store)
+    }
+}
+
+impl ObjectStore for Deferred {
+    fn put(&self, key: &str, body: &[u8], cond: &Condition) -> Result<String, Error> {
+        self.store()?.put(key, body, cond)
+    }
+    fn get(&self, key: &str) -> Result<Option<Object>, Error> {
+        self.store()?.get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>, Error> {
+        self.store()?.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<(), Error> {
+        self.store()?.delete(key)
+    }
+}
+
 /// Whether `key` is acceptable to every store: non-empty relative path segments of
 /// `[A-Za-z0-9._-]`, no `.` or `..` segment.
 pub fn valid_key(key: &str) -> bool {

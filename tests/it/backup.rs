@@ -917,3 +917,57 @@ fn a_repair_start_keeps_the_segments_the_backup_has_not_uploaded() {
     );
     assert!(!log.contains("missing from the data folder"), "{log}");
 }
+
+/// A `file://` location whose folder cannot be created at the first start (here a path under
+/// a regular file, which fails with ENOTDIR even for root; a read-only mount fails the same
+/// way) does not stop the primary: it takes writes and stays ready while the backup reports
+/// that it is falling behind, and once the folder can be made the backlog goes up.
+#[test]
+fn a_file_location_that_cannot_be_created_yet_does_not_stop_the_primary() {
+    let tmp = TempDir::new();
+    let blocker = tmp.parent().join("afile");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let folder = blocker.join("bucket");
+    let loc = format!("file://{}", folder.display());
+    let server =
+        Server::with_data_dir_args(&["--backup", &loc, "--backup-interval", "100ms", "-f", "1"]);
+    let mut c = server.master();
+    insert(&mut c, "m", "t", 1, 10);
+    assert!(
+        wait_until(WAIT, || metric(
+            server.port,
+            "fluxiondb_backup_failures_total"
+        )
+        .is_some_and(|f| f > 0.0)
+            && metric(server.port, "fluxiondb_backup_pending_bytes")
+                .is_some_and(|b| b > 0.0)
+            && server
+                .stderr_tail()
+                .contains(&format!("backup: {loc} is falling behind"))),
+        "the unavailable store does not show: {}",
+        server.stderr_tail()
+    );
+    assert_eq!(http_get(server.port, "/readyz"), (200, "ready\n".into()));
+    insert(&mut c, "m", "t", 11, 10);
+
+    // The folder can be made now: the backup starts, and a restore has every write.
+    std::fs::remove_file(&blocker).unwrap();
+    assert!(
+        wait_until(WAIT, || server.stderr_tail().contains("caught up after")
+            && metric(server.port, "fluxiondb_backup_pending_bytes")
+                == Some(0.0)),
+        "the backup did not start: {}",
+        server.stderr_tail()
+    );
+    let target = TempDir::new();
+    let d = target.data().display().to_string();
+    let (status, _, err) = run_binary(
+        &["restore", "--from", &loc, "--data", &d],
+        Duration::from_secs(60),
+    );
+    assert!(status.is_some_and(|s| s.success()), "{err}");
+    assert_eq!(
+        records(&mut serve(target.data()).master(), "m", "t"),
+        expected(1, 21)
+    );
+}
