@@ -94,6 +94,41 @@ pub fn collection_dir(root: &Path, col: &str) -> Result<PathBuf, Error> {
     Ok(dir)
 }
 
+/// Why a name was left out of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unstorable {
+    /// A collection whose name a folder cannot give back ([`collection_dir`]).
+    NotAFolder,
+    /// A file name longer than the file system takes (`NAME_MAX`, from `pathconf`).
+    NameOver { bytes: usize, max: usize },
+    /// A name or path the file system refused as too long (`ENAMETOOLONG`).
+    Refused,
+}
+
+impl Unstorable {
+    /// Whether this is a name too long for the file system (the other reason is the folder).
+    pub fn too_long(self) -> bool {
+        !matches!(self, Unstorable::NotAFolder)
+    }
+}
+
+impl std::fmt::Display for Unstorable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unstorable::NotAFolder => f.write_str(
+                "it cannot be stored as a folder (an empty, '.' or '..' part between slashes would not come back unchanged)",
+            ),
+            Unstorable::NameOver { bytes, max } => write!(
+                f,
+                "its file name would be {bytes} bytes, over the file system's limit of {max}"
+            ),
+            Unstorable::Refused => f.write_str(
+                "the file system refused its file name or path as too long (ENAMETOOLONG)",
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! Files an export writes, made durable and replaced whole: each is written under a temporary
-//! name beside its own (`NAME.tmp-PID`, which `import` skips: not `*.jsonl`), made durable
+//! Files an export writes, made durable and replaced whole: each is written under a short
+//! temporary name in its own folder (`.tmp-PID-N`, which `import` skips: not `*.jsonl`; short, so
+//! that every final name the file system takes can be written), made durable
 //! (documents a batch at a time, see [`Batches`]), then renamed over its name, and the folder
 //! fsynced once its files are in place. A failed export
 //! leaves every file of an earlier one as it was (or whole and new), never half-written, and
@@ -13,13 +14,18 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-/// The temporary name `path` is written under.
+/// Temporary names handed out by this process so far.
+static TEMPS: AtomicU64 = AtomicU64::new(0);
+
+/// The temporary name `path` is written under: `.tmp-PID-N` in its folder, never longer than
+/// 30 bytes whatever the length of `path`'s own name (a name close to the file system's limit
+/// must not fail for its temporary one), unique to this process and this file.
 fn temp_of(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
+    let n = TEMPS.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".tmp-{}-{n}", std::process::id()))
 }
 
 /// A file being written under its temporary name; removed when dropped uncommitted.
@@ -80,15 +86,26 @@ const BATCH: usize = 256;
 /// the workers go on writing (a worker that waited for the disk held its connection idle); one
 /// at a time, so a disk slower than the export holds the workers back instead of piling up
 /// batches. A document waiting in a batch when the export fails is removed like one
-/// half-written: its earlier file stays.
+/// half-written: its earlier file stays. A document whose rename the file system refuses as
+/// too long (`ENAMETOOLONG`: its path, say, past `PATH_MAX`) is left out, its temporary file
+/// removed, and the others go on; [`Batches::finish`] names those left out.
 pub struct Batches {
     dir: PathBuf,
-    waiting: Mutex<Vec<Pending>>,
+    /// Complete files, each with its document's name and record count.
+    waiting: Mutex<Vec<Complete>>,
     /// False with `--no-sync`: renamed without waiting for the disk.
     sync: bool,
     /// The batch being committed, if any.
-    committing: Mutex<Option<JoinHandle<Result<(), Error>>>>,
+    committing: Mutex<Option<Committing>>,
+    /// Documents whose names the file system refused as too long so far, with their records.
+    too_long: Mutex<Vec<(String, u64)>>,
 }
+
+/// A complete file, its document, and the records written to it.
+type Complete = (Pending, String, u64);
+
+/// A batch being committed: the documents it left out, or why it failed.
+type Committing = JoinHandle<Result<Vec<(String, u64)>, Error>>;
 
 impl Batches {
     /// Batches of files in `dir`.
@@ -98,15 +115,17 @@ impl Batches {
             waiting: Mutex::new(Vec::new()),
             sync,
             committing: Mutex::new(None),
+            too_long: Mutex::new(Vec::new()),
         }
     }
 
-    /// Adds a complete file (flushed and closed); a full batch starts being committed, once
-    /// the one before has been (whose error, if any, is returned).
-    pub fn add(&self, file: Pending) -> Result<(), Error> {
+    /// Adds the complete file (flushed and closed) of document `doc`, which holds `records`; a
+    /// full batch starts being committed, once the one before has been (whose error, if any,
+    /// is returned).
+    pub fn add(&self, file: Pending, doc: &str, records: u64) -> Result<(), Error> {
         let full = {
             let mut waiting = self.waiting.lock();
-            waiting.push(file);
+            waiting.push((file, doc.to_owned(), records));
             if waiting.len() < BATCH {
                 return Ok(());
             }
@@ -114,20 +133,31 @@ impl Batches {
         };
         let mut committing = self.committing.lock();
         if let Some(previous) = committing.take() {
-            joined(previous)?;
+            self.joined(previous)?;
         }
         let (dir, sync) = (self.dir.clone(), self.sync);
         *committing = Some(std::thread::spawn(move || commit(&dir, full, sync)));
         Ok(())
     }
 
-    /// Commits the files still waiting, after the batch under way.
-    pub fn finish(&self) -> Result<(), Error> {
+    /// Commits the files still waiting, after the batch under way. Returns the documents left
+    /// out because the file system refused their names as too long, with their records.
+    pub fn finish(&self) -> Result<Vec<(String, u64)>, Error> {
         if let Some(previous) = self.committing.lock().take() {
-            joined(previous)?;
+            self.joined(previous)?;
         }
         let rest = std::mem::take(&mut *self.waiting.lock());
-        commit(&self.dir, rest, self.sync)
+        let mut too_long = std::mem::take(&mut *self.too_long.lock());
+        too_long.extend(commit(&self.dir, rest, self.sync)?);
+        Ok(too_long)
+    }
+
+    fn joined(&self, committing: Committing) -> Result<(), Error> {
+        let left_out = committing
+            .join()
+            .unwrap_or(Err(Error::Internal("a commit of exported files panicked")))?;
+        self.too_long.lock().extend(left_out);
+        Ok(())
     }
 }
 
@@ -135,32 +165,32 @@ impl Drop for Batches {
     /// An export that failed still waits for the batch under way (its files are whole).
     fn drop(&mut self) {
         if let Some(previous) = self.committing.get_mut().take() {
-            let _ = joined(previous);
+            let _ = previous.join();
         }
     }
 }
 
-fn joined(committing: JoinHandle<Result<(), Error>>) -> Result<(), Error> {
-    committing
-        .join()
-        .unwrap_or(Err(Error::Internal("a commit of exported files panicked")))
-}
-
-/// Makes `files` durable (with `sync`), renames them into place, and fsyncs `dir`.
-fn commit(dir: &Path, files: Vec<Pending>, sync: bool) -> Result<(), Error> {
+/// Makes `files` durable (with `sync`), renames them into place, and fsyncs `dir`. Returns the
+/// documents whose names the file system refused as too long (their temporary files removed).
+fn commit(dir: &Path, files: Vec<Complete>, sync: bool) -> Result<Vec<(String, u64)>, Error> {
+    let mut too_long = Vec::new();
     if files.is_empty() {
-        return Ok(());
+        return Ok(too_long);
     }
     if sync {
         sync_fs(dir)?;
     }
-    for file in files {
-        file.rename()?;
+    for (file, doc, records) in files {
+        match file.rename() {
+            Ok(()) => {}
+            Err(e) if e.name_too_long() => too_long.push((doc, records)),
+            Err(e) => return Err(e),
+        }
     }
     if sync {
         sync_dir(dir)?;
     }
-    Ok(())
+    Ok(too_long)
 }
 
 /// `syncfs` of the file system `dir` is on: every dirty byte on it written out.
@@ -202,6 +232,22 @@ fn write_file_mode(path: &Path, body: &[u8], mode: u32, sync: bool) -> Result<()
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
+/// The longest file name the file system of `dir` takes, in bytes (`pathconf(_PC_NAME_MAX)`);
+/// 255, the limit of Linux's file systems, when it cannot tell.
+pub fn name_max(dir: &Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    const DEFAULT: usize = 255;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return DEFAULT;
+    };
+    // SAFETY: pathconf reads the NUL-terminated string `c`, alive for the call's duration.
+    let max = unsafe { libc::pathconf(c.as_ptr(), libc::_PC_NAME_MAX) };
+    usize::try_from(max)
+        .ok()
+        .filter(|&m| m > 0)
+        .unwrap_or(DEFAULT)
+}
+
 /// fsyncs a folder: the names renamed into it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
     let dir = if dir.as_os_str().is_empty() {
@@ -215,11 +261,14 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
 }
 
 /// Creates `dir` and its missing parents; with `sync`, every name on the way durable (as the
-/// server makes its data folder's).
+/// server makes its data folder's). The error of a name the file system refuses keeps its
+/// `errno` ([`Error::name_too_long`]).
 pub fn create_dir(dir: &Path, sync: bool) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
     if !sync {
-        return std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e));
+        return Ok(());
     }
+    // Every folder exists now: this fsyncs each one's parent, making its name durable.
     crate::persist::create_dir_durable(&RealFs, dir)
         .map_err(|e| Error::io("cannot create", dir, io::Error::other(e.to_string())))
 }

@@ -30,6 +30,9 @@ pub enum Error {
     /// A fault of the client itself (a worker thread panicked, an answer read with no request
     /// in flight).
     Internal(&'static str),
+    /// The command did all it could but left things out, each named on stderr before; the
+    /// message sums them up.
+    Incomplete(String),
     /// One of the above, while doing what the first member names (`export collection c`).
     Context(String, Box<Error>),
 }
@@ -40,6 +43,17 @@ impl Error {
             action,
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// Whether the file system refused a name or path as too long (`ENAMETOOLONG`).
+    pub fn name_too_long(&self) -> bool {
+        match self {
+            Error::Io { source, .. } | Error::Write(source) => {
+                source.raw_os_error() == Some(libc::ENAMETOOLONG)
+            }
+            Error::Context(_, e) => e.name_too_long(),
+            _ => false,
         }
     }
 
@@ -56,7 +70,8 @@ impl fmt::Display for Error {
             | Error::Server(m)
             | Error::Archive(m)
             | Error::Usage(m)
-            | Error::Output(m) => f.write_str(m),
+            | Error::Output(m)
+            | Error::Incomplete(m) => f.write_str(m),
             Error::Write(e) => write!(f, "{e}"),
             Error::Internal(m) => f.write_str(m),
             Error::Io {

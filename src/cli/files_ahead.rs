@@ -3,8 +3,8 @@
 //! writing a page to it (on a journal-less ext4 every create scans the recently deleted inodes
 //! of its group, under the folder's lock), so the workers no longer stop their pipelines for it.
 
-use super::archive::doc_file_name;
-use super::durable::Pending;
+use super::archive::{doc_file_name, Unstorable};
+use super::durable::{self, Pending};
 use super::Error;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
@@ -18,9 +18,18 @@ const AHEAD: usize = 64;
 /// files instead of one per file, which on a busy machine kept the workers waiting for it.
 const REFILL: usize = AHEAD / 2;
 
-/// A created file: the index of its document in the list, the file, and its temporary name
-/// (removed unless the file is committed under its own).
-pub type Opened = Result<(usize, File, Pending), Error>;
+/// A document's turn: its file, or why it cannot have one. An error (other than a name too
+/// long) ends the work.
+pub type Opened = Result<Taken, Error>;
+
+/// What a worker takes for the document at this index in the list.
+pub enum Taken {
+    /// The created file, and its temporary name (removed unless the file is committed under
+    /// its own).
+    File(usize, File, Pending),
+    /// The document's file name is too long for the file system: it is left out.
+    LeftOut(usize, Unstorable),
+}
 
 /// Where the workers take their next document's file.
 pub struct FilesAhead {
@@ -62,6 +71,7 @@ impl FilesAhead {
     /// The creating thread's loop: files of `docs` in `dir`, in order, until all are created,
     /// one fails, or the work is over.
     fn create(&self, dir: &Path, docs: &[String]) {
+        let name_max = durable::name_max(dir);
         for (i, doc) in docs.iter().enumerate() {
             {
                 let mut state = self.state.lock();
@@ -74,12 +84,10 @@ impl FilesAhead {
                     return;
                 }
             }
-            let opened = Pending::create(dir.join(doc_file_name(doc)));
+            let opened = open(dir, doc, name_max, i);
             let failed = opened.is_err();
             let mut state = self.state.lock();
-            state
-                .queue
-                .push_back(opened.map(|(pending, f)| (i, f, pending)));
+            state.queue.push_back(opened);
             state.created_all = failed || i + 1 == docs.len();
             let last = state.created_all;
             drop(state);
@@ -113,6 +121,27 @@ impl FilesAhead {
     }
 }
 
+/// The file of document `doc` (index `i`) in `dir`, unless its name is over `name_max` bytes
+/// or the file system refuses it as too long.
+fn open(dir: &Path, doc: &str, name_max: usize, i: usize) -> Opened {
+    let name = doc_file_name(doc);
+    if name.len() > name_max {
+        let bytes = name.len();
+        return Ok(Taken::LeftOut(
+            i,
+            Unstorable::NameOver {
+                bytes,
+                max: name_max,
+            },
+        ));
+    }
+    match Pending::create(dir.join(name)) {
+        Ok((pending, file)) => Ok(Taken::File(i, file, pending)),
+        Err(e) if e.name_too_long() => Ok(Taken::LeftOut(i, Unstorable::Refused)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs `work` while the files of `docs` in `dir` are created ahead of it. The creating thread
 /// stops at the first error (handed out in order like a file) or when `work` returns.
 pub fn with_files_ahead<R>(dir: &Path, docs: &[String], work: impl FnOnce(&FilesAhead) -> R) -> R {
@@ -142,39 +171,57 @@ mod tests {
         dir
     }
 
+    /// What a worker took, as a test can compare it: the index, or why it was left out.
+    fn taken(o: Opened) -> Result<(usize, Option<Unstorable>), String> {
+        match o {
+            Ok(Taken::File(i, _, _)) => Ok((i, None)),
+            Ok(Taken::LeftOut(i, why)) => Ok((i, Some(why))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     #[test]
     fn files_come_in_order_and_stop_at_the_first_error() {
         let dir = temp_dir("files-ahead");
-        // A folder where the (temporary) file of "b" should go: that create fails.
-        std::fs::create_dir(dir.join(format!("b.jsonl.tmp-{}", std::process::id()))).unwrap();
-        let docs: Vec<String> = ["a", "b", "c"].iter().map(|d| d.to_string()).collect();
-        let taken: Vec<Result<usize, String>> = with_files_ahead(&dir, &docs, |files| {
-            std::iter::from_fn(|| files.next())
-                .map(|o| o.map(|(i, _, _)| i).map_err(|e| e.to_string()))
-                .collect()
+        // A name whose file name is over the file system's limit is handed out as left out,
+        // in its turn, and the others go on; one of 255 bytes with `.jsonl` gets its file (its
+        // temporary name is short).
+        let docs: Vec<String> = ["a".to_string(), "x".repeat(300), "y".repeat(249)].into();
+        let got: Vec<_> = with_files_ahead(&dir, &docs, |files| {
+            std::iter::from_fn(|| files.next()).map(taken).collect()
         });
-        assert_eq!(taken.len(), 2);
-        assert_eq!(taken[0], Ok(0));
-        let err = taken[1].clone().unwrap_err();
-        assert!(
-            err.starts_with("cannot create ") && err.contains("b.jsonl"),
-            "{err}"
-        );
-        // Nothing of "a" (taken, never committed: its temporary file is gone) nor of "c".
+        let max = durable::name_max(&dir);
         assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
-            1,
-            "only b's folder is left"
+            got,
+            vec![
+                Ok((0, None)),
+                Ok((1, Some(Unstorable::NameOver { bytes: 306, max }))),
+                Ok((2, None)),
+            ]
+        );
+        // Files taken and never committed are gone (their temporary names with them).
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+
+        // A create that fails otherwise (no such folder) ends the work: nothing after it.
+        let docs: Vec<String> = ["a", "b", "c"].iter().map(|d| d.to_string()).collect();
+        let got: Vec<_> = with_files_ahead(&dir.join("missing"), &docs, |files| {
+            std::iter::from_fn(|| files.next()).map(taken).collect()
+        });
+        assert_eq!(got.len(), 1);
+        let err = got[0].clone().unwrap_err();
+        assert!(
+            err.starts_with("cannot create ") && err.contains(".tmp-"),
+            "{err}"
         );
 
         // Two workers taking files at once, more than AHEAD of them: each file once, every
         // file, and each worker's in order.
         let docs: Vec<String> = (0..AHEAD * 3 + 5).map(|i| format!("w{i}")).collect();
-        let taken: Vec<Vec<usize>> = with_files_ahead(&dir, &docs, |files| {
+        let shares: Vec<Vec<usize>> = with_files_ahead(&dir, &docs, |files| {
             std::thread::scope(|s| {
                 let worker = || {
                     std::iter::from_fn(|| files.next())
-                        .map(|o| o.map(|(i, _, _)| i).unwrap())
+                        .map(|o| taken(o).unwrap().0)
                         .collect::<Vec<usize>>()
                 };
                 let a = s.spawn(worker);
@@ -182,29 +229,19 @@ mod tests {
                 vec![a.join().unwrap(), b.join().unwrap()]
             })
         });
-        for mine in &taken {
+        for mine in &shares {
             assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
         }
-        let mut all: Vec<usize> = taken.concat();
+        let mut all: Vec<usize> = shares.concat();
         all.sort_unstable();
         assert_eq!(all, (0..docs.len()).collect::<Vec<_>>());
 
         // Work that stops early releases the creating thread (more documents than AHEAD), and
         // the files it created ahead are removed.
         let many: Vec<String> = (0..AHEAD * 4).map(|i| format!("d{i}")).collect();
-        let first = with_files_ahead(&dir, &many, |files| files.next().map(|o| o.is_ok()));
-        assert_eq!(first, Some(true));
-        // (Only the files of this part: the folder still holds those of the parts above.)
-        let created = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with('d')
-            })
-            .count();
+        let first = with_files_ahead(&dir, &many, |files| files.next().map(taken));
+        assert_eq!(first, Some(Ok((0, None))));
+        let created = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(created, 0, "{created} files created ahead are left");
         std::fs::remove_dir_all(&dir).unwrap();
     }

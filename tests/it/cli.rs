@@ -944,3 +944,159 @@ fn the_servers_environment_does_not_break_client_commands() {
     let out = cli_env(&["healthcheck"], &env);
     assert!(out.ok, "{}", out.stderr);
 }
+
+/// Every file under `dir`, by path relative to it.
+fn tree(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap();
+                out.insert(rel.to_str().unwrap().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// One name that cannot be stored used to stop `export --all` where it was met: a document
+/// whose file name is over the file system's limit (or one of 245 bytes, whose temporary name
+/// `NAME.tmp-PID` was over it), a collection that cannot be a folder (refused before anything
+/// was written). Now everything else is written, each name left out is named on stderr, and
+/// the export exits 1 with a summary.
+#[test]
+fn export_all_leaves_out_only_the_names_that_cannot_be_stored() {
+    let s = Server::start(&[]);
+    let fits = "x".repeat(245); // x….jsonl: 251 bytes, within 255
+    let over = "東".repeat(100); // %E6%9D%B1…: 906 bytes
+    let mut c = s.master();
+    for (col, doc, ts) in [
+        ("a", "ok1", 5),
+        ("long", fits.as_str(), 6),
+        ("long", over.as_str(), 7),
+        ("long", "n", 8),
+        ("logs/", "d", 9),
+        ("z", "ok2", 10),
+    ] {
+        c.ok(
+            "ins",
+            json!([{"col": col, "doc": doc, "ts": ts, "data": format!("v{ts}")}]),
+        );
+    }
+    c.ok("sval", json!({"col": "z", "key": "k", "value": "v"}));
+    c.ok(
+        "keys",
+        json!({"action": "add", "key": "ro-key", "scope": "readonly"}),
+    );
+    let before: Vec<Value> = ["a", "long", "z"].iter().map(|c| snapshot(&s, c)).collect();
+    let keys_before = keys(&s);
+
+    let dir = Tmp::new();
+    let out = cli(&s, &["export", "--all", "--out-dir", dir.s(), "-q"]);
+    assert!(!out.ok, "an incomplete export exits 1: {}", out.stdout);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "warning: left out of the export: collection \"logs/\": it cannot be stored as a folder (an empty, '.' or '..' part between slashes would not come back unchanged)\n\
+             warning: left out of the export: document \"{over}\" of collection \"long\": its file name would be 906 bytes, over the file system's limit of 255\n\
+             Error: export incomplete: 2 names left out (1 collection that cannot be stored as a folder, 1 document whose file name or path is too long for the file system), each named above; everything else was written\n"
+        )
+    );
+    // The summary still says what was written, and lists what was not.
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let written: Vec<(&str, u64)> = summary["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["collection"].as_str().unwrap(),
+                c["documents"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(written, vec![("a", 1), ("long", 2), ("z", 1)]);
+    assert_eq!(summary["apiKeys"]["keys"], 2);
+    assert_eq!(
+        summary["leftOut"][1],
+        json!({"collection": "long", "document": over, "reason": "its file name would be 906 bytes, over the file system's limit of 255"})
+    );
+    let expected: BTreeSet<String> = [
+        "apikeys.json".to_string(),
+        "a/ok1.jsonl".into(),
+        "a/key_value.json".into(),
+        format!("long/{fits}.jsonl"),
+        "long/n.jsonl".into(),
+        "long/key_value.json".into(),
+        "z/ok2.jsonl".into(),
+        "z/key_value.json".into(),
+    ]
+    .into();
+    assert_eq!(tree(dir.0.path()), expected, "no temporary file is left");
+
+    // Everything written comes back.
+    for col in ["a", "long", "z", "logs/"] {
+        c.ok("dcol", json!({"col": col}));
+    }
+    c.ok("keys", json!({"action": "remove", "key": "ro-key"}));
+    cli(&s, &["import", "--all", "--in-dir", dir.s(), "-q"]).json();
+    let mut long = before[1].clone();
+    long["docs"].as_object_mut().unwrap().remove(&over);
+    assert_eq!(snapshot(&s, "a"), before[0]);
+    assert_eq!(snapshot(&s, "long"), long);
+    assert_eq!(snapshot(&s, "z"), before[2]);
+    assert_eq!(keys(&s), keys_before);
+    assert_eq!(cols(&mut c), vec!["a", "long", "z"]);
+}
+
+/// Names the file system refuses although the file name itself fits: a collection folder whose
+/// name is over the limit, and a document whose path (deep in nested collection folders) is
+/// over `PATH_MAX` — its temporary file is written, the rename into place is refused. Both are
+/// left out like the names above; the rest of their collections is written.
+#[test]
+fn export_leaves_out_names_the_file_system_refuses() {
+    let s = Server::start(&[]);
+    let long_col = "c".repeat(300);
+    // 16 folders of 240 bytes: about 3,880 bytes of path before the documents' names.
+    let deep = vec!["d".repeat(240); 16].join("/");
+    let far = "f".repeat(230);
+    let mut c = s.master();
+    for (col, doc, ts) in [
+        (long_col.as_str(), "x", 1),
+        (deep.as_str(), "near", 2),
+        (deep.as_str(), far.as_str(), 3),
+        ("ok", "y", 4),
+    ] {
+        c.ok(
+            "ins",
+            json!([{"col": col, "doc": doc, "ts": ts, "data": "v"}]),
+        );
+    }
+    c.ok("sval", json!({"col": deep, "key": "k", "value": "v"}));
+    let dir = Tmp::new();
+    assert!(dir.s().len() + deep.len() + far.len() + 8 > 4096);
+    assert!(dir.s().len() + deep.len() + 40 < 4096);
+    let out = cli(&s, &["export", "--all", "--out-dir", dir.s(), "-q"]);
+    assert!(!out.ok);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "warning: left out of the export: collection \"{long_col}\": the file system refused its file name or path as too long (ENAMETOOLONG)\n\
+             warning: left out of the export: document \"{far}\" of collection \"{deep}\": the file system refused its file name or path as too long (ENAMETOOLONG)\n\
+             Error: export incomplete: 2 names left out (1 collection whose folder name or path is too long for the file system, 1 document whose file name or path is too long for the file system), each named above; everything else was written\n"
+        )
+    );
+    let expected: BTreeSet<String> = [
+        "apikeys.json".to_string(),
+        format!("{deep}/near.jsonl"),
+        format!("{deep}/key_value.json"),
+        "ok/y.jsonl".into(),
+        "ok/key_value.json".into(),
+    ]
+    .into();
+    assert_eq!(tree(dir.0.path()), expected, "no temporary file is left");
+}
