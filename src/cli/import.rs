@@ -72,14 +72,28 @@ struct Job {
 
 pub fn run(a: &ImportArgs) -> Result<(), Error> {
     let col = chosen_collection(&a.in_dir, "--in-dir", a.col.as_deref(), a.api_keys, a.all)?;
-    let with_keys = a.api_keys || a.all;
     let collections = if a.all {
         discover(&a.in_dir, a.legacy)?
     } else {
         col.into_iter().collect()
     };
-    if collections.is_empty() && !with_keys {
-        return Err(Error::Usage("nothing to import".into()));
+    // The keys are read (and checked) before anything is imported: a missing or bad file never
+    // fails the command after data went in. `--api-keys` needs the file; `--all` takes what the
+    // archive holds (none from an archive made with `--col`, or a legacy one).
+    let keys = if a.api_keys || a.all {
+        read_keys(&a.in_dir, a.api_keys)?
+    } else {
+        None
+    };
+    if collections.is_empty() && keys.is_none() {
+        return Err(Error::Usage(if a.all {
+            format!(
+                "nothing to import: {} holds no collection and no {KEYS_FILE}",
+                a.in_dir.display()
+            )
+        } else {
+            "nothing to import".into()
+        }));
     }
     // Every collection's documents are listed first: the progress bar knows the total size.
     let mut plans = Vec::new();
@@ -135,14 +149,20 @@ pub fn run(a: &ImportArgs) -> Result<(), Error> {
             input_dir: dir.display().to_string(),
         });
     }
-    if with_keys {
-        result.api_keys = Some(import_keys(&mut main, &a.in_dir)?);
+    if let Some(keys) = &keys {
+        result.api_keys = Some(import_keys(&mut main, keys)?);
     }
     progress.finish();
     Client::close_all(main, workers);
     let skipped = skipped.load(Ordering::Relaxed);
     if skipped > 0 {
         eprintln!("warning: {skipped} records without a positive timestamp were skipped (the server stores positive timestamps only)");
+    }
+    if a.all && keys.is_none() {
+        eprintln!(
+            "note: the archive holds no API keys ({} not found): none were imported",
+            a.in_dir.join(KEYS_FILE).display()
+        );
     }
     match a.conn.output {
         Format::Json => print_json(&result),
@@ -258,9 +278,14 @@ fn source_bytes(s: &Source) -> u64 {
     }
 }
 
-/// `--all`: every folder under DIR (at any depth) that holds a collection, by its path relative
-/// to DIR with `/` separators, sorted.
+/// `--all`: every folder under DIR that holds a collection, by its path relative to DIR with `/`
+/// separators, sorted. In the export layout a collection may be nested (`a/b`: a name with `/`)
+/// and is found at any depth; in the legacy layout only DIR's own folders are collections (the
+/// folders inside them are their documents, with their sub-folders).
 fn discover(root: &Path, legacy: bool) -> Result<Vec<String>, Error> {
+    if legacy {
+        return discover_legacy(root);
+    }
     let mut cols = Vec::new();
     let mut stack: Vec<PathBuf> = Vec::new();
     for e in read_dir_sorted(root)? {
@@ -275,16 +300,7 @@ fn discover(root: &Path, legacy: bool) -> Result<Vec<String>, Error> {
             let name = e.file_name().to_string_lossy().into_owned();
             if is_dir(e) {
                 stack.push(e.path());
-                if legacy && !holds {
-                    holds = std::fs::read_dir(e.path())
-                        .map(|rd| {
-                            rd.flatten().any(|f| {
-                                !is_dir(&f) && legacy::is_json(&f.file_name().to_string_lossy())
-                            })
-                        })
-                        .unwrap_or(false);
-                }
-            } else if name == KV_FILE || (!legacy && name.ends_with(DOC_EXT)) {
+            } else if name == KV_FILE || name.ends_with(DOC_EXT) {
                 holds = true;
             }
         }
@@ -302,6 +318,35 @@ fn discover(root: &Path, legacy: bool) -> Result<Vec<String>, Error> {
     }
     cols.sort();
     cols.dedup();
+    Ok(cols)
+}
+
+/// `--legacy --all`: DIR's folders that hold a `key_value.json` or a document (a folder with
+/// `*.json` files, in it or in its sub-folders), by name, sorted.
+fn discover_legacy(root: &Path) -> Result<Vec<String>, Error> {
+    let mut cols = Vec::new();
+    for e in read_dir_sorted(root)? {
+        if !is_dir(&e) {
+            continue;
+        }
+        let dir = e.path();
+        let mut holds = dir.join(KV_FILE).is_file();
+        if !holds {
+            for doc in read_dir_sorted(&dir)? {
+                if is_dir(&doc) && !legacy::json_files(&doc.path())?.is_empty() {
+                    holds = true;
+                    break;
+                }
+            }
+        }
+        if !holds {
+            continue;
+        }
+        match e.file_name().to_str() {
+            Some(name) => cols.push(name.to_owned()),
+            None => eprintln!("warning: {} skipped: its name is not UTF-8", dir.display()),
+        }
+    }
     Ok(cols)
 }
 
@@ -583,17 +628,30 @@ fn parse_scope(raw: &str) -> Result<&'static str, Error> {
     }
 }
 
-/// `apikeys.json` into the server. The exporting server's own master key (`deletable: false`)
-/// is not added: on another server it would become an ordinary full-access key.
-fn import_keys(client: &mut Client, in_dir: &Path) -> Result<KeysSummary, Error> {
+/// The keys of `apikeys.json` to add, read and checked before anything is imported.
+struct KeysFile {
+    path: PathBuf,
+    /// Each key with its scope, the exporting server's master key left out.
+    keys: Vec<(String, &'static str)>,
+}
+
+/// `apikeys.json` of `in_dir`, checked: every entry to add has a scope the server takes. A
+/// missing file is an error when `required` (`--api-keys`), else `None`. The exporting
+/// server's own master key (`deletable: false`) is not taken: on another server it would
+/// become an ordinary full-access key.
+fn read_keys(in_dir: &Path, required: bool) -> Result<Option<KeysFile>, Error> {
     let path = in_dir.join(KEYS_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Usage(format!("api keys file {} not found", path.display()))
-        } else {
-            Error::io("cannot read", &path, e)
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Usage(format!(
+                "api keys file {} not found",
+                path.display()
+            )))
         }
-    })?;
+        Err(e) => return Err(Error::io("cannot read", &path, e)),
+    };
     #[derive(Deserialize)]
     struct Entry {
         #[serde(default)]
@@ -606,25 +664,35 @@ fn import_keys(client: &mut Client, in_dir: &Path) -> Result<KeysSummary, Error>
     fn yes() -> bool {
         true
     }
-    let keys: Vec<Entry> = if text.trim().is_empty() {
+    let entries: Vec<Entry> = if text.trim().is_empty() {
         Vec::new()
     } else {
         serde_json::from_str(&text)
             .map_err(|e| Error::Archive(format!("decode {}: {e}", path.display())))?
     };
-    let mut count = 0;
-    for k in keys.iter().filter(|k| !k.key.is_empty() && k.deletable) {
+    let mut keys = Vec::new();
+    for k in entries
+        .into_iter()
+        .filter(|k| !k.key.is_empty() && k.deletable)
+    {
         let scope = parse_scope(&k.scope).map_err(|e| e.context(format!("key {}", k.key)))?;
+        keys.push((k.key, scope));
+    }
+    Ok(Some(KeysFile { path, keys }))
+}
+
+/// The keys of `apikeys.json` into the server.
+fn import_keys(client: &mut Client, file: &KeysFile) -> Result<KeysSummary, Error> {
+    for (key, scope) in &file.keys {
         client
             .call(
                 "keys",
-                &json!({"action": "add", "key": k.key, "scope": scope}),
+                &json!({"action": "add", "key": key, "scope": scope}),
             )
-            .map_err(|e| e.context(format!("add key {}", k.key)))?;
-        count += 1;
+            .map_err(|e| e.context(format!("add key {key}")))?;
     }
     Ok(KeysSummary {
-        keys: count,
-        input_file: path.display().to_string(),
+        keys: file.keys.len(),
+        input_file: file.path.display().to_string(),
     })
 }

@@ -861,9 +861,10 @@ fn legacy_import() {
         out.stderr
     );
     let out = out.json();
+    // One collection: "dev 1/sub" belongs to its document, it is no collection "old/dev 1".
     assert_eq!(
-        out["collections"][0],
-        json!({"collection": "old", "documents": 2, "records": 6, "keyValues": 1, "inputDir": format!("{}/old", dir.s())})
+        out["collections"],
+        json!([{"collection": "old", "documents": 2, "records": 6, "keyValues": 1, "inputDir": format!("{}/old", dir.s())}])
     );
     assert_eq!(
         snapshot(&s, "old"),
@@ -1051,6 +1052,122 @@ fn export_all_leaves_out_only_the_names_that_cannot_be_stored() {
     assert_eq!(snapshot(&s, "z"), before[2]);
     assert_eq!(keys(&s), keys_before);
     assert_eq!(cols(&mut c), vec!["a", "long", "z"]);
+}
+
+/// `import --legacy --all` took every folder holding `*.json` files as a collection, so a
+/// document's sub-folder became a collection `<col>/<doc>` of its own; and `--all` on an
+/// archive without `apikeys.json` (every legacy one, any made with `export --col`) failed with
+/// exit 1 after importing everything. Only DIR's own folders are legacy collections now, and
+/// `--all` takes the keys there are (none: a note on stderr); `--api-keys` fails before
+/// importing anything.
+#[test]
+fn legacy_all_takes_top_level_folders_and_needs_no_keys_file() {
+    let s = Server::start(&[]);
+    let dir = Tmp::new();
+    let lc = dir.0.path().join("lc");
+    write(
+        &lc.join("doc1").join("x.json"),
+        "{\"ts\": 10, \"data\": \"a\"}",
+    );
+    write(
+        &lc.join("doc1").join("sub").join("y.json"),
+        "[{\"timestamp\": \"11\", \"data\": {\"k\": 1}}, {\"time\": 12.7, \"v\": 2}]",
+    );
+    write(&lc.join("doc2").join("1700000000.json"), "{\"v\": 3}");
+    write(&dir.0.path().join("stray.json"), "{\"ts\": 1}");
+    let note = format!(
+        "note: the archive holds no API keys ({}/apikeys.json not found): none were imported\n",
+        dir.s()
+    );
+    let out = cli(
+        &s,
+        &["import", "--legacy", "--all", "--in-dir", dir.s(), "-q"],
+    );
+    assert_eq!(out.stderr, note);
+    let summary = out.json();
+    assert_eq!(
+        summary,
+        json!({"inputDir": dir.s(), "collections": [{"collection": "lc", "documents": 2, "records": 4, "keyValues": 0, "inputDir": format!("{}/lc", dir.s())}]})
+    );
+    let mut c = s.master();
+    assert_eq!(cols(&mut c), vec!["lc"]);
+    assert_eq!(
+        snapshot(&s, "lc"),
+        json!({
+            "docs": {
+                "doc1": [
+                    {"ts": 10, "data": "a"},
+                    {"ts": 11, "data": "{\"k\":1}"},
+                    {"ts": 12, "data": "{\"time\":12.7,\"v\":2}"},
+                ],
+                "doc2": [{"ts": 1_700_000_000, "data": "{\"v\":3}"}],
+            },
+            "values": {},
+        })
+    );
+
+    // An archive made with `export --col`: `--all` imports it whole, exit 0.
+    let exported = Tmp::new();
+    cli(
+        &s,
+        &["export", "--col", "lc", "--out-dir", exported.s(), "-q"],
+    )
+    .json();
+    c.ok("dcol", json!({"col": "lc"}));
+    let out = cli(&s, &["import", "--all", "--in-dir", exported.s(), "-q"]);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "note: the archive holds no API keys ({}/apikeys.json not found): none were imported\n",
+            exported.s()
+        )
+    );
+    assert_eq!(out.json()["collections"][0]["records"], 4);
+    assert_eq!(cols(&mut c), vec!["lc"]);
+
+    // `--api-keys` needs the file: refused before anything is imported.
+    c.ok("dcol", json!({"col": "lc"}));
+    let out = cli(
+        &s,
+        &[
+            "import",
+            "--api-keys",
+            "--col",
+            "lc",
+            "--in-dir",
+            exported.s(),
+        ],
+    );
+    assert!(!out.ok);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "Error: api keys file {}/apikeys.json not found\n",
+            exported.s()
+        )
+    );
+    // A keys file that cannot be used is refused before anything is imported too.
+    write(
+        &exported.0.path().join("apikeys.json"),
+        "[{\"key\": \"k2\", \"scope\": \"superuser\", \"deletable\": true}]",
+    );
+    let out = cli(&s, &["import", "--all", "--in-dir", exported.s()]);
+    assert!(!out.ok);
+    assert_eq!(out.stderr, "Error: key k2: invalid scope \"superuser\"\n");
+    assert!(
+        cols(&mut c).is_empty(),
+        "nothing imported before the refusal"
+    );
+    // An empty folder holds nothing to import.
+    let empty = Tmp::new();
+    let out = cli(&s, &["import", "--all", "--in-dir", empty.s()]);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "Error: nothing to import: {} holds no collection and no apikeys.json\n",
+            empty.s()
+        )
+    );
 }
 
 /// Names the file system refuses although the file name itself fits: a collection folder whose
