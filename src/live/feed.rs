@@ -142,8 +142,8 @@ pub(super) struct Entry {
     total: u64,
 }
 
-/// Subscriptions that select the same records (equal filter specs): a write is encoded once
-/// per group.
+/// Subscriptions that select the same records (filters made from the same texts): a write is
+/// encoded once per group.
 struct Group {
     filter: Arc<Filter>,
     users: usize,
@@ -230,7 +230,7 @@ impl State {
         if let Some(i) = self
             .groups
             .iter()
-            .position(|g| g.users > 0 && g.filter.spec() == filter.spec())
+            .position(|g| g.users > 0 && g.filter.same_texts(filter))
         {
             self.groups[i].users += 1;
             return (i, self.groups[i].filter.clone());
