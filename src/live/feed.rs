@@ -19,6 +19,7 @@
 mod hand;
 mod plan;
 
+use super::budget::Charge;
 use super::change::Change;
 use super::encode;
 use super::filter::Filter;
@@ -84,6 +85,9 @@ pub struct Subscriber {
     /// Frames owed before the writes (a `since` backlog), each with the log position it waits
     /// for.
     pre: VecDeque<(Lsn, Vec<u8>)>,
+    /// Its filter's bytes, counted against its connection's and the server's limits until the
+    /// feed lets go of it, however the subscription ends.
+    _charge: Option<Charge>,
 }
 
 impl Subscriber {
@@ -97,7 +101,14 @@ impl Subscriber {
             group: 0,
             next: 0,
             pre: VecDeque::new(),
+            _charge: None,
         })
+    }
+
+    /// The same, its filter's bytes counted by `charge` for as long as it lives.
+    pub fn charged(mut self: Box<Self>, charge: Charge) -> Box<Self> {
+        self._charge = Some(charge);
+        self
     }
 
     pub fn id(&self) -> &str {

@@ -11,6 +11,7 @@
 //! point the history no longer holds: a new feed numbers its writes from the current time in
 //! microseconds, and above every dropped feed's numbers.
 
+use super::budget::Held;
 use super::feed::Feed;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, VecDeque};
@@ -148,6 +149,8 @@ pub struct Hub {
     /// The send-buffer limit of a connection.
     limit: usize,
     shared: Arc<Shared>,
+    /// What every subscription's filter holds, against the server-wide limit (see `budget`).
+    filters: Arc<Held>,
 }
 
 impl Hub {
@@ -162,7 +165,20 @@ impl Hub {
             any: AtomicBool::new(false),
             limit,
             shared: Arc::new(Shared::new(budget, window)),
+            filters: Arc::default(),
         }
+    }
+
+    /// The same hub, its subscriptions' filters holding at most `limit` bytes together
+    /// (`None`: no limit; see `budget::server_limit`).
+    pub fn with_filter_limit(mut self, limit: Option<usize>) -> Self {
+        self.filters = Arc::new(Held::new(limit));
+        self
+    }
+
+    /// What every subscription's filter holds, against the server-wide limit.
+    pub fn filters(&self) -> &Arc<Held> {
+        &self.filters
     }
 
     /// The feed of collection `col`, if it has one.

@@ -6,6 +6,7 @@
 //! pushes reach connections through a [`Sink`] (the server's push seam). Nothing here knows
 //! about sockets or the store.
 
+pub mod budget;
 mod change;
 mod deliver;
 pub mod encode;
@@ -57,6 +58,11 @@ pub enum LiveError {
     Busy,
     /// The connection is closing.
     Closing,
+    /// The connection's subscription filters would hold this many MiB (rounded up), past its
+    /// limit of that many (see `budget`).
+    ConnectionFilters(usize, usize),
+    /// The server's subscription filters would hold this many MiB, past its limit of that many.
+    ServerFilters(usize, usize),
 }
 
 impl fmt::Display for LiveError {
@@ -70,6 +76,14 @@ impl fmt::Display for LiveError {
                 f.write_str("subscription not started: the collection kept changing; try again")
             }
             LiveError::Closing => f.write_str("connection closing"),
+            LiveError::ConnectionFilters(would, limit) => write!(
+                f,
+                "subscription filters too large: this connection's would hold {would} MiB of its {limit} MiB"
+            ),
+            LiveError::ServerFilters(would, limit) => write!(
+                f,
+                "subscription filters too large: the server's would hold {would} MiB of its {limit} MiB"
+            ),
         }
     }
 }

@@ -2,9 +2,10 @@
 //! wrote to (whose pushes leave once the request's log position is durable), and their end
 //! when the connection ends.
 
+use super::budget::{Charge, Held, CONNECTION_BYTES};
 use super::encode;
 use super::feed::Feed;
-use super::LiveError;
+use super::{Hub, LiveError};
 use crate::persist::Lsn;
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub struct Subscriptions {
     open: Vec<(String, Arc<Feed>)>,
     /// Feeds written to (or subscribed to) since the last [`Subscriptions::flush`].
     touched: Vec<Arc<Feed>>,
+    /// What its subscriptions' filters hold, against [`CONNECTION_BYTES`].
+    filters: Arc<Held>,
 }
 
 impl Subscriptions {
@@ -26,7 +29,14 @@ impl Subscriptions {
             next: 0,
             open: Vec::new(),
             touched: Vec::new(),
+            filters: Arc::new(Held::new(Some(CONNECTION_BYTES))),
         }
+    }
+
+    /// Counts a new subscription's filter of `bytes` against this connection's limit and the
+    /// server's (`hub`'s), or refuses it, counting nothing.
+    pub fn charge(&self, hub: &Hub, bytes: usize) -> Result<Charge, LiveError> {
+        Charge::take(&self.filters, hub.filters(), bytes)
     }
 
     /// Refuses a new subscription past the cap (ended ones no longer count).

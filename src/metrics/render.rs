@@ -14,6 +14,8 @@ pub struct Gauges {
     pub persistent: bool,
     /// Bytes the answer cache holds.
     pub answer_cache_bytes: usize,
+    /// Bytes live subscriptions' filters may hold (`live::budget`).
+    pub subscription_filter_bytes: usize,
 }
 
 /// Totals of one message type over every shard.
@@ -200,6 +202,13 @@ pub fn render(g: &Gauges) -> String {
         "gauge",
         "Bytes held by records and key/value entries (data, timestamps, names).",
         g.store_bytes,
+    );
+    one(
+        &mut out,
+        "fluxiondb_subscription_filter_bytes",
+        "gauge",
+        "Bytes live subscriptions' filters may hold (texts, patterns and their match caches).",
+        g.subscription_filter_bytes,
     );
 
     one(

@@ -68,10 +68,12 @@ const TRIES: usize = 1000;
 pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Result<(), OpError> {
     ctx.subs.check_room()?;
     let sink = ctx.sessions.sink(ctx.session).ok_or(LiveError::Closing)?;
+    // Counted before anything changes: a filter past a limit is refused with nothing created.
+    let filter = Filter::new(p.doc.as_deref(), p.where_.as_deref(), p.filter.as_deref());
+    let charge = ctx.subs.charge(ctx.log.live, filter.bytes())?;
     let feed = ctx.log.live.feed_or_create(&p.col);
     let id = ctx.subs.next_id();
-    let filter = Filter::new(p.doc.as_deref(), p.where_.as_deref(), p.filter.as_deref());
-    let sub = Subscriber::new(ctx.session, id.clone(), sink, filter);
+    let sub = Subscriber::new(ctx.session, id.clone(), sink, filter).charged(charge);
     // With `since`: how many backlog frames follow, so that a client can tell when it has
     // them all (they all carry the answer's `seq`).
     let mut backlog_frames = None;

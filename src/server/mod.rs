@@ -147,7 +147,8 @@ impl Server {
         for (key, scope) in &boot.keys {
             keys.add(key, *scope);
         }
-        let live = crate::live::Hub::new(config.send_buffer_bytes);
+        let live = crate::live::Hub::new(config.send_buffer_bytes)
+            .with_filter_limit(crate::live::budget::server_limit(config.max_memory));
         boot.store.set_default_limits(config.retention);
         if let Err(e) = ops::enforce_everywhere(&boot.store, boot.journal.as_ref(), &live) {
             log::error!("applying retention at start-up failed: {e:?}");

@@ -52,6 +52,7 @@ mod snapshot_compat;
 mod storage;
 mod subscriptions;
 mod subscriptions_fanout;
+mod subscriptions_filters;
 mod subscriptions_resume;
 mod vectors;
 mod vectors_restart;

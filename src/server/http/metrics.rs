@@ -53,6 +53,7 @@ pub fn get(ctx: &Ctx<'_>) -> Response {
         store_bytes: st.bytes,
         persistent: shared.journal.is_some(),
         answer_cache_bytes: shared.answers.bytes(),
+        subscription_filter_bytes: shared.live.filters().bytes(),
     };
     Response {
         status: 200,
