@@ -46,6 +46,12 @@ impl Held {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Bytes that may still be added (`usize::MAX` without a limit).
+    pub fn room(&self) -> usize {
+        self.limit
+            .map_or(usize::MAX, |limit| limit.saturating_sub(self.bytes()))
+    }
+
     /// Adds `bytes` unless that passes the limit; else the bytes it would hold, and the limit.
     fn take(&self, bytes: usize) -> Result<(), (usize, usize)> {
         let Some(limit) = self.limit else {

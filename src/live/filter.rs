@@ -59,23 +59,43 @@ pub struct Filter {
 
 impl Filter {
     pub fn new(doc: Option<&str>, where_: Option<&str>, filter: Option<&str>) -> Self {
-        let (doc, keep, drop) = (
-            doc.map(Text::new),
-            where_.map(Text::new),
-            filter.map(Text::new),
-        );
-        let bytes = [&doc, &keep, &drop]
-            .into_iter()
-            .flatten()
-            .fold(std::mem::size_of::<Filter>(), |n, t| {
-                n.saturating_add(t.bytes())
-            });
-        Filter {
+        match Filter::within(doc, where_, filter, usize::MAX) {
+            Ok(f) => f,
+            Err(_) => unreachable!("no filter passes usize::MAX bytes"),
+        }
+    }
+
+    /// [`Filter::new`], given up as soon as what it holds passes `room` bytes: `Err` with the
+    /// bytes counted by then (more than `room`). A `sub` past its limits is then refused
+    /// without compiling the patterns after the one that passed them (each may take tens of
+    /// milliseconds).
+    pub fn within(
+        doc: Option<&str>,
+        where_: Option<&str>,
+        filter: Option<&str>,
+        room: usize,
+    ) -> Result<Self, usize> {
+        let mut bytes = std::mem::size_of::<Filter>();
+        let mut make = |text: Option<&str>| -> Result<Option<Text>, usize> {
+            let Some(text) = text else { return Ok(None) };
+            // A text alone past the room needs no compiling to be refused.
+            if bytes.saturating_add(text.len()) > room {
+                return Err(bytes.saturating_add(text.len()));
+            }
+            let t = Text::new(text);
+            bytes = bytes.saturating_add(t.bytes());
+            if bytes > room {
+                return Err(bytes);
+            }
+            Ok(Some(t))
+        };
+        let (doc, keep, drop) = (make(doc)?, make(where_)?, make(filter)?);
+        Ok(Filter {
             doc,
             keep,
             drop,
             bytes,
-        }
+        })
     }
 
     /// What it holds at most, in bytes: its texts, and each pattern's program and match cache

@@ -39,6 +39,12 @@ impl Subscriptions {
         Charge::take(&self.filters, hub.filters(), bytes)
     }
 
+    /// Bytes a new subscription's filter may still hold under both limits now (a filter that
+    /// passes it is refused: its building can stop there).
+    pub fn filter_room(&self, hub: &Hub) -> usize {
+        self.filters.room().min(hub.filters().room())
+    }
+
     /// Refuses a new subscription past the cap (ended ones no longer count).
     pub fn check_room(&mut self) -> Result<(), LiveError> {
         if self.open.len() >= MAX_PER_CONNECTION {

@@ -69,7 +69,20 @@ pub fn subscribe(ctx: &mut Ctx<'_>, p: &Sub<'_>, reply: &mut Reply<'_>) -> Resul
     ctx.subs.check_room()?;
     let sink = ctx.sessions.sink(ctx.session).ok_or(LiveError::Closing)?;
     // Counted before anything changes: a filter past a limit is refused with nothing created.
-    let filter = Filter::new(p.doc.as_deref(), p.where_.as_deref(), p.filter.as_deref());
+    let room = ctx.subs.filter_room(ctx.log.live);
+    let (doc, where_, filter) = (p.doc.as_deref(), p.where_.as_deref(), p.filter.as_deref());
+    let filter = match Filter::within(doc, where_, filter, room) {
+        Ok(filter) => filter,
+        // Past a limit: the charge of what was counted is refused with that limit's text.
+        Err(counted) => match ctx.subs.charge(ctx.log.live, counted) {
+            Err(refused) => return Err(refused.into()),
+            // Freed meanwhile by another connection: built whole, and charged as usual.
+            Ok(charge) => {
+                drop(charge);
+                Filter::new(doc, where_, filter)
+            }
+        },
+    };
     let charge = ctx.subs.charge(ctx.log.live, filter.bytes())?;
     let feed = ctx.log.live.feed_or_create(&p.col);
     let id = ctx.subs.next_id();
