@@ -70,7 +70,11 @@ impl Bucket {
     /// The newest write time of the segments the manifest counts as uploaded.
     pub fn uploaded_until(&self) -> i64 {
         let Some(m) = self.manifest() else { return 0 };
-        let next = m["next_segment"].as_u64().unwrap_or(0);
+        self.newest_write_below(m["next_segment"].as_u64().unwrap_or(0))
+    }
+
+    /// The newest write time of the segments numbered below `next`.
+    pub fn newest_write_below(&self, next: u64) -> i64 {
         self.objects("wal")
             .iter()
             .filter_map(|name| {

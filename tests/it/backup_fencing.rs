@@ -7,29 +7,15 @@
 use crate::backup::{
     http_get, metric, now_ms, primary, primary_in, records, restore, Bucket, WAIT,
 };
-use crate::common::{bare_command, wait_until, Server, TempDir};
+use crate::common::{wait_until, Server, TempDir};
 use serde_json::json;
 
 const FENCED: &str = "fenced: a newer primary took over; writes go to it";
 
 /// `fluxiondb healthcheck --port PORT`: its exit code and what it printed.
 pub fn healthcheck(port: u16) -> (Option<i32>, String) {
-    let out = bare_command()
-        .args([
-            "healthcheck",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .output()
-        .expect("run fluxiondb healthcheck");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    let port = port.to_string();
+    crate::lifecycle::healthcheck(&[], &["--host", "127.0.0.1", "--port", &port])
 }
 
 /// The readiness answer of a server fenced off `bucket`.

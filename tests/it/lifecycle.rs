@@ -204,7 +204,7 @@ fn bind_failure_exits_non_zero() {
 }
 
 /// Runs `fluxiondb healthcheck` with `env` and `args`: its exit code and everything it printed.
-fn healthcheck(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+pub fn healthcheck(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
     let out = crate::common::bare_command()
         .arg("healthcheck")
         .args(args)

@@ -29,21 +29,6 @@ const AT_START: u64 = 6;
 /// One state save: open, write, fsync of `replica.json.tmp`, the rename to `replica.json`.
 const PER_SAVE: u64 = 4;
 
-/// The write times of the segments below `next` in the bucket: the newest of them.
-fn newest_write_below(bucket: &Bucket, next: u64) -> i64 {
-    bucket
-        .objects("wal")
-        .iter()
-        .filter_map(|name| {
-            let parts: Vec<&str> = name.trim_end_matches(".log").split('-').collect();
-            let seq = u64::from_str_radix(parts.first()?, 16).ok()?;
-            let last: i64 = parts.get(3)?.parse().ok()?;
-            (seq < next).then_some(last)
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_replicas_state_never_runs_ahead_of_its_durable_log_after_a_power_cut() {
     let bucket = Bucket::new();
@@ -105,7 +90,7 @@ fn a_replicas_state_never_runs_ahead_of_its_durable_log_after_a_power_cut() {
         let saved: Value =
             serde_json::from_slice(&disk.read(&dir.join("replica.json")).unwrap()).unwrap();
         let next = saved["next_segment"].as_u64().unwrap();
-        let counted = newest_write_below(&bucket, next);
+        let counted = bucket.newest_write_below(next);
         let server = start(config(dir, "always"), Arc::new(disk.clone()));
         let mut c = master(&server);
         let v = c.ok("qdoc", json!({"col":"c","doc":"d","to":1_000_000_000}));
