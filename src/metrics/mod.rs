@@ -166,15 +166,18 @@ pub enum Refusal {
     UnknownKey,
     ShuttingDown,
     Recovering,
+    /// Too many refusals of unknown keys from the same address were being held back.
+    GuessesWaiting,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 5] = [
+    const ALL: [Refusal; 6] = [
         Refusal::ConnectionLimit,
         Refusal::MissingKey,
         Refusal::UnknownKey,
         Refusal::ShuttingDown,
         Refusal::Recovering,
+        Refusal::GuessesWaiting,
     ];
 
     fn label(self) -> &'static str {
@@ -184,12 +187,13 @@ impl Refusal {
             Refusal::UnknownKey => "unknown_key",
             Refusal::ShuttingDown => "shutting_down",
             Refusal::Recovering => "recovering",
+            Refusal::GuessesWaiting => "guesses_waiting",
         }
     }
 }
 
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);
-static REFUSED: [AtomicU64; Refusal::ALL.len()] = [const { AtomicU64::new(0) }; 5];
+static REFUSED: [AtomicU64; Refusal::ALL.len()] = [const { AtomicU64::new(0) }; Refusal::ALL.len()];
 static HTTP_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 /// A TCP connection was accepted.

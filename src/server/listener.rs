@@ -127,6 +127,9 @@ impl Drop for Counted<'_> {
     }
 }
 
+/// The close reason of a connection refused while the most refusals of its address wait.
+pub const GUESSES_WAITING: &str = "too many refused connections waiting from this address";
+
 /// tungstenite only runs the upgrade (frames are read by `frames.rs`): a small read buffer,
 /// writes straight into the connection's queue.
 pub(super) fn ws_config() -> WebSocketConfig {
@@ -184,6 +187,15 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
     let Some((mut conn, creds)) = open(sock, peer, timeout, plain) else {
         return;
     };
+    // The most refusals of this address are being held back (key guessing): refused before
+    // the key is looked at, so that an answer sooner than theirs says nothing about it.
+    if shared.throttle.crowded(peer.ip()) {
+        metrics::connection_refused(Refusal::GuessesWaiting);
+        log::warn!("connection from {} refused: {GUESSES_WAITING}", peer.ip());
+        conn.push_close(1013, GUESSES_WAITING);
+        conn.finish(Duration::from_secs(1));
+        return;
+    }
     // A refusal: its close code and reason, and whether it counts as a guessed key.
     let entry = creds.api_key.as_deref().map(|k| shared.keys.lookup(k));
     let key = match entry {
@@ -204,6 +216,7 @@ fn serve(shared: &Shared, sock: TcpStream, peer: SocketAddr, id: u64, accepted: 
                 if !wait.is_zero() {
                     // The upgrade goes out now; only the close frame waits (the sleep returns
                     // at once when the server stops).
+                    let _waiting = shared.throttle.waiting(peer.ip());
                     let _ = conn.flush_within(Duration::from_secs(1));
                     shared.stop.sleep(wait);
                 }

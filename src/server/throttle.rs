@@ -3,6 +3,12 @@
 //! (docs/protocol.md#refused-connections). Addresses are grouped as a client controls them: one
 //! IPv4 address, or one IPv6 /64. Only refusals wait; a connection with a valid key is never
 //! delayed.
+//!
+//! A refusal held back holds a connection slot meanwhile, so one address could fill every
+//! `--max-connections` slot with guesses. At most [`MAX_WAITING`] refusals of one address wait
+//! at once; while that many do, its new connections are refused before their key is looked at
+//! (so a refusal that comes sooner says nothing about the key), and other addresses keep their
+//! slots.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -19,6 +25,8 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 /// Addresses remembered at most; past it, those idle longest are forgotten first.
 const MAX_ADDRESSES: usize = 10_000;
+/// Refusals of one address held back at once, at most.
+pub const MAX_WAITING: u32 = 8;
 
 #[derive(Clone, Copy)]
 struct Record {
@@ -29,6 +37,26 @@ struct Record {
 #[derive(Default)]
 pub struct Throttle {
     by_source: Mutex<HashMap<u128, Record>>,
+    /// Refusals being held back, by source (absent: none).
+    waiting: Mutex<HashMap<u128, u32>>,
+}
+
+/// One refusal held back: counted for its source until dropped.
+pub struct Waiting<'a> {
+    throttle: &'a Throttle,
+    source: u128,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.throttle.waiting.lock();
+        if let Some(n) = waiting.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&self.source);
+            }
+        }
+    }
 }
 
 /// The part of an address one client controls.
@@ -53,6 +81,25 @@ fn delay(failures: u32) -> Duration {
 }
 
 impl Throttle {
+    /// Whether [`MAX_WAITING`] refusals of `ip`'s source are being held back now: its new
+    /// connections are then refused before their key is looked at.
+    pub fn crowded(&self, ip: IpAddr) -> bool {
+        self.waiting
+            .lock()
+            .get(&source(ip))
+            .is_some_and(|&n| n >= MAX_WAITING)
+    }
+
+    /// Counts a refusal of `ip` held back until the guard is dropped.
+    pub fn waiting(&self, ip: IpAddr) -> Waiting<'_> {
+        let source = source(ip);
+        *self.waiting.lock().entry(source).or_insert(0) += 1;
+        Waiting {
+            throttle: self,
+            source,
+        }
+    }
+
     /// Records a failed authentication from `ip` and returns how long to wait before answering.
     pub fn failed(&self, ip: IpAddr, now: Instant) -> Duration {
         let mut map = self.by_source.lock();
@@ -101,6 +148,19 @@ mod tests {
         assert_eq!(t.failed(other, start), Duration::ZERO);
         let later = start + FORGET_AFTER;
         assert_eq!(t.failed(ip, later), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_address_is_crowded_while_its_most_refusals_wait() {
+        let t = Throttle::default();
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let other: IpAddr = "10.0.0.8".parse().unwrap();
+        let held: Vec<Waiting<'_>> = (0..MAX_WAITING).map(|_| t.waiting(ip)).collect();
+        assert!(t.crowded(ip));
+        assert!(!t.crowded(other));
+        drop(held);
+        assert!(!t.crowded(ip));
+        assert!(t.waiting.lock().is_empty());
     }
 
     #[test]

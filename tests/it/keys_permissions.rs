@@ -860,3 +860,39 @@ fn repeated_unknown_keys_are_refused_ever_more_slowly() {
         g.join().unwrap();
     }
 }
+
+/// A held-back refusal holds its connection slot, so one address's guesses could fill every
+/// slot: while eight refusals of an address wait, its new connections are refused at once with
+/// 1013, before their key is looked at (a valid key included, so that the answer says nothing
+/// about the key).
+#[test]
+fn an_address_whose_refusals_crowd_is_turned_away_before_its_key_is_looked_at() {
+    let s = Server::start(&[]);
+    // Five free refusals, then four slowed ones (0.25, 0.5, 1 and 2 s): the next ones wait 4 s
+    // and more, long enough to be waiting all at once on a loaded machine.
+    for _ in 0..9 {
+        let close = Client::open_expect_close(s.port, "/?api-key=guess");
+        assert_eq!(close, (1008, "Unknown API key".to_string()));
+    }
+    let port = s.port;
+    let mut waiting = Vec::new();
+    for _ in 0..8 {
+        // Upgraded: its refusal is being held back.
+        waiting.push(Client::connect(port, "/?api-key=guess").unwrap());
+    }
+    let close = Client::open_expect_close(port, &format!("/?api-key={MASTER}"));
+    assert_eq!(
+        close,
+        (
+            1013,
+            "too many refused connections waiting from this address".to_string()
+        )
+    );
+    // The held-back refusals still come as ever.
+    for mut c in waiting {
+        c.set_read_timeout(crate::common::SLOW_READ_TIMEOUT);
+        assert_eq!(c.recv_close(), (1008, "Unknown API key".to_string()));
+    }
+    // And the address is served again once they are out.
+    assert_eq!(s.master().ok("cols", json!({})), json!({"collections": []}));
+}
