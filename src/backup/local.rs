@@ -174,10 +174,9 @@ pub fn clean_staging(fs: &dyn Backend, data: &Path) -> io::Result<()> {
     };
     for entry in entries {
         if entry.name.to_string_lossy().starts_with('.') {
-            let path = root.join(&entry.name);
-            match entry.kind {
-                EntryKind::Dir => remove_all(fs, &path)?,
-                EntryKind::File | EntryKind::Other => fs.remove_file(&path)?,
+            match fs.remove_entry(&root.join(&entry.name), entry.kind) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
         }
     }

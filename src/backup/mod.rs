@@ -25,7 +25,7 @@ pub mod uploader;
 use crate::objstore::{self, Location, ObjectStore};
 use crate::persist::{self, Gate, Journal};
 use crate::server::Handle;
-use crate::storage::{Backend, EntryKind, Lock};
+use crate::storage::{Backend, Lock, LOCK_FILE};
 use follower::{Follower, Promotion};
 use staging::Staging;
 use std::collections::HashSet;
@@ -142,10 +142,6 @@ pub fn primary_worker(
 /// its data folder (or `.replica-PID` inside it, see [`staging`]).
 const STAGING_TAG: &str = persist::Build::ReplicaSetup.tag();
 
-/// The data folder's lock file (see `persist`): the one name a folder may hold and still be set
-/// up as a replica.
-const LOCK_FILE: &str = "LOCK";
-
 /// A replica's data folder, ready to recover.
 pub struct PreparedReplica {
     /// The store to follow.
@@ -253,17 +249,7 @@ fn first_setup(
             "replica: removing what a setup that did not finish left in {}",
             dir.display()
         );
-        for entry in fs.read_dir(dir).map_err(local_error(dir))? {
-            if entry.name == LOCK_FILE {
-                continue;
-            }
-            let path = dir.join(&entry.name);
-            let removed = match entry.kind {
-                EntryKind::Dir => fs.remove_dir_all(&path),
-                EntryKind::File | EntryKind::Other => fs.remove_file(&path),
-            };
-            removed.map_err(local_error(&path))?;
-        }
+        staging::clear_inside(fs, dir, &[LOCK_FILE]).map_err(SetupError::Staging)?;
     }
     remove_leftovers(fs, left.beside.iter());
     let entries = fs.read_dir(dir).map_err(local_error(dir))?;

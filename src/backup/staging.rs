@@ -15,7 +15,7 @@
 //! names nothing there, and no target is taken for it).
 
 use crate::persist;
-use crate::storage::{Backend, EntryKind};
+use crate::storage::Backend;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -215,11 +215,7 @@ impl<'a> Staging<'a> {
                     // The target is left as it was: what was moved up is removed.
                     for moved in &entries[..i] {
                         let path = self.target.join(&moved.name);
-                        let removed = match moved.kind {
-                            EntryKind::Dir => fs.remove_dir_all(&path),
-                            EntryKind::File | EntryKind::Other => fs.remove_file(&path),
-                        };
-                        if let Err(e) = removed {
+                        if let Err(e) = fs.remove_entry(&path, moved.kind) {
                             log::warn!("cannot remove {}: {e}", path.display());
                         }
                     }
@@ -314,6 +310,20 @@ pub fn leftovers(fs: &dyn Backend, target: &Path, tag: &str) -> Result<Leftovers
         Vec::new()
     };
     Ok(Leftovers { beside, inside })
+}
+
+/// Removes everything in `dir` but the names in `keep`, durably: what a build stopped while
+/// moving its entries up into `dir` left there (filled from inside; `dir` held nothing but
+/// `keep` when that build began, so all of it is the build's).
+pub fn clear_inside(fs: &dyn Backend, dir: &Path, keep: &[&str]) -> Result<(), Error> {
+    for entry in fs.read_dir(dir).map_err(local(dir))? {
+        if keep.iter().any(|k| entry.name == OsStr::new(k)) {
+            continue;
+        }
+        let path = dir.join(&entry.name);
+        fs.remove_entry(&path, entry.kind).map_err(local(&path))?;
+    }
+    sync_dir(fs, dir)
 }
 
 /// The process that named a staging folder (`….TAG-PID`), when it is still running and is not

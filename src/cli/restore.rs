@@ -5,7 +5,7 @@ use crate::backup::restore::{self, RestoreError};
 use crate::backup::staging::{self, Staging};
 use crate::objstore::{self, Location};
 use crate::persist::{self, FsyncPolicy};
-use crate::storage::{Backend, EntryKind};
+use crate::storage::Backend;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -106,19 +106,7 @@ fn clear_unfinished(fs: &dyn Backend, dir: &Path) -> Result<bool, Error> {
     if left.inside.is_empty() {
         return Ok(false);
     }
-    for entry in fs
-        .read_dir(dir)
-        .map_err(|e| Error::Local(dir.to_owned(), e))?
-    {
-        let path = dir.join(&entry.name);
-        let removed = match entry.kind {
-            EntryKind::Dir => fs.remove_dir_all(&path),
-            EntryKind::File | EntryKind::Other => fs.remove_file(&path),
-        };
-        removed.map_err(|e| Error::Local(path.clone(), e))?;
-    }
-    fs.sync_dir(dir)
-        .map_err(|e| Error::Local(dir.to_owned(), e))?;
+    staging::clear_inside(fs, dir, &[])?;
     Ok(true)
 }
 

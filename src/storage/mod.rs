@@ -155,6 +155,10 @@ pub trait File: Send + Sync {
     }
 }
 
+/// The file a data folder's lock is taken on ([`Backend::lock`]): the one name a folder may
+/// hold and still be set up as a replica.
+pub const LOCK_FILE: &str = "LOCK";
+
 /// Held while the server uses a data folder; dropping it releases the lock.
 pub trait Lock: Send + Sync {}
 
@@ -207,13 +211,17 @@ pub trait Backend: Send + Sync {
     /// power cut before the parent folder is fsynced may bring any of it back.
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         for entry in self.read_dir(path)? {
-            let child = path.join(&entry.name);
-            match entry.kind {
-                EntryKind::Dir => self.remove_dir_all(&child)?,
-                EntryKind::File | EntryKind::Other => self.remove_file(&child)?,
-            }
+            self.remove_entry(&path.join(&entry.name), entry.kind)?;
         }
         self.remove_dir(path)
+    }
+
+    /// Removes what a listing found at `path`: a folder with everything in it, or a file.
+    fn remove_entry(&self, path: &Path, kind: EntryKind) -> io::Result<()> {
+        match kind {
+            EntryKind::Dir => self.remove_dir_all(path),
+            EntryKind::File | EntryKind::Other => self.remove_file(path),
+        }
     }
 }
 

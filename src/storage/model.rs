@@ -716,7 +716,7 @@ impl Backend for PageCache {
     }
 
     fn lock(&self, dir: &Path) -> io::Result<Box<dyn Lock>> {
-        let lock_path = dir.join("LOCK");
+        let lock_path = dir.join(super::LOCK_FILE);
         let mut fs = self.begin(Op::Lock, dir)?;
         let ino = fs.lookup(dir)?;
         if fs.lookup(&lock_path).is_err() {

@@ -139,7 +139,7 @@ impl Backend for RealFs {
             .truncate(false)
             .write(true)
             .mode(FILE_MODE)
-            .open(dir.join("LOCK"))?;
+            .open(dir.join(super::LOCK_FILE))?;
         // SAFETY: flock on an fd we own; non-blocking exclusive lock.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
