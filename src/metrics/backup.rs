@@ -37,7 +37,7 @@ pub fn backup_failed() {
     FAILURES.fetch_add(1, Relaxed);
 }
 
-/// Another primary holds the backup location (see `backup::uploader::Fence`).
+/// Another primary holds the backup location (see `backup::fence::Fence`).
 pub fn backup_fenced() {
     FENCED.store(1, Relaxed);
 }
