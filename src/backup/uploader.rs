@@ -516,9 +516,7 @@ impl Uploader {
             if seq >= next && seq < current {
                 pending += size;
                 if oldest.is_none() {
-                    // The modification time is not part of the storage seam: asked of the
-                    // operating system (none on another backend: the lag reads 0).
-                    oldest = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                    oldest = self.fs.metadata(&path).ok().and_then(|m| m.modified);
                 }
             }
         }

@@ -125,6 +125,8 @@ pub struct Metadata {
     pub ino: u64,
     /// The permission bits (`0o7777` at most).
     pub mode: u32,
+    /// When its content last changed (none where the file system keeps no such time).
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// An open file. Reads and writes move the handle's position (append handles always write

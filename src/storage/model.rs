@@ -29,6 +29,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 type Ino = u64;
 const ROOT: Ino = 0;
@@ -49,6 +50,9 @@ struct Node {
     mode: u32,
     /// The permission bits a power cut keeps.
     synced_mode: u32,
+    /// When its content last changed (a power cut keeps the time of the change it keeps or not:
+    /// nothing reads it for durability).
+    modified: Option<SystemTime>,
 }
 
 /// When the power fails: at the `k`-th operation (1-based) counted from arming, counting only
@@ -294,6 +298,7 @@ impl Fs {
                 dir,
                 mode,
                 synced_mode: mode,
+                modified: Some(SystemTime::now()),
                 ..Node::default()
             },
         );
@@ -497,6 +502,7 @@ impl File for ModelFile {
                 n.data.resize(at + buf.len(), 0);
             }
             n.data[at..at + buf.len()].copy_from_slice(buf);
+            n.modified = Some(SystemTime::now());
             *pos = (at + buf.len()) as u64;
             Ok(buf.len())
         })
@@ -515,6 +521,7 @@ impl File for ModelFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.with(Op::Truncate, |n, _| {
             n.data.resize(len as usize, 0);
+            n.modified = Some(SystemTime::now());
             Ok(())
         })
     }
@@ -569,6 +576,7 @@ impl Backend for PageCache {
                 if mode == OpenMode::Truncate {
                     if let Some(n) = fs.nodes.get_mut(&ino) {
                         n.data.clear();
+                        n.modified = Some(SystemTime::now());
                     }
                 }
                 ino
@@ -749,6 +757,7 @@ impl Backend for PageCache {
             dev: fs.dev_of(path)?,
             ino,
             mode: node.mode,
+            modified: node.modified,
         })
     }
 

@@ -235,3 +235,26 @@ fn a_mounted_folder_is_a_device_of_its_own() {
     power_cycle(&fs);
     assert_ne!(dev("m"), dev("e"));
 }
+
+#[test]
+fn the_modification_time_moves_with_writes_and_truncation_only() {
+    let (fs, d) = disk();
+    let path = d.join("seg");
+    let before = std::time::SystemTime::now();
+    put(&fs, &path, b"one", true);
+    let written = fs.metadata(&path).unwrap().modified.unwrap();
+    assert!(written >= before);
+    let f = fs.open(&path, OpenMode::Read).unwrap();
+    f.read(&mut [0; 3]).unwrap();
+    assert_eq!(fs.metadata(&path).unwrap().modified, Some(written));
+    // Time moves on before the next write, whatever the clock's resolution.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::SystemTime::now() <= written && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let f = fs.open(&path, OpenMode::Append).unwrap();
+    f.write_all(b"two").unwrap();
+    let appended = fs.metadata(&path).unwrap().modified.unwrap();
+    assert!(appended > written);
+    assert!(fs.metadata(&d).unwrap().modified.is_some());
+}

@@ -118,6 +118,7 @@ impl Backend for RealFs {
             dev: m.dev(),
             ino: m.ino(),
             mode: m.mode() & 0o7777,
+            modified: m.modified().ok(),
         })
     }
 

@@ -945,6 +945,8 @@ fn a_file_location_that_cannot_be_created_yet_does_not_stop_the_primary() {
         .is_some_and(|f| f > 0.0)
             && metric(server.port, "fluxiondb_backup_pending_bytes")
                 .is_some_and(|b| b > 0.0)
+            && metric(server.port, "fluxiondb_backup_lag_seconds")
+                .is_some_and(|s| s > 0.0)
             && server
                 .stderr_tail()
                 .contains(&format!("backup: {loc} is falling behind"))),
