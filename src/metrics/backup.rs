@@ -76,7 +76,7 @@ pub(super) fn render(out: &mut String) {
             out,
             "fluxiondb_backup_lag_seconds",
             "gauge",
-            "Age of the oldest acknowledged write not yet in the object store (0: caught up).",
+            "Time since the last write to the oldest log segment not yet in the object store (0: caught up); its oldest write is older by up to one backup interval.",
             secs(&LAG_MS),
         );
         line(
