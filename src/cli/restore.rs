@@ -62,17 +62,32 @@ impl fmt::Display for Error {
     }
 }
 
-/// Milliseconds since the epoch of an RFC 3339 time or unix seconds.
+/// Milliseconds since the epoch of an RFC 3339 time or unix seconds. A fraction finer than a
+/// millisecond is cut off, never rounded up: a restore "as of" a time includes no write made
+/// after it.
 pub fn parse_time(text: &str) -> Result<i64, String> {
     let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if (0.0..1e13).contains(&secs) {
-            return Ok((secs * 1000.0).round() as i64);
-        }
+    parse_unix_seconds(t)
+        .or_else(|| parse_rfc3339(t))
+        .ok_or_else(|| {
+            format!("invalid time {text:?}: use RFC 3339 (2026-12-06T01:02:03Z) or unix seconds")
+        })
+}
+
+/// Milliseconds of `SECONDS[.FRACTION]`, read as decimal digits (not through a float, which
+/// could land a hair below a whole millisecond and lose it).
+fn parse_unix_seconds(t: &str) -> Option<i64> {
+    let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 13 || !digits(whole) || !digits(fraction) {
+        return None;
     }
-    parse_rfc3339(t).ok_or_else(|| {
-        format!("invalid time {text:?}: use RFC 3339 (2026-12-06T01:02:03Z) or unix seconds")
-    })
+    let millis = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
+    whole.parse::<i64>().ok()?.checked_mul(1000)?.checked_add(millis)
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time (any offset, optional fraction).
@@ -198,6 +213,16 @@ mod tests {
     fn times() {
         assert_eq!(parse_time("1700000000"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("1700000000.25"), Ok(1_700_000_000_250));
+        // Cut, not rounded: 0.4 ms before a write at …667 ms does not include it.
+        assert_eq!(parse_time("1796657821.6666"), Ok(1_796_657_821_666));
+        assert_eq!(parse_time("1796657821.667"), Ok(1_796_657_821_667));
+        assert_eq!(parse_time("1796657821.9999999"), Ok(1_796_657_821_999));
+        assert_eq!(parse_time("0.001"), Ok(1));
+        assert_eq!(parse_time("12."), Ok(12_000));
+        assert!(parse_time(".5").is_err());
+        assert!(parse_time("-1").is_err());
+        assert!(parse_time("1e9").is_err());
+        assert!(parse_time("99999999999999").is_err());
         assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
         assert_eq!(
