@@ -105,6 +105,30 @@ pub struct Point {
     /// When the checkpoint ended: the snapshots hold no write made later.
     pub time_ms: i64,
     pub files: Vec<FileRef>,
+    /// The log segment being written when the point was uploaded: the checkpoint ended in it or
+    /// in an earlier one. Its snapshots were copied while writes went on, so they are a state
+    /// that existed only once the log is replayed over them to where the copying ended: the
+    /// point can be restored once every segment up to this one is in the manifest
+    /// ([`Point::whole_in`]). Points uploaded before this was recorded: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_segment: Option<u64>,
+}
+
+impl Point {
+    /// Whether `m` lists every segment the point needs to be a state that existed: those of
+    /// its generation up to [`Point::last_segment`] (for a point that does not record it, up
+    /// to its first segment). A point uploaded in a round whose manifest was never written
+    /// (the primary died in between), or whose generation was deposed before its copying
+    /// ended, is not.
+    pub fn whole_in(&self, m: &Manifest) -> bool {
+        let last = self.last_segment.unwrap_or(self.first_segment);
+        last < m.next_segment
+            && m.history.iter().any(|e| {
+                e.generation == self.generation
+                    && self.first_segment >= e.from_segment
+                    && e.end_segment.is_none_or(|end| last < end)
+            })
+    }
 }
 
 /// A fresh owner name: unpredictable enough that two servers never draw the same.
@@ -238,5 +262,34 @@ mod tests {
         });
         m.next_segment = 11;
         assert_eq!(m.segments_from(6), vec![(6, 1), (7, 1), (9, 2), (10, 2)]);
+    }
+
+    #[test]
+    fn a_point_is_whole_once_its_generation_uploaded_its_last_segment() {
+        let mut m = Manifest::new(3, "x".into());
+        m.history[0].end_segment = Some(8);
+        m.history.push(Era {
+            generation: 2,
+            from_segment: 9,
+            end_segment: None,
+        });
+        m.next_segment = 11;
+        let point = |generation, first_segment, last_segment| Point {
+            generation,
+            first_segment,
+            time_ms: 0,
+            files: Vec::new(),
+            last_segment,
+        };
+        assert!(point(2, 9, Some(10)).whole_in(&m));
+        // Its last segment not uploaded yet.
+        assert!(!point(2, 10, Some(11)).whole_in(&m));
+        // Copying ended after its generation was deposed.
+        assert!(point(1, 7, Some(7)).whole_in(&m));
+        assert!(!point(1, 7, Some(8)).whole_in(&m));
+        // Older points: their first segment stands for the last.
+        assert!(point(2, 10, None).whole_in(&m));
+        assert!(!point(2, 11, None).whole_in(&m));
+        assert!(!point(3, 9, Some(9)).whole_in(&m));
     }
 }

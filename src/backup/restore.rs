@@ -304,15 +304,22 @@ pub fn materialize(
         })
         .collect();
     candidates.sort_by_key(|c| (c.2, c.0));
-    let (_, _, _, point_key) = candidates.pop().ok_or(RestoreError::NoPoint { at })?;
-    let body = objects
-        .get(&point_key)?
-        .ok_or_else(|| RestoreError::Missing(point_key.clone()))?
-        .body;
-    let point: Point = serde_json::from_slice(&body).map_err(|e| RestoreError::Damaged {
-        key: point_key.clone(),
-        why: e.to_string(),
-    })?;
+    // The newest point the manifest makes whole (see `Point::whole_in`): one uploaded by a
+    // round that has not written its manifest yet is passed over for the one before.
+    let point = loop {
+        let (_, _, _, point_key) = candidates.pop().ok_or(RestoreError::NoPoint { at })?;
+        let body = objects
+            .get(&point_key)?
+            .ok_or_else(|| RestoreError::Missing(point_key.clone()))?
+            .body;
+        let point: Point = serde_json::from_slice(&body).map_err(|e| RestoreError::Damaged {
+            key: point_key.clone(),
+            why: e.to_string(),
+        })?;
+        if point.whole_in(&m) {
+            break point;
+        }
+    };
     let newest_keys = m.keys.as_ref().filter(|_| at.is_none());
     let mut jobs: Vec<Job> = point
         .files

@@ -211,6 +211,12 @@ impl Uploader {
         };
         // A bucket an older version started moves on to this version's format.
         m.format = m.format.max(layout::FORMAT);
+        // The restore points to upload, listed before the rotation: each was staged at the end
+        // of its checkpoint, so the segment being written now is the one that checkpoint ended
+        // in, or a later one; the rotation closes it, and this round uploads it before the
+        // points (see `Point::last_segment`). Points staged meanwhile wait for the next round.
+        let points = local::staged(&*self.fs, &self.dir);
+        let written_at_listing = journal.wal().current_segment();
         // A segment that cannot be closed stays where writes go, and nothing of it leaves the
         // machine: what is closed is still uploaded, and the round then fails (so the backup
         // counts as falling behind) instead of passing for caught up.
@@ -278,7 +284,15 @@ impl Uploader {
             // Progress is kept even if a later upload of this round fails.
             self.state = Some((m.clone(), version));
         }
-        self.upload_points(&m)?;
+        let points = points.map_err(|e| local("listing", &self.dir, e))?;
+        // Not rotated because nothing was written to it since the listing: the points' writes
+        // are all in the segments before it, which are uploaded now.
+        let last_segment = if unclosed.is_some() {
+            written_at_listing
+        } else {
+            written_at_listing.min(current.saturating_sub(1))
+        };
+        self.upload_points(&m, points, last_segment)?;
         self.upload_keys(&mut m)?;
         // Every round writes the manifest's next version, conditionally: it is this primary's
         // heartbeat, and the write that finds out first when a promoted replica took the
@@ -372,9 +386,15 @@ impl Uploader {
         })
     }
 
-    fn upload_points(&mut self, m: &Manifest) -> Result<(), RoundError> {
-        let listed = local::staged(&*self.fs, &self.dir);
-        for staged in listed.map_err(|e| local("listing", &self.dir, e))? {
+    /// Uploads the staged points `listed`, each the last object of its own (so a point in the
+    /// bucket has all its files), recording `last_segment` in each.
+    fn upload_points(
+        &mut self,
+        m: &Manifest,
+        listed: Vec<local::Staged>,
+        last_segment: u64,
+    ) -> Result<(), RoundError> {
+        for staged in listed {
             // An entry that cannot be read fails the round: a point missing a file would
             // restore without that collection.
             let names = local::staged_files(&*self.fs, &staged)
@@ -393,6 +413,7 @@ impl Uploader {
                 first_segment: staged.first_segment,
                 time_ms: staged.time_ms,
                 files,
+                last_segment: Some(last_segment),
             };
             let key = layout::point_key(point.first_segment, point.generation, point.time_ms);
             let body =

@@ -87,7 +87,11 @@ fn parse_unix_seconds(t: &str) -> Option<i64> {
         .chain(std::iter::repeat(b'0'))
         .take(3)
         .fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
-    whole.parse::<i64>().ok()?.checked_mul(1000)?.checked_add(millis)
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(millis)
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time (any offset, optional fraction).

@@ -9,6 +9,7 @@ mod answer_cache_keys;
 mod backup;
 mod backup_fencing;
 mod backup_fencing_s3;
+mod backup_history;
 mod backup_replica;
 mod backup_replica_live;
 mod backup_replica_reload;
