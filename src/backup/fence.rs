@@ -1,8 +1,12 @@
-//! Why a primary is fenced (another primary holds its backup location), as far as the bucket's
-//! manifest and this data folder's `backup.json` tell, and the log line that says so with what
-//! the operator can do.
+//! Why a primary is fenced (another primary holds its backup location, or the location holds a
+//! longer history than this data folder), as far as the bucket and this data folder tell, and
+//! the log line that says so with what the operator can do.
 
-use super::layout::Manifest;
+use super::layout::{self, Manifest, SegmentKey};
+use super::local;
+use crate::objstore::{Error as StoreError, ObjectStore};
+use crate::storage::Backend;
+use std::path::Path;
 
 /// Who holds the location a fenced primary lost, as far as the manifest and this data folder's
 /// `backup.json` tell.
@@ -20,6 +24,76 @@ pub enum Fence {
         theirs: u64,
         owner: String,
     },
+    /// The manifest names this server, but its log holds what this data folder's does not:
+    /// the folder was put back to an earlier moment (a copy or disk snapshot restored under a
+    /// running backup) or its log was cut. Writes it took would fork the bucket's history: they
+    /// would go into segments the bucket already has (and be skipped), or after a segment
+    /// that holds writes this folder lost.
+    Behind(Behind),
+}
+
+/// Whether the log of the data folder `dir` (writing segment `writing`) falls behind the one
+/// the manifest `m`, which names this server, says is uploaded: its segment number is below
+/// the manifest's next one, or a segment both hold differs in size (an uploaded segment was
+/// closed for good, so the folder's copy never changes after the upload).
+pub fn behind(
+    fs: &dyn Backend,
+    dir: &Path,
+    objects: &dyn ObjectStore,
+    writing: u64,
+    m: &Manifest,
+) -> Result<Option<Behind>, BehindError> {
+    if writing < m.next_segment {
+        return Ok(Some(Behind::Segments {
+            uploaded: m.next_segment,
+            writing,
+        }));
+    }
+    for (seq, _, folder) in local::segments(fs, dir).map_err(BehindError::Local)? {
+        if seq >= m.next_segment {
+            break;
+        }
+        let Some(era) = m
+            .history
+            .iter()
+            .find(|e| e.from_segment <= seq && e.end_segment.is_none_or(|end| seq < end))
+        else {
+            continue;
+        };
+        let listed = objects.list(&layout::segment_prefix(seq, era.generation))?;
+        if let Some(key) = listed.iter().find_map(|o| SegmentKey::parse(&o.key)) {
+            if key.size != folder {
+                return Ok(Some(Behind::Differs {
+                    seq,
+                    bucket: key.size,
+                    folder,
+                }));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Why [`behind`] could not tell.
+#[derive(Debug)]
+pub enum BehindError {
+    Local(std::io::Error),
+    Store(StoreError),
+}
+
+impl From<StoreError> for BehindError {
+    fn from(e: StoreError) -> BehindError {
+        BehindError::Store(e)
+    }
+}
+
+/// How this data folder's log falls behind the bucket's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behind {
+    /// The bucket holds segments up to `uploaded - 1`; the folder writes segment `writing`.
+    Segments { uploaded: u64, writing: u64 },
+    /// Segment `seq` is `bucket` bytes in the bucket and `folder` bytes here.
+    Differs { seq: u64, bucket: u64, folder: u64 },
 }
 
 impl Fence {
@@ -56,6 +130,31 @@ impl Fence {
              the bucket as a replica (an empty --data folder with --replica-of {location})"
         );
         match self {
+            Fence::Behind(behind) => {
+                let how = match behind {
+                    Behind::Segments { uploaded, writing } => format!(
+                        "the bucket's log reaches segment {}, and this data folder writes \
+                         segment {writing}",
+                        uploaded.saturating_sub(1)
+                    ),
+                    Behind::Differs {
+                        seq,
+                        bucket,
+                        folder,
+                    } => format!(
+                        "segment {seq} is {bucket} bytes in the bucket and {folder} bytes in this \
+                         data folder"
+                    ),
+                };
+                format!(
+                    "{location} holds a longer history than this data folder: {how}. The \
+                     folder was put back to an earlier moment (a copy or a disk snapshot) or \
+                     its log was cut, and writes taken now would fork the backup's history. \
+                     {STOPS}. To go on from the bucket's history, rebuild the folder with \
+                     fluxiondb restore --from {location}; to keep this folder's, give it a new \
+                     --backup location"
+                )
+            }
             Fence::Promoted { ours, theirs } => format!(
                 "{location} was taken over by a promoted replica: the manifest names \
                  generation {theirs}, this server wrote generation {ours}. {STOPS}; writes go \

@@ -7,7 +7,7 @@
 //! store are retried at the next round; meanwhile everything stays on local disk (the journal
 //! keeps the segments).
 
-use super::fence::Fence;
+use super::fence::{self, BehindError, Fence};
 use super::layout::{self, FileRef, Manifest, Point, SegmentKey};
 use super::local::{self, PrimaryState};
 use super::manifests::{self, Commit};
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub enum RoundError {
     Store(StoreError),
     Local(String),
-    /// Another primary holds the bucket.
+    /// Another primary holds the bucket, or a longer history than this data folder's.
     Fenced(Fence),
 }
 
@@ -40,6 +40,9 @@ impl fmt::Display for RoundError {
             RoundError::Local(why) => f.write_str(why),
             RoundError::Fenced(Fence::Promoted { theirs, .. } | Fence::Other { theirs, .. }) => {
                 write!(f, "the bucket belongs to generation {theirs}")
+            }
+            RoundError::Fenced(Fence::Behind(_)) => {
+                f.write_str("the bucket holds a longer history than this data folder")
             }
         }
     }
@@ -147,6 +150,13 @@ impl Uploader {
                 if !own.as_ref().is_some_and(|s| s.owns(&m)) {
                     let ours = own.map(|s| s.generation);
                     return Err(RoundError::Fenced(Fence::of(ours, &m)));
+                }
+                let writing = journal.wal().current_segment();
+                match fence::behind(&*self.fs, &self.dir, &*self.objects, writing, &m) {
+                    Ok(None) => {}
+                    Ok(Some(behind)) => return Err(RoundError::Fenced(Fence::Behind(behind))),
+                    Err(BehindError::Store(e)) => return Err(e.into()),
+                    Err(BehindError::Local(e)) => return Err(local("listing", &self.dir, e)),
                 }
                 log::info!(
                     "backup: resuming at {} (generation {}, segment {})",

@@ -2,9 +2,12 @@
 //! moment the primary died at, and a primary never adds to the bucket a history that forks
 //! from the one it holds. Real servers (the binary), a real `file://` bucket.
 
-use crate::backup::{primary, records, restore, serve, Bucket, WAIT};
+use crate::backup::{
+    http_get, metric, now_ms, primary, primary_in, records, restore, serve, Bucket, WAIT,
+};
 use crate::common::{wait_until, TempDir};
 use serde_json::{json, Value};
+use std::path::Path;
 
 fn insert(c: &mut crate::common::Client, from: i64, n: i64) {
     let recs: Vec<Value> = (from..from + n)
@@ -111,5 +114,103 @@ fn a_point_whose_segments_the_manifest_does_not_list_is_passed_over() {
     assert!(
         got == expected(1, 11) || got == expected(1, 21),
         "not a state that existed: {got}"
+    );
+}
+
+/// Copies the data folder `from` into the empty folder `to`, as a disk snapshot would keep it
+/// (the server's lock file left out).
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (name, path) = (entry.file_name(), entry.path());
+        if name == "LOCK" {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir(to.join(&name)).unwrap();
+            copy_tree(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// A primary started again on an earlier copy of its own data folder (a VM or disk snapshot
+/// put back): the bucket names it, so it used to resume, skip the writes that went into
+/// segment numbers the bucket already had, and report itself caught up and ready while
+/// everything it acknowledged stayed off the bucket (later ones forked the history). It is
+/// now fenced at start, and the bucket keeps the history it had.
+#[test]
+fn a_primary_started_on_an_earlier_copy_of_its_folder_is_fenced() {
+    let bucket = Bucket::new();
+    let dir = TempDir::new();
+    let mut server = primary_in(dir.data(), &bucket, "100ms");
+    let mut c = server.master();
+    insert(&mut c, 1, 10);
+    bucket.wait_uploaded(now_ms() - 60_000, &server);
+    drop(c);
+    assert!(server.sigterm().success());
+    let copy = TempDir::new();
+    copy_tree(dir.data(), copy.data());
+
+    // The original goes on, and the bucket's log moves past the copy's.
+    let mut server = primary_in(dir.data(), &bucket, "100ms");
+    let mut c = server.master();
+    for round in 1..=3 {
+        let before = next_segment(&bucket);
+        insert(&mut c, 1 + round * 10, 10);
+        assert!(
+            wait_until(WAIT, || next_segment(&bucket) > before),
+            "the bucket's log did not move on: {:?}",
+            bucket.manifest()
+        );
+    }
+    drop(c);
+    assert!(server.sigterm().success());
+    let version = bucket.objects("manifest").pop();
+
+    let rolled_back = primary_in(copy.data(), &bucket, "100ms");
+    assert!(
+        wait_until(WAIT, || metric(rolled_back.port, "fluxiondb_backup_fenced")
+            == Some(1.0)),
+        "not fenced: {}",
+        rolled_back.stderr_tail()
+    );
+    assert_eq!(
+        http_get(rolled_back.port, "/readyz"),
+        (
+            503,
+            format!(
+                "fenced: the backup location {} belongs to another primary\n",
+                bucket.location()
+            )
+        )
+    );
+    let mut rc = rolled_back.master();
+    assert_eq!(
+        rc.err("ins", json!([{"col":"m","doc":"t","ts":99,"data":"x"}])),
+        "fenced: a newer primary took over; writes go to it"
+    );
+    assert_eq!(records(&mut rc, "m", "t"), expected(1, 11));
+    let log = rolled_back.stderr_tail();
+    for said in [
+        "holds a longer history than this data folder: the bucket's log reaches segment",
+        "put back to an earlier moment",
+        &format!("fluxiondb restore --from {}", bucket.location()) as &str,
+        "give it a new --backup location",
+    ] {
+        assert!(log.contains(said), "{said:?} is not in the log:\n{log}");
+    }
+    drop(rc);
+    drop(rolled_back);
+
+    // The bucket is as the original left it.
+    assert_eq!(bucket.objects("manifest").pop(), version);
+    let target = TempDir::new();
+    let (ok, _, err) = restore(&bucket, target.data(), None);
+    assert!(ok, "restore failed: {err}");
+    assert_eq!(
+        records(&mut serve(target.data()).master(), "m", "t"),
+        expected(1, 41)
     );
 }
