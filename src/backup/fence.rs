@@ -34,8 +34,9 @@ pub enum Fence {
 
 /// Whether the log of the data folder `dir` (writing segment `writing`) falls behind the one
 /// the manifest `m`, which names this server, says is uploaded: its segment number is below
-/// the manifest's next one, or a segment both hold differs in size (an uploaded segment was
-/// closed for good, so the folder's copy never changes after the upload).
+/// the manifest's next one, or a segment of this server's generation that both hold differs
+/// in size (an uploaded segment was closed for good, so the folder's copy never changes after
+/// the upload).
 pub fn behind(
     fs: &dyn Backend,
     dir: &Path,
@@ -49,18 +50,19 @@ pub fn behind(
             writing,
         }));
     }
+    // Only this server's own uploads: a promoted replica's folder still holds the segments it
+    // logged as a replica, numbered its own way, below the first one it wrote as the primary.
+    let Some(ours) = m.history.iter().find(|e| e.generation == m.generation) else {
+        return Ok(None);
+    };
     for (seq, _, folder) in local::segments(fs, dir).map_err(BehindError::Local)? {
+        if seq < ours.from_segment {
+            continue;
+        }
         if seq >= m.next_segment {
             break;
         }
-        let Some(era) = m
-            .history
-            .iter()
-            .find(|e| e.from_segment <= seq && e.end_segment.is_none_or(|end| seq < end))
-        else {
-            continue;
-        };
-        let listed = objects.list(&layout::segment_prefix(seq, era.generation))?;
+        let listed = objects.list(&layout::segment_prefix(seq, m.generation))?;
         if let Some(key) = listed.iter().find_map(|o| SegmentKey::parse(&o.key)) {
             if key.size != folder {
                 return Ok(Some(Behind::Differs {

@@ -214,3 +214,67 @@ fn a_primary_started_on_an_earlier_copy_of_its_folder_is_fenced() {
         expected(1, 41)
     );
 }
+
+/// A promoted replica restarted as the primary right after its promotion (`kill -9` before a
+/// checkpoint removed the segments it logged as a replica) resumes, not taken for a folder put
+/// back: the check compares only its own generation's segments with the bucket's.
+#[test]
+fn a_promoted_replica_restarted_at_once_resumes_as_the_primary() {
+    let bucket = Bucket::new();
+    let old = primary(&bucket, &[]);
+    assert!(wait_until(WAIT, || bucket.manifest().is_some()));
+    let mut oc = old.master();
+    for round in 0..3 {
+        let before = next_segment(&bucket);
+        insert(&mut oc, 1 + round * 10, 10);
+        assert!(wait_until(WAIT, || next_segment(&bucket) > before));
+    }
+    drop(oc);
+    drop(old);
+
+    let dir = TempDir::new();
+    let (loc, d) = (bucket.location(), dir.data().display().to_string());
+    let mut r = crate::common::Server::start(&[
+        "--replica-of",
+        &loc,
+        "--poll-interval",
+        "100ms",
+        "--backup-interval",
+        "100ms",
+        "--data",
+        &d,
+        "-f",
+        "600",
+    ]);
+    let mut rc = r.master();
+    assert!(wait_until(WAIT, || records(&mut rc, "m", "t") == expected(1, 31)));
+    let pid = r.pid().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-USR1", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        wait_until(WAIT, || rc
+            .call("ins", json!([{"col":"m","doc":"t","ts":31,"data":"v31"}]))
+            .get("error")
+            .is_none()),
+        "the promoted replica does not take writes: {}",
+        r.stderr_tail()
+    );
+    drop(rc);
+    r.kill9();
+
+    let again = primary_in(dir.data(), &bucket, "100ms");
+    let uploads = || metric(again.port, "fluxiondb_backup_uploads_total").unwrap_or(0.0);
+    let mut ac = again.master();
+    insert(&mut ac, 32, 1);
+    assert!(
+        wait_until(WAIT, || uploads() > 0.0),
+        "the restarted primary uploads nothing: {}",
+        again.stderr_tail()
+    );
+    assert_eq!(metric(again.port, "fluxiondb_backup_fenced"), Some(0.0));
+    assert_eq!(http_get(again.port, "/readyz"), (200, "ready\n".into()));
+    assert_eq!(records(&mut ac, "m", "t"), expected(1, 33));
+}
