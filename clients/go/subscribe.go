@@ -191,6 +191,9 @@ func (s *Subscription) Unsubscribe() error {
 	return s.client.subs.unsubscribe(context.Background(), s)
 }
 
+// run hands the queued events to the handler, one at a time. Each is taken
+// from the queue under s.mu just before it is handed over, so that once
+// Unsubscribe (or Close) has emptied the queue, nothing more is.
 func (s *Subscription) run() {
 	defer close(s.stopped)
 	for {
@@ -198,16 +201,17 @@ func (s *Subscription) run() {
 		for len(s.queue) == 0 && !s.closing {
 			s.cond.Wait()
 		}
-		batch := s.queue
-		s.queue = nil
-		closing := s.closing
-		s.mu.Unlock()
-		for _, ev := range batch {
-			s.handler(ev)
-		}
-		if closing && len(batch) == 0 {
+		if len(s.queue) == 0 { // closing, and every event handled or dropped
+			s.mu.Unlock()
 			return
 		}
+		ev := s.queue[0]
+		s.queue[0] = nil
+		if s.queue = s.queue[1:]; len(s.queue) == 0 {
+			s.queue = nil // let the drained array go
+		}
+		s.mu.Unlock()
+		s.handler(ev)
 	}
 }
 
