@@ -38,3 +38,12 @@ func SendCloseFrame(c *Client) error {
 	c.mu.Unlock()
 	return s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
 }
+
+// SetMaxQueued lowers, for c's subscriptions, the number of events that may
+// wait for a handler before the client ends the subscription with
+// "subscriber too slow" (10,000).
+func SetMaxQueued(c *Client, n int) {
+	c.subs.mu.Lock()
+	defer c.subs.mu.Unlock()
+	c.subs.maxQueued = n
+}

@@ -24,6 +24,7 @@ const ReconnectExhausted = "connection lost: reconnect attempts exhausted"
 
 // maxQueued bounds the events waiting for a subscription's handler; past it
 // the subscription ends with "subscriber too slow", as the server does.
+// (subscriptions.maxQueued holds it, for the tests to lower.)
 const maxQueued = 10000
 
 // SubscribeParams selects what a live subscription delivers. Doc, Where and
@@ -216,13 +217,15 @@ func (s *Subscription) run() {
 }
 
 // enqueue hands ev to the handler goroutine; false when it had to end the
-// subscription instead (too many events waiting). s.mu must be held.
-func (s *Subscription) enqueueLocked(ev Event) bool {
+// subscription instead (too many events waiting: ev is dropped and an
+// EndEvent "subscriber too slow" queued, with lost as its ResumeLost). An
+// EndEvent is always queued. s.mu must be held.
+func (s *Subscription) enqueueLocked(ev Event, lost bool) bool {
 	if s.closing {
 		return true
 	}
-	if len(s.queue) >= maxQueued {
-		s.queue = append(s.queue, &EndEvent{Sub: s.id, Error: "subscriber too slow"})
+	if _, end := ev.(*EndEvent); !end && len(s.queue) >= s.client.subs.maxQueued {
+		s.queue = append(s.queue, &EndEvent{Sub: s.id, Error: "subscriber too slow", ResumeLost: lost})
 		s.stopLocked(false)
 		return false
 	}
@@ -267,6 +270,8 @@ type subscriptions struct {
 	early []subEarly
 	kept  uint64   // numbers the pushes kept in early
 	marks []uint64 // one per sub request not settled yet: kept when it was sent
+
+	maxQueued int // maxQueued, or less in tests
 }
 
 type subEarly struct {
@@ -276,7 +281,7 @@ type subEarly struct {
 }
 
 func newSubscriptions(c *Client) *subscriptions {
-	return &subscriptions{c: c, byID: make(map[subKey]*Subscription), active: make(map[*Subscription]struct{})}
+	return &subscriptions{c: c, byID: make(map[subKey]*Subscription), active: make(map[*Subscription]struct{}), maxQueued: maxQueued}
 }
 
 // route is called by a session's reader for every frame without an id.
@@ -309,7 +314,7 @@ func (m *subscriptions) deliverLocked(sub *Subscription, w *wirePush) {
 	var ev Event
 	switch w.Type {
 	case "subend":
-		sub.enqueueLocked(&EndEvent{Sub: w.Sub, Error: w.Error, ResumeLost: w.Error == ResumePointLost})
+		sub.enqueueLocked(&EndEvent{Sub: w.Sub, Error: w.Error, ResumeLost: w.Error == ResumePointLost}, false)
 		sub.stopLocked(false)
 		m.forgetLocked(sub)
 		return
@@ -318,6 +323,17 @@ func (m *subscriptions) deliverLocked(sub *Subscription, w *wirePush) {
 	case "del":
 		ev = &DeleteEvent{Sub: w.Sub, Col: w.Col, Seq: w.Seq, Doc: w.Doc, From: w.From, To: w.To, TS: w.TS, More: w.More}
 	default:
+		return
+	}
+	// A backlog push that cannot be queued is lost for a resume too: every
+	// backlog push carries the same Seq, which Seq already reports.
+	lost := sub.backlog && w.Seq <= sub.backlogSeq
+	if !sub.enqueueLocked(ev, lost) {
+		// Seq stays at the last write queued: a resume after it delivers
+		// this one again.
+		m.forgetLocked(sub)
+		sess, id := sub.sess, sub.id
+		go m.sendUnsub(sess, id)
 		return
 	}
 	if sub.backlog {
@@ -331,17 +347,12 @@ func (m *subscriptions) deliverLocked(sub *Subscription, w *wirePush) {
 	if !w.More {
 		sub.seq = w.Seq
 	}
-	if !sub.enqueueLocked(ev) {
-		m.forgetLocked(sub)
-		sess, id := sub.sess, sub.id
-		go m.sendUnsub(sess, id)
-	}
 }
 
 // endLocked ends sub with an EndEvent the client made. m.mu and sub.mu must
 // be held.
 func (m *subscriptions) endLocked(sub *Subscription, msg string, resumeLost bool) {
-	sub.enqueueLocked(&EndEvent{Sub: sub.id, Error: msg, ResumeLost: resumeLost})
+	sub.enqueueLocked(&EndEvent{Sub: sub.id, Error: msg, ResumeLost: resumeLost}, false)
 	sub.stopLocked(false)
 	m.forgetLocked(sub)
 }
@@ -611,7 +622,13 @@ func (m *subscriptions) resumeOne(s *session, sub *Subscription) {
 		delete(m.byID, key)
 	}
 	sub.sess, sub.id = sess, answer.Sub
-	sub.enqueueLocked(&ReconnectEvent{Sub: answer.Sub, AfterSeq: after})
+	if !sub.enqueueLocked(&ReconnectEvent{Sub: answer.Sub, AfterSeq: after}, false) {
+		// Ended as too slow: Seq is still after, from which it can resume.
+		sub.mu.Unlock()
+		m.forgetLocked(sub)
+		go m.sendUnsub(sess, answer.Sub)
+		return
+	}
 	sub.mu.Unlock()
 	m.registerLocked(sub)
 }
