@@ -149,6 +149,9 @@ type Subscription struct {
 	seq     int64
 	active  bool
 	closing bool
+	// discarded: the events not handled yet were dropped (Unsubscribe,
+	// Close), and dropped is closed.
+	discarded bool
 	// backlog: a Since subscription's backlog, whose pushes carry
 	// backlogSeq, may not have arrived in full: neither the backlogLeft
 	// pushes still announced (0: the answer did not say how many) nor a
@@ -187,7 +190,12 @@ func (s *Subscription) Active() bool {
 func (s *Subscription) Done() <-chan struct{} { return s.stopped }
 
 // Unsubscribe ends the subscription; no event is handed to the handler after
-// it returns (one being handled may finish).
+// it returns (one being handled may finish). It drops the events not handled
+// yet, also those of a subscription that had already ended (its EndEvent
+// included), and Done closes once the handler has returned: on a
+// subscription the server or the client ended, it frees the goroutines of a
+// SubscribeChan whose channel nobody reads. Client.Close does the same for
+// every subscription.
 func (s *Subscription) Unsubscribe() error {
 	return s.client.subs.unsubscribe(context.Background(), s)
 }
@@ -197,6 +205,7 @@ func (s *Subscription) Unsubscribe() error {
 // Unsubscribe (or Close) has emptied the queue, nothing more is.
 func (s *Subscription) run() {
 	defer close(s.stopped)
+	defer s.client.subs.finished(s)
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 && !s.closing {
@@ -235,18 +244,20 @@ func (s *Subscription) enqueueLocked(ev Event, lost bool) bool {
 }
 
 // stopLocked ends the subscription; with drop, events not yet handled are
-// discarded. s.mu must be held.
+// discarded, also those of a subscription that had already ended (its
+// handler goroutine then returns once the event it may be handling is done).
+// s.mu must be held.
 func (s *Subscription) stopLocked(drop bool) {
-	if !s.active {
-		return
+	if s.active {
+		s.active = false
+		s.closing = true
+		close(s.quit)
 	}
-	s.active = false
-	s.closing = true
-	if drop {
+	if drop && !s.discarded {
+		s.discarded = true
 		s.queue = nil
 		close(s.dropped)
 	}
-	close(s.quit)
 	s.cond.Signal()
 }
 
@@ -262,6 +273,10 @@ type subscriptions struct {
 	mu     sync.Mutex
 	byID   map[subKey]*Subscription
 	active map[*Subscription]struct{}
+	// live holds every subscription whose handler goroutine runs, ended
+	// ones too while their last events are handled (or their handler is
+	// stuck, as SubscribeChan's on a channel nobody reads): Close stops them.
+	live map[*Subscription]struct{}
 	// early holds the pushes for ids not known yet, numbered in arrival
 	// order: a subscription's first pushes may come before its answer, or be
 	// routed before the goroutine that waits for the answer registers it.
@@ -281,7 +296,8 @@ type subEarly struct {
 }
 
 func newSubscriptions(c *Client) *subscriptions {
-	return &subscriptions{c: c, byID: make(map[subKey]*Subscription), active: make(map[*Subscription]struct{}), maxQueued: maxQueued}
+	return &subscriptions{c: c, byID: make(map[subKey]*Subscription), active: make(map[*Subscription]struct{}),
+		live: make(map[*Subscription]struct{}), maxQueued: maxQueued}
 }
 
 // route is called by a session's reader for every frame without an id.
@@ -371,6 +387,7 @@ func (m *subscriptions) registerLocked(sub *Subscription) {
 	key := subKey{sub.sess, sub.id}
 	m.byID[key] = sub
 	m.active[sub] = struct{}{}
+	m.live[sub] = struct{}{}
 	rest := m.early[:0]
 	var mine []subEarly
 	for _, e := range m.early {
@@ -633,17 +650,25 @@ func (m *subscriptions) resumeOne(s *session, sub *Subscription) {
 	m.registerLocked(sub)
 }
 
-// closeAll ends every subscription without an event (the client is closing).
+// closeAll ends every subscription without an event (the client is
+// closing), and drops the events not handled yet of those already ended.
 func (m *subscriptions) closeAll() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for sub := range m.active {
+	for sub := range m.live {
 		sub.mu.Lock()
 		sub.stopLocked(true)
 		sub.mu.Unlock()
 	}
 	m.active = make(map[*Subscription]struct{})
 	m.byID = make(map[subKey]*Subscription)
+}
+
+// finished forgets sub, whose handler goroutine has returned.
+func (m *subscriptions) finished(sub *Subscription) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.live, sub)
 }
 
 // Subscribe starts a live subscription: handler receives every write the
@@ -675,8 +700,10 @@ func (c *Client) Subscribe(ctx context.Context, params SubscribeParams, handler 
 }
 
 // SubscribeChan is Subscribe with the events on a channel, closed once the
-// subscription has ended. A consumer that falls more than 10,000 events
-// behind ends the subscription ("subscriber too slow").
+// subscription has ended and its events were read, or dropped by Unsubscribe
+// or Client.Close (which close it even when nobody reads it). A consumer
+// that falls more than 10,000 events behind ends the subscription
+// ("subscriber too slow").
 func (c *Client) SubscribeChan(ctx context.Context, params SubscribeParams) (*Subscription, <-chan Event, error) {
 	ch := make(chan Event, 64)
 	var sub *Subscription

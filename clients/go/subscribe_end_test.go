@@ -107,3 +107,64 @@ func TestSubscriberTooSlowLeavesSeqAtTheLastQueuedWrite(t *testing.T) {
 		t.Fatalf("first replayed event %#v, the last handled record has ts %d", next, last.Records[0].TS)
 	}
 }
+
+// A SubscribeChan consumer that is not reading when the server ends the
+// subscription: Unsubscribe, and Close, still end its goroutines, close
+// Done and close the channel.
+func TestSubscribeChanEndedByTheServerIsFreedByUnsubscribeAndClose(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	master := masterClient(t, srv)
+	c := scopedClient(t, srv, master, "chan-key", fluxiondb.ApiKeyScopeReadOnly)
+	subA, chA, err := c.SubscribeChan(context.Background(), fluxiondb.SubscribeParams{Col: "u3a"})
+	must(t, "SubscribeChan", err)
+	subB, chB, err := c.SubscribeChan(context.Background(), fluxiondb.SubscribeParams{Col: "u3b"})
+	must(t, "SubscribeChan", err)
+	startA, startB := subA.Seq(), subB.Seq()
+	// More than the channels hold (64): the handlers block on a full channel.
+	const n = 70
+	for ts := int64(1); ts <= n; ts++ {
+		for _, col := range []string{"u3a", "u3b"} {
+			must(t, "insert", master.InsertSingleDocumentRecord(fluxiondb.InsertMessageRequest{Col: col, Doc: "d", TS: ts, Data: "v"}))
+		}
+	}
+	eventually(t, 5*time.Second, "every push queued", func() bool {
+		return subA.Seq() == startA+n && subB.Seq() == startB+n && len(chA) == cap(chA) && len(chB) == cap(chB)
+	})
+	_, err = master.RemoveAPIKey("chan-key") // the server ends both subscriptions
+	must(t, "RemoveAPIKey", err)
+	eventually(t, 5*time.Second, "both ended", func() bool { return !subA.Active() && !subB.Active() })
+
+	must(t, "Unsubscribe", subA.Unsubscribe())
+	waitClosed(t, subA.Done(), "A's Done after Unsubscribe")
+	drainClosed(t, chA, "A's channel")
+	c.Close()
+	waitClosed(t, subB.Done(), "B's Done after Close")
+	drainClosed(t, chB, "B's channel")
+}
+
+// waitClosed waits (at most 5 s) for done to be closed.
+func waitClosed(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: not closed after 5 s", what)
+	}
+}
+
+// drainClosed reads ch until it is closed (at most 5 s).
+func drainClosed(t *testing.T, ch <-chan fluxiondb.Event, what string) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, open := <-ch:
+			if !open {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("%s: not closed after 5 s", what)
+		}
+	}
+}
