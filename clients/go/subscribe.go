@@ -195,7 +195,11 @@ func (s *Subscription) Done() <-chan struct{} { return s.stopped }
 // included), and Done closes once the handler has returned: on a
 // subscription the server or the client ended, it frees the goroutines of a
 // SubscribeChan whose channel nobody reads. Client.Close does the same for
-// every subscription.
+// every subscription. It returns nil when the connection is gone or drops
+// before the server answered (the server's subscription ends with the
+// connection, and the client does not resume it); an error means the server
+// may still hold it (ErrRequestTimeout, a *ServerError), though the client
+// has ended it all the same.
 func (s *Subscription) Unsubscribe() error {
 	return s.client.subs.unsubscribe(context.Background(), s)
 }
@@ -514,8 +518,12 @@ func (m *subscriptions) unsubscribe(ctx context.Context, sub *Subscription) erro
 	_, err := m.c.doWith(ctx, sess, "unsub", map[string]string{"sub": id}, nil, nil)
 	var se *ServerError
 	var notSent *notSentError
-	if errors.As(err, &se) && se.Message == "unknown subscription" || errors.As(err, &notSent) {
-		return nil // the server ended it meanwhile, or its connection is gone
+	if errors.As(err, &se) && se.Message == "unknown subscription" || errors.As(err, &notSent) ||
+		errors.Is(err, ErrConnectionLost) || errors.Is(err, ErrClosed) {
+		// The server ended it meanwhile, or its connection is gone (before or
+		// after the request was sent), and the server's subscription with it;
+		// the client no longer resumes it.
+		return nil
 	}
 	return err
 }

@@ -168,3 +168,44 @@ func drainClosed(t *testing.T, ch <-chan fluxiondb.Event, what string) {
 		}
 	}
 }
+
+// An Unsubscribe whose connection drops before the server answered succeeds:
+// the server's subscription died with the connection, and the client does
+// not resume it.
+func TestUnsubscribeSucceedsWhenTheConnectionDropsMidRequest(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	proxy := startGateProxy(t, srv.Port)
+	c := fluxiondb.NewClientWithOptions(proxy.url(), testserver.MasterKey, quickOptions("unsub-drop"))
+	t.Cleanup(c.Close)
+	writer := masterClient(t, srv)
+	var ev events
+	sub, err := c.Subscribe(context.Background(), fluxiondb.SubscribeParams{Col: "u4"}, ev.add)
+	must(t, "Subscribe", err)
+	proxy.hold()
+	done := make(chan error, 1)
+	go func() { done <- sub.Unsubscribe() }()
+	proxy.waitHeld("the unsub request")
+	proxy.cut()
+	proxy.release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Unsubscribe = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Unsubscribe did not return")
+	}
+	if sub.Active() {
+		t.Fatal("still active")
+	}
+	waitClosed(t, sub.Done(), "Done")
+	// Not resumed on the next connection.
+	must(t, "insert", writer.InsertSingleDocumentRecord(fluxiondb.InsertMessageRequest{Col: "u4", Doc: "d", TS: 1, Data: "v"}))
+	if _, err := c.FetchCollections(); err != nil { // reconnects; answered after any push
+		t.Fatal(err)
+	}
+	if got := ev.snapshot(); len(got) != 0 {
+		t.Fatalf("events after Unsubscribe: %#v", got)
+	}
+}
