@@ -85,7 +85,8 @@ func (c *Client) SetConnectionName(name string) {
 
 // Connect opens the connection and waits for the server's "ready" frame.
 // It returns nil at once when the client is already connected. A refused API
-// key gives an *AuthError.
+// key gives an *AuthError, another refusal (close 1013 "connection limit
+// reached", say) a *RefusedError.
 func (c *Client) Connect() error {
 	return c.ConnectContext(context.Background())
 }

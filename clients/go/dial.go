@@ -87,7 +87,7 @@ func awaitReady(ctx context.Context, ws *websocket.Conn, timeout time.Duration) 
 			if ce.Code == websocket.ClosePolicyViolation {
 				return &AuthError{Code: ce.Code, Reason: ce.Text}
 			}
-			return fmt.Errorf("authentication failed: server closed the connection before ready: %w", err)
+			return &RefusedError{Code: ce.Code, Reason: ce.Text}
 		}
 		return fmt.Errorf("authentication failed: no ready frame: %w", err)
 	}

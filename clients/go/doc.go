@@ -14,7 +14,9 @@
 //     by every method. AddAPIKey and RemoveAPIKey return the response (with
 //     its Error member set) and the error.
 //   - A refused API key fails at once with an *AuthError carrying the
-//     server's close reason; it is never retried.
+//     server's close reason; it is never retried. Any other refusal before
+//     "ready" (close 1013 "connection limit reached", "recovering") is a
+//     *RefusedError, and is retried like a failure to connect.
 //   - When the connection drops, every request waiting on it returns at once
 //     with an error wrapping ErrConnectionLost, and the client reconnects in
 //     the background with bounded exponential back-off.

@@ -50,6 +50,38 @@ func (e *AuthError) Error() string {
 	return fmt.Sprintf("authentication failed: %s (close %d)", reason, e.Code)
 }
 
+// RefusedError is returned when the server closed a new connection before
+// "ready" for another reason than the API key (close codes other than 1008).
+// The FluxionDB server does so with 1013 (try again later) when it is at its
+// connection limit ("connection limit reached"), still loading its data
+// folder ("recovering"), or holding back refused keys from this address
+// ("too many refused connections waiting from this address"). It is not a
+// key problem: the client retries it, in the background with back-off after
+// a drop, and the next call connects by itself.
+type RefusedError struct {
+	// Code is the WebSocket close code (1013 for the refusals above).
+	Code int
+	// Reason is the close reason sent by the server.
+	Reason string
+}
+
+// Error returns "fluxiondb: server refused the connection: <reason> (close
+// <code>)", with ", try again later" after a 1013.
+func (e *RefusedError) Error() string {
+	reason := e.Reason
+	if reason == "" {
+		reason = "no reason"
+	}
+	later := ""
+	if e.Code == closeTryAgainLater {
+		later = ", try again later"
+	}
+	return fmt.Sprintf("fluxiondb: server refused the connection: %s (close %d%s)", reason, e.Code, later)
+}
+
+// closeTryAgainLater is the WebSocket close code 1013.
+const closeTryAgainLater = 1013
+
 // ErrClosed is returned by every method of a client on which Close was
 // called. It also matches context.Canceled with errors.Is, which is what the
 // official SDK returned in that situation.

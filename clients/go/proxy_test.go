@@ -29,6 +29,13 @@ type gateProxy struct {
 	// gate is closed while requests flow; held requests wait for a new one
 	// to close.
 	gate chan struct{}
+	// newGate is closed while new connections are forwarded; accepted ones
+	// wait (heldNew counts them) for a new one to close before the proxy
+	// connects them to the server.
+	newGate chan struct{}
+	heldNew int
+	// closed: the proxy was closed.
+	closed bool
 	// held counts the client chunks waiting at the gate.
 	held int
 	// fromServer is everything the server sent.
@@ -51,27 +58,43 @@ func startGateProxy(t *testing.T, port int) *gateProxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, "listen", err)
-	p := &gateProxy{t: t, l: l, gate: make(chan struct{})}
+	p := &gateProxy{t: t, l: l, gate: make(chan struct{}), newGate: make(chan struct{})}
 	close(p.gate)
+	close(p.newGate)
 	go func() {
 		for {
 			in, err := l.Accept()
 			if err != nil {
 				return
 			}
-			out, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
-			if err != nil {
-				in.Close()
-				continue
-			}
-			lk := &link{}
 			p.mu.Lock()
-			p.open = append(p.open, in, out)
-			p.links = append(p.links, lk)
-			p.accepted++
+			newGate := p.newGate
+			p.heldNew++
 			p.mu.Unlock()
-			go p.forwardRequests(in, out, lk)
-			go p.forwardAnswers(out, in, lk)
+			go func() {
+				<-newGate
+				p.mu.Lock()
+				p.heldNew--
+				closed := p.closed
+				p.mu.Unlock()
+				if closed {
+					in.Close()
+					return
+				}
+				out, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", itoa(port)))
+				if err != nil {
+					in.Close()
+					return
+				}
+				lk := &link{}
+				p.mu.Lock()
+				p.open = append(p.open, in, out)
+				p.links = append(p.links, lk)
+				p.accepted++
+				p.mu.Unlock()
+				go p.forwardRequests(in, out, lk)
+				go p.forwardAnswers(out, in, lk)
+			}()
 		}
 	}()
 	t.Cleanup(p.close)
@@ -349,6 +372,40 @@ func (p *gateProxy) waitHeld(what string) {
 	})
 }
 
+// holdNew keeps the connections accepted from now on from reaching the
+// server: they wait, open, until releaseNew.
+func (p *gateProxy) holdNew() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.newGate:
+		p.newGate = make(chan struct{})
+	default:
+	}
+}
+
+// releaseNew connects the held new connections to the server, and stops
+// holding them.
+func (p *gateProxy) releaseNew() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.newGate:
+	default:
+		close(p.newGate)
+	}
+}
+
+// waitHeldNew waits until a new connection is held.
+func (p *gateProxy) waitHeldNew(what string) {
+	p.t.Helper()
+	eventually(p.t, 20*time.Second, what, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.heldNew > 0
+	})
+}
+
 // cut drops every proxied connection.
 func (p *gateProxy) cut() {
 	p.mu.Lock()
@@ -362,9 +419,13 @@ func (p *gateProxy) cut() {
 // close stops accepting and drops every connection (what is held is released
 // into closed sockets).
 func (p *gateProxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	p.l.Close()
 	p.cut()
 	p.release()
+	p.releaseNew()
 }
 
 // pushes counts the rec pushes of collection col the server has sent through

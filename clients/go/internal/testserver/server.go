@@ -31,6 +31,7 @@ type Server struct {
 	t    testing.TB
 	bin  string
 	dir  string
+	args []string // flags given to StartWithArgs
 	Port int
 
 	mu     sync.Mutex
@@ -68,7 +69,14 @@ func Require(t testing.TB) string {
 // the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Require(t), dir: t.TempDir()}
+	return StartWithArgs(t)
+}
+
+// StartWithArgs is Start with more command-line flags for the server (for
+// example "--max-connections", "1"), also given on Restart.
+func StartWithArgs(t testing.TB, args ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Require(t), dir: t.TempDir(), args: args}
 	if err := s.start(0); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +89,8 @@ func (s *Server) URL() string { return fmt.Sprintf("ws://127.0.0.1:%d", s.Port) 
 
 // start launches the binary and waits for its "listening" line.
 func (s *Server) start(port int) error {
-	cmd := exec.Command(s.bin, "--secret-key", MasterKey, "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
+	args := append([]string{"--secret-key", MasterKey, "--port", strconv.Itoa(port), "--bind", "127.0.0.1"}, s.args...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	cmd.Env = serverEnv()
 	stderr := &syncBuffer{}
