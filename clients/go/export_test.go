@@ -47,3 +47,11 @@ func SetMaxQueued(c *Client, n int) {
 	defer c.subs.mu.Unlock()
 	c.subs.maxQueued = n
 }
+
+// SetBeforeRegister makes c's Subscribe call f once the server's answer is
+// in, before the subscription is filed under its connection.
+func SetBeforeRegister(c *Client, f func()) {
+	c.subs.mu.Lock()
+	defer c.subs.mu.Unlock()
+	c.subs.beforeRegister = f
+}

@@ -234,6 +234,13 @@ func (s *session) write(ctx context.Context, frame []byte) (started bool, err er
 	}
 }
 
+// cause returns why the session ended (nil while it has not).
+func (s *session) cause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 // isEnded reports whether the session has ended.
 func (s *session) isEnded() bool {
 	s.mu.Lock()

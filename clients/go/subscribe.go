@@ -152,6 +152,8 @@ type Subscription struct {
 	// discarded: the events not handled yet were dropped (Unsubscribe,
 	// Close), and dropped is closed.
 	discarded bool
+	// resuming is the session a resume request is on its way on, or nil.
+	resuming *session
 	// backlog: a Since subscription's backlog, whose pushes carry
 	// backlogSeq, may not have arrived in full: neither the backlogLeft
 	// pushes still announced (0: the answer did not say how many) nor a
@@ -291,6 +293,10 @@ type subscriptions struct {
 	marks []uint64 // one per sub request not settled yet: kept when it was sent
 
 	maxQueued int // maxQueued, or less in tests
+
+	// beforeRegister, when set (by tests), runs in subscribe between the
+	// answer and the subscription's registration.
+	beforeRegister func()
 }
 
 type subEarly struct {
@@ -493,10 +499,60 @@ func (m *subscriptions) subscribe(ctx context.Context, params SubscribeParams, h
 	}
 	sub.cond = sync.NewCond(&sub.mu)
 	go sub.run()
+	if m.beforeRegister != nil {
+		m.beforeRegister()
+	}
 	m.mu.Lock()
 	m.registerLocked(sub)
 	m.mu.Unlock()
+	if sess.isEnded() {
+		m.filedLate(sub, sess)
+	}
 	return sub, nil
+}
+
+// filedLate takes care of sub, just filed under session sess, which had
+// already ended: the reconnection that followed may have looked for the
+// subscriptions to resume before sub was filed, and then missed it.
+func (m *subscriptions) filedLate(sub *Subscription, sess *session) {
+	c := m.c
+	c.mu.Lock()
+	cur, closed := c.sess, c.closed
+	resumes := !closed && c.opts.ReconnectAttempts >= 0
+	if resumes && cur != nil && cur != sess && !cur.isEnded() {
+		// The new connection is there already: resume sub on it.
+		c.wg.Add(1)
+		c.mu.Unlock()
+		go func() {
+			defer c.wg.Done()
+			m.resumeOne(cur, sub)
+		}()
+		return
+	}
+	// A connection (even one that has ended too, whose reader has not
+	// reported yet), a reconnect loop or a connection attempt: the next
+	// connection resumes it.
+	waiting := c.reconnecting || c.dial != nil || cur != nil
+	c.mu.Unlock()
+	if resumes && waiting {
+		return
+	}
+	// Nothing will resume it: end it as the drop would have, had it been
+	// filed a moment earlier.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	switch {
+	case closed:
+		sub.stopLocked(true)
+		m.forgetLocked(sub)
+	case !sub.active || sub.sess != sess:
+	case c.opts.ReconnectAttempts < 0:
+		m.endLocked(sub, "connection lost: "+sess.cause().Error(), true)
+	default:
+		m.endLocked(sub, ReconnectExhausted, true)
+	}
 }
 
 func (m *subscriptions) unsubscribe(ctx context.Context, sub *Subscription) error {
@@ -600,7 +656,8 @@ func (m *subscriptions) resume(s *session) {
 func (m *subscriptions) resumeOne(s *session, sub *Subscription) {
 	m.mu.Lock()
 	sub.mu.Lock()
-	if !sub.active {
+	if !sub.active || sub.sess == s || sub.resuming == s {
+		// Ended, or already resumed (or being resumed) on s.
 		sub.mu.Unlock()
 		m.mu.Unlock()
 		return
@@ -612,6 +669,7 @@ func (m *subscriptions) resumeOne(s *session, sub *Subscription) {
 		return
 	}
 	after := sub.seq
+	sub.resuming = s
 	sub.mu.Unlock()
 	mark := m.beginLocked()
 	m.mu.Unlock()
@@ -623,6 +681,9 @@ func (m *subscriptions) resumeOne(s *session, sub *Subscription) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sub.mu.Lock()
+	if sub.resuming == s {
+		sub.resuming = nil
+	}
 	if !sub.active {
 		sub.mu.Unlock()
 		if err == nil {

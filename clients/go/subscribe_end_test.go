@@ -2,6 +2,8 @@ package fluxiondb_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +209,86 @@ func TestUnsubscribeSucceedsWhenTheConnectionDropsMidRequest(t *testing.T) {
 	}
 	if got := ev.snapshot(); len(got) != 0 {
 		t.Fatalf("events after Unsubscribe: %#v", got)
+	}
+}
+
+// A connection that drops, and is replaced, between a Subscribe's answer and
+// the moment the client files the subscription: the subscription is resumed
+// on the new connection all the same.
+func TestSubscriptionWhoseConnectionDropsBeforeItIsFiledIsResumed(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	proxy := startGateProxy(t, srv.Port)
+	c := fluxiondb.NewClientWithOptions(proxy.url(), testserver.MasterKey, quickOptions("late-file"))
+	t.Cleanup(c.Close)
+	must(t, "Connect", c.Connect())
+	writer := masterClient(t, srv)
+	fluxiondb.SetBeforeRegister(c, func() {
+		proxy.cut()
+		eventually(t, 10*time.Second, "the new connection", func() bool {
+			return proxy.connections() >= 2 && fluxiondb.IsConnected(c)
+		})
+	})
+	var ev events
+	sub, err := c.Subscribe(context.Background(), fluxiondb.SubscribeParams{Col: "u6"}, ev.add)
+	must(t, "Subscribe", err)
+	fluxiondb.SetBeforeRegister(c, nil)
+	must(t, "insert", writer.InsertSingleDocumentRecord(fluxiondb.InsertMessageRequest{Col: "u6", Doc: "d", TS: 1, Data: "v"}))
+	eventually(t, 10*time.Second, "the write after the drop", func() bool {
+		for _, e := range ev.snapshot() {
+			if _, ok := e.(*fluxiondb.RecordEvent); ok {
+				return true
+			}
+		}
+		return false
+	}, func() string { return fmt.Sprintf("events: %#v; active %v", ev.snapshot(), sub.Active()) })
+	if _, ok := ev.snapshot()[0].(*fluxiondb.ReconnectEvent); !ok {
+		t.Fatalf("first event %#v, want a ReconnectEvent", ev.snapshot()[0])
+	}
+}
+
+// A client closed between a Subscribe's answer and the moment the client
+// files the subscription: the subscription ends, without events, as Close
+// ends every other.
+func TestSubscriptionFiledAfterCloseEnds(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	c := masterClient(t, srv)
+	fluxiondb.SetBeforeRegister(c, c.Close)
+	var ev events
+	sub, err := c.Subscribe(context.Background(), fluxiondb.SubscribeParams{Col: "u7"}, ev.add)
+	must(t, "Subscribe", err)
+	waitClosed(t, sub.Done(), "Done")
+	if sub.Active() || len(ev.snapshot()) != 0 {
+		t.Fatalf("active %v, events %#v", sub.Active(), ev.snapshot())
+	}
+}
+
+// Without background reconnection, a subscription whose connection dropped
+// before the client filed it ends with an EndEvent, as the others on that
+// connection do.
+func TestSubscriptionFiledAfterItsConnectionDroppedEndsWithoutReconnection(t *testing.T) {
+	t.Parallel()
+	srv := testserver.Start(t)
+	proxy := startGateProxy(t, srv.Port)
+	opts := quickOptions("no-reconnect")
+	opts.ReconnectAttempts = -1
+	c := fluxiondb.NewClientWithOptions(proxy.url(), testserver.MasterKey, opts)
+	t.Cleanup(c.Close)
+	must(t, "Connect", c.Connect())
+	fluxiondb.SetBeforeRegister(c, func() {
+		proxy.cut()
+		eventually(t, 5*time.Second, "the drop noticed", func() bool { return !fluxiondb.IsConnected(c) })
+	})
+	var ev events
+	sub, err := c.Subscribe(context.Background(), fluxiondb.SubscribeParams{Col: "u8"}, ev.add)
+	must(t, "Subscribe", err)
+	waitClosed(t, sub.Done(), "Done")
+	got := ev.snapshot()
+	if len(got) != 1 {
+		t.Fatalf("events %#v, want one EndEvent", got)
+	}
+	if end, ok := got[0].(*fluxiondb.EndEvent); !ok || !end.ResumeLost || !strings.HasPrefix(end.Error, "connection lost: ") {
+		t.Fatalf("event %#v, want an EndEvent \"connection lost: …\" with ResumeLost", got[0])
 	}
 }
