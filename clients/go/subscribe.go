@@ -746,6 +746,10 @@ func (m *subscriptions) finished(sub *Subscription) {
 // on a new connection without a gap, and an *EndEvent when it ended. ctx
 // bounds the request and the subscription's life: when ctx ends, the
 // subscription is ended too.
+//
+// The handler runs on a goroutine of the subscription. A panic in it is not
+// recovered: it ends the program, as any unrecovered panic does; a handler
+// that must survive its own bugs recovers itself.
 func (c *Client) Subscribe(ctx context.Context, params SubscribeParams, handler func(Event)) (*Subscription, error) {
 	if ctx == nil {
 		ctx = context.Background()
