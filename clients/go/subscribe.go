@@ -499,8 +499,11 @@ func (m *subscriptions) subscribe(ctx context.Context, params SubscribeParams, h
 	}
 	sub.cond = sync.NewCond(&sub.mu)
 	go sub.run()
-	if m.beforeRegister != nil {
-		m.beforeRegister()
+	m.mu.Lock()
+	hook := m.beforeRegister
+	m.mu.Unlock()
+	if hook != nil {
+		hook()
 	}
 	m.mu.Lock()
 	m.registerLocked(sub)
