@@ -8,7 +8,11 @@ export interface PendingRequest {
     readonly frame: string;
     /** True once the frame was handed to an open socket. */
     sent: boolean;
-    timer: ReturnType<typeof setTimeout> | undefined;
+    /**
+     * Stops the request's timeout, if it has one. A function rather than the timer's handle, whose
+     * type differs between runtimes: the declarations must not depend on DOM or Node.js types.
+     */
+    cancelTimer: (() => void) | undefined;
     resolve(response: ServerResponse): void;
     reject(error: Error): void;
 }
@@ -25,7 +29,7 @@ export class PendingRequests {
         const request = this.entries.get(id);
         if (request === undefined) return undefined;
         this.entries.delete(id);
-        if (request.timer !== undefined) clearTimeout(request.timer);
+        request.cancelTimer?.();
         return request;
     }
 

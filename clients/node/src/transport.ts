@@ -104,14 +104,15 @@ export class Transport {
             return Promise.reject(error instanceof Error ? error : new Error(String(error)));
         }
         return new Promise<ServerResponse>((resolve, reject) => {
-            const request: PendingRequest = { id, frame, sent: false, timer: undefined, resolve, reject };
+            const request: PendingRequest = { id, frame, sent: false, cancelTimer: undefined, resolve, reject };
             const timeout = this.options.requestTimeout;
             if (timeout > 0) {
-                request.timer = setTimeout(() => {
+                const timer = setTimeout(() => {
                     if (this.requests.take(id) === undefined) return;
                     if (request.sent && options.onLate !== undefined) this.late.set(id, options.onLate);
                     reject(new Error(requestTimedOut(id, timeout)));
                 }, timeout);
+                request.cancelTimer = () => clearTimeout(timer);
             }
             this.requests.add(request);
             if (this.socket !== null) {
