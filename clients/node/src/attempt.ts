@@ -1,7 +1,7 @@
 // One connection attempt: open a socket and wait for the server's `ready` frame.
 
 import { ConnectError, isRefusal } from "./errors.js";
-import type { WebSocketConstructorLike, WebSocketLike } from "./websocket.js";
+import { closeSocket, type WebSocketConstructorLike, type WebSocketLike } from "./websocket.js";
 
 export interface LiveSocketHandlers {
     /** Called synchronously when `ready` arrives, before `Attempt.ready` resolves. */
@@ -33,14 +33,6 @@ function describeErrorEvent(event: unknown): string {
     return typeof message === "string" && message !== "" ? `WebSocket error: ${message}` : "WebSocket error";
 }
 
-function closeQuietly(socket: WebSocketLike): void {
-    try {
-        socket.close(1000);
-    } catch {
-        // Already closing or closed.
-    }
-}
-
 export function startAttempt(
     WebSocketImpl: WebSocketConstructorLike,
     url: string,
@@ -62,7 +54,7 @@ export function startAttempt(
         if (settled) return;
         settled = true;
         if (timer !== undefined) clearTimeout(timer);
-        if (socket !== undefined) closeQuietly(socket);
+        if (socket !== undefined) closeSocket(socket);
         rejectReady(error);
     };
 

@@ -19,7 +19,7 @@ import type { Logger } from "./logger.js";
 import type { ResolvedOptions } from "./options.js";
 import { PendingRequests, type PendingRequest, type ServerResponse } from "./pending.js";
 import { buildConnectUrl, describeUrl } from "./url.js";
-import { globalWebSocket, WS_OPEN, type WebSocketLike } from "./websocket.js";
+import { closeSocket, globalWebSocket, tearDown, WS_OPEN, type WebSocketLike } from "./websocket.js";
 
 /** The collection a keep-alive `gret` asks about: any name works, existing or not. */
 const KEEPALIVE_COLLECTION = "fluxiondb.keepalive";
@@ -28,7 +28,6 @@ const KEEPALIVE_COLLECTION = "fluxiondb.keepalive";
 interface PingingSocket {
     ping(): void;
     on(event: "ping" | "pong", listener: () => void): void;
-    terminate?: () => void;
 }
 
 function canPing(socket: WebSocketLike): socket is WebSocketLike & PingingSocket {
@@ -139,13 +138,7 @@ export class Transport {
         this.socket = null;
         this.late.clear();
         this.stopWatchdog();
-        if (socket !== null) {
-            try {
-                socket.close(1000);
-            } catch {
-                // Already closing.
-            }
-        }
+        if (socket !== null) closeSocket(socket);
         if (cancel !== null) cancel(new ConnectError(CLOSED_BY_CLIENT, false));
         this.requests.rejectAll(CLOSED_BY_CLIENT);
     }
@@ -355,12 +348,8 @@ export class Transport {
                 // The link is dead: its close event may come late or never, so this connection is
                 // over now (and the close event, once it comes, is ignored).
                 this.handleDrop(1006, KEEPALIVE_TIMED_OUT);
-                try {
-                    if (canPing(socket) && typeof socket.terminate === "function") socket.terminate();
-                    else socket.close(1000);
-                } catch {
-                    // Already closing.
-                }
+                // Nothing would answer a close handshake: the socket is torn down where possible.
+                if (!tearDown(socket)) closeSocket(socket);
             },
         });
         this.watchdog = watchdog;
