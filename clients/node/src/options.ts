@@ -22,7 +22,7 @@ export interface FluxionDBClientOptions {
     /**
      * Liveness watchdog: after this many ms without anything received from the server, the client
      * sends it a keep-alive probe (a WebSocket ping when the socket offers `ping()`, as `ws` does;
-     * else a tiny `gret` request, since the standard WebSocket API cannot send pings). Default
+     * else a tiny `gval` request, since the standard WebSocket API cannot send pings). Default
      * `15000`; `0` disables the watchdog.
      */
     keepAliveInterval?: number;

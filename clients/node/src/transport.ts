@@ -21,8 +21,12 @@ import { PendingRequests, type PendingRequest, type ServerResponse } from "./pen
 import { buildConnectUrl, describeUrl } from "./url.js";
 import { closeSocket, globalWebSocket, tearDown, WS_OPEN, type WebSocketLike } from "./websocket.js";
 
-/** The collection a keep-alive `gret` asks about: any name works, existing or not. */
-const KEEPALIVE_COLLECTION = "fluxiondb.keepalive";
+/**
+ * The keep-alive request of a socket that cannot ping: `gval` of a key in a collection that need
+ * not exist. Every server of the protocol knows `gval` (the upstream servers close the connection
+ * on a type they do not know) and any key may read; the answer is `""`.
+ */
+const KEEPALIVE_PAYLOAD = JSON.stringify({ col: "fluxiondb.keepalive", key: "keepalive" });
 
 /** A socket that can send WebSocket pings and report pongs, as the `ws` package's does. */
 interface PingingSocket {
@@ -366,7 +370,7 @@ export class Transport {
         this.probes.clear();
     }
 
-    /** Sends a keep-alive the server answers at once: a ping frame if the socket can, else a `gret`. */
+    /** Sends a keep-alive the server answers at once: a ping frame if the socket can, else a `gval`. */
     private probe(socket: WebSocketLike): void {
         try {
             if (canPing(socket)) {
@@ -374,7 +378,7 @@ export class Transport {
                 return;
             }
             const id = newRequestId();
-            socket.send(JSON.stringify({ id, type: "gret", data: JSON.stringify({ col: KEEPALIVE_COLLECTION }) }));
+            socket.send(JSON.stringify({ id, type: "gval", data: KEEPALIVE_PAYLOAD }));
             this.probes.add(id);
         } catch {
             // A socket that cannot send is closing: its close event ends the connection.

@@ -88,4 +88,27 @@ describe("liveness watchdog", () => {
             await proxy.close();
         }
     });
+
+    it("keeps an idle connection to an upstream server, which closes on message types it does not know", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        proxy.actAsUpstream();
+        try {
+            const { impl, wire } = spySocket();
+            const client = fixture.client({
+                url: proxy.url,
+                webSocketImpl: impl,
+                keepAliveInterval: 100,
+                keepAliveTimeout: 3_000,
+            });
+            await client.setValue({ col: "l3.upstream", key: "k", value: "v" });
+            const sentBefore = wire.sent.length;
+            // The standard WebSocket cannot ping: each probe is a request, which upstream must know.
+            await waitFor(() => wire.sent.length - sentBefore >= 5, "five keep-alive probes", 10_000);
+            assert.deepEqual(proxy.unknownTypes, []);
+            assert.equal(await client.getValue({ col: "l3.upstream", key: "k" }), "v");
+            assert.equal(proxy.connections, 1);
+        } finally {
+            await proxy.close();
+        }
+    });
 });

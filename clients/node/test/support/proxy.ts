@@ -32,6 +32,14 @@ export interface CuttableProxy {
     /** Removes `"backlog":K` from `sub` answers, as an older server sends them. */
     stripBacklog(): void;
     /**
+     * Behaves as the upstream servers do with a message type they do not know (they know only
+     * UPSTREAM_TYPES): instead of forwarding it, answers `{"error":"Unknown message type"}` without
+     * an id, then closes the connection with 1008 `policy violation`. Counts them in `unknownTypes`.
+     */
+    actAsUpstream(): void;
+    /** The types refused by actAsUpstream() so far. */
+    readonly unknownTypes: string[];
+    /**
      * Freezes every connection open now, as a half-open link (a NAT that dropped the flow, a pulled
      * cable, a frozen VM): nothing is forwarded any more in either direction and neither side is
      * closed or told, whatever it sends or closes. Connections made later are forwarded as usual.
@@ -84,12 +92,29 @@ function textFrame(text: string): Buffer {
     return Buffer.concat([header, payload]);
 }
 
+/** The message types the upstream servers know (PROTOCOL.md of the shared notes). */
+export const UPSTREAM_TYPES = new Set([
+    "ins", "qry", "cols", "qdoc", "ddoc", "dcol", "drec", "dmrec", "drrng",
+    "sval", "gval", "gvalues", "rval", "gvals", "gkeys", "keys", "conn", "auth",
+]);
+
+/** The text of the client frame (masked) at the start of `buf` when it is a text frame. */
+function clientText(frame: Buffer, header: number): string | undefined {
+    if ((frame[0]! & 0x0f) !== 1 || (frame[1]! & 0x80) === 0) return undefined;
+    const mask = frame.subarray(header - 4, header);
+    const payload = Buffer.from(frame.subarray(header));
+    for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i % 4]!;
+    return payload.toString();
+}
+
 export async function startProxy(targetPort: number): Promise<CuttableProxy> {
     const open = new Set<Socket>();
     let holding = false;
     let cutAfter: number | null = null;
     let reorder = false;
     let strip = false;
+    let upstreamOnly = false;
+    const unknownTypes: string[] = [];
     const releases = new Set<() => void>();
     const links = new Set<{ frozen: boolean; client: Socket }>();
     let accepted = 0;
@@ -111,8 +136,37 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
         };
         releases.add(release);
         client.on("close", () => releases.delete(release));
+        let fromClient: Buffer = Buffer.alloc(0);
+        let refused = false;
         client.on("data", (chunk: Buffer) => {
-            if (link.frozen) return;
+            if (link.frozen || refused) return;
+            if (upstreamOnly && !first) {
+                // Frame by frame: a frame of a type upstream does not know is refused as it would.
+                fromClient = Buffer.concat([fromClient, chunk]);
+                for (;;) {
+                    const length = frameLength(fromClient);
+                    if (length === null) break;
+                    const frame = fromClient.subarray(0, length.total);
+                    fromClient = fromClient.subarray(length.total);
+                    const text = clientText(frame, length.header);
+                    let type: unknown;
+                    try {
+                        type = text === undefined ? undefined : (JSON.parse(text) as { type?: unknown }).type;
+                    } catch {
+                        type = undefined;
+                    }
+                    if (typeof type === "string" && !UPSTREAM_TYPES.has(type)) {
+                        unknownTypes.push(type);
+                        refused = true;
+                        client.write(textFrame('{"error":"Unknown message type"}'));
+                        // Close 1008 "policy violation"; the client's end then ends the upstream side.
+                        client.end(Buffer.concat([Buffer.from([0x88, 18, 0x03, 0xf0]), Buffer.from("policy violation")]));
+                        return;
+                    }
+                    upstream.write(frame);
+                }
+                return;
+            }
             if (holding && !first) held.push(chunk);
             else upstream.write(chunk);
             first = false;
@@ -210,6 +264,12 @@ export async function startProxy(targetPort: number): Promise<CuttableProxy> {
         },
         stripBacklog() {
             strip = true;
+        },
+        actAsUpstream() {
+            upstreamOnly = true;
+        },
+        get unknownTypes() {
+            return unknownTypes;
         },
         freeze() {
             for (const link of links) link.frozen = true;
