@@ -44,14 +44,16 @@ export class FluxionDBClient {
         const resolved = resolveOptions(options);
         const log = createLogger(resolved.showLogs);
         this.transport = new Transport(resolved, log);
-        this.subscriptions = new Subscriptions(this.transport, log);
+        this.subscriptions = new Subscriptions(this.transport, log, resolved.onHandlerError);
     }
 
     /**
      * Starts a live subscription: `handler` receives every write the server applies to `col`
      * that `params` select (`rec` and `del` events, in apply order), `reconnected` when the
-     * client resumed it on a new connection without a gap, and `subend` when it ended (with
-     * `resumeLost` set when the state must be re-read). Resolves once the server took it.
+     * server took it back on a new connection (the missed writes follow), and `subend` when it
+     * ended (with `resumeLost` set when the state must be re-read). Resolves once the server took
+     * it; the handler runs only after that. Its errors go to the `onHandlerError` option, else
+     * are rethrown as uncaught exceptions.
      */
     async subscribe(params: SubscribeParams, handler: SubscriptionHandler): Promise<Subscription> {
         return this.subscriptions.subscribe(params, handler);

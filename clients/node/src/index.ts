@@ -5,6 +5,7 @@ export type { ConnectionClosedError } from "./errors.js";
 export type { FluxionDBClientOptions } from "./options.js";
 export type {
     DeletePush,
+    HandlerErrorListener,
     Subscription,
     PushedRecord,
     RecordPush,

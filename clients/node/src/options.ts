@@ -1,5 +1,6 @@
 // Constructor options (those of the official SDK) and their defaults.
 
+import type { HandlerErrorListener } from "./subscriptions.js";
 import type { WebSocketConstructorLike } from "./websocket.js";
 
 export interface FluxionDBClientOptions {
@@ -37,6 +38,13 @@ export interface FluxionDBClientOptions {
      * (for runtimes without one, e.g. Node.js < 22: `webSocketImpl: WebSocket` from the `ws` package).
      */
     webSocketImpl?: WebSocketConstructorLike;
+    /**
+     * Receives what a subscription handler threw, or the reason the promise it returned rejected,
+     * with the event and the subscription (which keeps delivering). Without it, such an error is
+     * rethrown as an uncaught exception, as an event listener's would be (in Node.js that ends the
+     * process unless an `uncaughtException` listener handles it).
+     */
+    onHandlerError?: HandlerErrorListener;
 }
 
 export interface ResolvedOptions {
@@ -51,6 +59,7 @@ export interface ResolvedOptions {
     keepAliveInterval: number;
     keepAliveTimeout: number;
     webSocketImpl: WebSocketConstructorLike | undefined;
+    onHandlerError: HandlerErrorListener | undefined;
 }
 
 function nonNegative(value: number | undefined, fallback: number): number {
@@ -74,5 +83,6 @@ export function resolveOptions(options: FluxionDBClientOptions): ResolvedOptions
         keepAliveInterval: nonNegative(options.keepAliveInterval, 15000),
         keepAliveTimeout: positive(options.keepAliveTimeout, 10000),
         webSocketImpl: options.webSocketImpl,
+        onHandlerError: options.onHandlerError,
     };
 }

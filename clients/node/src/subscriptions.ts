@@ -75,7 +75,12 @@ export interface SubscriptionEnded {
     resumeLost: boolean;
 }
 
-/** The connection was replaced and the subscription resumed after `afterSeq` without a gap. */
+/**
+ * The connection was replaced and the server took the subscription back, resuming after
+ * `afterSeq`: the writes missed since then come next, then live ones. A server that no longer
+ * holds them ends the subscription instead (`subend` `resume point lost`, `resumeLost`), and then
+ * this event is not delivered.
+ */
 export interface SubscriptionResumed {
     type: "reconnected";
     sub: string;
@@ -84,7 +89,15 @@ export interface SubscriptionResumed {
 
 export type SubscriptionEvent = RecordPush | DeletePush | SubscriptionEnded | SubscriptionResumed;
 
-export type SubscriptionHandler = (event: SubscriptionEvent) => void;
+/**
+ * Receives a subscription's events, one at a time, in order; never before subscribe() has
+ * resolved. What it throws, or the rejection of the promise it returns (which is not awaited),
+ * goes to the client's `onHandlerError`, else is rethrown as an uncaught exception.
+ */
+export type SubscriptionHandler = (event: SubscriptionEvent) => void | PromiseLike<void>;
+
+/** Receives what a subscription handler threw, or the reason its promise rejected. */
+export type HandlerErrorListener = (error: unknown, event: SubscriptionEvent, subscription: Subscription) => void;
 
 export const RESUME_POINT_LOST = "resume point lost";
 /** The `subend` error of a `since` subscription whose connection dropped during its backlog. */
@@ -149,7 +162,28 @@ function errorText(response: ServerResponse): string | undefined {
     return typeof response.error === "string" ? response.error : JSON.stringify(response.error);
 }
 
+/** A subscription's events held back until the code that awaited its (re)start has run. */
+interface Held {
+    events: SubscriptionEvent[];
+    /** Set when unsubscribe() or close() dropped them. */
+    cancelled: boolean;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+    return (
+        (typeof value === "object" || typeof value === "function") &&
+        value !== null &&
+        typeof (value as { then?: unknown }).then === "function"
+    );
+}
+
 export class Subscriptions {
+    /**
+     * Events of subscriptions just started or resumed: those delivered before the caller of
+     * subscribe() holds the Subscription would meet an uninitialised variable. They are delivered
+     * one task later, with the pushes that arrive meanwhile, in order.
+     */
+    private readonly held = new Map<Subscription, Held>();
     /** By the server's current id. */
     private readonly byId = new Map<string, Subscription>();
     private readonly active = new Set<Subscription>();
@@ -205,6 +239,7 @@ export class Subscriptions {
     constructor(
         private readonly transport: Transport,
         private readonly log: Logger,
+        private readonly onHandlerError: HandlerErrorListener | undefined,
     ) {
         transport.onPush = (frame) => this.route(frame);
         transport.onReconnect = () => this.resumeAll();
@@ -236,7 +271,8 @@ export class Subscriptions {
             }
             this.byId.set(sub.id, sub);
             this.active.add(sub);
-            this.drainEarly(sub);
+            // Even with no early push: one may come before the caller's code has run.
+            this.hold(sub, this.takeEarly(sub));
             return sub;
         } finally {
             this.settled(mark);
@@ -246,10 +282,12 @@ export class Subscriptions {
     async unsubscribe(sub: Subscription): Promise<void> {
         if (!sub.active) return;
         this.end(sub);
+        this.dropHeld(sub);
         // Its id belongs to sub.connection: a resume in flight ends the new id once answered, and
         // a connection that is gone took the server's subscription with it.
-        if (sub.resumingOn !== null || sub.connection === null || sub.connection !== this.transport.connection) return;
-        const response = await this.transport.request("unsub", { sub: sub.id }, { connection: sub.connection });
+        const connection = sub.connection;
+        if (sub.resumingOn !== null || connection === null || connection !== this.transport.connection) return;
+        const response = await this.transport.request("unsub", { sub: sub.id }, { connection });
         const error = errorText(response);
         // Ended by the server meanwhile: nothing left to end.
         if (error !== undefined && error !== "unknown subscription") throw new Error(error);
@@ -258,6 +296,8 @@ export class Subscriptions {
     /** The client was closed: every subscription ends without an event. */
     clear(): void {
         this.early = [];
+        for (const held of this.held.values()) held.cancelled = true;
+        this.held.clear();
         for (const sub of this.active) sub.active = false;
         this.active.clear();
         this.byId.clear();
@@ -272,7 +312,7 @@ export class Subscriptions {
     /** Ends `sub` with a `subend` event the client made. */
     private endWith(sub: Subscription, error: string, resumeLost: boolean): void {
         this.end(sub);
-        this.deliver(sub, { type: "subend", sub: sub.id, error, resumeLost });
+        this.emit(sub, { type: "subend", sub: sub.id, error, resumeLost });
     }
 
     /** Reconnecting gave up: no subscription can resume. */
@@ -290,20 +330,82 @@ export class Subscriptions {
         }
     }
 
-    private deliver(sub: Subscription, event: SubscriptionEvent): void {
-        try {
-            sub.handler(event);
-        } catch (error) {
-            this.log.warn(`Subscription handler threw: ${String(error)}`);
-        }
+    /** Delivers `event` now, or after the events held back for `sub`. */
+    private emit(sub: Subscription, event: SubscriptionEvent): void {
+        const held = this.held.get(sub);
+        if (held !== undefined) held.events.push(event);
+        else this.deliver(sub, event);
     }
 
-    /** Delivers the pushes that arrived for `sub` before its answer was handled. */
-    private drainEarly(sub: Subscription): void {
+    /** Holds `events` (and what comes meanwhile) back for one task: see `held`. */
+    private hold(sub: Subscription, events: SubscriptionEvent[]): void {
+        const existing = this.held.get(sub);
+        if (existing !== undefined) {
+            existing.events.push(...events);
+            return;
+        }
+        const held: Held = { events, cancelled: false };
+        this.held.set(sub, held);
+        setTimeout(() => this.release(sub, held), 0);
+    }
+
+    private release(sub: Subscription, held: Held): void {
+        const { events } = held;
+        for (let i = 0; i < events.length && !held.cancelled; i++) {
+            const event = events[i]!;
+            // A resume the server refused at once: `reconnected` would claim what did not happen.
+            const next = events[i + 1];
+            if (event.type === "reconnected" && next?.type === "subend" && next.error === RESUME_POINT_LOST) continue;
+            this.deliver(sub, event);
+        }
+        if (this.held.get(sub) === held) this.held.delete(sub);
+    }
+
+    private dropHeld(sub: Subscription): void {
+        const held = this.held.get(sub);
+        if (held === undefined) return;
+        held.cancelled = true;
+        this.held.delete(sub);
+    }
+
+    private deliver(sub: Subscription, event: SubscriptionEvent): void {
+        let result: unknown;
+        try {
+            result = sub.handler(event);
+        } catch (error) {
+            this.handlerFailed(error, event, sub);
+            return;
+        }
+        if (isThenable(result)) result.then(undefined, (error: unknown) => this.handlerFailed(error, event, sub));
+    }
+
+    /** Never silent: to onHandlerError when given, else an uncaught exception (as a listener's would be). */
+    private handlerFailed(error: unknown, event: SubscriptionEvent, sub: Subscription): void {
+        this.log.warn(`Subscription handler failed on a ${event.type} event: ${String(error)}`);
+        if (this.onHandlerError !== undefined) {
+            try {
+                this.onHandlerError(error, event, sub);
+                return;
+            } catch (listenerError) {
+                error = listenerError;
+            }
+        }
+        queueMicrotask(() => {
+            throw error;
+        });
+    }
+
+    /** Takes the pushes that arrived for `sub` before its answer was handled, as events. */
+    private takeEarly(sub: Subscription): SubscriptionEvent[] {
         const mine = this.early.filter((e) => e.frame.sub === sub.id);
-        if (mine.length === 0) return;
+        if (mine.length === 0) return [];
         this.early = this.early.filter((e) => e.frame.sub !== sub.id);
-        for (const e of mine) this.route(e.frame);
+        const events: SubscriptionEvent[] = [];
+        for (const e of mine) {
+            const event = this.accept(sub, e.frame);
+            if (event !== undefined) events.push(event);
+        }
+        return events;
     }
 
     private route(frame: ServerResponse): void {
@@ -312,14 +414,19 @@ export class Subscriptions {
             if (this.marks.length > 0) this.early.push({ n: this.kept++, frame });
             return;
         }
-        if (!sub.active) return; // ended, not ours any more
+        const event = this.accept(sub, frame);
+        if (event !== undefined) this.emit(sub, event);
+    }
+
+    /** Takes a push for `sub` into account as it arrives; returns the event to deliver, if any. */
+    private accept(sub: Subscription, frame: ServerResponse): SubscriptionEvent | undefined {
+        if (!sub.active) return undefined; // ended, not ours any more
         if (frame.type === "subend") {
             this.end(sub);
             const error = String(frame.error);
-            this.deliver(sub, { type: "subend", sub: sub.id, error, resumeLost: error === RESUME_POINT_LOST });
-            return;
+            return { type: "subend", sub: sub.id, error, resumeLost: error === RESUME_POINT_LOST };
         }
-        if (frame.type !== "rec" && frame.type !== "del") return;
+        if (frame.type !== "rec" && frame.type !== "del") return undefined;
         if (typeof frame.seq === "number" && sub.backlogSeq !== undefined) {
             if (frame.seq > sub.backlogSeq) {
                 sub.backlogSeq = undefined; // a later write: the backlog is complete
@@ -329,7 +436,7 @@ export class Subscriptions {
             }
         }
         if (frame.more !== true && typeof frame.seq === "number") sub.seq = frame.seq;
-        this.deliver(sub, frame as unknown as RecordPush | DeletePush);
+        return frame as unknown as RecordPush | DeletePush;
     }
 
     /** A new connection replaced a dropped one: resume every subscription after its last write. */
@@ -358,8 +465,9 @@ export class Subscriptions {
                         sub.id = String(response.sub);
                         sub.connection = connection;
                         this.byId.set(sub.id, sub);
-                        this.deliver(sub, { type: "reconnected", sub: sub.id, afterSeq });
-                        this.drainEarly(sub);
+                        // Held back a task: a `resume point lost` that comes with the answer
+                        // replaces it.
+                        this.hold(sub, [{ type: "reconnected", sub: sub.id, afterSeq }, ...this.takeEarly(sub)]);
                     },
                     (error: unknown) => {
                         if (sub.resumingOn === connection) sub.resumingOn = null;

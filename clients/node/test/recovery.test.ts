@@ -4,9 +4,10 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { SubscriptionEvent } from "../dist/index.js";
+import { FluxionDBClient, type SubscriptionEvent } from "../dist/index.js";
 import { forbidUnhandledRejections, useServer } from "./support/fixture.js";
 import { startProxy } from "./support/proxy.js";
+import { startServer } from "./support/server.js";
 import { spySocket } from "./support/spy-socket.js";
 import { settle, waitFor, within } from "./support/wait.js";
 
@@ -270,6 +271,32 @@ describe("resume requests", () => {
             assert.deepEqual(spy.wire.pushes, []);
         } finally {
             await proxy.close();
+        }
+    });
+});
+
+describe("a resume the restarted server cannot serve", () => {
+    it("ends with resume point lost, without announcing a resume first", async () => {
+        let server = await startServer();
+        const client = new FluxionDBClient({ url: server.url, apiKey: server.key, reconnectInterval: 25, maxReconnectAttempts: 20 });
+        try {
+            const col = "r9.restart";
+            const { events, handler } = collector();
+            const sub = await client.subscribe({ col }, handler);
+            await client.insertSingleRecord({ col, doc: "d", ts: 1, data: "before" });
+            await waitFor(() => events.length >= 1, "the write before the restart");
+            const port = server.port;
+            await server.stop("SIGKILL");
+            // Nothing of the old server's history is left: the resume point is gone.
+            server = await startServer({ port });
+            await waitFor(() => events.length >= 2, "the end of the subscription", 10_000);
+            // An answer to a later request comes after anything delivered along with the subend.
+            await client.fetchCollections();
+            assert.deepEqual(events.slice(1), [{ type: "subend", sub: sub.id, error: "resume point lost", resumeLost: true }]);
+            assert.equal(sub.active, false);
+        } finally {
+            client.close();
+            await server.stop("SIGKILL");
         }
     });
 });

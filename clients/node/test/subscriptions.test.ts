@@ -2,11 +2,13 @@
 // resumption after a dropped connection while a writer keeps writing.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
-import type { SubscriptionEvent } from "../dist/index.js";
+import type { Subscription, SubscriptionEvent } from "../dist/index.js";
 import { forbidUnhandledRejections, useServer } from "./support/fixture.js";
 import { startProxy } from "./support/proxy.js";
-import { waitFor } from "./support/wait.js";
+import { spySocket } from "./support/spy-socket.js";
+import { settle, waitFor, within } from "./support/wait.js";
 
 const fixture = useServer();
 forbidUnhandledRejections();
@@ -120,5 +122,117 @@ describe("subscriptions", () => {
         await assert.rejects(client.subscribe({ col: "s5.both", since: 0, afterSeq: 5 }, () => {}), {
             message: "invalid payload: since and after_seq cannot be used together",
         });
+    });
+});
+
+describe("subscription handlers", () => {
+    /**
+     * Subscribes with `since` to a collection holding three records, with a handler that reads the
+     * Subscription subscribe() resolves to, as applications do; then writes one more record.
+     */
+    async function subscribeUsingSub(url: string, col: string): Promise<{ seen: string[]; errors: unknown[] }> {
+        const writer = fixture.client();
+        await writer.insertMultipleRecords([1, 2, 3].map((ts) => ({ col, doc: "d", ts, data: `stored ${ts}` })));
+        const errors: unknown[] = [];
+        const reader = fixture.client({ url, onHandlerError: (error) => errors.push(error) });
+        const seen: string[] = [];
+        let resolved = false;
+        // eslint-disable-next-line prefer-const -- the handler may run before the assignment
+        let sub: Subscription;
+        sub = await reader.subscribe({ col, since: 0 }, (e) => {
+            const when = resolved ? "after" : "before";
+            if (e.type === "rec") for (const r of e.records) seen.push(`${r.data} ${when} (seq ${sub.seq})`);
+        });
+        resolved = true;
+        await waitFor(() => seen.length >= 3, "the backlog");
+        await writer.insertSingleRecord({ col, doc: "d", ts: 4, data: "live" });
+        await waitFor(() => seen.length >= 4, "the live write");
+        return { seen, errors };
+    }
+
+    it("runs only after subscribe() resolved, for a backlog that comes with the answer", async () => {
+        const { seen, errors } = await subscribeUsingSub(fixture.server.url, "h1.backlog");
+        assert.deepEqual(errors, []);
+        assert.deepEqual(
+            seen.map((line) => line.replace(/ \(seq \d+\)$/, "")),
+            ["stored 1 after", "stored 2 after", "stored 3 after", "live after"],
+        );
+    });
+
+    it("runs only after subscribe() resolved, for a backlog that comes before the answer", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            proxy.answersAfterBacklog();
+            const { seen, errors } = await subscribeUsingSub(proxy.url, "h2.backlog");
+            assert.deepEqual(errors, []);
+            assert.deepEqual(
+                seen.map((line) => line.replace(/ \(seq \d+\)$/, "")),
+                ["stored 1 after", "stored 2 after", "stored 3 after", "live after"],
+            );
+        } finally {
+            await proxy.close();
+        }
+    });
+
+    it("reports what a handler throws, or its promise rejects with, to onHandlerError, and keeps delivering", async () => {
+        const writer = fixture.client();
+        const failures: [unknown, SubscriptionEvent, Subscription][] = [];
+        const reader = fixture.client({ onHandlerError: (error, event, sub) => failures.push([error, event, sub]) });
+        const col = "h3.throw";
+        const seen: number[] = [];
+        const sub = await reader.subscribe({ col }, (e) => {
+            if (e.type !== "rec") return;
+            const ts = e.records[0]!.ts;
+            seen.push(ts);
+            if (ts === 1) throw new Error("sync bug");
+            if (ts === 2) return Promise.reject(new Error("async bug"));
+            return undefined;
+        });
+        for (const ts of [1, 2, 3]) await writer.insertSingleRecord({ col, doc: "d", ts, data: "x" });
+        await waitFor(() => seen.length >= 3 && failures.length >= 2, "three events and two failures");
+        assert.deepEqual(seen, [1, 2, 3]);
+        assert.deepEqual(
+            failures.map(([error, event, s]) => [(error as Error).message, event.type === "rec" ? event.records[0]!.ts : event.type, s]),
+            [
+                ["sync bug", 1, sub],
+                ["async bug", 2, sub],
+            ],
+        );
+        assert.equal(sub.active, true);
+    });
+
+    it("without onHandlerError, rethrows a handler's error and rejection as uncaught exceptions", async () => {
+        const col = "h4.uncaught";
+        const dist = new URL("../dist/index.js", import.meta.url).href;
+        const script = `
+            import { FluxionDBClient } from ${JSON.stringify(dist)};
+            const [url, apiKey, col] = process.argv.slice(-3);
+            let uncaught = 0;
+            const client = new FluxionDBClient({ url, apiKey });
+            process.on("uncaughtException", (error) => {
+                console.log("uncaught: " + error.message);
+                if (++uncaught === 2) client.close();
+            });
+            await client.subscribe({ col }, async (e) => {
+                if (e.type === "rec" && e.records[0].ts === 1) throw new Error("async bug");
+            });
+            await client.subscribe({ col }, (e) => {
+                if (e.type === "rec" && e.records[0].ts === 2) throw new Error("sync bug");
+            });
+            await client.insertSingleRecord({ col, doc: "d", ts: 1, data: "x" });
+            await client.insertSingleRecord({ col, doc: "d", ts: 2, data: "x" });
+        `;
+        const child = spawn(process.execPath, ["--experimental-websocket", "--input-type=module", "-e", script, "--", fixture.server.url, fixture.server.key, col], {
+            stdio: ["ignore", "pipe", "inherit"],
+        });
+        let out = "";
+        child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+        const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+        try {
+            assert.equal(await within(exited, 10_000, "the child"), 0);
+            assert.deepEqual(out.trim().split("\n").sort(), ["uncaught: async bug", "uncaught: sync bug"]);
+        } finally {
+            child.kill("SIGKILL");
+        }
     });
 });
