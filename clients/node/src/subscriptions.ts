@@ -1,6 +1,7 @@
 // Live subscriptions (`sub` / `unsub`): pushes routed to their handlers by subscription id,
 // resumed with `after_seq` after every reconnect. See "Live subscriptions" in docs/protocol.md of the repository.
 
+import { CLOSED_BY_CLIENT, ConnectionClosedError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { ServerResponse } from "./pending.js";
 import type { Transport } from "./transport.js";
@@ -287,7 +288,21 @@ export class Subscriptions {
         // a connection that is gone took the server's subscription with it.
         const connection = sub.connection;
         if (sub.resumingOn !== null || connection === null || connection !== this.transport.connection) return;
-        const response = await this.transport.request("unsub", { sub: sub.id }, { connection });
+        let response: ServerResponse;
+        try {
+            response = await this.transport.request("unsub", { sub: sub.id }, { connection });
+        } catch (error) {
+            // The connection was lost (or the client closed) before the answer: the server's
+            // subscription ended with it, and an ended subscription is not resumed.
+            if (
+                error instanceof ConnectionClosedError ||
+                (error instanceof Error && error.message === CLOSED_BY_CLIENT) ||
+                connection !== this.transport.connection
+            ) {
+                return;
+            }
+            throw error;
+        }
         const error = errorText(response);
         // Ended by the server meanwhile: nothing left to end.
         if (error !== undefined && error !== "unknown subscription") throw new Error(error);

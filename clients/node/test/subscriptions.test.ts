@@ -236,3 +236,32 @@ describe("subscription handlers", () => {
         }
     });
 });
+
+describe("unsubscribe()", () => {
+    it("succeeds when the connection drops before the answer, and the subscription is not resumed", async () => {
+        const proxy = await startProxy(fixture.server.port);
+        try {
+            const { impl, wire } = spySocket();
+            const reader = fixture.client({ url: proxy.url, webSocketImpl: impl });
+            const writer = fixture.client();
+            const col = "u1.drop";
+            const { events, handler } = collector();
+            const sub = await reader.subscribe({ col }, handler);
+            proxy.holdRequests(); // the unsub request stays in the proxy, unanswered
+            const result = settle(sub.unsubscribe());
+            await waitFor(() => wire.sent.some((f) => f.type === "unsub"), "the unsub request");
+            proxy.cut();
+            proxy.releaseRequests();
+            assert.deepEqual(await within(result, 5_000, "unsubscribe()"), { ok: true, value: undefined });
+            assert.equal(sub.active, false);
+            // The client reconnects (another request proves it) without resuming it.
+            await reader.fetchCollections();
+            await writer.insertSingleRecord({ col, doc: "d", ts: 1, data: "after" });
+            await reader.fetchCollections(); // answered after anything pushed before it
+            assert.deepEqual(events, []);
+            assert.deepEqual(wire.sent.filter((f) => f.type === "sub").length, 1);
+        } finally {
+            await proxy.close();
+        }
+    });
+});
