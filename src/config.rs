@@ -80,8 +80,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub send_buffer_mib: u32,
 
-    /// Seconds a client may send nothing before it is closed (1001 `idle timeout`); a ping is
-    /// sent after a quarter of it.
+    /// Seconds a client may send nothing and take none of its output before it is closed (1001
+    /// `idle timeout`); a ping is sent after a quarter of it.
     #[arg(long = "idle-timeout", env = "IDLE_TIMEOUT", default_value_t = 120,
           value_parser = clap::value_parser!(u64).range(1..=86_400), value_name = "SECONDS")]
     pub idle_timeout: u64,

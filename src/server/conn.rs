@@ -51,6 +51,19 @@ impl Conn {
         self.out.len() - self.sent + self.shared_pending
     }
 
+    /// Bytes written to the socket that the client's machine has not acknowledged yet (sent
+    /// or not); 0 when the system cannot tell.
+    pub fn unacknowledged(&self) -> usize {
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ on a TCP socket) writes one int to the pointer given.
+        let r = unsafe { libc::ioctl(self.sock.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        if r == 0 {
+            usize::try_from(n).unwrap_or(0)
+        } else {
+            0
+        }
+    }
+
     fn push_header(&mut self, opcode: u8, len: usize) {
         self.out.push(0x80 | opcode);
         if len < 126 {

@@ -123,8 +123,11 @@ impl Session<'_> {
             return Flow::End;
         }
         let mut frames = FrameReader::new(cfg.max_message_bytes);
+        // The last sign of life from the client: bytes from it (a frame, or part of a large
+        // one still arriving), or output it took (a large answer read over a slow link).
         let mut last_rx = Instant::now();
         let mut pinged = false;
+        let mut unread = 0;
         let mut more_waiting = false;
         loop {
             if let Some((code, reason)) = self.handle.close_request() {
@@ -138,15 +141,8 @@ impl Session<'_> {
                     return flow;
                 }
             }
-            match self.serve_buffered(&mut frames, conn) {
-                // Only complete frames count as activity: a client trickling bytes of a frame
-                // it never finishes is as idle as a silent one.
-                Ok(0) => {}
-                Ok(_) => {
-                    last_rx = Instant::now();
-                    pinged = false;
-                }
-                Err(flow) => return flow,
+            if let Err(flow) = self.serve_buffered(&mut frames, conn) {
+                return flow;
             }
             if conn.pending() > cfg.send_buffer_bytes {
                 // Requests are left unserved until the client has read enough.
@@ -189,12 +185,23 @@ impl Session<'_> {
                 Ok(n) => {
                     frames.filled(n);
                     more_waiting = n == room;
+                    last_rx = Instant::now();
+                    pinged = false;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => more_waiting = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Flow::End,
             }
             if last_rx.elapsed() >= tick {
+                // Output waiting for the client, here and in the socket (sent, not yet
+                // acknowledged by its machine): less of it than at the last look means the
+                // client is reading. A client that is gone acknowledges nothing.
+                let waiting = conn.pending() + conn.unacknowledged();
+                if waiting < unread {
+                    last_rx = Instant::now();
+                    pinged = false;
+                }
+                unread = waiting;
                 if let Err(flow) = self.idle(conn, last_rx, &mut pinged) {
                     return flow;
                 }
@@ -241,8 +248,8 @@ impl Session<'_> {
         Ok(served)
     }
 
-    /// No complete frame came for a tick or more: ping a quiet client, close one silent for
-    /// too long.
+    /// No sign of life from the client for a tick or more: ping a quiet client, close one
+    /// silent for too long.
     fn idle(&mut self, conn: &mut Conn, last_rx: Instant, pinged: &mut bool) -> Result<(), Flow> {
         let cfg = &self.shared.config;
         let quiet = last_rx.elapsed();
