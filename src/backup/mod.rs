@@ -9,6 +9,7 @@
 //!   [`follower`] thread, which applies segments as they appear; promoted, it becomes the
 //!   primary of the next generation, and the deposed primary fences itself.
 
+pub mod continuity;
 pub mod fence;
 pub mod follower;
 pub mod layout;
