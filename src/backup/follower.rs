@@ -1,9 +1,12 @@
-//! A read replica's follower thread: every poll interval it reads the manifest, copies the
-//! segments it has not applied yet (logging each entry in the replica's own journal with the
-//! primary's write time, then applying it), and takes the primary's key file when it changed.
-//! On promotion it applies everything in the bucket, moves the manifest to the next generation
-//! with a conditional PUT, opens the journal to writes and becomes the backup uploader.
+//! A read replica's follower thread: every poll interval it reads the manifest, checks that it
+//! continues the history the replica copied (see [`continuity`]; a location started over is
+//! reloaded from its newest restore point), copies the segments it has not applied yet
+//! (logging each entry in the replica's own journal with the primary's write time, then
+//! applying it), and takes the primary's key file when it changed. On promotion it applies
+//! everything in the bucket, moves the manifest to the next generation with a conditional PUT,
+//! opens the journal to writes and becomes the backup uploader.
 
+use super::continuity::{self, Followed};
 use super::layout::{Era, Manifest};
 use super::local::{self, PrimaryState, ReplicaState};
 use super::manifests::{self, Commit};
@@ -69,8 +72,13 @@ pub struct Follower {
     pub(super) keep: Option<Duration>,
     pub(super) applied: u64,
     pub(super) behind_since: Option<Instant>,
-    /// When the follower last applied everything the manifest listed.
-    pub(super) caught_up: Instant,
+    /// The history `next_segment` counts in (see [`continuity`]); `None` until the first
+    /// manifest read when `replica.json` was written by an older version.
+    pub(super) followed: Option<Followed>,
+    /// Every write the primary acknowledged up to this time (its clock, ms) is applied here:
+    /// the `updated_ms` of the newest manifest whose segments are all applied (the primary
+    /// rewrites it every round, a heartbeat), or the newest applied write while more wait.
+    pub(super) as_of_ms: i64,
 }
 
 impl Follower {
@@ -109,8 +117,8 @@ impl Follower {
         loop {
             if let Err(e) = self.poll_once(handle, journal, handles) {
                 crate::metrics::backup::backup_failed();
-                let behind = self.caught_up.elapsed().as_millis();
-                crate::metrics::backup::replica_stalled(behind.min(u64::MAX as u128) as u64);
+                // (The gauge grows from the last time the replica knew it was caught up.)
+                crate::metrics::backup::replica_as_of(self.as_of_ms);
                 if self.behind_since.is_none() {
                     self.behind_since = Some(Instant::now());
                     log::warn!("replica: following {} failed: {e}; retrying", self.location);
@@ -153,7 +161,18 @@ impl Follower {
         journal: &Journal,
         handles: &mut Handles,
     ) -> Result<(Manifest, u64), RestoreError> {
-        let (m, version) = restore::read_manifest(&*self.objects, &self.location)?;
+        let (mut m, mut version) = restore::read_manifest(&*self.objects, &self.location)?;
+        if let Some(why) = continuity::check(self.followed.as_ref(), self.next_segment, &m) {
+            self.start_over(handle, journal, handles, &why)?;
+            (m, version) = restore::read_manifest(&*self.objects, &self.location)?;
+            if let Some(why) = continuity::check(self.followed.as_ref(), self.next_segment, &m) {
+                return Err(RestoreError::Diverged(why.to_string()));
+            }
+        }
+        crate::metrics::backup::replica_diverged(false);
+        // Saved with the next segment applied: a replica restarted before reads a promotion
+        // (the only change of generation that continues) as a continuation all the same.
+        self.followed = Some(Followed::of(&m));
         if let Some(keys) = &m.keys {
             if self.keys_crc != Some(keys.crc) {
                 let body = self
@@ -177,14 +196,19 @@ impl Follower {
             }
         }
         let todo = m.segments_from(self.next_segment);
-        let waiting = todo.len();
-        for (i, (seq, generation)) in todo.into_iter().enumerate() {
+        for (seq, generation) in todo {
             let s = match restore::find_segment(&*self.objects, seq, generation) {
                 Ok(s) => s,
                 Err(RestoreError::Missing(key))
                     if reload::point_after(&*self.objects, &m, self.next_segment)? =>
                 {
-                    self.reload(handle, journal, handles, &key)?;
+                    // Once per stall: a reload that fails is tried again at every poll.
+                    log::log!(
+                        self.once_per_stall(),
+                        "replica: {key} is no longer in {} (pruned by the primary's --backup-keep) and this replica had not applied it; reloading from the newest restore point",
+                        self.location
+                    );
+                    self.reload(handle, journal, handles)?;
                     return Ok((m, version));
                 }
                 Err(e) => return Err(e),
@@ -217,39 +241,82 @@ impl Follower {
             }
             self.next_segment = seq + 1;
             self.applied += 1;
+            // Every write up to the segment's last one is applied (the primary wrote them in
+            // order); an empty segment tells nothing new.
+            self.as_of_ms = self.as_of_ms.max(s.last_ms);
             self.save_state(journal)?;
-            let lag = if i + 1 < waiting && s.last_ms > 0 {
-                (persist::now_ms() - s.last_ms).max(0) as u64
-            } else {
-                0
-            };
-            crate::metrics::backup::replica_progress(self.applied, lag);
+            crate::metrics::backup::replica_applied(self.applied);
+            crate::metrics::backup::replica_as_of(self.as_of_ms);
         }
-        crate::metrics::backup::replica_progress(self.applied, 0);
-        self.caught_up = Instant::now();
+        // Everything the manifest lists is applied: every write the primary acknowledged
+        // before its round closed the log is here, and it wrote the manifest just after.
+        self.as_of_ms = self.as_of_ms.max(m.updated_ms);
+        crate::metrics::backup::replica_applied(self.applied);
+        crate::metrics::backup::replica_as_of(self.as_of_ms);
         Ok((m, version))
     }
 
-    /// The next segment was pruned from the bucket: loads the newest restore point instead
-    /// (see [`reload`]).
+    /// Warn the first time in a stall, debug after (a failing step is retried at every poll).
+    fn once_per_stall(&self) -> log::Level {
+        if self.behind_since.is_none() {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        }
+    }
+
+    /// The bucket's history does not continue the one this replica copied (the location was
+    /// started over): what it holds is another primary's data, so it reloads from the newest
+    /// restore point of the bucket's history and follows that one. Until it has, `/readyz`
+    /// answers 503 and `fluxiondb_replica_diverged` is 1.
+    fn start_over(
+        &mut self,
+        handle: &Handle,
+        journal: &Journal,
+        handles: &mut Handles,
+        why: &continuity::Break,
+    ) -> Result<(), RestoreError> {
+        crate::metrics::backup::replica_diverged(true);
+        log::log!(
+            self.once_per_stall(),
+            "replica: {} no longer holds the history this replica copied ({why}): the location was started over; reloading from its newest restore point",
+            self.location
+        );
+        let restored = match self.reload(handle, journal, handles) {
+            Ok(restored) => restored,
+            Err(e) => {
+                // A new primary writes its manifest before its first restore point: waiting
+                // for that is expected; anything else is an error.
+                let level = match (&e, self.behind_since) {
+                    (_, Some(_)) => log::Level::Debug,
+                    (RestoreError::NoPoint { .. }, None) => log::Level::Warn,
+                    _ => log::Level::Error,
+                };
+                log::log!(
+                    level,
+                    "replica: reloading from {} failed: {e}; this replica serves the data of a history the location no longer holds, and /readyz answers 503 until a reload succeeds (tried again at every poll)",
+                    self.location
+                );
+                return Err(e);
+            }
+        };
+        // The new history's keys (the next poll takes a key file; a primary without one has
+        // no API keys, and the old history's must not go on opening this replica).
+        self.keys_crc = None;
+        if restored.manifest.keys.is_none() {
+            take_keys(handle, journal, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Loads the newest restore point of the bucket's history instead of following segment by
+    /// segment (see [`reload`]): the next segment was pruned, or the history is another one.
     fn reload(
         &mut self,
         handle: &Handle,
         journal: &Journal,
         handles: &mut Handles,
-        missing: &str,
-    ) -> Result<(), RestoreError> {
-        // Once per stall: a reload that fails is tried again at every poll.
-        let level = if self.behind_since.is_none() {
-            log::Level::Warn
-        } else {
-            log::Level::Debug
-        };
-        log::log!(
-            level,
-            "replica: {missing} is no longer in {} (pruned by the primary's --backup-keep) and this replica had not applied it; reloading from the newest restore point",
-            self.location
-        );
+    ) -> Result<restore::Restored, RestoreError> {
         let mut applier = Applier::new(journal, handle.store(), handle.live(), handles);
         let reloaded = reload::reload(
             &*self.objects,
@@ -261,15 +328,21 @@ impl Follower {
         applier.settle().map_err(|e| local_error(journal, e))?;
         let restored = reloaded?;
         self.next_segment = restored.next_segment;
+        self.followed = Some(Followed::of(&restored.manifest));
+        // (A history started over may have an older clock's times: not kept at the old ones.)
+        self.as_of_ms = restored.manifest.updated_ms;
         self.save_state(journal)?;
         crate::metrics::backup::replica_reloaded();
+        crate::metrics::backup::replica_as_of(self.as_of_ms);
         log::info!(
-            "replica: reloaded the restore point of segment {} and {} segments after it; following from segment {}",
+            "replica: reloaded the restore point of segment {} and {} segments after it; following generation {} (owner {}) from segment {}",
             restored.point.first_segment,
             restored.segments,
+            restored.manifest.generation,
+            restored.manifest.owner,
             self.next_segment
         );
-        Ok(())
+        Ok(restored)
     }
 
     /// Records how far the replica has applied. Its log is fsynced first, whatever the fsync
@@ -287,6 +360,8 @@ impl Follower {
             local::REPLICA_STATE,
             &ReplicaState {
                 next_segment: self.next_segment,
+                followed: self.followed.clone(),
+                as_of_ms: Some(self.as_of_ms),
             },
         )
         .map_err(|source| RestoreError::Local {
@@ -374,6 +449,7 @@ impl Follower {
                         log::error!("replica: the first checkpoint as primary failed: {e}");
                     }
                     crate::metrics::backup::backup_enabled();
+                    crate::metrics::backup::replica_promoted();
                     return Ok(Uploader {
                         objects: self.objects.clone(),
                         fs: self.fs.clone(),

@@ -29,10 +29,18 @@ impl PrimaryState {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReplicaState {
     /// The first segment of the bucket's log not yet applied here.
     pub next_segment: u64,
+    /// The history those segments belong to (absent in a file an older version wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followed: Option<super::continuity::Followed>,
+    /// A time (the primary's clock, ms since the epoch) up to which every write the primary
+    /// acknowledged is known to be applied here, as of the last save: the lag gauge counts
+    /// from it after a restart, until the replica reads the bucket again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of_ms: Option<i64>,
 }
 
 /// Reads a small JSON state file; `None` when absent.

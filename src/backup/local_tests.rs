@@ -50,9 +50,15 @@ fn state_value(fs: &dyn Backend, dir: &Path, name: &str) -> Option<u64> {
 
 fn write_value(fs: &dyn Backend, dir: &Path, name: &str, v: u64) -> std::io::Result<()> {
     match name {
-        local::REPLICA_STATE => {
-            local::write_state(fs, dir, name, &ReplicaState { next_segment: v })
-        }
+        local::REPLICA_STATE => local::write_state(
+            fs,
+            dir,
+            name,
+            &ReplicaState {
+                next_segment: v,
+                ..Default::default()
+            },
+        ),
         _ => local::write_state(
             fs,
             dir,

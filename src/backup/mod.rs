@@ -278,6 +278,8 @@ fn first_setup(
         local::REPLICA_STATE,
         &local::ReplicaState {
             next_segment: restored.next_segment,
+            followed: Some(continuity::Followed::of(&restored.manifest)),
+            as_of_ms: Some(restored.manifest.updated_ms),
         },
     )
     .map_err(local_error(&staged.dir().join(local::REPLICA_STATE)))?;
@@ -310,20 +312,23 @@ pub fn replica_worker(
             path: dir.join(local::REPLICA_STATE),
             source,
         })?;
+    let state = state.unwrap_or_default();
     let follower = Follower {
         objects,
         fs,
         location: opts.location.to_string(),
         dir,
         poll: opts.poll,
-        next_segment: state.map_or(0, |s| s.next_segment),
+        next_segment: state.next_segment,
         keys_crc: None,
         promotion,
         interval: opts.interval,
         keep: opts.keep,
         applied: 0,
         behind_since: None,
-        caught_up: Instant::now(),
+        followed: state.followed,
+        // (A copy saved by an older version: counted from this start.)
+        as_of_ms: state.as_of_ms.unwrap_or_else(persist::now_ms),
     };
     Ok(move |handle: Handle| follower.run(&handle))
 }

@@ -44,6 +44,9 @@ pub enum RestoreError {
     Missing(String),
     /// The bucket was written by a newer version, in a format this one does not read.
     NewerFormat(u32),
+    /// The bucket's history does not continue the one a replica followed (the location was
+    /// started over), and did not either after the replica reloaded from it.
+    Diverged(String),
     Local {
         path: PathBuf,
         source: io::Error,
@@ -70,6 +73,10 @@ impl fmt::Display for RestoreError {
                 "the backup is in format {format}, newer than this version reads ({}): restore with a newer fluxiondb",
                 layout::FORMAT
             ),
+            RestoreError::Diverged(why) => write!(
+                f,
+                "the bucket's history does not continue the one this replica followed: {why}"
+            ),
             RestoreError::Local { path, source } => write!(f, "{}: {source}", path.display()),
         }
     }
@@ -93,6 +100,8 @@ pub struct Restored {
     /// The write time of the last entry restored, if any segment held one.
     pub last_write_ms: Option<i64>,
     pub bytes: u64,
+    /// The manifest the restore read (its history is the one restored).
+    pub manifest: Manifest,
 }
 
 /// The newest version of the manifest and its version number.
@@ -358,6 +367,7 @@ pub fn materialize(
         segments: 0,
         last_write_ms: None,
         bytes: written[..files].iter().map(|w| w.kept as u64).sum(),
+        manifest: m,
     };
     let mut cut = false;
     for (job, w) in jobs[files..].iter().zip(&written[files..]) {

@@ -2,7 +2,7 @@
 //! `fluxiondb_replica_*`), written by their threads.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 static LAG_MS: AtomicU64 = AtomicU64::new(0);
 static PENDING_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -11,7 +11,8 @@ static UPLOADED_BYTES: AtomicU64 = AtomicU64::new(0);
 static FAILURES: AtomicU64 = AtomicU64::new(0);
 static FENCED: AtomicU64 = AtomicU64::new(0);
 static ENABLED: AtomicU64 = AtomicU64::new(0);
-static REPLICA_LAG_MS: AtomicU64 = AtomicU64::new(0);
+static REPLICA_AS_OF_MS: AtomicI64 = AtomicI64::new(0);
+static REPLICA_DIVERGED: AtomicU64 = AtomicU64::new(0);
 static REPLICA_SEGMENTS: AtomicU64 = AtomicU64::new(0);
 static REPLICA: AtomicU64 = AtomicU64::new(0);
 static REPLICA_RELOADS: AtomicU64 = AtomicU64::new(0);
@@ -42,22 +43,40 @@ pub fn backup_fenced() {
     FENCED.store(1, Relaxed);
 }
 
-/// The replica's follower: segments applied, and how old the newest applied write is when
-/// more wait in the bucket (0 when caught up).
-pub fn replica_progress(segments: u64, lag_ms: u64) {
+/// The replica's follower: segments applied so far.
+pub fn replica_applied(segments: u64) {
     REPLICA.store(1, Relaxed);
     REPLICA_SEGMENTS.store(segments, Relaxed);
-    REPLICA_LAG_MS.store(lag_ms, Relaxed);
 }
 
-/// The replica's follower cannot follow (the store fails, or an object is missing or
-/// damaged): the lag is the time since it last applied everything in the bucket.
-pub fn replica_stalled(lag_ms: u64) {
+/// The replica's follower: every write the primary acknowledged up to `as_of_ms` (the
+/// primary's clock) is applied here. The lag gauge is the time since, read at each scrape, so
+/// it grows while the replica cannot follow and while the primary does not upload.
+pub fn replica_as_of(as_of_ms: i64) {
     REPLICA.store(1, Relaxed);
-    REPLICA_LAG_MS.store(lag_ms, Relaxed);
+    REPLICA_AS_OF_MS.store(as_of_ms, Relaxed);
 }
 
-/// The replica reloaded from a restore point because the segment it needed was pruned.
+/// The bucket's history does not continue the one the replica copied (`true`), until the
+/// replica has reloaded from it (`false`); `/readyz` answers 503 meanwhile.
+pub fn replica_diverged(diverged: bool) {
+    REPLICA.store(1, Relaxed);
+    REPLICA_DIVERGED.store(u64::from(diverged), Relaxed);
+}
+
+/// Whether the replica serves a history the bucket no longer holds (see [`replica_diverged`]).
+pub fn replica_is_diverged() -> bool {
+    REPLICA_DIVERGED.load(Relaxed) == 1
+}
+
+/// The replica was promoted: its metrics are no longer shown (the backup's are).
+pub fn replica_promoted() {
+    REPLICA.store(0, Relaxed);
+    REPLICA_DIVERGED.store(0, Relaxed);
+}
+
+/// The replica reloaded from a restore point: the segment it needed was pruned, or the
+/// location was started over.
 pub fn replica_reloaded() {
     REPLICA.store(1, Relaxed);
     REPLICA_RELOADS.fetch_add(1, Relaxed);
@@ -116,12 +135,23 @@ pub(super) fn render(out: &mut String) {
         );
     }
     if REPLICA.load(Relaxed) == 1 {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64);
+        let lag_ms = now_ms.saturating_sub(REPLICA_AS_OF_MS.load(Relaxed)).max(0);
         line(
             out,
             "fluxiondb_replica_lag_seconds",
             "gauge",
-            "Age of the newest applied write while more wait in the bucket; while following fails, the time since the replica last applied everything (0: caught up).",
-            REPLICA_LAG_MS.load(Relaxed) as f64 / 1000.0,
+            "Time since the newest moment up to which the replica holds every write the primary acknowledged: the primary's last manifest write (its heartbeat, every backup interval) whose segments are all applied, or the newest applied write while more segments wait. Healthy: up to about one backup interval plus one poll interval; it grows while the replica cannot follow and while the primary does not upload (or is down). Compares the primary's clock with the replica's.",
+            lag_ms as f64 / 1000.0,
+        );
+        line(
+            out,
+            "fluxiondb_replica_diverged",
+            "gauge",
+            "1 while the backup location holds another history than the one this replica copied (it was started over) and the replica has not reloaded from it yet: it serves the old history's data, and /readyz answers 503.",
+            REPLICA_DIVERGED.load(Relaxed),
         );
         line(
             out,
@@ -134,7 +164,7 @@ pub(super) fn render(out: &mut String) {
             out,
             "fluxiondb_replica_reloads_total",
             "counter",
-            "Reloads from the newest restore point because the next segment was pruned from the bucket.",
+            "Reloads from the newest restore point: the next segment was pruned from the bucket, or the location was started over with another history.",
             REPLICA_RELOADS.load(Relaxed),
         );
     }

@@ -11,6 +11,7 @@ mod backup_fencing;
 mod backup_fencing_s3;
 mod backup_history;
 mod backup_replica;
+mod backup_replica_history;
 mod backup_replica_live;
 mod backup_replica_reload;
 mod backup_replica_s3;

@@ -1,7 +1,8 @@
 //! `GET /readyz`: 200 when the server serves its role; 503 with a one-line reason while it
 //! recovers its data folder, once its storage stopped taking writes, once it is fenced (another
 //! primary holds its backup location: it still serves reads, but refuses every write a primary
-//! is sent), or while it shuts down.
+//! is sent), while a replica serves a history its location no longer holds (the location was
+//! started over, and the replica has not reloaded from it yet), or while it shuts down.
 
 use super::{Ctx, Phase, Response};
 use crate::persist::Gate;
@@ -17,6 +18,8 @@ pub fn get(ctx: &Ctx<'_>) -> Response {
             } else if shared.journal.is_some() && crate::metrics::storage_is_failed() {
                 Response::text(503, "storage unavailable: the write-ahead log failed")
             } else if let Some(reason) = fenced(shared) {
+                Response::text(503, &reason)
+            } else if let Some(reason) = diverged(shared) {
                 Response::text(503, &reason)
             } else {
                 Response::text(200, "ready")
@@ -40,5 +43,21 @@ fn fenced(shared: &Shared) -> Option<String> {
             format!("fenced: the backup location {location} belongs to another primary")
         }
         None => "fenced: the backup location belongs to another primary".to_owned(),
+    })
+}
+
+/// The reason of a replica whose location was started over with another history, until it has
+/// reloaded from it (see `backup::continuity`).
+fn diverged(shared: &Shared) -> Option<String> {
+    if !crate::metrics::backup::replica_is_diverged() {
+        return None;
+    }
+    Some(match shared.config.replica.as_ref() {
+        Some(r) => format!(
+            "replica out of date: {} holds another history than this replica's copy; reloading from it",
+            r.location
+        ),
+        None => "replica out of date: its location holds another history; reloading from it"
+            .to_owned(),
     })
 }
