@@ -1,12 +1,13 @@
 //! A replica and the history it follows. A location started over (emptied, then a new primary
-//! on a new data folder) holds another history: the replica says so, reloads from the new
-//! history's newest restore point and follows that one, instead of serving its old copy as if
-//! caught up (and a promotion then takes over the new history, its primary's writes included).
+//! on a new data folder) holds another history: the replica says so (not ready until it has
+//! reloaded), reloads from the new history's newest restore point and follows that one, instead
+//! of serving its old copy as if caught up (and a promotion then takes over the new history,
+//! its primary's writes included).
 //! A promotion of another replica continues the history and is followed as before, restarts
 //! included. And the lag gauge tells how far behind the replica is when the primary cannot
 //! upload but goes on acknowledging writes.
 
-use crate::backup::{http_get, metric, now_ms, primary, restore, serve, Bucket, WAIT};
+use crate::backup::{http_get, metric, now_ms, primary, primary_in, restore, serve, Bucket, WAIT};
 use crate::backup_replica::{count, insert, replica};
 use crate::backup_replica_live::assert_ready;
 use crate::common::{wait_until, Client, Server, TempDir};
@@ -75,8 +76,36 @@ fn a_replica_of_a_location_started_over_reloads_the_new_history_and_follows_it()
             std::fs::remove_file(path).unwrap();
         }
     }
-    let p2 = primary(&bucket, &[]);
+    // Its first manifest arrives a round before its first restore point: with a round an hour
+    // away, the replica knows its copy is another history's and cannot reload yet.
+    let d2 = TempDir::new();
+    let mut p2 = primary_in(d2.data(), &bucket, "1h");
     assert!(wait_until(WAIT, || bucket.manifest().is_some()));
+    assert!(
+        wait_until(WAIT, || metric(r.port, "fluxiondb_replica_diverged")
+            == Some(1.0)),
+        "{}",
+        r.stderr_tail()
+    );
+    let (status, body) = http_get(r.port, "/readyz");
+    assert_eq!(
+        (status, body.trim()),
+        (
+            503,
+            format!(
+                "replica out of date: {} holds another history than this replica's copy; reloading from it",
+                bucket.location()
+            )
+            .as_str()
+        )
+    );
+    assert!(wait_until(WAIT, || r
+        .stderr_tail()
+        .contains("the backup holds no restore point yet")));
+    assert_eq!(count(&mut rc, "old"), 8);
+    // Stopped, it uploads its first point; restarted, it backs up every 100 ms.
+    p2.sigterm();
+    let p2 = primary_in(d2.data(), &bucket, "100ms");
     let mut p2c = p2.master();
     insert(&mut p2c, "new", 1, 3);
     bucket.wait_uploaded(now_ms() - 60_000, &p2);
