@@ -39,11 +39,21 @@ pub fn insert(
                         c.insert_incoming(&r.doc, r.ts, r.data.incoming())
                             .map_err(|_| OpError::DocumentTooLarge)
                     });
+                    // Records retention drops at once were never stored: not pushed either.
+                    let cuts = match result {
+                        Ok(()) => c.cutoffs(group.iter().map(|r| &*r.doc)),
+                        Err(_) => Vec::new(),
+                    };
                     log.publish(col, || {
-                        changes(group.iter().take(applied - usize::from(result.is_err())))
+                        changes(
+                            group
+                                .iter()
+                                .take(applied - usize::from(result.is_err()))
+                                .filter(|r| !retention::cut_off(&cuts, &r.doc, r.ts)),
+                        )
                     });
                     result?;
-                    retention::enforce(c, log, col, group.iter().map(|r| &*r.doc))
+                    retention::apply(c, log, col, cuts)
                 },
             )
         },

@@ -507,3 +507,29 @@ fn one_large_write_to_many_different_filters_is_not_held_once_per_filter() {
         "peak RSS grew by {grown_mib} MiB for one 128 KiB write to 256 filters"
     );
 }
+
+/// A record that retention drops as it is inserted (older than the newest `max_records` of its
+/// document) is acknowledged and never stored, so it is not pushed either: a subscriber that
+/// mirrors the collection from its pushes would hold a record that was never there. The write
+/// still takes its sequence number.
+#[test]
+fn records_retention_drops_as_they_are_inserted_are_not_pushed() {
+    let server = Server::start(&[]);
+    let mut s = Client::open(server.port, MASTER, None);
+    let mut w = Client::open(server.port, MASTER, None);
+    w.ok("sret", json!({"col": "r", "max_records": 1}));
+    ins(&mut w, &[("r", "d", 10, "new")]);
+    let (_, seq) = sub(&mut s, json!({"col": "r"}));
+    ins(&mut w, &[("r", "d", 5, "old")]);
+    // One batch pushing out its own first record.
+    ins(&mut w, &[("r", "d", 30, "a"), ("r", "d", 40, "b")]);
+    assert_eq!(
+        push(&mut s),
+        json!({"type":"rec","sub":"s1","col":"r","seq":seq + 2,"records":[
+            {"doc":"d","ts":40,"data":"b"}]})
+    );
+    assert_eq!(
+        w.ok("qdoc", json!({"col": "r", "doc": "d", "to": 100})),
+        json!({"records": [{"ts": 40, "data": "b"}]})
+    );
+}
