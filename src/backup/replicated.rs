@@ -350,7 +350,11 @@ fn insert(
             });
         }
     }
-    if !applied.is_empty() {
+    if wanted {
+        // As on the primary: records retention drops at once (the primary's next entry trims
+        // them) are not pushed, and the write still takes its sequence number.
+        let cuts = c.cutoffs(records.iter().map(|(doc, _, _)| *doc));
+        applied.retain(|r| !crate::store::cut_off(&cuts, &r.doc, r.ts));
         publisher.publish(lsn, || Change::Insert(applied));
     }
     failure.map_or(Ok(()), Err)

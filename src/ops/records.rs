@@ -49,7 +49,7 @@ pub fn insert(
                             group
                                 .iter()
                                 .take(applied - usize::from(result.is_err()))
-                                .filter(|r| !retention::cut_off(&cuts, &r.doc, r.ts)),
+                                .filter(|r| !crate::store::cut_off(&cuts, &r.doc, r.ts)),
                         )
                     });
                     result?;

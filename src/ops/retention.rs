@@ -33,13 +33,6 @@ pub(super) fn enforce<'d>(
     apply(c, log, col, cuts)
 }
 
-/// Whether a record of `doc` at `ts` is past the cuts (sorted by document, as
-/// `Collection::cutoffs` gives them).
-pub(super) fn cut_off(cuts: &[(&str, i64)], doc: &str, ts: i64) -> bool {
-    cuts.binary_search_by(|(d, _)| (*d).cmp(doc))
-        .is_ok_and(|i| ts < cuts[i].1)
-}
-
 /// Drops the records before each cut (from [`Collection::cutoffs`]), logging the drop first.
 pub(super) fn apply(
     c: &mut Collection,

@@ -21,7 +21,7 @@ pub use doc::{Current, Doc, InView};
 pub use doc_cache::DocCache;
 pub use latest::Newest;
 pub use patterns::DocNames;
-pub use retention::{Limits, Policies, Policy};
+pub use retention::{cut_off, Limits, Policies, Policy};
 pub use series::{RecordSink, Series, SeriesError};
 pub use version::{Stamp, VersionRef};
 

@@ -233,6 +233,13 @@ impl Collection {
     }
 }
 
+/// Whether a record of `doc` at `ts` is past the cuts (sorted by document, as
+/// [`Collection::cutoffs`] gives them).
+pub fn cut_off(cuts: &[(&str, i64)], doc: &str, ts: i64) -> bool {
+    cuts.binary_search_by(|(d, _)| (*d).cmp(doc))
+        .is_ok_and(|i| ts < cuts[i].1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,3 +159,33 @@ fn a_key_removed_on_the_primary_closes_the_replicas_connections_that_use_it() {
     assert_eq!(push(&mut kept)["records"][0]["ts"], 5);
     assert_ready(r.port);
 }
+
+/// A record retention drops as it is inserted is pushed neither by the primary nor by its
+/// replica, and the write takes a sequence number on both.
+#[test]
+fn records_retention_drops_at_once_are_not_pushed_by_the_replica_either() {
+    let bucket = Bucket::new();
+    let dir = TempDir::new();
+    let (p, r) = pair(&bucket, &dir);
+    let mut pc = p.master();
+    pc.ok("sret", json!({"col":"r","max_records":1}));
+    pc.ok("ins", json!([{"col":"r","doc":"d","ts":10,"data":"new"}]));
+    let mut rc = r.master();
+    let newest = json!({"records":[{"ts":10,"data":"new"}]});
+    assert!(wait_until(WAIT, || rc
+        .ok("qdoc", json!({"col":"r","doc":"d","to":100}))
+        == newest));
+    let mut on_primary = subscriber(&p, crate::common::MASTER);
+    let mut on_replica = subscriber(&r, crate::common::MASTER);
+    let (_, pbase) = sub(&mut on_primary, json!({"col":"r"}));
+    let (_, rbase) = sub(&mut on_replica, json!({"col":"r"}));
+    pc.ok("ins", json!([{"col":"r","doc":"d","ts":5,"data":"old"}]));
+    pc.ok(
+        "ins",
+        json!([{"col":"r","doc":"d","ts":30,"data":"a"},{"col":"r","doc":"d","ts":40,"data":"b"}]),
+    );
+    let expected = json!({"type":"rec","sub":"s1","col":"r","seq":2,"records":[
+        {"doc":"d","ts":40,"data":"b"}]});
+    assert_eq!(rebased(push(&mut on_primary), pbase), expected);
+    assert_eq!(rebased(push(&mut on_replica), rbase), expected);
+}
