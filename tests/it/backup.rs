@@ -222,14 +222,14 @@ pub fn records(c: &mut Client, col: &str, doc: &str) -> Value {
     c.ok("qdoc", json!({"col": col, "doc": doc, "to": 1_000_000}))
 }
 
-fn insert(c: &mut Client, col: &str, doc: &str, from: i64, n: i64) {
+pub fn insert(c: &mut Client, col: &str, doc: &str, from: i64, n: i64) {
     let recs: Vec<Value> = (from..from + n)
         .map(|ts| json!({"col": col, "doc": doc, "ts": ts, "data": format!("v{ts}")}))
         .collect();
     c.ok("ins", Value::Array(recs));
 }
 
-fn expected(from: i64, to: i64) -> Value {
+pub fn expected(from: i64, to: i64) -> Value {
     let recs: Vec<Value> = (from..to)
         .map(|ts| json!({"ts": ts, "data": format!("v{ts}")}))
         .collect();

@@ -14,6 +14,11 @@ const READ_ONLY: &str = "read-only replica: writes go to the primary";
 const FENCED: &str = "fenced: a newer primary took over; writes go to it";
 
 pub fn replica(bucket: &Bucket, dir: &Path) -> Server {
+    replica_checkpointing(bucket, dir, "1")
+}
+
+/// A replica polling every 100 ms, checkpointing every `seconds`.
+pub fn replica_checkpointing(bucket: &Bucket, dir: &Path, seconds: &str) -> Server {
     let (loc, d) = (bucket.location(), dir.display().to_string());
     Server::start(&[
         "--replica-of",
@@ -25,7 +30,7 @@ pub fn replica(bucket: &Bucket, dir: &Path) -> Server {
         "--data",
         &d,
         "-f",
-        "1",
+        seconds,
     ])
 }
 
