@@ -87,6 +87,9 @@ impl Follower {
             return;
         };
         let mut handles = Handles::default();
+        // Published before the first poll, which may take long (a reload): the gauge counts
+        // from what the replica held when it started, never from the epoch.
+        crate::metrics::backup::replica_as_of(self.as_of_ms);
         if let Err(e) = reload::remove_scratch(&*self.fs, &self.dir) {
             log::warn!("replica: removing an earlier reload's scratch folder failed: {e}");
         }

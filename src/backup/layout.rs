@@ -58,6 +58,10 @@ pub struct Manifest {
     /// The key file as of the last change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<FileRef>,
+    /// Every write the primary acknowledged before this time (its clock, ms) is in the
+    /// segments below `next_segment`: the moment its last round closed the log (a round that
+    /// could not close it leaves the time as it was). Rewritten every round, so it is also the
+    /// primary's heartbeat; a replica's lag counts from it.
     pub updated_ms: i64,
 }
 
@@ -109,19 +113,24 @@ pub struct Point {
     /// in an earlier one. Its snapshots were copied while writes went on, so they are a state
     /// that existed only once the log is replayed over them to where the copying ended: the
     /// point can be restored once every segment up to this one is in the manifest
-    /// ([`Point::whole_in`]). Points uploaded before this was recorded: none.
+    /// ([`Point::whole_in`]). Points uploaded before this was recorded: none (they are taken
+    /// as earlier versions took them, see [`Point::whole_in`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_segment: Option<u64>,
 }
 
 impl Point {
     /// Whether `m` lists every segment the point needs to be a state that existed: those of
-    /// its generation up to [`Point::last_segment`] (for a point that does not record it, up
-    /// to its first segment). A point uploaded in a round whose manifest was never written
-    /// (the primary died in between), or whose generation was deposed before its copying
-    /// ended, is not.
+    /// its generation up to [`Point::last_segment`]. A point uploaded in a round whose manifest
+    /// was never written (the primary died in between), or whose generation was deposed
+    /// before its copying ended, is not. A point that does not record it (uploaded by an
+    /// earlier version) counts as whole once the log reaches its first segment, as earlier
+    /// versions took it: their clean stop uploads a last point whose first segment is empty
+    /// and never uploaded.
     pub fn whole_in(&self, m: &Manifest) -> bool {
-        let last = self.last_segment.unwrap_or(self.first_segment);
+        let last = self
+            .last_segment
+            .unwrap_or(self.first_segment.saturating_sub(1));
         last < m.next_segment
             && m.history.iter().any(|e| {
                 e.generation == self.generation
@@ -287,9 +296,10 @@ mod tests {
         // Copying ended after its generation was deposed.
         assert!(point(1, 7, Some(7)).whole_in(&m));
         assert!(!point(1, 7, Some(8)).whole_in(&m));
-        // Older points: their first segment stands for the last.
-        assert!(point(2, 10, None).whole_in(&m));
-        assert!(!point(2, 11, None).whole_in(&m));
+        // Older points: whole once the log reaches their first segment.
+        assert!(point(2, 11, None).whole_in(&m));
+        assert!(!point(2, 12, None).whole_in(&m));
+        assert!(point(1, 8, None).whole_in(&m));
         assert!(!point(3, 9, Some(9)).whole_in(&m));
     }
 }

@@ -231,6 +231,10 @@ impl Uploader {
         // machine: what is closed is still uploaded, and the round then fails (so the backup
         // counts as falling behind) instead of passing for caught up.
         let mut unclosed = None;
+        // Every write acknowledged before this moment is in a segment the rotation closes (or
+        // an earlier one): it was appended before, to the segment being written now, which
+        // holds entries then. What the manifest says is uploaded (see `Manifest::updated_ms`).
+        let covered_ms = persist::now_ms();
         if journal.wal().segment_has_entries() {
             // Written out and fsynced outside the log's lock first, so the rotation itself
             // holds appends back only for the last few entries.
@@ -308,7 +312,9 @@ impl Uploader {
         // heartbeat, and the write that finds out first when a promoted replica took the
         // bucket over.
         let progressed = m != before;
-        m.updated_ms = persist::now_ms();
+        if unclosed.is_none() {
+            m.updated_ms = covered_ms;
+        }
         let body = serde_json::to_vec_pretty(&m).map_err(|e| RoundError::Local(e.to_string()))?;
         let next = version + 1;
         match manifests::commit(&*self.objects, next, &body)? {
@@ -473,7 +479,27 @@ impl Uploader {
             .filter_map(|o| layout::parse_point_key(&o.key).map(|(seq, _, t)| (o.key, seq, t)))
             .collect();
         points.sort_by_key(|p| (p.2, p.1));
-        let first_kept = points.iter().rposition(|p| p.2 < cutoff).unwrap_or(0);
+        // The newest point older than the window that a restore can use (see
+        // `Point::whole_in`) is kept with everything after it: one that is not whole (a
+        // deposed primary's last, uploaded without its manifest) cannot stand in for it.
+        let mut first_kept = 0;
+        for i in (0..points
+            .iter()
+            .rposition(|p| p.2 < cutoff)
+            .map_or(0, |i| i + 1))
+            .rev()
+        {
+            let key = &points[i].0;
+            let Some(obj) = self.objects.get(key)? else {
+                continue;
+            };
+            let point: Point = serde_json::from_slice(&obj.body)
+                .map_err(|e| RoundError::Local(format!("{key}: {e}")))?;
+            if point.whole_in(&m) {
+                first_kept = i;
+                break;
+            }
+        }
         if first_kept == 0 {
             return Ok(());
         }
@@ -533,7 +559,7 @@ impl Uploader {
 
     fn fence(&mut self, journal: &Journal, fence: &Fence) {
         journal.set_gate(Gate::Fenced);
-        crate::metrics::backup::backup_fenced();
+        crate::metrics::backup::backup_fenced(matches!(fence, Fence::Behind(_)));
         log::error!("backup: {}", fence.describe(&self.location));
     }
 

@@ -2,7 +2,7 @@
 //! `fluxiondb_replica_*`), written by their threads.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 static LAG_MS: AtomicU64 = AtomicU64::new(0);
 static PENDING_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -12,6 +12,7 @@ static FAILURES: AtomicU64 = AtomicU64::new(0);
 static FENCED: AtomicU64 = AtomicU64::new(0);
 static ENABLED: AtomicU64 = AtomicU64::new(0);
 static REPLICA_AS_OF_MS: AtomicI64 = AtomicI64::new(0);
+static FENCED_BEHIND: AtomicBool = AtomicBool::new(false);
 static REPLICA_DIVERGED: AtomicU64 = AtomicU64::new(0);
 static REPLICA_SEGMENTS: AtomicU64 = AtomicU64::new(0);
 static REPLICA: AtomicU64 = AtomicU64::new(0);
@@ -38,9 +39,16 @@ pub fn backup_failed() {
     FAILURES.fetch_add(1, Relaxed);
 }
 
-/// Another primary holds the backup location (see `backup::fence::Fence`).
-pub fn backup_fenced() {
+/// Another primary holds the backup location, or (`behind`) a longer history than this data
+/// folder (see `backup::fence::Fence`).
+pub fn backup_fenced(behind: bool) {
+    FENCED_BEHIND.store(behind, Relaxed);
     FENCED.store(1, Relaxed);
+}
+
+/// Whether the fence is because the location holds a longer history than this data folder.
+pub fn fenced_behind() -> bool {
+    FENCED_BEHIND.load(Relaxed)
 }
 
 /// The replica's follower: segments applied so far.
@@ -143,7 +151,7 @@ pub(super) fn render(out: &mut String) {
             out,
             "fluxiondb_replica_lag_seconds",
             "gauge",
-            "Time since the newest moment up to which the replica holds every write the primary acknowledged: the primary's last manifest write (its heartbeat, every backup interval) whose segments are all applied, or the newest applied write while more segments wait. Healthy: up to about one backup interval plus one poll interval; it grows while the replica cannot follow and while the primary does not upload (or is down). Compares the primary's clock with the replica's.",
+            "Time since the newest moment up to which the replica holds every write the primary acknowledged: the moment the primary's last round closed its log (in the manifest, rewritten every backup interval) when all its segments are applied, or the newest applied write while more segments wait. Healthy: up to about one backup interval plus one poll interval; it grows while the replica cannot follow and while the primary does not upload (or is down). Compares the primary's clock with the replica's.",
             lag_ms as f64 / 1000.0,
         );
         line(

@@ -172,7 +172,7 @@ fn a_primary_started_on_an_earlier_copy_of_its_folder_is_fenced() {
         (
             503,
             format!(
-                "fenced: the backup location {} belongs to another primary\n",
+                "fenced: the backup location {} holds a longer history than this data folder\n",
                 bucket.location()
             )
         )

@@ -38,11 +38,13 @@ fn fenced(shared: &Shared) -> Option<String> {
     let config = &shared.config;
     let location = config.backup.as_ref().map(|b| &b.location);
     let location = location.or(config.replica.as_ref().map(|r| &r.location));
-    Some(match location {
-        Some(location) => {
-            format!("fenced: the backup location {location} belongs to another primary")
-        }
-        None => "fenced: the backup location belongs to another primary".to_owned(),
+    let location = location.map_or(String::new(), |l| format!(" {l}"));
+    Some(if crate::metrics::backup::fenced_behind() {
+        format!(
+            "fenced: the backup location{location} holds a longer history than this data folder"
+        )
+    } else {
+        format!("fenced: the backup location{location} belongs to another primary")
     })
 }
 
