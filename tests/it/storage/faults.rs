@@ -770,3 +770,60 @@ fn a_failed_promotion_leaves_a_replica_that_follows_and_can_be_promoted_again() 
     replica.shutdown();
     replica.join();
 }
+
+/// A round that cannot close the log segment still writes the manifest (the heartbeat), but
+/// it does not move the manifest's `updated_ms` on: every write acknowledged before that time
+/// must be in the uploaded segments, and the writes since are not (a replica's lag counts from
+/// it; it read about 0 while the primary's writes stayed on its machine).
+#[test]
+fn a_round_that_cannot_close_the_log_leaves_the_manifests_time() {
+    let _counters = BACKUP_COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    let BackedUp {
+        server,
+        faulty,
+        _tmp,
+        _bucket,
+    } = BackedUp::start("50ms", Duration::from_secs(3600));
+    let mut c = master(&server);
+    c.ok("ins", ins(1));
+    let newest = || _bucket.objects("manifest").pop();
+    let first = newest();
+    assert!(wait_until(Duration::from_secs(20), || newest() != first));
+    // The segment a rotation would start next: one past the newest in the data folder.
+    let writing = std::fs::read_dir(_tmp.data())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let hex = name.strip_prefix("wal-")?.strip_suffix(".log")?.to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .max()
+        .unwrap();
+    faulty.arm(
+        Fault::on(&[Op::Open])
+            .named(&format!("wal-{:016x}", writing + 1))
+            .errno(libc::EMFILE)
+            .sticky(),
+    );
+    let mut ts = 1;
+    assert!(wait_until(Duration::from_secs(20), || {
+        ts += 1;
+        c.ok("ins", ins(ts));
+        !faulty.failures().is_empty()
+    }));
+    let manifest = || _bucket.manifest().expect("a manifest");
+    let stamp = manifest()["updated_ms"].clone();
+    let version = newest();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            ts += 1;
+            c.ok("ins", ins(ts));
+            newest() != version
+        }),
+        "no heartbeat while the log could not be closed"
+    );
+    assert_eq!(manifest()["updated_ms"], stamp);
+    faulty.disarm();
+    server.shutdown();
+    server.join();
+}
