@@ -27,7 +27,9 @@ pub const RELOAD_DIR: &str = "replica-reload";
 const CHUNK: usize = 1000;
 
 /// Whether the bucket holds a restore point of the manifest's history that starts after
-/// `next_segment`: reloading from it moves the replica on.
+/// `next_segment`: reloading from it moves the replica on. Told from the keys alone: a point
+/// starting past the manifest's log, or outside its generation's range, cannot be whole (see
+/// `Point::whole_in`), so it does not count.
 pub fn point_after(
     objects: &dyn ObjectStore,
     m: &Manifest,
@@ -35,7 +37,13 @@ pub fn point_after(
 ) -> Result<bool, RestoreError> {
     Ok(objects.list("points/")?.iter().any(|o| {
         layout::parse_point_key(&o.key).is_some_and(|(seq, generation, _)| {
-            seq > next_segment && m.history.iter().any(|e| e.generation == generation)
+            seq > next_segment
+                && seq <= m.next_segment
+                && m.history.iter().any(|e| {
+                    e.generation == generation
+                        && seq >= e.from_segment
+                        && e.end_segment.is_none_or(|end| seq <= end)
+                })
         })
     }))
 }

@@ -353,7 +353,11 @@ fn insert(
     if wanted {
         // As on the primary: records retention drops at once (the primary's next entry trims
         // them) are not pushed, and the write still takes its sequence number.
-        let cuts = c.cutoffs(records.iter().map(|(doc, _, _)| *doc));
+        // (A write that failed part-way is not trimmed on the primary either.)
+        let cuts = match failure {
+            None => c.cutoffs(records.iter().map(|(doc, _, _)| *doc)),
+            Some(_) => Vec::new(),
+        };
         applied.retain(|r| !crate::store::cut_off(&cuts, &r.doc, r.ts));
         publisher.publish(lsn, || Change::Insert(applied));
     }
