@@ -259,10 +259,9 @@ mod tests {
         )));
     }
 
-    #[test]
-    fn history_gives_each_segment_one_owner() {
+    /// Generation 1 wrote segments 3 to 7, generation 2 from 9 on; 11 is next.
+    fn two_eras() -> Manifest {
         let mut m = Manifest::new(3, "x".into());
-        m.next_segment = 10;
         m.history[0].end_segment = Some(8);
         m.history.push(Era {
             generation: 2,
@@ -270,19 +269,18 @@ mod tests {
             end_segment: None,
         });
         m.next_segment = 11;
+        m
+    }
+
+    #[test]
+    fn history_gives_each_segment_one_owner() {
+        let m = two_eras();
         assert_eq!(m.segments_from(6), vec![(6, 1), (7, 1), (9, 2), (10, 2)]);
     }
 
     #[test]
     fn a_point_is_whole_once_its_generation_uploaded_its_last_segment() {
-        let mut m = Manifest::new(3, "x".into());
-        m.history[0].end_segment = Some(8);
-        m.history.push(Era {
-            generation: 2,
-            from_segment: 9,
-            end_segment: None,
-        });
-        m.next_segment = 11;
+        let m = two_eras();
         let point = |generation, first_segment, last_segment| Point {
             generation,
             first_segment,

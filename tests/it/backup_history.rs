@@ -5,13 +5,27 @@
 use crate::backup::{
     expected, http_get, metric, now_ms, primary, primary_in, records, restore, serve, Bucket, WAIT,
 };
-use crate::backup_replica::replica_checkpointing;
+use crate::backup_replica::{promote, replica_checkpointing};
 use crate::common::{wait_until, TempDir};
 use serde_json::{json, Value};
 use std::path::Path;
 
 fn insert(c: &mut crate::common::Client, from: i64, n: i64) {
     crate::backup::insert(c, "m", "t", from, n);
+}
+
+/// Inserts `rounds` batches of 10 records from `from` on, each waited for in a segment of its
+/// own in the bucket.
+fn insert_uploaded(c: &mut crate::common::Client, bucket: &Bucket, from: i64, rounds: i64) {
+    for round in 0..rounds {
+        let before = next_segment(bucket);
+        insert(c, from + round * 10, 10);
+        assert!(
+            wait_until(WAIT, || next_segment(bucket) > before),
+            "the bucket's log did not move on: {:?}",
+            bucket.manifest()
+        );
+    }
 }
 
 /// The bucket's restore points, oldest first, as uploaded.
@@ -147,15 +161,7 @@ fn a_primary_started_on_an_earlier_copy_of_its_folder_is_fenced() {
     // The original goes on, and the bucket's log moves past the copy's.
     let mut server = primary_in(dir.data(), &bucket, "100ms");
     let mut c = server.master();
-    for round in 1..=3 {
-        let before = next_segment(&bucket);
-        insert(&mut c, 1 + round * 10, 10);
-        assert!(
-            wait_until(WAIT, || next_segment(&bucket) > before),
-            "the bucket's log did not move on: {:?}",
-            bucket.manifest()
-        );
-    }
+    insert_uploaded(&mut c, &bucket, 11, 3);
     drop(c);
     assert!(server.sigterm().success());
     let version = bucket.objects("manifest").pop();
@@ -215,11 +221,7 @@ fn a_promoted_replica_restarted_at_once_resumes_as_the_primary() {
     let old = primary(&bucket, &[]);
     assert!(wait_until(WAIT, || bucket.manifest().is_some()));
     let mut oc = old.master();
-    for round in 0..3 {
-        let before = next_segment(&bucket);
-        insert(&mut oc, 1 + round * 10, 10);
-        assert!(wait_until(WAIT, || next_segment(&bucket) > before));
-    }
+    insert_uploaded(&mut oc, &bucket, 1, 3);
     drop(oc);
     drop(old);
 
@@ -228,12 +230,7 @@ fn a_promoted_replica_restarted_at_once_resumes_as_the_primary() {
     let mut r = replica_checkpointing(&bucket, dir.data(), "600");
     let mut rc = r.master();
     assert!(wait_until(WAIT, || records(&mut rc, "m", "t") == expected(1, 31)));
-    let pid = r.pid().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-USR1", &pid])
-        .status()
-        .unwrap()
-        .success());
+    promote(&r);
     assert!(
         wait_until(WAIT, || rc
             .call("ins", json!([{"col":"m","doc":"t","ts":31,"data":"v31"}]))

@@ -47,6 +47,16 @@ pub fn count(c: &mut Client, doc: &str) -> usize {
         .map_or(0, Vec::len)
 }
 
+/// Asks the replica `r` to promote itself (SIGUSR1).
+pub fn promote(r: &Server) {
+    let pid = r.pid().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-USR1", &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
 pub fn key_works(port: u16, key: &str) -> bool {
     Client::connect(port, &format!("/?api-key={}", form_encode(key)))
         .is_ok_and(|mut c| matches!(c.next_frame(), Frame::Text(t) if t.contains("ready")))
@@ -132,12 +142,7 @@ fn a_promoted_replica_takes_over_and_the_old_primary_fences_itself() {
     let mut rc = r.master();
     assert!(wait_until(WAIT, || count(&mut rc, "t") == 10));
 
-    let pid = r.pid().unwrap().to_string();
-    assert!(Command::new("kill")
-        .args(["-USR1", &pid])
-        .status()
-        .unwrap()
-        .success());
+    promote(&r);
     assert!(
         wait_until(WAIT, || rc
             .call(

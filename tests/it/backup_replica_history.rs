@@ -8,11 +8,10 @@
 //! upload but goes on acknowledging writes.
 
 use crate::backup::{http_get, metric, now_ms, primary, primary_in, restore, serve, Bucket, WAIT};
-use crate::backup_replica::{count, insert, replica};
+use crate::backup_replica::{count, insert, promote, replica};
 use crate::backup_replica_live::assert_ready;
 use crate::common::{wait_until, Client, Server, TempDir};
 use serde_json::{json, Value};
-use std::process::Command;
 
 /// The replica's lag gauge, once shown.
 fn lag(port: u16) -> Option<f64> {
@@ -23,15 +22,6 @@ fn lag(port: u16) -> Option<f64> {
 /// poll interval (100 ms each here); generous for two loaded cores.
 pub fn caught_up(port: u16) -> bool {
     lag(port).is_some_and(|l| l < 2.0)
-}
-
-fn promote(r: &Server) {
-    let pid = r.pid().unwrap().to_string();
-    assert!(Command::new("kill")
-        .args(["-USR1", &pid])
-        .status()
-        .unwrap()
-        .success());
 }
 
 fn state(c: &mut Client) -> Value {
